@@ -1,0 +1,11 @@
+# Route compilations through ccache. Precompiled headers need the sloppiness
+# settings below, otherwise ccache refuses to cache any TU that uses them.
+if(NASOA_USE_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  find_program(NASOA_CCACHE ccache)
+  if(NASOA_CCACHE)
+    set(CMAKE_CXX_COMPILER_LAUNCHER
+        ${CMAKE_COMMAND} -E env
+        "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        ${NASOA_CCACHE})
+  endif()
+endif()

@@ -1,0 +1,184 @@
+// nasoa-zoo: inspect encodings and create, inspect and verify zoo bundles.
+//
+//   nasoa-zoo info ENCODING... [--classes N] [--input S]
+//   nasoa-zoo create --out DIR --name NAME --encoding E [--encoding E ...] --classes N --input S
+//   nasoa-zoo inspect DIR
+//   nasoa-zoo verify DIR
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr),
+// 2 an invalid encoding given to `info`, CLI11's codes for bad arguments.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "zoo/bundle/bundle.h"
+
+namespace {
+
+using nasoa::Encoding;
+using nasoa::Error;
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+std::string joined_command_line(int argc, char** argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) out += (i ? " " : "") + std::string(argv[i]);
+  return out;
+}
+
+int run_info(const std::vector<std::string>& encodings, int classes, int input) {
+  std::cout << "encoding\tparameters\tmacs\n";
+  int status = 0;
+  for (const std::string& text : encodings) {
+    try {
+      const nasoa::NetworkCost cost = nasoa::count_cost(Encoding::parse(text), classes, input);
+      std::cout << text << '\t' << cost.parameters << '\t' << cost.macs << '\n';
+    } catch (const Error& e) {
+      std::cerr << "nasoa-zoo: " << e.what() << '\n';
+      status = 2;
+    }
+  }
+  return status;
+}
+
+struct CreateArgs {
+  std::string out, name;
+  std::vector<std::string> encodings, model_names;
+  int classes = 0, input = 0;
+  std::uint64_t seed = 0;
+  bool replace = false;
+};
+
+// Removes `dir` for --replace, but only when it is a bundle or empty, so
+// that a mistyped --out never deletes unrelated data.
+void remove_for_replace(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(dir)) return;
+  if (!fs::is_directory(dir) ||
+      (!fs::exists(fs::path(dir) / nasoa::zoo::kManifestFileName) && !fs::is_empty(dir)))
+    throw Error(nasoa::ErrorCode::kInvalidArgument,
+                dir + " exists and is not a zoo bundle; refusing to replace it");
+  fs::remove_all(dir);
+}
+
+int run_create(const CreateArgs& a, const std::string& command_line) {
+  if (!a.model_names.empty() && a.model_names.size() != a.encodings.size())
+    throw Error(nasoa::ErrorCode::kInvalidArgument,
+                "--model-name given " + std::to_string(a.model_names.size()) + " times for " +
+                    std::to_string(a.encodings.size()) + " encodings");
+  if (a.replace) remove_for_replace(a.out);
+  torch::manual_seed(a.seed);
+  nasoa::zoo::BundleInput input;
+  input.name = a.name;
+  input.provenance = {std::string("nasoa-zoo ") + NASOA_VERSION_STRING, command_line, a.seed,
+                      utc_now_iso8601(), "none: freshly initialised, not trained"};
+  for (std::size_t i = 0; i < a.encodings.size(); ++i) {
+    nasoa::zoo::BundleModelInput model;
+    // Encodings use only [0-9a-c_-], so by default they name themselves.
+    model.name = a.model_names.empty() ? a.encodings[i] : a.model_names[i];
+    model.network = nasoa::zoo::Network(Encoding::parse(a.encodings[i]), a.classes);
+    model.input_size = a.input;
+    input.models.push_back(std::move(model));
+  }
+  const nasoa::zoo::Manifest m = nasoa::zoo::write_bundle(a.out, input);
+  std::cout << "wrote bundle '" << m.name << "' with " << m.models.size() << " model(s) to "
+            << a.out << '\n';
+  return 0;
+}
+
+int run_inspect(const std::string& dir) {
+  const nasoa::zoo::Manifest m = nasoa::zoo::open_bundle(dir);
+  const nasoa::Provenance& p = m.provenance;
+  std::cout << "bundle:     " << m.name << " (format " << m.format_version << ")\n"
+            << "directory:  " << dir << "\n"
+            << "made by:    " << p.tool << " on " << p.date << ", seed " << p.seed << "\n"
+            << "command:    " << p.command_line << "\n"
+            << "data card:  " << p.data_card << "\n"
+            << "predictor:  " << (m.predictor ? m.predictor->path : "none") << "\n"
+            << "experience: " << (m.experience ? m.experience->path : "none") << "\n\n";
+  std::printf("%-28s %-34s %5s %7s %8s %12s %15s %10s  %s\n", "name", "encoding", "input",
+              "classes", "top-1", "parameters", "MACs", "bytes", "sha256");
+  for (const nasoa::ModelInfo& model : m.models) {
+    char accuracy[16] = "-";
+    if (model.upstream_accuracy)
+      std::snprintf(accuracy, sizeof accuracy, "%.2f%%", *model.upstream_accuracy * 100);
+    std::printf("%-28s %-34s %5d %7d %8s %12lld %15lld %10llu  %.12s\n", model.name.c_str(),
+                model.encoding.c_str(), model.input_size, model.upstream_classes, accuracy,
+                static_cast<long long>(model.parameters), static_cast<long long>(model.macs),
+                static_cast<unsigned long long>(model.weights_bytes), model.weights_sha256.c_str());
+  }
+  return 0;
+}
+
+int run_verify(const std::string& dir) {
+  // Checksums first (open_bundle), then every weights file must load into its
+  // network: the tensors must fit the encoding, not just match their hashes.
+  const nasoa::zoo::Manifest m = nasoa::zoo::open_bundle(dir);
+  for (const nasoa::ModelInfo& model : m.models) nasoa::zoo::load_network(dir, model);
+  std::cout << "OK " << dir << ": " << m.models.size() << " model(s), " << m.files().size() + 1
+            << " file(s) verified\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  CLI::App app{"nasoa-zoo: ET-NAS encodings and zoo bundles (nasoa " NASOA_VERSION_STRING ")"};
+  app.require_subcommand(1);
+
+  std::vector<std::string> encodings;
+  int classes = 1000, input = 224;
+  auto* info = app.add_subcommand("info", "Print parameters and MACs of encodings, analytically");
+  info->add_option("encodings", encodings, "ET-NAS encodings, BLOCK_C0_MACRO")->required();
+  info->add_option("--classes", classes, "Classifier classes")->check(CLI::Range(1, 1000000))->capture_default_str();
+  info->add_option("--input", input, "Square input side in pixels")->check(CLI::Range(1, 65536))->capture_default_str();
+
+  CreateArgs create_args;
+  auto* create = app.add_subcommand("create", "Write a bundle of freshly initialised models");
+  create->add_option("--out", create_args.out, "Bundle directory to create (must not exist)")->required();
+  create->add_option("--name", create_args.name, "Bundle name")->required();
+  create->add_option("--encoding", create_args.encodings, "A model's encoding (repeat for more)")->required();
+  create->add_option("--model-name", create_args.model_names, "Model names, one per --encoding (default: the encoding)");
+  create->add_option("--classes", create_args.classes, "Classifier classes")->required()->check(CLI::Range(1, 1000000));
+  create->add_option("--input", create_args.input, "Square input side in pixels")->required()->check(CLI::Range(8, 4096));
+  create->add_option("--seed", create_args.seed, "Seed of the initialisation")->capture_default_str();
+  create->add_flag("--replace", create_args.replace, "Replace an existing bundle at --out");
+
+  std::string dir;
+  auto* inspect = app.add_subcommand("inspect", "Verify a bundle and print its models as a table");
+  inspect->add_option("dir", dir, "Bundle directory")->required();
+  auto* verify = app.add_subcommand("verify", "Check every file and that every model loads; exit 0 if sound");
+  verify->add_option("dir", dir, "Bundle directory")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (info->parsed()) return run_info(encodings, classes, input);
+    if (create->parsed()) return run_create(create_args, joined_command_line(argc, argv));
+    if (inspect->parsed()) return run_inspect(dir);
+    if (verify->parsed()) return run_verify(dir);
+  } catch (const Error& e) {
+    std::cerr << "nasoa-zoo: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-zoo: error: " << e.what() << '\n';
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,116 @@
+// The public API as an app uses it: only <nasoa/nasoa.h> and libnasoa.
+// The bundle comes from `nasoa-zoo create` (a ctest fixture), passed with --bundle=DIR.
+#include <gtest/gtest.h>
+#include <nasoa/nasoa.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string g_bundle;
+
+class ZooApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (g_bundle.empty()) GTEST_SKIP() << "run with --bundle=DIR (ctest passes it)";
+    scratch_ = fs::temp_directory_path() / ("nasoa-api-test-" + std::to_string(::getpid()));
+    fs::remove_all(scratch_);
+  }
+  void TearDown() override { fs::remove_all(scratch_); }
+
+  // A private copy that a test may damage.
+  std::string copy_bundle() {
+    fs::create_directories(scratch_);
+    fs::copy(g_bundle, scratch_ / "zoo", fs::copy_options::recursive);
+    return (scratch_ / "zoo").string();
+  }
+
+  fs::path scratch_;
+};
+
+TEST_F(ZooApiTest, OpensAndDescribesTheBundle) {
+  const nasoa::Zoo zoo = nasoa::Zoo::open(g_bundle);
+  EXPECT_EQ(zoo.name(), "public-api");
+  EXPECT_EQ(zoo.format_version(), nasoa::kZooFormatVersion);
+  EXPECT_EQ(zoo.provenance().seed, 7u);
+  EXPECT_NE(zoo.provenance().command_line.find("create"), std::string::npos);
+  ASSERT_EQ(zoo.models().size(), 2u);
+  const nasoa::ModelInfo& m = zoo.model("020-_16_11-21");
+  EXPECT_EQ(m.input_size, 32);
+  EXPECT_EQ(m.upstream_classes, 10);
+  EXPECT_FALSE(m.upstream_accuracy.has_value());
+  const nasoa::NetworkCost cost = nasoa::count_cost(nasoa::Encoding::parse(m.encoding), 10, 32);
+  EXPECT_EQ(m.parameters, cost.parameters);
+  EXPECT_EQ(m.macs, cost.macs);
+  EXPECT_EQ(m.weights_sha256.size(), 64u);
+  EXPECT_FALSE(zoo.predictor_path().has_value());
+  EXPECT_NO_THROW(zoo.verify());
+}
+
+TEST_F(ZooApiTest, UnknownModelNamesTheModelsThereAre) {
+  const nasoa::Zoo zoo = nasoa::Zoo::open(g_bundle);
+  try {
+    zoo.model("resnet-9000");
+    FAIL();
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("2-_16_2-11"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ZooApiTest, ZooIsAMovableHandle) {
+  nasoa::Zoo a = nasoa::Zoo::open(g_bundle);
+  nasoa::Zoo b = std::move(a);
+  EXPECT_EQ(b.models().size(), 2u);
+  a = std::move(b);
+  EXPECT_EQ(a.name(), "public-api");
+}
+
+TEST_F(ZooApiTest, DamageIsRefusedWithNasoaError) {
+  const std::string dir = copy_bundle();
+  const nasoa::Zoo zoo = nasoa::Zoo::open(dir);
+  const std::string weights = dir + "/" + zoo.models()[1].weights_file;
+  { std::ofstream(weights, std::ios::app) << "x"; }
+  try {
+    zoo.verify();
+    FAIL() << "verify() accepted an extended weights file";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find(zoo.models()[1].weights_file), std::string::npos);
+  }
+  EXPECT_THROW(nasoa::Zoo::open(dir), nasoa::Error);
+  try {
+    nasoa::Zoo::open(dir + "/does-not-exist");
+    FAIL();
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kNotFound);
+  }
+}
+
+TEST(EncodingApiTest, ParsesPrintsAndCounts) {
+  const nasoa::Encoding e = nasoa::Encoding::parse("031-_64_1-1-221-11121");
+  EXPECT_EQ(e.to_string(), "031-_64_1-1-221-11121");
+  EXPECT_EQ(nasoa::count_cost(e).parameters, 15235528);
+  try {
+    nasoa::Encoding::parse("031-_64_1-1-23");
+    FAIL();
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidEncoding);
+    EXPECT_STREQ(nasoa::to_string(e.code()), "invalid-encoding");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--bundle=", 0) == 0) g_bundle = arg.substr(9);
+  }
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,204 @@
+// Zoo bundles: bit-exact round trips, and every kind of damage is refused.
+#include "zoo/bundle/bundle.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "nasoa/error.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
+#include "zoo/bundle/weights_file.h"
+
+namespace fs = std::filesystem;
+
+namespace nasoa::zoo {
+namespace {
+
+class BundleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("nasoa-bundle-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    dir_ = (root_ / "zoo").string();
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  BundleInput input() {
+    BundleInput in;
+    in.name = "test-zoo";
+    in.provenance = {"bundle_test", "bundle_test --seed 1", 1, "2026-11-27T00:00:00Z", "docs/none.md"};
+    in.models.push_back({"small", Network(Encoding::parse("020-_16_11-21"), 10), 32});
+    in.models.push_back({"tiny", Network(Encoding::parse("2-_8_1-2"), 10), 32});
+    in.models.back().upstream_accuracy = 0.5;
+    in.predictor = std::string("predictor bytes");
+    in.experience = std::string("experience bytes");
+    return in;
+  }
+
+  static void expect_refused(const std::string& dir, ErrorCode code, const std::string& needle) {
+    try {
+      open_bundle(dir);
+      FAIL() << "bundle accepted; expected " << to_string(code) << " mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+
+  static void flip_byte(const std::string& path, std::size_t offset) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+
+  fs::path root_;
+  std::string dir_;
+};
+
+TEST_F(BundleTest, RoundTripIsBitExact) {
+  BundleInput in = input();
+  const Manifest written = write_bundle(dir_, in);
+  const Manifest read = open_bundle(dir_);
+  EXPECT_EQ(read.name, "test-zoo");
+  EXPECT_EQ(read.format_version, 1u);
+  EXPECT_EQ(read.provenance.command_line, "bundle_test --seed 1");
+  EXPECT_EQ(read.provenance.seed, 1u);
+  ASSERT_EQ(read.models.size(), 2u);
+  EXPECT_FALSE(read.models[0].upstream_accuracy.has_value());
+  EXPECT_DOUBLE_EQ(read.models[1].upstream_accuracy.value(), 0.5);
+  EXPECT_EQ(read.models[0].parameters, count_cost(Encoding::parse("020-_16_11-21"), 10, 32).parameters);
+  EXPECT_EQ(read_file(dir_ + "/predictor.bin"), "predictor bytes");
+  EXPECT_EQ(read_file(dir_ + "/experience.log"), "experience bytes");
+  for (std::size_t m = 0; m < in.models.size(); ++m) {
+    EXPECT_EQ(read.models[m].weights_sha256, written.models[m].weights_sha256);
+    Network loaded = load_network(dir_, read.models[m]);
+    const NamedTensors a = module_state(*in.models[m].network), b = module_state(*loaded);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].first, b[i].first);
+      ASSERT_EQ(a[i].second.nbytes(), b[i].second.nbytes());
+      EXPECT_EQ(std::memcmp(a[i].second.data_ptr(), b[i].second.data_ptr(), a[i].second.nbytes()), 0)
+          << a[i].first;
+    }
+  }
+  // Nothing but the bundle's own files: no staging or temporary leftovers.
+  for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
+  std::size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 5u);  // MANIFEST, two weights, predictor, experience
+}
+
+TEST_F(BundleTest, AnyFlippedByteInAnyFileIsRefused) {
+  const Manifest m = write_bundle(dir_, input());
+  std::vector<std::string> files = {kManifestFileName};
+  for (const FileEntry& f : m.files()) files.push_back(f.path);
+  for (const std::string& file : files) {
+    const std::string path = dir_ + "/" + file;
+    const std::size_t size = fs::file_size(path);
+    // Every byte of small files; a spread of offsets, ends included, of large ones.
+    const std::size_t step = size <= 4096 ? 1 : size / 97;
+    for (std::size_t offset = 0; offset < size; offset += step) {
+      flip_byte(path, offset);
+      expect_refused(dir_, ErrorCode::kCorrupt, file == kManifestFileName ? "MANIFEST" : file);
+      flip_byte(path, offset);
+    }
+    flip_byte(path, size - 1);
+    expect_refused(dir_, ErrorCode::kCorrupt, file);
+    flip_byte(path, size - 1);
+  }
+  EXPECT_NO_THROW(open_bundle(dir_));
+}
+
+TEST_F(BundleTest, TruncatedWeightsAreRefusedAsTruncated) {
+  const Manifest m = write_bundle(dir_, input());
+  const std::string path = dir_ + "/" + m.models[0].weights_file;
+  fs::resize_file(path, fs::file_size(path) - 100);
+  expect_refused(dir_, ErrorCode::kCorrupt, "truncated");
+}
+
+TEST_F(BundleTest, MissingFilesAreRefusedByName) {
+  const Manifest m = write_bundle(dir_, input());
+  fs::remove(dir_ + "/" + m.models[1].weights_file);
+  expect_refused(dir_, ErrorCode::kNotFound, m.models[1].weights_file);
+  fs::remove(dir_ + "/MANIFEST");
+  expect_refused(dir_, ErrorCode::kNotFound, "MANIFEST");
+  expect_refused((root_ / "nowhere").string(), ErrorCode::kNotFound, "nowhere");
+}
+
+TEST_F(BundleTest, FutureFormatVersionIsRefused) {
+  write_bundle(dir_, input());
+  Manifest m = decode_manifest(read_file(dir_ + "/MANIFEST"), "MANIFEST");
+  m.format_version = kZooFormatVersion + 1;
+  write_file_atomic(dir_ + "/MANIFEST", encode_manifest(m));
+  expect_refused(dir_, ErrorCode::kUnsupportedVersion, "format version 2");
+}
+
+TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
+  write_bundle(dir_, input());
+  const Manifest good = decode_manifest(read_file(dir_ + "/MANIFEST"), "MANIFEST");
+  auto refuse = [&](auto edit, const std::string& needle) {
+    Manifest m = good;
+    edit(m);
+    write_file_atomic(dir_ + "/MANIFEST", encode_manifest(m));
+    expect_refused(dir_, ErrorCode::kCorrupt, needle);
+  };
+  refuse([](Manifest& m) { m.models[0].parameters += 1; }, "models[0].parameters");
+  refuse([](Manifest& m) { m.models[1].macs = 7; }, "models[1].macs");
+  refuse([](Manifest& m) { m.models[0].encoding = "9-_16_1"; }, "models[0].encoding");
+  refuse([](Manifest& m) { m.models[1].name = m.models[0].name; }, "repeats");
+  refuse([](Manifest& m) { m.models[0].weights_file = "../escape.weights"; }, "safe relative path");
+  refuse([](Manifest& m) { m.models[0].std[1] = 0.0f; }, "models[0].std");
+  refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex");
+  refuse([](Manifest& m) { m.name.clear(); }, "field name");
+}
+
+TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {
+  write_bundle(dir_, input());
+  // Correctly framed (magic, length, digest) around a body that is not a
+  // Manifest message, so that only the protobuf parse can catch it.
+  const std::string body(40, '\xff');
+  std::string framed = "NASOAMF1";
+  const std::uint64_t length = body.size();
+  framed.append(reinterpret_cast<const char*>(&length), sizeof length);
+  framed += body;
+  const std::string hex = sha256_hex(body);
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    framed += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  write_file_atomic(dir_ + "/MANIFEST", framed);
+  expect_refused(dir_, ErrorCode::kCorrupt, "does not parse");
+
+  write_file_atomic(dir_ + "/MANIFEST", std::string(100, '#'));
+  expect_refused(dir_, ErrorCode::kCorrupt, "bad magic");
+}
+
+TEST_F(BundleTest, WritingRefusesBadInputAndExistingDirectories) {
+  write_bundle(dir_, input());
+  EXPECT_THROW(write_bundle(dir_, input()), Error);  // exists
+  BundleInput dup = input();
+  dup.models[1].name = dup.models[0].name;
+  EXPECT_THROW(write_bundle((root_ / "dup").string(), dup), Error);
+  BundleInput unsafe = input();
+  unsafe.models[0].name = "../evil";
+  EXPECT_THROW(write_bundle((root_ / "unsafe").string(), unsafe), Error);
+  EXPECT_FALSE(fs::exists(root_ / "dup"));
+  EXPECT_FALSE(fs::exists(root_ / "unsafe"));
+}
+
+TEST_F(BundleTest, WeightsChangedAfterOpeningAreRefusedAtLoad) {
+  write_bundle(dir_, input());
+  const Manifest m = open_bundle(dir_);
+  flip_byte(dir_ + "/" + m.models[0].weights_file, 100);
+  EXPECT_THROW(load_network(dir_, m.models[0]), Error);
+}
+
+}  // namespace
+}  // namespace nasoa::zoo

@@ -1,0 +1,102 @@
+// The weights format: bit-exact round trips, and damage is always refused.
+#include "zoo/bundle/weights_file.h"
+
+#include <gtest/gtest.h>
+
+#include "nasoa/error.h"
+#include "zoo/builder/network.h"
+
+namespace nasoa::zoo {
+namespace {
+
+NamedTensors sample_tensors() {
+  return {
+      {"f32", torch::randn({3, 4, 5})},
+      {"f64", torch::randn({7}, torch::kFloat64)},
+      {"f16", torch::randn({2, 2}).to(torch::kFloat16)},
+      {"bf16", torch::randn({5}).to(torch::kBFloat16)},
+      {"i64", torch::randint(-1000, 1000, {6}, torch::kInt64)},
+      {"i32", torch::randint(-1000, 1000, {2, 3}, torch::kInt32)},
+      {"u8", torch::randint(0, 255, {9}, torch::kUInt8)},
+      {"i8", torch::randint(-128, 127, {9}, torch::kInt8)},
+      {"b", torch::randint(0, 2, {4}).to(torch::kBool)},
+      {"scalar", torch::tensor(3.5)},
+      {"empty", torch::empty({0, 4})},
+      {"strided", torch::randn({4, 6}).t()},  // not contiguous
+  };
+}
+
+TEST(WeightsFileTest, RoundTripIsBitExactForEveryDtype) {
+  const NamedTensors in = sample_tensors();
+  const NamedTensors out = decode_weights(encode_weights(in), "mem");
+  ASSERT_EQ(out.size(), in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_EQ(out[i].first, in[i].first);
+    EXPECT_EQ(out[i].second.scalar_type(), in[i].second.scalar_type());
+    EXPECT_EQ(out[i].second.sizes(), in[i].second.sizes());
+    const torch::Tensor a = in[i].second.contiguous(), b = out[i].second;
+    ASSERT_EQ(a.nbytes(), b.nbytes());
+    EXPECT_EQ(std::memcmp(a.data_ptr(), b.data_ptr(), a.nbytes()), 0) << in[i].first;
+  }
+  // NaN payloads and signed zeros survive too: the bytes are copied, not the values.
+  const torch::Tensor odd = torch::tensor({std::nanf("0x1234"), -0.0f, INFINITY});
+  const NamedTensors back = decode_weights(encode_weights({{"odd", odd}}), "mem");
+  EXPECT_EQ(std::memcmp(odd.data_ptr(), back[0].second.data_ptr(), odd.nbytes()), 0);
+}
+
+TEST(WeightsFileTest, EveryTruncationIsRefused) {
+  const std::string bytes = encode_weights({{"a", torch::randn({3})}, {"bb", torch::randn({2, 2})}});
+  for (std::size_t length = 0; length < bytes.size(); ++length) {
+    try {
+      decode_weights(std::string_view(bytes).substr(0, length), "w.weights");
+      FAIL() << "accepted a file truncated to " << length << " bytes";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+      EXPECT_NE(std::string(e.what()).find("w.weights"), std::string::npos);
+    }
+  }
+  EXPECT_THROW(decode_weights(bytes + "x", "w"), Error);
+}
+
+TEST(WeightsFileTest, DamagedHeadersAreRefusedWithoutReadingOutOfBounds) {
+  std::string bytes = encode_weights({{"a", torch::randn({3})}});
+  std::string bad_magic = bytes;
+  bad_magic[0] = 'X';
+  EXPECT_THROW(decode_weights(bad_magic, "w"), Error);
+  std::string huge_dim = bytes;
+  // count(4) name_len(2) "a"(1) dtype(1) ndim(1), then the first dimension.
+  const std::size_t dim_at = 8 + 4 + 2 + 1 + 1 + 1;
+  const std::int64_t huge = std::int64_t{1} << 50;
+  std::memcpy(&huge_dim[dim_at], &huge, sizeof huge);
+  EXPECT_THROW(decode_weights(huge_dim, "w"), Error);
+  std::string bad_dtype = bytes;
+  bad_dtype[8 + 4 + 2 + 1] = 99;
+  EXPECT_THROW(decode_weights(bad_dtype, "w"), Error);
+}
+
+TEST(WeightsFileTest, ModuleStateLoadsOnlyIntoAMatchingNetwork) {
+  Network a(Encoding::parse("020-_16_11-21"), 5);
+  Network b(Encoding::parse("020-_16_11-21"), 5);
+  load_module_state(*b, decode_weights(encode_weights(module_state(*a)), "a"), "a");
+  const auto sa = module_state(*a), sb = module_state(*b);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (std::size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+
+  Network other_classes(Encoding::parse("020-_16_11-21"), 6);
+  const torch::Tensor before = other_classes->named_parameters()["stem.0.conv.weight"].clone();
+  try {
+    load_module_state(*other_classes, sa, "a.weights");
+    FAIL() << "loaded 5-class weights into a 6-class network";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find("head.weight"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(torch::equal(before, other_classes->named_parameters()["stem.0.conv.weight"]))
+      << "a refused load must leave the module unchanged";
+
+  Network other_arch(Encoding::parse("0-_16_11-21"), 5);
+  EXPECT_THROW(load_module_state(*other_arch, sa, "a"), Error);
+}
+
+}  // namespace
+}  // namespace nasoa::zoo

@@ -1,0 +1,70 @@
+#include "zoo/bundle/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "nasoa/error.h"
+
+namespace nasoa::zoo {
+namespace {
+
+[[noreturn]] void io_error(const std::string& path, const char* what) {
+  throw Error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+              path + ": " + what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) io_error(dir, "cannot open directory to sync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) io_error(dir, "fsync failed");
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  const std::filesystem::path target(path);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) io_error(tmp, "cannot create");
+  std::size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      io_error(tmp, "write failed");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    io_error(tmp, "fsync failed");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    io_error(path, "rename failed");
+  }
+  sync_directory(target.parent_path().string());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) io_error(path, "cannot open");
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) throw Error(ErrorCode::kIo, path + ": read failed");
+  return std::move(out).str();
+}
+
+}  // namespace nasoa::zoo

@@ -1,0 +1,143 @@
+#include "zoo/bundle/bundle.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+#include "nasoa/error.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
+#include "zoo/bundle/weights_file.h"
+
+namespace fs = std::filesystem;
+
+namespace nasoa::zoo {
+namespace {
+
+constexpr char kPredictorFile[] = "predictor.bin";
+constexpr char kExperienceFile[] = "experience.log";
+
+FileEntry write_listed(const fs::path& root, const std::string& relative, const std::string& bytes) {
+  write_file_atomic((root / relative).string(), bytes);
+  return {relative, sha256_hex(bytes), bytes.size()};
+}
+
+void make_directory(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(ErrorCode::kIo, dir.string() + ": cannot create directory: " + ec.message());
+}
+
+}  // namespace
+
+Manifest write_bundle(const std::string& dir, const BundleInput& input) {
+  if (!is_safe_name(input.name))
+    throw Error(ErrorCode::kInvalidArgument,
+                "bundle name '" + input.name + "' must match [A-Za-z0-9._-]+ and not start with '.'");
+  std::set<std::string> names;
+  for (const BundleModelInput& m : input.models) {
+    if (!is_safe_name(m.name))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "model name '" + m.name + "' must match [A-Za-z0-9._-]+ and not start with '.'");
+    if (!names.insert(m.name).second)
+      throw Error(ErrorCode::kInvalidArgument, "model name '" + m.name + "' is used twice");
+    if (m.input_size < 8 || m.input_size > 4096)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "model '" + m.name + "': input size " + std::to_string(m.input_size) +
+                      " is outside 8-4096");
+  }
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(target, ec))
+    throw Error(ErrorCode::kInvalidArgument,
+                target.string() + " already exists; bundles are never overwritten in place");
+  make_directory(target.parent_path());
+  const fs::path staging =
+      target.parent_path() / ("." + target.filename().string() + ".partial-" + std::to_string(::getpid()));
+  fs::remove_all(staging, ec);
+  make_directory(staging / "models");
+
+  try {
+    Manifest manifest;
+    manifest.name = input.name;
+    manifest.provenance = input.provenance;
+    for (const BundleModelInput& m : input.models) {
+      const Encoding& encoding = m.network->encoding();
+      const NetworkCost cost = count_cost(encoding, m.network->num_classes(), m.input_size);
+      const FileEntry weights = write_listed(staging, "models/" + m.name + ".weights",
+                                             encode_weights(module_state(*m.network)));
+      ModelInfo info;
+      info.name = m.name;
+      info.encoding = encoding.to_string();
+      info.input_size = m.input_size;
+      info.mean = m.mean;
+      info.std = m.std;
+      info.upstream_classes = m.network->num_classes();
+      info.upstream_accuracy = m.upstream_accuracy;
+      info.parameters = cost.parameters;
+      info.macs = cost.macs;
+      info.weights_file = weights.path;
+      info.weights_sha256 = weights.sha256;
+      info.weights_bytes = weights.size;
+      manifest.models.push_back(std::move(info));
+    }
+    if (input.predictor) manifest.predictor = write_listed(staging, kPredictorFile, *input.predictor);
+    if (input.experience) manifest.experience = write_listed(staging, kExperienceFile, *input.experience);
+    write_file_atomic((staging / kManifestFileName).string(), encode_manifest(manifest));
+    sync_directory((staging / "models").string());
+    fs::rename(staging, target, ec);
+    if (ec) throw Error(ErrorCode::kIo, target.string() + ": cannot move the finished bundle into place: " + ec.message());
+    sync_directory(target.parent_path().string());
+    return manifest;
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+}
+
+void verify_file(const std::string& dir, const FileEntry& file) {
+  const fs::path path = fs::path(dir) / file.path;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status))
+    throw Error(ErrorCode::kNotFound, path.string() + ": listed in the manifest but missing");
+  if (!fs::is_regular_file(status))
+    throw Error(ErrorCode::kCorrupt, path.string() + ": listed in the manifest but not a regular file");
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw Error(ErrorCode::kIo, path.string() + ": cannot read its size: " + ec.message());
+  if (size != file.size)
+    throw Error(ErrorCode::kCorrupt, path.string() + ": " +
+                                         (size < file.size ? "truncated" : "longer than listed") +
+                                         ": " + std::to_string(size) + " bytes, the manifest lists " +
+                                         std::to_string(file.size));
+  const std::string digest = sha256_file_hex(path.string());
+  if (digest != file.sha256)
+    throw Error(ErrorCode::kCorrupt, path.string() + ": SHA-256 mismatch: the file is " + digest +
+                                         ", the manifest lists " + file.sha256);
+}
+
+Manifest open_bundle(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
+  const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
+  if (!fs::exists(manifest_path, ec))
+    throw Error(ErrorCode::kNotFound, manifest_path + ": missing; " + dir + " is not a zoo bundle");
+  Manifest manifest = decode_manifest(read_file(manifest_path), manifest_path);
+  for (const FileEntry& f : manifest.files()) verify_file(dir, f);
+  return manifest;
+}
+
+Network load_network(const std::string& dir, const ModelInfo& model) {
+  const std::string path = (fs::path(dir) / model.weights_file).string();
+  const std::string bytes = read_file(path);
+  if (sha256_hex(bytes) != model.weights_sha256)
+    throw Error(ErrorCode::kCorrupt, path + ": SHA-256 mismatch: the file changed after the bundle was opened");
+  Network network(Encoding::parse(model.encoding), model.upstream_classes);
+  load_module_state(*network, decode_weights(bytes, path), path);
+  return network;
+}
+
+}  // namespace nasoa::zoo

@@ -1,0 +1,56 @@
+// zoo/bundle/bundle.h: writing, verifying and loading zoo bundle directories.
+//
+//   DIR/MANIFEST                 see manifest.h
+//   DIR/models/<name>.weights    see weights_file.h
+//   DIR/predictor.bin            optional
+//   DIR/experience.log           optional
+//
+// A bundle is written into a staging directory beside DIR and renamed into
+// place only when complete, each file written atomically, so that a crash
+// never leaves a DIR that looks like a bundle but is not one.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nasoa/zoo.h"
+#include "zoo/builder/network.h"
+#include "zoo/bundle/manifest.h"
+
+namespace nasoa::zoo {
+
+struct BundleModelInput {
+  std::string name;  // see is_safe_name()
+  Network network{nullptr};  // its encoding and class count are recorded
+  int input_size = 224;
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  std::optional<double> upstream_accuracy;
+};
+
+struct BundleInput {
+  std::string name;
+  Provenance provenance;
+  std::vector<BundleModelInput> models;
+  std::optional<std::string> predictor;   // file contents, if any
+  std::optional<std::string> experience;  // file contents, if any
+};
+
+// Writes a new bundle at `dir`, which must not exist yet. Returns its
+// manifest. Throws Error{kInvalidArgument} for bad names or an existing
+// `dir`, Error{kIo} when writing fails.
+Manifest write_bundle(const std::string& dir, const BundleInput& input);
+
+// Reads and decodes DIR/MANIFEST and checks every listed file's size and
+// SHA-256. Throws as Zoo::open() documents.
+Manifest open_bundle(const std::string& dir);
+
+// Checks one listed file; `dir` is the bundle directory.
+void verify_file(const std::string& dir, const FileEntry& file);
+
+// Builds `model`'s network and loads its weights, hashing the bytes it reads
+// again so that a file changed since open_bundle() is refused too.
+Network load_network(const std::string& dir, const ModelInfo& model);
+
+}  // namespace nasoa::zoo

@@ -1,0 +1,219 @@
+#include "zoo/bundle/manifest.h"
+
+#include <cstring>
+#include <set>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "zoo/bundle/sha256.h"
+#include "zoo_manifest.pb.h"
+
+namespace nasoa::zoo {
+namespace {
+
+constexpr char kMagic[] = "NASOAMF1";
+constexpr std::size_t kMagicSize = 8;
+constexpr std::size_t kDigestSize = 32;
+
+std::string hex_to_bytes(const std::string& hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+bool is_hex_digest(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// A path inside the bundle: relative, '/'-separated, every part a safe name.
+bool is_safe_path(const std::string& path) {
+  if (path.empty()) return false;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t slash = path.find('/', start);
+    const std::string part = path.substr(start, slash - start);
+    if (!is_safe_name(part)) return false;
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+void to_proto(const FileEntry& f, proto::FileRef* out) {
+  out->set_path(f.path);
+  out->set_sha256(f.sha256);
+  out->set_size(f.size);
+}
+
+class Checker {
+ public:
+  explicit Checker(const std::string& source) : source_(source) {}
+  void require(bool ok, const std::string& field, const std::string& what) const {
+    if (!ok) throw Error(ErrorCode::kCorrupt, source_ + ": field " + field + ": " + what);
+  }
+  FileEntry file(const proto::FileRef& ref, const std::string& field) const {
+    require(is_safe_path(ref.path()), field + ".path",
+            "'" + ref.path() + "' is not a safe relative path inside the bundle");
+    require(is_hex_digest(ref.sha256()), field + ".sha256",
+            "'" + ref.sha256() + "' is not 64 lower-case hex digits");
+    return {ref.path(), ref.sha256(), ref.size()};
+  }
+
+ private:
+  const std::string& source_;
+};
+
+}  // namespace
+
+bool is_safe_name(std::string_view name) {
+  if (name.empty() || name[0] == '.' || name.size() > 200) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+std::vector<FileEntry> Manifest::files() const {
+  std::vector<FileEntry> out;
+  for (const ModelInfo& m : models) out.push_back({m.weights_file, m.weights_sha256, m.weights_bytes});
+  if (predictor) out.push_back(*predictor);
+  if (experience) out.push_back(*experience);
+  return out;
+}
+
+std::string encode_manifest(const Manifest& m) {
+  proto::Manifest p;
+  p.set_format_version(m.format_version);
+  p.set_name(m.name);
+  proto::Provenance* prov = p.mutable_provenance();
+  prov->set_tool(m.provenance.tool);
+  prov->set_command_line(m.provenance.command_line);
+  prov->set_seed(m.provenance.seed);
+  prov->set_date(m.provenance.date);
+  prov->set_data_card(m.provenance.data_card);
+  for (const ModelInfo& info : m.models) {
+    proto::Model* model = p.add_models();
+    model->set_name(info.name);
+    model->set_encoding(info.encoding);
+    model->set_input_size(static_cast<std::uint32_t>(info.input_size));
+    for (float v : info.mean) model->add_mean(v);
+    for (float v : info.std) model->add_std(v);
+    model->set_upstream_classes(static_cast<std::uint32_t>(info.upstream_classes));
+    if (info.upstream_accuracy) model->set_upstream_accuracy(*info.upstream_accuracy);
+    model->set_parameters(static_cast<std::uint64_t>(info.parameters));
+    model->set_macs(static_cast<std::uint64_t>(info.macs));
+    to_proto({info.weights_file, info.weights_sha256, info.weights_bytes}, model->mutable_weights());
+  }
+  if (m.predictor) to_proto(*m.predictor, p.mutable_predictor());
+  if (m.experience) to_proto(*m.experience, p.mutable_experience());
+
+  std::string body;
+  if (!p.SerializeToString(&body)) throw Error(ErrorCode::kInternal, "manifest serialisation failed");
+  std::string out(kMagic, kMagicSize);
+  const std::uint64_t length = body.size();
+  out.append(reinterpret_cast<const char*>(&length), sizeof length);
+  out += body;
+  out += hex_to_bytes(sha256_hex(body));
+  return out;
+}
+
+Manifest decode_manifest(std::string_view bytes, const std::string& source) {
+  auto corrupt = [&](const std::string& what) {
+    throw Error(ErrorCode::kCorrupt, source + ": " + what);
+  };
+  if (bytes.size() < kMagicSize + 8 + kDigestSize)
+    corrupt("too short to be a manifest (" + std::to_string(bytes.size()) + " bytes)");
+  if (bytes.substr(0, kMagicSize) != std::string_view(kMagic, kMagicSize))
+    corrupt("not a nasoa manifest (bad magic)");
+  std::uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + kMagicSize, sizeof length);
+  const std::size_t expected = kMagicSize + 8 + kDigestSize;
+  if (length != bytes.size() - expected)
+    corrupt("truncated or extended: the header announces a " + std::to_string(length) +
+            "-byte body, the file has room for " + std::to_string(bytes.size() - expected));
+  const std::string_view body = bytes.substr(kMagicSize + 8, length);
+  if (hex_to_bytes(sha256_hex(body)) != bytes.substr(kMagicSize + 8 + length))
+    corrupt("checksum mismatch: the manifest is damaged");
+
+  proto::Manifest p;
+  if (!p.ParseFromArray(body.data(), static_cast<int>(body.size())))
+    corrupt("the manifest body does not parse");
+  if (p.format_version() == 0 || p.format_version() > kZooFormatVersion)
+    throw Error(ErrorCode::kUnsupportedVersion,
+                source + ": format version " + std::to_string(p.format_version()) +
+                    " is not supported (this build reads version 1-" +
+                    std::to_string(kZooFormatVersion) + "; upgrade nasoa to read newer bundles)");
+
+  const Checker check(source);
+  Manifest m;
+  m.format_version = p.format_version();
+  m.name = p.name();
+  check.require(!m.name.empty(), "name", "empty bundle name");
+  m.provenance = {p.provenance().tool(), p.provenance().command_line(), p.provenance().seed(),
+                  p.provenance().date(), p.provenance().data_card()};
+  std::set<std::string> names, paths;
+  for (int i = 0; i < p.models_size(); ++i) {
+    const proto::Model& pm = p.models(i);
+    const std::string field = "models[" + std::to_string(i) + "]";
+    ModelInfo info;
+    info.name = pm.name();
+    check.require(is_safe_name(info.name), field + ".name",
+                  "'" + info.name + "' is not a safe name ([A-Za-z0-9._-], not starting with '.')");
+    check.require(names.insert(info.name).second, field + ".name", "'" + info.name + "' repeats");
+    info.encoding = pm.encoding();
+    std::optional<Encoding> encoding;
+    try {
+      encoding = Encoding::parse(info.encoding);
+    } catch (const Error& e) {
+      check.require(false, field + ".encoding", e.what());
+    }
+    check.require(pm.input_size() >= 8 && pm.input_size() <= 4096, field + ".input_size",
+                  std::to_string(pm.input_size()) + " is outside 8-4096");
+    info.input_size = static_cast<int>(pm.input_size());
+    check.require(pm.mean_size() == 3 && pm.std_size() == 3, field + ".mean/std",
+                  "expected 3 values each, found " + std::to_string(pm.mean_size()) + " and " +
+                      std::to_string(pm.std_size()));
+    for (int c = 0; c < 3; ++c) {
+      info.mean[static_cast<std::size_t>(c)] = pm.mean(c);
+      info.std[static_cast<std::size_t>(c)] = pm.std(c);
+      check.require(pm.std(c) > 0.0f, field + ".std", "values must be positive");
+    }
+    check.require(pm.upstream_classes() >= 1 && pm.upstream_classes() <= 1000000,
+                  field + ".upstream_classes",
+                  std::to_string(pm.upstream_classes()) + " is outside 1-1000000");
+    info.upstream_classes = static_cast<int>(pm.upstream_classes());
+    if (pm.has_upstream_accuracy()) {
+      check.require(pm.upstream_accuracy() >= 0.0 && pm.upstream_accuracy() <= 1.0,
+                    field + ".upstream_accuracy", "must lie in [0, 1]");
+      info.upstream_accuracy = pm.upstream_accuracy();
+    }
+    const NetworkCost cost = count_cost(*encoding, info.upstream_classes, info.input_size);
+    info.parameters = static_cast<std::int64_t>(pm.parameters());
+    info.macs = static_cast<std::int64_t>(pm.macs());
+    check.require(info.parameters == cost.parameters, field + ".parameters",
+                  std::to_string(info.parameters) + " differs from the encoding's " +
+                      std::to_string(cost.parameters));
+    check.require(info.macs == cost.macs, field + ".macs",
+                  std::to_string(info.macs) + " differs from the encoding's " +
+                      std::to_string(cost.macs));
+    const FileEntry weights = check.file(pm.weights(), field + ".weights");
+    info.weights_file = weights.path;
+    info.weights_sha256 = weights.sha256;
+    info.weights_bytes = weights.size;
+    m.models.push_back(std::move(info));
+  }
+  if (p.has_predictor() && !p.predictor().path().empty())
+    m.predictor = check.file(p.predictor(), "predictor");
+  if (p.has_experience() && !p.experience().path().empty())
+    m.experience = check.file(p.experience(), "experience");
+  for (const FileEntry& f : m.files())
+    check.require(f.path != kManifestFileName && paths.insert(f.path).second, "files",
+                  "'" + f.path + "' is listed twice or shadows the manifest");
+  return m;
+}
+
+}  // namespace nasoa::zoo

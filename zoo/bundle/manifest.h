@@ -1,0 +1,57 @@
+// zoo/bundle/manifest.h: the bundle's MANIFEST file, to and from bytes.
+//
+// The body is the protobuf-lite message nasoa.proto.Manifest
+// (sdk/proto/zoo_manifest.proto). It is framed so that any damage is caught
+// before the body is trusted:
+//
+//   "NASOAMF1"   8-byte magic
+//   u64          body length, little-endian
+//   body
+//   32 bytes     SHA-256 of the body
+//
+// decode_manifest also checks what the schema cannot: the format version,
+// unique and file-name-safe model names, valid encodings, parameter and MAC
+// counts that match the encodings, safe relative file paths.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nasoa/zoo.h"
+
+namespace nasoa::zoo {
+
+inline constexpr char kManifestFileName[] = "MANIFEST";
+
+struct FileEntry {
+  std::string path;  // relative to the bundle directory
+  std::string sha256;
+  std::uint64_t size = 0;
+};
+
+struct Manifest {
+  std::uint32_t format_version = kZooFormatVersion;
+  std::string name;
+  Provenance provenance;
+  std::vector<ModelInfo> models;
+  std::optional<FileEntry> predictor;
+  std::optional<FileEntry> experience;
+
+  // Every file the manifest lists: weights, then predictor and experience.
+  std::vector<FileEntry> files() const;
+};
+
+std::string encode_manifest(const Manifest& manifest);
+
+// `source` names the file in errors. Throws Error{kCorrupt} for damage or an
+// inconsistent field (naming the field), Error{kUnsupportedVersion}.
+Manifest decode_manifest(std::string_view bytes, const std::string& source);
+
+// True for names usable as a model name and file name: [A-Za-z0-9._-]+, not
+// starting with '.'.
+bool is_safe_name(std::string_view name);
+
+}  // namespace nasoa::zoo
