@@ -1,0 +1,34 @@
+// Sample: open a zoo bundle and list what it offers.
+//
+//   nasoa-sample-zoo-info ZOO_DIR
+//
+// Shows the three things every nasoa app starts with: opening (and thereby
+// verifying) a bundle, reading its model descriptions, and handling
+// nasoa::Error, the only exception the SDK throws.
+#include <nasoa/nasoa.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: " << argv[0] << " ZOO_DIR\n";
+    return 2;
+  }
+  try {
+    const nasoa::Zoo zoo = nasoa::Zoo::open(argv[1]);  // checks every file's SHA-256
+    std::cout << "zoo '" << zoo.name() << "', made by " << zoo.provenance().tool << " on "
+              << zoo.provenance().date << "\n";
+    for (const nasoa::ModelInfo& model : zoo.models()) {
+      std::cout << "  " << model.name << ": " << model.parameters / 1e6 << " M parameters, "
+                << model.macs / 1e6 << " M MACs at " << model.input_size << "x"
+                << model.input_size << ", "
+                << (model.upstream_accuracy ? std::to_string(*model.upstream_accuracy) : "untrained")
+                << "\n";
+    }
+    return 0;
+  } catch (const nasoa::Error& e) {
+    // The message names the file and what is wrong with it.
+    std::cerr << "cannot use " << argv[1] << ": " << e.what() << "\n";
+    return 1;
+  }
+}

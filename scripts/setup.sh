@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, by Debian/Ubuntu package name, whatever nasoa needs that is missing.
+# Idempotent: a second run installs nothing and finishes in about a second.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev              # LibTorch (on Jetson: NVIDIA's build instead, see docs/jetson.md)
+  libopencv-dev             # image ingestion
+  libprotobuf-dev protobuf-compiler   # the manifest schema (lite runtime)
+  libssl-dev                # SHA-256
+  libgtest-dev libgmock-dev # tests
+  libcli11-dev              # command lines of the tools
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Drives nasoa-zoo as a user would: every subcommand, its --help, its exit codes.
+# Usage: nasoa_zoo_test.sh PATH/TO/nasoa-zoo WORKDIR
+set -u
+tool=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+passes=0
+failures=0
+check() {  # check "what" command...; passes when the command succeeds
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
+  else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+
+for sub in info create inspect verify; do
+  check "$sub --help exits 0 and shows usage" bash -c "'$tool' $sub --help | grep -q Usage"
+done
+
+# info: the reference table, exactly.
+cat > "$work/expected_info.tsv" <<'TSV'
+encoding	parameters	macs
+2-_32_2-11-112-1121112	2615320	229113856
+031-_64_1-1-221-11121	15235528	1551151104
+020-_64_11-21-21-21	11708744	1880305664
+10001-_64_411-2111-211111-211	25576264	4155416576
+TSV
+"$tool" info 2-_32_2-11-112-1121112 031-_64_1-1-221-11121 020-_64_11-21-21-21 \
+  10001-_64_411-2111-211111-211 > "$work/info.tsv"
+check "info prints the reference table" diff "$work/expected_info.tsv" "$work/info.tsv"
+
+"$tool" info 020-a02_64_1 > "$work/bad.out" 2> "$work/bad.err"
+check "info exits 2 on an invalid encoding" test $? -eq 2
+check "info names the rule on stderr" grep -q "redundant residual" "$work/bad.err"
+
+"$tool" info --classes 10 --input 32 2-_8_1 > "$work/small.tsv"
+check "info honours --classes and --input" grep -q $'^2-_8_1\t' "$work/small.tsv"
+
+# create, inspect, verify.
+check "create writes a bundle" "$tool" create --out "$work/zoo" --name cli --classes 5 --input 32 \
+  --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3
+check "create refuses an existing directory" bash -c "! '$tool' create --out '$work/zoo' --name cli --classes 5 --input 32 --encoding 2-_8_1 2>/dev/null"
+check "create --replace replaces a bundle" "$tool" create --out "$work/zoo" --name cli --classes 5 \
+  --input 32 --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3 --replace
+mkdir -p "$work/precious" && echo keep > "$work/precious/data.txt"
+check "create --replace never removes a non-bundle" bash -c "! '$tool' create --out '$work/precious' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null && test -f '$work/precious/data.txt'"
+check "create refuses an invalid encoding" bash -c "! '$tool' create --out '$work/bad' --name x --classes 5 --input 32 --encoding 7-_8_1 2>/dev/null && test ! -e '$work/bad'"
+check "verify accepts a sound bundle" "$tool" verify "$work/zoo"
+"$tool" inspect "$work/zoo" > "$work/inspect.txt"
+check "inspect lists every model" bash -c "grep -q '^020-_16_11-21 ' '$work/inspect.txt' && grep -q '^2-_8_1-2 ' '$work/inspect.txt'"
+check "inspect shows the provenance" grep -q "seed 3" "$work/inspect.txt"
+
+# Damage: verify must fail and say why.
+cp -r "$work/zoo" "$work/damaged"
+printf 'x' | dd of="$work/damaged/models/2-_8_1-2.weights" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$tool" verify "$work/damaged" 2> "$work/damaged.err"
+check "verify fails on a flipped byte" test $? -ne 0
+check "verify names the damaged file" grep -q "2-_8_1-2.weights" "$work/damaged.err"
+rm "$work/damaged/MANIFEST"
+check "verify fails without a manifest" bash -c "! '$tool' verify '$work/damaged' 2>/dev/null"
+
+echo "$passes passed, $failures failed"
+exit $(( failures > 0 ))
