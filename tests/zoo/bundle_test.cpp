@@ -33,8 +33,13 @@ class BundleTest : public ::testing::Test {
     BundleInput in;
     in.name = "test-zoo";
     in.provenance = {"bundle_test", "bundle_test --seed 1", 1, "2026-11-27T00:00:00Z", "docs/none.md"};
-    in.models.push_back({"small", Network(Encoding::parse("020-_16_11-21"), 10), 32});
-    in.models.push_back({"tiny", Network(Encoding::parse("2-_8_1-2"), 10), 32});
+    for (const char* encoding : {"020-_16_11-21", "2-_8_1-2"}) {
+      BundleModelInput model;
+      model.name = in.models.empty() ? "small" : "tiny";
+      model.network = Network(Encoding::parse(encoding), 10);
+      model.input_size = 32;
+      in.models.push_back(std::move(model));
+    }
     in.models.back().upstream_accuracy = 0.5;
     in.predictor = std::string("predictor bytes");
     in.experience = std::string("experience bytes");

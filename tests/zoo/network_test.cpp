@@ -101,10 +101,13 @@ TEST(NetworkTest, InitialisationFollowsTheRecipe) {
   for (const auto& item : net->named_parameters()) {
     const std::string& name = item.key();
     const torch::Tensor& p = item.value();
-    if (name.find("bn.weight") != std::string::npos) EXPECT_TRUE(torch::all(p == 1).item<bool>()) << name;
-    if (name.find("bn.bias") != std::string::npos) EXPECT_TRUE(torch::all(p == 0).item<bool>()) << name;
-    if (name == "head.bias") EXPECT_TRUE(torch::all(p == 0).item<bool>());
-    if (name == "head.weight") EXPECT_NEAR(p.std().item<double>(), 0.01, 0.002);
+    if (name.find("bn.weight") != std::string::npos) {
+      EXPECT_TRUE(torch::all(p == 1).item<bool>()) << name;
+    } else if (name.find("bn.bias") != std::string::npos || name == "head.bias") {
+      EXPECT_TRUE(torch::all(p == 0).item<bool>()) << name;
+    } else if (name == "head.weight") {
+      EXPECT_NEAR(p.std().item<double>(), 0.01, 0.002);
+    }
   }
   // Kaiming fan_out for a 3x3 conv 64 -> 128: std = sqrt(2 / (128 * 9)).
   const torch::Tensor w = net->named_parameters()["stage2.0.layers0.conv.weight"];

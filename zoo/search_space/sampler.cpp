@@ -18,7 +18,7 @@ int uniform(std::mt19937_64& rng, int lo, int hi) {
 
 template <typename T>
 const T& pick(std::mt19937_64& rng, const std::vector<T>& items) {
-  return items[static_cast<std::size_t>(uniform(rng, 0, static_cast<int>(items.size()) - 1))];
+  return items[uniform(rng, 0, static_cast<int>(items.size()) - 1)];
 }
 
 std::optional<Encoding> try_parts(BlockSpec block, int c0, std::vector<MacroBlock> macro) {
@@ -69,17 +69,17 @@ BlockSpec random_block(std::mt19937_64& rng, const SamplerOptions& o) {
 std::vector<MacroBlock> random_macro(std::mt19937_64& rng, int c0, const SamplerOptions& o) {
   const int stages = uniform(rng, o.min_stages, o.max_stages);
   const int blocks = uniform(rng, std::max(o.min_blocks, stages), std::max(o.max_blocks, stages));
-  std::vector<MacroBlock> macro(static_cast<std::size_t>(blocks));
+  std::vector<MacroBlock> macro(blocks);
   // Downsample at the start of stages 2..stages: choose distinct blocks 1..n-1.
   std::vector<int> idx;
   for (int i = 1; i < blocks; ++i) idx.push_back(i);
   std::shuffle(idx.begin(), idx.end(), rng);
-  for (int s = 0; s < stages - 1; ++s) macro[static_cast<std::size_t>(idx[static_cast<std::size_t>(s)])].downsample = true;
+  for (int s = 0; s < stages - 1; ++s) macro[idx[s]].downsample = true;
   // Channel doublings, as many as the width bound allows, on random blocks.
   int width = c0, doublings = 0;
   while (width * 2 <= o.max_channels && doublings < stages + 1) width *= 2, ++doublings;
   doublings = uniform(rng, 0, doublings);
-  for (int d = 0; d < doublings; ++d) macro[static_cast<std::size_t>(uniform(rng, 0, blocks - 1))].multiplier *= 2;
+  for (int d = 0; d < doublings; ++d) macro[uniform(rng, 0, blocks - 1)].multiplier *= 2;
   for (MacroBlock& m : macro)
     if (m.multiplier != 1 && m.multiplier != 2 && m.multiplier != 4) m.multiplier = 4;
   return macro;
@@ -127,12 +127,12 @@ Encoding mutate_block(const Encoding& parent, std::mt19937_64& rng, const Sample
     const int n = static_cast<int>(b.layers.size());
     switch (uniform(rng, 0, 4)) {
       case 0:  // change one layer's op
-        b.layers[static_cast<std::size_t>(uniform(rng, 0, n - 1))].op =
+        b.layers[uniform(rng, 0, n - 1)].op =
             static_cast<Op>(uniform(rng, 0, kNumOps - 1));
         break;
       case 1:  // change one inner layer's width
         if (n < 2) continue;
-        b.layers[static_cast<std::size_t>(uniform(rng, 0, n - 2))].width_code = uniform(rng, 0, kMaxWidthCode);
+        b.layers[uniform(rng, 0, n - 2)].width_code = uniform(rng, 0, kMaxWidthCode);
         break;
       case 2: {  // add a layer at the front (node numbers shift by one)
         if (n >= o.max_layers) continue;
@@ -178,22 +178,22 @@ Encoding mutate_macro(const Encoding& parent, std::mt19937_64& rng, const Sample
       case 1: {  // remove a plain block
         if (n <= o.min_blocks) continue;
         const int at = uniform(rng, 0, n - 1);
-        if (m[static_cast<std::size_t>(at)].multiplier != 1 || m[static_cast<std::size_t>(at)].downsample) continue;
+        if (m[at].multiplier != 1 || m[at].downsample) continue;
         if (at == 0 && n > 1 && m[1].downsample) continue;  // the macro must not start with '-'
         m.erase(m.begin() + at);
         break;
       }
       case 2: {  // move a channel doubling to another block
         const int from = uniform(rng, 0, n - 1), to = uniform(rng, 0, n - 1);
-        if (from == to || m[static_cast<std::size_t>(from)].multiplier != 2 || m[static_cast<std::size_t>(to)].multiplier != 1) continue;
-        std::swap(m[static_cast<std::size_t>(from)].multiplier, m[static_cast<std::size_t>(to)].multiplier);
+        if (from == to || m[from].multiplier != 2 || m[to].multiplier != 1) continue;
+        std::swap(m[from].multiplier, m[to].multiplier);
         break;
       }
       case 3: {  // move a downsampling one block earlier or later
         const int from = uniform(rng, 1, std::max(1, n - 1));
         const int to = from + (uniform(rng, 0, 1) == 0 ? -1 : 1);
-        if (from >= n || to < 1 || to >= n || !m[static_cast<std::size_t>(from)].downsample || m[static_cast<std::size_t>(to)].downsample) continue;
-        std::swap(m[static_cast<std::size_t>(from)].downsample, m[static_cast<std::size_t>(to)].downsample);
+        if (from >= n || to < 1 || to >= n || !m[from].downsample || m[to].downsample) continue;
+        std::swap(m[from].downsample, m[to].downsample);
         break;
       }
       default:  // change C0
