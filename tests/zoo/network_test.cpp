@@ -34,7 +34,7 @@ TEST(NetworkTest, EveryOpBuildsAndGivesLogitsAndFeatures) {
     // The op in a two-layer block, at a stride-2, width-doubling block too.
     const std::string encoding = "0" + std::string("2") + std::to_string(op) + "-_32_1-2";
     Network net = build(encoding, 7);
-    for (int side : {32, 64}) {
+    for (int side : {32, 64, 224}) {
       const torch::Tensor x = torch::randn({2, 3, side, side});
       EXPECT_EQ(net->forward(x).sizes(), (std::vector<std::int64_t>{2, 7})) << encoding;
       EXPECT_EQ(net->features(x).sizes(), (std::vector<std::int64_t>{2, 64})) << encoding;
