@@ -1,0 +1,120 @@
+#include "runtime/data/image_header.h"
+
+#include <cstring>
+
+namespace nasoa::runtime {
+namespace {
+
+std::uint32_t be16(std::string_view b, std::size_t at) {
+  return (std::uint32_t(std::uint8_t(b[at])) << 8) | std::uint8_t(b[at + 1]);
+}
+std::uint32_t be32(std::string_view b, std::size_t at) { return (be16(b, at) << 16) | be16(b, at + 2); }
+std::uint32_t le16(std::string_view b, std::size_t at) {
+  return std::uint8_t(b[at]) | (std::uint32_t(std::uint8_t(b[at + 1])) << 8);
+}
+std::uint32_t le24(std::string_view b, std::size_t at) { return le16(b, at) | (std::uint32_t(std::uint8_t(b[at + 2])) << 16); }
+std::uint32_t le32(std::string_view b, std::size_t at) { return le16(b, at) | (le16(b, at + 2) << 16); }
+
+std::optional<ImageHeader> png(std::string_view b) {
+  // Signature, then the IHDR chunk: length, "IHDR", width, height (big-endian).
+  if (b.size() < 24 || b.substr(12, 4) != "IHDR") return std::nullopt;
+  return ImageHeader{ImageFormat::kPng, be32(b, 16), be32(b, 20)};
+}
+
+std::optional<ImageHeader> jpeg(std::string_view b) {
+  std::size_t at = 2;
+  while (at + 4 <= b.size()) {
+    if (std::uint8_t(b[at]) != 0xFF) return std::nullopt;
+    const std::uint8_t marker = std::uint8_t(b[at + 1]);
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      at += 2;  // markers without a length
+      continue;
+    }
+    const std::uint32_t length = be16(b, at + 2);
+    // SOF0..SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+      if (at + 9 > b.size()) return std::nullopt;
+      return ImageHeader{ImageFormat::kJpeg, be16(b, at + 7), be16(b, at + 5)};
+    }
+    if (marker == 0xDA || length < 2) return std::nullopt;  // scan data before any frame header
+    at += 2 + length;
+  }
+  return std::nullopt;
+}
+
+std::optional<ImageHeader> bmp(std::string_view b) {
+  if (b.size() < 26) return std::nullopt;
+  const std::uint32_t dib = le32(b, 14);
+  if (dib == 12) return ImageHeader{ImageFormat::kBmp, le16(b, 18), le16(b, 20)};
+  if (dib < 40) return std::nullopt;
+  const auto width = static_cast<std::int32_t>(le32(b, 18));
+  const auto height = static_cast<std::int32_t>(le32(b, 22));  // negative = top-down
+  return ImageHeader{ImageFormat::kBmp, width < 0 ? -std::int64_t(width) : width,
+                     height < 0 ? -std::int64_t(height) : height};
+}
+
+std::optional<ImageHeader> webp(std::string_view b) {
+  if (b.size() < 30) return std::nullopt;
+  const std::string_view chunk = b.substr(12, 4);
+  if (chunk == "VP8X") return ImageHeader{ImageFormat::kWebp, le24(b, 24) + 1, le24(b, 27) + 1};
+  if (chunk == "VP8L") {
+    if (std::uint8_t(b[20]) != 0x2F) return std::nullopt;
+    const std::uint32_t bits = le32(b, 21);
+    return ImageHeader{ImageFormat::kWebp, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+  }
+  if (chunk == "VP8 ") {
+    if (b.substr(23, 3) != "\x9d\x01\x2a") return std::nullopt;
+    return ImageHeader{ImageFormat::kWebp, le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF};
+  }
+  return std::nullopt;
+}
+
+std::optional<ImageHeader> tiff(std::string_view b) {
+  const bool little = b[0] == 'I';
+  auto u16 = [&](std::size_t at) { return little ? le16(b, at) : be16(b, at); };
+  auto u32 = [&](std::size_t at) { return little ? le32(b, at) : be32(b, at); };
+  const std::uint32_t ifd = u32(4);
+  if (ifd + 2 > b.size()) return std::nullopt;
+  const std::uint32_t entries = u16(ifd);
+  std::int64_t width = 0, height = 0;
+  for (std::uint32_t i = 0; i < entries; ++i) {
+    const std::size_t e = ifd + 2 + 12 * std::size_t(i);
+    if (e + 12 > b.size()) return std::nullopt;
+    const std::uint32_t tag = u16(e), type = u16(e + 2);
+    const std::uint32_t value = type == 3 ? u16(e + 8) : u32(e + 8);  // SHORT or LONG
+    if (tag == 256) width = value;
+    if (tag == 257) height = value;
+  }
+  if (width == 0 || height == 0) return std::nullopt;
+  return ImageHeader{ImageFormat::kTiff, width, height};
+}
+
+}  // namespace
+
+std::optional<ImageHeader> parse_image_header(std::string_view b) {
+  if (b.size() >= 8 && b.substr(0, 8) == "\x89PNG\r\n\x1a\n") return png(b);
+  if (b.size() >= 3 && b.substr(0, 3) == "\xFF\xD8\xFF") return jpeg(b);
+  if (b.size() >= 2 && b.substr(0, 2) == "BM") return bmp(b);
+  if (b.size() >= 12 && b.substr(0, 4) == "RIFF" && b.substr(8, 4) == "WEBP") return webp(b);
+  if (b.size() >= 8 && (b.substr(0, 4) == std::string_view("II*\0", 4) ||
+                        b.substr(0, 4) == std::string_view("MM\0*", 4)))
+    return tiff(b);
+  return std::nullopt;
+}
+
+const char* format_name(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kPng: return "PNG";
+    case ImageFormat::kJpeg: return "JPEG";
+    case ImageFormat::kBmp: return "BMP";
+    case ImageFormat::kWebp: return "WebP";
+    case ImageFormat::kTiff: return "TIFF";
+  }
+  return "?";
+}
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,31 @@
+// runtime/data/image_header.h: image dimensions from a file's header alone.
+//
+// Decoding an image to learn its size can cost gigabytes (real PNGs of 600+
+// megapixels exist in public clip-art sets), so the pixel cap is checked
+// against the header first. Reads at most a few KiB; never decodes pixels.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nasoa::runtime {
+
+enum class ImageFormat { kPng, kJpeg, kBmp, kWebp, kTiff };
+
+struct ImageHeader {
+  ImageFormat format;
+  std::int64_t width = 0;
+  std::int64_t height = 0;
+};
+
+// The format and size announced by `bytes` (the start of a file, or all of
+// it), or std::nullopt when it is not a PNG, JPEG, BMP, WebP or TIFF, or the
+// header is cut short. For JPEG the SOF segment may lie after large metadata,
+// so pass enough bytes (the image store passes the first 256 KiB).
+std::optional<ImageHeader> parse_image_header(std::string_view bytes);
+
+const char* format_name(ImageFormat format);
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,293 @@
+#include "runtime/data/image_store.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <mutex>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "runtime/data/image_header.h"
+
+namespace nasoa::runtime {
+namespace {
+
+constexpr std::size_t kHeaderBytes = 256 * 1024;
+
+// Reads the first `limit` bytes of a file (all of it when limit is 0).
+bool read_bytes(const std::string& path, std::size_t limit, std::string* out, std::string* reason) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *reason = "cannot open";
+    return false;
+  }
+  out->clear();
+  if (limit == 0) {
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    in.seekg(0);
+    out->resize(static_cast<std::size_t>(std::max<std::streamoff>(size, 0)));
+  } else {
+    out->resize(limit);
+  }
+  in.read(out->data(), static_cast<std::streamsize>(out->size()));
+  out->resize(static_cast<std::size_t>(in.gcount()));
+  if (in.bad()) {
+    *reason = "read error";
+    return false;
+  }
+  return true;
+}
+
+// Converts any decoded Mat (1-4 channels, 8/16-bit or float) to RGB uint8,
+// compositing transparent pixels onto `background`.
+cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
+  cv::Mat m = decoded;
+  if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
+  else if (m.depth() == CV_32F || m.depth() == CV_64F) m.convertTo(m, CV_8U, 255.0);
+  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
+  cv::Mat rgb;
+  switch (m.channels()) {
+    case 1: cv::cvtColor(m, rgb, cv::COLOR_GRAY2RGB); return rgb;
+    case 3: cv::cvtColor(m, rgb, cv::COLOR_BGR2RGB); return rgb;
+    case 2:
+    case 4: {
+      cv::Mat rgba;
+      if (m.channels() == 2) {
+        std::vector<cv::Mat> ga;
+        cv::split(m, ga);
+        cv::merge(std::vector<cv::Mat>{ga[0], ga[0], ga[0], ga[1]}, rgba);
+      } else {
+        cv::cvtColor(m, rgba, cv::COLOR_BGRA2RGBA);
+      }
+      rgb.create(rgba.size(), CV_8UC3);
+      for (int y = 0; y < rgba.rows; ++y) {
+        const cv::Vec4b* src = rgba.ptr<cv::Vec4b>(y);
+        cv::Vec3b* dst = rgb.ptr<cv::Vec3b>(y);
+        for (int x = 0; x < rgba.cols; ++x) {
+          const int a = src[x][3];
+          for (int c = 0; c < 3; ++c)
+            dst[x][c] = static_cast<std::uint8_t>((src[x][c] * a + background[std::size_t(c)] * (255 - a) + 127) / 255);
+        }
+      }
+      return rgb;
+    }
+    default: return {};
+  }
+}
+
+// A JPEG cut short still decodes (libjpeg pads it with grey); its missing
+// end-of-image marker gives it away.
+bool jpeg_is_complete(const std::string& bytes) {
+  const std::size_t from = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
+  for (std::size_t i = bytes.size(); i-- > from + 1;)
+    if (std::uint8_t(bytes[i - 1]) == 0xFF && std::uint8_t(bytes[i]) == 0xD9) return true;
+  return false;
+}
+
+// The header's verdict: empty when the bytes may be decoded, else why not.
+std::string header_refusal(const std::string& bytes, const IngestOptions& options,
+                           std::optional<ImageHeader>* header) {
+  if (bytes.empty()) return "zero-byte file";
+  *header = parse_image_header(bytes);
+  if (!*header) return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
+  const std::int64_t pixels = (*header)->width * (*header)->height;
+  if (pixels > options.max_pixels)
+    return std::string(format_name((*header)->format)) + " header announces " +
+           std::to_string((*header)->width) + "x" + std::to_string((*header)->height) + " = " +
+           std::to_string(pixels) + " pixels, above the cap of " +
+           std::to_string(options.max_pixels) + "; not decoded";
+  return {};
+}
+
+cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
+  const cv::Mat gray(int(idx.rows), int(idx.cols), CV_8U,
+                     const_cast<std::uint8_t*>(idx.pixels.data() + index * idx.rows * idx.cols));
+  cv::Mat rgb;
+  cv::cvtColor(gray, rgb, cv::COLOR_GRAY2RGB);
+  return fit_square(rgb, side);
+}
+
+// Reads a file's header first, so that an image over the pixel cap is refused
+// without reading (let alone decoding) the rest of it.
+cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
+                         std::string* reason, cv::Size* original, int* channels) {
+  if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
+  std::optional<ImageHeader> header;
+  if (bytes->size() == kHeaderBytes && (*reason = header_refusal(*bytes, options, &header)).empty()) {
+    if (!read_bytes(path, 0, bytes, reason)) return {};
+  }
+  if (!reason->empty()) return {};
+  return decode_to_square(*bytes, options, reason, original, channels);
+}
+
+}  // namespace
+
+cv::Mat fit_square(const cv::Mat& rgb, int side) {
+  const double scale = double(side) / std::min(rgb.cols, rgb.rows);
+  const int w = std::max(side, int(std::lround(rgb.cols * scale)));
+  const int h = std::max(side, int(std::lround(rgb.rows * scale)));
+  cv::Mat resized;
+  cv::resize(rgb, resized, {w, h}, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return resized(cv::Rect((w - side) / 2, (h - side) / 2, side, side)).clone();
+}
+
+cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
+                         std::string* reason, cv::Size* original, int* channels) {
+  std::optional<ImageHeader> header;
+  *reason = header_refusal(bytes, options, &header);
+  if (!reason->empty()) return {};
+  if (header->format == ImageFormat::kJpeg && !jpeg_is_complete(bytes)) {
+    *reason = "truncated JPEG (no end-of-image marker)";
+    return {};
+  }
+  cv::Mat decoded;
+  try {
+    decoded = cv::imdecode(cv::Mat(1, int(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                           cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    *reason = std::string("decoder error: ") + e.what();
+    return {};
+  }
+  if (decoded.empty()) {
+    *reason = std::string("damaged or truncated ") + format_name(header->format) + " (decoder failed)";
+    return {};
+  }
+  if (original) *original = decoded.size();
+  if (channels) *channels = decoded.channels();
+  const cv::Mat rgb = to_rgb8(decoded, options.background);
+  if (rgb.empty()) {
+    *reason = "unsupported channel count " + std::to_string(decoded.channels());
+    return {};
+  }
+  return fit_square(rgb, options.side);
+}
+
+ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
+    : source_(std::move(source)), options_(options), skipped_(source_.skipped) {
+  if (options.side < 8 || options.side > 4096)
+    throw Error(ErrorCode::kInvalidArgument, "image side " + std::to_string(options.side) + " is outside 8-4096");
+  if (options.max_pixels < 1 || options.memory_cap_bytes < 0)
+    throw Error(ErrorCode::kInvalidArgument, "max_pixels must be positive and memory_cap_bytes not negative");
+  const std::size_t n = source_.samples.size();
+  const std::size_t image_bytes = std::size_t(options.side) * options.side * 3;
+  const bool cache = n * image_bytes <= std::size_t(options.memory_cap_bytes);
+  if (cache) cache_.resize(n * image_bytes);
+
+  struct Outcome {
+    bool ok = false;
+    std::string reason;
+    cv::Size original;
+    int channels = 0;
+  };
+  std::vector<Outcome> outcomes(n);
+  std::array<double, 3> sum{}, sum_sq{};
+  std::mutex stats_mutex;
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    std::array<double, 3> local_sum{}, local_sq{};
+    std::string bytes;
+    for (std::size_t i = next++; i < n; i = next++) {
+      const SampleRef& s = source_.samples[i];
+      Outcome& o = outcomes[i];
+      cv::Mat square;
+      if (s.idx >= 0) {
+        square = idx_square(*source_.idx_images, s.idx, options_.side);
+        o.original = {int(source_.idx_images->cols), int(source_.idx_images->rows)};
+        o.channels = 1;
+      } else {
+        square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels);
+      }
+      if (square.empty()) continue;
+      o.ok = true;
+      for (int y = 0; y < square.rows; ++y) {
+        const cv::Vec3b* row = square.ptr<cv::Vec3b>(y);
+        for (int x = 0; x < square.cols; ++x)
+          for (int c = 0; c < 3; ++c) {
+            const double v = row[x][c] / 255.0;
+            local_sum[std::size_t(c)] += v;
+            local_sq[std::size_t(c)] += v * v;
+          }
+      }
+      if (cache) std::memcpy(cache_.data() + i * image_bytes, square.data, image_bytes);
+    }
+    std::lock_guard<std::mutex> lock(stats_mutex);
+    for (std::size_t c = 0; c < 3; ++c) sum[c] += local_sum[c], sum_sq[c] += local_sq[c];
+  };
+  const int threads = options.threads > 0 ? options.threads
+                                          : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+
+  // Keep the usable images, in source order, and compact the cache.
+  std::vector<std::int64_t> per_class(source_.class_names.size(), 0);
+  std::int64_t gray = 0;
+  double width_sum = 0, height_sum = 0;
+  meta_.min_width = meta_.min_height = std::numeric_limits<std::int64_t>::max();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Outcome& o = outcomes[i];
+    if (!o.ok) {
+      skipped_.push_back({source_.samples[i].path, o.reason});
+      continue;
+    }
+    if (cache && kept_.size() != i)
+      std::memmove(cache_.data() + kept_.size() * image_bytes, cache_.data() + i * image_bytes, image_bytes);
+    kept_.push_back(i);
+    labels_.push_back(source_.samples[i].label);
+    ++per_class[std::size_t(source_.samples[i].label)];
+    gray += o.channels <= 2;
+    width_sum += o.original.width;
+    height_sum += o.original.height;
+    meta_.min_width = std::min<std::int64_t>(meta_.min_width, o.original.width);
+    meta_.max_width = std::max<std::int64_t>(meta_.max_width, o.original.width);
+    meta_.min_height = std::min<std::int64_t>(meta_.min_height, o.original.height);
+    meta_.max_height = std::max<std::int64_t>(meta_.max_height, o.original.height);
+  }
+  if (cache) {
+    cache_.resize(kept_.size() * image_bytes);
+    cache_.shrink_to_fit();
+  }
+  for (std::size_t c = 0; c < per_class.size(); ++c)
+    if (per_class[c] == 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  source_.origin + ": class '" + source_.class_names[c] +
+                      "' has no usable image (see the skipped files: " +
+                      std::to_string(skipped_.size()) + " in all)");
+
+  const double count = double(kept_.size());
+  const double pixels = count * options.side * options.side;
+  meta_.classes = int(per_class.size());
+  meta_.images = std::int64_t(kept_.size());
+  meta_.min_per_class = *std::min_element(per_class.begin(), per_class.end());
+  meta_.max_per_class = *std::max_element(per_class.begin(), per_class.end());
+  meta_.mean_per_class = count / double(per_class.size());
+  meta_.mean_width = width_sum / count;
+  meta_.mean_height = height_sum / count;
+  meta_.grayscale_fraction = double(gray) / count;
+  for (std::size_t c = 0; c < 3; ++c) {
+    meta_.pixel_mean[c] = sum[c] / pixels;
+    meta_.pixel_std[c] = std::sqrt(std::max(0.0, sum_sq[c] / pixels - meta_.pixel_mean[c] * meta_.pixel_mean[c]));
+  }
+}
+
+cv::Mat ImageStore::image(std::size_t i) const {
+  const std::size_t image_bytes = std::size_t(options_.side) * options_.side * 3;
+  if (!cache_.empty())
+    return cv::Mat(options_.side, options_.side, CV_8UC3,
+                   const_cast<std::uint8_t*>(cache_.data() + i * image_bytes));
+  const SampleRef& s = source_.samples[kept_[i]];
+  if (s.idx >= 0) return idx_square(*source_.idx_images, s.idx, options_.side);
+  std::string bytes, reason;
+  const cv::Mat square = load_file_square(s.path, options_, &bytes, &reason, nullptr, nullptr);
+  if (square.empty())
+    throw Error(ErrorCode::kIo, s.path + ": no longer decodes (" + reason + "); it changed during training");
+  return square;
+}
+
+}  // namespace nasoa::runtime

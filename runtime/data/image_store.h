@@ -1,0 +1,90 @@
+// runtime/data/image_store.h: a task's images, decoded and resized once.
+//
+// The store decodes every listed image once, in parallel, into side x side
+// RGB uint8 (shorter side resized to `side`, then centre-cropped), and keeps
+// them in one compact buffer, unless that buffer would exceed the memory cap:
+// then it keeps nothing and decodes again on each access ("streaming").
+// Task meta-features are computed in the same pass.
+//
+// Never silent data loss: every file it cannot use is listed in skipped() with
+// the reason: unreadable, zero-byte, truncated, not an image, or a header that
+// announces more pixels than the cap (refused before decoding). A class left
+// without any usable image is an Error{kInvalidArgument} naming it.
+//
+// Thread-safety: after construction all const members may be called from
+// several threads at once (the batch loader's workers do).
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/data/task_source.h"
+
+namespace nasoa::runtime {
+
+struct IngestOptions {
+  int side = 64;                              // cached images are side x side x 3
+  std::int64_t max_pixels = 100'000'000;      // header above this: skipped, never decoded
+  std::int64_t memory_cap_bytes = 1LL << 30;  // cache above this: stream from disk
+  std::array<std::uint8_t, 3> background{255, 255, 255};  // RGB under transparent pixels
+  int threads = 0;                            // 0: one per hardware thread
+};
+
+// What a task looks like, for the predictor and the report.
+struct TaskMeta {
+  int classes = 0;
+  std::int64_t images = 0;
+  std::int64_t min_per_class = 0, max_per_class = 0;
+  double mean_per_class = 0;
+  std::int64_t min_width = 0, max_width = 0, min_height = 0, max_height = 0;  // as decoded
+  double mean_width = 0, mean_height = 0;
+  double grayscale_fraction = 0;     // images decoded with one colour channel
+  std::array<double, 3> pixel_mean{};  // RGB in [0, 1], after resizing
+  std::array<double, 3> pixel_std{};
+};
+
+class ImageStore {
+ public:
+  // Throws Error{kInvalidArgument} for bad options, for fewer than two
+  // classes or a class without usable images after decoding.
+  ImageStore(TaskSource source, const IngestOptions& options);
+
+  std::size_t size() const { return labels_.size(); }
+  int label(std::size_t i) const { return labels_[i]; }
+  const std::string& path(std::size_t i) const { return source_.samples[kept_[i]].path; }
+  const std::vector<std::string>& class_names() const { return source_.class_names; }
+  int side() const { return options_.side; }
+
+  // Image i as side x side CV_8UC3, RGB. A view into the cache, or a fresh
+  // decode when streaming. Throws Error{kIo} if a streamed file changed.
+  cv::Mat image(std::size_t i) const;
+
+  bool streaming() const { return cache_.empty(); }
+  const TaskMeta& meta() const { return meta_; }
+  const std::vector<SkippedFile>& skipped() const { return skipped_; }
+
+ private:
+  TaskSource source_;
+  IngestOptions options_;
+  std::vector<std::size_t> kept_;  // store index -> source sample index
+  std::vector<int> labels_;
+  std::vector<std::uint8_t> cache_;
+  TaskMeta meta_;
+  std::vector<SkippedFile> skipped_;
+};
+
+// Decodes one image file's bytes to side x side RGB uint8, or returns an empty
+// Mat and sets `reason`. Exposed for the classifier, which must see images
+// exactly as training did. `original` receives the decoded size and channels.
+cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
+                         std::string* reason, cv::Size* original = nullptr,
+                         int* channels = nullptr);
+
+// Resizes (shorter side to `side`) and centre-crops an RGB uint8 image.
+cv::Mat fit_square(const cv::Mat& rgb, int side);
+
+}  // namespace nasoa::runtime

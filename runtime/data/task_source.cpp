@@ -1,0 +1,177 @@
+#include "runtime/data/task_source.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "nasoa/error.h"
+
+namespace fs = std::filesystem;
+
+namespace nasoa::runtime {
+namespace {
+
+bool has_image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp" ||
+         ext == ".tif" || ext == ".tiff";
+}
+
+std::string trim(std::string s) {
+  const auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  return s;
+}
+
+void require_two_classes(const TaskSource& t) {
+  if (t.class_names.size() < 2)
+    throw Error(ErrorCode::kInvalidArgument,
+                t.origin + ": a task needs at least two classes, found " +
+                    std::to_string(t.class_names.size()));
+}
+
+}  // namespace
+
+TaskSource list_folder(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(ErrorCode::kNotFound, dir + ": no such task folder");
+  TaskSource task;
+  task.origin = dir;
+  std::vector<fs::path> class_dirs;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec)) {
+      if (entry.path().filename().string()[0] == '.')
+        task.skipped.push_back({entry.path().string(), "hidden folder"});
+      else
+        class_dirs.push_back(entry.path());
+    } else {
+      task.skipped.push_back({entry.path().string(), "not inside a class folder"});
+    }
+  }
+  if (ec) throw Error(ErrorCode::kIo, dir + ": cannot list: " + ec.message());
+  std::sort(class_dirs.begin(), class_dirs.end());
+  if (class_dirs.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + ": no class folders; a task is a folder of class subfolders of images");
+  for (const fs::path& class_dir : class_dirs) {
+    const int label = static_cast<int>(task.class_names.size());
+    task.class_names.push_back(class_dir.filename().string());
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(class_dir, ec)) {
+      if (entry.is_directory(ec)) continue;
+      const std::string name = entry.path().filename().string();
+      if (name[0] == '.') task.skipped.push_back({entry.path().string(), "hidden file"});
+      else if (!has_image_extension(entry.path()))
+        task.skipped.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
+      else files.push_back(entry.path());
+    }
+    if (ec) throw Error(ErrorCode::kIo, class_dir.string() + ": cannot list: " + ec.message());
+    std::sort(files.begin(), files.end());  // a fixed order makes splits reproducible
+    for (const fs::path& f : files) task.samples.push_back({f.string(), label, -1});
+  }
+  require_two_classes(task);
+  return task;
+}
+
+TaskSource list_csv(const std::string& csv_path) {
+  std::ifstream in(csv_path);
+  if (!in) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
+  TaskSource task;
+  task.origin = csv_path;
+  const fs::path base = fs::path(csv_path).parent_path();
+  std::map<std::string, int> labels;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    // The label is after the last comma, so that paths may contain commas.
+    const std::size_t comma = line.rfind(',');
+    if (comma == std::string::npos)
+      throw Error(ErrorCode::kInvalidArgument,
+                  csv_path + ":" + std::to_string(number) + ": expected `path,label`, got '" + line + "'");
+    const std::string path = trim(line.substr(0, comma)), label = trim(line.substr(comma + 1));
+    if (number == 1 && path == "path" && label == "label") continue;  // header
+    if (path.empty() || label.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  csv_path + ":" + std::to_string(number) + ": empty path or label in '" + line + "'");
+    auto [it, inserted] = labels.emplace(label, static_cast<int>(task.class_names.size()));
+    if (inserted) task.class_names.push_back(label);
+    const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
+    task.samples.push_back({p.string(), it->second, -1});
+  }
+  require_two_classes(task);
+  return task;
+}
+
+std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
+                                        std::vector<std::int64_t>* dims) {
+  gzFile file = gzopen(path.c_str(), "rb");  // reads plain files unchanged too
+  if (!file) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
+  std::vector<std::uint8_t> bytes;
+  std::vector<std::uint8_t> chunk(1 << 20);
+  int n = 0;
+  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
+    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
+  const bool failed = n < 0;
+  gzclose(file);
+  auto corrupt = [&](const std::string& what) {
+    throw Error(ErrorCode::kCorrupt, path + ": not a valid IDX file: " + what);
+  };
+  if (failed) corrupt("decompression failed (truncated gzip?)");
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) corrupt("bad magic");
+  if (bytes[2] != 0x08) corrupt("element type is not unsigned byte");
+  if (bytes[3] != expected_dims)
+    corrupt(std::to_string(bytes[3]) + " dimensions, expected " + std::to_string(expected_dims));
+  const std::size_t header = 4 + 4 * std::size_t(expected_dims);
+  if (bytes.size() < header) corrupt("truncated header");
+  std::uint64_t total = 1;
+  dims->clear();
+  for (int d = 0; d < expected_dims; ++d) {
+    const std::size_t at = 4 + 4 * std::size_t(d);
+    const std::int64_t size = (std::int64_t(bytes[at]) << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
+    dims->push_back(size);
+    total *= static_cast<std::uint64_t>(size);
+  }
+  if (bytes.size() - header != total)
+    corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +
+            std::to_string(bytes.size() - header));
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+  return bytes;
+}
+
+TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
+                    const std::vector<std::string>& class_names) {
+  std::vector<std::int64_t> image_dims, label_dims;
+  auto images = std::make_shared<IdxImages>();
+  images->pixels = read_idx_file(images_path, 3, &image_dims);
+  images->count = image_dims[0];
+  images->rows = image_dims[1];
+  images->cols = image_dims[2];
+  const std::vector<std::uint8_t> labels = read_idx_file(labels_path, 1, &label_dims);
+  if (label_dims[0] != images->count)
+    throw Error(ErrorCode::kInvalidArgument,
+                labels_path + ": " + std::to_string(label_dims[0]) + " labels for " +
+                    std::to_string(images->count) + " images in " + images_path);
+  TaskSource task;
+  task.origin = images_path;
+  const int max_label = labels.empty() ? -1 : *std::max_element(labels.begin(), labels.end());
+  if (!class_names.empty() && max_label >= static_cast<int>(class_names.size()))
+    throw Error(ErrorCode::kInvalidArgument,
+                labels_path + ": label " + std::to_string(max_label) + " but only " +
+                    std::to_string(class_names.size()) + " class names were given");
+  for (int c = 0; c <= max_label || c < static_cast<int>(class_names.size()); ++c)
+    task.class_names.push_back(class_names.empty() ? std::to_string(c) : class_names[std::size_t(c)]);
+  for (std::int64_t i = 0; i < images->count; ++i)
+    task.samples.push_back({images_path + "#" + std::to_string(i), labels[std::size_t(i)], i});
+  task.idx_images = std::move(images);
+  require_two_classes(task);
+  return task;
+}
+
+}  // namespace nasoa::runtime

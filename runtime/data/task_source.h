@@ -1,0 +1,57 @@
+// runtime/data/task_source.h: what a task's images are and where they live.
+//
+// A task arrives as one of:
+//   - a folder of class subfolders of image files (jpg, jpeg, png, bmp, webp,
+//     tif, tiff; any case), the layout a user hands the SDK;
+//   - a pair of IDX files (MNIST format, plain or gzipped): images and labels;
+//   - a CSV list of `path,label` lines (paths relative to the CSV's folder).
+// Listing reads no pixels. Files that cannot be images (other extensions,
+// hidden files, sub-subfolders) are not dropped silently: they are listed in
+// `skipped` with the reason. Structural faults (no such folder, fewer than two
+// classes, an unparsable CSV line) are nasoa::Error naming the path and line.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nasoa::runtime {
+
+struct SkippedFile {
+  std::string path;
+  std::string reason;
+};
+
+// Decoded IDX images, kept in memory: count x rows x cols, uint8, grayscale.
+struct IdxImages {
+  std::int64_t count = 0, rows = 0, cols = 0;
+  std::vector<std::uint8_t> pixels;
+};
+
+struct SampleRef {
+  std::string path;      // the image file, or "<idx file>#<index>" for IDX
+  int label = 0;         // index into TaskSource::class_names
+  std::int64_t idx = -1; // index into TaskSource::idx_images, or -1 for a file
+};
+
+struct TaskSource {
+  std::string origin;  // the folder, CSV or IDX file the task came from
+  std::vector<std::string> class_names;  // sorted for folders; as first seen in CSV
+  std::vector<SampleRef> samples;
+  std::vector<SkippedFile> skipped;
+  std::shared_ptr<const IdxImages> idx_images;  // only for IDX tasks
+};
+
+TaskSource list_folder(const std::string& dir);
+TaskSource list_csv(const std::string& csv_path);
+// `class_names` may be empty: classes are then named by their label numbers.
+TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
+                    const std::vector<std::string>& class_names = {});
+
+// Reads a whole IDX file, transparently gunzipping it. Throws Error{kCorrupt}
+// naming the file when its magic, dimensions or length are wrong.
+std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
+                                        std::vector<std::int64_t>* dims);
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,167 @@
+// Decoding a task once: every kind of bad file is skipped with its reason,
+// every supported kind of good file is decoded, meta-features add up.
+#include "runtime/data/image_store.h"
+
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "nasoa/error.h"
+#include "tests/support/temp_dir.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using nasoa::testing::TempDir;
+
+std::string encode(const std::string& ext, const cv::Mat& image) {
+  std::vector<std::uint8_t> buffer;
+  EXPECT_TRUE(cv::imencode(ext, image, buffer));
+  return std::string(buffer.begin(), buffer.end());
+}
+
+// A PNG whose header announces 30000 x 30000 pixels; the rest is junk, which
+// only matters if someone tries to decode it.
+std::string huge_png_header() {
+  std::string png = encode(".png", cv::Mat(1, 1, CV_8UC1, cv::Scalar(0)));
+  const std::uint32_t side = 30000;
+  for (int at : {16, 20})
+    for (int b = 0; b < 4; ++b) png[std::size_t(at + b)] = char((side >> (24 - 8 * b)) & 0xFF);
+  return png;
+}
+
+std::string reason_for(const ImageStore& store, const std::string& file_name) {
+  for (const SkippedFile& f : store.skipped())
+    if (f.path.size() >= file_name.size() &&
+        f.path.compare(f.path.size() - file_name.size(), file_name.size(), file_name) == 0)
+      return f.reason;
+  return "(not skipped)";
+}
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  // Two good images per class in several colour layouts, plus every kind of bad file.
+  void SetUp() override {
+    t_.write("task/red/rgb.png", encode(".png", cv::Mat(40, 60, CV_8UC3, cv::Scalar(0, 0, 255))));  // BGR red
+    t_.write("task/red/gray16.png", encode(".png", cv::Mat(30, 30, CV_16UC1, cv::Scalar(65535))));
+    cv::Mat rgba(20, 20, CV_8UC4, cv::Scalar(0, 0, 0, 0));  // fully transparent: the background shows
+    t_.write("task/blue/clear-rgba.png", encode(".png", rgba));
+    t_.write("task/blue/ñandú-青.jpg", encode(".jpg", cv::Mat(50, 50, CV_8UC3, cv::Scalar(255, 0, 0))));
+    t_.write("task/blue/gray.bmp", encode(".bmp", cv::Mat(10, 20, CV_8UC1, cv::Scalar(0))));
+
+    const std::string png = encode(".png", cv::Mat(64, 64, CV_8UC3, cv::Scalar(1, 2, 3)));
+    std::string corrupt = png;
+    for (std::size_t i = 60; i < 90; ++i) corrupt[i] = char(corrupt[i] ^ 0x55);
+    t_.write("task/red/corrupt.png", corrupt);
+    t_.write("task/red/truncated.png", png.substr(0, png.size() / 2));
+    const std::string jpg = encode(".jpg", cv::Mat(64, 64, CV_8UC3, cv::Scalar(9, 9, 9)));
+    t_.write("task/red/truncated.jpg", jpg.substr(0, jpg.size() / 2));
+    t_.write("task/red/empty.png", "");
+    t_.write("task/blue/text.jpg", "I am a text file with an image's name.");
+    t_.write("task/blue/huge.png", huge_png_header());
+  }
+
+  TempDir t_;
+};
+
+TEST_F(ImageStoreTest, SkipsEveryBadFileWithItsReasonAndKeepsTheGoodOnes) {
+  IngestOptions options;
+  options.side = 16;
+  options.max_pixels = 10'000'000;
+  const ImageStore store(list_folder(t_ / "task"), options);
+  EXPECT_EQ(store.size(), 5u);
+  EXPECT_EQ(store.skipped().size(), 6u);
+  EXPECT_NE(reason_for(store, "corrupt.png").find("decoder failed"), std::string::npos);
+  EXPECT_NE(reason_for(store, "truncated.png").find("decoder failed"), std::string::npos);
+  EXPECT_NE(reason_for(store, "truncated.jpg").find("truncated JPEG"), std::string::npos);
+  EXPECT_EQ(reason_for(store, "empty.png"), "zero-byte file");
+  EXPECT_NE(reason_for(store, "text.jpg").find("not a recognised image"), std::string::npos);
+  EXPECT_NE(reason_for(store, "huge.png").find("30000x30000 = 900000000 pixels, above the cap"), std::string::npos);
+  for (std::size_t i = 0; i < store.size(); ++i) {
+    const cv::Mat m = store.image(i);
+    EXPECT_EQ(m.type(), CV_8UC3);
+    EXPECT_EQ(m.rows, 16);
+    EXPECT_EQ(m.cols, 16);
+  }
+}
+
+TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
+  IngestOptions options;
+  options.side = 8;
+  options.background = {0, 255, 0};
+  const ImageStore store(list_folder(t_ / "task"), options);
+  std::map<std::string, cv::Vec3b> centre;
+  for (std::size_t i = 0; i < store.size(); ++i)
+    centre[std::filesystem::path(store.path(i)).filename().string()] = store.image(i).at<cv::Vec3b>(4, 4);
+  EXPECT_EQ(centre["rgb.png"], cv::Vec3b(255, 0, 0));           // red, as RGB
+  EXPECT_EQ(centre["gray16.png"], cv::Vec3b(255, 255, 255));     // 16-bit white
+  EXPECT_EQ(centre["clear-rgba.png"], cv::Vec3b(0, 255, 0));     // composited onto the background
+  EXPECT_EQ(centre["gray.bmp"], cv::Vec3b(0, 0, 0));
+  const cv::Vec3b blue = centre["ñandú-青.jpg"];                   // non-ASCII name, lossy blue
+  EXPECT_GT(blue[2], 240);
+  EXPECT_LT(blue[0], 15);
+}
+
+TEST_F(ImageStoreTest, MetaFeaturesDescribeTheUsableImages) {
+  IngestOptions options;
+  options.side = 8;
+  const ImageStore store(list_folder(t_ / "task"), options);
+  const TaskMeta& m = store.meta();
+  EXPECT_EQ(m.classes, 2);
+  EXPECT_EQ(m.images, 5);
+  EXPECT_EQ(m.min_per_class, 2);
+  EXPECT_EQ(m.max_per_class, 3);
+  EXPECT_DOUBLE_EQ(m.mean_per_class, 2.5);
+  EXPECT_EQ(m.min_width, 20);
+  EXPECT_EQ(m.max_width, 60);
+  EXPECT_EQ(m.min_height, 10);
+  EXPECT_EQ(m.max_height, 50);
+  EXPECT_DOUBLE_EQ(m.grayscale_fraction, 2.0 / 5.0);  // the 16-bit and the BMP
+  // Per channel over: red, white, white background, blue, black.
+  EXPECT_NEAR(m.pixel_mean[0], (1 + 1 + 1 + 0 + 0) / 5.0, 0.02);
+  EXPECT_NEAR(m.pixel_mean[2], (0 + 1 + 1 + 1 + 0) / 5.0, 0.02);
+  EXPECT_NEAR(m.pixel_std[0], std::sqrt(0.6 - 0.36), 0.02);
+}
+
+TEST_F(ImageStoreTest, StreamingGivesTheSameImagesAsTheCache) {
+  IngestOptions cached;
+  cached.side = 12;
+  IngestOptions streamed = cached;
+  streamed.memory_cap_bytes = 0;
+  const ImageStore a(list_folder(t_ / "task"), cached), b(list_folder(t_ / "task"), streamed);
+  EXPECT_FALSE(a.streaming());
+  EXPECT_TRUE(b.streaming());
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(cv::norm(a.image(i), b.image(i), cv::NORM_INF), 0) << a.path(i);
+}
+
+TEST_F(ImageStoreTest, AClassWithoutUsableImagesIsAnErrorNamingIt) {
+  t_.write("bad/good/ok.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(0))));
+  t_.write("bad/broken/empty.jpg", "");
+  t_.write("bad/broken/text.png", "text");
+  try {
+    ImageStore(list_folder(t_ / "bad"), IngestOptions{});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("class 'broken' has no usable image"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImageStoreIdxTest, DecodesFashionMnist) {
+  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  if (!std::filesystem::exists(dir + "t10k-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
+  IngestOptions options;
+  options.side = 32;
+  const ImageStore store(list_idx(dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz"), options);
+  EXPECT_EQ(store.size(), 10000u);
+  EXPECT_DOUBLE_EQ(store.meta().grayscale_fraction, 1.0);
+  EXPECT_EQ(store.meta().max_width, 28);
+  // Fashion-MNIST's published pixel mean is about 0.286.
+  EXPECT_NEAR(store.meta().pixel_mean[0], 0.286, 0.01);
+  EXPECT_EQ(store.meta().pixel_mean[0], store.meta().pixel_mean[1]);
+}
+
+}  // namespace
+}  // namespace nasoa::runtime

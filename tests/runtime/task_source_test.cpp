@@ -1,0 +1,122 @@
+// Listing tasks from folders, CSV lists and IDX files.
+#include "runtime/data/task_source.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <set>
+
+#include "nasoa/error.h"
+#include "tests/support/temp_dir.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using nasoa::testing::TempDir;
+
+std::string idx_bytes(const std::vector<std::int32_t>& dims, const std::vector<std::uint8_t>& data) {
+  std::string out = {0, 0, 0x08, char(dims.size())};
+  for (std::int32_t d : dims)
+    for (int shift : {24, 16, 8, 0}) out += char((d >> shift) & 0xFF);
+  out.append(data.begin(), data.end());
+  return out;
+}
+
+void write_gzip(const std::string& path, const std::string& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(gzwrite(f, bytes.data(), unsigned(bytes.size())), int(bytes.size()));
+  gzclose(f);
+}
+
+TEST(TaskSourceTest, ListsClassFoldersAndReportsWhatItSkips) {
+  TempDir t;
+  t.write("task/cat/a.jpg", "x");
+  t.write("task/cat/B.PNG", "x");
+  t.write("task/cat/nested/c.webp", "x");
+  t.write("task/cat/notes.txt", "x");
+  t.write("task/cat/.DS_Store", "x");
+  t.write("task/dog/d.tiff", "x");
+  t.write("task/README", "x");
+  const TaskSource s = list_folder(t / "task");
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(s.samples.size(), 4u);
+  EXPECT_EQ(s.samples[0].label, 0);
+  EXPECT_EQ(s.samples[3].label, 1);
+  ASSERT_EQ(s.skipped.size(), 3u);
+  std::set<std::string> reasons;
+  for (const SkippedFile& f : s.skipped) reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
+  EXPECT_TRUE(reasons.count("README: not inside a class folder"));
+  EXPECT_TRUE(reasons.count(".DS_Store: hidden file"));
+  EXPECT_TRUE(reasons.count("notes.txt: not an image file type (jpg, png, bmp, webp, tiff)"));
+}
+
+TEST(TaskSourceTest, RefusesFoldersThatAreNotTasks) {
+  TempDir t;
+  EXPECT_THROW(list_folder(t / "missing"), Error);
+  std::filesystem::create_directories(t / "empty");
+  EXPECT_THROW(list_folder(t / "empty"), Error);
+  t.write("one/only/a.png", "x");
+  try {
+    list_folder(t / "one");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at least two classes"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
+  TempDir t;
+  const std::string csv = t.write("list.csv",
+                                  "path,label\n# a comment\nimgs/a,b.png, cat \r\n/abs/x.jpg,dog\n\nimgs/c.png,cat\n");
+  const TaskSource s = list_csv(csv);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(s.samples.size(), 3u);
+  EXPECT_EQ(s.samples[0].path, (t.path() / "imgs/a,b.png").string());
+  EXPECT_EQ(s.samples[1].path, "/abs/x.jpg");
+  EXPECT_EQ(s.samples[2].label, 0);
+  const std::string bad = t.write("bad.csv", "a.png,cat\nno-comma-here\n");
+  try {
+    list_csv(bad);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
+  TempDir t;
+  std::vector<std::uint8_t> pixels(3 * 2 * 2);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = std::uint8_t(i * 10);
+  t.write("images.idx", idx_bytes({3, 2, 2}, pixels));
+  write_gzip(t / "labels.idx.gz", idx_bytes({3}, {0, 1, 1}));
+  const TaskSource s = list_idx(t / "images.idx", t / "labels.idx.gz", {"shirt", "shoe"});
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"shirt", "shoe"}));
+  ASSERT_EQ(s.samples.size(), 3u);
+  EXPECT_EQ(s.samples[2].idx, 2);
+  EXPECT_EQ(s.idx_images->pixels[4], 40);
+  // Counts that disagree, a truncated body, and a wrong magic are refused.
+  write_gzip(t / "two.idx.gz", idx_bytes({2}, {0, 1}));
+  EXPECT_THROW(list_idx(t / "images.idx", t / "two.idx.gz"), Error);
+  t.write("short.idx", idx_bytes({3, 2, 2}, pixels).substr(0, 20));
+  EXPECT_THROW(list_idx(t / "short.idx", t / "labels.idx.gz"), Error);
+  t.write("text.idx", "this is not an idx file");
+  EXPECT_THROW(list_idx(t / "text.idx", t / "labels.idx.gz"), Error);
+}
+
+TEST(TaskSourceTest, ReadsFashionMnistFromItsDebianPackage) {
+  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  if (!std::filesystem::exists(dir + "t10k-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
+  const TaskSource s = list_idx(dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz");
+  EXPECT_EQ(s.samples.size(), 10000u);
+  EXPECT_EQ(s.class_names.size(), 10u);
+  EXPECT_EQ(s.idx_images->rows, 28);
+  std::vector<int> per_class(10, 0);
+  for (const SampleRef& r : s.samples) ++per_class[std::size_t(r.label)];
+  for (int c : per_class) EXPECT_EQ(c, 1000);  // the test split is balanced
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
