@@ -43,6 +43,7 @@ struct ModelInfo {
   std::array<float, 3> mean{};  // RGB normalisation applied to [0,1] pixels
   std::array<float, 3> std{};
   int upstream_classes = 0;
+  std::vector<std::string> labels;  // class names: upstream_classes of them, or none
   std::optional<double> upstream_accuracy;  // top-1 in [0,1]; empty when untrained
   std::int64_t parameters = 0;
   std::int64_t macs = 0;            // per image at input_size

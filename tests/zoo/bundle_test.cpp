@@ -41,6 +41,7 @@ class BundleTest : public ::testing::Test {
       in.models.push_back(std::move(model));
     }
     in.models.back().upstream_accuracy = 0.5;
+    for (int c = 0; c < 10; ++c) in.models.back().labels.push_back("class-" + std::to_string(c));
     in.predictor = std::string("predictor bytes");
     in.experience = std::string("experience bytes");
     return in;
@@ -80,6 +81,9 @@ TEST_F(BundleTest, RoundTripIsBitExact) {
   ASSERT_EQ(read.models.size(), 2u);
   EXPECT_FALSE(read.models[0].upstream_accuracy.has_value());
   EXPECT_DOUBLE_EQ(read.models[1].upstream_accuracy.value(), 0.5);
+  EXPECT_TRUE(read.models[0].labels.empty());
+  ASSERT_EQ(read.models[1].labels.size(), 10u);
+  EXPECT_EQ(read.models[1].labels[9], "class-9");
   EXPECT_EQ(read.models[0].parameters, count_cost(Encoding::parse("020-_16_11-21"), 10, 32).parameters);
   EXPECT_EQ(read_file(dir_ + "/predictor.bin"), "predictor bytes");
   EXPECT_EQ(read_file(dir_ + "/experience.log"), "experience bytes");
@@ -164,6 +168,7 @@ TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
   refuse([](Manifest& m) { m.models[0].std[1] = 0.0f; }, "models[0].std");
   refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex");
   refuse([](Manifest& m) { m.name.clear(); }, "field name");
+  refuse([](Manifest& m) { m.models[1].labels.pop_back(); }, "models[1].labels");
 }
 
 TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {

@@ -43,6 +43,10 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
                   "model name '" + m.name + "' must match [A-Za-z0-9._-]+ and not start with '.'");
     if (!names.insert(m.name).second)
       throw Error(ErrorCode::kInvalidArgument, "model name '" + m.name + "' is used twice");
+    if (!m.labels.empty() && static_cast<int>(m.labels.size()) != m.network->num_classes())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "model '" + m.name + "': " + std::to_string(m.labels.size()) + " labels for " +
+                      std::to_string(m.network->num_classes()) + " classes");
     if (m.input_size < 8 || m.input_size > 4096)
       throw Error(ErrorCode::kInvalidArgument,
                   "model '" + m.name + "': input size " + std::to_string(m.input_size) +
@@ -76,6 +80,7 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
       info.std = m.std;
       info.upstream_classes = m.network->num_classes();
       info.upstream_accuracy = m.upstream_accuracy;
+      info.labels = m.labels;
       info.parameters = cost.parameters;
       info.macs = cost.macs;
       info.weights_file = weights.path;

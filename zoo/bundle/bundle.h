@@ -27,6 +27,7 @@ struct BundleModelInput {
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
   std::optional<double> upstream_accuracy;
+  std::vector<std::string> labels;  // class names, one per network class, or none
 };
 
 struct BundleInput {

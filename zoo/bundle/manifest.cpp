@@ -103,6 +103,7 @@ std::string encode_manifest(const Manifest& m) {
     for (float v : info.mean) model->add_mean(v);
     for (float v : info.std) model->add_std(v);
     model->set_upstream_classes(static_cast<std::uint32_t>(info.upstream_classes));
+    for (const std::string& label : info.labels) model->add_labels(label);
     if (info.upstream_accuracy) model->set_upstream_accuracy(*info.upstream_accuracy);
     model->set_parameters(static_cast<std::uint64_t>(info.parameters));
     model->set_macs(static_cast<std::uint64_t>(info.macs));
@@ -186,6 +187,11 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                   field + ".upstream_classes",
                   std::to_string(pm.upstream_classes()) + " is outside 1-1000000");
     info.upstream_classes = static_cast<int>(pm.upstream_classes());
+    info.labels.assign(pm.labels().begin(), pm.labels().end());
+    check.require(info.labels.empty() || static_cast<int>(info.labels.size()) == info.upstream_classes,
+                  field + ".labels",
+                  std::to_string(info.labels.size()) + " labels for " +
+                      std::to_string(info.upstream_classes) + " classes");
     if (pm.has_upstream_accuracy()) {
       check.require(pm.upstream_accuracy() >= 0.0 && pm.upstream_accuracy() <= 1.0,
                     field + ".upstream_accuracy", "must lie in [0, 1]");
