@@ -1,0 +1,86 @@
+#include "runtime/train/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+
+#include "nasoa/error.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
+
+namespace nasoa::runtime {
+namespace {
+
+constexpr char kMagic[] = "NASOACK1";
+constexpr std::size_t kMagicSize = 8, kDigestSize = 32;
+
+std::string digest_bytes(std::string_view data) {
+  const std::string hex = zoo::sha256_hex(data);
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) out += char(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const TrainingState& s) {
+  nlohmann::json j;
+  j["fingerprint"] = s.fingerprint;
+  j["epoch"] = s.epoch;
+  j["step"] = s.step;
+  j["spent_seconds"] = s.spent_seconds;
+  j["joules"] = s.joules;
+  j["best_accuracy"] = s.best_accuracy;
+  j["best_epoch"] = s.best_epoch;
+  j["history"] = nlohmann::json::array();
+  for (const EpochRecord& e : s.history)
+    j["history"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
+                            {"train_accuracy", e.train_accuracy},
+                            {"validation_accuracy", e.validation_accuracy},
+                            {"elapsed_seconds", e.elapsed_seconds}, {"joules", e.joules}});
+  const std::string json = j.dump();
+  std::string out(kMagic, kMagicSize);
+  const std::uint64_t length = json.size();
+  out.append(reinterpret_cast<const char*>(&length), sizeof length);
+  out += json;
+  out += zoo::encode_weights(s.weights);
+  out += digest_bytes(out);
+  zoo::write_file_atomic(path, out);
+}
+
+TrainingState load_checkpoint(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(ErrorCode::kNotFound, path + ": no checkpoint to resume from");
+  const std::string bytes = zoo::read_file(path);
+  auto corrupt = [&](const std::string& what) {
+    throw Error(ErrorCode::kCorrupt, path + ": damaged checkpoint: " + what);
+  };
+  if (bytes.size() < kMagicSize + 8 + kDigestSize || bytes.compare(0, kMagicSize, kMagic) != 0)
+    corrupt("not a nasoa checkpoint");
+  const std::string_view body(bytes.data(), bytes.size() - kDigestSize);
+  if (digest_bytes(body) != bytes.substr(bytes.size() - kDigestSize)) corrupt("checksum mismatch");
+  std::uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + kMagicSize, sizeof length);
+  if (length > body.size() - kMagicSize - 8) corrupt("bad JSON length");
+  TrainingState s;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(body.substr(kMagicSize + 8, length));
+    s.fingerprint = j.at("fingerprint").get<std::string>();
+    s.epoch = j.at("epoch").get<int>();
+    s.step = j.at("step").get<std::int64_t>();
+    s.spent_seconds = j.at("spent_seconds").get<double>();
+    s.joules = j.at("joules").get<double>();
+    s.best_accuracy = j.at("best_accuracy").get<double>();
+    s.best_epoch = j.at("best_epoch").get<int>();
+    for (const auto& e : j.at("history"))
+      s.history.push_back({e.at("epoch").get<int>(), e.at("train_loss").get<double>(),
+                           e.at("train_accuracy").get<double>(), e.at("validation_accuracy").get<double>(),
+                           e.at("elapsed_seconds").get<double>(), e.at("joules").get<double>()});
+  } catch (const nlohmann::json::exception& e) {
+    corrupt(std::string("bad JSON: ") + e.what());
+  }
+  s.weights = zoo::decode_weights(body.substr(kMagicSize + 8 + length), path);
+  return s;
+}
+
+}  // namespace nasoa::runtime

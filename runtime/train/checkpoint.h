@@ -1,0 +1,46 @@
+// runtime/train/checkpoint.h: crash-safe training state.
+//
+// One file holds everything needed to continue a fine-tune: progress and
+// history (JSON), the current weights, the best weights so far and the
+// optimiser state (our weights format), sealed with a SHA-256:
+//
+//   "NASOACK1" | u64 JSON length | JSON | weights archive | SHA-256 of all before
+//
+// It is written atomically (temporary file, fsync, rename), so a kill at any
+// instant leaves the previous checkpoint or the new one, never a torn file;
+// a damaged file is refused with Error{kCorrupt} rather than half-loaded.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "zoo/bundle/weights_file.h"
+
+namespace nasoa::runtime {
+
+struct EpochRecord {
+  int epoch = 0;  // 1-based
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double validation_accuracy = -1;  // -1: not evaluated
+  double elapsed_seconds = 0;       // since the adapt call began, resumed runs included
+  double joules = 0;
+};
+
+struct TrainingState {
+  std::string fingerprint;     // task and regime this state belongs to
+  int epoch = 0;               // epoch in progress (0-based)
+  std::int64_t step = 0;       // next batch of that epoch
+  double spent_seconds = 0;    // budget time used so far, all runs included
+  double joules = 0;
+  double best_accuracy = -1;   // -1: nothing evaluated yet
+  int best_epoch = 0;
+  std::vector<EpochRecord> history;
+  zoo::NamedTensors weights;       // "model.*", "best.*" and "optimizer.*" tensors
+};
+
+void save_checkpoint(const std::string& path, const TrainingState& state);
+// Throws Error{kNotFound} when absent, Error{kCorrupt} when damaged.
+TrainingState load_checkpoint(const std::string& path);
+
+}  // namespace nasoa::runtime

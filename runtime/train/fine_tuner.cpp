@@ -1,0 +1,290 @@
+#include "runtime/train/fine_tuner.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "nasoa/error.h"
+#include "runtime/data/batch_loader.h"
+#include "runtime/train/optimizer.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Tensors of `state` whose names start with `prefix`, with the prefix removed.
+zoo::NamedTensors with_prefix(const zoo::NamedTensors& state, const std::string& prefix, bool strip) {
+  zoo::NamedTensors out;
+  for (const auto& [name, tensor] : state) {
+    if (strip) {
+      if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), tensor);
+    } else {
+      out.emplace_back(prefix + name, tensor);
+    }
+  }
+  return out;
+}
+
+zoo::NamedTensors cloned(const zoo::NamedTensors& state) {
+  zoo::NamedTensors out;
+  for (const auto& [name, tensor] : state) out.emplace_back(name, tensor.clone());
+  return out;
+}
+
+// Moving average of a duration, so that one slow step does not stop a run.
+struct Average {
+  double value = -1;
+  void add(double x) { value = value < 0 ? x : 0.8 * value + 0.2 * x; }
+};
+
+}  // namespace
+
+Limits::Limits(double seconds, double spent, double joules, std::function<double()> joules_so_far,
+               std::int64_t memory_bytes)
+    : seconds_(seconds), spent_(spent), joules_limit_(joules), joules_so_far_(std::move(joules_so_far)),
+      memory_bytes_(memory_bytes), start_(Clock::now()) {}
+
+double Limits::elapsed() const { return spent_ + seconds_since(start_); }
+
+std::int64_t peak_resident_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return std::int64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
+                const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
+                const torch::Device& device, int workers) {
+  if (indices.empty()) return -1;
+  LoaderOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  options.mean = mean;
+  options.std = std;
+  options.workers = workers;
+  BatchLoader loader(store, indices, options);
+  loader.start_epoch(0);
+  const bool was_training = network.is_training();
+  network.eval();
+  torch::NoGradGuard no_grad;
+  std::int64_t correct = 0;
+  while (auto batch = loader.next()) {
+    const torch::Tensor logits = network.forward(batch->images.to(device));
+    correct += logits.argmax(1).cpu().eq(batch->labels).sum().item<std::int64_t>();
+  }
+  network.train(was_training);
+  return double(correct) / double(indices.size());
+}
+
+FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<TrainingState> resume) {
+  validate(job.regime);
+  const Regime& regime = job.regime;
+  zoo::NetworkImpl& net = *job.network;
+  if (regime.frozen_stages > net.num_stages())
+    throw Error(ErrorCode::kInvalidArgument,
+                "regime field frozen_stages = " + std::to_string(regime.frozen_stages) + ": model '" +
+                    regime.model + "' has " + std::to_string(net.num_stages()) + " stages (stem included)");
+  if (job.split.train.empty())
+    throw Error(ErrorCode::kInvalidArgument, "the task has no training images after the validation split");
+
+  FineTuneOutcome outcome;
+  const bool cuda = job.use_cuda && torch::cuda::is_available();
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  outcome.device = cuda ? "cuda:0" : "cpu";
+  if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // fixed input sizes: autotuning pays off
+
+  net.freeze_stages(regime.frozen_stages);
+  net.to(device);
+  net.train();
+  Optimizer optimizer(net, regime);
+
+  LoaderOptions train_options;
+  train_options.batch_size = regime.batch_size;
+  train_options.random_resized_crop = regime.random_resized_crop;
+  train_options.horizontal_flip = regime.horizontal_flip;
+  train_options.mean = job.mean;
+  train_options.std = job.std;
+  train_options.seed = regime.seed;
+  train_options.workers = job.loader_workers;
+  BatchLoader train(*job.store, job.split.train, train_options);
+  const std::int64_t steps_per_epoch = train.batches_per_epoch();
+
+  TrainingState state;
+  state.fingerprint = job.fingerprint;
+  zoo::NamedTensors best;
+  if (resume) {
+    if (resume->fingerprint != job.fingerprint)
+      throw Error(ErrorCode::kCorrupt, job.checkpoint_path +
+                                           ": the checkpoint belongs to another task or regime; "
+                                           "remove it or run without --resume");
+    zoo::load_module_state(net, with_prefix(resume->weights, "model.", true), job.checkpoint_path);
+    optimizer.load_state(resume->weights, job.checkpoint_path);
+    best = with_prefix(resume->weights, "best.", true);
+    state = std::move(*resume);
+    state.weights.clear();
+    outcome.history = state.history;
+  }
+
+  // What finishing costs: a last evaluation and saving the model.
+  double parameter_bytes = 0;
+  for (const auto& p : net.parameters()) parameter_bytes += double(p.numel() * p.element_size());
+  const double save_seconds = 0.5 + parameter_bytes / 50e6;
+  const std::int64_t eval_batches =
+      (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
+  Average step_seconds, step_joules;
+  double eval_seconds = -1;
+  auto finish_reserve = [&] {
+    const double eval = eval_seconds >= 0 ? eval_seconds
+                                          : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
+    return eval + save_seconds + 0.25;
+  };
+  if (limits.seconds_left() < save_seconds + 0.5)
+    throw Error(ErrorCode::kInvalidArgument,
+                "time budget too small: " + std::to_string(limits.elapsed()) +
+                    " s are already used (ingestion included), leaving " +
+                    std::to_string(std::max(0.0, limits.seconds_left())) +
+                    " s, and one training step plus saving needs more than " +
+                    std::to_string(save_seconds + 0.5) + " s");
+
+  auto write_checkpoint = [&](int epoch, std::int64_t step) {
+    if (job.checkpoint_path.empty()) return;
+    state.epoch = epoch;
+    state.step = step;
+    state.spent_seconds = limits.elapsed();
+    state.joules = limits.joules();
+    state.history = outcome.history;
+    state.weights = with_prefix(zoo::module_state(net), "model.", false);
+    const zoo::NamedTensors opt = optimizer.state();
+    state.weights.insert(state.weights.end(), opt.begin(), opt.end());
+    const zoo::NamedTensors b = with_prefix(best, "best.", false);
+    state.weights.insert(state.weights.end(), b.begin(), b.end());
+    save_checkpoint(job.checkpoint_path, state);
+    state.weights.clear();
+  };
+
+  auto stop_because = [&]() -> std::string {
+    if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve())
+      return "time budget";
+    if (step_joules.value >= 0 && limits.joules_left() < 2 * step_joules.value) return "energy budget";
+    if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) return "memory cap";
+    return {};
+  };
+
+  TrainProgress progress;
+  progress.epochs = regime.epochs;
+  progress.steps_per_epoch = steps_per_epoch;
+  progress.validation_accuracy = state.best_accuracy;
+  bool trained_since_evaluation = false;
+  Clock::time_point last_checkpoint = Clock::now();
+  const torch::nn::functional::CrossEntropyFuncOptions loss_options =
+      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
+
+  for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
+    const std::int64_t first = epoch == state.epoch ? state.step : 0;
+    train.start_epoch(epoch, first);
+    double loss_sum = 0;
+    std::int64_t correct = 0, seen = 0;
+    for (std::int64_t step = first;; ++step) {
+      if (const std::string reason = stop_because(); !reason.empty()) {
+        outcome.stopped_early = true;
+        outcome.stop_reason = reason;
+        write_checkpoint(epoch, step);
+        break;
+      }
+      std::optional<Batch> batch = train.next();
+      if (!batch) break;
+      const Clock::time_point t0 = Clock::now();
+      const double j0 = limits.joules();
+      const torch::Tensor images = batch->images.to(device), labels = batch->labels.to(device);
+      optimizer.zero_grad();
+      const torch::Tensor logits = net.forward(images);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      loss.backward();
+      optimizer.step(learning_rate_at(regime, epoch + double(step + 1) / double(steps_per_epoch)));
+      const std::int64_t n = labels.size(0);
+      loss_sum += loss.item<double>() * double(n);
+      correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      seen += n;
+      ++outcome.steps;
+      trained_since_evaluation = true;
+      step_seconds.add(seconds_since(t0));
+      step_joules.add(limits.joules() - j0);
+
+      progress.epoch = epoch + 1;
+      progress.step = step + 1;
+      progress.loss = loss_sum / double(seen);
+      progress.train_accuracy = double(correct) / double(seen);
+      progress.elapsed_seconds = limits.elapsed();
+      progress.joules = limits.joules();
+      const double steps_left = double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
+                                double(steps_per_epoch - step - 1);
+      progress.eta_seconds = std::min(std::max(0.0, limits.seconds_left()),
+                                      steps_left * step_seconds.value + finish_reserve());
+      if (job.on_progress) job.on_progress(progress);
+
+      if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
+        write_checkpoint(epoch, step + 1);
+        last_checkpoint = Clock::now();
+      }
+    }
+    if (outcome.stopped_early) break;
+
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.train_loss = seen ? loss_sum / double(seen) : 0;
+    record.train_accuracy = seen ? double(correct) / double(seen) : 0;
+    // Evaluate only when that still leaves time to save; otherwise stop here.
+    if (limits.seconds_left() < finish_reserve()) {
+      outcome.stopped_early = true;
+      outcome.stop_reason = "time budget";
+    } else {
+      const Clock::time_point t0 = Clock::now();
+      record.validation_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
+                                            regime.batch_size, device, job.loader_workers);
+      eval_seconds = seconds_since(t0);
+      trained_since_evaluation = false;
+      if (record.validation_accuracy > state.best_accuracy) {
+        state.best_accuracy = record.validation_accuracy;
+        state.best_epoch = epoch + 1;
+        best = cloned(zoo::module_state(net));
+      }
+      progress.validation_accuracy = record.validation_accuracy;
+    }
+    record.elapsed_seconds = limits.elapsed();
+    record.joules = limits.joules();
+    outcome.history.push_back(record);
+    write_checkpoint(epoch + 1, 0);
+    last_checkpoint = Clock::now();
+  }
+  if (!outcome.stopped_early) outcome.stop_reason = "completed";
+
+  // Hand back the best weights there are: the weights trained since the last
+  // evaluation compete when there is time to evaluate them.
+  double current_accuracy = -1;
+  if (trained_since_evaluation && limits.seconds_left() > finish_reserve() - 0.25) {
+    const Clock::time_point t0 = Clock::now();
+    current_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
+                                regime.batch_size, device, job.loader_workers);
+    eval_seconds = seconds_since(t0);
+  }
+  if (!best.empty() && state.best_accuracy >= current_accuracy) {
+    zoo::load_module_state(net, best, "best weights");
+    outcome.validation_accuracy = state.best_accuracy;
+    outcome.best_epoch = state.best_epoch;
+  } else {
+    outcome.validation_accuracy = current_accuracy;
+    outcome.best_epoch = trained_since_evaluation ? 0 : state.best_epoch;
+  }
+  outcome.evaluation_seconds = std::max(0.0, eval_seconds);
+  net.eval();
+  net.to(torch::kCPU);
+  return outcome;
+}
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,97 @@
+// runtime/train/fine_tuner.h: fine-tunes one network on one task under hard limits.
+//
+// The loop trains, evaluates on the validation split after every epoch and
+// keeps the best weights. It stops early, mid-epoch if need be, when the time
+// left (or energy left) would not cover the next step plus the final
+// evaluation and saving, or when resident memory passes its cap; it then hands
+// back the best weights it has. A checkpoint is written at a bounded interval
+// and at every epoch end, so that a killed run can be resumed.
+//
+// Runs on CUDA when the LibTorch build has it and the options allow, with
+// cuDNN autotuning and bf16 autocast on GPUs that support it; otherwise on
+// the CPU with the intra-op threads set by the caller.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "nasoa/regime.h"
+#include "runtime/data/image_store.h"
+#include "runtime/data/split.h"
+#include "runtime/train/checkpoint.h"
+#include "zoo/builder/network.h"
+
+namespace nasoa::runtime {
+
+// Wall-clock and energy limits of a whole adapt call.
+class Limits {
+ public:
+  // `seconds` for the whole call, `spent` of which are already used (ingestion,
+  // earlier runs of a resumed fine-tune). `joules` 0 means no energy limit.
+  Limits(double seconds, double spent, double joules = 0,
+         std::function<double()> joules_so_far = {}, std::int64_t memory_bytes = 0);
+  double elapsed() const;  // spent + time since construction
+  double seconds_left() const { return seconds_ - elapsed(); }
+  double joules() const { return joules_so_far_ ? joules_so_far_() : 0.0; }
+  double joules_left() const { return joules_limit_ > 0 ? joules_limit_ - joules() : 1e300; }
+  std::int64_t memory_bytes() const { return memory_bytes_; }
+
+ private:
+  double seconds_, spent_, joules_limit_;
+  std::function<double()> joules_so_far_;
+  std::int64_t memory_bytes_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+struct TrainProgress {
+  int epoch = 0, epochs = 0;  // 1-based epoch in progress
+  std::int64_t step = 0, steps_per_epoch = 0;
+  double loss = 0, train_accuracy = 0;
+  double validation_accuracy = -1;  // latest, -1 before the first evaluation
+  double elapsed_seconds = 0, eta_seconds = 0, joules = 0;
+};
+
+struct FineTuneJob {
+  zoo::Network network{nullptr};  // head already sized for the task's classes
+  const ImageStore* store = nullptr;
+  Split split;
+  Regime regime;
+  std::array<float, 3> mean{}, std{};
+  std::string fingerprint;        // identifies task + regime in checkpoints
+  std::string checkpoint_path;    // empty: no checkpoints
+  double checkpoint_interval_seconds = 30;
+  bool use_cuda = true;           // when available
+  int loader_workers = 2;
+  std::function<void(const TrainProgress&)> on_progress;
+};
+
+struct FineTuneOutcome {
+  double validation_accuracy = -1;  // of the weights handed back
+  int best_epoch = 0;               // epoch whose weights are handed back (0: mid-epoch)
+  std::vector<EpochRecord> history;
+  std::int64_t steps = 0;           // optimiser steps in this run
+  bool stopped_early = false;
+  std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
+  std::string device;               // "cpu" or "cuda:0"
+  double evaluation_seconds = 0;    // of the last validation pass
+};
+
+// Trains job.network in place; on return it holds the weights handed back.
+// `resume` continues from a checkpoint (its fingerprint must match). Throws
+// Error{kInvalidArgument} when the limits cannot cover even one step and the
+// final evaluation (the estimate is reported), Error{kCorrupt} for a
+// checkpoint that does not match.
+FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits,
+                          std::optional<TrainingState> resume = std::nullopt);
+
+// Top-1 accuracy of `network` on `indices` of the store, in eval mode.
+double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
+                const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
+                const torch::Device& device, int workers);
+
+// Peak resident memory of this process so far, in bytes.
+std::int64_t peak_resident_bytes();
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,224 @@
+// Fine-tuning under limits: it learns, respects frozen stages and budgets,
+// and a killed run resumes to exactly where an uninterrupted one would be.
+#include "runtime/train/fine_tuner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <numeric>
+
+#include "nasoa/error.h"
+#include "runtime/data/batch_loader.h"
+#include "runtime/train/optimizer.h"
+#include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
+
+namespace nasoa::runtime {
+namespace {
+
+const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
+
+// The first `per_class` Fashion-MNIST test images of classes 0, 1 and 7
+// (T-shirt, trouser, sneaker), as an in-memory IDX task.
+TaskSource fashion_subset(int per_class) {
+  TaskSource all = list_idx(kFashion + "t10k-images-idx3-ubyte.gz", kFashion + "t10k-labels-idx1-ubyte.gz");
+  TaskSource subset;
+  subset.origin = all.origin;
+  subset.idx_images = all.idx_images;
+  subset.class_names = {"t-shirt", "trouser", "sneaker"};
+  const int keep[] = {0, 1, 7};
+  std::vector<int> taken(3, 0);
+  for (const SampleRef& s : all.samples)
+    for (int c = 0; c < 3; ++c)
+      if (s.label == keep[c] && taken[std::size_t(c)] < per_class) {
+        subset.samples.push_back({s.path, c, s.idx});
+        ++taken[std::size_t(c)];
+      }
+  return subset;
+}
+
+class FineTunerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kFashion + "t10k-images-idx3-ubyte.gz"))
+      GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
+    IngestOptions options;
+    options.side = 32;
+    store_ = std::make_unique<ImageStore>(fashion_subset(200), options);
+  }
+
+  FineTuneJob job(int epochs) {
+    torch::manual_seed(1);
+    FineTuneJob j;
+    j.network = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
+    j.store = store_.get();
+    j.regime.model = "small";
+    j.regime.epochs = epochs;
+    j.regime.batch_size = 32;
+    j.regime.learning_rate = 0.05;
+    j.regime.seed = 3;
+    j.split = stratified_split(labels(), 0.25, 3);
+    j.mean = {0.5f, 0.5f, 0.5f};
+    j.std = {0.25f, 0.25f, 0.25f};
+    j.fingerprint = "test";
+    j.use_cuda = false;
+    j.loader_workers = 2;
+    return j;
+  }
+
+  std::vector<int> labels() const {
+    std::vector<int> l;
+    for (std::size_t i = 0; i < store_->size(); ++i) l.push_back(store_->label(i));
+    return l;
+  }
+
+  std::unique_ptr<ImageStore> store_;
+  nasoa::testing::TempDir dir_;
+};
+
+TEST_F(FineTunerTest, LearnsARealTaskFromScratch) {
+  FineTuneJob j = job(5);
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(out.stop_reason, "completed");
+  ASSERT_EQ(out.history.size(), 5u);
+  EXPECT_GT(out.validation_accuracy, 0.6) << "chance is 1/3";
+  EXPECT_LT(out.history.back().train_loss, out.history.front().train_loss);
+  EXPECT_GE(out.validation_accuracy, out.history.back().validation_accuracy);  // the best is handed back
+  EXPECT_EQ(out.device, "cpu");
+}
+
+TEST_F(FineTunerTest, FrozenStagesDoNotChange) {
+  FineTuneJob j = job(1);
+  j.regime.frozen_stages = 2;
+  const auto before = zoo::module_state(*j.network);
+  fine_tune(j, Limits(600, 0));
+  const auto after = zoo::module_state(*j.network);
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    const bool frozen = before[i].first.rfind("stem.", 0) == 0 || before[i].first.rfind("stage1.", 0) == 0;
+    if (frozen) {
+      EXPECT_TRUE(torch::equal(before[i].second, after[i].second)) << before[i].first;
+    }
+  }
+  j.regime.frozen_stages = 99;
+  EXPECT_THROW(fine_tune(j, Limits(600, 0)), Error);
+}
+
+TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {
+  FineTuneJob j = job(1000);
+  const auto start = std::chrono::steady_clock::now();
+  const double budget = 4.0;
+  const FineTuneOutcome out = fine_tune(j, Limits(budget, 0.5));  // 0.5 s "already spent"
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(out.stopped_early);
+  EXPECT_EQ(out.stop_reason, "time budget");
+  EXPECT_LE(took + 0.5, budget * 1.05 + 2.0);
+  EXPECT_GT(out.steps, 0);
+  EXPECT_GE(out.validation_accuracy, 0.0) << "the handed-back weights were evaluated";
+}
+
+TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
+  FineTuneJob j = job(1);
+  try {
+    fine_tune(j, Limits(1.0, 0.9));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("time budget too small"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
+  FineTuneJob uninterrupted = job(2);
+  fine_tune(uninterrupted, Limits(600, 0));
+
+  // The same run, killed at the start of its second epoch (after the
+  // end-of-epoch checkpoint), then resumed from the checkpoint.
+  FineTuneJob killed = job(2);
+  killed.checkpoint_path = dir_ / "run.checkpoint";
+  killed.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 2) throw std::runtime_error("simulated kill");
+  };
+  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+  TrainingState state = load_checkpoint(killed.checkpoint_path);
+  EXPECT_EQ(state.epoch, 1);
+  EXPECT_EQ(state.history.size(), 1u);
+
+  FineTuneJob resumed = job(2);
+  resumed.checkpoint_path = killed.checkpoint_path;
+  const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  EXPECT_EQ(out.history.size(), 2u);
+  const auto a = zoo::module_state(*uninterrupted.network), b = zoo::module_state(*resumed.network);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+
+  FineTuneJob other = job(2);
+  other.fingerprint = "another task";
+  EXPECT_THROW(fine_tune(other, Limits(600, 0), load_checkpoint(killed.checkpoint_path)), Error);
+}
+
+TEST_F(FineTunerTest, DamagedCheckpointsAreRefused) {
+  FineTuneJob j = job(1);
+  j.checkpoint_path = dir_ / "c.checkpoint";
+  fine_tune(j, Limits(600, 0));
+  std::string bytes = zoo::read_file(j.checkpoint_path);
+  bytes[bytes.size() / 2] = char(bytes[bytes.size() / 2] ^ 1);
+  zoo::write_file_atomic(j.checkpoint_path, bytes);
+  EXPECT_THROW(load_checkpoint(j.checkpoint_path), Error);
+  EXPECT_THROW(load_checkpoint(dir_ / "none"), Error);
+}
+
+TEST_F(FineTunerTest, LoaderBatchesDoNotDependOnWorkersAndResumeMidEpoch) {
+  std::vector<std::size_t> all(store_->size());
+  std::iota(all.begin(), all.end(), 0);
+  LoaderOptions options;
+  options.batch_size = 16;
+  options.random_resized_crop = options.horizontal_flip = true;
+  options.seed = 5;
+  auto epoch_batches = [&](int workers, std::int64_t first) {
+    options.workers = workers;
+    BatchLoader loader(*store_, all, options);
+    loader.start_epoch(3, first);
+    std::vector<torch::Tensor> out;
+    while (auto b = loader.next()) out.push_back(b->images);
+    return out;
+  };
+  const auto one = epoch_batches(1, 0), three = epoch_batches(3, 0), tail = epoch_batches(2, 5);
+  ASSERT_EQ(one.size(), (store_->size() + 15) / 16);
+  ASSERT_EQ(one.size(), three.size());
+  for (std::size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], three[i])) << i;
+  ASSERT_EQ(tail.size(), one.size() - 5);
+  for (std::size_t i = 0; i < tail.size(); ++i) EXPECT_TRUE(torch::equal(tail[i], one[i + 5])) << i;
+}
+
+TEST_F(FineTunerTest, TrainingIsDeterministicAndLeavesTheCacheAlone) {
+  const cv::Mat first = store_->image(0).clone();
+  FineTuneJob a = job(1), b = job(1);
+  a.regime.random_resized_crop = b.regime.random_resized_crop = true;
+  fine_tune(a, Limits(600, 0));
+  fine_tune(b, Limits(600, 0));
+  const auto sa = zoo::module_state(*a.network), sb = zoo::module_state(*b.network);
+  for (std::size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+  // Augmentation works on copies: the cached pixels are what ingestion made.
+  EXPECT_EQ(cv::norm(first, store_->image(0), cv::NORM_INF), 0);
+}
+
+TEST(OptimizerTest, SgdFollowsTheUpdateRuleAndStateRoundTrips) {
+  torch::nn::Linear layer(2, 1);
+  Regime r;
+  r.model = "x";
+  r.momentum = 0.5;
+  r.weight_decay = 0.1;
+  Optimizer opt(*layer, r);
+  const torch::Tensor w0 = layer->weight.detach().clone();
+  layer->forward(torch::ones({1, 2})).sum().backward();  // d/dw = [1, 1]
+  opt.step(0.1);
+  const torch::Tensor expected = w0 - 0.1 * (torch::ones({1, 2}) + 0.1 * w0);
+  EXPECT_TRUE(torch::allclose(layer->weight, expected));
+  Optimizer other(*layer, r);
+  other.load_state(opt.state(), "state");
+  EXPECT_EQ(other.state().size(), opt.state().size());
+  EXPECT_THROW(other.load_state({}, "empty"), Error);
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
