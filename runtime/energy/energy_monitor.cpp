@@ -106,10 +106,17 @@ double EnergyMonitor::now() const {
 }
 
 void EnergyMonitor::run() {
+  // A fixed schedule, so that slow reads do not stretch the interval; after a
+  // stall (a loaded machine) the schedule restarts from now instead of firing
+  // a burst of readings that would add nothing but load.
+  auto next = std::chrono::steady_clock::now();
   for (;;) {
     take_sample();
+    next += options_.interval;
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now;
     std::unique_lock<std::mutex> lock(mutex_);
-    if (wake_.wait_for(lock, options_.interval, [this] { return stop_requested_; })) break;
+    if (wake_.wait_until(lock, next, [this] { return stop_requested_; })) break;
   }
   take_sample();
 }
