@@ -1,0 +1,193 @@
+#include "runtime/energy/energy_monitor.h"
+
+#include <cmath>
+#include <exception>
+#include <sstream>
+
+#include "nasoa/error.h"
+
+namespace nasoa::runtime {
+
+void EnergyIntegrator::check_time(double time_s) const {
+  if (!std::isfinite(time_s) || (samples_ > 0 && time_s < last_time_s_)) {
+    std::ostringstream out;
+    out << "energy sample time " << time_s << " s is before the previous sample at "
+        << last_time_s_ << " s; the clock must be monotonic";
+    throw Error(ErrorCode::kInvalidArgument, out.str());
+  }
+}
+
+void EnergyIntegrator::add_power(double time_s, double watts) {
+  check_time(time_s);
+  if (!std::isfinite(watts)) {
+    throw Error(ErrorCode::kInvalidArgument, "power reading is not a finite number of watts");
+  }
+  if (samples_ == 0) {
+    first_time_s_ = time_s;
+  } else {
+    power_joules_ += 0.5 * (last_watts_ + watts) * (time_s - last_time_s_);
+  }
+  last_time_s_ = time_s;
+  last_watts_ = watts;
+  ++samples_;
+}
+
+void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64_t>& counters_uj,
+                                    const std::vector<std::uint64_t>& ranges_uj) {
+  check_time(time_s);
+  if (samples_ == 0) {
+    first_time_s_ = time_s;
+  } else {
+    if (counters_uj.size() != last_counters_uj_.size()) {
+      throw Error(ErrorCode::kCorrupt, "energy meter returned " + std::to_string(counters_uj.size()) +
+                                           " counters, previously " +
+                                           std::to_string(last_counters_uj_.size()));
+    }
+    std::uint64_t delta_uj = 0;
+    for (std::size_t i = 0; i < counters_uj.size(); ++i) {
+      const std::uint64_t range = i < ranges_uj.size() ? ranges_uj[i] : 0;
+      delta_uj += counter_delta_uj(last_counters_uj_[i], counters_uj[i], range);
+    }
+    counter_uj_ += delta_uj;
+    const double dt = time_s - last_time_s_;
+    last_watts_ = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
+  }
+  last_counters_uj_ = counters_uj;
+  last_time_s_ = time_s;
+  ++samples_;
+}
+
+double EnergyIntegrator::joules() const {
+  return power_joules_ + static_cast<double>(counter_uj_) * 1e-6;
+}
+
+double EnergyIntegrator::seconds() const { return samples_ == 0 ? 0.0 : last_time_s_ - first_time_s_; }
+
+EnergyMonitor::EnergyMonitor(std::unique_ptr<EnergyMeter> meter, MonitorOptions options)
+    : meter_(meter ? std::move(meter)
+                   : throw Error(ErrorCode::kInvalidArgument, "EnergyMonitor: meter is null")),
+      options_(std::move(options)),
+      meter_name_(meter_->name()),
+      measured_(meter_->measured()),
+      counter_(meter_->quantity() == MeterQuantity::kEnergyCounter),
+      ranges_uj_(counter_ ? meter_->counter_ranges_uj() : std::vector<std::uint64_t>{}) {
+  if (options_.interval.count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "EnergyMonitor: interval must be positive, got " +
+                    std::to_string(options_.interval.count()) + " ns");
+  }
+}
+
+EnergyMonitor::~EnergyMonitor() { stop(); }
+
+void EnergyMonitor::start() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (started_ || stop_requested_) {
+    throw Error(ErrorCode::kInvalidArgument, "EnergyMonitor for " + meter_name_ +
+                                                 " was already started or stopped; a monitor runs once");
+  }
+  started_ = true;
+  thread_ = std::thread([this] { run(); });
+}
+
+void EnergyMonitor::stop() {
+  std::lock_guard<std::mutex> serial(stop_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_requested_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+double EnergyMonitor::now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void EnergyMonitor::run() {
+  // A fixed schedule, so that slow reads do not stretch the interval; after a
+  // stall (a loaded machine) the schedule restarts from now instead of firing
+  // a burst of readings that would add nothing but load.
+  auto next = std::chrono::steady_clock::now();
+  for (;;) {
+    take_sample();
+    next += options_.interval;
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now;
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (wake_.wait_until(lock, next, [this] { return stop_requested_; })) break;
+  }
+  take_sample();
+}
+
+void EnergyMonitor::take_sample() {
+  // Read outside the lock: sysfs and NVML calls can take milliseconds, and
+  // readers of the totals must not wait for them. Nothing may escape this
+  // thread, or std::terminate would end the whole process.
+  std::string error;
+  try {
+    if (counter_) {
+      const std::vector<std::uint64_t> counters = meter_->read_counters_uj();
+      const double t = now();
+      std::lock_guard<std::mutex> lock(mutex_);
+      integrator_.add_counters(t, counters, ranges_uj_);
+      record_locked(t);
+    } else {
+      const double watts = meter_->read_watts();
+      const double t = now();
+      std::lock_guard<std::mutex> lock(mutex_);
+      integrator_.add_power(t, watts);
+      record_locked(t);
+    }
+    return;
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown exception while reading " + meter_name_;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++failed_;
+  last_error_ = std::move(error);
+}
+
+void EnergyMonitor::record_locked(double time_s) {
+  if (options_.keep_samples) {
+    history_.push_back({time_s, integrator_.last_watts(), integrator_.joules()});
+  }
+}
+
+EnergyStatus EnergyMonitor::status_locked() const {
+  EnergyStatus s;
+  s.meter = meter_name_;
+  s.measured = measured_;
+  s.running = started_ && !stop_requested_;
+  s.joules = integrator_.joules();
+  s.seconds = integrator_.seconds();
+  if (s.seconds > 0) {
+    s.average_watts = s.joules / s.seconds;
+  } else if (!counter_ && integrator_.samples() > 0) {
+    s.average_watts = integrator_.last_watts();
+  }
+  s.samples = integrator_.samples();
+  s.failed_samples = failed_;
+  s.last_error = last_error_;
+  return s;
+}
+
+EnergyStatus EnergyMonitor::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_locked();
+}
+
+double EnergyMonitor::joules() const { return status().joules; }
+double EnergyMonitor::average_watts() const { return status().average_watts; }
+std::uint64_t EnergyMonitor::samples() const { return status().samples; }
+std::uint64_t EnergyMonitor::failed_samples() const { return status().failed_samples; }
+
+std::vector<EnergySample> EnergyMonitor::samples_taken() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return history_;
+}
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,347 @@
+// Energy meters against fake sysfs trees laid out like the boards they model.
+#include "runtime/energy/energy_meter.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <tuple>
+
+#include "nasoa/error.h"
+#include "runtime/energy/meters.h"
+#include "tests/runtime/fake_sysfs.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using testing::FakeSysfs;
+
+// A library name that exists nowhere, so that no test depends on whether the
+// machine running it has NVIDIA's driver.
+constexpr const char* kNoNvml = "libnasoa-test-no-such-nvml.so.1";
+
+MeterOptions options_for(const FakeSysfs& fs, double estimate_watts = 0) {
+  MeterOptions options;
+  options.sysfs_root = fs.root();
+  options.nvml_library = kNoNvml;
+  options.estimate_watts = estimate_watts;
+  return options;
+}
+
+// Expects `fn` to throw nasoa::Error with `code` and a message containing `needle`.
+template <typename Fn>
+void expect_error(Fn fn, ErrorCode code, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected nasoa::Error(" << to_string(code) << ") mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message '" << e.what() << "' does not mention '" << needle << "'";
+  }
+}
+
+// Orin Nano / NX on JetPack 5/6: one sensor with VDD_IN, plus the driver's
+// summary entry and another hwmon device that is not an INA3221.
+void make_orin_nano(const FakeSysfs& fs) {
+  fs.write("class/hwmon/hwmon0/name", "cpu_thermal");
+  fs.write("class/hwmon/hwmon0/in1_label", "VDD_IN");
+  fs.write("class/hwmon/hwmon0/in1_input", 9999);
+  fs.write("class/hwmon/hwmon0/curr1_input", 9999);
+  fs.write("class/hwmon/hwmon1/name", "ina3221");
+  fs.hwmon_channel("hwmon1", 1, "VDD_IN", 5080, 1234);
+  fs.hwmon_channel("hwmon1", 2, "VDD_CPU_GPU_CV", 5072, 400);
+  fs.hwmon_channel("hwmon1", 3, "VDD_SOC", 5064, 300);
+  fs.write("class/hwmon/hwmon1/in7_label", "sum of shunt voltages");
+  fs.write("class/hwmon/hwmon1/in7_input", 12);
+}
+
+TEST(JetsonHwmon, OrinNanoUsesVddIn) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:VDD_IN");
+  EXPECT_EQ(meter->kind(), MeterKind::kJetsonHwmon);
+  EXPECT_EQ(meter->quantity(), MeterQuantity::kPower);
+  EXPECT_TRUE(meter->measured());
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 5080.0 * 1234.0 / 1e6);
+  // Every read goes to the files again.
+  fs.write("class/hwmon/hwmon1/curr1_input", 2000);
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 5080.0 * 2000.0 / 1e6);
+}
+
+TEST(JetsonHwmon, AgxOrinWithoutVddInSumsEveryRailOfBothSensors) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon1/name", "ina3221");
+  fs.hwmon_channel("hwmon1", 1, "VDD_GPU_SOC", 19000, 500);
+  fs.hwmon_channel("hwmon1", 2, "VDD_CPU_CV", 19000, 300);
+  fs.hwmon_channel("hwmon1", 3, "VIN_SYS_5V0", 5000, 800);
+  fs.write("class/hwmon/hwmon2/name", "ina3221");
+  fs.hwmon_channel("hwmon2", 1, "NC", 100, 100);  // an unused channel
+  fs.hwmon_channel("hwmon2", 2, "VDDQ_VDD2_1V8AO", 5000, 100);
+  fs.hwmon_channel("hwmon2", 3, "NC", 0, 0);
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(),
+            "jetson-ina3221-hwmon:sum(VDD_GPU_SOC,VDD_CPU_CV,VIN_SYS_5V0,VDDQ_VDD2_1V8AO)");
+  const double expected = (19000.0 * 500 + 19000.0 * 300 + 5000.0 * 800 + 5000.0 * 100) / 1e6;
+  EXPECT_DOUBLE_EQ(meter->read_watts(), expected);
+}
+
+TEST(JetsonHwmon, ChannelWithoutCurrentIsIgnored) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon4/name", "ina3221");
+  fs.write("class/hwmon/hwmon4/in1_label", "VDD_IN");  // no curr1_input
+  fs.write("class/hwmon/hwmon4/in1_input", 5000);
+  fs.hwmon_channel("hwmon4", 2, "VDD_SOC", 5000, 200);
+  fs.hwmon_channel("hwmon4", 3, "VDD_CPU", 5000, 300);
+  fs.write("class/hwmon/hwmon4/curr3_input", "not-a-number");  // unreadable: ignored too
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:sum(VDD_SOC)");
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 1.0);
+}
+
+TEST(JetsonHwmon, SensorWithNoCompleteChannelIsNotAMeter) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon0/name", "ina3221");
+  fs.write("class/hwmon/hwmon0/in1_label", "VDD_IN");
+  fs.write("class/hwmon/hwmon0/in1_input", 5000);
+  std::string why_not;
+  EXPECT_EQ(open_jetson_hwmon(options_for(fs), &why_not), nullptr);
+  EXPECT_NE(why_not.find("curr*_input"), std::string::npos) << why_not;
+  EXPECT_EQ(detect_energy_meter(options_for(fs, 4.0))->name(), "estimate:4W");
+}
+
+TEST(JetsonHwmon, FoundThroughTheI2cDriverAndCountedOnce) {
+  FakeSysfs fs;
+  const std::string dev = "bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3";
+  fs.write(dev + "/name", "ina3221");
+  for (const auto& [i, label, ma] : {std::tuple{1, "VDD_GPU_SOC", 100}, std::tuple{2, "VDD_CPU_CV", 200}}) {
+    fs.write(dev + "/in" + std::to_string(i) + "_label", label);
+    fs.write(dev + "/in" + std::to_string(i) + "_input", 10000);
+    fs.write(dev + "/curr" + std::to_string(i) + "_input", ma);
+  }
+  {
+    auto meter = detect_energy_meter(options_for(fs));
+    EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:sum(VDD_GPU_SOC,VDD_CPU_CV)");
+    EXPECT_DOUBLE_EQ(meter->read_watts(), 3.0);
+  }
+  // Real sysfs also lists the sensor as class/hwmon/hwmon3, a link to the
+  // same directory: its rails must not be counted twice.
+  fs.symlink(dev, "class/hwmon/hwmon3");
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:sum(VDD_GPU_SOC,VDD_CPU_CV)");
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 3.0);
+}
+
+TEST(JetsonHwmon, UnparsableValueIsAnErrorNamingTheFileAndTheMeterRecovers) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  auto meter = detect_energy_meter(options_for(fs));
+  fs.write("class/hwmon/hwmon1/in1_input", "garbage");
+  expect_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/in1_input");
+  fs.remove("class/hwmon/hwmon1/curr1_input");
+  fs.write("class/hwmon/hwmon1/in1_input", 5000);
+  expect_error([&] { meter->read_watts(); }, ErrorCode::kNotFound, "hwmon1/curr1_input");
+  fs.write("class/hwmon/hwmon1/curr1_input", 1000);
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 5.0);
+}
+
+TEST(JetsonIio, NanoUsesPom5vIn) {
+  FakeSysfs fs;
+  fs.write("bus/iio/devices/iio:device0/name", "ina3221x");
+  fs.iio_channel("iio:device0", 0, "POM_5V_IN", 3120);
+  fs.iio_channel("iio:device0", 1, "POM_5V_GPU", 480);
+  fs.iio_channel("iio:device0", 2, "POM_5V_CPU", 820);
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-iio:POM_5V_IN");
+  EXPECT_EQ(meter->kind(), MeterKind::kJetsonIio);
+  EXPECT_EQ(meter->quantity(), MeterQuantity::kPower);
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 3.12);
+}
+
+TEST(JetsonIio, XavierUsesVddInOnItsSecondSensor) {
+  FakeSysfs fs;
+  fs.write("bus/iio/devices/iio:device0/name", "ina3221x");
+  fs.iio_channel("iio:device0", 0, "GPU", 1500);
+  fs.iio_channel("iio:device0", 1, "CPU", 900);
+  fs.iio_channel("iio:device0", 2, "SOC", 1100);
+  fs.write("bus/iio/devices/iio:device1/name", "ina3221x");
+  fs.iio_channel("iio:device1", 0, "VDD_IN", 7450);
+  fs.iio_channel("iio:device1", 1, "CV", 0);
+  fs.iio_channel("iio:device1", 2, "VDDRQ", 600);
+  fs.write("bus/iio/devices/iio:device2/name", "some-adc");
+  fs.iio_channel("iio:device2", 0, "POM_5V_IN", 99999);  // not an INA3221
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-iio:VDD_IN");
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 7.45);
+}
+
+TEST(JetsonIio, WithoutAnInputRailSumsTheRails) {
+  FakeSysfs fs;
+  fs.write("bus/iio/devices/iio:device0/name", "ina3221x");
+  fs.iio_channel("iio:device0", 0, "GPU", 1500);
+  fs.iio_channel("iio:device0", 1, "CPU", 900);
+  fs.write("bus/iio/devices/iio:device0/rail_name_2", "SOC");  // no in_power2_input
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "jetson-ina3221-iio:sum(GPU,CPU)");
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 2.4);
+}
+
+TEST(Detect, HwmonComesBeforeIioAndRapl) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  fs.write("bus/iio/devices/iio:device0/name", "ina3221x");
+  fs.iio_channel("iio:device0", 0, "POM_5V_IN", 3120);
+  fs.rapl_zone("intel-rapl:0", "package-0", 1000, 262143328850);
+  EXPECT_EQ(detect_energy_meter(options_for(fs))->kind(), MeterKind::kJetsonHwmon);
+  MeterOptions forced = options_for(fs);
+  forced.kind = MeterKind::kRapl;
+  EXPECT_EQ(detect_energy_meter(forced)->name(), "rapl:package-0");
+  forced.kind = MeterKind::kJetsonIio;
+  EXPECT_EQ(detect_energy_meter(forced)->name(), "jetson-ina3221-iio:POM_5V_IN");
+}
+
+TEST(Rapl, SumsTopLevelPackagesAndIgnoresSubzones) {
+  FakeSysfs fs;
+  fs.mkdir("class/powercap/intel-rapl");  // the control type, not a zone
+  fs.rapl_zone("intel-rapl:0", "package-0", 1000, 262143328850);
+  fs.rapl_zone("intel-rapl:0:0", "core", 999999, 262143328850);
+  fs.rapl_zone("intel-rapl:1", "package-1", 2000, 65532610987);
+  fs.rapl_zone("intel-rapl:1:0", "dram", 888888, 65532610987);
+  auto meter = detect_energy_meter(options_for(fs));
+  EXPECT_EQ(meter->name(), "rapl:package-0+package-1");
+  EXPECT_EQ(meter->kind(), MeterKind::kRapl);
+  EXPECT_EQ(meter->quantity(), MeterQuantity::kEnergyCounter);
+  EXPECT_TRUE(meter->measured());
+  EXPECT_EQ(meter->read_counters_uj(), (std::vector<std::uint64_t>{1000, 2000}));
+  EXPECT_EQ(meter->counter_ranges_uj(), (std::vector<std::uint64_t>{262143328850ULL, 65532610987ULL}));
+  expect_error([&] { meter->read_watts(); }, ErrorCode::kInternal, "rapl:package-0+package-1");
+}
+
+TEST(Rapl, PsysZoneIsNotAddedToThePackages) {
+  FakeSysfs fs;
+  fs.rapl_zone("intel-rapl:0", "package-0", 1000, 262143328850);
+  fs.rapl_zone("intel-rapl:1", "psys", 5000, 262143328850);
+  EXPECT_EQ(detect_energy_meter(options_for(fs))->name(), "rapl:package-0");
+}
+
+TEST(Rapl, CounterDeltaAcrossTheWrap) {
+  constexpr std::uint64_t kRange = 262143328850ULL;
+  EXPECT_EQ(counter_delta_uj(1000, 5000, kRange), 4000u);
+  EXPECT_EQ(counter_delta_uj(kRange - 100, 50, kRange), 150u);
+  EXPECT_EQ(counter_delta_uj(7, 7, kRange), 0u);
+  // A counter that goes back with no known range (a driver reset) adds nothing.
+  EXPECT_EQ(counter_delta_uj(5000, 100, 0), 0u);
+  EXPECT_EQ(counter_delta_uj(kRange + 10, 100, kRange), 0u);
+}
+
+TEST(Rapl, UnreadableEnergyIsUnavailableInAutoAndAnErrorWhenForced) {
+  // Root reads any file whatever its mode, so "unreadable" is modelled as a
+  // directory where energy_uj should be, which read() refuses for anyone.
+  FakeSysfs fs;
+  fs.write("class/powercap/intel-rapl:0/name", "package-0");
+  fs.write("class/powercap/intel-rapl:0/max_energy_range_uj", 262143328850);
+  fs.mkdir("class/powercap/intel-rapl:0/energy_uj");
+  auto meter = detect_energy_meter(options_for(fs, 7.5));
+  EXPECT_EQ(meter->name(), "estimate:7.5W");
+  MeterOptions forced = options_for(fs, 7.5);
+  forced.kind = MeterKind::kRapl;
+  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj");
+
+  fs.remove("class/powercap/intel-rapl:0/energy_uj");  // missing altogether
+  EXPECT_EQ(detect_energy_meter(options_for(fs, 7.5))->name(), "estimate:7.5W");
+  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj");
+}
+
+TEST(Estimate, ChosenWhenNothingCanBeRead) {
+  FakeSysfs fs;
+  auto meter = detect_energy_meter(options_for(fs, 12.5));
+  EXPECT_EQ(meter->name(), "estimate:12.5W");
+  EXPECT_EQ(meter->kind(), MeterKind::kEstimate);
+  EXPECT_EQ(meter->quantity(), MeterQuantity::kPower);
+  EXPECT_FALSE(meter->measured());
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 12.5);
+}
+
+TEST(Estimate, NonPositiveWattsAreRefused) {
+  FakeSysfs fs;
+  expect_error([] { make_estimated_meter(0); }, ErrorCode::kInvalidArgument, "estimate_watts");
+  expect_error([] { make_estimated_meter(-2); }, ErrorCode::kInvalidArgument, "-2");
+  expect_error([] { make_estimated_meter(std::numeric_limits<double>::quiet_NaN()); },
+               ErrorCode::kInvalidArgument, "estimate_watts");
+  MeterOptions forced = options_for(fs, 0);
+  forced.kind = MeterKind::kEstimate;
+  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kInvalidArgument, "estimate_watts");
+  // A negative value is bad input even when a real meter would be found.
+  make_orin_nano(fs);
+  expect_error([&] { detect_energy_meter(options_for(fs, -3)); }, ErrorCode::kInvalidArgument,
+               "estimate_watts");
+  expect_error([&] { detect_energy_meter(options_for(fs, std::numeric_limits<double>::infinity())); },
+               ErrorCode::kInvalidArgument, "estimate_watts");
+}
+
+TEST(Detect, NothingReadableAndNoEstimateSaysWhatWasTried) {
+  FakeSysfs fs;
+  try {
+    detect_energy_meter(options_for(fs, 0));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    const std::string message = e.what();
+    for (const char* part : {"jetson-hwmon", "jetson-iio", "nvml", "rapl", kNoNvml, "estimate_watts"}) {
+      EXPECT_NE(message.find(part), std::string::npos) << message << " lacks " << part;
+    }
+  }
+}
+
+TEST(Detect, ForcedMeterThatIsAbsentNamesWhereItLooked) {
+  FakeSysfs fs;
+  MeterOptions options = options_for(fs, 10);
+  options.kind = MeterKind::kJetsonHwmon;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, fs.root() + "/class/hwmon");
+  options.kind = MeterKind::kJetsonIio;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+               fs.root() + "/bus/iio/devices");
+  options.kind = MeterKind::kRapl;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+               fs.root() + "/class/powercap");
+  options.kind = MeterKind::kNvml;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, kNoNvml);
+}
+
+TEST(Nvml, AbsentLibraryIsSkippedInAuto) {
+  // The machine's own NVML, if it has one: auto must either use it or move on
+  // to the estimate, never crash.
+  FakeSysfs fs;
+  MeterOptions options = options_for(fs, 9);
+  options.nvml_library = MeterOptions{}.nvml_library;
+  auto meter = detect_energy_meter(options);
+  if (meter->kind() == MeterKind::kNvml) {
+    EXPECT_EQ(meter->name(), "nvml:gpu0");
+    EXPECT_TRUE(meter->measured());
+  } else {
+    EXPECT_EQ(meter->name(), "estimate:9W");
+  }
+  // A library that certainly is not there.
+  std::string why_not;
+  options.nvml_library = kNoNvml;
+  EXPECT_EQ(open_nvml(options, &why_not), nullptr);
+  EXPECT_NE(why_not.find(kNoNvml), std::string::npos) << why_not;
+  // A library that exists but is not NVML.
+  options.nvml_library = "libm.so.6";
+  EXPECT_EQ(open_nvml(options, &why_not), nullptr);
+  EXPECT_NE(why_not.find("nvmlInit_v2"), std::string::npos) << why_not;
+  EXPECT_EQ(detect_energy_meter(options)->name(), "estimate:9W");
+}
+
+TEST(MeterKindNames, RoundTripAndRefuseUnknown) {
+  for (const MeterKind kind : {MeterKind::kAuto, MeterKind::kJetsonHwmon, MeterKind::kJetsonIio,
+                               MeterKind::kNvml, MeterKind::kRapl, MeterKind::kEstimate}) {
+    EXPECT_EQ(parse_meter_kind(to_string(kind)), kind);
+  }
+  expect_error([] { parse_meter_kind("ina"); }, ErrorCode::kInvalidArgument, "'ina'");
+}
+
+}  // namespace
+}  // namespace nasoa::runtime

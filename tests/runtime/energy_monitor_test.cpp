@@ -1,0 +1,249 @@
+// The sampling thread and the integration behind it. Assertions are on
+// quantities computed from the monitor's own sample times, never on how fast
+// anything ran: waits poll for a state with a generous deadline.
+#include "runtime/energy/energy_monitor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "tests/runtime/fake_sysfs.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using testing::FakeSysfs;
+using namespace std::chrono_literals;
+
+// Polls `done` until it holds; false after a deadline long enough for the
+// most loaded machine, so a false means the monitor is stuck, not slow.
+template <typename Pred>
+bool eventually(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+MonitorOptions fast(bool keep_samples = true) {
+  MonitorOptions options;
+  options.interval = 5ms;
+  options.keep_samples = keep_samples;
+  return options;
+}
+
+// Watts 10, 11, 12, ... on successive reads.
+class RampMeter final : public EnergyMeter {
+ public:
+  std::string name() const override { return "test:ramp"; }
+  MeterKind kind() const override { return MeterKind::kEstimate; }
+  MeterQuantity quantity() const override { return MeterQuantity::kPower; }
+  bool measured() const override { return true; }
+  double read_watts() override { return 10.0 + reads_++; }
+
+ private:
+  int reads_ = 0;
+};
+
+std::unique_ptr<EnergyMeter> open_forced(const FakeSysfs& fs, MeterKind kind) {
+  MeterOptions options;
+  options.sysfs_root = fs.root();
+  options.kind = kind;
+  return detect_energy_meter(options);
+}
+
+TEST(EnergyIntegrator, PowerByTheTrapezoidRule) {
+  EnergyIntegrator integrator;
+  integrator.add_power(100.0, 10.0);
+  EXPECT_EQ(integrator.joules(), 0.0);
+  integrator.add_power(102.0, 20.0);  // 2 s averaging 15 W
+  integrator.add_power(103.0, 20.0);  // 1 s at 20 W
+  integrator.add_power(103.0, 40.0);  // no time, no energy
+  EXPECT_DOUBLE_EQ(integrator.joules(), 50.0);
+  EXPECT_DOUBLE_EQ(integrator.seconds(), 3.0);
+  EXPECT_EQ(integrator.samples(), 4u);
+  EXPECT_DOUBLE_EQ(integrator.last_watts(), 40.0);
+  EXPECT_THROW(integrator.add_power(102.5, 10.0), Error);
+  EXPECT_DOUBLE_EQ(integrator.joules(), 50.0);
+}
+
+TEST(EnergyIntegrator, CountersAcrossAWrap) {
+  // Two packages; the second wraps between the 2nd and 3rd reading.
+  const std::vector<std::uint64_t> ranges{1'000'000'000, 1'000'000};
+  EnergyIntegrator integrator;
+  integrator.add_counters(0.0, {5'000'000, 900'000}, ranges);
+  integrator.add_counters(1.0, {6'000'000, 950'000}, ranges);    // +1 J, +0.05 J
+  integrator.add_counters(2.0, {7'500'000, 50'000}, ranges);     // +1.5 J, +0.1 J
+  EXPECT_DOUBLE_EQ(integrator.joules(), 2.65);
+  EXPECT_DOUBLE_EQ(integrator.last_watts(), 1.6);
+  EXPECT_DOUBLE_EQ(integrator.seconds(), 2.0);
+  try {
+    integrator.add_counters(3.0, {1}, ranges);
+    ADD_FAILURE() << "a change in the number of counters must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+  }
+  EXPECT_DOUBLE_EQ(integrator.joules(), 2.65);
+}
+
+TEST(EnergyMonitor, IntegratesExactlyWithAnInjectedClock) {
+  // Sample k is read at t = 0.01 k s with 10 + k watts, however the thread is
+  // scheduled, so the total for n samples is known exactly.
+  auto ticks = std::make_shared<std::atomic<int>>(0);
+  MonitorOptions options = fast();
+  options.clock = [ticks] { return 0.01 * ticks->fetch_add(1); };
+  EnergyMonitor monitor(std::make_unique<RampMeter>(), options);
+  EXPECT_EQ(monitor.meter_name(), "test:ramp");
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 10; }));
+  monitor.stop();
+  const EnergyStatus s = monitor.status();
+  ASSERT_GE(s.samples, 10u);
+  double expected = 0;
+  for (std::uint64_t k = 1; k < s.samples; ++k) expected += 0.01 * (10.0 + k - 0.5);
+  EXPECT_NEAR(s.joules, expected, 1e-9);
+  EXPECT_NEAR(s.seconds, 0.01 * (s.samples - 1), 1e-12);
+  EXPECT_NEAR(s.average_watts, expected / s.seconds, 1e-9);
+  EXPECT_EQ(s.failed_samples, 0u);
+  EXPECT_FALSE(s.running);
+  EXPECT_EQ(monitor.samples_taken().size(), s.samples);
+}
+
+TEST(EnergyMonitor, FollowsAPowerFileThatChanges) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon0/name", "ina3221");
+  fs.hwmon_channel("hwmon0", 1, "VDD_IN", 5000, 2000);  // 10 W
+  EnergyMonitor monitor(open_forced(fs, MeterKind::kJetsonHwmon), fast());
+  EXPECT_EQ(monitor.meter_name(), "jetson-ina3221-hwmon:VDD_IN");
+  EXPECT_TRUE(monitor.measured());
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 5; }));
+  fs.write("class/hwmon/hwmon0/curr1_input", 4000);  // 20 W from now on
+  ASSERT_TRUE(eventually([&] { return monitor.status().average_watts > 10.0; }));
+  const std::uint64_t seen = monitor.samples();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= seen + 5; }));
+  monitor.stop();
+
+  const std::vector<EnergySample> samples = monitor.samples_taken();
+  const EnergyStatus s = monitor.status();
+  ASSERT_EQ(samples.size(), s.samples);
+  EXPECT_EQ(s.failed_samples, 0u);
+  // Every reading is one of the two values, 10 W first, 20 W last, and the
+  // switch happens once.
+  std::size_t first_high = samples.size();
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    ASSERT_TRUE(samples[i].watts == 10.0 || samples[i].watts == 20.0) << samples[i].watts;
+    if (samples[i].watts == 20.0 && first_high == samples.size()) first_high = i;
+    if (i > first_high) {
+      ASSERT_EQ(samples[i].watts, 20.0);
+    }
+  }
+  ASSERT_GE(first_high, 5u);
+  ASSERT_LT(first_high, samples.size() - 1);
+  // 10 W up to the last low reading, 20 W from the first high one, the mean of
+  // both in between (the trapezoid's guess for the unobserved switch).
+  const double t0 = samples.front().time_s;
+  const double t_low = samples[first_high - 1].time_s;
+  const double t_high = samples[first_high].time_s;
+  const double t_end = samples.back().time_s;
+  const double expected = 10.0 * (t_low - t0) + 15.0 * (t_high - t_low) + 20.0 * (t_end - t_high);
+  EXPECT_NEAR(s.joules, expected, 1e-9 * expected);
+  EXPECT_NEAR(s.seconds, t_end - t0, 1e-12);
+  EXPECT_GT(s.average_watts, 10.0);
+  EXPECT_LT(s.average_watts, 20.0);
+}
+
+TEST(EnergyMonitor, CountsEnergyAcrossARaplWrap) {
+  FakeSysfs fs;
+  fs.rapl_zone("intel-rapl:0", "package-0", 900'000, 1'000'000);
+  EnergyMonitor monitor(open_forced(fs, MeterKind::kRapl), fast());
+  EXPECT_EQ(monitor.meter_name(), "rapl:package-0");
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 2; }));
+  // Each value is written once the previous one has been counted, so no step
+  // can be skipped; the second step crosses the wrap at 1 J.
+  double expected = 0;
+  for (const auto& [energy_uj, step_j] : {std::pair{950'000, 0.05}, std::pair{50'000, 0.1},
+                                           std::pair{150'000, 0.1}, std::pair{999'000, 0.849}}) {
+    fs.write("class/powercap/intel-rapl:0/energy_uj", energy_uj);
+    expected += step_j;
+    ASSERT_TRUE(eventually([&] { return std::abs(monitor.joules() - expected) < 1e-9; }))
+        << "stuck at " << monitor.joules() << " J, expected " << expected << " J";
+  }
+  monitor.stop();
+  EXPECT_NEAR(monitor.joules(), 1.099, 1e-9);
+  EXPECT_EQ(monitor.failed_samples(), 0u);
+}
+
+TEST(EnergyMonitor, StopIsIdempotentAndStartRunsOnce) {
+  auto meter = std::make_unique<RampMeter>();
+  EnergyMonitor never_started(std::make_unique<RampMeter>(), fast());
+  never_started.stop();
+  never_started.stop();
+  EXPECT_EQ(never_started.samples(), 0u);
+  EXPECT_EQ(never_started.joules(), 0.0);
+  EXPECT_THROW(never_started.start(), Error);
+
+  EnergyMonitor monitor(std::move(meter), fast());
+  monitor.start();
+  EXPECT_THROW(monitor.start(), Error);
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 2; }));
+  std::thread other([&] { monitor.stop(); });
+  monitor.stop();
+  other.join();
+  const EnergyStatus first = monitor.status();
+  monitor.stop();
+  const EnergyStatus second = monitor.status();
+  EXPECT_FALSE(second.running);
+  EXPECT_EQ(first.samples, second.samples);
+  EXPECT_EQ(first.joules, second.joules);
+  // And the destructor stops a running monitor by itself.
+  {
+    EnergyMonitor running(std::make_unique<RampMeter>(), fast());
+    running.start();
+  }
+}
+
+TEST(EnergyMonitor, VanishedValueFileIsCountedAndSamplingGoesOn) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon0/name", "ina3221");
+  fs.hwmon_channel("hwmon0", 1, "VDD_IN", 5000, 1600);  // 8 W
+  EnergyMonitor monitor(open_forced(fs, MeterKind::kJetsonHwmon), fast(false));
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 3; }));
+  fs.remove("class/hwmon/hwmon0/curr1_input");
+  ASSERT_TRUE(eventually([&] { return monitor.failed_samples() >= 2; }));
+  EnergyStatus during = monitor.status();
+  EXPECT_TRUE(during.running);
+  EXPECT_NE(during.last_error.find("curr1_input"), std::string::npos) << during.last_error;
+  fs.write("class/hwmon/hwmon0/curr1_input", "oops");  // back, but unparsable
+  const std::uint64_t failed = monitor.failed_samples();
+  ASSERT_TRUE(eventually([&] { return monitor.failed_samples() >= failed + 2; }));
+  EXPECT_NE(monitor.status().last_error.find("oops"), std::string::npos);
+  fs.write("class/hwmon/hwmon0/curr1_input", 1600);
+  const std::uint64_t good = monitor.samples();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= good + 3; }));
+  monitor.stop();
+  const EnergyStatus s = monitor.status();
+  EXPECT_GE(s.failed_samples, 4u);
+  // Constant power: the readings on either side of the gap span it at 8 W.
+  EXPECT_GT(s.seconds, 0.0);
+  EXPECT_NEAR(s.joules, 8.0 * s.seconds, 1e-9);
+  EXPECT_NEAR(s.average_watts, 8.0, 1e-9);
+}
+
+TEST(EnergyMonitor, RefusesANullMeterAndAZeroInterval) {
+  EXPECT_THROW(EnergyMonitor(nullptr, fast()), Error);
+  MonitorOptions zero = fast();
+  zero.interval = 0ms;
+  EXPECT_THROW(EnergyMonitor(std::make_unique<RampMeter>(), zero), Error);
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
