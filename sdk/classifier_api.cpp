@@ -1,6 +1,9 @@
 // nasoa::Classifier, the public face of runtime/inference.
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
+#include <string>
+#include <system_error>
 
 #include "nasoa/classifier.h"
 #include "runtime/data/image_store.h"
