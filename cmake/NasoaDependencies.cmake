@@ -9,6 +9,17 @@ find_package(Protobuf 3 REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(Threads REQUIRED)
 
+# CLI11 parses the command lines of the tools and samples, nothing else.
+if(NASOA_BUILD_TOOLS OR NASOA_BUILD_SAMPLES)
+  find_package(CLI11 CONFIG QUIET)
+  if(NOT TARGET CLI11::CLI11)
+    # Debian's libcli11-dev is header-only; fall back to its header.
+    find_path(NASOA_CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
+    add_library(CLI11::CLI11 INTERFACE IMPORTED GLOBAL)
+    target_include_directories(CLI11::CLI11 INTERFACE ${NASOA_CLI11_INCLUDE})
+  endif()
+endif()
+
 # TorchConfig exposes a list rather than one target; wrap it so that targets can
 # link `nasoa_torch` like any other dependency and pick up its compile flags.
 if(NOT TARGET nasoa_torch)

@@ -43,8 +43,40 @@ bool read_bytes(const std::string& path, std::size_t limit, std::string* out, st
   return true;
 }
 
-// Converts any decoded Mat (1-4 channels, 8/16-bit or float) to RGB uint8,
-// compositing transparent pixels onto `background`.
+// A JPEG cut short still decodes (libjpeg pads it with grey); its missing
+// end-of-image marker gives it away.
+bool jpeg_is_complete(const std::string& bytes) {
+  const std::size_t from = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
+  for (std::size_t i = bytes.size(); i-- > from + 1;)
+    if (std::uint8_t(bytes[i - 1]) == 0xFF && std::uint8_t(bytes[i]) == 0xD9) return true;
+  return false;
+}
+
+// The header's verdict: empty when the bytes may be decoded, else why not.
+std::string header_refusal(const std::string& bytes, const IngestOptions& options,
+                           std::optional<ImageHeader>* header) {
+  if (bytes.empty()) return "zero-byte file";
+  *header = parse_image_header(bytes);
+  if (!*header) return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
+  const std::int64_t pixels = (*header)->width * (*header)->height;
+  if (pixels > options.max_pixels)
+    return std::string(format_name((*header)->format)) + " header announces " +
+           std::to_string((*header)->width) + "x" + std::to_string((*header)->height) + " = " +
+           std::to_string(pixels) + " pixels, above the cap of " +
+           std::to_string(options.max_pixels) + "; not decoded";
+  return {};
+}
+
+cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
+  const cv::Mat gray(int(idx.rows), int(idx.cols), CV_8U,
+                     const_cast<std::uint8_t*>(idx.pixels.data() + index * idx.rows * idx.cols));
+  cv::Mat rgb;
+  cv::cvtColor(gray, rgb, cv::COLOR_GRAY2RGB);
+  return fit_square(rgb, side);
+}
+
+}  // namespace
+
 cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
   cv::Mat m = decoded;
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
@@ -80,40 +112,8 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
   }
 }
 
-// A JPEG cut short still decodes (libjpeg pads it with grey); its missing
-// end-of-image marker gives it away.
-bool jpeg_is_complete(const std::string& bytes) {
-  const std::size_t from = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
-  for (std::size_t i = bytes.size(); i-- > from + 1;)
-    if (std::uint8_t(bytes[i - 1]) == 0xFF && std::uint8_t(bytes[i]) == 0xD9) return true;
-  return false;
-}
-
-// The header's verdict: empty when the bytes may be decoded, else why not.
-std::string header_refusal(const std::string& bytes, const IngestOptions& options,
-                           std::optional<ImageHeader>* header) {
-  if (bytes.empty()) return "zero-byte file";
-  *header = parse_image_header(bytes);
-  if (!*header) return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
-  const std::int64_t pixels = (*header)->width * (*header)->height;
-  if (pixels > options.max_pixels)
-    return std::string(format_name((*header)->format)) + " header announces " +
-           std::to_string((*header)->width) + "x" + std::to_string((*header)->height) + " = " +
-           std::to_string(pixels) + " pixels, above the cap of " +
-           std::to_string(options.max_pixels) + "; not decoded";
-  return {};
-}
-
-cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
-  const cv::Mat gray(int(idx.rows), int(idx.cols), CV_8U,
-                     const_cast<std::uint8_t*>(idx.pixels.data() + index * idx.rows * idx.cols));
-  cv::Mat rgb;
-  cv::cvtColor(gray, rgb, cv::COLOR_GRAY2RGB);
-  return fit_square(rgb, side);
-}
-
-// Reads a file's header first, so that an image over the pixel cap is refused
-// without reading (let alone decoding) the rest of it.
+// Only the header is read first, so that an image over the pixel cap is
+// refused without reading (let alone decoding) the rest of it.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
                          std::string* reason, cv::Size* original, int* channels) {
   if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
@@ -124,8 +124,6 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
   if (!reason->empty()) return {};
   return decode_to_square(*bytes, options, reason, original, channels);
 }
-
-}  // namespace
 
 cv::Mat fit_square(const cv::Mat& rgb, int side) {
   const double scale = double(side) / std::min(rgb.cols, rgb.rows);

@@ -84,6 +84,20 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
                          std::string* reason, cv::Size* original = nullptr,
                          int* channels = nullptr);
 
+// Reads the file at `path` and decodes it as decode_to_square() does; only
+// its header is read first, so that an image over the pixel cap is refused
+// without reading the rest. `bytes` is a scratch buffer the caller may reuse.
+// Returns an empty Mat and sets `reason` ("cannot open", "read error" or
+// decode_to_square's reasons) when the file cannot be used.
+cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
+                         std::string* reason, cv::Size* original = nullptr, int* channels = nullptr);
+
+// Converts a decoded image (1-4 channels, BGR(A) order as OpenCV decodes it,
+// 8/16-bit or float in [0,1]) to RGB uint8, compositing transparent pixels
+// onto `background`. Returns an empty Mat for any other channel count. The one
+// conversion both training and the classifier use.
+cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background);
+
 // Resizes (shorter side to `side`) and centre-crops an RGB uint8 image.
 cv::Mat fit_square(const cv::Mat& rgb, int side);
 

@@ -3,6 +3,7 @@
 #include <nasoa/nasoa.h>
 
 #include <iostream>
+#include <string>
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -16,6 +17,15 @@ int main(int argc, char** argv) {
       const nasoa::NetworkCost cost = nasoa::count_cost(nasoa::Encoding::parse(m.encoding),
                                                         m.upstream_classes, m.input_size);
       std::cout << m.name << ' ' << cost.parameters << '\n';
+    }
+    // nasoa/classifier.h takes cv::Mat: this compiles only if the package
+    // hands OpenCV's headers on to the app.
+    try {
+      nasoa::Classifier::open(std::string(argv[1]) + "/no-such-model");
+      return 1;
+    } catch (const nasoa::Error& e) {
+      if (e.code() != nasoa::ErrorCode::kNotFound) return 1;
+      std::cout << "classifier refused a missing model dir\n";
     }
     nasoa::Encoding::parse("not an encoding");
   } catch (const nasoa::Error& e) {

@@ -1,0 +1,141 @@
+// nasoa::Classifier, the public face of runtime/inference.
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#include "nasoa/classifier.h"
+#include "runtime/data/image_store.h"
+#include "runtime/inference/model_dir.h"
+#include "runtime/inference/preprocess.h"
+#include "sdk/boundary.h"
+
+namespace nasoa {
+namespace {
+
+// Bounds the activation memory of one forward pass of a large batch.
+constexpr std::size_t kMaxBatch = 32;
+
+}  // namespace
+
+struct Classifier::Impl {
+  runtime::LoadedModel model;
+  torch::Device device{torch::kCPU};
+  std::mutex forward_mutex;  // zoo::Network is not thread-safe
+
+  int clamp_top_k(int top_k) const {
+    if (top_k < 1)
+      throw Error(ErrorCode::kInvalidArgument, "top_k is " + std::to_string(top_k) + "; it must be at least 1");
+    return std::min(top_k, model.network->num_classes());
+  }
+
+  // Probabilities [N, classes] on the CPU for side x side RGB squares.
+  torch::Tensor probabilities(const std::vector<cv::Mat>& squares) {
+    const torch::Tensor input = runtime::squares_to_tensor(squares, model.info.mean, model.info.std);
+    torch::NoGradGuard no_grad;
+    std::lock_guard<std::mutex> lock(forward_mutex);
+    return torch::softmax(model.network->forward(input.to(device)), 1).to(torch::kCPU);
+  }
+
+  std::vector<Prediction> top(const torch::Tensor& probs, int k) const {
+    const torch::Tensor p = probs.contiguous();
+    const float* data = p.data_ptr<float>();
+    const int classes = static_cast<int>(p.size(0));
+    std::vector<int> order(static_cast<std::size_t>(classes));
+    for (int i = 0; i < classes; ++i) order[std::size_t(i)] = i;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+      return data[a] > data[b] || (data[a] == data[b] && a < b);
+    });
+    std::vector<Prediction> out;
+    for (int i = 0; i < k; ++i) {
+      const int c = order[std::size_t(i)];
+      out.push_back({c, model.info.labels[std::size_t(c)], data[c]});
+    }
+    return out;
+  }
+
+  std::vector<std::vector<Prediction>> predict_squares(const std::vector<cv::Mat>& squares, int k) {
+    std::vector<std::vector<Prediction>> out;
+    out.reserve(squares.size());
+    for (std::size_t from = 0; from < squares.size(); from += kMaxBatch) {
+      const std::size_t to = std::min(squares.size(), from + kMaxBatch);
+      const torch::Tensor probs =
+          probabilities(std::vector<cv::Mat>(squares.begin() + long(from), squares.begin() + long(to)));
+      for (std::size_t i = 0; i < to - from; ++i) out.push_back(top(probs[long(i)], k));
+    }
+    return out;
+  }
+};
+
+Classifier::Classifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Classifier::Classifier(Classifier&&) noexcept = default;
+Classifier& Classifier::operator=(Classifier&&) noexcept = default;
+Classifier::~Classifier() = default;
+
+Classifier Classifier::open(const std::string& dir) {
+  return sdk::at_boundary("Classifier::open", [&] {
+    auto impl = std::make_unique<Impl>();
+    impl->model = runtime::open_model_dir(std::filesystem::absolute(dir).lexically_normal().string());
+    if (torch::cuda::is_available()) {
+      impl->device = torch::Device(torch::kCUDA);
+      impl->model.network->to(impl->device);
+    }
+    return Classifier(std::move(impl));
+  });
+}
+
+std::vector<Prediction> Classifier::predict(const cv::Mat& image, int top_k) const {
+  return sdk::at_boundary("Classifier::predict", [&] {
+    const int k = impl_->clamp_top_k(top_k);
+    const cv::Mat square = runtime::to_model_square(image, impl_->model.info.input_size, "image");
+    return impl_->predict_squares({square}, k).front();
+  });
+}
+
+std::vector<std::vector<Prediction>> Classifier::predict(const std::vector<cv::Mat>& images,
+                                                         int top_k) const {
+  return sdk::at_boundary("Classifier::predict", [&] {
+    const int k = impl_->clamp_top_k(top_k);
+    std::vector<cv::Mat> squares;
+    squares.reserve(images.size());
+    for (std::size_t i = 0; i < images.size(); ++i)
+      squares.push_back(runtime::to_model_square(images[i], impl_->model.info.input_size,
+                                                 "image " + std::to_string(i)));
+    return impl_->predict_squares(squares, k);
+  });
+}
+
+std::vector<Prediction> Classifier::predict_file(const std::string& path, int top_k) const {
+  return sdk::at_boundary("Classifier::predict_file", [&] {
+    const int k = impl_->clamp_top_k(top_k);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, path + ": no such file");
+    if (std::filesystem::is_directory(path, ec))
+      throw Error(ErrorCode::kInvalidArgument, path + ": a directory, not an image file");
+    runtime::IngestOptions options;
+    options.side = impl_->model.info.input_size;
+    std::string bytes, reason;
+    const cv::Mat square = runtime::load_file_square(path, options, &bytes, &reason);
+    if (square.empty()) {
+      const ErrorCode code = reason == "cannot open" || reason == "read error" ? ErrorCode::kIo
+                             : reason.find("above the cap") != std::string::npos
+                                 ? ErrorCode::kInvalidArgument
+                                 : ErrorCode::kCorrupt;
+      throw Error(code, path + ": cannot be classified: " + reason);
+    }
+    return impl_->predict_squares({square}, k).front();
+  });
+}
+
+const std::string& Classifier::dir() const { return impl_->model.dir; }
+const std::vector<std::string>& Classifier::labels() const { return impl_->model.info.labels; }
+int Classifier::num_classes() const { return impl_->model.network->num_classes(); }
+int Classifier::input_size() const { return impl_->model.info.input_size; }
+const std::string& Classifier::encoding() const { return impl_->model.info.encoding; }
+std::optional<double> Classifier::validation_accuracy() const {
+  return impl_->model.info.upstream_accuracy;
+}
+bool Classifier::uses_cuda() const { return impl_->device.is_cuda(); }
+
+}  // namespace nasoa

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Drives nasoa-classify as a user would: output format, folder walking, --top,
+# bad files, bad models and exit codes.
+# Usage: nasoa_classify_test.sh PATH/TO/nasoa-classify PATH/TO/nasoa_test_make_model_dir WORKDIR
+set -u
+tool=$1
+make=$2
+work=$3
+rm -rf "$work" && mkdir -p "$work"
+passes=0
+failures=0
+check() {  # check "what" command...; passes when the command succeeds
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
+  else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+
+"$make" "$work/model" "$work/images" cat dog bird || { echo "cannot make the model dir"; exit 1; }
+
+check "--help exits 0 and shows usage" bash -c "'$tool' --help | grep -q Usage"
+check "--help documents --top" bash -c "'$tool' --help | grep -q -- '--top'"
+"$tool" > /dev/null 2>&1
+check "no arguments exit 2" test $? -eq 2
+"$tool" "$work/images" > /dev/null 2>&1
+check "a missing --model exits 2" test $? -eq 2
+"$tool" --model "$work/model" --top 0 "$work/images" > /dev/null 2>&1
+check "--top 0 exits 2" test $? -eq 2
+
+# A folder: every image, recursively, sorted; notes.txt ignored.
+"$tool" --model "$work/model" "$work/images" > "$work/top1.tsv" 2> "$work/top1.err"
+check "a folder of good images exits 0" test $? -eq 0
+check "nothing on stderr" test ! -s "$work/top1.err"
+cut -f1 "$work/top1.tsv" > "$work/paths.txt"
+printf '%s\n' "$work/images/a.png" "$work/images/sub/b.jpg" "$work/images/sub/c.png" \
+  "$work/images/sub/deeper/d.png" > "$work/expected_paths.txt"
+check "one line per image, walked recursively in sorted order" diff "$work/expected_paths.txt" "$work/paths.txt"
+check "lines are path<TAB>label<TAB>probability" \
+  bash -c "grep -Evq \$'^[^\\t]+\\t(cat|dog|bird)\\t(0|1)\\\\.[0-9]{6}\$' '$work/top1.tsv' && exit 1 || exit 0"
+
+# --top K: K lines per image, probabilities descending and summing to 1 for K = classes.
+"$tool" --model "$work/model" --top 3 "$work/images/a.png" > "$work/top3.tsv"
+check "--top 3 prints three lines" test "$(wc -l < "$work/top3.tsv")" -eq 3
+check "--top 3 lists every label once" bash -c "cut -f2 '$work/top3.tsv' | sort | tr '\n' ' ' | grep -qx 'bird cat dog '"
+check "--top 3 probabilities descend and sum to 1" \
+  awk -F'\t' 'NR > 1 && $3 > prev + 1e-9 { bad = 1 } { prev = $3; sum += $3 } END { exit !(bad == 0 && sum > 0.9999 && sum < 1.0001) }' "$work/top3.tsv"
+check "top 1 is the first of the top 3" bash -c "diff <(grep '/a.png' '$work/top1.tsv' | cut -f1,2) <(head -1 '$work/top3.tsv' | cut -f1,2)"
+"$tool" --model "$work/model" --top 10 "$work/images/a.png" > "$work/top10.tsv"
+check "--top above the class count is clamped" test "$(wc -l < "$work/top10.tsv")" -eq 3
+
+# Bad files: reported on stderr, the others still classified, exit 1.
+printf 'not a png' > "$work/broken.png"
+"$tool" --model "$work/model" "$work/broken.png" "$work/images/a.png" "$work/nowhere.jpg" \
+  > "$work/mixed.tsv" 2> "$work/mixed.err"
+check "a bad file makes the exit status 1" test $? -eq 1
+check "stderr names the broken file" grep -q "broken.png" "$work/mixed.err"
+check "stderr names the missing file" grep -q "nowhere.jpg" "$work/mixed.err"
+check "the good file is still classified" bash -c "test \$(wc -l < '$work/mixed.tsv') -eq 1 && grep -q 'a.png' '$work/mixed.tsv'"
+
+# Bad models.
+"$tool" --model "$work/no-model" "$work/images" > /dev/null 2> "$work/nomodel.err"
+check "a missing model dir exits 1" test $? -eq 1
+check "and says it is missing" grep -q "not-found" "$work/nomodel.err"
+cp -r "$work/model" "$work/damaged"
+printf 'x' | dd of="$work/damaged/models/model.weights" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$tool" --model "$work/damaged" "$work/images" > "$work/damaged.out" 2> "$work/damaged.err"
+check "a damaged model dir exits 1" test $? -eq 1
+check "and names the damaged file" grep -q "model.weights" "$work/damaged.err"
+check "and prints no predictions" test ! -s "$work/damaged.out"
+
+echo "$passes passed, $failures failed"
+exit $(( failures > 0 ))

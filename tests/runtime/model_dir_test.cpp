@@ -1,0 +1,160 @@
+// Model directories: saved as one-model bundles, replaced without a window in
+// which a crash loses both models, and never replacing what is not a bundle.
+#include "runtime/inference/model_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+
+#include "nasoa/error.h"
+#include "tests/support/temp_dir.h"
+#include "zoo/bundle/bundle.h"
+
+namespace fs = std::filesystem;
+
+namespace nasoa::runtime {
+namespace {
+
+using nasoa::testing::TempDir;
+
+zoo::Network small_network(int classes) {
+  zoo::Network net(Encoding::parse("2-_8_1-2"), classes);
+  net->eval();
+  return net;
+}
+
+ModelDirInfo info_for(std::vector<std::string> labels) {
+  ModelDirInfo info;
+  info.labels = std::move(labels);
+  info.input_size = 32;
+  info.mean = {0.5f, 0.4f, 0.3f};
+  info.std = {0.2f, 0.25f, 0.3f};
+  info.validation_accuracy = 0.75;
+  info.provenance = {"model_dir_test", "model_dir_test", 5, "2026-01-01T00:00:00Z", "none"};
+  return info;
+}
+
+std::vector<std::string> entries(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void expect_code(ErrorCode code, const std::function<void()>& f) {
+  try {
+    f();
+    FAIL() << "no error; expected " << to_string(code);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+  }
+}
+
+TEST(ModelDirTest, SavesAndOpensWithEverythingInferenceNeeds) {
+  TempDir tmp;
+  zoo::Network net = small_network(3);
+  save_model_dir(tmp / "m", net, info_for({"cat", "dog", "bird"}));
+  const LoadedModel m = open_model_dir(tmp / "m");
+  EXPECT_EQ(m.info.name, kModelName);
+  EXPECT_EQ(m.info.labels, (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(m.info.input_size, 32);
+  EXPECT_EQ(m.info.mean[1], 0.4f);
+  EXPECT_EQ(m.info.std[2], 0.3f);
+  ASSERT_TRUE(m.info.upstream_accuracy.has_value());
+  EXPECT_DOUBLE_EQ(*m.info.upstream_accuracy, 0.75);
+  EXPECT_EQ(m.provenance.seed, 5u);
+  EXPECT_EQ(m.info.encoding, "2-_8_1-2");
+  EXPECT_FALSE(m.network->is_training());
+  const auto a = net->named_parameters();
+  const auto b = m.network->named_parameters();
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"m"});
+}
+
+TEST(ModelDirTest, ReplacesAnExistingModelDirAndLeavesNothingBeside) {
+  TempDir tmp;
+  zoo::Network a = small_network(2), b = small_network(3);
+  save_model_dir(tmp / "m", a, info_for({"x", "y"}));
+  save_model_dir(tmp / "m", b, info_for({"cat", "dog", "bird"}));
+  EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 3u);
+  EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"m"});
+}
+
+TEST(ModelDirTest, RecoversTheOldModelAfterACrashBetweenTheRenames) {
+  TempDir tmp;
+  zoo::Network net = small_network(2);
+  save_model_dir(tmp / "m", net, info_for({"x", "y"}));
+  // The state after "rename DIR aside" and before "rename the new one in".
+  fs::rename(tmp / "m", tmp / ".m.old");
+  fs::create_directories(tmp / ".m.new");
+  const LoadedModel m = open_model_dir(tmp / "m");
+  EXPECT_EQ(m.info.labels, (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(fs::exists(tmp / "m/MANIFEST"));
+  EXPECT_FALSE(fs::exists(tmp / ".m.old"));
+
+  // And save_model_dir recovers too, then replaces as usual.
+  fs::rename(tmp / "m", tmp / ".m.old");
+  zoo::Network other = small_network(3);
+  save_model_dir(tmp / "m", other, info_for({"a", "b", "c"}));
+  EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 3u);
+  EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"m"});
+}
+
+TEST(ModelDirTest, DropsAStaleAsideCopyWhenTheNewModelIsInPlace) {
+  TempDir tmp;
+  zoo::Network a = small_network(2), b = small_network(3);
+  save_model_dir(tmp / "m", a, info_for({"x", "y"}));
+  fs::copy(tmp / "m", tmp / ".m.old", fs::copy_options::recursive);
+  save_model_dir(tmp / "m2", b, info_for({"a", "b", "c"}));
+  fs::remove_all(tmp / "m");
+  fs::rename(tmp / "m2", tmp / "m");
+  // A crash while removing the old copy: the new one must win.
+  EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 3u);
+  EXPECT_FALSE(fs::exists(tmp / ".m.old"));
+}
+
+TEST(ModelDirTest, RefusesToReplaceWhatIsNotABundle) {
+  TempDir tmp;
+  zoo::Network net = small_network(2);
+  tmp.write("precious/data.txt", "keep");
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "precious", net, info_for({"x", "y"})); });
+  EXPECT_TRUE(fs::exists(tmp / "precious/data.txt"));
+  fs::create_directories(tmp / "empty");
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "empty", net, info_for({"x", "y"})); });
+  tmp.write("file", "keep");
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "file", net, info_for({"x", "y"})); });
+  EXPECT_EQ(entries(tmp.path()), (std::vector<std::string>{"empty", "file", "precious"}));
+}
+
+TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
+  TempDir tmp;
+  zoo::Network net = small_network(3);
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "y"})); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "", "z"})); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "a\tb", "z"})); });
+  EXPECT_FALSE(fs::exists(tmp / "m"));
+}
+
+TEST(ModelDirTest, OpenRefusesBundlesThatAreNotModelDirs) {
+  TempDir tmp;
+  expect_code(ErrorCode::kNotFound, [&] { open_model_dir(tmp / "missing"); });
+  zoo::BundleInput in;
+  in.name = "zoo";
+  for (const char* name : {"one", "two"}) {
+    zoo::BundleModelInput m;
+    m.name = name;
+    m.network = small_network(2);
+    m.input_size = 32;
+    in.models.push_back(std::move(m));
+  }
+  zoo::write_bundle(tmp / "two-models", in);
+  expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "two-models"); });
+  in.models.pop_back();
+  zoo::write_bundle(tmp / "no-labels", in);
+  expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "no-labels"); });
+}
+
+}  // namespace
+}  // namespace nasoa::runtime

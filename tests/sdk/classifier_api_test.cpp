@@ -1,0 +1,241 @@
+// nasoa::Classifier against the in-memory network it was saved from: the same
+// preprocessing as training ingestion, the same probabilities, batch or not.
+#include "nasoa/classifier.h"
+
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "runtime/data/image_store.h"
+#include "runtime/inference/model_dir.h"
+#include "tests/support/temp_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace nasoa {
+namespace {
+
+using nasoa::testing::TempDir;
+
+constexpr int kSide = 32;
+const std::array<float, 3> kMean{0.5f, 0.45f, 0.4f};
+const std::array<float, 3> kStd{0.25f, 0.2f, 0.3f};
+
+class ClassifierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(11);
+    net_ = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
+    // A head far from uniform, so that the top-1 class is never a near tie.
+    torch::NoGradGuard no_grad;
+    for (auto& p : net_->named_parameters())
+      if (p.key().rfind("head.", 0) == 0) p.value().normal_(0, 1);
+    net_->eval();
+    runtime::ModelDirInfo info;
+    info.labels = {"cat", "dog", "bird"};
+    info.input_size = kSide;
+    info.mean = kMean;
+    info.std = kStd;
+    info.validation_accuracy = 0.875;
+    info.provenance = {"classifier_api_test", "", 1, "2026-01-01T00:00:00Z", "none"};
+    dir_ = tmp_ / "model";
+    runtime::save_model_dir(dir_, net_, info);
+  }
+
+  // The network's softmax on the image, preprocessed independently of the
+  // classifier: training's conversion, then mean/std by tensor arithmetic.
+  std::vector<float> expected(const cv::Mat& image) {
+    const cv::Mat square = runtime::fit_square(runtime::to_rgb8(image, runtime::IngestOptions{}.background), kSide);
+    torch::Tensor x = torch::from_blob(square.data, {kSide, kSide, 3}, torch::kUInt8)
+                          .permute({2, 0, 1}).to(torch::kFloat).div(255.0);
+    x = (x - torch::tensor({kMean[0], kMean[1], kMean[2]}).view({3, 1, 1})) /
+        torch::tensor({kStd[0], kStd[1], kStd[2]}).view({3, 1, 1});
+    torch::NoGradGuard no_grad;
+    const torch::Tensor p = torch::softmax(net_->forward(x.unsqueeze(0)), 1)[0].contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  }
+
+  static std::vector<cv::Mat> images() {
+    cv::RNG rng(3);
+    cv::Mat bgr(40, 50, CV_8UC3), gray(64, 37, CV_8UC1), bgra(33, 33, CV_8UC4), bgr16(48, 48, CV_16UC3);
+    for (cv::Mat* m : {&bgr, &gray, &bgra, &bgr16}) rng.fill(*m, cv::RNG::UNIFORM, 0, m->depth() == CV_16U ? 65535 : 255);
+    cv::Mat smooth(90, 60, CV_8UC3);
+    for (int y = 0; y < smooth.rows; ++y)
+      for (int x = 0; x < smooth.cols; ++x) smooth.at<cv::Vec3b>(y, x) = cv::Vec3b(uchar(x * 4), uchar(y * 2), 128);
+    return {bgr, gray, bgra, bgr16, smooth};
+  }
+
+  static void expect_matches(const std::vector<Prediction>& got, const std::vector<float>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    const int top = int(std::max_element(want.begin(), want.end()) - want.begin());
+    EXPECT_EQ(got[0].index, top);
+    for (const Prediction& p : got) EXPECT_NEAR(p.probability, want[std::size_t(p.index)], 1e-5);
+  }
+
+  TempDir tmp_;
+  zoo::Network net_{nullptr};
+  std::string dir_;
+};
+
+TEST_F(ClassifierTest, PredictsWhatTheSavedNetworkComputes) {
+  const Classifier clf = Classifier::open(dir_);
+  EXPECT_EQ(clf.labels(), (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(clf.num_classes(), 3);
+  EXPECT_EQ(clf.input_size(), kSide);
+  EXPECT_EQ(clf.encoding(), "020-_16_11-21");
+  ASSERT_TRUE(clf.validation_accuracy().has_value());
+  EXPECT_DOUBLE_EQ(*clf.validation_accuracy(), 0.875);
+  EXPECT_EQ(clf.dir(), fs::absolute(dir_).string());
+  for (const cv::Mat& image : images()) {
+    SCOPED_TRACE(image.channels());
+    const std::vector<Prediction> top3 = clf.predict(image, 3);
+    expect_matches(top3, expected(image));
+    for (const Prediction& p : top3) EXPECT_EQ(p.label, clf.labels()[std::size_t(p.index)]);
+    EXPECT_GE(top3[0].probability, top3[1].probability);
+    EXPECT_GE(top3[1].probability, top3[2].probability);
+  }
+}
+
+TEST_F(ClassifierTest, BatchEqualsOneByOne) {
+  const Classifier clf = Classifier::open(dir_);
+  std::vector<cv::Mat> batch = images();
+  for (int i = 0; i < 8; ++i) batch.push_back(batch[std::size_t(i) % 5]);  // more than one image per kind
+  const auto all = clf.predict(batch, 2);
+  ASSERT_EQ(all.size(), batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto one = clf.predict(batch[i], 2);
+    ASSERT_EQ(all[i].size(), 2u);
+    for (std::size_t k = 0; k < 2; ++k) {
+      EXPECT_EQ(all[i][k].index, one[k].index) << i;
+      EXPECT_NEAR(all[i][k].probability, one[k].probability, 1e-5) << i;
+    }
+  }
+  EXPECT_TRUE(clf.predict(std::vector<cv::Mat>{}, 1).empty());
+}
+
+TEST_F(ClassifierTest, TopKIsClampedToTheClassesAndMustBePositive) {
+  const Classifier clf = Classifier::open(dir_);
+  const cv::Mat image = images()[0];
+  EXPECT_EQ(clf.predict(image).size(), 1u);
+  const auto all = clf.predict(image, 100);
+  ASSERT_EQ(all.size(), 3u);
+  float sum = 0;
+  for (const Prediction& p : all) sum += p.probability;
+  EXPECT_NEAR(sum, 1.0f, 1e-5);
+  for (int bad : {0, -1}) {
+    try {
+      clf.predict(image, bad);
+      FAIL() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST_F(ClassifierTest, RefusesImagesItCannotConvert) {
+  const Classifier clf = Classifier::open(dir_);
+  try {
+    clf.predict(std::vector<cv::Mat>{images()[0], cv::Mat()});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("image 1"), std::string::npos) << e.what();
+  }
+  cv::Mat five(8, 8, CV_8UC(5));
+  std::fill(five.data, five.data + five.total() * five.elemSize(), std::uint8_t(1));
+  try {
+    clf.predict(five);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("channel count 5"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ClassifierTest, PredictFileDecodesAsTrainingDoesAndNamesBadFiles) {
+  const Classifier clf = Classifier::open(dir_);
+  const std::string png = tmp_ / "a.png";
+  ASSERT_TRUE(cv::imwrite(png, images()[4]));
+  const auto from_file = clf.predict_file(png, 3);
+  const auto from_mat = clf.predict(cv::imread(png, cv::IMREAD_UNCHANGED), 3);
+  for (std::size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(from_file[k].index, from_mat[k].index);
+    EXPECT_FLOAT_EQ(from_file[k].probability, from_mat[k].probability);
+  }
+  const std::string junk = tmp_.write("junk.jpg", "this is not a JPEG");
+  const std::pair<std::string, ErrorCode> cases[] = {{junk, ErrorCode::kCorrupt},
+                                                     {tmp_ / "missing.png", ErrorCode::kNotFound}};
+  for (const auto& [path, code] : cases) {
+    try {
+      clf.predict_file(path);
+      FAIL() << path;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(ClassifierTest, ConstPredictIsSafeFromSeveralThreads) {
+  const Classifier clf = Classifier::open(dir_);
+  const std::vector<cv::Mat> batch = images();
+  const auto want = clf.predict(batch, 1);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int r = 0; r < 3; ++r)
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          if (clf.predict(batch[i])[0].index != want[i][0].index) ++mismatches;
+    });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_F(ClassifierTest, IsAMovableHandle) {
+  Classifier a = Classifier::open(dir_);
+  Classifier b = std::move(a);
+  EXPECT_EQ(b.labels().size(), 3u);
+  a = std::move(b);
+  EXPECT_EQ(a.input_size(), kSide);
+}
+
+TEST_F(ClassifierTest, RefusesADamagedOrMissingModelDir) {
+  {
+    std::fstream f(dir_ + "/models/model.weights", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(200);
+    const char c = char(f.get());
+    f.seekp(200);
+    f.put(char(c ^ 0x5a));
+  }
+  try {
+    Classifier::open(dir_);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find("model.weights"), std::string::npos) << e.what();
+  }
+  try {
+    Classifier::open(tmp_ / "nowhere");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+}
+
+TEST_F(ClassifierTest, OpenRecoversAModelDirLeftAsideByACrash) {
+  fs::rename(dir_, tmp_ / ".model.old");
+  const Classifier clf = Classifier::open(dir_);
+  EXPECT_EQ(clf.labels().size(), 3u);
+  EXPECT_TRUE(fs::exists(dir_ + "/MANIFEST"));
+}
+
+}  // namespace
+}  // namespace nasoa
