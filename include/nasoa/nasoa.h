@@ -6,8 +6,11 @@
 // nasoa::nasoa target brings them.
 #pragma once
 
+#include "nasoa/adapter.h"
 #include "nasoa/classifier.h"
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
+#include "nasoa/regime.h"
+#include "nasoa/task.h"
 #include "nasoa/version.h"
 #include "nasoa/zoo.h"

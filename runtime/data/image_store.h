@@ -34,18 +34,7 @@ struct IngestOptions {
   int threads = 0;                            // 0: one per hardware thread
 };
 
-// What a task looks like, for the predictor and the report.
-struct TaskMeta {
-  int classes = 0;
-  std::int64_t images = 0;
-  std::int64_t min_per_class = 0, max_per_class = 0;
-  double mean_per_class = 0;
-  std::int64_t min_width = 0, max_width = 0, min_height = 0, max_height = 0;  // as decoded
-  double mean_width = 0, mean_height = 0;
-  double grayscale_fraction = 0;     // images decoded with one colour channel
-  std::array<double, 3> pixel_mean{};  // RGB in [0, 1], after resizing
-  std::array<double, 3> pixel_std{};
-};
+using nasoa::TaskMeta;  // defined in the public API: the report shows it
 
 class ImageStore {
  public:
@@ -56,6 +45,9 @@ class ImageStore {
   std::size_t size() const { return labels_.size(); }
   int label(std::size_t i) const { return labels_[i]; }
   const std::string& path(std::size_t i) const { return source_.samples[kept_[i]].path; }
+  // Position of image i in the TaskSource it was built from.
+  std::size_t source_index(std::size_t i) const { return kept_[i]; }
+  const std::string& origin() const { return source_.origin; }
   const std::vector<std::string>& class_names() const { return source_.class_names; }
   int side() const { return options_.side; }
 

@@ -16,12 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "nasoa/task.h"
+
 namespace nasoa::runtime {
 
-struct SkippedFile {
-  std::string path;
-  std::string reason;
-};
+using nasoa::SkippedFile;
 
 // Decoded IDX images, kept in memory: count x rows x cols, uint8, grayscale.
 struct IdxImages {

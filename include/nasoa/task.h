@@ -1,0 +1,87 @@
+// nasoa/task.h: a user's task, the labelled images to adapt a model to.
+//
+// A Task is read once: every image is decoded (OpenCV) and resized to
+// `image_side`, and kept in a compact in-memory cache, or re-read from disk on
+// each use when the cache would exceed `memory_cap_bytes`. Files that cannot
+// be used are skipped and listed with the reason; nothing is dropped silently.
+//
+// Ownership: a move-only handle owning the decoded images. Thread-safety:
+// const members may be called from several threads at once.
+// Errors: nasoa::Error{kNotFound} for a missing folder or file,
+// {kInvalidArgument} for a task that cannot be trained on (no class folders,
+// fewer than two classes, a class with no usable image, a malformed CSV line),
+// {kCorrupt} for damaged IDX files.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nasoa/export.h"
+
+namespace nasoa {
+
+struct SkippedFile {
+  std::string path;
+  std::string reason;
+};
+
+// What a task looks like: for the planner, the predictor and the report.
+struct TaskMeta {
+  int classes = 0;
+  std::int64_t images = 0;
+  std::int64_t min_per_class = 0, max_per_class = 0;
+  double mean_per_class = 0;
+  std::int64_t min_width = 0, max_width = 0, min_height = 0, max_height = 0;  // as decoded
+  double mean_width = 0, mean_height = 0;
+  double grayscale_fraction = 0;       // images stored with one colour channel
+  std::array<double, 3> pixel_mean{};  // RGB in [0, 1], after resizing
+  std::array<double, 3> pixel_std{};
+};
+
+struct TaskOptions {
+  int image_side = 64;                        // decoded size; match the zoo's input size
+  std::string validation_dir;                 // class folders for validation; empty: split the task
+  std::int64_t max_pixels = 100'000'000;      // larger images are skipped without decoding
+  std::int64_t memory_cap_bytes = 1LL << 30;  // above it, images stream from disk
+  int threads = 0;                            // decoding threads; 0: one per core
+};
+
+class NASOA_API Task {
+ public:
+  // A folder of class subfolders of images (jpg, png, bmp, webp, tiff).
+  static Task from_folder(const std::string& dir, const TaskOptions& options = {});
+  // A CSV list of `path,label` lines; paths are relative to the CSV's folder.
+  static Task from_csv(const std::string& csv_path, const TaskOptions& options = {});
+  // MNIST-format IDX image and label files, plain or gzipped; classes are
+  // named by `class_names`, or by their numbers when it is empty.
+  static Task from_idx(const std::string& images_path, const std::string& labels_path,
+                       const std::vector<std::string>& class_names = {},
+                       const TaskOptions& options = {});
+
+  Task(Task&&) noexcept;
+  Task& operator=(Task&&) noexcept;
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task();
+
+  const std::string& origin() const;
+  const std::vector<std::string>& class_names() const;
+  std::size_t size() const;  // usable images, validation folder included
+  const TaskMeta& meta() const;
+  const std::vector<SkippedFile>& skipped() const;
+  int image_side() const;
+  bool streaming() const;
+  double ingest_seconds() const;  // wall time reading and decoding took
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }  // for the SDK's own use
+
+ private:
+  explicit Task(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nasoa

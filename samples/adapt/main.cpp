@@ -1,0 +1,183 @@
+// nasoa-adapt: fine-tune a zoo model on a folder of labelled images, inside a budget.
+//
+//   nasoa-adapt --zoo DIR --data DIR --budget SECONDS --out DIR
+//               [--energy JOULES] [--memory MIB] [--report FILE.json]
+//               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
+//               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
+//               [--resume] [--quiet]
+//
+// Until the planner chooses them, regime fields left out take these defaults:
+// the zoo's first model, learning rate 0.01, 10 epochs, batch 32, nothing frozen
+// (SGD with momentum 0.9, cosine schedule with half an epoch of warm-up, label
+// smoothing 0.1, random resized crop and flip, 20 % of each class for validation).
+//
+// Uses only the public API (<nasoa/nasoa.h>); it is also a sample to copy.
+// Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.
+#include <CLI/CLI.hpp>
+#include <nasoa/nasoa.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Redraws at most ten times a second, and always at the end of an epoch.
+void print_progress(const nasoa::Progress& p) {
+  static Clock::time_point last;
+  const Clock::time_point now = Clock::now();
+  if (p.step != p.steps_per_epoch && now - last < std::chrono::milliseconds(100)) return;
+  last = now;
+  const double done = p.steps_per_epoch ? double(p.step) / double(p.steps_per_epoch) : 0;
+  const int width = 24, filled = int(done * width);
+  std::string bar(std::size_t(filled), '#');
+  bar.resize(std::size_t(width), '.');
+  char line[200];
+  std::snprintf(line, sizeof line,
+                "\repoch %d/%d [%s] loss %.3f train %5.1f%% val %s %6.1fs ETA %5.1fs %7.1f J ",
+                p.epoch, p.epochs, bar.c_str(), p.loss, 100 * p.train_accuracy,
+                p.validation_accuracy < 0 ? "  -  " : (std::to_string(int(std::lround(100 * p.validation_accuracy))) + "%").c_str(),
+                p.elapsed_seconds, p.eta_seconds, p.joules);
+  std::cerr << line << std::flush;
+}
+
+nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
+  const nasoa::TaskMeta& m = task.meta();
+  nlohmann::json j;
+  j["regime"] = {{"model", r.regime.model}, {"learning_rate", r.regime.learning_rate},
+                 {"epochs", r.regime.epochs}, {"batch_size", r.regime.batch_size},
+                 {"frozen_stages", r.regime.frozen_stages}, {"optimizer", nasoa::to_string(r.regime.optimizer)},
+                 {"momentum", r.regime.momentum}, {"weight_decay", r.regime.weight_decay},
+                 {"schedule", nasoa::to_string(r.regime.schedule)}, {"warmup_epochs", r.regime.warmup_epochs},
+                 {"label_smoothing", r.regime.label_smoothing}, {"seed", r.regime.seed}};
+  j["task"] = {{"origin", task.origin()}, {"classes", task.class_names()}, {"images", m.images},
+               {"images_per_class", {{"min", m.min_per_class}, {"mean", m.mean_per_class}, {"max", m.max_per_class}}},
+               {"width", {{"min", m.min_width}, {"mean", m.mean_width}, {"max", m.max_width}}},
+               {"height", {{"min", m.min_height}, {"mean", m.mean_height}, {"max", m.max_height}}},
+               {"grayscale_fraction", m.grayscale_fraction}, {"pixel_mean", m.pixel_mean},
+               {"pixel_std", m.pixel_std}, {"ingest_seconds", task.ingest_seconds()},
+               {"streaming", task.streaming()}};
+  j["epochs"] = nlohmann::json::array();
+  for (const nasoa::EpochResult& e : r.epochs)
+    j["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+                           {"validation_accuracy", e.validation_accuracy < 0 ? nlohmann::json() : nlohmann::json(e.validation_accuracy)},
+                           {"elapsed_seconds", e.elapsed_seconds}, {"joules", e.joules}});
+  j["validation_accuracy"] = r.validation_accuracy < 0 ? nlohmann::json() : nlohmann::json(r.validation_accuracy);
+  j["best_epoch"] = r.best_epoch;
+  j["wall_seconds"] = r.wall_seconds;
+  j["joules"] = r.joules;
+  j["energy_meter"] = r.energy_meter;
+  j["energy_measured"] = r.energy_measured;
+  j["device"] = r.device;
+  j["steps"] = r.steps;
+  j["stopped_early"] = r.stopped_early;
+  j["stop_reason"] = r.stop_reason;
+  j["resumed"] = r.resumed;
+  j["peak_memory_bytes"] = r.peak_memory_bytes;
+  j["model_dir"] = r.model_dir;
+  j["skipped"] = nlohmann::json::array();
+  for (const nasoa::SkippedFile& f : task.skipped()) j["skipped"].push_back({{"path", f.path}, {"reason", f.reason}});
+  return j;
+}
+
+// Written beside its final name and renamed, so a kill never leaves half a report.
+void write_report(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << '\n';
+    if (!out) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write the report");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move the report into place");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Clock::time_point started = Clock::now();
+  CLI::App app{"nasoa-adapt: fine-tune a zoo model on your images within a time/energy budget"};
+  std::string zoo_dir, data, out, report, validation, device = "auto";
+  nasoa::Budget budget;
+  nasoa::Regime regime;
+  int threads = 0;
+  double watts = 0;
+  bool resume = false, quiet = false;
+  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
+  app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
+  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(CLI::PositiveNumber);
+  app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one)")->required();
+  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter)")->check(CLI::NonNegativeNumber);
+  app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB")->check(CLI::NonNegativeNumber);
+  app.add_option("--report", report, "Write a JSON report here");
+  app.add_option("--model", regime.model, "Zoo model (default: the zoo's first)");
+  app.add_option("--lr", regime.learning_rate, "Peak learning rate")->capture_default_str();
+  app.add_option("--epochs", regime.epochs, "Epochs")->capture_default_str();
+  app.add_option("--frozen", regime.frozen_stages, "Frozen stages, stem = stage 0")->capture_default_str();
+  app.add_option("--batch", regime.batch_size, "Batch size")->capture_default_str();
+  app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")->capture_default_str();
+  app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
+  app.add_option("--threads", threads, "Compute threads (default: one per core)");
+  app.add_option("--watts", watts, "Power to assume when no energy meter reads (from nasoa-profile)")->check(CLI::NonNegativeNumber);
+  app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
+  app.add_flag("--quiet", quiet, "No progress bar");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
+    if (zoo.models().empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_dir + ": the zoo has no models");
+    if (regime.model.empty()) regime.model = zoo.models().front().name;
+    nasoa::TaskOptions task_options;
+    task_options.image_side = zoo.model(regime.model).input_size;
+    task_options.validation_dir = validation;
+    task_options.threads = threads;
+    if (budget.memory_mib > 0) task_options.memory_cap_bytes = budget.memory_mib * 1024 * 1024 / 2;
+    const bool csv = data.size() > 4 && data.compare(data.size() - 4, 4, ".csv") == 0;
+    const nasoa::Task task = csv ? nasoa::Task::from_csv(data, task_options) : nasoa::Task::from_folder(data, task_options);
+    if (!quiet)
+      std::cerr << "task: " << task.size() << " images in " << task.class_names().size() << " classes ("
+                << task.skipped().size() << " files skipped), read in " << task.ingest_seconds() << " s\n";
+
+    nasoa::AdapterOptions options;
+    options.threads = threads;
+    options.estimate_watts = watts;
+    options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
+                     : device == "cuda" ? nasoa::DevicePreference::kCuda
+                                        : nasoa::DevicePreference::kAuto;
+    nasoa::Adapter adapter(zoo, options);
+    budget.spent_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    const nasoa::Result r = adapter.fine_tune(task, regime, budget, out,
+                                              quiet ? nasoa::ProgressCallback{} : print_progress, resume);
+    if (!quiet) std::cerr << '\n';
+    if (!report.empty()) write_report(report, report_json(task, r));
+
+    char accuracy[64] = "not evaluated";
+    if (r.validation_accuracy >= 0)
+      std::snprintf(accuracy, sizeof accuracy, "%.1f %% on validation", 100 * r.validation_accuracy);
+    std::cout << "model:      " << r.regime.model << " (lr " << r.regime.learning_rate << ", batch "
+              << r.regime.batch_size << ", " << r.regime.frozen_stages << " frozen stages)\n"
+              << "accuracy:   " << accuracy
+              << (r.best_epoch > 0 ? " (epoch " + std::to_string(r.best_epoch) + ")" : std::string()) << "\n"
+              << "time:       " << r.wall_seconds << " s of " << budget.seconds << " s ("
+              << r.stop_reason << ", " << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ")\n"
+              << "energy:     " << (r.energy_meter == "none" ? std::string("not measured (no meter here; --watts gives an estimate)")
+                                                            : std::to_string(r.joules) + " J (" + r.energy_meter +
+                                                                  (r.energy_measured ? ", measured)" : ")"))
+              << "\n"
+              << "saved to:   " << r.model_dir << "\n";
+    for (std::size_t i = 0; i < task.skipped().size() && i < 10; ++i)
+      std::cout << "skipped:    " << task.skipped()[i].path << ": " << task.skipped()[i].reason << "\n";
+    if (task.skipped().size() > 10)
+      std::cout << "skipped:    ... " << task.skipped().size() - 10 << " more" << (report.empty() ? "" : " (see the report)") << "\n";
+    return 0;
+  } catch (const nasoa::Error& e) {
+    std::cerr << "\nnasoa-adapt: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  }
+}

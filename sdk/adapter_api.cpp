@@ -1,0 +1,188 @@
+// nasoa::Adapter: ties a Task, a zoo model, a regime and a budget to the
+// runtime's fine-tuning loop, energy monitor and model directory.
+#include "nasoa/adapter.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "runtime/energy/energy_monitor.h"
+#include "runtime/inference/model_dir.h"
+#include "runtime/train/fine_tuner.h"
+#include "sdk/boundary.h"
+#include "sdk/task_impl.h"
+#include "zoo/bundle/bundle.h"
+#include "zoo/bundle/sha256.h"
+
+namespace nasoa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+// Identifies (task, model, regime): a checkpoint only resumes the run it was made by.
+std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r) {
+  std::string text = model.name + '\n' + model.weights_sha256 + '\n';
+  text += std::to_string(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' +
+          std::to_string(r.batch_size) + ' ' + std::to_string(r.frozen_stages) + ' ' +
+          to_string(r.optimizer) + ' ' + std::to_string(r.momentum) + ' ' +
+          std::to_string(r.weight_decay) + ' ' + to_string(r.schedule) + ' ' +
+          std::to_string(r.warmup_epochs) + ' ' + std::to_string(r.label_smoothing) + ' ' +
+          std::to_string(r.random_resized_crop) + std::to_string(r.horizontal_flip) + ' ' +
+          std::to_string(r.validation_fraction) + ' ' + std::to_string(r.seed) + '\n';
+  for (std::size_t i = 0; i < store.size(); ++i)
+    text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
+  return zoo::sha256_hex(text);
+}
+
+int cores() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+struct Adapter::Impl {
+  const Zoo* zoo;
+  AdapterOptions options;
+};
+
+Adapter::Adapter(const Zoo& zoo, AdapterOptions options)
+    : impl_(std::make_unique<Impl>(Impl{&zoo, std::move(options)})) {}
+Adapter::Adapter(Adapter&&) noexcept = default;
+Adapter& Adapter::operator=(Adapter&&) noexcept = default;
+Adapter::~Adapter() = default;
+
+Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& budget,
+                          const std::string& out_dir, const ProgressCallback& on_progress, bool resume) {
+  return sdk::at_boundary("Adapter::fine_tune", [&] {
+    const Clock::time_point started = Clock::now();
+    validate(regime);
+    if (!(budget.seconds > 0))
+      throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
+    if (budget.joules < 0 || budget.memory_mib < 0 || budget.spent_seconds < 0)
+      throw Error(ErrorCode::kInvalidArgument, "budget joules, memory_mib and spent_seconds must not be negative");
+    if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
+    const Zoo& zoo = *impl_->zoo;
+    const AdapterOptions& options = impl_->options;
+    const ModelInfo& model = zoo.model(regime.model);
+    const runtime::ImageStore& store = *task.impl().store;
+    if (store.side() != model.input_size)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the task was decoded at " + std::to_string(store.side()) + " px, model '" + model.name +
+                      "' takes " + std::to_string(model.input_size) +
+                      " px: read the task with TaskOptions::image_side = " + std::to_string(model.input_size));
+    if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
+      throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
+
+    // Energy: the best meter there is; an energy budget needs one.
+    runtime::MeterOptions meter_options;
+    meter_options.sysfs_root = options.sysfs_root;
+    meter_options.estimate_watts = options.estimate_watts;
+    std::unique_ptr<runtime::EnergyMonitor> monitor;
+    try {
+      monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
+      monitor->start();
+    } catch (const Error& e) {
+      if (budget.joules > 0)
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("an energy budget needs an energy meter or AdapterOptions::estimate_watts: ") + e.what());
+    }
+
+    std::optional<runtime::TrainingState> state;
+    const std::string checkpoint = out_dir + ".checkpoint";
+    if (resume) state = runtime::load_checkpoint(checkpoint);
+    const double earlier_seconds = state ? state->spent_seconds : 0.0;
+    const double earlier_joules = state ? state->joules : 0.0;
+    const runtime::Limits limits(
+        budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
+        budget.joules, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
+        budget.memory_mib * 1024 * 1024);
+
+    runtime::FineTuneJob job;
+    job.network = zoo::load_network(zoo.dir(), model);
+    if (job.network->num_classes() != int(store.class_names().size())) {
+      torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
+      job.network->reset_head(int(store.class_names().size()));
+    }
+    job.store = &store;
+    job.regime = regime;
+    if (const auto& from = task.impl().validation_from) {
+      for (std::size_t i = 0; i < store.size(); ++i)
+        (store.source_index(i) >= *from ? job.split.validation : job.split.train).push_back(i);
+    } else {
+      std::vector<int> labels;
+      for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
+      job.split = runtime::stratified_split(labels, regime.validation_fraction, regime.seed);
+    }
+    job.mean = model.mean;
+    job.std = model.std;
+    job.fingerprint = fingerprint(store, model, regime);
+    job.checkpoint_path = checkpoint;
+    job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
+    job.use_cuda = options.device != DevicePreference::kCpu;
+    // On the CPU, compute and batch building share the cores: together they
+    // never exceed them, because LibTorch's OpenMP threads spin while they wait
+    // and would starve an oversubscribed loader (measured on 2 cores: 25x slower).
+    const bool on_gpu = job.use_cuda && torch::cuda::is_available();
+    job.loader_workers = options.loader_threads > 0 ? options.loader_threads
+                         : on_gpu                   ? std::max(1, cores() - 1)
+                                                    : std::max(1, cores() / 4);
+    torch::set_num_threads(options.threads > 0 ? options.threads
+                           : on_gpu            ? cores()
+                                               : std::max(1, cores() - job.loader_workers));
+    if (on_progress)
+      job.on_progress = [&](const runtime::TrainProgress& p) {
+        on_progress(Progress{p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.train_accuracy,
+                             p.validation_accuracy, p.elapsed_seconds, p.eta_seconds, p.joules});
+      };
+
+    const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, state);
+
+    runtime::ModelDirInfo info;
+    info.labels = store.class_names();
+    info.input_size = model.input_size;
+    info.mean = model.mean;
+    info.std = model.std;
+    if (outcome.validation_accuracy >= 0) info.validation_accuracy = outcome.validation_accuracy;
+    info.provenance = {std::string("nasoa ") + NASOA_VERSION_STRING + " Adapter::fine_tune",
+                       "fine-tune of '" + model.name + "' from bundle '" + zoo.name() + "' on " + task.origin(),
+                       regime.seed, utc_now(), task.origin()};
+    runtime::save_model_dir(out_dir, job.network, info);
+    std::error_code ec;
+    std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served
+    if (monitor) monitor->stop();
+
+    Result r;
+    r.model_dir = out_dir;
+    r.regime = regime;
+    r.validation_accuracy = outcome.validation_accuracy;
+    r.best_epoch = outcome.best_epoch;
+    for (const runtime::EpochRecord& e : outcome.history)
+      r.epochs.push_back({e.epoch, e.train_loss, e.train_accuracy, e.validation_accuracy, e.elapsed_seconds, e.joules});
+    r.steps = outcome.steps;
+    r.wall_seconds = limits.elapsed();
+    r.joules = limits.joules();
+    r.energy_meter = monitor ? monitor->meter_name() : "none";
+    r.energy_measured = monitor && monitor->measured();
+    r.stopped_early = outcome.stopped_early;
+    r.stop_reason = outcome.stop_reason;
+    r.device = outcome.device;
+    r.resumed = state.has_value();
+    r.peak_memory_bytes = runtime::peak_resident_bytes();
+    return r;
+  });
+}
+
+}  // namespace nasoa
