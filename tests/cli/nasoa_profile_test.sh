@@ -48,7 +48,7 @@ assert [m["name"] for m in json.load(open(sys.argv[1]))["models"]] == ["2-_8_1-2
 
 "$tool" --zoo "$work/absent" --out "$work/absent.json" 2> "$work/absent.err"
 check "a missing bundle exits 1" test $? -eq 1
-check "a missing bundle says why" grep -q "absent" "$work/absent.err"
+check "a missing bundle says why" grep -q "no such bundle" "$work/absent.err"
 check "a failed run writes nothing" test ! -e "$work/absent.json"
 
 "$tool" --zoo "$work/zoo" --out "$work/bad.json" --models nope 2> "$work/nope.err"
