@@ -1,0 +1,85 @@
+// nasoa-profile: measure what fine-tuning and inference cost on this device,
+// per model of a zoo bundle, and write the device profile the runtime plans with.
+//
+//   nasoa-profile --zoo DIR --out FILE [--batch 8,16,32] [--repeat N] [--warmup N]
+//                 [--threads N] [--models a,b] [--cpu] [--no-power]
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr), CLI11's
+// codes for bad arguments. Nothing is written unless every model was measured.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "runtime/profile/device_profile.h"
+
+namespace {
+
+using nasoa::runtime::ProfileProgress;
+
+void print_progress(const ProfileProgress& p) {
+  if (!p.done) return;  // one line per model, once it is measured
+  const nasoa::runtime::ModelProfile& m = *p.done;
+  std::string steps;
+  for (const nasoa::runtime::StepTiming& s : m.steps)
+    if (s.frozen_stages == 0) {
+      char cell[64];
+      std::snprintf(cell, sizeof cell, " b%d=%.4gs", s.batch_size, s.step_seconds);
+      steps += cell;
+    }
+  std::fprintf(stderr, "nasoa-profile: [%zu/%zu] %s: %d stages, step (nothing frozen)%s, inference %.3g ms/image, %.1f s\n",
+               p.index + 1, p.count, p.model.c_str(), m.num_stages, steps.c_str(),
+               m.inference_seconds_per_image_batch1 * 1e3, p.seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-profile: time fine-tuning steps and inference of a zoo bundle's models on this "
+               "device and write the device profile (nasoa " NASOA_VERSION_STRING ")"};
+  std::string zoo, out;
+  nasoa::runtime::ProfileOptions options;
+  options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool cpu_only = false, no_power = false;
+  app.add_option("--zoo", zoo, "Zoo bundle directory")->required();
+  app.add_option("--out", out, "Device profile to write (JSON, replaced atomically)")->required();
+  app.add_option("--batch", options.batch_sizes, "Batch sizes to time, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--repeat", options.repetitions, "Timed steps per configuration (the median is kept)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--warmup", options.warmup, "Untimed steps before each configuration")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "LibTorch intra-op threads (default: every CPU)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--models", options.models, "Only these models, comma-separated (default: all)")->delimiter(',');
+  app.add_flag("--cpu", cpu_only, "Measure on the CPU even where CUDA is available");
+  app.add_flag("--no-power", no_power, "Do not read an energy meter");
+  CLI11_PARSE(app, argc, argv);
+
+  options.use_cuda = !cpu_only;
+  options.measure_power = !no_power;
+  try {
+    const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);
+    nasoa::runtime::save_device_profile(profile, out);
+    std::fprintf(stderr, "nasoa-profile: wrote %s (%zu model(s), %s, %d thread(s), power meter: %s)\n",
+                 out.c_str(), profile.models.size(), profile.device.device.c_str(), profile.device.threads,
+                 profile.meter.c_str());
+  } catch (const nasoa::Error& e) {
+    std::cerr << "nasoa-profile: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-profile: error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,651 @@
+#include "runtime/profile/device_profile.h"
+
+#include <malloc.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "runtime/energy/energy_monitor.h"
+#include "runtime/train/optimizer.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/bundle.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::ordered_json;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+std::string trim(const std::string& s) {
+  const auto begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return "";
+  return s.substr(begin, s.find_last_not_of(" \t\r\n") + 1 - begin);
+}
+
+// The value after "key:" on the first line of `path` that starts with `key`.
+std::optional<std::string> keyed_line(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.compare(0, key.size(), key) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string value = trim(line.substr(colon + 1));
+    if (!value.empty()) return value;
+  }
+  return std::nullopt;
+}
+
+// Device-tree strings end in NUL.
+std::optional<std::string> device_tree_model() {
+  std::ifstream in("/proc/device-tree/model", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text = trim(text.substr(0, text.find('\0')));
+  if (text.empty()) return std::nullopt;
+  return text;
+}
+
+std::string cpu_model() {
+  // x86 kernels say "model name"; many ARM kernels do not, so the board's name stands in.
+  if (auto v = keyed_line("/proc/cpuinfo", "model name")) return *v;
+  if (auto v = keyed_line("/proc/cpuinfo", "Hardware")) return *v;
+  if (auto v = device_tree_model()) return *v;
+  return "unknown";
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Read from the driver's files rather than through LibTorch's CUDA API, which
+// a CPU-only LibTorch does not link.
+std::optional<std::string> gpu_name() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> gpus;
+  for (fs::directory_iterator it("/proc/driver/nvidia/gpus", ec), end; !ec && it != end; it.increment(ec))
+    gpus.push_back(it->path());
+  std::sort(gpus.begin(), gpus.end());
+  for (const fs::path& gpu : gpus)
+    if (auto v = keyed_line((gpu / "information").string(), "Model")) return *v;
+  return device_tree_model();  // Jetson: the integrated GPU is the board's
+}
+
+// kB fields of /proc/self/status, in bytes; nullopt when absent.
+std::optional<std::int64_t> status_bytes(const std::string& key) {
+  const auto v = keyed_line("/proc/self/status", key + ":");
+  if (!v) return std::nullopt;
+  try {
+    return std::int64_t(std::stoll(*v)) * 1024;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return bool(out);
+}
+
+// ---- measurements ----------------------------------------------------------
+
+struct StepRunner {
+  zoo::NetworkImpl& net;
+  const torch::Device device;
+  const bool cuda;
+  const torch::nn::functional::CrossEntropyFuncOptions loss_options;
+
+  void sync() const {
+    if (cuda) torch::cuda::synchronize();
+  }
+
+  // One fine-tuning step as fine_tune() takes it, data already on the device.
+  double step(Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels) const {
+    const Clock::time_point t0 = Clock::now();
+    optimizer.zero_grad();
+    const torch::Tensor logits = net.forward(images);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    loss.backward();
+    // A small rate: the arithmetic is the same as with any rate, and the
+    // weights stay far from overflow (and slow denormals) over many steps.
+    optimizer.step(1e-4);
+    (void)loss.item<double>();  // fine_tune() reads it every step too; it also waits for the GPU
+    sync();
+    return seconds_since(t0);
+  }
+
+  double inference_per_image(int batch, int input, int warmup, int repetitions) const {
+    net.eval();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor images = torch::randn({batch, 3, input, input}).to(device);
+    std::vector<double> times;
+    for (int i = 0; i < warmup + repetitions; ++i) {
+      const Clock::time_point t0 = Clock::now();
+      const torch::Tensor logits = net.forward(images);
+      (void)logits.argmax(1).cpu();
+      sync();
+      if (i >= warmup) times.push_back(seconds_since(t0));
+    }
+    net.train();
+    return median(times) / double(batch);
+  }
+};
+
+class PowerProbe {
+ public:
+  explicit PowerProbe(const ProfileOptions& options) {
+    if (options.meter.kind == MeterKind::kEstimate || options.meter.estimate_watts != 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the device profile records measured power only: an estimate would come from the "
+                  "profile being made (meter options: no estimate kind, estimate_watts 0)");
+    if (!options.measure_power) return;
+    options_ = options.meter;
+    try {
+      const std::unique_ptr<EnergyMeter> meter = detect_energy_meter(options_);
+      name_ = meter->name();
+      measured_ = meter->measured();
+      // Later configurations must read the same meter, not whichever answers first.
+      options_.kind = meter->kind();
+      available_ = true;
+    } catch (const Error&) {
+      available_ = false;  // no readable meter: watts stay absent
+    }
+  }
+
+  bool available() const { return available_; }
+  const std::string& name() const { return name_; }
+  bool measured() const { return measured_; }
+
+  // A monitor already sampling, or null without a meter (or when it vanished).
+  std::unique_ptr<EnergyMonitor> start() const {
+    if (!available_) return nullptr;
+    try {
+      MonitorOptions monitor_options;
+      monitor_options.interval = std::chrono::milliseconds(50);
+      auto monitor = std::make_unique<EnergyMonitor>(detect_energy_meter(options_), monitor_options);
+      monitor->start();
+      return monitor;
+    } catch (const Error&) {
+      return nullptr;
+    }
+  }
+
+ private:
+  MeterOptions options_;
+  bool available_ = false;
+  bool measured_ = false;
+  std::string name_ = "none";
+};
+
+ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const ProfileOptions& options,
+                           const torch::Device& device, bool cuda, const PowerProbe& power,
+                           bool memory_available) {
+  zoo::Network network = zoo::load_network(dir, info);
+  zoo::NetworkImpl& net = *network;
+  net.to(device);
+  net.train();
+
+  ModelProfile out;
+  out.model = {info.name, info.encoding, info.input_size, info.upstream_classes};
+  out.num_stages = net.num_stages();
+
+  Regime regime;  // the fine-tuner's defaults: SGD with momentum, weight decay, label smoothing
+  regime.model = info.name;
+  const StepRunner runner{net, device, cuda,
+                          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+
+  for (int batch : options.batch_sizes) {
+    const torch::Tensor images = torch::randn({batch, 3, info.input_size, info.input_size}).to(device);
+    const torch::Tensor labels =
+        torch::randint(0, std::max(1, info.upstream_classes), {batch}, torch::kLong).to(device);
+    for (int frozen = 0; frozen <= out.num_stages; ++frozen) {
+      net.freeze_stages(frozen);
+      net.train();
+      StepTiming cell;
+      cell.batch_size = batch;
+      cell.frozen_stages = frozen;
+      std::optional<std::int64_t> baseline;
+      if (memory_available) {
+        malloc_trim(0);
+        if (reset_peak_rss()) baseline = status_bytes("VmRSS");
+      }
+      {
+        // Built after the baseline: its buffers are part of what training adds.
+        Optimizer optimizer(net, regime);
+        for (int i = 0; i < options.warmup; ++i) runner.step(optimizer, images, labels);
+        std::unique_ptr<EnergyMonitor> monitor = power.start();
+        std::vector<double> times;
+        for (int i = 0; i < options.repetitions; ++i) times.push_back(runner.step(optimizer, images, labels));
+        cell.step_seconds = median(times);
+        if (monitor) {
+          monitor->stop();
+          const EnergyStatus status = monitor->status();
+          if (status.samples > 0 && std::isfinite(status.average_watts) && status.average_watts >= 0)
+            cell.watts = status.average_watts;
+        }
+        if (baseline) {
+          if (const auto peak = status_bytes("VmHWM")) {
+            cell.peak_rss_bytes = *peak;
+            cell.rss_increase_bytes = std::max<std::int64_t>(0, *peak - *baseline);
+          }
+        }
+      }
+      out.steps.push_back(cell);
+    }
+  }
+  net.freeze_stages(0);
+  out.inference_seconds_per_image_batch1 =
+      runner.inference_per_image(1, info.input_size, options.warmup, options.repetitions);
+  out.inference_seconds_per_image_batch64 =
+      runner.inference_per_image(64, info.input_size, options.warmup, options.repetitions);
+  return out;
+}
+
+void validate(const ProfileOptions& options) {
+  if (options.batch_sizes.empty())
+    throw Error(ErrorCode::kInvalidArgument, "profile options: batch_sizes is empty");
+  for (int b : options.batch_sizes)
+    if (b < 1)
+      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is below 1");
+  if (options.warmup < 0)
+    throw Error(ErrorCode::kInvalidArgument, "profile options: warmup " + std::to_string(options.warmup) + " < 0");
+  if (options.repetitions < 1)
+    throw Error(ErrorCode::kInvalidArgument,
+                "profile options: repetitions " + std::to_string(options.repetitions) + " < 1");
+  if (options.threads < 0)
+    throw Error(ErrorCode::kInvalidArgument, "profile options: threads " + std::to_string(options.threads) + " < 0");
+}
+
+// ---- JSON ------------------------------------------------------------------
+
+Json to_json(const BundleModelEntry& m) {
+  return Json{{"name", m.name}, {"encoding", m.encoding}, {"input_size", m.input_size}, {"classes", m.classes}};
+}
+
+// Reads fields of one JSON object, naming "<source>: field '<path>'" in errors.
+class Reader {
+ public:
+  Reader(const Json& object, std::string path, const std::string& source)
+      : j_(object), path_(std::move(path)), source_(source) {
+    if (!j_.is_object()) fail(path_.empty() ? "(top level)" : path_, "expected an object");
+  }
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw Error(ErrorCode::kCorrupt, source_ + ": field '" + field + "': " + what);
+  }
+  std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const Json& get(const std::string& key) const {
+    const auto it = j_.find(key);
+    if (it == j_.end()) fail(field(key), "missing");
+    return *it;
+  }
+  bool has(const std::string& key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+
+  std::string string(const std::string& key, bool non_empty = true) const {
+    const Json& v = get(key);
+    if (!v.is_string()) fail(field(key), "expected a string");
+    std::string s = v.get<std::string>();
+    if (non_empty && s.empty()) fail(field(key), "is empty");
+    return s;
+  }
+  bool boolean(const std::string& key) const {
+    const Json& v = get(key);
+    if (!v.is_boolean()) fail(field(key), "expected true or false");
+    return v.get<bool>();
+  }
+  std::int64_t integer(const std::string& key, std::int64_t min,
+                       std::int64_t max = std::numeric_limits<std::int64_t>::max()) const {
+    const Json& v = get(key);
+    if (!v.is_number_integer()) fail(field(key), "expected an integer");
+    const std::int64_t x = v.get<std::int64_t>();
+    if (x < min || x > max)
+      fail(field(key), "value " + std::to_string(x) + " outside " + std::to_string(min) + ".." + std::to_string(max));
+    return x;
+  }
+  // Finite; strictly positive unless `zero_ok`.
+  double number(const std::string& key, bool zero_ok = false) const {
+    const Json& v = get(key);
+    if (!v.is_number()) fail(field(key), "expected a number");
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0))
+      fail(field(key), "expected a " + std::string(zero_ok ? "non-negative" : "positive") +
+                           " number, got " + v.dump());
+    return x;
+  }
+  // Each element as a Reader-able value, with its indexed path.
+  template <typename F>
+  void each(const std::string& key, F&& f, bool non_empty = true) const {
+    const Json& v = get(key);
+    if (!v.is_array()) fail(field(key), "expected an array");
+    if (non_empty && v.empty()) fail(field(key), "is empty");
+    for (std::size_t i = 0; i < v.size(); ++i) f(v[i], field(key) + "[" + std::to_string(i) + "]");
+  }
+  const std::string& source() const { return source_; }
+
+ private:
+  const Json& j_;
+  std::string path_;
+  const std::string& source_;
+};
+
+constexpr int kMaxInt = std::numeric_limits<int>::max();
+
+BundleModelEntry read_model_entry(const Reader& r) {
+  BundleModelEntry m;
+  m.name = r.string("name");
+  m.encoding = r.string("encoding");
+  m.input_size = int(r.integer("input_size", 1, kMaxInt));
+  m.classes = int(r.integer("classes", 1, kMaxInt));
+  return m;
+}
+
+}  // namespace
+
+// ---- the profile's value type ----------------------------------------------
+
+bool ProfiledDevice::operator==(const ProfiledDevice& o) const {
+  return cpu_model == o.cpu_model && cpu_cores == o.cpu_cores && threads == o.threads && device == o.device &&
+         gpu_name == o.gpu_name;
+}
+bool BundleModelEntry::operator==(const BundleModelEntry& o) const {
+  return name == o.name && encoding == o.encoding && input_size == o.input_size && classes == o.classes;
+}
+bool StepTiming::operator==(const StepTiming& o) const {
+  return batch_size == o.batch_size && frozen_stages == o.frozen_stages && step_seconds == o.step_seconds &&
+         peak_rss_bytes == o.peak_rss_bytes && rss_increase_bytes == o.rss_increase_bytes && watts == o.watts;
+}
+bool ModelProfile::operator==(const ModelProfile& o) const {
+  return model == o.model && num_stages == o.num_stages &&
+         inference_seconds_per_image_batch1 == o.inference_seconds_per_image_batch1 &&
+         inference_seconds_per_image_batch64 == o.inference_seconds_per_image_batch64 && steps == o.steps;
+}
+bool DeviceProfile::operator==(const DeviceProfile& o) const {
+  return format_version == o.format_version && date == o.date && device == o.device &&
+         bundle_name == o.bundle_name && bundle_models == o.bundle_models && batch_sizes == o.batch_sizes &&
+         warmup == o.warmup && repetitions == o.repetitions && memory_method == o.memory_method &&
+         meter == o.meter && meter_measured == o.meter_measured && models == o.models;
+}
+
+const ModelProfile& DeviceProfile::model(const std::string& name) const {
+  std::string names;
+  for (const ModelProfile& m : models) {
+    if (m.model.name == name) return m;
+    names += (names.empty() ? "" : ", ") + m.model.name;
+  }
+  throw Error(ErrorCode::kNotFound, "model '" + name + "' is not in the device profile (it has: " +
+                                        (names.empty() ? "none" : names) + ")");
+}
+
+// ---- measuring -------------------------------------------------------------
+
+DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions& options,
+                             const std::function<void(const ProfileProgress&)>& on_progress) {
+  validate(options);
+  const PowerProbe power(options);
+  const zoo::Manifest manifest = zoo::open_bundle(bundle_dir);
+
+  std::vector<const ModelInfo*> chosen;
+  for (const std::string& name : options.models) {
+    const auto it = std::find_if(manifest.models.begin(), manifest.models.end(),
+                                 [&](const ModelInfo& m) { return m.name == name; });
+    if (it == manifest.models.end()) {
+      std::string names;
+      for (const ModelInfo& m : manifest.models) names += (names.empty() ? "" : ", ") + m.name;
+      throw Error(ErrorCode::kNotFound,
+                  "model '" + name + "' is not in the bundle at " + bundle_dir + " (it has: " + names + ")");
+    }
+  }
+  for (const ModelInfo& m : manifest.models)
+    if (options.models.empty() ||
+        std::find(options.models.begin(), options.models.end(), m.name) != options.models.end())
+      chosen.push_back(&m);
+
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  const bool cuda = options.use_cuda && torch::cuda::is_available();
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // as fine_tune() runs
+
+  DeviceProfile profile;
+  profile.date = utc_now_iso8601();
+  profile.device.cpu_model = cpu_model();
+  profile.device.cpu_cores = usable_cpus();
+  profile.device.threads = torch::get_num_threads();
+  profile.device.device = cuda ? "cuda:0" : "cpu";
+  if (cuda) profile.device.gpu_name = gpu_name();
+  profile.bundle_name = manifest.name;
+  for (const ModelInfo& m : manifest.models)
+    profile.bundle_models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
+  profile.batch_sizes = options.batch_sizes;
+  profile.warmup = options.warmup;
+  profile.repetitions = options.repetitions;
+  const bool memory_available = reset_peak_rss() && status_bytes("VmHWM") && status_bytes("VmRSS");
+  profile.memory_method = memory_available ? "vmhwm-reset" : "unavailable";
+  profile.meter = power.available() ? power.name() : "none";
+  profile.meter_measured = power.available() && power.measured();
+
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    const Clock::time_point t0 = Clock::now();
+    ProfileProgress progress;
+    progress.index = i;
+    progress.count = chosen.size();
+    progress.model = chosen[i]->name;
+    if (on_progress) on_progress(progress);
+    profile.models.push_back(
+        profile_model(bundle_dir, *chosen[i], options, device, cuda, power, memory_available));
+    progress.done = &profile.models.back();
+    progress.seconds = seconds_since(t0);
+    if (on_progress) on_progress(progress);
+  }
+  return profile;
+}
+
+// ---- JSON ------------------------------------------------------------------
+
+std::string to_json(const DeviceProfile& p) {
+  Json j;
+  j["format_version"] = p.format_version;
+  j["date"] = p.date;
+  Json device{{"cpu_model", p.device.cpu_model},
+              {"cpu_cores", p.device.cpu_cores},
+              {"threads", p.device.threads},
+              {"device", p.device.device}};
+  if (p.device.gpu_name) device["gpu_name"] = *p.device.gpu_name;
+  j["device"] = device;
+  Json bundle_models = Json::array();
+  for (const BundleModelEntry& m : p.bundle_models) bundle_models.push_back(to_json(m));
+  j["bundle"] = Json{{"name", p.bundle_name}, {"models", bundle_models}};
+  j["settings"] = Json{{"batch_sizes", p.batch_sizes}, {"warmup", p.warmup}, {"repetitions", p.repetitions}};
+  j["memory_method"] = p.memory_method;
+  j["power"] = Json{{"meter", p.meter}, {"measured", p.meter_measured}};
+  Json models = Json::array();
+  for (const ModelProfile& m : p.models) {
+    Json steps = Json::array();
+    for (const StepTiming& s : m.steps) {
+      Json cell{{"batch_size", s.batch_size}, {"frozen_stages", s.frozen_stages}, {"step_seconds", s.step_seconds}};
+      if (s.peak_rss_bytes) cell["peak_rss_bytes"] = *s.peak_rss_bytes;
+      if (s.rss_increase_bytes) cell["rss_increase_bytes"] = *s.rss_increase_bytes;
+      if (s.watts) cell["watts"] = *s.watts;
+      steps.push_back(cell);
+    }
+    Json model = to_json(m.model);
+    model["num_stages"] = m.num_stages;
+    model["inference"] = Json{{"seconds_per_image_batch1", m.inference_seconds_per_image_batch1},
+                              {"seconds_per_image_batch64", m.inference_seconds_per_image_batch64}};
+    model["training"] = steps;
+    models.push_back(model);
+  }
+  j["models"] = models;
+  return j.dump(2) + "\n";
+}
+
+DeviceProfile parse_device_profile(const std::string& text, const std::string& source) {
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw Error(ErrorCode::kCorrupt, source + ": not valid JSON (" + e.what() + ")");
+  }
+  const Reader top(j, "", source);
+  DeviceProfile p;
+  {
+    const Json& v = top.get("format_version");
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 1)
+      top.fail("format_version", "expected a positive integer, got " + v.dump());
+    if (v.get<std::int64_t>() > kDeviceProfileFormatVersion)
+      throw Error(ErrorCode::kUnsupportedVersion,
+                  source + ": field 'format_version' is " + v.dump() + "; this build reads up to " +
+                      std::to_string(kDeviceProfileFormatVersion) + " (profile the device again)");
+    p.format_version = int(v.get<std::int64_t>());
+  }
+  p.date = top.string("date");
+
+  const Reader device(top.get("device"), "device", source);
+  p.device.cpu_model = device.string("cpu_model", false);
+  p.device.cpu_cores = int(device.integer("cpu_cores", 1, kMaxInt));
+  p.device.threads = int(device.integer("threads", 1, kMaxInt));
+  p.device.device = device.string("device");
+  if (p.device.device != "cpu" && p.device.device.rfind("cuda:", 0) != 0)
+    device.fail("device.device", "expected \"cpu\" or \"cuda:N\", got \"" + p.device.device + "\"");
+  if (device.has("gpu_name")) p.device.gpu_name = device.string("gpu_name", false);
+
+  const Reader bundle(top.get("bundle"), "bundle", source);
+  p.bundle_name = bundle.string("name");
+  bundle.each("models", [&](const Json& m, const std::string& path) {
+    p.bundle_models.push_back(read_model_entry(Reader(m, path, source)));
+  });
+
+  const Reader settings(top.get("settings"), "settings", source);
+  settings.each("batch_sizes", [&](const Json& b, const std::string& path) {
+    if (!b.is_number_integer() || b.get<std::int64_t>() < 1 || b.get<std::int64_t>() > kMaxInt)
+      settings.fail(path, "expected a positive integer, got " + b.dump());
+    p.batch_sizes.push_back(int(b.get<std::int64_t>()));
+  });
+  p.warmup = int(settings.integer("warmup", 0, kMaxInt));
+  p.repetitions = int(settings.integer("repetitions", 1, kMaxInt));
+  p.memory_method = top.string("memory_method");
+
+  const Reader power(top.get("power"), "power", source);
+  p.meter = power.string("meter");
+  p.meter_measured = power.boolean("measured");
+
+  top.each(
+      "models",
+      [&](const Json& m, const std::string& path) {
+        const Reader r(m, path, source);
+        ModelProfile mp;
+        mp.model = read_model_entry(r);
+        mp.num_stages = int(r.integer("num_stages", 1, kMaxInt));
+        const Reader inference(r.get("inference"), path + ".inference", source);
+        mp.inference_seconds_per_image_batch1 = inference.number("seconds_per_image_batch1");
+        mp.inference_seconds_per_image_batch64 = inference.number("seconds_per_image_batch64");
+        r.each("training", [&](const Json& c, const std::string& cell_path) {
+          const Reader cell(c, cell_path, source);
+          StepTiming s;
+          s.batch_size = int(cell.integer("batch_size", 1, kMaxInt));
+          s.frozen_stages = int(cell.integer("frozen_stages", 0, mp.num_stages));
+          s.step_seconds = cell.number("step_seconds");
+          if (cell.has("peak_rss_bytes")) s.peak_rss_bytes = cell.integer("peak_rss_bytes", 0);
+          if (cell.has("rss_increase_bytes")) s.rss_increase_bytes = cell.integer("rss_increase_bytes", 0);
+          if (cell.has("watts")) s.watts = cell.number("watts", true);
+          for (const StepTiming& seen : mp.steps)
+            if (seen.batch_size == s.batch_size && seen.frozen_stages == s.frozen_stages)
+              cell.fail(cell_path, "batch size " + std::to_string(s.batch_size) + " with " +
+                                       std::to_string(s.frozen_stages) + " frozen stages is listed twice");
+          mp.steps.push_back(s);
+        });
+        for (const ModelProfile& seen : p.models)
+          if (seen.model.name == mp.model.name)
+            r.fail(path + ".name", "model '" + mp.model.name + "' is listed twice");
+        p.models.push_back(std::move(mp));
+      },
+      /*non_empty=*/false);
+  return p;
+}
+
+void save_device_profile(const DeviceProfile& profile, const std::string& path) {
+  zoo::write_file_atomic(path, to_json(profile));
+}
+
+DeviceProfile load_device_profile(const std::string& path) {
+  return parse_device_profile(zoo::read_file(path), path);
+}
+
+// ---- predictions -----------------------------------------------------------
+
+double predict_step_seconds(const DeviceProfile& profile, const std::string& model, int batch_size,
+                            int frozen_stages) {
+  const ModelProfile& m = profile.model(model);
+  if (batch_size < 1)
+    throw Error(ErrorCode::kInvalidArgument, "batch size " + std::to_string(batch_size) + " is below 1");
+  std::vector<const StepTiming*> points;
+  for (const StepTiming& s : m.steps)
+    if (s.frozen_stages == frozen_stages) points.push_back(&s);
+  if (frozen_stages < 0 || frozen_stages > m.num_stages || points.empty())
+    throw Error(ErrorCode::kNotFound, "model '" + model + "' has no measurement with " +
+                                          std::to_string(frozen_stages) + " frozen stages (it has " +
+                                          std::to_string(m.num_stages) + " stages, stem included)");
+  for (const StepTiming* s : points)
+    if (s->batch_size == batch_size) return s->step_seconds;
+
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const StepTiming* s : points) {
+    const double x = s->batch_size, y = s->step_seconds;
+    n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
+  }
+  const double denominator = n * sxx - sx * sx;
+  if (denominator > 0) {
+    const double slope = (n * sxy - sx * sy) / denominator;
+    const double intercept = (sy - slope * sx) / n;
+    const double predicted = intercept + slope * batch_size;
+    if (std::isfinite(predicted) && predicted > 0) return predicted;
+  }
+  // One batch size measured, or noise made the line cross zero: no fit to trust.
+  const StepTiming* nearest = *std::min_element(points.begin(), points.end(), [&](auto* a, auto* b) {
+    return std::abs(a->batch_size - batch_size) < std::abs(b->batch_size - batch_size);
+  });
+  return nearest->step_seconds * double(batch_size) / double(nearest->batch_size);
+}
+
+double predict_epoch_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
+                             int batch_size, int frozen_stages) {
+  if (images < 0)
+    throw Error(ErrorCode::kInvalidArgument, "image count " + std::to_string(images) + " is negative");
+  const double step = predict_step_seconds(profile, model, batch_size, frozen_stages);
+  const std::int64_t steps = (images + batch_size - 1) / batch_size;
+  return double(steps) * step;
+}
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Drives nasoa-profile as a user would: --help, a profile of a tiny bundle made
+# with nasoa-zoo, the JSON it writes, and its failures.
+# Usage: nasoa_profile_test.sh PATH/TO/nasoa-profile PATH/TO/nasoa-zoo WORKDIR
+set -u
+tool=$1
+zoo_tool=$2
+work=$3
+rm -rf "$work" && mkdir -p "$work"
+passes=0
+failures=0
+check() {  # check "what" command...; passes when the command succeeds
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
+  else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+
+check "--help exits 0 and shows usage" bash -c "'$tool' --help | grep -q Usage"
+check "--help lists --batch" bash -c "'$tool' --help | grep -q -- --batch"
+check "a missing --out is a usage error" bash -c "'$tool' --zoo '$work' 2>/dev/null; rc=\$?; test \$rc -ne 0 -a \$rc -ne 1"
+
+"$zoo_tool" create --out "$work/zoo" --name cli-profile --classes 3 --input 32 \
+  --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 1 > /dev/null
+check "the tiny bundle exists" test -f "$work/zoo/MANIFEST"
+
+"$tool" --zoo "$work/zoo" --out "$work/profile.json" --batch 2,4 --repeat 2 --warmup 1 --threads 1 \
+  2> "$work/run.err"
+check "a profile run exits 0" test $? -eq 0
+check "the profile is written" test -s "$work/profile.json"
+check "the profile is valid JSON" python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/profile.json"
+check "the profile names both models" python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))
+names = [m["name"] for m in p["models"]]
+assert names == ["020-_16_11-21", "2-_8_1-2"], names
+assert p["settings"]["batch_sizes"] == [2, 4]
+for m in p["models"]:
+    assert len(m["training"]) == 2 * (m["num_stages"] + 1)
+    assert all(c["step_seconds"] > 0 for c in m["training"])
+' "$work/profile.json"
+check "a progress line per model on stderr" test "$(grep -c '^nasoa-profile: \[[12]/2\]' "$work/run.err")" -eq 2
+check "no temporary file is left beside the profile" bash -c "test \$(ls '$work' | grep -c profile) -eq 1"
+
+"$tool" --zoo "$work/zoo" --out "$work/one.json" --batch 2 --repeat 1 --warmup 0 --models 2-_8_1-2 2>/dev/null
+check "--models profiles only those" python3 -c '
+import json, sys
+assert [m["name"] for m in json.load(open(sys.argv[1]))["models"]] == ["2-_8_1-2"]' "$work/one.json"
+
+"$tool" --zoo "$work/absent" --out "$work/absent.json" 2> "$work/absent.err"
+check "a missing bundle exits 1" test $? -eq 1
+check "a missing bundle says why" grep -q "no such bundle" "$work/absent.err"
+check "a failed run writes nothing" test ! -e "$work/absent.json"
+
+"$tool" --zoo "$work/zoo" --out "$work/bad.json" --models nope 2> "$work/nope.err"
+check "an unknown model exits 1" test $? -eq 1
+check "an unknown model is named" grep -q "'nope'" "$work/nope.err"
+check "a bad batch list is a usage error" bash -c "'$tool' --zoo '$work/zoo' --out '$work/x.json' --batch 0 2>/dev/null; rc=\$?; test \$rc -ne 0 -a \$rc -ne 1"
+
+echo "$passes passed, $failures failed"
+exit $(( failures > 0 ))

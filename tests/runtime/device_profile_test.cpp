@@ -1,0 +1,323 @@
+// The device profile: every configuration measured, the JSON round trip, the
+// predictions, and damaged files refused. Timings on a shared, loaded machine
+// vary, so no test compares one timing with another.
+#include "runtime/profile/device_profile.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "nasoa/error.h"
+#include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/bundle.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+const char* const kModels[] = {"020-_16_11-21", "2-_8_1-2"};
+
+void make_bundle(const std::string& dir) {
+  torch::manual_seed(5);
+  zoo::BundleInput input;
+  input.name = "tiny";
+  input.provenance = {"device_profile_test", "", 5, "2024-01-01T00:00:00Z", "none"};
+  for (const char* encoding : kModels) {
+    zoo::BundleModelInput model;
+    model.name = encoding;
+    model.network = zoo::Network(Encoding::parse(encoding), 3);
+    model.input_size = 32;
+    input.models.push_back(std::move(model));
+  }
+  zoo::write_bundle(dir, input);
+}
+
+ProfileOptions tiny_options() {
+  ProfileOptions options;
+  options.batch_sizes = {2, 4};
+  options.warmup = 1;
+  options.repetitions = 2;
+  options.use_cuda = false;
+  return options;
+}
+
+// Measured once for the whole suite: the other tests work on its result.
+class DeviceProfileTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("nasoa-device-profile-bundle-" + std::to_string(::getpid())))
+                                .string();
+    std::filesystem::remove_all(dir);
+    make_bundle(dir);
+    progress_calls_ = new std::vector<ProfileProgress>;
+    profile_ = new DeviceProfile(profile_bundle(dir, tiny_options(), [](const ProfileProgress& p) {
+      progress_calls_->push_back(p);
+    }));
+    std::filesystem::remove_all(dir);
+  }
+  static void TearDownTestSuite() {
+    delete profile_;
+    delete progress_calls_;
+  }
+
+  static DeviceProfile* profile_;
+  static std::vector<ProfileProgress>* progress_calls_;
+  nasoa::testing::TempDir dir_;
+};
+
+DeviceProfile* DeviceProfileTest::profile_ = nullptr;
+std::vector<ProfileProgress>* DeviceProfileTest::progress_calls_ = nullptr;
+
+TEST_F(DeviceProfileTest, MeasuresEveryBatchSizeAndFrozenCount) {
+  const DeviceProfile& p = *profile_;
+  EXPECT_EQ(p.format_version, kDeviceProfileFormatVersion);
+  EXPECT_EQ(p.bundle_name, "tiny");
+  EXPECT_EQ(p.device.device, "cpu");
+  EXPECT_FALSE(p.device.gpu_name.has_value());
+  EXPECT_GE(p.device.cpu_cores, 1);
+  EXPECT_GE(p.device.threads, 1);
+  EXPECT_FALSE(p.device.cpu_model.empty());
+  EXPECT_FALSE(p.date.empty());
+  EXPECT_EQ(p.batch_sizes, (std::vector<int>{2, 4}));
+  EXPECT_EQ(p.warmup, 1);
+  EXPECT_EQ(p.repetitions, 2);
+  ASSERT_EQ(p.bundle_models.size(), 2u);
+  ASSERT_EQ(p.models.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const ModelProfile& m = p.models[i];
+    EXPECT_EQ(m.model.name, kModels[i]);
+    EXPECT_EQ(m.model.encoding, kModels[i]);
+    EXPECT_EQ(m.model.input_size, 32);
+    EXPECT_EQ(m.model.classes, 3);
+    EXPECT_EQ(m.model, p.bundle_models[i]);
+    EXPECT_EQ(m.num_stages, zoo::Network(Encoding::parse(kModels[i]), 3)->num_stages());
+    EXPECT_GT(m.inference_seconds_per_image_batch1, 0);
+    EXPECT_GT(m.inference_seconds_per_image_batch64, 0);
+    ASSERT_EQ(m.steps.size(), 2u * std::size_t(m.num_stages + 1));
+    for (int batch : {2, 4})
+      for (int frozen = 0; frozen <= m.num_stages; ++frozen) {
+        const auto it = std::find_if(m.steps.begin(), m.steps.end(), [&](const StepTiming& s) {
+          return s.batch_size == batch && s.frozen_stages == frozen;
+        });
+        ASSERT_NE(it, m.steps.end()) << m.model.name << " batch " << batch << " frozen " << frozen;
+        EXPECT_GT(it->step_seconds, 0);
+        EXPECT_TRUE(std::isfinite(it->step_seconds));
+        if (p.memory_method == "vmhwm-reset") {
+          ASSERT_TRUE(it->peak_rss_bytes && it->rss_increase_bytes);
+          EXPECT_GT(*it->peak_rss_bytes, 0);
+          EXPECT_GE(*it->rss_increase_bytes, 0);
+          EXPECT_LE(*it->rss_increase_bytes, *it->peak_rss_bytes);
+        } else {
+          EXPECT_FALSE(it->peak_rss_bytes);
+        }
+        if (p.meter == "none") {
+          EXPECT_FALSE(it->watts);
+        }
+      }
+  }
+  EXPECT_EQ(p.meter_measured, p.meter != "none");
+}
+
+TEST_F(DeviceProfileTest, ReportsProgressPerModel) {
+  ASSERT_EQ(progress_calls_->size(), 4u);  // a start and an end per model
+  EXPECT_EQ((*progress_calls_)[0].model, kModels[0]);
+  EXPECT_EQ((*progress_calls_)[0].done, nullptr);
+  EXPECT_NE((*progress_calls_)[1].done, nullptr);
+  EXPECT_EQ((*progress_calls_)[3].index, 1u);
+  EXPECT_EQ((*progress_calls_)[3].count, 2u);
+}
+
+TEST_F(DeviceProfileTest, JsonRoundTripIsExact) {
+  const std::string path = dir_ / "profile.json";
+  save_device_profile(*profile_, path);
+  const DeviceProfile back = load_device_profile(path);
+  EXPECT_EQ(back, *profile_);
+  EXPECT_EQ(to_json(back), to_json(*profile_));
+  const Json j = Json::parse(zoo::read_file(path));
+  EXPECT_EQ(j.at("format_version"), kDeviceProfileFormatVersion);
+  EXPECT_EQ(j.at("models").size(), 2u);
+}
+
+TEST_F(DeviceProfileTest, OptionalFieldsRoundTrip) {
+  DeviceProfile p = *profile_;
+  p.device.device = "cuda:0";
+  p.device.gpu_name = "Orin (nvgpu)";
+  p.meter = "jetson-ina3221-hwmon:VDD_IN";
+  p.meter_measured = true;
+  p.models[0].steps[0].watts = 7.25;
+  p.models[0].steps[1].peak_rss_bytes.reset();
+  p.models[0].steps[1].rss_increase_bytes.reset();
+  EXPECT_EQ(parse_device_profile(to_json(p), "mem"), p);
+}
+
+TEST_F(DeviceProfileTest, PredictsExactlyAtMeasuredPoints) {
+  for (const ModelProfile& m : profile_->models)
+    for (const StepTiming& s : m.steps)
+      EXPECT_DOUBLE_EQ(predict_step_seconds(*profile_, m.model.name, s.batch_size, s.frozen_stages),
+                       s.step_seconds);
+}
+
+TEST_F(DeviceProfileTest, InterpolatesAndExtrapolatesAffinely) {
+  DeviceProfile p = *profile_;
+  ModelProfile& m = p.models[0];
+  // A known line, 0.01 + 0.002 * batch, to check the fit itself.
+  for (StepTiming& s : m.steps) s.step_seconds = 0.01 + 0.002 * s.batch_size;
+  const std::string name = m.model.name;
+  EXPECT_NEAR(predict_step_seconds(p, name, 3, 0), 0.016, 1e-12);
+  EXPECT_NEAR(predict_step_seconds(p, name, 64, 1), 0.138, 1e-12);
+  EXPECT_NEAR(predict_step_seconds(p, name, 1, m.num_stages), 0.012, 1e-12);
+
+  // Between the measured timings of the real profile, whatever they are: the midpoint.
+  const ModelProfile& real = profile_->models[1];
+  const auto at = [&](int batch) {
+    return std::find_if(real.steps.begin(), real.steps.end(),
+                        [&](const StepTiming& s) { return s.batch_size == batch && s.frozen_stages == 0; })
+        ->step_seconds;
+  };
+  EXPECT_NEAR(predict_step_seconds(*profile_, real.model.name, 3, 0), 0.5 * (at(2) + at(4)), 1e-12);
+
+  EXPECT_NEAR(predict_epoch_seconds(p, name, 10, 4, 0), 3 * 0.018, 1e-12);  // ceil(10 / 4) steps
+  EXPECT_NEAR(predict_epoch_seconds(p, name, 8, 4, 0), 2 * 0.018, 1e-12);
+  EXPECT_EQ(predict_epoch_seconds(p, name, 0, 4, 0), 0);
+}
+
+TEST_F(DeviceProfileTest, FallsBackToProportionalWhenTheFitIsNotPositive) {
+  DeviceProfile p = *profile_;
+  ModelProfile& m = p.models[0];
+  for (StepTiming& s : m.steps) s.step_seconds = s.batch_size == 2 ? 0.01 : 0.05;  // crosses zero at 1.5
+  EXPECT_NEAR(predict_step_seconds(p, m.model.name, 1, 0), 0.005, 1e-12);
+  // One batch size measured: proportional to it.
+  m.steps.erase(std::remove_if(m.steps.begin(), m.steps.end(), [](const StepTiming& s) { return s.batch_size == 4; }),
+                m.steps.end());
+  EXPECT_NEAR(predict_step_seconds(p, m.model.name, 8, 0), 0.04, 1e-12);
+}
+
+TEST_F(DeviceProfileTest, RefusesUnknownModelsAndFrozenCounts) {
+  const ModelProfile& m = profile_->models[0];
+  const auto code_of = [&](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kInternal;
+  };
+  EXPECT_EQ(code_of([&] { predict_step_seconds(*profile_, "no-such-model", 4, 0); }), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of([&] { predict_step_seconds(*profile_, m.model.name, 4, m.num_stages + 1); }),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(code_of([&] { predict_step_seconds(*profile_, m.model.name, 4, -1); }), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of([&] { predict_step_seconds(*profile_, m.model.name, 0, 0); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { predict_epoch_seconds(*profile_, "no-such-model", 100, 4, 0); }), ErrorCode::kNotFound);
+}
+
+// Loads `json` from a file and expects kCorrupt naming the file and `field`.
+void expect_refused(const nasoa::testing::TempDir& dir, const std::string& json, const std::string& field,
+                    ErrorCode code = ErrorCode::kCorrupt) {
+  const std::string path = dir.write("damaged.json", json);
+  try {
+    load_device_profile(path);
+    ADD_FAILURE() << "accepted a profile with a bad " << field;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
+  const Json good = Json::parse(to_json(*profile_));
+  {
+    Json j = good;
+    j.erase("format_version");
+    expect_refused(dir_, j.dump(), "format_version");
+  }
+  {
+    Json j = good;
+    j["format_version"] = kDeviceProfileFormatVersion + 1;
+    expect_refused(dir_, j.dump(), "format_version", ErrorCode::kUnsupportedVersion);
+  }
+  {
+    Json j = good;
+    j["models"][1]["training"][2]["step_seconds"] = -1.0;
+    expect_refused(dir_, j.dump(), "models[1].training[2].step_seconds");
+  }
+  {
+    Json j = good;
+    j["models"][0]["training"][0]["frozen_stages"] = 99;
+    expect_refused(dir_, j.dump(), "models[0].training[0].frozen_stages");
+  }
+  {
+    Json j = good;
+    j["models"][0]["inference"].erase("seconds_per_image_batch1");
+    expect_refused(dir_, j.dump(), "models[0].inference.seconds_per_image_batch1");
+  }
+  {
+    Json j = good;
+    j["device"]["threads"] = "two";
+    expect_refused(dir_, j.dump(), "device.threads");
+  }
+  {
+    Json j = good;
+    j["settings"]["batch_sizes"][1] = 0;
+    expect_refused(dir_, j.dump(), "settings.batch_sizes[1]");
+  }
+  {
+    Json j = good;
+    j["models"][0]["training"][1] = j["models"][0]["training"][0];
+    expect_refused(dir_, j.dump(), "models[0].training[1]");
+  }
+  expect_refused(dir_, to_json(*profile_).substr(0, 200), "not valid JSON");
+  expect_refused(dir_, "[]", "top level");
+  EXPECT_THROW(load_device_profile(dir_ / "absent.json"), Error);
+}
+
+TEST(DeviceProfileOptions, RefusesBadOptionsAndUnknownModels) {
+  nasoa::testing::TempDir dir;
+  const std::string bundle = dir / "bundle";
+  make_bundle(bundle);
+  const auto code_of = [&](const ProfileOptions& options) {
+    try {
+      profile_bundle(bundle, options);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kInternal;
+  };
+  ProfileOptions o = tiny_options();
+  o.models = {"absent"};
+  EXPECT_EQ(code_of(o), ErrorCode::kNotFound);
+  o = tiny_options();
+  o.batch_sizes = {0};
+  EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+  o = tiny_options();
+  o.repetitions = 0;
+  EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+  o = tiny_options();
+  o.meter.kind = MeterKind::kEstimate;
+  o.meter.estimate_watts = 10;
+  EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+}
+
+TEST(DeviceProfileOptions, ProfilesOnlyTheModelsAsked) {
+  nasoa::testing::TempDir dir;
+  const std::string bundle = dir / "bundle";
+  make_bundle(bundle);
+  ProfileOptions o = tiny_options();
+  o.batch_sizes = {2};
+  o.repetitions = 1;
+  o.warmup = 0;
+  o.models = {kModels[1]};
+  const DeviceProfile p = profile_bundle(bundle, o);
+  ASSERT_EQ(p.models.size(), 1u);
+  EXPECT_EQ(p.models[0].model.name, kModels[1]);
+  EXPECT_EQ(p.bundle_models.size(), 2u);  // the manifest's models, all of them
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
