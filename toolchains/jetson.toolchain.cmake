@@ -12,8 +12,11 @@
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 
-# The Debian/Ubuntu cross compilers (g++-aarch64-linux-gnu); JetPack 5 and 6
-# ship GCC 9 and 11, whose C++ ABI matches these.
+# The Debian/Ubuntu cross compilers (g++-aarch64-linux-gnu). They link their
+# own libstdc++ and glibc (from the host's cross packages), not the sysroot's:
+# for a JetPack board use the ones of the matching Ubuntu (20.04 for JetPack 5,
+# 22.04 for JetPack 6) or NVIDIA's Jetson toolchain, via -DCMAKE_C_COMPILER /
+# -DCMAKE_CXX_COMPILER; Debian 12's are newer than any JetPack's runtime.
 if(NOT CMAKE_C_COMPILER)
   set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 endif()
@@ -54,7 +57,7 @@ if(NOT NASOA_SYSROOT AND DEFINED ENV{NASOA_SYSROOT})
   set(NASOA_SYSROOT "$ENV{NASOA_SYSROOT}")
 endif()
 set(NASOA_SYSROOT "${NASOA_SYSROOT}" CACHE PATH "Root filesystem of the target (a JetPack rootfs)")
-if(NOT IS_DIRECTORY "${NASOA_SYSROOT}/usr/include")
+if(NOT NASOA_SYSROOT OR NOT IS_DIRECTORY "${NASOA_SYSROOT}/usr/include")
   message(FATAL_ERROR "Set NASOA_SYSROOT to the target's root filesystem (got '${NASOA_SYSROOT}')")
 endif()
 set(CMAKE_SYSROOT "${NASOA_SYSROOT}")
