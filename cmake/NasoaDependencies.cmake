@@ -2,8 +2,35 @@
 #
 # LibTorch: Debian's libtorch-dev, NVIDIA's JetPack wheel or a CUDA LibTorch 2.x.
 # For a wheel, point CMAKE_PREFIX_PATH (or Torch_DIR) at
-# `python3 -c "import torch; print(torch.utils.cmake_prefix_path)"`.
+# `python3 -c "import torch; print(torch.utils.cmake_prefix_path)"`. When no
+# LibTorch is found that way and this is a native build, ask the Python torch
+# module for that path ourselves: on a Jetson, NVIDIA's wheel is usually the
+# only LibTorch there is. (Cross-compiling, the host's Python is the wrong one.)
+find_package(Torch 1.13 QUIET)
+if(NOT Torch_FOUND AND NOT CMAKE_CROSSCOMPILING)
+  find_program(NASOA_PYTHON3 python3)
+  if(NASOA_PYTHON3)
+    execute_process(
+      COMMAND ${NASOA_PYTHON3} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+      OUTPUT_VARIABLE _nasoa_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
+      RESULT_VARIABLE _nasoa_torch_rc ERROR_QUIET)
+    if(_nasoa_torch_rc EQUAL 0 AND IS_DIRECTORY "${_nasoa_torch_prefix}")
+      message(STATUS "LibTorch: using the Python torch module's ${_nasoa_torch_prefix}")
+      list(APPEND CMAKE_PREFIX_PATH "${_nasoa_torch_prefix}")
+    endif()
+  endif()
+endif()
 find_package(Torch 1.13 REQUIRED)
+
+# CUDA code paths are compiled in when this LibTorch is a CUDA build (NVIDIA's
+# JetPack wheel, a CUDA LibTorch): TorchConfig then defines torch_cuda and
+# finds CUDA and cuDNN itself. Debian's CPU LibTorch leaves them out.
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(NASOA_WITH_CUDA ON)
+else()
+  set(NASOA_WITH_CUDA OFF)
+endif()
+message(STATUS "LibTorch ${Torch_VERSION}: CUDA ${NASOA_WITH_CUDA}")
 find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(Protobuf 3 REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
@@ -28,6 +55,8 @@ if(NOT TARGET nasoa_torch)
   target_include_directories(nasoa_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
   separate_arguments(_nasoa_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(nasoa_torch INTERFACE ${_nasoa_torch_flags})
+  # 1 or 0, so that code can test it with #if.
+  target_compile_definitions(nasoa_torch INTERFACE NASOA_WITH_CUDA=$<BOOL:${NASOA_WITH_CUDA}>)
 endif()
 
 # protobuf-lite only: the manifest schema is compiled with optimize_for = LITE_RUNTIME.
