@@ -11,6 +11,8 @@ packages=(
   libssl-dev                # SHA-256
   libgtest-dev libgmock-dev # tests
   libcli11-dev              # command lines of the tools
+  nlohmann-json3-dev        # JSON reports and device profiles
+  python3                   # test scripts read JSON reports and write task folders
   zlib1g-dev                # gzipped IDX files
   dataset-fashion-mnist     # real images (Fashion-MNIST IDX files) for the ingestion tests
 )

@@ -4,7 +4,7 @@
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
-//               [--resume] [--quiet]
+//               [--watts W] [--resume] [--checkpoint-every SECONDS] [--quiet]
 //
 // Until the planner chooses them, regime fields left out take these defaults:
 // the zoo's first model, learning rate 0.01, 10 epochs, batch 32, nothing frozen
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   nasoa::Budget budget;
   nasoa::Regime regime;
   int threads = 0;
-  double watts = 0;
+  double watts = 0, checkpoint_every = 30;
   bool resume = false, quiet = false;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   app.add_option("--watts", watts, "Power to assume when no energy meter reads (from nasoa-profile)")->check(CLI::NonNegativeNumber);
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
+  app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
   CLI11_PARSE(app, argc, argv);
 
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
     nasoa::AdapterOptions options;
     options.threads = threads;
     options.estimate_watts = watts;
+    options.checkpoint_interval_seconds = checkpoint_every;
     options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
                      : device == "cuda" ? nasoa::DevicePreference::kCuda
                                         : nasoa::DevicePreference::kAuto;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Drives nasoa-adapt as a user would: a real task folder, the budget, the
+# report, bad input, and a run killed mid-training then resumed.
+# Usage: nasoa_adapt_test.sh nasoa-adapt nasoa-zoo nasoa-classify WORKDIR
+set -u
+adapt=$1 zoo_tool=$2 classify=$3 work=$4
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work" && mkdir -p "$work"
+passes=0
+failures=0
+check() {  # check "what" command...; passes when the command succeeds
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
+  else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed report `r`
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
+}
+
+check "--help exits 0 and shows usage" bash -c "'$adapt' --help | grep -q Usage"
+
+"$zoo_tool" create --out "$work/zoo" --name adapt-test --classes 10 --input 32 --encoding 020-_16_11-21 > /dev/null
+python3 "$here/../support/fashion_task.py" "$work/task" 30 0,1,7
+printf 'not an image' > "$work/task/trouser/readme.bmp"
+: > "$work/task/sneaker/empty.bmp"
+
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 30 --epochs 2 --out "$work/model" \
+  --report "$work/report.json" --quiet > "$work/run.out" 2> "$work/run.err"
+check "a run on a real folder succeeds" test $? -eq 0
+check "the summary names the saved model" grep -q "saved to:.*$work/model" "$work/run.out"
+check "the report holds the regime, meta-features and epochs" \
+  json "$work/report.json" "r['regime']['epochs'] == 2 and r['task']['images'] == 90 and len(r['epochs']) == 2 and r['task']['classes'] == ['sneaker', 't-shirt', 'trouser']"
+check "the report lists the two unusable files with reasons" \
+  json "$work/report.json" "len(r['skipped']) == 2 and all(s['reason'] for s in r['skipped'])"
+check "the report says which energy meter was used" json "$work/report.json" "'energy_meter' in r and 'joules' in r"
+check "the run stayed inside its budget" json "$work/report.json" "r['wall_seconds'] <= 30 * 1.05 + 2"
+check "the saved model classifies the task's images" bash -c "'$classify' --model '$work/model' '$work/task/t-shirt' | grep -c \$'\\t' | grep -qx 30"
+
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 0.01 --out "$work/m2" 2> "$work/small.err" > /dev/null
+check "a budget too small is refused up front" bash -c "test $? -eq 1 && grep -q 'time budget too small' '$work/small.err' && test ! -e '$work/m2'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/m2" --lr -1 2> "$work/lr.err" > /dev/null
+check "a negative learning rate is refused naming the field" grep -q "learning_rate" "$work/lr.err"
+"$adapt" --zoo "$work/zoo" --data "$work/nowhere" --budget 10 --out "$work/m2" 2> "$work/nowhere.err" > /dev/null
+check "a missing task folder is refused naming it" grep -q "nowhere" "$work/nowhere.err"
+mkdir -p "$work/one/only" && cp "$work/task/t-shirt/"*.bmp "$work/one/only/"
+"$adapt" --zoo "$work/zoo" --data "$work/one" --budget 10 --out "$work/m2" 2> "$work/one.err" > /dev/null
+check "a one-class task is refused" grep -q "at least two classes" "$work/one.err"
+check "no model was written by the refused runs" test ! -e "$work/m2"
+
+# Kill a run right after its first checkpoint, then resume it.
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 120 --epochs 12 --out "$work/killed" \
+  --checkpoint-every 0.2 --quiet > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do [ -f "$work/killed.checkpoint" ] && break; sleep 0.05; done
+kill -KILL "$pid" 2> /dev/null
+wait "$pid" 2> /dev/null
+check "a checkpoint was written before the kill" test -f "$work/killed.checkpoint"
+check "the kill left no half-written model" test ! -e "$work/killed"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 120 --epochs 12 --out "$work/killed" \
+  --resume --report "$work/resumed.json" --quiet > /dev/null 2> "$work/resume.err"
+check "the resumed run completes" test $? -eq 0
+check "the report says it resumed and ran all epochs" json "$work/resumed.json" "r['resumed'] and len(r['epochs']) == 12"
+check "the resumed model loads and classifies" bash -c "'$classify' --model '$work/killed' '$work/task/t-shirt' > /dev/null"
+check "the checkpoint is removed once the model is saved" test ! -e "$work/killed.checkpoint"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/other" --resume 2> "$work/noresume.err" > /dev/null
+check "--resume without a checkpoint says so" grep -q "no checkpoint" "$work/noresume.err"
+
+echo "$passes passed, $failures failed"
+exit $(( failures > 0 ))
