@@ -9,9 +9,10 @@
 
 namespace fs = std::filesystem;
 
-namespace {
-
+// Set from --bundle=DIR in main(); adapter_api_test.cpp reads it too.
 std::string g_bundle;
+
+namespace {
 
 class ZooApiTest : public ::testing::Test {
  protected:

@@ -1,0 +1,112 @@
+// Task, Adapter and Classifier through the public API only: the round trip an
+// app makes, and the errors it must get for bad input.
+#include <gtest/gtest.h>
+#include <nasoa/nasoa.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+
+namespace fs = std::filesystem;
+
+extern std::string g_bundle;  // zoo_api_test.cpp: --bundle=DIR (input 32, models below)
+
+namespace {
+
+class AdapterApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (g_bundle.empty()) GTEST_SKIP() << "run with --bundle=DIR (ctest passes it)";
+    dir_ = fs::temp_directory_path() / ("nasoa-adapter-api-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    // Two visibly different classes: dark and bright noise.
+    cv::RNG rng(3);
+    for (int c = 0; c < 2; ++c) {
+      fs::create_directories(dir_ / "task" / (c ? "bright" : "dark"));
+      for (int i = 0; i < 12; ++i) {
+        cv::Mat m(32, 32, CV_8UC3);
+        rng.fill(m, cv::RNG::UNIFORM, c ? 150 : 0, c ? 255 : 100);
+        cv::imwrite((dir_ / "task" / (c ? "bright" : "dark") / (std::to_string(i) + ".png")).string(), m);
+      }
+    }
+    nasoa::TaskOptions options;
+    options.image_side = 32;
+    task_ = std::make_unique<nasoa::Task>(nasoa::Task::from_folder((dir_ / "task").string(), options));
+    zoo_ = std::make_unique<nasoa::Zoo>(nasoa::Zoo::open(g_bundle));
+    regime_.model = "2-_16_2-11";
+    regime_.epochs = 3;
+    regime_.batch_size = 8;
+    regime_.validation_fraction = 0.25;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  nasoa::ErrorCode code_of(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const nasoa::Error& e) {
+      return e.code();
+    }
+    ADD_FAILURE() << "no nasoa::Error thrown";
+    return nasoa::ErrorCode::kInternal;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<nasoa::Task> task_;
+  std::unique_ptr<nasoa::Zoo> zoo_;
+  nasoa::Regime regime_;
+};
+
+TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
+  EXPECT_EQ(task_->meta().classes, 2);
+  EXPECT_EQ(task_->size(), 24u);
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  int progress_calls = 0;
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "model").string(),
+                                            [&](const nasoa::Progress&) { ++progress_calls; });
+  EXPECT_GT(progress_calls, 0);
+  EXPECT_EQ(r.stop_reason, "completed");
+  EXPECT_EQ(r.epochs.size(), 3u);
+  EXPECT_EQ(r.device, "cpu");
+  EXPECT_FALSE(fs::exists(dir_ / "model.checkpoint"));
+  const nasoa::Classifier clf = nasoa::Classifier::open(r.model_dir);
+  EXPECT_EQ(clf.labels(), (std::vector<std::string>{"bright", "dark"}));
+  EXPECT_DOUBLE_EQ(clf.validation_accuracy().value(), r.validation_accuracy);
+  const auto top = clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(250, 250, 250)), 2);
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_NEAR(top[0].probability + top[1].probability, 1.0, 1e-5);
+}
+
+TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
+  nasoa::Adapter adapter(*zoo_);
+  nasoa::Budget budget;
+  budget.seconds = 30;
+  const std::string out = (dir_ / "m").string();
+  nasoa::Regime unknown = regime_;
+  unknown.model = "no-such-model";
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, unknown, budget, out); }), nasoa::ErrorCode::kNotFound);
+  nasoa::Regime negative = regime_;
+  negative.learning_rate = -0.1;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, negative, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
+  nasoa::Budget none;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, none, out); }), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true); }),
+            nasoa::ErrorCode::kNotFound);
+  nasoa::Budget energy = budget;
+  energy.joules = 100;  // no meter on a test machine's fake-free sysfs root, and no estimate
+  nasoa::AdapterOptions no_meter;
+  no_meter.sysfs_root = (dir_ / "empty-sysfs").string();
+  nasoa::Adapter blind(*zoo_, no_meter);
+  EXPECT_EQ(code_of([&] { blind.fine_tune(*task_, regime_, energy, out); }), nasoa::ErrorCode::kInvalidArgument);
+  nasoa::TaskOptions wrong_side;
+  wrong_side.image_side = 48;
+  const nasoa::Task big = nasoa::Task::from_folder((dir_ / "task").string(), wrong_side);
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(big, regime_, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(code_of([&] { nasoa::Task::from_folder((dir_ / "missing").string()); }), nasoa::ErrorCode::kNotFound);
+}
+
+}  // namespace
