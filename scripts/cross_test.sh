@@ -65,4 +65,19 @@ echo "cross_test: built ($((SECONDS - start)) s)"
 # The heavy NetworkTest cases (label "heavy") are left to native runs; under
 # qemu's roughly hundredfold slowdown they alone would take most of an hour.
 ctest --test-dir "$build" -L emulated --output-on-failure -j "$jobs" --timeout 1200
-echo "cross_test: emulated tests passed ($((SECONDS - start)) s in all)"
+echo "cross_test: emulated tests passed ($((SECONDS - start)) s)"
+
+# The device's main job, emulated: nasoa-adapt on a tiny real task with a small
+# budget must produce a model that the emulated nasoa-classify loads.
+qemu=$(sed -n 's/^NASOA_QEMU_AARCH64:FILEPATH=//p' "$build/CMakeCache.txt")
+run() { "$qemu" -L "$sysroot" "$@"; }
+job="$build/emulated_adapt"
+rm -rf "$job" && mkdir -p "$job"
+python3 "$root/tests/support/fashion_task.py" "$job/task" 8 0,1
+run "$build/offline_tools/nasoa-zoo" create --out "$job/zoo" --name emulated --classes 2 --input 16 \
+  --encoding 2-_8_1-2 > /dev/null
+OMP_WAIT_POLICY=PASSIVE run "$build/samples/nasoa-adapt" --zoo "$job/zoo" --data "$job/task" \
+  --budget 120 --epochs 2 --batch 4 --out "$job/model" --report "$job/report.json" --quiet
+run "$build/samples/nasoa-classify" --model "$job/model" "$job/task" > "$job/classified.tsv"
+test "$(wc -l < "$job/classified.tsv")" -eq 16
+echo "cross_test: nasoa-adapt ran emulated and its model classified 16 images ($((SECONDS - start)) s in all)"

@@ -70,10 +70,10 @@ script=$(realpath "$0")
 suite=bookworm
 # What the cross build needs on the target side (the host provides protoc,
 # the compilers and CMake): the SDK's libraries, the tests' GoogleTest, the
-# tools' CLI11 and the C/C++ runtime development files.
+# tools' CLI11 and JSON, zlib for IDX files and the C/C++ runtime files.
 packages=(
-  libtorch-dev libopencv-dev libprotobuf-dev libssl-dev
-  libgtest-dev libgmock-dev libcli11-dev
+  libtorch-dev libopencv-dev libprotobuf-dev libssl-dev zlib1g-dev
+  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
   libstdc++-12-dev libc6-dev
 )
 
