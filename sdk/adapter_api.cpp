@@ -25,15 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 // Identifies (task, model, regime): a checkpoint only resumes the run it was made by.
 std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r) {
   std::string text = model.name + '\n' + model.weights_sha256 + '\n';
@@ -158,7 +149,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (outcome.validation_accuracy >= 0) info.validation_accuracy = outcome.validation_accuracy;
     info.provenance = {std::string("nasoa ") + NASOA_VERSION_STRING + " Adapter::fine_tune",
                        "fine-tune of '" + model.name + "' from bundle '" + zoo.name() + "' on " + task.origin(),
-                       regime.seed, utc_now(), task.origin()};
+                       regime.seed, zoo::utc_timestamp(), task.origin()};
     runtime::save_model_dir(out_dir, job.network, info);
     std::error_code ec;
     std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served

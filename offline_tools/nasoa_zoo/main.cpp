@@ -27,15 +27,6 @@ namespace {
 using nasoa::Encoding;
 using nasoa::Error;
 
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 std::string joined_command_line(int argc, char** argv) {
   std::string out;
   for (int i = 0; i < argc; ++i) out += (i ? " " : "") + std::string(argv[i]);
@@ -87,7 +78,7 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
   nasoa::zoo::BundleInput input;
   input.name = a.name;
   input.provenance = {std::string("nasoa-zoo ") + NASOA_VERSION_STRING, command_line, a.seed,
-                      utc_now_iso8601(), "none: freshly initialised, not trained"};
+                      nasoa::zoo::utc_timestamp(), "none: freshly initialised, not trained"};
   for (std::size_t i = 0; i < a.encodings.size(); ++i) {
     nasoa::zoo::BundleModelInput model;
     // Encodings use only [0-9a-c_-], so by default they name themselves.

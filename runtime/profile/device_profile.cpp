@@ -35,15 +35,6 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 std::string trim(const std::string& s) {
   const auto begin = s.find_first_not_of(" \t\r\n");
   if (begin == std::string::npos) return "";
@@ -439,7 +430,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // as fine_tune() runs
 
   DeviceProfile profile;
-  profile.date = utc_now_iso8601();
+  profile.date = zoo::utc_timestamp();
   profile.device.cpu_model = cpu_model();
   profile.device.cpu_cores = usable_cpus();
   profile.device.threads = torch::get_num_threads();

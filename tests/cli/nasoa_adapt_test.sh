@@ -6,13 +6,7 @@ set -u
 adapt=$1 zoo_tool=$2 classify=$3 work=$4
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work"
-passes=0
-failures=0
-check() {  # check "what" command...; passes when the command succeeds
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
-  else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/check.sh"
 json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed report `r`
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
 }
@@ -65,5 +59,4 @@ check "the checkpoint is removed once the model is saved" test ! -e "$work/kille
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/other" --resume 2> "$work/noresume.err" > /dev/null
 check "--resume without a checkpoint says so" grep -q "no checkpoint" "$work/noresume.err"
 
-echo "$passes passed, $failures failed"
-exit $(( failures > 0 ))
+finish

@@ -7,13 +7,7 @@ tool=$1
 make=$2
 work=$3
 rm -rf "$work" && mkdir -p "$work"
-passes=0
-failures=0
-check() {  # check "what" command...; passes when the command succeeds
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
-  else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/check.sh"
 
 "$make" "$work/model" "$work/images" cat dog bird || { echo "cannot make the model dir"; exit 1; }
 
@@ -67,5 +61,4 @@ check "a damaged model dir exits 1" test $? -eq 1
 check "and names the damaged file" grep -q "model.weights" "$work/damaged.err"
 check "and prints no predictions" test ! -s "$work/damaged.out"
 
-echo "$passes passed, $failures failed"
-exit $(( failures > 0 ))
+finish

@@ -7,13 +7,7 @@ tool=$1
 zoo_tool=$2
 work=$3
 rm -rf "$work" && mkdir -p "$work"
-passes=0
-failures=0
-check() {  # check "what" command...; passes when the command succeeds
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
-  else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/check.sh"
 
 check "--help exits 0 and shows usage" bash -c "'$tool' --help | grep -q Usage"
 check "--help lists --batch" bash -c "'$tool' --help | grep -q -- --batch"
@@ -56,5 +50,4 @@ check "an unknown model exits 1" test $? -eq 1
 check "an unknown model is named" grep -q "'nope'" "$work/nope.err"
 check "a bad batch list is a usage error" bash -c "'$tool' --zoo '$work/zoo' --out '$work/x.json' --batch 0 2>/dev/null; rc=\$?; test \$rc -ne 0 -a \$rc -ne 1"
 
-echo "$passes passed, $failures failed"
-exit $(( failures > 0 ))
+finish

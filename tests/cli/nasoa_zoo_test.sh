@@ -5,13 +5,7 @@ set -u
 tool=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-passes=0
-failures=0
-check() {  # check "what" command...; passes when the command succeeds
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; passes=$((passes + 1))
-  else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/check.sh"
 
 for sub in info create inspect verify; do
   check "$sub --help exits 0 and shows usage" bash -c "'$tool' $sub --help | grep -q Usage"
@@ -59,5 +53,4 @@ check "verify names the damaged file" grep -q "2-_8_1-2.weights" "$work/damaged.
 rm "$work/damaged/MANIFEST"
 check "verify fails without a manifest" bash -c "! '$tool' verify '$work/damaged' 2>/dev/null"
 
-echo "$passes passed, $failures failed"
-exit $(( failures > 0 ))
+finish

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <set>
 #include <system_error>
@@ -100,6 +101,15 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
     fs::remove_all(staging, ec);
     throw;
   }
+}
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
 }
 
 void verify_file(const std::string& dir, const FileEntry& file) {

@@ -47,6 +47,9 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input);
 // SHA-256. Throws as Zoo::open() documents.
 Manifest open_bundle(const std::string& dir);
 
+// The current time as provenance records it: ISO 8601, UTC, seconds.
+std::string utc_timestamp();
+
 // Checks one listed file; `dir` is the bundle directory.
 void verify_file(const std::string& dir, const FileEntry& file);
 
