@@ -14,6 +14,7 @@
 #include "nasoa/version.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/inference/model_dir.h"
+#include "runtime/profile/device_profile.h"
 #include "runtime/train/fine_tuner.h"
 #include "sdk/boundary.h"
 #include "sdk/task_impl.h"
@@ -77,10 +78,20 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
       throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
 
+    std::optional<runtime::DeviceProfile> profile;
+    if (!options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
+    double profile_watts = 0;
+    if (profile && options.estimate_watts <= 0) {
+      for (const runtime::ModelProfile& mp : profile->models)
+        if (mp.model.name == model.name)
+          for (const runtime::StepTiming& t : mp.steps)
+            if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
+    }
+
     // Energy: the best meter there is; an energy budget needs one.
     runtime::MeterOptions meter_options;
     meter_options.sysfs_root = options.sysfs_root;
-    meter_options.estimate_watts = options.estimate_watts;
+    meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
     std::unique_ptr<runtime::EnergyMonitor> monitor;
     try {
       monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
@@ -123,6 +134,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     job.checkpoint_path = checkpoint;
     job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
     job.use_cuda = options.device != DevicePreference::kCpu;
+    if (profile)
+      job.predicted_step_seconds =
+          runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
     // On the CPU, compute and batch building share the cores: together they
     // never exceed them, because LibTorch's OpenMP threads spin while they wait
     // and would starve an oversubscribed loader (measured on 2 cores: 25x slower).

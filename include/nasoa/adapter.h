@@ -46,6 +46,10 @@ struct AdapterOptions {
   int loader_threads = 0;                    // batch-building threads
   double checkpoint_interval_seconds = 30;   // at most this much training is lost to a kill
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
+  // A device profile (nasoa-profile's JSON) measured on this device with this
+  // zoo: it predicts step times for the budget checks and, when no meter
+  // reads and estimate_watts is 0, gives the power to assume. Empty: none.
+  std::string device_profile;
   std::string sysfs_root = "/sys";           // where energy meters are looked for
 };
 

@@ -138,19 +138,24 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const std::int64_t eval_batches =
       (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
   Average step_seconds, step_joules;
+  if (job.predicted_step_seconds > 0) step_seconds.add(job.predicted_step_seconds);
   double eval_seconds = -1;
   auto finish_reserve = [&] {
     const double eval = eval_seconds >= 0 ? eval_seconds
                                           : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
     return eval + save_seconds + 0.25;
   };
-  if (limits.seconds_left() < save_seconds + 0.5)
+  // Up front: one step (as the profile predicts it, when there is one), the
+  // final evaluation and saving must fit in what ingestion left.
+  const double first_step_needs = std::max(0.0, step_seconds.value) + finish_reserve() + 0.25;
+  if (limits.seconds_left() < first_step_needs)
     throw Error(ErrorCode::kInvalidArgument,
                 "time budget too small: " + std::to_string(limits.elapsed()) +
                     " s are already used (ingestion included), leaving " +
                     std::to_string(std::max(0.0, limits.seconds_left())) +
-                    " s, and one training step plus saving needs more than " +
-                    std::to_string(save_seconds + 0.5) + " s");
+                    " s, and one training step, the final evaluation and saving need about " +
+                    std::to_string(first_step_needs) + " s" +
+                    (job.predicted_step_seconds > 0 ? " (from the device profile)" : ""));
 
   auto write_checkpoint = [&](int epoch, std::int64_t step) {
     if (job.checkpoint_path.empty()) return;

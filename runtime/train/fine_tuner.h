@@ -64,6 +64,10 @@ struct FineTuneJob {
   double checkpoint_interval_seconds = 30;
   bool use_cuda = true;           // when available
   int loader_workers = 2;
+  // Seconds per step predicted by the device profile, or <= 0 when unknown.
+  // It seeds the step-time estimate, so that even the first step is only
+  // started, and a budget only accepted, when it fits.
+  double predicted_step_seconds = 0;
   std::function<void(const TrainProgress&)> on_progress;
 };
 

@@ -4,7 +4,7 @@
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
-//               [--watts W] [--resume] [--checkpoint-every SECONDS] [--quiet]
+//               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
 //
 // Until the planner chooses them, regime fields left out take these defaults:
 // the zoo's first model, learning rate 0.01, 10 epochs, batch 32, nothing frozen
@@ -123,7 +123,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")->capture_default_str();
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
   app.add_option("--threads", threads, "Compute threads (default: one per core)");
-  app.add_option("--watts", watts, "Power to assume when no energy meter reads (from nasoa-profile)")->check(CLI::NonNegativeNumber);
+  app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
+  std::string profile;
+  app.add_option("--profile", profile, "Device profile from nasoa-profile: step times for the budget checks");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
@@ -149,6 +151,7 @@ int main(int argc, char** argv) {
     nasoa::AdapterOptions options;
     options.threads = threads;
     options.estimate_watts = watts;
+    options.device_profile = profile;
     options.checkpoint_interval_seconds = checkpoint_every;
     options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
                      : device == "cuda" ? nasoa::DevicePreference::kCuda
