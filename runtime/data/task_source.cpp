@@ -174,4 +174,35 @@ TaskSource list_idx(const std::string& images_path, const std::string& labels_pa
   return task;
 }
 
+TaskSource select_classes(const TaskSource& source, const std::vector<std::string>& keep,
+                          const std::vector<std::string>& names) {
+  if (keep.size() < 2)
+    throw Error(ErrorCode::kInvalidArgument,
+                source.origin + ": " + std::to_string(keep.size()) + " classes selected; a task needs at least two");
+  if (!names.empty() && names.size() != keep.size())
+    throw Error(ErrorCode::kInvalidArgument, std::to_string(names.size()) + " class names for " +
+                                                 std::to_string(keep.size()) + " selected classes");
+  std::vector<int> new_label(source.class_names.size(), -1);
+  for (std::size_t k = 0; k < keep.size(); ++k) {
+    const auto it = std::find(source.class_names.begin(), source.class_names.end(), keep[k]);
+    if (it == source.class_names.end()) {
+      std::string known;
+      for (const std::string& c : source.class_names) known += (known.empty() ? "" : ", ") + c;
+      throw Error(ErrorCode::kInvalidArgument,
+                  source.origin + ": no class '" + keep[k] + "' (there are: " + known + ")");
+    }
+    int& slot = new_label[std::size_t(it - source.class_names.begin())];
+    if (slot >= 0) throw Error(ErrorCode::kInvalidArgument, "class '" + keep[k] + "' is selected twice");
+    slot = int(k);
+  }
+  TaskSource out;
+  out.origin = source.origin;
+  out.class_names = names.empty() ? keep : names;
+  out.skipped = source.skipped;
+  out.idx_images = source.idx_images;
+  for (const SampleRef& s : source.samples)
+    if (const int label = new_label[std::size_t(s.label)]; label >= 0) out.samples.push_back({s.path, label, s.idx});
+  return out;
+}
+
 }  // namespace nasoa::runtime

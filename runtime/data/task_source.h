@@ -48,6 +48,14 @@ TaskSource list_csv(const std::string& csv_path);
 TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
                     const std::vector<std::string>& class_names = {});
 
+// The samples of the classes named `keep` (folder names, or label numbers for
+// an IDX task listed without names), relabelled 0, 1, ... in `keep`'s order
+// and renamed `names` when given. Skipped files are kept. Throws
+// Error{kInvalidArgument} naming an unknown or repeated class, a `names` of
+// another length, or fewer than two classes.
+TaskSource select_classes(const TaskSource& source, const std::vector<std::string>& keep,
+                          const std::vector<std::string>& names = {});
+
 // Reads a whole IDX file, transparently gunzipping it. Throws Error{kCorrupt}
 // naming the file when its magic, dimensions or length are wrong.
 std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,

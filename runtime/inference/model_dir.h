@@ -6,7 +6,8 @@
 // `upstream_accuracy`, the validation accuracy measured after fine-tuning.
 // So a model directory is verified like any bundle before a weight is read.
 //
-// Replacing one is crash-safe: the new bundle is written complete beside DIR
+// Replacing one is crash-safe, by the swap all bundles use
+// (zoo::replace_bundle): the new bundle is written complete beside DIR
 // (".NAME.new"), then DIR is renamed aside (".NAME.old"), the new one renamed
 // in, and the old one removed. A crash at any instant leaves DIR holding the
 // old or the new model, except between the two renames, where DIR is missing

@@ -105,6 +105,34 @@ TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   EXPECT_THROW(list_idx(t / "text.idx", t / "labels.idx.gz"), Error);
 }
 
+TEST(TaskSourceTest, SelectsRelabelsAndRenamesClasses) {
+  TaskSource all;
+  all.origin = "idx";
+  all.class_names = {"0", "1", "2", "3"};
+  for (int i = 0; i < 8; ++i) all.samples.push_back({"idx#" + std::to_string(i), i % 4, i});
+  all.skipped.push_back({"x", "why"});
+  const TaskSource two = select_classes(all, {"3", "1"}, {"three", "one"});
+  EXPECT_EQ(two.class_names, (std::vector<std::string>{"three", "one"}));
+  ASSERT_EQ(two.samples.size(), 4u);
+  EXPECT_EQ(two.samples[0].idx, 1);  // source order is kept
+  EXPECT_EQ(two.samples[0].label, 1);
+  EXPECT_EQ(two.samples[1].idx, 3);
+  EXPECT_EQ(two.samples[1].label, 0);
+  EXPECT_EQ(two.skipped.size(), 1u);
+  EXPECT_EQ(select_classes(all, {"0", "2"}).class_names, (std::vector<std::string>{"0", "2"}));
+  for (const auto& bad : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"1", "9"}, "no class '9'"}, {{"1", "1"}, "selected twice"}, {{"1"}, "at least two"}}) {
+    try {
+      select_classes(all, bad.first);
+      ADD_FAILURE() << bad.second;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(bad.second), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(select_classes(all, {"1", "2"}, {"only-one"}), Error);
+}
+
 TEST(TaskSourceTest, ReadsFashionMnistFromItsDebianPackage) {
   const std::string dir = "/usr/share/datasets/fashion-mnist/";
   if (!std::filesystem::exists(dir + "t10k-images-idx3-ubyte.gz"))

@@ -210,5 +210,97 @@ TEST_F(BundleTest, WeightsChangedAfterOpeningAreRefusedAtLoad) {
   EXPECT_THROW(load_network(dir_, m.models[0]), Error);
 }
 
+TEST_F(BundleTest, ReplaceSwapsInTheNewBundleAndLeavesNothingBeside) {
+  write_bundle(dir_, input());
+  BundleInput next = input();
+  next.name = "next";
+  next.models.pop_back();
+  const Manifest m = replace_bundle(dir_, next);
+  EXPECT_EQ(m.name, "next");
+  EXPECT_EQ(open_bundle(dir_).models.size(), 1u);
+  for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
+  // Creating works too: nothing there yet.
+  replace_bundle((root_ / "fresh").string(), next);
+  EXPECT_EQ(open_bundle((root_ / "fresh").string()).name, "next");
+}
+
+TEST_F(BundleTest, RecoversTheOldBundleAfterACrashBetweenTheRenames) {
+  write_bundle(dir_, input());
+  // The state a crash between the two renames leaves: DIR gone, .DIR.old complete.
+  fs::rename(dir_, root_ / ".zoo.old");
+  fs::create_directories(root_ / ".zoo.new");
+  EXPECT_EQ(recover_bundle(dir_), (root_ / "zoo").string());
+  EXPECT_EQ(open_bundle(dir_).models.size(), 2u);
+  EXPECT_FALSE(fs::exists(root_ / ".zoo.old"));
+  // A later replacement clears the stale staging copy.
+  BundleInput next = input();
+  next.name = "next";
+  replace_bundle(dir_, next);
+  EXPECT_FALSE(fs::exists(root_ / ".zoo.new"));
+  EXPECT_EQ(open_bundle(dir_).name, "next");
+}
+
+TEST_F(BundleTest, ReplaceNeverTouchesWhatIsNotABundle) {
+  fs::create_directories(root_ / "precious");
+  std::ofstream(root_ / "precious" / "data.txt") << "keep";
+  try {
+    replace_bundle((root_ / "precious").string(), input());
+    FAIL() << "a folder that is not a bundle was replaced";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("precious"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(root_ / "precious" / "data.txt"));
+}
+
+TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
+  BundleInput in = input();
+  const Provenance first{"pretrain", "pretrain --model a", 4, "2026-11-27T00:00:00Z", "docs/data.md#x"};
+  const Manifest created = add_to_bundle(dir_, in.models[0], "starter", first);
+  EXPECT_EQ(created.name, "starter");
+  EXPECT_EQ(created.provenance.command_line, "pretrain --model a");
+
+  // Add a second model to an existing bundle that also carries a predictor.
+  BundleInput with_predictor = input();
+  with_predictor.models.pop_back();
+  replace_bundle(dir_, with_predictor);
+  const Manifest before = open_bundle(dir_);
+  const Provenance second{"pretrain", "pretrain --model b", 5, "2026-11-28T00:00:00Z", "docs/data.md#x"};
+  const Manifest after = add_to_bundle(dir_, in.models[1], "ignored", second);
+  EXPECT_EQ(after.name, before.name);
+  ASSERT_EQ(after.models.size(), 2u);
+  EXPECT_EQ(after.models[0].name, "small");
+  EXPECT_EQ(after.models[0].weights_sha256, before.models[0].weights_sha256);
+  EXPECT_EQ(after.models[1].name, "tiny");
+  EXPECT_EQ(after.models[1].labels.size(), 10u);
+  EXPECT_EQ(after.provenance.seed, 5u);
+  EXPECT_EQ(after.provenance.command_line, before.provenance.command_line + " && pretrain --model b");
+  EXPECT_EQ(read_file(dir_ + "/predictor.bin"), "predictor bytes");
+  EXPECT_EQ(read_file(dir_ + "/experience.log"), "experience bytes");
+  const Manifest reread = open_bundle(dir_);
+  for (const ModelInfo& m : reread.models) load_network(dir_, m);
+
+  // Same name: replaced in place, the others untouched.
+  torch::manual_seed(9);
+  BundleModelInput retrained = in.models[0];
+  retrained.network = Network(Encoding::parse("2-_8_1-2"), 3);
+  retrained.labels = {"a", "b", "c"};
+  const Manifest replaced = add_to_bundle(dir_, retrained, "ignored", second);
+  ASSERT_EQ(replaced.models.size(), 2u);
+  EXPECT_EQ(replaced.models[0].name, "small");
+  EXPECT_EQ(replaced.models[0].encoding, "2-_8_1-2");
+  EXPECT_EQ(replaced.models[0].upstream_classes, 3);
+  EXPECT_EQ(replaced.models[1].weights_sha256, after.models[1].weights_sha256);
+  for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
+}
+
+TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {
+  const Manifest m = write_bundle(dir_, input());
+  flip_byte(dir_ + "/" + m.models[0].weights_file, 40);
+  BundleInput in = input();
+  EXPECT_THROW(add_to_bundle(dir_, in.models[1], "x", in.provenance), Error);
+  expect_refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file);
+}
+
 }  // namespace
 }  // namespace nasoa::zoo

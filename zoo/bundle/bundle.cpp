@@ -155,4 +155,128 @@ Network load_network(const std::string& dir, const ModelInfo& model) {
   return network;
 }
 
+namespace {
+
+struct SwapPaths {
+  fs::path dir, staging, aside;
+};
+
+SwapPaths swap_paths(const std::string& dir) {
+  SwapPaths p;
+  p.dir = fs::absolute(dir).lexically_normal();
+  if (p.dir.filename().empty()) p.dir = p.dir.parent_path();  // "dir/" names dir
+  const std::string name = p.dir.filename().string();
+  p.staging = p.dir.parent_path() / ("." + name + ".new");
+  p.aside = p.dir.parent_path() / ("." + name + ".old");
+  return p;
+}
+
+bool is_bundle_dir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::is_regular_file(dir / kManifestFileName, ec);
+}
+
+void rename_or_throw(const fs::path& from, const fs::path& to, const char* what) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec)
+    throw Error(ErrorCode::kIo, from.string() + ": cannot " + what + " (to " + to.string() +
+                                    "): " + ec.message());
+}
+
+}  // namespace
+
+std::string recover_bundle(const std::string& dir) {
+  const SwapPaths p = swap_paths(dir);
+  std::error_code ec;
+  if (!fs::exists(p.aside, ec)) return p.dir.string();
+  if (fs::exists(p.dir, ec)) {
+    // The new bundle is in place; the crash came while removing the old one.
+    fs::remove_all(p.aside, ec);
+    return p.dir.string();
+  }
+  // The crash came between the two renames: the aside copy is the complete old bundle.
+  if (!is_bundle_dir(p.aside)) return p.dir.string();
+  fs::rename(p.aside, p.dir, ec);
+  if (ec) return p.aside.string();
+  sync_directory(p.dir.parent_path().string());
+  return p.dir.string();
+}
+
+Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
+  const SwapPaths p = swap_paths(dir);
+  recover_bundle(p.dir.string());
+  std::error_code ec;
+  const bool replacing = fs::exists(fs::symlink_status(p.dir, ec));
+  if (replacing && !is_bundle_dir(p.dir))
+    throw Error(ErrorCode::kInvalidArgument, p.dir.string() + " exists and is not a zoo bundle (no " +
+                                                 kManifestFileName + "); refusing to replace it");
+  // A staging copy left by an earlier crash was never the live bundle.
+  fs::remove_all(p.staging, ec);
+  Manifest manifest = write_bundle(p.staging.string(), input);
+  if (replacing) {
+    try {
+      rename_or_throw(p.dir, p.aside, "move the old bundle aside");
+    } catch (...) {
+      fs::remove_all(p.staging, ec);
+      throw;
+    }
+  }
+  try {
+    rename_or_throw(p.staging, p.dir, "move the new bundle into place");
+  } catch (...) {
+    if (replacing) fs::rename(p.aside, p.dir, ec);
+    fs::remove_all(p.staging, ec);
+    throw;
+  }
+  sync_directory(p.dir.parent_path().string());
+  if (replacing) fs::remove_all(p.aside, ec);
+  return manifest;
+}
+
+Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
+                       const Provenance& provenance) {
+  const std::string live = recover_bundle(dir);
+  BundleInput input;
+  input.name = name;
+  input.provenance = provenance;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(live, ec)) && is_bundle_dir(live)) {
+    const Manifest old = open_bundle(live);
+    input.name = old.name;
+    if (!old.provenance.command_line.empty())
+      input.provenance.command_line = old.provenance.command_line + " && " + provenance.command_line;
+    bool replaced = false;
+    for (const ModelInfo& m : old.models) {
+      if (m.name == model.name) {  // the new model takes the old one's place in the order
+        input.models.push_back(model);
+        replaced = true;
+        continue;
+      }
+      // Weights round-trip bit-exactly through a network, so re-encoding the
+      // loaded one reproduces the file byte for byte (the tests check it).
+      BundleModelInput kept;
+      kept.name = m.name;
+      kept.network = load_network(live, m);
+      kept.input_size = m.input_size;
+      kept.mean = m.mean;
+      kept.std = m.std;
+      kept.upstream_accuracy = m.upstream_accuracy;
+      kept.labels = m.labels;
+      input.models.push_back(std::move(kept));
+    }
+    if (!replaced) input.models.push_back(model);
+    if (old.predictor) input.predictor = read_file((fs::path(live) / old.predictor->path).string());
+    if (old.experience) input.experience = read_file((fs::path(live) / old.experience->path).string());
+    // A file changed since open_bundle() must not be carried into a bundle that vouches for it.
+    if (old.predictor && sha256_hex(*input.predictor) != old.predictor->sha256)
+      throw Error(ErrorCode::kCorrupt, live + "/" + old.predictor->path + ": changed while the bundle was rewritten");
+    if (old.experience && sha256_hex(*input.experience) != old.experience->sha256)
+      throw Error(ErrorCode::kCorrupt, live + "/" + old.experience->path + ": changed while the bundle was rewritten");
+  } else {
+    input.models.push_back(model);
+  }
+  return replace_bundle(dir, input);
+}
+
 }  // namespace nasoa::zoo

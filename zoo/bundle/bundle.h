@@ -8,6 +8,14 @@
 // A bundle is written into a staging directory beside DIR and renamed into
 // place only when complete, each file written atomically, so that a crash
 // never leaves a DIR that looks like a bundle but is not one.
+//
+// Replacing an existing bundle (replace_bundle, add_to_bundle) never leaves a
+// moment without a loadable one: the new bundle is written complete as
+// ".NAME.new" beside DIR, DIR is renamed to ".NAME.old", ".NAME.new" to DIR,
+// and ".NAME.old" is removed. A crash between the two renames leaves DIR
+// missing and ".NAME.old" complete; recover_bundle() renames it back, and
+// every function here that replaces calls it first. Not safe against two
+// processes replacing the same DIR at once.
 #pragma once
 
 #include <optional>
@@ -42,6 +50,28 @@ struct BundleInput {
 // manifest. Throws Error{kInvalidArgument} for bad names or an existing
 // `dir`, Error{kIo} when writing fails.
 Manifest write_bundle(const std::string& dir, const BundleInput& input);
+
+// Writes `input` as the bundle `dir`, replacing the bundle there if any (see
+// above). Returns the new manifest. Throws Error{kInvalidArgument} when `dir`
+// exists and is not a bundle, even an empty directory (it is never touched
+// then), Error{kIo} when writing fails (the previous bundle stays in place).
+Manifest replace_bundle(const std::string& dir, const BundleInput& input);
+
+// Finishes a replacement that a crash interrupted. Returns the directory to
+// read: `dir`, or the aside copy when it could not be renamed back (a
+// read-only file system, say). Never throws for a missing `dir`.
+std::string recover_bundle(const std::string& dir);
+
+// Adds `model` to the bundle `dir`, replacing a model of the same name, or
+// creates the bundle (named `name`) when `dir` does not exist. The other
+// models keep their weights bit-exactly, their order and their manifest
+// fields; the predictor and experience files are kept. The provenance becomes
+// `provenance`, except that the command lines accumulate, joined by " && ",
+// so that the bundle's provenance lists every step that built it. The
+// existing bundle is verified first and replaced crash-safely. Throws as
+// open_bundle() and replace_bundle() do.
+Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model,
+                       const std::string& name, const Provenance& provenance);
 
 // Reads and decodes DIR/MANIFEST and checks every listed file's size and
 // SHA-256. Throws as Zoo::open() documents.

@@ -1,0 +1,152 @@
+// nasoa-make-task: turn an IDX image set into an ordinary task folder.
+//
+//   nasoa-make-task --idx IMAGES LABELS --classes 5,6,7 [--class-names a,b,c]
+//                   --per-class N [--seed S] --out DIR [--replace]
+//
+// Writes DIR/<class name>/<index>.png, one lossless PNG per chosen image,
+// named by its index in the IDX file so that each image can be traced back
+// to its source. Tasks are folders because that is what a user hands the SDK:
+// a task made here exercises the same ingestion a user's photos go through.
+// Which images are chosen depends only on the IDX files, the classes, N and
+// the seed. The folder is written beside DIR and renamed into place when
+// complete, so an interrupted run never leaves a half task behind.
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr),
+// CLI11's codes for bad arguments.
+#include <CLI/CLI.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "nasoa/error.h"
+#include "runtime/data/task_source.h"
+#include "zoo/bundle/manifest.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using nasoa::Error;
+using nasoa::ErrorCode;
+
+struct Args {
+  std::vector<std::string> idx, classes, class_names;
+  std::int64_t per_class = 0;
+  std::uint64_t seed = 0;
+  std::string out;
+  bool replace = false;
+};
+
+// True when `dir` holds nothing but class folders of PNG files, i.e. what this
+// tool writes: only such a folder is removed for --replace, so that a mistyped
+// --out never deletes a user's data.
+bool looks_like_made_task(const fs::path& dir) {
+  for (const fs::directory_entry& cls : fs::directory_iterator(dir)) {
+    if (!cls.is_directory()) return false;
+    for (const fs::directory_entry& f : fs::directory_iterator(cls.path()))
+      if (!f.is_regular_file() || f.path().extension() != ".png") return false;
+  }
+  return true;
+}
+
+// std::shuffle's algorithm is the library's choice; this one is fixed, so the
+// same seed picks the same images with any compiler.
+void seeded_shuffle(std::vector<std::size_t>& v, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
+}
+
+int run(const Args& a) {
+  namespace rt = nasoa::runtime;
+  for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
+    if (!nasoa::zoo::is_safe_name(name))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "class name '" + name + "' must match [A-Za-z0-9._-]+ and not start with '.': it names a folder");
+  const fs::path out = fs::absolute(a.out).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    if (!fs::is_directory(out, ec))
+      throw Error(ErrorCode::kInvalidArgument, a.out + " exists and is not a folder; refusing to replace it");
+    if (!fs::is_empty(out, ec)) {
+      if (!a.replace)
+        throw Error(ErrorCode::kInvalidArgument, a.out + " exists and is not empty (--replace replaces a task folder)");
+      if (!looks_like_made_task(out))
+        throw Error(ErrorCode::kInvalidArgument,
+                    a.out + " holds more than class folders of PNG files; refusing to replace it");
+    }
+  }
+
+  const rt::TaskSource task = rt::select_classes(rt::list_idx(a.idx[0], a.idx[1]), a.classes, a.class_names);
+  std::vector<std::vector<std::size_t>> by_class(task.class_names.size());
+  for (std::size_t i = 0; i < task.samples.size(); ++i) by_class[std::size_t(task.samples[i].label)].push_back(i);
+  for (std::size_t c = 0; c < by_class.size(); ++c) {
+    if (std::int64_t(by_class[c].size()) < a.per_class)
+      throw Error(ErrorCode::kInvalidArgument, a.idx[1] + ": class '" + a.classes[c] + "' has " +
+                                                   std::to_string(by_class[c].size()) + " images, fewer than --per-class " +
+                                                   std::to_string(a.per_class));
+    seeded_shuffle(by_class[c], a.seed + c);
+    by_class[c].resize(std::size_t(a.per_class));
+    std::sort(by_class[c].begin(), by_class[c].end());
+  }
+
+  const fs::path staging = out.parent_path() / ("." + out.filename().string() + ".partial");
+  fs::remove_all(staging, ec);
+  const rt::IdxImages& images = *task.idx_images;
+  const std::vector<int> png_options{cv::IMWRITE_PNG_COMPRESSION, 9};
+  std::int64_t written = 0;
+  try {
+    for (std::size_t c = 0; c < by_class.size(); ++c) {
+      const fs::path folder = staging / task.class_names[c];
+      fs::create_directories(folder, ec);
+      if (ec) throw Error(ErrorCode::kIo, folder.string() + ": cannot create folder: " + ec.message());
+      for (const std::size_t i : by_class[c]) {
+        const rt::SampleRef& s = task.samples[i];
+        const cv::Mat image(int(images.rows), int(images.cols), CV_8UC1,
+                            const_cast<std::uint8_t*>(images.pixels.data() + s.idx * images.rows * images.cols));
+        char name[32];
+        std::snprintf(name, sizeof name, "%05lld.png", static_cast<long long>(s.idx));
+        const std::string path = (folder / name).string();
+        if (!cv::imwrite(path, image, png_options)) throw Error(ErrorCode::kIo, path + ": cannot write the PNG");
+        ++written;
+      }
+    }
+    if (fs::exists(out, ec)) fs::remove_all(out, ec);
+    if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot remove the old task: " + ec.message());
+    fs::rename(staging, out, ec);
+    if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot move the finished task into place: " + ec.message());
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  std::cout << "wrote " << written << " images in " << by_class.size() << " classes to " << a.out << '\n';
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-make-task: write a folder of class subfolders of PNG images from IDX files"};
+  Args a;
+  app.add_option("--idx", a.idx, "MNIST-format IDX images and labels files (plain or gzipped)")->expected(2)->required();
+  app.add_option("--classes", a.classes, "Label numbers to take, in this order")->delimiter(',')->required();
+  app.add_option("--class-names", a.class_names, "Folder names of those classes (default: the numbers)")->delimiter(',');
+  app.add_option("--per-class", a.per_class, "Images per class")->required()->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
+  app.add_option("--seed", a.seed, "Seed of which images are picked")->capture_default_str();
+  app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")->required();
+  app.add_flag("--replace", a.replace, "Replace a task folder this tool wrote");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(a);
+  } catch (const Error& e) {
+    std::cerr << "nasoa-make-task: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-make-task: error: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,211 @@
+// nasoa-pretrain: train a network from scratch on an upstream corpus and add it to a bundle.
+//
+//   nasoa-pretrain --encoding E (--data DIR | --idx IMAGES LABELS) [--classes a,b,c]
+//                  [--class-names x,y,z] --input S --epochs N --out BUNDLE --name NAME
+//                  [--model-name M] [--lr X] [--batch B] [--budget SECONDS]
+//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF]
+//
+// The training loop is the runtime's own (runtime::fine_tune), so that the zoo
+// is pretrained exactly as it will later be fine-tuned. A stratified part of
+// each class is held out; its top-1 accuracy is recorded as the model's
+// upstream accuracy, and the weights of the best epoch on it are kept. The
+// normalisation recorded is the corpus's own per-channel mean and std.
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr),
+// CLI11's codes for bad arguments.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "runtime/data/image_store.h"
+#include "runtime/data/split.h"
+#include "runtime/data/task_source.h"
+#include "runtime/train/fine_tuner.h"
+#include "zoo/bundle/bundle.h"
+
+namespace {
+
+using nasoa::Error;
+using nasoa::ErrorCode;
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+// The program by its name alone: where it was built is no part of how a
+// bundle was made, and a shipped manifest must not carry a build machine's paths.
+std::string joined_command_line(int argc, char** argv) {
+  std::string out = std::filesystem::path(argv[0]).filename().string();
+  for (int i = 1; i < argc; ++i) out += " " + std::string(argv[i]);
+  return out;
+}
+
+struct Args {
+  std::string encoding, data, out, name, model_name, data_card = "docs/data.md#starter-upstream";
+  std::vector<std::string> idx, classes, class_names;
+  int input = 0, epochs = 0, batch = 64, threads = 0;
+  double lr = 0.1, budget = 0, validation_fraction = 0.1;
+  std::uint64_t seed = 0;
+  bool quiet = false;
+};
+
+// A line every few seconds and at each epoch's end: pretraining runs for
+// minutes, often into a log file, where lines read better than a redrawn bar.
+// The loop reports before it evaluates, so validation accuracy is printed
+// from the history once training is over.
+void print_progress(const nasoa::runtime::TrainProgress& p) {
+  static auto last = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  if (p.step != p.steps_per_epoch && now - last < std::chrono::seconds(5)) return;
+  last = now;
+  char line[200];
+  std::snprintf(line, sizeof line, "epoch %d/%d step %lld/%lld loss %.3f train %5.1f%% %7.1f s", p.epoch, p.epochs,
+                static_cast<long long>(p.step), static_cast<long long>(p.steps_per_epoch), p.loss,
+                100 * p.train_accuracy, p.elapsed_seconds);
+  std::cerr << line << '\n';
+}
+
+int run(const Args& a, const std::string& command_line) {
+  namespace rt = nasoa::runtime;
+  const nasoa::Encoding encoding = nasoa::Encoding::parse(a.encoding);  // refuse a bad one before reading data
+  if (a.data.empty() == a.idx.empty())
+    throw Error(ErrorCode::kInvalidArgument, "give exactly one of --data DIR and --idx IMAGES LABELS");
+  rt::TaskSource source = a.data.empty() ? rt::list_idx(a.idx[0], a.idx[1]) : rt::list_folder(a.data);
+  if (!a.classes.empty()) {
+    source = rt::select_classes(source, a.classes, a.class_names);
+  } else if (!a.class_names.empty()) {
+    source = rt::select_classes(source, source.class_names, a.class_names);
+  }
+
+  // Batches are built beside the compute threads; together they never exceed
+  // the cores, because LibTorch's OpenMP threads spin and starve a loader.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int loader_workers = std::max(1, cores / 4);
+  const int threads = a.threads > 0 ? a.threads : std::max(1, cores - loader_workers);
+  torch::set_num_threads(threads);
+
+  rt::IngestOptions ingest;
+  ingest.side = a.input;
+  ingest.threads = threads + loader_workers;
+  const auto started = std::chrono::steady_clock::now();
+  const rt::ImageStore store(std::move(source), ingest);
+  const nasoa::TaskMeta& meta = store.meta();
+  if (!a.quiet)
+    std::cerr << "corpus: " << store.size() << " images in " << meta.classes << " classes ("
+              << store.skipped().size() << " files skipped), " << threads << " compute thread(s)\n";
+
+  rt::FineTuneJob job;
+  torch::manual_seed(a.seed);  // the initialisation is part of what the seed reproduces
+  job.network = nasoa::zoo::Network(encoding, static_cast<int>(store.class_names().size()));
+  job.store = &store;
+  job.regime.model = a.model_name.empty() ? a.encoding : a.model_name;
+  job.regime.learning_rate = a.lr;
+  job.regime.epochs = a.epochs;
+  job.regime.batch_size = a.batch;
+  job.regime.weight_decay = 5e-4;  // from scratch, unlike fine-tuning, the weights need reining in
+  job.regime.validation_fraction = a.validation_fraction;
+  job.regime.seed = a.seed;
+  nasoa::validate(job.regime);
+  std::vector<int> labels;
+  for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
+  job.split = rt::stratified_split(labels, a.validation_fraction, a.seed);
+  for (int c = 0; c < 3; ++c) {
+    job.mean[std::size_t(c)] = static_cast<float>(meta.pixel_mean[std::size_t(c)]);
+    // A constant channel would divide by zero; such a corpus trains nothing anyway.
+    job.std[std::size_t(c)] = static_cast<float>(std::max(meta.pixel_std[std::size_t(c)], 1e-3));
+  }
+  job.fingerprint = "nasoa-pretrain";
+  job.use_cuda = true;
+  job.loader_workers = loader_workers;
+  if (!a.quiet) job.on_progress = print_progress;
+
+  const double seconds = a.budget > 0 ? a.budget : 1e9;  // no budget: the epochs decide
+  const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const rt::Limits limits(seconds, a.budget > 0 ? spent : 0.0);
+  const rt::FineTuneOutcome outcome = rt::fine_tune(job, limits);
+
+  nasoa::zoo::BundleModelInput model;
+  model.name = job.regime.model;
+  model.network = job.network;
+  model.input_size = a.input;
+  model.mean = job.mean;
+  model.std = job.std;
+  if (outcome.validation_accuracy >= 0) model.upstream_accuracy = outcome.validation_accuracy;
+  model.labels = store.class_names();
+  const nasoa::Provenance provenance{std::string("nasoa-pretrain ") + NASOA_VERSION_STRING, command_line, a.seed,
+                                     utc_now_iso8601(), a.data_card};
+  const nasoa::zoo::Manifest m = nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
+
+  if (!a.quiet)
+    for (const rt::EpochRecord& e : outcome.history) {
+      char line[160];
+      std::snprintf(line, sizeof line, "epoch %d: loss %.3f train %5.1f%% validation %5.1f%% at %7.1f s\n", e.epoch,
+                    e.train_loss, 100 * e.train_accuracy, 100 * e.validation_accuracy, e.elapsed_seconds);
+      std::cerr << line;
+    }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char accuracy[64] = "not evaluated";
+  if (outcome.validation_accuracy >= 0)
+    std::snprintf(accuracy, sizeof accuracy, "%.2f %%", 100 * outcome.validation_accuracy);
+  std::cout << "model:      " << model.name << " (" << a.encoding << ", "
+            << nasoa::count_cost(encoding, model.network->num_classes(), a.input).parameters << " parameters)\n"
+            << "upstream:   " << accuracy << " top-1 on " << job.split.validation.size()
+            << " held-out images (epoch " << outcome.best_epoch << " of " << outcome.history.size() << ", "
+            << outcome.stop_reason << ")\n"
+            << "time:       " << wall << " s on " << outcome.device << "\n"
+            << "bundle:     " << a.out << " ('" << m.name << "', " << m.models.size() << " model(s))\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-pretrain: train a network from scratch on an upstream corpus and add it to a zoo bundle (nasoa " NASOA_VERSION_STRING ")"};
+  Args a;
+  app.add_option("--encoding", a.encoding, "ET-NAS encoding of the network, BLOCK_C0_MACRO")->required();
+  auto* data = app.add_option("--data", a.data, "Corpus: a folder of class subfolders");
+  app.add_option("--idx", a.idx, "Corpus: MNIST-format IDX images and labels files (plain or gzipped)")
+      ->expected(2)->excludes(data);
+  app.add_option("--classes", a.classes, "Train on these classes only, in this order: folder names, or label numbers for --idx")
+      ->delimiter(',');
+  app.add_option("--class-names", a.class_names, "Names of the classes (of --classes when given), in order")->delimiter(',');
+  app.add_option("--input", a.input, "Square input side in pixels")->required()->check(CLI::Range(8, 4096));
+  app.add_option("--epochs", a.epochs, "Epochs")->required()->check(CLI::Range(1, 100000));
+  app.add_option("--out", a.out, "Bundle directory: created, or rewritten with the model added")->required();
+  app.add_option("--name", a.name, "Bundle name, when the bundle is created")->required();
+  app.add_option("--model-name", a.model_name, "Model name (default: the encoding); replaces a model of that name");
+  app.add_option("--lr", a.lr, "Peak learning rate (SGD, cosine schedule)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--budget", a.budget, "Wall-clock limit of the training, seconds (default: none)")->check(CLI::PositiveNumber);
+  app.add_option("--validation-fraction", a.validation_fraction, "Held out of each class for the upstream accuracy")
+      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+  app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")->capture_default_str();
+  app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)");
+  app.add_option("--data-card", a.data_card, "Where the corpus is described, recorded in the provenance")->capture_default_str();
+  app.add_flag("--quiet", a.quiet, "No progress lines");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(a, joined_command_line(argc, argv));
+  } catch (const Error& e) {
+    std::cerr << "nasoa-pretrain: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-pretrain: error: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Drives nasoa-make-task and nasoa-pretrain as a user would, on tiny inputs:
+# a task folder from IDX files, pretraining from a folder and from IDX files,
+# a second model added to an existing bundle, and the bundle verified.
+# Usage: nasoa_pretrain_test.sh PATH/TO/nasoa-pretrain PATH/TO/nasoa-make-task PATH/TO/nasoa-zoo WORKDIR
+set -u
+pretrain=$1
+make_task=$2
+zoo=$3
+work=$4
+fashion=/usr/share/datasets/fashion-mnist
+images=$fashion/t10k-images-idx3-ubyte.gz
+labels=$fashion/t10k-labels-idx1-ubyte.gz
+if [ ! -f "$images" ]; then
+  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "$0")/check.sh"
+
+check "make-task --help exits 0 and shows usage" bash -c "'$make_task' --help | grep -q Usage"
+check "pretrain --help exits 0 and shows usage" bash -c "'$pretrain' --help | grep -q Usage"
+
+# nasoa-make-task: class folders of PNG files, deterministic, never clobbering.
+check "make-task writes a task folder" "$make_task" --idx "$images" "$labels" --classes 0,1 \
+  --class-names t-shirt,trouser --per-class 6 --seed 2 --out "$work/task"
+check "make-task writes N PNG files per named class" bash -c \
+  "[ \$(ls '$work/task/t-shirt' | grep -c '\.png$') -eq 6 ] && [ \$(ls '$work/task/trouser' | grep -c '\.png$') -eq 6 ] && [ \$(ls '$work/task' | wc -l) -eq 2 ]"
+"$make_task" --idx "$images" "$labels" --classes 0,1 --class-names t-shirt,trouser --per-class 6 --seed 2 \
+  --out "$work/task-again" > /dev/null
+check "make-task is deterministic" diff -r "$work/task" "$work/task-again"
+check "make-task refuses an existing task without --replace" bash -c \
+  "! '$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/task' 2>/dev/null && [ -d '$work/task/t-shirt' ]"
+check "make-task --replace replaces a task it wrote" bash -c \
+  "'$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/task-again' --replace > /dev/null && [ -d '$work/task-again/0' ] && [ ! -e '$work/task-again/t-shirt' ]"
+mkdir -p "$work/precious" && echo keep > "$work/precious/data.txt"
+check "make-task --replace never removes other data" bash -c \
+  "! '$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/precious' --replace 2>/dev/null && [ -f '$work/precious/data.txt' ]"
+"$make_task" --idx "$images" "$labels" --classes 0,12 --per-class 2 --out "$work/bad" 2> "$work/bad.err"
+check "make-task exits 1 on an unknown class" test $? -eq 1
+check "make-task names the unknown class" grep -q "no class '12'" "$work/bad.err"
+
+# nasoa-pretrain: from a folder, then a second model from IDX into the same bundle.
+check "pretrain creates a bundle from a folder" "$pretrain" --quiet --encoding 2-_8_1 --data "$work/task" \
+  --input 16 --epochs 1 --batch 4 --out "$work/zoo" --name cli-zoo --model-name first --seed 3 --threads 1
+cp "$work/zoo/models/first.weights" "$work/first.weights"
+check "pretrain adds a second model from IDX files" "$pretrain" --quiet --encoding 020-_8_1 \
+  --idx "$images" "$labels" --classes 7,9 --class-names sneaker,ankle-boot --input 16 --epochs 1 \
+  --batch 32 --out "$work/zoo" --name ignored --model-name second --seed 3 --threads 1
+check "verify accepts the bundle" "$zoo" verify "$work/zoo"
+"$zoo" inspect "$work/zoo" > "$work/inspect.txt"
+check "inspect lists both models with their accuracy" bash -c \
+  "grep -Eq '^first +2-_8_1 +16 +2 +[0-9.]+%' '$work/inspect.txt' && grep -Eq '^second +020-_8_1 +16 +2 +[0-9.]+%' '$work/inspect.txt'"
+check "the bundle keeps its name and both command lines" bash -c \
+  "grep -q '^bundle: *cli-zoo' '$work/inspect.txt' && grep -q 'model-name first .*&& nasoa-pretrain .*model-name second' '$work/inspect.txt'"
+check "the provenance names the data card" grep -q "docs/data.md#starter-upstream" "$work/inspect.txt"
+check "the first model's weights are kept bit-exactly" cmp "$work/first.weights" "$work/zoo/models/first.weights"
+
+"$pretrain" --encoding 7-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/never" --name x 2> "$work/enc.err"
+check "pretrain exits 1 on an invalid encoding" test $? -eq 1
+check "pretrain writes nothing for an invalid encoding" test ! -e "$work/never"
+check "pretrain names the encoding rule" grep -q "7-_8_1" "$work/enc.err"
+check "pretrain refuses to overwrite a non-bundle" bash -c \
+  "! '$pretrain' --quiet --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --out '$work/precious' --name x --threads 1 2>/dev/null && [ -f '$work/precious/data.txt' ]"
+check "pretrain exits non-zero without --out" bash -c \
+  "! '$pretrain' --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --name x 2>/dev/null"
+
+finish
