@@ -36,8 +36,8 @@ find_package(Protobuf 3 REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(Threads REQUIRED)
 
-# CLI11 parses the command lines of the tools and samples, nothing else.
-if(NASOA_BUILD_TOOLS OR NASOA_BUILD_SAMPLES)
+# CLI11 parses the command lines of the tools, samples and benchmarks, nothing else.
+if(NASOA_BUILD_TOOLS OR NASOA_BUILD_SAMPLES OR NASOA_BUILD_BENCH)
   find_package(CLI11 CONFIG QUIET)
   if(NOT TARGET CLI11::CLI11)
     # Debian's libcli11-dev is header-only; fall back to its header.

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""End-to-end fine-tuning throughput: nasoa-adapt against the same fine-tuning
+written in PyTorch (bench/python/train_folder.py), on the same folder of PNGs.
+
+  python3 bench/adapt_vs_python.py [--build build] [--reps 3] [--epochs 3]
+      [--images 2000] [--fashion-mnist /usr/share/datasets/fashion-mnist]
+
+Builds a folder of class subfolders of 64x64 PNGs from the Fashion-MNIST IDX
+files (Debian's fashion-mnist data package; --fashion-mnist or
+$NASOA_FASHION_MNIST to point elsewhere), checks that the Python network has
+exactly the parameter count `nasoa-zoo info` gives for the encoding, makes a
+one-model zoo with `nasoa-zoo create`, then runs the two contenders
+alternately --reps times each, with the same compute threads, loader threads,
+batch, epochs, augmentation and split. Images/s counts training images x
+epochs over the whole process's wall time (start-up, ingestion, validation
+after each epoch and saving included); the in-process figure leaves out the
+process start-up (LibTorch loading, Python imports).
+
+Prints a table: what was compared, the machine, the repetitions, the median
+of each contender, the ratio, and nasoa-adapt's peak resident memory.
+"""
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLASSES = ["t-shirt_top", "trouser", "pullover", "dress", "coat",
+           "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+        data = f.read()
+    zero, dtype, dims = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise SystemExit(f"{path}: not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return shape, data[4 + 4 * dims:]
+
+
+def png_gray(path, side, pixels):
+    """Writes 8-bit grayscale pixels (side*side bytes) as a PNG, standard library only."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    raw = b"".join(b"\x00" + pixels[y * side:(y + 1) * side] for y in range(side))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def make_folder(source, out, images, side):
+    """images/10 Fashion-MNIST training images per class, resized (bilinear) to side x side PNGs."""
+    import torch
+    (count, rows, cols), pixels = read_idx(os.path.join(source, "train-images-idx3-ubyte.gz"))
+    (labels_count,), labels = read_idx(os.path.join(source, "train-labels-idx1-ubyte.gz"))
+    if labels_count != count:
+        raise SystemExit(f"{source}: {count} images but {labels_count} labels")
+    per_class = images // len(CLASSES)
+    picked = {c: [] for c in range(len(CLASSES))}
+    for i in range(count):
+        if len(picked[labels[i]]) < per_class:
+            picked[labels[i]].append(i)
+    stamp = os.path.join(out, ".made")
+    if os.path.exists(stamp) and open(stamp).read() == f"{per_class} {side}":
+        return per_class * len(CLASSES)
+    shutil.rmtree(out, ignore_errors=True)
+    all_pixels = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(count, 1, rows, cols)
+    for c, idx in picked.items():
+        os.makedirs(os.path.join(out, CLASSES[c]))
+        batch = all_pixels[idx].float()
+        resized = torch.nn.functional.interpolate(batch, size=(side, side), mode="bilinear",
+                                                  align_corners=False)
+        resized = resized.round().clamp(0, 255).to(torch.uint8)
+        for k, i in enumerate(idx):
+            png_gray(os.path.join(out, CLASSES[c], f"{i:05d}.png"), side,
+                     bytes(resized[k, 0].flatten().tolist()))
+    with open(stamp, "w") as f:
+        f.write(f"{per_class} {side}")
+    return per_class * len(CLASSES)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run(cmd, env):
+    """(wall seconds, stdout) of one run."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = p.communicate()
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.decode()[-3000:]}")
+    return wall, out.decode()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"),
+                    help="the build tree with nasoa-adapt and nasoa-zoo")
+    ap.add_argument("--fashion-mnist", default=os.environ.get("NASOA_FASHION_MNIST",
+                                                              "/usr/share/datasets/fashion-mnist"))
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "nasoa-bench"),
+                    help="where the image folder, zoo and outputs go")
+    ap.add_argument("--encoding", default="020-_16_11-21-21")
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--input", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--data-only", action="store_true", help="only make the image folder and print its path")
+    cores = os.cpu_count() or 1
+    # nasoa::Adapter's defaults on the CPU: a quarter of the cores build
+    # batches, the rest compute; the Python contender gets the same.
+    ap.add_argument("--workers", type=int, default=max(1, cores // 4), help="loader threads / workers")
+    ap.add_argument("--threads", type=int, default=0, help="compute threads (default: cores - workers)")
+    a = ap.parse_args()
+    threads = a.threads or max(1, cores - a.workers)
+    if a.data_only:
+        os.makedirs(a.work, exist_ok=True)
+        data = os.path.join(a.work, f"fashion-mnist-{a.images}-{a.input}px")
+        make_folder(a.fashion_mnist, data, a.images, a.input)
+        print(data)
+        return
+    adapt = os.path.join(a.build, "samples", "nasoa-adapt")
+    zoo_tool = os.path.join(a.build, "offline_tools", "nasoa-zoo")
+    for tool in (adapt, zoo_tool):
+        if not os.access(tool, os.X_OK):
+            raise SystemExit(f"{tool}: not built (cmake --build {a.build})")
+
+    os.makedirs(a.work, exist_ok=True)
+    data = os.path.join(a.work, f"fashion-mnist-{a.images}-{a.input}px")
+    t0 = time.monotonic()
+    n_images = make_folder(a.fashion_mnist, data, a.images, a.input)
+    print(f"data: {n_images} PNGs ({a.input}x{a.input}) in {data} ({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+
+    # The same network on both sides: parameter counts must agree.
+    sys.path.insert(0, os.path.join(HERE, "python"))
+    from et_nas_net import ETNasNet, parameter_count
+    info = subprocess.run([zoo_tool, "info", "--classes", str(len(CLASSES)), "--input", str(a.input), a.encoding],
+                          check=True, capture_output=True, text=True).stdout.split("\n")
+    nasoa_params = int(next(l for l in info if l.startswith(a.encoding)).split("\t")[1])
+    python_params = parameter_count(ETNasNet(a.encoding, len(CLASSES)))
+    if nasoa_params != python_params:
+        raise SystemExit(f"parameter counts differ: nasoa-zoo {nasoa_params}, Python {python_params}")
+
+    zoo = os.path.join(a.work, "zoo")
+    shutil.rmtree(zoo, ignore_errors=True)
+    subprocess.run([zoo_tool, "create", "--out", zoo, "--name", "bench", "--encoding", a.encoding,
+                    "--classes", str(len(CLASSES)), "--input", str(a.input)], check=True, capture_output=True)
+
+    env = dict(os.environ)
+    nasoa_cmd = [adapt, "--zoo", zoo, "--data", data, "--budget", "3600", "--out", os.path.join(a.work, "model"),
+                 "--report", os.path.join(a.work, "report.json"), "--epochs", str(a.epochs),
+                 "--batch", str(a.batch), "--threads", str(threads), "--device", "cpu", "--quiet"]
+    python_cmd = [sys.executable, os.path.join(HERE, "python", "train_folder.py"), "--data", data,
+                  "--encoding", a.encoding, "--input", str(a.input), "--epochs", str(a.epochs),
+                  "--batch", str(a.batch), "--threads", str(threads), "--workers", str(a.workers),
+                  "--out", os.path.join(a.work, "model.pt")]
+    load = os.getloadavg()
+    rows = {"nasoa": [], "python": []}
+    for r in range(a.reps):
+        order = ["nasoa", "python"] if r % 2 == 0 else ["python", "nasoa"]
+        for who in order:
+            if who == "nasoa":
+                wall, _ = run(nasoa_cmd, env)
+                with open(os.path.join(a.work, "report.json")) as f:
+                    rep = json.load(f)
+                if rep["stop_reason"] != "completed":
+                    raise SystemExit(f"nasoa-adapt stopped early: {rep['stop_reason']}")
+                rows["nasoa"].append(dict(wall=wall, inproc=rep["wall_seconds"], steps=rep["steps"],
+                                          ingest=rep["task"]["ingest_seconds"], acc=rep["validation_accuracy"],
+                                          peak=rep["peak_memory_bytes"]))
+            else:
+                wall, out = run(python_cmd, env)
+                rep = json.loads(out.strip().splitlines()[-1])
+                rows["python"].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
+                                           train=rep["train_images"], acc=rep["validation_accuracy"]))
+            last = rows[who][-1]
+            print(f"rep {r + 1}/{a.reps} {who:6s} {last['wall']:7.2f} s process, {last['inproc']:7.2f} s in-process, "
+                  f"val acc {last['acc']:.3f}", file=sys.stderr)
+
+    trained = rows["python"][0]["images"]  # train images x epochs; the split is the same 80/20 stratified
+    steps_expected = a.epochs * -(-rows["python"][0]["train"] // a.batch)
+    if rows["nasoa"][0]["steps"] != steps_expected:
+        print(f"warning: nasoa-adapt took {rows['nasoa'][0]['steps']} steps, Python {steps_expected}", file=sys.stderr)
+
+    def med(who, key):
+        return statistics.median(x[key] for x in rows[who])
+
+    def ips(who, key):
+        return statistics.median(trained / x[key] for x in rows[who])
+
+    print(f"# nasoa-adapt vs PyTorch {__import__('torch').__version__} (torchvision ImageFolder + DataLoader), "
+          f"end-to-end fine-tuning")
+    print(f"network      {a.encoding} ({nasoa_params} parameters on both sides), {len(CLASSES)} classes, "
+          f"{a.input}x{a.input} input")
+    print(f"data         {n_images} Fashion-MNIST PNGs ({a.input}x{a.input}), 80/20 split: "
+          f"{rows['python'][0]['train']} train images x {a.epochs} epochs = {trained} trained; "
+          f"batch {a.batch}; random resized crop + flip; validation every epoch")
+    print(f"machine      {cpu_model()}, {cores} cores; {threads} compute thread(s) + {a.workers} loader "
+          f"thread(s)/worker(s) each; load average at start {load[0]:.2f}")
+    print(f"repetitions  {a.reps} per contender, alternated; medians below")
+    print()
+    print("contender\tprocess_s\tin_process_s\timages_per_s\timages_per_s_in_process\tval_acc")
+    for who, name in (("nasoa", "nasoa-adapt"), ("python", "pytorch")):
+        print(f"{name}\t{med(who, 'wall'):.2f}\t{med(who, 'inproc'):.2f}\t{ips(who, 'wall'):.1f}\t"
+              f"{ips(who, 'inproc'):.1f}\t{med(who, 'acc'):.3f}")
+    print()
+    print(f"ratio nasoa/pytorch images/s: {ips('nasoa', 'wall') / ips('python', 'wall'):.2f}x "
+          f"(in-process {ips('nasoa', 'inproc') / ips('python', 'inproc'):.2f}x); target >= 2.5x")
+    print(f"nasoa-adapt ingestion (decode + resize, once): median {med('nasoa', 'ingest'):.2f} s")
+    peak = max(x["peak"] for x in rows["nasoa"])
+    print(f"nasoa-adapt peak resident memory: {peak / 2**20:.0f} MiB (max over reps); target < 1024 MiB")
+
+
+if __name__ == "__main__":
+    main()
