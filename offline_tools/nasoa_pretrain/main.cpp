@@ -38,15 +38,6 @@ namespace {
 using nasoa::Error;
 using nasoa::ErrorCode;
 
-std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 // The program by its name alone: where it was built is no part of how a
 // bundle was made, and a shipped manifest must not carry a build machine's paths.
 std::string joined_command_line(int argc, char** argv) {
@@ -148,7 +139,7 @@ int run(const Args& a, const std::string& command_line) {
   if (outcome.validation_accuracy >= 0) model.upstream_accuracy = outcome.validation_accuracy;
   model.labels = store.class_names();
   const nasoa::Provenance provenance{std::string("nasoa-pretrain ") + NASOA_VERSION_STRING, command_line, a.seed,
-                                     utc_now_iso8601(), a.data_card};
+                                     nasoa::zoo::utc_timestamp(), a.data_card};
   const nasoa::zoo::Manifest m = nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
 
   if (!a.quiet)
