@@ -3,6 +3,8 @@
 //   nasoa-adapt --zoo DIR --data DIR --budget SECONDS --out DIR
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
+//               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
+//               [--label-smoothing X] [--no-crop] [--no-flip]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
 //
@@ -121,6 +123,14 @@ int main(int argc, char** argv) {
   app.add_option("--frozen", regime.frozen_stages, "Frozen stages, stem = stage 0")->capture_default_str();
   app.add_option("--batch", regime.batch_size, "Batch size")->capture_default_str();
   app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")->capture_default_str();
+  std::string optimizer = "sgd", schedule = "cosine";
+  bool no_crop = false, no_flip = false;
+  app.add_option("--optimizer", optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  app.add_option("--schedule", schedule, "cosine (with warm-up) or step")->check(CLI::IsMember({"cosine", "step"}))->capture_default_str();
+  app.add_option("--weight-decay", regime.weight_decay, "Weight decay")->capture_default_str();
+  app.add_option("--label-smoothing", regime.label_smoothing, "Label smoothing")->capture_default_str();
+  app.add_flag("--no-crop", no_crop, "No random resized crop");
+  app.add_flag("--no-flip", no_flip, "No horizontal flip");
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
   app.add_option("--threads", threads, "Compute threads (default: one per core)");
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
@@ -132,6 +142,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
   CLI11_PARSE(app, argc, argv);
+  regime.optimizer = nasoa::parse_optimizer(optimizer);
+  regime.schedule = nasoa::parse_schedule(schedule);
+  regime.random_resized_crop = !no_crop;
+  regime.horizontal_flip = !no_flip;
 
   try {
     const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
