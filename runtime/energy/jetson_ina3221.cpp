@@ -11,6 +11,7 @@
 //     POM_5V_IN; some boards name it VDD_IN.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <system_error>
@@ -125,6 +126,28 @@ std::vector<std::string> hwmon_sensor_dirs(const std::string& root) {
   return dirs;
 }
 
+// The readable rails of one sensor directory: every entry `<prefix>N<suffix>`
+// holds a rail's label, and `factors(N)` the files whose product, times
+// `scale`, is its power. Both INA3221 layouts (hwmon and iio) share this.
+void collect_rails(const std::string& dir, const char* prefix, const char* suffix, double scale,
+                   const std::function<std::vector<std::string>(const std::string&)>& factors,
+                   std::vector<Rail>* rails) {
+  for (const std::string& entry : sysfs::list_dir(dir)) {
+    const std::string n = index_of(entry, prefix, suffix);
+    if (n.empty()) continue;
+    Rail rail;
+    try {
+      rail.label = sysfs::read_text(dir + "/" + entry);
+    } catch (const Error&) {
+      continue;
+    }
+    if (!is_rail_label(rail.label)) continue;
+    rail.factors = factors(n);
+    rail.scale = scale;
+    if (rail_readable(rail)) rails->push_back(std::move(rail));
+  }
+}
+
 std::string read_name(const std::string& dir) {
   try {
     return sysfs::read_text(dir + "/name");
@@ -142,20 +165,11 @@ std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std:
   for (const std::string& dir : hwmon_sensor_dirs(root)) {
     if (read_name(dir) != "ina3221") continue;
     ++sensors;
-    for (const std::string& entry : sysfs::list_dir(dir)) {
-      const std::string i = index_of(entry, "in", "_label");
-      if (i.empty()) continue;
-      Rail rail;
-      try {
-        rail.label = sysfs::read_text(dir + "/" + entry);
-      } catch (const Error&) {
-        continue;
-      }
-      if (!is_rail_label(rail.label)) continue;
-      rail.factors = {dir + "/in" + i + "_input", dir + "/curr" + i + "_input"};
-      rail.scale = 1e-6;  // mV * mA = uW
-      if (rail_readable(rail)) rails.push_back(std::move(rail));
-    }
+    collect_rails(dir, "in", "_label", 1e-6,  // mV * mA = uW
+                  [&](const std::string& i) -> std::vector<std::string> {
+                    return {dir + "/in" + i + "_input", dir + "/curr" + i + "_input"};
+                  },
+                  &rails);
   }
   if (rails.empty()) {
     *why_not = sensors == 0
@@ -178,20 +192,11 @@ std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::s
     const std::string dir = devices_dir + "/" + device;
     if (read_name(dir) != "ina3221x") continue;
     ++sensors;
-    for (const std::string& entry : sysfs::list_dir(dir)) {
-      const std::string n = index_of(entry, "rail_name_", "");
-      if (n.empty()) continue;
-      Rail rail;
-      try {
-        rail.label = sysfs::read_text(dir + "/" + entry);
-      } catch (const Error&) {
-        continue;
-      }
-      if (!is_rail_label(rail.label)) continue;
-      rail.factors = {dir + "/in_power" + n + "_input"};
-      rail.scale = 1e-3;  // mW
-      if (rail_readable(rail)) rails.push_back(std::move(rail));
-    }
+    collect_rails(dir, "rail_name_", "", 1e-3,  // mW
+                  [&](const std::string& n) -> std::vector<std::string> {
+                    return {dir + "/in_power" + n + "_input"};
+                  },
+                  &rails);
   }
   if (rails.empty()) {
     *why_not = sensors == 0 ? "no iio device named 'ina3221x' under " + devices_dir
