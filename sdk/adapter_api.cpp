@@ -134,6 +134,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     job.checkpoint_path = checkpoint;
     job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
     job.use_cuda = options.device != DevicePreference::kCpu;
+    job.mixed_precision = options.mixed_precision;
     if (profile)
       job.predicted_step_seconds =
           runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);

@@ -40,6 +40,8 @@ enum class DevicePreference { kAuto, kCpu, kCuda };
 
 struct AdapterOptions {
   DevicePreference device = DevicePreference::kAuto;
+  // bfloat16 autocast on GPUs with native bfloat16 (Ampere/Orin and newer).
+  bool mixed_precision = true;
   // 0 chooses: on the CPU, a quarter of the cores (at least one) build
   // batches and the rest compute, so that the two never oversubscribe them.
   int threads = 0;                           // intra-op (compute) threads
@@ -82,7 +84,7 @@ struct Result {
   bool energy_measured = false;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
-  std::string device;               // "cpu" or "cuda:0"
+  std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   bool resumed = false;
   std::int64_t peak_memory_bytes = 0;
 };

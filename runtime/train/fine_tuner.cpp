@@ -7,6 +7,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
+#include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
 
 namespace nasoa::runtime {
@@ -98,6 +99,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   outcome.device = cuda ? "cuda:0" : "cpu";
   if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // fixed input sizes: autotuning pays off
+  const bool bf16 = cuda && job.mixed_precision && cuda_bf16_usable(device);
+  if (bf16) outcome.device += " (bf16 autocast)";
 
   net.freeze_stages(regime.frozen_stages);
   net.to(device);
@@ -208,8 +211,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       const double j0 = limits.joules();
       const torch::Tensor images = batch->images.to(device), labels = batch->labels.to(device);
       optimizer.zero_grad();
-      const torch::Tensor logits = net.forward(images);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      torch::Tensor logits, loss;
+      {
+        CudaAutocast autocast(bf16);
+        logits = net.forward(images);
+        loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
+      }
       loss.backward();
       optimizer.step(learning_rate_at(regime, epoch + double(step + 1) / double(steps_per_epoch)));
       const std::int64_t n = labels.size(0);

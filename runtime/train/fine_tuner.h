@@ -63,6 +63,7 @@ struct FineTuneJob {
   std::string checkpoint_path;    // empty: no checkpoints
   double checkpoint_interval_seconds = 30;
   bool use_cuda = true;           // when available
+  bool mixed_precision = true;    // bf16 autocast on GPUs with native bfloat16
   int loader_workers = 2;
   // Seconds per step predicted by the device profile, or <= 0 when unknown.
   // It seeds the step-time estimate, so that even the first step is only

@@ -1,0 +1,34 @@
+// runtime/train/autocast.h: bfloat16 mixed precision on CUDA.
+//
+// While a CudaAutocast guard lives, CUDA ops that autocast covers
+// (convolutions, matmuls) run in bfloat16 on this thread, the rest in float32,
+// as torch.autocast does in Python. bfloat16 needs no loss scaling (its
+// exponent range is float32's), which LibTorch's C++ API does not offer.
+// Only GPUs with native bfloat16 (compute capability 8.0+, e.g. Orin) are
+// worth it; cuda_bf16_usable() probes that once per process.
+//
+// Caveat: written against LibTorch 1.13 and 2.x's autocast API, but not yet
+// run on a GPU (the development machines have none).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace nasoa::runtime {
+
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool enable);
+  ~CudaAutocast();
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool enable_;
+  bool previous_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
+};
+
+// True when `device` is a CUDA device on which a bfloat16 matmul runs.
+bool cuda_bf16_usable(const torch::Device& device);
+
+}  // namespace nasoa::runtime
