@@ -15,13 +15,6 @@ namespace {
 constexpr char kMagic[] = "NASOACK1";
 constexpr std::size_t kMagicSize = 8, kDigestSize = 32;
 
-std::string digest_bytes(std::string_view data) {
-  const std::string hex = zoo::sha256_hex(data);
-  std::string out;
-  for (std::size_t i = 0; i < hex.size(); i += 2) out += char(std::stoi(hex.substr(i, 2), nullptr, 16));
-  return out;
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
@@ -45,7 +38,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   out.append(reinterpret_cast<const char*>(&length), sizeof length);
   out += json;
   out += zoo::encode_weights(s.weights);
-  out += digest_bytes(out);
+  out += zoo::sha256_bytes(out);
   zoo::write_file_atomic(path, out);
 }
 
@@ -58,7 +51,7 @@ TrainingState load_checkpoint(const std::string& path) {
   if (bytes.size() < kMagicSize + 8 + kDigestSize || bytes.compare(0, kMagicSize, kMagic) != 0)
     corrupt("not a nasoa checkpoint");
   const std::string_view body(bytes.data(), bytes.size() - kDigestSize);
-  if (digest_bytes(body) != bytes.substr(bytes.size() - kDigestSize)) corrupt("checksum mismatch");
+  if (zoo::sha256_bytes(body) != bytes.substr(bytes.size() - kDigestSize)) corrupt("checksum mismatch");
   std::uint64_t length = 0;
   std::memcpy(&length, bytes.data() + kMagicSize, sizeof length);
   if (length > body.size() - kMagicSize - 8) corrupt("bad JSON length");

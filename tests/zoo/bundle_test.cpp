@@ -180,9 +180,7 @@ TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {
   const std::uint64_t length = body.size();
   framed.append(reinterpret_cast<const char*>(&length), sizeof length);
   framed += body;
-  const std::string hex = sha256_hex(body);
-  for (std::size_t i = 0; i < hex.size(); i += 2)
-    framed += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  framed += sha256_bytes(body);
   write_file_atomic(dir_ + "/MANIFEST", framed);
   expect_refused(dir_, ErrorCode::kCorrupt, "does not parse");
 
@@ -300,6 +298,22 @@ TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {
   BundleInput in = input();
   EXPECT_THROW(add_to_bundle(dir_, in.models[1], "x", in.provenance), Error);
   expect_refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file);
+}
+
+}  // namespace
+}  // namespace nasoa::zoo
+
+namespace nasoa::zoo {
+namespace {
+
+TEST(Sha256Test, MatchesTheStandardTestVector) {
+  // FIPS 180-2, "abc".
+  const std::string hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  EXPECT_EQ(sha256_hex("abc"), hex);
+  const std::string raw = sha256_bytes("abc");
+  ASSERT_EQ(raw.size(), 32u);
+  EXPECT_EQ(static_cast<unsigned char>(raw[0]), 0xba);
+  EXPECT_EQ(static_cast<unsigned char>(raw[31]), 0xad);
 }
 
 }  // namespace

@@ -15,13 +15,6 @@ constexpr char kMagic[] = "NASOAMF1";
 constexpr std::size_t kMagicSize = 8;
 constexpr std::size_t kDigestSize = 32;
 
-std::string hex_to_bytes(const std::string& hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-  return out;
-}
-
 bool is_hex_digest(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s)
@@ -118,7 +111,7 @@ std::string encode_manifest(const Manifest& m) {
   const std::uint64_t length = body.size();
   out.append(reinterpret_cast<const char*>(&length), sizeof length);
   out += body;
-  out += hex_to_bytes(sha256_hex(body));
+  out += sha256_bytes(body);
   return out;
 }
 
@@ -137,7 +130,7 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
     corrupt("truncated or extended: the header announces a " + std::to_string(length) +
             "-byte body, the file has room for " + std::to_string(bytes.size() - expected));
   const std::string_view body = bytes.substr(kMagicSize + 8, length);
-  if (hex_to_bytes(sha256_hex(body)) != bytes.substr(kMagicSize + 8 + length))
+  if (sha256_bytes(body) != bytes.substr(kMagicSize + 8 + length))
     corrupt("checksum mismatch: the manifest is damaged");
 
   proto::Manifest p;

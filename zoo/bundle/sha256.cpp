@@ -24,16 +24,19 @@ struct DigestContext {
     if (EVP_DigestUpdate(ctx.get(), data, size) != 1)
       throw Error(ErrorCode::kInternal, "OpenSSL SHA-256 update failed");
   }
-  std::string hex() {
+  std::string raw() {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int size = 0;
     if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &size) != 1)
       throw Error(ErrorCode::kInternal, "OpenSSL SHA-256 final failed");
+    return std::string(reinterpret_cast<const char*>(digest.data()), size);
+  }
+  std::string hex() {
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
+    for (const char c : raw()) {
+      out += kHex[static_cast<unsigned char>(c) >> 4];
+      out += kHex[static_cast<unsigned char>(c) & 15];
     }
     return out;
   }
@@ -45,6 +48,12 @@ std::string sha256_hex(std::string_view bytes) {
   DigestContext d;
   d.update(bytes.data(), bytes.size());
   return d.hex();
+}
+
+std::string sha256_bytes(std::string_view bytes) {
+  DigestContext d;
+  d.update(bytes.data(), bytes.size());
+  return d.raw();
 }
 
 std::string sha256_file_hex(const std::string& path) {
