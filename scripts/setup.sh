@@ -15,6 +15,10 @@ packages=(
   python3                   # test scripts read JSON reports and write task folders
   zlib1g-dev                # gzipped IDX files
   dataset-fashion-mnist     # real images (Fashion-MNIST IDX files) for the ingestion tests
+  openclipart-png           # real RGBA clip-art drawings: categories of the corpora (docs/corpora.md)
+  fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35
+  libfreetype-dev           # glyph rendering for the synthetic classes of the corpora
+  libopenmpi-dev openmpi-bin  # nasoa-search over several processes
 )
 
 missing=()
