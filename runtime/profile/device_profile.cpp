@@ -596,6 +596,30 @@ DeviceProfile load_device_profile(const std::string& path) {
 
 // ---- predictions -----------------------------------------------------------
 
+double time_training_step(zoo::NetworkImpl& net, int batch_size, int input_size, int warmup, int repetitions,
+                          bool use_cuda) {
+  if (batch_size < 1 || input_size < 1 || repetitions < 1 || warmup < 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "time_training_step: batch_size " + std::to_string(batch_size) + ", input_size " +
+                    std::to_string(input_size) + ", warmup " + std::to_string(warmup) + ", repetitions " +
+                    std::to_string(repetitions) + " (each must be >= 1, warmup >= 0)");
+  const bool cuda = use_cuda && torch::cuda::is_available();
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  net.to(device);
+  net.train();
+  Regime regime;
+  regime.model = "timed";
+  const StepRunner runner{net, device, cuda,
+                          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+  const torch::Tensor images = torch::randn({batch_size, 3, input_size, input_size}).to(device);
+  const torch::Tensor labels = torch::randint(0, std::max(1, net.num_classes()), {batch_size}, torch::kLong).to(device);
+  Optimizer optimizer(net, regime);
+  for (int i = 0; i < warmup; ++i) runner.step(optimizer, images, labels);
+  std::vector<double> times;
+  for (int i = 0; i < repetitions; ++i) times.push_back(runner.step(optimizer, images, labels));
+  return median(times);
+}
+
 double predict_step_seconds(const DeviceProfile& profile, const std::string& model, int batch_size,
                             int frozen_stages) {
   const ModelProfile& m = profile.model(model);

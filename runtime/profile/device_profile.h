@@ -45,6 +45,10 @@
 
 #include "runtime/energy/energy_meter.h"
 
+namespace nasoa::zoo {
+class NetworkImpl;
+}
+
 namespace nasoa::runtime {
 
 // The newest profile format this build reads, and the one it writes.
@@ -151,5 +155,17 @@ double predict_step_seconds(const DeviceProfile& profile, const std::string& mod
 // an epoch, without data loading or evaluation. images >= 0.
 double predict_epoch_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
                              int batch_size, int frozen_stages);
+
+// Median seconds of one fine-tuning step of `network` as it stands (its
+// frozen stages included): forward, label-smoothed cross-entropy, backward and
+// the runtime's own SGD update, on random inputs already on the device, so no
+// data loading is counted; `warmup` untimed steps first. It is the same
+// measurement profile_bundle() makes, for one configuration. The network is
+// moved to the device (CUDA when `use_cuda` and available) and left in train
+// mode; its weights change by the small updates. Throws
+// Error{kInvalidArgument} for batch_size, input_size or repetitions < 1, or
+// warmup < 0.
+double time_training_step(zoo::NetworkImpl& network, int batch_size, int input_size, int warmup, int repetitions,
+                          bool use_cuda = true);
 
 }  // namespace nasoa::runtime

@@ -1,0 +1,311 @@
+// nasoa-search: NASOA's joint block-level and macro-level architecture search
+// for networks that are efficient to train.
+//
+//   nasoa-search --corpus DIR --state DIR --out DIR [options]
+//   mpirun -np N nasoa-search ...   (rank 0 drives, every rank evaluates)
+//
+// Every candidate is evaluated on this machine: its training step time at the
+// proxy batch and input size, and its held-out accuracy after a short proxy
+// training on a sample of the upstream corpus (offline_tools/search). The
+// search state is saved after every batch of evaluations into --state, so a
+// killed search started again with the same options resumes where it stopped.
+// The outputs in --out: evaluations.csv (every candidate with its seed and
+// cost), front.csv, baselines.csv (the --baseline networks, evaluated the same
+// way), selected.csv (--select models spread over the front, named for the
+// zoo) and front.png (accuracy against step time, baselines on the same axes).
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr),
+// CLI11's codes for bad arguments.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "offline_tools/search/proxy_evaluator.h"
+#include "offline_tools/search/report.h"
+#include "offline_tools/search/search.h"
+#include "zoo/bundle/atomic_file.h"
+
+#ifdef NASOA_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace {
+
+using nasoa::Error;
+using nasoa::ErrorCode;
+using nasoa::search::Evaluation;
+using nasoa::search::NamedEvaluation;
+using Json = nlohmann::json;
+
+struct Args {
+  std::string corpus, state, out;
+  nasoa::search::SearchOptions search;
+  nasoa::search::ProxyOptions proxy;
+  std::vector<std::string> baselines;  // name=ENCODING
+  int select = 6;
+  int threads = 0;
+  double max_step_ms = 0;
+  std::string max_macs_text;
+};
+
+#ifdef NASOA_WITH_MPI
+// Rank 0's evaluator: each batch is broadcast, rank r evaluates the
+// candidates i with i % size == r, and the results are gathered back in order.
+class MpiEvaluator : public nasoa::search::Evaluator {
+ public:
+  MpiEvaluator(nasoa::search::ProxyEvaluator& local, int rank, int size) : local_(local), rank_(rank), size_(size) {}
+
+  std::vector<Evaluation> evaluate(const std::vector<std::string>& encodings) override {
+    broadcast(Json{{"encodings", encodings}}.dump());
+    return gather(evaluate_share(encodings));
+  }
+
+  void stop() { broadcast(Json{{"stop", true}}.dump()); }
+
+  // The loop of ranks other than 0: until rank 0 says stop.
+  void serve() {
+    for (;;) {
+      const Json command = Json::parse(broadcast(""));
+      if (command.contains("stop")) return;
+      gather(evaluate_share(command.at("encodings").get<std::vector<std::string>>()));
+    }
+  }
+
+ private:
+  std::string broadcast(std::string text) {
+    long long n = static_cast<long long>(text.size());
+    MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    text.resize(static_cast<std::size_t>(n));
+    MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD);
+    return text;
+  }
+
+  Json evaluate_share(const std::vector<std::string>& encodings) {
+    Json mine = Json::array();
+    for (std::size_t i = static_cast<std::size_t>(rank_); i < encodings.size(); i += static_cast<std::size_t>(size_))
+      mine.push_back(Json{{"index", i}, {"evaluation", local_.evaluate_one(encodings[i])}});
+    return mine;
+  }
+
+  // Rank 0 gets every rank's share and puts the results back in order.
+  std::vector<Evaluation> gather(const Json& mine) {
+    const std::string text = mine.dump();
+    int length = static_cast<int>(text.size());
+    std::vector<int> lengths(static_cast<std::size_t>(size_)), offsets(static_cast<std::size_t>(size_));
+    MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+    std::string all;
+    if (rank_ == 0) {
+      int total = 0;
+      for (int r = 0; r < size_; ++r) offsets[std::size_t(r)] = total, total += lengths[std::size_t(r)];
+      all.resize(static_cast<std::size_t>(total));
+    }
+    MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,
+                MPI_COMM_WORLD);
+    if (rank_ != 0) return {};
+    std::map<std::size_t, Evaluation> by_index;
+    for (int r = 0; r < size_; ++r)
+      for (const Json& item : Json::parse(all.substr(std::size_t(offsets[std::size_t(r)]), std::size_t(lengths[std::size_t(r)]))))
+        by_index[item.at("index").get<std::size_t>()] = item.at("evaluation").get<Evaluation>();
+    std::vector<Evaluation> out;
+    for (auto& [i, e] : by_index) out.push_back(std::move(e));
+    return out;
+  }
+
+  nasoa::search::ProxyEvaluator& local_;
+  int rank_, size_;
+};
+#endif
+
+// Rank and size as the MPI launcher announces them; 0 and 1 when started alone.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+
+std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Evaluator& evaluator) {
+  // Cached beside the search state, so a resumed run does not retrain them.
+  const std::string cache_path = (std::filesystem::path(a.state) / "baselines.json").string();
+  Json cache = Json::object();
+  if (std::filesystem::exists(cache_path)) cache = Json::parse(nasoa::zoo::read_file(cache_path));
+  std::vector<std::string> names, encodings, missing;
+  for (const std::string& b : a.baselines) {
+    const auto eq = b.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b + "': expected NAME=ENCODING");
+    names.push_back(b.substr(0, eq));
+    encodings.push_back(nasoa::Encoding::parse(b.substr(eq + 1)).to_string());
+    if (!cache.contains(encodings.back())) missing.push_back(encodings.back());
+  }
+  if (!missing.empty()) {
+    std::cerr << "baselines: evaluating " << missing.size() << "\n";
+    for (const Evaluation& e : evaluator.evaluate(missing)) cache[e.encoding] = e;
+    nasoa::zoo::write_file_atomic(cache_path, cache.dump(1));
+  }
+  std::vector<NamedEvaluation> out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    Evaluation e = cache.at(encodings[i]).get<Evaluation>();
+    if (!e.ok()) {
+      std::cerr << "baseline " << names[i] << " (" << encodings[i] << ") left out: " << e.error << "\n";
+      continue;
+    }
+    out.push_back({names[i], std::move(e)});
+  }
+  return out;
+}
+
+int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
+  const auto started = std::chrono::steady_clock::now();
+  auto log = [](const std::string& line) { std::cerr << line << std::endl; };
+  const nasoa::search::SearchResult result = nasoa::search::run_search(a.search, evaluator, a.state, log);
+  const std::vector<NamedEvaluation> baselines = evaluate_baselines(a, evaluator);
+
+  std::filesystem::create_directories(a.out);
+  const auto path = [&](const char* name) { return (std::filesystem::path(a.out) / name).string(); };
+  std::vector<NamedEvaluation> all, front, selected;
+  for (const Evaluation& e : result.evaluated) all.push_back({"candidate", e});
+  for (std::size_t i = 0; i < result.front.size(); ++i) front.push_back({"front-" + std::to_string(i + 1), result.front[i]});
+  const std::vector<Evaluation> chosen = nasoa::search::spread_over_front(result.front, a.select);
+  for (std::size_t i = 0; i < chosen.size(); ++i) selected.push_back({"nasoa-" + std::to_string(i + 1), chosen[i]});
+  nasoa::search::write_csv(path("evaluations.csv"), all);
+  nasoa::search::write_csv(path("front.csv"), front);
+  nasoa::search::write_csv(path("baselines.csv"), baselines);
+  nasoa::search::write_csv(path("selected.csv"), selected);
+  nasoa::search::write_front_plot(path("front.png"), result.evaluated, result.front, selected, baselines,
+                                  "nasoa-search: " + std::to_string(result.evaluated.size()) + " candidates");
+
+  double cost = 0;
+  for (const Evaluation& e : result.evaluated) cost += e.cost_seconds;
+  std::cout << "evaluated:  " << result.evaluated.size() << " candidates (" << static_cast<long>(cost)
+            << " s of evaluation), " << result.generations_done << " generation(s)\n"
+            << "front:      " << result.front.size() << " networks\n";
+  for (const NamedEvaluation& s : selected)
+    std::printf("  %-9s %-40s %6.2f %%  %8.2f ms\n", s.name.c_str(), s.evaluation.encoding.c_str(),
+                100 * s.evaluation.accuracy, 1000 * s.evaluation.step_seconds);
+  for (const NamedEvaluation& b : baselines)
+    std::printf("  %-16s %-40s %6.2f %%  %8.2f ms (baseline)\n", b.name.c_str(), b.evaluation.encoding.c_str(),
+                100 * b.evaluation.accuracy, 1000 * b.evaluation.step_seconds);
+  std::cout << "time:       "
+            << static_cast<long>(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())
+            << " s; outputs in " << a.out << "\n";
+  return 0;
+}
+
+int run(Args a) {
+  const int rank = env_int("OMPI_COMM_WORLD_RANK", 0), size = env_int("OMPI_COMM_WORLD_SIZE", 1);
+  const int local_ranks = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
+  if (!a.max_macs_text.empty()) a.search.max_macs = std::stoll(a.max_macs_text);
+  a.proxy.max_step_seconds = a.max_step_ms / 1000;
+  a.proxy.rank = rank;
+  // The ranks on one machine share its cores; compute and batch-loading
+  // threads together never exceed a rank's share (LibTorch's threads spin).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int share = std::max(1, cores / local_ranks);
+  a.proxy.loader_workers = std::max(1, share / 4);
+  torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1, share - a.proxy.loader_workers));
+
+  nasoa::search::ProxyEvaluator local(a.corpus, a.proxy);
+  a.search.classes = local.classes();
+  a.search.input_size = a.proxy.input_size;
+  if (rank == 0)
+    std::cerr << "corpus sample: " << local.classes() << " classes, " << local.train_images() << " training and "
+              << local.validation_images() << " held-out images; " << size << " process(es), "
+              << torch::get_num_threads() << " compute thread(s) each\n";
+  if (size == 1) return drive(a, local);
+#ifdef NASOA_WITH_MPI
+  MpiEvaluator mpi(local, rank, size);
+  if (rank != 0) {
+    mpi.serve();
+    return 0;
+  }
+  int status = 1;
+  try {
+    status = drive(a, mpi);
+  } catch (...) {
+    mpi.stop();
+    throw;
+  }
+  mpi.stop();
+  return status;
+#else
+  throw Error(ErrorCode::kInvalidArgument, "started by an MPI launcher with " + std::to_string(size) +
+                                           " processes, but this nasoa-search was built without MPI");
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-search: joint block- and macro-level search for networks fast to train (nasoa " NASOA_VERSION_STRING ")"};
+  Args a;
+  a.search.space.c0_choices = {8, 12, 16, 24, 32};
+  a.search.space.min_blocks = 3;
+  a.search.space.max_blocks = 12;
+  a.search.space.min_stages = 2;
+  a.search.space.max_stages = 4;
+  a.search.space.max_channels = 512;
+  app.add_option("--corpus", a.corpus, "Upstream corpus: a folder of class subfolders")->required();
+  app.add_option("--state", a.state, "Folder of the resumable search state")->required();
+  app.add_option("--out", a.out, "Folder for the CSV tables and the plot")->required();
+  app.add_option("--seed", a.search.seed, "Seed of the search and of every proxy training")->capture_default_str();
+  app.add_option("--input", a.proxy.input_size, "Input side in pixels")->check(CLI::Range(8, 1024))->capture_default_str();
+  app.add_option("--batch", a.proxy.batch_size, "Batch size of the timing and the proxy training")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--proxy-epochs", a.proxy.epochs, "Epochs of the proxy training")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--proxy-lr", a.proxy.learning_rate, "Peak learning rate of the proxy training")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--train-per-class", a.proxy.train_per_class, "Corpus images per class trained on")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--validation-per-class", a.proxy.validation_per_class, "Corpus images per class held out")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--timing-repetitions", a.proxy.timing_repetitions, "Timed steps per candidate (median)")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--block-samples", a.search.block_samples, "Random blocks evaluated at the block level")->capture_default_str();
+  app.add_option("--seed-block", a.search.seed_blocks, "A block evaluated besides the random ones (repeatable)");
+  app.add_option("--keep-blocks", a.search.keep_blocks, "Blocks carried into the macro level")->capture_default_str();
+  app.add_option("--reference-macro", a.search.reference_macro, "Macro of the block level")->capture_default_str();
+  app.add_option("--reference-c0", a.search.reference_c0, "C0 of the block level")->capture_default_str();
+  app.add_option("--population", a.search.population, "Macro-level population")->capture_default_str();
+  app.add_option("--generations", a.search.generations, "Macro-level generations")->capture_default_str();
+  app.add_option("--children", a.search.children, "Children per generation")->capture_default_str();
+  app.add_option("--batch-evaluations", a.search.batch, "Block-level evaluations between two state saves")->capture_default_str();
+  app.add_option("--c0", a.search.space.c0_choices, "C0 choices")->delimiter(',')->capture_default_str();
+  app.add_option("--min-blocks", a.search.space.min_blocks, "Fewest blocks of a macro")->capture_default_str();
+  app.add_option("--max-blocks", a.search.space.max_blocks, "Most blocks of a macro")->capture_default_str();
+  app.add_option("--max-stages", a.search.space.max_stages, "Most stages of a macro")->capture_default_str();
+  app.add_option("--max-channels", a.search.space.max_channels, "Widest block output")->capture_default_str();
+  app.add_option("--max-macs", a.max_macs_text, "Candidates above this many MACs per image are not evaluated");
+  app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained");
+  app.add_option("--baseline", a.baselines, "NAME=ENCODING of a hand-designed network evaluated for comparison (repeatable)");
+  app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")->capture_default_str();
+  app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores)");
+  CLI11_PARSE(app, argc, argv);
+  a.proxy.seed = a.search.seed;
+
+#ifdef NASOA_WITH_MPI
+  const bool under_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+  if (under_mpi) MPI_Init(&argc, &argv);
+#endif
+  int status = 1;
+  try {
+    status = run(a);
+  } catch (const Error& e) {
+    std::cerr << "nasoa-search: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-search: error: " << e.what() << '\n';
+  }
+#ifdef NASOA_WITH_MPI
+  if (under_mpi) {
+    // A failure on one rank would leave the others waiting in a collective.
+    if (status != 0) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();
+  }
+#endif
+  return status;
+}

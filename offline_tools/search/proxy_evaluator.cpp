@@ -1,0 +1,133 @@
+#include "offline_tools/search/proxy_evaluator.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <random>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "runtime/data/image_store.h"
+#include "runtime/data/task_source.h"
+#include "runtime/profile/device_profile.h"
+#include "runtime/train/fine_tuner.h"
+#include "zoo/builder/network.h"
+
+namespace nasoa::search {
+namespace {
+
+// A seeded sample of each class: the first train_per_class +
+// validation_per_class after a per-class shuffle, so that every candidate of
+// a search (and every rank) sees the same images.
+runtime::TaskSource sample_corpus(runtime::TaskSource source, const ProxyOptions& o) {
+  std::map<int, std::vector<runtime::SampleRef>> by_class;
+  for (runtime::SampleRef& s : source.samples) by_class[s.label].push_back(std::move(s));
+  source.samples.clear();
+  std::mt19937_64 rng(o.seed);
+  const std::size_t want = static_cast<std::size_t>(o.train_per_class + o.validation_per_class);
+  for (auto& [label, samples] : by_class) {
+    std::shuffle(samples.begin(), samples.end(), rng);
+    if (samples.size() > want) samples.resize(want);
+    for (runtime::SampleRef& s : samples) source.samples.push_back(std::move(s));
+  }
+  return source;
+}
+
+}  // namespace
+
+ProxyEvaluator::ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions& options) : options_(options) {
+  if (options.train_per_class < 1 || options.validation_per_class < 1 || options.epochs < 1 ||
+      options.batch_size < 1 || options.input_size < 8 || options.learning_rate <= 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "proxy options: train_per_class, validation_per_class, epochs, batch_size must be >= 1, "
+                "input_size >= 8, learning_rate > 0");
+  runtime::IngestOptions ingest;
+  ingest.side = options.input_size;
+  store_ = std::make_unique<runtime::ImageStore>(sample_corpus(runtime::list_folder(corpus_dir), options), ingest);
+  // Per class: the first validation_per_class (after the seeded shuffle
+  // above, in store order) are held out, so the split is the same whatever
+  // each class's size.
+  std::map<int, int> held;
+  for (std::size_t i = 0; i < store_->size(); ++i) {
+    int& n = held[store_->label(i)];
+    if (n < options.validation_per_class) {
+      validation_.push_back(i);
+      ++n;
+    } else {
+      train_.push_back(i);
+    }
+  }
+  const TaskMeta& meta = store_->meta();
+  for (std::size_t c = 0; c < 3; ++c) {
+    mean_[c] = static_cast<float>(meta.pixel_mean[c]);
+    std_[c] = static_cast<float>(std::max(meta.pixel_std[c], 1e-3));
+  }
+}
+
+ProxyEvaluator::~ProxyEvaluator() = default;
+
+int ProxyEvaluator::classes() const { return static_cast<int>(store_->class_names().size()); }
+
+std::vector<Evaluation> ProxyEvaluator::evaluate(const std::vector<std::string>& encodings) {
+  std::vector<Evaluation> out;
+  for (const std::string& e : encodings) out.push_back(evaluate_one(e));
+  return out;
+}
+
+Evaluation ProxyEvaluator::evaluate_one(const std::string& text) {
+  const auto started = std::chrono::steady_clock::now();
+  Evaluation ev;
+  ev.encoding = text;
+  ev.seed = options_.seed;
+  ev.rank = options_.rank;
+  try {
+    const Encoding encoding = Encoding::parse(text);
+    const NetworkCost cost = count_cost(encoding, classes(), options_.input_size);
+    ev.parameters = cost.parameters;
+    ev.macs = cost.macs;
+    {
+      // Timed on its own network, so the trained one starts from the same
+      // initialisation whatever the timing did to its weights.
+      torch::manual_seed(options_.seed);
+      zoo::Network timed(encoding, classes());
+      ev.step_seconds = runtime::time_training_step(*timed, options_.batch_size, options_.input_size,
+                                                    options_.timing_warmup, options_.timing_repetitions,
+                                                    options_.use_cuda);
+    }
+    if (options_.max_step_seconds > 0 && ev.step_seconds > options_.max_step_seconds) {
+      ev.error = "step time " + std::to_string(ev.step_seconds) + " s above the bound " +
+                 std::to_string(options_.max_step_seconds) + " s";
+    } else {
+      torch::manual_seed(options_.seed);
+      runtime::FineTuneJob job;
+      job.network = zoo::Network(encoding, classes());
+      job.store = store_.get();
+      job.split.train = train_;
+      job.split.validation = validation_;
+      job.regime.model = text;
+      job.regime.learning_rate = options_.learning_rate;
+      job.regime.epochs = options_.epochs;
+      job.regime.batch_size = options_.batch_size;
+      job.regime.weight_decay = 5e-4;
+      job.regime.horizontal_flip = false;  // glyph classes are not mirror-symmetric
+      job.regime.seed = options_.seed;
+      job.mean = mean_;
+      job.std = std_;
+      job.fingerprint = "nasoa-search proxy";
+      job.use_cuda = options_.use_cuda;
+      job.loader_workers = options_.loader_workers;
+      const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, runtime::Limits(1e9, 0));
+      ev.accuracy = std::max(0.0, outcome.validation_accuracy);
+    }
+  } catch (const Error& e) {
+    ev.error = e.what();
+  } catch (const std::exception& e) {  // LibTorch (out of memory, say): this candidate only
+    ev.error = std::string("LibTorch: ") + e.what();
+  }
+  ev.cost_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return ev;
+}
+
+}  // namespace nasoa::search

@@ -1,0 +1,66 @@
+// offline_tools/search/proxy_evaluator.h: evaluates a candidate network on
+// this machine: its training step time and its accuracy after a short proxy
+// training from scratch on a sample of the upstream corpus.
+//
+// The corpus sample is decoded once, when the evaluator is made (each MPI
+// rank makes its own), and shared by every candidate. The step time is
+// runtime::time_training_step at the proxy batch and input size, the same
+// measurement the device profile makes; the proxy training is the runtime's
+// own fine-tuning loop (runtime::fine_tune) with a fixed short recipe, so a
+// candidate is trained here as the zoo will later be pretrained and
+// fine-tuned. Not thread-safe: one evaluator per thread (LibTorch's
+// intra-op threads do the parallel work).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "offline_tools/search/evaluation.h"
+
+namespace nasoa::runtime {
+class ImageStore;
+}
+
+namespace nasoa::search {
+
+struct ProxyOptions {
+  int input_size = 32;
+  int batch_size = 64;
+  int epochs = 3;
+  double learning_rate = 0.1;
+  int train_per_class = 60;        // images of each class trained on (fewer where a class has fewer)
+  int validation_per_class = 20;   // held out of each class for the accuracy
+  int timing_warmup = 3;
+  int timing_repetitions = 9;
+  double max_step_seconds = 0;     // slower candidates are timed but not trained (left out); 0: none
+  std::uint64_t seed = 1;
+  int loader_workers = 1;
+  bool use_cuda = true;
+  int rank = 0;                    // recorded in each evaluation
+};
+
+class ProxyEvaluator : public Evaluator {
+ public:
+  // Lists and decodes the sample of `corpus_dir` (class subfolders). Throws
+  // what ingestion throws (nasoa::Error naming the folder).
+  ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions& options);
+  ~ProxyEvaluator() override;
+
+  std::vector<Evaluation> evaluate(const std::vector<std::string>& encodings) override;
+  Evaluation evaluate_one(const std::string& encoding);
+
+  int classes() const;
+  std::size_t train_images() const { return train_.size(); }
+  std::size_t validation_images() const { return validation_.size(); }
+
+ private:
+  ProxyOptions options_;
+  std::unique_ptr<runtime::ImageStore> store_;
+  std::vector<std::size_t> train_, validation_;
+  std::array<float, 3> mean_{}, std_{};
+};
+
+}  // namespace nasoa::search

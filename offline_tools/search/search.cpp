@@ -1,0 +1,393 @@
+#include "offline_tools/search/search.h"
+
+#include <algorithm>
+#include <deque>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "offline_tools/search/pareto.h"
+#include "zoo/bundle/atomic_file.h"
+
+namespace nasoa::search {
+namespace {
+
+using Json = nlohmann::json;
+constexpr int kStateFormat = 1;
+
+Json options_to_json(const SearchOptions& o) {
+  const zoo::SamplerOptions& s = o.space;
+  return Json{{"seed", o.seed},
+              {"space",
+               {{"min_layers", s.min_layers},
+                {"max_layers", s.max_layers},
+                {"max_extra_connections", s.max_extra_connections},
+                {"c0_choices", s.c0_choices},
+                {"min_blocks", s.min_blocks},
+                {"max_blocks", s.max_blocks},
+                {"min_stages", s.min_stages},
+                {"max_stages", s.max_stages},
+                {"max_channels", s.max_channels}}},
+              {"max_macs", o.max_macs},
+              {"input_size", o.input_size},
+              {"classes", o.classes},
+              {"reference_macro", o.reference_macro},
+              {"reference_c0", o.reference_c0},
+              {"seed_blocks", o.seed_blocks},
+              {"block_samples", o.block_samples},
+              {"keep_blocks", o.keep_blocks},
+              {"population", o.population},
+              {"generations", o.generations},
+              {"children", o.children},
+              {"block_swap_probability", o.block_swap_probability},
+              {"batch", o.batch}};
+}
+
+void validate(const SearchOptions& o) {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw Error(ErrorCode::kInvalidArgument, "search option " + what);
+  };
+  require(o.block_samples >= 0, "block_samples must be >= 0");
+  require(o.keep_blocks >= 1, "keep_blocks must be >= 1");
+  require(o.population >= 2, "population must be >= 2");
+  require(o.generations >= 0, "generations must be >= 0");
+  require(o.children >= 1, "children must be >= 1");
+  require(o.batch >= 1, "batch must be >= 1");
+  require(o.block_swap_probability >= 0 && o.block_swap_probability <= 1, "block_swap_probability must be in [0, 1]");
+  require(o.max_macs >= 0, "max_macs must be >= 0");
+  require(!o.space.c0_choices.empty(), "space.c0_choices must not be empty");
+}
+
+// The state as it is kept in memory and in state.json.
+struct State {
+  std::string phase = "block";  // "block", "macro", "done"
+  std::vector<std::string> block_queue;
+  std::size_t block_done = 0;
+  std::vector<std::string> kept_blocks;
+  std::vector<std::string> population;
+  int generation = 0;
+  std::mt19937_64 rng;
+  // Failures included, so they are not retried. A deque: the search holds
+  // pointers into it across appends.
+  std::deque<Evaluation> evaluations;
+};
+
+std::string state_path(const std::string& dir) { return (std::filesystem::path(dir) / "state.json").string(); }
+
+void save(const State& s, const SearchOptions& o, const std::string& dir) {
+  std::ostringstream rng;
+  rng << s.rng;
+  const Json j{{"format", kStateFormat},          {"options", options_to_json(o)}, {"phase", s.phase},
+               {"block_queue", s.block_queue},     {"block_done", s.block_done},   {"kept_blocks", s.kept_blocks},
+               {"population", s.population},       {"generation", s.generation},   {"rng", rng.str()},
+               {"evaluations", s.evaluations}};
+  zoo::write_file_atomic(state_path(dir), j.dump(1));
+}
+
+State load(const SearchOptions& o, const std::string& dir) {
+  const std::string path = state_path(dir);
+  State s;
+  Json j;
+  try {
+    j = Json::parse(zoo::read_file(path));
+  } catch (const Json::exception& e) {
+    throw Error(ErrorCode::kCorrupt, path + ": not a search state (" + e.what() + ")");
+  }
+  try {
+    if (j.at("format").get<int>() != kStateFormat)
+      throw Error(ErrorCode::kUnsupportedVersion, path + ": search state format " + j.at("format").dump() +
+                                                      ", this build reads " + std::to_string(kStateFormat));
+    const Json want = options_to_json(o), have = j.at("options");
+    for (auto it = want.begin(); it != want.end(); ++it)
+      if (!have.contains(it.key()) || have.at(it.key()) != it.value())
+        throw Error(ErrorCode::kInvalidArgument,
+                    path + ": the state was made with option " + it.key() + " = " +
+                        (have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)")) +
+                        ", this run has " + it.value().dump() + "; use the same options or another state folder");
+    s.phase = j.at("phase").get<std::string>();
+    s.block_queue = j.at("block_queue").get<std::vector<std::string>>();
+    s.block_done = j.at("block_done").get<std::size_t>();
+    s.kept_blocks = j.at("kept_blocks").get<std::vector<std::string>>();
+    s.population = j.at("population").get<std::vector<std::string>>();
+    s.generation = j.at("generation").get<int>();
+    std::istringstream rng(j.at("rng").get<std::string>());
+    rng >> s.rng;
+    if (!rng) throw Error(ErrorCode::kCorrupt, path + ": field rng is not a generator state");
+    for (const Evaluation& e : j.at("evaluations").get<std::vector<Evaluation>>()) s.evaluations.push_back(e);
+  } catch (const Json::exception& e) {
+    throw Error(ErrorCode::kCorrupt, path + ": " + e.what());
+  }
+  if (s.block_done > s.block_queue.size() || (s.phase != "block" && s.phase != "macro" && s.phase != "done"))
+    throw Error(ErrorCode::kCorrupt, path + ": fields phase/block_done are inconsistent");
+  return s;
+}
+
+class Search {
+ public:
+  Search(const SearchOptions& o, Evaluator& evaluator, std::string dir, const SearchLog& log)
+      : o_(o), evaluator_(evaluator), dir_(std::move(dir)), log_(log) {}
+
+  SearchResult run() {
+    validate(o_);
+    std::filesystem::create_directories(dir_);
+    if (std::filesystem::exists(state_path(dir_))) {
+      s_ = load(o_, dir_);
+      for (const Evaluation& e : s_.evaluations) seen_.insert(e.encoding);
+      say("resuming: phase " + s_.phase + ", " + std::to_string(s_.evaluations.size()) + " evaluations, " +
+          std::to_string(s_.generation) + " generation(s) done");
+    } else {
+      start();
+    }
+    while (s_.phase == "block" && s_.block_done < s_.block_queue.size()) block_batch();
+    if (s_.phase == "block") begin_macro();
+    while (s_.phase == "macro" && s_.generation < o_.generations) generation();
+    if (s_.phase == "macro") {
+      s_.phase = "done";
+      save(s_, o_, dir_);
+    }
+    SearchResult r;
+    for (const Evaluation& e : s_.evaluations)
+      if (e.ok()) r.evaluated.push_back(e);
+    r.front = pareto_front(r.evaluated);
+    r.kept_blocks = s_.kept_blocks;
+    r.population = s_.population;
+    r.generations_done = s_.generation;
+    return r;
+  }
+
+ private:
+  void say(const std::string& line) const {
+    if (log_) log_(line);
+  }
+
+  bool within_bounds(const Encoding& e) const {
+    if (o_.max_macs <= 0) return true;
+    return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
+  }
+
+  std::string reference(const std::string& block) const {
+    return block + "_" + std::to_string(o_.reference_c0) + "_" + o_.reference_macro;
+  }
+
+  void start() {
+    s_.rng.seed(o_.seed);
+    std::set<std::string> queued;
+    for (const std::string& b : o_.seed_blocks) {
+      const Encoding e = Encoding::parse(reference(b));  // a bad seed block is the caller's error
+      if (queued.insert(e.to_string()).second) s_.block_queue.push_back(e.to_string());
+    }
+    const Encoding ref = Encoding::parse(reference("0-"));  // checks the reference macro and C0 once
+    (void)ref;
+    int added = 0;
+    for (int tries = 0; added < o_.block_samples && tries < 1000 * std::max(1, o_.block_samples); ++tries) {
+      const BlockSpec block = zoo::sample_block(s_.rng, o_.space);
+      try {
+        const Encoding e = Encoding::from_parts(block, o_.reference_c0, Encoding::parse(reference("0-")).macro());
+        if (!within_bounds(e) || !queued.insert(e.to_string()).second) continue;
+        s_.block_queue.push_back(e.to_string());
+        ++added;
+      } catch (const Error&) {
+        // a block whose groups do not divide the reference widths: draw another
+      }
+    }
+    say("block level: " + std::to_string(s_.block_queue.size()) + " blocks in macro _" +
+        std::to_string(o_.reference_c0) + "_" + o_.reference_macro);
+    save(s_, o_, dir_);
+  }
+
+  std::vector<Evaluation> evaluate(const std::vector<std::string>& encodings) {
+    std::vector<Evaluation> out = evaluator_.evaluate(encodings);
+    if (out.size() != encodings.size())
+      throw Error(ErrorCode::kInternal, "the evaluator returned " + std::to_string(out.size()) + " results for " +
+                                            std::to_string(encodings.size()) + " candidates");
+    for (const Evaluation& e : out) {
+      seen_.insert(e.encoding);
+      s_.evaluations.push_back(e);
+      char line[256];
+      if (e.ok())
+        std::snprintf(line, sizeof line, "  %-40s acc %6.2f %%  step %8.2f ms  (%.0f s, rank %d)", e.encoding.c_str(),
+                      100 * e.accuracy, 1000 * e.step_seconds, e.cost_seconds, e.rank);
+      else
+        std::snprintf(line, sizeof line, "  %-40s failed: %s", e.encoding.c_str(), e.error.c_str());
+      say(line);
+    }
+    return out;
+  }
+
+  void block_batch() {
+    const std::size_t end = std::min(s_.block_queue.size(), s_.block_done + static_cast<std::size_t>(o_.batch));
+    say("block level: candidates " + std::to_string(s_.block_done + 1) + "-" + std::to_string(end) + " of " +
+        std::to_string(s_.block_queue.size()));
+    evaluate({s_.block_queue.begin() + static_cast<long>(s_.block_done), s_.block_queue.begin() + static_cast<long>(end)});
+    s_.block_done = end;
+    save(s_, o_, dir_);
+  }
+
+  const Evaluation* find(const std::string& encoding) const {
+    for (const Evaluation& e : s_.evaluations)
+      if (e.encoding == encoding && e.ok()) return &e;
+    return nullptr;
+  }
+
+  static std::vector<Objectives> objectives(const std::vector<const Evaluation*>& items) {
+    std::vector<Objectives> out;
+    for (const Evaluation* e : items) out.push_back({e->accuracy, e->step_seconds});
+    return out;
+  }
+
+  void begin_macro() {
+    std::vector<const Evaluation*> blocks;
+    for (const std::string& enc : s_.block_queue)
+      if (const Evaluation* e = find(enc)) blocks.push_back(e);
+    if (blocks.empty()) throw Error(ErrorCode::kInternal, "no block-level candidate could be evaluated");
+    for (int i : select_best(objectives(blocks), o_.keep_blocks))
+      s_.kept_blocks.push_back(Encoding::parse(blocks[static_cast<std::size_t>(i)]->encoding).block_string());
+    std::string kept;
+    for (const std::string& b : s_.kept_blocks) kept += " " + b;
+    say("macro level: kept blocks" + kept);
+
+    // The initial population: each kept block in its reference macro (already
+    // evaluated) and in random macros, as many as fill the population.
+    std::vector<std::string> fresh;
+    const int per_block = std::max(0, (o_.population + static_cast<int>(s_.kept_blocks.size()) - 1) /
+                                          static_cast<int>(s_.kept_blocks.size()) - 1);
+    for (const std::string& b : s_.kept_blocks) {
+      const BlockSpec block = Encoding::parse(reference(b)).block();
+      for (int k = 0, tries = 0; k < per_block && tries < 200; ++tries) {
+        const Encoding e = zoo::sample_macro(block, s_.rng, o_.space);
+        const std::string text = e.to_string();
+        if (!within_bounds(e) || seen_.count(text) ||
+            std::find(fresh.begin(), fresh.end(), text) != fresh.end())
+          continue;
+        fresh.push_back(text);
+        ++k;
+      }
+    }
+    if (!fresh.empty()) evaluate(fresh);
+    std::vector<const Evaluation*> pool;
+    for (const std::string& b : s_.kept_blocks)
+      if (const Evaluation* e = find(reference(b))) pool.push_back(e);
+    for (const std::string& text : fresh)
+      if (const Evaluation* e = find(text)) pool.push_back(e);
+    for (int i : select_best(objectives(pool), o_.population))
+      s_.population.push_back(pool[static_cast<std::size_t>(i)]->encoding);
+    s_.phase = "macro";
+    save(s_, o_, dir_);
+  }
+
+  std::string tournament(const std::vector<const Evaluation*>& pop, const std::vector<int>& rank,
+                         const std::vector<double>& crowd) {
+    std::uniform_int_distribution<std::size_t> pick(0, pop.size() - 1);
+    const std::size_t a = pick(s_.rng), b = pick(s_.rng);
+    const bool a_wins = rank[a] != rank[b] ? rank[a] < rank[b] : crowd[a] >= crowd[b];
+    return pop[a_wins ? a : b]->encoding;
+  }
+
+  void generation() {
+    std::vector<const Evaluation*> pop;
+    for (const std::string& enc : s_.population)
+      if (const Evaluation* e = find(enc)) pop.push_back(e);
+    const std::vector<Objectives> obj = objectives(pop);
+    const std::vector<int> rank = pareto_ranks(obj);
+    const std::vector<double> crowd = crowding_distances(obj, rank);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<std::string> children;
+    for (int c = 0, tries = 0; c < o_.children && tries < 100 * o_.children; ++tries) {
+      const Encoding parent = Encoding::parse(tournament(pop, rank, crowd));
+      std::optional<Encoding> child;
+      if (s_.kept_blocks.size() > 1 && unit(s_.rng) < o_.block_swap_probability) {
+        std::uniform_int_distribution<std::size_t> pick(0, s_.kept_blocks.size() - 1);
+        const std::string block = s_.kept_blocks[pick(s_.rng)];
+        try {
+          child = Encoding::parse(block + "_" + std::to_string(parent.c0()) + "_" + parent.macro_string());
+        } catch (const Error&) {
+          continue;  // the block's groups do not divide this macro's widths
+        }
+      } else {
+        child = zoo::mutate_macro(parent, s_.rng, o_.space);
+      }
+      const std::string text = child->to_string();
+      if (!within_bounds(*child) || seen_.count(text) ||
+          std::find(children.begin(), children.end(), text) != children.end())
+        continue;
+      children.push_back(text);
+      ++c;
+    }
+    say("generation " + std::to_string(s_.generation + 1) + "/" + std::to_string(o_.generations) + ": " +
+        std::to_string(children.size()) + " children");
+    if (!children.empty()) evaluate(children);
+    std::vector<const Evaluation*> pool = pop;
+    for (const std::string& text : children)
+      if (const Evaluation* e = find(text)) pool.push_back(e);
+    std::vector<std::string> next;
+    for (int i : select_best(objectives(pool), o_.population)) next.push_back(pool[static_cast<std::size_t>(i)]->encoding);
+    s_.population = next;
+    ++s_.generation;
+    save(s_, o_, dir_);
+  }
+
+  const SearchOptions& o_;
+  Evaluator& evaluator_;
+  std::string dir_;
+  SearchLog log_;
+  State s_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace
+
+SearchResult run_search(const SearchOptions& options, Evaluator& evaluator, const std::string& state_dir,
+                        const SearchLog& log) {
+  return Search(options, evaluator, state_dir, log).run();
+}
+
+std::vector<Evaluation> pareto_front(const std::vector<Evaluation>& evaluations) {
+  std::vector<Evaluation> ok;
+  for (const Evaluation& e : evaluations)
+    if (e.ok()) ok.push_back(e);
+  std::vector<Objectives> obj;
+  for (const Evaluation& e : ok) obj.push_back({e.accuracy, e.step_seconds});
+  const std::vector<int> rank = pareto_ranks(obj);
+  std::vector<Evaluation> front;
+  std::set<std::string> in_front;
+  for (std::size_t i = 0; i < ok.size(); ++i)
+    if (rank[i] == 0 && in_front.insert(ok[i].encoding).second) front.push_back(ok[i]);
+  std::stable_sort(front.begin(), front.end(),
+                   [](const Evaluation& a, const Evaluation& b) { return a.step_seconds < b.step_seconds; });
+  return front;
+}
+
+std::vector<Evaluation> spread_over_front(const std::vector<Evaluation>& front, int count) {
+  std::vector<Evaluation> sorted = front;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Evaluation& a, const Evaluation& b) { return a.step_seconds < b.step_seconds; });
+  if (count <= 0) return {};
+  if (static_cast<int>(sorted.size()) <= count) return sorted;
+  const double lo = std::log(sorted.front().step_seconds), hi = std::log(sorted.back().step_seconds);
+  std::vector<bool> taken(sorted.size(), false);
+  for (int k = 0; k < count; ++k) {
+    const double target = count == 1 ? lo : lo + (hi - lo) * k / (count - 1);
+    std::size_t best = sorted.size();
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      if (taken[i]) continue;
+      if (best == sorted.size() ||
+          std::abs(std::log(sorted[i].step_seconds) - target) < std::abs(std::log(sorted[best].step_seconds) - target))
+        best = i;
+    }
+    taken[best] = true;
+  }
+  std::vector<Evaluation> out;
+  for (std::size_t i = 0; i < sorted.size(); ++i)
+    if (taken[i]) out.push_back(sorted[i]);
+  return out;
+}
+
+std::string options_json(const SearchOptions& options) { return options_to_json(options).dump(); }
+
+}  // namespace nasoa::search

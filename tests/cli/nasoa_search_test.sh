@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Drives nasoa-search as a user would, on a tiny corpus of Fashion-MNIST class
+# folders: a whole search on one process, its outputs, a resume that redoes
+# nothing, a resume after SIGKILL, refusals, and the same search on two MPI
+# ranks (rank 0 drives, both evaluate) giving the same proxy accuracies.
+# Usage: nasoa_search_test.sh NASOA-SEARCH NASOA-MAKE-TASK WITH_MPI(ON|OFF) WORKDIR
+set -u
+search=$1
+make_task=$2
+with_mpi=$3
+work=$4
+fashion=/usr/share/datasets/fashion-mnist
+if [ ! -f "$fashion/train-images-idx3-ubyte.gz" ]; then
+  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "$0")/check.sh"
+
+"$make_task" --idx "$fashion/train-images-idx3-ubyte.gz" "$fashion/train-labels-idx1-ubyte.gz" \
+  --classes 0,1,2,3 --per-class 16 --seed 3 --out "$work/corpus" > /dev/null || { echo "make-task failed"; exit 1; }
+
+common=(--input 16 --batch 16 --proxy-epochs 1 --train-per-class 10 --validation-per-class 6
+       --timing-repetitions 2 --block-samples 3 --seed-block 020- --keep-blocks 2 --population 4
+       --children 2 --c0 8,12,16 --max-blocks 6 --max-stages 3 --reference-c0 8 --select 2
+       --baseline resnet18-like=020-_8_11-21-21-21)
+small=(--corpus "$work/corpus" "${common[@]}" --generations 2)
+
+check "one process: the search finishes" bash -c "'$search' ${small[*]} --state '$work/one/state' --out '$work/one/out' > '$work/one.log' 2>&1"
+for f in evaluations.csv front.csv baselines.csv selected.csv front.png; do
+  check "one process: $f written" test -s "$work/one/out/$f"
+done
+check "front.png is a PNG" bash -c "head -c 8 '$work/one/out/front.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
+# 4 blocks, 2 random macros per kept block, 2 x 2 children; duplicates may make it fewer.
+check "evaluations.csv: header, encodings, seed column" bash -c \
+  "head -1 '$work/one/out/evaluations.csv' | grep -q '^name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank$' && [ \$(tail -n +2 '$work/one/out/evaluations.csv' | wc -l) -ge 8 ] && tail -n +2 '$work/one/out/evaluations.csv' | cut -d, -f8 | sort -u | grep -qx 1"
+check "baselines.csv holds the baseline" grep -q "^resnet18-like,020-_8_11-21-21-21," "$work/one/out/baselines.csv"
+check "selected.csv names zoo models" bash -c "tail -n +2 '$work/one/out/selected.csv' | cut -d, -f1 | grep -qx nasoa-1"
+
+cp "$work/one/out/evaluations.csv" "$work/first.csv"
+"$search" "${small[@]}" --state "$work/one/state" --out "$work/one/out" > "$work/again.log" 2>&1
+check "a finished search started again resumes and evaluates nothing" bash -c \
+  "grep -q 'resuming: phase done' '$work/again.log' && ! grep -q 'candidates 1-' '$work/again.log' && diff -q '$work/first.csv' '$work/one/out/evaluations.csv'"
+
+"$search" --corpus "$work/corpus" "${common[@]}" --generations 3 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/mismatch.err"
+check "a state made with other options is refused (exit 1), naming the option" bash -c \
+  "[ $? -eq 1 ] && grep -q 'generations' '$work/mismatch.err'"
+"$search" --corpus "$work/nowhere" "${common[@]}" --state "$work/s" --out "$work/o" > /dev/null 2> "$work/missing.err"
+check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -eq 1 ] && grep -q 'nowhere' '$work/missing.err'"
+
+# SIGKILL once the first batch is saved; the restarted search completes from the state.
+"$search" --corpus "$work/corpus" "${common[@]}" --generations 4 --state "$work/kill/state" --out "$work/kill/out" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  [ -f "$work/kill/state/state.json" ] && grep -q '"encoding"' "$work/kill/state/state.json" && break
+  sleep 0.05
+done
+kill -9 $pid 2> /dev/null
+wait $pid 2> /dev/null
+check "after SIGKILL the state file is valid JSON" python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$work/kill/state/state.json"
+check "after SIGKILL the search resumes and finishes" bash -c \
+  "'$search' --corpus '$work/corpus' ${common[*]} --generations 4 --state '$work/kill/state' --out '$work/kill/out' 2>&1 | grep -q '^front:'"
+
+if [ "$with_mpi" != "ON" ]; then
+  echo "MPI part skipped: this nasoa-search was built without MPI"
+else
+  root=()
+  if [ "$(id -u)" -eq 0 ]; then root=(--allow-run-as-root); fi
+  check "two MPI ranks: the search finishes" bash -c \
+    "mpirun ${root[*]} --oversubscribe -np 2 '$search' ${small[*]} --state '$work/mpi/state' --out '$work/mpi/out' > '$work/mpi.log' 2>&1"
+  check "two MPI ranks: both ranks evaluated candidates" bash -c \
+    "tail -n +2 '$work/mpi/out/evaluations.csv' | cut -d, -f9 | sort -u | tr '\n' ' ' | grep -qx '0 1 '"
+  # The block level is the same list on any number of ranks, and one compute
+  # thread trains a candidate identically wherever it runs.
+  check "two MPI ranks: block-level accuracies equal those of one process" bash -c \
+    "diff <(grep -E ',[0-9.]+,' '$work/first.csv' | head -4 | cut -d, -f2,4) <(head -5 '$work/mpi/out/evaluations.csv' | tail -4 | cut -d, -f2,4)"
+fi
+finish

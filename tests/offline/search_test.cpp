@@ -1,0 +1,226 @@
+// The search on a formula instead of proxy training: Pareto ranking, the
+// evolution converging to a front known by brute force, deterministic resume
+// after a kill, and refusal of a state made with other options.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "nasoa/encoding.h"
+#include "nasoa/error.h"
+#include "offline_tools/search/pareto.h"
+#include "offline_tools/search/search.h"
+#include "tests/support/temp_dir.h"
+
+namespace nasoa::search {
+namespace {
+
+TEST(ParetoTest, RanksFrontsAndKeepsExtremesByCrowding) {
+  // (acc, step): 0 and 1 are non-dominated, 2 is dominated by 1 only, 3 by all.
+  const std::vector<Objectives> p = {{0.9, 3.0}, {0.7, 1.0}, {0.6, 2.0}, {0.5, 4.0}};
+  EXPECT_EQ(pareto_ranks(p), (std::vector<int>{0, 0, 1, 2}));
+  EXPECT_TRUE(dominates(p[1], p[2]));
+  EXPECT_FALSE(dominates(p[0], p[1]));
+  const std::vector<Objectives> line = {{0.1, 1}, {0.2, 2}, {0.3, 3}, {0.4, 4}, {0.45, 10}};
+  const std::vector<double> crowd = crowding_distances(line, pareto_ranks(line));
+  EXPECT_TRUE(std::isinf(crowd[0]));
+  EXPECT_TRUE(std::isinf(crowd[4]));
+  EXPECT_GT(crowd[3], crowd[1]);  // its neighbours are farther apart in step time
+  EXPECT_EQ(select_best(p, 2), (std::vector<int>{0, 1}));
+}
+
+TEST(ParetoTest, SpreadOverFrontKeepsBothEndsAndSpacesInLogTime) {
+  std::vector<Evaluation> front;
+  for (double ms : {1.0, 1.1, 2.0, 4.0, 4.4, 8.0, 16.0}) {
+    Evaluation e;
+    e.encoding = std::to_string(ms);
+    e.step_seconds = ms / 1000;
+    e.accuracy = std::log(ms);
+    front.push_back(e);
+  }
+  const std::vector<Evaluation> chosen = spread_over_front(front, 5);
+  ASSERT_EQ(chosen.size(), 5u);
+  std::vector<double> ms;
+  for (const Evaluation& e : chosen) ms.push_back(std::round(e.step_seconds * 1e4) / 10);
+  EXPECT_EQ(ms, (std::vector<double>{1.0, 2.0, 4.0, 8.0, 16.0}));
+  EXPECT_EQ(spread_over_front(front, 10).size(), front.size());
+}
+
+// Accuracy and step time from the block, C0 and depth alone: richer blocks
+// and bigger networks are more accurate and slower, with diminishing returns,
+// so the front over (block, C0, depth) can be found by brute force.
+struct Formula {
+  static double quality(const std::string& block) { return block == "020-" ? 1.3 : 1.0; }
+  static double cost(const std::string& block) { return block == "020-" ? 2.0 : 1.0; }
+  static Objectives of(const Encoding& e) {
+    const double n = static_cast<double>(e.macro().size()), c0 = e.c0();
+    const std::string b = e.block_string();
+    return {1.0 - 1.0 / (1.0 + 0.01 * c0 * std::sqrt(n) * quality(b)), 1e-3 * c0 * n * cost(b)};
+  }
+};
+
+class FormulaEvaluator : public Evaluator {
+ public:
+  int calls = 0;
+  int fail_after = -1;  // throws on this call, as a killed process would stop
+  std::vector<Evaluation> evaluate(const std::vector<std::string>& encodings) override {
+    if (fail_after >= 0 && calls >= fail_after) throw std::runtime_error("killed");
+    ++calls;
+    std::vector<Evaluation> out;
+    for (const std::string& text : encodings) {
+      const Objectives o = Formula::of(Encoding::parse(text));
+      Evaluation e;
+      e.encoding = text;
+      e.accuracy = o.accuracy;
+      e.step_seconds = o.step_seconds;
+      out.push_back(e);
+    }
+    return out;
+  }
+};
+
+SearchOptions formula_options() {
+  SearchOptions o;
+  o.seed = 7;
+  o.space.c0_choices = {8, 16, 24, 32};
+  o.space.min_blocks = 3;
+  o.space.max_blocks = 8;
+  o.space.min_stages = 2;
+  o.space.max_stages = 3;
+  o.space.max_channels = 1024;
+  o.reference_macro = "1-21-2";
+  o.reference_c0 = 16;
+  o.seed_blocks = {"0-", "020-"};
+  o.block_samples = 0;
+  o.keep_blocks = 2;
+  o.population = 10;
+  o.generations = 25;
+  o.children = 10;
+  return o;
+}
+
+// Area dominated by a set of points, from (accuracy 0, step `ref`).
+double hypervolume(std::vector<Objectives> pts, double ref) {
+  std::sort(pts.begin(), pts.end(), [](const Objectives& a, const Objectives& b) { return a.step_seconds < b.step_seconds; });
+  double area = 0, best = 0;
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    best = std::max(best, pts[i].accuracy);
+    const double next = i + 1 < pts.size() ? pts[i + 1].step_seconds : ref;
+    area += best * (next - pts[i].step_seconds);
+  }
+  return area;
+}
+
+TEST(SearchTest, EvolutionOnAFormulaReachesTheBruteForceFront) {
+  const SearchOptions o = formula_options();
+  std::vector<Objectives> all;
+  for (const char* b : {"0-", "020-"})
+    for (int c0 : o.space.c0_choices)
+      for (int n = o.space.min_blocks; n <= o.space.max_blocks; ++n) {
+        std::string macro = "1-2";
+        while (static_cast<int>(macro.size()) - 1 < n) macro += "1";
+        all.push_back(Formula::of(Encoding::parse(std::string(b) + "_" + std::to_string(c0) + "_" + macro)));
+      }
+  std::vector<Objectives> true_front;
+  const std::vector<int> rank = pareto_ranks(all);
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (rank[i] == 0) true_front.push_back(all[i]);
+  double ref = 0;
+  for (const Objectives& p : all) ref = std::max(ref, p.step_seconds * 1.1);
+
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  const SearchResult r = run_search(o, evaluator, dir / "state");
+  std::vector<Objectives> found;
+  for (const Evaluation& e : r.front) found.push_back({e.accuracy, e.step_seconds});
+  const double hv_true = hypervolume(true_front, ref), hv_found = hypervolume(found, ref);
+  EXPECT_GT(hv_found, 0.97 * hv_true) << "found " << found.size() << " front points of " << true_front.size();
+  EXPECT_LE(hv_found, hv_true * (1 + 1e-9));  // nothing beats the brute-force front
+  // Evolution did the work: the initial population alone falls short.
+  SearchOptions none = o;
+  none.generations = 0;
+  nasoa::testing::TempDir dir0;
+  FormulaEvaluator evaluator0;
+  std::vector<Objectives> initial;
+  for (const Evaluation& e : run_search(none, evaluator0, dir0 / "state").front) initial.push_back({e.accuracy, e.step_seconds});
+  EXPECT_LT(hypervolume(initial, ref), hv_found);
+}
+
+TEST(SearchTest, ResumeAfterAKillEndsAsAnUninterruptedRun) {
+  SearchOptions o = formula_options();
+  o.block_samples = 12;  // the block level runs in several saved batches
+  o.batch = 4;
+  o.generations = 6;
+  o.seed_blocks = {"0-", "020-", "10001-"};
+  o.keep_blocks = 2;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator whole;
+  const SearchResult expected = run_search(o, whole, dir / "whole");
+  ASSERT_GT(whole.calls, 6);
+
+  for (int kill_at : {1, 3, whole.calls - 2}) {
+    const std::string state = dir / ("killed-" + std::to_string(kill_at));
+    FormulaEvaluator killed;
+    killed.fail_after = kill_at;
+    EXPECT_THROW(run_search(o, killed, state), std::runtime_error);
+    FormulaEvaluator rest;
+    const SearchResult resumed = run_search(o, rest, state);
+    EXPECT_EQ(killed.calls + rest.calls, whole.calls) << "kill at call " << kill_at << ": a saved batch was redone";
+    ASSERT_EQ(resumed.evaluated.size(), expected.evaluated.size());
+    for (std::size_t i = 0; i < expected.evaluated.size(); ++i)
+      EXPECT_EQ(resumed.evaluated[i].encoding, expected.evaluated[i].encoding);
+    EXPECT_EQ(resumed.population, expected.population);
+    EXPECT_EQ(resumed.kept_blocks, expected.kept_blocks);
+  }
+  // A finished search started again evaluates nothing.
+  FormulaEvaluator again;
+  EXPECT_EQ(run_search(o, again, dir / "whole").evaluated.size(), expected.evaluated.size());
+  EXPECT_EQ(again.calls, 0);
+}
+
+TEST(SearchTest, RefusesAStateMadeWithOtherOptionsNamingTheOption) {
+  SearchOptions o = formula_options();
+  o.generations = 1;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  run_search(o, evaluator, dir / "state");
+  o.population = 12;
+  try {
+    run_search(o, evaluator, dir / "state");
+    FAIL() << "a state made with another population was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("population"), std::string::npos) << e.what();
+  }
+  dir.write("broken/state.json", "{\"format\": 1, \"opt");
+  EXPECT_THROW(
+      {
+        try {
+          run_search(o, evaluator, dir / "broken");
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+          throw;
+        }
+      },
+      Error);
+}
+
+TEST(SearchTest, CandidatesAboveTheMacBoundAreNeverEvaluated) {
+  SearchOptions o = formula_options();
+  o.max_macs = 3'000'000;
+  o.input_size = 32;
+  o.classes = 10;
+  o.generations = 5;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  const SearchResult r = run_search(o, evaluator, dir / "state");
+  ASSERT_FALSE(r.evaluated.empty());
+  for (const Evaluation& e : r.evaluated)
+    EXPECT_LE(count_cost(Encoding::parse(e.encoding), 10, 32).macs, o.max_macs) << e.encoding;
+}
+
+}  // namespace
+}  // namespace nasoa::search
