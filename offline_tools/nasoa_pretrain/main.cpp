@@ -3,7 +3,7 @@
 //   nasoa-pretrain --encoding E (--data DIR | --idx IMAGES LABELS) [--classes a,b,c]
 //                  [--class-names x,y,z] --input S --epochs N --out BUNDLE --name NAME
 //                  [--model-name M] [--lr X] [--batch B] [--budget SECONDS]
-//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF]
+//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF] [--no-flip]
 //
 // The training loop is the runtime's own (runtime::fine_tune), so that the zoo
 // is pretrained exactly as it will later be fine-tuned. A stratified part of
@@ -53,6 +53,7 @@ struct Args {
   double lr = 0.1, budget = 0, validation_fraction = 0.1;
   std::uint64_t seed = 0;
   bool quiet = false;
+  bool no_flip = false;
 };
 
 // A line every few seconds and at each epoch's end: pretraining runs for
@@ -111,6 +112,7 @@ int run(const Args& a, const std::string& command_line) {
   job.regime.weight_decay = 5e-4;  // from scratch, unlike fine-tuning, the weights need reining in
   job.regime.validation_fraction = a.validation_fraction;
   job.regime.seed = a.seed;
+  job.regime.horizontal_flip = !a.no_flip;
   nasoa::validate(job.regime);
   std::vector<int> labels;
   for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
@@ -188,6 +190,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)");
   app.add_option("--data-card", a.data_card, "Where the corpus is described, recorded in the provenance")->capture_default_str();
+  app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Reproduces the searched default zoo (zoo/default), the hand-designed
+# baselines bundle (zoo/baselines) and the search's front (zoo/search/) from
+# scratch, on this machine's CPU (or its GPU where LibTorch has CUDA):
+#
+#   1. nasoa-corpus builds the upstream corpus, source and evaluation tasks
+#      (docs/corpora.md) into build/corpora;
+#   2. nasoa-search runs the block-level then the macro-level search on the
+#      upstream corpus, evaluating the baselines the same way, and picks
+#      models spread over the front (zoo/search/selected.csv);
+#   3. nasoa-pretrain trains every picked model and every baseline with one
+#      recipe on the whole upstream corpus;
+#   4. the bundles are verified and replace zoo/default and zoo/baselines.
+#
+# Resumable: every step keeps its state under build/zoo-production and skips
+# what is done, so after an interruption the same command carries on. The
+# search state, the pretrained models and the logs stay there.
+#
+# Usage: bash scripts/make_default_zoo.sh       (from anywhere)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+build=$(bash scripts/configure.sh | tail -n 1)
+cmake --build "$build" --target nasoa-corpus nasoa-search nasoa-pretrain nasoa-zoo -j "$(nproc)"
+export OMP_WAIT_POLICY=PASSIVE  # LibTorch's waiting threads must not starve the batch loader
+tools=$build/offline_tools
+work=build/zoo-production
+seed=1
+input=32
+mkdir -p "$work"
+started=$SECONDS
+stamp() { echo "make_default_zoo: $* ($((SECONDS - started)) s)"; }
+
+# 1. Corpora (a second run with the same options does nothing).
+"$tools/nasoa-corpus" --out build/corpora --seed "$seed"
+stamp "corpora ready"
+
+# 2. Search. The baselines are points of the same space, at the same C0 as
+# the searched networks' middle choice and with at most three downsamplings
+# (the stem leaves 8x8 of a 32x32 input).
+baselines=(
+  resnet18-like=020-_16_11-21-21-21
+  resnet34-like=020-_16_111-2111-211111-211
+  resnet50-like=10001-_16_411-2111-211111-211
+  mobilenet-like=14441-_16_11-21-211-2111
+  regnet-like=12321-_16_1-21-2111-21111
+)
+baseline_args=()
+for b in "${baselines[@]}"; do baseline_args+=(--baseline "$b"); done
+"$tools/nasoa-search" --corpus build/corpora/upstream --state "$work/search-state" --out zoo/search \
+  --seed "$seed" --input "$input" --batch 64 --proxy-epochs 3 --train-per-class 60 --validation-per-class 20 \
+  --block-samples 20 --seed-block 020- --seed-block 10001- --seed-block 2- --seed-block 0- --keep-blocks 4 \
+  --reference-macro 1-21-21 --reference-c0 16 --population 8 --generations 5 --children 8 \
+  --c0 8,12,16,24,32 --max-blocks 12 --max-stages 4 --max-channels 256 --max-macs 8000000 --select 7 \
+  "${baseline_args[@]}" 2>&1 | tee "$work/search.log"
+stamp "search done"
+
+# 3. Pretraining, one recipe for all: SGD with momentum, cosine schedule,
+# peak rate 0.1, batch 64, random resized crops (no flips: glyph classes are
+# not mirror-symmetric), 10 % of each class held out for the upstream accuracy.
+pretrain() {  # pretrain BUNDLE-NAME MODEL-NAME ENCODING
+  local bundle=$work/$1
+  if [ -f "$bundle/MANIFEST" ] && "$tools/nasoa-zoo" inspect "$bundle" | awk '{print $1}' | grep -qx "$2"; then
+    echo "make_default_zoo: $2 already pretrained"
+    return
+  fi
+  local t=$SECONDS
+  "$tools/nasoa-pretrain" --name "$1" --out "$bundle" --model-name "$2" --encoding "$3" \
+    --data build/corpora/upstream --input "$input" --epochs 8 --lr 0.1 --batch 64 --seed "$seed" --no-flip \
+    --data-card docs/corpora.md#upstream --quiet 2>&1 | tee -a "$work/pretrain.log"
+  stamp "$2 pretrained in $((SECONDS - t)) s"
+}
+while IFS=, read -r name encoding _; do
+  [ "$name" = name ] && continue
+  pretrain default "$name" "$encoding"
+done < zoo/search/selected.csv
+for b in "${baselines[@]}"; do pretrain baselines "${b%%=*}" "${b#*=}"; done
+
+# 4. Verify, then replace the shipped bundles.
+for bundle in default baselines; do
+  "$tools/nasoa-zoo" verify "$work/$bundle"
+  rm -rf "zoo/$bundle.new" && cp -r "$work/$bundle" "zoo/$bundle.new"
+  if [ -e "zoo/$bundle" ]; then
+    [ -f "zoo/$bundle/MANIFEST" ] || { echo "make_default_zoo: zoo/$bundle exists and is not a bundle" >&2; exit 1; }
+    rm -rf "zoo/$bundle"
+  fi
+  mv "zoo/$bundle.new" "zoo/$bundle"
+  "$tools/nasoa-zoo" inspect "zoo/$bundle"
+done
+stamp "zoo/default and zoo/baselines written"
