@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-lr", a.proxy.learning_rate, "Peak learning rate of the proxy training")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--train-per-class", a.proxy.train_per_class, "Corpus images per class trained on")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--validation-per-class", a.proxy.validation_per_class, "Corpus images per class held out")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--timing-repetitions", a.proxy.timing_repetitions, "Timed steps per candidate (median)")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--timing-repetitions", a.proxy.timing_repetitions, "Timed steps per candidate (the fastest counts)")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--block-samples", a.search.block_samples, "Random blocks evaluated at the block level")->capture_default_str();
   app.add_option("--seed-block", a.search.seed_blocks, "A block evaluated besides the random ones (repeatable)");
   app.add_option("--keep-blocks", a.search.keep_blocks, "Blocks carried into the macro level")->capture_default_str();

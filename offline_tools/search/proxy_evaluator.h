@@ -3,9 +3,10 @@
 // training from scratch on a sample of the upstream corpus.
 //
 // The corpus sample is decoded once, when the evaluator is made (each MPI
-// rank makes its own), and shared by every candidate. The step time is
-// runtime::time_training_step at the proxy batch and input size, the same
-// measurement the device profile makes; the proxy training is the runtime's
+// rank makes its own), and shared by every candidate. The step time is the
+// fastest of the steps runtime::time_training_steps times at the proxy batch
+// and input size (the device profile's measurement; the minimum because other
+// load on a shared machine only ever slows a step); the proxy training is the runtime's
 // own fine-tuning loop (runtime::fine_tune) with a fixed short recipe, so a
 // candidate is trained here as the zoo will later be pretrained and
 // fine-tuned. Not thread-safe: one evaluator per thread (LibTorch's

@@ -596,11 +596,11 @@ DeviceProfile load_device_profile(const std::string& path) {
 
 // ---- predictions -----------------------------------------------------------
 
-double time_training_step(zoo::NetworkImpl& net, int batch_size, int input_size, int warmup, int repetitions,
-                          bool use_cuda) {
+std::vector<double> time_training_steps(zoo::NetworkImpl& net, int batch_size, int input_size, int warmup,
+                                        int repetitions, bool use_cuda) {
   if (batch_size < 1 || input_size < 1 || repetitions < 1 || warmup < 0)
     throw Error(ErrorCode::kInvalidArgument,
-                "time_training_step: batch_size " + std::to_string(batch_size) + ", input_size " +
+                "time_training_steps: batch_size " + std::to_string(batch_size) + ", input_size " +
                     std::to_string(input_size) + ", warmup " + std::to_string(warmup) + ", repetitions " +
                     std::to_string(repetitions) + " (each must be >= 1, warmup >= 0)");
   const bool cuda = use_cuda && torch::cuda::is_available();
@@ -617,7 +617,7 @@ double time_training_step(zoo::NetworkImpl& net, int batch_size, int input_size,
   for (int i = 0; i < warmup; ++i) runner.step(optimizer, images, labels);
   std::vector<double> times;
   for (int i = 0; i < repetitions; ++i) times.push_back(runner.step(optimizer, images, labels));
-  return median(times);
+  return times;
 }
 
 double predict_step_seconds(const DeviceProfile& profile, const std::string& model, int batch_size,

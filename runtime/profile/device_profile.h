@@ -156,16 +156,18 @@ double predict_step_seconds(const DeviceProfile& profile, const std::string& mod
 double predict_epoch_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
                              int batch_size, int frozen_stages);
 
-// Median seconds of one fine-tuning step of `network` as it stands (its
-// frozen stages included): forward, label-smoothed cross-entropy, backward and
-// the runtime's own SGD update, on random inputs already on the device, so no
-// data loading is counted; `warmup` untimed steps first. It is the same
-// measurement profile_bundle() makes, for one configuration. The network is
-// moved to the device (CUDA when `use_cuda` and available) and left in train
-// mode; its weights change by the small updates. Throws
-// Error{kInvalidArgument} for batch_size, input_size or repetitions < 1, or
-// warmup < 0.
-double time_training_step(zoo::NetworkImpl& network, int batch_size, int input_size, int warmup, int repetitions,
-                          bool use_cuda = true);
+// Seconds of each of `repetitions` fine-tuning steps of `network` as it
+// stands (its frozen stages included): forward, label-smoothed
+// cross-entropy, backward and the runtime's own SGD update, on random inputs
+// already on the device, so no data loading is counted; `warmup` untimed
+// steps first. It is the measurement profile_bundle() makes, for one
+// configuration; the caller picks the statistic (the profile takes the
+// median; the search takes the minimum, which other load on a shared machine
+// can only raise). The network is moved to the device (CUDA when `use_cuda`
+// and available) and left in train mode; its weights change by the small
+// updates. Throws Error{kInvalidArgument} for batch_size, input_size or
+// repetitions < 1, or warmup < 0.
+std::vector<double> time_training_steps(zoo::NetworkImpl& network, int batch_size, int input_size, int warmup,
+                                        int repetitions, bool use_cuda = true);
 
 }  // namespace nasoa::runtime
