@@ -1,0 +1,414 @@
+#include "runtime/adapt/planner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+
+#include "nasoa/error.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using Json = nlohmann::ordered_json;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+[[noreturn]] void invalid(const std::string& what) { throw Error(ErrorCode::kInvalidArgument, what); }
+
+std::string fmt(const char* format, double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, v);
+  return buffer;
+}
+// Rounded up, so that "at least X" is never below what is needed.
+std::string ceil2(double v) { return fmt("%.2f", std::ceil(v * 100 - 1e-9) / 100); }
+std::string mib(double bytes) { return fmt("%.1f", bytes / (1024.0 * 1024.0)); }
+
+// One model x batch x frozen count, whatever the learning rate: what an
+// epoch costs and what the profile knows of power and memory.
+struct Config {
+  std::size_t model = 0;
+  int batch = 0, frozen = 0;
+  double train_epoch = 0, eval_epoch = 0;
+  std::optional<double> watts;
+  std::optional<std::int64_t> memory;
+};
+
+struct Costs {
+  double fixed = 0;  // startup + saving, spent seconds not included
+  double spent_seconds = 0, spent_joules = 0;
+  double seconds(const Config& c, int epochs) const {
+    return spent_seconds + fixed + epochs * (c.train_epoch + c.eval_epoch);
+  }
+  std::optional<double> joules(const Config& c, int epochs) const {
+    if (!c.watts) return std::nullopt;
+    return spent_joules + *c.watts * (seconds(c, epochs) - spent_seconds);
+  }
+};
+
+struct Limits {
+  double usable_seconds = 0;
+  std::optional<double> usable_joules;
+  std::optional<std::int64_t> memory;
+  bool time_fits(const Costs& k, const Config& c, int e) const { return k.seconds(c, e) <= usable_seconds; }
+  bool energy_fits(const Costs& k, const Config& c, int e) const {
+    if (!usable_joules) return true;
+    const auto j = k.joules(c, e);
+    return j && *j <= *usable_joules;
+  }
+  bool memory_fits(const Config& c) const { return !memory || (c.memory && *c.memory <= *memory); }
+  bool fits(const Costs& k, const Config& c, int e) const {
+    return memory_fits(c) && time_fits(k, c, e) && energy_fits(k, c, e);
+  }
+};
+
+struct Candidate {
+  std::size_t config = 0, lr = 0;
+  int epochs = 0, max_fit = 0;
+  double seconds = 0;
+  Prediction prediction;
+  double score = 0;
+};
+
+const StepTiming* find_cell(const ModelProfile& m, int batch, int frozen) {
+  for (const StepTiming& s : m.steps)
+    if (s.batch_size == batch && s.frozen_stages == frozen) return &s;
+  return nullptr;
+}
+
+std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limits& l, int epoch_cap) {
+  std::string text;
+  const int e = p.regime.epochs;
+  if (e < p.max_fitting_epochs) {
+    text = "predicted best at " + std::to_string(e) + " of up to " + std::to_string(p.max_fitting_epochs) +
+           " epochs that fit";
+  } else if (e >= epoch_cap) {
+    text = "the grid's epoch cap (" + std::to_string(epoch_cap) + ")";
+  } else if (!l.time_fits(k, c, e + 1)) {
+    text = "bound by time: " + std::to_string(e) + " epochs take " + fmt("%.1f", p.seconds) + " of " +
+           fmt("%.1f", l.usable_seconds) + " usable s";
+  } else if (!l.energy_fits(k, c, e + 1)) {
+    text = "bound by energy: " + std::to_string(e) + " epochs take " + fmt("%.0f", p.joules.value_or(0)) + " of " +
+           fmt("%.0f", l.usable_joules.value_or(0)) + " usable J";
+  } else {
+    text = "bound by the budget";
+  }
+  if (l.memory && p.memory_bytes)
+    text += "; memory " + mib(double(*p.memory_bytes)) + " of " + mib(double(*l.memory)) + " MiB";
+  return text;
+}
+
+Json plan_json(const PlannedRun& p) {
+  const Regime& r = p.regime;
+  Json j;
+  j["model"] = r.model;
+  j["regime"] = Json{{"learning_rate", r.learning_rate},
+                     {"epochs", r.epochs},
+                     {"batch_size", r.batch_size},
+                     {"frozen_stages", r.frozen_stages},
+                     {"optimizer", to_string(r.optimizer)},
+                     {"momentum", r.momentum},
+                     {"weight_decay", r.weight_decay},
+                     {"schedule", to_string(r.schedule)},
+                     {"warmup_epochs", r.warmup_epochs},
+                     {"label_smoothing", r.label_smoothing},
+                     {"random_resized_crop", r.random_resized_crop},
+                     {"horizontal_flip", r.horizontal_flip},
+                     {"validation_fraction", r.validation_fraction},
+                     {"seed", r.seed}};
+  j["predicted_accuracy"] = p.predicted_accuracy;
+  j["predicted_std"] = p.predicted_std;
+  j["score"] = p.score;
+  j["seconds"] = p.seconds;
+  j["training_seconds"] = p.training_seconds;
+  j["evaluation_seconds"] = p.evaluation_seconds;
+  j["joules"] = p.joules ? Json(*p.joules) : Json(nullptr);
+  j["memory_bytes"] = p.memory_bytes ? Json(*p.memory_bytes) : Json(nullptr);
+  j["max_fitting_epochs"] = p.max_fitting_epochs;
+  j["why"] = p.why;
+  return j;
+}
+
+}  // namespace
+
+Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, const PlannerBudget& budget,
+                           const DeviceProfile& profile, const std::vector<ModelFeatures>& models,
+                           const AccuracyPredictor& predictor, const PlannerOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  const PlanGrid& grid = options.grid;
+  const PlanOverheads& over = options.overheads;
+  if (models.empty()) invalid("no models to plan for");
+  if (train_images < 1) invalid("train_images " + std::to_string(train_images) + " is below 1");
+  if (!(budget.seconds > 0) || !std::isfinite(budget.seconds))
+    invalid("budget seconds " + std::to_string(budget.seconds) + " is not a positive number");
+  if (budget.joules && !(*budget.joules > 0)) invalid("budget joules " + std::to_string(*budget.joules) + " is not positive");
+  if (budget.memory_bytes && *budget.memory_bytes <= 0)
+    invalid("budget memory " + std::to_string(*budget.memory_bytes) + " bytes is not positive");
+  if (grid.learning_rates.empty()) invalid("the plan grid has no learning rate");
+  for (double lr : grid.learning_rates)
+    if (!(lr > 0) || !std::isfinite(lr)) invalid("plan grid learning rate " + std::to_string(lr) + " is not positive");
+  if (grid.epochs.empty()) invalid("the plan grid has no epoch count");
+  for (int e : grid.epochs)
+    if (e < 1) invalid("plan grid epoch count " + std::to_string(e) + " is below 1");
+  for (int b : grid.batch_sizes)
+    if (b < 1) invalid("plan grid batch size " + std::to_string(b) + " is below 1");
+  for (int f : grid.frozen_stages)
+    if (f < 0) invalid("plan grid frozen stage count " + std::to_string(f) + " is negative");
+  if (!(over.safety_margin >= 0 && over.safety_margin < 1))
+    invalid("safety margin " + std::to_string(over.safety_margin) + " is outside [0, 1)");
+  for (const auto& [name, v] : {std::pair{"spent_seconds", over.spent_seconds},
+                                std::pair{"spent_joules", over.spent_joules},
+                                std::pair{"startup_seconds", over.startup_seconds},
+                                std::pair{"saving_seconds", over.saving_seconds},
+                                std::pair{"estimate_watts", options.estimate_watts},
+                                std::pair{"risk_aversion", options.risk_aversion}})
+    if (!(v >= 0) || !std::isfinite(v)) invalid(std::string(name) + " " + std::to_string(v) + " is not a non-negative number");
+  if (over.validation_images < 0) invalid("validation_images " + std::to_string(over.validation_images) + " is negative");
+  if (options.alternatives < 0) invalid("alternatives " + std::to_string(options.alternatives) + " is negative");
+
+  Limits limits;
+  limits.usable_seconds = budget.seconds * (1 - over.safety_margin);
+  if (budget.joules) limits.usable_joules = *budget.joules * (1 - over.safety_margin);
+  limits.memory = budget.memory_bytes;
+  Costs costs;
+  costs.fixed = over.startup_seconds + over.saving_seconds;
+  costs.spent_seconds = over.spent_seconds;
+  costs.spent_joules = over.spent_joules;
+  const int epoch_cap = *std::max_element(grid.epochs.begin(), grid.epochs.end());
+
+  // Configurations, with what each epoch costs.
+  std::vector<Config> configs;
+  bool any_watts = options.estimate_watts > 0;
+  for (std::size_t mi = 0; mi < models.size(); ++mi) {
+    const ModelProfile& mp = profile.model(models[mi].name);
+    std::vector<int> batches = grid.batch_sizes.empty() ? profile.batch_sizes : grid.batch_sizes;
+    if (batches.empty())
+      for (const StepTiming& s : mp.steps) batches.push_back(s.batch_size);
+    std::set<int> measured_frozen;
+    for (const StepTiming& s : mp.steps) measured_frozen.insert(s.frozen_stages);
+    std::vector<int> frozen = grid.frozen_stages;
+    if (frozen.empty())
+      for (int f = 0; f < mp.num_stages; ++f) frozen.push_back(f);
+    // Sorted and unique, so the order of configurations (and ties) does not
+    // depend on how the grid was written.
+    std::sort(batches.begin(), batches.end());
+    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+    std::sort(frozen.begin(), frozen.end());
+    frozen.erase(std::unique(frozen.begin(), frozen.end()), frozen.end());
+    const double eval_per_image = mp.inference_seconds_per_image_batch64 > 0 ? mp.inference_seconds_per_image_batch64
+                                                                              : mp.inference_seconds_per_image_batch1;
+    for (int f : frozen) {
+      if (f > mp.num_stages || !measured_frozen.count(f)) continue;  // the profile cannot predict it
+      for (int b : batches) {
+        Config c;
+        c.model = mi;
+        c.batch = b;
+        c.frozen = f;
+        c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
+        c.eval_epoch = double(over.validation_images) * eval_per_image;
+        const StepTiming* cell = find_cell(mp, b, f);
+        if (cell && cell->watts) c.watts = *cell->watts;
+        else if (options.estimate_watts > 0) c.watts = options.estimate_watts;
+        if (cell && cell->peak_rss_bytes) c.memory = *cell->peak_rss_bytes;
+        any_watts = any_watts || c.watts.has_value();
+        configs.push_back(c);
+      }
+    }
+  }
+  if (configs.empty())
+    invalid("the device profile has no measurement for any planned frozen stage count of the models");
+  if (budget.joules && !any_watts)
+    invalid("a joule budget needs power figures: the device profile has no watts and estimate_watts is 0");
+
+  std::vector<int> epoch_grid = grid.epochs;
+  std::sort(epoch_grid.begin(), epoch_grid.end());
+  epoch_grid.erase(std::unique(epoch_grid.begin(), epoch_grid.end()), epoch_grid.end());
+
+  Schedule out;
+  out.budget = budget;
+  out.usable_seconds = limits.usable_seconds;
+  out.usable_joules = limits.usable_joules;
+  out.configurations = configs.size() * grid.learning_rates.size();
+
+  std::vector<Candidate> candidates;
+  std::vector<int> max_fit(configs.size(), 0);
+  for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+    const Config& c = configs[ci];
+    int fit = 0;
+    if (limits.fits(costs, c, 1)) {
+      // Start from the closed form and correct it where rounding disagrees
+      // with the check every plan is held to.
+      const double per_epoch = c.train_epoch + c.eval_epoch;
+      double estimate = per_epoch > 0 ? (limits.usable_seconds - costs.spent_seconds - costs.fixed) / per_epoch : epoch_cap;
+      fit = int(std::clamp(std::floor(estimate), 1.0, double(epoch_cap)));
+      while (fit > 1 && !limits.fits(costs, c, fit)) --fit;
+      while (fit < epoch_cap && limits.fits(costs, c, fit + 1)) ++fit;
+    }
+    max_fit[ci] = fit;
+    std::vector<int> epochs;
+    for (int e : epoch_grid)
+      if (e <= fit) epochs.push_back(e);
+    if (grid.fill_budget && fit >= 1 && (epochs.empty() || epochs.back() != fit)) epochs.push_back(fit);
+    out.plans_considered += (epoch_grid.size() + (grid.fill_budget ? 1 : 0)) * grid.learning_rates.size();
+    for (std::size_t li = 0; li < grid.learning_rates.size(); ++li)
+      for (int e : epochs) {
+        Candidate k;
+        k.config = ci;
+        k.lr = li;
+        k.epochs = e;
+        k.max_fit = fit;
+        k.seconds = costs.seconds(c, e);
+        candidates.push_back(k);
+      }
+  }
+
+  if (candidates.empty()) {
+    // The configuration closest to fitting, at one epoch, and what it needs.
+    std::size_t nearest = configs.size();
+    double nearest_ratio = kInf;
+    for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+      const Config& c = configs[ci];
+      double ratio = costs.seconds(c, 1) / limits.usable_seconds;
+      if (limits.usable_joules) {
+        const auto j = costs.joules(c, 1);
+        ratio = std::max(ratio, j ? *j / *limits.usable_joules : kInf);
+      }
+      if (limits.memory) ratio = std::max(ratio, c.memory ? double(*c.memory) / double(*limits.memory) : kInf);
+      if (ratio < nearest_ratio) nearest_ratio = ratio, nearest = ci;
+    }
+    const std::string margin = fmt("%.0f", over.safety_margin * 100) + "% safety margin";
+    if (nearest == configs.size()) {
+      const bool memory_known = std::any_of(configs.begin(), configs.end(), [](const Config& c) { return c.memory.has_value(); });
+      const bool no_memory = limits.memory && !memory_known;
+      invalid("no plan fits the budget: the device profile has no " + std::string(no_memory ? "memory" : "power") +
+              " figure for any configuration that could fit, so none can be shown to fit the " +
+              (no_memory ? "memory cap" : "joule budget"));
+    }
+    const Config& c = configs[nearest];
+    std::string text = "no plan fits the budget: the cheapest, model '" + models[c.model].name + "' at batch " +
+                       std::to_string(c.batch) + " with " + std::to_string(c.frozen) +
+                       " frozen stages for 1 epoch, needs a budget of at least " +
+                       ceil2(costs.seconds(c, 1) / (1 - over.safety_margin)) + " s (given " +
+                       fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " +
+                       fmt("%.2f", over.spent_seconds) + " s already spent)";
+    if (budget.joules)
+      text += ", at least " + ceil2(*costs.joules(c, 1) / (1 - over.safety_margin)) + " J (given " +
+              fmt("%.2f", *budget.joules) + " J)";
+    if (budget.memory_bytes)
+      text += ", and at least " + mib(double(*c.memory)) + " MiB of memory (cap " +
+              mib(double(*budget.memory_bytes)) + " MiB)";
+    invalid(text);
+  }
+
+  // Score every fitting plan in one call.
+  std::vector<FeatureVector> rows;
+  rows.reserve(candidates.size());
+  {
+    std::vector<Regime> templates(models.size(), options.base);
+    std::vector<std::optional<double>> probes(models.size());
+    for (std::size_t mi = 0; mi < models.size(); ++mi) {
+      templates[mi].model = models[mi].name;
+      const auto it = options.probe_scores.find(models[mi].name);
+      if (it != options.probe_scores.end()) probes[mi] = it->second;
+    }
+    std::vector<ModelFeatures> features = models;
+    for (std::size_t mi = 0; mi < models.size(); ++mi)
+      if (features[mi].num_stages <= 0) features[mi].num_stages = profile.model(models[mi].name).num_stages;
+    for (const Candidate& k : candidates) {
+      const Config& c = configs[k.config];
+      Regime& r = templates[c.model];
+      r.learning_rate = grid.learning_rates[k.lr];
+      r.epochs = k.epochs;
+      r.batch_size = c.batch;
+      r.frozen_stages = c.frozen;
+      rows.push_back(make_features(task, train_images, features[c.model], r, probes[c.model]));
+    }
+  }
+  const std::vector<Prediction> predictions = predictor.predict(rows);
+  if (predictions.size() != candidates.size())
+    throw Error(ErrorCode::kInternal, "the predictor returned " + std::to_string(predictions.size()) +
+                                          " predictions for " + std::to_string(candidates.size()) + " plans");
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    candidates[i].prediction = predictions[i];
+    candidates[i].score = predictions[i].mean - options.risk_aversion * predictions[i].std;
+  }
+  out.plans_fitting = candidates.size();
+
+  auto key_less = [&](const Candidate& a, const Candidate& b) {
+    const bool a_nan = std::isnan(a.score), b_nan = std::isnan(b.score);
+    if (a_nan != b_nan) return b_nan;
+    if (!a_nan && a.score != b.score) return a.score > b.score;
+    if (a.seconds != b.seconds) return a.seconds < b.seconds;
+    const Config &ca = configs[a.config], &cb = configs[b.config];
+    const std::string &na = models[ca.model].name, &nb = models[cb.model].name;
+    if (na != nb) return na < nb;
+    if (a.lr != b.lr) return grid.learning_rates[a.lr] < grid.learning_rates[b.lr];
+    if (ca.batch != cb.batch) return ca.batch < cb.batch;
+    if (ca.frozen != cb.frozen) return ca.frozen < cb.frozen;
+    return a.epochs < b.epochs;
+  };
+  std::vector<std::size_t> order(candidates.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key_less(candidates[a], candidates[b]); });
+
+  auto make_run = [&](const Candidate& k) {
+    const Config& c = configs[k.config];
+    PlannedRun p;
+    p.regime = options.base;
+    p.regime.model = models[c.model].name;
+    p.regime.learning_rate = grid.learning_rates[k.lr];
+    p.regime.epochs = k.epochs;
+    p.regime.batch_size = c.batch;
+    p.regime.frozen_stages = c.frozen;
+    p.predicted_accuracy = k.prediction.mean;
+    p.predicted_std = k.prediction.std;
+    p.score = k.score;
+    p.seconds = k.seconds;
+    p.training_seconds = k.epochs * c.train_epoch;
+    p.evaluation_seconds = k.epochs * c.eval_epoch;
+    p.joules = costs.joules(c, k.epochs);
+    p.memory_bytes = c.memory;
+    p.max_fitting_epochs = k.max_fit;
+    p.why = why(p, c, costs, limits, epoch_cap);
+    return p;
+  };
+  std::set<std::pair<std::size_t, std::size_t>> seen;  // (configuration, learning rate)
+  for (std::size_t i : order) {
+    const Candidate& k = candidates[i];
+    if (!seen.insert({k.config, k.lr}).second) continue;
+    if (seen.size() == 1) {
+      out.best = make_run(k);
+      continue;
+    }
+    if (int(out.alternatives.size()) >= options.alternatives) break;
+    out.alternatives.push_back(make_run(k));
+  }
+  out.planning_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out;
+}
+
+std::string to_json(const PlannedRun& plan) { return plan_json(plan).dump(2) + "\n"; }
+
+std::string to_json(const Schedule& s) {
+  Json j;
+  j["best"] = plan_json(s.best);
+  Json alternatives = Json::array();
+  for (const PlannedRun& p : s.alternatives) alternatives.push_back(plan_json(p));
+  j["alternatives"] = alternatives;
+  j["budget"] = Json{{"seconds", s.budget.seconds},
+                     {"joules", s.budget.joules ? Json(*s.budget.joules) : Json(nullptr)},
+                     {"memory_bytes", s.budget.memory_bytes ? Json(*s.budget.memory_bytes) : Json(nullptr)},
+                     {"usable_seconds", s.usable_seconds},
+                     {"usable_joules", s.usable_joules ? Json(*s.usable_joules) : Json(nullptr)}};
+  j["configurations"] = s.configurations;
+  j["plans_considered"] = s.plans_considered;
+  j["plans_fitting"] = s.plans_fitting;
+  j["planning_seconds"] = s.planning_seconds;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace nasoa::runtime

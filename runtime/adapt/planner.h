@@ -1,0 +1,126 @@
+// runtime/adapt/planner.h: the one-shot schedule generator, which picks the
+// zoo model and training regime a task should be fine-tuned with inside a
+// budget, from predictions alone (no trial runs).
+//
+// For every configuration (model x learning rate x batch size x frozen
+// stages) and every epoch count of the grid, the plan's cost is predicted
+// from the device profile:
+//
+//   seconds = spent + startup + epochs * (train_epoch + eval_epoch) + saving
+//     train_epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen)
+//     eval_epoch  = validation_images * inference seconds per image (batch 64)
+//   joules  = spent_joules + watts * (seconds - spent)
+//     watts: the profile's measurement for that batch and frozen count, else
+//     PlannerOptions::estimate_watts; without either, joules are unknown
+//   memory  = the profile's peak RSS for that batch and frozen count, or
+//     unknown where it has none
+//
+// A plan fits when seconds <= budget.seconds * (1 - safety_margin), joules
+// (when a joule budget is set) <= budget.joules * (1 - safety_margin), and
+// memory (when a memory cap is set) <= memory_bytes; unknown joules or memory
+// do not fit a budget that limits them. Fitting plans are scored by the
+// predictor: score = mean - risk_aversion * std (risk_aversion 0 by default:
+// the plan expected to be most accurate; 1 prefers plans the predictor is
+// surer of). Ties go to the plan with fewer predicted seconds, then by model
+// name, learning rate, batch size, frozen stages and epochs, so the result is
+// a function of the inputs alone.
+//
+// The alternatives are the best plans of the other configurations, so that
+// they differ in more than one epoch from the best and from each other.
+//
+// Ownership and threads: a pure function of its arguments; the predictor is
+// only read (AccuracyPredictor::predict once, with every fitting plan).
+//
+// Errors: nasoa::Error{kInvalidArgument} for an empty model list or grid, a
+// non-positive budget or train_images, an option out of range, a joule budget
+// with no way to estimate power; the same when no plan fits, saying the
+// smallest budget the cheapest plan would need and for which plan.
+// Error{kNotFound} for a model the profile does not have.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nasoa/regime.h"
+#include "nasoa/task.h"
+#include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/predictor.h"
+#include "runtime/profile/device_profile.h"
+
+namespace nasoa::runtime {
+
+struct PlannerBudget {
+  double seconds = 0;                        // > 0: the whole adapt call, spent seconds included
+  std::optional<double> joules;              // > 0 when set
+  std::optional<std::int64_t> memory_bytes;  // > 0 when set: peak resident memory
+};
+
+struct PlanGrid {
+  std::vector<double> learning_rates{0.003, 0.01, 0.03, 0.1};
+  std::vector<int> batch_sizes;    // empty: the profile's
+  std::vector<int> frozen_stages;  // empty: 0..num_stages-1 of each model
+  std::vector<int> epochs{1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
+  // Also plan, per configuration, the most epochs that fit the budget (up to
+  // the largest of `epochs`): budgets between the grid's steps are used whole.
+  bool fill_budget = true;
+};
+
+struct PlanOverheads {
+  double spent_seconds = 0;            // already used (ingestion); counts against the budget
+  double spent_joules = 0;             // already used; counts against a joule budget
+  std::int64_t validation_images = 0;  // evaluated after every epoch
+  double startup_seconds = 0.5;        // building the model, loading weights, starting loaders
+  double saving_seconds = 1.0;         // writing the model directory
+  double safety_margin = 0.1;          // share of seconds and joules kept back for estimate error, [0, 1)
+};
+
+struct PlannerOptions {
+  PlanGrid grid;
+  PlanOverheads overheads;
+  Regime base;                 // what a plan does not choose (optimiser, weight decay, ...)
+  double estimate_watts = 0;   // power to assume where the profile has none; 0: none
+  double risk_aversion = 0;    // k in score = mean - k * std, >= 0
+  int alternatives = 5;        // >= 0
+  std::map<std::string, double> probe_scores;  // per model name, when a probe ran
+};
+
+struct PlannedRun {
+  Regime regime;                     // base with model, lr, epochs, batch and frozen stages chosen
+  double predicted_accuracy = 0;
+  double predicted_std = 0;
+  double score = 0;
+  double seconds = 0;                // predicted for the whole call, spent seconds included
+  double training_seconds = 0;       // all epochs
+  double evaluation_seconds = 0;     // all epochs
+  std::optional<double> joules;      // predicted, spent joules included
+  std::optional<std::int64_t> memory_bytes;
+  int max_fitting_epochs = 0;        // most epochs of this configuration that fit
+  std::string why;                   // what bounds it, in a few words
+};
+
+struct Schedule {
+  PlannedRun best;
+  std::vector<PlannedRun> alternatives;  // best first
+  PlannerBudget budget;
+  double usable_seconds = 0;                // budget less the safety margin
+  std::optional<double> usable_joules;
+  std::size_t configurations = 0;           // model x lr x batch x frozen planned
+  std::size_t plans_considered = 0;         // configurations x epoch counts
+  std::size_t plans_fitting = 0;            // those scored by the predictor
+  double planning_seconds = 0;
+};
+
+// `train_images`: images the fine-tune will train on (after the validation
+// split); the validation images go in options.overheads.
+Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, const PlannerBudget& budget,
+                           const DeviceProfile& profile, const std::vector<ModelFeatures>& models,
+                           const AccuracyPredictor& predictor, const PlannerOptions& options = {});
+
+// Pretty-printed JSON, for reports and --plan-only.
+std::string to_json(const PlannedRun& plan);
+std::string to_json(const Schedule& schedule);
+
+}  // namespace nasoa::runtime

@@ -1,0 +1,367 @@
+// The schedule generator: no plan over any budget by the profile's own
+// estimate, the predictor's preference followed, deterministic ties, and an
+// impossible budget answered with the budget that would do. Planning time is
+// printed, not asserted.
+#include "runtime/adapt/planner.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
+#include "nasoa/error.h"
+#include "tests/runtime/adapt_support.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using testing::make_profile;
+using testing::SyntheticWorld;
+
+// A predictor whose answer a test decides.
+class StubPredictor : public AccuracyPredictor {
+ public:
+  explicit StubPredictor(std::function<Prediction(const FeatureVector&)> f) : f_(std::move(f)) {}
+  std::vector<Prediction> predict(const std::vector<FeatureVector>& rows) const override {
+    ++calls;
+    std::vector<Prediction> out;
+    for (const FeatureVector& x : rows) out.push_back(f_(x));
+    return out;
+  }
+  mutable int calls = 0;
+
+ private:
+  std::function<Prediction(const FeatureVector&)> f_;
+};
+
+const std::vector<ModelFeatures>& models() {
+  static const std::vector<ModelFeatures> m = SyntheticWorld(1).models();
+  return m;
+}
+
+// Which of models() a feature row describes (they differ in parameters).
+std::size_t model_of(const FeatureVector& x) {
+  for (std::size_t i = 0; i < models().size(); ++i)
+    if (std::abs(x[kLogParameters] - std::log(double(models()[i].parameters))) < 1e-9) return i;
+  ADD_FAILURE() << "a feature row of no known model";
+  return 0;
+}
+
+const TaskMeta kTask = testing::make_meta(10, 100);
+constexpr std::int64_t kTrainImages = 800;
+
+PlannerOptions options_with(std::int64_t validation_images = 200, double spent = 1.0) {
+  PlannerOptions o;
+  o.overheads.validation_images = validation_images;
+  o.overheads.spent_seconds = spent;
+  o.overheads.spent_joules = 10 * spent;
+  return o;
+}
+
+// The plan's cost as the profile predicts it, computed here independently.
+struct Cost {
+  double seconds = 0;
+  std::optional<double> joules;
+  std::optional<std::int64_t> memory;
+};
+Cost cost_of(const PlannedRun& p, const DeviceProfile& profile, const PlannerOptions& o, std::int64_t train_images,
+             double estimate_watts = 0) {
+  const Regime& r = p.regime;
+  const ModelProfile& m = profile.model(r.model);
+  const double epoch = predict_epoch_seconds(profile, r.model, train_images, r.batch_size, r.frozen_stages) +
+                       double(o.overheads.validation_images) * m.inference_seconds_per_image_batch64;
+  Cost c;
+  c.seconds = o.overheads.spent_seconds + o.overheads.startup_seconds + o.overheads.saving_seconds + r.epochs * epoch;
+  for (const StepTiming& s : m.steps)
+    if (s.batch_size == r.batch_size && s.frozen_stages == r.frozen_stages) {
+      const std::optional<double> watts = s.watts ? s.watts : (estimate_watts > 0 ? std::optional(estimate_watts) : std::nullopt);
+      if (watts) c.joules = o.overheads.spent_joules + *watts * (c.seconds - o.overheads.spent_seconds);
+      c.memory = s.peak_rss_bytes;
+    }
+  return c;
+}
+
+// Parses "at least X s" out of a nothing-fits message.
+double needed_seconds(const std::string& message) {
+  std::smatch m;
+  if (!std::regex_search(message, m, std::regex("at least ([0-9.]+) s"))) {
+    ADD_FAILURE() << "no needed budget in: " << message;
+    return 0;
+  }
+  return std::stod(m[1]);
+}
+
+TEST(PlannerTest, NoPlanExceedsAnyBudgetByTheProfilesEstimate) {
+  SyntheticWorld world(2);
+  PredictorOptions small;
+  small.members = 3;
+  small.trees = 30;
+  const Predictor predictor = Predictor::fit(world.records(600, "r"), {}, small);
+  const DeviceProfile profile = make_profile(models());
+  std::mt19937_64 rng(99);
+  auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * double(rng() >> 11) * 0x1.0p-53; };
+  int planned = 0, refused = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    PlannerBudget budget;
+    budget.seconds = std::exp(uniform(std::log(1.0), std::log(400.0)));
+    if (rng() % 2) budget.joules = budget.seconds * uniform(4, 20);
+    if (rng() % 3 == 0) budget.memory_bytes = std::int64_t(uniform(150, 2500) * 1024 * 1024);
+    PlannerOptions o = options_with(std::int64_t(uniform(0, 500)), uniform(0, 3));
+    o.overheads.safety_margin = uniform(0, 0.3);
+    const auto train_images = std::int64_t(uniform(20, 3000));
+    Schedule s;
+    try {
+      s = generate_schedule(kTask, train_images, budget, profile, models(), predictor, o);
+    } catch (const Error& e) {
+      ASSERT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+      ASSERT_NE(std::string(e.what()).find("no plan fits"), std::string::npos) << e.what();
+      ++refused;
+      continue;
+    }
+    ++planned;
+    std::vector<const PlannedRun*> plans{&s.best};
+    for (const PlannedRun& a : s.alternatives) plans.push_back(&a);
+    ASSERT_LE(s.alternatives.size(), 5u);
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      const PlannedRun& p = *plans[i];
+      const Cost c = cost_of(p, profile, o, train_images);
+      const std::string where = "trial " + std::to_string(trial) + " plan " + std::to_string(i) + ": " + to_json(p);
+      ASSERT_LE(c.seconds, budget.seconds) << where;
+      ASSERT_LE(c.seconds, budget.seconds * (1 - o.overheads.safety_margin) + 1e-9) << where;
+      ASSERT_NEAR(p.seconds, c.seconds, 1e-9 * c.seconds) << where;
+      if (budget.joules) {
+        ASSERT_TRUE(c.joules) << where;
+        ASSERT_LE(*c.joules, *budget.joules * (1 - o.overheads.safety_margin) + 1e-9) << where;
+      }
+      if (budget.memory_bytes) {
+        ASSERT_TRUE(c.memory) << where;
+        ASSERT_LE(*c.memory, *budget.memory_bytes) << where;
+      }
+      ASSERT_LE(p.regime.epochs, p.max_fitting_epochs) << where;
+      ASSERT_LT(p.regime.frozen_stages, profile.model(p.regime.model).num_stages) << where;
+      if (i > 0) {
+        ASSERT_LE(p.score, plans[i - 1]->score) << where;
+      }
+    }
+  }
+  std::cout << "[ property ] " << planned << " budgets planned, " << refused << " refused as impossible\n";
+  EXPECT_GT(planned, 100);
+  EXPECT_GT(refused, 10);
+}
+
+TEST(PlannerTest, PicksThePlanThePredictorScoresHighest) {
+  const DeviceProfile profile = make_profile(models());
+  PlannerBudget budget;
+  budget.seconds = 300;
+  for (std::size_t favourite : {std::size_t(3), std::size_t(1)}) {
+    const StubPredictor stub([&](const FeatureVector& x) {
+      const double lr_bonus = std::abs(x[kLogLearningRate] - std::log(0.03)) < 1e-9 ? 0.05 : 0.0;
+      const double frozen_bonus = x[kFrozenFraction] == 0.2 ? 0.02 : 0.0;
+      return Prediction{(model_of(x) == favourite ? 0.7 : 0.5) + lr_bonus + frozen_bonus, 0.02};
+    });
+    const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), stub, options_with());
+    EXPECT_EQ(stub.calls, 1) << "one batch call for all plans";
+    EXPECT_EQ(s.best.regime.model, models()[favourite].name);
+    EXPECT_EQ(s.best.regime.learning_rate, 0.03);
+    EXPECT_EQ(s.best.regime.frozen_stages, 1);
+    EXPECT_DOUBLE_EQ(s.best.predicted_accuracy, 0.77);
+    EXPECT_GT(s.plans_fitting, 1000u);
+  }
+}
+
+TEST(PlannerTest, RiskAversionPrefersTheSurerPlan) {
+  const DeviceProfile profile = make_profile(models());
+  PlannerBudget budget;
+  budget.seconds = 120;
+  const StubPredictor stub([](const FeatureVector& x) {
+    switch (model_of(x)) {
+      case 0: return Prediction{0.80, 0.20};
+      case 1: return Prediction{0.78, 0.01};
+      default: return Prediction{0.50, 0.05};
+    }
+  });
+  PlannerOptions o = options_with();
+  EXPECT_EQ(generate_schedule(kTask, kTrainImages, budget, profile, models(), stub, o).best.regime.model, "m0");
+  o.risk_aversion = 1;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), stub, o);
+  EXPECT_EQ(s.best.regime.model, "m1");
+  EXPECT_DOUBLE_EQ(s.best.score, 0.77);
+}
+
+TEST(PlannerTest, FillsTheBudgetWhenMoreTrainingHelpsAndSaysWhatBoundsIt) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor more_is_better([](const FeatureVector& x) {
+    return Prediction{0.3 + 0.01 * x[kEpochs] + (model_of(x) == 2 ? 0.1 : 0.0), 0.02};
+  });
+  PlannerBudget budget;
+  budget.seconds = 20;
+  const PlannerOptions o = options_with();
+  Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  EXPECT_EQ(s.best.regime.model, "m2");
+  EXPECT_EQ(s.best.regime.epochs, s.best.max_fitting_epochs);
+  EXPECT_GT(s.best.regime.epochs, 1);
+  EXPECT_NE(s.best.why.find("bound by time"), std::string::npos) << s.best.why;
+  PlannedRun one_more = s.best;
+  ++one_more.regime.epochs;
+  EXPECT_GT(cost_of(one_more, profile, o, kTrainImages).seconds, s.usable_seconds) << "an epoch more would fit";
+
+  // Every configuration draws at least 10 W: 400 J after the margin and the
+  // spent joules buy at most 40 s, while time would allow about 180 s.
+  budget.seconds = 200;
+  budget.joules = (o.overheads.spent_joules + 400) / (1 - o.overheads.safety_margin);
+  s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  EXPECT_NE(s.best.why.find("bound by energy"), std::string::npos) << s.best.why;
+  EXPECT_LT(s.best.seconds, 60);
+
+  budget = PlannerBudget{};
+  budget.seconds = 1e5;
+  s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  EXPECT_EQ(s.best.regime.epochs, 32);
+  EXPECT_NE(s.best.why.find("epoch cap"), std::string::npos) << s.best.why;
+
+  const StubPredictor fewer_is_better([](const FeatureVector& x) {
+    return Prediction{0.9 - 0.01 * std::abs(x[kEpochs] - 3), 0.02};
+  });
+  s = generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, o);
+  EXPECT_EQ(s.best.regime.epochs, 3);
+  EXPECT_NE(s.best.why.find("predicted best at 3"), std::string::npos) << s.best.why;
+}
+
+TEST(PlannerTest, BreaksTiesTheSameWayWhateverTheGridOrder) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  PlannerBudget budget;
+  budget.seconds = 60;
+  PlannerOptions o = options_with();
+  const Schedule a = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  std::reverse(o.grid.learning_rates.begin(), o.grid.learning_rates.end());
+  std::reverse(o.grid.epochs.begin(), o.grid.epochs.end());
+  o.grid.batch_sizes = {64, 32, 16, 8};
+  std::vector<ModelFeatures> reversed(models().rbegin(), models().rend());
+  const Schedule b = generate_schedule(kTask, kTrainImages, budget, profile, reversed, flat, o);
+  EXPECT_EQ(to_json(a.best), to_json(b.best));
+  ASSERT_EQ(a.alternatives.size(), b.alternatives.size());
+  for (std::size_t i = 0; i < a.alternatives.size(); ++i) EXPECT_EQ(to_json(a.alternatives[i]), to_json(b.alternatives[i]));
+  // With nothing to choose between, the quickest plan wins.
+  EXPECT_EQ(a.best.regime.epochs, 1);
+  for (const PlannedRun& alt : a.alternatives) EXPECT_GE(alt.seconds, a.best.seconds);
+}
+
+TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  const PlannerOptions o = options_with(200, 2.0);
+  PlannerBudget budget;
+  budget.seconds = 2.5;
+  std::string message;
+  try {
+    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+    FAIL() << "planned inside an impossible budget";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    message = e.what();
+  }
+  std::cout << "[ message ] " << message << "\n";
+  EXPECT_NE(message.find("model 'm0'"), std::string::npos) << message;
+  EXPECT_NE(message.find("for 1 epoch"), std::string::npos) << message;
+  const double needed = needed_seconds(message);
+  budget.seconds = needed;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  EXPECT_EQ(s.best.regime.model, "m0");
+  EXPECT_EQ(s.best.regime.epochs, 1);
+  budget.seconds = needed * 0.99;
+  EXPECT_THROW(generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o), Error);
+
+  // A memory cap below every configuration says how much memory is needed.
+  budget.seconds = 1000;
+  budget.memory_bytes = 100 * 1024 * 1024;
+  try {
+    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+    FAIL() << "planned under an impossible memory cap";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MiB of memory (cap 100.0 MiB)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
+  const DeviceProfile profile = make_profile(models(), /*watts=*/false);
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  PlannerBudget budget;
+  budget.seconds = 60;
+  budget.joules = 500;
+  PlannerOptions o = options_with();
+  try {
+    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+    FAIL() << "planned a joule budget without any power figure";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("estimate_watts"), std::string::npos) << e.what();
+  }
+  o.estimate_watts = 15;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  const Cost c = cost_of(s.best, profile, o, kTrainImages, 15);
+  ASSERT_TRUE(s.best.joules && c.joules);
+  EXPECT_DOUBLE_EQ(*s.best.joules, *c.joules);
+  EXPECT_LE(*c.joules, 500 * 0.9);
+}
+
+TEST(PlannerTest, RefusesModelsTheProfileLacksAndBadInput) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  PlannerBudget budget;
+  budget.seconds = 60;
+  std::vector<ModelFeatures> unknown = models();
+  unknown.back().name = "not-profiled";
+  try {
+    generate_schedule(kTask, kTrainImages, budget, profile, unknown, flat, options_with());
+    FAIL() << "planned a model the profile lacks";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("not-profiled"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(generate_schedule(kTask, 0, budget, profile, models(), flat, options_with()), Error);
+  EXPECT_THROW(generate_schedule(kTask, kTrainImages, PlannerBudget{}, profile, models(), flat, options_with()), Error);
+  PlannerOptions bad = options_with();
+  bad.grid.learning_rates.clear();
+  EXPECT_THROW(generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, bad), Error);
+}
+
+TEST(PlannerTest, PlansTwelveModelsWithARealPredictorAndWritesJson) {
+  SyntheticWorld world(4);
+  std::vector<ModelFeatures> twelve;
+  for (int copy = 0; copy < 2; ++copy)
+    for (ModelFeatures m : world.models()) {
+      m.name += copy ? "-wide" : "";
+      m.parameters = m.parameters * (copy ? 3 : 1);
+      twelve.push_back(m);
+    }
+  const DeviceProfile profile = make_profile(twelve, true, {8, 16, 32, 64, 128});
+  const Predictor predictor = Predictor::fit(world.records(3000, "r"), {});
+  PlannerBudget budget;
+  budget.seconds = 400;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, twelve, predictor, options_with());
+  std::cout << "[ timing ] planned " << s.configurations << " configurations, " << s.plans_fitting
+            << " fitting plans scored, in " << s.planning_seconds * 1e3 << " ms\n";
+  RecordProperty("planning_ms", std::to_string(s.planning_seconds * 1e3));
+  EXPECT_EQ(s.configurations, 12u * 4 * 5 * 5);
+  EXPECT_GT(s.plans_fitting, 2000u);
+  EXPECT_LE(s.best.seconds, budget.seconds);
+  EXPECT_EQ(s.alternatives.size(), 5u);
+
+  const nlohmann::json j = nlohmann::json::parse(to_json(s));
+  EXPECT_EQ(j.at("best").at("model"), s.best.regime.model);
+  EXPECT_EQ(j.at("best").at("regime").at("epochs"), s.best.regime.epochs);
+  EXPECT_EQ(j.at("best").at("predicted_accuracy").get<double>(), s.best.predicted_accuracy);
+  EXPECT_EQ(j.at("alternatives").size(), 5u);
+  EXPECT_EQ(j.at("budget").at("seconds"), 400.0);
+  EXPECT_TRUE(j.at("budget").at("joules").is_null());
+  EXPECT_EQ(j.at("plans_fitting"), s.plans_fitting);
+  EXPECT_FALSE(j.at("best").at("why").get<std::string>().empty());
+}
+
+}  // namespace
+}  // namespace nasoa::runtime

@@ -1,0 +1,417 @@
+// The performance predictor: accuracy on a synthetic ground truth, honest
+// uncertainty, exact save/load, damaged files refused, online updates, and a
+// state directory that survives a kill. Timings are printed, not asserted: the
+// machine running the tests may be shared.
+#include "runtime/adapt/predictor.h"
+
+#include <gtest/gtest.h>
+#include <time.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+
+#include "nasoa/error.h"
+#include "tests/runtime/adapt_support.h"
+#include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
+
+namespace nasoa::runtime {
+namespace {
+
+using testing::SyntheticWorld;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU time of this thread: on a shared machine, closer to what the work costs
+// than the wall clock.
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
+    i = j + 1;
+  }
+  return r;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ra = ranks(a), rb = ranks(b);
+  const double n = double(a.size());
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < ra.size(); ++i)
+    sab += (ra[i] - ma) * (rb[i] - mb), saa += (ra[i] - ma) * (ra[i] - ma), sbb += (rb[i] - mb) * (rb[i] - mb);
+  return sab / std::sqrt(saa * sbb);
+}
+
+std::vector<FeatureVector> features_of(const std::vector<ExperienceRecord>& records) {
+  std::vector<FeatureVector> rows;
+  for (const ExperienceRecord& r : records) rows.push_back(make_features(r));
+  return rows;
+}
+
+// Fitted once on 5,000 synthetic records; most tests reuse it.
+class PredictorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    SyntheticWorld world(7);
+    train_ = new std::vector<ExperienceRecord>(world.records(5000, "train-"));
+    test_ = new std::vector<ExperienceRecord>(world.records(10000, "test-"));
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = thread_cpu_seconds();
+    predictor_ = new Predictor(Predictor::fit(*train_, {}));
+    fit_seconds_ = seconds_since(t0);
+    fit_cpu_seconds_ = thread_cpu_seconds() - c0;
+  }
+  static void TearDownTestSuite() {
+    delete predictor_;
+    delete train_;
+    delete test_;
+  }
+  static std::vector<ExperienceRecord>* train_;
+  static std::vector<ExperienceRecord>* test_;
+  static Predictor* predictor_;
+  static double fit_seconds_, fit_cpu_seconds_;
+};
+std::vector<ExperienceRecord>* PredictorTest::train_ = nullptr;
+std::vector<ExperienceRecord>* PredictorTest::test_ = nullptr;
+Predictor* PredictorTest::predictor_ = nullptr;
+double PredictorTest::fit_seconds_ = 0;
+double PredictorTest::fit_cpu_seconds_ = 0;
+
+TEST_F(PredictorTest, LearnsASyntheticFunctionOfTheFeatures) {
+  const std::vector<FeatureVector> rows = features_of(*test_);
+  const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = thread_cpu_seconds();
+  const std::vector<Prediction> predictions = predictor_->predict(rows);
+  const double predict_cpu_seconds = thread_cpu_seconds() - c0;
+  const double predict_seconds = seconds_since(t0);
+  std::cout << "[ timing ] fit on " << train_->size() << " records: " << fit_seconds_ * 1e3 << " ms wall, "
+            << fit_cpu_seconds_ * 1e3 << " ms CPU; predict " << rows.size() << " plans: " << predict_seconds * 1e3
+            << " ms wall, " << predict_cpu_seconds * 1e3 << " ms CPU\n";
+  RecordProperty("fit_cpu_ms_5000", std::to_string(fit_cpu_seconds_ * 1e3));
+  RecordProperty("predict_cpu_ms_10000", std::to_string(predict_cpu_seconds * 1e3));
+
+  ASSERT_EQ(predictions.size(), rows.size());
+  double train_mean = 0;
+  for (const ExperienceRecord& r : *train_) train_mean += r.best_accuracy / double(train_->size());
+  double mae = 0, mae_mean = 0;
+  std::vector<double> truth, predicted;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double t = SyntheticWorld::truth((*test_)[i]);
+    EXPECT_GE(predictions[i].mean, 0);
+    EXPECT_LE(predictions[i].mean, 1);
+    EXPECT_GE(predictions[i].std, predictor_->options().std_floor);
+    mae += std::abs(predictions[i].mean - t) / double(rows.size());
+    mae_mean += std::abs(train_mean - t) / double(rows.size());
+    truth.push_back(t);
+    predicted.push_back(predictions[i].mean);
+  }
+  const double rho = spearman(truth, predicted);
+  std::cout << "[ quality ] held-out MAE " << mae << " (predicting the mean: " << mae_mean << "), Spearman " << rho
+            << ", out-of-bag RMSE " << predictor_->oob_rmse() << "\n";
+  EXPECT_LT(mae, 0.03);
+  EXPECT_LT(mae, 0.3 * mae_mean);
+  EXPECT_GT(rho, 0.9);
+  // The out-of-bag error sees the noise (sd 0.02) as well as the model's error.
+  EXPECT_GT(predictor_->oob_rmse(), 0.015);
+  EXPECT_LT(predictor_->oob_rmse(), 0.06);
+}
+
+TEST_F(PredictorTest, IsLessCertainFarFromTheData) {
+  int checked = 0;
+  double near_sum = 0, far_sum = 0;
+  for (std::size_t i = 0; i < 200; ++i) {
+    ExperienceRecord r = (*test_)[i];
+    const Prediction near = predictor_->predict(make_features(r));
+    r.task = testing::make_meta(r.task.classes * 500, 3);
+    r.regime.learning_rate *= 300;
+    r.regime.epochs = 400;
+    const Prediction far = predictor_->predict(make_features(r));
+    EXPECT_GT(far.std, near.std) << "record " << i;
+    near_sum += near.std, far_sum += far.std, ++checked;
+  }
+  std::cout << "[ uncertainty ] mean std near the data " << near_sum / checked << ", far from it "
+            << far_sum / checked << "\n";
+  EXPECT_GT(far_sum, 3 * near_sum);
+}
+
+TEST_F(PredictorTest, SavesAndLoadsToTheSamePredictions) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "predictor.json";
+  Predictor p = *predictor_;
+  p.set_fitted_on("unit test");
+  p.save(path);
+  const Predictor back = Predictor::load(path);
+  EXPECT_EQ(back.fitted_on(), "unit test");
+  EXPECT_EQ(back.options(), p.options());
+  EXPECT_EQ(back.training_rows(), p.training_rows());
+  EXPECT_EQ(back.to_json(), p.to_json());
+  const std::vector<FeatureVector> rows = features_of(std::vector<ExperienceRecord>(test_->begin(), test_->begin() + 2000));
+  const std::vector<Prediction> a = p.predict(rows), b = back.predict(rows);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    ASSERT_EQ(a[i].mean, b[i].mean) << i;  // bit for bit
+    ASSERT_EQ(a[i].std, b[i].std) << i;
+  }
+}
+
+TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "predictor.json";
+  predictor_->save(path);
+  const std::string good = zoo::read_file(path);
+  const std::size_t model_at = good.find("\"model\":");
+  ASSERT_NE(model_at, std::string::npos);
+  std::vector<std::string> damaged;
+  for (int k = 1; k <= 40; ++k) {
+    std::string d = good;
+    const std::size_t at = model_at + 9 + (good.size() - model_at - 11) * std::size_t(k) / 41;
+    d[at] = char(d[at] ^ 0x01);
+    damaged.push_back(d);
+  }
+  damaged.push_back(good.substr(0, good.size() / 2));
+  damaged.push_back(good.substr(0, good.size() - 3));
+  damaged.push_back("");
+  for (const std::string& d : damaged) {
+    zoo::write_file_atomic(path, d);
+    try {
+      Predictor::load(path);
+      ADD_FAILURE() << "a damaged predictor file was loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+  std::string newer = good;
+  newer.replace(newer.find("\"format_version\":1"), 18, "\"format_version\":2");
+  zoo::write_file_atomic(path, newer);
+  try {
+    Predictor::load(path);
+    ADD_FAILURE() << "a newer format was loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupportedVersion) << e.what();
+  }
+}
+
+TEST(PredictorFitTest, IsDeterministicForASeed) {
+  SyntheticWorld world(3);
+  const std::vector<ExperienceRecord> records = world.records(400, "r");
+  PredictorOptions options;
+  options.members = 3;
+  options.trees = 20;
+  EXPECT_EQ(Predictor::fit(records, {}, options).to_json(), Predictor::fit(records, {}, options).to_json());
+  PredictorOptions other = options;
+  other.seed = 2;
+  EXPECT_NE(Predictor::fit(records, {}, options).to_json(), Predictor::fit(records, {}, other).to_json());
+}
+
+TEST(PredictorFitTest, UsesAnOptionalFeatureWhereItIsPresent) {
+  // Half the records carry a probe score that explains what the other
+  // features cannot; the rest have none (NaN).
+  SyntheticWorld world(11);
+  std::vector<ExperienceRecord> records = world.records(3000, "r");
+  std::mt19937_64 rng(5);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (i % 2) continue;
+    const double probe = double(rng() % 1000) / 1000.0;
+    records[i].probe_score = probe;
+    records[i].best_accuracy = std::clamp(records[i].best_accuracy + 0.3 * (probe - 0.5), 0.0, 1.0);
+  }
+  const Predictor p = Predictor::fit(records, {});
+  ExperienceRecord r = world.random_record("q");
+  r.probe_score.reset();
+  const Prediction none = p.predict(make_features(r));
+  r.probe_score = 0.05;
+  const Prediction low = p.predict(make_features(r));
+  r.probe_score = 0.95;
+  const Prediction high = p.predict(make_features(r));
+  EXPECT_TRUE(std::isfinite(none.mean) && std::isfinite(none.std));
+  EXPECT_GT(high.mean - low.mean, 0.15) << "low " << low.mean << " high " << high.mean;
+}
+
+TEST(PredictorFitTest, UpdateMovesPredictionsTowardDeviceOutcomes) {
+  SyntheticWorld world(21);
+  const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
+  // This device sees one kind of task, and fine-tunes do better on it than
+  // the shipped experience says (by 0.15).
+  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3);
+  std::vector<ExperienceRecord> device, probes;
+  for (int i = 0; i < 60; ++i) {
+    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+    device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), 0.15));
+    probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), 0.15));
+  }
+  PredictorOptions options;
+  options.members = 4;
+  options.trees = 60;
+  Predictor p = Predictor::fit(shipped, {}, options);
+  const std::vector<Prediction> before = p.predict(features_of(probes));
+  p.update(shipped, device);
+  const std::vector<Prediction> after = p.predict(features_of(probes));
+  EXPECT_EQ(p.training_rows(), shipped.size() + device.size());
+  double error_before = 0, error_after = 0, shift = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const double target = std::clamp(SyntheticWorld::truth(probes[i]) + 0.15, 0.0, 1.0);
+    error_before += std::abs(before[i].mean - target) / double(probes.size());
+    error_after += std::abs(after[i].mean - target) / double(probes.size());
+    shift += (after[i].mean - before[i].mean) / double(probes.size());
+  }
+  std::cout << "[ update ] MAE on the device's task before " << error_before << ", after " << error_after
+            << "; mean shift " << shift << "\n";
+  EXPECT_GT(shift, 0.05);
+  EXPECT_LT(error_after, 0.6 * error_before);
+  // Tasks unlike the device's keep their shipped predictions, near enough.
+  const std::vector<ExperienceRecord> elsewhere = world.records(300, "e");
+  const Predictor shipped_only = Predictor::fit(shipped, {}, options);
+  const std::vector<Prediction> a = shipped_only.predict(features_of(elsewhere)), b = p.predict(features_of(elsewhere));
+  double drift = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) drift += std::abs(a[i].mean - b[i].mean) / double(a.size());
+  EXPECT_LT(drift, 0.03);
+}
+
+TEST(PredictorFitTest, RefusesBadInput) {
+  EXPECT_THROW(Predictor::fit(std::vector<TrainingRow>{}, {}), Error);
+  TrainingRow row;
+  row.x.fill(0);
+  row.y = std::nan("");
+  EXPECT_THROW(Predictor::fit({row}, {}), Error);
+  row.y = 0.5;
+  PredictorOptions bad;
+  bad.max_bins = 1000;
+  try {
+    Predictor::fit({row}, bad);
+    ADD_FAILURE() << "accepted max_bins 1000";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("max_bins"), std::string::npos) << e.what();
+  }
+  // One row is enough for a (constant) predictor.
+  const Prediction p = Predictor::fit({row}, {}).predict(row.x);
+  EXPECT_DOUBLE_EQ(p.mean, 0.5);
+}
+
+// ---- the state directory ----------------------------------------------------
+
+PredictorOptions small_options() {
+  PredictorOptions o;
+  o.members = 3;
+  o.trees = 30;
+  return o;
+}
+
+TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(5);
+  ShippedExperience shipped{world.records(300, "s"), ""};
+  PredictorState s = PredictorState::open(dir / "state", shipped, small_options());
+  ASSERT_NE(s.predictor(), nullptr);
+  EXPECT_TRUE(s.refitted_on_open());
+  EXPECT_TRUE(std::filesystem::exists(dir / "state/predictor.json"));
+  EXPECT_TRUE(s.damage().empty());
+
+  ExperienceRecord outcome = world.random_record("device-1");
+  const FeatureVector x = make_features(outcome);
+  const double before = s.predictor()->predict(x).mean;
+  outcome.best_accuracy = 1.0;
+  EXPECT_TRUE(s.record(outcome));
+  EXPECT_FALSE(s.record(outcome)) << "the same run id stored twice";
+  ASSERT_EQ(s.device_records().size(), 1u);
+  EXPECT_EQ(s.device_records()[0].source, ExperienceSource::kDevice);
+  EXPECT_NE(s.predictor()->predict(x).mean, before);
+  EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 1u);
+
+  const std::string saved = s.predictor()->to_json();
+  PredictorState again = PredictorState::open(dir / "state", shipped, small_options());
+  EXPECT_FALSE(again.refitted_on_open());
+  EXPECT_EQ(again.predictor()->to_json(), saved);
+  // Other shipped experience or options: refit.
+  PredictorOptions other = small_options();
+  other.seed = 9;
+  EXPECT_TRUE(PredictorState::open(dir / "state", shipped, other).refitted_on_open());
+}
+
+TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
+  nasoa::testing::TempDir dir;
+  const std::string state = dir / "state";
+  SyntheticWorld world(6);
+  const ShippedExperience shipped{world.records(300, "s"), "bundle-digest"};
+  std::vector<ExperienceRecord> outcomes;
+  for (int i = 0; i < 3; ++i) outcomes.push_back(world.random_record("device-" + std::to_string(i)));
+  {
+    PredictorState s = PredictorState::open(state, shipped, small_options());
+    ASSERT_TRUE(s.record(outcomes[0]));
+  }
+  const std::string log = state + "/experience.log", json = state + "/predictor.json";
+  const std::string stale_predictor = zoo::read_file(json);
+
+  // Killed after appending the second outcome, before predictor.json was
+  // replaced; and killed again while appending the third (a torn tail).
+  append_experience(log, [&] {
+    ExperienceRecord r = outcomes[1];
+    r.source = ExperienceSource::kDevice;
+    return r;
+  }());
+  const std::string third = encode_experience_line(outcomes[2]);
+  {
+    std::ofstream out(log, std::ios::binary | std::ios::app);
+    out << third.substr(0, third.size() / 2);
+  }
+  PredictorState s = PredictorState::open(state, shipped, small_options());
+  EXPECT_TRUE(s.refitted_on_open());
+  ASSERT_EQ(s.device_records().size(), 2u);
+  ASSERT_EQ(s.damage().size(), 1u);
+  EXPECT_NE(s.damage()[0].find("dropped"), std::string::npos) << s.damage()[0];
+  // What it refitted is what a fresh fit on the same experience gives.
+  const Predictor fresh = Predictor::fit(shipped.records, s.device_records(), small_options());
+  const FeatureVector x = make_features(outcomes[2]);
+  EXPECT_EQ(s.predictor()->predict(x).mean, fresh.predict(x).mean);
+  EXPECT_NE(zoo::read_file(json), stale_predictor);
+
+  // The interrupted outcome is recorded again; the torn tail is cut first.
+  EXPECT_TRUE(s.record(outcomes[2]));
+  const ExperienceLogContents contents = read_experience_log(log);
+  EXPECT_EQ(contents.records.size(), 3u);
+  EXPECT_TRUE(contents.skipped.empty());
+  EXPECT_FALSE(contents.torn_tail);
+
+  // A damaged or missing predictor.json is refitted, and the damage named.
+  std::string damaged = zoo::read_file(json);
+  damaged[damaged.size() / 2] = char(damaged[damaged.size() / 2] ^ 0x01);
+  zoo::write_file_atomic(json, damaged);
+  PredictorState after_damage = PredictorState::open(state, shipped, small_options());
+  EXPECT_TRUE(after_damage.refitted_on_open());
+  ASSERT_EQ(after_damage.damage().size(), 1u);
+  EXPECT_NE(after_damage.damage()[0].find("predictor.json"), std::string::npos) << after_damage.damage()[0];
+  std::filesystem::remove(json);
+  EXPECT_TRUE(PredictorState::open(state, shipped, small_options()).refitted_on_open());
+  EXPECT_FALSE(PredictorState::open(state, shipped, small_options()).refitted_on_open());
+}
+
+TEST(PredictorStateTest, HasNoPredictorWithoutExperience) {
+  nasoa::testing::TempDir dir;
+  PredictorState s = PredictorState::open(dir / "state", {}, small_options());
+  EXPECT_EQ(s.predictor(), nullptr);
+  SyntheticWorld world(8);
+  EXPECT_TRUE(s.record(world.random_record("first")));
+  ASSERT_NE(s.predictor(), nullptr);
+  EXPECT_EQ(s.predictor()->training_rows(), 1u);
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
