@@ -234,6 +234,40 @@ Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
   return manifest;
 }
 
+namespace {
+
+// A model of an existing bundle, to be written again unchanged. Weights
+// round-trip bit-exactly through a network, so re-encoding the loaded one
+// reproduces the file byte for byte (the tests check it).
+BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
+  BundleModelInput kept;
+  kept.name = m.name;
+  kept.network = load_network(live, m);
+  kept.input_size = m.input_size;
+  kept.mean = m.mean;
+  kept.std = m.std;
+  kept.upstream_accuracy = m.upstream_accuracy;
+  kept.labels = m.labels;
+  return kept;
+}
+
+}  // namespace
+
+Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
+                               const Provenance& provenance) {
+  const std::string live = recover_bundle(dir);
+  const Manifest old = open_bundle(live);
+  BundleInput input;
+  input.name = old.name;
+  input.provenance = provenance;
+  if (!old.provenance.command_line.empty())
+    input.provenance.command_line = old.provenance.command_line + " && " + provenance.command_line;
+  for (const ModelInfo& m : old.models) input.models.push_back(kept_model(live, m));
+  input.predictor = predictor;
+  input.experience = experience;
+  return replace_bundle(dir, input);
+}
+
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
                        const Provenance& provenance) {
   const std::string live = recover_bundle(dir);
@@ -253,17 +287,7 @@ Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, co
         replaced = true;
         continue;
       }
-      // Weights round-trip bit-exactly through a network, so re-encoding the
-      // loaded one reproduces the file byte for byte (the tests check it).
-      BundleModelInput kept;
-      kept.name = m.name;
-      kept.network = load_network(live, m);
-      kept.input_size = m.input_size;
-      kept.mean = m.mean;
-      kept.std = m.std;
-      kept.upstream_accuracy = m.upstream_accuracy;
-      kept.labels = m.labels;
-      input.models.push_back(std::move(kept));
+      input.models.push_back(kept_model(live, m));
     }
     if (!replaced) input.models.push_back(model);
     if (old.predictor) input.predictor = read_file((fs::path(live) / old.predictor->path).string());

@@ -73,6 +73,12 @@ std::string recover_bundle(const std::string& dir);
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model,
                        const std::string& name, const Provenance& provenance);
 
+// Sets (or replaces) the predictor and experience files of the bundle `dir`;
+// the models are kept bit-exactly. Provenance as add_to_bundle(). Throws as
+// open_bundle() and replace_bundle() do.
+Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
+                               const Provenance& provenance);
+
 // Reads and decodes DIR/MANIFEST and checks every listed file's size and
 // SHA-256. Throws as Zoo::open() documents.
 Manifest open_bundle(const std::string& dir);

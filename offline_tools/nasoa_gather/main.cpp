@@ -1,0 +1,245 @@
+// nasoa-gather: fine-tuning experience for the performance predictor.
+//
+//   nasoa-gather --zoo BUNDLE --tasks DIR --log FILE [--lrs 0.003,0.01,0.03,0.1]
+//                [--frozen 0,1,2] [--epochs 1,3,8] [--batch 32] [--plans-per-pair N]
+//                [--probe-per-class 20] [--seed 1] [--hours H] [--threads N]
+//
+// Fine-tunes every model of the bundle on every task (each subfolder of DIR,
+// a folder of class subfolders) under plans from a grid of learning rate x
+// frozen stages x epochs, and appends one record per run to the experience
+// log (runtime/adapt/experience_log.h): the task's meta-features, the model's
+// features, the regime, the validation accuracy after every epoch, the time,
+// and the LogME score of the model's frozen features on a sample of the task
+// (the probe feature; its time is recorded too). With --plans-per-pair N each
+// (task, model) pair gets N plans of the grid, a seeded draw, instead of all.
+// Runs go round by round (plan k of every pair before plan k+1 of any), so
+// that a gathering cut short still covers every pair.
+//
+// Resumable: a run whose id is in the log already is skipped; the log is
+// append-only with a checksum per record, so a crash loses at most the run
+// in flight. --hours stops cleanly after that much wall time.
+//
+// Exit status: 0 success, 1 a failed operation (the reason on stderr),
+// CLI11's codes for bad arguments.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "nasoa/error.h"
+#include "nasoa/version.h"
+#include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/probe.h"
+#include "runtime/data/image_store.h"
+#include "runtime/data/split.h"
+#include "runtime/data/task_source.h"
+#include "runtime/train/fine_tuner.h"
+#include "zoo/bundle/bundle.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace rt = nasoa::runtime;
+using nasoa::Error;
+using nasoa::ErrorCode;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  std::string zoo, tasks, log;
+  std::vector<double> lrs{0.003, 0.01, 0.03, 0.1};
+  std::vector<int> frozen{0, 1, 2};
+  std::vector<int> epochs{1, 3, 8};
+  int batch = 32, plans_per_pair = 0, probe_per_class = 20, threads = 0;
+  std::uint64_t seed = 1;
+  double hours = 0;
+};
+
+struct Plan {
+  double lr;
+  int frozen, epochs;
+};
+
+struct Task {
+  std::string name;
+  std::unique_ptr<rt::ImageStore> store;
+  rt::Split split;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string run_id(const std::string& task, const std::string& model, const Plan& p, int batch, std::uint64_t seed) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "|lr=%g|frozen=%d|epochs=%d|batch=%d|seed=%llu", p.lr, p.frozen, p.epochs, batch,
+                static_cast<unsigned long long>(seed));
+  return task + "|" + model + buf;
+}
+
+int run(const Args& a) {
+  const auto started = Clock::now();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int workers = std::max(1, cores / 4);
+  torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1, cores - workers));
+
+  const nasoa::zoo::Manifest manifest = nasoa::zoo::open_bundle(a.zoo);
+  if (manifest.models.empty()) throw Error(ErrorCode::kInvalidArgument, a.zoo + ": the bundle has no models");
+  const int side = manifest.models.front().input_size;
+  for (const nasoa::ModelInfo& m : manifest.models)
+    if (m.input_size != side)
+      throw Error(ErrorCode::kInvalidArgument, a.zoo + ": models of different input sizes (" + m.name + ": " +
+                                                   std::to_string(m.input_size) + ", not " + std::to_string(side) + ")");
+
+  std::vector<Task> tasks;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(a.tasks))
+    if (e.is_directory()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  if (names.empty()) throw Error(ErrorCode::kNotFound, a.tasks + ": no task folders in it");
+  for (const std::string& name : names) {
+    rt::IngestOptions ingest;
+    ingest.side = side;
+    Task t;
+    t.name = name;
+    t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
+    std::vector<int> labels;
+    for (std::size_t i = 0; i < t.store->size(); ++i) labels.push_back(t.store->label(i));
+    t.split = rt::stratified_split(labels, 0.2, a.seed);
+    tasks.push_back(std::move(t));
+  }
+
+  std::vector<Plan> grid;
+  for (double lr : a.lrs)
+    for (int f : a.frozen)
+      for (int e : a.epochs) grid.push_back({lr, f, e});
+  const std::set<std::string> done = rt::completed_run_ids(a.log);
+  std::cerr << "gathering: " << manifest.models.size() << " models x " << tasks.size() << " tasks x "
+            << (a.plans_per_pair > 0 ? std::min<std::size_t>(std::size_t(a.plans_per_pair), grid.size()) : grid.size())
+            << " plans; " << done.size() << " runs already in " << a.log << "\n";
+
+  // Each pair's plans: the grid in a seeded order of its own, so pairs cover
+  // different corners of the grid and together the whole of it.
+  std::map<std::pair<std::size_t, std::size_t>, std::vector<Plan>> plans;
+  std::size_t rounds = 0;
+  for (std::size_t t = 0; t < tasks.size(); ++t)
+    for (std::size_t m = 0; m < manifest.models.size(); ++m) {
+      std::vector<Plan> order = grid;
+      std::mt19937_64 rng(a.seed * 1000003 + t * 1009 + m);
+      std::shuffle(order.begin(), order.end(), rng);
+      if (a.plans_per_pair > 0 && order.size() > std::size_t(a.plans_per_pair)) order.resize(std::size_t(a.plans_per_pair));
+      rounds = std::max(rounds, order.size());
+      plans[{t, m}] = std::move(order);
+    }
+
+  std::map<std::pair<std::size_t, std::size_t>, double> probe, probe_seconds;
+  int ran = 0, skipped = 0;
+  for (std::size_t r = 0; r < rounds; ++r)
+    for (std::size_t t = 0; t < tasks.size(); ++t)
+      for (std::size_t m = 0; m < manifest.models.size(); ++m) {
+        const std::vector<Plan>& list = plans[{t, m}];
+        if (r >= list.size()) continue;
+        const nasoa::ModelInfo& info = manifest.models[m];
+        Task& task = tasks[t];
+        Plan plan = list[r];
+        const std::string id = run_id(task.name, info.name, plan, a.batch, a.seed);
+        if (done.count(id)) {
+          ++skipped;
+          continue;
+        }
+        if (a.hours > 0 && seconds_since(started) > a.hours * 3600) {
+          std::cerr << "gathering: stopped after " << a.hours << " h (" << ran << " runs); run again to carry on\n";
+          return 0;
+        }
+        const int classes = static_cast<int>(task.store->class_names().size());
+        if (!probe.count({t, m})) {
+          const auto t0 = Clock::now();
+          nasoa::zoo::Network net = nasoa::zoo::load_network(a.zoo, info);
+          probe[{t, m}] = rt::logme_probe(*net, *task.store, rt::probe_sample(*task.store, task.split.train, a.probe_per_class),
+                                          info.mean, info.std, workers);
+          probe_seconds[{t, m}] = seconds_since(t0);
+        }
+        const auto t0 = Clock::now();
+        rt::FineTuneJob job;
+        job.network = nasoa::zoo::load_network(a.zoo, info);
+        torch::manual_seed(a.seed);
+        job.network->reset_head(classes);
+        plan.frozen = std::min(plan.frozen, job.network->num_stages() - 1);
+        job.store = task.store.get();
+        job.split = task.split;
+        job.regime.model = info.name;
+        job.regime.learning_rate = plan.lr;
+        job.regime.epochs = plan.epochs;
+        job.regime.batch_size = a.batch;
+        job.regime.frozen_stages = plan.frozen;
+        job.regime.horizontal_flip = false;  // glyph tasks: mirroring changes the class
+        job.regime.seed = a.seed;
+        job.mean = info.mean;
+        job.std = info.std;
+        job.fingerprint = "nasoa-gather";
+        job.loader_workers = workers;
+        const rt::FineTuneOutcome outcome = rt::fine_tune(job, rt::Limits(1e9, 0));
+
+        rt::ExperienceRecord rec;
+        rec.run_id = id;
+        rec.source = rt::ExperienceSource::kShipped;
+        rec.task_id = task.name;
+        rec.task_name = task.name;
+        rec.task = task.store->meta();
+        rec.train_images = static_cast<std::int64_t>(task.split.train.size());
+        rec.model = rt::describe_model(info);
+        rec.regime = job.regime;
+        double best = -1;
+        for (const rt::EpochRecord& e : outcome.history) {
+          rec.history.push_back({e.epoch, e.elapsed_seconds, e.train_loss, e.validation_accuracy});
+          best = std::max(best, e.validation_accuracy);
+        }
+        rec.final_accuracy = outcome.validation_accuracy;
+        rec.best_accuracy = best;
+        rec.total_seconds = seconds_since(t0);
+        rec.device = outcome.device;
+        rec.stop_reason = outcome.stop_reason;
+        rec.probe_score = probe[{t, m}];
+        rt::append_experience(a.log, rec);
+        ++ran;
+        std::fprintf(stderr, "%-12s %-10s lr %-6g frozen %d epochs %2d: %6.2f %%  (%.1f s; probe %.3f in %.2f s)\n",
+                     task.name.c_str(), info.name.c_str(), plan.lr, plan.frozen, plan.epochs, 100 * best,
+                     rec.total_seconds, probe[{t, m}], probe_seconds[{t, m}]);
+      }
+  std::cerr << "gathering: " << ran << " runs made, " << skipped << " found in the log, "
+            << static_cast<long>(seconds_since(started)) << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-gather: fine-tuning experience of a bundle's models on source tasks (nasoa " NASOA_VERSION_STRING ")"};
+  Args a;
+  app.add_option("--zoo", a.zoo, "The bundle")->required();
+  app.add_option("--tasks", a.tasks, "Folder of source tasks, each a folder of class subfolders")->required();
+  app.add_option("--log", a.log, "Experience log to append to (created if missing)")->required();
+  app.add_option("--lrs", a.lrs, "Learning rates of the grid")->delimiter(',')->capture_default_str();
+  app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")->delimiter(',')->capture_default_str();
+  app.add_option("--epochs", a.epochs, "Epochs of the grid")->delimiter(',')->capture_default_str();
+  app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")->capture_default_str();
+  app.add_option("--probe-per-class", a.probe_per_class, "Images per class for the LogME probe")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--seed", a.seed, "Seed of splits, draws and training")->capture_default_str();
+  app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")->capture_default_str();
+  app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(a);
+  } catch (const Error& e) {
+    std::cerr << "nasoa-gather: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nasoa-gather: error: " << e.what() << '\n';
+    return 1;
+  }
+}
