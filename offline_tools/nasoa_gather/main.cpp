@@ -3,6 +3,7 @@
 //   nasoa-gather --zoo BUNDLE --tasks DIR --log FILE [--lrs 0.003,0.01,0.03,0.1]
 //                [--frozen 0,1,2] [--epochs 1,3,8] [--batch 32] [--plans-per-pair N]
 //                [--probe-per-class 20] [--seed 1] [--hours H] [--threads N]
+//   nasoa-gather --ship LOG --zoo BUNDLE
 //
 // Fine-tunes every model of the bundle on every task (each subfolder of DIR,
 // a folder of class subfolders) under plans from a grid of learning rate x
@@ -18,6 +19,10 @@
 // Resumable: a run whose id is in the log already is skipped; the log is
 // append-only with a checksum per record, so a crash loses at most the run
 // in flight. --hours stops cleanly after that much wall time.
+//
+// --ship fits the performance predictor on the log's records and writes both
+// (the predictor and the log itself) into the bundle, which is rewritten
+// crash-safely with its models unchanged (zoo::set_bundle_experience).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // CLI11's codes for bad arguments.
@@ -36,6 +41,7 @@
 #include "nasoa/error.h"
 #include "nasoa/version.h"
 #include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/predictor.h"
 #include "runtime/adapt/probe.h"
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
@@ -52,7 +58,7 @@ using nasoa::ErrorCode;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string zoo, tasks, log;
+  std::string zoo, tasks, log, ship;
   std::vector<double> lrs{0.003, 0.01, 0.03, 0.1};
   std::vector<int> frozen{0, 1, 2};
   std::vector<int> epochs{1, 3, 8};
@@ -79,6 +85,31 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
   std::snprintf(buf, sizeof buf, "|lr=%g|frozen=%d|epochs=%d|batch=%d|seed=%llu", p.lr, p.frozen, p.epochs, batch,
                 static_cast<unsigned long long>(seed));
   return task + "|" + model + buf;
+}
+
+// The program by its name alone, as nasoa-pretrain records it.
+std::string joined_command_line(int argc, char** argv) {
+  std::string out = fs::path(argv[0]).filename().string();
+  for (int i = 1; i < argc; ++i) out += " " + std::string(argv[i]);
+  return out;
+}
+
+int ship(const Args& a, const std::string& command_line) {
+  const rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
+  for (const std::string& line : contents.damage_report(a.ship)) std::cerr << "nasoa-gather: " << line << "\n";
+  if (contents.records.empty()) throw Error(ErrorCode::kInvalidArgument, a.ship + ": no usable experience records");
+  const auto t0 = Clock::now();
+  const rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
+  const double fit_seconds = seconds_since(t0);
+  // Only the verified, complete lines go into the bundle.
+  std::string log;
+  for (const rt::ExperienceRecord& r : contents.records) log += rt::encode_experience_line(r);
+  const nasoa::Provenance provenance{std::string("nasoa-gather ") + NASOA_VERSION_STRING, command_line, a.seed,
+                                     nasoa::zoo::utc_timestamp(), "docs/corpora.md#source-tasks"};
+  const nasoa::zoo::Manifest m = nasoa::zoo::set_bundle_experience(a.zoo, predictor.to_json(), log, provenance);
+  std::cout << "shipped:    " << contents.records.size() << " experience records and a predictor fitted in "
+            << fit_seconds << " s into " << a.zoo << " ('" << m.name << "')\n";
+  return 0;
 }
 
 int run(const Args& a) {
@@ -221,8 +252,10 @@ int main(int argc, char** argv) {
   CLI::App app{"nasoa-gather: fine-tuning experience of a bundle's models on source tasks (nasoa " NASOA_VERSION_STRING ")"};
   Args a;
   app.add_option("--zoo", a.zoo, "The bundle")->required();
-  app.add_option("--tasks", a.tasks, "Folder of source tasks, each a folder of class subfolders")->required();
-  app.add_option("--log", a.log, "Experience log to append to (created if missing)")->required();
+  auto* tasks = app.add_option("--tasks", a.tasks, "Folder of source tasks, each a folder of class subfolders");
+  auto* log = app.add_option("--log", a.log, "Experience log to append to (created if missing)");
+  app.add_option("--ship", a.ship, "Fit the predictor on this experience log and write both into the bundle")
+      ->excludes(tasks)->excludes(log);
   app.add_option("--lrs", a.lrs, "Learning rates of the grid")->delimiter(',')->capture_default_str();
   app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")->delimiter(',')->capture_default_str();
   app.add_option("--epochs", a.epochs, "Epochs of the grid")->delimiter(',')->capture_default_str();
@@ -234,6 +267,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (!a.ship.empty()) return ship(a, joined_command_line(argc, argv));
+    if (a.tasks.empty() || a.log.empty())
+      throw Error(ErrorCode::kInvalidArgument, "give --tasks DIR and --log FILE (or --ship LOG)");
     return run(a);
   } catch (const Error& e) {
     std::cerr << "nasoa-gather: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
