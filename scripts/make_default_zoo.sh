@@ -10,7 +10,10 @@
 #      models spread over the front (zoo/search/selected.csv);
 #   3. nasoa-pretrain trains every picked model and every baseline with one
 #      recipe on the whole upstream corpus;
-#   4. the bundles are verified and replace zoo/default and zoo/baselines.
+#   4. nasoa-gather fine-tunes the default bundle's models on the source tasks
+#      under a grid of regimes and ships the experience and the performance
+#      predictor fitted on it in the bundle ($NASOA_GATHER_HOURS caps it);
+#   5. the bundles are verified and replace zoo/default and zoo/baselines.
 #
 # Resumable: every step keeps its state under build/zoo-production and skips
 # what is done, so after an interruption the same command carries on. The
@@ -22,7 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 build=$(bash scripts/configure.sh | tail -n 1)
-cmake --build "$build" --target nasoa-corpus nasoa-search nasoa-pretrain nasoa-zoo -j "$(nproc)"
+cmake --build "$build" --target nasoa-corpus nasoa-search nasoa-pretrain nasoa-gather nasoa-zoo -j "$(nproc)"
 export OMP_WAIT_POLICY=PASSIVE  # LibTorch's waiting threads must not starve the batch loader
 tools=$build/offline_tools
 work=build/zoo-production
@@ -91,7 +94,17 @@ hand_designed=$!
 wait $searched
 wait $hand_designed
 
-# 4. Verify, then replace the shipped bundles.
+# 4. Fine-tuning experience of the default bundle on the source tasks, and
+# the performance predictor fitted on it, shipped in the bundle. Each
+# (task, model) pair gets 24 plans of the grid, drawn with the seed; the log is
+# append-only, so an interrupted gathering carries on where it stopped.
+"$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
+  --seed "$seed" ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"} 2>&1 | tee -a "$work/gather.log"
+"$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
+stamp "experience gathered and shipped"
+
+# 5. Verify, then replace the shipped bundles.
 for bundle in default baselines; do
   "$tools/nasoa-zoo" verify "$work/$bundle"
   rm -rf "zoo/$bundle.new" && cp -r "$work/$bundle" "zoo/$bundle.new"
