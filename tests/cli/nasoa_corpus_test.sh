@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Drives nasoa-corpus as a user would, at the tiny scale: exit codes and messages.
+# Usage: nasoa_corpus_test.sh PATH/TO/nasoa-corpus WORKDIR
+set -u
+tool=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "$0")/check.sh"
+
+if [ ! -d /usr/share/openclipart/png ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  echo "openclipart-png or dataset-fashion-mnist is not installed (scripts/setup.sh installs them)"
+  exit 77
+fi
+
+check "--help exits 0 and shows usage" bash -c "'$tool' --help | grep -q Usage"
+
+"$tool" --out "$work/c" --scale tiny --clipart "$work/no-clipart" > "$work/missing.out" 2> "$work/missing.err"
+check "a missing --clipart folder exits 1" test $? -eq 1
+check "... naming the folder" grep -q "$work/no-clipart" "$work/missing.err"
+check "... and the package that provides it" grep -q "openclipart-png" "$work/missing.err"
+check "... before anything is written" test ! -e "$work/c"
+
+"$tool" --out "$work/c" --scale tiny --threads 2 > "$work/build.out" 2> "$work/build.err"
+check "a tiny corpus builds" test $? -eq 0
+check "... and says what it wrote" grep -q "eval: 4 tasks" "$work/build.out"
+check "... with corpus.json last" test -s "$work/c/corpus.json"
+check "... listing skipped clip-art on stderr" grep -q "^skipped .*above the cap" "$work/build.err"
+
+"$tool" --out "$work/c" --scale tiny --threads 1 > "$work/again.out" 2>&1
+check "the same options again exit 0" test $? -eq 0
+check "... doing nothing" grep -q "nothing to do" "$work/again.out"
+
+"$tool" --out "$work/c" --scale tiny --seed 2 > "$work/other.out" 2> "$work/other.err"
+check "other options exit 1" test $? -eq 1
+check "... naming the option and --force" grep -q "seed 2 (it was built with 1).*--force" "$work/other.err"
+
+"$tool" --out "$work/c" --scale huge > /dev/null 2>&1
+check "an unknown --scale is a usage error" test $? -gt 1
+
+finish
