@@ -55,7 +55,7 @@ for b in "${baselines[@]}"; do baseline_args+=(--baseline "$b"); done
   --seed "$seed" --input "$input" --batch 64 --proxy-epochs 5 --train-per-class 100 --validation-per-class 20 \
   --block-samples 16 --seed-block 020- --seed-block 10001- --seed-block 2- --seed-block 0- --keep-blocks 4 \
   --reference-macro 1-21-21 --reference-c0 16 --population 8 --generations 5 --children 8 \
-  --c0 8,12,16,24,32 --max-blocks 12 --max-stages 4 --max-channels 256 --max-macs 8000000 --select 7 \
+  --c0 8,12,16,24,32 --max-blocks 12 --max-stages 4 --max-channels 256 --max-macs 6000000 --select 7 \
   "${baseline_args[@]}" 2>&1 | tee "$work/search.log"
 stamp "search done"
 
