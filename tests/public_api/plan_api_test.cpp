@@ -223,6 +223,26 @@ TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
   EXPECT_NE(message.find("48 px"), std::string::npos) << message;
 }
 
+TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {
+  nasoa::AdapterOptions options = profiled_options(dir_ / "state");
+  options.probe = true;
+  options.probe_per_class = 4;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 10;
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+  EXPECT_TRUE(plan.probe_used);
+  ASSERT_EQ(plan.probe_scores.size(), zoo_->models().size());
+  for (const nasoa::ModelInfo& m : zoo_->models()) {
+    ASSERT_EQ(plan.probe_scores.count(m.name), 1u) << m.name;
+    EXPECT_TRUE(std::isfinite(plan.probe_scores.at(m.name))) << m.name;
+  }
+  EXPECT_GT(plan.probe_seconds, 0);
+  EXPECT_GE(plan.planning_seconds, plan.probe_seconds);
+  EXPECT_GE(plan.best.predicted_seconds, plan.probe_seconds) << "the probe's time is spent from the budget";
+  EXPECT_FALSE(nasoa::Adapter(*zoo_, profiled_options(dir_ / "state")).plan(*task_, budget, base_).probe_used);
+}
+
 TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   const auto before = snapshot(g_bundle);
   nasoa::Adapter adapter(*zoo_, profiled_options(dir_ / "state"));
