@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README's first command. Sets up what is missing, builds the three programs
-# it runs, and then does what a user of nasoa does: adapts the embedded
-# starter zoo (zoo/default) to a task it has never seen, inside a 60-second
-# budget, and uses the result. The default task is 500 Fashion-MNIST test
+# it runs, and then does what a user of nasoa does: plans how to adapt the
+# embedded starter zoo (zoo/default) to a task it has never seen inside a
+# 60-second budget, adapts it, and uses the result. The default task is 500 Fashion-MNIST test
 # images of five classes the zoo was not trained on (sandal, shirt, sneaker,
 # bag, ankle boot), written once as an ordinary folder of class subfolders of
 # PNG files, the layout a user hands the SDK (data card: docs/data.md).
@@ -26,14 +26,15 @@ if [ ! -d "$task" ]; then
     --per-class 100 --seed 1 --out "$task"
 fi
 
-# The regime is given by hand until the planner chooses it: the starter model
-# with the best upstream accuracy, 30 short epochs (400 training images), a
-# learning rate that suits fine-tuning all of its layers; it finishes well
-# inside the budget, which would stop it (with the best model so far) if not.
+# No regime is given: nasoa-adapt asks the planner (nasoa::Adapter::plan) for
+# the model and regime that fit the budget, prints the plan, fine-tunes it,
+# and records the outcome in the device's state directory
+# (~/.local/state/nasoa, or $XDG_STATE_HOME/nasoa), from which later plans
+# learn. The first run on a machine also measures its device profile (about
+# a second on 2 cores), inside the budget.
 echo
-echo "== Adapting the starter zoo to the default task (60 s budget) =="
-"$build/samples/nasoa-adapt" --zoo zoo/default --data "$task" --budget 60 \
-  --model et-nas-a-like-16 --epochs 30 --lr 0.03 --batch 32 --seed 1 \
+echo "== Planning and adapting the starter zoo to the default task (60 s budget) =="
+"$build/samples/nasoa-adapt" --zoo zoo/default --data "$task" --budget 60 --seed 1 \
   --out "$build/default-model" --report "$build/default-report.json"
 
 echo

@@ -16,6 +16,7 @@
 #include "runtime/inference/model_dir.h"
 #include "runtime/profile/device_profile.h"
 #include "runtime/train/fine_tuner.h"
+#include "sdk/adapter_impl.h"
 #include "sdk/boundary.h"
 #include "sdk/task_impl.h"
 #include "zoo/bundle/bundle.h"
@@ -45,13 +46,46 @@ int cores() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 
 }  // namespace
 
-struct Adapter::Impl {
-  const Zoo* zoo;
-  AdapterOptions options;
-};
+namespace sdk {
 
-Adapter::Adapter(const Zoo& zoo, AdapterOptions options)
-    : impl_(std::make_unique<Impl>(Impl{&zoo, std::move(options)})) {}
+bool uses_gpu(const AdapterOptions& options) {
+  return options.device != DevicePreference::kCpu && torch::cuda::is_available();
+}
+
+// On the CPU, compute and batch building share the cores: together they
+// never exceed them, because LibTorch's OpenMP threads spin while they wait
+// and would starve an oversubscribed loader (measured on 2 cores: 25x slower).
+int loader_threads(const AdapterOptions& options, bool on_gpu) {
+  return options.loader_threads > 0 ? options.loader_threads
+         : on_gpu                   ? std::max(1, cores() - 1)
+                                    : std::max(1, cores() / 4);
+}
+
+int compute_threads(const AdapterOptions& options, bool on_gpu) {
+  return options.threads > 0 ? options.threads
+         : on_gpu            ? cores()
+                             : std::max(1, cores() - loader_threads(options, on_gpu));
+}
+
+runtime::Split task_split(const Task& task, const Regime& regime) {
+  const runtime::ImageStore& store = *task.impl().store;
+  runtime::Split split;
+  if (const auto& from = task.impl().validation_from) {
+    for (std::size_t i = 0; i < store.size(); ++i)
+      (store.source_index(i) >= *from ? split.validation : split.train).push_back(i);
+    return split;
+  }
+  std::vector<int> labels;
+  for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
+  return runtime::stratified_split(labels, regime.validation_fraction, regime.seed);
+}
+
+}  // namespace sdk
+
+Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->zoo = &zoo;
+  impl_->options = std::move(options);
+}
 Adapter::Adapter(Adapter&&) noexcept = default;
 Adapter& Adapter::operator=(Adapter&&) noexcept = default;
 Adapter::~Adapter() = default;
@@ -78,8 +112,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
       throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
 
-    std::optional<runtime::DeviceProfile> profile;
-    if (!options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
+    std::optional<runtime::DeviceProfile> profile = impl_->profile;
+    if (!profile && !options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
     double profile_watts = 0;
     if (profile && options.estimate_watts <= 0) {
       for (const runtime::ModelProfile& mp : profile->models)
@@ -120,14 +154,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     }
     job.store = &store;
     job.regime = regime;
-    if (const auto& from = task.impl().validation_from) {
-      for (std::size_t i = 0; i < store.size(); ++i)
-        (store.source_index(i) >= *from ? job.split.validation : job.split.train).push_back(i);
-    } else {
-      std::vector<int> labels;
-      for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
-      job.split = runtime::stratified_split(labels, regime.validation_fraction, regime.seed);
-    }
+    job.split = sdk::task_split(task, regime);
     job.mean = model.mean;
     job.std = model.std;
     job.fingerprint = fingerprint(store, model, regime);
@@ -138,16 +165,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (profile)
       job.predicted_step_seconds =
           runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
-    // On the CPU, compute and batch building share the cores: together they
-    // never exceed them, because LibTorch's OpenMP threads spin while they wait
-    // and would starve an oversubscribed loader (measured on 2 cores: 25x slower).
-    const bool on_gpu = job.use_cuda && torch::cuda::is_available();
-    job.loader_workers = options.loader_threads > 0 ? options.loader_threads
-                         : on_gpu                   ? std::max(1, cores() - 1)
-                                                    : std::max(1, cores() / 4);
-    torch::set_num_threads(options.threads > 0 ? options.threads
-                           : on_gpu            ? cores()
-                                               : std::max(1, cores() - job.loader_workers));
+    const bool on_gpu = sdk::uses_gpu(options);
+    job.loader_workers = sdk::loader_threads(options, on_gpu);
+    torch::set_num_threads(sdk::compute_threads(options, on_gpu));
     if (on_progress)
       job.on_progress = [&](const runtime::TrainProgress& p) {
         on_progress(Progress{p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.train_accuracy,
@@ -187,8 +207,19 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     r.device = outcome.device;
     r.resumed = state.has_value();
     r.peak_memory_bytes = runtime::peak_resident_bytes();
+    r.spent_seconds = budget.spent_seconds;
     return r;
   });
+}
+
+Result Adapter::fine_tune(const Task& task, const Plan& plan, const Budget& budget, const std::string& out_dir,
+                          const ProgressCallback& on_progress, bool resume) {
+  if (!(plan.planning_seconds >= 0))
+    throw Error(ErrorCode::kInvalidArgument,
+                "plan planning_seconds must not be negative, got " + std::to_string(plan.planning_seconds));
+  Budget counted = budget;
+  counted.spent_seconds += plan.planning_seconds;
+  return fine_tune(task, plan.best.regime, counted, out_dir, on_progress, resume);
 }
 
 }  // namespace nasoa

@@ -3,14 +3,10 @@
 
 #include "nasoa/zoo.h"
 #include "sdk/boundary.h"
+#include "sdk/zoo_impl.h"
 #include "zoo/bundle/bundle.h"
 
 namespace nasoa {
-
-struct Zoo::Impl {
-  std::string dir;
-  zoo::Manifest manifest;
-};
 
 Zoo::Zoo(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Zoo::Zoo(Zoo&&) noexcept = default;

@@ -12,8 +12,29 @@
 // training; fine_tune(..., resume = true) continues from it after a crash or
 // kill, counting the time already spent. It is removed once the model is saved.
 //
+// Online adaption (NASOA's schedule generator and its performance predictor,
+// docs/adaption.md): plan() picks the model and regime for a task and a
+// budget in one shot, from the bundle's shipped experience and this device's
+// own; fine_tune(task, plan, ...) trains it; record() feeds the outcome back,
+// so that the next plan is better informed. What the device learns lives in
+// a state directory (AdapterOptions::state_dir), one subfolder per zoo:
+//
+//   STATE/<zoo name>-<16 hex digits>/   the digits: a digest of the zoo's models
+//     experience.log                    (names, encodings, input sizes, weights),
+//     predictor.json                    so another zoo, or a model retrained,
+//     device-profile-<cpu|cuda>.json    never mixes with this one's experience
+//
+// experience.log holds the device's records (append-only, a checksum per
+// line), predictor.json the predictor fitted on the shipped and the device
+// records, device-profile-*.json the step times measured on this device (see
+// calibrate()). A kill at any instant leaves the folder usable: an append is
+// all or nothing and the predictor is refitted on open when stale. The zoo
+// bundle itself is never written to. A new shipped experience in an updated
+// bundle of the same models keeps the device's records.
+//
 // Ownership: the Adapter keeps a reference to the Zoo, which must outlive it.
-// Thread-safety: one fine_tune at a time per Adapter.
+// Thread-safety: one call at a time per Adapter; Adapters of several
+// processes may share a state directory (appends are serialised by a lock).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +44,7 @@
 #include <vector>
 
 #include "nasoa/export.h"
+#include "nasoa/plan.h"
 #include "nasoa/regime.h"
 #include "nasoa/task.h"
 #include "nasoa/zoo.h"
@@ -30,10 +52,13 @@
 namespace nasoa {
 
 struct Budget {
-  double seconds = 0;            // wall-clock limit of the whole call; required, > 0
+  double seconds = 0;            // wall-clock limit of the whole adapt; required, > 0
   double joules = 0;             // energy limit; 0: none
   std::int64_t memory_mib = 0;   // resident memory cap; 0: none
-  double spent_seconds = 0;      // already used (ingestion, say); counts against `seconds`
+  // Already used before the call (ingestion, say); counts against `seconds`.
+  // plan() counts its own time on top of it, and fine_tune(task, plan, ...)
+  // adds the plan's planning_seconds: give both the same Budget.
+  double spent_seconds = 0;
 };
 
 enum class DevicePreference { kAuto, kCpu, kCuda };
@@ -49,11 +74,33 @@ struct AdapterOptions {
   double checkpoint_interval_seconds = 30;   // at most this much training is lost to a kill
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
   // A device profile (nasoa-profile's JSON) measured on this device with this
-  // zoo: it predicts step times for the budget checks and, when no meter
-  // reads and estimate_watts is 0, gives the power to assume. Empty: none.
+  // zoo: it predicts step times for the plans and the budget checks and, when
+  // no meter reads and estimate_watts is 0, gives the power to assume. Empty:
+  // plan() uses the one it keeps in the state directory (measured on first
+  // use), and fine_tune(task, regime, ...) on an Adapter that has not planned none.
   std::string device_profile;
   std::string sysfs_root = "/sys";           // where energy meters are looked for
+  // Where the device keeps what it learns (see the top of this file). Empty:
+  // default_state_dir(). Only plan(), record() and calibrate() use it.
+  std::string state_dir;
+  // Whether plan() scores each model's frozen features on a sample of the
+  // task with LogME (a few forward passes per model, counted against the
+  // budget) and gives the predictor that score as a feature.
+  bool probe = false;
+  int probe_per_class = 10;  // images per class the probe looks at, >= 1
+  // Evaluated experience records (shipped and device together) the
+  // predictor needs before plan() follows it; below, plan() gives the
+  // default plan with the predictor's estimates beside it. A boosted-tree
+  // ensemble fitted on a handful of runs predicts about the same accuracy for
+  // every plan, which would make the cheapest plan win.
+  int min_experience = 10;
 };
+
+// $XDG_STATE_HOME/nasoa when XDG_STATE_HOME is an absolute path, else
+// $HOME/.local/state/nasoa, with HOME from the environment or else the user
+// database. Throws Error{kNotFound} when there is no home directory to use
+// (set AdapterOptions::state_dir then).
+NASOA_API std::string default_state_dir();
 
 struct Progress {
   int epoch = 0, epochs = 0;
@@ -87,6 +134,10 @@ struct Result {
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   bool resumed = false;
   std::int64_t peak_memory_bytes = 0;
+  // What the budget had counted when training began (Budget::spent_seconds,
+  // plus the plan's planning seconds for fine_tune(task, plan, ...)); part
+  // of wall_seconds and of each epoch's elapsed_seconds.
+  double spent_seconds = 0;
 };
 
 class NASOA_API Adapter {
@@ -107,8 +158,72 @@ class NASOA_API Adapter {
                    const std::string& out_dir, const ProgressCallback& on_progress = {},
                    bool resume = false);
 
+  // Picks the model and regime to fine-tune `task` with inside `budget`, in
+  // one shot (no trial runs): for every zoo model of the task's image side,
+  // learning rate {0.003, 0.01, 0.03, 0.1}, batch size of the device profile
+  // {16, 32, 64}, frozen stage count and epoch count, the device profile
+  // predicts the seconds (and joules, memory) and the performance predictor
+  // the best validation accuracy; the plan expected to be most accurate
+  // among those that fit wins. What the planner does not choose (optimiser,
+  // schedule, weight decay, label smoothing, augmentation, validation
+  // fraction, seed) comes from `base`.
+  //
+  // The predictor learns from the bundle's shipped experience (its
+  // `experience` file, when it has one) and the device's records in the
+  // state directory. With fewer than AdapterOptions::min_experience evaluated
+  // records between them, the plan is the default one (source kDefault,
+  // `why` says so): the largest model (by parameters) whose epoch fits,
+  // learning rate 0.01, batch 32, nothing frozen, as many epochs as fit (at
+  // most 32); its predicted accuracy is the predictor's estimate when there
+  // is any experience, and empty when there is none.
+  //
+  // The budget counts all of plan()'s time: reading the state, the probe,
+  // and, the first time on a device, measuring the device profile (a few
+  // seconds: steps at batch 16, 32 and 64 with every frozen stage count, per
+  // model). That profile comes from AdapterOptions::device_profile when set,
+  // else from the state directory, else it is measured and cached there;
+  // calibrate() measures it ahead of time, outside any budget. Plans fit
+  // when their predicted seconds stay within 90 % of budget.seconds, which
+  // keeps a tenth back for estimate error; fine_tune's guard enforces the
+  // budget itself.
+  //
+  // Throws Error{kInvalidArgument} for a bad budget, a task whose image side
+  // no model takes, or when no plan fits (naming the cheapest plan and the
+  // budget it needs); Error{kIo} when the state directory cannot be written;
+  // what opening the bundle's experience throws.
+  Plan plan(const Task& task, const Budget& budget, const Regime& base = Regime{});
+
+  // Fine-tunes plan.best.regime, as fine_tune() above does, with
+  // budget.spent_seconds + plan.planning_seconds counted as spent.
+  Result fine_tune(const Task& task, const Plan& plan, const Budget& budget, const std::string& out_dir,
+                   const ProgressCallback& on_progress = {}, bool resume = false);
+
+  // Stores the outcome of fine-tuning `task` as this device's experience and
+  // refits the predictor, so that the next plan() learns from it (durably:
+  // appended with fsync before it returns). The record holds the task's
+  // meta-features, the model's features, result.regime (whatever was trained,
+  // the plan's best, an alternative or a regime of the caller's), the epochs'
+  // validation accuracy, seconds (spent seconds left out), joules, meter and
+  // device, the budget from the plan, and the probe's score for the model
+  // when the plan has one. Returns false, storing nothing, when this very
+  // result was recorded before. Throws Error{kInvalidArgument} for an invalid
+  // result.regime, Error{kNotFound} for a model the zoo lacks, Error{kIo}
+  // when the state directory cannot be written.
+  bool record(const Task& task, const Plan& plan, const Result& result);
+
+  // Measures the device profile the planner uses and caches it in the state
+  // directory (again when `force`, or when the cached one does not match the
+  // zoo or this device). Returns the seconds spent measuring; 0 when a
+  // matching profile was there already or AdapterOptions::device_profile is set.
+  double calibrate(bool force = false);
+
+  // The state directory's subfolder for this zoo (see the top of this file);
+  // created by the first plan(), record() or calibrate().
+  std::string state_dir() const;
+
+  struct Impl;  // for the SDK's own use
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,6 +10,7 @@
 #include "nasoa/classifier.h"
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
+#include "nasoa/plan.h"
 #include "nasoa/regime.h"
 #include "nasoa/task.h"
 #include "nasoa/version.h"

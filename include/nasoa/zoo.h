@@ -84,8 +84,10 @@ class NASOA_API Zoo {
   // Checks every listed file again (as open() does); throws as open() does.
   void verify() const;
 
- private:
   struct Impl;
+  const Impl& impl() const { return *impl_; }  // for the SDK's own use
+
+ private:
   explicit Zoo(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -293,6 +293,19 @@ void validate(const ExperienceRecord& r) {
   if (r.joules && !(*r.joules >= 0 && std::isfinite(*r.joules)))
     invalid("result.joules", std::to_string(*r.joules) + " is not a non-negative number");
   if (r.probe_score && !std::isfinite(*r.probe_score)) invalid("probe_score", "is not finite");
+  // What the reader refuses must not be written: it would read back as damage.
+  for (std::size_t i = 0; i < r.history.size(); ++i) {
+    const EpochPoint& e = r.history[i];
+    const std::string at = "history[" + std::to_string(i) + "].";
+    if (e.epoch < 0) invalid(at + "epoch", std::to_string(e.epoch) + " is negative");
+    if (!(e.elapsed_seconds >= 0) || !std::isfinite(e.elapsed_seconds))
+      invalid(at + "elapsed_seconds", std::to_string(e.elapsed_seconds) + " is not a non-negative number");
+    if (!std::isfinite(e.train_loss)) invalid(at + "train_loss", std::to_string(e.train_loss) + " is not finite");
+    if (!(e.validation_accuracy == -1 || (e.validation_accuracy >= 0 && e.validation_accuracy <= 1)))
+      invalid(at + "validation_accuracy", std::to_string(e.validation_accuracy) + " is neither -1 nor in [0, 1]");
+  }
+  for (const auto& [name, v] : {std::pair{"budget.seconds", r.budget_seconds}, std::pair{"budget.joules", r.budget_joules}})
+    if (v && !(*v >= 0 && std::isfinite(*v))) invalid(name, std::to_string(*v) + " is not a non-negative number");
   if (r.model.upstream_accuracy && !(*r.model.upstream_accuracy >= 0 && *r.model.upstream_accuracy <= 1))
     invalid("model.upstream_accuracy", std::to_string(*r.model.upstream_accuracy) + " is outside [0, 1]");
 }

@@ -2,16 +2,29 @@
 //
 //   nasoa-adapt --zoo DIR --data DIR --budget SECONDS --out DIR
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
+//               [--state DIR] [--plan-only] [--probe] [--no-record]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
 //               [--label-smoothing X] [--no-crop] [--no-flip]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
 //
-// Until the planner chooses them, regime fields left out take these defaults:
-// the zoo's first model, learning rate 0.01, 10 epochs, batch 32, nothing frozen
+// Without --model, --lr, --epochs, --frozen and --batch, the planner chooses
+// them (nasoa::Adapter::plan: one shot, from the zoo's shipped experience and
+// this device's own), the plan is printed, and the model is fine-tuned. With
+// any of them the regime is taken as given, its other fields at these
+// defaults: the zoo's first model, learning rate 0.01, 10 epochs, batch 32,
+// nothing frozen. Either way the rest of the regime comes from the flags
 // (SGD with momentum 0.9, cosine schedule with half an epoch of warm-up, label
-// smoothing 0.1, random resized crop and flip, 20 % of each class for validation).
+// smoothing 0.1, random resized crop and flip, 20 % of each class for
+// validation), and the outcome is recorded in the state directory (--state,
+// default nasoa::default_state_dir()) so the next plan learns from it.
+// --plan-only prints the plan and its alternatives as JSON on stdout and
+// trains nothing.
+//
+// A planned run writes its plan to OUT.plan.json before training, so that
+// --resume continues the same run after a kill; it is removed with the
+// checkpoint once the model is saved.
 //
 // Uses only the public API (<nasoa/nasoa.h>); it is also a sample to copy.
 // Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.
@@ -19,11 +32,14 @@
 #include <nasoa/nasoa.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 namespace {
 
@@ -46,6 +62,56 @@ void print_progress(const nasoa::Progress& p) {
                 p.validation_accuracy < 0 ? "  -  " : (std::to_string(int(std::lround(100 * p.validation_accuracy))) + "%").c_str(),
                 p.elapsed_seconds, p.eta_seconds, p.joules);
   std::cerr << line << std::flush;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string percent(const std::optional<double>& v) {
+  if (!v) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %%", 100 * *v);
+  return text;
+}
+
+std::string fixed2(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", v);
+  return text;
+}
+
+std::string describe(const nasoa::Regime& r) {
+  std::ostringstream text;
+  text << r.model << " (lr " << r.learning_rate << ", batch " << r.batch_size << ", " << r.frozen_stages
+       << " frozen stages, " << r.epochs << " epochs)";
+  return text.str();
+}
+
+// The plan as a person reads it; --plan-only and the report have the JSON.
+void print_plan(std::ostream& out, const nasoa::Plan& plan) {
+  const nasoa::PlannedRun& b = plan.best;
+  out << "plan:       " << describe(b.regime) << "\n"
+      << "predicted:  " << percent(b.predicted_accuracy);
+  if (b.predicted_std) out << " +- " << percent(b.predicted_std);
+  out << " in " << fixed2(b.predicted_seconds) << " s of " << plan.budget_seconds << " s ("
+      << nasoa::to_string(plan.source) << " plan; experience: " << plan.shipped_records << " shipped and "
+      << plan.device_records << " device records)\n"
+      << "why:        " << b.why << "\n"
+      << "planned in: " << fixed2(plan.planning_seconds) << " s";
+  if (plan.profiled) out << " (" << fixed2(plan.profiling_seconds) << " s of it measuring this device's profile, once)";
+  if (plan.probe_used) out << " (" << fixed2(plan.probe_seconds) << " s of it probing)";
+  out << "\n";
+  for (const nasoa::PlannedRun& a : plan.alternatives)
+    out << "instead:    " << describe(a.regime) << ": " << percent(a.predicted_accuracy) << " in "
+        << fixed2(a.predicted_seconds) << " s\n";
+  for (const std::string& note : plan.notes) out << "note:       " << note << "\n";
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof()) throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot read");
+  return text.str();
 }
 
 nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
@@ -87,41 +153,59 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   return j;
 }
 
-// Written beside its final name and renamed, so a kill never leaves half a report.
-void write_report(const std::string& path, const nlohmann::json& j) {
+// Written beside its final name and renamed, so a kill never leaves half a file.
+void write_text(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
-    out << j.dump(2) << '\n';
-    if (!out) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write the report");
+    out << text;
+    out.flush();
+    if (!out) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move the report into place");
+    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move into place");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const Clock::time_point started = Clock::now();
-  CLI::App app{"nasoa-adapt: fine-tune a zoo model on your images within a time/energy budget"};
-  std::string zoo_dir, data, out, report, validation, device = "auto";
+  CLI::App app{"nasoa-adapt: plan and fine-tune a zoo model on your images within a time/energy budget"};
+  std::string zoo_dir, data, out, report, validation, state, device = "auto";
   nasoa::Budget budget;
   nasoa::Regime regime;
   int threads = 0;
   double watts = 0, checkpoint_every = 30;
-  bool resume = false, quiet = false;
+  bool resume = false, quiet = false, plan_only = false, probe = false, no_record = false;
+  std::string default_state = "nasoa::default_state_dir()";
+  try {
+    default_state = nasoa::default_state_dir();
+  } catch (const nasoa::Error&) {
+    // No home directory: --state is then needed, and the API says so if it is left out.
+  }
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
   app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(CLI::PositiveNumber);
-  app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one)")->required();
+  app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); not with --plan-only");
   app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter)")->check(CLI::NonNegativeNumber);
   app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB")->check(CLI::NonNegativeNumber);
   app.add_option("--report", report, "Write a JSON report here");
-  app.add_option("--model", regime.model, "Zoo model (default: the zoo's first)");
-  app.add_option("--lr", regime.learning_rate, "Peak learning rate")->capture_default_str();
-  app.add_option("--epochs", regime.epochs, "Epochs")->capture_default_str();
-  app.add_option("--frozen", regime.frozen_stages, "Frozen stages, stem = stage 0")->capture_default_str();
-  app.add_option("--batch", regime.batch_size, "Batch size")->capture_default_str();
+  app.add_option("--state", state, "Where this device's experience, predictor and profile are kept (default: " +
+                                       default_state + ")");
+  app.add_flag("--plan-only", plan_only, "Print the plan and its alternatives as JSON and exit without training");
+  app.add_flag("--probe", probe, "Score each model's frozen features on a sample of the task (LogME) while planning");
+  app.add_flag("--no-record", no_record, "Do not record the outcome as this device's experience");
+  int min_experience = nasoa::AdapterOptions{}.min_experience;
+  app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
+                                                     "followed; below, the default plan")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  // The fields the planner chooses; giving any of them skips planning.
+  CLI::Option* regime_flags[] = {
+      app.add_option("--model", regime.model, "Zoo model (default: the zoo's first)"),
+      app.add_option("--lr", regime.learning_rate, "Peak learning rate")->capture_default_str(),
+      app.add_option("--epochs", regime.epochs, "Epochs")->capture_default_str(),
+      app.add_option("--frozen", regime.frozen_stages, "Frozen stages, stem = stage 0")->capture_default_str(),
+      app.add_option("--batch", regime.batch_size, "Batch size")->capture_default_str()};
   app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")->capture_default_str();
   std::string optimizer = "sgd", schedule = "cosine";
   bool no_crop = false, no_flip = false;
@@ -135,7 +219,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Compute threads (default: one per core)");
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
   std::string profile;
-  app.add_option("--profile", profile, "Device profile from nasoa-profile: step times for the budget checks");
+  app.add_option("--profile", profile, "Device profile from nasoa-profile (default: the one kept in the state directory, "
+                                       "measured on first use)");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
@@ -146,13 +231,38 @@ int main(int argc, char** argv) {
   regime.schedule = nasoa::parse_schedule(schedule);
   regime.random_resized_crop = !no_crop;
   regime.horizontal_flip = !no_flip;
+  bool given = false;
+  for (const CLI::Option* o : regime_flags) given = given || o->count() > 0;
+  if (plan_only && given) {
+    std::cerr << "nasoa-adapt: --plan-only plans the regime; leave out --model, --lr, --epochs, --frozen and --batch\n";
+    return 2;
+  }
+  if (plan_only && resume) {
+    std::cerr << "nasoa-adapt: --plan-only trains nothing, so there is nothing to resume\n";
+    return 2;
+  }
+  if (!plan_only && out.empty()) {
+    std::cerr << "nasoa-adapt: --out is required (except with --plan-only)\n";
+    return 2;
+  }
+  const std::string plan_file = out + ".plan.json";
 
   try {
     const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
     if (zoo.models().empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_dir + ": the zoo has no models");
-    if (regime.model.empty()) regime.model = zoo.models().front().name;
+    // A resumed planned run trains what its plan said, not what planning would say now.
+    std::optional<nasoa::Plan> saved;
+    if (!given && resume) {
+      std::ifstream probe_file(plan_file);
+      if (!probe_file)
+        throw nasoa::Error(nasoa::ErrorCode::kNotFound,
+                           "no checkpoint of a planned run to resume: " + plan_file + " is missing");
+      saved = nasoa::Plan::from_json(read_text(plan_file));
+    }
+    if (given && regime.model.empty()) regime.model = zoo.models().front().name;
+    const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;
     nasoa::TaskOptions task_options;
-    task_options.image_side = zoo.model(regime.model).input_size;
+    task_options.image_side = zoo.model(side_model).input_size;
     task_options.validation_dir = validation;
     task_options.threads = threads;
     if (budget.memory_mib > 0) task_options.memory_cap_bytes = budget.memory_mib * 1024 * 1024 / 2;
@@ -167,15 +277,67 @@ int main(int argc, char** argv) {
     options.estimate_watts = watts;
     options.device_profile = profile;
     options.checkpoint_interval_seconds = checkpoint_every;
+    options.state_dir = state;
+    options.probe = probe;
+    options.min_experience = min_experience;
     options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
                      : device == "cuda" ? nasoa::DevicePreference::kCuda
                                         : nasoa::DevicePreference::kAuto;
     nasoa::Adapter adapter(zoo, options);
-    budget.spent_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    const nasoa::Result r = adapter.fine_tune(task, regime, budget, out,
-                                              quiet ? nasoa::ProgressCallback{} : print_progress, resume);
+
+    nasoa::Plan plan;
+    if (saved) {
+      plan = *saved;
+      plan.planning_seconds = 0;  // this process did not plan; the checkpoint counts the first one's time
+    } else if (!given) {
+      budget.spent_seconds = seconds_since(started);
+      plan = adapter.plan(task, budget, regime);
+      if (plan_only) {
+        std::cout << plan.to_json();
+        return 0;
+      }
+      print_plan(std::cout, plan);
+      std::cout << std::flush;
+      write_text(plan_file, plan.to_json());
+    } else {
+      plan.best.regime = regime;
+      plan.budget_seconds = budget.seconds;
+      plan.budget_joules = budget.joules;
+      plan.budget_memory_mib = budget.memory_mib;
+    }
+
+    // Everything since the start counts: fine_tune(task, plan, ...) adds the
+    // planning seconds to what is spent here.
+    budget.spent_seconds = std::max(0.0, seconds_since(started) - plan.planning_seconds);
+    const nasoa::ProgressCallback progress = quiet ? nasoa::ProgressCallback{} : print_progress;
+    const nasoa::Result r = given ? adapter.fine_tune(task, regime, budget, out, progress, resume)
+                                  : adapter.fine_tune(task, plan, budget, out, progress, resume);
     if (!quiet) std::cerr << '\n';
-    if (!report.empty()) write_report(report, report_json(task, r));
+    if (!given) std::remove(plan_file.c_str());  // the model is saved; the plan has served
+
+    bool recorded = false;
+    std::string not_recorded = no_record ? "--no-record" : "";
+    if (!no_record) {
+      try {
+        recorded = adapter.record(task, plan, r);
+        if (!recorded) not_recorded = "this result was recorded before";
+      } catch (const nasoa::Error& e) {
+        not_recorded = e.what();
+        std::cerr << "nasoa-adapt: warning: the outcome was not recorded: " << e.what() << '\n';
+      }
+    }
+
+    if (!report.empty()) {
+      nlohmann::json j = report_json(task, r);
+      j["plan"] = nlohmann::json::parse(plan.to_json());
+      j["predicted_accuracy"] = plan.best.predicted_accuracy ? nlohmann::json(*plan.best.predicted_accuracy) : nlohmann::json();
+      j["predicted_std"] = plan.best.predicted_std ? nlohmann::json(*plan.best.predicted_std) : nlohmann::json();
+      j["achieved_accuracy"] = j["validation_accuracy"];
+      j["recorded"] = recorded;
+      if (!recorded) j["not_recorded_because"] = not_recorded;
+      j["state_dir"] = adapter.state_dir();
+      write_text(report, j.dump(2) + "\n");
+    }
 
     char accuracy[64] = "not evaluated";
     if (r.validation_accuracy >= 0)
@@ -183,14 +345,18 @@ int main(int argc, char** argv) {
     std::cout << "model:      " << r.regime.model << " (lr " << r.regime.learning_rate << ", batch "
               << r.regime.batch_size << ", " << r.regime.frozen_stages << " frozen stages)\n"
               << "accuracy:   " << accuracy
-              << (r.best_epoch > 0 ? " (epoch " + std::to_string(r.best_epoch) + ")" : std::string()) << "\n"
-              << "time:       " << r.wall_seconds << " s of " << budget.seconds << " s ("
-              << r.stop_reason << ", " << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ")\n"
+              << (r.best_epoch > 0 ? " (epoch " + std::to_string(r.best_epoch) + ")" : std::string())
+              << (plan.best.predicted_accuracy ? ", predicted " + percent(plan.best.predicted_accuracy) : std::string())
+              << "\n"
+              << "time:       " << r.wall_seconds << " s of " << budget.seconds << " s (" << r.stop_reason << ", "
+              << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ")\n"
               << "energy:     " << (r.energy_meter == "none" ? std::string("not measured (no meter here; --watts gives an estimate)")
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
                                                                   (r.energy_measured ? ", measured)" : ")"))
               << "\n"
-              << "saved to:   " << r.model_dir << "\n";
+              << "saved to:   " << r.model_dir << "\n"
+              << "experience: " << (recorded ? "recorded in " + adapter.state_dir() : "not recorded (" + not_recorded + ")")
+              << "\n";
     for (std::size_t i = 0; i < task.skipped().size() && i < 10; ++i)
       std::cout << "skipped:    " << task.skipped()[i].path << ": " << task.skipped()[i].reason << "\n";
     if (task.skipped().size() > 10)

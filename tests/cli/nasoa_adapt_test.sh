@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Drives nasoa-adapt as a user would: a real task folder, the budget, the
-# report, bad input, and a run killed mid-training then resumed.
+# report, bad input, a run killed mid-training then resumed, and the planner:
+# --plan-only, a planned run that records its outcome, and the next plan
+# that sees it.
 # Usage: nasoa_adapt_test.sh nasoa-adapt nasoa-zoo nasoa-classify WORKDIR
 set -u
 adapt=$1 zoo_tool=$2 classify=$3 work=$4
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work"
+# Runs without --state record in the default state directory: here, not in $HOME.
+export XDG_STATE_HOME=$work/xdg-state
 source "$(dirname "$0")/check.sh"
 json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed report `r`
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
@@ -29,6 +33,10 @@ check "the report lists the two unusable files with reasons" \
 check "the report says which energy meter was used" json "$work/report.json" "'energy_meter' in r and 'joules' in r"
 check "the run stayed inside its budget" json "$work/report.json" "r['wall_seconds'] <= 30 * 1.05 + 2"
 check "the saved model classifies the task's images" bash -c "'$classify' --model '$work/model' '$work/task/t-shirt' | grep -c \$'\\t' | grep -qx 30"
+check "a run with the regime given skips planning but records its outcome" \
+  json "$work/report.json" "r['plan']['source'] == 'given' and r['recorded']"
+check "without --state, the record goes to the default state directory" \
+  bash -c "test \$(cat '$XDG_STATE_HOME'/nasoa/adapt-test-*/experience.log | wc -l) -eq 1"
 
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 0.01 --out "$work/m2" 2> "$work/small.err" > /dev/null
 check "a budget too small is refused up front" bash -c "test $? -eq 1 && grep -q 'time budget too small' '$work/small.err' && test ! -e '$work/m2'"
@@ -58,5 +66,46 @@ check "the resumed model loads and classifies" bash -c "'$classify' --model '$wo
 check "the checkpoint is removed once the model is saved" test ! -e "$work/killed.checkpoint"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/other" --resume 2> "$work/noresume.err" > /dev/null
 check "--resume without a checkpoint says so" grep -q "no checkpoint" "$work/noresume.err"
+
+# The planner: the plan alone, then a planned run, then the plan after it.
+state=$work/state
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --out "$work/planned" --plan-only \
+  > "$work/plan.json" 2> "$work/plan.err"
+check "--plan-only succeeds" test $? -eq 0
+check "--plan-only prints the plan and its alternatives as JSON" \
+  json "$work/plan.json" "r['source'] == 'default' and r['best']['regime']['model'] == '020-_16_11-21' and isinstance(r['alternatives'], list) and r['best']['predicted_seconds'] <= 0.9 * 20 and r['profiled']"
+check "--plan-only writes no model and no plan file" bash -c "test ! -e '$work/planned' && test ! -e '$work/planned.plan.json'"
+check "--plan-only keeps the device profile it measured in the state" bash -c "ls '$state'/adapt-test-*/device-profile-cpu.json"
+
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$state" --out "$work/planned" \
+  --report "$work/planned.json" --quiet > "$work/planned.out" 2> "$work/planned.err"
+check "a run without regime flags plans and trains" test $? -eq 0
+check "it prints the plan before training" grep -q "^plan: .*020-_16_11-21" "$work/planned.out"
+check "its report holds the plan, the predicted and the achieved accuracy" \
+  json "$work/planned.json" "r['plan']['source'] == 'default' and not r['plan']['profiled'] and 'predicted_accuracy' in r and r['achieved_accuracy'] is not None and r['regime']['epochs'] == r['plan']['best']['regime']['epochs']"
+check "the planned run stayed inside its budget" json "$work/planned.json" "r['wall_seconds'] <= 8 * 1.05 + 2"
+check "the outcome is recorded in --state" json "$work/planned.json" "r['recorded']"
+check "the state holds that one record" bash -c "test \$(cat '$state'/adapt-test-*/experience.log | wc -l) -eq 1"
+check "the plan file is removed once the model is saved" test ! -e "$work/planned.plan.json"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only > "$work/plan2.json" 2> /dev/null
+check "the next plan sees the device record and predicts from it" \
+  json "$work/plan2.json" "r['experience']['device_records'] == 1 and r['best']['predicted_accuracy'] is not None"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --epochs 3 > /dev/null 2>&1
+check "--plan-only with a regime flag is refused as a bad argument" test $? -eq 2
+
+# A planned run killed after its first checkpoint resumes the plan it had.
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \
+  --checkpoint-every 0.2 --no-record --quiet > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 400); do [ -f "$work/planned-killed.checkpoint" ] && break; sleep 0.05; done
+kill -KILL "$pid" 2> /dev/null
+wait "$pid" 2> /dev/null
+check "a planned run leaves its plan beside its checkpoint" \
+  bash -c "test -f '$work/planned-killed.checkpoint' && test -f '$work/planned-killed.plan.json'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \
+  --resume --no-record --report "$work/planned-resumed.json" --quiet > /dev/null 2> "$work/planned-resume.err"
+check "the planned run resumes with the plan it was killed in and completes it" \
+  json "$work/planned-resumed.json" "r['resumed'] and r['stop_reason'] == 'completed' and r['plan']['best']['regime']['epochs'] == len(r['epochs'])"
+check "the resumed run removes its plan file" test ! -e "$work/planned-killed.plan.json"
 
 finish

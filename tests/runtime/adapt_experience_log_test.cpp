@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "nasoa/error.h"
@@ -168,8 +169,14 @@ TEST(ExperienceLogTest, AnInvalidRecordIsRefusedBeforeAnythingIsWritten) {
   mismatched.regime.model = "other";
   ExperienceRecord bad_lr = make_record(3);
   bad_lr.regime.learning_rate = -1;
+  // A diverged loss would be written as null and read back as damage.
+  ExperienceRecord diverged = make_record(5);
+  diverged.history.push_back({1, 1.0, std::nan(""), 0.1});
+  ExperienceRecord negative_budget = make_record(6);
+  negative_budget.budget_seconds = -1;
   for (const auto& [record, field] : {std::pair{no_id, "run_id"}, std::pair{mismatched, "regime.model"},
-                                      std::pair{bad_lr, "learning_rate"}}) {
+                                      std::pair{bad_lr, "learning_rate"}, std::pair{diverged, "train_loss"},
+                                      std::pair{negative_budget, "budget.seconds"}}) {
     try {
       append_experience(path, {make_record(4), record});
       ADD_FAILURE() << "accepted a record with a bad " << field;

@@ -1,0 +1,212 @@
+// nasoa-stream: adapt to a stream of tasks, one after the other, and watch
+// the performance predictor learn from each.
+//
+//   nasoa-stream --zoo DIR --budget SECONDS [--state DIR] [--json FILE]
+//                [--out DIR] [--probe] [--min-experience N] [--threads N]
+//                [--device auto|cpu|cuda] TASK_DIR...
+//
+// For each task folder in turn: read it, plan (nasoa::Adapter::plan), fine-tune
+// the plan inside the budget, and record the outcome, so that the next plan
+// knows about it. One line per task: the chosen model, learning rate, frozen
+// stages and epochs, the predicted accuracy and its standard deviation, the
+// accuracy achieved on validation, the prediction's error and the seconds.
+// At the end, the mean absolute error of the predictions over the first
+// half of the tasks and over the second: a predictor that learns from the
+// device's records gets closer. Until the predictor has --min-experience
+// records to learn from, tasks get the default plan, with the predictor's
+// estimate of it from whatever it has; the first task of a device without
+// shipped experience has no estimate at all and is left out of the means.
+//
+// Models are saved under --out (default: a temporary folder, removed at the
+// end). A task that fails is reported on its line and the stream goes on.
+//
+// Uses only the public API (<nasoa/nasoa.h>); it is also a sample to copy.
+// Exit status: 0 every task adapted, 1 some failed, 2 bad arguments.
+#include <CLI/CLI.hpp>
+#include <nasoa/nasoa.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Outcome {
+  std::string task;
+  nasoa::Plan plan;
+  std::optional<double> achieved;
+  double seconds = 0;
+  std::string error;
+  std::optional<double> abs_error() const {
+    if (!achieved || !plan.best.predicted_accuracy) return std::nullopt;
+    return std::fabs(*plan.best.predicted_accuracy - *achieved);
+  }
+};
+
+std::string pct(const std::optional<double>& v) {
+  if (!v) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", 100 * *v);
+  return text;
+}
+
+// Mean absolute error over the outcomes [from, to) that have one.
+std::optional<double> mae(const std::vector<Outcome>& all, std::size_t from, std::size_t to, std::size_t* count) {
+  double sum = 0;
+  *count = 0;
+  for (std::size_t i = from; i < to; ++i)
+    if (const auto e = all[i].abs_error()) sum += *e, ++*count;
+  if (*count == 0) return std::nullopt;
+  return sum / double(*count);
+}
+
+nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nasoa-stream: plan, fine-tune and record a stream of tasks, one after the other"};
+  std::string zoo_dir, state, json, out, device = "auto";
+  std::vector<std::string> tasks;
+  double seconds = 0;
+  int threads = 0;
+  bool probe = false;
+  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
+  app.add_option("--budget", seconds, "Wall-clock budget per task, seconds")->required()->check(CLI::PositiveNumber);
+  app.add_option("--state", state, "Where this device's experience, predictor and profile are kept "
+                                   "(default: nasoa::default_state_dir())");
+  app.add_option("--json", json, "Write a JSON summary here");
+  app.add_option("--out", out, "Save each task's model in a subfolder of this folder (default: a temporary one)");
+  app.add_flag("--probe", probe, "Score each model's frozen features on a sample of the task (LogME) while planning");
+  int min_experience = nasoa::AdapterOptions{}.min_experience;
+  app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
+                                                     "followed; below, the default plan")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--threads", threads, "Compute threads (default: one per core)");
+  app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("tasks", tasks, "Task folders (class subfolders of images), in the order they arrive")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  std::optional<fs::path> scratch;
+  try {
+    const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
+    if (zoo.models().empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_dir + ": the zoo has no models");
+    if (out.empty()) {
+      scratch = fs::temp_directory_path() / ("nasoa-stream-" + std::to_string(::getpid()));
+      out = scratch->string();
+    }
+    fs::create_directories(out);
+    nasoa::AdapterOptions options;
+    options.state_dir = state;
+    options.threads = threads;
+    options.probe = probe;
+    options.min_experience = min_experience;
+    options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
+                     : device == "cuda" ? nasoa::DevicePreference::kCuda
+                                        : nasoa::DevicePreference::kAuto;
+    nasoa::Adapter adapter(zoo, options);
+    std::cout << "state: " << adapter.state_dir() << "\n";
+    std::printf("%-3s %-20s %-20s %7s %6s %6s %16s %9s %7s %8s\n", "#", "task", "model", "lr", "frozen", "epochs",
+                "predicted %", "achieved", "error", "seconds");
+
+    std::vector<Outcome> outcomes;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      const Clock::time_point started = Clock::now();
+      Outcome o;
+      o.task = fs::path(tasks[i]).filename().empty() ? fs::path(tasks[i]).parent_path().filename().string()
+                                                     : fs::path(tasks[i]).filename().string();
+      try {
+        nasoa::TaskOptions task_options;
+        task_options.image_side = zoo.models().front().input_size;
+        task_options.threads = threads;
+        const nasoa::Task task = nasoa::Task::from_folder(tasks[i], task_options);
+        nasoa::Budget budget;
+        budget.seconds = seconds;
+        budget.spent_seconds = task.ingest_seconds();
+        o.plan = adapter.plan(task, budget);
+        const std::string model_dir = (fs::path(out) / (std::to_string(i + 1) + "-" + o.task)).string();
+        const nasoa::Result r = adapter.fine_tune(task, o.plan, budget, model_dir);
+        if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
+        adapter.record(task, o.plan, r);
+        o.seconds = r.wall_seconds;
+      } catch (const nasoa::Error& e) {
+        o.error = e.what();
+        o.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      }
+      if (!o.error.empty()) {
+        std::printf("%-3zu %-20s failed: %s\n", i + 1, o.task.c_str(), o.error.c_str());
+      } else {
+        const nasoa::Regime& g = o.plan.best.regime;
+        const std::string predicted =
+            pct(o.plan.best.predicted_accuracy) +
+            (o.plan.best.predicted_std ? " +- " + pct(o.plan.best.predicted_std) : std::string(" (default)"));
+        std::printf("%-3zu %-20s %-20s %7g %6d %6d %16s %9s %7s %8.1f\n", i + 1, o.task.c_str(), g.model.c_str(),
+                    g.learning_rate, g.frozen_stages, g.epochs, predicted.c_str(), pct(o.achieved).c_str(),
+                    pct(o.abs_error()).c_str(), o.seconds);
+      }
+      std::cout << std::flush;
+      outcomes.push_back(std::move(o));
+    }
+
+    const std::size_t half = outcomes.size() / 2;
+    std::size_t n_first = 0, n_second = 0;
+    const auto first = mae(outcomes, 0, half, &n_first);
+    const auto second = mae(outcomes, half, outcomes.size(), &n_second);
+    std::cout << "mean absolute error of the predicted accuracy (percentage points): first half " << pct(first) << " ("
+              << n_first << " tasks), second half " << pct(second) << " (" << n_second << " tasks)\n";
+
+    std::size_t failed = 0;
+    for (const Outcome& o : outcomes) failed += !o.error.empty();
+    if (!json.empty()) {
+      nlohmann::json j;
+      j["zoo"] = zoo.name();
+      j["state_dir"] = adapter.state_dir();
+      j["budget_seconds"] = seconds;
+      j["tasks"] = nlohmann::json::array();
+      for (const Outcome& o : outcomes) {
+        nlohmann::json t{{"task", o.task}, {"seconds", o.seconds}};
+        if (!o.error.empty()) {
+          t["error"] = o.error;
+        } else {
+          t["plan"] = nlohmann::json::parse(o.plan.to_json());
+          t["predicted_accuracy"] = optional_json(o.plan.best.predicted_accuracy);
+          t["predicted_std"] = optional_json(o.plan.best.predicted_std);
+          t["achieved_accuracy"] = optional_json(o.achieved);
+          t["absolute_error"] = optional_json(o.abs_error());
+        }
+        j["tasks"].push_back(t);
+      }
+      j["mae_first_half"] = optional_json(first);
+      j["mae_second_half"] = optional_json(second);
+      j["failed"] = failed;
+      const std::string tmp = json + ".tmp";
+      {
+        std::ofstream f(tmp);
+        f << j.dump(2) << '\n';
+        f.flush();
+        if (!f) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
+      }
+      if (std::rename(tmp.c_str(), json.c_str()) != 0)
+        throw nasoa::Error(nasoa::ErrorCode::kIo, json + ": cannot move into place");
+    }
+    if (scratch) fs::remove_all(*scratch);
+    return failed ? 1 : 0;
+  } catch (const nasoa::Error& e) {
+    if (scratch) fs::remove_all(*scratch);
+    std::cerr << "nasoa-stream: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    if (scratch) fs::remove_all(*scratch);
+    std::cerr << "nasoa-stream: error: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+// sdk/adapter_impl.h: what a nasoa::Adapter holds, and what its fine-tuning
+// (adapter_api.cpp) and online-adaption (online_api.cpp) halves share.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nasoa/adapter.h"
+#include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/predictor.h"
+#include "runtime/data/split.h"
+#include "runtime/profile/device_profile.h"
+
+namespace nasoa {
+
+struct Adapter::Impl {
+  const Zoo* zoo = nullptr;
+  AdapterOptions options;
+  // The profile the planner used, kept so that fine_tune() seeds its step
+  // estimate and record() its step seconds from the same measurement.
+  std::optional<runtime::DeviceProfile> profile;
+  // The bundle's shipped experience, read once.
+  std::optional<runtime::ShippedExperience> shipped;
+};
+
+namespace sdk {
+
+// Whether fine-tuning will run on a GPU, and the threads it will use there,
+// so that profiling and probing measure what training then does.
+bool uses_gpu(const AdapterOptions& options);
+int loader_threads(const AdapterOptions& options, bool on_gpu);
+int compute_threads(const AdapterOptions& options, bool on_gpu);
+
+// The train/validation split fine_tune() makes of `task` for `regime`.
+runtime::Split task_split(const Task& task, const Regime& regime);
+
+}  // namespace sdk
+}  // namespace nasoa

@@ -1,0 +1,515 @@
+// Adapter::plan, record and calibrate: NASOA's online adaption (the schedule
+// generator, the performance predictor and the device's experience store in
+// runtime/adapt) behind the public API.
+#include <pwd.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+
+#include "nasoa/adapter.h"
+#include "nasoa/error.h"
+#include "runtime/adapt/planner.h"
+#include "runtime/adapt/probe.h"
+#include "sdk/adapter_impl.h"
+#include "sdk/boundary.h"
+#include "sdk/task_impl.h"
+#include "sdk/zoo_impl.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/bundle.h"
+#include "zoo/bundle/sha256.h"
+
+namespace nasoa {
+namespace {
+
+namespace fs = std::filesystem;
+namespace rt = runtime;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string seconds_text(double s) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.2f", s);
+  return buffer;
+}
+
+// The profile's batch sizes: the planner chooses among them, and three
+// points give the affine fit of step time in batch size something to rest on.
+const std::vector<int> kProfileBatches{16, 32, 64};
+constexpr int kDefaultBatch = 32;
+
+// The zoo's subfolder of the state directory: its name, made file-name safe,
+// and a digest of its models, so that a retrained model starts afresh while
+// a new shipped experience for the same models keeps the device's records.
+std::string zoo_key(const Zoo& zoo) {
+  std::string text;
+  for (const ModelInfo& m : zoo.models())
+    text += m.name + '\t' + m.encoding + '\t' + std::to_string(m.input_size) + '\t' + m.weights_sha256 + '\n';
+  std::string name;
+  for (char c : zoo.name())
+    name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  if (name.empty() || name.front() == '.') name = "zoo" + name;
+  return name + "-" + zoo::sha256_hex(text).substr(0, 16);
+}
+
+std::string state_folder(const Adapter::Impl& impl) {
+  const std::string root = impl.options.state_dir.empty() ? default_state_dir() : impl.options.state_dir;
+  return (fs::path(root) / zoo_key(*impl.zoo)).string();
+}
+
+void make_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(ErrorCode::kIo, dir + ": cannot create the state directory: " + ec.message());
+}
+
+// ---- device profile ---------------------------------------------------------
+
+std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
+  return (fs::path(folder) / (std::string("device-profile-") + (sdk::uses_gpu(impl.options) ? "cuda" : "cpu") + ".json"))
+      .string();
+}
+
+// Why a cached profile does not describe this zoo on this device as
+// fine-tuning will use it; empty when it does.
+std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+  std::vector<rt::BundleModelEntry> models;
+  for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
+  if (p.bundle_models != models) return "it was measured for other models";
+  if (p.models.size() != models.size()) return "it covers only some of the models";
+  const bool gpu = sdk::uses_gpu(impl.options);
+  if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
+  const int threads = sdk::compute_threads(impl.options, gpu);
+  if (!gpu && p.device.threads != threads)
+    return "it was measured with " + std::to_string(p.device.threads) + " threads, fine-tuning uses " +
+           std::to_string(threads);
+  return {};
+}
+
+struct ProfileOutcome {
+  bool measured = false;
+  double seconds = 0;
+  std::string note;
+};
+
+ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bool force) {
+  ProfileOutcome out;
+  if (!impl.options.device_profile.empty()) {
+    if (!impl.profile) impl.profile = rt::load_device_profile(impl.options.device_profile);
+    return out;
+  }
+  if (impl.profile && !force) return out;
+  const std::string path = profile_path(impl, folder);
+  if (!force && fs::exists(path)) {
+    try {
+      rt::DeviceProfile cached = rt::load_device_profile(path);
+      const std::string mismatch = profile_mismatch(cached, impl);
+      if (mismatch.empty()) {
+        impl.profile = std::move(cached);
+        return out;
+      }
+      out.note = path + ": measured again, " + mismatch;
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kIo) throw;
+      out.note = std::string(e.what()) + " (measured again)";
+    }
+  }
+  const bool gpu = sdk::uses_gpu(impl.options);
+  rt::ProfileOptions options;
+  options.batch_sizes = kProfileBatches;
+  options.warmup = 1;
+  options.repetitions = 3;
+  options.threads = sdk::compute_threads(impl.options, gpu);
+  options.use_cuda = gpu;
+  options.meter.sysfs_root = impl.options.sysfs_root;
+  const auto started = Clock::now();
+  rt::DeviceProfile profile = rt::profile_bundle(impl.zoo->dir(), options);
+  out.seconds = since(started);
+  out.measured = true;
+  make_dir(folder);
+  rt::save_device_profile(profile, path);
+  impl.profile = std::move(profile);
+  return out;
+}
+
+// ---- experience -------------------------------------------------------------
+
+const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
+  if (impl.shipped) return *impl.shipped;
+  rt::ShippedExperience shipped;
+  const zoo::Manifest& manifest = impl.zoo->impl().manifest;
+  if (manifest.experience) {
+    const std::string path = (fs::path(impl.zoo->dir()) / manifest.experience->path).string();
+    const std::string bytes = zoo::read_file(path);
+    if (zoo::sha256_hex(bytes) != manifest.experience->sha256)
+      throw Error(ErrorCode::kCorrupt, path + ": changed since the bundle was opened (its SHA-256 no longer "
+                                              "matches the manifest's)");
+    rt::ExperienceLogContents log = rt::parse_experience_log(bytes, path);
+    shipped.records = std::move(log.records);
+    shipped.digest = manifest.experience->sha256;
+  }
+  impl.shipped = std::move(shipped);
+  return *impl.shipped;
+}
+
+// A fresh state directory starts from the bundle's own predictor when that
+// is one this build reads: PredictorState keeps it if it was fitted on the
+// same shipped experience and options, and refits otherwise.
+void seed_predictor(const Adapter::Impl& impl, const std::string& folder) {
+  const zoo::Manifest& manifest = impl.zoo->impl().manifest;
+  const fs::path target = fs::path(folder) / rt::PredictorState::kPredictorFile;
+  if (!manifest.predictor || fs::exists(target)) return;
+  const std::string path = (fs::path(impl.zoo->dir()) / manifest.predictor->path).string();
+  const std::string bytes = zoo::read_file(path);
+  if (zoo::sha256_hex(bytes) != manifest.predictor->sha256) return;
+  try {
+    rt::Predictor::from_json(bytes, path);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kIo) throw;
+    return;  // another format: the state refits from the shipped experience
+  }
+  zoo::write_file_atomic(target.string(), bytes);
+}
+
+rt::PredictorState open_state(Adapter::Impl& impl, const std::string& folder) {
+  make_dir(folder);
+  const rt::ShippedExperience& shipped = shipped_experience(impl);
+  seed_predictor(impl, folder);
+  return rt::PredictorState::open(folder, shipped);
+}
+
+// ---- planning ---------------------------------------------------------------
+
+// Stands in for the predictor when there is no experience at all, so that
+// the planner's budget arithmetic picks the documented default: ranks plans
+// by model size first, then by epochs.
+class DefaultPlanScorer final : public rt::AccuracyPredictor {
+ public:
+  explicit DefaultPlanScorer(std::vector<double> log_parameters) : sizes_(std::move(log_parameters)) {
+    std::sort(sizes_.begin(), sizes_.end());
+  }
+  std::vector<rt::Prediction> predict(const std::vector<rt::FeatureVector>& rows) const override {
+    std::vector<rt::Prediction> out;
+    out.reserve(rows.size());
+    for (const rt::FeatureVector& x : rows) {
+      const auto rank = std::lower_bound(sizes_.begin(), sizes_.end(), x[rt::kLogParameters]) - sizes_.begin();
+      out.push_back({double(rank) * 1000.0 + x[rt::kEpochs], 0.0});
+    }
+    return out;
+  }
+
+ private:
+  std::vector<double> sizes_;
+};
+
+PlannedRun public_run(const rt::PlannedRun& p, bool predicted) {
+  PlannedRun r;
+  r.regime = p.regime;
+  if (predicted) {
+    r.predicted_accuracy = p.predicted_accuracy;
+    r.predicted_std = p.predicted_std;
+  }
+  r.predicted_seconds = p.seconds;
+  r.training_seconds = p.training_seconds;
+  r.evaluation_seconds = p.evaluation_seconds;
+  r.predicted_joules = p.joules;
+  r.predicted_memory_bytes = p.memory_bytes;
+  r.max_fitting_epochs = p.max_fitting_epochs;
+  r.why = p.why;
+  return r;
+}
+
+std::map<std::string, double> probe_models(const Adapter::Impl& impl, const Task& task, const rt::Split& split,
+                                           const std::vector<const ModelInfo*>& models,
+                                           std::vector<std::string>& notes) {
+  const bool gpu = sdk::uses_gpu(impl.options);
+  torch::set_num_threads(sdk::compute_threads(impl.options, gpu));
+  const rt::ImageStore& store = *task.impl().store;
+  const std::vector<std::size_t> sample = rt::probe_sample(store, split.train, impl.options.probe_per_class);
+  std::map<std::string, double> scores;
+  for (const ModelInfo* m : models) {
+    zoo::Network network = zoo::load_network(impl.zoo->dir(), *m);
+    if (gpu) network->to(torch::kCUDA);
+    try {
+      scores[m->name] = rt::logme_probe(*network, store, sample, m->mean, m->std, sdk::loader_threads(impl.options, gpu));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument) throw;
+      notes.push_back("probe of model '" + m->name + "' left out: " + e.what());
+    }
+  }
+  return scores;
+}
+
+// Identifies a task by its images and labels, as the checkpoint fingerprint does.
+std::string task_digest(const rt::ImageStore& store) {
+  std::string text;
+  for (std::size_t i = 0; i < store.size(); ++i) text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
+  return zoo::sha256_hex(text);
+}
+
+std::string task_name(const std::string& origin) {
+  fs::path p(origin);
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
+}  // namespace
+
+std::string default_state_dir() {
+  return sdk::at_boundary("default_state_dir", [] {
+    if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && xdg[0] == '/') return (fs::path(xdg) / "nasoa").string();
+    std::string home;
+    if (const char* h = std::getenv("HOME"); h && h[0] == '/') {
+      home = h;
+    } else {
+      passwd entry{};
+      passwd* found = nullptr;
+      std::vector<char> buffer(1 << 14);
+      if (::getpwuid_r(::getuid(), &entry, buffer.data(), buffer.size(), &found) == 0 && found && found->pw_dir &&
+          found->pw_dir[0] == '/')
+        home = found->pw_dir;
+    }
+    if (home.empty())
+      throw Error(ErrorCode::kNotFound,
+                  "no state directory: XDG_STATE_HOME and HOME are not absolute paths and the user database has no "
+                  "home directory; set AdapterOptions::state_dir");
+    return (fs::path(home) / ".local" / "state" / "nasoa").string();
+  });
+}
+
+std::string Adapter::state_dir() const {
+  return sdk::at_boundary("Adapter::state_dir", [&] { return state_folder(*impl_); });
+}
+
+double Adapter::calibrate(bool force) {
+  return sdk::at_boundary("Adapter::calibrate", [&] {
+    if (!impl_->options.device_profile.empty()) {
+      ensure_profile(*impl_, {}, false);
+      return 0.0;
+    }
+    return ensure_profile(*impl_, state_folder(*impl_), force).seconds;
+  });
+}
+
+Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_regime) {
+  return sdk::at_boundary("Adapter::plan", [&] {
+    const auto started = Clock::now();
+    Impl& impl = *impl_;
+    const Zoo& zoo = *impl.zoo;
+    if (!(budget.seconds > 0) || !std::isfinite(budget.seconds))
+      throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
+    if (budget.joules < 0 || budget.memory_mib < 0 || budget.spent_seconds < 0)
+      throw Error(ErrorCode::kInvalidArgument, "budget joules, memory_mib and spent_seconds must not be negative");
+    if (impl.options.min_experience < 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "AdapterOptions::min_experience must be >= 0, got " + std::to_string(impl.options.min_experience));
+    if (impl.options.probe && impl.options.probe_per_class < 1)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "AdapterOptions::probe_per_class must be >= 1, got " + std::to_string(impl.options.probe_per_class));
+
+    std::vector<const ModelInfo*> candidates;
+    std::string sizes;
+    for (const ModelInfo& m : zoo.models()) {
+      if (m.input_size == task.image_side()) candidates.push_back(&m);
+      sizes += (sizes.empty() ? "" : ", ") + m.name + " " + std::to_string(m.input_size) + " px";
+    }
+    if (candidates.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the task was decoded at " + std::to_string(task.image_side()) + " px, and no model of bundle '" +
+                      zoo.name() + "' takes that size (" + (sizes.empty() ? "it has no models" : sizes) +
+                      "): read the task with TaskOptions::image_side set to one of them");
+    Regime base = base_regime;
+    if (base.model.empty()) base.model = candidates.front()->name;
+    validate(base);
+
+    // Refused before anything is spent on profiling: not even starting and
+    // saving a model would fit.
+    const rt::PlanOverheads defaults;
+    const double usable = budget.seconds * (1 - defaults.safety_margin) - budget.spent_seconds;
+    const double fixed = defaults.startup_seconds + defaults.saving_seconds;
+    if (usable <= fixed)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "time budget too small to plan a fine-tune: " + seconds_text(std::max(0.0, usable)) + " s of " +
+                      seconds_text(budget.seconds) + " s are usable (a " +
+                      std::to_string(int(std::lround(defaults.safety_margin * 100))) + "% safety margin, " +
+                      seconds_text(budget.spent_seconds) + " s already spent), and starting and saving a model take " +
+                      seconds_text(fixed) + " s before any training");
+
+    Plan plan;
+    plan.budget_seconds = budget.seconds;
+    plan.budget_joules = budget.joules;
+    plan.budget_memory_mib = budget.memory_mib;
+    const std::string folder = state_folder(impl);
+    const rt::Split split = sdk::task_split(task, base);
+
+    const ProfileOutcome profiled = ensure_profile(impl, folder, false);
+    plan.profiled = profiled.measured;
+    plan.profiling_seconds = profiled.seconds;
+    if (!profiled.note.empty()) plan.notes.push_back(profiled.note);
+    std::vector<rt::ModelFeatures> models;
+    std::vector<const ModelInfo*> profiled_models;
+    for (const ModelInfo* m : candidates) {
+      const bool known = std::any_of(impl.profile->models.begin(), impl.profile->models.end(),
+                                     [&](const rt::ModelProfile& p) { return p.model.name == m->name; });
+      if (!known) {
+        plan.notes.push_back("model '" + m->name + "' left out: the device profile has no measurement of it");
+        continue;
+      }
+      models.push_back(rt::describe_model(*m));
+      profiled_models.push_back(m);
+    }
+    if (models.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the device profile " +
+                      (impl.options.device_profile.empty() ? profile_path(impl, folder) : impl.options.device_profile) +
+                      " measures none of the models the task can use");
+
+    if (impl.options.probe) {
+      const auto probe_started = Clock::now();
+      plan.probe_scores = probe_models(impl, task, split, profiled_models, plan.notes);
+      plan.probe_used = true;
+      plan.probe_seconds = since(probe_started);
+    }
+
+    rt::PredictorState state = open_state(impl, folder);
+    for (const std::string& d : state.damage()) plan.notes.push_back(d);
+    plan.shipped_records = shipped_experience(impl).records.size();
+    plan.device_records = state.device_records().size();
+
+    rt::PlannerOptions options;
+    options.base = base;
+    options.estimate_watts = impl.options.estimate_watts;
+    options.probe_scores = plan.probe_scores;
+    options.overheads.validation_images = std::int64_t(split.validation.size());
+    rt::PlannerBudget limits;
+    limits.seconds = budget.seconds;
+    if (budget.joules > 0) limits.joules = budget.joules;
+    if (budget.memory_mib > 0) limits.memory_bytes = budget.memory_mib * 1024 * 1024;
+    const auto train_images = std::int64_t(split.train.size());
+
+    rt::Schedule schedule;
+    const rt::Predictor* predictor = state.predictor();
+    const std::size_t evaluated = predictor ? predictor->training_rows() : 0;
+    plan.source = predictor && evaluated >= std::size_t(impl.options.min_experience) ? PlanSource::kPredictor
+                                                                                      : PlanSource::kDefault;
+    try {
+      options.overheads.spent_seconds = budget.spent_seconds + since(started);
+      if (plan.source == PlanSource::kPredictor) {
+        schedule = rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
+      } else {
+        options.grid.learning_rates = {0.01};
+        options.grid.batch_sizes = {kDefaultBatch};
+        options.grid.frozen_stages = {0};
+        std::vector<double> sizes;
+        for (const rt::ModelFeatures& m : models)
+          sizes.push_back(rt::make_features(task.meta(), train_images, m, base)[rt::kLogParameters]);
+        schedule = rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models,
+                                         DefaultPlanScorer(sizes), options);
+      }
+    } catch (const Error& e) {
+      if (profiled.measured && e.code() == ErrorCode::kInvalidArgument)
+        throw Error(e.code(), std::string(e.what()) + "; " + seconds_text(profiled.seconds) +
+                                  " s of the time spent went to measuring this device's profile, a one-time "
+                                  "calibration now kept in " + folder + " (Adapter::calibrate() does it ahead of time)");
+      throw;
+    }
+
+    const bool predicted = plan.source == PlanSource::kPredictor;
+    plan.best = public_run(schedule.best, predicted);
+    for (const rt::PlannedRun& p : schedule.alternatives) plan.alternatives.push_back(public_run(p, predicted));
+    if (!predicted) {
+      if (predictor) {
+        // What the little experience there is expects of the default plan,
+        // so that its error can be watched shrinking as records come in.
+        std::vector<PlannedRun*> runs{&plan.best};
+        for (PlannedRun& a : plan.alternatives) runs.push_back(&a);
+        std::vector<rt::FeatureVector> rows;
+        for (const PlannedRun* run : runs) {
+          const auto model = std::find_if(models.begin(), models.end(),
+                                          [&](const rt::ModelFeatures& m) { return m.name == run->regime.model; });
+          const auto probe = plan.probe_scores.find(run->regime.model);
+          rows.push_back(rt::make_features(task.meta(), train_images, *model, run->regime,
+                                           probe == plan.probe_scores.end() ? std::nullopt
+                                                                            : std::optional<double>(probe->second)));
+        }
+        const std::vector<rt::Prediction> predictions = predictor->predict(rows);
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+          runs[i]->predicted_accuracy = predictions[i].mean;
+          runs[i]->predicted_std = predictions[i].std;
+        }
+      }
+      plan.best.why = (evaluated == 0 ? std::string("no experience yet (no evaluated shipped or device record)")
+                                      : "too little experience to follow (" + std::to_string(evaluated) +
+                                            " evaluated records, " + std::to_string(impl.options.min_experience) +
+                                            " wanted)") +
+                      ", so the default plan: the largest model whose epoch fits, learning rate 0.01, batch 32, "
+                      "nothing frozen, as many epochs as fit; " +
+                      plan.best.why;
+    }
+    plan.usable_seconds = schedule.usable_seconds;
+    plan.plans_considered = schedule.plans_considered;
+    plan.plans_fitting = schedule.plans_fitting;
+    plan.planning_seconds = since(started);
+    return plan;
+  });
+}
+
+bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
+  return sdk::at_boundary("Adapter::record", [&] {
+    Impl& impl = *impl_;
+    validate(result.regime);
+    const ModelInfo& info = impl.zoo->model(result.regime.model);
+    const rt::ImageStore& store = *task.impl().store;
+
+    rt::ExperienceRecord rec;
+    rec.source = rt::ExperienceSource::kDevice;
+    rec.task_id = task_digest(store);
+    rec.task_name = task_name(task.origin());
+    rec.task = task.meta();
+    rec.train_images = std::int64_t(sdk::task_split(task, result.regime).train.size());
+    rec.model = rt::describe_model(info);
+    if (impl.profile) {
+      try {
+        rec.model.step_seconds = rt::predict_step_seconds(*impl.profile, info.name, result.regime.batch_size,
+                                                          result.regime.frozen_stages);
+      } catch (const Error&) {
+        // A configuration the profile cannot predict: the field stays unknown.
+      }
+    }
+    rec.regime = result.regime;
+    if (plan.budget_seconds > 0) rec.budget_seconds = plan.budget_seconds;
+    if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;
+    double best = result.validation_accuracy;
+    for (const EpochResult& e : result.epochs) {
+      // A diverged loss is kept as the largest number JSON can carry.
+      const double loss = std::isfinite(e.train_loss) ? e.train_loss : std::numeric_limits<double>::max();
+      rec.history.push_back({e.epoch, std::max(0.0, e.elapsed_seconds - result.spent_seconds), loss,
+                             e.validation_accuracy});
+      best = std::max(best, e.validation_accuracy);
+    }
+    rec.final_accuracy = result.validation_accuracy;
+    rec.best_accuracy = best;
+    rec.total_seconds = std::max(0.0, result.wall_seconds - result.spent_seconds);
+    if (!result.energy_meter.empty() && result.energy_meter != "none") rec.joules = result.joules;
+    rec.meter = result.energy_meter.empty() ? "none" : result.energy_meter;
+    rec.device = result.device;
+    rec.stop_reason = result.stop_reason;
+    if (const auto it = plan.probe_scores.find(info.name); it != plan.probe_scores.end()) rec.probe_score = it->second;
+    // The same result recorded twice is one run: the id is a digest of it.
+    rec.run_id = "pending";
+    rec.run_id = "device-" + zoo::sha256_hex(rt::to_json(rec) + '\n' + result.model_dir + '\n' +
+                                             std::to_string(result.wall_seconds) + '\n' + std::to_string(result.steps));
+    rt::PredictorState state = open_state(impl, state_folder(impl));
+    return state.record(std::move(rec));
+  });
+}
+
+}  // namespace nasoa

@@ -1,0 +1,308 @@
+// Adapter::plan, fine_tune(plan) and record through the public API only: the
+// default plan without experience, plans held to the budget by the device
+// profile, and a record that the next Adapter on the same state learns from
+// while the shipped bundle stays untouched.
+#include <gtest/gtest.h>
+#include <nasoa/nasoa.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+extern std::string g_bundle;  // zoo_api_test.cpp: --bundle=DIR (input 32, two models)
+
+namespace {
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    files[fs::relative(e.path(), dir).string()] = e.is_regular_file() ? read_all(e.path()) : "(not a file)";
+  return files;
+}
+
+nasoa::ErrorCode code_of(const std::function<void()>& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const nasoa::Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  ADD_FAILURE() << "no nasoa::Error thrown";
+  return nasoa::ErrorCode::kInternal;
+}
+
+class PlanApiTest : public ::testing::Test {
+ protected:
+  // One profile measured for the tests that need one, so that only the test
+  // of profiling itself pays for another.
+  static const fs::path& suite_profile() {
+    if (profile_.empty()) {
+      suite_dir_ = fs::temp_directory_path() / ("nasoa-plan-api-suite-" + std::to_string(::getpid()));
+      fs::remove_all(suite_dir_);
+      const nasoa::Zoo zoo = nasoa::Zoo::open(g_bundle);
+      nasoa::Adapter adapter(zoo, options_for(suite_dir_ / "state"));
+      EXPECT_GT(adapter.calibrate(), 0);
+      EXPECT_EQ(adapter.calibrate(), 0) << "measured once, then kept";
+      profile_ = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
+    }
+    return profile_;
+  }
+  static void TearDownTestSuite() {
+    if (!suite_dir_.empty()) fs::remove_all(suite_dir_);
+  }
+
+  static nasoa::AdapterOptions options_for(const fs::path& state) {
+    nasoa::AdapterOptions options;
+    options.device = nasoa::DevicePreference::kCpu;
+    options.state_dir = state.string();
+    return options;
+  }
+
+  void SetUp() override {
+    if (g_bundle.empty()) GTEST_SKIP() << "run with --bundle=DIR (ctest passes it)";
+    dir_ = fs::temp_directory_path() / ("nasoa-plan-api-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    cv::RNG rng(5);
+    for (int c = 0; c < 2; ++c) {
+      const fs::path cls = dir_ / "task" / (c ? "bright" : "dark");
+      fs::create_directories(cls);
+      for (int i = 0; i < 12; ++i) {
+        cv::Mat m(32, 32, CV_8UC3);
+        rng.fill(m, cv::RNG::UNIFORM, c ? 150 : 0, c ? 255 : 100);
+        cv::imwrite((cls / (std::to_string(i) + ".png")).string(), m);
+      }
+    }
+    nasoa::TaskOptions options;
+    options.image_side = 32;
+    task_ = std::make_unique<nasoa::Task>(nasoa::Task::from_folder((dir_ / "task").string(), options));
+    zoo_ = std::make_unique<nasoa::Zoo>(nasoa::Zoo::open(g_bundle));
+    base_.validation_fraction = 0.25;  // 3 of each class's 12 images: 18 to train on
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  nasoa::AdapterOptions profiled_options(const fs::path& state, int min_experience = 10) const {
+    nasoa::AdapterOptions options = options_for(state);
+    options.device_profile = suite_profile().string();
+    options.min_experience = min_experience;
+    return options;
+  }
+
+  static fs::path suite_dir_, profile_;
+  fs::path dir_;
+  std::unique_ptr<nasoa::Task> task_;
+  std::unique_ptr<nasoa::Zoo> zoo_;
+  nasoa::Regime base_;
+};
+
+fs::path PlanApiTest::suite_dir_, PlanApiTest::profile_;
+
+TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOnce) {
+  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
+  nasoa::Budget budget;
+  budget.seconds = 20;
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+
+  EXPECT_EQ(plan.source, nasoa::PlanSource::kDefault);
+  EXPECT_EQ(plan.shipped_records, 0u);
+  EXPECT_EQ(plan.device_records, 0u);
+  EXPECT_FALSE(plan.best.predicted_accuracy.has_value());
+  EXPECT_NE(plan.best.why.find("no experience"), std::string::npos) << plan.best.why;
+  const nasoa::ModelInfo* largest = &zoo_->models().front();
+  for (const nasoa::ModelInfo& m : zoo_->models())
+    if (m.parameters > largest->parameters) largest = &m;
+  EXPECT_EQ(plan.best.regime.model, largest->name);
+  EXPECT_DOUBLE_EQ(plan.best.regime.learning_rate, 0.01);
+  EXPECT_EQ(plan.best.regime.frozen_stages, 0);
+  EXPECT_EQ(plan.best.regime.batch_size, 32);
+  EXPECT_EQ(plan.best.regime.epochs, plan.best.max_fitting_epochs);
+  EXPECT_DOUBLE_EQ(plan.best.regime.validation_fraction, 0.25);  // from the base regime
+  ASSERT_EQ(plan.alternatives.size(), zoo_->models().size() - 1);
+  EXPECT_NE(plan.alternatives[0].regime.model, largest->name);
+
+  EXPECT_TRUE(plan.profiled);
+  EXPECT_GT(plan.profiling_seconds, 0);
+  EXPECT_GE(plan.planning_seconds, plan.profiling_seconds);
+  EXPECT_TRUE(fs::exists(fs::path(adapter.state_dir()) / "device-profile-cpu.json"));
+  EXPECT_EQ(fs::path(adapter.state_dir()).parent_path(), dir_ / "state");
+  EXPECT_FALSE(adapter.plan(*task_, budget, base_).profiled);
+  nasoa::Adapter again(*zoo_, options_for(dir_ / "state"));
+  const nasoa::Plan cached = again.plan(*task_, budget, base_);
+  EXPECT_FALSE(cached.profiled);
+  EXPECT_EQ(cached.best.regime.model, plan.best.regime.model);
+
+  // The JSON carries the plan whole.
+  const nasoa::Plan back = nasoa::Plan::from_json(plan.to_json());
+  EXPECT_EQ(back.source, plan.source);
+  EXPECT_EQ(back.best.regime.model, plan.best.regime.model);
+  EXPECT_EQ(back.best.regime.epochs, plan.best.regime.epochs);
+  EXPECT_DOUBLE_EQ(back.best.predicted_seconds, plan.best.predicted_seconds);
+  EXPECT_DOUBLE_EQ(back.planning_seconds, plan.planning_seconds);
+  EXPECT_EQ(back.alternatives.size(), plan.alternatives.size());
+  EXPECT_EQ(back.to_json(), plan.to_json());
+  std::string message;
+  std::string damaged = plan.to_json();
+  damaged.replace(damaged.find("\"epochs\": "), 10, "\"epochs\": -");
+  EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(damaged); }, &message), nasoa::ErrorCode::kCorrupt);
+  EXPECT_NE(message.find("epochs"), std::string::npos) << message;
+}
+
+TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
+  nasoa::Adapter adapter(*zoo_, profiled_options(dir_ / "state", /*min_experience=*/1));
+  // A run made elsewhere, recorded with a plan of the caller's, gives the
+  // predictor something to learn from, so that the whole grid is planned.
+  nasoa::Result made;
+  made.regime = base_;
+  made.regime.model = zoo_->models().front().name;
+  made.regime.epochs = 3;
+  made.epochs = {{1, 0.9, 0.6, 0.5, 1.0, 0}, {2, 0.7, 0.7, 0.75, 2.0, 0}, {3, 0.6, 0.8, 0.7, 3.0, 0}};
+  made.validation_accuracy = 0.75;
+  made.best_epoch = 2;
+  made.wall_seconds = 3.5;
+  made.stop_reason = "completed";
+  made.device = "cpu";
+  made.energy_meter = "none";
+  EXPECT_TRUE(adapter.record(*task_, nasoa::Plan{}, made));
+
+  nasoa::Budget budget;
+  budget.seconds = 4;
+  budget.spent_seconds = 0.5;
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+  EXPECT_EQ(plan.source, nasoa::PlanSource::kPredictor);
+  EXPECT_FALSE(plan.profiled);
+  EXPECT_EQ(plan.alternatives.size(), 5u);
+  EXPECT_DOUBLE_EQ(plan.usable_seconds, 0.9 * budget.seconds);
+
+  // The estimate recomputed here from the profile's own numbers.
+  std::ifstream in(suite_profile());
+  const nlohmann::json profile = nlohmann::json::parse(in);
+  const auto step_seconds = [&](const nasoa::Regime& r) {
+    for (const auto& m : profile.at("models"))
+      if (m.at("name") == r.model)
+        for (const auto& s : m.at("training"))
+          if (s.at("batch_size") == r.batch_size && s.at("frozen_stages") == r.frozen_stages)
+            return s.at("step_seconds").get<double>();
+    ADD_FAILURE() << "the profile has no step of " << r.model << " at batch " << r.batch_size;
+    return 0.0;
+  };
+  std::vector<nasoa::PlannedRun> runs{plan.best};
+  runs.insert(runs.end(), plan.alternatives.begin(), plan.alternatives.end());
+  for (const nasoa::PlannedRun& p : runs) {
+    SCOPED_TRACE(p.regime.model);
+    const double steps = p.regime.epochs * std::ceil(18.0 / p.regime.batch_size);
+    EXPECT_NEAR(p.training_seconds, steps * step_seconds(p.regime), 1e-9);
+    EXPECT_GE(p.predicted_seconds, budget.spent_seconds + p.training_seconds + p.evaluation_seconds);
+    EXPECT_LE(p.predicted_seconds, plan.usable_seconds);
+    EXPECT_GE(p.max_fitting_epochs, p.regime.epochs);
+  }
+
+  nasoa::Budget tiny;
+  tiny.seconds = 1.5;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, tiny, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("time budget too small"), std::string::npos) << message;
+  nasoa::TaskOptions other_side;
+  other_side.image_side = 48;
+  const nasoa::Task big = nasoa::Task::from_folder((dir_ / "task").string(), other_side);
+  EXPECT_EQ(code_of([&] { adapter.plan(big, budget); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("48 px"), std::string::npos) << message;
+}
+
+TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {
+  nasoa::AdapterOptions options = profiled_options(dir_ / "state");
+  options.probe = true;
+  options.probe_per_class = 4;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 10;
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+  EXPECT_TRUE(plan.probe_used);
+  ASSERT_EQ(plan.probe_scores.size(), zoo_->models().size());
+  for (const nasoa::ModelInfo& m : zoo_->models()) {
+    ASSERT_EQ(plan.probe_scores.count(m.name), 1u) << m.name;
+    EXPECT_TRUE(std::isfinite(plan.probe_scores.at(m.name))) << m.name;
+  }
+  EXPECT_GT(plan.probe_seconds, 0);
+  EXPECT_GE(plan.planning_seconds, plan.probe_seconds);
+  EXPECT_GE(plan.best.predicted_seconds, plan.probe_seconds) << "the probe's time is spent from the budget";
+  EXPECT_FALSE(nasoa::Adapter(*zoo_, profiled_options(dir_ / "state")).plan(*task_, budget, base_).probe_used);
+}
+
+TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
+  const auto before = snapshot(g_bundle);
+  nasoa::Adapter adapter(*zoo_, profiled_options(dir_ / "state"));
+  nasoa::Budget budget;
+  budget.seconds = 6;
+  budget.spent_seconds = task_->ingest_seconds();
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+  ASSERT_EQ(plan.source, nasoa::PlanSource::kDefault);
+  const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, (dir_ / "model").string());
+  EXPECT_LE(r.wall_seconds, budget.seconds * 1.05 + 2);
+  EXPECT_GE(r.spent_seconds, budget.spent_seconds + plan.planning_seconds);
+  EXPECT_EQ(r.regime.model, plan.best.regime.model);
+  EXPECT_TRUE(adapter.record(*task_, plan, r));
+  EXPECT_FALSE(adapter.record(*task_, plan, r)) << "the same result is one run";
+
+  // Another Adapter, as a later process would open it, learns from the
+  // record: one is too few to follow, but enough to predict the default plan.
+  nasoa::Adapter later(*zoo_, profiled_options(dir_ / "state"));
+  EXPECT_EQ(later.state_dir(), adapter.state_dir());
+  const nasoa::Plan next = later.plan(*task_, budget, base_);
+  EXPECT_EQ(next.source, nasoa::PlanSource::kDefault);
+  EXPECT_EQ(next.device_records, 1u);
+  EXPECT_NE(next.best.why.find("too little experience"), std::string::npos) << next.best.why;
+  EXPECT_EQ(next.best.regime.model, plan.best.regime.model);
+  ASSERT_TRUE(next.best.predicted_accuracy.has_value());
+  double best = r.validation_accuracy;
+  for (const nasoa::EpochResult& e : r.epochs) best = std::max(best, e.validation_accuracy);
+  EXPECT_NEAR(*next.best.predicted_accuracy, best, 0.05) << "the one record's own plan";
+  ASSERT_TRUE(next.best.predicted_std.has_value());
+  EXPECT_GT(*next.best.predicted_std, 0);
+  nasoa::Adapter trusting(*zoo_, profiled_options(dir_ / "state", /*min_experience=*/1));
+  EXPECT_EQ(trusting.plan(*task_, budget, base_).source, nasoa::PlanSource::kPredictor);
+  EXPECT_TRUE(fs::exists(fs::path(later.state_dir()) / "experience.log"));
+  EXPECT_TRUE(fs::exists(fs::path(later.state_dir()) / "predictor.json"));
+
+  // Another state directory knows nothing of it.
+  nasoa::Adapter elsewhere(*zoo_, profiled_options(dir_ / "other-state"));
+  EXPECT_EQ(elsewhere.plan(*task_, budget, base_).device_records, 0u);
+
+  EXPECT_EQ(snapshot(g_bundle), before) << "the shipped bundle was modified";
+}
+
+TEST_F(PlanApiTest, TheDefaultStateDirectoryFollowsXdgThenHome) {
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  const std::string saved = xdg ? xdg : "";
+  ::setenv("XDG_STATE_HOME", (dir_ / "xdg").c_str(), 1);
+  EXPECT_EQ(nasoa::default_state_dir(), (dir_ / "xdg" / "nasoa").string());
+  nasoa::Adapter adapter(*zoo_);
+  EXPECT_EQ(fs::path(adapter.state_dir()).parent_path(), dir_ / "xdg" / "nasoa");
+  EXPECT_FALSE(fs::exists(dir_ / "xdg")) << "nothing is written before plan, record or calibrate";
+  ::setenv("XDG_STATE_HOME", "relative/path", 1);  // the XDG spec ignores relative paths
+  const char* home = std::getenv("HOME");
+  if (home && home[0] == '/') {
+    EXPECT_EQ(nasoa::default_state_dir(), (fs::path(home) / ".local/state/nasoa").string());
+  }
+  if (xdg) {
+    ::setenv("XDG_STATE_HOME", saved.c_str(), 1);
+  } else {
+    ::unsetenv("XDG_STATE_HOME");
+  }
+}
+
+}  // namespace
