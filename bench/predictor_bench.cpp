@@ -1,0 +1,139 @@
+// predictor_bench: how well the performance predictor generalises to a task
+// it has not seen, and whether the LogME probe feature helps.
+//
+//   predictor_bench --log EXPERIENCE.log [--out FILE.md]
+//
+// Leave one task out: for every task of the experience log, the predictor is
+// fitted on the other tasks' records and predicts the held-out task's runs.
+// Reported per task and overall: mean absolute error of the predicted best
+// validation accuracy, Spearman rank correlation between predicted and
+// achieved accuracy over the task's runs (what the planner needs: the best
+// plan ranked first), the regret of the plan ranked first (best achieved
+// minus achieved by the top-predicted run), and the same with the probe
+// feature removed. Fit and predict times are medians over the folds.
+// Prints the table (and writes it as Markdown to --out); not a test.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <sstream>
+
+#include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/predictor.h"
+
+namespace {
+
+namespace rt = nasoa::runtime;
+using Clock = std::chrono::steady_clock;
+
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);  // ties share their mean rank
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = double(a.size());
+  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    sab += (a[i] - ma) * (b[i] - mb), saa += (a[i] - ma) * (a[i] - ma), sbb += (b[i] - mb) * (b[i] - mb);
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0;
+}
+
+struct Fold {
+  std::string task;
+  std::size_t runs = 0;
+  double mae = 0, spearman = 0, regret = 0, fit_seconds = 0;
+};
+
+Fold evaluate(const std::string& task, const std::vector<rt::ExperienceRecord>& train,
+              const std::vector<rt::ExperienceRecord>& test, bool probe) {
+  auto rows = rt::training_rows(train, {}, 1.0);
+  if (!probe)
+    for (rt::TrainingRow& r : rows) r.x[rt::kProbeScore] = std::numeric_limits<double>::quiet_NaN();
+  const auto t0 = Clock::now();
+  const rt::Predictor predictor = rt::Predictor::fit(rows);
+  Fold f;
+  f.task = task;
+  f.fit_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<rt::FeatureVector> x;
+  std::vector<double> y;
+  for (const rt::ExperienceRecord& r : test) {
+    if (r.best_accuracy < 0) continue;
+    rt::FeatureVector v = rt::make_features(r);
+    if (!probe) v[rt::kProbeScore] = std::numeric_limits<double>::quiet_NaN();
+    x.push_back(v);
+    y.push_back(r.best_accuracy);
+  }
+  const std::vector<rt::Prediction> p = predictor.predict(x);
+  std::vector<double> mean;
+  for (const rt::Prediction& q : p) mean.push_back(q.mean);
+  f.runs = y.size();
+  for (std::size_t i = 0; i < y.size(); ++i) f.mae += std::abs(mean[i] - y[i]) / double(y.size());
+  f.spearman = pearson(ranks(mean), ranks(y));
+  const std::size_t top = std::size_t(std::max_element(mean.begin(), mean.end()) - mean.begin());
+  f.regret = *std::max_element(y.begin(), y.end()) - y[top];
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"predictor_bench: leave-one-task-out quality of the performance predictor, with and without the probe"};
+  std::string log, out;
+  app.add_option("--log", log, "Experience log (nasoa-gather's)")->required();
+  app.add_option("--out", out, "Also write the table as Markdown here");
+  CLI11_PARSE(app, argc, argv);
+
+  const rt::ExperienceLogContents contents = rt::read_experience_log(log);
+  std::map<std::string, std::vector<rt::ExperienceRecord>> by_task;
+  for (const rt::ExperienceRecord& r : contents.records) by_task[r.task_id].push_back(r);
+  if (by_task.size() < 2) {
+    std::cerr << "predictor_bench: " << log << " holds fewer than two tasks\n";
+    return 1;
+  }
+  std::ostringstream t;
+  t << "Experience: " << contents.records.size() << " runs on " << by_task.size()
+    << " source tasks; leave one task out (fit on the others, predict the held-out task's runs).\n\n"
+    << "| held-out task | runs | MAE | Spearman | regret of top plan | MAE (no probe) | Spearman (no probe) | regret (no probe) |\n"
+    << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  double sums[6] = {0, 0, 0, 0, 0, 0};
+  std::vector<double> fits;
+  char line[512];
+  for (const auto& [task, test] : by_task) {
+    std::vector<rt::ExperienceRecord> train;
+    for (const auto& [other, records] : by_task)
+      if (other != task) train.insert(train.end(), records.begin(), records.end());
+    const Fold with = evaluate(task, train, test, true), without = evaluate(task, train, test, false);
+    fits.push_back(with.fit_seconds);
+    std::snprintf(line, sizeof line, "| %s | %zu | %.3f | %.3f | %.1f pp | %.3f | %.3f | %.1f pp |\n", task.c_str(),
+                  with.runs, with.mae, with.spearman, 100 * with.regret, without.mae, without.spearman,
+                  100 * without.regret);
+    t << line;
+    const double v[6] = {with.mae, with.spearman, with.regret, without.mae, without.spearman, without.regret};
+    for (int i = 0; i < 6; ++i) sums[i] += v[i] / double(by_task.size());
+  }
+  std::sort(fits.begin(), fits.end());
+  std::snprintf(line, sizeof line, "| **mean** | | %.3f | %.3f | %.1f pp | %.3f | %.3f | %.1f pp |\n", sums[0], sums[1],
+                100 * sums[2], sums[3], sums[4], 100 * sums[5]);
+  t << line << "\nMedian fit time on a fold: " << fits[fits.size() / 2] << " s.\n";
+  std::cout << t.str();
+  if (!out.empty()) std::ofstream(out) << t.str();
+  return 0;
+}
