@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's first command. Sets up what is missing, builds the three programs
 # it runs, and then does what a user of nasoa does: plans how to adapt the
-# embedded starter zoo (zoo/default) to a task it has never seen inside a
+# embedded default zoo (zoo/default, the searched models) to a task it has never seen inside a
 # 60-second budget, adapts it, and uses the result. The default task is 500 Fashion-MNIST test
 # images of five classes the zoo was not trained on (sandal, shirt, sneaker,
 # bag, ankle boot), written once as an ordinary folder of class subfolders of
@@ -33,7 +33,7 @@ fi
 # learn. The first run on a machine also measures its device profile (about
 # a second on 2 cores), inside the budget.
 echo
-echo "== Planning and adapting the starter zoo to the default task (60 s budget) =="
+echo "== Planning and adapting the default zoo to the default task (60 s budget) =="
 "$build/samples/nasoa-adapt" --zoo zoo/default --data "$task" --budget 60 --seed 1 \
   --out "$build/default-model" --report "$build/default-report.json"
 
