@@ -589,8 +589,14 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
                                                     "; this build reads up to " +
                                                     std::to_string(kPredictorFormatVersion));
   const std::string digest = top.string("sha256");
-  const Json& model_json = top.get("model");
-  if (zoo::sha256_hex(model_json.dump()) != digest)
+  // The checksum covers the model's bytes as written (to_json() writes the
+  // keys sorted, so "model" comes just before "sha256"), not a re-encoding
+  // of what was parsed: a changed digit that still parses to the same
+  // double must be refused too, as any other damage is.
+  const std::size_t model_at = text.find("\"model\":");
+  const std::size_t sha_at = text.rfind(",\"sha256\":");
+  if (model_at == std::string::npos || sha_at == std::string::npos || sha_at < model_at + 8 ||
+      zoo::sha256_hex(std::string_view(text).substr(model_at + 8, sha_at - model_at - 8)) != digest)
     throw Error(ErrorCode::kCorrupt, source + ": checksum mismatch: the predictor file is damaged");
 
   const Fields model = top.object("model");

@@ -185,6 +185,10 @@ TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
     d[at] = char(d[at] ^ 0x01);
     damaged.push_back(d);
   }
+  // Damage that still parses to the same values: the bytes are what is checked.
+  std::string spaced = good;
+  spaced.insert(model_at + 8, " ");
+  damaged.push_back(spaced);
   damaged.push_back(good.substr(0, good.size() / 2));
   damaged.push_back(good.substr(0, good.size() - 3));
   damaged.push_back("");
