@@ -77,7 +77,7 @@ python3 "$root/tests/support/fashion_task.py" "$job/task" 8 0,1
 run "$build/offline_tools/nasoa-zoo" create --out "$job/zoo" --name emulated --classes 2 --input 16 \
   --encoding 2-_8_1-2 > /dev/null
 OMP_WAIT_POLICY=PASSIVE run "$build/samples/nasoa-adapt" --zoo "$job/zoo" --data "$job/task" \
-  --budget 120 --epochs 2 --batch 4 --out "$job/model" --report "$job/report.json" --quiet
+  --budget 120 --epochs 2 --batch 4 --out "$job/model" --report "$job/report.json" --state "$job/state" --quiet
 run "$build/samples/nasoa-classify" --model "$job/model" "$job/task" > "$job/classified.tsv"
 test "$(wc -l < "$job/classified.tsv")" -eq 16
 echo "cross_test: nasoa-adapt ran emulated and its model classified 16 images ($((SECONDS - start)) s in all)"
