@@ -105,7 +105,7 @@ State load(const SearchOptions& o, const std::string& dir) {
                                                       ", this build reads " + std::to_string(kStateFormat));
     const Json want = options_to_json(o), have = j.at("options");
     for (auto it = want.begin(); it != want.end(); ++it)
-      if (!have.contains(it.key()) || have.at(it.key()) != it.value())
+      if (it.key() != "generations" && (!have.contains(it.key()) || have.at(it.key()) != it.value()))
         throw Error(ErrorCode::kInvalidArgument,
                     path + ": the state was made with option " + it.key() + " = " +
                         (have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)")) +
@@ -144,6 +144,8 @@ class Search {
     } else {
       start();
     }
+    // More generations than a finished search ran extend it; fewer end it as it is.
+    if (s_.phase == "done" && s_.generation < o_.generations) s_.phase = "macro";
     while (s_.phase == "block" && s_.block_done < s_.block_queue.size()) block_batch();
     if (s_.phase == "block") begin_macro();
     while (s_.phase == "macro" && s_.generation < o_.generations) generation();

@@ -14,7 +14,9 @@
 // the population, the phase, the random generator) is written atomically to
 // STATE_DIR/state.json, so a killed search resumes where it stopped and,
 // given the same evaluations, ends exactly as an uninterrupted one would.
-// A state written with other options is refused, naming the option.
+// A state written with other options is refused, naming the option, except
+// that --generations may be raised: a finished search then runs the extra
+// generations, exactly as if it had been asked for them from the start.
 //
 // Threads: run_search() calls the evaluator on the calling thread.
 #pragma once

@@ -181,6 +181,25 @@ TEST(SearchTest, ResumeAfterAKillEndsAsAnUninterruptedRun) {
   EXPECT_EQ(again.calls, 0);
 }
 
+TEST(SearchTest, RaisingTheGenerationsExtendsAFinishedSearchAsIfAskedFromTheStart) {
+  SearchOptions o = formula_options();
+  o.generations = 6;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator whole;
+  const SearchResult expected = run_search(o, whole, dir / "whole");
+  SearchOptions shorter = o;
+  shorter.generations = 3;
+  FormulaEvaluator first, second;
+  EXPECT_EQ(run_search(shorter, first, dir / "extended").generations_done, 3);
+  const SearchResult extended = run_search(o, second, dir / "extended");
+  EXPECT_EQ(extended.generations_done, 6);
+  EXPECT_GT(second.calls, 0);
+  ASSERT_EQ(extended.evaluated.size(), expected.evaluated.size());
+  for (std::size_t i = 0; i < expected.evaluated.size(); ++i)
+    EXPECT_EQ(extended.evaluated[i].encoding, expected.evaluated[i].encoding);
+  EXPECT_EQ(extended.population, expected.population);
+}
+
 TEST(SearchTest, RefusesAStateMadeWithOtherOptionsNamingTheOption) {
   SearchOptions o = formula_options();
   o.generations = 1;
