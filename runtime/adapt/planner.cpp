@@ -10,6 +10,7 @@
 #include <set>
 
 #include "nasoa/error.h"
+#include "runtime/adapt/regime_json.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -103,23 +104,11 @@ std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limi
 }
 
 Json plan_json(const PlannedRun& p) {
-  const Regime& r = p.regime;
   Json j;
-  j["model"] = r.model;
-  j["regime"] = Json{{"learning_rate", r.learning_rate},
-                     {"epochs", r.epochs},
-                     {"batch_size", r.batch_size},
-                     {"frozen_stages", r.frozen_stages},
-                     {"optimizer", to_string(r.optimizer)},
-                     {"momentum", r.momentum},
-                     {"weight_decay", r.weight_decay},
-                     {"schedule", to_string(r.schedule)},
-                     {"warmup_epochs", r.warmup_epochs},
-                     {"label_smoothing", r.label_smoothing},
-                     {"random_resized_crop", r.random_resized_crop},
-                     {"horizontal_flip", r.horizontal_flip},
-                     {"validation_fraction", r.validation_fraction},
-                     {"seed", r.seed}};
+  j["model"] = p.regime.model;
+  Json regime(detail::regime_json(p.regime));
+  regime.erase("model");  // it heads the plan
+  j["regime"] = std::move(regime);
   j["predicted_accuracy"] = p.predicted_accuracy;
   j["predicted_std"] = p.predicted_std;
   j["score"] = p.score;
