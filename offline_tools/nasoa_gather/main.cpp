@@ -87,13 +87,6 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
   return task + "|" + model + buf;
 }
 
-// The program by its name alone, as nasoa-pretrain records it.
-std::string joined_command_line(int argc, char** argv) {
-  std::string out = fs::path(argv[0]).filename().string();
-  for (int i = 1; i < argc; ++i) out += " " + std::string(argv[i]);
-  return out;
-}
-
 int ship(const Args& a, const std::string& command_line) {
   const rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
   for (const std::string& line : contents.damage_report(a.ship)) std::cerr << "nasoa-gather: " << line << "\n";
@@ -267,7 +260,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)");
   CLI11_PARSE(app, argc, argv);
   try {
-    if (!a.ship.empty()) return ship(a, joined_command_line(argc, argv));
+    if (!a.ship.empty()) return ship(a, nasoa::zoo::provenance_command_line(argc, argv));
     if (a.tasks.empty() || a.log.empty())
       throw Error(ErrorCode::kInvalidArgument, "give --tasks DIR and --log FILE (or --ship LOG)");
     return run(a);

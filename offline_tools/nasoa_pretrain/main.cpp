@@ -38,14 +38,6 @@ namespace {
 using nasoa::Error;
 using nasoa::ErrorCode;
 
-// The program by its name alone: where it was built is no part of how a
-// bundle was made, and a shipped manifest must not carry a build machine's paths.
-std::string joined_command_line(int argc, char** argv) {
-  std::string out = std::filesystem::path(argv[0]).filename().string();
-  for (int i = 1; i < argc; ++i) out += " " + std::string(argv[i]);
-  return out;
-}
-
 struct Args {
   std::string encoding, data, out, name, model_name, data_card = "docs/data.md#starter-upstream";
   std::vector<std::string> idx, classes, class_names;
@@ -194,7 +186,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", a.quiet, "No progress lines");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(a, joined_command_line(argc, argv));
+    return run(a, nasoa::zoo::provenance_command_line(argc, argv));
   } catch (const Error& e) {
     std::cerr << "nasoa-pretrain: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

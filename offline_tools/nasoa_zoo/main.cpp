@@ -27,12 +27,6 @@ namespace {
 using nasoa::Encoding;
 using nasoa::Error;
 
-std::string joined_command_line(int argc, char** argv) {
-  std::string out;
-  for (int i = 0; i < argc; ++i) out += (i ? " " : "") + std::string(argv[i]);
-  return out;
-}
-
 int run_info(const std::vector<std::string>& encodings, int classes, int input) {
   std::cout << "encoding\tparameters\tmacs\n";
   int status = 0;
@@ -161,7 +155,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (info->parsed()) return run_info(encodings, classes, input);
-    if (create->parsed()) return run_create(create_args, joined_command_line(argc, argv));
+    if (create->parsed()) return run_create(create_args, nasoa::zoo::provenance_command_line(argc, argv));
     if (inspect->parsed()) return run_inspect(dir);
     if (verify->parsed()) return run_verify(dir);
   } catch (const Error& e) {

@@ -112,6 +112,12 @@ std::string utc_timestamp() {
   return buffer;
 }
 
+std::string provenance_command_line(int argc, char** argv) {
+  std::string out = argc > 0 ? fs::path(argv[0]).filename().string() : std::string();
+  for (int i = 1; i < argc; ++i) out += " " + std::string(argv[i]);
+  return out;
+}
+
 void verify_file(const std::string& dir, const FileEntry& file) {
   const fs::path path = fs::path(dir) / file.path;
   std::error_code ec;

@@ -86,6 +86,11 @@ Manifest open_bundle(const std::string& dir);
 // The current time as provenance records it: ISO 8601, UTC, seconds.
 std::string utc_timestamp();
 
+// A program's command line as provenance records it: the program by its name
+// alone, then its arguments. Where a tool was built is no part of how a
+// bundle was made, and a shipped manifest must not carry a machine's paths.
+std::string provenance_command_line(int argc, char** argv);
+
 // Checks one listed file; `dir` is the bundle directory.
 void verify_file(const std::string& dir, const FileEntry& file);
 
