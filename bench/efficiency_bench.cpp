@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "nasoa/encoding.h"
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
@@ -43,18 +44,8 @@ namespace fs = std::filesystem;
 namespace rt = nasoa::runtime;
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
+using nasoa::bench::cpu_model;
+using nasoa::bench::median;
 
 struct Row {
   std::string bundle_dir, kind;  // "zoo" or "baseline"

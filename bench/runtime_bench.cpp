@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "nasoa/encoding.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/image_store.h"
@@ -40,18 +41,8 @@ using nasoa::runtime::BatchLoader;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
+using nasoa::bench::cpu_model;
+using nasoa::bench::median;
 
 double load_average() {
   double l = -1;
