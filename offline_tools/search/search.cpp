@@ -184,13 +184,13 @@ class Search {
       const Encoding e = Encoding::parse(reference(b));  // a bad seed block is the caller's error
       if (queued.insert(e.to_string()).second) s_.block_queue.push_back(e.to_string());
     }
-    const Encoding ref = Encoding::parse(reference("0-"));  // checks the reference macro and C0 once
-    (void)ref;
+    // Checks the reference macro and C0 once; every sampled block goes into its macro.
+    const std::vector<MacroBlock> reference_macro = Encoding::parse(reference("0-")).macro();
     int added = 0;
     for (int tries = 0; added < o_.block_samples && tries < 1000 * std::max(1, o_.block_samples); ++tries) {
       const BlockSpec block = zoo::sample_block(s_.rng, o_.space);
       try {
-        const Encoding e = Encoding::from_parts(block, o_.reference_c0, Encoding::parse(reference("0-")).macro());
+        const Encoding e = Encoding::from_parts(block, o_.reference_c0, reference_macro);
         if (!within_bounds(e) || !queued.insert(e.to_string()).second) continue;
         s_.block_queue.push_back(e.to_string());
         ++added;
