@@ -54,7 +54,7 @@ for b in "${baselines[@]}"; do baseline_args+=(--baseline "$b"); done
 "$tools/nasoa-search" --corpus build/corpora/upstream --state "$work/search-state" --out zoo/search \
   --seed "$seed" --input "$input" --batch 64 --proxy-epochs 5 --train-per-class 100 --validation-per-class 20 \
   --block-samples 16 --seed-block 020- --seed-block 10001- --seed-block 2- --seed-block 0- --keep-blocks 4 \
-  --reference-macro 1-21-21 --reference-c0 16 --population 8 --generations 5 --children 8 \
+  --reference-macro 1-21-21 --reference-c0 16 --population 8 --generations 18 --children 8 \
   --c0 8,12,16,24,32 --max-blocks 12 --max-stages 4 --max-channels 256 --max-macs 6000000 --select 7 \
   "${baseline_args[@]}" 2>&1 | tee "$work/search.log"
 stamp "search done"
@@ -97,10 +97,19 @@ wait $hand_designed
 # 4. Fine-tuning experience of the default bundle on the source tasks, and
 # the performance predictor fitted on it, shipped in the bundle. Each
 # (task, model) pair gets 24 plans of the grid, drawn with the seed; the log is
-# append-only, so an interrupted gathering carries on where it stopped.
-"$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
-  --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
-  --seed "$seed" ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"} 2>&1 | tee -a "$work/gather.log"
+# append-only, so an interrupted gathering carries on where it stopped. Two
+# shards of the tasks gather side by side, one compute thread each.
+gather_shard() {
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+    --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
+    --seed "$seed" --threads 1 --shard "$1/2" ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"} \
+    >> "$work/gather-$1.log" 2>&1
+}
+gather_shard 0 &
+first_shard=$!
+gather_shard 1 || { tail -n 20 "$work/gather-1.log" >&2; exit 1; }
+wait $first_shard || { tail -n 20 "$work/gather-0.log" >&2; exit 1; }
+tail -n 1 "$work/gather-0.log" "$work/gather-1.log"
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
 stamp "experience gathered and shipped"
 

@@ -2,7 +2,7 @@
 //
 //   nasoa-gather --zoo BUNDLE --tasks DIR --log FILE [--lrs 0.003,0.01,0.03,0.1]
 //                [--frozen 0,1,2] [--epochs 1,3,8] [--batch 32] [--plans-per-pair N]
-//                [--probe-per-class 20] [--seed 1] [--hours H] [--threads N]
+//                [--probe-per-class 20] [--seed 1] [--hours H] [--threads N] [--shard K/N]
 //   nasoa-gather --ship LOG --zoo BUNDLE
 //
 // Fine-tunes every model of the bundle on every task (each subfolder of DIR,
@@ -18,11 +18,16 @@
 //
 // Resumable: a run whose id is in the log already is skipped; the log is
 // append-only with a checksum per record, so a crash loses at most the run
-// in flight. --hours stops cleanly after that much wall time.
+// in flight. --hours stops cleanly after that much wall time. --shard K/N
+// takes only the tasks whose index (in name order) is K modulo N, so that N
+// processes can gather into one log side by side (appends are serialised by
+// the log's lock; run ids are the same as in a single process).
 //
-// --ship fits the performance predictor on the log's records and writes both
-// (the predictor and the log itself) into the bundle, which is rewritten
-// crash-safely with its models unchanged (zoo::set_bundle_experience).
+// --ship fits the performance predictor on the log's records, in run-id
+// order (so the result does not depend on how shards interleaved), and
+// writes both (the predictor and those records) into the bundle, which is
+// rewritten crash-safely with its models unchanged
+// (zoo::set_bundle_experience).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // CLI11's codes for bad arguments.
@@ -63,6 +68,7 @@ struct Args {
   std::vector<int> frozen{0, 1, 2};
   std::vector<int> epochs{1, 3, 8};
   int batch = 32, plans_per_pair = 0, probe_per_class = 20, threads = 0;
+  std::string shard;  // "K/N", or empty for all tasks
   std::uint64_t seed = 1;
   double hours = 0;
 };
@@ -88,9 +94,11 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
 }
 
 int ship(const Args& a, const std::string& command_line) {
-  const rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
+  rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
   for (const std::string& line : contents.damage_report(a.ship)) std::cerr << "nasoa-gather: " << line << "\n";
   if (contents.records.empty()) throw Error(ErrorCode::kInvalidArgument, a.ship + ": no usable experience records");
+  std::stable_sort(contents.records.begin(), contents.records.end(),
+                   [](const rt::ExperienceRecord& x, const rt::ExperienceRecord& y) { return x.run_id < y.run_id; });
   const auto t0 = Clock::now();
   const rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
   const double fit_seconds = seconds_since(t0);
@@ -125,6 +133,17 @@ int run(const Args& a) {
     if (e.is_directory()) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   if (names.empty()) throw Error(ErrorCode::kNotFound, a.tasks + ": no task folders in it");
+  if (!a.shard.empty()) {
+    unsigned k = 0, n = 0;
+    char rest = 0;
+    if (std::sscanf(a.shard.c_str(), "%u/%u%c", &k, &n, &rest) != 2 || n == 0 || k >= n)
+      throw Error(ErrorCode::kInvalidArgument, "--shard '" + a.shard + "': expected K/N with 0 <= K < N");
+    std::vector<std::string> mine;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (i % n == k) mine.push_back(names[i]);
+    if (mine.empty()) throw Error(ErrorCode::kInvalidArgument, "--shard " + a.shard + ": no task of " + a.tasks + " falls in it");
+    names = std::move(mine);
+  }
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
     ingest.side = side;
@@ -258,6 +277,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "Seed of splits, draws and training")->capture_default_str();
   app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)");
+  app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
   CLI11_PARSE(app, argc, argv);
   try {
     if (!a.ship.empty()) return ship(a, nasoa::zoo::provenance_command_line(argc, argv));

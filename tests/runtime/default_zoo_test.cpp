@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
@@ -56,6 +59,38 @@ TEST(DefaultZooTest, ShipsSearchedPretrainedModelsWithRecordExperienceAndPredict
   EXPECT_NE(m.provenance.command_line.find("nasoa-gather "), std::string::npos);
   EXPECT_TRUE(m.predictor.has_value()) << "the predictor ships in the bundle";
   EXPECT_TRUE(m.experience.has_value()) << "the experience it was fitted on ships too";
+}
+
+// encoding -> step ms, from one of the search's committed CSV files.
+std::map<std::string, double> step_ms_by_encoding(const std::string& file) {
+  std::ifstream in(std::string(NASOA_SOURCE_DIR) + "/zoo/search/" + file);
+  std::map<std::string, double> out;
+  std::string line;
+  std::getline(in, line);  // header: name,encoding,step_ms,...
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string name, encoding, step;
+    std::getline(fields, name, ',');
+    std::getline(fields, encoding, ',');
+    std::getline(fields, step, ',');
+    out[encoding] = std::stod(step);
+  }
+  return out;
+}
+
+TEST(DefaultZooTest, ModelsAreTheSearchsPicksFromItsFrontSpanningFiveTimesInStepTime) {
+  const std::map<std::string, double> front = step_ms_by_encoding("front.csv"),
+                                      selected = step_ms_by_encoding("selected.csv");
+  const zoo::Manifest m = zoo::open_bundle(kZoo);
+  ASSERT_EQ(selected.size(), m.models.size());
+  double fastest = 1e30, slowest = 0;
+  for (const ModelInfo& model : m.models) {
+    ASSERT_TRUE(selected.count(model.encoding)) << model.name << " " << model.encoding << " is not in selected.csv";
+    EXPECT_TRUE(front.count(model.encoding)) << model.name << " " << model.encoding << " is not on the front";
+    fastest = std::min(fastest, selected.at(model.encoding));
+    slowest = std::max(slowest, selected.at(model.encoding));
+  }
+  EXPECT_GE(slowest, 5 * fastest) << "the search issue asks for a zoo spanning at least 5x in training step time";
 }
 
 TEST(DefaultZooTest, BaselinesBundleHoldsTheHandDesignedFamilies) {

@@ -1,0 +1,657 @@
+// adaption_bench: NASOA's one-shot plans against the other ways of choosing a
+// model and a regime for a task under a time budget (the paper's adaption
+// table, at our scale).
+//
+//   adaption_bench --zoo zoo/default --table ZOO-TABLE.log --baselines BASELINE-TABLE.log
+//                  --profile PROFILE.json --tasks build/corpora/eval [--budgets 30,60,120,300]
+//                  [--seeds 20] [--out FILE.md]
+//
+// The tables are experience logs (nasoa-gather's format) of real fine-tunes
+// on the evaluation tasks, made on this machine: ZOO-TABLE every plan of the
+// grid (zoo model x learning rate x frozen stages x epochs, batch 32) for every
+// model of the bundle, BASELINES the hand-designed networks under a small
+// grid of fixed regimes. Each record holds the validation accuracy after
+// every epoch and its elapsed time, so a method's outcome under a budget is
+// read off the table, including a run that the budget guard cuts short (the
+// best validation accuracy among the epochs finished in time). Methods that
+// try several plans pay for every run they start; the search methods are
+// averaged over --seeds seeds. "Device time" is fine-tuning time: ingestion
+// is the same for every method and is left out.
+//
+// Methods (per task and budget):
+//   oracle      the best plan of the zoo grid that fits the budget (exhaustive);
+//   nasoa       generate_schedule() with the bundle's shipped predictor and the
+//               device profile, one run, its planning time charged;
+//   fixed       the largest zoo model that fits, lr 0.01, nothing frozen, the
+//               most epochs of the grid that fit (by the profile);
+//   <baseline>  each hand-designed network with the fixed regime of its table
+//               that is best on average over the evaluation tasks (hindsight:
+//               optimistic for the baselines);
+//   logme       the zoo model with the highest LogME score on the task's
+//               frozen features (probed here, its time charged), then the
+//               fixed regime above;
+//   random      random plans of the grid, run one after another until the
+//               budget is spent, the best kept;
+//   bohb        Hyperband (eta 2 over the grid's epochs) with BOHB's
+//               kernel-density sampler over (model, lr, frozen), until the
+//               budget is spent, the best kept.
+// Also: the device time BOHB and random search need to match NASOA's accuracy
+// (as a multiple of NASOA's own device time); the shipped predictor's quality
+// on the evaluation tasks (none of them is in its experience); and a stream of
+// adaptions where the predictor is refitted after every task with the outcome
+// (as nasoa::Adapter::record does) against one that is not.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "bench/bench_support.h"
+#include "nasoa/error.h"
+#include "runtime/adapt/experience_log.h"
+#include "runtime/adapt/planner.h"
+#include "runtime/adapt/predictor.h"
+#include "runtime/adapt/probe.h"
+#include "runtime/data/image_store.h"
+#include "runtime/data/split.h"
+#include "runtime/data/task_source.h"
+#include "runtime/profile/device_profile.h"
+#include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/bundle.h"
+#include "zoo/bundle/sha256.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace rt = nasoa::runtime;
+using Clock = std::chrono::steady_clock;
+using Record = rt::ExperienceRecord;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ---- the tables ----------------------------------------------------------------
+
+struct PlanKey {
+  std::string model;
+  double lr = 0;
+  int frozen = 0, epochs = 0;
+  bool operator<(const PlanKey& o) const {
+    return std::tie(model, lr, frozen, epochs) < std::tie(o.model, o.lr, o.frozen, o.epochs);
+  }
+};
+
+PlanKey key_of(const nasoa::Regime& r) { return {r.model, r.learning_rate, r.frozen_stages, r.epochs}; }
+
+// What a run reached when it was given `seconds` of device time: the whole
+// run when it fits, else the best validation accuracy of the epochs finished
+// in time (the budget guard hands back the best weights so far); a run cut
+// before its first evaluation hands back an untrained head (accuracy 0).
+struct Outcome {
+  double accuracy = 0, seconds = 0;
+};
+
+Outcome run_within(const Record& r, double seconds) {
+  if (r.total_seconds <= seconds) return {r.best_accuracy, r.total_seconds};
+  double best = 0;
+  for (const rt::EpochPoint& e : r.history)
+    if (e.elapsed_seconds <= seconds && e.validation_accuracy > best) best = e.validation_accuracy;
+  return {best, std::max(0.0, seconds)};
+}
+
+struct Task {
+  std::string name;
+  nasoa::TaskMeta meta;
+  std::int64_t train_images = 0, validation_images = 0;
+  std::map<PlanKey, const Record*> zoo, baselines;
+  std::vector<const Record*> zoo_runs;  // the table's order
+  std::map<std::string, double> logme, logme_seconds;
+};
+
+// ---- the methods ---------------------------------------------------------------
+
+// Ranks plans by model size, then epochs: with the planner's budget
+// arithmetic this picks "the largest model that fits, with the most epochs".
+class SizeFirst final : public rt::AccuracyPredictor {
+ public:
+  std::vector<rt::Prediction> predict(const std::vector<rt::FeatureVector>& rows) const override {
+    std::vector<rt::Prediction> out;
+    for (const rt::FeatureVector& x : rows) out.push_back({(x[rt::kLogParameters] * 1000 + x[rt::kEpochs]) / 1e6, 0.01});
+    return out;
+  }
+};
+
+struct Setup {
+  const rt::DeviceProfile* profile = nullptr;
+  std::vector<rt::ModelFeatures> models;
+  rt::PlannerOptions planner;  // the table's grid and regime
+};
+
+rt::Schedule plan(const Setup& s, const Task& t, double budget, const rt::AccuracyPredictor& predictor,
+                  const rt::PlannerOptions& options, const std::vector<rt::ModelFeatures>& models) {
+  rt::PlannerBudget b;
+  b.seconds = budget;
+  rt::PlannerOptions o = options;
+  o.overheads.validation_images = t.validation_images;
+  return rt::generate_schedule(t.meta, t.train_images, b, *s.profile, models, predictor, o);
+}
+
+struct Result {
+  Outcome outcome;
+  PlanKey chosen;
+  double overhead_seconds = 0;  // planning or probing
+};
+
+Result nasoa_method(const Setup& s, const Task& t, double budget, const rt::Predictor& predictor) {
+  const auto t0 = Clock::now();
+  const rt::Schedule schedule = plan(s, t, budget, predictor, s.planner, s.models);
+  const double planning = seconds_since(t0);
+  const PlanKey k = key_of(schedule.best.regime);
+  const auto it = t.zoo.find(k);
+  if (it == t.zoo.end()) throw std::runtime_error(t.name + ": the table has no run of NASOA's plan for " + k.model);
+  return {run_within(*it->second, budget - planning), k, planning};
+}
+
+Result fixed_default(const Setup& s, const Task& t, double budget, const std::vector<rt::ModelFeatures>& models,
+                     double spent = 0) {
+  rt::PlannerOptions o = s.planner;
+  o.grid.learning_rates = {0.01};
+  o.grid.frozen_stages = {0};
+  o.overheads.spent_seconds = spent;
+  const rt::Schedule schedule = plan(s, t, budget, SizeFirst(), o, models);
+  const PlanKey k = key_of(schedule.best.regime);
+  return {run_within(*t.zoo.at(k), budget - spent), k, spent};
+}
+
+Result logme_method(const Setup& s, const Task& t, double budget) {
+  double probing = 0;
+  std::string best;
+  for (const auto& [model, score] : t.logme) {
+    probing += t.logme_seconds.at(model);
+    if (best.empty() || score > t.logme.at(best)) best = model;
+  }
+  std::vector<rt::ModelFeatures> one;
+  for (const rt::ModelFeatures& m : s.models)
+    if (m.name == best) one.push_back(m);
+  return fixed_default(s, t, budget, one, probing);
+}
+
+// Runs plans one after another until `budget` device seconds are spent (the
+// last run cut at the deadline), or until the best accuracy reaches `target`
+// when one is given. Returns the best accuracy and the device time used.
+class DeviceClock {
+ public:
+  DeviceClock(double budget, double target) : budget_(budget), target_(target) {}
+  bool done() const { return spent_ >= budget_ || best_ >= target_; }
+  void run(const Record& r) {
+    const Outcome o = run_within(r, budget_ - spent_);
+    // Where a target is set, the time counted ends at the epoch that reached it.
+    double used = o.seconds;
+    if (o.accuracy >= target_ && best_ < target_)
+      for (const rt::EpochPoint& e : r.history)
+        if (e.validation_accuracy >= target_) {
+          used = std::min(used, e.elapsed_seconds);
+          break;
+        }
+    spent_ += used;
+    best_ = std::max(best_, o.accuracy);
+  }
+  double best() const { return best_; }
+  double spent() const { return spent_; }
+
+ private:
+  double budget_, target_, spent_ = 0, best_ = 0;
+};
+
+Outcome random_search(const Task& t, double budget, double target, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  DeviceClock clock(budget, target);
+  std::vector<const Record*> order = t.zoo_runs;
+  while (!clock.done()) {
+    std::shuffle(order.begin(), order.end(), rng);  // a fresh pass when the grid is used up
+    for (const Record* r : order) {
+      if (clock.done()) break;
+      clock.run(*r);
+    }
+  }
+  return {clock.best(), clock.spent()};
+}
+
+// BOHB (Falkner et al., 2018) over the grid: Hyperband brackets with eta 2 on
+// the grid's epochs; configurations (model, lr, frozen) drawn at random with
+// probability 1/3, else from a kernel-density model: the observations at the
+// largest epoch count with enough of them are split into the best 15 % (at
+// least dims + 1) and the rest; each is modelled by a product of
+// Aitchison-Aitken kernels (bandwidth 0.3, widened 3x to sample); 64 samples
+// from the good density, the one with the largest good/bad ratio is run.
+class Bohb {
+ public:
+  Bohb(const Task& t, const std::vector<int>& epochs, std::uint64_t seed) : task_(t), epochs_(epochs), rng_(seed) {
+    std::set<std::string> models;
+    std::set<double> lrs;
+    std::set<int> frozen;
+    for (const auto& [k, r] : t.zoo) models.insert(k.model), lrs.insert(k.lr), frozen.insert(k.frozen);
+    dims_ = {models.size(), lrs.size(), frozen.size()};
+    model_names_.assign(models.begin(), models.end());
+    lrs_.assign(lrs.begin(), lrs.end());
+    frozen_.assign(frozen.begin(), frozen.end());
+  }
+
+  Outcome run(double budget, double target) {
+    DeviceClock clock(budget, target);
+    const int s_max = int(epochs_.size()) - 1;
+    while (!clock.done())
+      for (int s = s_max; s >= 0 && !clock.done(); --s) {
+        // Bracket s: n configurations at the (s_max - s)-th epoch count, halved
+        // while the epochs double.
+        int n = int(std::ceil(double(s_max + 1) / (s + 1) * std::pow(2.0, s)));
+        std::vector<Config> configs;
+        for (int i = 0; i < n; ++i) configs.push_back(sample());
+        for (int rung = s_max - s; rung <= s_max && !configs.empty() && !clock.done(); ++rung) {
+          std::vector<std::pair<double, Config>> scored;
+          for (const Config& c : configs) {
+            if (clock.done()) break;
+            const Record& r = *task_.zoo.at(key(c, epochs_[std::size_t(rung)]));
+            const double before = clock.spent();
+            clock.run(r);
+            if (clock.spent() - before >= r.total_seconds - 1e-12) {  // finished: an observation
+              observations_[rung].push_back({c, r.best_accuracy});
+              scored.push_back({r.best_accuracy, c});
+            }
+          }
+          std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+          configs.clear();
+          for (std::size_t i = 0; i < scored.size() / 2; ++i) configs.push_back(scored[i].second);
+        }
+      }
+    return {clock.best(), clock.spent()};
+  }
+
+ private:
+  using Config = std::array<std::size_t, 3>;
+  struct Observation {
+    Config c;
+    double accuracy;
+  };
+
+  PlanKey key(const Config& c, int epochs) const { return {model_names_[c[0]], lrs_[c[1]], frozen_[c[2]], epochs}; }
+
+  Config uniform() {
+    Config c{};
+    for (std::size_t d = 0; d < 3; ++d) c[d] = std::uniform_int_distribution<std::size_t>(0, dims_[d] - 1)(rng_);
+    return c;
+  }
+
+  double density(const std::vector<Config>& points, const Config& x, double bw) const {
+    double sum = 0;
+    for (const Config& p : points) {
+      double k = 1;
+      for (std::size_t d = 0; d < 3; ++d) k *= p[d] == x[d] ? 1 - bw : bw / double(std::max<std::size_t>(1, dims_[d] - 1));
+      sum += k;
+    }
+    return sum / double(points.size());
+  }
+
+  Config sample() {
+    const std::size_t min_points = 3 + 1;
+    if (std::uniform_real_distribution<double>(0, 1)(rng_) < 1.0 / 3) return uniform();
+    for (auto it = observations_.rbegin(); it != observations_.rend(); ++it) {
+      std::vector<Observation> obs = it->second;
+      if (obs.size() < 2 * min_points) continue;
+      std::stable_sort(obs.begin(), obs.end(), [](const Observation& a, const Observation& b) { return a.accuracy > b.accuracy; });
+      const std::size_t n_good = std::max(min_points, std::size_t(std::ceil(0.15 * double(obs.size()))));
+      std::vector<Config> good, bad;
+      for (std::size_t i = 0; i < obs.size(); ++i) (i < n_good ? good : bad).push_back(obs[i].c);
+      const double bw = 0.3;
+      Config best{};
+      double best_ratio = -1;
+      for (int i = 0; i < 64; ++i) {
+        // Draw from the good density with the widened bandwidth: pick a good
+        // point, keep each coordinate with probability 1 - 3 bw', else another value.
+        const Config& centre = good[std::uniform_int_distribution<std::size_t>(0, good.size() - 1)(rng_)];
+        Config c = centre;
+        for (std::size_t d = 0; d < 3; ++d) {
+          const double wide = std::min(3 * bw, double(dims_[d] - 1) / double(dims_[d]));
+          if (dims_[d] > 1 && std::uniform_real_distribution<double>(0, 1)(rng_) < wide) {
+            std::size_t v = std::uniform_int_distribution<std::size_t>(0, dims_[d] - 2)(rng_);
+            c[d] = v >= centre[d] ? v + 1 : v;
+          }
+        }
+        const double ratio = density(good, c, bw) / std::max(1e-32, density(bad, c, bw));
+        if (ratio > best_ratio) best_ratio = ratio, best = c;
+      }
+      return best;
+    }
+    return uniform();
+  }
+
+  const Task& task_;
+  std::vector<int> epochs_;
+  std::mt19937_64 rng_;
+  std::array<std::size_t, 3> dims_{};
+  std::vector<std::string> model_names_;
+  std::vector<double> lrs_;
+  std::vector<int> frozen_;
+  std::map<int, std::vector<Observation>> observations_;
+};
+
+Outcome oracle(const Task& t, double budget) {
+  Outcome best;
+  for (const Record* r : t.zoo_runs)
+    if (r->total_seconds <= budget && r->best_accuracy > best.accuracy) best = {r->best_accuracy, r->total_seconds};
+  return best;
+}
+
+// ---- statistics -------------------------------------------------------------------
+
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
+    i = j + 1;
+  }
+  return r;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ra = ranks(a), rb = ranks(b);
+  const double n = double(a.size());
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    sab += (ra[i] - ma) * (rb[i] - mb), saa += (ra[i] - ma) * (ra[i] - ma), sbb += (rb[i] - mb) * (rb[i] - mb);
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0;
+}
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+}
+
+std::string pct(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", 100 * x);
+  return b;
+}
+
+std::string fmt(const char* f, double x) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, x);
+  return b;
+}
+
+// ---- loading ------------------------------------------------------------------------
+
+std::vector<Record> read_table(const std::string& path) {
+  rt::ExperienceLogContents c = rt::read_experience_log(path);
+  for (const std::string& d : c.damage_report(path)) std::cerr << "adaption_bench: " << d << "\n";
+  if (c.records.empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, path + ": no records");
+  return std::move(c.records);
+}
+
+std::string bundle_file(const std::string& dir, const std::optional<nasoa::zoo::FileEntry>& entry, const char* what) {
+  if (!entry) throw nasoa::Error(nasoa::ErrorCode::kNotFound, dir + ": the bundle ships no " + what);
+  nasoa::zoo::verify_file(dir, *entry);
+  return nasoa::zoo::read_file((fs::path(dir) / entry->path).string());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"adaption_bench: NASOA's plans against fixed choices, LogME, random search, BOHB and the oracle"};
+  std::string zoo, zoo_table, baselines_table, profile_path, tasks_dir, out;
+  std::vector<double> budgets{30, 60, 120, 300};
+  int seeds = 20, probe_per_class = 20;
+  app.add_option("--zoo", zoo, "The bundle (models, shipped experience and predictor)")->required();
+  app.add_option("--table", zoo_table, "Experience log of the zoo's grid on the evaluation tasks")->required();
+  app.add_option("--baselines", baselines_table, "Experience log of the hand-designed networks on the same tasks")->required();
+  app.add_option("--profile", profile_path, "Device profile of the bundle on this machine (nasoa-profile)")->required();
+  app.add_option("--tasks", tasks_dir, "The evaluation task folders (for the LogME probe)")->required();
+  app.add_option("--budgets", budgets, "Time budgets in seconds")->delimiter(',')->capture_default_str();
+  app.add_option("--seeds", seeds, "Seeds of random search and BOHB")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--out", out, "Also write the tables as Markdown here");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    torch::set_num_threads(1);
+    const nasoa::zoo::Manifest manifest = nasoa::zoo::open_bundle(zoo);
+    const rt::DeviceProfile profile = rt::load_device_profile(profile_path);
+    const std::vector<Record> shipped_log =
+        rt::parse_experience_log(bundle_file(zoo, manifest.experience, "experience"), zoo + "/experience").records;
+    const rt::Predictor shipped = rt::Predictor::from_json(bundle_file(zoo, manifest.predictor, "predictor"), zoo);
+    const std::vector<Record> zoo_records = read_table(zoo_table), baseline_records = read_table(baselines_table);
+
+    Setup setup;
+    setup.profile = &profile;
+    for (const nasoa::ModelInfo& m : manifest.models) setup.models.push_back(rt::describe_model(m));
+    // The planner's grid is the table's, and the table's regime its base.
+    std::set<double> lrs;
+    std::set<int> frozen, epochs, batches;
+    for (const Record& r : zoo_records)
+      lrs.insert(r.regime.learning_rate), frozen.insert(r.regime.frozen_stages), epochs.insert(r.regime.epochs),
+          batches.insert(r.regime.batch_size);
+    setup.planner.base = zoo_records.front().regime;
+    setup.planner.grid.learning_rates.assign(lrs.begin(), lrs.end());
+    setup.planner.grid.frozen_stages.assign(frozen.begin(), frozen.end());
+    setup.planner.grid.epochs.assign(epochs.begin(), epochs.end());
+    setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
+    setup.planner.grid.fill_budget = false;
+
+    std::map<std::string, Task> tasks;
+    for (const Record& r : zoo_records) {
+      Task& t = tasks[r.task_id];
+      t.name = r.task_id;
+      t.meta = r.task;
+      t.train_images = r.train_images;
+      t.validation_images = std::int64_t(r.task.images) - r.train_images;
+      t.zoo[key_of(r.regime)] = &r;
+      t.zoo_runs.push_back(&r);
+    }
+    std::set<std::string> baseline_names;
+    for (const Record& r : baseline_records) {
+      if (!tasks.count(r.task_id)) continue;
+      tasks[r.task_id].baselines[key_of(r.regime)] = &r;
+      baseline_names.insert(r.regime.model);
+    }
+    // Every task must have the whole grid, or the oracle and the methods would
+    // compare different spaces.
+    const std::size_t grid_size = setup.models.size() * lrs.size() * frozen.size() * epochs.size();
+    for (const auto& [name, t] : tasks)
+      if (t.zoo.size() != grid_size)
+        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_table + ": task " + name + " has " +
+                                                                   std::to_string(t.zoo.size()) + " of the grid's " +
+                                                                   std::to_string(grid_size) + " plans");
+
+    // The LogME probe, run here for real: its score and time per model.
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    for (auto& [name, t] : tasks) {
+      nasoa::runtime::IngestOptions ingest;
+      ingest.side = manifest.models.front().input_size;
+      rt::ImageStore store(rt::list_folder((fs::path(tasks_dir) / name).string()), ingest);
+      std::vector<int> labels;
+      for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
+      const rt::Split split = rt::stratified_split(labels, zoo_records.front().regime.validation_fraction, 1);
+      const std::vector<std::size_t> sample = rt::probe_sample(store, split.train, probe_per_class);
+      for (const nasoa::ModelInfo& m : manifest.models) {
+        const auto t0 = Clock::now();
+        nasoa::zoo::Network net = nasoa::zoo::load_network(zoo, m);
+        t.logme[m.name] = rt::logme_probe(*net, store, sample, m.mean, m.std, std::max(1, cores / 4));
+        t.logme_seconds[m.name] = seconds_since(t0);
+      }
+    }
+
+    std::ostringstream o;
+    o << "Machine: " << nasoa::bench::cpu_model() << ", " << cores << " logical CPUs; device profile threads "
+      << profile.device.threads << ". Tables: " << zoo_records.size() << " zoo runs (" << setup.models.size()
+      << " models x " << lrs.size() << " lr x " << frozen.size() << " frozen x " << epochs.size()
+      << " epochs, batch 32, on " << tasks.size() << " tasks) and " << baseline_records.size()
+      << " baseline runs. Random search and BOHB: mean of " << seeds << " seeds.\n\n";
+
+    // 1. The adaption table.
+    std::vector<std::string> methods{"oracle", "nasoa", "fixed", "logme", "random", "bohb"};
+    for (const std::string& b : baseline_names) methods.push_back(b);
+    std::map<std::string, std::map<double, std::vector<double>>> acc;  // method -> budget -> per task
+    std::map<double, std::vector<double>> planning_share, nasoa_seconds;
+    std::map<double, std::vector<double>> bohb_match, random_match;  // device time to match / NASOA's
+    std::map<double, std::vector<std::string>> choices;
+    for (double budget : budgets) {
+      // (b) each baseline's best fixed regime: the (lr, frozen, epochs) with the
+      // best mean over the tasks under this budget.
+      for (const std::string& b : baseline_names) {
+        std::map<PlanKey, std::vector<double>> by_regime;
+        for (const auto& [name, t] : tasks)
+          for (const auto& [k, r] : t.baselines)
+            if (k.model == b) by_regime[k].push_back(run_within(*r, budget).accuracy);
+        double best_mean = -1;
+        std::vector<double> best;
+        for (const auto& [k, v] : by_regime)
+          if (v.size() == tasks.size() && mean(v) > best_mean) best_mean = mean(v), best = v;
+        acc[b][budget] = best;
+      }
+      for (const auto& [name, t] : tasks) {
+        const Outcome best = oracle(t, budget);
+        acc["oracle"][budget].push_back(best.accuracy);
+        const Result n = nasoa_method(setup, t, budget, shipped);
+        acc["nasoa"][budget].push_back(n.outcome.accuracy);
+        planning_share[budget].push_back(n.overhead_seconds / budget);
+        nasoa_seconds[budget].push_back(n.outcome.seconds + n.overhead_seconds);
+        choices[budget].push_back(name + ": " + n.chosen.model + " lr " + fmt("%g", n.chosen.lr) + " frozen " +
+                                  std::to_string(n.chosen.frozen) + " x" + std::to_string(n.chosen.epochs));
+        acc["fixed"][budget].push_back(fixed_default(setup, t, budget, setup.models).outcome.accuracy);
+        acc["logme"][budget].push_back(logme_method(setup, t, budget).outcome.accuracy);
+        std::vector<double> rs, bo, rs_t, bo_t;
+        const double nasoa_time = n.outcome.seconds + n.overhead_seconds;
+        const double cap = 1e5;
+        for (int s = 0; s < seeds; ++s) {
+          rs.push_back(random_search(t, budget, 2, std::uint64_t(s + 1)).accuracy);
+          bo.push_back(Bohb(t, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(budget, 2).accuracy);
+          rs_t.push_back(random_search(t, cap, n.outcome.accuracy, std::uint64_t(s + 1)).seconds / nasoa_time);
+          bo_t.push_back(Bohb(t, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(cap, n.outcome.accuracy).seconds /
+                         nasoa_time);
+        }
+        acc["random"][budget].push_back(mean(rs));
+        acc["bohb"][budget].push_back(mean(bo));
+        random_match[budget].push_back(nasoa::bench::median(rs_t));
+        bohb_match[budget].push_back(nasoa::bench::median(bo_t));
+      }
+    }
+    o << "## Mean validation accuracy over the " << tasks.size() << " evaluation tasks (regret against the oracle)\n\n";
+    o << "| method |";
+    for (double b : budgets) o << " " << fmt("%g", b) << " s |";
+    o << " mean regret |\n|---|";
+    for (std::size_t i = 0; i <= budgets.size(); ++i) o << "---:|";
+    o << "\n";
+    std::map<double, double> best_fixed;
+    for (const std::string& m : methods) {
+      o << "| " << m << " |";
+      std::vector<double> regrets;
+      for (double b : budgets) {
+        const double a = mean(acc[m][b]), r = mean(acc["oracle"][b]) - a;
+        regrets.push_back(r);
+        o << " " << pct(a) << " % (" << pct(r) << ") |";
+        if (m == "fixed" || baseline_names.count(m)) best_fixed[b] = std::max(best_fixed[b], a);
+      }
+      o << " " << pct(mean(regrets)) << " pp |\n";
+    }
+    o << "\nNASOA minus the best fixed choice (fixed, or a baseline network with its best regime):";
+    for (double b : budgets) o << " " << fmt("%g", b) << " s: " << fmt("%+.1f", 100 * (mean(acc["nasoa"][b]) - best_fixed[b])) << " pp;";
+    o << "\nPlanning time as a share of the budget, largest:";
+    for (double b : budgets)
+      o << " " << fmt("%g", b) << " s: " << fmt("%.3f", 100 * *std::max_element(planning_share[b].begin(), planning_share[b].end())) << " %;";
+    o << "\n\nNASOA's plans:\n\n";
+    for (double b : budgets) {
+      o << "- " << fmt("%g", b) << " s:";
+      for (const std::string& c : choices[b]) o << " " << c << ";";
+      o << " device time " << fmt("%.1f", mean(nasoa_seconds[b])) << " s on average\n";
+    }
+    o << "\n## Device time to reach NASOA's accuracy, as a multiple of NASOA's device time (median over seeds, per task)\n\n"
+      << "| budget | task | NASOA's accuracy | NASOA's device time | BOHB | random search |\n|---|---|---:|---:|---:|---:|\n";
+    for (double b : budgets) {
+      std::size_t i = 0;
+      for (const auto& [name, t] : tasks) {
+        o << "| " << fmt("%g", b) << " s | " << name << " | " << pct(acc["nasoa"][b][i]) << " % | "
+          << fmt("%.1f", nasoa_seconds[b][i]) << " s | " << fmt("%.1f", bohb_match[b][i]) << "x | "
+          << fmt("%.1f", random_match[b][i]) << "x |\n";
+        ++i;
+      }
+    }
+    std::vector<double> all_bohb;
+    for (const auto& [b, v] : bohb_match) all_bohb.insert(all_bohb.end(), v.begin(), v.end());
+    o << "\nBOHB's multiple, median over budgets and tasks: " << fmt("%.1f", nasoa::bench::median(all_bohb)) << "x.\n";
+
+    // 2. The shipped predictor on the evaluation tasks (held out: gathered on the source tasks only).
+    o << "\n## The shipped predictor on the evaluation tasks (none in its experience)\n\n"
+      << "| task | runs | MAE | Spearman | regret of its top plan |\n|---|---:|---:|---:|---:|\n";
+    std::vector<double> maes, rhos, regrets;
+    for (const auto& [name, t] : tasks) {
+      std::vector<rt::FeatureVector> x;
+      std::vector<double> y, p;
+      for (const Record* r : t.zoo_runs) {
+        rt::FeatureVector v = rt::make_features(*r);
+        v[rt::kProbeScore] = std::numeric_limits<double>::quiet_NaN();  // planning runs no probe by default
+        x.push_back(v);
+        y.push_back(r->best_accuracy);
+      }
+      for (const rt::Prediction& q : shipped.predict(x)) p.push_back(q.mean);
+      double mae = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) mae += std::abs(p[i] - y[i]) / double(y.size());
+      const double rho = spearman(p, y);
+      const double regret = *std::max_element(y.begin(), y.end()) - y[std::size_t(std::max_element(p.begin(), p.end()) - p.begin())];
+      maes.push_back(mae), rhos.push_back(rho), regrets.push_back(regret);
+      o << "| " << name << " | " << y.size() << " | " << fmt("%.3f", mae) << " | " << fmt("%.3f", rho) << " | "
+        << pct(regret) << " pp |\n";
+    }
+    o << "| **mean** | | " << fmt("%.3f", mean(maes)) << " | " << fmt("%.3f", mean(rhos)) << " | " << pct(mean(regrets))
+      << " pp |\n";
+
+    // 3. A stream: every budget in turn, every task in turn; one predictor
+    // refitted after each adaption with its outcome as device experience.
+    o << "\n## A stream of adaptions (each budget in turn, each task in turn): regret against the oracle\n\n"
+      << "| step | budget | task | shipped predictor only | refitted after every task | device records |\n"
+      << "|---:|---:|---|---:|---:|---:|\n";
+    rt::Predictor learning = shipped;
+    std::vector<Record> device;
+    std::vector<double> r_static, r_learning, refit_seconds;
+    int step = 0;
+    for (double b : budgets)
+      for (const auto& [name, t] : tasks) {
+        const double best = oracle(t, b).accuracy;
+        const Result s = nasoa_method(setup, t, b, shipped), l = nasoa_method(setup, t, b, learning);
+        r_static.push_back(best - s.outcome.accuracy);
+        r_learning.push_back(best - l.outcome.accuracy);
+        o << "| " << ++step << " | " << fmt("%g", b) << " s | " << name << " | " << pct(r_static.back()) << " pp | "
+          << pct(r_learning.back()) << " pp | " << device.size() << " |\n";
+        Record r = *t.zoo.at(l.chosen);
+        r.source = rt::ExperienceSource::kDevice;
+        r.run_id = "stream-" + std::to_string(step);
+        device.push_back(r);
+        const auto t0 = Clock::now();
+        learning.update(shipped_log, device);
+        refit_seconds.push_back(seconds_since(t0));
+      }
+    o << "| **mean** | | | " << pct(mean(r_static)) << " pp | " << pct(mean(r_learning)) << " pp | |\n"
+      << "\nRefit after a task: median " << fmt("%.3f", nasoa::bench::median(refit_seconds)) << " s.\n";
+
+    std::cout << o.str();
+    if (!out.empty()) std::ofstream(out) << o.str();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "adaption_bench: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Makes the inputs of bench/adaption_bench (the adaption table of issue #5)
+# on this machine, then runs it:
+#
+#   1. the device profile of zoo/default (nasoa-profile, one compute thread,
+#      batch 32, alone on the machine so that its timings mean something);
+#   2. the zoo table: every model of zoo/default fine-tuned on every
+#      evaluation task under every plan of the grid (learning rate x frozen
+#      stages x epochs, batch 32, seed 1), recording the validation accuracy
+#      and the time of every epoch;
+#   3. the baselines table: every network of zoo/baselines on every
+#      evaluation task under a small grid of fixed regimes;
+#   4. adaption_bench on them, writing bench/adaption/results.md.
+#
+# The tables are nasoa-gather experience logs, gathered in two shards side by
+# side (one compute thread each) and resumable: after an interruption the
+# same command carries on. The profile and tables are copied to
+# bench/adaption/, where they are committed so that the benchmark can be rerun
+# without regathering (bench/README.md).
+#
+# Usage: bash scripts/make_adaption_tables.sh       (from anywhere)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+build=$(bash scripts/configure.sh | tail -n 1)
+cmake --build "$build" --target nasoa-corpus nasoa-profile nasoa-gather adaption_bench -j "$(nproc)"
+export OMP_WAIT_POLICY=PASSIVE
+tools=$build/offline_tools
+work=build/zoo-production/adaption
+out=bench/adaption
+seed=1
+mkdir -p "$work" "$out"
+started=$SECONDS
+stamp() { echo "make_adaption_tables: $* ($((SECONDS - started)) s)"; }
+
+"$tools/nasoa-corpus" --out build/corpora --seed "$seed"
+
+# 1. The profile, remade when the bundle changed since it was measured.
+digest=$(sha256sum zoo/default/MANIFEST | cut -c1-64)
+if [ ! -f "$work/profile.json" ] || [ "$(cat "$work/profile.manifest" 2> /dev/null)" != "$digest" ]; then
+  "$tools/nasoa-profile" --zoo zoo/default --out "$work/profile.json" --batch 32 --threads 1 --cpu --no-power
+  echo "$digest" > "$work/profile.manifest"
+fi
+stamp "device profile ready"
+
+# 2 and 3. The tables, two shards at a time.
+gather() {  # gather BUNDLE LOG GRID-OPTIONS...
+  local bundle=$1 log=$2
+  shift 2
+  "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
+    --threads 1 "$@" --shard 0/2 > "$log.shard0.out" 2>&1 &
+  local first=$!
+  "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
+    --threads 1 "$@" --shard 1/2 > "$log.shard1.out" 2>&1 || { cat "$log.shard1.out" >&2; kill $first; return 1; }
+  wait $first || { cat "$log.shard0.out" >&2; return 1; }
+  tail -n 1 "$log.shard0.out" "$log.shard1.out"
+}
+gather zoo/default "$work/zoo-table.log" --lrs 0.003,0.01,0.03,0.1 --frozen 0,2 --epochs 1,2,4,8,16,32
+stamp "zoo table gathered"
+gather zoo/baselines "$work/baselines-table.log" --lrs 0.03,0.1 --frozen 0 --epochs 4,8,16,32
+stamp "baselines table gathered"
+
+cp "$work/profile.json" "$work/zoo-table.log" "$work/baselines-table.log" "$out/"
+
+# 4. The benchmark.
+"$build/bench/adaption_bench" --zoo zoo/default --table "$out/zoo-table.log" --baselines "$out/baselines-table.log" \
+  --profile "$out/profile.json" --tasks build/corpora/eval --out "$out/results.md"
+stamp "bench/adaption/results.md written"

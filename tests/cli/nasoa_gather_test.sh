@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Drives nasoa-gather as the production script does, on tiny inputs: two
+# shards gathering side by side into one log, a rerun that redoes nothing,
+# shipping the experience and the predictor into the bundle (which still
+# verifies), shipping being independent of the log's line order, and refusals.
+# Usage: nasoa_gather_test.sh NASOA-GATHER NASOA-MAKE-TASK NASOA-ZOO WORKDIR
+set -u
+gather=$1
+make_task=$2
+zoo=$3
+work=$4
+fashion=/usr/share/datasets/fashion-mnist
+images=$fashion/t10k-images-idx3-ubyte.gz
+labels=$fashion/t10k-labels-idx1-ubyte.gz
+if [ ! -f "$images" ]; then
+  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work/tasks"
+source "$(dirname "$0")/check.sh"
+
+for t in a:0,1 b:2,3,4 c:5,6; do
+  "$make_task" --idx "$images" "$labels" --classes "${t#*:}" --per-class 10 --seed 1 --out "$work/tasks/${t%%:*}" > /dev/null \
+    || { echo "make-task failed"; exit 1; }
+done
+"$zoo" create --out "$work/zoo" --name cli --classes 10 --input 16 --encoding 2-_8_1-2 --encoding 2-_8_1-21 --seed 3 > /dev/null \
+  || { echo "nasoa-zoo create failed"; exit 1; }
+
+grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 1,2 --batch 8 --threads 1)
+# 3 tasks x 2 models x 8 plans, in two shards at once (tasks a, c and task b).
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/exp.log" "${grid[@]}" --shard 0/2 > "$work/s0.log" 2>&1 &
+first=$!
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/exp.log" "${grid[@]}" --shard 1/2 > "$work/s1.log" 2>&1
+second=$?
+wait $first
+check "two shards gather side by side" test $? -eq 0 -a $second -eq 0
+check "the shards split the tasks" bash -c "grep -q '2 models x 2 tasks x 8 plans' '$work/s0.log' && grep -q '2 models x 1 tasks x 8 plans' '$work/s1.log'"
+check "one record per run, every line whole" bash -c "[ \$(wc -l < '$work/exp.log') -eq 48 ] && [ \$(cut -d' ' -f2- '$work/exp.log' | python3 -c 'import json,sys; print(len({json.loads(l)[\"run_id\"] for l in sys.stdin}))') -eq 48 ]"
+check "every record's checksum holds" python3 -c "
+import hashlib, sys
+for line in open(sys.argv[1], 'rb'):
+    digest, body = line.rstrip(b'\n').split(b' ', 1)
+    assert hashlib.sha256(body).hexdigest().encode() == digest
+" "$work/exp.log"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/exp.log" "${grid[@]}" > "$work/again.log" 2>&1
+check "a rerun finds every run in the log and runs none" bash -c "grep -q '0 runs made, 48 found in the log' '$work/again.log' && [ \$(wc -l < '$work/exp.log') -eq 48 ]"
+
+cp -r "$work/zoo" "$work/zoo2"
+check "--ship writes the experience and the predictor into the bundle" bash -c \
+  "'$gather' --ship '$work/exp.log' --zoo '$work/zoo' | grep -q 'shipped:    48 experience records'"
+check "the bundle still verifies" "$zoo" verify "$work/zoo"
+tac "$work/exp.log" > "$work/reversed.log"
+"$gather" --ship "$work/reversed.log" --zoo "$work/zoo2" > /dev/null
+check "shipping does not depend on the log's line order" bash -c \
+  "cmp '$work/zoo/predictor.bin' '$work/zoo2/predictor.bin' && cmp '$work/zoo/experience.log' '$work/zoo2/experience.log'"
+
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 2/2 > /dev/null 2> "$work/shard.err"
+check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
+"$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
+check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
+printf 'garbage\n' > "$work/bad.log"
+"$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
+check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \
+  "[ $? -eq 1 ] && grep -q 'bad.log' '$work/ship.err' && '$zoo' verify '$work/zoo2' > /dev/null"
+finish
