@@ -4,7 +4,7 @@
 //
 //   adaption_bench --zoo zoo/default --table ZOO-TABLE.log --baselines BASELINE-TABLE.log
 //                  --profile PROFILE.json --tasks build/corpora/eval [--budgets 30,60,120,300]
-//                  [--seeds 20] [--out FILE.md]
+//                  [--seeds 20] [--risk-aversion 0] [--out FILE.md]
 //
 // The tables are experience logs (nasoa-gather's format) of real fine-tunes
 // on the evaluation tasks, made on this machine: ZOO-TABLE every plan of the
@@ -417,6 +417,7 @@ int main(int argc, char** argv) {
   std::string zoo, zoo_table, baselines_table, profile_path, tasks_dir, out;
   std::vector<double> budgets{30, 60, 120, 300};
   int seeds = 20, probe_per_class = 20;
+  double risk_aversion = 0;
   app.add_option("--zoo", zoo, "The bundle (models, shipped experience and predictor)")->required();
   app.add_option("--table", zoo_table, "Experience log of the zoo's grid on the evaluation tasks")->required();
   app.add_option("--baselines", baselines_table, "Experience log of the hand-designed networks on the same tasks")->required();
@@ -424,6 +425,8 @@ int main(int argc, char** argv) {
   app.add_option("--tasks", tasks_dir, "The evaluation task folders (for the LogME probe)")->required();
   app.add_option("--budgets", budgets, "Time budgets in seconds")->delimiter(',')->capture_default_str();
   app.add_option("--seeds", seeds, "Seeds of random search and BOHB")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--risk-aversion", risk_aversion, "NASOA's k in score = mean - k * std (PlannerOptions::risk_aversion)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--out", out, "Also write the tables as Markdown here");
   CLI11_PARSE(app, argc, argv);
 
@@ -451,6 +454,7 @@ int main(int argc, char** argv) {
     setup.planner.grid.epochs.assign(epochs.begin(), epochs.end());
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
+    setup.planner.risk_aversion = risk_aversion;
 
     std::map<std::string, Task> tasks;
     for (const Record& r : zoo_records) {
