@@ -4,7 +4,7 @@
 //
 //   adaption_bench --zoo zoo/default --table ZOO-TABLE.log --baselines BASELINE-TABLE.log
 //                  --profile PROFILE.json --tasks build/corpora/eval [--budgets 30,60,120,300]
-//                  [--seeds 20] [--risk-aversion 0] [--out FILE.md]
+//                  [--seeds 20] [--risk-aversion 0] [--members N --predictor-seed S] [--out FILE.md]
 //
 // The tables are experience logs (nasoa-gather's format) of real fine-tunes
 // on the evaluation tasks, made on this machine: ZOO-TABLE every plan of the
@@ -39,7 +39,10 @@
 // (as a multiple of NASOA's own device time); the shipped predictor's quality
 // on the evaluation tasks (none of them is in its experience); and a stream of
 // adaptions where the predictor is refitted after every task with the outcome
-// (as nasoa::Adapter::record does) against one that is not.
+// (as nasoa::Adapter::record does) against one that is not. --members refits
+// the shipped experience with another ensemble size (and --predictor-seed)
+// instead of using the shipped predictor, to see how much the fitting seed
+// matters.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -418,6 +421,8 @@ int main(int argc, char** argv) {
   std::vector<double> budgets{30, 60, 120, 300};
   int seeds = 20, probe_per_class = 20;
   double risk_aversion = 0;
+  int members = 0;
+  std::uint64_t predictor_seed = 1;
   app.add_option("--zoo", zoo, "The bundle (models, shipped experience and predictor)")->required();
   app.add_option("--table", zoo_table, "Experience log of the zoo's grid on the evaluation tasks")->required();
   app.add_option("--baselines", baselines_table, "Experience log of the hand-designed networks on the same tasks")->required();
@@ -427,6 +432,8 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", seeds, "Seeds of random search and BOHB")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--risk-aversion", risk_aversion, "NASOA's k in score = mean - k * std (PlannerOptions::risk_aversion)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--members", members, "Refit the shipped predictor with this many ensemble members (0: as shipped)");
+  app.add_option("--predictor-seed", predictor_seed, "Seed of that refit")->capture_default_str();
   app.add_option("--out", out, "Also write the tables as Markdown here");
   CLI11_PARSE(app, argc, argv);
 
@@ -436,7 +443,13 @@ int main(int argc, char** argv) {
     const rt::DeviceProfile profile = rt::load_device_profile(profile_path);
     const std::vector<Record> shipped_log =
         rt::parse_experience_log(bundle_file(zoo, manifest.experience, "experience"), zoo + "/experience").records;
-    const rt::Predictor shipped = rt::Predictor::from_json(bundle_file(zoo, manifest.predictor, "predictor"), zoo);
+    rt::Predictor shipped = rt::Predictor::from_json(bundle_file(zoo, manifest.predictor, "predictor"), zoo);
+    if (members > 0) {
+      rt::PredictorOptions po = shipped.options();
+      po.members = members;
+      po.seed = predictor_seed;
+      shipped = rt::Predictor::fit(shipped_log, {}, po);
+    }
     const std::vector<Record> zoo_records = read_table(zoo_table), baseline_records = read_table(baselines_table);
 
     Setup setup;

@@ -70,12 +70,12 @@ struct Fold {
 const std::vector<double> kRiskAversions{0.5, 1.0};
 
 Fold evaluate(const std::string& task, const std::vector<rt::ExperienceRecord>& train,
-              const std::vector<rt::ExperienceRecord>& test, bool probe) {
+              const std::vector<rt::ExperienceRecord>& test, bool probe, const rt::PredictorOptions& options) {
   auto rows = rt::training_rows(train, {}, 1.0);
   if (!probe)
     for (rt::TrainingRow& r : rows) r.x[rt::kProbeScore] = std::numeric_limits<double>::quiet_NaN();
   const auto t0 = Clock::now();
-  const rt::Predictor predictor = rt::Predictor::fit(rows);
+  const rt::Predictor predictor = rt::Predictor::fit(rows, options);
   Fold f;
   f.task = task;
   f.fit_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
   std::string log, out;
   app.add_option("--log", log, "Experience log (nasoa-gather's)")->required();
   app.add_option("--out", out, "Also write the table as Markdown here");
+  rt::PredictorOptions options;
+  app.add_option("--members", options.members, "Bootstrap members of the ensemble")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--seed", options.seed, "Seed of the fits")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const rt::ExperienceLogContents contents = rt::read_experience_log(log);
@@ -135,7 +138,8 @@ int main(int argc, char** argv) {
     std::vector<rt::ExperienceRecord> train;
     for (const auto& [other, records] : by_task)
       if (other != task) train.insert(train.end(), records.begin(), records.end());
-    const Fold with = evaluate(task, train, test, true), without = evaluate(task, train, test, false);
+    const Fold with = evaluate(task, train, test, true, options),
+               without = evaluate(task, train, test, false, options);
     fits.push_back(with.fit_seconds);
     plain.push_back(without);
     std::snprintf(line, sizeof line, "| %s | %zu | %.3f | %.3f | %.1f pp | %.3f | %.3f | %.1f pp |\n", task.c_str(),

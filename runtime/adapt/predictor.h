@@ -107,7 +107,7 @@ class AccuracyPredictor {
 };
 
 struct PredictorOptions {
-  int members = 6;             // bootstrap members, >= 1
+  int members = 24;            // bootstrap members, >= 1
   int trees = 50;              // boosting rounds per member, >= 1
   int max_depth = 4;           // 1..8
   double shrinkage = 0.1;      // (0, 1]
