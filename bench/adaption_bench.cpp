@@ -73,7 +73,6 @@
 #include "runtime/profile/device_profile.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
-#include "zoo/bundle/sha256.h"
 
 namespace {
 
@@ -190,9 +189,12 @@ Result logme_method(const Setup& s, const Task& t, double budget) {
   return fixed_default(s, t, budget, one, probing);
 }
 
+// A target no accuracy reaches: search until the budget is spent.
+constexpr double kNoTarget = 2;
+
 // Runs plans one after another until `budget` device seconds are spent (the
 // last run cut at the deadline), or until the best accuracy reaches `target`
-// when one is given. Returns the best accuracy and the device time used.
+// (kNoTarget: never). Returns the best accuracy and the device time used.
 class DeviceClock {
  public:
   DeviceClock(double budget, double target) : budget_(budget), target_(target) {}
@@ -358,30 +360,6 @@ Outcome oracle(const Task& t, double budget) {
 
 // ---- statistics -------------------------------------------------------------------
 
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<std::size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
-    i = j + 1;
-  }
-  return r;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  const std::vector<double> ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size());
-  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    sab += (ra[i] - ma) * (rb[i] - mb), saa += (ra[i] - ma) * (ra[i] - ma), sbb += (rb[i] - mb) * (rb[i] - mb);
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0;
-}
-
 double mean(const std::vector<double>& v) {
   return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
 }
@@ -497,12 +475,14 @@ int main(int argc, char** argv) {
     // The LogME probe, run here for real: its score and time per model.
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
     for (auto& [name, t] : tasks) {
-      nasoa::runtime::IngestOptions ingest;
+      rt::IngestOptions ingest;
       ingest.side = manifest.models.front().input_size;
       rt::ImageStore store(rt::list_folder((fs::path(tasks_dir) / name).string()), ingest);
       std::vector<int> labels;
       for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
-      const rt::Split split = rt::stratified_split(labels, zoo_records.front().regime.validation_fraction, 1);
+      // The split the table's fine-tunes used (nasoa-gather: the regime's fraction and seed).
+      const nasoa::Regime& regime = zoo_records.front().regime;
+      const rt::Split split = rt::stratified_split(labels, regime.validation_fraction, regime.seed);
       const std::vector<std::size_t> sample = rt::probe_sample(store, split.train, probe_per_class);
       for (const nasoa::ModelInfo& m : manifest.models) {
         const auto t0 = Clock::now();
@@ -516,7 +496,7 @@ int main(int argc, char** argv) {
     o << "Machine: " << nasoa::bench::cpu_model() << ", " << cores << " logical CPUs; device profile threads "
       << profile.device.threads << ". Tables: " << zoo_records.size() << " zoo runs (" << setup.models.size()
       << " models x " << lrs.size() << " lr x " << frozen.size() << " frozen x " << epochs.size()
-      << " epochs, batch 32, on " << tasks.size() << " tasks) and " << baseline_records.size()
+      << " epochs, batch " << *batches.begin() << ", on " << tasks.size() << " tasks) and " << baseline_records.size()
       << " baseline runs. Random search and BOHB: mean of " << seeds << " seeds.\n\n";
 
     // 1. The adaption table.
@@ -555,8 +535,8 @@ int main(int argc, char** argv) {
         const double nasoa_time = n.outcome.seconds + n.overhead_seconds;
         const double cap = 1e5;
         for (int s = 0; s < seeds; ++s) {
-          rs.push_back(random_search(t, budget, 2, std::uint64_t(s + 1)).accuracy);
-          bo.push_back(Bohb(t, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(budget, 2).accuracy);
+          rs.push_back(random_search(t, budget, kNoTarget, std::uint64_t(s + 1)).accuracy);
+          bo.push_back(Bohb(t, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(budget, kNoTarget).accuracy);
           rs_t.push_back(random_search(t, cap, n.outcome.accuracy, std::uint64_t(s + 1)).seconds / nasoa_time);
           bo_t.push_back(Bohb(t, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(cap, n.outcome.accuracy).seconds /
                          nasoa_time);
@@ -627,7 +607,7 @@ int main(int argc, char** argv) {
       for (const rt::Prediction& q : shipped.predict(x)) p.push_back(q.mean);
       double mae = 0;
       for (std::size_t i = 0; i < y.size(); ++i) mae += std::abs(p[i] - y[i]) / double(y.size());
-      const double rho = spearman(p, y);
+      const double rho = nasoa::bench::spearman(p, y);
       const double regret = *std::max_element(y.begin(), y.end()) - y[std::size_t(std::max_element(p.begin(), p.end()) - p.begin())];
       maes.push_back(mae), rhos.push_back(rho), regrets.push_back(regret);
       o << "| " << name << " | " << y.size() << " | " << fmt("%.3f", mae) << " | " << fmt("%.3f", rho) << " | "

@@ -27,6 +27,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "bench/bench_support.h"
 #include "runtime/adapt/experience_log.h"
 #include "runtime/adapt/predictor.h"
 
@@ -34,29 +35,6 @@ namespace {
 
 namespace rt = nasoa::runtime;
 using Clock = std::chrono::steady_clock;
-
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<std::size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);  // ties share their mean rank
-    i = j + 1;
-  }
-  return r;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = double(a.size());
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    sab += (a[i] - ma) * (b[i] - mb), saa += (a[i] - ma) * (a[i] - ma), sbb += (b[i] - mb) * (b[i] - mb);
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0;
-}
 
 struct Fold {
   std::string task;
@@ -93,7 +71,7 @@ Fold evaluate(const std::string& task, const std::vector<rt::ExperienceRecord>& 
   for (const rt::Prediction& q : p) mean.push_back(q.mean);
   f.runs = y.size();
   for (std::size_t i = 0; i < y.size(); ++i) f.mae += std::abs(mean[i] - y[i]) / double(y.size());
-  f.spearman = pearson(ranks(mean), ranks(y));
+  f.spearman = nasoa::bench::spearman(mean, y);
   const double best = *std::max_element(y.begin(), y.end());
   const std::size_t top = std::size_t(std::max_element(mean.begin(), mean.end()) - mean.begin());
   f.regret = best - y[top];
