@@ -48,13 +48,9 @@ stamp "device profile ready"
 gather() {  # gather BUNDLE LOG GRID-OPTIONS...
   local bundle=$1 log=$2
   shift 2
-  "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
-    --threads 1 "$@" --shard 0/2 > "$log.shard0.out" 2>&1 &
-  local first=$!
-  "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
-    --threads 1 "$@" --shard 1/2 > "$log.shard1.out" 2>&1 || { cat "$log.shard1.out" >&2; kill $first; return 1; }
-  wait $first || { cat "$log.shard0.out" >&2; return 1; }
-  tail -n 1 "$log.shard0.out" "$log.shard1.out"
+  bash scripts/gather_in_two_shards.sh "$log.shard" \
+    "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
+    --threads 1 "$@"
 }
 gather zoo/default "$work/zoo-table.log" --lrs 0.003,0.01,0.03,0.1 --frozen 0,2 --epochs 1,2,4,8,16,32
 stamp "zoo table gathered"

@@ -99,17 +99,10 @@ wait $hand_designed
 # (task, model) pair gets 24 plans of the grid, drawn with the seed; the log is
 # append-only, so an interrupted gathering carries on where it stopped. Two
 # shards of the tasks gather side by side, one compute thread each.
-gather_shard() {
+bash scripts/gather_in_two_shards.sh "$work/gather" \
   "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
-    --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
-    --seed "$seed" --threads 1 --shard "$1/2" ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"} \
-    >> "$work/gather-$1.log" 2>&1
-}
-gather_shard 0 &
-first_shard=$!
-gather_shard 1 || { tail -n 20 "$work/gather-1.log" >&2; exit 1; }
-wait $first_shard || { tail -n 20 "$work/gather-0.log" >&2; exit 1; }
-tail -n 1 "$work/gather-0.log" "$work/gather-1.log"
+  --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
+  --seed "$seed" --threads 1 ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
 stamp "experience gathered and shipped"
 
