@@ -61,18 +61,18 @@ def png_gray(path, side, pixels):
 def make_folder(source, out, images, side):
     """images/10 Fashion-MNIST training images per class, resized (bilinear) to side x side PNGs."""
     import torch
+    per_class = images // len(CLASSES)
+    stamp = os.path.join(out, ".made")
+    if os.path.exists(stamp) and open(stamp).read() == f"{per_class} {side}":
+        return per_class * len(CLASSES)  # made before: the IDX files are not needed
     (count, rows, cols), pixels = read_idx(os.path.join(source, "train-images-idx3-ubyte.gz"))
     (labels_count,), labels = read_idx(os.path.join(source, "train-labels-idx1-ubyte.gz"))
     if labels_count != count:
         raise SystemExit(f"{source}: {count} images but {labels_count} labels")
-    per_class = images // len(CLASSES)
     picked = {c: [] for c in range(len(CLASSES))}
     for i in range(count):
         if len(picked[labels[i]]) < per_class:
             picked[labels[i]].append(i)
-    stamp = os.path.join(out, ".made")
-    if os.path.exists(stamp) and open(stamp).read() == f"{per_class} {side}":
-        return per_class * len(CLASSES)
     shutil.rmtree(out, ignore_errors=True)
     all_pixels = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(count, 1, rows, cols)
     for c, idx in picked.items():
@@ -126,13 +126,20 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--data-only", action="store_true", help="only make the image folder and print its path")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both contenders train")
     cores = os.cpu_count() or 1
-    # nasoa::Adapter's defaults on the CPU: a quarter of the cores build
-    # batches, the rest compute; the Python contender gets the same.
-    ap.add_argument("--workers", type=int, default=max(1, cores // 4), help="loader threads / workers")
-    ap.add_argument("--threads", type=int, default=0, help="compute threads (default: cores - workers)")
+    # nasoa::Adapter's defaults: on the CPU a quarter of the cores build
+    # batches and the rest compute; with a GPU every core but one builds
+    # batches and the compute threads only feed the GPU. The Python contender
+    # gets the same.
+    ap.add_argument("--workers", type=int, default=0,
+                    help="loader threads / workers (default: cores / 4 on the CPU, cores - 1 with a GPU)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="compute threads (default: cores - workers on the CPU, cores with a GPU)")
     a = ap.parse_args()
-    threads = a.threads or max(1, cores - a.workers)
+    gpu = a.device == "cuda"
+    a.workers = a.workers or (max(1, cores - 1) if gpu else max(1, cores // 4))
+    threads = a.threads or (cores if gpu else max(1, cores - a.workers))
     if a.data_only:
         os.makedirs(a.work, exist_ok=True)
         data = os.path.join(a.work, f"fashion-mnist-{a.images}-{a.input}px")
@@ -169,11 +176,11 @@ def main():
     env = dict(os.environ)
     nasoa_cmd = [adapt, "--zoo", zoo, "--data", data, "--budget", "3600", "--out", os.path.join(a.work, "model"),
                  "--report", os.path.join(a.work, "report.json"), "--epochs", str(a.epochs),
-                 "--batch", str(a.batch), "--threads", str(threads), "--device", "cpu", "--quiet"]
+                 "--batch", str(a.batch), "--threads", str(threads), "--device", a.device, "--quiet"]
     python_cmd = [sys.executable, os.path.join(HERE, "python", "train_folder.py"), "--data", data,
                   "--encoding", a.encoding, "--input", str(a.input), "--epochs", str(a.epochs),
                   "--batch", str(a.batch), "--threads", str(threads), "--workers", str(a.workers),
-                  "--out", os.path.join(a.work, "model.pt")]
+                  "--out", os.path.join(a.work, "model.pt"), "--device", a.device]
     load = os.getloadavg()
     rows = {"nasoa": [], "python": []}
     for r in range(a.reps):
@@ -185,13 +192,14 @@ def main():
                     rep = json.load(f)
                 if rep["stop_reason"] != "completed":
                     raise SystemExit(f"nasoa-adapt stopped early: {rep['stop_reason']}")
-                rows["nasoa"].append(dict(wall=wall, inproc=rep["wall_seconds"], steps=rep["steps"],
+                rows["nasoa"].append(dict(wall=wall, inproc=rep["wall_seconds"], steps=rep["steps"], device=rep["device"],
                                           ingest=rep["task"]["ingest_seconds"], acc=rep["validation_accuracy"],
                                           peak=rep["peak_memory_bytes"]))
             else:
                 wall, out = run(python_cmd, env)
                 rep = json.loads(out.strip().splitlines()[-1])
                 rows["python"].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
+                                           device=rep["device"],
                                            train=rep["train_images"], acc=rep["validation_accuracy"]))
             last = rows[who][-1]
             print(f"rep {r + 1}/{a.reps} {who:6s} {last['wall']:7.2f} s process, {last['inproc']:7.2f} s in-process, "
@@ -217,6 +225,10 @@ def main():
           f"batch {a.batch}; random resized crop + flip; validation every epoch")
     print(f"machine      {cpu_model()}, {cores} cores; {threads} compute thread(s) + {a.workers} loader "
           f"thread(s)/worker(s) each; load average at start {load[0]:.2f}")
+    if gpu:
+        import torch
+        print(f"device       {torch.cuda.get_device_name(0)}: nasoa-adapt on {rows['nasoa'][0]['device']}, "
+              f"PyTorch on {rows['python'][0]['device']}")
     print(f"repetitions  {a.reps} per contender, alternated; medians below")
     print()
     print("contender\tprocess_s\tin_process_s\timages_per_s\timages_per_s_in_process\tval_acc")

@@ -1,7 +1,7 @@
 // runtime_bench: the runtime's speed targets, measured on a real image folder.
 //
 //   runtime_bench --data DIR [--encoding E] [--input 64] [--batch 32]
-//                 [--epochs 2] [--reps 5] [--threads N] [--workers N]
+//                 [--epochs 2] [--reps 5] [--threads N] [--workers N] [--device cpu|cuda]
 //
 // 1. Training throughput through the BatchLoader against the same batches
 //    prepared in memory beforehand (same network, same seeds, so the very
@@ -10,6 +10,10 @@
 // 2. Inference in eval mode (zoo::Network, no-grad, as nasoa::Classifier
 //    runs it): latency at batch 1 and throughput at batch 64, with the
 //    compute threads of training and with every core.
+//
+// With --device cuda both run on the GPU as runtime::fine_tune does (batches
+// copied over per step, cuDNN autotuning, bf16 autocast where the GPU has
+// it); the pre-made batches then wait on the GPU already, the best case.
 //
 // DIR is a folder of class subfolders of images; bench/adapt_vs_python.py
 // --data-only makes one from Fashion-MNIST. Prints a table; not a test.
@@ -30,6 +34,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/image_store.h"
 #include "runtime/data/task_source.h"
+#include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/builder/network.h"
 
@@ -52,21 +57,30 @@ double load_average() {
 
 struct Trainer {
   nasoa::zoo::Network net;
+  torch::Device device;
+  bool bf16;
   nasoa::runtime::Optimizer optimizer;
   torch::nn::functional::CrossEntropyFuncOptions loss_options;
-  Trainer(nasoa::zoo::Network n, const nasoa::Regime& regime)
-      : net(std::move(n)), optimizer(*net, regime),
+  Trainer(nasoa::zoo::Network n, const nasoa::Regime& regime, torch::Device d)
+      : net(std::move(n)), device(d), bf16(nasoa::runtime::cuda_bf16_usable(d)),
+        optimizer((net->to(d), *net), regime),
         loss_options(torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)) {
     net->train();
   }
-  // One step as runtime::fine_tune takes it (the loss and accuracy read back included).
+  // One step as runtime::fine_tune takes it (the copy to the device and the
+  // loss and accuracy read back included).
   void step(const Batch& b) {
     optimizer.zero_grad();
-    const torch::Tensor logits = net->forward(b.images);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, b.labels, loss_options);
+    const torch::Tensor images = b.images.to(device), labels = b.labels.to(device);
+    torch::Tensor logits, loss;
+    {
+      nasoa::runtime::CudaAutocast autocast(bf16);
+      logits = net->forward(images);
+      loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    }
     loss.backward();
     optimizer.step(0.01);
-    volatile double sink = loss.item<double>() + double(logits.argmax(1).eq(b.labels).sum().item<std::int64_t>());
+    volatile double sink = loss.item<double>() + double(logits.argmax(1).eq(labels).sum().item<std::int64_t>());
     (void)sink;
   }
 };
@@ -75,7 +89,7 @@ struct Trainer {
 
 int main(int argc, char** argv) {
   CLI::App app{"runtime_bench: BatchLoader vs pre-made tensors, and inference latency/throughput"};
-  std::string data, encoding = "020-_16_11-21-21";
+  std::string data, encoding = "020-_16_11-21-21", device_name = "cpu";
   int input = 64, batch = 32, epochs = 2, reps = 5, threads = 0, workers = 0;
   app.add_option("--data", data, "Folder of class subfolders of images")->required();
   app.add_option("--encoding", encoding, "Network")->capture_default_str();
@@ -83,13 +97,17 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "Training batch size")->capture_default_str();
   app.add_option("--epochs", epochs, "Epochs per measurement")->capture_default_str();
   app.add_option("--reps", reps, "Repetitions of each contender")->capture_default_str();
-  app.add_option("--threads", threads, "Compute threads (default: cores - workers, as nasoa::Adapter)");
-  app.add_option("--workers", workers, "Loader threads (default: a quarter of the cores, at least one)");
+  app.add_option("--threads", threads, "Compute threads (default as nasoa::Adapter: cores - workers; all cores with a GPU)");
+  app.add_option("--workers", workers, "Loader threads (default as nasoa::Adapter: a quarter of the cores, at least one; cores - 1 with a GPU)");
+  app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  if (workers <= 0) workers = std::max(1, cores / 4);
-  if (threads <= 0) threads = std::max(1, cores - workers);
+  // nasoa::Adapter's defaults: on the CPU the loader and compute share the
+  // cores; with a GPU, compute threads only feed it and the loader gets the rest.
+  const bool gpu = device_name == "cuda";
+  if (workers <= 0) workers = gpu ? std::max(1, cores - 1) : std::max(1, cores / 4);
+  if (threads <= 0) threads = gpu ? cores : std::max(1, cores - workers);
   const double load = load_average();
 
   nasoa::runtime::IngestOptions ingest;
@@ -110,9 +128,20 @@ int main(int argc, char** argv) {
   options.horizontal_flip = true;
   options.workers = workers;
 
+  if (device_name == "cuda" && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "runtime_bench: --device cuda, but LibTorch sees no CUDA device\n");
+    return 1;
+  }
+  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  // As fine_tune() runs with kCudnnAutotuneSeconds or more left.
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  const auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+
   torch::manual_seed(0);
   const nasoa::Encoding enc = nasoa::Encoding::parse(encoding);
-  Trainer trainer(nasoa::zoo::Network(enc, classes), regime);
+  Trainer trainer(nasoa::zoo::Network(enc, classes), regime, device);
   torch::set_num_threads(threads);
   BatchLoader loader(store, indices, options);
   const std::int64_t images_per_measurement = std::int64_t(store.size()) * epochs;
@@ -121,12 +150,17 @@ int main(int argc, char** argv) {
   std::vector<std::vector<Batch>> premade(static_cast<std::size_t>(epochs));
   for (int e = 0; e < epochs; ++e) {
     loader.start_epoch(e);
-    while (auto b = loader.next()) premade[std::size_t(e)].push_back(std::move(*b));
+    while (auto b = loader.next()) {
+      b->images = b->images.to(device);
+      b->labels = b->labels.to(device);
+      premade[std::size_t(e)].push_back(std::move(*b));
+    }
   }
   auto run_premade = [&] {
     const Clock::time_point t0 = Clock::now();
     for (const auto& epoch : premade)
       for (const Batch& b : epoch) trainer.step(b);
+    sync();
     return seconds_since(t0);
   };
   auto run_loader = [&] {
@@ -135,6 +169,7 @@ int main(int argc, char** argv) {
       loader.start_epoch(e);
       while (auto b = loader.next()) trainer.step(*b);
     }
+    sync();
     return seconds_since(t0);
   };
   run_premade();  // warm-up: first-touch allocations, OpenMP start
@@ -169,6 +204,7 @@ int main(int argc, char** argv) {
   std::printf("data         %zu images from %s (decoded once in %.2f s)\n", store.size(), data.c_str(), ingest_seconds);
   std::printf("machine      %s, %d cores; %d compute thread(s) + %d loader thread(s); LibTorch %s; load average at start %.2f\n",
               cpu_model().c_str(), cores, threads, workers, TORCH_VERSION, load);
+  std::printf("device       %s%s\n", device.is_cuda() ? "cuda:0" : "cpu", trainer.bf16 ? " (bf16 autocast)" : "");
   std::printf("repetitions  %d per contender, alternated, %d epochs (%lld images) each; medians\n\n", reps, epochs,
               (long long)images_per_measurement);
   std::printf("training\tseconds\timages_per_s\n");
@@ -188,10 +224,10 @@ int main(int argc, char** argv) {
   eval_options.workers = 1;
   BatchLoader eval_loader(store, indices, eval_options);
   eval_loader.start_epoch(0);
-  const torch::Tensor images64 = eval_loader.next()->images;
+  const torch::Tensor images64 = eval_loader.next()->images.to(device);
   std::printf("inference (eval, no-grad)\tthreads\tbatch1_runs\tbatch1_median_ms\tbatch1_p90_ms\tbatch64_runs\tbatch64_median_ms\tbatch64_images_per_s\n");
   std::vector<int> thread_counts{threads};
-  if (cores != threads) thread_counts.push_back(cores);
+  if (cores != threads && !device.is_cuda()) thread_counts.push_back(cores);
   for (int t : thread_counts) {
     torch::set_num_threads(t);
     std::vector<double> one, many;
@@ -202,6 +238,7 @@ int main(int argc, char** argv) {
       const torch::Tensor x = images64.slice(0, i % 64, i % 64 + 1);
       const Clock::time_point t0 = Clock::now();
       const torch::Tensor y = net->forward(x);
+      sync();
       one.push_back(1e3 * seconds_since(t0));
     }
     for (int i = 0; i < 3; ++i) net->forward(images64);
@@ -209,6 +246,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 30 && (i < 5 || seconds_since(t_many) < 5); ++i) {
       const Clock::time_point t0 = Clock::now();
       const torch::Tensor y = net->forward(images64);
+      sync();
       many.push_back(1e3 * seconds_since(t0));
     }
     std::vector<double> sorted = one;

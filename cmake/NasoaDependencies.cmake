@@ -51,6 +51,16 @@ endif()
 # link `nasoa_torch` like any other dependency and pick up its compile flags.
 if(NOT TARGET nasoa_torch)
   add_library(nasoa_torch INTERFACE)
+  # PyTorch's x86-64 wheels export copies of libstdc++'s std::filesystem from
+  # libtorch.so (pytorch/pytorch#133437). A program that names libtorch before
+  # libstdc++ binds its own std::filesystem calls to those copies, and
+  # remove_all() then jumps to a null pointer. Naming libstdc++ first makes the
+  # real one win the symbol lookup; with Debian's or NVIDIA's LibTorch it changes
+  # nothing.
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang"
+     AND NOT CMAKE_CXX_FLAGS MATCHES "-stdlib=libc\\+\\+")
+    target_link_libraries(nasoa_torch INTERFACE stdc++)
+  endif()
   target_link_libraries(nasoa_torch INTERFACE ${TORCH_LIBRARIES})
   target_include_directories(nasoa_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
   separate_arguments(_nasoa_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")

@@ -126,6 +126,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     runtime::MeterOptions meter_options;
     meter_options.sysfs_root = options.sysfs_root;
     meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
+    meter_options.gpu_job = sdk::uses_gpu(options);
     std::unique_ptr<runtime::EnergyMonitor> monitor;
     try {
       monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));

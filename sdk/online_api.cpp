@@ -100,7 +100,8 @@ struct ProfileOutcome {
   std::string note;
 };
 
-ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bool force) {
+ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bool force,
+                              double time_limit_seconds = 0) {
   ProfileOutcome out;
   if (!impl.options.device_profile.empty()) {
     if (!impl.profile) impl.profile = rt::load_device_profile(impl.options.device_profile);
@@ -130,6 +131,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   options.threads = sdk::compute_threads(impl.options, gpu);
   options.use_cuda = gpu;
   options.meter.sysfs_root = impl.options.sysfs_root;
+  options.time_limit_seconds = time_limit_seconds;
   const auto started = Clock::now();
   rt::DeviceProfile profile = rt::profile_bundle(impl.zoo->dir(), options);
   out.seconds = since(started);
@@ -350,7 +352,9 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     const std::string folder = state_folder(impl);
     const rt::Split split = sdk::task_split(task, base);
 
-    const ProfileOutcome profiled = ensure_profile(impl, folder, false);
+    // Measuring the profile, when it must be done first, may take what is
+    // usable of the budget and no more.
+    const ProfileOutcome profiled = ensure_profile(impl, folder, false, usable - fixed);
     plan.profiled = profiled.measured;
     plan.profiling_seconds = profiled.seconds;
     if (!profiled.note.empty()) plan.notes.push_back(profiled.note);

@@ -24,7 +24,7 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
   torch::NoGradGuard no_grad;
   // Double precision: the evidence subtracts large, nearly equal terms.
   const torch::Tensor f = torch::from_blob(const_cast<float*>(features.data()), {n, d}, torch::kFloat).to(torch::kDouble);
-  const auto [s, v] = torch::linalg::eigh(f.t().mm(f), "L");  // F^T F = V diag(s) V^T
+  const auto [s, v] = torch::linalg_eigh(f.t().mm(f), "L");  // F^T F = V diag(s) V^T
   const torch::Tensor sigma = s.clamp_min(0);
   const torch::Tensor fv = f.mm(v);  // F V, so that F m = (F V)(V^T m)
   const double nd = n, dd = d;

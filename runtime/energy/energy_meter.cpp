@@ -88,6 +88,10 @@ std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
   for (const MeterKind kind : kAllKinds) {
     const Opener open = opener_for(kind);
     if (open == nullptr) continue;
+    if (kind == MeterKind::kNvml && !options.gpu_job) {
+      skipped += "; nvml: not for a job on the CPU (it measures the GPU)";
+      continue;
+    }
     std::string why_not;
     try {
       if (auto meter = open(options, &why_not)) return meter;

@@ -84,6 +84,11 @@ struct MeterOptions {
   // kAuto picks the first readable meter in the order of MeterKind; any other
   // kind demands that meter.
   MeterKind kind = MeterKind::kAuto;
+  // Whether the job being measured runs on a discrete NVIDIA GPU. kAuto takes
+  // NVML only for such a job: for one on the CPU, NVML would measure an idle
+  // GPU and miss the CPU, so RAPL or the estimate come first. (A Jetson's
+  // rails cover the whole board and are chosen either way.)
+  bool gpu_job = false;
 };
 
 // Picks and opens a meter as `options` says. Each candidate is opened and read

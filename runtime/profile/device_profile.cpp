@@ -15,6 +15,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/energy/energy_monitor.h"
+#include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
@@ -117,17 +118,25 @@ struct StepRunner {
   const torch::Device device;
   const bool cuda;
   const torch::nn::functional::CrossEntropyFuncOptions loss_options;
+  // fine_tune() trains in bf16 autocast where the GPU has it; so is it timed.
+  const bool bf16 = cuda && cuda_bf16_usable(device);
 
   void sync() const {
     if (cuda) torch::cuda::synchronize();
   }
 
-  // One fine-tuning step as fine_tune() takes it, data already on the device.
-  double step(Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels) const {
+  // One fine-tuning step as fine_tune() takes it: the batch comes from host
+  // memory (the loader's), so its copy to a GPU is part of the step.
+  double step(Optimizer& optimizer, const torch::Tensor& host_images, const torch::Tensor& host_labels) const {
     const Clock::time_point t0 = Clock::now();
+    const torch::Tensor images = host_images.to(device), labels = host_labels.to(device);
     optimizer.zero_grad();
-    const torch::Tensor logits = net.forward(images);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    torch::Tensor loss;
+    {
+      CudaAutocast autocast(bf16);
+      const torch::Tensor logits = net.forward(images);
+      loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    }
     loss.backward();
     // A small rate: the arithmetic is the same as with any rate, and the
     // weights stay far from overflow (and slow denormals) over many steps.
@@ -163,6 +172,7 @@ class PowerProbe {
                   "profile being made (meter options: no estimate kind, estimate_watts 0)");
     if (!options.measure_power) return;
     options_ = options.meter;
+    options_.gpu_job = options.use_cuda && torch::cuda::is_available();
     try {
       const std::unique_ptr<EnergyMeter> meter = detect_energy_meter(options_);
       name_ = meter->name();
@@ -200,9 +210,20 @@ class PowerProbe {
   std::string name_ = "none";
 };
 
+// Throws when the profile's time limit has passed, saying how far it got.
+void check_time_limit(const ProfileOptions& options, Clock::time_point started, const std::string& model) {
+  if (options.time_limit_seconds <= 0) return;
+  const double spent = seconds_since(started);
+  if (spent > options.time_limit_seconds)
+    throw Error(ErrorCode::kInvalidArgument,
+                "measuring this device's profile took more than the " + std::to_string(options.time_limit_seconds) +
+                    " s it could have (stopped at model '" + model + "' after " + std::to_string(spent) +
+                    " s): measure it ahead of time (nasoa-profile, or Adapter::calibrate()) or give more time");
+}
+
 ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const ProfileOptions& options,
                            const torch::Device& device, bool cuda, const PowerProbe& power,
-                           bool memory_available) {
+                           bool memory_available, Clock::time_point started) {
   zoo::Network network = zoo::load_network(dir, info);
   zoo::NetworkImpl& net = *network;
   net.to(device);
@@ -217,11 +238,16 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
   const StepRunner runner{net, device, cuda,
                           torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
 
+  // One monitor over all of the model's configurations: a meter such as
+  // NVML's counter updates too rarely to tell the few milliseconds of one
+  // configuration apart (and opening it per configuration costs more than
+  // the steps). Every configuration gets the model's mean power.
+  std::unique_ptr<EnergyMonitor> monitor = power.start();
   for (int batch : options.batch_sizes) {
-    const torch::Tensor images = torch::randn({batch, 3, info.input_size, info.input_size}).to(device);
-    const torch::Tensor labels =
-        torch::randint(0, std::max(1, info.upstream_classes), {batch}, torch::kLong).to(device);
+    const torch::Tensor images = torch::randn({batch, 3, info.input_size, info.input_size});
+    const torch::Tensor labels = torch::randint(0, std::max(1, info.upstream_classes), {batch}, torch::kLong);
     for (int frozen = 0; frozen <= out.num_stages; ++frozen) {
+      check_time_limit(options, started, info.name);
       net.freeze_stages(frozen);
       net.train();
       StepTiming cell;
@@ -236,16 +262,9 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
         // Built after the baseline: its buffers are part of what training adds.
         Optimizer optimizer(net, regime);
         for (int i = 0; i < options.warmup; ++i) runner.step(optimizer, images, labels);
-        std::unique_ptr<EnergyMonitor> monitor = power.start();
         std::vector<double> times;
         for (int i = 0; i < options.repetitions; ++i) times.push_back(runner.step(optimizer, images, labels));
         cell.step_seconds = median(times);
-        if (monitor) {
-          monitor->stop();
-          const EnergyStatus status = monitor->status();
-          if (status.samples > 0 && std::isfinite(status.average_watts) && status.average_watts >= 0)
-            cell.watts = status.average_watts;
-        }
         if (baseline) {
           if (const auto peak = status_bytes("VmHWM")) {
             cell.peak_rss_bytes = *peak;
@@ -257,6 +276,12 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
     }
   }
   net.freeze_stages(0);
+  if (monitor) {
+    monitor->stop();
+    const EnergyStatus status = monitor->status();
+    if (status.samples > 0 && std::isfinite(status.average_watts) && status.average_watts >= 0)
+      for (StepTiming& cell : out.steps) cell.watts = status.average_watts;
+  }
   out.inference_seconds_per_image_batch1 =
       runner.inference_per_image(1, info.input_size, options.warmup, options.repetitions);
   out.inference_seconds_per_image_batch64 =
@@ -277,6 +302,9 @@ void validate(const ProfileOptions& options) {
                 "profile options: repetitions " + std::to_string(options.repetitions) + " < 1");
   if (options.threads < 0)
     throw Error(ErrorCode::kInvalidArgument, "profile options: threads " + std::to_string(options.threads) + " < 0");
+  if (!(options.time_limit_seconds >= 0))
+    throw Error(ErrorCode::kInvalidArgument,
+                "profile options: time_limit_seconds " + std::to_string(options.time_limit_seconds) + " < 0");
 }
 
 // ---- JSON ------------------------------------------------------------------
@@ -404,6 +432,7 @@ const ModelProfile& DeviceProfile::model(const std::string& name) const {
 
 DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions& options,
                              const std::function<void(const ProfileProgress&)>& on_progress) {
+  const Clock::time_point started = Clock::now();
   validate(options);
   const PowerProbe power(options);
   const zoo::Manifest manifest = zoo::open_bundle(bundle_dir);
@@ -427,7 +456,9 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   if (options.threads > 0) torch::set_num_threads(options.threads);
   const bool cuda = options.use_cuda && torch::cuda::is_available();
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // as fine_tune() runs
+  // Without cuDNN autotuning: it would cost seconds per model here, and only
+  // long fine-tunes use it, which it makes faster than measured (safe side).
+  if (cuda) at::globalContext().setBenchmarkCuDNN(false);
 
   DeviceProfile profile;
   profile.date = zoo::utc_timestamp();
@@ -455,7 +486,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
     progress.model = chosen[i]->name;
     if (on_progress) on_progress(progress);
     profile.models.push_back(
-        profile_model(bundle_dir, *chosen[i], options, device, cuda, power, memory_available));
+        profile_model(bundle_dir, *chosen[i], options, device, cuda, power, memory_available, started));
     progress.done = &profile.models.back();
     progress.seconds = seconds_since(t0);
     if (on_progress) on_progress(progress);
@@ -605,14 +636,15 @@ std::vector<double> time_training_steps(zoo::NetworkImpl& net, int batch_size, i
                     std::to_string(repetitions) + " (each must be >= 1, warmup >= 0)");
   const bool cuda = use_cuda && torch::cuda::is_available();
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (cuda) at::globalContext().setBenchmarkCuDNN(false);  // as profile_bundle() measures
   net.to(device);
   net.train();
   Regime regime;
   regime.model = "timed";
   const StepRunner runner{net, device, cuda,
                           torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
-  const torch::Tensor images = torch::randn({batch_size, 3, input_size, input_size}).to(device);
-  const torch::Tensor labels = torch::randint(0, std::max(1, net.num_classes()), {batch_size}, torch::kLong).to(device);
+  const torch::Tensor images = torch::randn({batch_size, 3, input_size, input_size});
+  const torch::Tensor labels = torch::randint(0, std::max(1, net.num_classes()), {batch_size}, torch::kLong);
   Optimizer optimizer(net, regime);
   for (int i = 0; i < warmup; ++i) runner.step(optimizer, images, labels);
   std::vector<double> times;

@@ -10,6 +10,11 @@
 // back with load_device_profile() and asks predict_step_seconds() /
 // predict_epoch_seconds() for configurations it did not measure.
 //
+// On a GPU each step includes copying the batch from host memory and runs in
+// bf16 autocast where fine-tuning would; cuDNN autotuning stays off (it would
+// cost seconds per model here, and the long fine-tunes that use it only run
+// faster than measured).
+//
 // Memory: each training configuration starts after malloc_trim(0) (so the
 // allocator hands freed pages back and the resident set is close to what is
 // live) and a reset of the kernel's peak-RSS mark (writing "5" to
@@ -24,7 +29,10 @@
 //
 // Power: only a meter that measures (MeterOptions with kAuto or a named
 // hardware meter); with none, meter is "none" and watts are absent. An
-// estimate is refused: it would come from the profile being made.
+// estimate is refused: it would come from the profile being made. One
+// monitor runs over each model's configurations, and each of them gets the
+// model's mean power: NVML's counter, for one, updates too rarely to tell
+// configurations of a few milliseconds apart.
 //
 // Ownership and threads: DeviceProfile is a plain value. profile_bundle() sets
 // LibTorch's intra-op thread count when asked (process-wide) and must not run
@@ -34,7 +42,8 @@
 // Errors: nasoa::Error. load_device_profile(): kNotFound / kIo for the file,
 // kCorrupt naming the file and the field at fault, kUnsupportedVersion.
 // profile_bundle(): what opening and loading the bundle throws, kNotFound for
-// a model name not in the bundle, kInvalidArgument for bad options.
+// a model name not in the bundle, kInvalidArgument for bad options and when
+// the time limit passes.
 #pragma once
 
 #include <cstdint>
@@ -78,7 +87,7 @@ struct StepTiming {
   double step_seconds = 0;  // median over the repetitions
   std::optional<std::int64_t> peak_rss_bytes;      // see the header comment
   std::optional<std::int64_t> rss_increase_bytes;
-  std::optional<double> watts;  // average while the timed steps ran, if measured
+  std::optional<double> watts;  // the model's mean power while its configurations ran, if measured
   bool operator==(const StepTiming&) const;
 };
 
@@ -118,6 +127,10 @@ struct ProfileOptions {
   std::vector<std::string> models;  // names to profile; empty: all of them
   bool measure_power = true;
   MeterOptions meter;    // which meter; its estimate_watts must stay 0
+  // Seconds the whole measurement may take, checked between configurations
+  // (a budgeted call that has to calibrate first must not overrun); 0: no
+  // limit. Past it, profile_bundle() throws Error{kInvalidArgument}.
+  double time_limit_seconds = 0;
 };
 
 struct ProfileProgress {
@@ -159,7 +172,9 @@ double predict_epoch_seconds(const DeviceProfile& profile, const std::string& mo
 // Seconds of each of `repetitions` fine-tuning steps of `network` as it
 // stands (its frozen stages included): forward, label-smoothed
 // cross-entropy, backward and the runtime's own SGD update, on random inputs
-// already on the device, so no data loading is counted; `warmup` untimed
+// in host memory (copied to a GPU each step, as fine-tuning's batches are, and
+// run in bf16 autocast where fine-tuning would), so no data loading or
+// augmentation is counted; `warmup` untimed
 // steps first. It is the measurement profile_bundle() makes, for one
 // configuration; the caller picks the statistic (the profile takes the
 // median; the search takes the minimum, which other load on a shared machine

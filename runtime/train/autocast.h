@@ -7,8 +7,8 @@
 // Only GPUs with native bfloat16 (compute capability 8.0+, e.g. Orin) are
 // worth it; cuda_bf16_usable() probes that once per process.
 //
-// Caveat: written against LibTorch 1.13 and 2.x's autocast API, but not yet
-// run on a GPU (the development machines have none).
+// Builds against LibTorch 1.13's and 2.4+'s autocast API; run on an H200
+// with LibTorch 2.11 (tests/runtime/cuda_test.cpp).
 #pragma once
 
 #include <torch/torch.h>

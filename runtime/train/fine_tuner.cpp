@@ -98,7 +98,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const bool cuda = job.use_cuda && torch::cuda::is_available();
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   outcome.device = cuda ? "cuda:0" : "cpu";
-  if (cuda) at::globalContext().setBenchmarkCuDNN(true);  // fixed input sizes: autotuning pays off
+  if (cuda) at::globalContext().setBenchmarkCuDNN(limits.seconds_left() >= kCudnnAutotuneSeconds);
   const bool bf16 = cuda && job.mixed_precision && cuda_bf16_usable(device);
   if (bf16) outcome.device += " (bf16 autocast)";
 

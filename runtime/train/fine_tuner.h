@@ -7,9 +7,10 @@
 // back the best weights it has. A checkpoint is written at a bounded interval
 // and at every epoch end, so that a killed run can be resumed.
 //
-// Runs on CUDA when the LibTorch build has it and the options allow, with
-// cuDNN autotuning and bf16 autocast on GPUs that support it; otherwise on
-// the CPU with the intra-op threads set by the caller.
+// Runs on CUDA when the LibTorch build has it and the options allow, with bf16
+// autocast on GPUs that support it and cuDNN autotuning when at least
+// kCudnnAutotuneSeconds are left; otherwise on the CPU with the intra-op
+// threads set by the caller.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,12 @@
 #include "zoo/builder/network.h"
 
 namespace nasoa::runtime {
+
+// cuDNN's autotuning searches every convolution shape's algorithms on its
+// first use: seconds for a small network on a large GPU (measured on an
+// H200), repaid only over many steps, and a first step no budget guard can
+// cut short. So a run autotunes only with this much time left.
+inline constexpr double kCudnnAutotuneSeconds = 120;
 
 // Wall-clock and energy limits of a whole adapt call.
 class Limits {

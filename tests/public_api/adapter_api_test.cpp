@@ -96,9 +96,10 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true); }),
             nasoa::ErrorCode::kNotFound);
   nasoa::Budget energy = budget;
-  energy.joules = 100;  // no meter on a test machine's fake-free sysfs root, and no estimate
+  energy.joules = 100;  // no meter on an empty sysfs root, and no estimate
   nasoa::AdapterOptions no_meter;
   no_meter.sysfs_root = (dir_ / "empty-sysfs").string();
+  no_meter.device = nasoa::DevicePreference::kCpu;  // on a GPU host, NVML would measure a GPU job
   nasoa::Adapter blind(*zoo_, no_meter);
   EXPECT_EQ(code_of([&] { blind.fine_tune(*task_, regime_, energy, out); }), nasoa::ErrorCode::kInvalidArgument);
   nasoa::TaskOptions wrong_side;

@@ -302,6 +302,26 @@ TEST(DeviceProfileOptions, RefusesBadOptionsAndUnknownModels) {
   o.meter.kind = MeterKind::kEstimate;
   o.meter.estimate_watts = 10;
   EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+  o = tiny_options();
+  o.time_limit_seconds = -1;
+  EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+}
+
+TEST(DeviceProfileOptions, StopsAtItsTimeLimitNamingHowToAvoidIt) {
+  nasoa::testing::TempDir dir;
+  const std::string bundle = dir / "bundle";
+  make_bundle(bundle);
+  ProfileOptions o = tiny_options();
+  o.time_limit_seconds = 1e-6;  // passed before the first configuration is measured
+  try {
+    profile_bundle(bundle, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("measure it ahead of time"), std::string::npos) << e.what();
+  }
+  o.time_limit_seconds = 600;
+  EXPECT_FALSE(profile_bundle(bundle, o).models.empty());
 }
 
 TEST(DeviceProfileOptions, ProfilesOnlyTheModelsAsked) {

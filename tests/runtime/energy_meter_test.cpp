@@ -283,8 +283,10 @@ TEST(Estimate, NonPositiveWattsAreRefused) {
 
 TEST(Detect, NothingReadableAndNoEstimateSaysWhatWasTried) {
   FakeSysfs fs;
+  MeterOptions options = options_for(fs, 0);
+  options.gpu_job = true;
   try {
-    detect_energy_meter(options_for(fs, 0));
+    detect_energy_meter(options);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
@@ -293,6 +295,9 @@ TEST(Detect, NothingReadableAndNoEstimateSaysWhatWasTried) {
       EXPECT_NE(message.find(part), std::string::npos) << message << " lacks " << part;
     }
   }
+  // For a job on the CPU, NVML is not tried, and the message says why.
+  options.gpu_job = false;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "nvml: not for a job on the CPU");
 }
 
 TEST(Detect, ForcedMeterThatIsAbsentNamesWhereItLooked) {
@@ -311,18 +316,9 @@ TEST(Detect, ForcedMeterThatIsAbsentNamesWhereItLooked) {
 }
 
 TEST(Nvml, AbsentLibraryIsSkippedInAuto) {
-  // The machine's own NVML, if it has one: auto must either use it or move on
-  // to the estimate, never crash.
   FakeSysfs fs;
   MeterOptions options = options_for(fs, 9);
-  options.nvml_library = MeterOptions{}.nvml_library;
-  auto meter = detect_energy_meter(options);
-  if (meter->kind() == MeterKind::kNvml) {
-    EXPECT_EQ(meter->name(), "nvml:gpu0");
-    EXPECT_TRUE(meter->measured());
-  } else {
-    EXPECT_EQ(meter->name(), "estimate:9W");
-  }
+  options.gpu_job = true;
   // A library that certainly is not there.
   std::string why_not;
   options.nvml_library = kNoNvml;
@@ -341,6 +337,57 @@ TEST(MeterKindNames, RoundTripAndRefuseUnknown) {
     EXPECT_EQ(parse_meter_kind(to_string(kind)), kind);
   }
   expect_error([] { parse_meter_kind("ina"); }, ErrorCode::kInvalidArgument, "'ina'");
+}
+
+// The stand-in libnvidia-ml (tests/support/fake_nvml.cpp): one GPU, index 0,
+// whose millijoule counter grows by 250 at every read.
+MeterOptions fake_nvml(const FakeSysfs& fs) {
+  MeterOptions options = options_for(fs);
+  options.nvml_library = NASOA_FAKE_NVML;
+  return options;
+}
+
+TEST(Nvml, ReadsTheDriversEnergyCounter) {
+  FakeSysfs fs;
+  MeterOptions options = fake_nvml(fs);
+  options.kind = MeterKind::kNvml;
+  auto meter = detect_energy_meter(options);
+  EXPECT_EQ(meter->name(), "nvml:gpu0");
+  EXPECT_EQ(meter->kind(), MeterKind::kNvml);
+  EXPECT_EQ(meter->quantity(), MeterQuantity::kEnergyCounter);
+  EXPECT_TRUE(meter->measured());
+  EXPECT_EQ(meter->counter_ranges_uj(), (std::vector<std::uint64_t>{0})) << "64-bit millijoules do not wrap";
+  const std::vector<std::uint64_t> first = meter->read_counters_uj(), second = meter->read_counters_uj();
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0] - first[0], 250u * 1000) << "millijoules become microjoules";
+  EXPECT_EQ(first[0] % 1000, 0u);
+}
+
+TEST(Nvml, AGpuThatIsNotThereIsNamed) {
+  FakeSysfs fs;
+  MeterOptions options = fake_nvml(fs);
+  options.kind = MeterKind::kNvml;
+  options.nvml_gpu_index = 3;
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU with index 3");
+}
+
+TEST(Nvml, ChosenInAutoOnlyForAJobOnTheGpu) {
+  FakeSysfs fs;
+  fs.rapl_zone("intel-rapl:0", "package-0", 1000, 262143328850);
+  MeterOptions options = fake_nvml(fs);
+  options.gpu_job = true;
+  EXPECT_EQ(detect_energy_meter(options)->name(), "nvml:gpu0");
+  // On the CPU the job's energy is the CPU's: RAPL, not an idle GPU's counter.
+  options.gpu_job = false;
+  EXPECT_EQ(detect_energy_meter(options)->name(), "rapl:package-0");
+  fs.remove("class/powercap");
+  options.estimate_watts = 9;
+  EXPECT_EQ(detect_energy_meter(options)->name(), "estimate:9W");
+  // A Jetson's rails cover the board, so they win either way.
+  make_orin_nano(fs);
+  options.gpu_job = true;
+  EXPECT_EQ(detect_energy_meter(options)->kind(), MeterKind::kJetsonHwmon);
 }
 
 }  // namespace

@@ -1,0 +1,168 @@
+// The GPU paths: fine-tuning on CUDA (cuDNN autotuning, bf16 autocast), the
+// budget guard there, inference on the GPU against the CPU, and NVML's energy.
+// They run where LibTorch sees a CUDA device and are skipped elsewhere (the CI
+// machines have no GPU), so `ctest` on a GPU host checks them.
+#include <gtest/gtest.h>
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "runtime/data/batch_loader.h"
+#include "runtime/energy/energy_meter.h"
+#include "runtime/train/autocast.h"
+#include "runtime/train/fine_tuner.h"
+
+namespace nasoa::runtime {
+namespace {
+
+const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
+
+// Fashion-MNIST test images of T-shirt, trouser and sneaker, `per_class` each.
+TaskSource fashion_subset(int per_class) {
+  TaskSource all = list_idx(kFashion + "t10k-images-idx3-ubyte.gz", kFashion + "t10k-labels-idx1-ubyte.gz");
+  TaskSource subset;
+  subset.origin = all.origin;
+  subset.idx_images = all.idx_images;
+  subset.class_names = {"t-shirt", "trouser", "sneaker"};
+  const int keep[] = {0, 1, 7};
+  std::vector<int> taken(3, 0);
+  for (const SampleRef& s : all.samples)
+    for (int c = 0; c < 3; ++c)
+      if (s.label == keep[c] && taken[std::size_t(c)] < per_class) {
+        subset.samples.push_back({s.path, c, s.idx});
+        ++taken[std::size_t(c)];
+      }
+  return subset;
+}
+
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device here";
+    if (!std::filesystem::exists(kFashion + "t10k-images-idx3-ubyte.gz"))
+      GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
+    IngestOptions options;
+    options.side = 32;
+    store_ = std::make_unique<ImageStore>(fashion_subset(200), options);
+  }
+
+  FineTuneJob job(int epochs, bool cuda) {
+    torch::manual_seed(1);
+    FineTuneJob j;
+    j.network = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
+    j.store = store_.get();
+    j.regime.model = "small";
+    j.regime.epochs = epochs;
+    j.regime.batch_size = 32;
+    j.regime.learning_rate = 0.05;
+    j.regime.seed = 3;
+    std::vector<int> labels;
+    for (std::size_t i = 0; i < store_->size(); ++i) labels.push_back(store_->label(i));
+    j.split = stratified_split(labels, 0.25, 3);
+    j.mean = {0.5f, 0.5f, 0.5f};
+    j.std = {0.25f, 0.25f, 0.25f};
+    j.fingerprint = "test";
+    j.use_cuda = cuda;
+    j.loader_workers = 2;
+    return j;
+  }
+
+  std::unique_ptr<ImageStore> store_;
+};
+
+TEST_F(CudaTest, FineTunesOnTheGpuAsWellAsOnTheCpu) {
+  FineTuneJob cpu = job(4, false);
+  const FineTuneOutcome on_cpu = fine_tune(cpu, Limits(600, 0));
+  FineTuneJob gpu = job(4, true);
+  const FineTuneOutcome on_gpu = fine_tune(gpu, Limits(600, 0));
+  EXPECT_EQ(on_cpu.device, "cpu");
+  ASSERT_EQ(on_gpu.device.rfind("cuda:0", 0), 0u) << on_gpu.device;
+  // bf16 autocast exactly where the GPU runs bf16 (compute capability 8.0+).
+  const bool bf16 = cuda_bf16_usable(torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(on_gpu.device.find("bf16") != std::string::npos, bf16) << on_gpu.device;
+  EXPECT_EQ(on_gpu.stop_reason, "completed");
+  ASSERT_EQ(on_gpu.history.size(), 4u);
+  EXPECT_GT(on_gpu.validation_accuracy, 0.6) << "chance is 1/3";
+  EXPECT_LT(on_gpu.history.back().train_loss, on_gpu.history.front().train_loss);
+  // Same data, seeds and regime: bf16 and other kernels move the result a
+  // little, not the skill.
+  EXPECT_NEAR(on_gpu.validation_accuracy, on_cpu.validation_accuracy, 0.1);
+  // The weights handed back are finite.
+  for (const auto& [name, tensor] : zoo::module_state(*gpu.network))
+    EXPECT_TRUE(torch::isfinite(tensor).all().item<bool>()) << name;
+}
+
+TEST_F(CudaTest, TheTimeBudgetHoldsOnTheGpu) {
+  FineTuneJob j = job(100000, true);
+  const auto start = std::chrono::steady_clock::now();
+  const double budget = 4.0;
+  const FineTuneOutcome out = fine_tune(j, Limits(budget, 0.5));  // 0.5 s "already spent"
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(out.stopped_early);
+  EXPECT_EQ(out.stop_reason, "time budget");
+  EXPECT_LE(took + 0.5, budget * 1.05 + 2.0);
+  EXPECT_GT(out.steps, 0);
+  EXPECT_GE(out.validation_accuracy, 0.0) << "the handed-back weights were evaluated";
+}
+
+TEST_F(CudaTest, GpuInferenceAgreesWithTheCpu) {
+  FineTuneJob j = job(1, false);
+  fine_tune(j, Limits(600, 0));
+  zoo::NetworkImpl& net = *j.network;
+  net.eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({64, 3, 32, 32});
+  const torch::Tensor on_cpu = torch::softmax(net.forward(x), 1);
+  net.to(torch::Device(torch::kCUDA, 0));
+  const torch::Tensor on_gpu = torch::softmax(net.forward(x.to(torch::kCUDA)), 1).cpu();
+  // cuDNN may run float32 convolutions in TF32 (10-bit mantissa): close, not equal.
+  EXPECT_LT((on_gpu - on_cpu).abs().max().item<float>(), 2e-2f);
+  EXPECT_GE(torch::eq(on_gpu.argmax(1), on_cpu.argmax(1)).sum().item<std::int64_t>(), 62);
+}
+
+// NVML is a discrete GPU's meter (a Jetson has none: it reads its INA3221).
+TEST(CudaEnergyTest, NvmlMeasuresTheGpuWhileItWorks) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device here";
+  if (void* nvml = ::dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    ::dlclose(nvml);
+  } else {
+    GTEST_SKIP() << "no libnvidia-ml.so.1 here (not a discrete NVIDIA GPU)";
+  }
+  MeterOptions options;
+  options.kind = MeterKind::kNvml;
+  const std::unique_ptr<EnergyMeter> meter = detect_energy_meter(options);
+  EXPECT_EQ(meter->kind(), MeterKind::kNvml);
+  EXPECT_TRUE(meter->measured());
+  EXPECT_EQ(meter->name().rfind("nvml", 0), 0u) << meter->name();
+
+  const auto read = [&] {
+    if (meter->quantity() == MeterQuantity::kPower) return meter->read_watts();
+    double uj = 0;
+    for (std::uint64_t c : meter->read_counters_uj()) uj += double(c);
+    return uj;
+  };
+  const double before = read();
+  const auto start = std::chrono::steady_clock::now();
+  const torch::Tensor a = torch::randn({4096, 4096}, torch::Device(torch::kCUDA, 0));
+  torch::Tensor c = a;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
+    for (int i = 0; i < 20; ++i) c = torch::tanh(c.matmul(a) * 1e-3);
+    torch::cuda::synchronize();
+  }
+  const double after = read();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (meter->quantity() == MeterQuantity::kPower) {
+    EXPECT_GT(after, 5.0) << "watts of a busy GPU";
+    EXPECT_LT(after, 2000.0);
+  } else {
+    const double watts = (after - before) * 1e-6 / seconds;
+    EXPECT_GT(watts, 5.0) << "mean watts of a busy GPU over " << seconds << " s";
+    EXPECT_LT(watts, 2000.0);
+  }
+}
+
+}  // namespace
+}  // namespace nasoa::runtime
