@@ -25,10 +25,13 @@
 //     device-profile-<cpu|cuda>.json    never mixes with this one's experience
 //
 // experience.log holds the device's records (append-only, a checksum per
-// line), predictor.json the predictor fitted on the shipped and the device
-// records, device-profile-*.json the step times measured on this device (see
-// calibrate()). A kill at any instant leaves the folder usable: an append is
-// all or nothing and the predictor is refitted on open when stale. The zoo
+// line), predictor.json the predictor fitted on the shipped experience (on
+// the device's records when the bundle ships none), device-profile-*.json
+// the step times measured on this device (see calibrate()). The predictor is
+// calibrated to the device's records each time they change or the folder is
+// opened (docs/adaption.md). A kill at any instant leaves the folder usable:
+// an append is all or nothing and the predictor is refitted on open when
+// stale. The zoo
 // bundle itself is never written to. A new shipped experience in an updated
 // bundle of the same models keeps the device's records.
 //
@@ -199,8 +202,8 @@ class NASOA_API Adapter {
                    const ProgressCallback& on_progress = {}, bool resume = false);
 
   // Stores the outcome of fine-tuning `task` as this device's experience and
-  // refits the predictor, so that the next plan() learns from it (durably:
-  // appended with fsync before it returns). The record holds the task's
+  // calibrates the predictor to it, so that the next plan() learns from it
+  // (durably: appended with fsync before it returns). The record holds the task's
   // meta-features, the model's features, result.regime (whatever was trained,
   // the plan's best, an alternative or a regime of the caller's), the epochs'
   // validation accuracy, seconds (spent seconds left out), joules, meter and

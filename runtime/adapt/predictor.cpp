@@ -538,6 +538,7 @@ void Predictor::predict_block(const FeatureVector* rows, std::size_t count, Pred
 Prediction Predictor::predict(const FeatureVector& x) const {
   Prediction out;
   predict_block(&x, 1, &out);
+  apply_calibration(&x, 1, &out);
   return out;
 }
 
@@ -545,7 +546,57 @@ std::vector<Prediction> Predictor::predict(const std::vector<FeatureVector>& row
   std::vector<Prediction> out(rows.size());
   for (std::size_t begin = 0; begin < rows.size(); begin += kBlock)
     predict_block(rows.data() + begin, std::min(kBlock, rows.size() - begin), out.data() + begin);
+  apply_calibration(rows.data(), rows.size(), out.data());
   return out;
+}
+
+namespace {
+
+// Accuracies of 0 or 1 have no logit; a validation set of a thousand images
+// cannot tell those from 0.001 or 0.999 anyway.
+double logit(double p) {
+  p = std::clamp(p, 1e-3, 1 - 1e-3);
+  return std::log(p / (1 - p));
+}
+
+double inverse_logit(double z) { return 1 / (1 + std::exp(-z)); }
+
+}  // namespace
+
+void Predictor::calibrate(const std::vector<ExperienceRecord>& device) {
+  calibration_x_.clear();
+  calibration_residual_.clear();
+  std::vector<FeatureVector> x;
+  std::vector<double> achieved;
+  for (const ExperienceRecord& r : device)
+    if (r.best_accuracy >= 0) {
+      x.push_back(make_features(r));
+      achieved.push_back(r.best_accuracy);
+    }
+  const std::vector<Prediction> base = predict(x);  // uncalibrated: the lists are empty
+  for (std::size_t i = 0; i < x.size(); ++i) calibration_residual_.push_back(logit(achieved[i]) - logit(base[i].mean));
+  calibration_x_ = std::move(x);
+}
+
+double Predictor::calibration_shift(const FeatureVector& x) const {
+  double weight = 0, weighted = 0;
+  for (std::size_t i = 0; i < calibration_x_.size(); ++i) {
+    double d2 = 0;
+    for (int f = kLogClasses; f <= kLogImageToInput; ++f) {
+      const double d = (x[std::size_t(f)] - calibration_x_[i][std::size_t(f)]) / ranges_[std::size_t(f)].scale;
+      if (std::isfinite(d)) d2 += d * d;
+    }
+    const double w = std::exp(-0.5 * d2 / (kCalibrationWidth * kCalibrationWidth));
+    weight += w;
+    weighted += w * calibration_residual_[i];
+  }
+  return weighted / (kCalibrationShrinkage + weight);
+}
+
+void Predictor::apply_calibration(const FeatureVector* rows, std::size_t count, Prediction* out) const {
+  if (calibration_x_.empty()) return;
+  for (std::size_t r = 0; r < count; ++r)
+    out[r].mean = std::clamp(inverse_logit(logit(out[r].mean) + calibration_shift(rows[r])), 0.0, 1.0);
 }
 
 std::string Predictor::to_json() const {
@@ -653,15 +704,34 @@ PredictorState::~PredictorState() = default;
 
 const Predictor* PredictorState::predictor() const { return predictor_ ? &*predictor_ : nullptr; }
 
+bool PredictorState::fits_shipped() const {
+  return std::any_of(shipped_.records.begin(), shipped_.records.end(),
+                     [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });
+}
+
+// With shipped experience the digest names no device record, so it is the
+// one the bundle's own predictor.json carries, and a fresh state directory
+// starts from that file.
 std::string PredictorState::fingerprint() const {
   std::string text = "nasoa-predictor-state 1\nshipped " + shipped_.digest + "\noptions " +
                      options_json(options_).dump() + "\ndevice";
-  for (const std::string& d : device_sha256_) text += " " + d;
+  if (!fits_shipped())
+    for (const std::string& d : device_sha256_) text += " " + d;
   return zoo::sha256_hex(text);
 }
 
+void PredictorState::learn_from_device() {
+  if (!fits_shipped()) {
+    refit_and_save();
+  } else if (predictor_) {
+    predictor_->calibrate(device_);
+  }
+}
+
 void PredictorState::refit_and_save() {
-  const std::vector<TrainingRow> rows = training_rows(shipped_.records, device_, options_.device_weight);
+  const std::vector<TrainingRow> rows =
+      fits_shipped() ? training_rows(shipped_.records, {}, options_.device_weight)
+                     : training_rows({}, device_, options_.device_weight);
   if (rows.empty()) {
     predictor_.reset();
     return;
@@ -711,6 +781,7 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
     s.refit_and_save();
     s.refitted_on_open_ = s.predictor_.has_value();
   }
+  if (s.predictor_ && s.fits_shipped()) s.predictor_->calibrate(s.device_);
   return s;
 }
 
@@ -721,7 +792,7 @@ bool PredictorState::record(ExperienceRecord outcome) {
   append_experience((std::filesystem::path(dir_) / kLogFile).string(), outcome);
   device_sha256_.push_back(zoo::sha256_hex(to_json(outcome)));
   device_.push_back(std::move(outcome));
-  refit_and_save();
+  learn_from_device();
   return true;
 }
 

@@ -144,6 +144,29 @@ class Predictor final : public AccuracyPredictor {
   std::vector<Prediction> predict(const std::vector<FeatureVector>& rows) const override;
   Prediction predict(const FeatureVector& row) const;
 
+  // Calibration to one device's outcomes, which PredictorState applies to
+  // the predictor fitted on the shipped experience. Each evaluated device
+  // record gives a residual, logit(achieved) - logit(predicted). A prediction
+  // then moves, in logit space, by a weighted mean of those residuals, shrunk
+  // toward 0 (kCalibrationShrinkage) and weighted by how close the record's
+  // task lies to the row's. Closeness is a Gaussian kernel on the task
+  // meta-features (kLogClasses .. kLogImageToInput), in units of their spread
+  // in the training rows (kCalibrationWidth).
+  //
+  // Every plan for one task moves by the same amount, so the planner's
+  // ranking within a task never changes. A device's few records cannot
+  // outweigh a thousand shipped ones, and refitting on them reshuffled
+  // near-tied plans for the worse (bench/adaption). What they do teach is how
+  // far the shipped experience is off for the tasks this device sees. The
+  // spread (std) of a prediction is left as it is.
+  //
+  // Replaces any earlier calibration; an empty list removes it. Records never
+  // evaluated are ignored. Not saved by to_json().
+  void calibrate(const std::vector<ExperienceRecord>& device);
+  std::size_t calibration_records() const { return calibration_x_.size(); }
+  static constexpr double kCalibrationShrinkage = 0.5;  // in units of a record's weight at distance 0
+  static constexpr double kCalibrationWidth = 1.0;      // kernel width, in training standard deviations
+
   const PredictorOptions& options() const { return options_; }
   std::size_t training_rows() const { return training_rows_; }
   double oob_rmse() const { return oob_rmse_; }
@@ -182,6 +205,9 @@ class Predictor final : public AccuracyPredictor {
   void compile();
   void predict_block(const FeatureVector* rows, std::size_t count, Prediction* out) const;
   double novelty(const FeatureVector& x) const;
+  // The calibration's logit shift for one row; 0 without calibration.
+  double calibration_shift(const FeatureVector& x) const;
+  void apply_calibration(const FeatureVector* rows, std::size_t count, Prediction* out) const;
 
   int depth_ = 0;
   std::vector<std::int32_t> split_feature_;  // per tree 2^depth - 1 entries
@@ -196,6 +222,8 @@ class Predictor final : public AccuracyPredictor {
   std::size_t training_rows_ = 0;
   double oob_rmse_ = 0;
   std::string fitted_on_;
+  std::vector<FeatureVector> calibration_x_;  // evaluated device records' features
+  std::vector<double> calibration_residual_;  // and their logit residuals
 };
 
 // The experience shipped with a zoo bundle.
@@ -209,17 +237,22 @@ struct ShippedExperience {
 // A device's learning, kept in a state directory:
 //
 //   experience.log   device records, append-only (experience_log.h)
-//   predictor.json   fitted on the shipped records plus every record of the
-//                    log; its fitted_on() is a digest of the shipped digest,
-//                    the log records' checksums and the options
+//   predictor.json   fitted on the shipped records; its fitted_on() is a
+//                    digest of the shipped digest and the options
 //
-// record() appends the outcome to the log (fsync), refits, and atomically
-// replaces predictor.json. open() reads the log (dropping a torn tail and
-// skipping damaged lines, reported in damage()), and refits and rewrites
-// predictor.json when it is missing, damaged, or fitted on something other
-// than what the directory now holds. Killed at any instant, the directory
-// reopens: the log loses at most the append in flight, and predictor.json is
-// the old or the new file, refitted on open if stale.
+// The predictor is fitted on the shipped experience and calibrated to the
+// device's records (Predictor::calibrate): record() appends the outcome to
+// the log (fsync) and recalibrates, in well under a second, and open()
+// recalibrates from the log. Only a bundle that ships no evaluated record
+// has its predictor fitted on the device's records, refitted after each one
+// (and then fitted_on() covers the log records' checksums too).
+//
+// open() reads the log (dropping a torn tail and skipping damaged lines,
+// reported in damage()), and refits and rewrites predictor.json when it is
+// missing, damaged, or fitted on something other than what the directory
+// now holds. Killed at any instant, the directory reopens: the log loses at
+// most the append in flight, and predictor.json is the old or the new file,
+// refitted on open if stale.
 class PredictorState {
  public:
   static constexpr const char* kLogFile = "experience.log";
@@ -246,7 +279,8 @@ class PredictorState {
   const std::string& dir() const { return dir_; }
 
   // Stores `outcome` as device experience (its source is set to kDevice) and
-  // learns from it. A run id already in the log is not stored again: false.
+  // learns from it (see the class comment). A run id already in the log is
+  // not stored again: false.
   // Throws what append_experience() throws (kInvalidArgument, kIo) before
   // anything changes, and kIo when predictor.json cannot be written (the
   // record is kept; the next open() refits).
@@ -256,6 +290,10 @@ class PredictorState {
   PredictorState() = default;
   std::string fingerprint() const;
   void refit_and_save();
+  // Whether the predictor is fitted on the shipped records alone (and
+  // calibrated to the device's) rather than on the device's records.
+  bool fits_shipped() const;
+  void learn_from_device();
 
   std::string dir_;
   ShippedExperience shipped_;

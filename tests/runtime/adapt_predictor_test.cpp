@@ -249,6 +249,47 @@ TEST(PredictorFitTest, UsesAnOptionalFeatureWhereItIsPresent) {
   EXPECT_GT(high.mean - low.mean, 0.15) << "low " << low.mean << " high " << high.mean;
 }
 
+TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAlone) {
+  SyntheticWorld world(22);
+  const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
+  PredictorOptions options;
+  options.members = 4;
+  options.trees = 60;
+  Predictor p = Predictor::fit(shipped, {}, options);
+  // On this device's task, fine-tunes do worse than the shipped experience
+  // says (by 0.2); another task, far from it in meta-features, is unaffected.
+  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3), other = testing::make_meta(4, 900, 0.0, 0.1);
+  std::vector<ExperienceRecord> device, probes, others;
+  for (int i = 0; i < 12; ++i) {
+    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+    if (i < 3) device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), -0.2));
+    probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), -0.2));
+    others.push_back(world.record(other, m, world.random_regime(m), "o" + std::to_string(i)));
+  }
+  const std::vector<Prediction> before = p.predict(features_of(probes)), far_before = p.predict(features_of(others));
+  p.calibrate(device);
+  EXPECT_EQ(p.calibration_records(), 3u);
+  const std::vector<Prediction> after = p.predict(features_of(probes)), far_after = p.predict(features_of(others));
+  double error_before = 0, error_after = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const double target = std::clamp(SyntheticWorld::truth(probes[i]) - 0.2, 0.0, 1.0);
+    error_before += std::abs(before[i].mean - target) / double(probes.size());
+    error_after += std::abs(after[i].mean - target) / double(probes.size());
+    EXPECT_LT(after[i].mean, before[i].mean) << i;
+    EXPECT_EQ(after[i].std, before[i].std);
+    EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << "a task unlike the device's stays as it was";
+    // The ranking of the task's plans is exactly what it was.
+    for (std::size_t j = 0; j < probes.size(); ++j)
+      if (before[i].mean < before[j].mean) EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
+  }
+  std::cout << "[ calibrate ] MAE on the device's task before " << error_before << ", after " << error_after << "\n";
+  EXPECT_LT(error_after, 0.6 * error_before);
+  // An empty list removes the calibration.
+  p.calibrate({});
+  EXPECT_EQ(p.calibration_records(), 0u);
+  EXPECT_EQ(p.predict(features_of(probes))[0].mean, before[0].mean);
+}
+
 TEST(PredictorFitTest, UpdateMovesPredictionsTowardDeviceOutcomes) {
   SyntheticWorld world(21);
   const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
@@ -364,8 +405,9 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   const std::string log = state + "/experience.log", json = state + "/predictor.json";
   const std::string stale_predictor = zoo::read_file(json);
 
-  // Killed after appending the second outcome, before predictor.json was
-  // replaced; and killed again while appending the third (a torn tail).
+  // Killed after appending the second outcome (with shipped experience, the
+  // log is all that record() writes); and killed again while appending the
+  // third (a torn tail).
   append_experience(log, [&] {
     ExperienceRecord r = outcomes[1];
     r.source = ExperienceSource::kDevice;
@@ -377,15 +419,18 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
     out << third.substr(0, third.size() / 2);
   }
   PredictorState s = PredictorState::open(state, shipped, small_options());
-  EXPECT_TRUE(s.refitted_on_open());
+  EXPECT_FALSE(s.refitted_on_open()) << "predictor.json is fitted on the shipped experience alone";
+  EXPECT_EQ(zoo::read_file(json), stale_predictor);
   ASSERT_EQ(s.device_records().size(), 2u);
   ASSERT_EQ(s.damage().size(), 1u);
   EXPECT_NE(s.damage()[0].find("dropped"), std::string::npos) << s.damage()[0];
-  // What it refitted is what a fresh fit on the same experience gives.
-  const Predictor fresh = Predictor::fit(shipped.records, s.device_records(), small_options());
+  // What it predicts is a fresh fit on the shipped experience, calibrated to
+  // the device records the log kept.
+  Predictor fresh = Predictor::fit(shipped.records, {}, small_options());
+  fresh.calibrate(s.device_records());
+  EXPECT_EQ(s.predictor()->calibration_records(), 2u);
   const FeatureVector x = make_features(outcomes[2]);
   EXPECT_EQ(s.predictor()->predict(x).mean, fresh.predict(x).mean);
-  EXPECT_NE(zoo::read_file(json), stale_predictor);
 
   // The interrupted outcome is recorded again; the torn tail is cut first.
   EXPECT_TRUE(s.record(outcomes[2]));
