@@ -178,9 +178,16 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.weights.clear();
   };
 
+  std::int64_t steps_this_call = 0;
   auto stop_because = [&]() -> std::string {
-    if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve())
+    if (steps_this_call == 1 && job.predicted_step_seconds <= 0) {
+      // Only the first step's time is known, set-up included: take one more
+      // step if that much time and saving still fit, to learn the real one
+      // (the final evaluation may use the guarantee's grace meanwhile).
+      if (limits.seconds_left() < step_seconds.value + save_seconds + 0.25) return "time budget";
+    } else if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve()) {
       return "time budget";
+    }
     if (step_joules.value >= 0 && limits.joules_left() < 2 * step_joules.value) return "energy budget";
     if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) return "memory cap";
     return {};
@@ -226,8 +233,20 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
       seen += n;
       ++outcome.steps;
+      ++steps_this_call;
       trained_since_evaluation = true;
-      step_seconds.add(seconds_since(t0));
+      // A call's first step sets things up (oneDNN primitives, cuDNN
+      // algorithms, CUDA kernels) and can take many steps' time: it would make
+      // the guard stop at once. It counts only while nothing better is known,
+      // and the second step replaces it.
+      const double took = seconds_since(t0);
+      if (steps_this_call == 1) {
+        if (step_seconds.value < 0) step_seconds.add(took);
+      } else if (steps_this_call == 2 && job.predicted_step_seconds <= 0) {
+        step_seconds.value = took;
+      } else {
+        step_seconds.add(took);
+      }
       step_joules.add(limits.joules() - j0);
 
       progress.epoch = epoch + 1;
@@ -280,8 +299,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   // Hand back the best weights there are: the weights trained since the last
   // evaluation compete when there is time to evaluate them.
+  // With no evaluated weights at all, half the guarantee's grace may go to
+  // evaluating these: a model whose accuracy is unknown is of little use.
   double current_accuracy = -1;
-  if (trained_since_evaluation && limits.seconds_left() > finish_reserve() - 0.25) {
+  const double allowance = best.empty() ? 0.5 * limits.grace_seconds() : 0.0;
+  if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - 0.25) {
     const Clock::time_point t0 = Clock::now();
     current_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
                                 regime.batch_size, device, job.loader_workers);

@@ -4,8 +4,13 @@
 // keeps the best weights. It stops early, mid-epoch if need be, when the time
 // left (or energy left) would not cover the next step plus the final
 // evaluation and saving, or when resident memory passes its cap; it then hands
-// back the best weights it has. A checkpoint is written at a bounded interval
-// and at every epoch end, so that a killed run can be resumed.
+// back the best weights it has. The next step's time is the profile's
+// prediction when the job has one, else a running average of the steps
+// measured; a call's first step, which sets kernels up, is not taken for a
+// typical one. When nothing was evaluated yet, the final evaluation may use
+// half of the grace the budget guarantee allows (Limits::grace_seconds()). A
+// checkpoint is written at a bounded interval and at every epoch end, so that
+// a killed run can be resumed.
 //
 // Runs on CUDA when the LibTorch build has it and the options allow, with bf16
 // autocast on GPUs that support it and cuDNN autotuning when at least
@@ -41,6 +46,9 @@ class Limits {
          std::function<double()> joules_so_far = {}, std::int64_t memory_bytes = 0);
   double elapsed() const;  // spent + time since construction
   double seconds_left() const { return seconds_ - elapsed(); }
+  // What the guarantee allows past the budget (it ends within budget x 1.05
+  // + 2 s): only finishing may use it.
+  double grace_seconds() const { return 0.05 * seconds_ + 2.0; }
   double joules() const { return joules_so_far_ ? joules_so_far_() : 0.0; }
   double joules_left() const { return joules_limit_ > 0 ? joules_limit_ - joules() : 1e300; }
   std::int64_t memory_bytes() const { return memory_bytes_; }

@@ -1,6 +1,6 @@
-// The GPU paths: fine-tuning on CUDA (cuDNN autotuning, bf16 autocast), the
-// budget guard there, inference on the GPU against the CPU, and NVML's energy.
-// They run where LibTorch sees a CUDA device and are skipped elsewhere (the CI
+// The GPU paths: fine-tuning on CUDA (bf16 autocast), the budget guard
+// there, inference on the GPU against the CPU, and NVML's energy. They run
+// where LibTorch sees a CUDA device and are skipped elsewhere (the CI
 // machines have no GPU), so `ctest` on a GPU host checks them.
 #include <gtest/gtest.h>
 #include <dlfcn.h>
@@ -14,61 +14,25 @@
 #include "runtime/energy/energy_meter.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/fine_tuner.h"
+#include "tests/runtime/fine_tune_support.h"
 
 namespace nasoa::runtime {
 namespace {
 
-const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
-
-// Fashion-MNIST test images of T-shirt, trouser and sneaker, `per_class` each.
-TaskSource fashion_subset(int per_class) {
-  TaskSource all = list_idx(kFashion + "t10k-images-idx3-ubyte.gz", kFashion + "t10k-labels-idx1-ubyte.gz");
-  TaskSource subset;
-  subset.origin = all.origin;
-  subset.idx_images = all.idx_images;
-  subset.class_names = {"t-shirt", "trouser", "sneaker"};
-  const int keep[] = {0, 1, 7};
-  std::vector<int> taken(3, 0);
-  for (const SampleRef& s : all.samples)
-    for (int c = 0; c < 3; ++c)
-      if (s.label == keep[c] && taken[std::size_t(c)] < per_class) {
-        subset.samples.push_back({s.path, c, s.idx});
-        ++taken[std::size_t(c)];
-      }
-  return subset;
-}
+using testing::fashion_subset;
 
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device here";
-    if (!std::filesystem::exists(kFashion + "t10k-images-idx3-ubyte.gz"))
+    if (!testing::have_fashion_mnist())
       GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
     IngestOptions options;
     options.side = 32;
     store_ = std::make_unique<ImageStore>(fashion_subset(200), options);
   }
 
-  FineTuneJob job(int epochs, bool cuda) {
-    torch::manual_seed(1);
-    FineTuneJob j;
-    j.network = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
-    j.store = store_.get();
-    j.regime.model = "small";
-    j.regime.epochs = epochs;
-    j.regime.batch_size = 32;
-    j.regime.learning_rate = 0.05;
-    j.regime.seed = 3;
-    std::vector<int> labels;
-    for (std::size_t i = 0; i < store_->size(); ++i) labels.push_back(store_->label(i));
-    j.split = stratified_split(labels, 0.25, 3);
-    j.mean = {0.5f, 0.5f, 0.5f};
-    j.std = {0.25f, 0.25f, 0.25f};
-    j.fingerprint = "test";
-    j.use_cuda = cuda;
-    j.loader_workers = 2;
-    return j;
-  }
+  FineTuneJob job(int epochs, bool cuda) { return testing::small_job(*store_, epochs, cuda); }
 
   std::unique_ptr<ImageStore> store_;
 };

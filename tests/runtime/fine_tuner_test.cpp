@@ -10,67 +10,27 @@
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/optimizer.h"
+#include "tests/runtime/fine_tune_support.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::runtime {
 namespace {
 
-const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
-
-// The first `per_class` Fashion-MNIST test images of classes 0, 1 and 7
-// (T-shirt, trouser, sneaker), as an in-memory IDX task.
-TaskSource fashion_subset(int per_class) {
-  TaskSource all = list_idx(kFashion + "t10k-images-idx3-ubyte.gz", kFashion + "t10k-labels-idx1-ubyte.gz");
-  TaskSource subset;
-  subset.origin = all.origin;
-  subset.idx_images = all.idx_images;
-  subset.class_names = {"t-shirt", "trouser", "sneaker"};
-  const int keep[] = {0, 1, 7};
-  std::vector<int> taken(3, 0);
-  for (const SampleRef& s : all.samples)
-    for (int c = 0; c < 3; ++c)
-      if (s.label == keep[c] && taken[std::size_t(c)] < per_class) {
-        subset.samples.push_back({s.path, c, s.idx});
-        ++taken[std::size_t(c)];
-      }
-  return subset;
-}
+using testing::fashion_subset;
+using testing::have_fashion_mnist;
 
 class FineTunerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(kFashion + "t10k-images-idx3-ubyte.gz"))
+    if (!have_fashion_mnist())
       GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
     IngestOptions options;
     options.side = 32;
     store_ = std::make_unique<ImageStore>(fashion_subset(200), options);
   }
 
-  FineTuneJob job(int epochs) {
-    torch::manual_seed(1);
-    FineTuneJob j;
-    j.network = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
-    j.store = store_.get();
-    j.regime.model = "small";
-    j.regime.epochs = epochs;
-    j.regime.batch_size = 32;
-    j.regime.learning_rate = 0.05;
-    j.regime.seed = 3;
-    j.split = stratified_split(labels(), 0.25, 3);
-    j.mean = {0.5f, 0.5f, 0.5f};
-    j.std = {0.25f, 0.25f, 0.25f};
-    j.fingerprint = "test";
-    j.use_cuda = false;
-    j.loader_workers = 2;
-    return j;
-  }
-
-  std::vector<int> labels() const {
-    std::vector<int> l;
-    for (std::size_t i = 0; i < store_->size(); ++i) l.push_back(store_->label(i));
-    return l;
-  }
+  FineTuneJob job(int epochs) { return testing::small_job(*store_, epochs); }
 
   std::unique_ptr<ImageStore> store_;
   nasoa::testing::TempDir dir_;
