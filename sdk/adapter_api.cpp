@@ -46,6 +46,16 @@ int cores() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 
 }  // namespace
 
+const char* to_string(DevicePreference device) {
+  return device == DevicePreference::kCpu ? "cpu" : device == DevicePreference::kCuda ? "cuda" : "auto";
+}
+
+DevicePreference parse_device_preference(const std::string& name) {
+  for (const DevicePreference d : {DevicePreference::kAuto, DevicePreference::kCpu, DevicePreference::kCuda})
+    if (name == to_string(d)) return d;
+  throw Error(ErrorCode::kInvalidArgument, "unknown device '" + name + "' (auto, cpu or cuda)");
+}
+
 namespace sdk {
 
 bool uses_gpu(const AdapterOptions& options) {

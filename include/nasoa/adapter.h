@@ -66,6 +66,11 @@ struct Budget {
 
 enum class DevicePreference { kAuto, kCpu, kCuda };
 
+// "auto", "cpu", "cuda" and back; parse_device_preference() throws
+// Error{kInvalidArgument} naming the value and the accepted names.
+NASOA_API const char* to_string(DevicePreference device);
+NASOA_API DevicePreference parse_device_preference(const std::string& name);
+
 struct AdapterOptions {
   DevicePreference device = DevicePreference::kAuto;
   // bfloat16 autocast on GPUs with native bfloat16 (Ampere/Orin and newer).

@@ -280,9 +280,7 @@ int main(int argc, char** argv) {
     options.state_dir = state;
     options.probe = probe;
     options.min_experience = min_experience;
-    options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
-                     : device == "cuda" ? nasoa::DevicePreference::kCuda
-                                        : nasoa::DevicePreference::kAuto;
+    options.device = nasoa::parse_device_preference(device);
     nasoa::Adapter adapter(zoo, options);
 
     nasoa::Plan plan;

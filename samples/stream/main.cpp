@@ -110,9 +110,7 @@ int main(int argc, char** argv) {
     options.threads = threads;
     options.probe = probe;
     options.min_experience = min_experience;
-    options.device = device == "cpu" ? nasoa::DevicePreference::kCpu
-                     : device == "cuda" ? nasoa::DevicePreference::kCuda
-                                        : nasoa::DevicePreference::kAuto;
+    options.device = nasoa::parse_device_preference(device);
     nasoa::Adapter adapter(zoo, options);
     std::cout << "state: " << adapter.state_dir() << "\n";
     std::printf("%-3s %-20s %-20s %7s %6s %6s %16s %9s %7s %8s\n", "#", "task", "model", "lr", "frozen", "epochs",

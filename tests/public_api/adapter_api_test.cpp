@@ -80,6 +80,20 @@ TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
   EXPECT_NEAR(top[0].probability + top[1].probability, 1.0, 1e-5);
 }
 
+TEST(DevicePreferenceTest, NamesRoundTripAndUnknownOnesAreRefusedByName) {
+  for (const nasoa::DevicePreference d :
+       {nasoa::DevicePreference::kAuto, nasoa::DevicePreference::kCpu, nasoa::DevicePreference::kCuda})
+    EXPECT_EQ(nasoa::parse_device_preference(nasoa::to_string(d)), d);
+  EXPECT_STREQ(nasoa::to_string(nasoa::DevicePreference::kCuda), "cuda");
+  try {
+    nasoa::parse_device_preference("gpu");
+    ADD_FAILURE() << "expected an error";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("'gpu'"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::Adapter adapter(*zoo_);
   nasoa::Budget budget;
