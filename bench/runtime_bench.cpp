@@ -5,8 +5,7 @@
 //
 // 1. Training throughput through the BatchLoader against the same batches
 //    prepared in memory beforehand (same network, same seeds, so the very
-//    same tensors), in the layout fine-tuning uses on the device (channels
-//    last on the CPU): the loader should cost at most 5 % (ratio >= 0.95).
+//    same tensors): the loader should cost at most 5 % (ratio >= 0.95).
 //    The contenders alternate, --reps times each; medians are reported.
 // 2. Inference in eval mode (zoo::Network, no-grad, as nasoa::Classifier
 //    runs it): latency at batch 1 and throughput at batch 64, with the
@@ -36,7 +35,6 @@
 #include "runtime/data/image_store.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/autocast.h"
-#include "runtime/train/channels_last.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/builder/network.h"
 
@@ -57,12 +55,6 @@ double load_average() {
   return l;
 }
 
-// The layout fine_tune() trains in on this device (runtime/train/channels_last.h).
-void set_layout(torch::nn::Module& net, const torch::Device& device) {
-  if (nasoa::runtime::trains_channels_last(device))
-    nasoa::runtime::set_memory_format(net, torch::MemoryFormat::ChannelsLast);
-}
-
 struct Trainer {
   nasoa::zoo::Network net;
   torch::Device device;
@@ -71,7 +63,7 @@ struct Trainer {
   torch::nn::functional::CrossEntropyFuncOptions loss_options;
   Trainer(nasoa::zoo::Network n, const nasoa::Regime& regime, torch::Device d)
       : net(std::move(n)), device(d), bf16(nasoa::runtime::cuda_bf16_usable(d)),
-        optimizer((net->to(d), set_layout(*net, d), *net), regime),
+        optimizer((net->to(d), *net), regime),
         loss_options(torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)) {
     net->train();
   }
@@ -79,7 +71,7 @@ struct Trainer {
   // loss and accuracy read back included).
   void step(const Batch& b) {
     optimizer.zero_grad();
-    const torch::Tensor images = nasoa::runtime::batch_for(b.images, device), labels = b.labels.to(device);
+    const torch::Tensor images = b.images.to(device), labels = b.labels.to(device);
     torch::Tensor logits, loss;
     {
       nasoa::runtime::CudaAutocast autocast(bf16);
@@ -159,7 +151,7 @@ int main(int argc, char** argv) {
   for (int e = 0; e < epochs; ++e) {
     loader.start_epoch(e);
     while (auto b = loader.next()) {
-      b->images = nasoa::runtime::batch_for(b->images, device);
+      b->images = b->images.to(device);
       b->labels = b->labels.to(device);
       premade[std::size_t(e)].push_back(std::move(*b));
     }
@@ -224,7 +216,6 @@ int main(int argc, char** argv) {
 
   // Inference, eval mode, no autograd, on real (normalised, unaugmented) images.
   nasoa::zoo::Network& net = trainer.net;
-  nasoa::runtime::set_memory_format(*net, torch::MemoryFormat::Contiguous);  // as nasoa::Classifier runs it
   net->eval();
   torch::NoGradGuard no_grad;
   nasoa::runtime::LoaderOptions eval_options;

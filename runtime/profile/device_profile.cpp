@@ -16,7 +16,6 @@
 #include "nasoa/error.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/train/autocast.h"
-#include "runtime/train/channels_last.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
@@ -130,7 +129,7 @@ struct StepRunner {
   // memory (the loader's), so its copy to a GPU is part of the step.
   double step(Optimizer& optimizer, const torch::Tensor& host_images, const torch::Tensor& host_labels) const {
     const Clock::time_point t0 = Clock::now();
-    const torch::Tensor images = batch_for(host_images, device), labels = host_labels.to(device);
+    const torch::Tensor images = host_images.to(device), labels = host_labels.to(device);
     optimizer.zero_grad();
     torch::Tensor loss;
     {
@@ -228,7 +227,6 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
   zoo::Network network = zoo::load_network(dir, info);
   zoo::NetworkImpl& net = *network;
   net.to(device);
-  if (trains_channels_last(device)) set_memory_format(net, torch::MemoryFormat::ChannelsLast);  // as fine_tune()
   net.train();
 
   ModelProfile out;
@@ -284,8 +282,6 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
     if (status.samples > 0 && std::isfinite(status.average_watts) && status.average_watts >= 0)
       for (StepTiming& cell : out.steps) cell.watts = status.average_watts;
   }
-  // Inference as nasoa::Classifier runs it: the default layout.
-  set_memory_format(net, torch::MemoryFormat::Contiguous);
   out.inference_seconds_per_image_batch1 =
       runner.inference_per_image(1, info.input_size, options.warmup, options.repetitions);
   out.inference_seconds_per_image_batch64 =
@@ -642,7 +638,6 @@ std::vector<double> time_training_steps(zoo::NetworkImpl& net, int batch_size, i
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (cuda) at::globalContext().setBenchmarkCuDNN(false);  // as profile_bundle() measures
   net.to(device);
-  if (trains_channels_last(device)) set_memory_format(net, torch::MemoryFormat::ChannelsLast);  // as fine_tune()
   net.train();
   Regime regime;
   regime.model = "timed";

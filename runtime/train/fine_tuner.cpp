@@ -8,7 +8,6 @@
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/autocast.h"
-#include "runtime/train/channels_last.h"
 #include "runtime/train/optimizer.h"
 
 namespace nasoa::runtime {
@@ -77,7 +76,7 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
   torch::NoGradGuard no_grad;
   std::int64_t correct = 0;
   while (auto batch = loader.next()) {
-    const torch::Tensor logits = network.forward(batch_for(batch->images, device));
+    const torch::Tensor logits = network.forward(batch->images.to(device));
     correct += logits.argmax(1).cpu().eq(batch->labels).sum().item<std::int64_t>();
   }
   network.train(was_training);
@@ -105,7 +104,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   net.freeze_stages(regime.frozen_stages);
   net.to(device);
-  if (trains_channels_last(device)) set_memory_format(net, torch::MemoryFormat::ChannelsLast);
   net.train();
   Optimizer optimizer(net, regime);
 
@@ -218,7 +216,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (!batch) break;
       const Clock::time_point t0 = Clock::now();
       const double j0 = limits.joules();
-      const torch::Tensor images = batch_for(batch->images, device), labels = batch->labels.to(device);
+      const torch::Tensor images = batch->images.to(device), labels = batch->labels.to(device);
       optimizer.zero_grad();
       torch::Tensor logits, loss;
       {
@@ -320,7 +318,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   outcome.evaluation_seconds = std::max(0.0, eval_seconds);
   net.eval();
   net.to(torch::kCPU);
-  set_memory_format(net, torch::MemoryFormat::Contiguous);  // hand back the default layout
   return outcome;
 }
 
