@@ -2,8 +2,10 @@
 // fine-tuning tests (CPU and CUDA) share.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -59,6 +61,22 @@ inline FineTuneJob small_job(const ImageStore& store, int epochs, bool use_cuda 
   j.use_cuda = use_cuda;
   j.loader_workers = 2;
   return j;
+}
+
+// Runs `job` (with epochs enough to outlast it) under a 4 s budget of which
+// 0.5 s count as already spent, and checks what the guard promises: an early
+// stop for the time budget, within budget x 1.05 + 2 s, with trained and
+// evaluated weights handed back.
+inline void expect_stops_within_the_time_budget(FineTuneJob& job) {
+  const auto start = std::chrono::steady_clock::now();
+  const double budget = 4.0;
+  const FineTuneOutcome out = fine_tune(job, Limits(budget, 0.5));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(out.stopped_early);
+  EXPECT_EQ(out.stop_reason, "time budget");
+  EXPECT_LE(took + 0.5, budget * 1.05 + 2.0);
+  EXPECT_GT(out.steps, 0);
+  EXPECT_GE(out.validation_accuracy, 0.0) << "the handed-back weights were evaluated";
 }
 
 }  // namespace nasoa::runtime::testing
