@@ -9,15 +9,11 @@ gather=$1
 make_task=$2
 zoo=$3
 work=$4
-fashion=/usr/share/datasets/fashion-mnist
+source "$(dirname "$0")/check.sh"
+need_fashion_mnist t10k-images-idx3-ubyte.gz
 images=$fashion/t10k-images-idx3-ubyte.gz
 labels=$fashion/t10k-labels-idx1-ubyte.gz
-if [ ! -f "$images" ]; then
-  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
-  exit 77
-fi
 rm -rf "$work" && mkdir -p "$work/tasks"
-source "$(dirname "$0")/check.sh"
 
 for t in a:0,1 b:2,3,4 c:5,6; do
   "$make_task" --idx "$images" "$labels" --classes "${t#*:}" --per-class 10 --seed 1 --out "$work/tasks/${t%%:*}" > /dev/null \

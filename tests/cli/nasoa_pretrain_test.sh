@@ -8,15 +8,11 @@ pretrain=$1
 make_task=$2
 zoo=$3
 work=$4
-fashion=/usr/share/datasets/fashion-mnist
+source "$(dirname "$0")/check.sh"
+need_fashion_mnist t10k-images-idx3-ubyte.gz
 images=$fashion/t10k-images-idx3-ubyte.gz
 labels=$fashion/t10k-labels-idx1-ubyte.gz
-if [ ! -f "$images" ]; then
-  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
-  exit 77
-fi
 rm -rf "$work" && mkdir -p "$work"
-source "$(dirname "$0")/check.sh"
 
 check "make-task --help exits 0 and shows usage" bash -c "'$make_task' --help | grep -q Usage"
 check "pretrain --help exits 0 and shows usage" bash -c "'$pretrain' --help | grep -q Usage"

@@ -9,13 +9,9 @@ search=$1
 make_task=$2
 with_mpi=$3
 work=$4
-fashion=/usr/share/datasets/fashion-mnist
-if [ ! -f "$fashion/train-images-idx3-ubyte.gz" ]; then
-  echo "skipped: package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/check.sh"
+need_fashion_mnist train-images-idx3-ubyte.gz
+rm -rf "$work" && mkdir -p "$work"
 
 "$make_task" --idx "$fashion/train-images-idx3-ubyte.gz" "$fashion/train-labels-idx1-ubyte.gz" \
   --classes 0,1,2,3 --per-class 16 --seed 3 --out "$work/corpus" > /dev/null || { echo "make-task failed"; exit 1; }
