@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <numeric>
 
+#include "bench/bench_support.h"  // spearman(), as the benchmarks compute it
 #include "nasoa/error.h"
 #include "tests/runtime/adapt_support.h"
 #include "tests/support/temp_dir.h"
@@ -34,30 +34,6 @@ double thread_cpu_seconds() {
   timespec t{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<std::size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
-    i = j + 1;
-  }
-  return r;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  const std::vector<double> ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size());
-  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < ra.size(); ++i)
-    sab += (ra[i] - ma) * (rb[i] - mb), saa += (ra[i] - ma) * (ra[i] - ma), sbb += (rb[i] - mb) * (rb[i] - mb);
-  return sab / std::sqrt(saa * sbb);
 }
 
 std::vector<FeatureVector> features_of(const std::vector<ExperienceRecord>& records) {
@@ -123,7 +99,7 @@ TEST_F(PredictorTest, LearnsASyntheticFunctionOfTheFeatures) {
     truth.push_back(t);
     predicted.push_back(predictions[i].mean);
   }
-  const double rho = spearman(truth, predicted);
+  const double rho = nasoa::bench::spearman(truth, predicted);
   std::cout << "[ quality ] held-out MAE " << mae << " (predicting the mean: " << mae_mean << "), Spearman " << rho
             << ", out-of-bag RMSE " << predictor_->oob_rmse() << "\n";
   EXPECT_LT(mae, 0.03);
@@ -280,7 +256,9 @@ TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAl
     EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << "a task unlike the device's stays as it was";
     // The ranking of the task's plans is exactly what it was.
     for (std::size_t j = 0; j < probes.size(); ++j)
-      if (before[i].mean < before[j].mean) EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
+      if (before[i].mean < before[j].mean) {
+        EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
+      }
   }
   std::cout << "[ calibrate ] MAE on the device's task before " << error_before << ", after " << error_after << "\n";
   EXPECT_LT(error_after, 0.6 * error_before);
