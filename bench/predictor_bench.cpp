@@ -62,15 +62,16 @@ Fold evaluate(const std::string& task, const std::vector<rt::ExperienceRecord>& 
   f.fit_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<rt::FeatureVector> x;
   std::vector<double> y;
+  std::vector<const rt::ExperienceRecord*> evaluated;  // the records behind x and y
   for (const rt::ExperienceRecord& r : test) {
     if (r.best_accuracy < 0) continue;
     rt::FeatureVector v = rt::make_features(r);
     if (!probe) v[rt::kProbeScore] = std::numeric_limits<double>::quiet_NaN();
     x.push_back(v);
     y.push_back(r.best_accuracy);
+    evaluated.push_back(&r);
   }
-  const rt::Predictor& uncalibrated = predictor;
-  const std::vector<rt::Prediction> p = uncalibrated.predict(x);
+  const std::vector<rt::Prediction> p = predictor.predict(x);
   std::vector<double> mean;
   for (const rt::Prediction& q : p) mean.push_back(q.mean);
   f.runs = y.size();
@@ -86,9 +87,6 @@ Fold evaluate(const std::string& task, const std::vector<rt::ExperienceRecord>& 
     f.regret_at_risk.push_back(best - y[pick]);
   }
   // The device ran the top plan and learnt its outcome.
-  std::vector<const rt::ExperienceRecord*> evaluated;
-  for (const rt::ExperienceRecord& r : test)
-    if (r.best_accuracy >= 0) evaluated.push_back(&r);
   rt::ExperienceRecord ran = *evaluated[top];
   if (!probe) ran.probe_score.reset();
   predictor.calibrate({ran});
