@@ -40,19 +40,18 @@
 // on the evaluation tasks (none of them is in its experience); and a stream of
 // adaptions where the shipped predictor is calibrated to every outcome (as
 // nasoa::Adapter::record does), against one that is refitted on them and one
-// that learns nothing. --members refits
-// the shipped experience with another ensemble size (and --predictor-seed)
-// instead of using the shipped predictor, to see how much the fitting seed
-// matters.
+// that learns nothing. --members refits the shipped experience with another
+// ensemble size (and --predictor-seed) instead of using the shipped
+// predictor, to see how much the fitting seed matters.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <array>
 #include <fstream>
 #include <iostream>
 #include <limits>
