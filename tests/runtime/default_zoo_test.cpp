@@ -17,12 +17,13 @@
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
+#include "tests/runtime/fine_tune_support.h"
 #include "zoo/bundle/bundle.h"
 
 namespace nasoa::runtime {
 namespace {
 
-const std::string kFashion = "/usr/share/datasets/fashion-mnist/";
+using testing::kFashion;
 const std::string kZoo = std::string(NASOA_SOURCE_DIR) + "/zoo/default";
 
 // The first `per_class` test-split images of each of classes 5-9, in memory.
@@ -105,7 +106,7 @@ TEST(DefaultZooTest, BaselinesBundleHoldsTheHandDesignedFamilies) {
 }
 
 TEST(DefaultZooTest, FineTunesTheFastestModelOnTheDefaultTaskAboveChance) {
-  if (!std::filesystem::exists(kFashion + "t10k-images-idx3-ubyte.gz"))
+  if (!testing::have_fashion_mnist())
     GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
   const zoo::Manifest m = zoo::open_bundle(kZoo);
   const ModelInfo& model = *std::min_element(m.models.begin(), m.models.end(),
