@@ -4,6 +4,7 @@ written in PyTorch (bench/python/train_folder.py), on the same folder of PNGs.
 
   python3 bench/adapt_vs_python.py [--build build] [--reps 3] [--epochs 3]
       [--images 2000] [--fashion-mnist /usr/share/datasets/fashion-mnist]
+      [--device cpu|cuda] [--layout auto|channels-first|channels-last]
 
 Builds a folder of class subfolders of 64x64 PNGs from the Fashion-MNIST IDX
 files (Debian's fashion-mnist data package; --fashion-mnist or
@@ -127,6 +128,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--data-only", action="store_true", help="only make the image folder and print its path")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both contenders train")
+    ap.add_argument("--layout", default="auto", choices=["auto", "channels-first", "channels-last"],
+                    help="memory layout: auto lets nasoa-adapt pick (as it does by default) and leaves PyTorch at "
+                         "its default; a named layout is used by both")
     cores = os.cpu_count() or 1
     # nasoa::Adapter's defaults: on the CPU a quarter of the cores build
     # batches and the rest compute; with a GPU every core but one builds
@@ -176,11 +180,14 @@ def main():
     env = dict(os.environ)
     nasoa_cmd = [adapt, "--zoo", zoo, "--data", data, "--budget", "3600", "--out", os.path.join(a.work, "model"),
                  "--report", os.path.join(a.work, "report.json"), "--epochs", str(a.epochs),
-                 "--batch", str(a.batch), "--threads", str(threads), "--device", a.device, "--quiet"]
+                 "--batch", str(a.batch), "--threads", str(threads), "--device", a.device,
+                 "--memory-layout", a.layout, "--quiet"]
     python_cmd = [sys.executable, os.path.join(HERE, "python", "train_folder.py"), "--data", data,
                   "--encoding", a.encoding, "--input", str(a.input), "--epochs", str(a.epochs),
                   "--batch", str(a.batch), "--threads", str(threads), "--workers", str(a.workers),
                   "--out", os.path.join(a.work, "model.pt"), "--device", a.device]
+    if a.layout == "channels-last":
+        python_cmd.append("--channels-last")
     load = os.getloadavg()
     rows = {"nasoa": [], "python": []}
     for r in range(a.reps):
@@ -193,13 +200,14 @@ def main():
                 if rep["stop_reason"] != "completed":
                     raise SystemExit(f"nasoa-adapt stopped early: {rep['stop_reason']}")
                 rows["nasoa"].append(dict(wall=wall, inproc=rep["wall_seconds"], steps=rep["steps"], device=rep["device"],
+                                          layout=rep.get("memory_layout", "channels-first"),
                                           ingest=rep["task"]["ingest_seconds"], acc=rep["validation_accuracy"],
                                           peak=rep["peak_memory_bytes"]))
             else:
                 wall, out = run(python_cmd, env)
                 rep = json.loads(out.strip().splitlines()[-1])
                 rows["python"].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
-                                           device=rep["device"],
+                                           device=rep["device"], layout=rep["memory_layout"],
                                            train=rep["train_images"], acc=rep["validation_accuracy"]))
             last = rows[who][-1]
             print(f"rep {r + 1}/{a.reps} {who:6s} {last['wall']:7.2f} s process, {last['inproc']:7.2f} s in-process, "
@@ -229,6 +237,9 @@ def main():
         import torch
         print(f"device       {torch.cuda.get_device_name(0)}: nasoa-adapt on {rows['nasoa'][0]['device']}, "
               f"PyTorch on {rows['python'][0]['device']}")
+    nasoa_layouts = sorted({x["layout"] for x in rows["nasoa"]})
+    print(f"layout       nasoa-adapt {'/'.join(nasoa_layouts)} (--memory-layout {a.layout}), "
+          f"PyTorch {rows['python'][0]['layout']}")
     print(f"repetitions  {a.reps} per contender, alternated; medians below")
     print()
     print("contender\tprocess_s\tin_process_s\timages_per_s\timages_per_s_in_process\tval_acc")

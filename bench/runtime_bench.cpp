@@ -7,6 +7,9 @@
 //    prepared in memory beforehand (same network, same seeds, so the very
 //    same tensors): the loader should cost at most 5 % (ratio >= 0.95).
 //    The contenders alternate, --reps times each; medians are reported.
+//    On the CPU a third contender trains on the pre-made batches in the
+//    channels-last layout, to show what the runtime's choice of layout
+//    (runtime/train/memory_layout.h) is worth for this network.
 // 2. Inference in eval mode (zoo::Network, no-grad, as nasoa::Classifier
 //    runs it): latency at batch 1 and throughput at batch 64, with the
 //    compute threads of training and with every core.
@@ -35,6 +38,7 @@
 #include "runtime/data/image_store.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/autocast.h"
+#include "runtime/train/memory_layout.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/builder/network.h"
 
@@ -43,6 +47,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nasoa::runtime::Batch;
 using nasoa::runtime::BatchLoader;
+using nasoa::runtime::MemoryLayout;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -61,17 +66,23 @@ struct Trainer {
   bool bf16;
   nasoa::runtime::Optimizer optimizer;
   torch::nn::functional::CrossEntropyFuncOptions loss_options;
-  Trainer(nasoa::zoo::Network n, const nasoa::Regime& regime, torch::Device d)
+  MemoryLayout layout;
+  Trainer(nasoa::zoo::Network n, const nasoa::Regime& regime, torch::Device d,
+          MemoryLayout l = MemoryLayout::kChannelsFirst)
       : net(std::move(n)), device(d), bf16(nasoa::runtime::cuda_bf16_usable(d)),
         optimizer((net->to(d), *net), regime),
-        loss_options(torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)) {
+        loss_options(torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)),
+        layout(l) {
+    nasoa::runtime::set_memory_layout(*net, layout);
+    optimizer.set_memory_layout(layout);
     net->train();
   }
   // One step as runtime::fine_tune takes it (the copy to the device and the
   // loss and accuracy read back included).
   void step(const Batch& b) {
     optimizer.zero_grad();
-    const torch::Tensor images = b.images.to(device), labels = b.labels.to(device);
+    const torch::Tensor images = nasoa::runtime::in_memory_layout(b.images.to(device), layout);
+    const torch::Tensor labels = b.labels.to(device);
     torch::Tensor logits, loss;
     {
       nasoa::runtime::CudaAutocast autocast(bf16);
@@ -142,6 +153,11 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   const nasoa::Encoding enc = nasoa::Encoding::parse(encoding);
   Trainer trainer(nasoa::zoo::Network(enc, classes), regime, device);
+  // The same network and batches in the other memory layout (CPU only: the
+  // runtime trains channels-first on GPUs).
+  torch::manual_seed(0);
+  Trainer trainer_last(nasoa::zoo::Network(enc, classes), regime, device, MemoryLayout::kChannelsLast);
+  const bool time_layouts = !device.is_cuda();
   torch::set_num_threads(threads);
   BatchLoader loader(store, indices, options);
   const std::int64_t images_per_measurement = std::int64_t(store.size()) * epochs;
@@ -156,10 +172,10 @@ int main(int argc, char** argv) {
       premade[std::size_t(e)].push_back(std::move(*b));
     }
   }
-  auto run_premade = [&] {
+  auto run_premade = [&](Trainer& t) {
     const Clock::time_point t0 = Clock::now();
     for (const auto& epoch : premade)
-      for (const Batch& b : epoch) trainer.step(b);
+      for (const Batch& b : epoch) t.step(b);
     sync();
     return seconds_since(t0);
   };
@@ -172,21 +188,26 @@ int main(int argc, char** argv) {
     sync();
     return seconds_since(t0);
   };
-  run_premade();  // warm-up: first-touch allocations, OpenMP start
-  std::vector<double> premade_s, loader_s;
+  run_premade(trainer);  // warm-up: first-touch allocations, OpenMP start
+  if (time_layouts) run_premade(trainer_last);
+  std::vector<double> premade_s, loader_s, last_s;
   for (int r = 0; r < reps; ++r) {
     if (r % 2 == 0) {
-      premade_s.push_back(run_premade());
+      premade_s.push_back(run_premade(trainer));
       loader_s.push_back(run_loader());
+      if (time_layouts) last_s.push_back(run_premade(trainer_last));
     } else {
+      if (time_layouts) last_s.push_back(run_premade(trainer_last));
       loader_s.push_back(run_loader());
-      premade_s.push_back(run_premade());
+      premade_s.push_back(run_premade(trainer));
     }
-    std::fprintf(stderr, "rep %d/%d: pre-made %.2f s, loader %.2f s\n", r + 1, reps, premade_s.back(), loader_s.back());
+    std::fprintf(stderr, "rep %d/%d: pre-made %.2f s, loader %.2f s, pre-made channels-last %.2f s\n", r + 1, reps,
+                 premade_s.back(), loader_s.back(), time_layouts ? last_s.back() : 0.0);
   }
-  std::vector<double> premade_ips, loader_ips;
+  std::vector<double> premade_ips, loader_ips, last_ips;
   for (double s : premade_s) premade_ips.push_back(double(images_per_measurement) / s);
   for (double s : loader_s) loader_ips.push_back(double(images_per_measurement) / s);
+  for (double s : last_s) last_ips.push_back(double(images_per_measurement) / s);
 
   // Loader alone: how fast the workers build batches with nothing else running.
   std::vector<double> build_s;
@@ -210,9 +231,14 @@ int main(int argc, char** argv) {
   std::printf("training\tseconds\timages_per_s\n");
   std::printf("pre-made tensors\t%.3f\t%.1f\n", median(premade_s), median(premade_ips));
   std::printf("BatchLoader\t%.3f\t%.1f\n", median(loader_s), median(loader_ips));
+  if (time_layouts)
+    std::printf("pre-made tensors, channels-last\t%.3f\t%.1f\n", median(last_s), median(last_ips));
   std::printf("loader alone (no training, %d worker(s))\t%.3f\t%.1f\n", workers, median(build_s),
               double(store.size()) / median(build_s));
-  std::printf("\nratio loader/pre-made images/s: %.3f (target >= 0.95)\n\n", median(loader_ips) / median(premade_ips));
+  std::printf("\nratio loader/pre-made images/s: %.3f (target >= 0.95)\n", median(loader_ips) / median(premade_ips));
+  if (time_layouts)
+    std::printf("ratio channels-last/channels-first images/s (pre-made): %.3f\n", median(last_ips) / median(premade_ips));
+  std::printf("\n");
 
   // Inference, eval mode, no autograd, on real (normalised, unaugmented) images.
   nasoa::zoo::Network& net = trainer.net;

@@ -56,6 +56,20 @@ DevicePreference parse_device_preference(const std::string& name) {
   throw Error(ErrorCode::kInvalidArgument, "unknown device '" + name + "' (auto, cpu or cuda)");
 }
 
+const char* to_string(MemoryLayoutPreference layout) {
+  return layout == MemoryLayoutPreference::kChannelsFirst  ? "channels-first"
+         : layout == MemoryLayoutPreference::kChannelsLast ? "channels-last"
+                                                           : "auto";
+}
+
+MemoryLayoutPreference parse_memory_layout_preference(const std::string& name) {
+  for (const MemoryLayoutPreference l : {MemoryLayoutPreference::kAuto, MemoryLayoutPreference::kChannelsFirst,
+                                         MemoryLayoutPreference::kChannelsLast})
+    if (name == to_string(l)) return l;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown memory layout '" + name + "' (auto, channels-first or channels-last)");
+}
+
 namespace sdk {
 
 bool uses_gpu(const AdapterOptions& options) {
@@ -176,6 +190,14 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (profile)
       job.predicted_step_seconds =
           runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
+    // The layout the profile timed, so that its predictions hold; without a
+    // profile the fine-tuner tries both.
+    if (options.memory_layout == MemoryLayoutPreference::kChannelsFirst)
+      job.layout = runtime::MemoryLayout::kChannelsFirst;
+    else if (options.memory_layout == MemoryLayoutPreference::kChannelsLast)
+      job.layout = runtime::MemoryLayout::kChannelsLast;
+    else if (profile)
+      job.layout = profile->model(model.name).training_layout;
     const bool on_gpu = sdk::uses_gpu(options);
     job.loader_workers = sdk::loader_threads(options, on_gpu);
     torch::set_num_threads(sdk::compute_threads(options, on_gpu));
@@ -216,6 +238,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     r.stopped_early = outcome.stopped_early;
     r.stop_reason = outcome.stop_reason;
     r.device = outcome.device;
+    r.memory_layout = runtime::to_string(outcome.layout);
     r.resumed = state.has_value();
     r.peak_memory_bytes = runtime::peak_resident_bytes();
     r.spent_seconds = budget.spent_seconds;

@@ -83,6 +83,9 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
 std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
   std::vector<rt::BundleModelEntry> models;
   for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
+  if (p.format_version < rt::kDeviceProfileFormatVersion)
+    return "it is of format version " + std::to_string(p.format_version) +
+           ", which did not measure each model's faster memory layout";
   if (p.bundle_models != models) return "it was measured for other models";
   if (p.models.size() != models.size()) return "it covers only some of the models";
   const bool gpu = sdk::uses_gpu(impl.options);

@@ -66,6 +66,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="save the best weights here (state_dict)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--channels-last", action="store_true",
+                   help="train in the channels-last memory layout (model and batches)")
     a = p.parse_args()
 
     start = time.monotonic()
@@ -98,6 +100,8 @@ def main():
                                              shuffle=False, **common)
 
     model = ETNasNet(a.encoding, len(train_set.classes)).to(device)
+    layout = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=1e-4)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     steps_per_epoch = len(train_loader)
@@ -114,7 +118,7 @@ def main():
         for step, (images, labels) in enumerate(train_loader):
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(epoch + (step + 1) / steps_per_epoch)
-            images = images.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True).contiguous(memory_format=layout)
             labels = labels.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with autocast():
@@ -126,7 +130,8 @@ def main():
         correct = 0
         with torch.no_grad():
             for images, labels in val_loader:
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                images = images.to(device, non_blocking=True).contiguous(memory_format=layout)
+                labels = labels.to(device, non_blocking=True)
                 correct += (model(images).argmax(1) == labels).sum().item()
         acc = correct / len(val_idx)
         if acc > best_acc:
@@ -138,7 +143,8 @@ def main():
                       "import_seconds": start - T_IMPORT,
                       "images_trained": trained, "train_images": len(train_idx),
                       "validation_images": len(val_idx), "validation_accuracy": best_acc,
-                      "threads": a.threads, "workers": a.workers, "device": a.device + (" (bf16 autocast)" if bf16 else "")}))
+                      "threads": a.threads, "workers": a.workers, "device": a.device + (" (bf16 autocast)" if bf16 else ""),
+                      "memory_layout": "channels-last" if a.channels_last else "channels-first"}))
 
 
 if __name__ == "__main__":

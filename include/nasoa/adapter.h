@@ -71,10 +71,22 @@ enum class DevicePreference { kAuto, kCpu, kCuda };
 NASOA_API const char* to_string(DevicePreference device);
 NASOA_API DevicePreference parse_device_preference(const std::string& name);
 
+// The memory layout a network trains in on the CPU. kAuto: the faster one for
+// the model on this device, as the device profile measured it, or else as a
+// trial of both over a run's first steps finds (those steps train for real).
+// Both compute the same function; GPUs always train channels-first.
+enum class MemoryLayoutPreference { kAuto, kChannelsFirst, kChannelsLast };
+
+// "auto", "channels-first", "channels-last" and back; the parser throws
+// Error{kInvalidArgument} naming the value and the accepted names.
+NASOA_API const char* to_string(MemoryLayoutPreference layout);
+NASOA_API MemoryLayoutPreference parse_memory_layout_preference(const std::string& name);
+
 struct AdapterOptions {
   DevicePreference device = DevicePreference::kAuto;
   // bfloat16 autocast on GPUs with native bfloat16 (Ampere/Orin and newer).
   bool mixed_precision = true;
+  MemoryLayoutPreference memory_layout = MemoryLayoutPreference::kAuto;
   // 0 chooses: on the CPU, a quarter of the cores (at least one) build
   // batches and the rest compute, so that the two never oversubscribe them.
   int threads = 0;                           // intra-op (compute) threads
@@ -140,6 +152,10 @@ struct Result {
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
+  // The memory layout the network trained in, "channels-first" or
+  // "channels-last": on the CPU the faster one for the model, from the device
+  // profile or tried on the first steps. The saved model is the same either way.
+  std::string memory_layout;
   bool resumed = false;
   std::int64_t peak_memory_bytes = 0;
   // What the budget had counted when training began (Budget::spent_seconds,

@@ -32,9 +32,11 @@ void print_progress(const ProfileProgress& p) {
       std::snprintf(cell, sizeof cell, " b%d=%.4gs", s.batch_size, s.step_seconds);
       steps += cell;
     }
-  std::fprintf(stderr, "nasoa-profile: [%zu/%zu] %s: %d stages, step (nothing frozen)%s, inference %.3g ms/image, %.1f s\n",
-               p.index + 1, p.count, p.model.c_str(), m.num_stages, steps.c_str(),
-               m.inference_seconds_per_image_batch1 * 1e3, p.seconds);
+  std::fprintf(stderr,
+               "nasoa-profile: [%zu/%zu] %s: %d stages, trains %s, step (nothing frozen)%s, inference %.3g ms/image, "
+               "%.1f s\n",
+               p.index + 1, p.count, p.model.c_str(), m.num_stages, nasoa::runtime::to_string(m.training_layout),
+               steps.c_str(), m.inference_seconds_per_image_batch1 * 1e3, p.seconds);
 }
 
 }  // namespace

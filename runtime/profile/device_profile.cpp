@@ -120,6 +120,8 @@ struct StepRunner {
   const torch::nn::functional::CrossEntropyFuncOptions loss_options;
   // fine_tune() trains in bf16 autocast where the GPU has it; so is it timed.
   const bool bf16 = cuda && cuda_bf16_usable(device);
+  // The network's layout; batches are made to match, as fine_tune() does.
+  MemoryLayout layout = MemoryLayout::kChannelsFirst;
 
   void sync() const {
     if (cuda) torch::cuda::synchronize();
@@ -129,7 +131,8 @@ struct StepRunner {
   // memory (the loader's), so its copy to a GPU is part of the step.
   double step(Optimizer& optimizer, const torch::Tensor& host_images, const torch::Tensor& host_labels) const {
     const Clock::time_point t0 = Clock::now();
-    const torch::Tensor images = host_images.to(device), labels = host_labels.to(device);
+    const torch::Tensor images = in_memory_layout(host_images.to(device), layout);
+    const torch::Tensor labels = host_labels.to(device);
     optimizer.zero_grad();
     torch::Tensor loss;
     {
@@ -221,6 +224,33 @@ void check_time_limit(const ProfileOptions& options, Clock::time_point started, 
                     " s): measure it ahead of time (nasoa-profile, or Adapter::calibrate()) or give more time");
 }
 
+// The layout in which `runner`'s network trains faster with nothing frozen,
+// at the profile's batch size nearest 32: two alternated rounds per layout,
+// each a warm-up step and three timed, the faster round's median counting.
+MemoryLayout faster_layout(StepRunner& runner, const Regime& regime, const ProfileOptions& options,
+                           const ModelInfo& info) {
+  const int batch = *std::min_element(options.batch_sizes.begin(), options.batch_sizes.end(),
+                                      [](int a, int b) { return std::abs(a - 32) < std::abs(b - 32); });
+  const torch::Tensor images = torch::randn({batch, 3, info.input_size, info.input_size});
+  const torch::Tensor labels = torch::randint(0, std::max(1, info.upstream_classes), {batch}, torch::kLong);
+  runner.net.freeze_stages(0);
+  runner.net.train();
+  double fastest[2] = {1e300, 1e300};
+  for (int round = 0; round < 2; ++round) {
+    for (const MemoryLayout layout : {MemoryLayout::kChannelsFirst, MemoryLayout::kChannelsLast}) {
+      set_memory_layout(runner.net, layout);
+      runner.layout = layout;
+      Optimizer optimizer(runner.net, regime);
+      runner.step(optimizer, images, labels);
+      std::vector<double> times;
+      for (int i = 0; i < 3; ++i) times.push_back(runner.step(optimizer, images, labels));
+      double& f = fastest[layout == MemoryLayout::kChannelsLast];
+      f = std::min(f, median(times));
+    }
+  }
+  return fastest[1] < fastest[0] ? MemoryLayout::kChannelsLast : MemoryLayout::kChannelsFirst;
+}
+
 ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const ProfileOptions& options,
                            const torch::Device& device, bool cuda, const PowerProbe& power,
                            bool memory_available, Clock::time_point started) {
@@ -235,8 +265,14 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
 
   Regime regime;  // the fine-tuner's defaults: SGD with momentum, weight decay, label smoothing
   regime.model = info.name;
-  const StepRunner runner{net, device, cuda,
-                          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+  StepRunner runner{net, device, cuda,
+                    torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+  if (!cuda) {
+    check_time_limit(options, started, info.name);
+    out.training_layout = faster_layout(runner, regime, options, info);
+  }
+  set_memory_layout(net, out.training_layout);
+  runner.layout = out.training_layout;
 
   // One monitor over all of the model's configurations: a meter such as
   // NVML's counter updates too rarely to tell the few milliseconds of one
@@ -276,6 +312,8 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
     }
   }
   net.freeze_stages(0);
+  set_memory_layout(net, MemoryLayout::kChannelsFirst);  // inference as nasoa::Classifier runs it
+  runner.layout = MemoryLayout::kChannelsFirst;
   if (monitor) {
     monitor->stop();
     const EnergyStatus status = monitor->status();
@@ -407,7 +445,7 @@ bool StepTiming::operator==(const StepTiming& o) const {
          peak_rss_bytes == o.peak_rss_bytes && rss_increase_bytes == o.rss_increase_bytes && watts == o.watts;
 }
 bool ModelProfile::operator==(const ModelProfile& o) const {
-  return model == o.model && num_stages == o.num_stages &&
+  return model == o.model && num_stages == o.num_stages && training_layout == o.training_layout &&
          inference_seconds_per_image_batch1 == o.inference_seconds_per_image_batch1 &&
          inference_seconds_per_image_batch64 == o.inference_seconds_per_image_batch64 && steps == o.steps;
 }
@@ -524,6 +562,7 @@ std::string to_json(const DeviceProfile& p) {
     }
     Json model = to_json(m.model);
     model["num_stages"] = m.num_stages;
+    model["training_layout"] = to_string(m.training_layout);
     model["inference"] = Json{{"seconds_per_image_batch1", m.inference_seconds_per_image_batch1},
                               {"seconds_per_image_batch64", m.inference_seconds_per_image_batch64}};
     model["training"] = steps;
@@ -590,6 +629,14 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
         ModelProfile mp;
         mp.model = read_model_entry(r);
         mp.num_stages = int(r.integer("num_stages", 1, kMaxInt));
+        if (p.format_version >= 2) {
+          const std::string layout = r.string("training_layout");
+          const std::optional<MemoryLayout> parsed = parse_memory_layout(layout);
+          if (!parsed)
+            r.fail(path + ".training_layout",
+                   "expected \"channels-first\" or \"channels-last\", got \"" + layout + "\"");
+          mp.training_layout = *parsed;
+        }
         const Reader inference(r.get("inference"), path + ".inference", source);
         mp.inference_seconds_per_image_batch1 = inference.number("seconds_per_image_batch1");
         mp.inference_seconds_per_image_batch64 = inference.number("seconds_per_image_batch64");
@@ -628,7 +675,7 @@ DeviceProfile load_device_profile(const std::string& path) {
 // ---- predictions -----------------------------------------------------------
 
 std::vector<double> time_training_steps(zoo::NetworkImpl& net, int batch_size, int input_size, int warmup,
-                                        int repetitions, bool use_cuda) {
+                                        int repetitions, bool use_cuda, MemoryLayout layout) {
   if (batch_size < 1 || input_size < 1 || repetitions < 1 || warmup < 0)
     throw Error(ErrorCode::kInvalidArgument,
                 "time_training_steps: batch_size " + std::to_string(batch_size) + ", input_size " +
@@ -641,8 +688,10 @@ std::vector<double> time_training_steps(zoo::NetworkImpl& net, int batch_size, i
   net.train();
   Regime regime;
   regime.model = "timed";
-  const StepRunner runner{net, device, cuda,
-                          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+  StepRunner runner{net, device, cuda,
+                    torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
+  runner.layout = cuda ? MemoryLayout::kChannelsFirst : layout;
+  set_memory_layout(net, runner.layout);
   const torch::Tensor images = torch::randn({batch_size, 3, input_size, input_size});
   const torch::Tensor labels = torch::randint(0, std::max(1, net.num_classes()), {batch_size}, torch::kLong);
   Optimizer optimizer(net, regime);

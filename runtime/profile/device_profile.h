@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "runtime/energy/energy_meter.h"
+#include "runtime/train/memory_layout.h"
 
 namespace nasoa::zoo {
 class NetworkImpl;
@@ -61,7 +62,8 @@ class NetworkImpl;
 namespace nasoa::runtime {
 
 // The newest profile format this build reads, and the one it writes.
-inline constexpr int kDeviceProfileFormatVersion = 1;
+// Version 2 added each model's training_layout (version 1: channels-first).
+inline constexpr int kDeviceProfileFormatVersion = 2;
 
 struct ProfiledDevice {
   std::string cpu_model;  // /proc/cpuinfo "model name" (or the board's name on ARM)
@@ -94,6 +96,10 @@ struct StepTiming {
 struct ModelProfile {
   BundleModelEntry model;
   int num_stages = 0;  // stem included; frozen_stages runs over 0..num_stages
+  // The layout this model trains faster in here, and the one its steps were
+  // timed in (fine-tuning then uses it): on the CPU both are timed at the
+  // batch size nearest 32 with nothing frozen; GPUs stay channels-first.
+  MemoryLayout training_layout = MemoryLayout::kChannelsFirst;
   double inference_seconds_per_image_batch1 = 0;
   double inference_seconds_per_image_batch64 = 0;
   std::vector<StepTiming> steps;  // every batch size x every frozen count
@@ -140,7 +146,9 @@ struct ProfileProgress {
   double seconds = 0;  // spent on this model so far
 };
 
-// Measures the bundle at `bundle_dir` (verified first). `on_progress`, if set,
+// Measures the bundle at `bundle_dir` (verified first). Training steps are
+// timed in each model's faster layout (ModelProfile::training_layout);
+// inference in the default layout, as nasoa::Classifier runs it. `on_progress`, if set,
 // is called on this thread when each model starts and when it is done.
 DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions& options,
                              const std::function<void(const ProfileProgress&)>& on_progress = {});
@@ -180,9 +188,11 @@ double predict_epoch_seconds(const DeviceProfile& profile, const std::string& mo
 // median; the search takes the minimum, which other load on a shared machine
 // can only raise). The network is moved to the device (CUDA when `use_cuda`
 // and available) and left in train mode; its weights change by the small
-// updates. Throws Error{kInvalidArgument} for batch_size, input_size or
-// repetitions < 1, or warmup < 0.
+// updates. On the CPU the steps run in `layout` (the network is left in
+// it); a GPU always runs channels-first. Throws Error{kInvalidArgument} for
+// batch_size, input_size or repetitions < 1, or warmup < 0.
 std::vector<double> time_training_steps(zoo::NetworkImpl& network, int batch_size, int input_size, int warmup,
-                                        int repetitions, bool use_cuda = true);
+                                        int repetitions, bool use_cuda = true,
+                                        MemoryLayout layout = MemoryLayout::kChannelsFirst);
 
 }  // namespace nasoa::runtime

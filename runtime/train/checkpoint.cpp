@@ -26,6 +26,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["joules"] = s.joules;
   j["best_accuracy"] = s.best_accuracy;
   j["best_epoch"] = s.best_epoch;
+  if (s.layout) j["memory_layout"] = to_string(*s.layout);
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& e : s.history)
     j["history"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
@@ -65,6 +66,11 @@ TrainingState load_checkpoint(const std::string& path) {
     s.joules = j.at("joules").get<double>();
     s.best_accuracy = j.at("best_accuracy").get<double>();
     s.best_epoch = j.at("best_epoch").get<int>();
+    if (j.contains("memory_layout")) {
+      const std::string layout = j.at("memory_layout").get<std::string>();
+      s.layout = parse_memory_layout(layout);
+      if (!s.layout) corrupt("unknown memory_layout \"" + layout + "\"");
+    }
     for (const auto& e : j.at("history"))
       s.history.push_back({e.at("epoch").get<int>(), e.at("train_loss").get<double>(),
                            e.at("train_accuracy").get<double>(), e.at("validation_accuracy").get<double>(),

@@ -11,9 +11,11 @@
 // a damaged file is refused with Error{kCorrupt} rather than half-loaded.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/train/memory_layout.h"
 #include "zoo/bundle/weights_file.h"
 
 namespace nasoa::runtime {
@@ -36,6 +38,9 @@ struct TrainingState {
   double best_accuracy = -1;   // -1: nothing evaluated yet
   int best_epoch = 0;
   std::vector<EpochRecord> history;
+  // The layout training settled on, once it had: a resumed run keeps it, so
+  // that it continues exactly as the killed one would have.
+  std::optional<MemoryLayout> layout;
   zoo::NamedTensors weights;       // "model.*", "best.*" and "optimizer.*" tensors
 };
 

@@ -61,7 +61,7 @@ std::int64_t peak_resident_bytes() {
 
 double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
                 const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
-                const torch::Device& device, int workers) {
+                const torch::Device& device, int workers, MemoryLayout layout) {
   if (indices.empty()) return -1;
   LoaderOptions options;
   options.batch_size = batch_size;
@@ -76,7 +76,7 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
   torch::NoGradGuard no_grad;
   std::int64_t correct = 0;
   while (auto batch = loader.next()) {
-    const torch::Tensor logits = network.forward(batch->images.to(device));
+    const torch::Tensor logits = network.forward(in_memory_layout(batch->images.to(device), layout));
     correct += logits.argmax(1).cpu().eq(batch->labels).sum().item<std::int64_t>();
   }
   network.train(was_training);
@@ -104,8 +104,24 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   net.freeze_stages(regime.frozen_stages);
   net.to(device);
+  // The layout: fixed by the job (or channels-first on a GPU), or tried out
+  // on this call's first steps. Every change of layout moves the weights and
+  // the optimiser's buffers together.
+  // A resumed run keeps the layout the killed one had settled on.
+  std::optional<MemoryLayout> fixed_layout = job.layout;
+  if (!fixed_layout && resume) fixed_layout = resume->layout;
+  if (cuda) fixed_layout = MemoryLayout::kChannelsFirst;
+  LayoutTrial trial;
+  MemoryLayout layout = MemoryLayout::kChannelsFirst;
   net.train();
   Optimizer optimizer(net, regime);
+  auto switch_layout = [&](MemoryLayout to) {
+    if (to == layout) return;
+    set_memory_layout(net, to);
+    optimizer.set_memory_layout(to);
+    layout = to;
+  };
+  switch_layout(fixed_layout.value_or(trial.layout_for(0)));
 
   LoaderOptions train_options;
   train_options.batch_size = regime.batch_size;
@@ -167,6 +183,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.spent_seconds = limits.elapsed();
     state.joules = limits.joules();
     state.history = outcome.history;
+    state.layout = fixed_layout;
+    if (!state.layout && trial.decided()) state.layout = trial.choice();
     state.weights = with_prefix(zoo::module_state(net), "model.", false);
     const zoo::NamedTensors opt = optimizer.state();
     state.weights.insert(state.weights.end(), opt.begin(), opt.end());
@@ -177,11 +195,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   };
 
   std::int64_t steps_this_call = 0;
+  // Steps that set kernels up: a call's first, and with a layout trial the
+  // first in the other layout too.
+  const std::int64_t setup_steps = fixed_layout ? 1 : 2;
   auto stop_because = [&]() -> std::string {
-    if (steps_this_call == 1 && job.predicted_step_seconds <= 0) {
-      // Only the first step's time is known, set-up included: take one more
-      // step if that much time and saving still fit, to learn the real one
-      // (the final evaluation may use the guarantee's grace meanwhile).
+    if (steps_this_call >= 1 && steps_this_call <= setup_steps && job.predicted_step_seconds <= 0) {
+      // Only set-up steps' times are known: take one more step if that much
+      // time and saving still fit, to learn the real one (the final
+      // evaluation may use the guarantee's grace meanwhile).
       if (limits.seconds_left() < step_seconds.value + save_seconds + 0.25) return "time budget";
     } else if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve()) {
       return "time budget";
@@ -214,9 +235,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       }
       std::optional<Batch> batch = train.next();
       if (!batch) break;
+      if (!fixed_layout) switch_layout(trial.layout_for(steps_this_call));
       const Clock::time_point t0 = Clock::now();
       const double j0 = limits.joules();
-      const torch::Tensor images = batch->images.to(device), labels = batch->labels.to(device);
+      const torch::Tensor images = in_memory_layout(batch->images.to(device), layout);
+      const torch::Tensor labels = batch->labels.to(device);
       optimizer.zero_grad();
       torch::Tensor logits, loss;
       {
@@ -233,14 +256,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       ++outcome.steps;
       ++steps_this_call;
       trained_since_evaluation = true;
-      // A call's first step sets things up (oneDNN primitives, cuDNN
-      // algorithms, CUDA kernels) and can take many steps' time: it would make
-      // the guard stop at once. It counts only while nothing better is known,
-      // and the second step replaces it.
+      // A set-up step (oneDNN primitives, cuDNN algorithms, CUDA kernels)
+      // can take many steps' time: it would make the guard stop at once. It
+      // counts only while nothing better is known, and the first step after
+      // the set-up replaces it.
       const double took = seconds_since(t0);
-      if (steps_this_call == 1) {
+      if (!fixed_layout) trial.record(steps_this_call - 1, took);
+      if (steps_this_call <= setup_steps) {
         if (step_seconds.value < 0) step_seconds.add(took);
-      } else if (steps_this_call == 2 && job.predicted_step_seconds <= 0) {
+      } else if (steps_this_call == setup_steps + 1 && job.predicted_step_seconds <= 0) {
         step_seconds.value = took;
       } else {
         step_seconds.add(took);
@@ -277,7 +301,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     } else {
       const Clock::time_point t0 = Clock::now();
       record.validation_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
-                                            regime.batch_size, device, job.loader_workers);
+                                            regime.batch_size, device, job.loader_workers, layout);
       eval_seconds = seconds_since(t0);
       trained_since_evaluation = false;
       if (record.validation_accuracy > state.best_accuracy) {
@@ -304,7 +328,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - 0.25) {
     const Clock::time_point t0 = Clock::now();
     current_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
-                                regime.batch_size, device, job.loader_workers);
+                                regime.batch_size, device, job.loader_workers, layout);
     eval_seconds = seconds_since(t0);
   }
   if (!best.empty() && state.best_accuracy >= current_accuracy) {
@@ -316,8 +340,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     outcome.best_epoch = trained_since_evaluation ? 0 : state.best_epoch;
   }
   outcome.evaluation_seconds = std::max(0.0, eval_seconds);
+  // A run too short to finish its trial keeps the layout it trained in last.
+  outcome.layout = fixed_layout ? *fixed_layout : trial.decided() ? trial.choice() : layout;
   net.eval();
   net.to(torch::kCPU);
+  set_memory_layout(net, MemoryLayout::kChannelsFirst);  // callers get the default layout
   return outcome;
 }
 

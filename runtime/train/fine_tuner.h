@@ -15,7 +15,10 @@
 // Runs on CUDA when the LibTorch build has it and the options allow, with bf16
 // autocast on GPUs that support it and cuDNN autotuning when at least
 // kCudnnAutotuneSeconds are left; otherwise on the CPU with the intra-op
-// threads set by the caller.
+// threads set by the caller. On the CPU the network trains in the memory
+// layout that is faster for it (runtime/train/memory_layout.h): the job's, as
+// the device profile measured it, or else the one a LayoutTrial picks over
+// the run's first steps.
 #pragma once
 
 #include <chrono>
@@ -27,6 +30,7 @@
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
 #include "runtime/train/checkpoint.h"
+#include "runtime/train/memory_layout.h"
 #include "zoo/builder/network.h"
 
 namespace nasoa::runtime {
@@ -84,6 +88,9 @@ struct FineTuneJob {
   // It seeds the step-time estimate, so that even the first step is only
   // started, and a budget only accepted, when it fits.
   double predicted_step_seconds = 0;
+  // The layout to train in on the CPU (the device profile's choice for the
+  // model); unset: a LayoutTrial picks it. GPUs train channels-first.
+  std::optional<MemoryLayout> layout;
   std::function<void(const TrainProgress&)> on_progress;
 };
 
@@ -96,6 +103,7 @@ struct FineTuneOutcome {
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass
+  MemoryLayout layout = MemoryLayout::kChannelsFirst;  // what training settled on
 };
 
 // Trains job.network in place; on return it holds the weights handed back.
@@ -106,10 +114,11 @@ struct FineTuneOutcome {
 FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits,
                           std::optional<TrainingState> resume = std::nullopt);
 
-// Top-1 accuracy of `network` on `indices` of the store, in eval mode.
+// Top-1 accuracy of `network` on `indices` of the store, in eval mode, its
+// batches in `layout` (the network's own, for speed).
 double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
                 const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
-                const torch::Device& device, int workers);
+                const torch::Device& device, int workers, MemoryLayout layout = MemoryLayout::kChannelsFirst);
 
 // Peak resident memory of this process so far, in bytes.
 std::int64_t peak_resident_bytes();

@@ -77,4 +77,12 @@ void Optimizer::load_state(const zoo::NamedTensors& state, const std::string& so
   steps_ = steps.item<std::int64_t>();
 }
 
+void Optimizer::set_memory_layout(MemoryLayout layout) {
+  for (Slot& s : slots_) {
+    if (s.param.dim() != 4) continue;
+    s.first = in_memory_layout(s.first, layout);
+    if (s.second.defined()) s.second = in_memory_layout(s.second, layout);
+  }
+}
+
 }  // namespace nasoa::runtime

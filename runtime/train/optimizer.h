@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nasoa/regime.h"
+#include "runtime/train/memory_layout.h"
 #include "zoo/bundle/weights_file.h"
 
 namespace nasoa::runtime {
@@ -30,6 +31,10 @@ class Optimizer {
   zoo::NamedTensors state() const;
   // Throws Error{kCorrupt} naming `source` if names or shapes do not match.
   void load_state(const zoo::NamedTensors& state, const std::string& source);
+
+  // Moves the buffers of 4-D parameters to `layout`, to follow the
+  // parameters (set_memory_layout): mixed layouts compute the same but slower.
+  void set_memory_layout(MemoryLayout layout);
 
  private:
   struct Slot {

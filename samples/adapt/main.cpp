@@ -7,6 +7,7 @@
 //               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
 //               [--label-smoothing X] [--no-crop] [--no-flip]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
+//               [--memory-layout auto|channels-first|channels-last]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
 //
 // Without --model, --lr, --epochs, --frozen and --batch, the planner chooses
@@ -142,6 +143,7 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["energy_meter"] = r.energy_meter;
   j["energy_measured"] = r.energy_measured;
   j["device"] = r.device;
+  j["memory_layout"] = r.memory_layout;
   j["steps"] = r.steps;
   j["stopped_early"] = r.stopped_early;
   j["stop_reason"] = r.stop_reason;
@@ -171,7 +173,7 @@ void write_text(const std::string& path, const std::string& text) {
 int main(int argc, char** argv) {
   const Clock::time_point started = Clock::now();
   CLI::App app{"nasoa-adapt: plan and fine-tune a zoo model on your images within a time/energy budget"};
-  std::string zoo_dir, data, out, report, validation, state, device = "auto";
+  std::string zoo_dir, data, out, report, validation, state, device = "auto", memory_layout = "auto";
   nasoa::Budget budget;
   nasoa::Regime regime;
   int threads = 0;
@@ -222,6 +224,10 @@ int main(int argc, char** argv) {
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: the one kept in the state directory, "
                                        "measured on first use)");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+  app.add_option("--memory-layout", memory_layout,
+                 "Layout to train in on the CPU: auto (the faster for the model here), channels-first or channels-last")
+      ->check(CLI::IsMember({"auto", "channels-first", "channels-last"}))
+      ->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
       ->check(CLI::PositiveNumber)->capture_default_str();
@@ -281,6 +287,7 @@ int main(int argc, char** argv) {
     options.probe = probe;
     options.min_experience = min_experience;
     options.device = nasoa::parse_device_preference(device);
+    options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
     nasoa::Adapter adapter(zoo, options);
 
     nasoa::Plan plan;
@@ -347,7 +354,7 @@ int main(int argc, char** argv) {
               << (plan.best.predicted_accuracy ? ", predicted " + percent(plan.best.predicted_accuracy) : std::string())
               << "\n"
               << "time:       " << r.wall_seconds << " s of " << budget.seconds << " s (" << r.stop_reason << ", "
-              << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ")\n"
+              << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ", " << r.memory_layout << ")\n"
               << "energy:     " << (r.energy_meter == "none" ? std::string("not measured (no meter here; --watts gives an estimate)")
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
                                                                   (r.energy_measured ? ", measured)" : ")"))

@@ -94,6 +94,35 @@ TEST(DevicePreferenceTest, NamesRoundTripAndUnknownOnesAreRefusedByName) {
   }
 }
 
+TEST(AdapterOptionsApi, MemoryLayoutNamesRoundTrip) {
+  using L = nasoa::MemoryLayoutPreference;
+  for (const L l : {L::kAuto, L::kChannelsFirst, L::kChannelsLast})
+    EXPECT_EQ(nasoa::parse_memory_layout_preference(nasoa::to_string(l)), l);
+  EXPECT_STREQ(nasoa::to_string(L::kChannelsLast), "channels-last");
+  try {
+    nasoa::parse_memory_layout_preference("nhwc");
+    ADD_FAILURE() << "expected an error";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("'nhwc'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  options.memory_layout = nasoa::MemoryLayoutPreference::kChannelsLast;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "last").string());
+  EXPECT_EQ(r.memory_layout, "channels-last");
+  EXPECT_EQ(r.stop_reason, "completed");
+  // The saved model is in the default layout and classifies as usual.
+  const nasoa::Classifier clf = nasoa::Classifier::open(r.model_dir);
+  EXPECT_DOUBLE_EQ(clf.validation_accuracy().value(), r.validation_accuracy);
+}
+
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::Adapter adapter(*zoo_);
   nasoa::Budget budget;

@@ -223,6 +223,53 @@ TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
   EXPECT_NE(message.find("48 px"), std::string::npos) << message;
 }
 
+TEST_F(PlanApiTest, FineTunesInTheLayoutTheProfileTimed) {
+  // The profile says which layout each model's steps were timed in; training
+  // follows it so that the profile's predictions hold. Flip the measured
+  // choice of one model, and the run follows the file, not its own trial.
+  std::ifstream in(suite_profile());
+  nlohmann::json profile = nlohmann::json::parse(in);
+  nasoa::Regime regime = base_;
+  regime.model = zoo_->models().front().name;
+  regime.epochs = 1;
+  std::string flipped;
+  for (auto& m : profile.at("models"))
+    if (m.at("name") == regime.model) {
+      flipped = m.at("training_layout") == "channels-last" ? "channels-first" : "channels-last";
+      m["training_layout"] = flipped;
+    }
+  ASSERT_FALSE(flipped.empty()) << "the profile has no " << regime.model;
+  const fs::path edited = dir_ / "profile.json";
+  std::ofstream(edited) << profile.dump(2);
+
+  nasoa::AdapterOptions options = options_for(dir_ / "state");
+  options.device_profile = edited.string();
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const nasoa::Result r = adapter.fine_tune(*task_, regime, budget, (dir_ / "model").string());
+  EXPECT_EQ(r.memory_layout, flipped);
+  EXPECT_EQ(r.stop_reason, "completed");
+}
+
+TEST_F(PlanApiTest, AProfileOfAnOlderFormatIsMeasuredAgain) {
+  // A version-1 profile timed every model channels-first: kept, it would keep
+  // the device from training in the faster layout.
+  std::ifstream in(suite_profile());
+  nlohmann::json old = nlohmann::json::parse(in);
+  old["format_version"] = 1;
+  for (auto& m : old.at("models")) m.erase("training_layout");
+  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
+  const fs::path cached = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
+  fs::create_directories(cached.parent_path());
+  std::ofstream(cached) << old.dump(2);
+  EXPECT_GT(adapter.calibrate(), 0) << "measured again";
+  std::ifstream again(cached);
+  const nlohmann::json now = nlohmann::json::parse(again);
+  EXPECT_GT(now.at("format_version").get<int>(), 1);
+  for (const auto& m : now.at("models")) EXPECT_TRUE(m.contains("training_layout")) << m.at("name");
+}
+
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {
   nasoa::AdapterOptions options = profiled_options(dir_ / "state");
   options.probe = true;

@@ -154,6 +154,17 @@ TEST_F(DeviceProfileTest, OptionalFieldsRoundTrip) {
   p.models[0].steps[1].peak_rss_bytes.reset();
   p.models[0].steps[1].rss_increase_bytes.reset();
   EXPECT_EQ(parse_device_profile(to_json(p), "mem"), p);
+  p.models[1].training_layout = MemoryLayout::kChannelsLast;
+  EXPECT_EQ(parse_device_profile(to_json(p), "mem").models[1].training_layout, MemoryLayout::kChannelsLast);
+}
+
+TEST_F(DeviceProfileTest, AVersion1ProfileTrainsChannelsFirst) {
+  // Version 1 had no training_layout: its steps were all timed channels-first.
+  Json j = Json::parse(to_json(*profile_));
+  j["format_version"] = 1;
+  for (Json& m : j["models"]) m.erase("training_layout");
+  const DeviceProfile old = parse_device_profile(j.dump(), "v1.json");
+  for (const ModelProfile& m : old.models) EXPECT_EQ(m.training_layout, MemoryLayout::kChannelsFirst);
 }
 
 TEST_F(DeviceProfileTest, PredictsExactlyAtMeasuredPoints) {
@@ -271,6 +282,16 @@ TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
     Json j = good;
     j["models"][0]["training"][1] = j["models"][0]["training"][0];
     expect_refused(dir_, j.dump(), "models[0].training[1]");
+  }
+  {
+    Json j = good;
+    j["models"][1]["training_layout"] = "nhwc";
+    expect_refused(dir_, j.dump(), "models[1].training_layout");
+  }
+  {
+    Json j = good;
+    j["models"][0].erase("training_layout");
+    expect_refused(dir_, j.dump(), "models[0].training_layout");
   }
   expect_refused(dir_, to_json(*profile_).substr(0, 200), "not valid JSON");
   expect_refused(dir_, "[]", "top level");

@@ -80,12 +80,20 @@ TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
 }
 
 TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
-  FineTuneJob uninterrupted = job(2);
+  // A fixed layout, the one that is not the default: a layout trial picks
+  // by timing, so two runs may settle on different layouts, whose
+  // arithmetic differs in the last bits.
+  auto fixed_job = [&] {
+    FineTuneJob j = job(2);
+    j.layout = MemoryLayout::kChannelsLast;
+    return j;
+  };
+  FineTuneJob uninterrupted = fixed_job();
   fine_tune(uninterrupted, Limits(600, 0));
 
   // The same run, killed at the start of its second epoch (after the
   // end-of-epoch checkpoint), then resumed from the checkpoint.
-  FineTuneJob killed = job(2);
+  FineTuneJob killed = fixed_job();
   killed.checkpoint_path = dir_ / "run.checkpoint";
   killed.on_progress = [](const TrainProgress& p) {
     if (p.epoch == 2) throw std::runtime_error("simulated kill");
@@ -95,7 +103,8 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   EXPECT_EQ(state.epoch, 1);
   EXPECT_EQ(state.history.size(), 1u);
 
-  FineTuneJob resumed = job(2);
+  EXPECT_EQ(state.layout, MemoryLayout::kChannelsLast);
+  FineTuneJob resumed = fixed_job();
   resumed.checkpoint_path = killed.checkpoint_path;
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
   EXPECT_EQ(out.history.size(), 2u);
@@ -106,6 +115,35 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   FineTuneJob other = job(2);
   other.fingerprint = "another task";
   EXPECT_THROW(fine_tune(other, Limits(600, 0), load_checkpoint(killed.checkpoint_path)), Error);
+}
+
+TEST_F(FineTunerTest, TrainsInEitherLayoutAndHandsBackTheDefault) {
+  for (const MemoryLayout layout : {MemoryLayout::kChannelsFirst, MemoryLayout::kChannelsLast}) {
+    FineTuneJob j = job(3);
+    j.layout = layout;
+    const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+    EXPECT_EQ(out.layout, layout);
+    EXPECT_GT(out.validation_accuracy, 0.6) << to_string(layout) << "; chance is 1/3";
+    for (const auto& [name, tensor] : zoo::module_state(*j.network))
+      EXPECT_TRUE(tensor.is_contiguous()) << to_string(layout) << ": " << name << " handed back in another layout";
+  }
+}
+
+TEST_F(FineTunerTest, AResumedRunKeepsTheLayoutItsTrialChose) {
+  FineTuneJob killed = job(2);  // no layout: the first steps try both
+  killed.checkpoint_path = dir_ / "trial.checkpoint";
+  killed.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 2) throw std::runtime_error("simulated kill");
+  };
+  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+  const TrainingState state = load_checkpoint(killed.checkpoint_path);
+  ASSERT_TRUE(state.layout.has_value()) << "the trial ends within the first epoch's 15 steps";
+
+  FineTuneJob resumed = job(2);
+  resumed.checkpoint_path = killed.checkpoint_path;
+  const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  EXPECT_EQ(out.layout, *state.layout);
+  EXPECT_EQ(out.history.size(), 2u);
 }
 
 TEST_F(FineTunerTest, DamagedCheckpointsAreRefused) {
