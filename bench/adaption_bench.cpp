@@ -2,7 +2,7 @@
 // model and a regime for a task under a time budget (the paper's adaption
 // table, at our scale).
 //
-//   adaption_bench --zoo zoo/default --table ZOO-TABLE.log --baselines BASELINE-TABLE.log
+//   adaption_bench --zoo zoo/default --table ZOO-TABLE.log... --baselines BASELINE-TABLE.log...
 //                  --profile PROFILE.json --tasks build/corpora/eval [--budgets 30,60,120,300]
 //                  [--seeds 20] [--risk-aversion 0] [--members N --predictor-seed S] [--out FILE.md]
 //
@@ -17,6 +17,14 @@
 // try several plans pay for every run they start; the search methods are
 // averaged over --seeds seeds. "Device time" is fine-tuning time: ingestion
 // is the same for every method and is left out.
+//
+// Several tables of each kind (the same grid gathered with different seeds,
+// nasoa-gather --seed) are averaged: each plan's per-epoch validation
+// accuracy and elapsed time, best accuracy and total time become their means
+// over the seeds, the plan's expected outcome. One fine-tune per plan on a
+// small validation set moves by several points from seed to seed (or from a
+// last-bit difference in the arithmetic), as much as the differences between
+// the methods.
 //
 // Methods (per task and budget):
 //   oracle      the best plan of the zoo grid that fits the budget (exhaustive);
@@ -386,6 +394,53 @@ std::vector<Record> read_table(const std::string& path) {
   return std::move(c.records);
 }
 
+// The records of `paths` (one table per seed), one per task and plan: each
+// plan's runs averaged (see the top of this file). Every plan must have a run
+// in every table, with as many epochs.
+std::vector<Record> read_tables(const std::vector<std::string>& paths) {
+  std::vector<std::map<std::pair<std::string, PlanKey>, Record>> tables;
+  std::vector<std::pair<std::string, PlanKey>> order;  // the first table's order
+  for (const std::string& path : paths) {
+    std::map<std::pair<std::string, PlanKey>, Record> table;
+    for (Record& r : read_table(path)) {
+      const std::pair<std::string, PlanKey> key{r.task_id, key_of(r.regime)};
+      if (tables.empty()) order.push_back(key);
+      table.emplace(key, std::move(r));
+    }
+    if (!tables.empty() && table.size() != tables.front().size())
+      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, path + ": " + std::to_string(table.size()) +
+                                                                 " plans, the first table has " +
+                                                                 std::to_string(tables.front().size()));
+    tables.push_back(std::move(table));
+  }
+  std::vector<Record> out;
+  for (const auto& key : order) {
+    Record mean = tables.front().at(key);
+    const double n = double(tables.size());
+    for (std::size_t k = 1; k < tables.size(); ++k) {
+      const auto it = tables[k].find(key);
+      if (it == tables[k].end() || it->second.history.size() != mean.history.size())
+        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                           paths[k] + ": no run of " + key.second.model + " on " + key.first +
+                               " with the epochs of the first table's run");
+      const Record& r = it->second;
+      for (std::size_t e = 0; e < mean.history.size(); ++e) {
+        mean.history[e].validation_accuracy += r.history[e].validation_accuracy;
+        mean.history[e].elapsed_seconds += r.history[e].elapsed_seconds;
+      }
+      mean.best_accuracy += r.best_accuracy;
+      mean.final_accuracy += r.final_accuracy;
+      mean.total_seconds += r.total_seconds;
+    }
+    for (rt::EpochPoint& e : mean.history) e.validation_accuracy /= n, e.elapsed_seconds /= n;
+    mean.best_accuracy /= n;
+    mean.final_accuracy /= n;
+    mean.total_seconds /= n;
+    out.push_back(std::move(mean));
+  }
+  return out;
+}
+
 std::string bundle_file(const std::string& dir, const std::optional<nasoa::zoo::FileEntry>& entry, const char* what) {
   if (!entry) throw nasoa::Error(nasoa::ErrorCode::kNotFound, dir + ": the bundle ships no " + what);
   nasoa::zoo::verify_file(dir, *entry);
@@ -396,15 +451,20 @@ std::string bundle_file(const std::string& dir, const std::optional<nasoa::zoo::
 
 int main(int argc, char** argv) {
   CLI::App app{"adaption_bench: NASOA's plans against fixed choices, LogME, random search, BOHB and the oracle"};
-  std::string zoo, zoo_table, baselines_table, profile_path, tasks_dir, out;
+  std::string zoo, profile_path, tasks_dir, out;
+  std::vector<std::string> zoo_tables, baselines_tables;
   std::vector<double> budgets{30, 60, 120, 300};
   int seeds = 20, probe_per_class = 20;
   double risk_aversion = 0;
   int members = 0;
   std::uint64_t predictor_seed = 1;
   app.add_option("--zoo", zoo, "The bundle (models, shipped experience and predictor)")->required();
-  app.add_option("--table", zoo_table, "Experience log of the zoo's grid on the evaluation tasks")->required();
-  app.add_option("--baselines", baselines_table, "Experience log of the hand-designed networks on the same tasks")->required();
+  app.add_option("--table", zoo_tables,
+                 "Experience log(s) of the zoo's grid on the evaluation tasks, one per seed (averaged)")
+      ->required();
+  app.add_option("--baselines", baselines_tables,
+                 "Experience log(s) of the hand-designed networks on the same tasks, one per seed (averaged)")
+      ->required();
   app.add_option("--profile", profile_path, "Device profile of the bundle on this machine (nasoa-profile)")->required();
   app.add_option("--tasks", tasks_dir, "The evaluation task folders (for the LogME probe)")->required();
   app.add_option("--budgets", budgets, "Time budgets in seconds")->delimiter(',')->capture_default_str();
@@ -429,7 +489,8 @@ int main(int argc, char** argv) {
       po.seed = predictor_seed;
       shipped = rt::Predictor::fit(shipped_log, {}, po);
     }
-    const std::vector<Record> zoo_records = read_table(zoo_table), baseline_records = read_table(baselines_table);
+    const std::vector<Record> zoo_records = read_tables(zoo_tables), baseline_records = read_tables(baselines_tables);
+    const std::string& zoo_table = zoo_tables.front();
 
     Setup setup;
     setup.profile = &profile;
@@ -498,7 +559,11 @@ int main(int argc, char** argv) {
       << profile.device.threads << ". Tables: " << zoo_records.size() << " zoo runs (" << setup.models.size()
       << " models x " << lrs.size() << " lr x " << frozen.size() << " frozen x " << epochs.size()
       << " epochs, batch " << *batches.begin() << ", on " << tasks.size() << " tasks) and " << baseline_records.size()
-      << " baseline runs. Random search and BOHB: mean of " << seeds << " seeds.\n\n";
+      << " baseline runs";
+    if (zoo_tables.size() > 1 || baselines_tables.size() > 1)
+      o << ", each plan's runs averaged over " << zoo_tables.size() << " (zoo) and " << baselines_tables.size()
+        << " (baselines) gathering seeds";
+    o << ". Random search and BOHB: mean of " << seeds << " seeds.\n\n";
 
     // 1. The adaption table.
     std::vector<std::string> methods{"oracle", "nasoa", "fixed", "logme", "random", "bohb"};

@@ -6,11 +6,17 @@
 #      batch 32, alone on the machine so that its timings mean something);
 #   2. the zoo table: every model of zoo/default fine-tuned on every
 #      evaluation task under every plan of the grid (learning rate x frozen
-#      stages x epochs, batch 32, seed 1), recording the validation accuracy
-#      and the time of every epoch;
+#      stages x epochs, batch 32), recording the validation accuracy and the
+#      time of every epoch;
 #   3. the baselines table: every network of zoo/baselines on every
 #      evaluation task under a small grid of fixed regimes;
 #   4. adaption_bench on them, writing bench/adaption/results.md.
+#
+# Steps 2 and 3 run once per gathering seed (1 and 2; about 38 minutes each
+# here). Seed 1's tables are zoo-table.log and baselines-table.log, seed S's
+# zoo-table-seedS.log and baselines-table-seedS.log. The benchmark averages
+# each plan's runs over the seeds: one run per plan moves by several points
+# from seed to seed.
 #
 # The tables are nasoa-gather experience logs, gathered in two shards side by
 # side (one compute thread each) and resumable: after an interruption the
@@ -29,12 +35,12 @@ export OMP_WAIT_POLICY=PASSIVE
 tools=$build/offline_tools
 work=build/zoo-production/adaption
 out=bench/adaption
-seed=1
+seeds="1 2"
 mkdir -p "$work" "$out"
 started=$SECONDS
 stamp() { echo "make_adaption_tables: $* ($((SECONDS - started)) s)"; }
 
-"$tools/nasoa-corpus" --out build/corpora --seed "$seed"
+"$tools/nasoa-corpus" --out build/corpora --seed 1
 
 # 1. The profile, remade when the bundle changed since it was measured.
 digest=$(sha256sum zoo/default/MANIFEST | cut -c1-64)
@@ -45,21 +51,27 @@ fi
 stamp "device profile ready"
 
 # 2 and 3. The tables, two shards at a time.
-gather() {  # gather BUNDLE LOG GRID-OPTIONS...
-  local bundle=$1 log=$2
-  shift 2
+gather() {  # gather SEED BUNDLE LOG GRID-OPTIONS...
+  local seed=$1 bundle=$2 log=$3
+  shift 3
   bash scripts/gather_in_two_shards.sh "$log.shard" \
     "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
     --threads 1 "$@"
 }
-gather zoo/default "$work/zoo-table.log" --lrs 0.003,0.01,0.03,0.1 --frozen 0,2 --epochs 1,2,4,8,16,32
-stamp "zoo table gathered"
-gather zoo/baselines "$work/baselines-table.log" --lrs 0.03,0.1 --frozen 0 --epochs 4,8,16,32
-stamp "baselines table gathered"
-
-cp "$work/profile.json" "$work/zoo-table.log" "$work/baselines-table.log" "$out/"
+suffix() { if [ "$1" != 1 ]; then echo "-seed$1"; fi; }
+zoo_tables=() baseline_tables=()
+for seed in $seeds; do
+  zoo_log=zoo-table$(suffix "$seed").log baseline_log=baselines-table$(suffix "$seed").log
+  gather "$seed" zoo/default "$work/$zoo_log" --lrs 0.003,0.01,0.03,0.1 --frozen 0,2 --epochs 1,2,4,8,16,32
+  stamp "zoo table of seed $seed gathered"
+  gather "$seed" zoo/baselines "$work/$baseline_log" --lrs 0.03,0.1 --frozen 0 --epochs 4,8,16,32
+  stamp "baselines table of seed $seed gathered"
+  cp "$work/$zoo_log" "$work/$baseline_log" "$out/"
+  zoo_tables+=("$out/$zoo_log") baseline_tables+=("$out/$baseline_log")
+done
+cp "$work/profile.json" "$out/"
 
 # 4. The benchmark.
-"$build/bench/adaption_bench" --zoo zoo/default --table "$out/zoo-table.log" --baselines "$out/baselines-table.log" \
+"$build/bench/adaption_bench" --zoo zoo/default --table "${zoo_tables[@]}" --baselines "${baseline_tables[@]}" \
   --profile "$out/profile.json" --tasks build/corpora/eval --out "$out/results.md"
 stamp "bench/adaption/results.md written"
