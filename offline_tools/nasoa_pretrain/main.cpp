@@ -115,6 +115,9 @@ int run(const Args& a, const std::string& command_line) {
     job.std[std::size_t(c)] = static_cast<float>(std::max(meta.pixel_std[std::size_t(c)], 1e-3));
   }
   job.fingerprint = "nasoa-pretrain";
+  // A fixed layout: a layout trial picks by timing, and committed weights
+  // must be reproducible from their command and seed.
+  job.layout = rt::MemoryLayout::kChannelsFirst;
   job.use_cuda = true;
   job.loader_workers = loader_workers;
   if (!a.quiet) job.on_progress = print_progress;

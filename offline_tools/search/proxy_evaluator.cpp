@@ -122,6 +122,10 @@ Evaluation ProxyEvaluator::evaluate_one(const std::string& text) {
       job.fingerprint = "nasoa-search proxy";
       job.use_cuda = options_.use_cuda;
       job.loader_workers = options_.loader_workers;
+      // The layout the search times steps in, and a fixed one: a layout
+      // trial picks by timing, and a candidate must train the same on every
+      // rank and every rerun.
+      job.layout = runtime::MemoryLayout::kChannelsFirst;
       const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, runtime::Limits(1e9, 0));
       ev.accuracy = std::max(0.0, outcome.validation_accuracy);
     }
