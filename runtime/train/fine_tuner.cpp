@@ -122,6 +122,13 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     layout = to;
   };
   switch_layout(fixed_layout.value_or(trial.layout_for(0)));
+  // The layout training has settled on: the fixed one, or the trial's once
+  // it is decided.
+  auto settled_layout = [&]() -> std::optional<MemoryLayout> {
+    if (fixed_layout) return fixed_layout;
+    if (trial.decided()) return trial.choice();
+    return std::nullopt;
+  };
 
   LoaderOptions train_options;
   train_options.batch_size = regime.batch_size;
@@ -183,8 +190,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.spent_seconds = limits.elapsed();
     state.joules = limits.joules();
     state.history = outcome.history;
-    state.layout = fixed_layout;
-    if (!state.layout && trial.decided()) state.layout = trial.choice();
+    state.layout = settled_layout();
     state.weights = with_prefix(zoo::module_state(net), "model.", false);
     const zoo::NamedTensors opt = optimizer.state();
     state.weights.insert(state.weights.end(), opt.begin(), opt.end());
@@ -341,7 +347,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   }
   outcome.evaluation_seconds = std::max(0.0, eval_seconds);
   // A run too short to finish its trial keeps the layout it trained in last.
-  outcome.layout = fixed_layout ? *fixed_layout : trial.decided() ? trial.choice() : layout;
+  outcome.layout = settled_layout().value_or(layout);
   net.eval();
   net.to(torch::kCPU);
   set_memory_layout(net, MemoryLayout::kChannelsFirst);  // callers get the default layout

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <opencv2/imgcodecs.hpp>
 
 namespace fs = std::filesystem;
@@ -80,18 +81,23 @@ TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
   EXPECT_NEAR(top[0].probability + top[1].probability, 1.0, 1e-5);
 }
 
+// `parse` throws Error{kInvalidArgument} whose message quotes `quoted`.
+void expect_refused_naming(const std::function<void()>& parse, const std::string& quoted) {
+  try {
+    parse();
+    ADD_FAILURE() << "expected an error";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(quoted), std::string::npos) << e.what();
+  }
+}
+
 TEST(DevicePreferenceTest, NamesRoundTripAndUnknownOnesAreRefusedByName) {
   for (const nasoa::DevicePreference d :
        {nasoa::DevicePreference::kAuto, nasoa::DevicePreference::kCpu, nasoa::DevicePreference::kCuda})
     EXPECT_EQ(nasoa::parse_device_preference(nasoa::to_string(d)), d);
   EXPECT_STREQ(nasoa::to_string(nasoa::DevicePreference::kCuda), "cuda");
-  try {
-    nasoa::parse_device_preference("gpu");
-    ADD_FAILURE() << "expected an error";
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("'gpu'"), std::string::npos) << e.what();
-  }
+  expect_refused_naming([] { nasoa::parse_device_preference("gpu"); }, "'gpu'");
 }
 
 TEST(AdapterOptionsApi, MemoryLayoutNamesRoundTrip) {
@@ -99,13 +105,7 @@ TEST(AdapterOptionsApi, MemoryLayoutNamesRoundTrip) {
   for (const L l : {L::kAuto, L::kChannelsFirst, L::kChannelsLast})
     EXPECT_EQ(nasoa::parse_memory_layout_preference(nasoa::to_string(l)), l);
   EXPECT_STREQ(nasoa::to_string(L::kChannelsLast), "channels-last");
-  try {
-    nasoa::parse_memory_layout_preference("nhwc");
-    ADD_FAILURE() << "expected an error";
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("'nhwc'"), std::string::npos) << e.what();
-  }
+  expect_refused_naming([] { nasoa::parse_memory_layout_preference("nhwc"); }, "'nhwc'");
 }
 
 TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
