@@ -144,6 +144,11 @@ def main():
     gpu = a.device == "cuda"
     a.workers = a.workers or (max(1, cores - 1) if gpu else max(1, cores // 4))
     threads = a.threads or (cores if gpu else max(1, cores - a.workers))
+    # PyTorch's own default is a compute thread per core, beside its workers:
+    # what a script that does not call torch.set_num_threads gets. That runs
+    # too, as a third contender, when it differs.
+    default_threads = cores
+    python_default = not gpu and default_threads != threads
     if a.data_only:
         os.makedirs(a.work, exist_ok=True)
         data = os.path.join(a.work, f"fashion-mnist-{a.images}-{a.input}px")
@@ -188,10 +193,13 @@ def main():
                   "--out", os.path.join(a.work, "model.pt"), "--device", a.device]
     if a.layout == "channels-last":
         python_cmd.append("--channels-last")
+    python_default_cmd = list(python_cmd)
+    python_default_cmd[python_default_cmd.index("--threads") + 1] = str(default_threads)
     load = os.getloadavg()
-    rows = {"nasoa": [], "python": []}
+    rows = {"nasoa": [], "python": [], "python_default": []}
+    contenders = ["nasoa", "python"] + (["python_default"] if python_default else [])
     for r in range(a.reps):
-        order = ["nasoa", "python"] if r % 2 == 0 else ["python", "nasoa"]
+        order = contenders if r % 2 == 0 else contenders[::-1]
         for who in order:
             if who == "nasoa":
                 wall, _ = run(nasoa_cmd, env)
@@ -204,13 +212,13 @@ def main():
                                           ingest=rep["task"]["ingest_seconds"], acc=rep["validation_accuracy"],
                                           peak=rep["peak_memory_bytes"]))
             else:
-                wall, out = run(python_cmd, env)
+                wall, out = run(python_cmd if who == "python" else python_default_cmd, env)
                 rep = json.loads(out.strip().splitlines()[-1])
-                rows["python"].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
-                                           device=rep["device"], layout=rep["memory_layout"],
-                                           train=rep["train_images"], acc=rep["validation_accuracy"]))
+                rows[who].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
+                                      device=rep["device"], layout=rep["memory_layout"],
+                                      train=rep["train_images"], acc=rep["validation_accuracy"]))
             last = rows[who][-1]
-            print(f"rep {r + 1}/{a.reps} {who:6s} {last['wall']:7.2f} s process, {last['inproc']:7.2f} s in-process, "
+            print(f"rep {r + 1}/{a.reps} {who:12s} {last['wall']:7.2f} s process, {last['inproc']:7.2f} s in-process, "
                   f"val acc {last['acc']:.3f}", file=sys.stderr)
 
     trained = rows["python"][0]["images"]  # train images x epochs; the split is the same 80/20 stratified
@@ -243,12 +251,19 @@ def main():
     print(f"repetitions  {a.reps} per contender, alternated; medians below")
     print()
     print("contender\tprocess_s\tin_process_s\timages_per_s\timages_per_s_in_process\tval_acc")
-    for who, name in (("nasoa", "nasoa-adapt"), ("python", "pytorch")):
+    names = [("nasoa", "nasoa-adapt"), ("python", "pytorch")]
+    if python_default:
+        names.append(("python_default", f"pytorch, {default_threads} compute threads (its default)"))
+    for who, name in names:
         print(f"{name}\t{med(who, 'wall'):.2f}\t{med(who, 'inproc'):.2f}\t{ips(who, 'wall'):.1f}\t"
               f"{ips(who, 'inproc'):.1f}\t{med(who, 'acc'):.3f}")
     print()
     print(f"ratio nasoa/pytorch images/s: {ips('nasoa', 'wall') / ips('python', 'wall'):.2f}x "
           f"(in-process {ips('nasoa', 'inproc') / ips('python', 'inproc'):.2f}x); target >= 2.5x")
+    if python_default:
+        print(f"ratio against PyTorch at its default {default_threads} compute threads + {a.workers} worker(s) "
+              f"(not the same threads): {ips('nasoa', 'wall') / ips('python_default', 'wall'):.2f}x "
+              f"(in-process {ips('nasoa', 'inproc') / ips('python_default', 'inproc'):.2f}x)")
     print(f"nasoa-adapt ingestion (decode + resize, once): median {med('nasoa', 'ingest'):.2f} s")
     peak = max(x["peak"] for x in rows["nasoa"])
     print(f"nasoa-adapt peak resident memory: {peak / 2**20:.0f} MiB (max over reps); target < 1024 MiB")

@@ -130,20 +130,21 @@ TEST_F(FineTunerTest, TrainsInEitherLayoutAndHandsBackTheDefault) {
 }
 
 TEST_F(FineTunerTest, AResumedRunKeepsTheLayoutItsTrialChose) {
-  FineTuneJob killed = job(2);  // no layout: the first steps try both
+  static_assert(LayoutTrial::kSteps <= 30, "the kill below must come after the trial");
+  FineTuneJob killed = job(3);  // no layout: the first steps try both
   killed.checkpoint_path = dir_ / "trial.checkpoint";
   killed.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 2) throw std::runtime_error("simulated kill");
+    if (p.epoch == 3) throw std::runtime_error("simulated kill");
   };
   EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
   const TrainingState state = load_checkpoint(killed.checkpoint_path);
-  ASSERT_TRUE(state.layout.has_value()) << "the trial ends within the first epoch's 15 steps";
+  ASSERT_TRUE(state.layout.has_value()) << "the trial ends within the first two epochs' 30 steps";
 
-  FineTuneJob resumed = job(2);
+  FineTuneJob resumed = job(3);
   resumed.checkpoint_path = killed.checkpoint_path;
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
   EXPECT_EQ(out.layout, *state.layout);
-  EXPECT_EQ(out.history.size(), 2u);
+  EXPECT_EQ(out.history.size(), 3u);
 }
 
 TEST_F(FineTunerTest, DamagedCheckpointsAreRefused) {

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <tuple>
+#include <vector>
 
 #include "nasoa/encoding.h"
 #include "nasoa/regime.h"
@@ -19,24 +20,34 @@ namespace {
 
 constexpr MemoryLayout kFirst = MemoryLayout::kChannelsFirst, kLast = MemoryLayout::kChannelsLast;
 
+// Step seconds of a trial: the set-up steps (0 and 1) take `setup_first` and
+// `setup_last`; later steps take their layout's base plus a little per step.
+std::vector<double> trial_seconds(double setup_first, double setup_last, double first, double last) {
+  std::vector<double> seconds;
+  for (int i = 0; i < LayoutTrial::kSteps; ++i)
+    seconds.push_back(i < 2 ? (i == 0 ? setup_first : setup_last) : (i % 2 == 0 ? first : last) + 0.001 * i);
+  return seconds;
+}
+
 TEST(LayoutTrial, AlternatesThenSettlesOnTheFasterLayout) {
   LayoutTrial trial;
   EXPECT_FALSE(trial.decided());
   EXPECT_EQ(trial.choice(), kFirst);
-  // Set-up steps (0 and 1) are slow and not counted; then channels-last is faster.
-  const double seconds[] = {9.0, 9.0, 0.30, 0.20, 0.25, 0.22};
+  // Set-up steps are slow and not counted; then channels-last is faster.
+  const std::vector<double> seconds = trial_seconds(9.0, 9.0, 0.25, 0.20);
   for (int i = 0; i < LayoutTrial::kSteps; ++i) {
+    EXPECT_FALSE(trial.decided()) << "step " << i;
     EXPECT_EQ(trial.layout_for(i), i % 2 == 0 ? kFirst : kLast) << "step " << i;
     trial.record(i, seconds[i]);
   }
   EXPECT_TRUE(trial.decided());
-  EXPECT_DOUBLE_EQ(trial.fastest(kFirst), 0.25);
-  EXPECT_DOUBLE_EQ(trial.fastest(kLast), 0.20);
+  EXPECT_DOUBLE_EQ(trial.fastest(kFirst), 0.252);
+  EXPECT_DOUBLE_EQ(trial.fastest(kLast), 0.203);
   EXPECT_EQ(trial.choice(), kLast);
-  EXPECT_EQ(trial.layout_for(6), kLast);
+  EXPECT_EQ(trial.layout_for(LayoutTrial::kSteps), kLast);
   EXPECT_EQ(trial.layout_for(1000), kLast);
-  trial.record(6, 0.001);  // past the trial: ignored
-  EXPECT_DOUBLE_EQ(trial.fastest(kFirst), 0.25);
+  trial.record(LayoutTrial::kSteps, 0.001);  // past the trial: ignored
+  EXPECT_DOUBLE_EQ(trial.fastest(kFirst), 0.252);
 }
 
 TEST(LayoutTrial, KeepsChannelsFirstWhenItIsFasterOrTies) {
@@ -49,9 +60,21 @@ TEST(LayoutTrial, KeepsChannelsFirstWhenItIsFasterOrTies) {
   EXPECT_EQ(tie.choice(), kFirst);
   // The set-up steps do not decide: a slow first channels-first step is not held against it.
   LayoutTrial slow_start;
-  const double seconds[] = {5.0, 0.3, 0.1, 0.3, 0.1, 0.3};
+  const std::vector<double> seconds = trial_seconds(5.0, 0.05, 0.1, 0.3);
   for (int i = 0; i < LayoutTrial::kSteps; ++i) slow_start.record(i, seconds[i]);
   EXPECT_EQ(slow_start.choice(), kFirst);
+}
+
+TEST(LayoutTrial, OneUndisturbedStepOfTheSlowerLayoutDoesNotDecide) {
+  // Other load slows most steps of both layouts; channels-last once ran
+  // undisturbed, faster than channels-first's slowed steps, but slower than
+  // channels-first's undisturbed ones.
+  LayoutTrial trial;
+  std::vector<double> seconds = trial_seconds(1.0, 1.0, 0.40, 0.40);
+  seconds[5] = 0.22;   // channels-last, undisturbed
+  seconds[10] = 0.20;  // channels-first, undisturbed
+  for (int i = 0; i < LayoutTrial::kSteps; ++i) trial.record(i, seconds[i]);
+  EXPECT_EQ(trial.choice(), kFirst);
 }
 
 TEST(MemoryLayout, NamesRoundTripAndUnknownNamesAreRefused) {
