@@ -540,11 +540,9 @@ int main(int argc, char** argv) {
       rt::IngestOptions ingest;
       ingest.side = manifest.models.front().input_size;
       rt::ImageStore store(rt::list_folder((fs::path(tasks_dir) / name).string()), ingest);
-      std::vector<int> labels;
-      for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
       // The split the table's fine-tunes used (nasoa-gather: the regime's fraction and seed).
       const nasoa::Regime& regime = zoo_records.front().regime;
-      const rt::Split split = rt::stratified_split(labels, regime.validation_fraction, regime.seed);
+      const rt::Split split = rt::stratified_split(store.labels(), regime.validation_fraction, regime.seed);
       const std::vector<std::size_t> sample = rt::probe_sample(store, split.train, probe_per_class);
       for (const nasoa::ModelInfo& m : manifest.models) {
         const auto t0 = Clock::now();

@@ -68,9 +68,7 @@ double fine_tune_once(const Row& row, const rt::ImageStore& store, const nasoa::
   job.store = &store;
   job.regime = regime;
   job.regime.model = row.info.name;
-  std::vector<int> labels;
-  for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
-  job.split = rt::stratified_split(labels, regime.validation_fraction, regime.seed);
+  job.split = rt::stratified_split(store.labels(), regime.validation_fraction, regime.seed);
   job.mean = row.info.mean;
   job.std = row.info.std;
   job.fingerprint = "efficiency_bench";

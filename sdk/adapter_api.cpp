@@ -99,9 +99,7 @@ runtime::Split task_split(const Task& task, const Regime& regime) {
       (store.source_index(i) >= *from ? split.validation : split.train).push_back(i);
     return split;
   }
-  std::vector<int> labels;
-  for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
-  return runtime::stratified_split(labels, regime.validation_fraction, regime.seed);
+  return runtime::stratified_split(store.labels(), regime.validation_fraction, regime.seed);
 }
 
 }  // namespace sdk

@@ -404,7 +404,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
 
     rt::Schedule schedule;
     const rt::Predictor* predictor = state.predictor();
-    const std::size_t evaluated = predictor ? predictor->training_rows() : 0;
+    const std::size_t evaluated = state.evaluated_records();
     plan.source = predictor && evaluated >= std::size_t(impl.options.min_experience) ? PlanSource::kPredictor
                                                                                       : PlanSource::kDefault;
     try {

@@ -55,7 +55,8 @@ struct Plan {
   std::int64_t budget_memory_mib = 0;
   double usable_seconds = 0;
 
-  // What the prediction rests on: records the predictor was fitted on.
+  // What the prediction rests on: the records of the bundle's shipped
+  // experience and of the device's log (evaluated or not).
   std::size_t shipped_records = 0, device_records = 0;
   std::size_t plans_considered = 0, plans_fitting = 0;
 

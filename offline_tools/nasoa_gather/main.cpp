@@ -150,9 +150,7 @@ int run(const Args& a) {
     Task t;
     t.name = name;
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
-    std::vector<int> labels;
-    for (std::size_t i = 0; i < t.store->size(); ++i) labels.push_back(t.store->label(i));
-    t.split = rt::stratified_split(labels, 0.2, a.seed);
+    t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
     tasks.push_back(std::move(t));
   }
 

@@ -106,9 +106,7 @@ int run(const Args& a, const std::string& command_line) {
   job.regime.seed = a.seed;
   job.regime.horizontal_flip = !a.no_flip;
   nasoa::validate(job.regime);
-  std::vector<int> labels;
-  for (std::size_t i = 0; i < store.size(); ++i) labels.push_back(store.label(i));
-  job.split = rt::stratified_split(labels, a.validation_fraction, a.seed);
+  job.split = rt::stratified_split(store.labels(), a.validation_fraction, a.seed);
   for (int c = 0; c < 3; ++c) {
     job.mean[std::size_t(c)] = static_cast<float>(meta.pixel_mean[std::size_t(c)]);
     // A constant channel would divide by zero; such a corpus trains nothing anyway.

@@ -704,6 +704,11 @@ PredictorState::~PredictorState() = default;
 
 const Predictor* PredictorState::predictor() const { return predictor_ ? &*predictor_ : nullptr; }
 
+std::size_t PredictorState::evaluated_records() const {
+  const Predictor* p = predictor();
+  return p ? p->training_rows() + p->calibration_records() : 0;
+}
+
 bool PredictorState::fits_shipped() const {
   return std::any_of(shipped_.records.begin(), shipped_.records.end(),
                      [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });

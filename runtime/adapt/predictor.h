@@ -271,6 +271,9 @@ class PredictorState {
 
   // Null while there is no evaluated record at all, shipped or device.
   const Predictor* predictor() const;
+  // Evaluated records the predictor rests on, shipped and device together:
+  // those it was fitted on and those it is calibrated to.
+  std::size_t evaluated_records() const;
   const std::vector<ExperienceRecord>& device_records() const { return device_; }
   // Damage open() found in the log, one line each (see damage_report()).
   const std::vector<std::string>& damage() const { return damage_; }

@@ -44,6 +44,8 @@ class ImageStore {
 
   std::size_t size() const { return labels_.size(); }
   int label(std::size_t i) const { return labels_[i]; }
+  // Every image's label, in image order (what stratified_split takes).
+  const std::vector<int>& labels() const { return labels_; }
   const std::string& path(std::size_t i) const { return source_.samples[kept_[i]].path; }
   // Position of image i in the TaskSource it was built from.
   std::size_t source_index(std::size_t i) const { return kept_[i]; }

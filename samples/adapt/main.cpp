@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-crop", no_crop, "No random resized crop");
   app.add_flag("--no-flip", no_flip, "No horizontal flip");
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
-  app.add_option("--threads", threads, "Compute threads (default: one per core)");
+  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)");
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
   std::string profile;
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: the one kept in the state directory, "
@@ -232,7 +232,11 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+  }
   regime.optimizer = nasoa::parse_optimizer(optimizer);
   regime.schedule = nasoa::parse_schedule(schedule);
   regime.random_resized_crop = !no_crop;

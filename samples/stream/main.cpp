@@ -91,10 +91,14 @@ int main(int argc, char** argv) {
   app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
                                                      "followed; below, the default plan")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--threads", threads, "Compute threads (default: one per core)");
+  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("tasks", tasks, "Task folders (class subfolders of images), in the order they arrive")->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+  }
 
   std::optional<fs::path> scratch;
   try {

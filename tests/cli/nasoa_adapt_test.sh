@@ -92,6 +92,10 @@ check "the next plan sees the device record and predicts from it" \
   json "$work/plan2.json" "r['experience']['device_records'] == 1 and r['best']['predicted_accuracy'] is not None"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --epochs 3 > /dev/null 2>&1
 check "--plan-only with a regime flag is refused as a bad argument" test $? -eq 2
+"$adapt" --data "$work/task" --budget 20 > /dev/null 2> "$work/noszoo.err"
+check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/noszoo.err'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget abc > /dev/null 2> "$work/badbudget.err"
+check "a budget that is not a number is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--budget' '$work/badbudget.err'"
 
 # A planned run killed after its first checkpoint resumes the plan it had.
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \

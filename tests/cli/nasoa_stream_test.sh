@@ -13,6 +13,8 @@ json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed su
 }
 
 check "--help exits 0 and shows usage" bash -c "'$stream' --help | grep -q Usage"
+"$stream" --budget 5 "$work/x" > /dev/null 2> "$work/nozoo.err"
+check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/nozoo.err'"
 
 "$zoo_tool" create --out "$work/zoo" --name stream-test --classes 10 --input 32 --encoding 020-_16_11-21 \
   --encoding 2-_16_2-11 > /dev/null

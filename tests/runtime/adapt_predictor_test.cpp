@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -407,6 +408,9 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   Predictor fresh = Predictor::fit(shipped.records, {}, small_options());
   fresh.calibrate(s.device_records());
   EXPECT_EQ(s.predictor()->calibration_records(), 2u);
+  const auto shipped_evaluated = std::count_if(shipped.records.begin(), shipped.records.end(),
+                                               [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });
+  EXPECT_EQ(s.evaluated_records(), std::size_t(shipped_evaluated) + 2) << "shipped and device together";
   const FeatureVector x = make_features(outcomes[2]);
   EXPECT_EQ(s.predictor()->predict(x).mean, fresh.predict(x).mean);
 
@@ -434,10 +438,12 @@ TEST(PredictorStateTest, HasNoPredictorWithoutExperience) {
   nasoa::testing::TempDir dir;
   PredictorState s = PredictorState::open(dir / "state", {}, small_options());
   EXPECT_EQ(s.predictor(), nullptr);
+  EXPECT_EQ(s.evaluated_records(), 0u);
   SyntheticWorld world(8);
   EXPECT_TRUE(s.record(world.random_record("first")));
   ASSERT_NE(s.predictor(), nullptr);
   EXPECT_EQ(s.predictor()->training_rows(), 1u);
+  EXPECT_EQ(s.evaluated_records(), 1u);
 }
 
 }  // namespace
