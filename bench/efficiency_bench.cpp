@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch", regime.batch_size, "Fine-tuning batch size")->capture_default_str();
   app.add_option("--step-batch", step_batch, "Batch size of the step timing")->capture_default_str();
   app.add_option("--reps", reps, "Rounds of step timing (median reported)")->capture_default_str();
-  app.add_option("--threads", threads, "Compute threads (default: the cores less one batch loader)");
+  app.add_option("--threads", threads, "Compute threads (default: the cores less the batch loaders, a quarter of them)");
   app.add_option("--out", out, "Also write the table as Markdown here");
   CLI11_PARSE(app, argc, argv);
 

@@ -36,7 +36,7 @@ struct TaskMeta {
   double mean_per_class = 0;
   std::int64_t min_width = 0, max_width = 0, min_height = 0, max_height = 0;  // as decoded
   double mean_width = 0, mean_height = 0;
-  double grayscale_fraction = 0;       // images stored with one colour channel
+  double grayscale_fraction = 0;       // images stored without colour (grey, or grey and alpha)
   std::array<double, 3> pixel_mean{};  // RGB in [0, 1], after resizing
   std::array<double, 3> pixel_std{};
 };

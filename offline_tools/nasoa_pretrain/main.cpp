@@ -39,7 +39,7 @@ using nasoa::Error;
 using nasoa::ErrorCode;
 
 struct Args {
-  std::string encoding, data, out, name, model_name, data_card = "docs/data.md#starter-upstream";
+  std::string encoding, data, out, name, model_name, data_card = "unspecified";
   std::vector<std::string> idx, classes, class_names;
   int input = 0, epochs = 0, batch = 64, threads = 0;
   double lr = 0.1, budget = 0, validation_fraction = 0.1;
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.01, 0.9))->capture_default_str();
   app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)");
-  app.add_option("--data-card", a.data_card, "Where the corpus is described, recorded in the provenance")->capture_default_str();
+  app.add_option("--data-card", a.data_card, "Where the corpus is described (a data card: file#section or URL), recorded in the provenance")->capture_default_str();
   app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");
   CLI11_PARSE(app, argc, argv);

@@ -1,7 +1,7 @@
 // nasoa-profile: measure what fine-tuning and inference cost on this device,
 // per model of a zoo bundle, and write the device profile the runtime plans with.
 //
-//   nasoa-profile --zoo DIR --out FILE [--batch 8,16,32] [--repeat N] [--warmup N]
+//   nasoa-profile --zoo DIR --out FILE [--batch 8,16,32,64] [--repeat N] [--warmup N]
 //                 [--threads N] [--models a,b] [--cpu] [--no-power]
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr), CLI11's

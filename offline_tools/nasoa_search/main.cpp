@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained");
   app.add_option("--baseline", a.baselines, "NAME=ENCODING of a hand-designed network evaluated for comparison (repeatable)");
   app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")->capture_default_str();
-  app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores)");
+  app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores less a quarter of them for the batch loader)");
   CLI11_PARSE(app, argc, argv);
   a.proxy.seed = a.search.seed;
 

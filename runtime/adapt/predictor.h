@@ -33,8 +33,8 @@
 //
 // PredictorState keeps a device's learning in a state directory: the device
 // records in experience.log (experience_log.h) and the predictor fitted on the
-// shipped experience plus those records in predictor.json, which names what
-// it was fitted on. The shipped bundle is never modified. See the class.
+// shipped experience in predictor.json, which names what it was fitted on;
+// the device records calibrate it. The shipped bundle is never modified. See the class.
 //
 // Ownership and threads: Predictor is a value (copyable, movable); its const
 // members may be called from several threads at once. PredictorState is

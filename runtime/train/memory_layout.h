@@ -2,7 +2,7 @@
 //
 // oneDNN's CPU convolutions run faster on channels-last (NHWC) tensors for
 // wide networks and slower for narrow ones: on a 2-core x86 machine a step of
-// 32-channel zoo models ran up to 1.6x faster in NHWC, while 8- and
+// 32-channel zoo models ran up to 1.8x faster in NHWC, while 8- and
 // 12-channel ones ran 1.2-1.6x slower (bench/README.md). Which layout wins
 // depends on the network and the processor, so it is measured, never assumed:
 // the device profile times both per model, and a fine-tune without a profile

@@ -221,8 +221,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)");
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
   std::string profile;
-  app.add_option("--profile", profile, "Device profile from nasoa-profile (default: the one kept in the state directory, "
-                                       "measured on first use)");
+  app.add_option("--profile", profile, "Device profile from nasoa-profile (default: when planning, the one kept in the "
+                                       "state directory, measured on first use; with a regime given by hand, none)");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--memory-layout", memory_layout,
                  "Layout to train in on the CPU: auto (the faster for the model here), channels-first or channels-last")

@@ -40,16 +40,19 @@ check "make-task names the unknown class" grep -q "no class '12'" "$work/bad.err
 check "pretrain creates a bundle from a folder" "$pretrain" --quiet --encoding 2-_8_1 --data "$work/task" \
   --input 16 --epochs 1 --batch 4 --out "$work/zoo" --name cli-zoo --model-name first --seed 3 --threads 1
 cp "$work/zoo/models/first.weights" "$work/first.weights"
+check "without --data-card the provenance says none was given" \
+  bash -c "'$zoo' inspect '$work/zoo' | grep -q '^data card: *unspecified'"
 check "pretrain adds a second model from IDX files" "$pretrain" --quiet --encoding 020-_8_1 \
   --idx "$images" "$labels" --classes 7,9 --class-names sneaker,ankle-boot --input 16 --epochs 1 \
-  --batch 32 --out "$work/zoo" --name ignored --model-name second --seed 3 --threads 1
+  --batch 32 --out "$work/zoo" --name ignored --model-name second --seed 3 --threads 1 \
+  --data-card "docs/corpora.md#upstream"
 check "verify accepts the bundle" "$zoo" verify "$work/zoo"
 "$zoo" inspect "$work/zoo" > "$work/inspect.txt"
 check "inspect lists both models with their accuracy" bash -c \
   "grep -Eq '^first +2-_8_1 +16 +2 +[0-9.]+%' '$work/inspect.txt' && grep -Eq '^second +020-_8_1 +16 +2 +[0-9.]+%' '$work/inspect.txt'"
 check "the bundle keeps its name and both command lines" bash -c \
   "grep -q '^bundle: *cli-zoo' '$work/inspect.txt' && grep -q 'model-name first .*&& nasoa-pretrain .*model-name second' '$work/inspect.txt'"
-check "the provenance names the data card" grep -q "docs/data.md#starter-upstream" "$work/inspect.txt"
+check "the provenance names the data card given" grep -q "^data card: *docs/corpora.md#upstream" "$work/inspect.txt"
 check "the first model's weights are kept bit-exactly" cmp "$work/first.weights" "$work/zoo/models/first.weights"
 
 "$pretrain" --encoding 7-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/never" --name x 2> "$work/enc.err"
