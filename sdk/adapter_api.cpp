@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -105,6 +106,16 @@ runtime::Split task_split(const Task& task, const Regime& regime) {
 }  // namespace sdk
 
 Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_unique<Impl>()) {
+  constexpr int kMostThreads = 4096;
+  const auto refuse = [](const std::string& what) { throw Error(ErrorCode::kInvalidArgument, "AdapterOptions::" + what); };
+  if (options.threads < 0 || options.threads > kMostThreads)
+    refuse("threads must be 0 (choose) to 4096, got " + std::to_string(options.threads));
+  if (options.loader_threads < 0 || options.loader_threads > kMostThreads)
+    refuse("loader_threads must be 0 (choose) to 4096, got " + std::to_string(options.loader_threads));
+  if (!(options.checkpoint_interval_seconds > 0))
+    refuse("checkpoint_interval_seconds must be > 0, got " + std::to_string(options.checkpoint_interval_seconds));
+  if (!(options.estimate_watts >= 0) || !std::isfinite(options.estimate_watts))
+    refuse("estimate_watts must be a finite number >= 0, got " + std::to_string(options.estimate_watts));
   impl_->zoo = &zoo;
   impl_->options = std::move(options);
 }
@@ -119,10 +130,13 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     validate(regime);
     if (!(budget.seconds > 0))
       throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
-    if (budget.joules < 0 || budget.memory_mib < 0 || budget.spent_seconds < 0)
-      throw Error(ErrorCode::kInvalidArgument, "budget joules, memory_mib and spent_seconds must not be negative");
+    if (!(budget.joules >= 0) || budget.memory_mib < 0 || !(budget.spent_seconds >= 0))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "budget joules, memory_mib and spent_seconds must be numbers, not negative");
     if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
     const Zoo& zoo = *impl_->zoo;
+    // Before any work: a refused output would throw the trained model away.
+    runtime::check_model_dir_target(out_dir, zoo.dir());
     const AdapterOptions& options = impl_->options;
     const ModelInfo& model = zoo.model(regime.model);
     const runtime::ImageStore& store = *task.impl().store;

@@ -1,6 +1,7 @@
 #include "nasoa/regime.h"
 
 #include <cmath>
+#include <limits>
 
 #include "nasoa/error.h"
 
@@ -13,17 +14,20 @@ void require(bool ok, const char* field, double value, const char* expected) {
                                                  std::to_string(value) + ": expected " + expected);
 }
 
+// LibTorch's optimisers take these as float.
+bool float_number(double v) { return std::isfinite(v) && std::abs(v) <= double(std::numeric_limits<float>::max()); }
+
 }  // namespace
 
 void validate(const Regime& r) {
   if (r.model.empty()) throw Error(ErrorCode::kInvalidArgument, "regime field model is empty");
-  require(r.learning_rate > 0 && std::isfinite(r.learning_rate), "learning_rate", r.learning_rate, "> 0");
+  require(r.learning_rate > 0 && float_number(r.learning_rate), "learning_rate", r.learning_rate, "> 0 and finite");
   require(r.epochs >= 1, "epochs", r.epochs, ">= 1");
   require(r.batch_size >= 1, "batch_size", r.batch_size, ">= 1");
   require(r.frozen_stages >= 0, "frozen_stages", r.frozen_stages, ">= 0");
   require(r.momentum >= 0 && r.momentum < 1, "momentum", r.momentum, "in [0, 1)");
-  require(r.weight_decay >= 0, "weight_decay", r.weight_decay, ">= 0");
-  require(r.warmup_epochs >= 0, "warmup_epochs", r.warmup_epochs, ">= 0");
+  require(r.weight_decay >= 0 && float_number(r.weight_decay), "weight_decay", r.weight_decay, ">= 0 and finite");
+  require(r.warmup_epochs >= 0 && std::isfinite(r.warmup_epochs), "warmup_epochs", r.warmup_epochs, ">= 0 and finite");
   require(r.label_smoothing >= 0 && r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)");
   require(r.validation_fraction > 0 && r.validation_fraction < 1, "validation_fraction",
           r.validation_fraction, "in (0, 1)");

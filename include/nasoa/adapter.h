@@ -150,7 +150,8 @@ struct Result {
   std::string energy_meter;         // which meter measured (or "estimate:...", or "none")
   bool energy_measured = false;
   bool stopped_early = false;
-  std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
+  std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
+                                    // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   // The memory layout the network trained in, "channels-first" or
   // "channels-last": on the CPU the faster one for the model, from the device
@@ -166,6 +167,9 @@ struct Result {
 
 class NASOA_API Adapter {
  public:
+  // Throws Error{kInvalidArgument} for options out of range (threads or
+  // loader threads negative or above 4096, a checkpoint interval not above 0,
+  // estimate_watts negative or not finite).
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   Adapter(Adapter&&) noexcept;
   Adapter& operator=(Adapter&&) noexcept;

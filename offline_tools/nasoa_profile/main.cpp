@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -74,6 +75,14 @@ int main(int argc, char** argv) {
   options.use_cuda = !cpu_only;
   options.measure_power = !no_power;
   try {
+    // Before the minutes of measuring: where the profile goes must take it.
+    std::error_code ec;
+    const std::filesystem::path target = std::filesystem::absolute(out);
+    if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec))
+      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, out + ": exists and is not a regular file");
+    if (!std::filesystem::is_directory(target.parent_path(), ec))
+      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                         out + ": its folder " + target.parent_path().string() + " does not exist");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);
     nasoa::runtime::save_device_profile(profile, out);
     std::fprintf(stderr, "nasoa-profile: wrote %s (%zu model(s), %s, %d thread(s), power meter: %s)\n",

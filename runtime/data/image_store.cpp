@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <optional>
 #include <mutex>
+#include <optional>
+#include <system_error>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -20,6 +22,12 @@ constexpr std::size_t kHeaderBytes = 256 * 1024;
 
 // Reads the first `limit` bytes of a file (all of it when limit is 0).
 bool read_bytes(const std::string& path, std::size_t limit, std::string* out, std::string* reason) {
+  // Opening a pipe or a device would block or never end.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    *reason = ec ? "cannot open: " + ec.message() : "not a regular file";
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *reason = "cannot open";
@@ -113,15 +121,27 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
 }
 
 // Only the header is read first, so that an image over the pixel cap is
-// refused without reading (let alone decoding) the rest of it.
+// refused without reading (let alone decoding) the rest of it. Some headers
+// lie past the first bytes (a TIFF's directory after its pixels, a JPEG's
+// frame after large metadata): then the whole file is read to judge it, when
+// its size could belong to an image within the cap.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
                          std::string* reason, cv::Size* original, int* channels) {
   if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
-  std::optional<ImageHeader> header;
-  if (bytes->size() == kHeaderBytes && (*reason = header_refusal(*bytes, options, &header)).empty()) {
+  if (bytes->size() == kHeaderBytes) {
+    std::optional<ImageHeader> header;
+    *reason = header_refusal(*bytes, options, &header);
+    if (!reason->empty() && header) return {};  // over the pixel cap
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    const std::uintmax_t most = 8 * std::uintmax_t(std::max<std::int64_t>(options.max_pixels, 0)) + (16u << 20);
+    if (!ec && size > most) {
+      if (reason->empty()) *reason = "file of " + std::to_string(size) + " bytes, more than an image within the pixel cap";
+      return {};
+    }
+    reason->clear();
     if (!read_bytes(path, 0, bytes, reason)) return {};
   }
-  if (!reason->empty()) return {};
   return decode_to_square(*bytes, options, reason, original, channels);
 }
 
@@ -216,10 +236,15 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
     std::lock_guard<std::mutex> lock(stats_mutex);
     for (std::size_t c = 0; c < 3; ++c) sum[c] += local_sum[c], sum_sq[c] += local_sq[c];
   };
-  const int threads = options.threads > 0 ? options.threads
-                                          : int(std::max(1u, std::thread::hardware_concurrency()));
+  const std::size_t asked = options.threads > 0 ? std::size_t(options.threads)
+                                                : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t threads = std::min(asked, std::max<std::size_t>(1, n));
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (const std::system_error&) {
+    // The system would not start that many: the threads started share the work.
+  }
   work();
   for (std::thread& t : pool) t.join();
 

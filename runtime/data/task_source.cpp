@@ -28,6 +28,19 @@ std::string trim(std::string s) {
   return s;
 }
 
+// A field in double quotes, as spreadsheets write them: the quotes go and a
+// doubled quote inside is one. (The label is still what follows the last
+// comma, so a label may not contain one.)
+std::string unquote(const std::string& field) {
+  if (field.size() < 2 || field.front() != '"' || field.back() != '"') return field;
+  std::string out;
+  for (std::size_t i = 1; i + 1 < field.size(); ++i) {
+    out += field[i];
+    if (field[i] == '"' && field[i + 1] == '"' && i + 2 < field.size()) ++i;
+  }
+  return out;
+}
+
 void require_two_classes(const TaskSource& t) {
   if (t.class_names.size() < 2)
     throw Error(ErrorCode::kInvalidArgument,
@@ -45,11 +58,16 @@ TaskSource list_folder(const std::string& dir) {
   task.origin = dir;
   std::vector<fs::path> class_dirs;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_directory(ec)) {
+    // An entry that cannot be looked at (a symlink loop, a dangling link) is
+    // skipped; `ec` is kept for the listing itself.
+    std::error_code entry_ec;
+    if (entry.is_directory(entry_ec)) {
       if (entry.path().filename().string()[0] == '.')
         task.skipped.push_back({entry.path().string(), "hidden folder"});
       else
         class_dirs.push_back(entry.path());
+    } else if (entry_ec) {
+      task.skipped.push_back({entry.path().string(), "cannot be read: " + entry_ec.message()});
     } else {
       task.skipped.push_back({entry.path().string(), "not inside a class folder"});
     }
@@ -64,11 +82,15 @@ TaskSource list_folder(const std::string& dir) {
     task.class_names.push_back(class_dir.filename().string());
     std::vector<fs::path> files;
     for (const auto& entry : fs::recursive_directory_iterator(class_dir, ec)) {
-      if (entry.is_directory(ec)) continue;
+      std::error_code entry_ec;
+      if (entry.is_directory(entry_ec)) continue;
       const std::string name = entry.path().filename().string();
       if (name[0] == '.') task.skipped.push_back({entry.path().string(), "hidden file"});
       else if (!has_image_extension(entry.path()))
         task.skipped.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
+      else if (!entry.is_regular_file(entry_ec))
+        task.skipped.push_back({entry.path().string(), entry_ec ? "cannot be read: " + entry_ec.message()
+                                                                : "not a regular file (a pipe or a device)"});
       else files.push_back(entry.path());
     }
     if (ec) throw Error(ErrorCode::kIo, class_dir.string() + ": cannot list: " + ec.message());
@@ -88,6 +110,7 @@ TaskSource list_csv(const std::string& csv_path) {
   std::map<std::string, int> labels;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
+    if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
     line = trim(line);
     if (line.empty() || line[0] == '#') continue;
     // The label is after the last comma, so that paths may contain commas.
@@ -95,7 +118,7 @@ TaskSource list_csv(const std::string& csv_path) {
     if (comma == std::string::npos)
       throw Error(ErrorCode::kInvalidArgument,
                   csv_path + ":" + std::to_string(number) + ": expected `path,label`, got '" + line + "'");
-    const std::string path = trim(line.substr(0, comma)), label = trim(line.substr(comma + 1));
+    const std::string path = unquote(trim(line.substr(0, comma))), label = unquote(trim(line.substr(comma + 1)));
     if (number == 1 && path == "path" && label == "label") continue;  // header
     if (path.empty() || label.empty())
       throw Error(ErrorCode::kInvalidArgument,
@@ -182,6 +205,9 @@ TaskSource select_classes(const TaskSource& source, const std::vector<std::strin
   if (!names.empty() && names.size() != keep.size())
     throw Error(ErrorCode::kInvalidArgument, std::to_string(names.size()) + " class names for " +
                                                  std::to_string(keep.size()) + " selected classes");
+  for (std::size_t k = 0; k < names.size(); ++k)
+    if (std::find(names.begin(), names.begin() + std::ptrdiff_t(k), names[k]) != names.begin() + std::ptrdiff_t(k))
+      throw Error(ErrorCode::kInvalidArgument, "class name '" + names[k] + "' is given twice; it would merge two classes");
   std::vector<int> new_label(source.class_names.size(), -1);
   for (std::size_t k = 0; k < keep.size(); ++k) {
     const auto it = std::find(source.class_names.begin(), source.class_names.end(), keep[k]);

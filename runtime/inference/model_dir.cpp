@@ -27,10 +27,38 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
 
 std::string recover_model_dir(const std::string& dir) { return zoo::recover_bundle(dir); }
 
+void check_model_dir_target(const std::string& dir, const std::string& protect) {
+  fs::path path = fs::absolute(dir).lexically_normal();
+  if (path.filename().empty()) path = path.parent_path();  // "dir/" names dir
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec))) {
+    if (!fs::is_directory(path.parent_path(), ec))
+      throw Error(ErrorCode::kInvalidArgument,
+                  dir + ": cannot be created, its folder " + path.parent_path().string() + " does not exist");
+    return;
+  }
+  if (!protect.empty() && fs::equivalent(path, protect, ec))
+    throw Error(ErrorCode::kInvalidArgument, dir + ": is the zoo bundle being adapted; refusing to replace it");
+  if (!fs::is_directory(path, ec) || !fs::is_regular_file(path / "MANIFEST", ec))
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + " exists and is not a model directory (no MANIFEST); refusing to replace it");
+  zoo::Manifest manifest;
+  try {
+    manifest = zoo::open_bundle(recover_model_dir(path.string()));
+  } catch (const Error&) {
+    return;  // a damaged model directory may be replaced
+  }
+  if (manifest.models.size() != 1 || manifest.models.front().labels.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + ": a zoo bundle of " + std::to_string(manifest.models.size()) +
+                    " model(s), not a model directory; refusing to replace it");
+}
+
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info) {
   check_labels(info.labels, network->num_classes());
   fs::path path = fs::absolute(dir).lexically_normal();
   if (path.filename().empty()) path = path.parent_path();  // "dir/" names dir
+  check_model_dir_target(path.string());
   zoo::BundleInput input;
   input.name = zoo::is_safe_name(path.filename().string()) ? path.filename().string() : kModelName;
   input.provenance = info.provenance;

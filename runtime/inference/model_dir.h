@@ -45,6 +45,14 @@ struct ModelDirInfo {
 // when writing fails (the previous model directory is left in place).
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info);
 
+// Checks, before any work, that save_model_dir(dir, ...) may write there:
+// `dir` does not exist and its parent folder does, or it is a model
+// directory (a bundle of one model with labels; a damaged one may be
+// replaced too). A zoo bundle of several models, any other existing file or
+// folder, and `protect` (the zoo being adapted) are refused with
+// Error{kInvalidArgument} naming the path.
+void check_model_dir_target(const std::string& dir, const std::string& protect = {});
+
 // Finishes a replacement that a crash interrupted (see above). Returns the
 // directory to read: `dir`, or the aside copy when it could not be renamed
 // back (a read-only file system, say). Never throws for a missing `dir`.

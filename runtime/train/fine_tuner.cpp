@@ -214,7 +214,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       return "time budget";
     }
     if (step_joules.value >= 0 && limits.joules_left() < 2 * step_joules.value) return "energy budget";
-    if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) return "memory cap";
+    if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) {
+      if (outcome.steps == 0 && !resume)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "memory budget too small: " + std::to_string(limits.memory_bytes() >> 20) +
+                        " MiB, but the process already peaked at " + std::to_string(peak_resident_bytes() >> 20) +
+                        " MiB before the first training step");
+      return "memory cap";
+    }
     return {};
   };
 
@@ -256,7 +263,21 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       loss.backward();
       optimizer.step(learning_rate_at(regime, epoch + double(step + 1) / double(steps_per_epoch)));
       const std::int64_t n = labels.size(0);
-      loss_sum += loss.item<double>() * double(n);
+      const double step_loss = loss.item<double>();
+      if (!std::isfinite(step_loss)) {
+        // The weights are now NaN or infinite: they must never be handed back.
+        const std::string what = std::string("the loss became ") + (std::isnan(step_loss) ? "NaN" : "infinite") +
+                                 " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
+                                 " (learning rate " + std::to_string(regime.learning_rate) + ")";
+        if (best.empty())
+          throw Error(ErrorCode::kInvalidArgument,
+                      "training diverged: " + what + ", before any weights were evaluated; lower the learning rate");
+        outcome.stopped_early = true;
+        outcome.stop_reason = "diverged: " + what + "; the best evaluated weights are kept";
+        trained_since_evaluation = false;
+        break;
+      }
+      loss_sum += step_loss * double(n);
       correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
       seen += n;
       ++outcome.steps;

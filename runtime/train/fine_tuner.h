@@ -100,7 +100,8 @@ struct FineTuneOutcome {
   std::vector<EpochRecord> history;
   std::int64_t steps = 0;           // optimiser steps in this run
   bool stopped_early = false;
-  std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap"
+  std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
+                                    // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass
   MemoryLayout layout = MemoryLayout::kChannelsFirst;  // what training settled on

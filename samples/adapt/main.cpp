@@ -37,6 +37,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -162,10 +164,43 @@ void write_text(const std::string& path, const std::string& text) {
     std::ofstream out(tmp);
     out << text;
     out.flush();
-    if (!out) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move into place");
+  }
+}
+
+// Why `path` cannot take the report, checked before any work (empty: it
+// can): its folder must exist, and an existing file there must be a regular
+// one (a rename would replace a device or a pipe).
+std::string report_path_problem(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::absolute(path, ec);
+  if (fs::exists(fs::symlink_status(p, ec)) && !fs::is_regular_file(p, ec))
+    return path + ": exists and is not a regular file";
+  if (!fs::is_directory(p.parent_path(), ec)) return path + ": its folder " + p.parent_path().string() + " does not exist";
+  return {};
+}
+
+// CLI11's number checks let NaN and infinity through.
+CLI::Validator finite_at_least(double least, bool strictly) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0') return "not a number: " + text;
+        if (!std::isfinite(v) || (strictly ? !(v > least) : !(v >= least)))
+          return "expected a finite number " + std::string(strictly ? "> " : ">= ") + std::to_string(int(least)) +
+                 ", got " + text;
+        return {};
+      },
+      strictly ? "NUMBER > 0" : "NUMBER >= 0");
 }
 
 }  // namespace
@@ -187,10 +222,11 @@ int main(int argc, char** argv) {
   }
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
-  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(CLI::PositiveNumber);
-  app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); not with --plan-only");
-  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter)")->check(CLI::NonNegativeNumber);
-  app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB")->check(CLI::NonNegativeNumber);
+  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(finite_at_least(0, true));
+  app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
+  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(finite_at_least(0, false));
+  app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB; 0: none")
+      ->check(CLI::Range(std::int64_t(0), std::int64_t(1) << 30));
   app.add_option("--report", report, "Write a JSON report here");
   app.add_option("--state", state, "Where this device's experience, predictor and profile are kept (default: " +
                                        default_state + ")");
@@ -208,7 +244,15 @@ int main(int argc, char** argv) {
       app.add_option("--epochs", regime.epochs, "Epochs")->capture_default_str(),
       app.add_option("--frozen", regime.frozen_stages, "Frozen stages, stem = stage 0")->capture_default_str(),
       app.add_option("--batch", regime.batch_size, "Batch size")->capture_default_str()};
-  app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")->capture_default_str();
+  app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
+              return "expected a whole number from 0 to 10^19 - 1, got " + text;
+            return {};
+          },
+          "UINT"))
+      ->capture_default_str();
   std::string optimizer = "sgd", schedule = "cosine";
   bool no_crop = false, no_flip = false;
   app.add_option("--optimizer", optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
@@ -218,8 +262,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-crop", no_crop, "No random resized crop");
   app.add_flag("--no-flip", no_flip, "No horizontal flip");
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
-  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)");
-  app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(finite_at_least(0, false));
   std::string profile;
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: when planning, the one kept in the "
                                        "state directory, measured on first use; with a regime given by hand, none)");
@@ -230,7 +275,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(finite_at_least(0, true))->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
   try {
     app.parse(argc, argv);
@@ -254,6 +299,20 @@ int main(int argc, char** argv) {
   if (!plan_only && out.empty()) {
     std::cerr << "nasoa-adapt: --out is required (except with --plan-only)\n";
     return 2;
+  }
+  if (app.get_option("--state")->count() > 0 && state.empty()) {
+    std::cerr << "nasoa-adapt: --state is empty; leave it out for the default (" << default_state << ")\n";
+    return 2;
+  }
+  if (app.get_option("--model")->count() > 0 && regime.model.empty()) {
+    std::cerr << "nasoa-adapt: --model is empty; name a model of the zoo\n";
+    return 2;
+  }
+  if (!plan_only && !report.empty()) {
+    if (const std::string problem = report_path_problem(report); !problem.empty()) {
+      std::cerr << "nasoa-adapt: --report " << problem << "\n";
+      return 2;
+    }
   }
   const std::string plan_file = out + ".plan.json";
 

@@ -6,9 +6,10 @@
 // K such lines per image, most probable first. Folders are walked recursively
 // in sorted order, taking files with an image extension; files named on the
 // command line are always tried. A file that cannot be classified is reported
-// on stderr and the rest go on. Exit status: 0 when every image was
-// classified, 1 when any failed (or the model cannot be used), 2 for bad
-// arguments.
+// on stderr and the rest go on; so is a folder without images, and a pipe,
+// device or dangling link named like an image. Exit status: 0 when every
+// image was classified, 1 when any failed (or the model cannot be used), 2
+// for bad arguments.
 //
 // Uses only the public API: nasoa::Classifier and nasoa::Error.
 #include <CLI/CLI.hpp>
@@ -39,17 +40,29 @@ bool has_image_extension(const fs::path& path) {
 bool walk(const std::string& folder, std::vector<std::string>* out) {
   std::vector<std::string> found;
   std::error_code ec;
+  bool usable = true;
   for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!has_image_extension(it->path())) continue;
     std::error_code type_ec;
-    if (it->is_regular_file(type_ec) && has_image_extension(it->path())) found.push_back(it->path().string());
+    if (it->is_regular_file(type_ec)) {
+      found.push_back(it->path().string());
+    } else if (!it->is_directory(type_ec)) {
+      // A pipe, device or dangling link named like an image: said, not dropped.
+      std::cerr << "nasoa-classify: skipped: " << it->path().string() << ": not a regular file\n";
+      usable = false;
+    }
   }
   if (ec) {
     std::cerr << "nasoa-classify: " << folder << ": cannot walk the folder: " << ec.message() << '\n';
     return false;
   }
+  if (found.empty()) {
+    std::cerr << "nasoa-classify: " << folder << ": no image files (.png .jpg .jpeg .bmp .webp .tif .tiff) in it\n";
+    return false;
+  }
   std::sort(found.begin(), found.end());
   out->insert(out->end(), found.begin(), found.end());
-  return true;
+  return usable;
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ struct Outcome {
   std::optional<double> achieved;
   double seconds = 0;
   std::string error;
+  std::vector<nasoa::SkippedFile> skipped;  // files of the task that could not be used
   std::optional<double> abs_error() const {
     if (!achieved || !plan.best.predicted_accuracy) return std::nullopt;
     return std::fabs(*plan.best.predicted_accuracy - *achieved);
@@ -91,13 +92,19 @@ int main(int argc, char** argv) {
   app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
                                                      "followed; below, the default plan")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)");
+  app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
+      ->check(CLI::Range(1, 4096));
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("tasks", tasks, "Task folders (class subfolders of images), in the order they arrive")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+  }
+
+  if (app.get_option("--state")->count() > 0 && state.empty()) {
+    std::cerr << "nasoa-stream: --state is empty; leave it out for the default\n";
+    return 2;
   }
 
   std::optional<fs::path> scratch;
@@ -131,6 +138,7 @@ int main(int argc, char** argv) {
         task_options.image_side = zoo.models().front().input_size;
         task_options.threads = threads;
         const nasoa::Task task = nasoa::Task::from_folder(tasks[i], task_options);
+        o.skipped = task.skipped();
         nasoa::Budget budget;
         budget.seconds = seconds;
         budget.spent_seconds = task.ingest_seconds();
@@ -155,6 +163,9 @@ int main(int argc, char** argv) {
                     g.learning_rate, g.frozen_stages, g.epochs, predicted.c_str(), pct(o.achieved).c_str(),
                     pct(o.abs_error()).c_str(), o.seconds);
       }
+      if (!o.skipped.empty())
+        std::printf("    %zu file(s) skipped, first: %s: %s\n", o.skipped.size(), o.skipped.front().path.c_str(),
+                    o.skipped.front().reason.c_str());
       std::cout << std::flush;
       outcomes.push_back(std::move(o));
     }
@@ -176,6 +187,8 @@ int main(int argc, char** argv) {
       j["tasks"] = nlohmann::json::array();
       for (const Outcome& o : outcomes) {
         nlohmann::json t{{"task", o.task}, {"seconds", o.seconds}};
+        t["skipped"] = nlohmann::json::array();
+        for (const nasoa::SkippedFile& f : o.skipped) t["skipped"].push_back({{"path", f.path}, {"reason", f.reason}});
         if (!o.error.empty()) {
           t["error"] = o.error;
         } else {

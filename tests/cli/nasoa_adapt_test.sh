@@ -92,6 +92,19 @@ check "the next plan sees the device record and predicts from it" \
   json "$work/plan2.json" "r['experience']['device_records'] == 1 and r['best']['predicted_accuracy'] is not None"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --epochs 3 > /dev/null 2>&1
 check "--plan-only with a regime flag is refused as a bad argument" test $? -eq 2
+cp -r "$work/zoo" "$work/zoo-copy"
+"$adapt" --zoo "$work/zoo-copy" --data "$work/task" --budget 20 --epochs 1 --out "$work/zoo-copy" --quiet \
+  > /dev/null 2> "$work/outzoo.err"
+check "--out naming the zoo itself is refused before training, the zoo kept" \
+  bash -c "test $? -eq 1 && grep -q 'is the zoo bundle being adapted' '$work/outzoo.err' && '$zoo_tool' verify '$work/zoo-copy' > /dev/null"
+mkfifo "$work/report-pipe"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --report "$work/report-pipe" \
+  --quiet > /dev/null 2> "$work/pipe.err"
+check "a --report that is not a regular file is refused up front" \
+  bash -c "test $? -eq 2 && grep -q 'not a regular file' '$work/pipe.err' && test -p '$work/report-pipe' && test ! -e '$work/m3'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --threads 100000 \
+  > /dev/null 2> "$work/threads.err"
+check "--threads beyond 4096 is a bad argument" bash -c "test $? -eq 2 && grep -q -- '--threads' '$work/threads.err'"
 "$adapt" --data "$work/task" --budget 20 > /dev/null 2> "$work/noszoo.err"
 check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/noszoo.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget abc > /dev/null 2> "$work/badbudget.err"

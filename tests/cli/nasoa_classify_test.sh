@@ -49,6 +49,12 @@ check "a bad file makes the exit status 1" test $? -eq 1
 check "stderr names the broken file" grep -q "broken.png" "$work/mixed.err"
 check "stderr names the missing file" grep -q "nowhere.jpg" "$work/mixed.err"
 check "the good file is still classified" bash -c "test \$(wc -l < '$work/mixed.tsv') -eq 1 && grep -q 'a.png' '$work/mixed.tsv'"
+mkdir -p "$work/no-images" "$work/with-pipe" && cp "$work/images/a.png" "$work/with-pipe/" && mkfifo "$work/with-pipe/pipe.png"
+"$tool" --model "$work/model" "$work/no-images" > /dev/null 2> "$work/noimages.err"
+check "a folder without images is an error naming it" bash -c "test $? -eq 1 && grep -q 'no-images: no image files' '$work/noimages.err'"
+timeout 60 "$tool" --model "$work/model" "$work/with-pipe" > "$work/pipe.tsv" 2> "$work/pipe.err"
+check "a pipe named like an image is reported, the rest classified" \
+  bash -c "test $? -eq 1 && grep -q 'pipe.png: not a regular file' '$work/pipe.err' && test \$(wc -l < '$work/pipe.tsv') -eq 1"
 
 # Bad models.
 "$tool" --model "$work/no-model" "$work/images" > /dev/null 2> "$work/nomodel.err"

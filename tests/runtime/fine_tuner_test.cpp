@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 #include "nasoa/error.h"
@@ -45,6 +46,48 @@ TEST_F(FineTunerTest, LearnsARealTaskFromScratch) {
   EXPECT_LT(out.history.back().train_loss, out.history.front().train_loss);
   EXPECT_GE(out.validation_accuracy, out.history.back().validation_accuracy);  // the best is handed back
   EXPECT_EQ(out.device, "cpu");
+}
+
+TEST_F(FineTunerTest, DivergenceBeforeAnyEvaluationIsAnErrorNamingTheLearningRate) {
+  FineTuneJob j = job(2);
+  j.regime.learning_rate = 1e30;
+  try {
+    fine_tune(j, Limits(600, 0));
+    FAIL() << "a diverged run was handed back";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("training diverged: the loss became"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lower the learning rate"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(FineTunerTest, DivergenceAfterAnEvaluationKeepsTheBestEvaluatedWeights) {
+  FineTuneJob j = job(3);
+  zoo::Network net = j.network;
+  j.on_progress = [net](const TrainProgress& p) {
+    if (p.epoch == 2 && p.step == 1) {  // the weights blow up in the second epoch
+      torch::NoGradGuard no_grad;
+      net->parameters().front().fill_(std::numeric_limits<float>::quiet_NaN());
+    }
+  };
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_TRUE(out.stopped_early);
+  EXPECT_EQ(out.stop_reason.rfind("diverged: the loss became NaN at epoch 2, step 2", 0), 0u) << out.stop_reason;
+  ASSERT_EQ(out.history.size(), 1u);
+  EXPECT_EQ(out.best_epoch, 1);
+  EXPECT_DOUBLE_EQ(out.validation_accuracy, out.history.front().validation_accuracy);
+  for (const torch::Tensor& p : net->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST_F(FineTunerTest, AMemoryCapBelowWhatTheProcessAlreadyUsesIsAnErrorUpFront) {
+  FineTuneJob j = job(1);
+  try {
+    fine_tune(j, Limits(600, 0, 0, {}, /*memory_bytes=*/1 << 20));
+    FAIL() << "trained under a 1 MiB memory cap";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("memory budget too small: 1 MiB"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(FineTunerTest, FrozenStagesDoNotChange) {

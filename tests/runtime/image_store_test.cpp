@@ -6,8 +6,11 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <filesystem>
+
 #include "nasoa/error.h"
 #include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -83,6 +86,28 @@ TEST_F(ImageStoreTest, SkipsEveryBadFileWithItsReasonAndKeepsTheGoodOnes) {
     EXPECT_EQ(m.rows, 16);
     EXPECT_EQ(m.cols, 16);
   }
+}
+
+TEST(ImageStoreHeaderTest, ATiffWhoseDirectoryFollowsItsPixelsIsRead) {
+  // libtiff writes the image directory after the pixels: past the bytes
+  // read first to check a header, in an uncompressed 400x400 image.
+  TempDir t;
+  cv::Mat noise(400, 400, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  for (const char* cls : {"a", "b"}) {
+    std::filesystem::create_directories(t.path() / "task" / cls);
+    ASSERT_TRUE(cv::imwrite((t.path() / "task" / cls / "late.tif").string(), noise, {cv::IMWRITE_TIFF_COMPRESSION, 1}));
+  }
+  const std::string bytes = zoo::read_file(t / "task/a/late.tif");
+  ASSERT_EQ(bytes.substr(0, 4), std::string("II*\0", 4));
+  std::uint32_t directory = 0;
+  for (int i = 3; i >= 0; --i) directory = (directory << 8) | std::uint8_t(bytes[std::size_t(4 + i)]);
+  ASSERT_GT(directory, 256u * 1024) << "this TIFF does not test what it should";
+  IngestOptions options;
+  options.side = 16;
+  const ImageStore store(list_folder(t / "task"), options);
+  EXPECT_EQ(store.size(), 2u);
+  EXPECT_TRUE(store.skipped().empty()) << store.skipped().front().path << ": " << store.skipped().front().reason;
 }
 
 TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {

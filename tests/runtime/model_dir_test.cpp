@@ -128,6 +128,38 @@ TEST(ModelDirTest, RefusesToReplaceWhatIsNotABundle) {
   EXPECT_EQ(entries(tmp.path()), (std::vector<std::string>{"empty", "file", "precious"}));
 }
 
+TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
+  TempDir tmp;
+  EXPECT_NO_THROW(check_model_dir_target(tmp / "new"));
+  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "no-such-folder/m"); });
+  zoo::Network net = small_network(2);
+  save_model_dir(tmp / "m", net, info_for({"x", "y"}));
+  EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a model directory may be replaced";
+  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "m", tmp / "m"); });
+  zoo::BundleInput in;
+  in.name = "zoo";
+  for (const char* name : {"one", "two"}) {
+    zoo::BundleModelInput m;
+    m.name = name;
+    m.network = small_network(2);
+    m.input_size = 32;
+    m.labels = {"x", "y"};
+    in.models.push_back(std::move(m));
+  }
+  zoo::write_bundle(tmp / "zoo", in);
+  try {
+    check_model_dir_target(tmp / "zoo");
+    FAIL() << "a zoo of two models would be replaced";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a zoo bundle of 2 model(s), not a model directory"), std::string::npos)
+        << e.what();
+  }
+  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "zoo", net, info_for({"x", "y"})); });
+  EXPECT_NO_THROW(zoo::open_bundle(tmp / "zoo")) << "the zoo is left as it was";
+  tmp.write("folder/data.txt", "keep");
+  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "folder"); });
+}
+
 TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
   TempDir tmp;
   zoo::Network net = small_network(3);

@@ -2,6 +2,7 @@
 #include "runtime/data/task_source.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -52,6 +53,25 @@ TEST(TaskSourceTest, ListsClassFoldersAndReportsWhatItSkips) {
   EXPECT_TRUE(reasons.count("notes.txt: not an image file type (jpg, png, bmp, webp, tiff)"));
 }
 
+TEST(TaskSourceTest, SkipsPipesAndLinksThatCannotBeFollowed) {
+  TempDir t;
+  t.write("task/cat/a.png", "x");
+  t.write("task/dog/b.png", "x");
+  ASSERT_EQ(::mkfifo((t / "task/dog/pipe.png").c_str(), 0644), 0);  // reading it would block
+  std::filesystem::create_symlink(t / "task/dangling-target.png", t / "task/cat/dangling.png");
+  std::filesystem::create_symlink("loop-b", t / "task/loop-a");  // a symlink loop beside the class folders
+  std::filesystem::create_symlink("loop-a", t / "task/loop-b");
+  const TaskSource s = list_folder(t / "task");
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(s.samples.size(), 2u);
+  std::set<std::string> reasons;
+  for (const SkippedFile& f : s.skipped) reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
+  EXPECT_TRUE(reasons.count("pipe.png: not a regular file (a pipe or a device)"));
+  EXPECT_TRUE(reasons.count("dangling.png: cannot be read: No such file or directory"));
+  EXPECT_EQ(reasons.count("loop-a: cannot be read: Too many levels of symbolic links"), 1u);
+  EXPECT_EQ(s.skipped.size(), 4u);
+}
+
 TEST(TaskSourceTest, RefusesFoldersThatAreNotTasks) {
   TempDir t;
   EXPECT_THROW(list_folder(t / "missing"), Error);
@@ -76,6 +96,11 @@ TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   EXPECT_EQ(s.samples[0].path, (t.path() / "imgs/a,b.png").string());
   EXPECT_EQ(s.samples[1].path, "/abs/x.jpg");
   EXPECT_EQ(s.samples[2].label, 0);
+  // A byte-order mark before the header, and fields in double quotes, as spreadsheets write them.
+  const TaskSource quoted = list_csv(t.write("bom.csv", "\xEF\xBB\xBFpath,label\n\"x \"\"y\"\".png\",\"bag\"\nz.png,cap\n"));
+  EXPECT_EQ(quoted.class_names, (std::vector<std::string>{"bag", "cap"}));
+  ASSERT_EQ(quoted.samples.size(), 2u);
+  EXPECT_EQ(quoted.samples[0].path, (t.path() / "x \"y\".png").string());
   const std::string bad = t.write("bad.csv", "a.png,cat\nno-comma-here\n");
   try {
     list_csv(bad);
@@ -131,6 +156,12 @@ TEST(TaskSourceTest, SelectsRelabelsAndRenamesClasses) {
     }
   }
   EXPECT_THROW(select_classes(all, {"1", "2"}, {"only-one"}), Error);
+  try {
+    select_classes(all, {"1", "2"}, {"same", "same"});
+    ADD_FAILURE() << "two classes merged under one name";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("class name 'same' is given twice"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TaskSourceTest, ReadsFashionMnistFromItsDebianPackage) {

@@ -2,6 +2,7 @@
 #include "zoo/bundle/bundle.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -314,6 +315,26 @@ TEST(Sha256Test, MatchesTheStandardTestVector) {
   ASSERT_EQ(raw.size(), 32u);
   EXPECT_EQ(static_cast<unsigned char>(raw[0]), 0xba);
   EXPECT_EQ(static_cast<unsigned char>(raw[31]), 0xad);
+}
+
+TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
+  const std::string pipe = (root_ / "pipe").string(), folder = (root_ / "folder").string();
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0644), 0);
+  std::filesystem::create_directories(folder);
+  for (const std::string& target : {pipe, folder}) {
+    try {
+      write_file_atomic(target, "report");
+      FAIL() << target << " was replaced";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(pipe));
+  EXPECT_TRUE(std::filesystem::is_directory(folder));
+  write_file_atomic((root_ / "plain").string(), "report");
+  write_file_atomic((root_ / "plain").string(), "again");
+  EXPECT_EQ(read_file((root_ / "plain").string()), "again");
 }
 
 }  // namespace

@@ -31,6 +31,10 @@ void sync_directory(const std::string& dir) {
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   const std::filesystem::path target(path);
+  // The rename below would replace a device, a pipe or a folder's entry.
+  std::error_code ec;
+  if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec))
+    throw Error(ErrorCode::kInvalidArgument, path + ": exists and is not a regular file; refusing to replace it");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error(tmp, "cannot create");

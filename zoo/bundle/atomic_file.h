@@ -10,7 +10,9 @@
 
 namespace nasoa::zoo {
 
-// Throws Error{kIo} naming the path and the system error.
+// Throws Error{kIo} naming the path and the system error, and
+// Error{kInvalidArgument} when `path` exists and is not a regular file (a
+// device, a pipe or a folder, which the rename would replace).
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // fsync a directory, so that renames and creations in it are durable.
