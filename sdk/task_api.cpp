@@ -1,5 +1,6 @@
 // nasoa::Task, the public face of runtime/data.
 #include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "nasoa/error.h"
@@ -13,6 +14,10 @@ using Clock = std::chrono::steady_clock;
 
 // Appends the validation folder's images, mapping its classes onto the task's.
 std::size_t append_validation(runtime::TaskSource& task, const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(dir, task.origin, ec))
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + ": the validation folder is the task folder; validation would measure the training images");
   runtime::TaskSource validation = runtime::list_folder(dir);
   std::map<std::string, int> labels;
   for (std::size_t c = 0; c < task.class_names.size(); ++c) labels[task.class_names[c]] = int(c);

@@ -159,7 +159,9 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
     const std::size_t at = 4 + 4 * std::size_t(d);
     const std::int64_t size = (std::int64_t(bytes[at]) << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
     dims->push_back(size);
-    total *= static_cast<std::uint64_t>(size);
+    if (d > 0 && size == 0) corrupt("dimension " + std::to_string(d + 1) + " is 0: images of no pixels");
+    if (__builtin_mul_overflow(total, static_cast<std::uint64_t>(size), &total))
+      corrupt("the header's dimensions multiply past 2^64 bytes");
   }
   if (bytes.size() - header != total)
     corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +

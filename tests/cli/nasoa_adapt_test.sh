@@ -105,6 +105,14 @@ check "a --report that is not a regular file is refused up front" \
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --threads 100000 \
   > /dev/null 2> "$work/threads.err"
 check "--threads beyond 4096 is a bad argument" bash -c "test $? -eq 2 && grep -q -- '--threads' '$work/threads.err'"
+python3 "$here/../support/fashion_task.py" "$work/val" 6 0,1,7
+"$adapt" --zoo "$work/zoo" --data "$work/task" --validation "$work/val" --budget 20 --epochs 1 --out "$work/m4" \
+  --report "$work/val.json" --quiet > /dev/null 2>&1
+check "an explicit validation folder is used" json "$work/val.json" "r['task']['images'] == 90 + 18 and r['validation_accuracy'] >= 0"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --validation "$work/task/" --budget 20 --epochs 1 --out "$work/m5" \
+  --quiet > /dev/null 2> "$work/sameval.err"
+check "the task folder as its own validation folder is refused" \
+  bash -c "test $? -eq 1 && grep -q 'the validation folder is the task folder' '$work/sameval.err' && test ! -e '$work/m5'"
 "$adapt" --data "$work/task" --budget 20 > /dev/null 2> "$work/noszoo.err"
 check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/noszoo.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget abc > /dev/null 2> "$work/badbudget.err"

@@ -6,7 +6,9 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <limits>
 #include <set>
+#include <tuple>
 
 #include "nasoa/error.h"
 #include "tests/support/temp_dir.h"
@@ -128,6 +130,19 @@ TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   EXPECT_THROW(list_idx(t / "short.idx", t / "labels.idx.gz"), Error);
   t.write("text.idx", "this is not an idx file");
   EXPECT_THROW(list_idx(t / "text.idx", t / "labels.idx.gz"), Error);
+  // Images of no pixels, and dimensions whose product wraps around to 0 bytes.
+  for (const auto& [file, dims, message] : std::vector<std::tuple<std::string, std::vector<std::int32_t>, std::string>>{
+           {"empty-images.idx", {3, 0, 0}, "images of no pixels"},
+           {"wrapping.idx", {4, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::min()}, "multiply past 2^64"}}) {
+    t.write(file, idx_bytes(dims, {}));
+    try {
+      list_idx(t / file, t / "labels.idx.gz");
+      ADD_FAILURE() << file;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(TaskSourceTest, SelectsRelabelsAndRenamesClasses) {
