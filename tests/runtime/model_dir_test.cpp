@@ -52,6 +52,21 @@ void expect_code(ErrorCode code, const std::function<void()>& f) {
   }
 }
 
+// A zoo bundle of two 2-class models with these labels (none: no labels).
+zoo::BundleInput two_model_bundle(const std::vector<std::string>& labels) {
+  zoo::BundleInput in;
+  in.name = "zoo";
+  for (const char* name : {"one", "two"}) {
+    zoo::BundleModelInput m;
+    m.name = name;
+    m.network = small_network(2);
+    m.input_size = 32;
+    m.labels = labels;
+    in.models.push_back(std::move(m));
+  }
+  return in;
+}
+
 TEST(ModelDirTest, SavesAndOpensWithEverythingInferenceNeeds) {
   TempDir tmp;
   zoo::Network net = small_network(3);
@@ -136,17 +151,7 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   save_model_dir(tmp / "m", net, info_for({"x", "y"}));
   EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a model directory may be replaced";
   expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "m", tmp / "m"); });
-  zoo::BundleInput in;
-  in.name = "zoo";
-  for (const char* name : {"one", "two"}) {
-    zoo::BundleModelInput m;
-    m.name = name;
-    m.network = small_network(2);
-    m.input_size = 32;
-    m.labels = {"x", "y"};
-    in.models.push_back(std::move(m));
-  }
-  zoo::write_bundle(tmp / "zoo", in);
+  zoo::write_bundle(tmp / "zoo", two_model_bundle({"x", "y"}));
   try {
     check_model_dir_target(tmp / "zoo");
     FAIL() << "a zoo of two models would be replaced";
@@ -172,15 +177,7 @@ TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
 TEST(ModelDirTest, OpenRefusesBundlesThatAreNotModelDirs) {
   TempDir tmp;
   expect_code(ErrorCode::kNotFound, [&] { open_model_dir(tmp / "missing"); });
-  zoo::BundleInput in;
-  in.name = "zoo";
-  for (const char* name : {"one", "two"}) {
-    zoo::BundleModelInput m;
-    m.name = name;
-    m.network = small_network(2);
-    m.input_size = 32;
-    in.models.push_back(std::move(m));
-  }
+  zoo::BundleInput in = two_model_bundle({});
   zoo::write_bundle(tmp / "two-models", in);
   expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "two-models"); });
   in.models.pop_back();
