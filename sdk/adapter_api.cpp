@@ -123,6 +123,13 @@ Adapter::Adapter(Adapter&&) noexcept = default;
 Adapter& Adapter::operator=(Adapter&&) noexcept = default;
 Adapter::~Adapter() = default;
 
+void Adapter::check_out_dir(const std::string& out_dir) const {
+  sdk::at_boundary("Adapter::check_out_dir", [&] {
+    if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
+    runtime::check_model_dir_target(out_dir, impl_->zoo->dir());
+  });
+}
+
 Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& budget,
                           const std::string& out_dir, const ProgressCallback& on_progress, bool resume) {
   return sdk::at_boundary("Adapter::fine_tune", [&] {
@@ -133,10 +140,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     if (!(budget.joules >= 0) || budget.memory_mib < 0 || !(budget.spent_seconds >= 0))
       throw Error(ErrorCode::kInvalidArgument,
                   "budget joules, memory_mib and spent_seconds must be numbers, not negative");
-    if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
     const Zoo& zoo = *impl_->zoo;
-    // Before any work: a refused output would throw the trained model away.
-    runtime::check_model_dir_target(out_dir, zoo.dir());
+    check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
     const AdapterOptions& options = impl_->options;
     const ModelInfo& model = zoo.model(regime.model);
     const runtime::ImageStore& store = *task.impl().store;
@@ -174,7 +179,10 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     }
 
     std::optional<runtime::TrainingState> state;
-    const std::string checkpoint = out_dir + ".checkpoint";
+    // Beside the model directory, also when out_dir ends in a slash.
+    std::string beside = out_dir;
+    while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
+    const std::string checkpoint = beside + ".checkpoint";
     if (resume) state = runtime::load_checkpoint(checkpoint);
     const double earlier_seconds = state ? state->spent_seconds : 0.0;
     const double earlier_joules = state ? state->joules : 0.0;

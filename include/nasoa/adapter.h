@@ -179,12 +179,24 @@ class NASOA_API Adapter {
 
   // Fine-tunes regime.model on `task` and saves it to `out_dir` (replacing a
   // model directory there). Throws Error{kInvalidArgument} for an invalid
-  // regime or budget, or one too small for even one step; Error{kNotFound}
+  // regime or budget, or one too small for even one step, an `out_dir`
+  // check_out_dir() refuses, a memory cap below the process's peak resident
+  // memory so far (the cap is on that peak), and a run that diverges (its
+  // loss or weights become NaN or infinite) before any weights were
+  // evaluated; after that, a diverged run stops with the best evaluated
+  // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
   // for a checkpoint of another task or regime.
   Result fine_tune(const Task& task, const Regime& regime, const Budget& budget,
                    const std::string& out_dir, const ProgressCallback& on_progress = {},
                    bool resume = false);
+
+  // Throws Error{kInvalidArgument} when fine_tune() would refuse `out_dir`:
+  // an existing file or folder that is not a model directory (a zoo bundle
+  // of several models, the zoo being adapted), or a missing parent folder.
+  // fine_tune() checks it itself before any work; this lets a caller check
+  // before planning too.
+  void check_out_dir(const std::string& out_dir) const;
 
   // Picks the model and regime to fine-tune `task` with inside `budget`, in
   // one shot (no trial runs): for every zoo model of the task's image side,

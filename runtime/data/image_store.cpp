@@ -4,11 +4,13 @@
 #include <opencv2/imgproc.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -121,25 +123,32 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
 }
 
 // Only the header is read first, so that an image over the pixel cap is
-// refused without reading (let alone decoding) the rest of it. Some headers
-// lie past the first bytes (a TIFF's directory after its pixels, a JPEG's
-// frame after large metadata): then the whole file is read to judge it, when
-// its size could belong to an image within the cap.
+// refused without reading (let alone decoding) the rest of it. Two formats
+// may keep their header past the first bytes (a TIFF's directory after its
+// pixels, a JPEG's frame after large metadata): such a file is read whole to
+// judge it, when its size could belong to an image within the cap.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
                          std::string* reason, cv::Size* original, int* channels) {
   if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
   if (bytes->size() == kHeaderBytes) {
     std::optional<ImageHeader> header;
     *reason = header_refusal(*bytes, options, &header);
-    if (!reason->empty() && header) return {};  // over the pixel cap
-    std::error_code ec;
-    const std::uintmax_t size = std::filesystem::file_size(path, ec);
-    const std::uintmax_t most = 8 * std::uintmax_t(std::max<std::int64_t>(options.max_pixels, 0)) + (16u << 20);
-    if (!ec && size > most) {
-      if (reason->empty()) *reason = "file of " + std::to_string(size) + " bytes, more than an image within the pixel cap";
-      return {};
+    if (!reason->empty()) {
+      const auto starts = [&](std::string_view magic) { return bytes->compare(0, magic.size(), magic) == 0; };
+      const bool late_header_possible = starts({"II*\0", 4}) || starts({"MM\0*", 4}) || starts("\xFF\xD8\xFF");
+      if (header || !late_header_possible) return {};  // over the pixel cap, or not an image
+      // At most 8 bytes a pixel (16-bit RGBA) plus 16 MiB of metadata; saturating.
+      const std::uintmax_t pixels = std::uintmax_t(std::max<std::int64_t>(options.max_pixels, 0));
+      const std::uintmax_t most = pixels > (UINTMAX_MAX >> 4) ? UINTMAX_MAX : 8 * pixels + (16u << 20);
+      std::error_code ec;
+      const std::uintmax_t size = std::filesystem::file_size(path, ec);
+      if (!ec && size > most) {
+        *reason = "no image header in the first " + std::to_string(kHeaderBytes) + " bytes of a file of " +
+                  std::to_string(size) + " bytes, more than an image within the pixel cap takes";
+        return {};
+      }
+      reason->clear();
     }
-    reason->clear();
     if (!read_bytes(path, 0, bytes, reason)) return {};
   }
   return decode_to_square(*bytes, options, reason, original, channels);

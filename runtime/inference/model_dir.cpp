@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "nasoa/error.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
 
@@ -42,11 +43,15 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   if (!fs::is_directory(path, ec) || !fs::is_regular_file(path / "MANIFEST", ec))
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " exists and is not a model directory (no MANIFEST); refusing to replace it");
+  // What the manifest says, even when a weights file is damaged: a damaged
+  // model directory may be replaced, a damaged zoo may not.
   zoo::Manifest manifest;
   try {
-    manifest = zoo::open_bundle(recover_model_dir(path.string()));
-  } catch (const Error&) {
-    return;  // a damaged model directory may be replaced
+    const fs::path live = recover_model_dir(path.string());
+    manifest = zoo::decode_manifest(zoo::read_file((live / "MANIFEST").string()), (live / "MANIFEST").string());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + " exists and cannot be read as a model directory (" + e.what() + "); refusing to replace it");
   }
   if (manifest.models.size() != 1 || manifest.models.front().labels.empty())
     throw Error(ErrorCode::kInvalidArgument,

@@ -41,14 +41,14 @@ struct ModelDirInfo {
 // Saves `network` (its parameters and buffers, as they are) as the model
 // directory `dir`, replacing the model directory there if any. Throws
 // Error{kInvalidArgument} when the labels do not match the network's classes
-// or `dir` exists and is not a bundle (it is never touched then), Error{kIo}
+// or check_model_dir_target(dir) refuses `dir` (it is never touched then), Error{kIo}
 // when writing fails (the previous model directory is left in place).
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info);
 
 // Checks, before any work, that save_model_dir(dir, ...) may write there:
 // `dir` does not exist and its parent folder does, or it is a model
-// directory (a bundle of one model with labels; a damaged one may be
-// replaced too). A zoo bundle of several models, any other existing file or
+// directory (a bundle whose manifest lists one model with labels; its
+// weights may be damaged). A zoo bundle of several models, any other existing file or
 // folder, and `protect` (the zoo being adapted) are refused with
 // Error{kInvalidArgument} naming the path.
 void check_model_dir_target(const std::string& dir, const std::string& protect = {});

@@ -83,6 +83,16 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
   return double(correct) / double(indices.size());
 }
 
+// Whether every weight and buffer (BatchNorm's running statistics too) is a
+// number: a step that blows up may leave the loss finite but not these.
+bool all_finite(zoo::NetworkImpl& network) {
+  for (const torch::Tensor& t : network.parameters())
+    if (!torch::isfinite(t).all().item<bool>()) return false;
+  for (const torch::Tensor& t : network.buffers())
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
 FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<TrainingState> resume) {
   validate(job.regime);
   const Regime& regime = job.regime;
@@ -234,6 +244,18 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const torch::nn::functional::CrossEntropyFuncOptions loss_options =
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
 
+  // Non-finite weights must never be evaluated, kept or handed back: the run
+  // stops with the best evaluated weights, or fails when there are none.
+  auto diverged = [&](const std::string& what) {
+    const std::string why = what + " (learning rate " + std::to_string(regime.learning_rate) + ")";
+    if (best.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "training diverged: " + why + ", before any weights were evaluated; lower the learning rate");
+    outcome.stopped_early = true;
+    outcome.stop_reason = "diverged: " + why + "; the best evaluated weights are kept";
+    trained_since_evaluation = false;
+  };
+
   for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
     const std::int64_t first = epoch == state.epoch ? state.step : 0;
     train.start_epoch(epoch, first);
@@ -265,16 +287,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       const std::int64_t n = labels.size(0);
       const double step_loss = loss.item<double>();
       if (!std::isfinite(step_loss)) {
-        // The weights are now NaN or infinite: they must never be handed back.
-        const std::string what = std::string("the loss became ") + (std::isnan(step_loss) ? "NaN" : "infinite") +
-                                 " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                                 " (learning rate " + std::to_string(regime.learning_rate) + ")";
-        if (best.empty())
-          throw Error(ErrorCode::kInvalidArgument,
-                      "training diverged: " + what + ", before any weights were evaluated; lower the learning rate");
-        outcome.stopped_early = true;
-        outcome.stop_reason = "diverged: " + what + "; the best evaluated weights are kept";
-        trained_since_evaluation = false;
+        diverged(std::string("the loss became ") + (std::isnan(step_loss) ? "NaN" : "infinite") + " at epoch " +
+                 std::to_string(epoch + 1) + ", step " + std::to_string(step + 1));
         break;
       }
       loss_sum += step_loss * double(n);
@@ -321,6 +335,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     record.epoch = epoch + 1;
     record.train_loss = seen ? loss_sum / double(seen) : 0;
     record.train_accuracy = seen ? double(correct) / double(seen) : 0;
+    if (trained_since_evaluation && !all_finite(net)) {
+      diverged("the weights became NaN or infinite in epoch " + std::to_string(epoch + 1));
+      break;
+    }
     // Evaluate only when that still leaves time to save; otherwise stop here.
     if (limits.seconds_left() < finish_reserve()) {
       outcome.stopped_early = true;
@@ -351,6 +369,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // With no evaluated weights at all, half the guarantee's grace may go to
   // evaluating these: a model whose accuracy is unknown is of little use.
   double current_accuracy = -1;
+  if (trained_since_evaluation && !all_finite(net)) diverged("the weights became NaN or infinite");
   const double allowance = best.empty() ? 0.5 * limits.grace_seconds() : 0.0;
   if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - 0.25) {
     const Clock::time_point t0 = Clock::now();

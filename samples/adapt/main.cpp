@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -247,8 +248,12 @@ int main(int argc, char** argv) {
   app.add_option("--seed", regime.seed, "Seed of split, head and augmentation")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
-            if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
-              return "expected a whole number from 0 to 10^19 - 1, got " + text;
+            errno = 0;
+            char* end = nullptr;
+            std::strtoull(text.c_str(), &end, 10);
+            if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || *end != '\0' ||
+                errno == ERANGE)
+              return "expected a whole number from 0 to 2^64 - 1, got " + text;
             return {};
           },
           "UINT"))
@@ -263,7 +268,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-flip", no_flip, "No horizontal flip");
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(0, 4096));
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(finite_at_least(0, false));
   std::string profile;
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: when planning, the one kept in the "
@@ -314,7 +319,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const std::string plan_file = out + ".plan.json";
+  std::string beside = out;  // OUT.plan.json goes beside OUT, also when OUT ends in a slash
+  while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
+  const std::string plan_file = beside + ".plan.json";
 
   try {
     const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
@@ -352,6 +359,7 @@ int main(int argc, char** argv) {
     options.device = nasoa::parse_device_preference(device);
     options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
     nasoa::Adapter adapter(zoo, options);
+    if (!plan_only) adapter.check_out_dir(out);  // before planning, which may measure the device
 
     nasoa::Plan plan;
     if (saved) {
@@ -378,8 +386,17 @@ int main(int argc, char** argv) {
     // planning seconds to what is spent here.
     budget.spent_seconds = std::max(0.0, seconds_since(started) - plan.planning_seconds);
     const nasoa::ProgressCallback progress = quiet ? nasoa::ProgressCallback{} : print_progress;
-    const nasoa::Result r = given ? adapter.fine_tune(task, regime, budget, out, progress, resume)
-                                  : adapter.fine_tune(task, plan, budget, out, progress, resume);
+    const nasoa::Result r = [&] {
+      try {
+        return given ? adapter.fine_tune(task, regime, budget, out, progress, resume)
+                     : adapter.fine_tune(task, plan, budget, out, progress, resume);
+      } catch (...) {
+        // The plan file serves --resume, which needs the checkpoint too.
+        std::error_code ec;
+        if (!given && !std::filesystem::exists(beside + ".checkpoint", ec)) std::remove(plan_file.c_str());
+        throw;
+      }
+    }();
     if (!quiet) std::cerr << '\n';
     if (!given) std::remove(plan_file.c_str());  // the model is saved; the plan has served
 

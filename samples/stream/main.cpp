@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -82,7 +83,17 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool probe = false;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
-  app.add_option("--budget", seconds, "Wall-clock budget per task, seconds")->required()->check(CLI::PositiveNumber);
+  app.add_option("--budget", seconds, "Wall-clock budget per task, seconds")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {  // CLI::PositiveNumber lets NaN and infinity through
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || !(v > 0))
+              return "expected a finite number > 0, got " + text;
+            return {};
+          },
+          "NUMBER > 0"));
   app.add_option("--state", state, "Where this device's experience, predictor and profile are kept "
                                    "(default: nasoa::default_state_dir())");
   app.add_option("--json", json, "Write a JSON summary here");
@@ -93,7 +104,7 @@ int main(int argc, char** argv) {
                                                      "followed; below, the default plan")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(0, 4096));
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("tasks", tasks, "Task folders (class subfolders of images), in the order they arrive")->required();
   try {

@@ -96,7 +96,14 @@ cp -r "$work/zoo" "$work/zoo-copy"
 "$adapt" --zoo "$work/zoo-copy" --data "$work/task" --budget 20 --epochs 1 --out "$work/zoo-copy" --quiet \
   > /dev/null 2> "$work/outzoo.err"
 check "--out naming the zoo itself is refused before training, the zoo kept" \
-  bash -c "test $? -eq 1 && grep -q 'is the zoo bundle being adapted' '$work/outzoo.err' && '$zoo_tool' verify '$work/zoo-copy' > /dev/null"
+  bash -c "test $? -eq 1 && grep -q 'is the zoo bundle being adapted' '$work/outzoo.err' && '$zoo_tool' verify '$work/zoo-copy' > /dev/null && test ! -e '$work/zoo-copy.checkpoint'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m6/" --quiet > /dev/null 2>&1
+check "--out with a trailing slash saves there, its checkpoint beside it" \
+  bash -c "test $? -eq 0 && '$classify' --model '$work/m6' '$work/task/t-shirt' > /dev/null && test ! -e '$work/m6/.checkpoint'"
+mkdir -p "$work/not-a-model" && echo keep > "$work/not-a-model/data.txt"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --out "$work/not-a-model" --quiet > "$work/nam.out" 2> "$work/nam.err"
+check "a planned run refuses a bad --out before planning, leaving no plan file" \
+  bash -c "test $? -eq 1 && grep -q 'not a model directory' '$work/nam.err' && ! grep -q '^plan:' '$work/nam.out' && test ! -e '$work/not-a-model.plan.json'"
 mkfifo "$work/report-pipe"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --report "$work/report-pipe" \
   --quiet > /dev/null 2> "$work/pipe.err"

@@ -61,6 +61,26 @@ TEST_F(FineTunerTest, DivergenceBeforeAnyEvaluationIsAnErrorNamingTheLearningRat
   }
 }
 
+TEST_F(FineTunerTest, WeightsThatBlewUpAreNeverEvaluatedOrKept) {
+  // One step per epoch: the step that blows the weights up has a finite
+  // loss, and the next thing to run is the epoch's evaluation.
+  for (const double lr : {1e30, 1e10, 1e5}) {
+    FineTuneJob j = job(3);
+    j.regime.batch_size = 1000;
+    j.regime.learning_rate = lr;
+    try {
+      const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+      // Only a run whose weights stayed numbers may come back.
+      EXPECT_EQ(out.stop_reason.rfind("diverged", 0) == 0, out.history.size() < 3u) << out.stop_reason;
+      for (const torch::Tensor& p : j.network->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>()) << lr;
+      for (const torch::Tensor& b : j.network->buffers())
+        if (b.is_floating_point()) EXPECT_TRUE(torch::isfinite(b).all().item<bool>()) << lr;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(FineTunerTest, DivergenceAfterAnEvaluationKeepsTheBestEvaluatedWeights) {
   FineTuneJob j = job(3);
   zoo::Network net = j.network;

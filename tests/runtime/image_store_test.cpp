@@ -7,6 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <filesystem>
+#include <map>
 
 #include "nasoa/error.h"
 #include "tests/support/temp_dir.h"
@@ -108,6 +109,25 @@ TEST(ImageStoreHeaderTest, ATiffWhoseDirectoryFollowsItsPixelsIsRead) {
   const ImageStore store(list_folder(t / "task"), options);
   EXPECT_EQ(store.size(), 2u);
   EXPECT_TRUE(store.skipped().empty()) << store.skipped().front().path << ": " << store.skipped().front().reason;
+
+  // Read whole only when a TIFF or JPEG signature says the header may come
+  // later, and only up to what an image within the pixel cap can take.
+  const cv::Mat small(8, 8, CV_8UC3, cv::Scalar(10, 20, 30));
+  for (const char* cls : {"a", "b"}) {
+    std::filesystem::create_directories(t.path() / "strict" / cls);
+    ASSERT_TRUE(cv::imwrite((t.path() / "strict" / cls / "small.png").string(), small));
+  }
+  t.write("strict/a/junk.tif", std::string(300 * 1024, 'j'));
+  t.write("strict/b/huge.tif", std::string("II*\0", 4));
+  std::filesystem::resize_file(t / "strict/b/huge.tif", 17u << 20);  // sparse
+  options.max_pixels = 1000;  // a file of an image within it is at most 16 MiB + 8,000 bytes
+  const ImageStore strict(list_folder(t / "strict"), options);
+  EXPECT_EQ(strict.size(), 2u);
+  std::map<std::string, std::string> reasons;
+  for (const SkippedFile& f : strict.skipped()) reasons[std::filesystem::path(f.path).filename().string()] = f.reason;
+  EXPECT_NE(reasons["junk.tif"].find("not a recognised image"), std::string::npos) << reasons["junk.tif"];
+  EXPECT_NE(reasons["huge.tif"].find("more than an image within the pixel cap takes"), std::string::npos)
+      << reasons["huge.tif"];
 }
 
 TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {

@@ -10,6 +10,7 @@
 
 #include "nasoa/error.h"
 #include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 
 namespace fs = std::filesystem;
@@ -161,6 +162,17 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   }
   expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "zoo", net, info_for({"x", "y"})); });
   EXPECT_NO_THROW(zoo::open_bundle(tmp / "zoo")) << "the zoo is left as it was";
+  // A damaged zoo is still a zoo; a damaged model directory may be replaced.
+  for (const char* dir : {"zoo", "m"}) {
+    for (const fs::directory_entry& f : fs::directory_iterator(tmp.path() / dir / "models")) {
+      std::string bytes = zoo::read_file(f.path().string());
+      bytes[bytes.size() / 2] = char(bytes[bytes.size() / 2] ^ 1);
+      zoo::write_file_atomic(f.path().string(), bytes);
+      break;
+    }
+  }
+  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "zoo"); });
+  EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a damaged model directory may be replaced";
   tmp.write("folder/data.txt", "keep");
   expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "folder"); });
 }
