@@ -36,11 +36,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -113,7 +115,49 @@ int ship(const Args& a, const std::string& command_line) {
   return 0;
 }
 
-int run(const Args& a) {
+// Refuses, before any training, a grid that would fail halfway or write the
+// same run twice, and a --log that is not an experience log (it is appended
+// to, so a mistyped path would damage the file).
+void check_grid_and_log(Args& a) {
+  const auto distinct = [](auto& values) {
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+  };
+  distinct(a.lrs);
+  distinct(a.frozen);
+  distinct(a.epochs);
+  std::set<std::string> lr_ids;
+  for (double lr : a.lrs) {
+    if (!(lr > 0) || !std::isfinite(lr))
+      throw Error(ErrorCode::kInvalidArgument, "--lrs: " + std::to_string(lr) + " is not a learning rate > 0");
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", lr);  // as run ids write it
+    if (!lr_ids.insert(text).second)
+      throw Error(ErrorCode::kInvalidArgument, std::string("--lrs: two learning rates read as ") + text +
+                                                   " in run ids; give rates that differ in 6 significant digits");
+  }
+  for (int f : a.frozen)
+    if (f < 0) throw Error(ErrorCode::kInvalidArgument, "--frozen: " + std::to_string(f) + " is negative");
+  for (int e : a.epochs)
+    if (e < 1) throw Error(ErrorCode::kInvalidArgument, "--epochs: " + std::to_string(e) + " is below 1");
+  if (a.lrs.empty() || a.frozen.empty() || a.epochs.empty())
+    throw Error(ErrorCode::kInvalidArgument, "--lrs, --frozen and --epochs each need a value");
+  std::error_code ec;
+  if (fs::exists(a.log, ec)) {
+    if (!fs::is_regular_file(a.log, ec))
+      throw Error(ErrorCode::kInvalidArgument, a.log + ": not a regular file; refusing to append to it");
+    const rt::ExperienceLogContents contents = rt::read_experience_log(a.log);
+    if (contents.records.empty() && !contents.skipped.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  a.log + ": not an experience log (" + std::to_string(contents.skipped.size()) +
+                      " lines, none a record); refusing to append to it");
+  } else if (!fs::is_directory(fs::absolute(a.log).parent_path(), ec)) {
+    throw Error(ErrorCode::kInvalidArgument, a.log + ": its folder does not exist");
+  }
+}
+
+int run(Args a) {
+  check_grid_and_log(a);
   const auto started = Clock::now();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = std::max(1, cores / 4);
@@ -159,6 +203,10 @@ int run(const Args& a) {
     for (int f : a.frozen)
       for (int e : a.epochs) grid.push_back({lr, f, e});
   const std::set<std::string> done = rt::completed_run_ids(a.log);
+  std::error_code ec;
+  if (fs::exists(a.log, ec))
+    for (const std::string& line : rt::read_experience_log(a.log).damage_report(a.log))
+      std::cerr << "gathering: " << line << " (that run is made again)\n";
   std::cerr << "gathering: " << manifest.models.size() << " models x " << tasks.size() << " tasks x "
             << (a.plans_per_pair > 0 ? std::min<std::size_t>(std::size_t(a.plans_per_pair), grid.size()) : grid.size())
             << " plans; " << done.size() << " runs already in " << a.log << "\n";
@@ -270,11 +318,14 @@ int main(int argc, char** argv) {
   app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")->delimiter(',')->capture_default_str();
   app.add_option("--epochs", a.epochs, "Epochs of the grid")->delimiter(',')->capture_default_str();
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")->capture_default_str();
+  app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--probe-per-class", a.probe_per_class, "Images per class for the LogME probe")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--seed", a.seed, "Seed of splits, draws and training")->capture_default_str();
-  app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")->capture_default_str();
-  app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)");
+  app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")
+      ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -205,7 +206,15 @@ int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
 int run(Args a) {
   const int rank = env_int("OMPI_COMM_WORLD_RANK", 0), size = env_int("OMPI_COMM_WORLD_SIZE", 1);
   const int local_ranks = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
-  if (!a.max_macs_text.empty()) a.search.max_macs = std::stoll(a.max_macs_text);
+  if (!a.max_macs_text.empty()) {
+    // 1e6 and 1000000 alike; not a silent 1 from "1e6", nor 100000 from "100000x".
+    char* end = nullptr;
+    const double v = std::strtod(a.max_macs_text.c_str(), &end);
+    if (end == a.max_macs_text.c_str() || *end != '\0' || !(v >= 0) || v > 9e18 || v != std::floor(v))
+      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                         "--max-macs '" + a.max_macs_text + "': expected a whole number of MACs, e.g. 5e8");
+    a.search.max_macs = static_cast<std::int64_t>(v);
+  }
   a.proxy.max_step_seconds = a.max_step_ms / 1000;
   a.proxy.rank = rank;
   // The ranks on one machine share its cores; compute and batch-loading

@@ -20,7 +20,9 @@
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "nasoa/version.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/bundle/manifest.h"
 
 namespace {
 
@@ -50,16 +52,22 @@ struct CreateArgs {
   bool replace = false;
 };
 
-// Removes `dir` for --replace, but only when it is a bundle or empty, so
-// that a mistyped --out never deletes unrelated data.
-void remove_for_replace(const std::string& dir) {
+// Whether --replace may replace `dir`: it is missing, an empty folder, or a
+// bundle whose manifest reads (a folder that merely holds a file named
+// MANIFEST is not), so that a mistyped --out never deletes unrelated data.
+void check_replaceable(const std::string& dir) {
   namespace fs = std::filesystem;
-  if (!fs::exists(dir)) return;
-  if (!fs::is_directory(dir) ||
-      (!fs::exists(fs::path(dir) / nasoa::zoo::kManifestFileName) && !fs::is_empty(dir)))
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return;
+  if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) return;
+  const fs::path manifest = fs::path(dir) / nasoa::zoo::kManifestFileName;
+  try {
+    if (!fs::is_directory(dir, ec)) throw Error(nasoa::ErrorCode::kInvalidArgument, "not a folder");
+    nasoa::zoo::decode_manifest(nasoa::zoo::read_file(manifest.string()), manifest.string());
+  } catch (const Error& e) {
     throw Error(nasoa::ErrorCode::kInvalidArgument,
-                dir + " exists and is not a zoo bundle; refusing to replace it");
-  fs::remove_all(dir);
+                dir + " exists and is not a zoo bundle (" + e.what() + "); refusing to replace it");
+  }
 }
 
 int run_create(const CreateArgs& a, const std::string& command_line) {
@@ -67,7 +75,7 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
     throw Error(nasoa::ErrorCode::kInvalidArgument,
                 "--model-name given " + std::to_string(a.model_names.size()) + " times for " +
                     std::to_string(a.encodings.size()) + " encodings");
-  if (a.replace) remove_for_replace(a.out);
+  if (a.replace) check_replaceable(a.out);
   torch::manual_seed(a.seed);
   nasoa::zoo::BundleInput input;
   input.name = a.name;
@@ -81,7 +89,13 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
     model.input_size = a.input;
     input.models.push_back(std::move(model));
   }
-  const nasoa::zoo::Manifest m = nasoa::zoo::write_bundle(a.out, input);
+  // The new bundle is made in full before the old one goes, and swapped in
+  // crash-safely: bad input leaves the old bundle as it was.
+  std::error_code ec;
+  if (a.replace && std::filesystem::is_directory(a.out, ec) && std::filesystem::is_empty(a.out, ec))
+    std::filesystem::remove(a.out, ec);
+  const nasoa::zoo::Manifest m = a.replace ? nasoa::zoo::replace_bundle(a.out, input)
+                                           : nasoa::zoo::write_bundle(a.out, input);
   std::cout << "wrote bundle '" << m.name << "' with " << m.models.size() << " model(s) to "
             << a.out << '\n';
   return 0;

@@ -62,6 +62,14 @@ void validate(const SearchOptions& o) {
   require(o.block_swap_probability >= 0 && o.block_swap_probability <= 1, "block_swap_probability must be in [0, 1]");
   require(o.max_macs >= 0, "max_macs must be >= 0");
   require(!o.space.c0_choices.empty(), "space.c0_choices must not be empty");
+  for (int c0 : o.space.c0_choices) require(c0 >= 4 && c0 <= 4096 && c0 % 4 == 0, "space.c0_choices must be multiples of 4 in 4..4096 (the encoding's C0)");
+  // The sampler draws from these ranges: an empty one never ends.
+  require(o.space.min_layers >= 1 && o.space.min_layers <= o.space.max_layers, "space layers: need 1 <= min <= max");
+  require(o.space.min_blocks >= 1 && o.space.min_blocks <= o.space.max_blocks, "space blocks: need 1 <= min <= max");
+  require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages, "space stages: need 1 <= min <= max");
+  require(o.space.max_stages <= o.space.max_blocks, "space: max_stages must not exceed max_blocks");
+  require(o.space.max_extra_connections >= 0, "space.max_extra_connections must be >= 0");
+  require(o.space.max_channels >= 1, "space.max_channels must be >= 1");
 }
 
 // The state as it is kept in memory and in state.json.
@@ -125,6 +133,21 @@ State load(const SearchOptions& o, const std::string& dir) {
   }
   if (s.block_done > s.block_queue.size() || (s.phase != "block" && s.phase != "macro" && s.phase != "done"))
     throw Error(ErrorCode::kCorrupt, path + ": fields phase/block_done are inconsistent");
+  if (s.generation < 0 || s.generation > o.generations + 1000000)
+    throw Error(ErrorCode::kCorrupt, path + ": field generation = " + std::to_string(s.generation) + " is out of range");
+  if (s.phase != "block" && s.population.empty())
+    throw Error(ErrorCode::kCorrupt, path + ": field population is empty in phase " + s.phase);
+  for (const std::string& enc : s.population) {
+    try {
+      Encoding::parse(enc);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kCorrupt, path + ": field population holds '" + enc + "': " + e.what());
+    }
+  }
+  for (const Evaluation& e : s.evaluations)
+    if (e.ok() && (!(e.accuracy >= 0 && e.accuracy <= 1) || !(e.step_seconds >= 0) || !std::isfinite(e.step_seconds)))
+      throw Error(ErrorCode::kCorrupt, path + ": evaluation of '" + e.encoding +
+                                           "' has an accuracy outside [0, 1] or a step time that is not a number");
   return s;
 }
 

@@ -54,6 +54,14 @@ check "shipping does not depend on the log's line order" bash -c \
 check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
 "$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
 check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
+cp "$work/zoo/MANIFEST" "$work/manifest-copy"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/manifest-copy" "${grid[@]}" > /dev/null 2> "$work/notlog.err"
+check "a --log that is not an experience log is refused and left alone" bash -c \
+  "[ $? -eq 1 ] && grep -q 'not an experience log' '$work/notlog.err' && cmp '$work/zoo/MANIFEST' '$work/manifest-copy'"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/y.log" --lrs 0.01,0 --frozen 0 --epochs 1 --batch 8 \
+  --threads 1 > /dev/null 2> "$work/grid.err"
+check "a bad grid value is refused before any training, naming it" bash -c \
+  "[ $? -eq 1 ] && grep -q -- '--lrs' '$work/grid.err' && [ ! -e '$work/y.log' ]"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -38,6 +38,9 @@ check "create --replace replaces a bundle" "$tool" create --out "$work/zoo" --na
   --input 32 --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3 --replace
 mkdir -p "$work/precious" && echo keep > "$work/precious/data.txt"
 check "create --replace never removes a non-bundle" bash -c "! '$tool' create --out '$work/precious' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null && test -f '$work/precious/data.txt'"
+mkdir -p "$work/proj/src" && echo x > "$work/proj/MANIFEST" && echo keep > "$work/proj/src/data.txt"
+check "create --replace never removes a folder that merely holds a file named MANIFEST" bash -c "! '$tool' create --out '$work/proj' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null && test -f '$work/proj/src/data.txt'"
+check "create --replace with bad input keeps the old bundle" bash -c "! '$tool' create --out '$work/zoo' --name x --classes 5 --input 32 --encoding BAD --replace 2>/dev/null && '$tool' verify '$work/zoo' > /dev/null"
 check "create refuses an invalid encoding" bash -c "! '$tool' create --out '$work/bad' --name x --classes 5 --input 32 --encoding 7-_8_1 2>/dev/null && test ! -e '$work/bad'"
 check "verify accepts a sound bundle" "$tool" verify "$work/zoo"
 "$tool" inspect "$work/zoo" > "$work/inspect.txt"

@@ -3,7 +3,10 @@
 // after a kill, and refusal of a state made with other options.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
@@ -14,6 +17,7 @@
 #include "offline_tools/search/pareto.h"
 #include "offline_tools/search/search.h"
 #include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::search {
 namespace {
@@ -225,6 +229,41 @@ TEST(SearchTest, RefusesAStateMadeWithOtherOptionsNamingTheOption) {
         }
       },
       Error);
+}
+
+TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
+  SearchOptions o = formula_options();
+  o.generations = 1;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  run_search(o, evaluator, dir / "state");
+  const std::string good = nasoa::zoo::read_file(dir / "state/state.json");
+  // An empty population (the tournament indexed it), a generation count that
+  // would run a million empty generations, an accuracy above 1.
+  const std::vector<std::pair<std::string, std::string>> damage{
+      {"population", "[]"}, {"generation", "-1000000"}};
+  for (const auto& [field, value] : damage) {
+    nlohmann::json j = nlohmann::json::parse(good);
+    j[field] = nlohmann::json::parse(value);
+    dir.write("damaged/state.json", j.dump());
+    try {
+      run_search(o, evaluator, dir / "damaged");
+      ADD_FAILURE() << field << " = " << value << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
+  nlohmann::json j = nlohmann::json::parse(good);
+  j["evaluations"][0]["accuracy"] = 1e308;
+  dir.write("damaged/state.json", j.dump());
+  EXPECT_THROW(run_search(o, evaluator, dir / "damaged"), Error);
+
+  SearchOptions empty_range = formula_options();
+  empty_range.space.min_blocks = 7;
+  empty_range.space.max_blocks = 6;
+  EXPECT_THROW(run_search(empty_range, evaluator, dir / "other"), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "other/state.json"));
 }
 
 TEST(SearchTest, CandidatesAboveTheMacBoundAreNeverEvaluated) {

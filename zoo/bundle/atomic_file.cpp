@@ -63,6 +63,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 }
 
 std::string read_file(const std::string& path) {
+  // A folder reads as empty, a pipe blocks, a device never ends.
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) io_error(path, "cannot open");
   std::ostringstream out;

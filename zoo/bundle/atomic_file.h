@@ -18,7 +18,9 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // fsync a directory, so that renames and creations in it are durable.
 void sync_directory(const std::string& dir);
 
-// Whole file into memory. Throws Error{kNotFound} or Error{kIo}.
+// Whole file into memory. Throws Error{kNotFound} or Error{kIo}, and
+// Error{kInvalidArgument} for what is not a regular file (a folder, a pipe,
+// a device).
 std::string read_file(const std::string& path);
 
 }  // namespace nasoa::zoo
