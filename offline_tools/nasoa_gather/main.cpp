@@ -32,15 +32,20 @@
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // CLI11's codes for bad arguments.
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <thread>
@@ -156,6 +161,32 @@ void check_grid_and_log(Args& a) {
   }
 }
 
+// Claims this process's tasks in the log: an open-file-description lock on
+// one byte per task (its index in name order), far past the log's end, so
+// that two gathers running a task into one log at once (both without
+// --shard, or overlapping shards) cannot both write its runs. Returns the
+// descriptor, which holds the locks until the process ends.
+int claim_tasks(const std::string& log, const std::vector<std::size_t>& indices, const std::vector<std::string>& names) {
+  const int fd = ::open(log.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(ErrorCode::kIo, log + ": cannot open: " + std::strerror(errno));
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = (off_t(1) << 62) + off_t(indices[i]);
+    lock.l_len = 1;
+    if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
+      const int error = errno;
+      ::close(fd);
+      if (error == EAGAIN || error == EACCES)
+        throw Error(ErrorCode::kInvalidArgument, log + ": another nasoa-gather is gathering task '" + names[i] +
+                                                     "' into it; give each process its own --shard K/N");
+      throw Error(ErrorCode::kIo, log + ": cannot lock: " + std::strerror(error));
+    }
+  }
+  return fd;
+}
+
 int run(Args a) {
   check_grid_and_log(a);
   const auto started = Clock::now();
@@ -177,17 +208,23 @@ int run(Args a) {
     if (e.is_directory()) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   if (names.empty()) throw Error(ErrorCode::kNotFound, a.tasks + ": no task folders in it");
+  std::vector<std::size_t> indices(names.size());
+  std::iota(indices.begin(), indices.end(), std::size_t(0));
   if (!a.shard.empty()) {
     unsigned k = 0, n = 0;
     char rest = 0;
     if (std::sscanf(a.shard.c_str(), "%u/%u%c", &k, &n, &rest) != 2 || n == 0 || k >= n)
       throw Error(ErrorCode::kInvalidArgument, "--shard '" + a.shard + "': expected K/N with 0 <= K < N");
     std::vector<std::string> mine;
+    std::vector<std::size_t> mine_index;
     for (std::size_t i = 0; i < names.size(); ++i)
-      if (i % n == k) mine.push_back(names[i]);
+      if (i % n == k) mine.push_back(names[i]), mine_index.push_back(i);
     if (mine.empty()) throw Error(ErrorCode::kInvalidArgument, "--shard " + a.shard + ": no task of " + a.tasks + " falls in it");
     names = std::move(mine);
+    indices = std::move(mine_index);
   }
+  const int claims = claim_tasks(a.log, indices, names);  // held until the process ends
+  (void)claims;
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
     ingest.side = side;

@@ -54,6 +54,15 @@ check "shipping does not depend on the log's line order" bash -c \
 check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
 "$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
 check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
+long_grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 40 --batch 8 --threads 1)  # runs long enough to overlap
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/lock.log" "${long_grid[@]}" > /dev/null 2>&1 &
+holder=$!
+for _ in $(seq 600); do [ -s "$work/lock.log" ] && break; sleep 0.1; done  # the first has claimed and written
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/lock.log" "${long_grid[@]}" > /dev/null 2> "$work/lock.err"
+second=$?
+kill "$holder" 2> /dev/null; wait "$holder" 2> /dev/null
+check "a second gather of the same tasks into one log is refused while the first runs" bash -c \
+  "[ $second -eq 1 ] && grep -q 'another nasoa-gather is gathering task' '$work/lock.err'"
 cp "$work/zoo/MANIFEST" "$work/manifest-copy"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/manifest-copy" "${grid[@]}" > /dev/null 2> "$work/notlog.err"
 check "a --log that is not an experience log is refused and left alone" bash -c \
