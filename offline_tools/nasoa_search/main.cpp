@@ -227,6 +227,17 @@ int run(Args a) {
   nasoa::search::ProxyEvaluator local(a.corpus, a.proxy);
   a.search.classes = local.classes();
   a.search.input_size = a.proxy.input_size;
+  // What decides an evaluation's numbers; the state refuses a resume under others.
+  a.search.evaluator = nlohmann::json{{"input", a.proxy.input_size},
+                                      {"batch", a.proxy.batch_size},
+                                      {"proxy_epochs", a.proxy.epochs},
+                                      {"proxy_lr", a.proxy.learning_rate},
+                                      {"train_per_class", a.proxy.train_per_class},
+                                      {"validation_per_class", a.proxy.validation_per_class},
+                                      {"timing_warmup", a.proxy.timing_warmup},
+                                      {"timing_repetitions", a.proxy.timing_repetitions},
+                                      {"max_step_ms", a.max_step_ms}}
+                           .dump();
   if (rank == 0)
     std::cerr << "corpus sample: " << local.classes() << " classes, " << local.train_images() << " training and "
               << local.validation_images() << " held-out images; " << size << " process(es), "

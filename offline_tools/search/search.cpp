@@ -35,6 +35,7 @@ Json options_to_json(const SearchOptions& o) {
                 {"max_stages", s.max_stages},
                 {"max_channels", s.max_channels}}},
               {"max_macs", o.max_macs},
+              {"evaluator", o.evaluator},
               {"input_size", o.input_size},
               {"classes", o.classes},
               {"reference_macro", o.reference_macro},

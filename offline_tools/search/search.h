@@ -50,6 +50,9 @@ struct SearchOptions {
   int children = 8;                           // per generation
   double block_swap_probability = 0.2;        // a child takes another kept block instead of a macro mutation
   int batch = 8;                              // evaluations between two state saves in the block phase
+  // The evaluator's settings (proxy training, timing), as text: a resumed
+  // search must evaluate as the state's did, or its results would not compare.
+  std::string evaluator;
 };
 
 struct SearchResult {
