@@ -121,9 +121,9 @@ int ship(const Args& a, const std::string& command_line) {
 }
 
 // Refuses, before any training, a grid that would fail halfway or write the
-// same run twice, and a --log that is not an experience log (it is appended
-// to, so a mistyped path would damage the file).
-void check_grid_and_log(Args& a) {
+// same run twice, and a --log that cannot be one (a folder, a pipe, a path
+// whose folder is missing).
+void check_grid_and_log_path(Args& a) {
   const auto distinct = [](auto& values) {
     std::sort(values.begin(), values.end());
     values.erase(std::unique(values.begin(), values.end()), values.end());
@@ -151,14 +151,23 @@ void check_grid_and_log(Args& a) {
   if (fs::exists(a.log, ec)) {
     if (!fs::is_regular_file(a.log, ec))
       throw Error(ErrorCode::kInvalidArgument, a.log + ": not a regular file; refusing to append to it");
-    const rt::ExperienceLogContents contents = rt::read_experience_log(a.log);
-    if (contents.records.empty() && !contents.skipped.empty())
-      throw Error(ErrorCode::kInvalidArgument,
-                  a.log + ": not an experience log (" + std::to_string(contents.skipped.size()) +
-                      " lines, none a record); refusing to append to it");
   } else if (!fs::is_directory(fs::absolute(a.log).parent_path(), ec)) {
     throw Error(ErrorCode::kInvalidArgument, a.log + ": its folder does not exist");
   }
+}
+
+// The log as this process finds it once its tasks are claimed: the runs
+// already made, the damage reported. A file with lines but no record is not
+// an experience log: appending to it would damage it (a mistyped path).
+rt::ExperienceLogContents read_log_to_append(const std::string& log) {
+  const rt::ExperienceLogContents contents = rt::read_experience_log(log);
+  if (contents.records.empty() && !contents.skipped.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                log + ": not an experience log (" + std::to_string(contents.skipped.size()) +
+                    " lines, none a record); refusing to append to it");
+  for (const std::string& line : contents.damage_report(log))
+    std::cerr << "gathering: " << line << " (that run is made again)\n";
+  return contents;
 }
 
 // Claims this process's tasks in the log: an open-file-description lock on
@@ -188,7 +197,7 @@ int claim_tasks(const std::string& log, const std::vector<std::size_t>& indices,
 }
 
 int run(Args a) {
-  check_grid_and_log(a);
+  check_grid_and_log_path(a);
   const auto started = Clock::now();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = std::max(1, cores / 4);
@@ -225,6 +234,7 @@ int run(Args a) {
   }
   const int claims = claim_tasks(a.log, indices, names);  // held until the process ends
   (void)claims;
+  const std::set<std::string> done = rt::completed_run_ids(read_log_to_append(a.log));  // once claimed
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
     ingest.side = side;
@@ -239,11 +249,6 @@ int run(Args a) {
   for (double lr : a.lrs)
     for (int f : a.frozen)
       for (int e : a.epochs) grid.push_back({lr, f, e});
-  const std::set<std::string> done = rt::completed_run_ids(a.log);
-  std::error_code ec;
-  if (fs::exists(a.log, ec))
-    for (const std::string& line : rt::read_experience_log(a.log).damage_report(a.log))
-      std::cerr << "gathering: " << line << " (that run is made again)\n";
   std::cerr << "gathering: " << manifest.models.size() << " models x " << tasks.size() << " tasks x "
             << (a.plans_per_pair > 0 ? std::min<std::size_t>(std::size_t(a.plans_per_pair), grid.size()) : grid.size())
             << " plans; " << done.size() << " runs already in " << a.log << "\n";
