@@ -24,13 +24,18 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
                       "') must be non-empty and free of tabs and line breaks (they delimit output)");
 }
 
+// `dir` as the folder it names, absolute: "dir/" and "dir/." name dir.
+fs::path model_dir_path(const std::string& dir) {
+  fs::path path = fs::absolute(dir).lexically_normal();
+  return path.filename().empty() ? path.parent_path() : path;
+}
+
 }  // namespace
 
 std::string recover_model_dir(const std::string& dir) { return zoo::recover_bundle(dir); }
 
 void check_model_dir_target(const std::string& dir, const std::string& protect) {
-  fs::path path = fs::absolute(dir).lexically_normal();
-  if (path.filename().empty()) path = path.parent_path();  // "dir/" names dir
+  const fs::path path = model_dir_path(dir);
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(path, ec))) {
     if (!fs::is_directory(path.parent_path(), ec))
@@ -40,7 +45,7 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   }
   if (!protect.empty() && fs::equivalent(path, protect, ec))
     throw Error(ErrorCode::kInvalidArgument, dir + ": is the zoo bundle being adapted; refusing to replace it");
-  if (!fs::is_directory(path, ec) || !fs::is_regular_file(path / "MANIFEST", ec))
+  if (!fs::is_directory(path, ec) || !fs::is_regular_file(path / zoo::kManifestFileName, ec))
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " exists and is not a model directory (no MANIFEST); refusing to replace it");
   // What the manifest says, even when a weights file is damaged: a damaged
@@ -48,7 +53,8 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   zoo::Manifest manifest;
   try {
     const fs::path live = recover_model_dir(path.string());
-    manifest = zoo::decode_manifest(zoo::read_file((live / "MANIFEST").string()), (live / "MANIFEST").string());
+    const std::string file = (live / zoo::kManifestFileName).string();
+    manifest = zoo::decode_manifest(zoo::read_file(file), file);
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " exists and cannot be read as a model directory (" + e.what() + "); refusing to replace it");
@@ -61,8 +67,7 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
 
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info) {
   check_labels(info.labels, network->num_classes());
-  fs::path path = fs::absolute(dir).lexically_normal();
-  if (path.filename().empty()) path = path.parent_path();  // "dir/" names dir
+  const fs::path path = model_dir_path(dir);
   check_model_dir_target(path.string());
   zoo::BundleInput input;
   input.name = zoo::is_safe_name(path.filename().string()) ? path.filename().string() : kModelName;
