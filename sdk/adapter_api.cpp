@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <thread>
 
@@ -132,138 +133,153 @@ void Adapter::check_out_dir(const std::string& out_dir) const {
 
 Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& budget,
                           const std::string& out_dir, const ProgressCallback& on_progress, bool resume) {
-  return sdk::at_boundary("Adapter::fine_tune", [&] {
-    const Clock::time_point started = Clock::now();
-    validate(regime);
-    if (!(budget.seconds > 0))
-      throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
-    if (!(budget.joules >= 0) || budget.memory_mib < 0 || !(budget.spent_seconds >= 0))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "budget joules, memory_mib and spent_seconds must be numbers, not negative");
-    const Zoo& zoo = *impl_->zoo;
-    check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
-    const AdapterOptions& options = impl_->options;
-    const ModelInfo& model = zoo.model(regime.model);
-    const runtime::ImageStore& store = *task.impl().store;
-    if (store.side() != model.input_size)
-      throw Error(ErrorCode::kInvalidArgument,
-                  "the task was decoded at " + std::to_string(store.side()) + " px, model '" + model.name +
-                      "' takes " + std::to_string(model.input_size) +
-                      " px: read the task with TaskOptions::image_side = " + std::to_string(model.input_size));
-    if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
-      throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
-
-    std::optional<runtime::DeviceProfile> profile = impl_->profile;
-    if (!profile && !options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
-    double profile_watts = 0;
-    if (profile && options.estimate_watts <= 0) {
-      for (const runtime::ModelProfile& mp : profile->models)
-        if (mp.model.name == model.name)
-          for (const runtime::StepTiming& t : mp.steps)
-            if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
-    }
-
-    // Energy: the best meter there is; an energy budget needs one.
-    runtime::MeterOptions meter_options;
-    meter_options.sysfs_root = options.sysfs_root;
-    meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
-    meter_options.gpu_job = sdk::uses_gpu(options);
-    std::unique_ptr<runtime::EnergyMonitor> monitor;
-    try {
-      monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
-      monitor->start();
-    } catch (const Error& e) {
-      if (budget.joules > 0)
+  // What the caller's callback throws is the caller's: it stops the run and
+  // is rethrown as it was, not translated into an Error of ours.
+  std::exception_ptr from_callback;
+  try {
+    return sdk::at_boundary("Adapter::fine_tune", [&] {
+      const Clock::time_point started = Clock::now();
+      validate(regime);
+      if (!(budget.seconds > 0))
+        throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
+      if (!(budget.joules >= 0) || budget.memory_mib < 0 || !(budget.spent_seconds >= 0))
         throw Error(ErrorCode::kInvalidArgument,
-                    std::string("an energy budget needs an energy meter or AdapterOptions::estimate_watts: ") + e.what());
-    }
+                    "budget joules, memory_mib and spent_seconds must be numbers, not negative");
+      const Zoo& zoo = *impl_->zoo;
+      check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
+      const AdapterOptions& options = impl_->options;
+      const ModelInfo& model = zoo.model(regime.model);
+      const runtime::ImageStore& store = *task.impl().store;
+      if (store.side() != model.input_size)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "the task was decoded at " + std::to_string(store.side()) + " px, model '" + model.name +
+                        "' takes " + std::to_string(model.input_size) +
+                        " px: read the task with TaskOptions::image_side = " + std::to_string(model.input_size));
+      if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
+        throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
 
-    std::optional<runtime::TrainingState> state;
-    // Beside the model directory, also when out_dir ends in a slash.
-    std::string beside = out_dir;
-    while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
-    const std::string checkpoint = beside + ".checkpoint";
-    if (resume) state = runtime::load_checkpoint(checkpoint);
-    const double earlier_seconds = state ? state->spent_seconds : 0.0;
-    const double earlier_joules = state ? state->joules : 0.0;
-    const runtime::Limits limits(
-        budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
-        budget.joules, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
-        budget.memory_mib * 1024 * 1024);
+      std::optional<runtime::DeviceProfile> profile = impl_->profile;
+      if (!profile && !options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
+      double profile_watts = 0;
+      if (profile && options.estimate_watts <= 0) {
+        for (const runtime::ModelProfile& mp : profile->models)
+          if (mp.model.name == model.name)
+            for (const runtime::StepTiming& t : mp.steps)
+              if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
+      }
 
-    runtime::FineTuneJob job;
-    job.network = zoo::load_network(zoo.dir(), model);
-    if (job.network->num_classes() != int(store.class_names().size())) {
-      torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
-      job.network->reset_head(int(store.class_names().size()));
-    }
-    job.store = &store;
-    job.regime = regime;
-    job.split = sdk::task_split(task, regime);
-    job.mean = model.mean;
-    job.std = model.std;
-    job.fingerprint = fingerprint(store, model, regime);
-    job.checkpoint_path = checkpoint;
-    job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
-    job.use_cuda = options.device != DevicePreference::kCpu;
-    job.mixed_precision = options.mixed_precision;
-    if (profile)
-      job.predicted_step_seconds =
-          runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
-    // The layout the profile timed, so that its predictions hold; without a
-    // profile the fine-tuner tries both.
-    if (options.memory_layout == MemoryLayoutPreference::kChannelsFirst)
-      job.layout = runtime::MemoryLayout::kChannelsFirst;
-    else if (options.memory_layout == MemoryLayoutPreference::kChannelsLast)
-      job.layout = runtime::MemoryLayout::kChannelsLast;
-    else if (profile)
-      job.layout = profile->model(model.name).training_layout;
-    const bool on_gpu = sdk::uses_gpu(options);
-    job.loader_workers = sdk::loader_threads(options, on_gpu);
-    torch::set_num_threads(sdk::compute_threads(options, on_gpu));
-    if (on_progress)
-      job.on_progress = [&](const runtime::TrainProgress& p) {
-        on_progress(Progress{p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.train_accuracy,
-                             p.validation_accuracy, p.elapsed_seconds, p.eta_seconds, p.joules});
-      };
+      // Energy: the best meter there is; an energy budget needs one.
+      runtime::MeterOptions meter_options;
+      meter_options.sysfs_root = options.sysfs_root;
+      meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
+      meter_options.gpu_job = sdk::uses_gpu(options);
+      std::unique_ptr<runtime::EnergyMonitor> monitor;
+      try {
+        monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
+        monitor->start();
+      } catch (const Error& e) {
+        if (budget.joules > 0)
+          throw Error(ErrorCode::kInvalidArgument,
+                      std::string("an energy budget needs an energy meter or AdapterOptions::estimate_watts: ") + e.what());
+      }
 
-    const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, state);
+      std::optional<runtime::TrainingState> state;
+      // Beside the model directory, also when out_dir ends in a slash.
+      std::string beside = out_dir;
+      while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
+      const std::string checkpoint = beside + ".checkpoint";
+      if (resume) state = runtime::load_checkpoint(checkpoint);
+      const double earlier_seconds = state ? state->spent_seconds : 0.0;
+      const double earlier_joules = state ? state->joules : 0.0;
+      const runtime::Limits limits(
+          budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
+          budget.joules, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
+          budget.memory_mib * 1024 * 1024);
 
-    runtime::ModelDirInfo info;
-    info.labels = store.class_names();
-    info.input_size = model.input_size;
-    info.mean = model.mean;
-    info.std = model.std;
-    if (outcome.validation_accuracy >= 0) info.validation_accuracy = outcome.validation_accuracy;
-    info.provenance = {std::string("nasoa ") + NASOA_VERSION_STRING + " Adapter::fine_tune",
-                       "fine-tune of '" + model.name + "' from bundle '" + zoo.name() + "' on " + task.origin(),
-                       regime.seed, zoo::utc_timestamp(), task.origin()};
-    runtime::save_model_dir(out_dir, job.network, info);
-    std::error_code ec;
-    std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served
-    if (monitor) monitor->stop();
+      runtime::FineTuneJob job;
+      job.network = zoo::load_network(zoo.dir(), model);
+      if (job.network->num_classes() != int(store.class_names().size())) {
+        torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
+        job.network->reset_head(int(store.class_names().size()));
+      }
+      job.store = &store;
+      job.regime = regime;
+      job.split = sdk::task_split(task, regime);
+      job.mean = model.mean;
+      job.std = model.std;
+      job.fingerprint = fingerprint(store, model, regime);
+      job.checkpoint_path = checkpoint;
+      job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
+      job.use_cuda = options.device != DevicePreference::kCpu;
+      job.mixed_precision = options.mixed_precision;
+      // (Too many frozen stages has no measurement; runtime::fine_tune refuses
+      // it as the regime error it is.)
+      if (profile && regime.frozen_stages <= job.network->num_stages())
+        job.predicted_step_seconds =
+            runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
+      // The layout the profile timed, so that its predictions hold; without a
+      // profile the fine-tuner tries both.
+      if (options.memory_layout == MemoryLayoutPreference::kChannelsFirst)
+        job.layout = runtime::MemoryLayout::kChannelsFirst;
+      else if (options.memory_layout == MemoryLayoutPreference::kChannelsLast)
+        job.layout = runtime::MemoryLayout::kChannelsLast;
+      else if (profile)
+        job.layout = profile->model(model.name).training_layout;
+      const bool on_gpu = sdk::uses_gpu(options);
+      job.loader_workers = sdk::loader_threads(options, on_gpu);
+      torch::set_num_threads(sdk::compute_threads(options, on_gpu));
+      if (on_progress)
+        job.on_progress = [&](const runtime::TrainProgress& p) {
+          try {
+            on_progress(Progress{p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.train_accuracy,
+                                 p.validation_accuracy, p.elapsed_seconds, p.eta_seconds, p.joules});
+          } catch (...) {
+            from_callback = std::current_exception();
+            throw;
+          }
+        };
 
-    Result r;
-    r.model_dir = out_dir;
-    r.regime = regime;
-    r.validation_accuracy = outcome.validation_accuracy;
-    r.best_epoch = outcome.best_epoch;
-    for (const runtime::EpochRecord& e : outcome.history)
-      r.epochs.push_back({e.epoch, e.train_loss, e.train_accuracy, e.validation_accuracy, e.elapsed_seconds, e.joules});
-    r.steps = outcome.steps;
-    r.wall_seconds = limits.elapsed();
-    r.joules = limits.joules();
-    r.energy_meter = monitor ? monitor->meter_name() : "none";
-    r.energy_measured = monitor && monitor->measured();
-    r.stopped_early = outcome.stopped_early;
-    r.stop_reason = outcome.stop_reason;
-    r.device = outcome.device;
-    r.memory_layout = runtime::to_string(outcome.layout);
-    r.resumed = state.has_value();
-    r.peak_memory_bytes = runtime::peak_resident_bytes();
-    r.spent_seconds = budget.spent_seconds;
-    return r;
-  });
+      const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, state);
+
+      runtime::ModelDirInfo info;
+      info.labels = store.class_names();
+      info.input_size = model.input_size;
+      info.mean = model.mean;
+      info.std = model.std;
+      if (outcome.validation_accuracy >= 0) info.validation_accuracy = outcome.validation_accuracy;
+      info.provenance = {std::string("nasoa ") + NASOA_VERSION_STRING + " Adapter::fine_tune",
+                         "fine-tune of '" + model.name + "' from bundle '" + zoo.name() + "' on " + task.origin(),
+                         regime.seed, zoo::utc_timestamp(), task.origin()};
+      runtime::save_model_dir(out_dir, job.network, info);
+      std::error_code ec;
+      std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served
+      if (monitor) monitor->stop();
+
+      Result r;
+      r.model_dir = out_dir;
+      r.regime = regime;
+      r.validation_accuracy = outcome.validation_accuracy;
+      r.best_epoch = outcome.best_epoch;
+      for (const runtime::EpochRecord& e : outcome.history)
+        r.epochs.push_back({e.epoch, e.train_loss, e.train_accuracy, e.validation_accuracy, e.elapsed_seconds, e.joules});
+      r.steps = outcome.steps;
+      r.wall_seconds = limits.elapsed();
+      r.joules = limits.joules();
+      r.energy_meter = monitor ? monitor->meter_name() : "none";
+      r.energy_measured = monitor && monitor->measured();
+      r.stopped_early = outcome.stopped_early;
+      r.stop_reason = outcome.stop_reason;
+      r.device = outcome.device;
+      r.memory_layout = runtime::to_string(outcome.layout);
+      r.resumed = state.has_value();
+      r.peak_memory_bytes = runtime::peak_resident_bytes();
+      r.spent_seconds = budget.spent_seconds;
+      return r;
+    });
+  } catch (...) {
+    if (from_callback) std::rethrow_exception(from_callback);
+    throw;
+  }
 }
 
 Result Adapter::fine_tune(const Task& task, const Plan& plan, const Budget& budget, const std::string& out_dir,

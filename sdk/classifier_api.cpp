@@ -75,6 +75,7 @@ Classifier::~Classifier() = default;
 
 Classifier Classifier::open(const std::string& dir) {
   return sdk::at_boundary("Classifier::open", [&] {
+    if (dir.empty()) throw Error(ErrorCode::kInvalidArgument, "Classifier::open: no model directory given (empty path)");
     auto impl = std::make_unique<Impl>();
     impl->model = runtime::open_model_dir(std::filesystem::absolute(dir).lexically_normal().string());
     if (torch::cuda::is_available()) {

@@ -61,6 +61,20 @@ PlannedRun read_run(const Fields& r) {
   return p;
 }
 
+// The path of the first NaN or infinite number in `j` (a plan's own, shallow
+// structure), or empty. JSON has no such numbers: they would be written as
+// null and the plan would not read back.
+std::string first_non_finite(const Json& j, const std::string& path) {
+  if (j.is_number_float() && !std::isfinite(j.get<double>())) return path.empty() ? "(top level)" : path;
+  if (j.is_object())
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (std::string p = first_non_finite(*it, path.empty() ? it.key() : path + "." + it.key()); !p.empty()) return p;
+  if (j.is_array())
+    for (std::size_t i = 0; i < j.size(); ++i)
+      if (std::string p = first_non_finite(j[i], path + "[" + std::to_string(i) + "]"); !p.empty()) return p;
+  return {};
+}
+
 }  // namespace
 
 const char* to_string(PlanSource source) {
@@ -96,7 +110,12 @@ std::string Plan::to_json() const {
     for (const auto& [model, score] : probe_scores) scores[model] = score;
     j["probe_scores"] = scores;
     j["notes"] = notes;
-    return j.dump(2) + "\n";
+    if (const std::string field = first_non_finite(j, ""); !field.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "plan field '" + field + "' is not a finite number; JSON cannot hold it");
+    // Text fields come from bundles and folders; bytes that are not UTF-8
+    // are shown as U+FFFD rather than failing the whole plan.
+    return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   });
 }
 

@@ -15,6 +15,7 @@ Zoo::~Zoo() = default;
 
 Zoo Zoo::open(const std::string& dir) {
   return sdk::at_boundary("Zoo::open", [&] {
+    if (dir.empty()) throw Error(ErrorCode::kInvalidArgument, "Zoo::open: no bundle directory given (empty path)");
     auto impl = std::make_unique<Impl>();
     impl->dir = std::filesystem::absolute(dir).lexically_normal().string();
     impl->manifest = zoo::open_bundle(impl->dir);

@@ -56,7 +56,7 @@ namespace nasoa {
 
 struct Budget {
   double seconds = 0;            // wall-clock limit of the whole adapt; required, > 0
-  double joules = 0;             // energy limit; 0: none
+  double joules = 0;             // energy limit; 0: none (plan() needs it finite)
   std::int64_t memory_mib = 0;   // resident memory cap; 0: none
   // Already used before the call (ingestion, say); counts against `seconds`.
   // plan() counts its own time on top of it, and fine_tune(task, plan, ...)
@@ -186,7 +186,10 @@ class NASOA_API Adapter {
   // evaluated; after that, a diverged run stops with the best evaluated
   // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
-  // for a checkpoint of another task or regime.
+  // for a checkpoint of another task or regime. `on_progress` runs on the
+  // calling thread; an exception it throws (of any type) stops the run and
+  // reaches the caller unchanged, with `out_dir` left as it was: the way to
+  // cancel a run.
   Result fine_tune(const Task& task, const Regime& regime, const Budget& budget,
                    const std::string& out_dir, const ProgressCallback& on_progress = {},
                    bool resume = false);

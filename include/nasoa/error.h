@@ -3,7 +3,10 @@
 // Every public function that can fail throws nasoa::Error and nothing else:
 // LibTorch, OpenCV and protobuf failures are caught at the API boundary and
 // translated. The message names the offending input (file, field, value) and
-// what was expected, written for the person who has to fix that input.
+// what was expected, written for the person who has to fix that input. The
+// one exception: what a callback of the caller's throws (Adapter::fine_tune's
+// progress callback) reaches the caller unchanged, so that an app can stop a
+// run with an exception of its own and catch exactly that.
 #pragma once
 
 #include <stdexcept>

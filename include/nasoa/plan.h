@@ -77,8 +77,10 @@ struct Plan {
   std::vector<std::string> notes;
 
   // Pretty-printed JSON of all of the above (optional values as null), and
-  // back: a plan saved before a crash resumes the same run. from_json throws
-  // Error{kCorrupt} naming the field at fault.
+  // back: a plan saved before a crash resumes the same run. to_json throws
+  // Error{kInvalidArgument} naming a field that is NaN or infinite (a
+  // hand-edited plan; plan() makes none); from_json throws Error{kCorrupt}
+  // naming the field at fault.
   NASOA_API std::string to_json() const;
   NASOA_API static Plan from_json(const std::string& text);
 };

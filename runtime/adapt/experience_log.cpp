@@ -69,7 +69,7 @@ std::array<double, 3> triple(const Fields& f, const std::string& key) {
   std::array<double, 3> out{};
   for (std::size_t i = 0; i < 3; ++i) {
     if (!a[i].is_number() || !std::isfinite(a[i].get<double>()))
-      f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a finite number, got " + a[i].dump());
+      f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a finite number, got " + detail::describe_value(a[i]));
     out[i] = a[i].get<double>();
   }
   return out;

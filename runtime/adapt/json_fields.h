@@ -15,6 +15,16 @@ namespace nasoa::runtime::detail {
 
 using Json = nlohmann::json;
 
+// For error messages: the type, and the value itself when it is a short
+// scalar. Containers are never dumped: dumping recurses, and a file of
+// 200,000 nested '[' (which the parser accepts) would overflow the stack.
+template <class AnyJson>  // nlohmann::json or nlohmann::ordered_json
+std::string describe_value(const AnyJson& v) {
+  if (v.is_structured() || (v.is_string() && v.template get_ref<const std::string&>().size() > 38))
+    return v.type_name();
+  return std::string(v.type_name()) + " " + v.dump(-1, ' ', false, AnyJson::error_handler_t::replace);
+}
+
 // Every failure is Error{kCorrupt} "<source>: field '<path>': <what>".
 class Fields {
  public:
@@ -81,10 +91,7 @@ class Fields {
   const std::string& source() const { return source_; }
 
  private:
-  static std::string kind(const Json& v) {
-    const std::string text = v.dump();
-    return std::string(v.type_name()) + (text.size() <= 40 ? " " + text : "");
-  }
+  static std::string kind(const Json& v) { return describe_value(v); }
   static std::string num(double x) {
     if (std::isinf(x)) return x < 0 ? "-inf" : "inf";
     return Json(x).dump();

@@ -83,7 +83,7 @@ PredictorOptions read_options(const Fields& f) {
   o.device_weight = f.number("device_weight", 0);
   const Json& seed = f.get("seed");
   if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<std::int64_t>() >= 0))
-    f.fail(f.at("seed"), "expected a non-negative integer, got " + seed.dump());
+    f.fail(f.at("seed"), "expected a non-negative integer, got " + detail::describe_value(seed));
   o.seed = seed.get<std::uint64_t>();
   try {
     check_options(o);
@@ -251,7 +251,7 @@ std::vector<Predictor::Node> read_tree(const Fields& f, int max_depth) {
   std::vector<Predictor::Node> tree(n);
   auto element = [&](const char* key, std::size_t i) -> const Json& {
     const Json& v = f.array(key)[i];
-    if (!v.is_number()) f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a number, got " + v.dump());
+    if (!v.is_number()) f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a number, got " + detail::describe_value(v));
     return v;
   };
   for (std::size_t i = 0; i < n; ++i) {
@@ -259,7 +259,7 @@ std::vector<Predictor::Node> read_tree(const Fields& f, int max_depth) {
     const std::string where = "[" + std::to_string(i) + "]";
     const Json& fe = element("feature", i);
     if (!fe.is_number_integer() || fe.get<std::int64_t>() < -1 || fe.get<std::int64_t>() >= kFeatureCount)
-      f.fail(f.at("feature") + where, "expected -1 or a feature index, got " + fe.dump());
+      f.fail(f.at("feature") + where, "expected -1 or a feature index, got " + detail::describe_value(fe));
     node.feature = int(fe.get<std::int64_t>());
     node.missing_left = element("missing_left", i).get<double>() != 0;
     node.threshold = element("threshold", i).get<double>();
@@ -271,7 +271,7 @@ std::vector<Predictor::Node> read_tree(const Fields& f, int max_depth) {
       for (const char* key : {"left", "right"}) {
         const Json& c = element(key, i);
         if (!c.is_number_integer() || c.get<std::int64_t>() <= std::int64_t(i) || c.get<std::int64_t>() >= std::int64_t(n))
-          f.fail(f.at(key) + where, "child index " + c.dump() + " is not after node " + std::to_string(i) + " in the tree");
+          f.fail(f.at(key) + where, "child index " + detail::describe_value(c) + " is not after node " + std::to_string(i) + " in the tree");
       }
       node.left = int(f.array("left")[i].get<std::int64_t>());
       node.right = int(f.array("right")[i].get<std::int64_t>());
@@ -655,10 +655,15 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   bool same = features.size() == kFeatureCount;
   for (std::size_t f = 0; same && f < kFeatureCount; ++f)
     same = features[f].is_string() && features[f].get<std::string>() == kFeatureNames[f];
-  if (!same)
+  if (!same) {
+    std::string listed;
+    for (std::size_t f = 0; f < std::min<std::size_t>(features.size(), 8); ++f)
+      listed += (f ? ", " : "") + detail::describe_value(features[f]);
+    if (features.size() > 8) listed += ", ...";
     throw Error(ErrorCode::kUnsupportedVersion,
-                source + ": field 'model.features' lists " + features.dump().substr(0, 200) +
-                    ", not the features this build computes; refit the predictor");
+                source + ": field 'model.features' lists " + std::to_string(features.size()) + " features (" +
+                    listed + "), not the features this build computes; refit the predictor");
+  }
   Predictor p;
   p.options_ = read_options(model.object("options"));
   p.training_rows_ = std::size_t(model.integer("training_rows", 1));

@@ -52,7 +52,7 @@ Regime read_regime(const Fields& f) {
   r.validation_fraction = f.number("validation_fraction");
   const Json& seed = f.get("seed");
   if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<std::int64_t>() >= 0))
-    f.fail(f.at("seed"), "expected a non-negative integer, got " + seed.dump());
+    f.fail(f.at("seed"), "expected a non-negative integer, got " + detail::describe_value(seed));
   r.seed = seed.get<std::uint64_t>();
   try {
     validate(r);

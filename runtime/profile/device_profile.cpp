@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "nasoa/error.h"
+#include "runtime/adapt/json_fields.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
@@ -399,7 +400,7 @@ class Reader {
     const double x = v.get<double>();
     if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0))
       fail(field(key), "expected a " + std::string(zero_ok ? "non-negative" : "positive") +
-                           " number, got " + v.dump());
+                           " number, got " + detail::describe_value(v));
     return x;
   }
   // Each element as a Reader-able value, with its indexed path.
@@ -584,7 +585,7 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   {
     const Json& v = top.get("format_version");
     if (!v.is_number_integer() || v.get<std::int64_t>() < 1)
-      top.fail("format_version", "expected a positive integer, got " + v.dump());
+      top.fail("format_version", "expected a positive integer, got " + detail::describe_value(v));
     if (v.get<std::int64_t>() > kDeviceProfileFormatVersion)
       throw Error(ErrorCode::kUnsupportedVersion,
                   source + ": field 'format_version' is " + v.dump() + "; this build reads up to " +
@@ -611,7 +612,7 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   const Reader settings(top.get("settings"), "settings", source);
   settings.each("batch_sizes", [&](const Json& b, const std::string& path) {
     if (!b.is_number_integer() || b.get<std::int64_t>() < 1 || b.get<std::int64_t>() > kMaxInt)
-      settings.fail(path, "expected a positive integer, got " + b.dump());
+      settings.fail(path, "expected a positive integer, got " + detail::describe_value(b));
     p.batch_sizes.push_back(int(b.get<std::int64_t>()));
   });
   p.warmup = int(settings.integer("warmup", 0, kMaxInt));

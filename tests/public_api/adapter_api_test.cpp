@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <functional>
 #include <opencv2/imgcodecs.hpp>
 
@@ -79,6 +80,39 @@ TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
   const auto top = clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(250, 250, 250)), 2);
   ASSERT_EQ(top.size(), 2u);
   EXPECT_NEAR(top[0].probability + top[1].probability, 1.0, 1e-5);
+}
+
+TEST_F(AdapterApiTest, AnExceptionFromTheProgressCallbackCancelsTheRunAndReachesTheCallerAsItIs) {
+  struct Cancelled {
+    int at_step;
+  };
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const fs::path out = dir_ / "cancelled";
+  try {
+    adapter.fine_tune(*task_, regime_, budget, out.string(), [](const nasoa::Progress& p) {
+      if (p.step >= 2) throw Cancelled{int(p.step)};
+    });
+    FAIL() << "the run was not stopped";
+  } catch (const Cancelled& c) {
+    EXPECT_GE(c.at_step, 2);
+  }
+  EXPECT_FALSE(fs::exists(out));
+  // A standard exception is not relabelled as a bug of nasoa's either.
+  try {
+    adapter.fine_tune(*task_, regime_, budget, out.string(),
+                      [](const nasoa::Progress&) { throw std::runtime_error("user cancelled"); });
+    FAIL() << "the run was not stopped";
+  } catch (const nasoa::Error& e) {
+    FAIL() << "translated into nasoa::Error: " << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "user cancelled");
+  }
+  // The Adapter still works afterwards.
+  EXPECT_EQ(adapter.fine_tune(*task_, regime_, budget, out.string()).stop_reason, "completed");
 }
 
 // `parse` throws Error{kInvalidArgument} whose message quotes `quoted`.

@@ -160,6 +160,21 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   damaged.replace(damaged.find("\"epochs\": "), 10, "\"epochs\": -");
   EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(damaged); }, &message), nasoa::ErrorCode::kCorrupt);
   EXPECT_NE(message.find("epochs"), std::string::npos) << message;
+
+  // A budget whose JSON form would not read back is refused up front; a
+  // hand-made plan holding such a number is refused by to_json, naming it.
+  nasoa::Budget nan_joules = budget;
+  nan_joules.joules = std::nan("");
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, nan_joules, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("joules"), std::string::npos) << message;
+  nasoa::Plan edited = plan;
+  edited.budget_joules = HUGE_VAL;
+  EXPECT_EQ(code_of([&] { (void)edited.to_json(); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("budget.joules"), std::string::npos) << message;
+  // 200,000 nested brackets parse; reporting their type must not recurse.
+  const std::string deep = "{\"source\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
+  EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(deep); }, &message), nasoa::ErrorCode::kCorrupt);
+  EXPECT_NE(message.find("source"), std::string::npos) << message;
 }
 
 TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
@@ -250,6 +265,24 @@ TEST_F(PlanApiTest, FineTunesInTheLayoutTheProfileTimed) {
   const nasoa::Result r = adapter.fine_tune(*task_, regime, budget, (dir_ / "model").string());
   EXPECT_EQ(r.memory_layout, flipped);
   EXPECT_EQ(r.stop_reason, "completed");
+
+  // More frozen stages than the model has is a bad regime, profile or not
+  // (with one it was "no measurement", kNotFound).
+  nasoa::Regime too_frozen = regime;
+  too_frozen.frozen_stages = 99;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, too_frozen, budget, (dir_ / "model2").string()); }, &message),
+            nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("frozen_stages = 99"), std::string::npos) << message;
+
+  // A profile whose field holds 200,000 nested arrays is refused, naming it
+  // (describing the value recursed until the stack ran out).
+  const fs::path deep = dir_ / "deep-profile.json";
+  std::ofstream(deep) << "{\"format_version\": " << std::string(200000, '[') << std::string(200000, ']') << "}";
+  nasoa::AdapterOptions deep_options = options_for(dir_ / "state2");
+  deep_options.device_profile = deep.string();
+  EXPECT_EQ(code_of([&] { nasoa::Adapter(*zoo_, deep_options).calibrate(); }, &message), nasoa::ErrorCode::kCorrupt);
+  EXPECT_NE(message.find("format_version"), std::string::npos) << message;
 }
 
 TEST_F(PlanApiTest, AProfileOfAnOlderFormatIsMeasuredAgain) {

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <vector>
 
 namespace fs = std::filesystem;
 
@@ -89,6 +91,17 @@ TEST_F(ZooApiTest, DamageIsRefusedWithNasoaError) {
     FAIL();
   } catch (const nasoa::Error& e) {
     EXPECT_EQ(e.code(), nasoa::ErrorCode::kNotFound);
+  }
+  // An empty path is a missing argument, said so (not a filesystem error).
+  for (const auto& open : std::vector<std::function<void()>>{[] { nasoa::Zoo::open(""); },
+                                                             [] { nasoa::Classifier::open(""); }}) {
+    try {
+      open();
+      FAIL();
+    } catch (const nasoa::Error& e) {
+      EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("empty path"), std::string::npos) << e.what();
+    }
   }
 }
 
