@@ -116,7 +116,8 @@ struct NetworkCost {
   std::int64_t macs = 0;
 };
 
-// Throws Error{kInvalidArgument} when num_classes < 1 or input_size < 1.
+// Throws Error{kInvalidArgument} when num_classes < 1 or input_size < 1, or
+// when a count would not fit 64 bits (an absurd encoding at a huge input).
 NASOA_API NetworkCost count_cost(const Encoding& encoding, int num_classes = 1000,
                                  int input_size = 224);
 

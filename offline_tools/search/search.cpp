@@ -13,6 +13,7 @@
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "offline_tools/search/pareto.h"
+#include "runtime/adapt/json_fields.h"
 #include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::search {
@@ -54,7 +55,9 @@ void validate(const SearchOptions& o) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw Error(ErrorCode::kInvalidArgument, "search option " + what);
   };
-  require(o.block_samples >= 0, "block_samples must be >= 0");
+  // Each sample is a proxy training run: a million is weeks of device time,
+  // and the sampler's retry bound (1000 draws per sample) must fit its counter.
+  require(o.block_samples >= 0 && o.block_samples <= 1000000, "block_samples must be in 0..1000000");
   require(o.keep_blocks >= 1, "keep_blocks must be >= 1");
   require(o.population >= 2, "population must be >= 2");
   require(o.generations >= 0, "generations must be >= 0");
@@ -117,7 +120,7 @@ State load(const SearchOptions& o, const std::string& dir) {
       if (it.key() != "generations" && (!have.contains(it.key()) || have.at(it.key()) != it.value()))
         throw Error(ErrorCode::kInvalidArgument,
                     path + ": the state was made with option " + it.key() + " = " +
-                        (have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)")) +
+                        (have.contains(it.key()) ? nasoa::runtime::detail::describe_value(have.at(it.key())) : std::string("(absent)")) +
                         ", this run has " + it.value().dump() + "; use the same options or another state folder");
     s.phase = j.at("phase").get<std::string>();
     s.block_queue = j.at("block_queue").get<std::vector<std::string>>();
@@ -194,7 +197,11 @@ class Search {
 
   bool within_bounds(const Encoding& e) const {
     if (o_.max_macs <= 0) return true;
-    return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
+    try {
+      return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
+    } catch (const Error&) {
+      return false;  // more MACs than 64 bits count: certainly above the bound
+    }
   }
 
   std::string reference(const std::string& block) const {
@@ -211,7 +218,8 @@ class Search {
     // Checks the reference macro and C0 once; every sampled block goes into its macro.
     const std::vector<MacroBlock> reference_macro = Encoding::parse(reference("0-")).macro();
     int added = 0;
-    for (int tries = 0; added < o_.block_samples && tries < 1000 * std::max(1, o_.block_samples); ++tries) {
+    const long long max_tries = 1000LL * std::max(1, o_.block_samples);
+    for (long long tries = 0; added < o_.block_samples && tries < max_tries; ++tries) {
       const BlockSpec block = zoo::sample_block(s_.rng, o_.space);
       try {
         const Encoding e = Encoding::from_parts(block, o_.reference_c0, reference_macro);

@@ -264,6 +264,17 @@ TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
   empty_range.space.max_blocks = 6;
   EXPECT_THROW(run_search(empty_range, evaluator, dir / "other"), Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "other/state.json"));
+
+  // 3,000,000 samples made the sampler's retry bound (1000 per sample) wrap.
+  SearchOptions too_many = formula_options();
+  too_many.block_samples = 3000000;
+  try {
+    run_search(too_many, evaluator, dir / "many");
+    ADD_FAILURE() << "block_samples 3000000 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("block_samples"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SearchTest, CandidatesAboveTheMacBoundAreNeverEvaluated) {

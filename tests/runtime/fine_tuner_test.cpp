@@ -73,8 +73,11 @@ TEST_F(FineTunerTest, WeightsThatBlewUpAreNeverEvaluatedOrKept) {
       // Only a run whose weights stayed numbers may come back.
       EXPECT_EQ(out.stop_reason.rfind("diverged", 0) == 0, out.history.size() < 3u) << out.stop_reason;
       for (const torch::Tensor& p : j.network->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>()) << lr;
-      for (const torch::Tensor& b : j.network->buffers())
-        if (b.is_floating_point()) EXPECT_TRUE(torch::isfinite(b).all().item<bool>()) << lr;
+      for (const torch::Tensor& b : j.network->buffers()) {
+        if (b.is_floating_point()) {
+          EXPECT_TRUE(torch::isfinite(b).all().item<bool>()) << lr;
+        }
+      }
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos) << e.what();
     }

@@ -138,10 +138,38 @@ TEST(EncodingTest, FromPartsRefusesValuesWithoutADigit) {
   EXPECT_THROW(Encoding::from_parts(block, 32, {{1, false}}), Error);
 }
 
+TEST(EncodingTest, AControlByteInTheTextIsShownEscapedSoTheMessageIsWhole) {
+  try {
+    Encoding::parse(std::string("0-_8\0_1", 7));
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\0'), std::string::npos);
+    EXPECT_NE(what.find("0-_8\\x00_1"), std::string::npos) << what;
+    EXPECT_NE(what.find("at position"), std::string::npos) << what;
+  }
+}
+
 TEST(EncodingTest, CountCostRefusesBadArguments) {
   const Encoding e = Encoding::parse("2-_32_1");
   EXPECT_THROW(count_cost(e, 0, 224), Error);
   EXPECT_THROW(count_cost(e, 10, 0), Error);
+}
+
+TEST(EncodingTest, CountCostRefusesCountsBeyond64BitsInsteadOfWrapping) {
+  // A 16,384 -> 65,536-channel 3x3 convolution at a side of 250,000: about 6e20 MACs.
+  const Encoding huge = Encoding::parse("0-_4096_44");
+  try {
+    const NetworkCost cost = count_cost(huge, 10, 1000000);
+    ADD_FAILURE() << "wrapped to " << cost.macs << " MACs";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("0-_4096_44"), std::string::npos) << e.what();
+  }
+  // The same network at a small input fits, and the count is exact.
+  const NetworkCost small = count_cost(huge, 10, 32);
+  EXPECT_GT(small.macs, 0);
+  EXPECT_GT(small.parameters, std::int64_t{65536} * 16384 * 9);  // the last conv alone
 }
 
 TEST(EncodingTest, CostScalesWithClassesAndInput) {

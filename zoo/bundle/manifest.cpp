@@ -190,7 +190,12 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                     field + ".upstream_accuracy", "must lie in [0, 1]");
       info.upstream_accuracy = pm.upstream_accuracy();
     }
-    const NetworkCost cost = count_cost(*encoding, info.upstream_classes, info.input_size);
+    NetworkCost cost;
+    try {
+      cost = count_cost(*encoding, info.upstream_classes, info.input_size);
+    } catch (const Error& e) {
+      check.require(false, field + ".encoding", e.what());
+    }
     info.parameters = static_cast<std::int64_t>(pm.parameters());
     info.macs = static_cast<std::int64_t>(pm.macs());
     check.require(info.parameters == cost.parameters, field + ".parameters",

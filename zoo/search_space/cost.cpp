@@ -6,15 +6,35 @@
 namespace nasoa {
 namespace {
 
+// Counts in 64 bits and refuses to wrap: an absurd encoding (C0 4096 with
+// many quadruplings at a large input) can exceed 2^63 MACs, and a wrapped,
+// negative count would pass a --max-macs filter.
 struct Counter {
   std::int64_t parameters = 0;
   std::int64_t macs = 0;
+  bool overflow = false;
+
+  static std::int64_t mul(std::int64_t a, std::int64_t b, bool& overflow) {
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) overflow = true;
+    return r;
+  }
+  static void add(std::int64_t& to, std::int64_t v, bool& overflow) {
+    if (__builtin_add_overflow(to, v, &to)) overflow = true;
+  }
 
   // A convolution (no bias) at output side `side`, plus its BN when `bn`.
   void conv(std::int64_t in, std::int64_t out, int kernel, int groups, int side, bool bn) {
-    const std::int64_t weights = out * (in / groups) * kernel * kernel;
-    parameters += weights + (bn ? 2 * out : 0);
-    macs += weights * side * side;
+    const std::int64_t weights = mul(mul(out, in / groups, overflow), kernel * kernel, overflow);
+    add(parameters, weights, overflow);
+    if (bn) add(parameters, 2 * out, overflow);
+    add(macs, mul(weights, mul(side, side, overflow), overflow), overflow);
+  }
+  void linear(std::int64_t in, std::int64_t out) {
+    const std::int64_t weights = mul(in, out, overflow);
+    add(parameters, weights, overflow);
+    add(parameters, out, overflow);
+    add(macs, weights, overflow);
   }
 };
 
@@ -58,8 +78,12 @@ NetworkCost count_cost(const Encoding& encoding, int num_classes, int input_size
       side = out_side;
     }
   }
-  count.parameters += static_cast<std::int64_t>(plan.feature_channels) * num_classes + num_classes;
-  count.macs += static_cast<std::int64_t>(plan.feature_channels) * num_classes;
+  count.linear(plan.feature_channels, num_classes);
+  if (count.overflow)
+    throw Error(ErrorCode::kInvalidArgument,
+                "encoding '" + encoding.to_string() + "' at input " + std::to_string(input_size) +
+                    " with " + std::to_string(num_classes) +
+                    " classes has more parameters or MACs than a 64-bit count holds");
   return {count.parameters, count.macs};
 }
 
