@@ -10,7 +10,7 @@
 //
 // Images are converted exactly as training ingestion converts them: to RGB
 // (grey replicated; transparent pixels composited onto white; 16-bit scaled
-// to 8-bit), shorter side resized to input_size() and centre-cropped, scaled
+// to 8-bit), centre-cropped to a square and resized to input_size(), scaled
 // to [0,1] and normalised with the model's mean and std.
 //
 // Ownership: a Classifier is a move-only handle that owns its network (on the
@@ -61,9 +61,10 @@ class NASOA_API Classifier {
 
   // The top_k classes for one image, most probable first (ties: lower index
   // first). `image` is what cv::imread gives: 1, 3 (BGR) or 4 (BGRA)
-  // channels, 8- or 16-bit (or float in [0,1]); it is not modified. Throws
-  // Error{kInvalidArgument} for an empty image, an unsupported channel count
-  // or top_k < 1.
+  // channels, 8- or 16-bit unsigned (or 16/32/64-bit float in [0,1]); it is
+  // not modified. Throws Error{kInvalidArgument} for an empty image, an
+  // unsupported channel count, a signed integer depth (no agreed scale) or
+  // top_k < 1.
   std::vector<Prediction> predict(const cv::Mat& image, int top_k = 1) const;
 
   // The same for several images, run as batched forward passes; result i

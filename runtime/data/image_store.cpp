@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -87,11 +88,25 @@ cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
 
 }  // namespace
 
+std::string unsupported_pixels(const cv::Mat& m) {
+  if (m.channels() < 1 || m.channels() > 4)
+    return "unsupported channel count " + std::to_string(m.channels()) + " (1 to 4 expected)";
+  switch (m.depth()) {
+    case CV_8U: case CV_16U: case CV_16F: case CV_32F: case CV_64F: return {};
+    case CV_8S: return "unsupported pixel depth: 8-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
+    case CV_16S: return "unsupported pixel depth: 16-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
+    case CV_32S: return "unsupported pixel depth: 32-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
+    default: return "unsupported pixel depth " + std::to_string(m.depth());
+  }
+}
+
 cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
+  if (!unsupported_pixels(decoded).empty()) return {};
   cv::Mat m = decoded;
+  // Signed integers have no agreed scale: refused above rather than guessed.
+  if (m.depth() == CV_16F) m.convertTo(m, CV_32F);
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
   else if (m.depth() == CV_32F || m.depth() == CV_64F) m.convertTo(m, CV_8U, 255.0);
-  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
   cv::Mat rgb;
   switch (m.channels()) {
     case 1: cv::cvtColor(m, rgb, cv::COLOR_GRAY2RGB); return rgb;
@@ -154,13 +169,15 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
   return decode_to_square(*bytes, options, reason, original, channels);
 }
 
+// The centre square is cut from the image first and then resized: resizing
+// the whole image first (shorter side to `side`) would make a 1 x 600,000
+// strip, a PNG of 2 KB, a buffer of gigabytes.
 cv::Mat fit_square(const cv::Mat& rgb, int side) {
-  const double scale = double(side) / std::min(rgb.cols, rgb.rows);
-  const int w = std::max(side, int(std::lround(rgb.cols * scale)));
-  const int h = std::max(side, int(std::lround(rgb.rows * scale)));
-  cv::Mat resized;
-  cv::resize(rgb, resized, {w, h}, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return resized(cv::Rect((w - side) / 2, (h - side) / 2, side, side)).clone();
+  const int short_side = std::min(rgb.cols, rgb.rows);
+  const cv::Mat centre = rgb(cv::Rect((rgb.cols - short_side) / 2, (rgb.rows - short_side) / 2, short_side, short_side));
+  cv::Mat square;
+  cv::resize(centre, square, {side, side}, 0, 0, short_side > side ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return square;
 }
 
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
@@ -186,12 +203,9 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   }
   if (original) *original = decoded.size();
   if (channels) *channels = decoded.channels();
-  const cv::Mat rgb = to_rgb8(decoded, options.background);
-  if (rgb.empty()) {
-    *reason = "unsupported channel count " + std::to_string(decoded.channels());
-    return {};
-  }
-  return fit_square(rgb, options.side);
+  *reason = unsupported_pixels(decoded);
+  if (!reason->empty()) return {};
+  return fit_square(to_rgb8(decoded, options.background), options.side);
 }
 
 ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
@@ -222,12 +236,22 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
       const SampleRef& s = source_.samples[i];
       Outcome& o = outcomes[i];
       cv::Mat square;
-      if (s.idx >= 0) {
-        square = idx_square(*source_.idx_images, s.idx, options_.side);
-        o.original = {int(source_.idx_images->cols), int(source_.idx_images->rows)};
-        o.channels = 1;
-      } else {
-        square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels);
+      // This runs on pool threads, where an escaping exception would end
+      // the process: whatever one image throws makes it a reported skip.
+      try {
+        if (s.idx >= 0) {
+          square = idx_square(*source_.idx_images, s.idx, options_.side);
+          o.original = {int(source_.idx_images->cols), int(source_.idx_images->rows)};
+          o.channels = 1;
+        } else {
+          square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels);
+        }
+      } catch (const std::bad_alloc&) {
+        o.reason = "out of memory while decoding it";
+        square = cv::Mat();
+      } catch (const std::exception& e) {
+        o.reason = std::string("cannot convert it: ") + e.what();
+        square = cv::Mat();
       }
       if (square.empty()) continue;
       o.ok = true;

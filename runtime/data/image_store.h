@@ -86,13 +86,18 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
                          std::string* reason, cv::Size* original = nullptr, int* channels = nullptr);
 
+// Why to_rgb8() cannot convert `m` (a channel count outside 1-4, a signed
+// integer depth), or empty when it can.
+std::string unsupported_pixels(const cv::Mat& m);
+
 // Converts a decoded image (1-4 channels, BGR(A) order as OpenCV decodes it,
-// 8/16-bit or float in [0,1]) to RGB uint8, compositing transparent pixels
-// onto `background`. Returns an empty Mat for any other channel count. The one
-// conversion both training and the classifier use.
+// 8/16-bit unsigned or float (16, 32 or 64-bit) in [0,1]) to RGB uint8,
+// compositing transparent pixels onto `background`. Returns an empty Mat for
+// what unsupported_pixels() refuses. The one conversion both training and the
+// classifier use.
 cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background);
 
-// Resizes (shorter side to `side`) and centre-crops an RGB uint8 image.
+// Centre-crops an RGB uint8 image to a square and resizes it to side x side.
 cv::Mat fit_square(const cv::Mat& rgb, int side);
 
 }  // namespace nasoa::runtime

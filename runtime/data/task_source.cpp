@@ -41,11 +41,24 @@ std::string unquote(const std::string& field) {
   return out;
 }
 
-void require_two_classes(const TaskSource& t) {
+// Two classes at least, each named so that it can be a model's label: the
+// saved model and nasoa-classify's output separate labels by tabs and line
+// breaks. Checked here, at ingestion, so that such a name fails before
+// training rather than when the trained model is saved.
+void check_classes(const TaskSource& t) {
   if (t.class_names.size() < 2)
     throw Error(ErrorCode::kInvalidArgument,
                 t.origin + ": a task needs at least two classes, found " +
                     std::to_string(t.class_names.size()));
+  for (const std::string& name : t.class_names) {
+    if (!name.empty() && name.find_first_of("\t\n\r") == std::string::npos) continue;
+    std::string shown;
+    for (const char c : name) shown += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : std::string(1, c);
+    throw Error(ErrorCode::kInvalidArgument,
+                t.origin + ": class name '" + shown +
+                    "' cannot be a label: labels must be non-empty and free of tabs and line breaks "
+                    "(they separate a model's labels in its files and in nasoa-classify's output); rename it");
+  }
 }
 
 }  // namespace
@@ -97,7 +110,7 @@ TaskSource list_folder(const std::string& dir) {
     std::sort(files.begin(), files.end());  // a fixed order makes splits reproducible
     for (const fs::path& f : files) task.samples.push_back({f.string(), label, -1});
   }
-  require_two_classes(task);
+  check_classes(task);
   return task;
 }
 
@@ -128,7 +141,7 @@ TaskSource list_csv(const std::string& csv_path) {
     const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
     task.samples.push_back({p.string(), it->second, -1});
   }
-  require_two_classes(task);
+  check_classes(task);
   return task;
 }
 
@@ -195,7 +208,7 @@ TaskSource list_idx(const std::string& images_path, const std::string& labels_pa
   for (std::int64_t i = 0; i < images->count; ++i)
     task.samples.push_back({images_path + "#" + std::to_string(i), labels[std::size_t(i)], i});
   task.idx_images = std::move(images);
-  require_two_classes(task);
+  check_classes(task);
   return task;
 }
 

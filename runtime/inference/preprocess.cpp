@@ -12,13 +12,10 @@ cv::Mat to_model_square(const cv::Mat& image, int side, const std::string& what)
   if (image.dims != 2)
     throw Error(ErrorCode::kInvalidArgument, what + ": a " + std::to_string(image.dims) +
                                                  "-dimensional Mat, not an image");
+  if (const std::string why = unsupported_pixels(image); !why.empty())
+    throw Error(ErrorCode::kInvalidArgument, what + ": " + why);
   // The background under transparent pixels is the one training composites onto.
-  const cv::Mat rgb = to_rgb8(image, IngestOptions{}.background);
-  if (rgb.empty())
-    throw Error(ErrorCode::kInvalidArgument,
-                what + ": unsupported channel count " + std::to_string(image.channels()) +
-                    " (1 to 4 expected)");
-  return fit_square(rgb, side);
+  return fit_square(to_rgb8(image, IngestOptions{}.background), side);
 }
 
 torch::Tensor squares_to_tensor(const std::vector<cv::Mat>& squares, const std::array<float, 3>& mean,

@@ -147,6 +147,48 @@ TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
   EXPECT_LT(blue[0], 15);
 }
 
+TEST(ImageConversionTest, AThinStripIsCutToItsCentreBeforeItIsResized) {
+  // A 2 KB PNG of 1 x 600,000 pixels: resized whole to a 128-pixel short
+  // side it would need 29 GB, and the decoding thread died with the process.
+  TempDir t;
+  cv::Mat strip(1, 600000, CV_8UC3, cv::Scalar(10, 20, 30));
+  t.write("task/a/strip.png", encode(".png", strip));
+  t.write("task/a/ok.png", encode(".png", cv::Mat(40, 40, CV_8UC3, cv::Scalar(1, 2, 3))));
+  t.write("task/b/ok.png", encode(".png", cv::Mat(40, 40, CV_8UC3, cv::Scalar(3, 2, 1))));
+  IngestOptions options;
+  options.side = 128;
+  const ImageStore store(list_folder(t / "task"), options);
+  ASSERT_EQ(store.size(), 3u) << reason_for(store, "strip.png");
+  for (std::size_t i = 0; i < store.size(); ++i) {
+    if (std::filesystem::path(store.path(i)).filename() != "strip.png") continue;
+    const cv::Mat image = store.image(i);
+    EXPECT_EQ(image.size(), cv::Size(128, 128));
+    EXPECT_EQ(image.at<cv::Vec3b>(0, 0), cv::Vec3b(30, 20, 10));  // BGR in, RGB out
+    EXPECT_EQ(image.at<cv::Vec3b>(127, 127), cv::Vec3b(30, 20, 10));
+  }
+  // The square is the image's centre: a wide image's left and right are cut.
+  cv::Mat wide(10, 30, CV_8UC3, cv::Scalar(0, 0, 0));
+  wide(cv::Rect(10, 0, 10, 10)).setTo(cv::Scalar(255, 255, 255));
+  const cv::Mat square = fit_square(wide, 10);
+  EXPECT_EQ(cv::countNonZero(square.reshape(1) == 255), 10 * 10 * 3);
+}
+
+TEST(ImageConversionTest, FloatDepthsAreScaledAndSignedDepthsRefusedNotGuessed) {
+  const std::array<std::uint8_t, 3> white{255, 255, 255};
+  cv::Mat half16f;
+  cv::Mat(4, 4, CV_32FC1, cv::Scalar(0.5)).convertTo(half16f, CV_16F);
+  const cv::Mat from16f = to_rgb8(half16f, white);
+  ASSERT_FALSE(from16f.empty());
+  EXPECT_NEAR(from16f.at<cv::Vec3b>(0, 0)[0], 128, 1);
+  for (int depth : {CV_8S, CV_16S, CV_32S}) {
+    const cv::Mat m(4, 4, CV_MAKETYPE(depth, 3), cv::Scalar(100, 100, 100));
+    EXPECT_TRUE(to_rgb8(m, white).empty()) << depth;
+    EXPECT_NE(unsupported_pixels(m).find("signed"), std::string::npos) << unsupported_pixels(m);
+  }
+  EXPECT_NE(unsupported_pixels(cv::Mat(2, 2, CV_8UC(5))).find("channel count 5"), std::string::npos);
+  EXPECT_EQ(unsupported_pixels(cv::Mat(2, 2, CV_16UC4)), "");
+}
+
 TEST_F(ImageStoreTest, MetaFeaturesDescribeTheUsableImages) {
   IngestOptions options;
   options.side = 8;

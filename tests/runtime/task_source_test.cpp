@@ -88,6 +88,28 @@ TEST(TaskSourceTest, RefusesFoldersThatAreNotTasks) {
   }
 }
 
+TEST(TaskSourceTest, RefusesAClassNameThatCannotBeALabelBeforeAnyTraining) {
+  // A tab in a folder name was accepted, trained on, and refused only when
+  // the trained model was saved: the whole budget spent for nothing.
+  TempDir t;
+  t.write("tab/cat\ttabby/a.png", "x");
+  t.write("tab/dog/a.png", "x");
+  try {
+    list_folder(t / "tab");
+    FAIL() << "a class named with a tab was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("cat\\ttabby"), std::string::npos) << e.what();
+  }
+  t.write("list.csv", "a.png,ok\nb.png,two\tcolumns\n");
+  try {
+    list_csv(t / "list.csv");
+    FAIL() << "a CSV label with a tab was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("two\\tcolumns"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   TempDir t;
   const std::string csv = t.write("list.csv",
