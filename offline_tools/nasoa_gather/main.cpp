@@ -106,6 +106,17 @@ int ship(const Args& a, const std::string& command_line) {
   if (contents.records.empty()) throw Error(ErrorCode::kInvalidArgument, a.ship + ": no usable experience records");
   std::stable_sort(contents.records.begin(), contents.records.end(),
                    [](const rt::ExperienceRecord& x, const rt::ExperienceRecord& y) { return x.run_id < y.run_id; });
+  // A run id names one run: a repeat (a log appended to twice, or two logs
+  // concatenated) would weigh that run double in the fit. Keep the first.
+  const std::size_t before = contents.records.size();
+  contents.records.erase(std::unique(contents.records.begin(), contents.records.end(),
+                                     [](const rt::ExperienceRecord& x, const rt::ExperienceRecord& y) {
+                                       return x.run_id == y.run_id;
+                                     }),
+                         contents.records.end());
+  if (contents.records.size() != before)
+    std::cerr << "nasoa-gather: " << a.ship << ": dropped " << before - contents.records.size()
+              << " record(s) whose run id repeats an earlier one (the first of each is kept)\n";
   const auto t0 = Clock::now();
   const rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
   const double fit_seconds = seconds_since(t0);

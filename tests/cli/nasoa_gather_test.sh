@@ -49,6 +49,12 @@ tac "$work/exp.log" > "$work/reversed.log"
 "$gather" --ship "$work/reversed.log" --zoo "$work/zoo2" > /dev/null
 check "shipping does not depend on the log's line order" bash -c \
   "cmp '$work/zoo/predictor.bin' '$work/zoo2/predictor.bin' && cmp '$work/zoo/experience.log' '$work/zoo2/experience.log'"
+cat "$work/exp.log" "$work/exp.log" > "$work/twice.log"
+cp -r "$work/zoo2" "$work/zoo3"
+"$gather" --ship "$work/twice.log" --zoo "$work/zoo3" > "$work/twice.out" 2> "$work/twice.err"
+check "--ship of a log holding every run twice keeps each run once, and says so" bash -c \
+  "grep -q 'shipped:    48 experience records' '$work/twice.out' && grep -q 'dropped 48 record' '$work/twice.err' \
+   && cmp '$work/zoo/predictor.bin' '$work/zoo3/predictor.bin' && cmp '$work/zoo/experience.log' '$work/zoo3/experience.log'"
 
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 2/2 > /dev/null 2> "$work/shard.err"
 check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
