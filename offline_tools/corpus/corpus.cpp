@@ -26,6 +26,7 @@
 #include "runtime/data/image_store.h"
 #include "runtime/data/task_source.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -210,6 +211,34 @@ void clear_out(const fs::path& out) {
   }
 }
 
+// One SHA-256 over every entry of the three sets: its path relative to OUT
+// and its content's digest (or its kind, for anything but a plain file), in
+// path order. corpus.json records it, so that a rerun that finds the same
+// options can tell a complete corpus from one whose files were changed,
+// removed or added since.
+std::string content_digest(const fs::path& out, int threads) {
+  std::vector<std::pair<std::string, fs::file_status>> entries;
+  std::error_code ec;
+  for (const char* set : kSets) {
+    if (!fs::is_directory(out / set, ec)) continue;
+    for (fs::recursive_directory_iterator it(out / set, ec), end; !ec && it != end; it.increment(ec))
+      entries.emplace_back(it->path().lexically_relative(out).generic_string(), it->symlink_status(ec));
+    if (ec) throw Error(ErrorCode::kIo, (out / set).string() + ": cannot list: " + ec.message());
+  }
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> lines(entries.size());
+  parallel_for(entries.size(), threads, [&](std::size_t i, int) {
+    const auto& [path, status] = entries[i];
+    const std::string what = fs::is_regular_file(status) ? zoo::sha256_file_hex((out / path).string())
+                             : fs::is_directory(status)  ? std::string("folder")
+                                                         : std::string("other");
+    lines[i] = path + '\0' + what + '\n';
+  });
+  std::string all;
+  for (const std::string& line : lines) all += line;
+  return zoo::sha256_hex(all);
+}
+
 // Everything written so far reaches the disk before corpus.json says it is there.
 void sync_filesystem(const fs::path& out) {
   const int fd = ::open(out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -325,8 +354,10 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
     if (old.value("tool", "") != "nasoa-corpus")
       throw Error(ErrorCode::kInvalidArgument, record.string() + " was not written by nasoa-corpus; refusing to overwrite the folder");
     const json old_options = old.value("options", json());
-    if (old_options == options && !o.force) {
-      log << out.string() << " already holds this corpus (corpus.json, same options); nothing to do\n";
+    const bool same_options = old_options == options;
+    const bool intact = same_options && !o.force && old.value("content_sha256", "") == content_digest(out, threads);
+    if (intact) {
+      log << out.string() << " already holds this corpus (corpus.json, same options, files unchanged); nothing to do\n";
       const json& t = old["totals"];
       for (const auto& [set, count] : {std::pair<const char*, SetCount*>{"upstream", &summary.upstream},
                                        {"source", &summary.source}, {"eval", &summary.eval}}) {
@@ -338,12 +369,19 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       summary.duplicates = old.value("duplicates", json::array()).size();
       return summary;
     }
-    if (!o.force)
+    if (!same_options && !o.force)
       throw Error(ErrorCode::kInvalidArgument, out.string() + " holds a corpus built with other options: " +
                                                    differences(options, old_options) +
                                                    "; pass --force to rebuild it, or choose another folder");
     refuse_foreign(out);
-    log << "rebuilding " << out.string() << " (--force)\n";
+    if (o.force)
+      log << "rebuilding " << out.string() << " (--force)\n";
+    else if (!old.contains("content_sha256"))
+      log << out.string() << ": corpus.json holds no digest of the files (an earlier nasoa-corpus wrote it), so they "
+                             "cannot be checked; rebuilding it\n";
+    else
+      log << out.string() << ": its files differ from what corpus.json records (changed, removed or added since it "
+                             "was built); rebuilding it\n";
   } else if (fs::is_directory(out, ec) && !fs::is_empty(out, ec)) {
     refuse_foreign(out);
     log << out.string() << " holds an unfinished corpus (no corpus.json); rebuilding it\n";
@@ -688,7 +726,7 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
     duplicates.push_back({{"path", d.path}, {"same_bytes_as", d.same_as}});
   for (const DuplicateFile& d : look_alikes) duplicates.push_back({{"path", d.path}, {"looks_like", d.same_as}});
 
-  const json record_json = {
+  json record_json = {
       {"tool", "nasoa-corpus"},
       {"version", NASOA_VERSION_STRING},
       {"options", options},
@@ -710,6 +748,7 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       {"totals", totals},
   };
   sync_filesystem(out);
+  record_json["content_sha256"] = content_digest(out, threads);
   zoo::write_file_atomic(record.string(), record_json.dump(1) + "\n");
 
   summary.built = true;

@@ -72,7 +72,9 @@ struct CorpusSummary {
   double seconds = 0;
 };
 
-// Builds the corpus in options.out, or confirms that it is already there.
+// Builds the corpus in options.out, or confirms that it is already there:
+// corpus.json written with the same options and a digest of the files that
+// still matches them. Files changed, removed or added since make it rebuild.
 // Progress and every skipped file (path and reason) go to `log`. Throws
 // nasoa::Error: kNotFound naming a missing source folder and the Debian
 // package that provides it, kInvalidArgument for bad options, for an OUT

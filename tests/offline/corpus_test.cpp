@@ -240,6 +240,23 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   EXPECT_TRUE(build(tiny(out, 7)).built);
   EXPECT_TRUE(fs::exists(out / "corpus.json"));
 
+  // Same options, but a file damaged or removed since: rebuilt, as it was.
+  fs::path some_png;
+  for (const auto& e : fs::recursive_directory_iterator(out / "eval"))
+    if (e.path().extension() == ".png") {
+      some_png = e.path();
+      break;
+    }
+  ASSERT_FALSE(some_png.empty());
+  const std::string png_before = zoo::read_file(some_png.string());
+  std::ofstream(some_png, std::ios::binary | std::ios::trunc) << "damaged";
+  EXPECT_TRUE(build(tiny(out, 7)).built);
+  EXPECT_EQ(zoo::read_file(some_png.string()), png_before);
+  EXPECT_FALSE(build(tiny(out, 7)).built);  // and then it is complete again
+  fs::remove(some_png);
+  EXPECT_TRUE(build(tiny(out, 7)).built);
+  EXPECT_TRUE(fs::exists(some_png));
+
   // A file it did not write makes the folder someone else's, --force or not.
   std::ofstream(out / "notes.txt") << "mine";
   forced.seed = 8;
