@@ -5,6 +5,7 @@ written in PyTorch (bench/python/train_folder.py), on the same folder of PNGs.
   python3 bench/adapt_vs_python.py [--build build] [--reps 3] [--epochs 3]
       [--images 2000] [--fashion-mnist /usr/share/datasets/fashion-mnist]
       [--device cpu|cuda] [--layout auto|channels-first|channels-last]
+      [--encoding E[,E...]] [--encodings-of BUNDLE]
 
 Builds a folder of class subfolders of 64x64 PNGs from the Fashion-MNIST IDX
 files (Debian's fashion-mnist data package; --fashion-mnist or
@@ -18,7 +19,9 @@ after each epoch and saving included); the in-process figure leaves out the
 process start-up (LibTorch loading, Python imports).
 
 Prints a table: what was compared, the machine, the repetitions, the median
-of each contender, the ratio, and nasoa-adapt's peak resident memory.
+of each contender, the ratio, and nasoa-adapt's peak resident memory; with
+several networks (--encoding A,B or --encodings-of zoo/default), one table
+each and then a summary with a row per network.
 """
 import argparse
 import gzip
@@ -120,7 +123,10 @@ def main():
                                                               "/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "nasoa-bench"),
                     help="where the image folder, zoo and outputs go")
-    ap.add_argument("--encoding", default="020-_16_11-21-21")
+    ap.add_argument("--encoding", default="020-_16_11-21-21",
+                    help="the network(s): one encoding or several, comma-separated; '' for none")
+    ap.add_argument("--encodings-of", metavar="BUNDLE",
+                    help="also every model's encoding of this bundle (e.g. zoo/default), in its order")
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--input", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=3)
@@ -167,19 +173,52 @@ def main():
     n_images = make_folder(a.fashion_mnist, data, a.images, a.input)
     print(f"data: {n_images} PNGs ({a.input}x{a.input}) in {data} ({time.monotonic() - t0:.1f} s)", file=sys.stderr)
 
+    encodings = [e for e in a.encoding.split(",") if e]
+    if a.encodings_of:
+        encodings += bundle_encodings(zoo_tool, a.encodings_of)
+    if not encodings:
+        raise SystemExit("no network to compare: give --encoding or --encodings-of")
+    summary = [bench_network(a, e, data, n_images, zoo_tool, adapt, threads, default_threads, python_default, cores)
+               for e in encodings]
+    if len(summary) > 1:
+        print_summary(a, summary, threads, cores)
+
+
+def bundle_encodings(zoo_tool, bundle):
+    """The encodings of a bundle's models, in its order (from `nasoa-zoo inspect`)."""
+    out = subprocess.run([zoo_tool, "inspect", bundle], check=True, capture_output=True, text=True).stdout
+    lines = out.split("\n")
+    header = next(i for i, l in enumerate(lines) if l.startswith("name ") and "encoding" in l)
+    return [l.split()[1] for l in lines[header + 1:] if l.strip()]
+
+
+def print_summary(a, summary, threads, cores):
+    print(f"# summary: nasoa-adapt vs PyTorch per network, {a.input}x{a.input} input, batch {a.batch}, "
+          f"{a.epochs} epochs, {threads} compute + {a.workers} loader thread(s), {cores} cores, "
+          f"{a.reps} reps each, medians")
+    print("network\tparameters\tnasoa_s\tpytorch_s\tratio\tratio_in_process\ttarget_2.5x")
+    for r in summary:
+        print(f"{r['encoding']}\t{r['parameters']}\t{r['nasoa_s']:.2f}\t{r['python_s']:.2f}\t{r['ratio']:.2f}x\t"
+              f"{r['ratio_in_process']:.2f}x\t{'met' if r['ratio'] >= 2.5 else 'not met'}")
+    print()
+
+
+def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default_threads, python_default, cores):
+    """Runs both contenders on one network, prints its table and returns its summary row."""
+    gpu = a.device == "cuda"
     # The same network on both sides: parameter counts must agree.
     sys.path.insert(0, os.path.join(HERE, "python"))
     from et_nas_net import ETNasNet, parameter_count
-    info = subprocess.run([zoo_tool, "info", "--classes", str(len(CLASSES)), "--input", str(a.input), a.encoding],
+    info = subprocess.run([zoo_tool, "info", "--classes", str(len(CLASSES)), "--input", str(a.input), encoding],
                           check=True, capture_output=True, text=True).stdout.split("\n")
-    nasoa_params = int(next(l for l in info if l.startswith(a.encoding)).split("\t")[1])
-    python_params = parameter_count(ETNasNet(a.encoding, len(CLASSES)))
+    nasoa_params = int(next(l for l in info if l.startswith(encoding)).split("\t")[1])
+    python_params = parameter_count(ETNasNet(encoding, len(CLASSES)))
     if nasoa_params != python_params:
         raise SystemExit(f"parameter counts differ: nasoa-zoo {nasoa_params}, Python {python_params}")
 
     zoo = os.path.join(a.work, "zoo")
     shutil.rmtree(zoo, ignore_errors=True)
-    subprocess.run([zoo_tool, "create", "--out", zoo, "--name", "bench", "--encoding", a.encoding,
+    subprocess.run([zoo_tool, "create", "--out", zoo, "--name", "bench", "--encoding", encoding,
                     "--classes", str(len(CLASSES)), "--input", str(a.input)], check=True, capture_output=True)
 
     env = dict(os.environ)
@@ -188,7 +227,7 @@ def main():
                  "--batch", str(a.batch), "--threads", str(threads), "--device", a.device,
                  "--memory-layout", a.layout, "--quiet"]
     python_cmd = [sys.executable, os.path.join(HERE, "python", "train_folder.py"), "--data", data,
-                  "--encoding", a.encoding, "--input", str(a.input), "--epochs", str(a.epochs),
+                  "--encoding", encoding, "--input", str(a.input), "--epochs", str(a.epochs),
                   "--batch", str(a.batch), "--threads", str(threads), "--workers", str(a.workers),
                   "--out", os.path.join(a.work, "model.pt"), "--device", a.device]
     if a.layout == "channels-last":
@@ -234,7 +273,7 @@ def main():
 
     print(f"# nasoa-adapt vs PyTorch {__import__('torch').__version__} (torchvision ImageFolder + DataLoader), "
           f"end-to-end fine-tuning")
-    print(f"network      {a.encoding} ({nasoa_params} parameters on both sides), {len(CLASSES)} classes, "
+    print(f"network      {encoding} ({nasoa_params} parameters on both sides), {len(CLASSES)} classes, "
           f"{a.input}x{a.input} input")
     print(f"data         {n_images} Fashion-MNIST PNGs ({a.input}x{a.input}), 80/20 split: "
           f"{rows['python'][0]['train']} train images x {a.epochs} epochs = {trained} trained; "
@@ -267,6 +306,10 @@ def main():
     print(f"nasoa-adapt ingestion (decode + resize, once): median {med('nasoa', 'ingest'):.2f} s")
     peak = max(x["peak"] for x in rows["nasoa"])
     print(f"nasoa-adapt peak resident memory: {peak / 2**20:.0f} MiB (max over reps); target < 1024 MiB")
+    print()
+    return dict(encoding=encoding, parameters=nasoa_params, nasoa_s=med("nasoa", "wall"),
+                python_s=med("python", "wall"), ratio=ips("nasoa", "wall") / ips("python", "wall"),
+                ratio_in_process=ips("nasoa", "inproc") / ips("python", "inproc"))
 
 
 if __name__ == "__main__":
