@@ -501,7 +501,13 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     if (plan.budget_seconds > 0) rec.budget_seconds = plan.budget_seconds;
     if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;
     double best = result.validation_accuracy;
-    for (const EpochResult& e : result.epochs) {
+    for (std::size_t i = 0; i < result.epochs.size(); ++i) {
+      const EpochResult& e = result.epochs[i];
+      // Named here: past this point the value only shows as the best accuracy.
+      if (!(e.validation_accuracy == -1 || (e.validation_accuracy >= 0 && e.validation_accuracy <= 1)))
+        throw Error(ErrorCode::kInvalidArgument, "result field epochs[" + std::to_string(i) +
+                                                     "].validation_accuracy = " + std::to_string(e.validation_accuracy) +
+                                                     " is neither in [0, 1] nor -1 (not evaluated)");
       // A diverged loss is kept as the largest number JSON can carry.
       const double loss = std::isfinite(e.train_loss) ? e.train_loss : std::numeric_limits<double>::max();
       rec.history.push_back({e.epoch, std::max(0.0, e.elapsed_seconds - result.spent_seconds), loss,

@@ -35,7 +35,8 @@
 // bundle itself is never written to. A new shipped experience in an updated
 // bundle of the same models keeps the device's records.
 //
-// Ownership: the Adapter keeps a reference to the Zoo, which must outlive it.
+// Ownership: the Adapter keeps a reference to the Zoo, which must outlive it
+// and stay where it is (moving the Zoo leaves the Adapter a dangling one).
 // Thread-safety: one call at a time per Adapter; Adapters of several
 // processes may share a state directory (appends are serialised by a lock).
 #pragma once

@@ -115,6 +115,9 @@ TaskSource list_folder(const std::string& dir) {
 }
 
 TaskSource list_csv(const std::string& csv_path) {
+  std::error_code ec;
+  if (fs::is_directory(csv_path, ec))
+    throw Error(ErrorCode::kInvalidArgument, csv_path + ": is a folder, not a CSV list (path,label lines)");
   std::ifstream in(csv_path);
   if (!in) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
   TaskSource task;

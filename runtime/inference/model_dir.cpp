@@ -40,7 +40,8 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   if (!fs::exists(fs::symlink_status(path, ec))) {
     if (!fs::is_directory(path.parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument,
-                  dir + ": cannot be created, its folder " + path.parent_path().string() + " does not exist");
+                  dir + ": cannot be created, " + path.parent_path().string() +
+                      (fs::exists(path.parent_path(), ec) ? " is not a folder" : " does not exist"));
     return;
   }
   if (!protect.empty() && fs::equivalent(path, protect, ec))

@@ -148,6 +148,13 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   TempDir tmp;
   EXPECT_NO_THROW(check_model_dir_target(tmp / "new"));
   expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "no-such-folder/m"); });
+  tmp.write("a-file", "x");
+  try {
+    check_model_dir_target(tmp / "a-file/m");
+    FAIL() << "a folder inside a file was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a-file is not a folder"), std::string::npos) << e.what();
+  }
   zoo::Network net = small_network(2);
   save_model_dir(tmp / "m", net, info_for({"x", "y"}));
   EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a model directory may be replaced";

@@ -101,6 +101,12 @@ TEST(TaskSourceTest, RefusesAClassNameThatCannotBeALabelBeforeAnyTraining) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("cat\\ttabby"), std::string::npos) << e.what();
   }
+  try {
+    list_csv(t / "tab");
+    FAIL() << "a folder was read as a CSV list";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a folder, not a CSV list"), std::string::npos) << e.what();
+  }
   t.write("list.csv", "a.png,ok\nb.png,two\tcolumns\n");
   try {
     list_csv(t / "list.csv");
