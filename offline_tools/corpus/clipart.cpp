@@ -13,6 +13,7 @@
 #include "nasoa/error.h"
 #include "offline_tools/corpus/parallel.h"
 #include "runtime/data/image_header.h"
+#include "runtime/data/image_store.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 
@@ -51,11 +52,11 @@ std::string header_refusal(const std::string& bytes, std::int64_t max_pixels) {
   return {};
 }
 
-// 8-bit BGRA from whatever imdecode gave (grey, grey+alpha, BGR, BGRA; 8 or 16 bit).
+// 8-bit BGRA from whatever imdecode gave (grey, grey+alpha, BGR, BGRA; the
+// depths runtime::to_8bit() scales); empty for what it refuses.
 cv::Mat to_bgra8(const cv::Mat& decoded) {
-  cv::Mat m = decoded;
-  if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
-  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
+  const cv::Mat m = runtime::to_8bit(decoded);
+  if (m.empty()) return {};
   cv::Mat out;
   switch (m.channels()) {
     case 1: cv::cvtColor(m, out, cv::COLOR_GRAY2BGRA); return out;
@@ -270,12 +271,12 @@ cv::Mat clipart_square(const std::string& path, int side, std::int64_t max_pixel
     return {};
   }
   const bool had_alpha = decoded.channels() == 2 || decoded.channels() == 4;
-  cv::Mat bgra = to_bgra8(decoded);
-  decoded.release();
-  if (bgra.empty()) {
-    *reason = "unsupported channel count";
+  if (std::string why = runtime::unsupported_pixels(decoded); !why.empty()) {
+    *reason = std::move(why);
     return {};
   }
+  cv::Mat bgra = to_bgra8(decoded);
+  decoded.release();
 
   // Content box, and what fills the margin: transparency, or the drawing's
   // own border colour when it is opaque on a uniform ground.

@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -166,10 +168,21 @@ json options_json(const CorpusOptions& o, const Counts& c) {
           {"fonts", normal_path(o.fonts_dir)}};
 }
 
+// Whether `j` nests no deeper than `levels` containers below itself.
+bool shallow(const json& j, int levels) {
+  if (!j.is_structured()) return true;
+  if (levels == 0) return false;
+  for (const json& v : j)
+    if (!shallow(v, levels - 1)) return false;
+  return true;
+}
+
 // "seed 1 (it was built with 2), side 64 (it was built with 32)".
 std::string differences(const json& now, const json& then) {
   std::string out;
-  const json flat_now = now.flatten(), flat_then = then.is_object() ? then.flatten() : json::object();
+  // flatten() recurses: a hand-made record of deeply nested arrays would
+  // overflow the stack, and options are at most two levels deep.
+  const json flat_now = now.flatten(), flat_then = then.is_object() && shallow(then, 2) ? then.flatten() : json::object();
   std::set<std::string> keys;
   for (auto it = flat_now.begin(); it != flat_now.end(); ++it) keys.insert(it.key());
   for (auto it = flat_then.begin(); it != flat_then.end(); ++it) keys.insert(it.key());
@@ -211,32 +224,88 @@ void clear_out(const fs::path& out) {
   }
 }
 
-// One SHA-256 over every entry of the three sets: its path relative to OUT
-// and its content's digest (or its kind, for anything but a plain file), in
-// path order. corpus.json records it, so that a rerun that finds the same
-// options can tell a complete corpus from one whose files were changed,
-// removed or added since.
-std::string content_digest(const fs::path& out, int threads) {
-  std::vector<std::pair<std::string, fs::file_status>> entries;
-  std::error_code ec;
-  for (const char* set : kSets) {
-    if (!fs::is_directory(out / set, ec)) continue;
-    for (fs::recursive_directory_iterator it(out / set, ec), end; !ec && it != end; it.increment(ec))
-      entries.emplace_back(it->path().lexically_relative(out).generic_string(), it->symlink_status(ec));
-    if (ec) throw Error(ErrorCode::kIo, (out / set).string() + ": cannot list: " + ec.message());
+// The files a corpus record says the corpus holds, relative to OUT and
+// sorted: <folder>/<class>/<index>.png for each class of each set. Empty when
+// the record does not have the shape nasoa-corpus writes (a damaged or
+// hand-edited corpus.json), so that nothing it names is read or trusted.
+std::optional<std::vector<std::string>> recorded_files(const json& record) {
+  constexpr std::size_t kMostFiles = 50'000'000;
+  auto safe = [](const std::string& name) {
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+           name.find('\0') == std::string::npos;
+  };
+  std::vector<std::string> files;
+  auto add_classes = [&](const std::string& folder, const json& classes) {
+    for (const json& c : classes) {
+      const std::string name = c.at("name").get<std::string>();
+      const std::size_t images = c.at("images").get<std::size_t>();
+      if (!safe(name) || images > kMostFiles - files.size()) return false;
+      for (std::size_t i = 0; i < images; ++i) files.push_back(folder + "/" + name + "/" + file_name(i));
+    }
+    return true;
+  };
+  try {
+    const json& sets = record.at("sets");
+    if (!add_classes("upstream", sets.at("upstream").at("classes"))) return std::nullopt;
+    for (const std::string set : {"source", "eval"})
+      for (const json& t : sets.at(set).at("tasks")) {
+        const std::string name = t.at("name").get<std::string>();
+        if (!safe(name) || !add_classes(set + "/" + name, t.at("classes"))) return std::nullopt;
+      }
+  } catch (const json::exception&) {
+    return std::nullopt;
   }
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<std::string> lines(entries.size());
-  parallel_for(entries.size(), threads, [&](std::size_t i, int) {
-    const auto& [path, status] = entries[i];
-    const std::string what = fs::is_regular_file(status) ? zoo::sha256_file_hex((out / path).string())
-                             : fs::is_directory(status)  ? std::string("folder")
-                                                         : std::string("other");
-    lines[i] = path + '\0' + what + '\n';
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// One SHA-256 over the recorded files' paths and contents, in path order; a
+// missing or unreadable file gives "" and its path in `*problem`.
+std::string files_digest(const fs::path& out, const std::vector<std::string>& files, int threads,
+                         std::string* problem) {
+  std::vector<std::string> lines(files.size());
+  std::vector<char> missing(files.size(), 0);
+  parallel_for(files.size(), threads, [&](std::size_t i, int) {
+    std::error_code ec;
+    if (!fs::is_regular_file(fs::symlink_status(out / files[i], ec))) {
+      missing[i] = 1;
+      return;
+    }
+    try {
+      lines[i] = files[i] + '\0' + zoo::sha256_file_hex((out / files[i]).string()) + '\n';
+    } catch (const Error&) {
+      missing[i] = 1;
+    }
   });
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (missing[i]) {
+      *problem = files[i] + " is missing or unreadable";
+      return {};
+    }
   std::string all;
   for (const std::string& line : lines) all += line;
   return zoo::sha256_hex(all);
+}
+
+// The first entry under the three sets that the record does not list (a
+// file, or a folder no recorded file is in), or empty. Such an entry is not
+// the tool's to delete.
+std::string first_unrecorded(const fs::path& out, const std::vector<std::string>& files) {
+  const std::set<std::string> known(files.begin(), files.end());
+  std::set<std::string> folders;
+  for (const std::string& f : files)
+    for (fs::path p = fs::path(f).parent_path(); !p.empty(); p = p.parent_path()) folders.insert(p.generic_string());
+  std::error_code ec;
+  for (const char* set : kSets) {
+    if (!fs::exists(fs::symlink_status(out / set, ec))) continue;
+    for (fs::recursive_directory_iterator it(out / set, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string rel = it->path().lexically_relative(out).generic_string();
+      const bool is_folder = it->is_directory(ec) && !it->is_symlink(ec);
+      if (is_folder ? !folders.count(rel) : !known.count(rel)) return rel;
+    }
+    if (ec) throw Error(ErrorCode::kIo, (out / set).string() + ": cannot list: " + ec.message());
+  }
+  return {};
 }
 
 // Everything written so far reaches the disk before corpus.json says it is there.
@@ -351,37 +420,59 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       throw Error(ErrorCode::kCorrupt, record.string() + ": not a corpus record (" + e.what() +
                                            "); refusing to overwrite the folder");
     }
-    if (old.value("tool", "") != "nasoa-corpus")
+    if (!old.is_object() || !old.contains("tool") || old["tool"] != "nasoa-corpus")
       throw Error(ErrorCode::kInvalidArgument, record.string() + " was not written by nasoa-corpus; refusing to overwrite the folder");
-    const json old_options = old.value("options", json());
+    // A reference, not a copy: copying a json recurses, and a hand-made
+    // record may nest deeper than the stack allows.
+    static const json kNoOptions;  // null
+    const json& old_options = old.contains("options") ? old["options"] : kNoOptions;
     const bool same_options = old_options == options;
-    const bool intact = same_options && !o.force && old.value("content_sha256", "") == content_digest(out, threads);
-    if (intact) {
-      log << out.string() << " already holds this corpus (corpus.json, same options, files unchanged); nothing to do\n";
-      const json& t = old["totals"];
-      for (const auto& [set, count] : {std::pair<const char*, SetCount*>{"upstream", &summary.upstream},
-                                       {"source", &summary.source}, {"eval", &summary.eval}}) {
-        count->tasks = t[set].value("tasks", std::size_t(0));
-        count->classes = t[set].value("classes", std::size_t(0));
-        count->images = t[set].value("images", std::int64_t(0));
-      }
-      summary.skipped = old.value("skipped", json::array()).size();
-      summary.duplicates = old.value("duplicates", json::array()).size();
-      return summary;
-    }
     if (!same_options && !o.force)
       throw Error(ErrorCode::kInvalidArgument, out.string() + " holds a corpus built with other options: " +
                                                    differences(options, old_options) +
                                                    "; pass --force to rebuild it, or choose another folder");
     refuse_foreign(out);
+    // A file or folder under the sets that the record does not list was put
+    // there by someone else: a rebuild would delete it, --force or not.
+    const std::optional<std::vector<std::string>> files = recorded_files(old);
+    if (files)
+      if (const std::string extra = first_unrecorded(out, *files); !extra.empty())
+        throw Error(ErrorCode::kInvalidArgument,
+                    (out / extra).string() + " is not part of the corpus corpus.json records; refusing to rebuild a "
+                                             "folder that holds it (move it elsewhere first)");
+    const json& digest = old.contains("content_sha256") ? old["content_sha256"] : kNoOptions;
+    std::string problem;
+    const bool intact = same_options && !o.force && files && digest.is_string() &&
+                        files_digest(out, *files, threads, &problem) == digest.get<std::string>() && problem.empty();
+    if (intact) {
+      log << out.string() << " already holds this corpus (corpus.json, same options, files unchanged); nothing to do\n";
+      try {
+        const json& t = old.at("totals");
+        for (const auto& [set, count] : {std::pair<const char*, SetCount*>{"upstream", &summary.upstream},
+                                         {"source", &summary.source}, {"eval", &summary.eval}}) {
+          count->tasks = t.at(set).value("tasks", std::size_t(0));
+          count->classes = t.at(set).value("classes", std::size_t(0));
+          count->images = t.at(set).value("images", std::int64_t(0));
+        }
+        summary.skipped = old.value("skipped", json::array()).size();
+        summary.duplicates = old.value("duplicates", json::array()).size();
+      } catch (const json::exception& e) {
+        throw Error(ErrorCode::kCorrupt, record.string() + ": its totals are damaged (" + e.what() +
+                                             "); pass --force to rebuild the corpus");
+      }
+      return summary;
+    }
     if (o.force)
       log << "rebuilding " << out.string() << " (--force)\n";
-    else if (!old.contains("content_sha256"))
-      log << out.string() << ": corpus.json holds no digest of the files (an earlier nasoa-corpus wrote it), so they "
-                             "cannot be checked; rebuilding it\n";
+    else if (!files)
+      log << record.string() << " does not list the corpus's classes as nasoa-corpus writes them; rebuilding it\n";
+    else if (!digest.is_string())
+      log << record.string() << " holds no digest of the files (an earlier nasoa-corpus wrote it), so they cannot "
+                                "be checked; rebuilding it\n";
+    else if (!problem.empty())
+      log << out.string() << ": " << problem << "; rebuilding it\n";
     else
-      log << out.string() << ": its files differ from what corpus.json records (changed, removed or added since it "
-                             "was built); rebuilding it\n";
+      log << out.string() << ": a file's content differs from what corpus.json records; rebuilding it\n";
   } else if (fs::is_directory(out, ec) && !fs::is_empty(out, ec)) {
     refuse_foreign(out);
     log << out.string() << " holds an unfinished corpus (no corpus.json); rebuilding it\n";
@@ -748,7 +839,13 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       {"totals", totals},
   };
   sync_filesystem(out);
-  record_json["content_sha256"] = content_digest(out, threads);
+  {
+    std::string problem;
+    const std::optional<std::vector<std::string>> files = recorded_files(record_json);
+    if (!files) throw Error(ErrorCode::kInternal, "the corpus record does not list its files as recorded_files() reads them");
+    record_json["content_sha256"] = files_digest(out, *files, threads, &problem);
+    if (!problem.empty()) throw Error(ErrorCode::kInternal, "a file just written: " + problem);
+  }
   zoo::write_file_atomic(record.string(), record_json.dump(1) + "\n");
 
   summary.built = true;

@@ -73,8 +73,9 @@ struct CorpusSummary {
 };
 
 // Builds the corpus in options.out, or confirms that it is already there:
-// corpus.json written with the same options and a digest of the files that
-// still matches them. Files changed, removed or added since make it rebuild.
+// corpus.json written with the same options and a digest of the recorded
+// files that still matches them. Recorded files changed or removed since make
+// it rebuild; files it did not record make it refuse (kInvalidArgument).
 // Progress and every skipped file (path and reason) go to `log`. Throws
 // nasoa::Error: kNotFound naming a missing source folder and the Debian
 // package that provides it, kInvalidArgument for bad options, for an OUT

@@ -10,7 +10,8 @@
 // Writes DIR/upstream/<class>/, DIR/source/<task>/<class>/,
 // DIR/eval/<task>/<class>/ (PNG files) and DIR/corpus.json, last. Run again
 // with the same options it does nothing if the files are those corpus.json
-// records (a digest over them), and rebuilds them if not; with other options
+// records (a digest over them), rebuilds them if some are missing or changed,
+// and refuses if the folders hold files it did not write; with other options
 // it refuses unless --force. docs/corpora.md describes what it builds.
 //
 // Exit status: 0 success (or nothing to do), 1 a failed operation (the

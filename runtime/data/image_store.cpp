@@ -100,13 +100,19 @@ std::string unsupported_pixels(const cv::Mat& m) {
   }
 }
 
-cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
+cv::Mat to_8bit(const cv::Mat& decoded) {
+  // Signed integers have no agreed scale: refused rather than guessed.
   if (!unsupported_pixels(decoded).empty()) return {};
   cv::Mat m = decoded;
-  // Signed integers have no agreed scale: refused above rather than guessed.
   if (m.depth() == CV_16F) m.convertTo(m, CV_32F);
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
   else if (m.depth() == CV_32F || m.depth() == CV_64F) m.convertTo(m, CV_8U, 255.0);
+  return m;
+}
+
+cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
+  const cv::Mat m = to_8bit(decoded);
+  if (m.empty()) return {};
   cv::Mat rgb;
   switch (m.channels()) {
     case 1: cv::cvtColor(m, rgb, cv::COLOR_GRAY2RGB); return rgb;

@@ -1,13 +1,14 @@
 // runtime/data/image_store.h: a task's images, decoded and resized once.
 //
 // The store decodes every listed image once, in parallel, into side x side
-// RGB uint8 (shorter side resized to `side`, then centre-cropped), and keeps
+// RGB uint8 (the centre square, resized to side x side), and keeps
 // them in one compact buffer, unless that buffer would exceed the memory cap:
 // then it keeps nothing and decodes again on each access ("streaming").
 // Task meta-features are computed in the same pass.
 //
 // Never silent data loss: every file it cannot use is listed in skipped() with
-// the reason: unreadable, zero-byte, truncated, not an image, or a header that
+// the reason: unreadable, zero-byte, truncated, not an image, a pixel type it
+// cannot convert (signed integers, over 4 channels), or a header that
 // announces more pixels than the cap (refused before decoding). A class left
 // without any usable image is an Error{kInvalidArgument} naming it.
 //
@@ -89,6 +90,11 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
 // Why to_rgb8() cannot convert `m` (a channel count outside 1-4, a signed
 // integer depth), or empty when it can.
 std::string unsupported_pixels(const cv::Mat& m);
+
+// The same channels at 8 bits: 16-bit unsigned scaled by 1/257, float (16,
+// 32 or 64-bit, in [0,1]) by 255; empty for what unsupported_pixels()
+// refuses.
+cv::Mat to_8bit(const cv::Mat& decoded);
 
 // Converts a decoded image (1-4 channels, BGR(A) order as OpenCV decodes it,
 // 8/16-bit unsigned or float (16, 32 or 64-bit) in [0,1]) to RGB uint8,

@@ -257,6 +257,34 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   EXPECT_TRUE(build(tiny(out, 7)).built);
   EXPECT_TRUE(fs::exists(some_png));
 
+  // A file added inside the sets is someone else's: never deleted by a rebuild.
+  const fs::path notes = some_png.parent_path() / "NOTES.txt";
+  std::ofstream(notes) << "mine";
+  for (const bool force : {false, true}) {
+    CorpusOptions again = tiny(out, 7);
+    again.force = force;
+    try {
+      build(again);
+      ADD_FAILURE() << "a folder holding NOTES.txt was rebuilt, force " << force;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("NOTES.txt"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(fs::exists(notes));
+  }
+  fs::remove(notes);
+  EXPECT_FALSE(build(tiny(out, 7)).built);
+
+  // A damaged record is refused or rebuilt, never a crash or a foreign exception.
+  const std::string good_record = zoo::read_file((out / "corpus.json").string());
+  nlohmann::json odd = nlohmann::json::parse(good_record);
+  odd["content_sha256"] = 5;
+  zoo::write_file_atomic((out / "corpus.json").string(), odd.dump());
+  EXPECT_TRUE(build(tiny(out, 7)).built);
+  zoo::write_file_atomic((out / "corpus.json").string(),
+                         "{\"tool\": \"nasoa-corpus\", \"options\": {\"seed\": " + std::string(200000, '[') +
+                             std::string(200000, ']') + "}}");
+  EXPECT_THROW(build(tiny(out, 7)), Error);  // other options: refused, naming the difference
+
   // A file it did not write makes the folder someone else's, --force or not.
   std::ofstream(out / "notes.txt") << "mine";
   forced.seed = 8;
