@@ -209,8 +209,11 @@ def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default
     # The same network on both sides: parameter counts must agree.
     sys.path.insert(0, os.path.join(HERE, "python"))
     from et_nas_net import ETNasNet, parameter_count
-    info = subprocess.run([zoo_tool, "info", "--classes", str(len(CLASSES)), "--input", str(a.input), encoding],
-                          check=True, capture_output=True, text=True).stdout.split("\n")
+    checked = subprocess.run([zoo_tool, "info", "--classes", str(len(CLASSES)), "--input", str(a.input), encoding],
+                             capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise SystemExit(checked.stderr.strip() or f"{encoding}: nasoa-zoo info failed")
+    info = checked.stdout.split("\n")
     nasoa_params = int(next(l for l in info if l.startswith(encoding)).split("\t")[1])
     python_params = parameter_count(ETNasNet(encoding, len(CLASSES)))
     if nasoa_params != python_params:

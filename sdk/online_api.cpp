@@ -244,7 +244,14 @@ std::map<std::string, double> probe_models(const Adapter::Impl& impl, const Task
     zoo::Network network = zoo::load_network(impl.zoo->dir(), *m);
     if (gpu) network->to(torch::kCUDA);
     try {
-      scores[m->name] = rt::logme_probe(*network, store, sample, m->mean, m->std, sdk::loader_threads(impl.options, gpu));
+      const double score =
+          rt::logme_probe(*network, store, sample, m->mean, m->std, sdk::loader_threads(impl.options, gpu));
+      // Degenerate features (all alike) can make the evidence 0/0: no score
+      // then, rather than a NaN that ranks arbitrarily and cannot be saved.
+      if (std::isfinite(score))
+        scores[m->name] = score;
+      else
+        notes.push_back("probe of model '" + m->name + "' left out: its LogME score is not a finite number");
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kInvalidArgument) throw;
       notes.push_back("probe of model '" + m->name + "' left out: " + e.what());

@@ -138,7 +138,7 @@ def parameter_count(model):
 if __name__ == "__main__":
     import argparse
     p = argparse.ArgumentParser(description="parameter count of an ET-NAS network")
-    p.add_argument("encoding", nargs="+", default=["020-_16_11-21-21"])
+    p.add_argument("encoding", nargs="*", default=["020-_16_11-21-21"])
     p.add_argument("--classes", type=int, default=10)
     a = p.parse_args()
     for e in a.encoding:

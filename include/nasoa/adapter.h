@@ -190,7 +190,8 @@ class NASOA_API Adapter {
   // for a checkpoint of another task or regime. `on_progress` runs on the
   // calling thread; an exception it throws (of any type) stops the run and
   // reaches the caller unchanged, with `out_dir` left as it was: the way to
-  // cancel a run.
+  // cancel a run. A checkpoint written before (`out_dir`.checkpoint) stays,
+  // so that resume=true can continue the run later.
   Result fine_tune(const Task& task, const Regime& regime, const Budget& budget,
                    const std::string& out_dir, const ProgressCallback& on_progress = {},
                    bool resume = false);

@@ -9,8 +9,10 @@
 // const members may be called from several threads at once.
 // Errors: nasoa::Error{kNotFound} for a missing folder or file,
 // {kInvalidArgument} for a task that cannot be trained on (no class folders,
-// fewer than two classes, a class with no usable image, a malformed CSV line),
-// {kCorrupt} for damaged IDX files.
+// fewer than two classes, a class with no usable image, a class name that
+// cannot be a label (empty, or with a tab, line break or other control
+// character), a malformed CSV line, a CSV path that is a folder), {kCorrupt}
+// for damaged IDX files.
 #pragma once
 
 #include <array>

@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -104,19 +105,31 @@ int ship(const Args& a, const std::string& command_line) {
   rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
   for (const std::string& line : contents.damage_report(a.ship)) std::cerr << "nasoa-gather: " << line << "\n";
   if (contents.records.empty()) throw Error(ErrorCode::kInvalidArgument, a.ship + ": no usable experience records");
-  std::stable_sort(contents.records.begin(), contents.records.end(),
-                   [](const rt::ExperienceRecord& x, const rt::ExperienceRecord& y) { return x.run_id < y.run_id; });
+  // In run-id order, and within one id by the record's own text, so that
+  // what is shipped never depends on the order of the log's lines.
+  std::vector<std::pair<std::string, rt::ExperienceRecord>> lines;
+  for (rt::ExperienceRecord& r : contents.records) lines.emplace_back(rt::encode_experience_line(r), std::move(r));
+  std::sort(lines.begin(), lines.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.second.run_id, x.first) < std::tie(y.second.run_id, y.first);
+  });
   // A run id names one run: a repeat (a log appended to twice, or two logs
-  // concatenated) would weigh that run double in the fit. Keep the first.
-  const std::size_t before = contents.records.size();
-  contents.records.erase(std::unique(contents.records.begin(), contents.records.end(),
-                                     [](const rt::ExperienceRecord& x, const rt::ExperienceRecord& y) {
-                                       return x.run_id == y.run_id;
-                                     }),
-                         contents.records.end());
-  if (contents.records.size() != before)
-    std::cerr << "nasoa-gather: " << a.ship << ": dropped " << before - contents.records.size()
-              << " record(s) whose run id repeats an earlier one (the first of each is kept)\n";
+  // of the same grid concatenated) would weigh that run double in the fit.
+  // One record per id is kept, the same whatever the line order.
+  contents.records.clear();
+  std::size_t repeats = 0, differing = 0;
+  for (std::size_t i = 0, kept = 0; i < lines.size(); ++i) {
+    if (i > 0 && lines[i].second.run_id == contents.records.back().run_id) {
+      ++repeats;
+      if (lines[i].first != lines[kept].first) ++differing;
+      continue;
+    }
+    kept = i;
+    contents.records.push_back(std::move(lines[i].second));
+  }
+  if (repeats > 0)
+    std::cerr << "nasoa-gather: " << a.ship << ": dropped " << repeats
+              << " record(s) whose run id repeats another (" << differing
+              << " of them with other results; one record per run id is kept)\n";
   const auto t0 = Clock::now();
   const rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
   const double fit_seconds = seconds_since(t0);

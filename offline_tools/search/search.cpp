@@ -55,8 +55,7 @@ void validate(const SearchOptions& o) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw Error(ErrorCode::kInvalidArgument, "search option " + what);
   };
-  // Each sample is a proxy training run: a million is weeks of device time,
-  // and the sampler's retry bound (1000 draws per sample) must fit its counter.
+  // Each sample is a proxy training run: a million is weeks of device time.
   require(o.block_samples >= 0 && o.block_samples <= 1000000, "block_samples must be in 0..1000000");
   require(o.keep_blocks >= 1, "keep_blocks must be >= 1");
   require(o.population >= 2, "population must be >= 2");
@@ -199,7 +198,8 @@ class Search {
     if (o_.max_macs <= 0) return true;
     try {
       return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
-    } catch (const Error&) {
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument) throw;
       return false;  // more MACs than 64 bits count: certainly above the bound
     }
   }

@@ -652,18 +652,18 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
 
   const Fields model = top.object("model");
   const Json& features = model.array("features");
-  bool same = features.size() == kFeatureCount;
-  for (std::size_t f = 0; same && f < kFeatureCount; ++f)
-    same = features[f].is_string() && features[f].get<std::string>() == kFeatureNames[f];
-  if (!same) {
-    std::string listed;
-    for (std::size_t f = 0; f < std::min<std::size_t>(features.size(), 8); ++f)
-      listed += (f ? ", " : "") + detail::describe_value(features[f]);
-    if (features.size() > 8) listed += ", ...";
+  std::size_t differ = 0;  // the first position where the file's features and this build's differ
+  while (differ < std::min<std::size_t>(features.size(), kFeatureCount) && features[differ].is_string() &&
+         features[differ].get<std::string>() == kFeatureNames[differ])
+    ++differ;
+  if (differ < features.size() || features.size() != kFeatureCount)
     throw Error(ErrorCode::kUnsupportedVersion,
-                source + ": field 'model.features' lists " + std::to_string(features.size()) + " features (" +
-                    listed + "), not the features this build computes; refit the predictor");
-  }
+                source + ": field 'model.features' lists " + std::to_string(features.size()) +
+                    " features and this build computes " + std::to_string(kFeatureCount) + "; they differ first at [" +
+                    std::to_string(differ) + "]: " +
+                    (differ < features.size() ? detail::describe_value(features[differ]) : std::string("(none)")) +
+                    " against " + (differ < kFeatureCount ? std::string(kFeatureNames[differ]) : std::string("(none)")) +
+                    "; refit the predictor");
   Predictor p;
   p.options_ = read_options(model.object("options"));
   p.training_rows_ = std::size_t(model.integer("training_rows", 1));

@@ -41,6 +41,30 @@ std::string unquote(const std::string& field) {
   return out;
 }
 
+}  // namespace
+
+bool is_valid_label(const std::string& name) {
+  return !name.empty() && std::none_of(name.begin(), name.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7F;
+  });
+}
+
+std::string shown_label(const std::string& name) {
+  std::string out;
+  for (const char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (u < 0x20 || u == 0x7F) out += {'\\', 'x', "0123456789abcdef"[u >> 4], "0123456789abcdef"[u & 15]};
+    else out += c;
+  }
+  return out;
+}
+
+namespace {
+
 // Two classes at least, each named so that it can be a model's label: the
 // saved model and nasoa-classify's output separate labels by tabs and line
 // breaks. Checked here, at ingestion, so that such a name fails before
@@ -50,15 +74,13 @@ void check_classes(const TaskSource& t) {
     throw Error(ErrorCode::kInvalidArgument,
                 t.origin + ": a task needs at least two classes, found " +
                     std::to_string(t.class_names.size()));
-  for (const std::string& name : t.class_names) {
-    if (!name.empty() && name.find_first_of("\t\n\r") == std::string::npos) continue;
-    std::string shown;
-    for (const char c : name) shown += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : std::string(1, c);
-    throw Error(ErrorCode::kInvalidArgument,
-                t.origin + ": class name '" + shown +
-                    "' cannot be a label: labels must be non-empty and free of tabs and line breaks "
-                    "(they separate a model's labels in its files and in nasoa-classify's output); rename it");
-  }
+  for (const std::string& name : t.class_names)
+    if (!is_valid_label(name))
+      throw Error(ErrorCode::kInvalidArgument,
+                  t.origin + ": class name '" + shown_label(name) +
+                      "' cannot be a label: labels must be non-empty and free of tabs, line breaks and other "
+                      "control characters (they separate a model's labels in its files and in nasoa-classify's "
+                      "output); rename it");
 }
 
 }  // namespace
@@ -246,6 +268,7 @@ TaskSource select_classes(const TaskSource& source, const std::vector<std::strin
   out.idx_images = source.idx_images;
   for (const SampleRef& s : source.samples)
     if (const int label = new_label[std::size_t(s.label)]; label >= 0) out.samples.push_back({s.path, label, s.idx});
+  check_classes(out);
   return out;
 }
 

@@ -42,6 +42,15 @@ struct TaskSource {
   std::shared_ptr<const IdxImages> idx_images;  // only for IDX tasks
 };
 
+// Whether `name` can be a model's label: non-empty and free of control
+// characters (tabs and line breaks separate labels in a model's files and in
+// nasoa-classify's output; other control bytes would print raw).
+bool is_valid_label(const std::string& name);
+// `name` for a message, control bytes written as \t, \n, \r or \xHH.
+std::string shown_label(const std::string& name);
+
+// Each of these refuses (Error{kInvalidArgument}) a task of fewer than two
+// classes or with a class name that is not a valid label.
 TaskSource list_folder(const std::string& dir);
 // `path,label` per line: an optional `path,label` header, a UTF-8 byte-order
 // mark, blank lines, `#` comments and double-quoted fields are accepted; the
@@ -55,7 +64,7 @@ TaskSource list_idx(const std::string& images_path, const std::string& labels_pa
 // an IDX task listed without names), relabelled 0, 1, ... in `keep`'s order
 // and renamed `names` when given. Skipped files are kept. Throws
 // Error{kInvalidArgument} naming an unknown or repeated class, a `names` of
-// another length, or fewer than two classes.
+// another length, a name that is not a valid label, or fewer than two classes.
 TaskSource select_classes(const TaskSource& source, const std::vector<std::string>& keep,
                           const std::vector<std::string>& names = {});
 

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "nasoa/error.h"
+#include "runtime/data/task_source.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
@@ -18,10 +19,10 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
     throw Error(ErrorCode::kInvalidArgument, std::to_string(labels.size()) + " labels for a network of " +
                                                  std::to_string(classes) + " classes");
   for (std::size_t i = 0; i < labels.size(); ++i)
-    if (labels[i].empty() || labels[i].find_first_of("\t\n\r") != std::string::npos)
+    if (!is_valid_label(labels[i]))
       throw Error(ErrorCode::kInvalidArgument,
-                  "label " + std::to_string(i) + " ('" + labels[i] +
-                      "') must be non-empty and free of tabs and line breaks (they delimit output)");
+                  "label " + std::to_string(i) + " ('" + shown_label(labels[i]) +
+                      "') must be non-empty and free of control characters (tabs and line breaks delimit output)");
 }
 
 // `dir` as the folder it names, absolute: "dir/" and "dir/." name dir.

@@ -14,9 +14,9 @@
 namespace nasoa::runtime {
 
 // `image` as cv::imread/imdecode give it (1-4 channels, BGR(A) order, 8- or
-// 16-bit, or float in [0,1]) to a side x side RGB uint8 square. Throws
-// Error{kInvalidArgument} for an empty image or an unsupported channel count;
-// `what` names the image in the message.
+// 16-bit unsigned, or float in [0,1]) to a side x side RGB uint8 square.
+// Throws Error{kInvalidArgument} for an empty image, an unsupported channel
+// count or a signed integer depth; `what` names the image in the message.
 cv::Mat to_model_square(const cv::Mat& image, int side, const std::string& what);
 
 // side x side RGB uint8 squares to a normalised [N, 3, side, side] float32

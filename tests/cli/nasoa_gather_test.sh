@@ -55,6 +55,25 @@ cp -r "$work/zoo2" "$work/zoo3"
 check "--ship of a log holding every run twice keeps each run once, and says so" bash -c \
   "grep -q 'shipped:    48 experience records' '$work/twice.out' && grep -q 'dropped 48 record' '$work/twice.err' \
    && cmp '$work/zoo/predictor.bin' '$work/zoo3/predictor.bin' && cmp '$work/zoo/experience.log' '$work/zoo3/experience.log'"
+# Two gathers of the same grid share run ids but not timings: 5 such runs,
+# their records re-checksummed, concatenated in either order.
+python3 -c "
+import hashlib, json, sys
+out = open(sys.argv[2], 'wb')
+for line in list(open(sys.argv[1], 'rb'))[:5]:
+    record = json.loads(line.rstrip(b'\n').split(b' ', 1)[1])
+    record['result']['seconds'] += 1.0
+    body = json.dumps(record, separators=(',', ':')).encode()
+    out.write(hashlib.sha256(body).hexdigest().encode() + b' ' + body + b'\n')
+" "$work/exp.log" "$work/other.log"
+cat "$work/exp.log" "$work/other.log" > "$work/ab.log"
+cat "$work/other.log" "$work/exp.log" > "$work/ba.log"
+cp -r "$work/zoo2" "$work/zoo4" && cp -r "$work/zoo2" "$work/zoo5"
+"$gather" --ship "$work/ab.log" --zoo "$work/zoo4" > /dev/null 2> "$work/ab.err"
+"$gather" --ship "$work/ba.log" --zoo "$work/zoo5" > /dev/null 2> "$work/ba.err"
+check "--ship of runs recorded twice with other results keeps the same one in either line order" bash -c \
+  "grep -q '5 of them with other results' '$work/ab.err' && cmp '$work/zoo4/predictor.bin' '$work/zoo5/predictor.bin' \
+   && cmp '$work/zoo4/experience.log' '$work/zoo5/experience.log'"
 
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 2/2 > /dev/null 2> "$work/shard.err"
 check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"

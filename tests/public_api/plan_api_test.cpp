@@ -337,13 +337,12 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   EXPECT_EQ(r.regime.model, plan.best.regime.model);
   EXPECT_TRUE(adapter.record(*task_, plan, r));
   EXPECT_FALSE(adapter.record(*task_, plan, r)) << "the same result is one run";
-  if (!r.epochs.empty()) {
-    nasoa::Result bad = r;
-    bad.epochs[0].validation_accuracy = HUGE_VAL;
-    std::string message;
-    EXPECT_EQ(code_of([&] { adapter.record(*task_, plan, bad); }, &message), nasoa::ErrorCode::kInvalidArgument);
-    EXPECT_NE(message.find("epochs[0].validation_accuracy"), std::string::npos) << message;
-  }
+  ASSERT_FALSE(r.epochs.empty());
+  nasoa::Result bad = r;
+  bad.epochs[0].validation_accuracy = HUGE_VAL;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.record(*task_, plan, bad); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("epochs[0].validation_accuracy"), std::string::npos) << message;
 
   // Another Adapter, as a later process would open it, learns from the
   // record: one is too few to follow, but enough to predict the default plan.

@@ -166,10 +166,12 @@ TEST(ImageConversionTest, AThinStripIsCutToItsCentreBeforeItIsResized) {
     EXPECT_EQ(image.at<cv::Vec3b>(0, 0), cv::Vec3b(30, 20, 10));  // BGR in, RGB out
     EXPECT_EQ(image.at<cv::Vec3b>(127, 127), cv::Vec3b(30, 20, 10));
   }
-  // The square is the image's centre: a wide image's left and right are cut.
-  cv::Mat wide(10, 30, CV_8UC3, cv::Scalar(0, 0, 0));
-  wide(cv::Rect(10, 0, 10, 10)).setTo(cv::Scalar(255, 255, 255));
+  // The square is the image's centre, then resized: a wide image's left and
+  // right thirds are cut, the rest halved.
+  cv::Mat wide(20, 60, CV_8UC3, cv::Scalar(0, 0, 0));
+  wide(cv::Rect(20, 0, 20, 20)).setTo(cv::Scalar(255, 255, 255));
   const cv::Mat square = fit_square(wide, 10);
+  ASSERT_EQ(square.size(), cv::Size(10, 10));
   EXPECT_EQ(cv::countNonZero(square.reshape(1) == 255), 10 * 10 * 3);
 }
 

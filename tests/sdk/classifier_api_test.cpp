@@ -157,6 +157,19 @@ TEST_F(ClassifierTest, RefusesImagesItCannotConvert) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("channel count 5"), std::string::npos) << e.what();
   }
+  // Signed integers have no agreed scale: refused, not saturated into wrong pixels.
+  try {
+    clf.predict(cv::Mat(8, 8, CV_16SC1, cv::Scalar(300)));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("16-bit signed"), std::string::npos) << e.what();
+  }
+  // A float16 image in [0,1] predicts as its 8-bit twin does.
+  cv::Mat half;
+  images()[2].convertTo(half, CV_32F, 1.0 / 255.0);
+  half.convertTo(half, CV_16F);
+  EXPECT_EQ(clf.predict(half)[0].index, clf.predict(images()[2])[0].index);
 }
 
 TEST_F(ClassifierTest, PredictFileDecodesAsTrainingDoesAndNamesBadFiles) {
