@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -335,6 +336,35 @@ TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
   write_file_atomic((root_ / "plain").string(), "report");
   write_file_atomic((root_ / "plain").string(), "again");
   EXPECT_EQ(read_file((root_ / "plain").string()), "again");
+}
+
+// The id of a process that has ended (its own child, reaped).
+pid_t ended_process() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+TEST_F(BundleTest, WhatAKilledWriterLeftIsRemovedAndALiveWritersIsNot) {
+  // A kill between creating the temporary file (or staging folder) and the
+  // rename left it for good, one more per kill: the next write removes those
+  // of ended processes.
+  const std::string dead = std::to_string(ended_process());
+  const std::string live = std::to_string(::getppid());  // the test runner, alive
+  for (const std::string& pid : {dead, live}) {
+    std::ofstream(root_ / ("state.json.tmp." + pid)) << "half";
+    fs::create_directories(root_ / (".zoo.partial-" + pid) / "models");
+  }
+  std::ofstream(root_ / "state.json.tmp.notapid") << "someone else's";
+  write_file_atomic((root_ / "state.json").string(), "whole");
+  EXPECT_FALSE(fs::exists(root_ / ("state.json.tmp." + dead)));
+  EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + live)));
+  EXPECT_TRUE(fs::exists(root_ / "state.json.tmp.notapid"));
+  write_bundle(dir_, input());
+  EXPECT_FALSE(fs::exists(root_ / (".zoo.partial-" + dead)));
+  EXPECT_TRUE(fs::exists(root_ / (".zoo.partial-" + live)));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // write_file_atomic writes to a temporary file beside the target, fsyncs it,
 // renames it over the target and fsyncs the directory: after a crash or power
 // loss at any instant, the target holds either its old or its new content.
+// The temporary file a killed writer left is removed by the next write.
 #pragma once
 
 #include <string>
@@ -14,6 +15,12 @@ namespace nasoa::zoo {
 // Error{kInvalidArgument} when `path` exists and is not a regular file (a
 // device, a pipe or a folder, which the rename would replace).
 void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// Removes the entries of `dir` named `prefix` + a process id whose process is
+// gone: the temporary files and staging folders (named so) that a process
+// killed mid-write left. A live process's entry is never touched. Best
+// effort: errors are ignored.
+void remove_stale_temporaries(const std::string& dir, const std::string& prefix);
 
 // fsync a directory, so that renames and creations in it are durable.
 void sync_directory(const std::string& dir);

@@ -62,6 +62,8 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
   const fs::path staging =
       target.parent_path() / ("." + target.filename().string() + ".partial-" + std::to_string(::getpid()));
   fs::remove_all(staging, ec);
+  // Staging folders of writers killed mid-way are never a bundle: removed.
+  remove_stale_temporaries(target.parent_path().string(), "." + target.filename().string() + ".partial-");
   make_directory(staging / "models");
 
   try {
