@@ -424,8 +424,8 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       throw Error(ErrorCode::kInvalidArgument, record.string() + " was not written by nasoa-corpus; refusing to overwrite the folder");
     // A reference, not a copy: copying a json recurses, and a hand-made
     // record may nest deeper than the stack allows.
-    static const json kNoOptions;  // null
-    const json& old_options = old.contains("options") ? old["options"] : kNoOptions;
+    static const json kNull;
+    const json& old_options = old.contains("options") ? old["options"] : kNull;
     const bool same_options = old_options == options;
     if (!same_options && !o.force)
       throw Error(ErrorCode::kInvalidArgument, out.string() + " holds a corpus built with other options: " +
@@ -440,7 +440,7 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
         throw Error(ErrorCode::kInvalidArgument,
                     (out / extra).string() + " is not part of the corpus corpus.json records; refusing to rebuild a "
                                              "folder that holds it (move it elsewhere first)");
-    const json& digest = old.contains("content_sha256") ? old["content_sha256"] : kNoOptions;
+    const json& digest = old.contains("content_sha256") ? old["content_sha256"] : kNull;
     std::string problem;
     const bool intact = same_options && !o.force && files && digest.is_string() &&
                         files_digest(out, *files, threads, &problem) == digest.get<std::string>() && problem.empty();

@@ -37,12 +37,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
-#include <tuple>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -50,6 +49,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "nasoa/error.h"
 #include "nasoa/version.h"

@@ -198,8 +198,8 @@ class Search {
     if (o_.max_macs <= 0) return true;
     try {
       return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kInvalidArgument) throw;
+    } catch (const Error& error) {
+      if (error.code() != ErrorCode::kInvalidArgument) throw;
       return false;  // more MACs than 64 bits count: certainly above the bound
     }
   }

@@ -91,13 +91,15 @@ cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
 std::string unsupported_pixels(const cv::Mat& m) {
   if (m.channels() < 1 || m.channels() > 4)
     return "unsupported channel count " + std::to_string(m.channels()) + " (1 to 4 expected)";
+  const char* depth = nullptr;
   switch (m.depth()) {
     case CV_8U: case CV_16U: case CV_16F: case CV_32F: case CV_64F: return {};
-    case CV_8S: return "unsupported pixel depth: 8-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
-    case CV_16S: return "unsupported pixel depth: 16-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
-    case CV_32S: return "unsupported pixel depth: 32-bit signed (8- or 16-bit unsigned, or float in [0,1] expected)";
+    case CV_8S: depth = "8-bit signed"; break;
+    case CV_16S: depth = "16-bit signed"; break;
+    case CV_32S: depth = "32-bit signed"; break;
     default: return "unsupported pixel depth " + std::to_string(m.depth());
   }
+  return std::string("unsupported pixel depth: ") + depth + " (8- or 16-bit unsigned, or float in [0,1] expected)";
 }
 
 cv::Mat to_8bit(const cv::Mat& decoded) {
