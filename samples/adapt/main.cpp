@@ -33,6 +33,8 @@
 #include <nasoa/nasoa.h>
 #include <nlohmann/json.hpp>
 
+#include "../common/text_file.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
@@ -46,6 +48,9 @@
 #include <sstream>
 
 namespace {
+
+using nasoa_samples::read_text;
+using nasoa_samples::write_text;
 
 using Clock = std::chrono::steady_clock;
 
@@ -110,14 +115,6 @@ void print_plan(std::ostream& out, const nasoa::Plan& plan) {
   for (const std::string& note : plan.notes) out << "note:       " << note << "\n";
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot read");
-  return text.str();
-}
-
 nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   const nasoa::TaskMeta& m = task.meta();
   nlohmann::json j;
@@ -156,24 +153,6 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["skipped"] = nlohmann::json::array();
   for (const nasoa::SkippedFile& f : task.skipped()) j["skipped"].push_back({{"path", f.path}, {"reason", f.reason}});
   return j;
-}
-
-// Written beside its final name and renamed, so a kill never leaves half a file.
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move into place");
-  }
 }
 
 // Why `path` cannot take the report, checked before any work (empty: it

@@ -2,8 +2,8 @@
 // the performance predictor learn from each.
 //
 //   nasoa-stream --zoo DIR --budget SECONDS [--state DIR] [--json FILE]
-//                [--out DIR] [--probe] [--min-experience N] [--threads N]
-//                [--device auto|cpu|cuda] TASK_DIR...
+//                [--out DIR [--resume]] [--probe] [--min-experience N]
+//                [--threads N] [--device auto|cpu|cuda] TASK_DIR...
 //
 // For each task folder in turn: read it, plan (nasoa::Adapter::plan), fine-tune
 // the plan inside the budget, and record the outcome, so that the next plan
@@ -20,18 +20,29 @@
 // Models are saved under --out (default: a temporary folder, removed at the
 // end). A task that fails is reported on its line and the stream goes on.
 //
+// A stream can be killed and continued: with --out, task N's files are
+//   OUT/N-NAME               its model,
+//   OUT/N-NAME.plan.json     its plan, while it trains,
+//   OUT/N-NAME.checkpoint    the SDK's checkpoint, while it trains,
+//   OUT/N-NAME.outcome.json  its outcome, once recorded.
+// --resume takes a task with an outcome as done, continues a task with a
+// plan and a checkpoint where it stopped, and runs the others. A kill in the
+// moment between recording a task and writing its outcome records that task
+// twice (once per run); anywhere else each task is recorded once.
+//
 // Uses only the public API (<nasoa/nasoa.h>); it is also a sample to copy.
 // Exit status: 0 every task adapted, 1 some failed, 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include "../common/text_file.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -48,6 +59,8 @@ struct Outcome {
   double seconds = 0;
   std::string error;
   std::vector<nasoa::SkippedFile> skipped;  // files of the task that could not be used
+  bool done_before = false;                 // read back from OUT/N-NAME.outcome.json by --resume
+  bool resumed = false;                     // continued from a checkpoint by --resume
   std::optional<double> abs_error() const {
     if (!achieved || !plan.best.predicted_accuracy) return std::nullopt;
     return std::fabs(*plan.best.predicted_accuracy - *achieved);
@@ -73,6 +86,71 @@ std::optional<double> mae(const std::vector<Outcome>& all, std::size_t from, std
 
 nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
+nlohmann::json skipped_json(const std::vector<nasoa::SkippedFile>& skipped) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const nasoa::SkippedFile& f : skipped) list.push_back({{"path", f.path}, {"reason", f.reason}});
+  return list;
+}
+
+// What --resume needs to take a task as done: which folder and budget it
+// was, its plan, what it achieved and what it skipped.
+nlohmann::json outcome_json(const Outcome& o, const std::string& task_dir, double budget_seconds) {
+  return {{"task_dir", task_dir},
+          {"budget_seconds", budget_seconds},
+          {"plan", nlohmann::json::parse(o.plan.to_json())},
+          {"achieved_accuracy", optional_json(o.achieved)},
+          {"seconds", o.seconds},
+          {"skipped", skipped_json(o.skipped)}};
+}
+
+// Reads back a task's outcome, refusing one of another folder or budget
+// (the stream's summary would mix them) and naming the field at fault.
+Outcome read_outcome(const std::string& file, const std::string& task_name, const std::string& task_dir,
+                     double budget_seconds) {
+  const auto corrupt = [&](const std::string& why) {
+    return nasoa::Error(nasoa::ErrorCode::kCorrupt, file + ": " + why + "; remove it to run the task again");
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(nasoa_samples::read_text(file));
+  } catch (const nlohmann::json::exception&) {
+    throw corrupt("not valid JSON");
+  }
+  const auto field = [&](const char* name, nlohmann::json::value_t type) -> const nlohmann::json& {
+    if (!j.is_object() || !j.contains(name)) throw corrupt(std::string("field ") + name + " is missing");
+    const nlohmann::json& v = j.at(name);
+    const bool number = type == nlohmann::json::value_t::number_float;
+    if (number ? !v.is_number() : v.type() != type) throw corrupt(std::string("field ") + name + " has the wrong type");
+    return v;
+  };
+  if (field("task_dir", nlohmann::json::value_t::string).get<std::string>() != task_dir)
+    throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                       file + " is the outcome of task folder " + j.at("task_dir").get<std::string>() + ", not " +
+                           task_dir + ": resume with the same task folders in the same order, or use another --out");
+  if (field("budget_seconds", nlohmann::json::value_t::number_float).get<double>() != budget_seconds)
+    throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                       file + " was reached with --budget " + j.at("budget_seconds").dump() +
+                           ": resume with the same --budget, or use another --out");
+  Outcome o;
+  o.task = task_name;
+  o.done_before = true;
+  o.plan = nasoa::Plan::from_json(field("plan", nlohmann::json::value_t::object).dump());
+  const nlohmann::json& achieved = j.contains("achieved_accuracy") ? j.at("achieved_accuracy") : nlohmann::json();
+  if (!achieved.is_null()) {
+    if (!achieved.is_number() || !(achieved.get<double>() >= 0 && achieved.get<double>() <= 1))
+      throw corrupt("field achieved_accuracy is not null or a number in [0, 1]");
+    o.achieved = achieved.get<double>();
+  }
+  o.seconds = field("seconds", nlohmann::json::value_t::number_float).get<double>();
+  for (const nlohmann::json& f : field("skipped", nlohmann::json::value_t::array)) {
+    if (!f.is_object() || !f.contains("path") || !f.at("path").is_string() || !f.contains("reason") ||
+        !f.at("reason").is_string())
+      throw corrupt("field skipped holds an entry without a path and a reason");
+    o.skipped.push_back({f.at("path").get<std::string>(), f.at("reason").get<std::string>()});
+  }
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,7 +175,10 @@ int main(int argc, char** argv) {
   app.add_option("--state", state, "Where this device's experience, predictor and profile are kept "
                                    "(default: nasoa::default_state_dir())");
   app.add_option("--json", json, "Write a JSON summary here");
+  bool resume = false;
   app.add_option("--out", out, "Save each task's model in a subfolder of this folder (default: a temporary one)");
+  app.add_flag("--resume", resume, "Continue a killed stream of the same --out: done tasks are kept, a task killed "
+                                   "mid-training continues from its checkpoint");
   app.add_flag("--probe", probe, "Score each model's frozen features on a sample of the task (LogME) while planning");
   int min_experience = nasoa::AdapterOptions{}.min_experience;
   app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
@@ -113,6 +194,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
   }
 
+  if (resume && out.empty()) {
+    std::cerr << "nasoa-stream: --resume needs the --out of the stream to continue\n";
+    return 2;
+  }
   if (app.get_option("--state")->count() > 0 && state.empty()) {
     std::cerr << "nasoa-stream: --state is empty; leave it out for the default\n";
     return 2;
@@ -141,27 +226,58 @@ int main(int argc, char** argv) {
     std::vector<Outcome> outcomes;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       const Clock::time_point started = Clock::now();
+      const fs::path given(tasks[i]);
+      const std::string name =
+          given.filename().empty() ? given.parent_path().filename().string() : given.filename().string();
+      const std::string model_dir = (fs::path(out) / (std::to_string(i + 1) + "-" + name)).string();
+      const std::string outcome_file = model_dir + ".outcome.json";
+      const std::string plan_file = model_dir + ".plan.json";
+      const std::string task_dir = fs::absolute(given).lexically_normal().string();
+      const auto present = [](const std::string& path) {
+        std::error_code ec;
+        return fs::exists(path, ec);
+      };
       Outcome o;
-      o.task = fs::path(tasks[i]).filename().empty() ? fs::path(tasks[i]).parent_path().filename().string()
-                                                     : fs::path(tasks[i]).filename().string();
+      o.task = name;
       try {
-        nasoa::TaskOptions task_options;
-        task_options.image_side = zoo.models().front().input_size;
-        task_options.threads = threads;
-        const nasoa::Task task = nasoa::Task::from_folder(tasks[i], task_options);
-        o.skipped = task.skipped();
-        nasoa::Budget budget;
-        budget.seconds = seconds;
-        budget.spent_seconds = task.ingest_seconds();
-        o.plan = adapter.plan(task, budget);
-        const std::string model_dir = (fs::path(out) / (std::to_string(i + 1) + "-" + o.task)).string();
-        const nasoa::Result r = adapter.fine_tune(task, o.plan, budget, model_dir);
-        if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
-        adapter.record(task, o.plan, r);
-        o.seconds = r.wall_seconds;
+        if (resume && present(outcome_file)) {
+          o = read_outcome(outcome_file, name, task_dir, seconds);
+        } else {
+          nasoa::TaskOptions task_options;
+          task_options.image_side = zoo.models().front().input_size;
+          task_options.threads = threads;
+          const nasoa::Task task = nasoa::Task::from_folder(tasks[i], task_options);
+          o.skipped = task.skipped();
+          nasoa::Budget budget;
+          budget.seconds = seconds;
+          budget.spent_seconds = task.ingest_seconds();
+          // A task killed mid-training continues the plan it had; its
+          // checkpoint counts the time already spent, planning included.
+          o.resumed = resume && present(model_dir + ".checkpoint") && present(plan_file);
+          if (o.resumed) {
+            try {
+              o.plan = nasoa::Plan::from_json(nasoa_samples::read_text(plan_file));
+            } catch (const nasoa::Error& e) {
+              if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
+              throw nasoa::Error(e.code(), plan_file + ": " + e.what());
+            }
+            o.plan.planning_seconds = 0;
+          } else {
+            o.plan = adapter.plan(task, budget);
+            nasoa_samples::write_text(plan_file, o.plan.to_json());
+          }
+          const nasoa::Result r = adapter.fine_tune(task, o.plan, budget, model_dir, {}, o.resumed);
+          if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
+          adapter.record(task, o.plan, r);
+          o.seconds = r.wall_seconds;
+          nasoa_samples::write_text(outcome_file, outcome_json(o, task_dir, seconds).dump(2) + "\n");
+          std::remove(plan_file.c_str());
+        }
       } catch (const nasoa::Error& e) {
         o.error = e.what();
         o.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        // The plan serves --resume only beside a checkpoint.
+        if (!present(model_dir + ".checkpoint")) std::remove(plan_file.c_str());
       }
       if (!o.error.empty()) {
         std::printf("%-3zu %-20s failed: %s\n", i + 1, o.task.c_str(), o.error.c_str());
@@ -170,9 +286,10 @@ int main(int argc, char** argv) {
         const std::string predicted =
             pct(o.plan.best.predicted_accuracy) +
             (o.plan.best.predicted_std ? " +- " + pct(o.plan.best.predicted_std) : std::string(" (default)"));
-        std::printf("%-3zu %-20s %-20s %7g %6d %6d %16s %9s %7s %8.1f\n", i + 1, o.task.c_str(), g.model.c_str(),
+        std::printf("%-3zu %-20s %-20s %7g %6d %6d %16s %9s %7s %8.1f%s\n", i + 1, o.task.c_str(), g.model.c_str(),
                     g.learning_rate, g.frozen_stages, g.epochs, predicted.c_str(), pct(o.achieved).c_str(),
-                    pct(o.abs_error()).c_str(), o.seconds);
+                    pct(o.abs_error()).c_str(), o.seconds,
+                    o.done_before ? "  (done before)" : o.resumed ? "  (resumed)" : "");
       }
       if (!o.skipped.empty())
         std::printf("    %zu file(s) skipped, first: %s: %s\n", o.skipped.size(), o.skipped.front().path.c_str(),
@@ -197,9 +314,8 @@ int main(int argc, char** argv) {
       j["budget_seconds"] = seconds;
       j["tasks"] = nlohmann::json::array();
       for (const Outcome& o : outcomes) {
-        nlohmann::json t{{"task", o.task}, {"seconds", o.seconds}};
-        t["skipped"] = nlohmann::json::array();
-        for (const nasoa::SkippedFile& f : o.skipped) t["skipped"].push_back({{"path", f.path}, {"reason", f.reason}});
+        nlohmann::json t{{"task", o.task}, {"seconds", o.seconds}, {"skipped", skipped_json(o.skipped)},
+                         {"done_before", o.done_before}, {"resumed", o.resumed}};
         if (!o.error.empty()) {
           t["error"] = o.error;
         } else {
@@ -214,15 +330,7 @@ int main(int argc, char** argv) {
       j["mae_first_half"] = optional_json(first);
       j["mae_second_half"] = optional_json(second);
       j["failed"] = failed;
-      const std::string tmp = json + ".tmp";
-      {
-        std::ofstream f(tmp);
-        f << j.dump(2) << '\n';
-        f.flush();
-        if (!f) throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
-      }
-      if (std::rename(tmp.c_str(), json.c_str()) != 0)
-        throw nasoa::Error(nasoa::ErrorCode::kIo, json + ": cannot move into place");
+      nasoa_samples::write_text(json, j.dump(2) + "\n");
     }
     if (scratch) fs::remove_all(*scratch);
     return failed ? 1 : 0;

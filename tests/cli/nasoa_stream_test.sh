@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Drives nasoa-stream on two small real tasks (Fashion-MNIST folders): one
-# line per task, the summary, the JSON, the records it leaves, and a task
-# folder that fails without stopping the stream.
+# line per task, the summary, the JSON, the records it leaves, a task
+# folder that fails without stopping the stream, and a killed stream resumed.
 # Usage: nasoa_stream_test.sh nasoa-stream nasoa-zoo WORKDIR
 set -u
 stream=$1 zoo_tool=$2 work=$3
@@ -38,5 +38,37 @@ check "each task's model is saved under --out" bash -c "test -f '$work/models/1-
 "$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" "$work/nowhere" "$work/tops" > "$work/bad.out" 2>&1
 check "a task that fails is reported and the stream goes on" \
   bash -c "test $? -eq 1 && grep -qE '^1 +nowhere +failed: .*nowhere' '$work/bad.out' && grep -qE '^2 +tops +' '$work/bad.out'"
+
+# A stream killed while its second task trains, then continued with --resume.
+"$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" "$work/shoes" "$work/tops" \
+  > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -f "$work/killed/2-tops.checkpoint" ] && break; sleep 0.05; done
+kill -KILL "$pid" 2> /dev/null
+wait "$pid" 2> /dev/null
+check "the kill came after the first task's outcome, during the second's training" bash -c \
+  "test -f '$work/killed/1-shoes.outcome.json' && test -f '$work/killed/2-tops.checkpoint' && test -f '$work/killed/2-tops.plan.json' && test ! -e '$work/killed/2-tops.outcome.json'"
+"$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" "$work/shoes" "$work/tops" --resume \
+  > /dev/null 2> "$work/noout.err"
+check "--resume without --out is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--out' '$work/noout.err'"
+"$stream" --zoo "$work/zoo" --budget 7 --state "$work/state-k" --out "$work/killed" --resume "$work/shoes" \
+  > "$work/otherbudget.out" 2>&1
+check "--resume with another budget is refused, naming the outcome file and the budget it had" \
+  bash -c "test $? -eq 1 && grep -q '1-shoes.outcome.json was reached with --budget 20' '$work/otherbudget.out'"
+"$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" --resume \
+  --json "$work/resumed.json" "$work/shoes" "$work/tops" > "$work/resumed.out" 2>&1
+check "the resumed stream succeeds" test $? -eq 0
+check "it keeps the first task as done and continues the second from its checkpoint" \
+  json "$work/resumed.json" "[(t['done_before'], t['resumed']) for t in r['tasks']] == [(True, False), (False, True)] and r['tasks'][1]['achieved_accuracy'] is not None"
+check "the kept task shows its plan and accuracy again" \
+  json "$work/resumed.json" "r['tasks'][0]['plan']['best']['regime']['epochs'] > 0 and r['tasks'][0]['achieved_accuracy'] is not None"
+check "each task is recorded once" bash -c "test \$(cat '$work'/state-k/stream-test-*/experience.log | wc -l) -eq 2"
+check "both models are saved, and the plan and checkpoint are gone" bash -c \
+  "test -f '$work/killed/1-shoes/MANIFEST' && test -f '$work/killed/2-tops/MANIFEST' && test ! -e '$work/killed/2-tops.plan.json' && test ! -e '$work/killed/2-tops.checkpoint'"
+echo '{"task_dir": 3}' > "$work/killed/1-shoes.outcome.json"
+"$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" --resume "$work/shoes" \
+  > "$work/corrupt.out" 2>&1
+check "a damaged outcome file is reported on its task's line, naming the file and the field" \
+  bash -c "test $? -eq 1 && grep -qE '^1 +shoes +failed: .*1-shoes.outcome.json: field task_dir' '$work/corrupt.out'"
 
 finish
