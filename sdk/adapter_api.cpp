@@ -104,6 +104,18 @@ runtime::Split task_split(const Task& task, const Regime& regime) {
   return runtime::stratified_split(store.labels(), regime.validation_fraction, regime.seed);
 }
 
+void check_budget(const Budget& budget, bool finite) {
+  const auto require = [&](bool ok, const char* field, double value, const char* expected) {
+    if (!ok || (finite && !std::isfinite(value)))
+      throw Error(ErrorCode::kInvalidArgument, std::string("budget field ") + field + " = " + std::to_string(value) +
+                                                   ": expected " + expected + (finite ? " and finite" : ""));
+  };
+  require(budget.seconds > 0, "seconds", budget.seconds, "> 0");
+  require(budget.joules >= 0, "joules", budget.joules, ">= 0 (0: no limit)");
+  require(budget.memory_mib >= 0, "memory_mib", double(budget.memory_mib), ">= 0 (0: no limit)");
+  require(budget.spent_seconds >= 0, "spent_seconds", budget.spent_seconds, ">= 0");
+}
+
 }  // namespace sdk
 
 Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_unique<Impl>()) {
@@ -140,11 +152,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
     return sdk::at_boundary("Adapter::fine_tune", [&] {
       const Clock::time_point started = Clock::now();
       validate(regime);
-      if (!(budget.seconds > 0))
-        throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
-      if (!(budget.joules >= 0) || budget.memory_mib < 0 || !(budget.spent_seconds >= 0))
-        throw Error(ErrorCode::kInvalidArgument,
-                    "budget joules, memory_mib and spent_seconds must be numbers, not negative");
+      sdk::check_budget(budget, /*finite=*/false);
       const Zoo& zoo = *impl_->zoo;
       check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
       const AdapterOptions& options = impl_->options;

@@ -32,6 +32,13 @@ bool uses_gpu(const AdapterOptions& options);
 int loader_threads(const AdapterOptions& options, bool on_gpu);
 int compute_threads(const AdapterOptions& options, bool on_gpu);
 
+// Refuses a budget out of range with Error{kInvalidArgument} naming the
+// field and its value: seconds not above 0, joules or spent_seconds negative
+// or NaN, memory_mib negative. With `finite` (plan(): a plan records its
+// budget as JSON, which has no infinity) infinite values are refused too;
+// fine_tune() takes an infinite limit as no limit.
+void check_budget(const Budget& budget, bool finite);
+
 // The train/validation split fine_tune() makes of `task` for `regime`.
 runtime::Split task_split(const Task& task, const Regime& regime);
 

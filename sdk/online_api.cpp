@@ -316,16 +316,9 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     const auto started = Clock::now();
     Impl& impl = *impl_;
     const Zoo& zoo = *impl.zoo;
-    if (!(budget.seconds > 0) || !std::isfinite(budget.seconds))
-      throw Error(ErrorCode::kInvalidArgument, "budget seconds must be > 0, got " + std::to_string(budget.seconds));
     // A plan records its budget and must read back (Plan::from_json): NaN and
     // infinity have no JSON form.
-    if (!(std::isfinite(budget.joules) && budget.joules >= 0) || budget.memory_mib < 0 ||
-        !(std::isfinite(budget.spent_seconds) && budget.spent_seconds >= 0))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "budget joules (" + std::to_string(budget.joules) + "), memory_mib (" +
-                      std::to_string(budget.memory_mib) + ") and spent_seconds (" +
-                      std::to_string(budget.spent_seconds) + ") must be finite numbers, not negative");
+    sdk::check_budget(budget, /*finite=*/true);
     if (impl.options.min_experience < 0)
       throw Error(ErrorCode::kInvalidArgument,
                   "AdapterOptions::min_experience must be >= 0, got " + std::to_string(impl.options.min_experience));

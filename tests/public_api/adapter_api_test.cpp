@@ -4,9 +4,10 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
-#include <stdexcept>
 #include <functional>
+#include <stdexcept>
 #include <opencv2/imgcodecs.hpp>
 
 namespace fs = std::filesystem;
@@ -170,6 +171,27 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, negative, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
   nasoa::Budget none;
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, none, out); }), nasoa::ErrorCode::kInvalidArgument);
+  // Each field out of range is named with its value.
+  const auto budget_message = [&](const std::function<void(nasoa::Budget&)>& edit) {
+    nasoa::Budget b = budget;
+    edit(b);
+    try {
+      adapter.fine_tune(*task_, regime_, b, out);
+    } catch (const nasoa::Error& e) {
+      EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << "the budget was accepted";
+    return std::string();
+  };
+  EXPECT_NE(budget_message([](nasoa::Budget& b) { b.seconds = std::nan(""); }).find("budget field seconds = nan"),
+            std::string::npos);
+  EXPECT_NE(budget_message([](nasoa::Budget& b) { b.joules = -1; }).find("budget field joules = -1"),
+            std::string::npos);
+  EXPECT_NE(budget_message([](nasoa::Budget& b) { b.memory_mib = -5; }).find("budget field memory_mib = -5"),
+            std::string::npos);
+  EXPECT_NE(budget_message([](nasoa::Budget& b) { b.spent_seconds = std::nan(""); }).find("budget field spent_seconds"),
+            std::string::npos);
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true); }),
             nasoa::ErrorCode::kNotFound);
   nasoa::Budget energy = budget;

@@ -166,7 +166,11 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   nasoa::Budget nan_joules = budget;
   nan_joules.joules = std::nan("");
   EXPECT_EQ(code_of([&] { adapter.plan(*task_, nan_joules, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
-  EXPECT_NE(message.find("joules"), std::string::npos) << message;
+  EXPECT_NE(message.find("budget field joules = nan"), std::string::npos) << message;
+  nasoa::Budget endless = budget;
+  endless.seconds = HUGE_VAL;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, endless, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("budget field seconds = inf: expected > 0 and finite"), std::string::npos) << message;
   nasoa::Plan edited = plan;
   edited.budget_joules = HUGE_VAL;
   EXPECT_EQ(code_of([&] { (void)edited.to_json(); }, &message), nasoa::ErrorCode::kInvalidArgument);
