@@ -32,6 +32,7 @@
 #include <CLI/CLI.hpp>
 #include <nasoa/nasoa.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "../common/text_file.h"
 
@@ -74,6 +75,27 @@ void print_progress(const nasoa::Progress& p) {
 }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// How long ago the kernel started this process (Linux, 10 ms resolution;
+// 0 where /proc cannot tell). Loading LibTorch before main() takes 0.5-1 s,
+// and the budget is for the whole command, so its clock starts here.
+double seconds_since_exec() {
+  std::ifstream stat_file("/proc/self/stat");
+  std::string stat;
+  std::getline(stat_file, stat);
+  const std::size_t name_end = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (name_end == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(name_end + 1));
+  std::string skipped;
+  for (int field = 3; field < 22; ++field) fields >> skipped;  // state ... itrealvalue
+  unsigned long long start_ticks = 0;
+  double uptime = -1;
+  std::ifstream("/proc/uptime") >> uptime;
+  const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  if (!(fields >> start_ticks) || uptime < 0 || ticks_per_second <= 0) return 0;
+  const double seconds = uptime - double(start_ticks) / double(ticks_per_second);
+  return seconds > 0 && seconds < 600 ? seconds : 0;  // anything else is not a start-up
+}
 
 std::string percent(const std::optional<double>& v) {
   if (!v) return "-";
@@ -186,7 +208,8 @@ CLI::Validator finite_at_least(double least, bool strictly) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Clock::time_point started = Clock::now();
+  const Clock::time_point started =
+      Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds_since_exec()));
   CLI::App app{"nasoa-adapt: plan and fine-tune a zoo model on your images within a time/energy budget"};
   std::string zoo_dir, data, out, report, validation, state, device = "auto", memory_layout = "auto";
   nasoa::Budget budget;
