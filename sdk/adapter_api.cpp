@@ -127,8 +127,9 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_uniqu
     refuse("loader_threads must be 0 (choose) to 4096, got " + std::to_string(options.loader_threads));
   if (!(options.checkpoint_interval_seconds > 0))
     refuse("checkpoint_interval_seconds must be > 0, got " + std::to_string(options.checkpoint_interval_seconds));
-  if (!(options.estimate_watts >= 0) || !std::isfinite(options.estimate_watts))
-    refuse("estimate_watts must be a finite number >= 0, got " + std::to_string(options.estimate_watts));
+  if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
+    refuse("estimate_watts must be a number of watts in [0, " + std::to_string(int(runtime::kMaxPlausibleWatts)) +
+           "], got " + std::to_string(options.estimate_watts));
   impl_->zoo = &zoo;
   impl_->options = std::move(options);
 }
@@ -275,6 +276,14 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.joules = limits.joules();
       r.energy_meter = monitor ? monitor->meter_name() : "none";
       r.energy_measured = monitor && monitor->measured();
+      if (monitor) {
+        const runtime::EnergyStatus energy = monitor->status();
+        if (energy.failed_samples > 0)
+          r.energy_note = std::to_string(energy.failed_samples) + " of " +
+                          std::to_string(energy.failed_samples + energy.samples) + " readings of " + energy.meter +
+                          " failed (last: " + energy.last_error +
+                          "); the gaps were counted at the power read before them";
+      }
       r.stopped_early = outcome.stopped_early;
       r.stop_reason = outcome.stop_reason;
       r.device = outcome.device;

@@ -150,6 +150,10 @@ struct Result {
   double joules = 0;
   std::string energy_meter;         // which meter measured (or "estimate:...", or "none")
   bool energy_measured = false;
+  // "" when every reading of the meter succeeded; otherwise how many failed
+  // and the last reason. The gaps are counted at the last good power, so
+  // `joules` stays an estimate of the whole run rather than a silent shortfall.
+  std::string energy_note;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
@@ -170,7 +174,7 @@ class NASOA_API Adapter {
  public:
   // Throws Error{kInvalidArgument} for options out of range (threads or
   // loader threads negative or above 4096, a checkpoint interval not above 0,
-  // estimate_watts negative or not finite).
+  // estimate_watts negative, not finite or above 100,000 W).
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   Adapter(Adapter&&) noexcept;
   Adapter& operator=(Adapter&&) noexcept;

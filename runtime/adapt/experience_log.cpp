@@ -63,13 +63,15 @@ Json meta_json(const TaskMeta& m) {
               {"pixel_std", m.pixel_std}};
 }
 
+// Three pixel statistics, each in [0, 255] (whatever the scale, no 8-bit
+// image's mean or spread leaves it; a larger value is a damaged record).
 std::array<double, 3> triple(const Fields& f, const std::string& key) {
   const Json& a = f.array(key);
   if (a.size() != 3) f.fail(f.at(key), "expected 3 numbers, got " + std::to_string(a.size()));
   std::array<double, 3> out{};
   for (std::size_t i = 0; i < 3; ++i) {
-    if (!a[i].is_number() || !std::isfinite(a[i].get<double>()))
-      f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a finite number, got " + detail::describe_value(a[i]));
+    if (!a[i].is_number() || !(a[i].get<double>() >= 0 && a[i].get<double>() <= 255))
+      f.fail(f.at(key) + "[" + std::to_string(i) + "]", "expected a number in [0, 255], got " + detail::describe_value(a[i]));
     out[i] = a[i].get<double>();
   }
   return out;
@@ -86,8 +88,9 @@ TaskMeta read_meta(const Fields& f) {
   m.max_width = f.integer("max_width", 0);
   m.min_height = f.integer("min_height", 0);
   m.max_height = f.integer("max_height", 0);
-  m.mean_width = f.number("mean_width", 0);
-  m.mean_height = f.number("mean_height", 0);
+  // Sides beyond a billion pixels are no image (and their product overflows).
+  m.mean_width = f.number("mean_width", 0, 1e9);
+  m.mean_height = f.number("mean_height", 0, 1e9);
   m.grayscale_fraction = f.number("grayscale_fraction", 0, 1);
   m.pixel_mean = triple(f, "pixel_mean");
   m.pixel_std = triple(f, "pixel_std");

@@ -273,9 +273,11 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     if (nearest == configs.size()) {
       const bool memory_known = std::any_of(configs.begin(), configs.end(), [](const Config& c) { return c.memory.has_value(); });
       const bool no_memory = limits.memory && !memory_known;
-      invalid("no plan fits the budget: the device profile has no " + std::string(no_memory ? "memory" : "power") +
-              " figure for any configuration that could fit, so none can be shown to fit the " +
-              (no_memory ? "memory cap" : "joule budget"));
+      if (no_memory || limits.usable_joules)
+        invalid("no plan fits the budget: the device profile has no " + std::string(no_memory ? "memory" : "power") +
+                " figure for any configuration that could fit, so none can be shown to fit the " +
+                (no_memory ? "memory cap" : "joule budget"));
+      invalid("no plan fits the budget: the device profile predicts no finite time for any configuration");
     }
     const Config& c = configs[nearest];
     std::string text = "no plan fits the budget: the cheapest, model '" + models[c.model].name + "' at batch " +

@@ -327,6 +327,10 @@ FeatureVector make_features(const TaskMeta& task, std::int64_t train_images, con
   x[kLogWeightDecay] = std::log10(std::max(0.0, regime.weight_decay) + 1e-6);
   x[kLabelSmoothing] = regime.label_smoothing;
   if (probe_score) x[kProbeScore] = *probe_score;
+  // A value that overflowed (a hand-made record's extremes) is unknown, as a
+  // missing one is, rather than a row that stops every fit.
+  for (double& v : x)
+    if (std::isinf(v)) v = kNaN;
   return x;
 }
 

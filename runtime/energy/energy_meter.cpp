@@ -71,10 +71,10 @@ std::uint64_t counter_delta_uj(std::uint64_t before, std::uint64_t now, std::uin
 }
 
 std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
-  if (!std::isfinite(options.estimate_watts) || options.estimate_watts < 0) {
+  if (!(options.estimate_watts >= 0 && options.estimate_watts <= kMaxPlausibleWatts)) {
     std::ostringstream out;
-    out << "estimate_watts: must be a finite number of watts >= 0 (0: no device profile), got "
-        << options.estimate_watts;
+    out << "estimate_watts: must be a number of watts in [0, " << kMaxPlausibleWatts
+        << "] (0: no device profile), got " << options.estimate_watts;
     throw Error(ErrorCode::kInvalidArgument, out.str());
   }
   if (options.kind == MeterKind::kEstimate) return make_estimated_meter(options.estimate_watts);

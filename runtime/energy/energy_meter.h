@@ -70,6 +70,11 @@ class EnergyMeter {
   virtual std::vector<std::uint64_t> counter_ranges_uj() const;
 };
 
+// No device this SDK runs on draws 100 kW: a power reading, an implied
+// counter power or a profile's watts above it is a fault (a sensor glitch, a
+// counter reset, a hand-edited file), and would make joules overflow.
+inline constexpr double kMaxPlausibleWatts = 100000;
+
 struct MeterOptions {
   // Where sysfs is mounted; tests point it at a fake tree.
   std::string sysfs_root = "/sys";
@@ -79,7 +84,8 @@ struct MeterOptions {
   // stay independent of the machine's driver.
   std::string nvml_library = "libnvidia-ml.so.1";
   // The device profile's power draw while training, for the estimate. 0 means
-  // "no profile": then the estimate is unavailable. Must be finite and >= 0.
+  // "no profile": then the estimate is unavailable. Must be in
+  // [0, kMaxPlausibleWatts].
   double estimate_watts = 0;
   // kAuto picks the first readable meter in the order of MeterKind; any other
   // kind demands that meter.
@@ -93,7 +99,7 @@ struct MeterOptions {
 
 // Picks and opens a meter as `options` says. Each candidate is opened and read
 // once, so the meter returned has been seen to work. Throws
-// Error{kInvalidArgument} for bad options (negative or non-finite watts, a
+// Error{kInvalidArgument} for bad options (watts outside [0, kMaxPlausibleWatts], a
 // forced estimate without watts); Error{kNotFound} when a forced meter is
 // absent or unreadable, naming the paths it looked at, and in auto mode when
 // nothing can be read and there are no estimate watts (listing why each

@@ -19,8 +19,10 @@ void EnergyIntegrator::check_time(double time_s) const {
 
 void EnergyIntegrator::add_power(double time_s, double watts) {
   check_time(time_s);
-  if (!std::isfinite(watts)) {
-    throw Error(ErrorCode::kInvalidArgument, "power reading is not a finite number of watts");
+  if (!(watts >= 0 && watts <= kMaxPlausibleWatts)) {
+    std::ostringstream out;
+    out << "power reading of " << watts << " W is outside [0, " << kMaxPlausibleWatts << "] W";
+    throw Error(ErrorCode::kCorrupt, out.str());
   }
   if (samples_ == 0) {
     first_time_s_ = time_s;
@@ -48,9 +50,21 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
       const std::uint64_t range = i < ranges_uj.size() ? ranges_uj[i] : 0;
       delta_uj += counter_delta_uj(last_counters_uj_[i], counters_uj[i], range);
     }
-    counter_uj_ += delta_uj;
     const double dt = time_s - last_time_s_;
-    last_watts_ = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
+    const double watts = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
+    if (watts > kMaxPlausibleWatts || (dt <= 0 && delta_uj > 0)) {
+      // A reset the wrap rule took for a wrap, or a glitch: the energy across
+      // it is unknown. Start again from these readings rather than fail every
+      // later reading against the old ones.
+      std::ostringstream out;
+      out << "energy counters moved by " << static_cast<double>(delta_uj) * 1e-6 << " J in " << dt
+          << " s, above " << kMaxPlausibleWatts << " W: a counter reset, not energy; counting restarts here";
+      last_counters_uj_ = counters_uj;
+      last_time_s_ = time_s;
+      throw Error(ErrorCode::kCorrupt, out.str());
+    }
+    counter_uj_ += delta_uj;
+    last_watts_ = watts;
   }
   last_counters_uj_ = counters_uj;
   last_time_s_ = time_s;
@@ -132,12 +146,14 @@ void EnergyMonitor::take_sample() {
       const double t = now();
       std::lock_guard<std::mutex> lock(mutex_);
       integrator_.add_counters(t, counters, ranges_uj_);
+      failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
       record_locked(t);
     } else {
       const double watts = meter_->read_watts();
       const double t = now();
       std::lock_guard<std::mutex> lock(mutex_);
       integrator_.add_power(t, watts);
+      failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
       record_locked(t);
     }
     return;
@@ -146,9 +162,15 @@ void EnergyMonitor::take_sample() {
   } catch (...) {
     error = "unknown exception while reading " + meter_name_;
   }
+  double t = std::numeric_limits<double>::quiet_NaN();
+  try {
+    t = now();
+  } catch (...) {
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   ++failed_;
   last_error_ = std::move(error);
+  if (integrator_.samples() > 0 && std::isfinite(t)) failed_since_good_time_ = t;
 }
 
 void EnergyMonitor::record_locked(double time_s) {
@@ -163,7 +185,11 @@ EnergyStatus EnergyMonitor::status_locked() const {
   s.measured = measured_;
   s.running = started_ && !stop_requested_;
   s.joules = integrator_.joules();
-  s.seconds = integrator_.seconds();
+  if (failed_since_good_time_ > integrator_.last_time()) {
+    s.extrapolated_seconds = failed_since_good_time_ - integrator_.last_time();
+    s.joules += integrator_.last_watts() * s.extrapolated_seconds;
+  }
+  s.seconds = integrator_.seconds() + s.extrapolated_seconds;
   if (s.seconds > 0) {
     s.average_watts = s.joules / s.seconds;
   } else if (!counter_ && integrator_.samples() > 0) {

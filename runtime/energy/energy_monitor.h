@@ -7,16 +7,21 @@
 // EnergyMonitor owns an EnergyMeter and a sampling thread that feeds an
 // EnergyIntegrator every `interval` between start() and stop(). All its const
 // members are thread-safe and may be called while it samples. A reading that
-// fails (a value file that vanished or holds garbage) is counted in
-// failed_samples and skipped: the next good reading spans the gap, so the
-// total is kept rather than lost. The monitor is neither copyable nor movable
-// (its thread refers to it); the destructor stops it.
+// fails (a value file that vanished or holds garbage, an implausible value)
+// is counted in failed_samples and skipped: the next good reading spans the
+// gap, so the total is kept rather than lost. While readings keep failing,
+// the total carries the gap on at the last good power (extrapolated_seconds
+// says for how long), so that a meter that stops working mid-run neither
+// freezes the total nor lets an energy budget run unchecked. The monitor is
+// neither copyable nor movable (its thread refers to it); the destructor
+// stops it.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,20 +36,26 @@ class EnergyIntegrator {
  public:
   // A power reading at `time_s` (any monotonic origin). The first one only
   // starts the series; each later one adds the trapezoid since the previous
-  // reading. Throws Error{kInvalidArgument} when time goes backwards or
-  // `watts` is not finite, leaving the integrator as it was.
+  // reading. Throws Error{kInvalidArgument} when time goes backwards and
+  // Error{kCorrupt} when `watts` is outside [0, kMaxPlausibleWatts], leaving
+  // the integrator as it was.
   void add_power(double time_s, double watts);
 
   // A counter reading: one value per counter, with each counter's wrap range
   // (see EnergyMeter::counter_ranges_uj(); missing ranges count as 0). Throws
   // Error{kInvalidArgument} when time goes backwards and Error{kCorrupt} when
-  // the number of counters changes, leaving the integrator as it was.
+  // the number of counters changes, leaving the integrator as it was. A jump
+  // implying more than kMaxPlausibleWatts (a reset taken for a wrap) adds
+  // nothing and throws Error{kCorrupt}, but keeps these readings as the base
+  // of the next.
   void add_counters(double time_s, const std::vector<std::uint64_t>& counters_uj,
                     const std::vector<std::uint64_t>& ranges_uj);
 
   double joules() const;
   // Time from the first to the latest reading.
   double seconds() const;
+  // The latest reading's time (0 before there is one).
+  double last_time() const { return last_time_s_; }
   std::uint64_t samples() const { return samples_; }
   // The latest power reading, or for counters the average power since the
   // previous reading (0 before there is one).
@@ -92,6 +103,10 @@ struct EnergyStatus {
   std::uint64_t samples = 0;         // successful readings
   std::uint64_t failed_samples = 0;  // readings that threw
   std::string last_error;            // the latest failure's message, "" if none
+  // Seconds since the last good reading, while the readings after it fail:
+  // `joules` carries them at the last good power. 0 when the latest reading
+  // succeeded.
+  double extrapolated_seconds = 0;
 };
 
 class EnergyMonitor {
@@ -143,6 +158,8 @@ class EnergyMonitor {
   EnergyIntegrator integrator_;
   std::uint64_t failed_ = 0;
   std::string last_error_;
+  // The time of the latest reading when it failed; NaN when it succeeded.
+  double failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<EnergySample> history_;
 
   std::mutex stop_mutex_;  // serialises stop() callers around join()

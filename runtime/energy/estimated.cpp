@@ -31,10 +31,10 @@ class EstimatedMeter final : public EnergyMeter {
 }  // namespace
 
 std::unique_ptr<EnergyMeter> make_estimated_meter(double watts) {
-  if (!std::isfinite(watts) || watts <= 0) {
+  if (!(watts > 0 && watts <= kMaxPlausibleWatts)) {
     std::ostringstream out;
-    out << "estimate_watts: the device profile's power must be a positive number of watts, got "
-        << watts;
+    out << "estimate_watts: the device profile's power must be a number of watts in (0, "
+        << kMaxPlausibleWatts << "], got " << watts;
     throw Error(ErrorCode::kInvalidArgument, out.str());
   }
   return std::make_unique<EstimatedMeter>(watts);

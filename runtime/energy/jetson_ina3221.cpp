@@ -9,6 +9,7 @@
 //   JetPack 4, iio: bus/iio/devices/iio:deviceN/name == "ina3221x", channel N
 //     with rail_name_N and in_power{N}_input (mW). Nano's module input is
 //     POM_5V_IN; some boards name it VDD_IN.
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -48,7 +49,15 @@ class RailMeter final : public EnergyMeter {
       for (const std::string& path : rail.factors) {
         product *= static_cast<double>(sysfs::read_int(path));
       }
-      watts += product;
+      // A near-idle rail's shunt offset can read a few milliamps below zero:
+      // that is no power. More than a watt below zero is a fault.
+      if (product < -1.0) {
+        std::string files;
+        for (const std::string& path : rail.factors) files += (files.empty() ? "" : " x ") + path;
+        throw Error(ErrorCode::kCorrupt, "rail " + rail.label + " reads " + std::to_string(product) +
+                                             " W (" + files + "): negative power");
+      }
+      watts += std::max(0.0, product);
     }
     return watts;
   }
@@ -129,9 +138,14 @@ std::vector<std::string> hwmon_sensor_dirs(const std::string& root) {
 // The readable rails of one sensor directory: every entry `<prefix>N<suffix>`
 // holds a rail's label, and `factors(N)` the files whose product, times
 // `scale`, is its power. Both INA3221 layouts (hwmon and iio) share this.
+// A module input rail (a label of `inputs`) whose files are all there but
+// cannot be read is named in `unreadable_input`: the other rails are parts
+// of it, so a sum of them would pass for the whole board and under-count.
+// (A channel without its files is no rail, whatever its label.)
 void collect_rails(const std::string& dir, const char* prefix, const char* suffix, double scale,
                    const std::function<std::vector<std::string>(const std::string&)>& factors,
-                   std::vector<Rail>* rails) {
+                   const std::vector<std::string>& inputs, std::vector<Rail>* rails,
+                   std::string* unreadable_input) {
   for (const std::string& entry : sysfs::list_dir(dir)) {
     const std::string n = index_of(entry, prefix, suffix);
     if (n.empty()) continue;
@@ -144,7 +158,17 @@ void collect_rails(const std::string& dir, const char* prefix, const char* suffi
     if (!is_rail_label(rail.label)) continue;
     rail.factors = factors(n);
     rail.scale = scale;
-    if (rail_readable(rail)) rails->push_back(std::move(rail));
+    if (rail_readable(rail)) {
+      rails->push_back(std::move(rail));
+    } else if (std::find(inputs.begin(), inputs.end(), rail.label) != inputs.end() && unreadable_input->empty() &&
+               std::all_of(rail.factors.begin(), rail.factors.end(), [](const std::string& path) {
+                 std::error_code ec;
+                 return std::filesystem::exists(path, ec);
+               })) {
+      *unreadable_input = rail.label + " (";
+      for (std::size_t i = 0; i < rail.factors.size(); ++i) *unreadable_input += (i ? ", " : "") + rail.factors[i];
+      *unreadable_input += ")";
+    }
   }
 }
 
@@ -156,11 +180,28 @@ std::string read_name(const std::string& dir) {
   }
 }
 
+
+// Why no meter should be made of a sum of rails when the module input rail
+// is there but unreadable and no other name of it can be read ("" when it is
+// not the case).
+std::string input_rail_problem(const std::vector<Rail>& rails, const std::vector<std::string>& inputs,
+                               const std::string& unreadable_input) {
+  if (unreadable_input.empty()) return "";
+  for (const Rail& rail : rails)
+    if (std::find(inputs.begin(), inputs.end(), rail.label) != inputs.end()) return "";
+  return "the module input rail " + unreadable_input +
+         " cannot be read, and the other rails are parts of it: their sum would under-count";
+}
+
+const std::vector<std::string> kHwmonInputs = {"VDD_IN"};
+const std::vector<std::string> kIioInputs = {"POM_5V_IN", "VDD_IN"};
+
 }  // namespace
 
 std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std::string* why_not) {
   const std::string& root = options.sysfs_root;
   std::vector<Rail> rails;
+  std::string unreadable_input;
   int sensors = 0;
   for (const std::string& dir : hwmon_sensor_dirs(root)) {
     if (read_name(dir) != "ina3221") continue;
@@ -169,7 +210,11 @@ std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std:
                   [&](const std::string& i) -> std::vector<std::string> {
                     return {dir + "/in" + i + "_input", dir + "/curr" + i + "_input"};
                   },
-                  &rails);
+                  kHwmonInputs, &rails, &unreadable_input);
+  }
+  if (const std::string problem = input_rail_problem(rails, kHwmonInputs, unreadable_input); !problem.empty()) {
+    *why_not = problem;
+    return nullptr;
   }
   if (rails.empty()) {
     *why_not = sensors == 0
@@ -180,12 +225,13 @@ std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std:
                          "that can be read";
     return nullptr;
   }
-  return choose_rails(MeterKind::kJetsonHwmon, "jetson-ina3221-hwmon:", std::move(rails), {"VDD_IN"});
+  return choose_rails(MeterKind::kJetsonHwmon, "jetson-ina3221-hwmon:", std::move(rails), kHwmonInputs);
 }
 
 std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::string* why_not) {
   const std::string devices_dir = options.sysfs_root + "/bus/iio/devices";
   std::vector<Rail> rails;
+  std::string unreadable_input;
   int sensors = 0;
   for (const std::string& device : sysfs::list_dir(devices_dir)) {
     if (device.rfind("iio:device", 0) != 0) continue;
@@ -196,7 +242,11 @@ std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::s
                   [&](const std::string& n) -> std::vector<std::string> {
                     return {dir + "/in_power" + n + "_input"};
                   },
-                  &rails);
+                  kIioInputs, &rails, &unreadable_input);
+  }
+  if (const std::string problem = input_rail_problem(rails, kIioInputs, unreadable_input); !problem.empty()) {
+    *why_not = problem;
+    return nullptr;
   }
   if (rails.empty()) {
     *why_not = sensors == 0 ? "no iio device named 'ina3221x' under " + devices_dir
@@ -204,8 +254,7 @@ std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::s
                                   " have no rail_name_N with a readable in_powerN_input";
     return nullptr;
   }
-  return choose_rails(MeterKind::kJetsonIio, "jetson-ina3221-iio:", std::move(rails),
-                      {"POM_5V_IN", "VDD_IN"});
+  return choose_rails(MeterKind::kJetsonIio, "jetson-ina3221-iio:", std::move(rails), kIioInputs);
 }
 
 }  // namespace nasoa::runtime

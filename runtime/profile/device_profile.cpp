@@ -318,7 +318,9 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
   if (monitor) {
     monitor->stop();
     const EnergyStatus status = monitor->status();
-    if (status.samples > 0 && std::isfinite(status.average_watts) && status.average_watts >= 0)
+    // A meter that never moved (0 W, some virtual machines' counters) gives
+    // no power figure rather than free energy.
+    if (status.samples > 0 && status.average_watts > 0 && status.average_watts <= kMaxPlausibleWatts)
       for (StepTiming& cell : out.steps) cell.watts = status.average_watts;
   }
   out.inference_seconds_per_image_batch1 =
@@ -394,13 +396,17 @@ class Reader {
     return x;
   }
   // Finite; strictly positive unless `zero_ok`.
-  double number(const std::string& key, bool zero_ok = false) const {
+  // A number in [0, max] (zero only when `zero_ok`).
+  double number(const std::string& key, bool zero_ok = false,
+                double max = std::numeric_limits<double>::max()) const {
     const Json& v = get(key);
     if (!v.is_number()) fail(field(key), "expected a number");
     const double x = v.get<double>();
-    if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0))
-      fail(field(key), "expected a " + std::string(zero_ok ? "non-negative" : "positive") +
-                           " number, got " + detail::describe_value(v));
+    if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0) || x > max)
+      fail(field(key), "expected a " + std::string(zero_ok ? "non-negative" : "positive") + " number" +
+                           (max < std::numeric_limits<double>::max() ? " up to " + detail::describe_value(Json(max))
+                                                                     : std::string()) +
+                           ", got " + detail::describe_value(v));
     return x;
   }
   // Each element as a Reader-able value, with its indexed path.
@@ -420,6 +426,9 @@ class Reader {
 };
 
 constexpr int kMaxInt = std::numeric_limits<int>::max();
+// An hour per training step or per image is no device's timing but a damaged
+// or hand-edited profile; plans made from it would all be refused for time.
+constexpr double kMaxStepSeconds = 3600;
 
 BundleModelEntry read_model_entry(const Reader& r) {
   BundleModelEntry m;
@@ -639,17 +648,19 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
           mp.training_layout = *parsed;
         }
         const Reader inference(r.get("inference"), path + ".inference", source);
-        mp.inference_seconds_per_image_batch1 = inference.number("seconds_per_image_batch1");
-        mp.inference_seconds_per_image_batch64 = inference.number("seconds_per_image_batch64");
+        mp.inference_seconds_per_image_batch1 = inference.number("seconds_per_image_batch1", false, kMaxStepSeconds);
+        mp.inference_seconds_per_image_batch64 = inference.number("seconds_per_image_batch64", false, kMaxStepSeconds);
         r.each("training", [&](const Json& c, const std::string& cell_path) {
           const Reader cell(c, cell_path, source);
           StepTiming s;
           s.batch_size = int(cell.integer("batch_size", 1, kMaxInt));
           s.frozen_stages = int(cell.integer("frozen_stages", 0, mp.num_stages));
-          s.step_seconds = cell.number("step_seconds");
+          s.step_seconds = cell.number("step_seconds", false, kMaxStepSeconds);
           if (cell.has("peak_rss_bytes")) s.peak_rss_bytes = cell.integer("peak_rss_bytes", 0);
           if (cell.has("rss_increase_bytes")) s.rss_increase_bytes = cell.integer("rss_increase_bytes", 0);
-          if (cell.has("watts")) s.watts = cell.number("watts", true);
+          // 0 W would make every plan's energy free; a profile without a
+          // power figure leaves the field out.
+          if (cell.has("watts")) s.watts = cell.number("watts", false, kMaxPlausibleWatts);
           for (const StepTiming& seen : mp.steps)
             if (seen.batch_size == s.batch_size && seen.frozen_stages == s.frozen_stages)
               cell.fail(cell_path, "batch size " + std::to_string(s.batch_size) + " with " +

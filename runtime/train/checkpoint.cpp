@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -18,6 +19,26 @@ constexpr std::size_t kMagicSize = 8, kDigestSize = 32;
 }  // namespace
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
+  // JSON has no NaN or infinity (they would be written as null, and the
+  // checkpoint would not load): refuse them here, keeping the last good one.
+  // A diverged epoch's loss is the exception: it is stored as null and read
+  // back as NaN.
+  const auto finite = [&](double v, const std::string& field) {
+    if (!std::isfinite(v))
+      throw Error(ErrorCode::kInternal, path + ": checkpoint field " + field + " is " + std::to_string(v) +
+                                            "; the previous checkpoint is kept");
+  };
+  finite(s.spent_seconds, "spent_seconds");
+  finite(s.joules, "joules");
+  finite(s.best_accuracy, "best_accuracy");
+  for (std::size_t i = 0; i < s.history.size(); ++i) {
+    const EpochRecord& e = s.history[i];
+    const std::string at = "history[" + std::to_string(i) + "].";
+    finite(e.train_accuracy, at + "train_accuracy");
+    finite(e.validation_accuracy, at + "validation_accuracy");
+    finite(e.elapsed_seconds, at + "elapsed_seconds");
+    finite(e.joules, at + "joules");
+  }
   nlohmann::json j;
   j["fingerprint"] = s.fingerprint;
   j["epoch"] = s.epoch;
@@ -72,7 +93,8 @@ TrainingState load_checkpoint(const std::string& path) {
       if (!s.layout) corrupt("unknown memory_layout \"" + layout + "\"");
     }
     for (const auto& e : j.at("history"))
-      s.history.push_back({e.at("epoch").get<int>(), e.at("train_loss").get<double>(),
+      s.history.push_back({e.at("epoch").get<int>(),
+                           e.at("train_loss").is_null() ? std::nan("") : e.at("train_loss").get<double>(),
                            e.at("train_accuracy").get<double>(), e.at("validation_accuracy").get<double>(),
                            e.at("elapsed_seconds").get<double>(), e.at("joules").get<double>()});
   } catch (const nlohmann::json::exception& e) {

@@ -165,6 +165,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state = std::move(*resume);
     state.weights.clear();
     outcome.history = state.history;
+    // Every epoch has the same batches, so the position is the steps taken.
+    outcome.steps = std::int64_t(state.epoch) * steps_per_epoch + state.step;
   }
 
   // What finishing costs: a last evaluation and saving the model.

@@ -164,6 +164,7 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["joules"] = r.joules;
   j["energy_meter"] = r.energy_meter;
   j["energy_measured"] = r.energy_measured;
+  j["energy_note"] = r.energy_note;
   j["device"] = r.device;
   j["memory_layout"] = r.memory_layout;
   j["steps"] = r.steps;
@@ -441,6 +442,7 @@ int main(int argc, char** argv) {
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
                                                                   (r.energy_measured ? ", measured)" : ")"))
               << "\n"
+              << (r.energy_note.empty() ? std::string() : "            " + r.energy_note + "\n")
               << "saved to:   " << r.model_dir << "\n"
               << "experience: " << (recorded ? "recorded in " + adapter.state_dir() : "not recorded (" + not_recorded + ")")
               << "\n";

@@ -171,6 +171,10 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, negative, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
   nasoa::Budget none;
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, none, out); }), nasoa::ErrorCode::kInvalidArgument);
+  // A power no device draws would overflow the joules (and the checkpoint).
+  nasoa::AdapterOptions absurd;
+  absurd.estimate_watts = 1e308;
+  EXPECT_EQ(code_of([&] { nasoa::Adapter(*zoo_, absurd); }), nasoa::ErrorCode::kInvalidArgument);
   // Each field out of range is named with its value.
   const auto budget_message = [&](const std::function<void(nasoa::Budget&)>& edit) {
     nasoa::Budget b = budget;

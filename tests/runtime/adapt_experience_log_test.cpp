@@ -135,6 +135,25 @@ TEST(ExperienceLogTest, ARecordWithAValidChecksumButBadContentIsSkippedWithItsFi
   EXPECT_EQ(c.skipped[2].line, 4);  // the empty line
 }
 
+TEST(ExperienceLogTest, ARecordWithImpossibleImageStatisticsIsSkippedNotFittedOn) {
+  // Sealed with a valid checksum, so only the values can tell: a spread of
+  // 1e308 would overflow the predictor's features and stop every fit.
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "experience.log";
+  auto sealed = [](const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; };
+  ExperienceRecord spread = make_record(1);
+  spread.task.pixel_std = {1e308, 1e308, 1e308};
+  ExperienceRecord wide = make_record(2);
+  wide.task.mean_width = 1e300;
+  zoo::write_file_atomic(path, encode_experience_line(make_record(0)) + sealed(to_json(spread)) +
+                                   sealed(to_json(wide)));
+  const ExperienceLogContents c = read_experience_log(path);
+  ASSERT_EQ(c.records.size(), 1u);
+  ASSERT_EQ(c.skipped.size(), 2u);
+  EXPECT_NE(c.skipped[0].reason.find("pixel_std[0]"), std::string::npos) << c.skipped[0].reason;
+  EXPECT_NE(c.skipped[1].reason.find("mean_width"), std::string::npos) << c.skipped[1].reason;
+}
+
 TEST(ExperienceLogTest, AppendingAfterATornTailCutsItFirst) {
   nasoa::testing::TempDir dir;
   const std::string path = dir / "experience.log";

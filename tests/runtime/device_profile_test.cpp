@@ -284,6 +284,20 @@ TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
     expect_refused(dir_, j.dump(), "models[0].training[1]");
   }
   {
+    // No device takes an hour per step: a damaged or hand-edited figure.
+    Json j = good;
+    j["models"][0]["training"][0]["step_seconds"] = 1e308;
+    expect_refused(dir_, j.dump(), "models[0].training[0].step_seconds");
+  }
+  {
+    // 0 W would make every plan's energy free.
+    Json j = good;
+    j["models"][0]["training"][0]["watts"] = 0.0;
+    expect_refused(dir_, j.dump(), "models[0].training[0].watts");
+    j["models"][0]["training"][0]["watts"] = 1e308;
+    expect_refused(dir_, j.dump(), "models[0].training[0].watts");
+  }
+  {
     Json j = good;
     j["models"][1]["training_layout"] = "nhwc";
     expect_refused(dir_, j.dump(), "models[1].training_layout");

@@ -147,6 +147,29 @@ TEST(JetsonHwmon, UnparsableValueIsAnErrorNamingTheFileAndTheMeterRecovers) {
   EXPECT_DOUBLE_EQ(meter->read_watts(), 5.0);
 }
 
+TEST(JetsonHwmon, NegativePowerIsAFaultBeyondARailsShuntOffset) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  auto meter = detect_energy_meter(options_for(fs));
+  fs.write("class/hwmon/hwmon1/curr1_input", -2000);  // -10 W on the module input
+  expect_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/curr1_input");
+  // A near-idle rail's offset of a few milliamps below zero is no power.
+  fs.write("class/hwmon/hwmon1/curr1_input", -3);
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 0.0);
+}
+
+TEST(JetsonHwmon, AnUnreadableModuleInputIsNotReplacedByTheSumOfItsParts) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  fs.write("class/hwmon/hwmon1/curr1_input", "garbage");
+  MeterOptions forced = options_for(fs);
+  forced.kind = MeterKind::kJetsonHwmon;
+  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "VDD_IN");
+  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "hwmon1/curr1_input");
+  // Auto detection goes on to the next meter, here the estimate.
+  EXPECT_EQ(detect_energy_meter(options_for(fs, 7))->kind(), MeterKind::kEstimate);
+}
+
 TEST(JetsonIio, NanoUsesPom5vIn) {
   FakeSysfs fs;
   fs.write("bus/iio/devices/iio:device0/name", "ina3221x");
@@ -278,6 +301,10 @@ TEST(Estimate, NonPositiveWattsAreRefused) {
   expect_error([&] { detect_energy_meter(options_for(fs, -3)); }, ErrorCode::kInvalidArgument,
                "estimate_watts");
   expect_error([&] { detect_energy_meter(options_for(fs, std::numeric_limits<double>::infinity())); },
+               ErrorCode::kInvalidArgument, "estimate_watts");
+  // So is a figure no device draws, which would overflow the joules.
+  expect_error([] { make_estimated_meter(1e308); }, ErrorCode::kInvalidArgument, "1e+308");
+  expect_error([&] { detect_energy_meter(options_for(fs, kMaxPlausibleWatts * 2)); },
                ErrorCode::kInvalidArgument, "estimate_watts");
 }
 

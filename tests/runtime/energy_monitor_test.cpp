@@ -73,6 +73,38 @@ TEST(EnergyIntegrator, PowerByTheTrapezoidRule) {
   EXPECT_DOUBLE_EQ(integrator.joules(), 50.0);
 }
 
+TEST(EnergyIntegrator, ImplausiblePowerIsRefused) {
+  EnergyIntegrator integrator;
+  integrator.add_power(0.0, 5.0);
+  for (const double bad : {-10.0, 1e308, kMaxPlausibleWatts * 1.5, std::nan("")}) {
+    try {
+      integrator.add_power(1.0, bad);
+      ADD_FAILURE() << bad << " W was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+    }
+  }
+  integrator.add_power(1.0, 5.0);
+  EXPECT_DOUBLE_EQ(integrator.joules(), 5.0);
+}
+
+TEST(EnergyIntegrator, ACounterResetTakenForAWrapAddsNothingAndCountingGoesOn) {
+  const std::vector<std::uint64_t> ranges{262'143'328'850};  // a real package's max_energy_range_uj
+  EnergyIntegrator integrator;
+  integrator.add_counters(0.0, {200'000'000'000}, ranges);
+  integrator.add_counters(1.0, {200'000'010'000}, ranges);  // 0.01 J
+  try {
+    integrator.add_counters(1.1, {5}, ranges);  // reset to 0: as a wrap, 62 kJ in 0.1 s
+    ADD_FAILURE() << "a reset was counted as energy";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find("reset"), std::string::npos) << e.what();
+  }
+  EXPECT_DOUBLE_EQ(integrator.joules(), 0.01);
+  integrator.add_counters(2.1, {2'000'005}, ranges);  // from the new base: 2 J
+  EXPECT_NEAR(integrator.joules(), 2.01, 1e-12);
+}
+
 TEST(EnergyIntegrator, CountersAcrossAWrap) {
   // Two packages; the second wraps between the 2nd and 3rd reading.
   const std::vector<std::uint64_t> ranges{1'000'000'000, 1'000'000};
@@ -236,6 +268,41 @@ TEST(EnergyMonitor, VanishedValueFileIsCountedAndSamplingGoesOn) {
   EXPECT_GT(s.seconds, 0.0);
   EXPECT_NEAR(s.joules, 8.0 * s.seconds, 1e-9);
   EXPECT_NEAR(s.average_watts, 8.0, 1e-9);
+}
+
+TEST(EnergyMonitor, AMeterThatStopsWorkingIsCarriedOnAtItsLastPower) {
+  // Reads 10 W twice, then fails for good; the clock advances 1 s per call.
+  class DyingMeter final : public EnergyMeter {
+   public:
+    std::string name() const override { return "test:dying"; }
+    MeterKind kind() const override { return MeterKind::kEstimate; }
+    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
+    bool measured() const override { return true; }
+    double read_watts() override {
+      if (reads_++ < 2) return 10.0;
+      throw Error(ErrorCode::kNotFound, "sensor gone");
+    }
+
+   private:
+    int reads_ = 0;
+  };
+  auto ticks = std::make_shared<std::atomic<int>>(0);
+  MonitorOptions options = fast(false);
+  options.clock = [ticks] { return double(ticks->fetch_add(1)); };
+  EnergyMonitor monitor(std::make_unique<DyingMeter>(), options);
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.failed_samples() >= 3; }));
+  monitor.stop();
+  const EnergyStatus s = monitor.status();
+  EXPECT_EQ(s.samples, 2u);
+  EXPECT_EQ(s.last_error, "sensor gone");
+  // Each call of the clock is one second: the good readings at 0 and 1 s,
+  // the last failure at (calls - 1) s. All of it is counted at 10 W.
+  const double last_failure = double(ticks->load() - 1);
+  EXPECT_DOUBLE_EQ(s.extrapolated_seconds, last_failure - 1.0);
+  EXPECT_DOUBLE_EQ(s.joules, 10.0 * last_failure);
+  EXPECT_DOUBLE_EQ(s.seconds, last_failure);
+  EXPECT_DOUBLE_EQ(s.average_watts, 10.0);
 }
 
 TEST(EnergyMonitor, RefusesANullMeterAndAZeroInterval) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numeric>
@@ -155,7 +156,7 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
     return j;
   };
   FineTuneJob uninterrupted = fixed_job();
-  fine_tune(uninterrupted, Limits(600, 0));
+  const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
   // The same run, killed at the start of its second epoch (after the
   // end-of-epoch checkpoint), then resumed from the checkpoint.
@@ -174,6 +175,7 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   resumed.checkpoint_path = killed.checkpoint_path;
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
   EXPECT_EQ(out.history.size(), 2u);
+  EXPECT_EQ(out.steps, whole.steps) << "the resumed run counts the steps taken before the kill";
   const auto a = zoo::module_state(*uninterrupted.network), b = zoo::module_state(*resumed.network);
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
@@ -222,6 +224,30 @@ TEST_F(FineTunerTest, DamagedCheckpointsAreRefused) {
   zoo::write_file_atomic(j.checkpoint_path, bytes);
   EXPECT_THROW(load_checkpoint(j.checkpoint_path), Error);
   EXPECT_THROW(load_checkpoint(dir_ / "none"), Error);
+}
+
+TEST_F(FineTunerTest, ACheckpointIsNeverWrittenWithANumberJsonCannotHold) {
+  FineTuneJob j = job(1);
+  j.checkpoint_path = dir_ / "c.checkpoint";
+  fine_tune(j, Limits(600, 0));
+  TrainingState state = load_checkpoint(j.checkpoint_path);
+  ASSERT_FALSE(state.history.empty());
+  // A diverged epoch's loss is kept, as NaN.
+  state.history[0].train_loss = std::nan("");
+  save_checkpoint(j.checkpoint_path, state);
+  EXPECT_TRUE(std::isnan(load_checkpoint(j.checkpoint_path).history[0].train_loss));
+  // Infinite joules (an absurd power estimate) would be written as null and
+  // never load: refused, and the checkpoint before stays.
+  const std::string before = zoo::read_file(j.checkpoint_path);
+  state.joules = HUGE_VAL;
+  try {
+    save_checkpoint(j.checkpoint_path, state);
+    ADD_FAILURE() << "infinite joules were written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("joules"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(zoo::read_file(j.checkpoint_path), before);
+  EXPECT_NO_THROW(load_checkpoint(j.checkpoint_path));
 }
 
 TEST_F(FineTunerTest, LoaderBatchesDoNotDependOnWorkersAndResumeMidEpoch) {

@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "nasoa/error.h"
 #include "zoo/bundle/atomic_file.h"
@@ -302,6 +304,40 @@ TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {
   expect_refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file);
 }
 
+TEST_F(BundleTest, ThreadsWritingOneFileEachReplaceItWhole) {
+  // Two threads of one process writing the same file used to share one
+  // temporary: one's rename moved the other's half-written bytes, or failed.
+  const std::string path = (root_ / "shared.json").string();
+  const std::string a(100000, 'a'), b(100000, 'b');
+  write_file_atomic(path, a);
+  std::atomic<int> errors{0}, torn{0};
+  std::atomic<bool> writing{true};
+  auto writer = [&](const std::string& text) {
+    for (int i = 0; i < 100; ++i) {
+      try {
+        write_file_atomic(path, text);
+      } catch (const Error&) {
+        ++errors;
+      }
+    }
+  };
+  std::thread reader([&] {
+    while (writing) {
+      const std::string got = read_file(path);
+      if (got != a && got != b) ++torn;
+    }
+  });
+  std::thread first(writer, a), second(writer, b);
+  first.join();
+  second.join();
+  writing = false;
+  reader.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(torn.load(), 0);
+  for (const auto& entry : fs::directory_iterator(root_))
+    EXPECT_EQ(entry.path().filename().string().find("shared.json.tmp"), std::string::npos) << entry.path();
+}
+
 }  // namespace
 }  // namespace nasoa::zoo
 
@@ -355,13 +391,18 @@ TEST_F(BundleTest, WhatAKilledWriterLeftIsRemovedAndALiveWritersIsNot) {
   const std::string live = std::to_string(::getppid());  // the test runner, alive
   for (const std::string& pid : {dead, live}) {
     std::ofstream(root_ / ("state.json.tmp." + pid)) << "half";
+    std::ofstream(root_ / ("state.json.tmp." + pid + ".7")) << "half";
     fs::create_directories(root_ / (".zoo.partial-" + pid) / "models");
   }
   std::ofstream(root_ / "state.json.tmp.notapid") << "someone else's";
+  std::ofstream(root_ / ("state.json.tmp." + dead + ".x")) << "someone else's";
   write_file_atomic((root_ / "state.json").string(), "whole");
   EXPECT_FALSE(fs::exists(root_ / ("state.json.tmp." + dead)));
+  EXPECT_FALSE(fs::exists(root_ / ("state.json.tmp." + dead + ".7")));
   EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + live)));
+  EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + live + ".7")));
   EXPECT_TRUE(fs::exists(root_ / "state.json.tmp.notapid"));
+  EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + dead + ".x")));
   write_bundle(dir_, input());
   EXPECT_FALSE(fs::exists(root_ / (".zoo.partial-" + dead)));
   EXPECT_TRUE(fs::exists(root_ / (".zoo.partial-" + live)));

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -28,8 +30,12 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
   for (fs::directory_iterator it(dir.empty() ? "." : dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    // PREFIX<pid>, or PREFIX<pid>.<n> (write_file_atomic's n-th temporary of the process).
+    const std::string rest = name.substr(prefix.size());
+    const std::string digits = rest.substr(0, rest.find('.'));
+    const std::string serial = rest.size() > digits.size() ? rest.substr(digits.size() + 1) : "0";
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (serial.empty() || serial.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
     if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
     std::error_code ignored;
@@ -51,7 +57,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   std::error_code ec;
   if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec))
     throw Error(ErrorCode::kInvalidArgument, path + ": exists and is not a regular file; refusing to replace it");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // One temporary per call: two threads writing the same file must not
+  // share one, or one's rename would move the other's half-written bytes.
+  static std::atomic<std::uint64_t> serial{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error(tmp, "cannot create");
   std::size_t written = 0;
