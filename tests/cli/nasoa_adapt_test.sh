@@ -11,11 +11,12 @@ rm -rf "$work" && mkdir -p "$work"
 # Runs without --state record in the default state directory: here, not in $HOME.
 export XDG_STATE_HOME=$work/xdg-state
 source "$(dirname "$0")/check.sh"
+need_fashion_mnist t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
 json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed report `r`
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
 }
 
-check "--help exits 0 and shows usage" bash -c "'$adapt' --help | grep -q Usage"
+check "--help exits 0 and shows usage" bash -c "out=\$('$adapt' --help) && grep -q Usage <<< \"\$out\""
 
 "$zoo_tool" create --out "$work/zoo" --name adapt-test --classes 10 --input 32 --encoding 020-_16_11-21 > /dev/null
 python3 "$here/../support/fashion_task.py" "$work/task" 30 0,1,7

@@ -42,6 +42,7 @@ for line in open(sys.argv[1], 'rb'):
 check "a rerun finds every run in the log and runs none" bash -c "grep -q '0 runs made, 48 found in the log' '$work/again.log' && [ \$(wc -l < '$work/exp.log') -eq 48 ]"
 
 cp -r "$work/zoo" "$work/zoo2"
+cp -r "$work/zoo" "$work/zoo-unshipped"
 check "--ship writes the experience and the predictor into the bundle" bash -c \
   "'$gather' --ship '$work/exp.log' --zoo '$work/zoo' | grep -q 'shipped:    48 experience records'"
 check "the bundle still verifies" "$zoo" verify "$work/zoo"
@@ -50,7 +51,7 @@ tac "$work/exp.log" > "$work/reversed.log"
 check "shipping does not depend on the log's line order" bash -c \
   "cmp '$work/zoo/predictor.bin' '$work/zoo2/predictor.bin' && cmp '$work/zoo/experience.log' '$work/zoo2/experience.log'"
 cat "$work/exp.log" "$work/exp.log" > "$work/twice.log"
-cp -r "$work/zoo2" "$work/zoo3"
+cp -r "$work/zoo-unshipped" "$work/zoo3"  # so that a --ship that writes nothing cannot pass
 "$gather" --ship "$work/twice.log" --zoo "$work/zoo3" > "$work/twice.out" 2> "$work/twice.err"
 check "--ship of a log holding every run twice keeps each run once, and says so" bash -c \
   "grep -q 'shipped:    48 experience records' '$work/twice.out' && grep -q 'dropped 48 record' '$work/twice.err' \

@@ -14,8 +14,8 @@ images=$fashion/t10k-images-idx3-ubyte.gz
 labels=$fashion/t10k-labels-idx1-ubyte.gz
 rm -rf "$work" && mkdir -p "$work"
 
-check "make-task --help exits 0 and shows usage" bash -c "'$make_task' --help | grep -q Usage"
-check "pretrain --help exits 0 and shows usage" bash -c "'$pretrain' --help | grep -q Usage"
+check "make-task --help exits 0 and shows usage" bash -c "out=\$('$make_task' --help) && grep -q Usage <<< \"\$out\""
+check "pretrain --help exits 0 and shows usage" bash -c "out=\$('$pretrain' --help) && grep -q Usage <<< \"\$out\""
 
 # nasoa-make-task: class folders of PNG files, deterministic, never clobbering.
 check "make-task writes a task folder" "$make_task" --idx "$images" "$labels" --classes 0,1 \

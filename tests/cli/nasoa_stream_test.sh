@@ -8,11 +8,12 @@ stream=$1 zoo_tool=$2 work=$3
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/check.sh"
+need_fashion_mnist t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
 json() {  # json FILE EXPRESSION: evaluates a Python expression on the parsed summary `r`
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
 }
 
-check "--help exits 0 and shows usage" bash -c "'$stream' --help | grep -q Usage"
+check "--help exits 0 and shows usage" bash -c "out=\$('$stream' --help) && grep -q Usage <<< \"\$out\""
 "$stream" --budget 5 "$work/x" > /dev/null 2> "$work/nozoo.err"
 check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/nozoo.err'"
 

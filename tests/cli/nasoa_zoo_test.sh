@@ -8,7 +8,7 @@ rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/check.sh"
 
 for sub in info create inspect verify; do
-  check "$sub --help exits 0 and shows usage" bash -c "'$tool' $sub --help | grep -q Usage"
+  check "$sub --help exits 0 and shows usage" bash -c "out=\$('$tool' $sub --help) && grep -q Usage <<< \"\$out\""
 done
 
 # info: the reference table, exactly.

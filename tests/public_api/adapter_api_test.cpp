@@ -81,6 +81,10 @@ TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
   const auto top = clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(250, 250, 250)), 2);
   ASSERT_EQ(top.size(), 2u);
   EXPECT_NEAR(top[0].probability + top[1].probability, 1.0, 1e-5);
+  EXPECT_GE(top[0].probability, top[1].probability);
+  // The classes are as far apart as images get: the model tells them apart.
+  EXPECT_EQ(top[0].label, "bright");
+  EXPECT_EQ(clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(20, 20, 20)), 1).at(0).label, "dark");
 }
 
 TEST_F(AdapterApiTest, AnExceptionFromTheProgressCallbackCancelsTheRunAndReachesTheCallerAsItIs) {
@@ -153,9 +157,11 @@ TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
   const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "last").string());
   EXPECT_EQ(r.memory_layout, "channels-last");
   EXPECT_EQ(r.stop_reason, "completed");
-  // The saved model is in the default layout and classifies as usual.
+  // The saved model loads and classifies as one trained channels-first does.
   const nasoa::Classifier clf = nasoa::Classifier::open(r.model_dir);
   EXPECT_DOUBLE_EQ(clf.validation_accuracy().value(), r.validation_accuracy);
+  EXPECT_EQ(clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(250, 250, 250)), 1).at(0).label, "bright");
+  EXPECT_EQ(clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(20, 20, 20)), 1).at(0).label, "dark");
 }
 
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {

@@ -385,8 +385,13 @@ TEST_F(PlanApiTest, TheDefaultStateDirectoryFollowsXdgThenHome) {
   EXPECT_FALSE(fs::exists(dir_ / "xdg")) << "nothing is written before plan, record or calibrate";
   ::setenv("XDG_STATE_HOME", "relative/path", 1);  // the XDG spec ignores relative paths
   const char* home = std::getenv("HOME");
-  if (home && home[0] == '/') {
-    EXPECT_EQ(nasoa::default_state_dir(), (fs::path(home) / ".local/state/nasoa").string());
+  const std::string saved_home = home ? home : "";
+  ::setenv("HOME", (dir_ / "home").c_str(), 1);
+  EXPECT_EQ(nasoa::default_state_dir(), (dir_ / "home" / ".local/state/nasoa").string());
+  if (home) {
+    ::setenv("HOME", saved_home.c_str(), 1);
+  } else {
+    ::unsetenv("HOME");
   }
   if (xdg) {
     ::setenv("XDG_STATE_HOME", saved.c_str(), 1);

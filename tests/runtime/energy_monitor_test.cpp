@@ -235,11 +235,34 @@ TEST(EnergyMonitor, StopIsIdempotentAndStartRunsOnce) {
   EXPECT_FALSE(second.running);
   EXPECT_EQ(first.samples, second.samples);
   EXPECT_EQ(first.joules, second.joules);
-  // And the destructor stops a running monitor by itself.
+  // And the destructor stops a running monitor by itself: it returns (a
+  // hang would time the test out) and the meter, which the thread reads, is
+  // destroyed with it, after at least the first reading.
+  class CountingMeter final : public EnergyMeter {
+   public:
+    CountingMeter(std::atomic<int>* reads, bool* destroyed) : reads_(reads), destroyed_(destroyed) {}
+    ~CountingMeter() override { *destroyed_ = true; }
+    std::string name() const override { return "test:counting"; }
+    MeterKind kind() const override { return MeterKind::kEstimate; }
+    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
+    bool measured() const override { return true; }
+    double read_watts() override {
+      ++*reads_;
+      return 1.0;
+    }
+
+   private:
+    std::atomic<int>* reads_;
+    bool* destroyed_;
+  };
+  std::atomic<int> reads{0};
+  bool destroyed = false;
   {
-    EnergyMonitor running(std::make_unique<RampMeter>(), fast());
+    EnergyMonitor running(std::make_unique<CountingMeter>(&reads, &destroyed), fast());
     running.start();
+    ASSERT_TRUE(eventually([&] { return reads.load() >= 1; }));
   }
+  EXPECT_TRUE(destroyed);
 }
 
 TEST(EnergyMonitor, VanishedValueFileIsCountedAndSamplingGoesOn) {

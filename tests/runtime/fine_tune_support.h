@@ -75,6 +75,7 @@ inline void expect_stops_within_the_time_budget(FineTuneJob& job) {
   EXPECT_TRUE(out.stopped_early);
   EXPECT_EQ(out.stop_reason, "time budget");
   EXPECT_LE(took + 0.5, budget * 1.05 + 2.0);
+  EXPECT_GE(took + 0.5, 0.5 * budget) << "the guard stopped long before the budget was used";
   EXPECT_GT(out.steps, 0);
   EXPECT_GE(out.validation_accuracy, 0.0) << "the handed-back weights were evaluated";
 }

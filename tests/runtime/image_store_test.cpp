@@ -138,11 +138,12 @@ TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
   std::map<std::string, cv::Vec3b> centre;
   for (std::size_t i = 0; i < store.size(); ++i)
     centre[std::filesystem::path(store.path(i)).filename().string()] = store.image(i).at<cv::Vec3b>(4, 4);
-  EXPECT_EQ(centre["rgb.png"], cv::Vec3b(255, 0, 0));           // red, as RGB
-  EXPECT_EQ(centre["gray16.png"], cv::Vec3b(255, 255, 255));     // 16-bit white
-  EXPECT_EQ(centre["clear-rgba.png"], cv::Vec3b(0, 255, 0));     // composited onto the background
-  EXPECT_EQ(centre["gray.bmp"], cv::Vec3b(0, 0, 0));
-  const cv::Vec3b blue = centre["ñandú-青.jpg"];                   // non-ASCII name, lossy blue
+  // at(): an image that went missing must fail, not read as black.
+  EXPECT_EQ(centre.at("rgb.png"), cv::Vec3b(255, 0, 0));           // red, as RGB
+  EXPECT_EQ(centre.at("gray16.png"), cv::Vec3b(255, 255, 255));     // 16-bit white
+  EXPECT_EQ(centre.at("clear-rgba.png"), cv::Vec3b(0, 255, 0));     // composited onto the background
+  EXPECT_EQ(centre.at("gray.bmp"), cv::Vec3b(0, 0, 0));
+  const cv::Vec3b blue = centre.at("ñandú-青.jpg");                   // non-ASCII name, lossy blue
   EXPECT_GT(blue[2], 240);
   EXPECT_LT(blue[0], 15);
 }

@@ -178,6 +178,8 @@ TEST_F(ClassifierTest, PredictFileDecodesAsTrainingDoesAndNamesBadFiles) {
   ASSERT_TRUE(cv::imwrite(png, images()[4]));
   const auto from_file = clf.predict_file(png, 3);
   const auto from_mat = clf.predict(cv::imread(png, cv::IMREAD_UNCHANGED), 3);
+  ASSERT_EQ(from_file.size(), 3u);
+  ASSERT_EQ(from_mat.size(), 3u);
   for (std::size_t k = 0; k < 3; ++k) {
     EXPECT_EQ(from_file[k].index, from_mat[k].index);
     EXPECT_FLOAT_EQ(from_file[k].probability, from_mat[k].probability);
