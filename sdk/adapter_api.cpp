@@ -123,6 +123,12 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_uniqu
   const auto refuse = [](const std::string& what) { throw Error(ErrorCode::kInvalidArgument, "AdapterOptions::" + what); };
   if (options.threads < 0 || options.threads > kMostThreads)
     refuse("threads must be 0 (choose) to 4096, got " + std::to_string(options.threads));
+  // A compute team wider than the cores makes every step wait for threads
+  // that cannot run: one step took 20 s with 512 threads on 2 cores, far past
+  // any budget's deadline, which is only checked between steps.
+  if (const unsigned cores = std::thread::hardware_concurrency(); cores > 0 && options.threads > int(cores))
+    refuse("threads " + std::to_string(options.threads) + " is more than this machine's " + std::to_string(cores) +
+           " cores; give at most " + std::to_string(cores) + ", or 0 to choose");
   if (options.loader_threads < 0 || options.loader_threads > kMostThreads)
     refuse("loader_threads must be 0 (choose) to 4096, got " + std::to_string(options.loader_threads));
   if (!(options.checkpoint_interval_seconds > 0))

@@ -172,8 +172,9 @@ struct Result {
 
 class NASOA_API Adapter {
  public:
-  // Throws Error{kInvalidArgument} for options out of range (threads or
-  // loader threads negative or above 4096, a checkpoint interval not above 0,
+  // Throws Error{kInvalidArgument} for options out of range (threads above
+  // the machine's cores, threads or loader threads negative or above 4096,
+  // a checkpoint interval not above 0,
   // estimate_watts negative, not finite or above 100,000 W).
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   Adapter(Adapter&&) noexcept;

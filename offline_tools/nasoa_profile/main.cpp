@@ -74,15 +74,27 @@ int main(int argc, char** argv) {
 
   options.use_cuda = !cpu_only;
   options.measure_power = !no_power;
+  if (out.empty() || zoo.empty()) {
+    std::cerr << "nasoa-profile: " << (out.empty() ? "--out" : "--zoo") << " is an empty path\n";
+    return 2;
+  }
   try {
     // Before the minutes of measuring: where the profile goes must take it.
+    namespace fs = std::filesystem;
     std::error_code ec;
-    const std::filesystem::path target = std::filesystem::absolute(out);
+    const fs::path target = fs::absolute(out);
     if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, out + ": exists and is not a regular file");
     if (!std::filesystem::is_directory(target.parent_path(), ec))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": its folder " + target.parent_path().string() + " does not exist");
+    // Inside the bundle it would replace one of its files, or add one that
+    // verification refuses.
+    const fs::path bundle = fs::weakly_canonical(fs::absolute(zoo), ec);
+    const fs::path folder = fs::weakly_canonical(target.parent_path(), ec);
+    if (std::mismatch(bundle.begin(), bundle.end(), folder.begin(), folder.end()).first == bundle.end())
+      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                         out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);
     nasoa::runtime::save_device_profile(profile, out);
     std::fprintf(stderr, "nasoa-profile: wrote %s (%zu model(s), %s, %d thread(s), power meter: %s)\n",
@@ -90,6 +102,10 @@ int main(int argc, char** argv) {
                  profile.meter.c_str());
   } catch (const nasoa::Error& e) {
     std::cerr << "nasoa-profile: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const c10::Error& e) {  // LibTorch's, e.g. a batch too large for the memory
+    std::cerr << "nasoa-profile: error: " << e.what_without_backtrace()
+              << " (with --batch " << CLI::detail::join(options.batch_sizes) << ")\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "nasoa-profile: error: " << e.what() << '\n';

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "nasoa/error.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -41,29 +42,6 @@ std::string unquote(const std::string& field) {
   return out;
 }
 
-}  // namespace
-
-bool is_valid_label(const std::string& name) {
-  return !name.empty() && std::none_of(name.begin(), name.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7F;
-  });
-}
-
-std::string shown_label(const std::string& name) {
-  std::string out;
-  for (const char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\t') out += "\\t";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (u < 0x20 || u == 0x7F) out += {'\\', 'x', "0123456789abcdef"[u >> 4], "0123456789abcdef"[u & 15]};
-    else out += c;
-  }
-  return out;
-}
-
-namespace {
 
 // Two classes at least, each named so that it can be a model's label: the
 // saved model and nasoa-classify's output separate labels by tabs and line
@@ -75,9 +53,9 @@ void check_classes(const TaskSource& t) {
                 t.origin + ": a task needs at least two classes, found " +
                     std::to_string(t.class_names.size()));
   for (const std::string& name : t.class_names)
-    if (!is_valid_label(name))
+    if (!zoo::is_valid_label(name))
       throw Error(ErrorCode::kInvalidArgument,
-                  t.origin + ": class name '" + shown_label(name) +
+                  t.origin + ": class name '" + zoo::printable(name) +
                       "' cannot be a label: labels must be non-empty and free of tabs, line breaks and other "
                       "control characters (they separate a model's labels in its files and in nasoa-classify's "
                       "output); rename it");

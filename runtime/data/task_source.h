@@ -42,13 +42,6 @@ struct TaskSource {
   std::shared_ptr<const IdxImages> idx_images;  // only for IDX tasks
 };
 
-// Whether `name` can be a model's label: non-empty and free of control
-// characters (tabs and line breaks separate labels in a model's files and in
-// nasoa-classify's output; other control bytes would print raw).
-bool is_valid_label(const std::string& name);
-// `name` for a message, control bytes written as \t, \n, \r or \xHH.
-std::string shown_label(const std::string& name);
-
 // Each of these refuses (Error{kInvalidArgument}) a task of fewer than two
 // classes or with a class name that is not a valid label.
 TaskSource list_folder(const std::string& dir);

@@ -4,10 +4,10 @@
 #include <system_error>
 
 #include "nasoa/error.h"
-#include "runtime/data/task_source.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -19,9 +19,9 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
     throw Error(ErrorCode::kInvalidArgument, std::to_string(labels.size()) + " labels for a network of " +
                                                  std::to_string(classes) + " classes");
   for (std::size_t i = 0; i < labels.size(); ++i)
-    if (!is_valid_label(labels[i]))
+    if (!zoo::is_valid_label(labels[i]))
       throw Error(ErrorCode::kInvalidArgument,
-                  "label " + std::to_string(i) + " ('" + shown_label(labels[i]) +
+                  "label " + std::to_string(i) + " ('" + zoo::printable(labels[i]) +
                       "') must be non-empty and free of control characters (tabs and line breaks delimit output)");
 }
 

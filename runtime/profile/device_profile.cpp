@@ -333,9 +333,15 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
 void validate(const ProfileOptions& options) {
   if (options.batch_sizes.empty())
     throw Error(ErrorCode::kInvalidArgument, "profile options: batch_sizes is empty");
-  for (int b : options.batch_sizes)
+  for (std::size_t i = 0; i < options.batch_sizes.size(); ++i) {
+    const int b = options.batch_sizes[i];
     if (b < 1)
       throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is below 1");
+    // The profile holds one measurement per batch size (its reader refuses two).
+    if (std::find(options.batch_sizes.begin(), options.batch_sizes.begin() + long(i), b) !=
+        options.batch_sizes.begin() + long(i))
+      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is listed twice");
+  }
   if (options.warmup < 0)
     throw Error(ErrorCode::kInvalidArgument, "profile options: warmup " + std::to_string(options.warmup) + " < 0");
   if (options.repetitions < 1)

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 
 #include "nasoa/error.h"
@@ -81,7 +82,9 @@ TrainingState load_checkpoint(const std::string& path) {
   try {
     const nlohmann::json j = nlohmann::json::parse(body.substr(kMagicSize + 8, length));
     s.fingerprint = j.at("fingerprint").get<std::string>();
-    s.epoch = j.at("epoch").get<int>();
+    const std::int64_t epoch = j.at("epoch").get<std::int64_t>();  // get<int> would wrap a huge one
+    if (epoch < 0 || epoch > std::numeric_limits<int>::max()) corrupt("field epoch = " + std::to_string(epoch));
+    s.epoch = int(epoch);
     s.step = j.at("step").get<std::int64_t>();
     s.spent_seconds = j.at("spent_seconds").get<double>();
     s.joules = j.at("joules").get<double>();
@@ -99,6 +102,29 @@ TrainingState load_checkpoint(const std::string& path) {
                            e.at("elapsed_seconds").get<double>(), e.at("joules").get<double>()});
   } catch (const nlohmann::json::exception& e) {
     corrupt(std::string("bad JSON: ") + e.what());
+  }
+  // The checksum only shows the file is whole; these say it makes sense (a
+  // negative time spent would extend the budget's deadline, an accuracy of 5
+  // would go into the model's manifest).
+  const auto in_range = [&](bool ok, const std::string& field, double value, const char* expected) {
+    if (!ok) corrupt("field " + field + " = " + std::to_string(value) + ", expected " + expected);
+  };
+  in_range(s.epoch >= 0, "epoch", s.epoch, ">= 0");
+  in_range(s.step >= 0, "step", double(s.step), ">= 0");
+  in_range(s.spent_seconds >= 0 && std::isfinite(s.spent_seconds), "spent_seconds", s.spent_seconds, ">= 0");
+  in_range(s.joules >= 0 && std::isfinite(s.joules), "joules", s.joules, ">= 0");
+  in_range(s.best_accuracy == -1 || (s.best_accuracy >= 0 && s.best_accuracy <= 1), "best_accuracy",
+           s.best_accuracy, "-1 (none yet) or in [0, 1]");
+  in_range(s.best_epoch >= 0 && s.best_epoch <= s.epoch + 1, "best_epoch", s.best_epoch, "in [0, epoch + 1]");
+  for (std::size_t i = 0; i < s.history.size(); ++i) {
+    const EpochRecord& e = s.history[i];
+    const std::string at = "history[" + std::to_string(i) + "].";
+    in_range(e.validation_accuracy == -1 || (e.validation_accuracy >= 0 && e.validation_accuracy <= 1),
+             at + "validation_accuracy", e.validation_accuracy, "-1 or in [0, 1]");
+    in_range(e.train_accuracy >= 0 && e.train_accuracy <= 1, at + "train_accuracy", e.train_accuracy, "in [0, 1]");
+    in_range(e.elapsed_seconds >= 0 && std::isfinite(e.elapsed_seconds), at + "elapsed_seconds", e.elapsed_seconds,
+             ">= 0");
+    in_range(e.joules >= 0 && std::isfinite(e.joules), at + "joules", e.joules, ">= 0");
   }
   s.weights = zoo::decode_weights(body.substr(kMagicSize + 8 + length), path);
   return s;

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "../common/output_path.h"
 #include "../common/text_file.h"
 
 #include <algorithm>
@@ -316,7 +317,17 @@ int main(int argc, char** argv) {
     std::cerr << "nasoa-adapt: --model is empty; name a model of the zoo\n";
     return 2;
   }
+  if (app.get_option("--report")->count() > 0 && report.empty()) {
+    std::cerr << "nasoa-adapt: --report is empty; name a file, or leave it out\n";
+    return 2;
+  }
   if (!plan_only && !report.empty()) {
+    const std::string clash = nasoa_samples::output_clash(
+        "--report", report, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}, {"--out", out}});
+    if (!clash.empty()) {
+      std::cerr << "nasoa-adapt: " << clash << "\n";
+      return 2;
+    }
     if (const std::string problem = report_path_problem(report); !problem.empty()) {
       std::cerr << "nasoa-adapt: --report " << problem << "\n";
       return 2;
@@ -336,7 +347,12 @@ int main(int argc, char** argv) {
       if (!probe_file)
         throw nasoa::Error(nasoa::ErrorCode::kNotFound,
                            "no checkpoint of a planned run to resume: " + plan_file + " is missing");
-      saved = nasoa::Plan::from_json(read_text(plan_file));
+      try {
+        saved = nasoa::Plan::from_json(read_text(plan_file));
+      } catch (const nasoa::Error& e) {
+        if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
+        throw nasoa::Error(e.code(), plan_file + ": " + e.what() + "; remove it and the checkpoint to start again");
+      }
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;

@@ -36,6 +36,7 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include "../common/output_path.h"
 #include "../common/text_file.h"
 
 #include <chrono>
@@ -197,6 +198,33 @@ int main(int argc, char** argv) {
   if (resume && out.empty()) {
     std::cerr << "nasoa-stream: --resume needs the --out of the stream to continue\n";
     return 2;
+  }
+  // Outputs clear of the inputs: a model folder inside a task folder would be
+  // read as a class next time; a summary inside the zoo would replace a file.
+  std::vector<std::pair<std::string, std::string>> inputs{{"--zoo", zoo_dir}};
+  for (const std::string& t : tasks) {
+    if (t.empty()) {
+      std::cerr << "nasoa-stream: a task folder is an empty path\n";
+      return 2;
+    }
+    inputs.emplace_back("the task folder", t);
+  }
+  if (!out.empty()) {
+    if (const std::string clash = nasoa_samples::output_clash("--out", out, inputs); !clash.empty()) {
+      std::cerr << "nasoa-stream: " << clash << "\n";
+      return 2;
+    }
+  }
+  if (app.get_option("--json")->count() > 0 && json.empty()) {
+    std::cerr << "nasoa-stream: --json is empty; name a file, or leave it out\n";
+    return 2;
+  }
+  if (!json.empty()) {
+    inputs.emplace_back("--out", out);
+    if (const std::string clash = nasoa_samples::output_clash("--json", json, inputs); !clash.empty()) {
+      std::cerr << "nasoa-stream: " << clash << "\n";
+      return 2;
+    }
   }
   if (app.get_option("--state")->count() > 0 && state.empty()) {
     std::cerr << "nasoa-stream: --state is empty; leave it out for the default\n";

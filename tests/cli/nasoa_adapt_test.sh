@@ -110,6 +110,18 @@ mkfifo "$work/report-pipe"
   --quiet > /dev/null 2> "$work/pipe.err"
 check "a --report that is not a regular file is refused up front" \
   bash -c "test $? -eq 2 && grep -q 'not a regular file' '$work/pipe.err' && test -p '$work/report-pipe' && test ! -e '$work/m3'"
+first_image=$(find "$work/task" -type f | sort | head -1)
+cp "$first_image" "$work/image.before"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --report "$first_image" \
+  --quiet > /dev/null 2> "$work/clash.err"
+check "a --report inside the task folder is refused up front, naming --data, and the image is untouched" \
+  bash -c "test $? -eq 2 && grep -q 'inside --data' '$work/clash.err' && cmp -s '$first_image' '$work/image.before'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --report "$work/zoo/MANIFEST" \
+  --quiet > /dev/null 2> "$work/clash.err"
+check "a --report inside the zoo is refused" bash -c "test $? -eq 2 && grep -q 'inside --zoo' '$work/clash.err'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --report "$work/m3/MANIFEST" \
+  --quiet > /dev/null 2> "$work/clash.err"
+check "a --report inside the model it saves is refused" bash -c "test $? -eq 2 && grep -q 'inside --out' '$work/clash.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m3" --threads 100000 \
   > /dev/null 2> "$work/threads.err"
 check "--threads beyond 4096 is a bad argument" bash -c "test $? -eq 2 && grep -q -- '--threads' '$work/threads.err'"

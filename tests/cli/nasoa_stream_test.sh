@@ -40,6 +40,18 @@ check "each task's model is saved under --out" bash -c "test -f '$work/models/1-
 check "a task that fails is reported and the stream goes on" \
   bash -c "test $? -eq 1 && grep -qE '^1 +nowhere +failed: .*nowhere' '$work/bad.out' && grep -qE '^2 +tops +' '$work/bad.out'"
 
+# Outputs that would write into the inputs are refused before any work.
+cp -r "$work/shoes" "$work/shoes-copy"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" --out "$work/shoes-copy" "$work/shoes-copy" \
+  > /dev/null 2> "$work/clash.err"
+check "an --out inside a task folder is refused, and the task is untouched" \
+  bash -c "test $? -eq 2 && grep -q 'inside the task folder' '$work/clash.err' && diff -r '$work/shoes' '$work/shoes-copy'"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" --json "$work/zoo/MANIFEST" "$work/shoes" \
+  > /dev/null 2> "$work/clash.err"
+check "a --json inside the zoo is refused" bash -c "test $? -eq 2 && grep -q 'inside --zoo' '$work/clash.err'"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" "$work/shoes" '' > /dev/null 2> "$work/clash.err"
+check "an empty task path is a bad argument" bash -c "test $? -eq 2 && grep -q 'empty path' '$work/clash.err'"
+
 # A stream killed while its second task trains, then continued with --resume.
 "$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" "$work/shoes" "$work/tops" \
   > /dev/null 2>&1 &

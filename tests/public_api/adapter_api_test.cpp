@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
+#include <thread>
 #include <opencv2/imgcodecs.hpp>
 
 namespace fs = std::filesystem;
@@ -177,6 +178,12 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, negative, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
   nasoa::Budget none;
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, none, out); }), nasoa::ErrorCode::kInvalidArgument);
+  // A compute team wider than the cores stalls every step past any deadline.
+  nasoa::AdapterOptions wide;
+  wide.threads = int(std::thread::hardware_concurrency()) + 1;
+  if (std::thread::hardware_concurrency() > 0) {
+    EXPECT_EQ(code_of([&] { nasoa::Adapter(*zoo_, wide); }), nasoa::ErrorCode::kInvalidArgument);
+  }
   // A power no device draws would overflow the joules (and the checkpoint).
   nasoa::AdapterOptions absurd;
   absurd.estimate_watts = 1e308;

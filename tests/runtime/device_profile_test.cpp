@@ -331,6 +331,9 @@ TEST(DeviceProfileOptions, RefusesBadOptionsAndUnknownModels) {
   o.batch_sizes = {0};
   EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
   o = tiny_options();
+  o.batch_sizes = {8, 4, 8};  // the profile's reader refuses a batch size measured twice
+  EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
+  o = tiny_options();
   o.repetitions = 0;
   EXPECT_EQ(code_of(o), ErrorCode::kInvalidArgument);
   o = tiny_options();

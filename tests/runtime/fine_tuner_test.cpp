@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -261,6 +262,36 @@ TEST_F(FineTunerTest, ACheckpointIsNeverWrittenWithANumberJsonCannotHold) {
   }
   EXPECT_EQ(zoo::read_file(j.checkpoint_path), before);
   EXPECT_NO_THROW(load_checkpoint(j.checkpoint_path));
+}
+
+TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
+  // The checksum holds (save_checkpoint seals what it is given); only the
+  // values are wrong. A negative time spent would move the deadline, an
+  // accuracy of 5 would end up in the model's manifest.
+  FineTuneJob j = job(1);
+  j.checkpoint_path = dir_ / "c.checkpoint";
+  fine_tune(j, Limits(600, 0));
+  const TrainingState good = load_checkpoint(j.checkpoint_path);
+  const std::pair<std::function<void(TrainingState&)>, std::string> edits[] = {
+      {[](TrainingState& s) { s.spent_seconds = -100; }, "spent_seconds"},
+      {[](TrainingState& s) { s.best_accuracy = 5; }, "best_accuracy"},
+      {[](TrainingState& s) { s.epoch = -5; }, "epoch"},
+      {[](TrainingState& s) { s.step = -1; }, "step"},
+      {[](TrainingState& s) { s.best_epoch = -3; }, "best_epoch"},
+      {[](TrainingState& s) { s.history.at(0).validation_accuracy = 1.5; }, "history[0].validation_accuracy"},
+  };
+  for (const auto& [edit, field] : edits) {
+    TrainingState s = good;
+    edit(s);
+    save_checkpoint(j.checkpoint_path, s);
+    try {
+      load_checkpoint(j.checkpoint_path);
+      ADD_FAILURE() << field << " out of range was loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+      EXPECT_NE(std::string(e.what()).find("field " + field), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_F(FineTunerTest, LoaderBatchesDoNotDependOnWorkersAndResumeMidEpoch) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -173,6 +174,15 @@ TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
   refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex");
   refuse([](Manifest& m) { m.name.clear(); }, "field name");
   refuse([](Manifest& m) { m.models[1].labels.pop_back(); }, "models[1].labels");
+  // Normalisation that would turn every prediction into NaN.
+  refuse([](Manifest& m) { m.models[0].mean[0] = std::nanf(""); }, "models[0].mean");
+  refuse([](Manifest& m) { m.models[0].mean[2] = HUGE_VALF; }, "models[0].mean");
+  refuse([](Manifest& m) { m.models[0].std[0] = 1e-45f; }, "models[0].std");
+  // Labels that print ambiguously or cannot tell classes apart.
+  ASSERT_GE(good.models[1].labels.size(), 2u);
+  refuse([](Manifest& m) { m.models[1].labels[1] = m.models[1].labels[0]; }, "models[1].labels[1]");
+  refuse([](Manifest& m) { m.models[1].labels[0] = "a\tb"; }, "'a\\tb'");
+  refuse([](Manifest& m) { m.models[1].labels[0].clear(); }, "models[1].labels[0]");
 }
 
 TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {

@@ -1,11 +1,13 @@
 #include "zoo/bundle/manifest.h"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/text/printable.h"
 #include "zoo_manifest.pb.h"
 
 namespace nasoa::zoo {
@@ -171,16 +173,28 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
     check.require(pm.mean_size() == 3 && pm.std_size() == 3, field + ".mean/std",
                   "expected 3 values each, found " + std::to_string(pm.mean_size()) + " and " +
                       std::to_string(pm.std_size()));
-    for (int c = 0; c < 3; ++c) {
+    // Normalisation divides by std: a NaN, an infinity or a denormal std
+    // would turn every prediction into NaN.
+    for (int c = 0; c < 3 && c < pm.mean_size() && c < pm.std_size(); ++c) {
       info.mean[static_cast<std::size_t>(c)] = pm.mean(c);
       info.std[static_cast<std::size_t>(c)] = pm.std(c);
-      check.require(pm.std(c) > 0.0f, field + ".std", "values must be positive");
+      check.require(std::isfinite(pm.mean(c)) && std::fabs(pm.mean(c)) <= 1000.0f, field + ".mean",
+                    "values must be finite, within +-1000");
+      check.require(pm.std(c) >= 1e-6f && pm.std(c) <= 1000.0f, field + ".std", "values must lie in [1e-6, 1000]");
     }
     check.require(pm.upstream_classes() >= 1 && pm.upstream_classes() <= 1000000,
                   field + ".upstream_classes",
                   std::to_string(pm.upstream_classes()) + " is outside 1-1000000");
     info.upstream_classes = static_cast<int>(pm.upstream_classes());
     info.labels.assign(pm.labels().begin(), pm.labels().end());
+    std::set<std::string> seen_labels;
+    for (std::size_t l = 0; l < info.labels.size(); ++l) {
+      const std::string& label = info.labels[l];
+      check.require(is_valid_label(label), field + ".labels[" + std::to_string(l) + "]",
+                    "'" + printable(label) + "' must be non-empty and free of control characters");
+      check.require(seen_labels.insert(label).second, field + ".labels[" + std::to_string(l) + "]",
+                    "'" + printable(label) + "' repeats");
+    }
     check.require(info.labels.empty() || static_cast<int>(info.labels.size()) == info.upstream_classes,
                   field + ".labels",
                   std::to_string(info.labels.size()) + " labels for " +

@@ -5,29 +5,17 @@
 
 #include "nasoa/error.h"
 #include "zoo/search_space/network_plan.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa {
 namespace {
+
+using zoo::printable;
 
 constexpr int kMinC0 = 4;
 constexpr int kMaxC0 = 4096;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// Control bytes (a NUL would end the message for C callers) as \xHH.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) {
-      const char* hex = "0123456789abcdef";
-      out += {'\\', 'x', hex[u >> 4], hex[u & 15]};
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 [[noreturn]] void refuse(std::string_view text, std::size_t position, const std::string& rule,
                          const std::string& detail) {

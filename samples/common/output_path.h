@@ -1,0 +1,44 @@
+// Where the sample programs may write: an output file or folder must not lie
+// in (or be) a folder they read from or manage, or writing it would replace a
+// zoo's manifest, a training image or the model just saved.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace nasoa_samples {
+
+// Whether `path` is `folder` or lies under it, both resolved first (links,
+// "..", relative paths), so that a folder reached another way still counts.
+inline bool is_within(const std::string& path, const std::string& folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) return false;
+  const fs::path f = fs::weakly_canonical(fs::absolute(folder, ec), ec);
+  if (ec) return false;
+  auto pi = p.begin(), fi = f.begin();
+  for (; fi != f.end(); ++fi, ++pi) {
+    if (fi->empty()) continue;  // a trailing separator
+    if (pi == p.end() || *pi != *fi) return false;
+  }
+  return true;
+}
+
+// "" when `path` (given as option `what`) is clear of every (option, folder)
+// in `folders`; otherwise why not, naming both options. Empty folders are
+// skipped (an option left out).
+inline std::string output_clash(const std::string& what, const std::string& path,
+                                const std::vector<std::pair<std::string, std::string>>& folders) {
+  for (const auto& [option, folder] : folders) {
+    if (folder.empty() || !is_within(path, folder)) continue;
+    return what + " " + path + " is inside " + option + " " + folder +
+           ", which it would overwrite or add to; write it somewhere else";
+  }
+  return "";
+}
+
+}  // namespace nasoa_samples

@@ -1,0 +1,20 @@
+// zoo/text/printable.h: text from files and users, made safe to show and to
+// store as a label. Below everything else, so that the encoding parser, the
+// manifest and the runtime's task readers share one rule.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace nasoa::zoo {
+
+// `text` for a message: control bytes written as \t, \n, \r or \xHH (a NUL
+// would end the message for C callers, a line break would forge a line).
+std::string printable(std::string_view text);
+
+// Whether `name` can be a model's label: non-empty and free of control
+// characters (tabs and line breaks separate labels in a model's files and in
+// nasoa-classify's output; other control bytes would print raw).
+bool is_valid_label(std::string_view name);
+
+}  // namespace nasoa::zoo
