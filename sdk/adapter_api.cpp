@@ -14,6 +14,7 @@
 
 #include "nasoa/error.h"
 #include "nasoa/version.h"
+#include "runtime/energy/cuda_device.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/inference/model_dir.h"
 #include "runtime/profile/device_profile.h"
@@ -188,6 +189,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       meter_options.sysfs_root = options.sysfs_root;
       meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
       meter_options.gpu_job = sdk::uses_gpu(options);
+      if (meter_options.gpu_job) meter_options.gpu_pci_bus_id = runtime::cuda_pci_bus_id(0);  // training's cuda:0
       std::unique_ptr<runtime::EnergyMonitor> monitor;
       try {
         monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));

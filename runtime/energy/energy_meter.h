@@ -78,7 +78,9 @@ inline constexpr double kMaxPlausibleWatts = 100000;
 struct MeterOptions {
   // Where sysfs is mounted; tests point it at a fake tree.
   std::string sysfs_root = "/sys";
-  // Which GPU NVML measures (the index nvidia-smi shows).
+  // Which GPU NVML measures: the one with this PCI bus id when it is set (the
+  // GPU a job trains on: see cuda_device.h), else the index nvidia-smi shows.
+  std::string gpu_pci_bus_id;
   unsigned nvml_gpu_index = 0;
   // The library NVML is loaded from; tests name one that does not exist to
   // stay independent of the machine's driver.

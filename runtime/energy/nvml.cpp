@@ -25,6 +25,7 @@ constexpr NvmlReturn kNvmlSuccess = 0;
 using InitFn = NvmlReturn (*)();
 using ShutdownFn = NvmlReturn (*)();
 using HandleByIndexFn = NvmlReturn (*)(unsigned int, NvmlDevice*);
+using HandleByPciBusIdFn = NvmlReturn (*)(const char*, NvmlDevice*);
 using TotalEnergyFn = NvmlReturn (*)(NvmlDevice, unsigned long long*);
 using PowerUsageFn = NvmlReturn (*)(NvmlDevice, unsigned int*);
 using ErrorStringFn = const char* (*)(NvmlReturn);
@@ -50,6 +51,7 @@ struct NvmlApi {
   InitFn init = nullptr;
   ShutdownFn shutdown = nullptr;
   HandleByIndexFn handle_by_index = nullptr;
+  HandleByPciBusIdFn handle_by_pci_bus_id = nullptr;  // optional: only to find a GPU by bus id
   TotalEnergyFn total_energy = nullptr;  // optional
   PowerUsageFn power_usage = nullptr;    // optional
   ErrorStringFn error_string = nullptr;  // optional
@@ -65,13 +67,9 @@ std::string describe(const NvmlApi& api, NvmlReturn rc) {
 
 class NvmlMeter final : public EnergyMeter {
  public:
-  NvmlMeter(std::unique_ptr<NvmlLibrary> library, NvmlApi api, NvmlDevice device, unsigned index,
+  NvmlMeter(std::unique_ptr<NvmlLibrary> library, NvmlApi api, NvmlDevice device, std::string gpu,
             bool counter)
-      : library_(std::move(library)),
-        api_(api),
-        device_(device),
-        name_("nvml:gpu" + std::to_string(index)),
-        counter_(counter) {}
+      : library_(std::move(library)), api_(api), device_(device), name_("nvml:" + gpu), counter_(counter) {}
 
   std::string name() const override { return name_; }
   MeterKind kind() const override { return MeterKind::kNvml; }
@@ -133,6 +131,7 @@ std::unique_ptr<EnergyMeter> open_nvml(const MeterOptions& options, std::string*
   api.init = symbol<InitFn>(handle, "nvmlInit_v2");
   api.shutdown = symbol<ShutdownFn>(handle, "nvmlShutdown");
   api.handle_by_index = symbol<HandleByIndexFn>(handle, "nvmlDeviceGetHandleByIndex_v2");
+  api.handle_by_pci_bus_id = symbol<HandleByPciBusIdFn>(handle, "nvmlDeviceGetHandleByPciBusId_v2");
   api.total_energy = symbol<TotalEnergyFn>(handle, "nvmlDeviceGetTotalEnergyConsumption");
   api.power_usage = symbol<PowerUsageFn>(handle, "nvmlDeviceGetPowerUsage");
   api.error_string = symbol<ErrorStringFn>(handle, "nvmlErrorString");
@@ -152,11 +151,22 @@ std::unique_ptr<EnergyMeter> open_nvml(const MeterOptions& options, std::string*
   }
   auto library = std::make_unique<NvmlLibrary>(handle, api.shutdown);
 
-  const unsigned index = options.nvml_gpu_index;
+  // The GPU: by bus id when the job's GPU is known (CUDA's numbers are not
+  // NVML's on a machine with several), else by index.
+  const bool by_bus = !options.gpu_pci_bus_id.empty();
+  const std::string gpu = by_bus ? "gpu@" + options.gpu_pci_bus_id : "gpu" + std::to_string(options.nvml_gpu_index);
   NvmlDevice device = nullptr;
-  const NvmlReturn handle_rc = api.handle_by_index(index, &device);
+  if (by_bus && api.handle_by_pci_bus_id == nullptr) {
+    *why_not = path + " lacks nvmlDeviceGetHandleByPciBusId_v2, needed to find the GPU at " + options.gpu_pci_bus_id;
+    return nullptr;
+  }
+  const NvmlReturn handle_rc = by_bus ? api.handle_by_pci_bus_id(options.gpu_pci_bus_id.c_str(), &device)
+                                      : api.handle_by_index(options.nvml_gpu_index, &device);
   if (handle_rc != kNvmlSuccess) {
-    *why_not = path + ": no GPU with index " + std::to_string(index) + ": " + describe(api, handle_rc);
+    *why_not = path + ": no GPU " +
+               (by_bus ? "at PCI bus id " + options.gpu_pci_bus_id
+                       : "with index " + std::to_string(options.nvml_gpu_index)) +
+               ": " + describe(api, handle_rc);
     return nullptr;
   }
   // Prefer the counter: it integrates in the driver at the sensor's own rate,
@@ -164,20 +174,19 @@ std::unique_ptr<EnergyMeter> open_nvml(const MeterOptions& options, std::string*
   if (api.total_energy != nullptr) {
     unsigned long long millijoules = 0;
     if (api.total_energy(device, &millijoules) == kNvmlSuccess) {
-      return std::make_unique<NvmlMeter>(std::move(library), api, device, index, true);
+      return std::make_unique<NvmlMeter>(std::move(library), api, device, gpu, true);
     }
   }
   if (api.power_usage != nullptr) {
     unsigned int milliwatts = 0;
     const NvmlReturn rc = api.power_usage(device, &milliwatts);
     if (rc == kNvmlSuccess) {
-      return std::make_unique<NvmlMeter>(std::move(library), api, device, index, false);
+      return std::make_unique<NvmlMeter>(std::move(library), api, device, gpu, false);
     }
-    *why_not = path + ": GPU " + std::to_string(index) +
-               " reports neither total energy nor power: " + describe(api, rc);
+    *why_not = path + ": " + gpu + " reports neither total energy nor power: " + describe(api, rc);
     return nullptr;
   }
-  *why_not = path + ": GPU " + std::to_string(index) + " does not report total energy";
+  *why_not = path + ": " + gpu + " does not report total energy";
   return nullptr;
 }
 

@@ -15,6 +15,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/adapt/json_fields.h"
+#include "runtime/energy/cuda_device.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
@@ -177,6 +178,7 @@ class PowerProbe {
     if (!options.measure_power) return;
     options_ = options.meter;
     options_.gpu_job = options.use_cuda && torch::cuda::is_available();
+    if (options_.gpu_job && options_.gpu_pci_bus_id.empty()) options_.gpu_pci_bus_id = cuda_pci_bus_id(0);
     try {
       const std::unique_ptr<EnergyMeter> meter = detect_energy_meter(options_);
       name_ = meter->name();

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "nasoa/error.h"
+#include "runtime/energy/cuda_device.h"
 #include "runtime/energy/meters.h"
 #include "tests/runtime/fake_sysfs.h"
 
@@ -389,6 +390,25 @@ TEST(Nvml, ReadsTheDriversEnergyCounter) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0] - first[0], 250u * 1000) << "millijoules become microjoules";
   EXPECT_EQ(first[0] % 1000, 0u);
+}
+
+TEST(Nvml, FindsTheGpuAJobRunsOnByItsPciBusId) {
+  // CUDA's device 0 may be any of NVML's GPUs: the meter goes by bus id.
+  EXPECT_EQ(cuda_pci_bus_id(0, NASOA_FAKE_CUDA), "0000:3b:00.0");
+  EXPECT_EQ(cuda_pci_bus_id(1, NASOA_FAKE_CUDA), "") << "no such device";
+  EXPECT_EQ(cuda_pci_bus_id(0, kNoNvml), "") << "no driver";
+  FakeSysfs fs;
+  MeterOptions options = fake_nvml(fs);
+  options.kind = MeterKind::kNvml;
+  options.gpu_pci_bus_id = cuda_pci_bus_id(0, NASOA_FAKE_CUDA);
+  options.nvml_gpu_index = 7;  // not used when the bus id is known
+  auto meter = detect_energy_meter(options);
+  EXPECT_EQ(meter->name(), "nvml:gpu@0000:3b:00.0");
+  const std::vector<std::uint64_t> first = meter->read_counters_uj(), second = meter->read_counters_uj();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0] - first.at(0), 250u * 1000);
+  options.gpu_pci_bus_id = "0000:af:00.0";
+  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU at PCI bus id 0000:af:00.0");
 }
 
 TEST(Nvml, AGpuThatIsNotThereIsNamed) {

@@ -1,13 +1,17 @@
 // tests/support/fake_nvml.cpp: a stand-in for NVIDIA's libnvidia-ml, so that
 // the NVML meter's loading, reading and choice are tested on machines without
 // the driver. It exports the entry points runtime/energy/nvml.cpp looks up,
-// with their C ABI, and simulates one GPU (index 0) whose energy counter
-// grows by kMillijoulesPerRead at every read.
+// with their C ABI, and simulates one GPU (index 0, PCI bus id kBusId) whose
+// energy counter grows by kMillijoulesPerRead at every read.
 #include <atomic>
+#include <strings.h>
+
+#include <cstring>
 
 namespace {
 
-constexpr int kSuccess = 0, kInvalidArgument = 2, kUninitialized = 1;
+constexpr int kSuccess = 0, kInvalidArgument = 2, kUninitialized = 1, kNotFound = 6;
+constexpr const char* kBusId = "00000000:3B:00.0";  // as NVML writes it
 constexpr unsigned long long kStartMillijoules = 1000000, kMillijoulesPerRead = 250;
 std::atomic<int> g_initialised{0};
 std::atomic<unsigned long long> g_reads{0};
@@ -35,6 +39,15 @@ __attribute__((visibility("default"))) int nvmlDeviceGetHandleByIndex_v2(unsigne
   return kSuccess;
 }
 
+// NVML accepts a bus id with a 4- or 8-digit domain, in either case.
+__attribute__((visibility("default"))) int nvmlDeviceGetHandleByPciBusId_v2(const char* bus_id, void** device) {
+  if (g_initialised == 0) return kUninitialized;
+  if (bus_id == nullptr || device == nullptr) return kInvalidArgument;
+  if (strcasecmp(bus_id, kBusId) != 0 && strcasecmp(bus_id, kBusId + 4) != 0) return kNotFound;
+  *device = &g_device;
+  return kSuccess;
+}
+
 __attribute__((visibility("default"))) int nvmlDeviceGetTotalEnergyConsumption(void* device,
                                                                                unsigned long long* millijoules) {
   if (device != &g_device || millijoules == nullptr) return kInvalidArgument;
@@ -49,7 +62,10 @@ __attribute__((visibility("default"))) int nvmlDeviceGetPowerUsage(void* device,
 }
 
 __attribute__((visibility("default"))) const char* nvmlErrorString(int rc) {
-  return rc == kInvalidArgument ? "Invalid Argument" : rc == kUninitialized ? "Uninitialized" : "Unknown Error";
+  return rc == kInvalidArgument ? "Invalid Argument"
+         : rc == kUninitialized ? "Uninitialized"
+         : rc == kNotFound      ? "Not Found"
+                                : "Unknown Error";
 }
 
 }  // extern "C"
