@@ -2,9 +2,13 @@
 // only (errors are nasoa::Error, as the SDK's own).
 #pragma once
 
+#include <fcntl.h>
 #include <nasoa/nasoa.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -21,24 +25,34 @@ inline std::string read_text(const std::string& path) {
   return text.str();
 }
 
-// Replaces `path` with `text` by writing PATH.tmp and renaming it, so that a
-// reader (or a later run after a kill) sees the old file or the new one,
-// never half of one. Throws Error{kIo} naming the file.
+// Replaces `path` with `text` by writing PATH.tmp.<pid>, flushing it to the
+// disk and renaming it, so that a reader (or a later run after a kill or a
+// power cut) sees the old file or the new one, never half of one. Throws
+// Error{kIo} naming the file.
 inline void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw nasoa::Error(nasoa::ErrorCode::kIo, tmp + ": cannot write");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const auto fail = [&](const std::string& file, const char* what) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw nasoa::Error(nasoa::ErrorCode::kIo, file + ": " + what + ": " + reason);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(tmp, "cannot create");
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail(tmp, "cannot write");
     }
+    done += std::size_t(n);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": cannot move into place");
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail(tmp, "cannot flush to disk");
   }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "cannot move into place");
 }
 
 }  // namespace nasoa_samples
