@@ -124,6 +124,9 @@ TaskSource list_csv(const std::string& csv_path) {
   task.origin = csv_path;
   const fs::path base = fs::path(csv_path).parent_path();
   std::map<std::string, int> labels;
+  // Each image once: listed twice it could land in both the training and the
+  // validation split, and under two labels it has no single answer.
+  std::map<std::string, std::pair<int, std::string>> listed;  // path -> (line, label)
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
@@ -139,9 +142,20 @@ TaskSource list_csv(const std::string& csv_path) {
     if (path.empty() || label.empty())
       throw Error(ErrorCode::kInvalidArgument,
                   csv_path + ":" + std::to_string(number) + ": empty path or label in '" + line + "'");
+    const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
+    const auto [first, new_path] = listed.emplace(fs::absolute(p, ec).lexically_normal().string(),
+                                                  std::make_pair(number, label));
+    if (!new_path) {
+      const auto& [first_line, first_label] = first->second;
+      task.skipped.push_back(
+          {p.string(), "listed again on line " + std::to_string(number) + " of " + csv_path + " (first on line " +
+                           std::to_string(first_line) +
+                           (first_label == label ? ")" : ", as '" + zoo::printable(first_label) + "', here as '" +
+                                                             zoo::printable(label) + "'); the first is kept")});
+      continue;
+    }
     auto [it, inserted] = labels.emplace(label, static_cast<int>(task.class_names.size()));
     if (inserted) task.class_names.push_back(label);
-    const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
     task.samples.push_back({p.string(), it->second, -1});
   }
   check_classes(task);

@@ -48,6 +48,8 @@ TaskSource list_folder(const std::string& dir);
 // `path,label` per line: an optional `path,label` header, a UTF-8 byte-order
 // mark, blank lines, `#` comments and double-quoted fields are accepted; the
 // label follows the last comma; relative paths are relative to the CSV file.
+// An image listed again (with the same label or another) is skipped and
+// reported, naming both lines; the first listing is kept.
 TaskSource list_csv(const std::string& csv_path);
 // `class_names` may be empty: classes are then named by their label numbers.
 TaskSource list_idx(const std::string& images_path, const std::string& labels_path,

@@ -140,6 +140,20 @@ TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   }
 }
 
+TEST(TaskSourceTest, AnImageListedTwiceInACsvIsKeptOnceAndTheRepeatReported) {
+  TempDir t;
+  // Line 3 repeats line 1 (another spelling of the same path), line 4 lists
+  // it under another label; "owl" then has no image of its own and no class.
+  const std::string csv = t.write("list.csv", "a.png,cat\nb.png,dog\n./a.png,cat\nsub/../a.png,owl\nc.png,cat\n");
+  const TaskSource s = list_csv(csv);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(s.samples.size(), 3u);
+  ASSERT_EQ(s.skipped.size(), 2u);
+  EXPECT_NE(s.skipped[0].reason.find("listed again on line 3"), std::string::npos) << s.skipped[0].reason;
+  EXPECT_NE(s.skipped[0].reason.find("first on line 1"), std::string::npos) << s.skipped[0].reason;
+  EXPECT_NE(s.skipped[1].reason.find("as 'cat', here as 'owl'"), std::string::npos) << s.skipped[1].reason;
+}
+
 TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   TempDir t;
   std::vector<std::uint8_t> pixels(3 * 2 * 2);
