@@ -149,22 +149,28 @@ int main(int argc, char** argv) {
   info->add_option("--classes", classes, "Classifier classes")->check(CLI::Range(1, 1000000))->capture_default_str();
   info->add_option("--input", input, "Square input side in pixels")->check(CLI::Range(1, 65536))->capture_default_str();
 
+  // An empty path would reach std::filesystem and come back as its error,
+  // naming no option.
+  const CLI::Validator non_empty([](std::string& text) { return text.empty() ? std::string("an empty path") : ""; },
+                                 "PATH");
   CreateArgs create_args;
   auto* create = app.add_subcommand("create", "Write a bundle of freshly initialised models");
-  create->add_option("--out", create_args.out, "Bundle directory to create (must not exist)")->required();
+  create->add_option("--out", create_args.out, "Bundle directory to create (must not exist)")->required()->check(non_empty);
   create->add_option("--name", create_args.name, "Bundle name")->required();
   create->add_option("--encoding", create_args.encodings, "A model's encoding (repeat for more)")->required();
   create->add_option("--model-name", create_args.model_names, "Model names, one per --encoding (default: the encoding)");
   create->add_option("--classes", create_args.classes, "Classifier classes")->required()->check(CLI::Range(1, 1000000));
   create->add_option("--input", create_args.input, "Square input side in pixels")->required()->check(CLI::Range(8, 4096));
-  create->add_option("--seed", create_args.seed, "Seed of the initialisation")->capture_default_str();
+  create->add_option("--seed", create_args.seed, "Seed of the initialisation")
+      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->capture_default_str();
   create->add_flag("--replace", create_args.replace, "Replace an existing bundle at --out");
 
   std::string dir;
   auto* inspect = app.add_subcommand("inspect", "Verify a bundle and print its models as a table");
-  inspect->add_option("dir", dir, "Bundle directory")->required();
+  inspect->add_option("dir", dir, "Bundle directory")->required()->check(non_empty);
   auto* verify = app.add_subcommand("verify", "Check every file and that every model loads; exit 0 if sound");
-  verify->add_option("dir", dir, "Bundle directory")->required();
+  verify->add_option("dir", dir, "Bundle directory")->required()->check(non_empty);
 
   CLI11_PARSE(app, argc, argv);
   try {

@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (model_dir.empty()) {
+    std::cerr << "nasoa-classify: --model is empty; name a model directory\n";
+    return 2;
+  }
 
   try {
     const nasoa::Classifier classifier = nasoa::Classifier::open(model_dir);  // verifies every file

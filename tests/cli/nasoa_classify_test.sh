@@ -67,4 +67,7 @@ check "a damaged model dir exits 1" test $? -eq 1
 check "and names the damaged file" grep -q "model.weights" "$work/damaged.err"
 check "and prints no predictions" test ! -s "$work/damaged.out"
 
+"$tool" --model '' "$work/images" > /dev/null 2> "$work/emptymodel.err"
+check "an empty --model is a bad argument (2), named" bash -c "test $? -eq 2 && grep -q -- '--model is empty' '$work/emptymodel.err'"
+
 finish

@@ -56,4 +56,14 @@ check "verify names the damaged file" grep -q "2-_8_1-2.weights" "$work/damaged.
 rm "$work/damaged/MANIFEST"
 check "verify fails without a manifest" bash -c "! '$tool' verify '$work/damaged' 2>/dev/null"
 
+# Arguments that used to reach the library as something else.
+"$tool" create --out "$work/neg" --name n --classes 3 --input 32 --encoding 2-_8_1-2 --seed -1 2> "$work/seed.err"
+rc=$?
+check "a negative --seed is a usage error naming it, not a wrapped seed" \
+  bash -c "test $rc -gt 1 -a $rc -lt 128 && grep -q -- '--seed' '$work/seed.err' && test ! -e '$work/neg'"
+"$tool" create --out '' --name n --classes 3 --input 32 --encoding 2-_8_1-2 2> "$work/emptyout.err"
+rc=$?
+check "an empty --out is a usage error naming it" \
+  bash -c "test $rc -gt 1 -a $rc -lt 128 && grep -q -- '--out' '$work/emptyout.err'"
+
 finish
