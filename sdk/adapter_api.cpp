@@ -24,6 +24,7 @@
 #include "sdk/task_impl.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa {
 namespace {
@@ -108,7 +109,7 @@ runtime::Split task_split(const Task& task, const Regime& regime) {
 void check_budget(const Budget& budget, bool finite) {
   const auto require = [&](bool ok, const char* field, double value, const char* expected) {
     if (!ok || (finite && !std::isfinite(value)))
-      throw Error(ErrorCode::kInvalidArgument, std::string("budget field ") + field + " = " + std::to_string(value) +
+      throw Error(ErrorCode::kInvalidArgument, std::string("budget field ") + field + " = " + zoo::shown_number(value) +
                                                    ": expected " + expected + (finite ? " and finite" : ""));
   };
   require(budget.seconds > 0, "seconds", budget.seconds, "> 0");

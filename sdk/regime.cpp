@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "nasoa/error.h"
 
@@ -9,9 +10,12 @@ namespace nasoa {
 namespace {
 
 void require(bool ok, const char* field, double value, const char* expected) {
-  if (!ok)
-    throw Error(ErrorCode::kInvalidArgument, std::string("regime field ") + field + " = " +
-                                                 std::to_string(value) + ": expected " + expected);
+  if (ok) return;
+  std::ostringstream shown;  // "32" and "1e+300", not "32.000000" and 300 digits
+  shown.precision(15);
+  shown << value;
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string("regime field ") + field + " = " + shown.str() + ": expected " + expected);
 }
 
 // LibTorch's optimisers take these as float.

@@ -10,6 +10,7 @@
 #include "nasoa/error.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -107,7 +108,7 @@ TrainingState load_checkpoint(const std::string& path) {
   // negative time spent would extend the budget's deadline, an accuracy of 5
   // would go into the model's manifest).
   const auto in_range = [&](bool ok, const std::string& field, double value, const char* expected) {
-    if (!ok) corrupt("field " + field + " = " + std::to_string(value) + ", expected " + expected);
+    if (!ok) corrupt("field " + field + " = " + zoo::shown_number(value) + ", expected " + expected);
   };
   in_range(s.epoch >= 0, "epoch", s.epoch, ">= 0");
   in_range(s.step >= 0, "step", double(s.step), ">= 0");

@@ -1,6 +1,7 @@
 #include "zoo/text/printable.h"
 
 #include <algorithm>
+#include <sstream>
 
 namespace nasoa::zoo {
 namespace {
@@ -25,6 +26,13 @@ std::string printable(std::string_view text) {
     else out += c;
   }
   return out;
+}
+
+std::string shown_number(double value) {
+  std::ostringstream out;
+  out.precision(15);
+  out << value;
+  return out.str();
 }
 
 bool is_valid_label(std::string_view name) {

@@ -12,6 +12,10 @@ namespace nasoa::zoo {
 // would end the message for C callers, a line break would forge a line).
 std::string printable(std::string_view text);
 
+// `value` for a message, as short as it reads back: "32", "0.01", "1e+300",
+// "nan" (std::to_string writes "32.000000" and 300 digits).
+std::string shown_number(double value);
+
 // Whether `name` can be a model's label: non-empty and free of control
 // characters (tabs and line breaks separate labels in a model's files and in
 // nasoa-classify's output; other control bytes would print raw).
