@@ -90,9 +90,11 @@ int main(int argc, char** argv) {
                          out + ": its folder " + target.parent_path().string() + " does not exist");
     // Inside the bundle it would replace one of its files, or add one that
     // verification refuses.
-    const fs::path bundle = fs::weakly_canonical(fs::absolute(zoo), ec);
-    const fs::path folder = fs::weakly_canonical(target.parent_path(), ec);
-    if (std::mismatch(bundle.begin(), bundle.end(), folder.begin(), folder.end()).first == bundle.end())
+    std::error_code bundle_ec, folder_ec;
+    const fs::path bundle = fs::weakly_canonical(fs::absolute(zoo), bundle_ec);
+    const fs::path folder = fs::weakly_canonical(target.parent_path(), folder_ec);
+    if (!bundle_ec && !folder_ec && !bundle.empty() &&
+        std::mismatch(bundle.begin(), bundle.end(), folder.begin(), folder.end()).first == bundle.end())
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "nasoa/error.h"
 #include "zoo/text/printable.h"
@@ -59,6 +60,12 @@ void check_classes(const TaskSource& t) {
                       "' cannot be a label: labels must be non-empty and free of tabs, line breaks and other "
                       "control characters (they separate a model's labels in its files and in nasoa-classify's "
                       "output); rename it");
+  // Two classes of one name could not be told apart in the model's answers.
+  std::set<std::string> seen;
+  for (const std::string& name : t.class_names)
+    if (!seen.insert(name).second)
+      throw Error(ErrorCode::kInvalidArgument,
+                  t.origin + ": class name '" + zoo::printable(name) + "' is given to two classes; name each once");
 }
 
 }  // namespace
@@ -143,7 +150,9 @@ TaskSource list_csv(const std::string& csv_path) {
       throw Error(ErrorCode::kInvalidArgument,
                   csv_path + ":" + std::to_string(number) + ": empty path or label in '" + line + "'");
     const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
-    const auto [first, new_path] = listed.emplace(fs::absolute(p, ec).lexically_normal().string(),
+    std::error_code absolute_ec;
+    const fs::path absolute = fs::absolute(p, absolute_ec);
+    const auto [first, new_path] = listed.emplace((absolute_ec ? p : absolute).lexically_normal().string(),
                                                   std::make_pair(number, label));
     if (!new_path) {
       const auto& [first_line, first_label] = first->second;

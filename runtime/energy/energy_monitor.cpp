@@ -1,5 +1,6 @@
 #include "runtime/energy/energy_monitor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <sstream>
@@ -52,7 +53,10 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
     }
     const double dt = time_s - last_time_s_;
     const double watts = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
-    if (watts > kMaxPlausibleWatts || (dt <= 0 && delta_uj > 0)) {
+    // Judged over at least a quarter second: counters that update in coarse
+    // steps (NVML's every few tens of milliseconds) may show one step between
+    // two readings a millisecond apart, which is energy, not a reset.
+    if (static_cast<double>(delta_uj) * 1e-6 / std::max(dt, 0.25) > kMaxPlausibleWatts) {
       // A reset the wrap rule took for a wrap, or a glitch: the energy across
       // it is unknown. Start again from these readings rather than fail every
       // later reading against the old ones.
@@ -152,6 +156,11 @@ void EnergyMonitor::take_sample() {
       const double watts = meter_->read_watts();
       const double t = now();
       std::lock_guard<std::mutex> lock(mutex_);
+      // After failed readings the gap was carried at the last good power;
+      // keep that up to the last failure, so the total does not fall back.
+      if (failed_since_good_time_ > integrator_.last_time() && failed_since_good_time_ <= t && watts >= 0 &&
+          watts <= kMaxPlausibleWatts)
+        integrator_.add_power(failed_since_good_time_, integrator_.last_watts());
       integrator_.add_power(t, watts);
       failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
       record_locked(t);
@@ -189,6 +198,10 @@ EnergyStatus EnergyMonitor::status_locked() const {
     s.extrapolated_seconds = failed_since_good_time_ - integrator_.last_time();
     s.joules += integrator_.last_watts() * s.extrapolated_seconds;
   }
+  // Never less than reported before: a counter's exact reading after a gap
+  // may come in below what the gap was carried at.
+  s.joules = std::max(s.joules, reported_joules_);
+  reported_joules_ = s.joules;
   s.seconds = integrator_.seconds() + s.extrapolated_seconds;
   if (s.seconds > 0) {
     s.average_watts = s.joules / s.seconds;

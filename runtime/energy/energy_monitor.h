@@ -12,7 +12,8 @@
 // gap, so the total is kept rather than lost. While readings keep failing,
 // the total carries the gap on at the last good power (extrapolated_seconds
 // says for how long), so that a meter that stops working mid-run neither
-// freezes the total nor lets an energy budget run unchecked. The monitor is
+// freezes the total nor lets an energy budget run unchecked; the total never
+// goes down when readings come back. The monitor is
 // neither copyable nor movable (its thread refers to it); the destructor
 // stops it.
 #pragma once
@@ -79,8 +80,8 @@ struct MonitorOptions {
   // milliseconds to tens of milliseconds, so faster sampling gains nothing.
   std::chrono::nanoseconds interval = std::chrono::milliseconds(100);
   // Monotonic seconds. Empty: std::chrono::steady_clock. Tests inject a clock
-  // to make the integral exact. Called once per successful reading, from the
-  // sampling thread.
+  // to make the integral exact. Called once per reading, successful or not,
+  // from the sampling thread.
   std::function<double()> clock;
   // Keep every reading for samples_taken(); off by default so that long runs
   // use constant memory.
@@ -160,6 +161,8 @@ class EnergyMonitor {
   std::string last_error_;
   // The time of the latest reading when it failed; NaN when it succeeded.
   double failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
+  // The largest total reported so far: totals never go down.
+  mutable double reported_joules_ = 0;
   std::vector<EnergySample> history_;
 
   std::mutex stop_mutex_;  // serialises stop() callers around join()

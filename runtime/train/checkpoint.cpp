@@ -28,7 +28,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   const auto finite = [&](double v, const std::string& field) {
     if (!std::isfinite(v))
       throw Error(ErrorCode::kInternal, path + ": checkpoint field " + field + " is " + std::to_string(v) +
-                                            "; the previous checkpoint is kept");
+                                            "; not written, the file holds the checkpoint before");
   };
   finite(s.spent_seconds, "spent_seconds");
   finite(s.joules, "joules");

@@ -186,7 +186,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // Up front: one step (as the profile predicts it, when there is one), the
   // final evaluation and saving must fit in what ingestion left.
   const double first_step_needs = std::max(0.0, step_seconds.value) + finish_reserve() + 0.25;
-  if (limits.seconds_left() < first_step_needs)
+  // A run killed near its deadline resumes with no time for a step: what it
+  // trained and evaluated before the kill is its result (refusing would leave
+  // a checkpoint no resume could ever use).
+  const bool spent_before_resume = resume && !best.empty() && limits.seconds_left() < first_step_needs;
+  if (limits.seconds_left() < first_step_needs && !spent_before_resume)
     throw Error(ErrorCode::kInvalidArgument,
                 "time budget too small: " + std::to_string(limits.elapsed()) +
                     " s are already used (ingestion included), leaving " +
@@ -258,6 +262,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     trained_since_evaluation = false;
   };
 
+  if (spent_before_resume) {
+    outcome.stopped_early = true;
+    outcome.stop_reason = "time budget";
+  }
   for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
     const std::int64_t first = epoch == state.epoch ? state.step : 0;
     train.start_epoch(epoch, first);

@@ -108,7 +108,9 @@ struct FineTuneOutcome {
 };
 
 // Trains job.network in place; on return it holds the weights handed back.
-// `resume` continues from a checkpoint (its fingerprint must match). Throws
+// `resume` continues from a checkpoint (its fingerprint must match); when
+// the checkpoint has evaluated weights but the limits leave no time for a
+// step, those are handed back at once (stop reason "time budget"). Throws
 // Error{kInvalidArgument} when the limits cannot cover even one step and the
 // final evaluation (the estimate is reported), Error{kCorrupt} for a
 // checkpoint that does not match.

@@ -77,9 +77,11 @@ void print_progress(const nasoa::Progress& p) {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// How long ago the kernel started this process (Linux, 10 ms resolution;
-// 0 where /proc cannot tell). Loading LibTorch before main() takes 0.5-1 s,
-// and the budget is for the whole command, so its clock starts here.
+// How long ago the kernel created this process (Linux, 10 ms resolution; 0
+// where /proc cannot tell), at most 2 s. Loading LibTorch before main() takes
+// 0.5-1 s, and the budget is for the whole command, so its clock starts
+// there. The cap: the creation may be a shell's fork that ran other commands
+// before exec'ing this one, whose time is not the budget's.
 double seconds_since_exec() {
   std::ifstream stat_file("/proc/self/stat");
   std::string stat;
@@ -95,7 +97,7 @@ double seconds_since_exec() {
   const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
   if (!(fields >> start_ticks) || uptime < 0 || ticks_per_second <= 0) return 0;
   const double seconds = uptime - double(start_ticks) / double(ticks_per_second);
-  return seconds > 0 && seconds < 600 ? seconds : 0;  // anything else is not a start-up
+  return seconds > 0 ? std::min(seconds, 2.0) : 0;
 }
 
 std::string percent(const std::optional<double>& v) {
@@ -316,6 +318,15 @@ int main(int argc, char** argv) {
   if (app.get_option("--model")->count() > 0 && regime.model.empty()) {
     std::cerr << "nasoa-adapt: --model is empty; name a model of the zoo\n";
     return 2;
+  }
+  if (!plan_only) {
+    // A model folder inside the task would be read as a class next time.
+    const std::string clash =
+        nasoa_samples::output_clash("--out", out, {{"--data", data}, {"--validation", validation}});
+    if (!clash.empty()) {
+      std::cerr << "nasoa-adapt: " << clash << "\n";
+      return 2;
+    }
   }
   if (app.get_option("--report")->count() > 0 && report.empty()) {
     std::cerr << "nasoa-adapt: --report is empty; name a file, or leave it out\n";

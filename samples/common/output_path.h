@@ -20,10 +20,12 @@ inline bool is_within(const std::string& path, const std::string& folder) {
   if (ec) return false;
   const fs::path f = fs::weakly_canonical(fs::absolute(folder, ec), ec);
   if (ec) return false;
-  auto pi = p.begin(), fi = f.begin();
-  for (; fi != f.end(); ++fi, ++pi) {
+  auto pi = p.begin();
+  for (auto fi = f.begin(); fi != f.end(); ++fi) {
     if (fi->empty()) continue;  // a trailing separator
+    while (pi != p.end() && pi->empty()) ++pi;
     if (pi == p.end() || *pi != *fi) return false;
+    ++pi;
   }
   return true;
 }

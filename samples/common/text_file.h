@@ -53,6 +53,13 @@ inline void write_text(const std::string& path, const std::string& text) {
   }
   ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "cannot move into place");
+  // The rename is durable once the folder's entry is.
+  const std::string parent = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+  const int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
 }
 
 }  // namespace nasoa_samples

@@ -135,7 +135,11 @@ Outcome read_outcome(const std::string& file, const std::string& task_name, cons
   Outcome o;
   o.task = task_name;
   o.done_before = true;
-  o.plan = nasoa::Plan::from_json(field("plan", nlohmann::json::value_t::object).dump());
+  try {
+    o.plan = nasoa::Plan::from_json(field("plan", nlohmann::json::value_t::object).dump());
+  } catch (const nasoa::Error& e) {
+    throw corrupt(std::string("its plan: ") + e.what());
+  }
   const nlohmann::json& achieved = j.contains("achieved_accuracy") ? j.at("achieved_accuracy") : nlohmann::json();
   if (!achieved.is_null()) {
     if (!achieved.is_number() || !(achieved.get<double>() >= 0 && achieved.get<double>() <= 1))
@@ -260,7 +264,12 @@ int main(int argc, char** argv) {
       const std::string model_dir = (fs::path(out) / (std::to_string(i + 1) + "-" + name)).string();
       const std::string outcome_file = model_dir + ".outcome.json";
       const std::string plan_file = model_dir + ".plan.json";
-      const std::string task_dir = fs::absolute(given).lexically_normal().string();
+      // The folder itself, however it is spelt ("big", "big/", a link to it).
+      std::error_code ec;
+      fs::path resolved = fs::weakly_canonical(fs::absolute(given), ec);
+      if (ec) resolved = fs::absolute(given).lexically_normal();
+      if (resolved.filename().empty()) resolved = resolved.parent_path();
+      const std::string task_dir = resolved.string();
       const auto present = [](const std::string& path) {
         std::error_code ec;
         return fs::exists(path, ec);
@@ -281,6 +290,9 @@ int main(int argc, char** argv) {
           budget.spent_seconds = task.ingest_seconds();
           // A task killed mid-training continues the plan it had; its
           // checkpoint counts the time already spent, planning included.
+          // An outcome of an earlier stream must not stand for what this run
+          // trains next.
+          std::remove(outcome_file.c_str());
           o.resumed = resume && present(model_dir + ".checkpoint") && present(plan_file);
           if (o.resumed) {
             try {
@@ -289,6 +301,10 @@ int main(int argc, char** argv) {
               if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
               throw nasoa::Error(e.code(), plan_file + ": " + e.what());
             }
+            if (o.plan.budget_seconds != seconds)
+              throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                                 plan_file + " was planned for --budget " + nlohmann::json(o.plan.budget_seconds).dump() +
+                                     ": resume with the same --budget, or use another --out");
             o.plan.planning_seconds = 0;
           } else {
             o.plan = adapter.plan(task, budget);

@@ -68,8 +68,9 @@ check "--resume without --out is a bad argument, named" bash -c "test $? -eq 2 &
   > "$work/otherbudget.out" 2>&1
 check "--resume with another budget is refused, naming the outcome file and the budget it had" \
   bash -c "test $? -eq 1 && grep -q '1-shoes.outcome.json was reached with --budget 20' '$work/otherbudget.out'"
+# (The first folder spelt with a trailing slash this time: the same folder.)
 "$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" --resume \
-  --json "$work/resumed.json" "$work/shoes" "$work/tops" > "$work/resumed.out" 2>&1
+  --json "$work/resumed.json" "$work/shoes/" "$work/tops" > "$work/resumed.out" 2>&1
 check "the resumed stream succeeds" test $? -eq 0
 check "it keeps the first task as done and continues the second from its checkpoint" \
   json "$work/resumed.json" "[(t['done_before'], t['resumed']) for t in r['tasks']] == [(True, False), (False, True)] and r['tasks'][1]['achieved_accuracy'] is not None"

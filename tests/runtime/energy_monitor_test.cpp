@@ -103,6 +103,10 @@ TEST(EnergyIntegrator, ACounterResetTakenForAWrapAddsNothingAndCountingGoesOn) {
   EXPECT_DOUBLE_EQ(integrator.joules(), 0.01);
   integrator.add_counters(2.1, {2'000'005}, ranges);  // from the new base: 2 J
   EXPECT_NEAR(integrator.joules(), 2.01, 1e-12);
+  // A coarse counter's step (70 J, as a 700 W GPU's driver updates it) seen
+  // between two readings a millisecond apart is energy, not a reset.
+  integrator.add_counters(2.101, {72'000'005}, ranges);
+  EXPECT_NEAR(integrator.joules(), 72.01, 1e-9);
 }
 
 TEST(EnergyIntegrator, CountersAcrossAWrap) {
@@ -326,6 +330,40 @@ TEST(EnergyMonitor, AMeterThatStopsWorkingIsCarriedOnAtItsLastPower) {
   EXPECT_DOUBLE_EQ(s.joules, 10.0 * last_failure);
   EXPECT_DOUBLE_EQ(s.seconds, last_failure);
   EXPECT_DOUBLE_EQ(s.average_watts, 10.0);
+}
+
+TEST(EnergyMonitor, WhenReadingsComeBackTheTotalDoesNotFallBack) {
+  // 10 W, two failed readings, then 2 W from then on; 1 s per clock call.
+  class RecoveringMeter final : public EnergyMeter {
+   public:
+    std::string name() const override { return "test:recovering"; }
+    MeterKind kind() const override { return MeterKind::kEstimate; }
+    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
+    bool measured() const override { return true; }
+    double read_watts() override {
+      const int n = reads_++;
+      if (n == 0) return 10.0;
+      if (n <= 2) throw Error(ErrorCode::kIo, "glitch");
+      return 2.0;
+    }
+
+   private:
+    int reads_ = 0;
+  };
+  auto ticks = std::make_shared<std::atomic<int>>(0);
+  MonitorOptions options = fast(false);
+  options.clock = [ticks] { return double(ticks->fetch_add(1)); };
+  EnergyMonitor monitor(std::make_unique<RecoveringMeter>(), options);
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.samples() >= 4; }));
+  monitor.stop();
+  const EnergyStatus s = monitor.status();
+  EXPECT_EQ(s.failed_samples, 2u);
+  EXPECT_EQ(s.extrapolated_seconds, 0.0);
+  // 0-2 s carried at 10 W (20 J), 2-3 s from 10 to 2 W (6 J), then 2 W: not
+  // the 18 J a straight line from 10 to 2 W over 0-3 s would give.
+  const double last = double(ticks->load() - 1);
+  EXPECT_DOUBLE_EQ(s.joules, 26.0 + 2.0 * (last - 3.0));
 }
 
 TEST(EnergyMonitor, RefusesANullMeterAndAZeroInterval) {

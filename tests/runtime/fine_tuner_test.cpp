@@ -191,6 +191,18 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
 
+  // Resumed with no time left for a step (killed near its deadline): the
+  // weights evaluated before the kill are the result, not a refusal.
+  // (`state` is the checkpoint as the kill left it; the file now holds the
+  // resumed run's.)
+  FineTuneJob late = fixed_job();
+  late.checkpoint_path = dir_ / "late.checkpoint";
+  const FineTuneOutcome spent = fine_tune(late, Limits(5, 4.9), state);
+  EXPECT_TRUE(spent.stopped_early);
+  EXPECT_EQ(spent.stop_reason, "time budget");
+  EXPECT_EQ(spent.history.size(), 1u) << "no epoch trained after the resume";
+  EXPECT_DOUBLE_EQ(spent.validation_accuracy, state.best_accuracy);
+
   FineTuneJob other = job(2);
   other.fingerprint = "another task";
   EXPECT_THROW(fine_tune(other, Limits(600, 0), load_checkpoint(killed.checkpoint_path)), Error);

@@ -165,6 +165,13 @@ TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   ASSERT_EQ(s.samples.size(), 3u);
   EXPECT_EQ(s.samples[2].idx, 2);
   EXPECT_EQ(s.idx_images->pixels[4], 40);
+  // One name for two classes: a model trained on it could not be opened.
+  try {
+    list_idx(t / "images.idx", t / "labels.idx.gz", {"shirt", "shirt"});
+    ADD_FAILURE() << "two classes named alike were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'shirt' is given to two classes"), std::string::npos) << e.what();
+  }
   // Counts that disagree, a truncated body, and a wrong magic are refused.
   write_gzip(t / "two.idx.gz", idx_bytes({2}, {0, 1}));
   EXPECT_THROW(list_idx(t / "images.idx", t / "two.idx.gz"), Error);

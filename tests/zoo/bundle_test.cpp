@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -406,6 +407,13 @@ TEST_F(BundleTest, WhatAKilledWriterLeftIsRemovedAndALiveWritersIsNot) {
   }
   std::ofstream(root_ / "state.json.tmp.notapid") << "someone else's";
   std::ofstream(root_ / ("state.json.tmp." + dead + ".x")) << "someone else's";
+  // Left long ago; one the dead id wrote a moment ago may be a writer's in
+  // another PID namespace, and stays.
+  const auto long_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const std::string& name : {"state.json.tmp." + dead, "state.json.tmp." + dead + ".7", ".zoo.partial-" + dead,
+                                  "state.json.tmp." + live, "state.json.tmp." + live + ".7", ".zoo.partial-" + live})
+    fs::last_write_time(root_ / name, long_ago);
+  std::ofstream(root_ / ("state.json.tmp." + dead + ".8")) << "fresh";
   write_file_atomic((root_ / "state.json").string(), "whole");
   EXPECT_FALSE(fs::exists(root_ / ("state.json.tmp." + dead)));
   EXPECT_FALSE(fs::exists(root_ / ("state.json.tmp." + dead + ".7")));
@@ -413,6 +421,7 @@ TEST_F(BundleTest, WhatAKilledWriterLeftIsRemovedAndALiveWritersIsNot) {
   EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + live + ".7")));
   EXPECT_TRUE(fs::exists(root_ / "state.json.tmp.notapid"));
   EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + dead + ".x")));
+  EXPECT_TRUE(fs::exists(root_ / ("state.json.tmp." + dead + ".8"))) << "changed a moment ago";
   write_bundle(dir_, input());
   EXPECT_FALSE(fs::exists(root_ / (".zoo.partial-" + dead)));
   EXPECT_TRUE(fs::exists(root_ / (".zoo.partial-" + live)));

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +39,9 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
     if (serial.empty() || serial.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
     if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code time_ec;
+    const auto changed = fs::last_write_time(it->path(), time_ec);
+    if (time_ec || fs::file_time_type::clock::now() - changed < std::chrono::minutes(5)) continue;
     std::error_code ignored;
     fs::remove_all(it->path(), ignored);
   }

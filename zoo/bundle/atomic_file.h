@@ -18,7 +18,9 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // Removes the entries of `dir` named `prefix` + a process id whose process is
 // gone: the temporary files and staging folders (named so) that a process
-// killed mid-write left. A live process's entry is never touched. Best
+// killed mid-write left. A live process's entry is never touched; nor is one
+// changed in the last five minutes, since a writer in another PID namespace
+// (a container sharing the folder) has an id this process cannot see. Best
 // effort: errors are ignored.
 void remove_stale_temporaries(const std::string& dir, const std::string& prefix);
 

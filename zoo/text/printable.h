@@ -12,8 +12,8 @@ namespace nasoa::zoo {
 // would end the message for C callers, a line break would forge a line).
 std::string printable(std::string_view text);
 
-// `value` for a message, as short as it reads back: "32", "0.01", "1e+300",
-// "nan" (std::to_string writes "32.000000" and 300 digits).
+// `value` for a message in at most 15 significant digits: "32", "0.01",
+// "1e+300", "nan" (std::to_string writes "32.000000" and 300 digits).
 std::string shown_number(double value);
 
 // Whether `name` can be a model's label: non-empty and free of control
