@@ -47,6 +47,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <tuple>
 
 namespace {
 
@@ -213,19 +214,15 @@ int main(int argc, char** argv) {
     }
     inputs.emplace_back("the task folder", t);
   }
-  if (!out.empty()) {
-    if (const std::string clash = nasoa_samples::output_clash("--out", out, inputs); !clash.empty()) {
-      std::cerr << "nasoa-stream: " << clash << "\n";
-      return 2;
-    }
-  }
   if (app.get_option("--json")->count() > 0 && json.empty()) {
     std::cerr << "nasoa-stream: --json is empty; name a file, or leave it out\n";
     return 2;
   }
-  if (!json.empty()) {
-    inputs.emplace_back("--out", out);
-    if (const std::string clash = nasoa_samples::output_clash("--json", json, inputs); !clash.empty()) {
+  std::vector<std::pair<std::string, std::string>> inputs_and_out = inputs;
+  inputs_and_out.emplace_back("--out", out);
+  for (const auto& [option, path, clear_of] : {std::tuple{"--out", out, inputs}, std::tuple{"--json", json, inputs_and_out}}) {
+    if (path.empty()) continue;
+    if (const std::string clash = nasoa_samples::output_clash(option, path, clear_of); !clash.empty()) {
       std::cerr << "nasoa-stream: " << clash << "\n";
       return 2;
     }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -38,18 +39,31 @@ MonitorOptions fast(bool keep_samples = true) {
   return options;
 }
 
-// Watts 10, 11, 12, ... on successive reads.
-class RampMeter final : public EnergyMeter {
+// A power meter whose n-th reading (0-based) is watts(n), which may throw;
+// `on_destroy` runs when the meter is destroyed.
+class ScriptedMeter final : public EnergyMeter {
  public:
-  std::string name() const override { return "test:ramp"; }
+  explicit ScriptedMeter(std::function<double(int)> watts, std::function<void()> on_destroy = {})
+      : watts_(std::move(watts)), on_destroy_(std::move(on_destroy)) {}
+  ~ScriptedMeter() override {
+    if (on_destroy_) on_destroy_();
+  }
+  std::string name() const override { return "test:scripted"; }
   MeterKind kind() const override { return MeterKind::kEstimate; }
   MeterQuantity quantity() const override { return MeterQuantity::kPower; }
   bool measured() const override { return true; }
-  double read_watts() override { return 10.0 + reads_++; }
+  double read_watts() override { return watts_(reads_++); }
 
  private:
+  std::function<double(int)> watts_;
+  std::function<void()> on_destroy_;
   int reads_ = 0;
 };
+
+// Watts 10, 11, 12, ... on successive reads.
+std::unique_ptr<EnergyMeter> ramp_meter() {
+  return std::make_unique<ScriptedMeter>([](int n) { return 10.0 + n; });
+}
 
 std::unique_ptr<EnergyMeter> open_forced(const FakeSysfs& fs, MeterKind kind) {
   MeterOptions options;
@@ -134,8 +148,8 @@ TEST(EnergyMonitor, IntegratesExactlyWithAnInjectedClock) {
   auto ticks = std::make_shared<std::atomic<int>>(0);
   MonitorOptions options = fast();
   options.clock = [ticks] { return 0.01 * ticks->fetch_add(1); };
-  EnergyMonitor monitor(std::make_unique<RampMeter>(), options);
-  EXPECT_EQ(monitor.meter_name(), "test:ramp");
+  EnergyMonitor monitor(ramp_meter(), options);
+  EXPECT_EQ(monitor.meter_name(), "test:scripted");
   monitor.start();
   ASSERT_TRUE(eventually([&] { return monitor.samples() >= 10; }));
   monitor.stop();
@@ -218,8 +232,8 @@ TEST(EnergyMonitor, CountsEnergyAcrossARaplWrap) {
 }
 
 TEST(EnergyMonitor, StopIsIdempotentAndStartRunsOnce) {
-  auto meter = std::make_unique<RampMeter>();
-  EnergyMonitor never_started(std::make_unique<RampMeter>(), fast());
+  auto meter = ramp_meter();
+  EnergyMonitor never_started(ramp_meter(), fast());
   never_started.stop();
   never_started.stop();
   EXPECT_EQ(never_started.samples(), 0u);
@@ -242,27 +256,16 @@ TEST(EnergyMonitor, StopIsIdempotentAndStartRunsOnce) {
   // And the destructor stops a running monitor by itself: it returns (a
   // hang would time the test out) and the meter, which the thread reads, is
   // destroyed with it, after at least the first reading.
-  class CountingMeter final : public EnergyMeter {
-   public:
-    CountingMeter(std::atomic<int>* reads, bool* destroyed) : reads_(reads), destroyed_(destroyed) {}
-    ~CountingMeter() override { *destroyed_ = true; }
-    std::string name() const override { return "test:counting"; }
-    MeterKind kind() const override { return MeterKind::kEstimate; }
-    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
-    bool measured() const override { return true; }
-    double read_watts() override {
-      ++*reads_;
-      return 1.0;
-    }
-
-   private:
-    std::atomic<int>* reads_;
-    bool* destroyed_;
-  };
   std::atomic<int> reads{0};
   bool destroyed = false;
   {
-    EnergyMonitor running(std::make_unique<CountingMeter>(&reads, &destroyed), fast());
+    EnergyMonitor running(std::make_unique<ScriptedMeter>(
+                              [&reads](int) {
+                                ++reads;
+                                return 1.0;
+                              },
+                              [&destroyed] { destroyed = true; }),
+                          fast());
     running.start();
     ASSERT_TRUE(eventually([&] { return reads.load() >= 1; }));
   }
@@ -299,24 +302,14 @@ TEST(EnergyMonitor, VanishedValueFileIsCountedAndSamplingGoesOn) {
 
 TEST(EnergyMonitor, AMeterThatStopsWorkingIsCarriedOnAtItsLastPower) {
   // Reads 10 W twice, then fails for good; the clock advances 1 s per call.
-  class DyingMeter final : public EnergyMeter {
-   public:
-    std::string name() const override { return "test:dying"; }
-    MeterKind kind() const override { return MeterKind::kEstimate; }
-    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
-    bool measured() const override { return true; }
-    double read_watts() override {
-      if (reads_++ < 2) return 10.0;
-      throw Error(ErrorCode::kNotFound, "sensor gone");
-    }
-
-   private:
-    int reads_ = 0;
-  };
   auto ticks = std::make_shared<std::atomic<int>>(0);
   MonitorOptions options = fast(false);
   options.clock = [ticks] { return double(ticks->fetch_add(1)); };
-  EnergyMonitor monitor(std::make_unique<DyingMeter>(), options);
+  EnergyMonitor monitor(std::make_unique<ScriptedMeter>([](int n) -> double {
+                          if (n < 2) return 10.0;
+                          throw Error(ErrorCode::kNotFound, "sensor gone");
+                        }),
+                        options);
   monitor.start();
   ASSERT_TRUE(eventually([&] { return monitor.failed_samples() >= 3; }));
   monitor.stop();
@@ -334,26 +327,15 @@ TEST(EnergyMonitor, AMeterThatStopsWorkingIsCarriedOnAtItsLastPower) {
 
 TEST(EnergyMonitor, WhenReadingsComeBackTheTotalDoesNotFallBack) {
   // 10 W, two failed readings, then 2 W from then on; 1 s per clock call.
-  class RecoveringMeter final : public EnergyMeter {
-   public:
-    std::string name() const override { return "test:recovering"; }
-    MeterKind kind() const override { return MeterKind::kEstimate; }
-    MeterQuantity quantity() const override { return MeterQuantity::kPower; }
-    bool measured() const override { return true; }
-    double read_watts() override {
-      const int n = reads_++;
-      if (n == 0) return 10.0;
-      if (n <= 2) throw Error(ErrorCode::kIo, "glitch");
-      return 2.0;
-    }
-
-   private:
-    int reads_ = 0;
-  };
   auto ticks = std::make_shared<std::atomic<int>>(0);
   MonitorOptions options = fast(false);
   options.clock = [ticks] { return double(ticks->fetch_add(1)); };
-  EnergyMonitor monitor(std::make_unique<RecoveringMeter>(), options);
+  EnergyMonitor monitor(std::make_unique<ScriptedMeter>([](int n) -> double {
+                          if (n == 0) return 10.0;
+                          if (n <= 2) throw Error(ErrorCode::kIo, "glitch");
+                          return 2.0;
+                        }),
+                        options);
   monitor.start();
   ASSERT_TRUE(eventually([&] { return monitor.samples() >= 4; }));
   monitor.stop();
@@ -370,7 +352,7 @@ TEST(EnergyMonitor, RefusesANullMeterAndAZeroInterval) {
   EXPECT_THROW(EnergyMonitor(nullptr, fast()), Error);
   MonitorOptions zero = fast();
   zero.interval = 0ms;
-  EXPECT_THROW(EnergyMonitor(std::make_unique<RampMeter>(), zero), Error);
+  EXPECT_THROW(EnergyMonitor(ramp_meter(), zero), Error);
 }
 
 }  // namespace
