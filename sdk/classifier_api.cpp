@@ -111,7 +111,12 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
   return sdk::at_boundary("Classifier::predict_file", [&] {
     const int k = impl_->clamp_top_k(top_k);
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw Error(ErrorCode::kNotFound, path + ": no such file");
+    if (!std::filesystem::exists(path, ec)) {
+      // A loop of links, or a folder it may not enter, is not a missing file.
+      if (ec && ec != std::errc::no_such_file_or_directory)
+        throw Error(ErrorCode::kIo, path + ": cannot be read: " + ec.message());
+      throw Error(ErrorCode::kNotFound, path + ": no such file");
+    }
     if (std::filesystem::is_directory(path, ec))
       throw Error(ErrorCode::kInvalidArgument, path + ": a directory, not an image file");
     runtime::IngestOptions options;

@@ -173,6 +173,9 @@ TaskSource list_csv(const std::string& csv_path) {
 
 std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
                                         std::vector<std::int64_t>* dims) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not an IDX file");
   gzFile file = gzopen(path.c_str(), "rb");  // reads plain files unchanged too
   if (!file) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
   std::vector<std::uint8_t> bytes;

@@ -2,7 +2,8 @@
 //
 //   nasoa-classify --model MODEL_DIR [--top K] PATH...
 //
-// Prints one line per image, `path<TAB>label<TAB>probability`; with --top K,
+// Prints one line per image, `path<TAB>label<TAB>probability` (a tab, line
+// break or backslash in the path written \t, \n, \r or \\); with --top K,
 // K such lines per image, most probable first. Folders are walked recursively
 // in sorted order, taking files with an image extension; files named on the
 // command line are always tried. A file that cannot be classified is reported
@@ -34,6 +35,20 @@ bool has_image_extension(const fs::path& path) {
   for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
     if (ext == known) return true;
   return false;
+}
+
+// `path` as one TSV field: a tab, line break or backslash in a file name
+// would otherwise split or forge lines, so they are written \t, \n, \r, \\.
+std::string tsv_field(const std::string& path) {
+  std::string out;
+  for (const char c : path) {
+    if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\\') out += "\\\\";
+    else out += c;
+  }
+  return out;
 }
 
 // The images under `folder`, sorted; false (after saying why) if it cannot be walked.
@@ -102,8 +117,9 @@ int main(int argc, char** argv) {
     }
     for (const std::string& image : images) {
       try {
+        const std::string shown = tsv_field(image);
         for (const nasoa::Prediction& p : classifier.predict_file(image, top))
-          std::printf("%s\t%s\t%.6f\n", image.c_str(), p.label.c_str(), double(p.probability));
+          std::printf("%s\t%s\t%.6f\n", shown.c_str(), p.label.c_str(), double(p.probability));
       } catch (const nasoa::Error& e) {
         // The message names the file and what is wrong with it.
         std::fflush(stdout);

@@ -67,6 +67,18 @@ check "a damaged model dir exits 1" test $? -eq 1
 check "and names the damaged file" grep -q "model.weights" "$work/damaged.err"
 check "and prints no predictions" test ! -s "$work/damaged.out"
 
+# A file name holding a tab and a line break stays one line of three fields.
+odd="$work/odd"$'\t'"name"$'\n'"x.png"
+cp "$work/images/a.png" "$odd"
+"$tool" --model "$work/model" "$odd" > "$work/odd.tsv" 2> /dev/null
+check "a path with a tab and a line break is escaped into one 3-field line" \
+  bash -c "test \$(wc -l < '$work/odd.tsv') -eq 1 && test \$(awk -F'\t' '{print NF}' '$work/odd.tsv') -eq 3 && grep -qF 'odd\\tname\\nx.png' '$work/odd.tsv'"
+ln -sf loop-b.png "$work/loop-a.png"
+ln -sf loop-a.png "$work/loop-b.png"
+"$tool" --model "$work/model" "$work/loop-a.png" > /dev/null 2> "$work/loop.err"
+check "a loop of links is reported as unreadable, not missing" \
+  bash -c "test $? -eq 1 && grep -q 'cannot be read' '$work/loop.err'"
+
 "$tool" --model '' "$work/images" > /dev/null 2> "$work/emptymodel.err"
 check "an empty --model is a bad argument (2), named" bash -c "test $? -eq 2 && grep -q -- '--model is empty' '$work/emptymodel.err'"
 

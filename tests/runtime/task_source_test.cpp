@@ -177,6 +177,12 @@ TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   EXPECT_THROW(list_idx(t / "images.idx", t / "two.idx.gz"), Error);
   t.write("short.idx", idx_bytes({3, 2, 2}, pixels).substr(0, 20));
   EXPECT_THROW(list_idx(t / "short.idx", t / "labels.idx.gz"), Error);
+  try {
+    list_idx(t.path().string(), t / "labels.idx.gz");
+    ADD_FAILURE() << "a folder was read as an IDX file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a folder, not an IDX file"), std::string::npos) << e.what();
+  }
   t.write("text.idx", "this is not an idx file");
   EXPECT_THROW(list_idx(t / "text.idx", t / "labels.idx.gz"), Error);
   // Images of no pixels, and dimensions whose product wraps around to 0 bytes.

@@ -147,6 +147,8 @@ TEST_F(BundleTest, MissingFilesAreRefusedByName) {
   fs::remove(dir_ + "/MANIFEST");
   expect_refused(dir_, ErrorCode::kNotFound, "MANIFEST");
   expect_refused((root_ / "nowhere").string(), ErrorCode::kNotFound, "nowhere");
+  write_file_atomic((root_ / "a-file").string(), "not a folder");
+  expect_refused((root_ / "a-file").string(), ErrorCode::kInvalidArgument, "is a file, not a bundle directory");
 }
 
 TEST_F(BundleTest, FutureFormatVersionIsRefused) {

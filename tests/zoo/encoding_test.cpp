@@ -138,6 +138,19 @@ TEST(EncodingTest, FromPartsRefusesValuesWithoutADigit) {
   EXPECT_THROW(Encoding::from_parts(block, 32, {{1, false}}), Error);
 }
 
+TEST(EncodingTest, AByteOfAMultiByteCharacterQuotedAloneIsShownAsHex) {
+  // "é" is two bytes; the message quotes the first alone: as \xc3, since the
+  // byte by itself would be invalid UTF-8 on the user's terminal.
+  try {
+    Encoding::parse("\xc3\xa9-_8_1");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'\\xc3'"), std::string::npos) << what;
+    EXPECT_NE(what.find("'\xc3\xa9-_8_1'"), std::string::npos) << "the whole text stays readable: " << what;
+  }
+}
+
 TEST(EncodingTest, AControlByteInTheTextIsShownEscapedSoTheMessageIsWhole) {
   try {
     Encoding::parse(std::string("0-_8\0_1", 7));

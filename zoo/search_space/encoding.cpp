@@ -24,7 +24,14 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
                   std::to_string(position) + ": " + rule + (detail.empty() ? "" : ": " + printable(detail)));
 }
 
-std::string quoted(char c) { return "'" + printable(std::string_view(&c, 1)) + "'"; }
+// One byte: a lone byte of a multi-byte UTF-8 character would print as
+// invalid text, so bytes above ASCII are written as \xHH too.
+std::string quoted(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if (u < 0x80) return "'" + printable(std::string_view(&c, 1)) + "'";
+  constexpr const char* kHex = "0123456789abcdef";
+  return std::string("'\\x") + kHex[u >> 4] + kHex[u & 15] + "'";
+}
 
 BlockSpec parse_block(std::string_view text, std::string_view block) {
   const std::size_t dash = block.find('-');
