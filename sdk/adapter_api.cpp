@@ -203,9 +203,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
 
       std::optional<runtime::TrainingState> state;
       // Beside the model directory, also when out_dir ends in a slash.
-      std::string beside = out_dir;
-      while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
-      const std::string checkpoint = beside + ".checkpoint";
+      const std::string checkpoint = runtime::model_dir_path(out_dir).string() + ".checkpoint";
       if (resume) state = runtime::load_checkpoint(checkpoint);
       const double earlier_seconds = state ? state->spent_seconds : 0.0;
       const double earlier_joules = state ? state->joules : 0.0;

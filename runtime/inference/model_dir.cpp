@@ -30,13 +30,12 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
   }
 }
 
-// `dir` as the folder it names, absolute: "dir/" and "dir/." name dir.
+}  // namespace
+
 fs::path model_dir_path(const std::string& dir) {
   fs::path path = fs::absolute(dir).lexically_normal();
   return path.filename().empty() ? path.parent_path() : path;
 }
-
-}  // namespace
 
 std::string recover_model_dir(const std::string& dir) { return zoo::recover_bundle(dir); }
 

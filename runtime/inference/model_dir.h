@@ -18,6 +18,7 @@
 #pragma once
 
 #include <array>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,11 @@ struct ModelDirInfo {
 // or check_model_dir_target(dir) refuses `dir` (it is never touched then), Error{kIo}
 // when writing fails (the previous model directory is left in place).
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info);
+
+// `dir` as the folder it names, absolute: "dir", "dir/" and "dir/." all name
+// dir. Files kept beside a model directory (the checkpoint while it trains)
+// are named after this path, so every spelling finds the same ones.
+std::filesystem::path model_dir_path(const std::string& dir);
 
 // Checks, before any work, that save_model_dir(dir, ...) may write there:
 // `dir` does not exist and its parent folder does, or it is a model

@@ -344,8 +344,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::string beside = out;  // OUT.plan.json goes beside OUT, also when OUT ends in a slash
-  while (beside.size() > 1 && beside.back() == '/') beside.pop_back();
+  // OUT.plan.json goes beside OUT, as the SDK's OUT.checkpoint does: "m",
+  // "m/" and "m/." all name the folder m.
+  std::filesystem::path out_folder = std::filesystem::path(out).lexically_normal();
+  if (out_folder.filename().empty()) out_folder = out_folder.parent_path();
+  const std::string beside = out_folder.string();
   const std::string plan_file = beside + ".plan.json";
 
   try {

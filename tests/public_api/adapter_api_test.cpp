@@ -165,6 +165,31 @@ TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
   EXPECT_EQ(clf.predict(cv::Mat(32, 32, CV_8UC3, cv::Scalar(20, 20, 20)), 1).at(0).label, "dark");
 }
 
+TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
+  // "m/." once wrote its checkpoint inside the model folder ("m/..checkpoint"),
+  // where the saved model replaced it; "m/" and "m/." must both mean m.
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  options.checkpoint_interval_seconds = 1e-3;  // one at the first step boundary
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  struct Killed {};
+  try {
+    adapter.fine_tune(*task_, regime_, budget, (dir_ / "dotted" / ".").string(), [](const nasoa::Progress& p) {
+      if (p.step >= 2) throw Killed{};
+    });
+    FAIL() << "the run was not stopped";
+  } catch (const Killed&) {
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "dotted.checkpoint"));
+  EXPECT_FALSE(fs::exists(dir_ / "dotted"));
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "dotted").string() + "/", {}, true);
+  EXPECT_TRUE(r.resumed);
+  EXPECT_FALSE(fs::exists(dir_ / "dotted.checkpoint"));
+  EXPECT_TRUE(fs::exists(dir_ / "dotted" / "MANIFEST"));
+}
+
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::Adapter adapter(*zoo_);
   nasoa::Budget budget;
