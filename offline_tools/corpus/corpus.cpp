@@ -195,9 +195,15 @@ std::string differences(const json& now, const json& then) {
   return out;
 }
 
+// Present from the moment a build starts changing OUT until corpus.json is
+// written: a folder without corpus.json is an unfinished corpus of ours only
+// when it holds this, and anybody's folder otherwise.
+constexpr char kBuildingMarker[] = ".nasoa-corpus-building";
+
 bool ours(const std::string& name) {
   return name == "upstream" || name == "source" || name == "eval" || name == "corpus.json" ||
-         name.rfind("corpus.json.tmp.", 0) == 0;
+         name == kBuildingMarker || name.rfind("corpus.json.tmp.", 0) == 0 ||
+         name.rfind(std::string(kBuildingMarker) + ".tmp.", 0) == 0;
 }
 
 // A folder that holds anything this tool does not write is someone else's:
@@ -210,15 +216,18 @@ void refuse_foreign(const fs::path& out) {
                       ", which nasoa-corpus does not write; refusing to build a corpus there (use a new or empty folder)");
 }
 
-// Empties `out` of an earlier corpus. corpus.json goes first: should the
-// removal be cut short, what is left is never taken for a complete corpus.
+// Empties `out` of an earlier corpus. The building marker comes first and
+// corpus.json goes next: should the removal be cut short, what is left is
+// never taken for a complete corpus, and is known for an unfinished one.
 void clear_out(const fs::path& out) {
   std::error_code ec;
   refuse_foreign(out);
+  zoo::write_file_atomic((out / kBuildingMarker).string(), "nasoa-corpus is building a corpus here\n");
   fs::remove(out / "corpus.json", ec);
   if (ec) throw Error(ErrorCode::kIo, (out / "corpus.json").string() + ": cannot remove: " + ec.message());
   zoo::sync_directory(out.string());
   for (const fs::directory_entry& e : fs::directory_iterator(out)) {
+    if (e.path().filename() == kBuildingMarker) continue;
     fs::remove_all(e.path(), ec);
     if (ec) throw Error(ErrorCode::kIo, e.path().string() + ": cannot remove: " + ec.message());
   }
@@ -475,6 +484,13 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       log << out.string() << ": a file's content differs from what corpus.json records; rebuilding it\n";
   } else if (fs::is_directory(out, ec) && !fs::is_empty(out, ec)) {
     refuse_foreign(out);
+    // Without corpus.json nothing says which files are ours: only a folder a
+    // build of ours left (its marker) may be emptied.
+    if (!fs::exists(out / kBuildingMarker, ec))
+      throw Error(ErrorCode::kInvalidArgument,
+                  out.string() + " holds upstream/, source/ or eval/ but no corpus.json, and no " + kBuildingMarker +
+                      " (which nasoa-corpus leaves while it builds): refusing to delete files it may not have "
+                      "written; move them, or use a new or empty folder");
     log << out.string() << " holds an unfinished corpus (no corpus.json); rebuilding it\n";
   }
 
@@ -847,6 +863,8 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
     if (!problem.empty()) throw Error(ErrorCode::kInternal, "a file just written: " + problem);
   }
   zoo::write_file_atomic(record.string(), record_json.dump(1) + "\n");
+  fs::remove(out / kBuildingMarker, ec);
+  zoo::sync_directory(out.string());
 
   summary.built = true;
   summary.skipped = skipped.size();

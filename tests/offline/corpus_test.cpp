@@ -235,10 +235,26 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   EXPECT_TRUE(build(forced).built);
   EXPECT_EQ(read_record(out)["options"]["seed"], 7);
 
-  // Without corpus.json the folder is an unfinished corpus: built again.
+  EXPECT_FALSE(fs::exists(out / ".nasoa-corpus-building")) << "a finished build leaves no marker";
+  // Without corpus.json, a folder a build of ours left (its marker) is an
+  // unfinished corpus: built again.
   fs::remove(out / "corpus.json");
+  std::ofstream(out / ".nasoa-corpus-building") << "killed mid-build";
   EXPECT_TRUE(build(tiny(out, 7)).built);
   EXPECT_TRUE(fs::exists(out / "corpus.json"));
+
+  // Without either, nothing says the files are ours: refused, and a user's
+  // image in a folder named like a set is kept.
+  const fs::path theirs = dir.path() / "theirs";
+  fs::create_directories(theirs / "upstream" / "cat");
+  std::ofstream(theirs / "upstream" / "cat" / "a.png") << "their image";
+  try {
+    build(tiny(theirs, 7));
+    ADD_FAILURE() << "a folder of someone else's files was emptied";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no corpus.json"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(theirs / "upstream" / "cat" / "a.png"));
 
   // Same options, but a file damaged or removed since: rebuilt, as it was.
   fs::path some_png;
