@@ -60,8 +60,8 @@ class NASOA_API Classifier {
   ~Classifier();
 
   // The top_k classes for one image, most probable first (ties: lower index
-  // first). `image` is what cv::imread gives: 1, 3 (BGR) or 4 (BGRA)
-  // channels, 8- or 16-bit unsigned (or 16/32/64-bit float in [0,1]); it is
+  // first). `image` is what cv::imread gives: 1, 2 (grey and alpha), 3 (BGR)
+  // or 4 (BGRA) channels, 8- or 16-bit unsigned (or 16/32/64-bit float in [0,1]); it is
   // not modified. Throws Error{kInvalidArgument} for an empty image, an
   // unsupported channel count, a signed integer depth (no agreed scale) or
   // top_k < 1.

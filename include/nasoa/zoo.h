@@ -32,7 +32,8 @@ struct Provenance {
   std::string command_line;  // its full command line
   std::uint64_t seed = 0;
   std::string date;          // ISO 8601, UTC
-  std::string data_card;     // which data card describes the upstream corpus
+  std::string data_card;     // the data card of the last data that went into the bundle
+                             // (the upstream corpus; the source tasks once experience is shipped)
 };
 
 // One model of a bundle.

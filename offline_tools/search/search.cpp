@@ -115,12 +115,37 @@ State load(const SearchOptions& o, const std::string& dir) {
       throw Error(ErrorCode::kUnsupportedVersion, path + ": search state format " + j.at("format").dump() +
                                                       ", this build reads " + std::to_string(kStateFormat));
     const Json want = options_to_json(o), have = j.at("options");
-    for (auto it = want.begin(); it != want.end(); ++it)
-      if (it.key() != "generations" && (!have.contains(it.key()) || have.at(it.key()) != it.value()))
-        throw Error(ErrorCode::kInvalidArgument,
-                    path + ": the state was made with option " + it.key() + " = " +
-                        (have.contains(it.key()) ? nasoa::runtime::detail::describe_value(have.at(it.key())) : std::string("(absent)")) +
-                        ", this run has " + it.value().dump() + "; use the same options or another state folder");
+    // A value as the user wrote it when it is a scalar (a deep one is only
+    // described: the state file may be hand-edited).
+    const auto shown = [](const Json& v) {
+      return v.is_primitive() ? v.dump() : nasoa::runtime::detail::describe_value(v);
+    };
+    // (More generations continue the search; fewer end it where it is.)
+    for (auto it = want.begin(); it != want.end(); ++it) {
+      if (it.key() == "generations" || (have.contains(it.key()) && have.at(it.key()) == it.value())) continue;
+      std::string name = it.key(), had = have.contains(it.key()) ? shown(have.at(it.key())) : "(absent)",
+                  now = shown(it.value());
+      // The evaluator's settings are a JSON object in a string: name the
+      // setting that differs.
+      const auto settings = [](const Json& v) {
+        if (!v.is_string()) return Json();
+        Json parsed = Json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+        return parsed.is_object() ? parsed : Json();
+      };
+      const Json old_settings = have.contains(it.key()) ? settings(have.at(it.key())) : Json();
+      const Json new_settings = settings(it.value());
+      if (old_settings.is_object() && new_settings.is_object())
+        for (auto sub = new_settings.begin(); sub != new_settings.end(); ++sub) {
+          if (old_settings.contains(sub.key()) && old_settings.at(sub.key()) == sub.value()) continue;
+          name += "." + sub.key();
+          had = old_settings.contains(sub.key()) ? shown(old_settings.at(sub.key())) : "(absent)";
+          now = shown(sub.value());
+          break;
+        }
+      throw Error(ErrorCode::kInvalidArgument, path + ": the state was made with option " + name + " = " + had +
+                                                   ", this run has " + now +
+                                                   "; use the same options or another state folder");
+    }
     s.phase = j.at("phase").get<std::string>();
     s.block_queue = j.at("block_queue").get<std::vector<std::string>>();
     s.block_done = j.at("block_done").get<std::size_t>();

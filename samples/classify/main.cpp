@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   app.add_option("--model", model_dir, "Model directory (written by the runtime after fine-tuning)")
       ->required();
   app.add_option("--top", top, "Print the K most probable classes per image (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("paths", paths, "Image files and folders")->required();
   try {
     app.parse(argc, argv);

@@ -40,10 +40,10 @@ check "a finished search started again resumes and evaluates nothing" bash -c \
 
 "$search" "${small[@]}" --seed 2 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/mismatch.err"
 check "a state made with other options is refused (exit 1), naming the option" bash -c \
-  "[ $? -eq 1 ] && grep -q 'option seed' '$work/mismatch.err'"
+  "[ $? -eq 1 ] && grep -q 'option seed = 1, this run has 2' '$work/mismatch.err'"
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
-  "[ $? -eq 1 ] && grep -q 'option evaluator' '$work/evaluator.err' && grep -q 'proxy_lr' '$work/evaluator.err'"
+  "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
 "$search" --corpus "$work/nowhere" "${common[@]}" --state "$work/s" --out "$work/o" > /dev/null 2> "$work/missing.err"
 check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -eq 1 ] && grep -q 'nowhere' '$work/missing.err'"
 
