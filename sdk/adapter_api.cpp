@@ -137,7 +137,7 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_uniqu
     refuse("checkpoint_interval_seconds must be > 0, got " + std::to_string(options.checkpoint_interval_seconds));
   if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
     refuse("estimate_watts must be a number of watts in [0, " + std::to_string(int(runtime::kMaxPlausibleWatts)) +
-           "], got " + std::to_string(options.estimate_watts));
+           "], got " + zoo::shown_number(options.estimate_watts));
   impl_->zoo = &zoo;
   impl_->options = std::move(options);
 }

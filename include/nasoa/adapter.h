@@ -151,8 +151,9 @@ struct Result {
   std::string energy_meter;         // which meter measured (or "estimate:...", or "none")
   bool energy_measured = false;
   // "" when every reading of the meter succeeded; otherwise how many failed
-  // and the last reason. The gaps are counted at the last good power, so
-  // `joules` stays an estimate of the whole run rather than a silent shortfall.
+  // and the last reason. Gaps are spanned by the readings around them, or
+  // carried at the last good power while none came, so `joules` stays an
+  // estimate of the whole run rather than a silent shortfall.
   std::string energy_note;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",

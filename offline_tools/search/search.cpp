@@ -120,18 +120,18 @@ State load(const SearchOptions& o, const std::string& dir) {
     const auto shown = [](const Json& v) {
       return v.is_primitive() ? v.dump() : nasoa::runtime::detail::describe_value(v);
     };
+    // The evaluator option is a JSON object in a string; parsed, it names the
+    // setting that differs.
+    const auto settings = [](const Json& v) {
+      if (!v.is_string()) return Json();
+      Json parsed = Json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+      return parsed.is_object() ? parsed : Json();
+    };
     // (More generations continue the search; fewer end it where it is.)
     for (auto it = want.begin(); it != want.end(); ++it) {
       if (it.key() == "generations" || (have.contains(it.key()) && have.at(it.key()) == it.value())) continue;
       std::string name = it.key(), had = have.contains(it.key()) ? shown(have.at(it.key())) : "(absent)",
                   now = shown(it.value());
-      // The evaluator's settings are a JSON object in a string: name the
-      // setting that differs.
-      const auto settings = [](const Json& v) {
-        if (!v.is_string()) return Json();
-        Json parsed = Json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
-        return parsed.is_object() ? parsed : Json();
-      };
       const Json old_settings = have.contains(it.key()) ? settings(have.at(it.key())) : Json();
       const Json new_settings = settings(it.value());
       if (old_settings.is_object() && new_settings.is_object())

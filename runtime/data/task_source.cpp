@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 
 #include "nasoa/error.h"
 #include "zoo/text/printable.h"
@@ -43,7 +42,6 @@ std::string unquote(const std::string& field) {
   return out;
 }
 
-
 // Two classes at least, each named so that it can be a model's label: the
 // saved model and nasoa-classify's output separate labels by tabs and line
 // breaks. Checked here, at ingestion, so that such a name fails before
@@ -53,19 +51,8 @@ void check_classes(const TaskSource& t) {
     throw Error(ErrorCode::kInvalidArgument,
                 t.origin + ": a task needs at least two classes, found " +
                     std::to_string(t.class_names.size()));
-  for (const std::string& name : t.class_names)
-    if (!zoo::is_valid_label(name))
-      throw Error(ErrorCode::kInvalidArgument,
-                  t.origin + ": class name '" + zoo::printable(name) +
-                      "' cannot be a label: labels must be non-empty and free of tabs, line breaks and other "
-                      "control characters (they separate a model's labels in its files and in nasoa-classify's "
-                      "output); rename it");
-  // Two classes of one name could not be told apart in the model's answers.
-  std::set<std::string> seen;
-  for (const std::string& name : t.class_names)
-    if (!seen.insert(name).second)
-      throw Error(ErrorCode::kInvalidArgument,
-                  t.origin + ": class name '" + zoo::printable(name) + "' is given to two classes; name each once");
+  if (const std::string problem = zoo::label_problem(t.class_names); !problem.empty())
+    throw Error(ErrorCode::kInvalidArgument, t.origin + ": class name " + problem + "; rename it");
 }
 
 }  // namespace

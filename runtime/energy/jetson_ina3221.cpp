@@ -21,6 +21,7 @@
 #include "nasoa/error.h"
 #include "runtime/energy/meters.h"
 #include "runtime/energy/sysfs.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -54,7 +55,7 @@ class RailMeter final : public EnergyMeter {
       if (product < -1.0) {
         std::string files;
         for (const std::string& path : rail.factors) files += (files.empty() ? "" : " x ") + path;
-        throw Error(ErrorCode::kCorrupt, "rail " + rail.label + " reads " + std::to_string(product) +
+        throw Error(ErrorCode::kCorrupt, "rail " + rail.label + " reads " + zoo::shown_number(product) +
                                              " W (" + files + "): negative power");
       }
       watts += std::max(0.0, product);

@@ -1,6 +1,5 @@
 #include "runtime/inference/model_dir.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -19,15 +18,9 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
   if (static_cast<int>(labels.size()) != classes)
     throw Error(ErrorCode::kInvalidArgument, std::to_string(labels.size()) + " labels for a network of " +
                                                  std::to_string(classes) + " classes");
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    if (std::find(labels.begin(), labels.begin() + long(i), labels[i]) != labels.begin() + long(i))
-      throw Error(ErrorCode::kInvalidArgument, "label " + std::to_string(i) + " ('" + zoo::printable(labels[i]) +
-                                                   "') repeats an earlier label; the model could not tell them apart");
-    if (!zoo::is_valid_label(labels[i]))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "label " + std::to_string(i) + " ('" + zoo::printable(labels[i]) +
-                      "') must be non-empty and free of control characters (tabs and line breaks delimit output)");
-  }
+  std::size_t at = 0;
+  if (const std::string problem = zoo::label_problem(labels, &at); !problem.empty())
+    throw Error(ErrorCode::kInvalidArgument, "label " + std::to_string(at) + ": " + problem);
 }
 
 }  // namespace

@@ -51,7 +51,6 @@
 
 namespace {
 
-using nasoa_samples::read_text;
 using nasoa_samples::write_text;
 
 using Clock = std::chrono::steady_clock;
@@ -361,12 +360,7 @@ int main(int argc, char** argv) {
       if (!probe_file)
         throw nasoa::Error(nasoa::ErrorCode::kNotFound,
                            "no checkpoint of a planned run to resume: " + plan_file + " is missing");
-      try {
-        saved = nasoa::Plan::from_json(read_text(plan_file));
-      } catch (const nasoa::Error& e) {
-        if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
-        throw nasoa::Error(e.code(), plan_file + ": " + e.what() + "; remove it and the checkpoint to start again");
-      }
+      saved = nasoa_samples::read_saved_plan(plan_file);
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;

@@ -62,4 +62,16 @@ inline void write_text(const std::string& path, const std::string& text) {
   }
 }
 
+// The plan saved in `path` for --resume. Throws Error{kIo} when it cannot be
+// read and Error{kCorrupt} naming the file (and the field) when it is not a
+// plan.
+inline nasoa::Plan read_saved_plan(const std::string& path) {
+  try {
+    return nasoa::Plan::from_json(read_text(path));
+  } catch (const nasoa::Error& e) {
+    if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
+    throw nasoa::Error(e.code(), path + ": " + e.what() + "; remove it and the checkpoint beside it to start again");
+  }
+}
+
 }  // namespace nasoa_samples

@@ -88,6 +88,12 @@ std::optional<double> mae(const std::vector<Outcome>& all, std::size_t from, std
 
 nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
+// Whether `path` exists; an unreadable folder counts as no.
+bool present(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
 nlohmann::json skipped_json(const std::vector<nasoa::SkippedFile>& skipped) {
   nlohmann::json list = nlohmann::json::array();
   for (const nasoa::SkippedFile& f : skipped) list.push_back({{"path", f.path}, {"reason", f.reason}});
@@ -267,10 +273,6 @@ int main(int argc, char** argv) {
       if (ec) resolved = fs::absolute(given).lexically_normal();
       if (resolved.filename().empty()) resolved = resolved.parent_path();
       const std::string task_dir = resolved.string();
-      const auto present = [](const std::string& path) {
-        std::error_code ec;
-        return fs::exists(path, ec);
-      };
       Outcome o;
       o.task = name;
       try {
@@ -285,19 +287,14 @@ int main(int argc, char** argv) {
           nasoa::Budget budget;
           budget.seconds = seconds;
           budget.spent_seconds = task.ingest_seconds();
-          // A task killed mid-training continues the plan it had; its
-          // checkpoint counts the time already spent, planning included.
           // An outcome of an earlier stream must not stand for what this run
           // trains next.
           std::remove(outcome_file.c_str());
+          // A task killed mid-training continues the plan it had; its
+          // checkpoint counts the time already spent, planning included.
           o.resumed = resume && present(model_dir + ".checkpoint") && present(plan_file);
           if (o.resumed) {
-            try {
-              o.plan = nasoa::Plan::from_json(nasoa_samples::read_text(plan_file));
-            } catch (const nasoa::Error& e) {
-              if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
-              throw nasoa::Error(e.code(), plan_file + ": " + e.what());
-            }
+            o.plan = nasoa_samples::read_saved_plan(plan_file);
             if (o.plan.budget_seconds != seconds)
               throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                                  plan_file + " was planned for --budget " + nlohmann::json(o.plan.budget_seconds).dump() +

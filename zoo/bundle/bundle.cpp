@@ -143,9 +143,10 @@ void verify_file(const std::string& dir, const FileEntry& file) {
 
 Manifest open_bundle(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw Error(fs::exists(dir, ec) ? ErrorCode::kInvalidArgument : ErrorCode::kNotFound,
-                dir + (fs::exists(dir, ec) ? ": is a file, not a bundle directory" : ": no such bundle directory"));
+  if (!fs::is_directory(dir, ec)) {
+    if (fs::exists(dir, ec)) throw Error(ErrorCode::kInvalidArgument, dir + ": is a file, not a bundle directory");
+    throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
+  }
   const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
   if (!fs::exists(manifest_path, ec))
     throw Error(ErrorCode::kNotFound, manifest_path + ": missing; " + dir + " is not a zoo bundle");

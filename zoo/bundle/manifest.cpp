@@ -175,7 +175,7 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                       std::to_string(pm.std_size()));
     // Normalisation divides by std: a NaN, an infinity or a denormal std
     // would turn every prediction into NaN.
-    for (int c = 0; c < 3 && c < pm.mean_size() && c < pm.std_size(); ++c) {
+    for (int c = 0; c < 3; ++c) {
       info.mean[static_cast<std::size_t>(c)] = pm.mean(c);
       info.std[static_cast<std::size_t>(c)] = pm.std(c);
       check.require(std::isfinite(pm.mean(c)) && std::fabs(pm.mean(c)) <= 1000.0f, field + ".mean",
@@ -187,14 +187,9 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                   std::to_string(pm.upstream_classes()) + " is outside 1-1000000");
     info.upstream_classes = static_cast<int>(pm.upstream_classes());
     info.labels.assign(pm.labels().begin(), pm.labels().end());
-    std::set<std::string> seen_labels;
-    for (std::size_t l = 0; l < info.labels.size(); ++l) {
-      const std::string& label = info.labels[l];
-      check.require(is_valid_label(label), field + ".labels[" + std::to_string(l) + "]",
-                    "'" + printable(label) + "' must be non-empty and free of control characters");
-      check.require(seen_labels.insert(label).second, field + ".labels[" + std::to_string(l) + "]",
-                    "'" + printable(label) + "' repeats");
-    }
+    std::size_t bad_label = 0;
+    const std::string labels_wrong = label_problem(info.labels, &bad_label);
+    check.require(labels_wrong.empty(), field + ".labels[" + std::to_string(bad_label) + "]", labels_wrong);
     check.require(info.labels.empty() || static_cast<int>(info.labels.size()) == info.upstream_classes,
                   field + ".labels",
                   std::to_string(info.labels.size()) + " labels for " +

@@ -39,4 +39,19 @@ bool is_valid_label(std::string_view name) {
   return !name.empty() && std::none_of(name.begin(), name.end(), is_control);
 }
 
+std::string label_problem(const std::vector<std::string>& labels, std::size_t* index) {
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (index != nullptr) *index = i;
+    if (!is_valid_label(labels[i]))
+      return "'" + printable(labels[i]) +
+             "' cannot be a label: labels must be non-empty and free of tabs, line breaks and other control "
+             "characters (they separate a model's labels in its files and in nasoa-classify's output)";
+    const auto earlier = std::find(labels.begin(), labels.begin() + long(i), labels[i]);
+    if (earlier != labels.begin() + long(i))
+      return "'" + printable(labels[i]) + "' is given to two classes (" +
+             std::to_string(earlier - labels.begin()) + " and " + std::to_string(i) + ")";
+  }
+  return "";
+}
+
 }  // namespace nasoa::zoo

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nasoa::zoo {
 
@@ -20,5 +21,11 @@ std::string shown_number(double value);
 // characters (tabs and line breaks separate labels in a model's files and in
 // nasoa-classify's output; other control bytes would print raw).
 bool is_valid_label(std::string_view name);
+
+// Why `labels` cannot be a model's labels, "" when they can: the first that
+// is not a valid label, or that repeats an earlier one (two classes of one
+// name cannot be told apart), quoted with printable(). `index` receives its
+// position.
+std::string label_problem(const std::vector<std::string>& labels, std::size_t* index = nullptr);
 
 }  // namespace nasoa::zoo
