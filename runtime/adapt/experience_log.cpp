@@ -132,21 +132,26 @@ std::string strip_source(const std::string& message, const std::string& source) 
   return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
 }
 
+// Bytes [begin, end) of the open file `fd`.
+std::string read_range(int fd, std::uint64_t begin, std::uint64_t end, const std::string& path) {
+  std::string buffer(end - begin, '\0');
+  std::size_t got = 0;
+  while (got < buffer.size()) {
+    const ssize_t n = ::pread(fd, buffer.data() + got, buffer.size() - got, off_t(begin + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) io_error(path, "cannot read before appending");
+    got += std::size_t(n);
+  }
+  return buffer;
+}
+
 // Offset just after the last '\n' of the open file `fd` of `size` bytes.
 std::uint64_t last_line_end(int fd, std::uint64_t size, const std::string& path) {
   constexpr std::uint64_t kChunk = 1 << 16;
-  std::string buffer;
   std::uint64_t end = size;
   while (end > 0) {
     const std::uint64_t begin = end > kChunk ? end - kChunk : 0;
-    buffer.resize(end - begin);
-    std::size_t got = 0;
-    while (got < buffer.size()) {
-      const ssize_t n = ::pread(fd, buffer.data() + got, buffer.size() - got, off_t(begin + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) io_error(path, "cannot read the tail before appending");
-      got += std::size_t(n);
-    }
+    const std::string buffer = read_range(fd, begin, end, path);
     const auto nl = buffer.rfind('\n');
     if (nl != std::string::npos) return begin + nl + 1;
     end = begin;
@@ -399,9 +404,14 @@ ExperienceLogContents read_experience_log(const std::string& path) {
   return parse_experience_log(zoo::read_file(path), path);
 }
 
-AppendReport append_experience(const std::string& path, const std::vector<ExperienceRecord>& records) {
-  std::string bytes;
-  for (const ExperienceRecord& r : records) bytes += encode_experience_line(r);
+namespace {
+
+// The one writer of experience lines. With `only_new`, records whose run id
+// the file already holds are left out; the file is read under the lock, so
+// two processes recording the same run at once still write it once.
+AppendReport append_locked(const std::string& path, const std::vector<ExperienceRecord>& records, bool only_new) {
+  std::vector<std::string> lines;
+  for (const ExperienceRecord& r : records) lines.push_back(encode_experience_line(r));
 
   bool created = false;
   const FileDescriptor fd(open_for_append(path, created));
@@ -415,6 +425,18 @@ AppendReport append_experience(const std::string& path, const std::vector<Experi
   if (end < size) {
     if (::ftruncate(fd.get(), off_t(end)) != 0) io_error(path, "cannot cut the torn last line");
     report.torn_bytes_cut = size - end;
+  }
+  std::string bytes;
+  if (only_new) {
+    std::set<std::string> present = completed_run_ids(parse_experience_log(read_range(fd.get(), 0, end, path), path));
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (present.insert(records[i].run_id).second)
+        bytes += lines[i];
+      else
+        ++report.already_present;
+    }
+  } else {
+    for (const std::string& line : lines) bytes += line;
   }
   std::size_t written = 0;
   while (written < bytes.size()) {
@@ -436,8 +458,18 @@ AppendReport append_experience(const std::string& path, const std::vector<Experi
   return report;
 }
 
+}  // namespace
+
+AppendReport append_experience(const std::string& path, const std::vector<ExperienceRecord>& records) {
+  return append_locked(path, records, false);
+}
+
 AppendReport append_experience(const std::string& path, const ExperienceRecord& record) {
-  return append_experience(path, std::vector<ExperienceRecord>{record});
+  return append_locked(path, {record}, false);
+}
+
+AppendReport append_new_experience(const std::string& path, const ExperienceRecord& record) {
+  return append_locked(path, {record}, true);
 }
 
 std::set<std::string> completed_run_ids(const ExperienceLogContents& contents) {

@@ -155,6 +155,7 @@ std::string encode_experience_line(const ExperienceRecord& record);
 struct AppendReport {
   std::uint64_t torn_bytes_cut = 0;  // size of the torn tail removed first; 0: none
   std::uint64_t bytes_written = 0;
+  std::size_t already_present = 0;  // records left out by append_new_experience
 };
 
 // Appends the records (created with mode 0644 if missing; a new file's
@@ -162,6 +163,9 @@ struct AppendReport {
 // written. An empty list writes nothing but still cuts a torn tail.
 AppendReport append_experience(const std::string& path, const std::vector<ExperienceRecord>& records);
 AppendReport append_experience(const std::string& path, const ExperienceRecord& record);
+// The same for one record, unless the file already holds its run id; the
+// check is made under the file's lock (already_present then counts it).
+AppendReport append_new_experience(const std::string& path, const ExperienceRecord& record);
 
 // Run ids of the valid records, for skipping runs already gathered.
 std::set<std::string> completed_run_ids(const ExperienceLogContents& contents);

@@ -803,7 +803,9 @@ bool PredictorState::record(ExperienceRecord outcome) {
   outcome.source = ExperienceSource::kDevice;
   for (const ExperienceRecord& r : device_)
     if (r.run_id == outcome.run_id) return false;
-  append_experience((std::filesystem::path(dir_) / kLogFile).string(), outcome);
+  // Another process sharing this state may have recorded it since we read the log.
+  if (append_new_experience((std::filesystem::path(dir_) / kLogFile).string(), outcome).already_present > 0)
+    return false;
   device_sha256_.push_back(zoo::sha256_hex(to_json(outcome)));
   device_.push_back(std::move(outcome));
   learn_from_device();

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "nasoa/error.h"
 #include "nasoa/zoo.h"
@@ -53,6 +54,25 @@ TEST(ExperienceLogTest, RecordsRoundTripThroughJson) {
     EXPECT_EQ(back.joules, r.joules);
     EXPECT_EQ(back.probe_score, r.probe_score);
   }
+}
+
+TEST(ExperienceLogTest, AppendNewLeavesOutARunTheFileHoldsButNotATornOne) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "experience.log";
+  append_experience(path, {make_record(0), make_record(1)});
+  EXPECT_EQ(append_new_experience(path, make_record(1)).already_present, 1u);
+  EXPECT_EQ(read_experience_log(path).records.size(), 2u);
+
+  // A record whose line a crash cut short is not held: it is written again.
+  const std::string torn = encode_experience_line(make_record(2));
+  std::ofstream(path, std::ios::binary | std::ios::app) << torn.substr(0, torn.size() / 2);
+  const AppendReport report = append_new_experience(path, make_record(2));
+  EXPECT_EQ(report.already_present, 0u);
+  EXPECT_EQ(report.torn_bytes_cut, torn.size() / 2);
+  const ExperienceLogContents c = read_experience_log(path);
+  ASSERT_EQ(c.records.size(), 3u);
+  EXPECT_EQ(c.records[2].run_id, make_record(2).run_id);
+  EXPECT_FALSE(c.torn_tail.has_value());
 }
 
 TEST(ExperienceLogTest, ReadingACopyCutAtEveryByteKeepsExactlyTheCompleteRecords) {

@@ -370,6 +370,22 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   EXPECT_TRUE(PredictorState::open(dir / "state", shipped, other).refitted_on_open());
 }
 
+TEST(PredictorStateTest, TwoHoldersOfOneStateRecordARunOnce) {
+  // Two processes (here two states opened before either records) that both
+  // record one outcome: the log must hold it once, and the second is told.
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(5);
+  ShippedExperience shipped{world.records(300, "s"), ""};
+  PredictorState first = PredictorState::open(dir / "state", shipped, small_options());
+  PredictorState second = PredictorState::open(dir / "state", shipped, small_options());
+  const ExperienceRecord outcome = world.random_record("device-shared");
+  EXPECT_TRUE(first.record(outcome));
+  EXPECT_FALSE(second.record(outcome)) << "recorded again by a holder that opened the state before it was written";
+  EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 1u);
+  EXPECT_TRUE(second.record(world.random_record("device-other")));
+  EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 2u);
+}
+
 TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   nasoa::testing::TempDir dir;
   const std::string state = dir / "state";
