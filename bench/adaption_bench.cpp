@@ -70,6 +70,7 @@
 #include <sstream>
 #include <thread>
 
+#include "zoo/system/usable_cores.h"
 #include "bench/bench_support.h"
 #include "nasoa/error.h"
 #include "runtime/adapt/experience_log.h"
@@ -535,7 +536,7 @@ int main(int argc, char** argv) {
                                                                    std::to_string(grid_size) + " plans");
 
     // The LogME probe, run here for real: its score and time per model.
-    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int cores = nasoa::zoo::usable_cores();
     for (auto& [name, t] : tasks) {
       rt::IngestOptions ingest;
       ingest.side = manifest.models.front().input_size;

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "zoo/system/usable_cores.h"
 #include "bench/bench_support.h"
 #include "nasoa/encoding.h"
 #include "runtime/data/image_store.h"
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Also write the table as Markdown here");
   CLI11_PARSE(app, argc, argv);
 
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   const int workers = std::max(1, cores / 4);
   torch::set_num_threads(threads > 0 ? threads : std::max(1, cores - workers));
   const auto started = Clock::now();

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "zoo/system/usable_cores.h"
 #include "bench/bench_support.h"
 #include "nasoa/encoding.h"
 #include "runtime/data/batch_loader.h"
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   // nasoa::Adapter's defaults: on the CPU the loader and compute share the
   // cores; with a GPU, compute threads only feed it and the loader gets the rest.
   const bool gpu = device_name == "cuda";

@@ -25,6 +25,7 @@
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/text/printable.h"
+#include "zoo/system/usable_cores.h"
 
 namespace nasoa {
 namespace {
@@ -46,7 +47,7 @@ std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model
   return zoo::sha256_hex(text);
 }
 
-int cores() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+int cores() { return zoo::usable_cores(); }
 
 }  // namespace
 
@@ -128,9 +129,10 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_uniqu
   // A compute team wider than the cores makes every step wait for threads
   // that cannot run: one step took 20 s with 512 threads on 2 cores, far past
   // any budget's deadline, which is only checked between steps.
-  if (const unsigned cores = std::thread::hardware_concurrency(); cores > 0 && options.threads > int(cores))
-    refuse("threads " + std::to_string(options.threads) + " is more than this machine's " + std::to_string(cores) +
-           " cores; give at most " + std::to_string(cores) + ", or 0 to choose");
+  if (const int usable = zoo::usable_cores(); options.threads > usable)
+    refuse("threads " + std::to_string(options.threads) + " is more than the " + std::to_string(usable) +
+           " cores this process may use (its CPU affinity and cgroup CPU limit); give at most " +
+           std::to_string(usable) + ", or 0 to choose");
   if (options.loader_threads < 0 || options.loader_threads > kMostThreads)
     refuse("loader_threads must be 0 (choose) to 4096, got " + std::to_string(options.loader_threads));
   if (!(options.checkpoint_interval_seconds > 0))

@@ -13,11 +13,13 @@
 #include <thread>
 #include <vector>
 
+#include "zoo/system/usable_cores.h"
+
 namespace nasoa::corpus {
 
 inline int resolve_threads(int threads) {
   if (threads > 0) return threads;
-  return int(std::max(1u, std::thread::hardware_concurrency()));
+  return nasoa::zoo::usable_cores();
 }
 
 // Calls fn(index, worker) for every index in [0, n), worker in [0, threads).

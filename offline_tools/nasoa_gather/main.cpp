@@ -61,6 +61,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/usable_cores.h"
 
 namespace {
 
@@ -223,7 +224,7 @@ int claim_tasks(const std::string& log, const std::vector<std::size_t>& indices,
 int run(Args a) {
   check_grid_and_log_path(a);
   const auto started = Clock::now();
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   const int workers = std::max(1, cores / 4);
   torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1, cores - workers));
 

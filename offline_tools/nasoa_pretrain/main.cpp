@@ -32,6 +32,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/usable_cores.h"
 
 namespace {
 
@@ -78,7 +79,7 @@ int run(const Args& a, const std::string& command_line) {
 
   // Batches are built beside the compute threads; together they never exceed
   // the cores, because LibTorch's OpenMP threads spin and starve a loader.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   const int loader_workers = std::max(1, cores / 4);
   const int threads = a.threads > 0 ? a.threads : std::max(1, cores - loader_workers);
   torch::set_num_threads(threads);

@@ -18,6 +18,7 @@
 #include "nasoa/error.h"
 #include "nasoa/version.h"
 #include "runtime/profile/device_profile.h"
+#include "zoo/system/usable_cores.h"
 
 namespace {
 
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
   nasoa::runtime::ProfileOptions options;
   // The compute threads nasoa::Adapter uses on a CPU (a quarter of the cores
   // build batches), so that the profile predicts the steps fine-tuning takes.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   options.threads = std::max(1, cores - std::max(1, cores / 4));
   bool cpu_only = false, no_power = false;
   app.add_option("--zoo", zoo, "Zoo bundle directory")->required();

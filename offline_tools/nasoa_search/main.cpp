@@ -37,6 +37,7 @@
 #include "offline_tools/search/report.h"
 #include "offline_tools/search/search.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/system/usable_cores.h"
 
 #ifdef NASOA_WITH_MPI
 #include <mpi.h>
@@ -219,7 +220,7 @@ int run(Args a) {
   a.proxy.rank = rank;
   // The ranks on one machine share its cores; compute and batch-loading
   // threads together never exceed a rank's share (LibTorch's threads spin).
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = nasoa::zoo::usable_cores();
   const int share = std::max(1, cores / local_ranks);
   a.proxy.loader_workers = std::max(1, share / 4);
   torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1, share - a.proxy.loader_workers));

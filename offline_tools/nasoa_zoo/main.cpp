@@ -23,6 +23,7 @@
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
+#include "zoo/system/usable_cores.h"
 
 namespace {
 
@@ -138,7 +139,7 @@ int run_verify(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::set_num_threads(nasoa::zoo::usable_cores());
   CLI::App app{"nasoa-zoo: ET-NAS encodings and zoo bundles (nasoa " NASOA_VERSION_STRING ")"};
   app.require_subcommand(1);
 

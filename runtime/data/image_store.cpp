@@ -17,6 +17,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/data/image_header.h"
+#include "zoo/system/usable_cores.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -278,7 +279,7 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
     for (std::size_t c = 0; c < 3; ++c) sum[c] += local_sum[c], sum_sq[c] += local_sq[c];
   };
   const std::size_t asked = options.threads > 0 ? std::size_t(options.threads)
-                                                : std::max(1u, std::thread::hardware_concurrency());
+                                                : std::size_t(zoo::usable_cores());
   const std::size_t threads = std::min(asked, std::max<std::size_t>(1, n));
   std::vector<std::thread> pool;
   try {

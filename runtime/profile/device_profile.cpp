@@ -21,6 +21,7 @@
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/usable_cores.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -72,13 +73,6 @@ std::string cpu_model() {
   if (auto v = keyed_line("/proc/cpuinfo", "Hardware")) return *v;
   if (auto v = device_tree_model()) return *v;
   return "unknown";
-}
-
-int usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 // Read from the driver's files rather than through LibTorch's CUDA API, which
@@ -519,7 +513,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   DeviceProfile profile;
   profile.date = zoo::utc_timestamp();
   profile.device.cpu_model = cpu_model();
-  profile.device.cpu_cores = usable_cpus();
+  profile.device.cpu_cores = zoo::usable_cores();
   profile.device.threads = torch::get_num_threads();
   profile.device.device = cuda ? "cuda:0" : "cpu";
   if (cuda) profile.device.gpu_name = gpu_name();
