@@ -1,4 +1,5 @@
 // nasoa::Task, the public face of runtime/data.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -19,6 +20,19 @@ std::size_t append_validation(runtime::TaskSource& task, const std::string& dir)
     throw Error(ErrorCode::kInvalidArgument,
                 dir + ": the validation folder is the task folder; validation would measure the training images");
   runtime::TaskSource validation = runtime::list_folder(dir);
+  // Validation on training images measures nothing: the same file on both
+  // sides (a CSV listing the validation folder's images, a link) is refused.
+  std::map<std::filesystem::path, std::string> training;
+  for (const runtime::SampleRef& s : task.samples)
+    if (s.idx < 0)
+      if (const auto canonical = std::filesystem::canonical(s.path, ec); !ec) training.emplace(canonical, s.path);
+  for (const runtime::SampleRef& s : validation.samples) {
+    const auto canonical = std::filesystem::canonical(s.path, ec);
+    if (ec) continue;
+    if (const auto it = training.find(canonical); it != training.end())
+      throw Error(ErrorCode::kInvalidArgument, s.path + ": this validation image is also a training image (" +
+                                                   it->second + "); validation would measure the training images");
+  }
   std::map<std::string, int> labels;
   for (std::size_t c = 0; c < task.class_names.size(); ++c) labels[task.class_names[c]] = int(c);
   const std::size_t from = task.samples.size();
@@ -46,6 +60,29 @@ std::unique_ptr<Task::Impl> ingest(runtime::TaskSource source, const TaskOptions
   ingest.memory_cap_bytes = options.memory_cap_bytes;
   ingest.threads = options.threads;
   impl->store = std::make_unique<runtime::ImageStore>(std::move(source), ingest);
+  if (const auto& from = impl->validation_from) {
+    // The store counts a class as usable with validation images alone; the
+    // model would then never see it in training.
+    const runtime::ImageStore& store = *impl->store;
+    std::vector<std::size_t> train(store.class_names().size()), validation(store.class_names().size());
+    for (std::size_t i = 0; i < store.size(); ++i)
+      ++(store.source_index(i) >= *from ? validation : train)[std::size_t(store.label(i))];
+    for (std::size_t c = 0; c < train.size(); ++c)
+      if (train[c] == 0)
+        throw Error(ErrorCode::kInvalidArgument, store.origin() + ": class '" + store.class_names()[c] +
+                                                     "' has no usable training image (the validation folder " +
+                                                     options.validation_dir + " has " +
+                                                     std::to_string(validation[c]) + ")");
+    if (std::all_of(validation.begin(), validation.end(), [](std::size_t n) { return n == 0; })) {
+      std::string skipped;
+      std::size_t shown = 0;
+      for (const SkippedFile& f : store.skipped())
+        if (f.path.rfind(options.validation_dir, 0) == 0 && shown++ < 3) skipped += " " + f.path + " (" + f.reason + ");";
+      if (!skipped.empty()) skipped.pop_back();
+      throw Error(ErrorCode::kInvalidArgument, options.validation_dir + ": the validation folder has no usable image" +
+                                                   (skipped.empty() ? std::string() : "; skipped:" + skipped));
+    }
+  }
   impl->ingest_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   return impl;
 }
@@ -79,13 +116,18 @@ Task Task::from_idx(const std::string& images_path, const std::string& labels_pa
   });
 }
 
-const std::string& Task::origin() const { return impl_->store->origin(); }
-const std::vector<std::string>& Task::class_names() const { return impl_->store->class_names(); }
-std::size_t Task::size() const { return impl_->store->size(); }
-const TaskMeta& Task::meta() const { return impl_->store->meta(); }
-const std::vector<SkippedFile>& Task::skipped() const { return impl_->store->skipped(); }
-int Task::image_side() const { return impl_->store->side(); }
-bool Task::streaming() const { return impl_->store->streaming(); }
-double Task::ingest_seconds() const { return impl_->ingest_seconds; }
+const Task::Impl& Task::impl() const {
+  if (!impl_) throw Error(ErrorCode::kInvalidArgument, "nasoa::Task: used after it was moved from");
+  return *impl_;
+}
+
+const std::string& Task::origin() const { return impl().store->origin(); }
+const std::vector<std::string>& Task::class_names() const { return impl().store->class_names(); }
+std::size_t Task::size() const { return impl().store->size(); }
+const TaskMeta& Task::meta() const { return impl().store->meta(); }
+const std::vector<SkippedFile>& Task::skipped() const { return impl().store->skipped(); }
+int Task::image_side() const { return impl().store->side(); }
+bool Task::streaming() const { return impl().store->streaming(); }
+double Task::ingest_seconds() const { return impl().ingest_seconds; }
 
 }  // namespace nasoa

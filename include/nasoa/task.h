@@ -79,7 +79,9 @@ class NASOA_API Task {
   double ingest_seconds() const;  // wall time reading and decoding took
 
   struct Impl;
-  const Impl& impl() const { return *impl_; }  // for the SDK's own use
+  // For the SDK's own use. Every call on a moved-from Task throws
+  // Error{kInvalidArgument}.
+  const Impl& impl() const;
 
  private:
   explicit Task(std::unique_ptr<Impl> impl);

@@ -78,7 +78,7 @@ std::optional<ImageHeader> tiff(std::string_view b) {
   auto u16 = [&](std::size_t at) { return little ? le16(b, at) : be16(b, at); };
   auto u32 = [&](std::size_t at) { return little ? le32(b, at) : be32(b, at); };
   const std::uint32_t ifd = u32(4);
-  if (ifd + 2 > b.size()) return std::nullopt;
+  if (std::uint64_t(ifd) + 2 > b.size()) return std::nullopt;  // 64-bit: an offset near 2^32 wraps
   const std::uint32_t entries = u16(ifd);
   std::int64_t width = 0, height = 0;
   for (std::uint32_t i = 0; i < entries; ++i) {

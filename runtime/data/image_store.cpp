@@ -3,6 +3,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -11,12 +12,14 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <system_error>
 #include <thread>
 
 #include "nasoa/error.h"
 #include "runtime/data/image_header.h"
+#include "zoo/text/printable.h"
 #include "zoo/system/usable_cores.h"
 
 namespace nasoa::runtime {
@@ -56,11 +59,40 @@ bool read_bytes(const std::string& path, std::size_t limit, std::string* out, st
 }
 
 // A JPEG cut short still decodes (libjpeg pads it with grey); its missing
-// end-of-image marker gives it away.
+// end-of-image marker gives it away. The marker is found by walking the
+// file's structure, not by looking for its two bytes: an EXIF thumbnail
+// holds an end-of-image marker of its own, and data may follow the image
+// (a Motion Photo's video).
 bool jpeg_is_complete(const std::string& bytes) {
-  const std::size_t from = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
-  for (std::size_t i = bytes.size(); i-- > from + 1;)
-    if (std::uint8_t(bytes[i - 1]) == 0xFF && std::uint8_t(bytes[i]) == 0xD9) return true;
+  const auto byte = [&](std::size_t at) { return std::uint8_t(bytes[at]); };
+  std::size_t at = 2;  // after SOI
+  bool in_scan = false;
+  while (at + 1 < bytes.size()) {
+    if (byte(at) != 0xFF) {
+      if (!in_scan) return false;  // a segment's length that does not lead to a marker
+      ++at;                        // entropy-coded data
+      continue;
+    }
+    const std::uint8_t marker = byte(at + 1);
+    if (marker == 0xD9) return true;
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (in_scan && (marker == 0x00 || (marker >= 0xD0 && marker <= 0xD7))) {  // stuffed byte, restart marker
+      at += 2;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {  // markers without a length
+      at += 2;
+      continue;
+    }
+    if (at + 4 > bytes.size()) return false;
+    const std::size_t length = (std::size_t(byte(at + 2)) << 8) | byte(at + 3);
+    if (length < 2) return false;
+    at += 2 + length;
+    in_scan = marker == 0xDA;  // a scan's data follows its header; DHT etc. may come between scans
+  }
   return false;
 }
 
@@ -70,12 +102,12 @@ std::string header_refusal(const std::string& bytes, const IngestOptions& option
   if (bytes.empty()) return "zero-byte file";
   *header = parse_image_header(bytes);
   if (!*header) return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
-  const std::int64_t pixels = (*header)->width * (*header)->height;
-  if (pixels > options.max_pixels)
-    return std::string(format_name((*header)->format)) + " header announces " +
-           std::to_string((*header)->width) + "x" + std::to_string((*header)->height) + " = " +
-           std::to_string(pixels) + " pixels, above the cap of " +
-           std::to_string(options.max_pixels) + "; not decoded";
+  // Sides are up to 2^32 each: their product is compared without forming it.
+  const std::int64_t width = (*header)->width, height = (*header)->height;
+  if (height > 0 && width > options.max_pixels / height)
+    return std::string(format_name((*header)->format)) + " header announces " + std::to_string(width) + "x" +
+           std::to_string(height) + " = " + zoo::shown_number(double(width) * double(height)) +
+           " pixels, above the cap of " + std::to_string(options.max_pixels) + "; not decoded";
   return {};
 }
 
@@ -88,6 +120,25 @@ cv::Mat idx_square(const IdxImages& idx, std::int64_t index, int side) {
 }
 
 }  // namespace
+
+// The files of class `c` that were skipped, with their reasons, for the
+// error that ends ingestion: the caller gets no Task to ask for them.
+std::string ImageStore::skipped_in_class(std::size_t c) const {
+  constexpr std::size_t kShown = 5;
+  std::set<std::string> paths;
+  for (const SampleRef& s : source_.samples)
+    if (s.label == int(c)) paths.insert(s.path);
+  std::vector<const SkippedFile*> mine;
+  for (const SkippedFile& f : skipped_)
+    if (paths.count(f.path) > 0) mine.push_back(&f);
+  if (mine.empty()) return " (no image file in it)";
+  std::string out = "; its " + std::to_string(mine.size()) + " file(s) were skipped:";
+  for (std::size_t i = 0; i < std::min(kShown, mine.size()); ++i)
+    out += " " + zoo::printable(mine[i]->path) + " (" + mine[i]->reason + ");";
+  if (mine.size() > kShown) out += " and " + std::to_string(mine.size() - kShown) + " more";
+  else out.pop_back();
+  return out;
+}
 
 std::string unsupported_pixels(const cv::Mat& m) {
   if (m.channels() < 1 || m.channels() > 4)
@@ -172,6 +223,20 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
         return {};
       }
       reason->clear();
+    } else if (header) {
+      // A file far larger than its pixels can take is not read whole: a
+      // sparse or padded file of gigabytes behind a small image's header.
+      // 32 bytes a pixel is an uncompressed RGBA TIFF of doubles.
+      const std::uintmax_t pixels = std::uintmax_t(header->width) * std::uintmax_t(header->height);
+      const std::uintmax_t most = 32 * pixels + (16u << 20);
+      std::error_code ec;
+      const std::uintmax_t size = std::filesystem::file_size(path, ec);
+      if (!ec && size > most) {
+        *reason = std::string(format_name(header->format)) + " file of " + std::to_string(size) +
+                  " bytes, more than a " + std::to_string(header->width) + "x" + std::to_string(header->height) +
+                  " image takes; not read";
+        return {};
+      }
     }
     if (!read_bytes(path, 0, bytes, reason)) return {};
   }
@@ -320,10 +385,8 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
   }
   for (std::size_t c = 0; c < per_class.size(); ++c)
     if (per_class[c] == 0)
-      throw Error(ErrorCode::kInvalidArgument,
-                  source_.origin + ": class '" + source_.class_names[c] +
-                      "' has no usable image (see the skipped files: " +
-                      std::to_string(skipped_.size()) + " in all)");
+      throw Error(ErrorCode::kInvalidArgument, source_.origin + ": class '" + zoo::printable(source_.class_names[c]) +
+                                                   "' has no usable image" + skipped_in_class(c));
 
   const double count = double(kept_.size());
   const double pixels = count * options.side * options.side;

@@ -63,6 +63,8 @@ class ImageStore {
   const std::vector<SkippedFile>& skipped() const { return skipped_; }
 
  private:
+  std::string skipped_in_class(std::size_t c) const;
+
   TaskSource source_;
   IngestOptions options_;
   std::vector<std::size_t> kept_;  // store index -> source sample index

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "nasoa/error.h"
 #include "zoo/text/printable.h"
@@ -55,6 +56,49 @@ void check_classes(const TaskSource& t) {
     throw Error(ErrorCode::kInvalidArgument, t.origin + ": class name " + problem + "; rename it");
 }
 
+// The image files under `folder` and its subfolders, in `files`; whatever
+// cannot be used, in `skipped` with the reason. A class folder that cannot be
+// listed is an error (the class would silently shrink); a subfolder that
+// cannot be listed is a skip.
+void list_class_files(const fs::path& folder, bool is_class_folder, std::vector<fs::path>& files,
+                      std::vector<SkippedFile>& skipped, std::set<fs::path>& listed_folders) {
+  std::error_code ec;
+  if (!is_class_folder) {  // class folders are all in `listed_folders` before any is listed
+    const fs::path canonical = fs::canonical(folder, ec);
+    if (!ec && !listed_folders.insert(canonical).second) {
+      skipped.push_back({folder.string(), "a folder listed elsewhere in the task (reached again through a link)"});
+      return;
+    }
+  }
+  fs::directory_iterator it(folder, ec);
+  const auto cannot_list = [&](const std::error_code& e) {
+    if (is_class_folder) throw Error(ErrorCode::kIo, folder.string() + ": cannot list: " + e.message());
+    skipped.push_back({folder.string(), "cannot list this folder: " + e.message()});
+  };
+  if (ec) return cannot_list(ec);
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::directory_entry& entry = *it;
+    const std::string name = entry.path().filename().string();
+    std::error_code entry_ec;
+    if (entry.is_directory(entry_ec)) {
+      if (name[0] == '.')
+        skipped.push_back({entry.path().string(), "hidden folder"});
+      else
+        list_class_files(entry.path(), false, files, skipped, listed_folders);
+    } else if (name[0] == '.') {
+      skipped.push_back({entry.path().string(), "hidden file"});
+    } else if (!has_image_extension(entry.path())) {
+      skipped.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
+    } else if (!entry.is_regular_file(entry_ec)) {
+      skipped.push_back({entry.path().string(), entry_ec ? "cannot be read: " + entry_ec.message()
+                                                        : "not a regular file (a pipe or a device)"});
+    } else {
+      files.push_back(entry.path());
+    }
+  }
+  if (ec) cannot_list(ec);
+}
+
 }  // namespace
 
 TaskSource list_folder(const std::string& dir) {
@@ -84,25 +128,33 @@ TaskSource list_folder(const std::string& dir) {
   if (class_dirs.empty())
     throw Error(ErrorCode::kInvalidArgument,
                 dir + ": no class folders; a task is a folder of class subfolders of images");
+  // Each file once: reached twice through links, it could land in both the
+  // training and the validation split, or under two labels.
+  std::map<fs::path, std::string> seen;  // canonical path -> the path it was first listed as
+  std::set<fs::path> listed_folders;     // canonical: a link back up must not loop
+  for (const fs::path& class_dir : class_dirs) {
+    std::error_code canonical_ec;
+    const fs::path canonical = fs::canonical(class_dir, canonical_ec);
+    if (!canonical_ec) listed_folders.insert(canonical);
+  }
   for (const fs::path& class_dir : class_dirs) {
     const int label = static_cast<int>(task.class_names.size());
     task.class_names.push_back(class_dir.filename().string());
     std::vector<fs::path> files;
-    for (const auto& entry : fs::recursive_directory_iterator(class_dir, ec)) {
-      std::error_code entry_ec;
-      if (entry.is_directory(entry_ec)) continue;
-      const std::string name = entry.path().filename().string();
-      if (name[0] == '.') task.skipped.push_back({entry.path().string(), "hidden file"});
-      else if (!has_image_extension(entry.path()))
-        task.skipped.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
-      else if (!entry.is_regular_file(entry_ec))
-        task.skipped.push_back({entry.path().string(), entry_ec ? "cannot be read: " + entry_ec.message()
-                                                                : "not a regular file (a pipe or a device)"});
-      else files.push_back(entry.path());
-    }
-    if (ec) throw Error(ErrorCode::kIo, class_dir.string() + ": cannot list: " + ec.message());
+    list_class_files(class_dir, true, files, task.skipped, listed_folders);
     std::sort(files.begin(), files.end());  // a fixed order makes splits reproducible
-    for (const fs::path& f : files) task.samples.push_back({f.string(), label, -1});
+    for (const fs::path& f : files) {
+      std::error_code canonical_ec;
+      const fs::path canonical = fs::canonical(f, canonical_ec);
+      if (!canonical_ec) {
+        const auto [first, inserted] = seen.emplace(canonical, f.string());
+        if (!inserted) {
+          task.skipped.push_back({f.string(), "the same file as " + first->second + " (through a link); the first is kept"});
+          continue;
+        }
+      }
+      task.samples.push_back({f.string(), label, -1});
+    }
   }
   check_classes(task);
   return task;

@@ -5,9 +5,11 @@
 //     tif, tiff; any case), the layout a user hands the SDK;
 //   - a pair of IDX files (MNIST format, plain or gzipped): images and labels;
 //   - a CSV list of `path,label` lines (paths relative to the CSV's folder).
-// Listing reads no pixels. Files that cannot be images (other extensions,
-// hidden files, sub-subfolders) are not dropped silently: they are listed in
-// `skipped` with the reason. Structural faults (no such folder, fewer than two
+// Listing reads no pixels. A class folder's subfolders are part of the class
+// (links to folders are followed, each folder listed once). Files that
+// cannot be images (other extensions, hidden files and folders, a file
+// reached twice through links, a subfolder that cannot be listed) are not
+// dropped silently: they are listed in `skipped` with the reason. Structural faults (no such folder, fewer than two
 // classes, an unparsable CSV line) are nasoa::Error naming the path and line.
 #pragma once
 

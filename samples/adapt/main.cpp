@@ -448,7 +448,9 @@ int main(int argc, char** argv) {
       j["recorded"] = recorded;
       if (!recorded) j["not_recorded_because"] = not_recorded;
       j["state_dir"] = adapter.state_dir();
-      write_text(report, j.dump(2) + "\n");
+      // A file name that is not UTF-8 (a Latin-1 one) cannot go into JSON as
+      // it is: such bytes are written as U+FFFD rather than lose the report.
+      write_text(report, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
 
     char accuracy[64] = "not evaluated";
@@ -471,7 +473,8 @@ int main(int argc, char** argv) {
               << "experience: " << (recorded ? "recorded in " + adapter.state_dir() : "not recorded (" + not_recorded + ")")
               << "\n";
     for (std::size_t i = 0; i < task.skipped().size() && i < 10; ++i)
-      std::cout << "skipped:    " << task.skipped()[i].path << ": " << task.skipped()[i].reason << "\n";
+      std::cout << "skipped:    " << nasoa_samples::one_line(task.skipped()[i].path) << ": " << task.skipped()[i].reason
+                << "\n";
     if (task.skipped().size() > 10)
       std::cout << "skipped:    ... " << task.skipped().size() - 10 << " more" << (report.empty() ? "" : " (see the report)") << "\n";
     return 0;

@@ -25,6 +25,8 @@
 #include <system_error>
 #include <vector>
 
+#include "../common/text_file.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -35,20 +37,6 @@ bool has_image_extension(const fs::path& path) {
   for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
     if (ext == known) return true;
   return false;
-}
-
-// `path` as one TSV field: a tab, line break or backslash in a file name
-// would otherwise split or forge lines, so they are written \t, \n, \r, \\.
-std::string tsv_field(const std::string& path) {
-  std::string out;
-  for (const char c : path) {
-    if (c == '\t') out += "\\t";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\\') out += "\\\\";
-    else out += c;
-  }
-  return out;
 }
 
 // The images under `folder`, sorted; false (after saying why) if it cannot be walked.
@@ -117,7 +105,7 @@ int main(int argc, char** argv) {
     }
     for (const std::string& image : images) {
       try {
-        const std::string shown = tsv_field(image);
+        const std::string shown = nasoa_samples::one_line(image);
         for (const nasoa::Prediction& p : classifier.predict_file(image, top))
           std::printf("%s\t%s\t%.6f\n", shown.c_str(), p.label.c_str(), double(p.probability));
       } catch (const nasoa::Error& e) {

@@ -15,6 +15,21 @@
 
 namespace nasoa_samples {
 
+// `text` (a file name) on one line: a tab, line break or backslash in it
+// would otherwise split or forge lines of output, so they are written \t,
+// \n, \r, \\.
+inline std::string one_line(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\\') out += "\\\\";
+    else out += c;
+  }
+  return out;
+}
+
 // The file's bytes. Throws Error{kIo} naming the file when it cannot be read.
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -308,7 +308,9 @@ int main(int argc, char** argv) {
           if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
           adapter.record(task, o.plan, r);
           o.seconds = r.wall_seconds;
-          nasoa_samples::write_text(outcome_file, outcome_json(o, task_dir, seconds).dump(2) + "\n");
+          nasoa_samples::write_text(outcome_file, outcome_json(o, task_dir, seconds)
+                                             .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                                         "\n");
           std::remove(plan_file.c_str());
         }
       } catch (const nasoa::Error& e) {
@@ -368,7 +370,7 @@ int main(int argc, char** argv) {
       j["mae_first_half"] = optional_json(first);
       j["mae_second_half"] = optional_json(second);
       j["failed"] = failed;
-      nasoa_samples::write_text(json, j.dump(2) + "\n");
+      nasoa_samples::write_text(json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
     if (scratch) fs::remove_all(*scratch);
     return failed ? 1 : 0;

@@ -64,6 +64,9 @@ TEST(ImageHeaderTest, RefusesNonImagesAndCutHeaders) {
   EXPECT_FALSE(parse_image_header(png.substr(0, 20)).has_value());
   const std::string jpg = encode(".jpg", cv::Mat(4, 4, CV_8UC1, cv::Scalar(0)));
   EXPECT_FALSE(parse_image_header(jpg.substr(0, 10)).has_value());
+  // A TIFF directory offset near 2^32 must not wrap past the bounds check.
+  for (const char* tiff : {"II*\0\xfe\xff\xff\xff", "II*\0\xff\xff\xff\xff", "MM\0*\xff\xff\xff\xfe"})
+    EXPECT_FALSE(parse_image_header(std::string(tiff, 8) + std::string(64, '\0')).has_value());
 }
 
 }  // namespace

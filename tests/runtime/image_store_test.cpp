@@ -130,6 +130,33 @@ TEST(ImageStoreHeaderTest, ATiffWhoseDirectoryFollowsItsPixelsIsRead) {
       << reasons["huge.tif"];
 }
 
+TEST(ImageStoreHeaderTest, AJpegIsJudgedByItsStructureAndAPaddedFileIsNotReadWhole) {
+  TempDir t;
+  cv::Mat noise(64, 64, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  const std::string jpg = encode(".jpg", noise);
+  // End-of-image bytes inside a comment segment (as in an EXIF thumbnail)
+  // do not make a file cut short look complete.
+  const std::string with_comment = jpg.substr(0, 2) + std::string("\xFF\xFE\x00\x06\xFF\xD9\xFF\xD9", 8) + jpg.substr(2);
+  t.write("task/a/cut-after-comment.jpg", with_comment.substr(0, with_comment.size() - 200));
+  // Data after the image (a Motion Photo's video) does not make it incomplete.
+  t.write("task/a/trailer.jpg", jpg + std::string(10 * 1024, 'v'));
+  t.write("task/b/plain.jpg", jpg);
+  t.write("task/b/with-comment.jpg", with_comment);
+  // A small PNG padded to 40 MiB (sparse): refused from its size, not read.
+  t.write("task/b/padded.png", encode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3))));
+  std::filesystem::resize_file(t / "task/b/padded.png", 40u << 20);
+  IngestOptions options;
+  options.side = 16;
+  const ImageStore store(list_folder(t / "task"), options);
+  std::map<std::string, std::string> reasons;
+  for (const SkippedFile& f : store.skipped()) reasons[std::filesystem::path(f.path).filename().string()] = f.reason;
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(reasons.size(), 2u);
+  EXPECT_NE(reasons["cut-after-comment.jpg"].find("truncated JPEG"), std::string::npos) << reasons["cut-after-comment.jpg"];
+  EXPECT_NE(reasons["padded.png"].find("more than a 8x8 image takes"), std::string::npos) << reasons["padded.png"];
+}
+
 TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
   IngestOptions options;
   options.side = 8;
@@ -235,6 +262,9 @@ TEST_F(ImageStoreTest, AClassWithoutUsableImagesIsAnErrorNamingIt) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("class 'broken' has no usable image"), std::string::npos) << e.what();
+    // The caller gets no Task to ask for the skipped files: the error names them.
+    EXPECT_NE(std::string(e.what()).find("empty.jpg (zero-byte file)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("text.png (not a recognised image"), std::string::npos) << e.what();
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -72,6 +73,49 @@ TEST(TaskSourceTest, SkipsPipesAndLinksThatCannotBeFollowed) {
   EXPECT_TRUE(reasons.count("dangling.png: cannot be read: No such file or directory"));
   EXPECT_EQ(reasons.count("loop-a: cannot be read: Too many levels of symbolic links"), 1u);
   EXPECT_EQ(s.skipped.size(), 4u);
+}
+
+TEST(TaskSourceTest, FollowsLinkedSubfoldersOnceAndSkipsHiddenFoldersAndFilesReachedTwice) {
+  TempDir t;
+  t.write("task/cat/a.png", "a");
+  t.write("task/cat/.thumbs/t.png", "t");        // an image viewer's cache, not data
+  t.write("extra/e1.png", "1");
+  t.write("extra/e2.png", "2");
+  std::filesystem::create_symlink(t / "extra", t / "task/cat/linked");  // followed
+  t.write("task/dog/b.png", "b");
+  std::filesystem::create_symlink(t / "task/cat/a.png", t / "task/dog/same.png");  // one file, two labels
+  std::filesystem::create_symlink(t / "task", t / "task/dog/up");  // a link back up must not loop
+  const TaskSource s = list_folder(t / "task");
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  std::vector<std::string> cat, dog;
+  for (const SampleRef& r : s.samples)
+    (r.label == 0 ? cat : dog).push_back(std::filesystem::path(r.path).lexically_relative(t.path() / "task").string());
+  EXPECT_EQ(cat, (std::vector<std::string>{"cat/a.png", "cat/linked/e1.png", "cat/linked/e2.png"}));
+  EXPECT_EQ(dog, (std::vector<std::string>{"dog/b.png"}));
+  std::map<std::string, std::string> reasons;
+  for (const SkippedFile& f : s.skipped)
+    reasons[std::filesystem::path(f.path).lexically_relative(t.path() / "task").string()] = f.reason;
+  EXPECT_EQ(reasons["cat/.thumbs"], "hidden folder");
+  EXPECT_NE(reasons["dog/same.png"].find("the same file as " + (t / "task/cat/a.png")), std::string::npos)
+      << reasons["dog/same.png"];
+  EXPECT_NE(reasons["dog/up/cat"].find("listed elsewhere"), std::string::npos) << reasons["dog/up/cat"];
+  EXPECT_NE(reasons["dog/up/dog"].find("listed elsewhere"), std::string::npos) << reasons["dog/up/dog"];
+  EXPECT_EQ(reasons.size(), 4u);
+}
+
+TEST(TaskSourceTest, RefusesAClassNameThatIsNotUtf8) {
+  // A Latin-1 folder name trained, then its model could not be opened: the
+  // manifest holds labels as UTF-8 text.
+  TempDir t;
+  t.write("latin1/b\xe9g/a.png", "x");
+  t.write("latin1/dog/a.png", "x");
+  try {
+    list_folder(t / "latin1");
+    FAIL() << "a class name that is not UTF-8 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("b\\xe9g"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TaskSourceTest, RefusesFoldersThatAreNotTasks) {

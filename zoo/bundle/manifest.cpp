@@ -85,11 +85,13 @@ std::string encode_manifest(const Manifest& m) {
   p.set_format_version(m.format_version);
   p.set_name(m.name);
   proto::Provenance* prov = p.mutable_provenance();
-  prov->set_tool(m.provenance.tool);
-  prov->set_command_line(m.provenance.command_line);
+  // Free text from the command line: protobuf reads back only UTF-8, so a
+  // Latin-1 byte is kept as \xHH rather than making the bundle unreadable.
+  prov->set_tool(utf8_safe(m.provenance.tool));
+  prov->set_command_line(utf8_safe(m.provenance.command_line));
   prov->set_seed(m.provenance.seed);
-  prov->set_date(m.provenance.date);
-  prov->set_data_card(m.provenance.data_card);
+  prov->set_date(utf8_safe(m.provenance.date));
+  prov->set_data_card(utf8_safe(m.provenance.data_card));
   for (const ModelInfo& info : m.models) {
     proto::Model* model = p.add_models();
     model->set_name(info.name);
@@ -109,6 +111,12 @@ std::string encode_manifest(const Manifest& m) {
 
   std::string body;
   if (!p.SerializeToString(&body)) throw Error(ErrorCode::kInternal, "manifest serialisation failed");
+  // Never write a manifest that cannot be read back (a text field that is
+  // not UTF-8 serialises, with a log line, but does not parse).
+  if (proto::Manifest again; !again.ParseFromString(body))
+    throw Error(ErrorCode::kInvalidArgument,
+                "manifest of bundle '" + printable(m.name) +
+                    "': a text field (a name or a label) is not valid UTF-8; nothing was written");
   std::string out(kMagic, kMagicSize);
   const std::uint64_t length = body.size();
   out.append(reinterpret_cast<const char*>(&length), sizeof length);

@@ -10,15 +10,26 @@
 namespace nasoa::zoo {
 
 // `text` for a message: control bytes written as \t, \n, \r or \xHH (a NUL
-// would end the message for C callers, a line break would forge a line).
+// would end the message for C callers, a line break would forge a line), and
+// so is every byte that is not part of well-formed UTF-8 (a Latin-1 file
+// name), so that the result can go into JSON and protobuf text fields.
 std::string printable(std::string_view text);
+
+// Whether `text` is well-formed UTF-8 (RFC 3629).
+bool is_valid_utf8(std::string_view text);
+
+// `text` with every byte that is not part of well-formed UTF-8 written as
+// \xHH, and nothing else changed: for free text (a command line, a path)
+// stored in a JSON or protobuf text field, which must be UTF-8.
+std::string utf8_safe(std::string_view text);
 
 // `value` for a message in at most 15 significant digits: "32", "0.01",
 // "1e+300", "nan" (std::to_string writes "32.000000" and 300 digits).
 std::string shown_number(double value);
 
-// Whether `name` can be a model's label: non-empty and free of control
-// characters (tabs and line breaks separate labels in a model's files and in
+// Whether `name` can be a model's label: non-empty, well-formed UTF-8 (a
+// model's manifest and reports hold UTF-8) and free of control characters
+// (tabs and line breaks separate labels in a model's files and in
 // nasoa-classify's output; other control bytes would print raw).
 bool is_valid_label(std::string_view name);
 

@@ -1,0 +1,56 @@
+// The text rules shared by messages, labels, manifests and reports.
+#include "zoo/text/printable.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace {
+
+using namespace nasoa::zoo;
+
+TEST(PrintableTest, EscapesControlBytesAndBytesThatAreNotUtf8) {
+  EXPECT_EQ(printable("a\tb\nc\rd"), "a\\tb\\nc\\rd");
+  EXPECT_EQ(printable(std::string("nul\0end", 7)), "nul\\x00end");
+  EXPECT_EQ(printable("caf\xe9"), "caf\\xe9");          // Latin-1
+  EXPECT_EQ(printable("ñandú-青"), "ñandú-青");          // UTF-8 stays as it is
+  EXPECT_EQ(printable("\xe9\x9d"), "\\xe9\\x9d");        // a sequence cut short
+  EXPECT_TRUE(is_valid_utf8(printable("\xff\xfe\xc0\xaf\xed\xa0\x80")));
+}
+
+TEST(PrintableTest, TellsWellFormedUtf8) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("plain ASCII"));
+  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));  // U+1F600
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));         // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));     // a UTF-16 surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("b\xe9g"));
+}
+
+TEST(PrintableTest, Utf8SafeChangesOnlyTheBytesThatAreNotUtf8) {
+  EXPECT_EQ(utf8_safe("nasoa-pretrain --data-card caf\xe9\tx"), "nasoa-pretrain --data-card caf\\xe9\tx");
+  EXPECT_EQ(utf8_safe("ñandú"), "ñandú");
+}
+
+TEST(PrintableTest, LabelsAreNonEmptyUtf8WithoutControlsAndUnique) {
+  EXPECT_TRUE(is_valid_label("ankle boot"));
+  EXPECT_TRUE(is_valid_label("青"));
+  EXPECT_FALSE(is_valid_label(""));
+  EXPECT_FALSE(is_valid_label("a\tb"));
+  EXPECT_FALSE(is_valid_label("b\xe9g"));
+  std::size_t at = 99;
+  EXPECT_EQ(label_problem({"cat", "dog"}, &at), "");
+  EXPECT_NE(label_problem({"cat", "b\xe9g"}, &at).find("'b\\xe9g' cannot be a label"), std::string::npos);
+  EXPECT_EQ(at, 1u);
+  EXPECT_NE(label_problem({"cat", "dog", "cat"}, &at).find("given to two classes (0 and 2)"), std::string::npos);
+  EXPECT_EQ(at, 2u);
+}
+
+TEST(PrintableTest, ShowsNumbersShortly) {
+  EXPECT_EQ(shown_number(32), "32");
+  EXPECT_EQ(shown_number(0.01), "0.01");
+  EXPECT_EQ(shown_number(1e300), "1e+300");
+}
+
+}  // namespace
