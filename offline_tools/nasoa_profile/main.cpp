@@ -18,6 +18,7 @@
 #include "nasoa/error.h"
 #include "nasoa/version.h"
 #include "runtime/profile/device_profile.h"
+#include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
 
 namespace {
@@ -91,11 +92,7 @@ int main(int argc, char** argv) {
                          out + ": its folder " + target.parent_path().string() + " does not exist");
     // Inside the bundle it would replace one of its files, or add one that
     // verification refuses.
-    std::error_code bundle_ec, folder_ec;
-    const fs::path bundle = fs::weakly_canonical(fs::absolute(zoo), bundle_ec);
-    const fs::path folder = fs::weakly_canonical(target.parent_path(), folder_ec);
-    if (!bundle_ec && !folder_ec && !bundle.empty() &&
-        std::mismatch(bundle.begin(), bundle.end(), folder.begin(), folder.end()).first == bundle.end())
+    if (nasoa::zoo::lies_inside(target.parent_path().string(), zoo))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);

@@ -118,7 +118,7 @@ TEST(ModelDirTest, RecoversTheOldModelAfterACrashBetweenTheRenames) {
   EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"m"});
 }
 
-TEST(ModelDirTest, DropsAStaleAsideCopyWhenTheNewModelIsInPlace) {
+TEST(ModelDirTest, AStaleAsideCopyLosesToTheNewModelAndTheNextSaveDropsIt) {
   TempDir tmp;
   zoo::Network a = small_network(2), b = small_network(3);
   save_model_dir(tmp / "m", a, info_for({"x", "y"}));
@@ -126,9 +126,13 @@ TEST(ModelDirTest, DropsAStaleAsideCopyWhenTheNewModelIsInPlace) {
   save_model_dir(tmp / "m2", b, info_for({"a", "b", "c"}));
   fs::remove_all(tmp / "m");
   fs::rename(tmp / "m2", tmp / "m");
-  // A crash while removing the old copy: the new one must win.
+  // A crash while removing the old copy: the new one must win, and opening
+  // it modifies nothing (a reader may run beside a saving writer).
   EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 3u);
+  EXPECT_TRUE(fs::exists(tmp / ".m.old"));
+  save_model_dir(tmp / "m", a, info_for({"x", "y"}));
   EXPECT_FALSE(fs::exists(tmp / ".m.old"));
+  EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 2u);
 }
 
 TEST(ModelDirTest, RefusesToReplaceWhatIsNotABundle) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -252,6 +253,72 @@ TEST_F(BundleTest, RecoversTheOldBundleAfterACrashBetweenTheRenames) {
   next.name = "next";
   replace_bundle(dir_, next);
   EXPECT_FALSE(fs::exists(root_ / ".zoo.new"));
+  EXPECT_EQ(open_bundle(dir_).name, "next");
+}
+
+TEST_F(BundleTest, ReadersNeverRemoveAnAsideCopyAndWritersOnlyTheirOwn) {
+  write_bundle(dir_, input());
+  // A user's folder that happens to have the aside name: opening the bundle
+  // deleted it, with everything in it.
+  fs::create_directories(root_ / ".zoo.old");
+  std::ofstream(root_ / ".zoo.old" / "notes.txt") << "keep";
+  EXPECT_EQ(recover_bundle(dir_), (root_ / "zoo").string());
+  open_bundle(dir_);
+  EXPECT_TRUE(fs::exists(root_ / ".zoo.old" / "notes.txt"));
+  try {
+    replace_bundle(dir_, input());
+    FAIL() << "a replacement went ahead over a folder that is not an old copy";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(".zoo.old exists and is not an old copy"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(root_ / ".zoo.old" / "notes.txt"));
+  EXPECT_EQ(open_bundle(dir_).name, "test-zoo");
+  // An old copy a crashed writer left beside a complete bundle is the next writer's to remove.
+  fs::remove_all(root_ / ".zoo.old");
+  fs::copy(dir_, root_ / ".zoo.old", fs::copy_options::recursive);
+  BundleInput next = input();
+  next.name = "next";
+  replace_bundle(dir_, next);
+  EXPECT_FALSE(fs::exists(root_ / ".zoo.old"));
+  EXPECT_EQ(open_bundle(dir_).name, "next");
+}
+
+TEST_F(BundleTest, TwoWritersAddingAtOnceBothLand) {
+  // Each reads the bundle, adds its model and writes it back: without turns,
+  // the second write dropped the first one's model.
+  write_bundle(dir_, input());
+  std::vector<std::thread> writers;
+  std::vector<std::string> errors(4);
+  for (int i = 0; i < 4; ++i)
+    writers.emplace_back([&, i] {
+      try {
+        BundleModelInput model;
+        model.name = "added-" + std::to_string(i);
+        model.network = Network(Encoding::parse("2-_8_1-2"), 10);
+        model.input_size = 32;
+        add_to_bundle(dir_, model, "x", input().provenance);
+      } catch (const std::exception& e) {
+        errors[std::size_t(i)] = e.what();
+      }
+    });
+  for (std::thread& t : writers) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+  const Manifest m = open_bundle(dir_);
+  EXPECT_EQ(m.models.size(), 6u);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(std::any_of(m.models.begin(), m.models.end(),
+                            [&](const ModelInfo& info) { return info.name == "added-" + std::to_string(i); }))
+        << "added-" << i << " was lost";
+}
+
+TEST_F(BundleTest, ALinkToABundleReplacesTheBundleItPointsAt) {
+  write_bundle(dir_, input());
+  fs::create_symlink(dir_, root_ / "link");
+  BundleInput next = input();
+  next.name = "next";
+  replace_bundle((root_ / "link").string(), next);
+  EXPECT_TRUE(fs::is_symlink(root_ / "link"));
   EXPECT_EQ(open_bundle(dir_).name, "next");
 }
 

@@ -1,9 +1,16 @@
 #include "zoo/bundle/bundle.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 #include <set>
 #include <system_error>
 
@@ -175,6 +182,10 @@ SwapPaths swap_paths(const std::string& dir) {
   SwapPaths p;
   p.dir = fs::absolute(dir).lexically_normal();
   if (p.dir.filename().empty()) p.dir = p.dir.parent_path();  // "dir/" names dir
+  // A link to a bundle: the bundle it points at is replaced, not the link.
+  std::error_code ec;
+  if (fs::is_symlink(p.dir, ec))
+    if (const fs::path target = fs::canonical(p.dir, ec); !ec) p.dir = target;
   const std::string name = p.dir.filename().string();
   p.staging = p.dir.parent_path() / ("." + name + ".new");
   p.aside = p.dir.parent_path() / ("." + name + ".old");
@@ -196,15 +207,23 @@ void rename_or_throw(const fs::path& from, const fs::path& to, const char* what)
 
 }  // namespace
 
+bool lies_inside(const std::string& path, const std::string& folder) {
+  std::error_code path_ec, folder_ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(path), path_ec);
+  const fs::path f = fs::weakly_canonical(fs::absolute(folder), folder_ec);
+  if (path_ec || folder_ec || f.empty()) return false;
+  // Compared by components, "zoo-2" is not inside "zoo"; a trailing "" component of "dir/" is not one.
+  auto f_end = f.end();
+  if (f_end != f.begin() && std::prev(f_end)->empty()) --f_end;
+  return std::mismatch(f.begin(), f_end, p.begin(), p.end()).first == f_end;
+}
+
 std::string recover_bundle(const std::string& dir) {
   const SwapPaths p = swap_paths(dir);
   std::error_code ec;
-  if (!fs::exists(p.aside, ec)) return p.dir.string();
-  if (fs::exists(p.dir, ec)) {
-    // The new bundle is in place; the crash came while removing the old one.
-    fs::remove_all(p.aside, ec);
-    return p.dir.string();
-  }
+  // With DIR in place an aside copy is a writer's leftover (or its work in
+  // progress): a reader leaves it alone, the next writer removes it.
+  if (!fs::exists(p.aside, ec) || fs::exists(p.dir, ec)) return p.dir.string();
   // The crash came between the two renames: the aside copy is the complete old bundle.
   if (!is_bundle_dir(p.aside)) return p.dir.string();
   fs::rename(p.aside, p.dir, ec);
@@ -213,17 +232,72 @@ std::string recover_bundle(const std::string& dir) {
   return p.dir.string();
 }
 
-Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
-  const SwapPaths p = swap_paths(dir);
+namespace {
+
+// Writers of one bundle take turns: an exclusive lock on the folder that
+// holds it (a lock file would be left beside the bundle), held from reading
+// the old bundle to swapping the new one in, so that two tools adding models
+// at once both land. Writers of other bundles in that folder wait too; they
+// are rare and short.
+class BundleLock {
+ public:
+  explicit BundleLock(const SwapPaths& p) {
+    const std::string path = p.dir.parent_path().string();
+    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) return;  // a missing parent: writing the bundle will say so
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int saved = errno;
+      ::close(fd_);
+      throw Error(ErrorCode::kIo, path + ": cannot lock the folder to replace a bundle in it: " +
+                                      std::strerror(saved));
+    }
+  }
+  ~BundleLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  BundleLock(const BundleLock&) = delete;
+  BundleLock& operator=(const BundleLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Swaps two directories in one step where the kernel and file system can
+// (renameat2 RENAME_EXCHANGE): DIR is then never missing, not even for a
+// moment a reader could fall into.
+bool exchange(const fs::path& a, const fs::path& b) {
+#ifdef RENAME_EXCHANGE
+  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+#else
+  (void)a, (void)b;
+  return false;
+#endif
+}
+
+Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
   recover_bundle(p.dir.string());
   std::error_code ec;
   const bool replacing = fs::exists(fs::symlink_status(p.dir, ec));
   if (replacing && !is_bundle_dir(p.dir))
     throw Error(ErrorCode::kInvalidArgument, p.dir.string() + " exists and is not a zoo bundle (no " +
                                                  kManifestFileName + "); refusing to replace it");
+  if (fs::exists(fs::symlink_status(p.aside, ec))) {
+    // An earlier writer's leftover: DIR is complete (recover_bundle above).
+    // Anything else of that name is not ours to delete.
+    if (!is_bundle_dir(p.aside))
+      throw Error(ErrorCode::kInvalidArgument, p.aside.string() + " exists and is not an old copy of the bundle " +
+                                                   p.dir.string() + "; move it away");
+    fs::remove_all(p.aside, ec);
+  }
   // A staging copy left by an earlier crash was never the live bundle.
   fs::remove_all(p.staging, ec);
   Manifest manifest = write_bundle(p.staging.string(), input);
+  if (replacing && exchange(p.staging, p.dir)) {
+    sync_directory(p.dir.parent_path().string());
+    fs::remove_all(p.staging, ec);  // now the old bundle
+    return manifest;
+  }
   if (replacing) {
     try {
       rename_or_throw(p.dir, p.aside, "move the old bundle aside");
@@ -242,6 +316,14 @@ Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
   sync_directory(p.dir.parent_path().string());
   if (replacing) fs::remove_all(p.aside, ec);
   return manifest;
+}
+
+}  // namespace
+
+Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
+  const SwapPaths p = swap_paths(dir);
+  const BundleLock lock(p);
+  return replace_locked(p, input);
 }
 
 namespace {
@@ -265,6 +347,8 @@ BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
 
 Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
                                const Provenance& provenance) {
+  const SwapPaths p = swap_paths(dir);
+  const BundleLock lock(p);
   const std::string live = recover_bundle(dir);
   const Manifest old = open_bundle(live);
   BundleInput input;
@@ -275,11 +359,13 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
   for (const ModelInfo& m : old.models) input.models.push_back(kept_model(live, m));
   input.predictor = predictor;
   input.experience = experience;
-  return replace_bundle(dir, input);
+  return replace_locked(p, input);
 }
 
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
                        const Provenance& provenance) {
+  const SwapPaths p = swap_paths(dir);
+  const BundleLock lock(p);
   const std::string live = recover_bundle(dir);
   BundleInput input;
   input.name = name;
@@ -310,7 +396,7 @@ Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, co
   } else {
     input.models.push_back(model);
   }
-  return replace_bundle(dir, input);
+  return replace_locked(p, input);
 }
 
 }  // namespace nasoa::zoo

@@ -11,11 +11,15 @@
 //
 // Replacing an existing bundle (replace_bundle, add_to_bundle) never leaves a
 // moment without a loadable one: the new bundle is written complete as
-// ".NAME.new" beside DIR, DIR is renamed to ".NAME.old", ".NAME.new" to DIR,
-// and ".NAME.old" is removed. A crash between the two renames leaves DIR
-// missing and ".NAME.old" complete; recover_bundle() renames it back, and
-// every function here that replaces calls it first. Not safe against two
-// processes replacing the same DIR at once.
+// ".NAME.new" beside DIR and swapped with DIR in one step (renameat2
+// RENAME_EXCHANGE), then the old copy is removed. Where the file system
+// cannot swap, DIR is renamed to ".NAME.old", ".NAME.new" to DIR, and
+// ".NAME.old" is removed; a crash between those two renames leaves DIR
+// missing and ".NAME.old" complete, and recover_bundle() renames it back
+// (every function here that reads or replaces calls it first). Writers of
+// one DIR take turns through an exclusive lock (flock) on the folder that
+// holds it, held across add_to_bundle's read-modify-write, so two tools
+// adding models at once both land. A DIR that is a link to a bundle replaces its target.
 #pragma once
 
 #include <optional>
@@ -57,9 +61,17 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input);
 // then), Error{kIo} when writing fails (the previous bundle stays in place).
 Manifest replace_bundle(const std::string& dir, const BundleInput& input);
 
-// Finishes a replacement that a crash interrupted. Returns the directory to
-// read: `dir`, or the aside copy when it could not be renamed back (a
-// read-only file system, say). Never throws for a missing `dir`.
+// Whether `path` is `folder` or lies inside it, links resolved as far as
+// they exist: an output there would replace one of a bundle's files, or add
+// one that verification refuses. False when either cannot be resolved.
+bool lies_inside(const std::string& path, const std::string& folder);
+
+// Finishes a replacement that a crash interrupted: when `dir` is missing and
+// ".NAME.old" is a complete bundle, renames it back. Removes nothing (a
+// leftover ".NAME.old" beside a complete DIR is the next writer's to remove,
+// and only if it is a bundle). Returns the directory to read: `dir`, or the
+// aside copy when it could not be renamed back (a read-only file system,
+// say). Never throws for a missing `dir`.
 std::string recover_bundle(const std::string& dir);
 
 // Adds `model` to the bundle `dir`, replacing a model of the same name, or
