@@ -115,11 +115,18 @@ void check_budget(const Budget& budget, bool finite) {
   };
   require(budget.seconds > 0, "seconds", budget.seconds, "> 0");
   require(budget.joules >= 0, "joules", budget.joules, ">= 0 (0: no limit)");
-  require(budget.memory_mib >= 0, "memory_mib", double(budget.memory_mib), ">= 0 (0: no limit)");
+  // The cap is used in bytes: 2^30 MiB (a pebibyte) keeps that far from overflowing.
+  require(budget.memory_mib >= 0 && budget.memory_mib <= (std::int64_t(1) << 30), "memory_mib",
+          double(budget.memory_mib), ">= 0 (0: no limit) and at most 2^30 (a PiB)");
   require(budget.spent_seconds >= 0, "spent_seconds", budget.spent_seconds, ">= 0");
 }
 
 }  // namespace sdk
+
+Adapter::Impl& Adapter::live() const {
+  if (!impl_) throw Error(ErrorCode::kInvalidArgument, "nasoa::Adapter: used after it was moved from");
+  return *impl_;
+}
 
 Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_unique<Impl>()) {
   constexpr int kMostThreads = 4096;
@@ -150,7 +157,7 @@ Adapter::~Adapter() = default;
 void Adapter::check_out_dir(const std::string& out_dir) const {
   sdk::at_boundary("Adapter::check_out_dir", [&] {
     if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
-    runtime::check_model_dir_target(out_dir, impl_->zoo->dir());
+    runtime::check_model_dir_target(out_dir, live().zoo->dir());
   });
 }
 
@@ -164,9 +171,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const Clock::time_point started = Clock::now();
       validate(regime);
       sdk::check_budget(budget, /*finite=*/false);
-      const Zoo& zoo = *impl_->zoo;
+      const Zoo& zoo = *live().zoo;
       check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
-      const AdapterOptions& options = impl_->options;
+      const AdapterOptions& options = live().options;
       const ModelInfo& model = zoo.model(regime.model);
       const runtime::ImageStore& store = *task.impl().store;
       if (store.side() != model.input_size)
@@ -177,7 +184,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
         throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
 
-      std::optional<runtime::DeviceProfile> profile = impl_->profile;
+      std::optional<runtime::DeviceProfile> profile = live().profile;
       if (!profile && !options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
       double profile_watts = 0;
       if (profile && options.estimate_watts <= 0) {

@@ -25,6 +25,7 @@
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa {
 namespace {
@@ -298,23 +299,23 @@ std::string default_state_dir() {
 }
 
 std::string Adapter::state_dir() const {
-  return sdk::at_boundary("Adapter::state_dir", [&] { return state_folder(*impl_); });
+  return sdk::at_boundary("Adapter::state_dir", [&] { return state_folder(live()); });
 }
 
 double Adapter::calibrate(bool force) {
   return sdk::at_boundary("Adapter::calibrate", [&] {
-    if (!impl_->options.device_profile.empty()) {
-      ensure_profile(*impl_, {}, false);
+    if (!live().options.device_profile.empty()) {
+      ensure_profile(live(), {}, false);
       return 0.0;
     }
-    return ensure_profile(*impl_, state_folder(*impl_), force).seconds;
+    return ensure_profile(live(), state_folder(live()), force).seconds;
   });
 }
 
 Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_regime) {
   return sdk::at_boundary("Adapter::plan", [&] {
     const auto started = Clock::now();
-    Impl& impl = *impl_;
+    Impl& impl = live();
     const Zoo& zoo = *impl.zoo;
     // A plan records its budget and must read back (Plan::from_json): NaN and
     // infinity have no JSON form.
@@ -477,9 +478,23 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
 
 bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
   return sdk::at_boundary("Adapter::record", [&] {
-    Impl& impl = *impl_;
+    Impl& impl = live();
     validate(result.regime);
     const ModelInfo& info = impl.zoo->model(result.regime.model);
+    // The experience log is append-only and the predictor learns from it: an
+    // impossible result would stay in it for good, so it is refused here.
+    const auto refuse = [](const std::string& what) {
+      throw Error(ErrorCode::kInvalidArgument, "Result field " + what);
+    };
+    const int stages = rt::describe_model(info).num_stages;
+    if (result.regime.frozen_stages > stages)
+      refuse("regime.frozen_stages = " + std::to_string(result.regime.frozen_stages) + ": model '" + info.name +
+             "' has " + std::to_string(stages) + " stages");
+    if (!(std::isfinite(result.wall_seconds) && result.wall_seconds >= 0))
+      refuse("wall_seconds = " + zoo::shown_number(result.wall_seconds) + ": expected a finite value >= 0");
+    if (!(std::isfinite(result.spent_seconds) && result.spent_seconds >= 0 &&
+          result.spent_seconds <= result.wall_seconds))
+      refuse("spent_seconds = " + zoo::shown_number(result.spent_seconds) + ": expected a finite value in [0, wall_seconds]");
     const rt::ImageStore& store = *task.impl().store;
 
     rt::ExperienceRecord rec;

@@ -178,6 +178,11 @@ class NASOA_API Adapter {
   // a checkpoint interval not above 0,
   // estimate_watts negative, not finite or above 100,000 W).
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
+  // The Adapter keeps a reference to `zoo`, which must outlive it: a
+  // temporary Zoo would leave it dangling, so it does not compile.
+  Adapter(const Zoo&& zoo, AdapterOptions options = {}) = delete;
+  // A moved-from Adapter may only be assigned to or destroyed; any other
+  // call throws Error{kInvalidArgument}.
   Adapter(Adapter&&) noexcept;
   Adapter& operator=(Adapter&&) noexcept;
   Adapter(const Adapter&) = delete;
@@ -276,6 +281,7 @@ class NASOA_API Adapter {
   struct Impl;  // for the SDK's own use
 
  private:
+  Impl& live() const;  // *impl_, or Error{kInvalidArgument} when moved from
   std::unique_ptr<Impl> impl_;
 };
 

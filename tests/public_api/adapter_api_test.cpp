@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <thread>
@@ -249,6 +250,61 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(big, regime_, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(code_of([&] { nasoa::Task::from_folder((dir_ / "missing").string()); }), nasoa::ErrorCode::kNotFound);
+}
+
+TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
+  // Moved-from objects: an error, not a crash.
+  nasoa::Task task = nasoa::Task::from_folder((dir_ / "task").string());
+  const nasoa::Task taken = std::move(task);
+  EXPECT_EQ(taken.size(), 24u);
+  EXPECT_EQ(code_of([&] { (void)task.size(); }), nasoa::ErrorCode::kInvalidArgument);  // NOLINT(bugprone-use-after-move)
+  nasoa::AdapterOptions options;
+  options.state_dir = (dir_ / "state").string();
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Adapter kept = std::move(adapter);
+  EXPECT_EQ(code_of([&] { (void)adapter.state_dir(); }), nasoa::ErrorCode::kInvalidArgument);  // NOLINT
+
+  // A memory cap whose bytes overflow.
+  nasoa::Budget huge;
+  huge.seconds = 30;
+  huge.memory_mib = std::int64_t(1) << 44;
+  EXPECT_EQ(code_of([&] { kept.fine_tune(*task_, regime_, huge, (dir_ / "m").string()); }),
+            nasoa::ErrorCode::kInvalidArgument);
+
+  // An impossible result would stay in the append-only experience for good.
+  nasoa::Result impossible;
+  impossible.regime = regime_;
+  impossible.regime.frozen_stages = 99;
+  impossible.validation_accuracy = 0.5;
+  EXPECT_EQ(code_of([&] { kept.record(*task_, nasoa::Plan{}, impossible); }), nasoa::ErrorCode::kInvalidArgument);
+  impossible.regime.frozen_stages = 0;
+  impossible.wall_seconds = -1;
+  EXPECT_EQ(code_of([&] { kept.record(*task_, nasoa::Plan{}, impossible); }), nasoa::ErrorCode::kInvalidArgument);
+
+  // A CSV task validated on a folder of its own images.
+  std::ofstream csv(dir_ / "list.csv");
+  for (const char* c : {"dark", "bright"})
+    for (int i = 0; i < 12; ++i) csv << "task/" << c << "/" << i << ".png," << c << "\n";
+  csv.close();
+  nasoa::TaskOptions on_itself;
+  on_itself.validation_dir = (dir_ / "task").string();
+  EXPECT_EQ(code_of([&] { nasoa::Task::from_csv((dir_ / "list.csv").string(), on_itself); }),
+            nasoa::ErrorCode::kInvalidArgument);
+
+  // A class whose images are all in the validation folder: never trained on.
+  fs::create_directories(dir_ / "train/dark");
+  fs::create_directories(dir_ / "train/bright");
+  for (int i = 0; i < 3; ++i) fs::copy_file(dir_ / "task/dark" / (std::to_string(i) + ".png"), dir_ / "train/dark" / (std::to_string(i) + ".png"));
+  std::ofstream(dir_ / "train/bright/0.png") << "not an image";
+  nasoa::TaskOptions validated;
+  validated.validation_dir = (dir_ / "task").string();
+  try {
+    nasoa::Task::from_folder((dir_ / "train").string(), validated);
+    ADD_FAILURE() << "a class with no training image was accepted";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("'bright' has no usable training image"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
