@@ -48,6 +48,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <tuple>
 
@@ -60,6 +61,7 @@
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
 
@@ -173,6 +175,11 @@ void check_grid_and_log_path(Args& a) {
   if (a.lrs.empty() || a.frozen.empty() || a.epochs.empty())
     throw Error(ErrorCode::kInvalidArgument, "--lrs, --frozen and --epochs each need a value");
   std::error_code ec;
+  // Inside the bundle the log would make it fail verification (a file it
+  // does not list, or one it lists, changed).
+  if (!a.zoo.empty() && nasoa::zoo::lies_inside(a.log, a.zoo))
+    throw Error(ErrorCode::kInvalidArgument, a.log + ": is inside the zoo bundle " + a.zoo +
+                                                 "; keep the log elsewhere (--ship copies it into the bundle)");
   if (fs::exists(a.log, ec)) {
     if (!fs::is_regular_file(a.log, ec))
       throw Error(ErrorCode::kInvalidArgument, a.log + ": not a regular file; refusing to append to it");
@@ -190,6 +197,20 @@ rt::ExperienceLogContents read_log_to_append(const std::string& log) {
     throw Error(ErrorCode::kInvalidArgument,
                 log + ": not an experience log (" + std::to_string(contents.skipped.size()) +
                     " lines, none a record); refusing to append to it");
+  // A last line without its newline is cut before appending. That is right
+  // for a record a crash cut short (it starts with its checksum's hex
+  // digits), not for a file of other text.
+  if (contents.records.empty() && contents.torn_tail) {
+    const std::string bytes = nasoa::zoo::read_file(log);
+    const std::string_view tail = std::string_view(bytes).substr(contents.torn_tail->offset);
+    const std::size_t hex = std::min<std::size_t>(tail.size(), 64);
+    const bool record_start = std::all_of(tail.begin(), tail.begin() + long(hex), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }) && (tail.size() <= 64 || tail[64] == ' ');
+    if (!record_start)
+      throw Error(ErrorCode::kInvalidArgument,
+                  log + ": not an experience log (its text is not a record); refusing to append to it");
+  }
   for (const std::string& line : contents.damage_report(log))
     std::cerr << "gathering: " << line << " (that run is made again)\n";
   return contents;
@@ -259,7 +280,17 @@ int run(Args a) {
   }
   const int claims = claim_tasks(a.log, indices, names);  // held until the process ends
   (void)claims;
-  const std::set<std::string> done = rt::completed_run_ids(read_log_to_append(a.log));  // once claimed
+  const rt::ExperienceLogContents existing = read_log_to_append(a.log);  // once claimed
+  // Run ids name a task, a model name and a plan; a log gathered with
+  // another bundle whose model of that name is another network would have
+  // its runs taken for this one's.
+  for (const rt::ExperienceRecord& r : existing.records)
+    for (const nasoa::ModelInfo& m : manifest.models)
+      if (r.model.name == m.name && r.model.encoding != m.encoding)
+        throw Error(ErrorCode::kInvalidArgument,
+                    a.log + ": holds runs of a model '" + m.name + "' with encoding " + r.model.encoding + "; in " +
+                        a.zoo + " '" + m.name + "' is " + m.encoding + ": gather into another --log");
+  const std::set<std::string> done = rt::completed_run_ids(existing);
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
     ingest.side = side;
@@ -292,6 +323,10 @@ int run(Args a) {
       plans[{t, m}] = std::move(order);
     }
 
+  std::vector<int> max_frozen;
+  for (const nasoa::ModelInfo& info : manifest.models)
+    max_frozen.push_back(nasoa::zoo::load_network(a.zoo, info)->num_stages() - 1);
+  std::set<std::string> made;  // this process's runs, by id
   std::map<std::pair<std::size_t, std::size_t>, double> probe, probe_seconds;
   int ran = 0, skipped = 0;
   for (std::size_t r = 0; r < rounds; ++r)
@@ -302,11 +337,15 @@ int run(Args a) {
         const nasoa::ModelInfo& info = manifest.models[m];
         Task& task = tasks[t];
         Plan plan = list[r];
+        // Frozen counts above the model's are the same run as its largest:
+        // capped before naming the run, so that it is made and counted once.
+        plan.frozen = std::min(plan.frozen, max_frozen[m]);
         const std::string id = run_id(task.name, info.name, plan, a.batch, a.seed);
         if (done.count(id)) {
           ++skipped;
           continue;
         }
+        if (!made.insert(id).second) continue;  // a capped plan this process has made
         if (a.hours > 0 && seconds_since(started) > a.hours * 3600) {
           std::cerr << "gathering: stopped after " << a.hours << " h (" << ran << " runs); run again to carry on\n";
           return 0;
@@ -324,7 +363,6 @@ int run(Args a) {
         job.network = nasoa::zoo::load_network(a.zoo, info);
         torch::manual_seed(a.seed);
         job.network->reset_head(classes);
-        plan.frozen = std::min(plan.frozen, job.network->num_stages() - 1);
         job.store = task.store.get();
         job.split = task.split;
         job.regime.model = info.name;

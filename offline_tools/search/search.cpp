@@ -172,10 +172,18 @@ State load(const SearchOptions& o, const std::string& dir) {
       throw Error(ErrorCode::kCorrupt, path + ": field population holds '" + enc + "': " + e.what());
     }
   }
-  for (const Evaluation& e : s.evaluations)
+  std::set<std::string> evaluated;
+  for (const Evaluation& e : s.evaluations) {
     if (e.ok() && (!(e.accuracy >= 0 && e.accuracy <= 1) || !(e.step_seconds >= 0) || !std::isfinite(e.step_seconds)))
       throw Error(ErrorCode::kCorrupt, path + ": evaluation of '" + e.encoding +
                                            "' has an accuracy outside [0, 1] or a step time that is not a number");
+    if (e.ok()) evaluated.insert(e.encoding);
+  }
+  // The next generation's parents come from the population's evaluations.
+  for (const std::string& enc : s.population)
+    if (evaluated.count(enc) == 0)
+      throw Error(ErrorCode::kCorrupt, path + ": field population holds '" + enc +
+                                           "', which has no successful evaluation in field evaluations");
   return s;
 }
 
@@ -352,6 +360,8 @@ class Search {
     std::vector<const Evaluation*> pop;
     for (const std::string& enc : s_.population)
       if (const Evaluation* e = find(enc)) pop.push_back(e);
+    if (pop.empty())  // load() refuses such a state; a tournament over nothing would read past the end
+      throw Error(ErrorCode::kCorrupt, dir_ + ": no member of the population has a successful evaluation");
     const std::vector<Objectives> obj = objectives(pop);
     const std::vector<int> rank = pareto_ranks(obj);
     const std::vector<double> crowd = crowding_distances(obj, rank);

@@ -97,6 +97,17 @@ check "a --log that is not an experience log is refused and left alone" bash -c 
   --threads 1 > /dev/null 2> "$work/grid.err"
 check "a bad grid value is refused before any training, naming it" bash -c \
   "[ $? -eq 1 ] && grep -q -- '--lrs' '$work/grid.err' && [ ! -e '$work/y.log' ]"
+printf 'my notes, without a last line break' > "$work/notes.txt"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/notes.txt" "${grid[@]}" > /dev/null 2> "$work/notes.err"
+check "a --log of one line of other text is refused and left alone" bash -c \
+  "[ $? -eq 1 ] && grep -q 'not an experience log' '$work/notes.err' && [ \"\$(cat '$work/notes.txt')\" = 'my notes, without a last line break' ]"
+"$gather" --zoo "$work/zoo2" --tasks "$work/tasks" --log "$work/zoo2/exp.log" "${grid[@]}" > /dev/null 2> "$work/inside.err"
+check "a --log inside the bundle is refused, and the bundle still verifies" bash -c \
+  "[ $? -eq 1 ] && grep -q 'inside the zoo bundle' '$work/inside.err' && [ ! -e '$work/zoo2/exp.log' ] && '$zoo' verify '$work/zoo2' > /dev/null"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/capped.log" --lrs 0.1 --frozen 7,9 --epochs 1 --batch 8 \
+  --threads 1 > /dev/null 2> "$work/capped.err"
+check "frozen counts above a model's stages are one run, made once" bash -c \
+  "grep -q '6 runs made' '$work/capped.err' && [ \$(wc -l < '$work/capped.log') -eq 6 ]"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -30,6 +30,8 @@ check "make-task refuses an existing task without --replace" bash -c \
 check "make-task --replace replaces a task it wrote" bash -c \
   "'$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/task-again' --replace > /dev/null && [ -d '$work/task-again/0' ] && [ ! -e '$work/task-again/t-shirt' ]"
 mkdir -p "$work/precious" && echo keep > "$work/precious/data.txt"
+check "make-task --replace with a trailing slash replaces the task, not deletes it" bash -c \
+  "'$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/task-again/' --replace > /dev/null && [ -d '$work/task-again/0' ] && [ -d '$work/task-again/1' ] && [ ! -e '$work/task-again/.partial' ]"
 check "make-task --replace never removes other data" bash -c \
   "! '$make_task' --idx '$images' '$labels' --classes 0,1 --per-class 2 --out '$work/precious' --replace 2>/dev/null && [ -f '$work/precious/data.txt' ]"
 "$make_task" --idx "$images" "$labels" --classes 0,12 --per-class 2 --out "$work/bad" 2> "$work/bad.err"

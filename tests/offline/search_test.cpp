@@ -240,8 +240,10 @@ TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
   const std::string good = nasoa::zoo::read_file(dir / "state/state.json");
   // An empty population (the tournament indexed it), a generation count that
   // would run a million empty generations, an accuracy above 1.
+  // A population member never evaluated (the tournament drew from nothing
+  // and read past the end), and one whose evaluations were removed.
   const std::vector<std::pair<std::string, std::string>> damage{
-      {"population", "[]"}, {"generation", "-1000000"}};
+      {"population", "[]"}, {"generation", "-1000000"}, {"population", "[\"0-_8_11-11\"]"}, {"evaluations", "[]"}};
   for (const auto& [field, value] : damage) {
     nlohmann::json j = nlohmann::json::parse(good);
     j[field] = nlohmann::json::parse(value);

@@ -72,6 +72,18 @@ TEST(WeightsFileTest, DamagedHeadersAreRefusedWithoutReadingOutOfBounds) {
   std::string bad_dtype = bytes;
   bad_dtype[8 + 4 + 2 + 1] = 99;
   EXPECT_THROW(decode_weights(bad_dtype, "w"), Error);
+  // A dimension within the element cap but far beyond the file: refused as
+  // truncated before any allocation (2^38 floats would be a terabyte).
+  std::string big_dim = bytes;
+  const std::int64_t big = std::int64_t{1} << 38;
+  std::memcpy(&big_dim[dim_at], &big, sizeof big);
+  try {
+    decode_weights(big_dim, "w.weights");
+    FAIL() << "a dimension past the file's bytes was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated in tensor data"), std::string::npos) << e.what();
+  }
 }
 
 TEST(WeightsFileTest, ModuleStateLoadsOnlyIntoAMatchingNetwork) {

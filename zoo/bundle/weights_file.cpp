@@ -120,8 +120,11 @@ NamedTensors decode_weights(std::string_view bytes, const std::string& source) {
       numel *= static_cast<std::uint64_t>(size);
       dims.push_back(size);
     }
+    // The bytes are taken before the tensor is made: dimensions that a damaged
+    // file inflates must fail as a short file, not as a terabyte allocation.
+    const std::size_t element_size = c10::elementSize(dtype->type);
+    const std::string_view data = r.take(numel * element_size, "tensor data");
     torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype->type));
-    const std::string_view data = r.take(numel * t.element_size(), "tensor data");
     std::memcpy(t.data_ptr(), data.data(), data.size());
     out.emplace_back(std::move(name), std::move(t));
   }
