@@ -64,6 +64,7 @@
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
+#include "zoo/text/printable.h"
 
 namespace {
 
@@ -295,7 +296,9 @@ int run(Args a) {
     rt::IngestOptions ingest;
     ingest.side = side;
     Task t;
-    t.name = name;
+    // Run ids and records are UTF-8 text: a Latin-1 folder name went in as
+    // U+FFFD, never matched on resume, and every rerun made its runs again.
+    t.name = nasoa::zoo::utf8_safe(name);
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
     t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
     tasks.push_back(std::move(t));
@@ -426,11 +429,13 @@ int main(int argc, char** argv) {
   app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--probe-per-class", a.probe_per_class, "Images per class for the LogME probe")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--seed", a.seed, "Seed of splits, draws and training")->capture_default_str();
+  app.add_option("--seed", a.seed, "Seed of splits, draws and training")
+      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->capture_default_str();
   app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")
       ->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)")
-      ->check(CLI::Range(0, 4096));
+      ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
   CLI11_PARSE(app, argc, argv);
   try {

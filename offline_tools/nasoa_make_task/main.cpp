@@ -141,7 +141,9 @@ int main(int argc, char** argv) {
   app.add_option("--classes", a.classes, "Label numbers to take, in this order")->delimiter(',')->required();
   app.add_option("--class-names", a.class_names, "Folder names of those classes (default: the numbers)")->delimiter(',');
   app.add_option("--per-class", a.per_class, "Images per class")->required()->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
-  app.add_option("--seed", a.seed, "Seed of which images are picked")->capture_default_str();
+  app.add_option("--seed", a.seed, "Seed of which images are picked")
+      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->capture_default_str();
   app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")->required();
   app.add_flag("--replace", a.replace, "Replace a task folder this tool wrote");
   CLI11_PARSE(app, argc, argv);

@@ -20,6 +20,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -33,6 +35,7 @@
 #include "runtime/train/fine_tuner.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
+#include "zoo/text/printable.h"
 
 namespace {
 
@@ -70,6 +73,23 @@ int run(const Args& a, const std::string& command_line) {
   const nasoa::Encoding encoding = nasoa::Encoding::parse(a.encoding);  // refuse a bad one before reading data
   if (a.data.empty() == a.idx.empty())
     throw Error(ErrorCode::kInvalidArgument, "give exactly one of --data DIR and --idx IMAGES LABELS");
+  // Before the training, not after it: what would refuse the model at the end.
+  if (a.out.empty()) throw Error(ErrorCode::kInvalidArgument, "--out is empty");
+  for (const auto& [option, value] : {std::pair<const char*, std::string>{"--name", a.name},
+                                      {"--model-name", a.model_name.empty() ? a.encoding : a.model_name}})
+    if (!nasoa::zoo::is_safe_name(value))
+      throw Error(ErrorCode::kInvalidArgument, std::string(option) + " '" + nasoa::zoo::printable(value) +
+                                                   "' must match [A-Za-z0-9._-]+ and not start with '.'");
+  {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const std::string live = nasoa::zoo::recover_bundle(a.out);
+    if (fs::exists(fs::symlink_status(live, ec)))
+      nasoa::zoo::open_bundle(live);  // not a bundle, or a damaged one: refused now, naming it
+    else if (fs::path target = fs::absolute(a.out).lexically_normal();
+             !fs::is_directory((target.filename().empty() ? target.parent_path() : target).parent_path(), ec))
+      throw Error(ErrorCode::kInvalidArgument, a.out + ": its folder does not exist");
+  }
   rt::TaskSource source = a.data.empty() ? rt::list_idx(a.idx[0], a.idx[1]) : rt::list_folder(a.data);
   if (!a.classes.empty()) {
     source = rt::select_classes(source, a.classes, a.class_names);
@@ -178,11 +198,21 @@ int main(int argc, char** argv) {
   app.add_option("--model-name", a.model_name, "Model name (default: the encoding); replaces a model of that name");
   app.add_option("--lr", a.lr, "Peak learning rate (SGD, cosine schedule)")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--budget", a.budget, "Wall-clock limit of the training, seconds (default: none)")->check(CLI::PositiveNumber);
+  app.add_option("--budget", a.budget, "Wall-clock limit of the training, seconds (default: none)")->check(CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        // CLI11's PositiveNumber lets "nan" through, which read as no budget.
+        return end != text.c_str() && *end == '\0' && std::isfinite(v) && v > 0 ? "" : "expected a finite number > 0";
+      },
+      "SECONDS > 0"));
   app.add_option("--validation-fraction", a.validation_fraction, "Held out of each class for the upstream accuracy")
       ->check(CLI::Range(0.01, 0.9))->capture_default_str();
-  app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")->capture_default_str();
-  app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)");
+  app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")
+      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->capture_default_str();
+  app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)")
+      ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--data-card", a.data_card, "Where the corpus is described (a data card: file#section or URL), recorded in the provenance")->capture_default_str();
   app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--threads", options.threads, "LibTorch intra-op threads (default: as fine-tuning uses them on a CPU)")
-      ->check(CLI::Range(1, 4096))
+      ->check(CLI::Range(1, nasoa::zoo::usable_cores()))  // more only waits on itself
       ->capture_default_str();
   app.add_option("--models", options.models, "Only these models, comma-separated (default: all)")->delimiter(',');
   app.add_flag("--cpu", cpu_only, "Measure on the CPU even where CUDA is available");

@@ -140,7 +140,13 @@ std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Ev
   // Cached beside the search state, so a resumed run does not retrain them.
   const std::string cache_path = (std::filesystem::path(a.state) / "baselines.json").string();
   Json cache = Json::object();
-  if (std::filesystem::exists(cache_path)) cache = Json::parse(nasoa::zoo::read_file(cache_path));
+  try {
+    if (std::filesystem::exists(cache_path)) cache = Json::parse(nasoa::zoo::read_file(cache_path));
+    if (!cache.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": not a JSON object");
+    for (const auto& [encoding, evaluation] : cache.items()) (void)evaluation.get<Evaluation>();
+  } catch (const Json::exception& e) {
+    throw Error(ErrorCode::kCorrupt, cache_path + ": " + e.what() + " (remove it to evaluate the baselines again)");
+  }
   std::vector<std::string> names, encodings, missing;
   for (const std::string& b : a.baselines) {
     const auto eq = b.find('=');
@@ -169,6 +175,13 @@ std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Ev
 
 int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
   const auto started = std::chrono::steady_clock::now();
+  // A bad --baseline is refused before the hours of search, not after them.
+  for (const std::string& b : a.baselines) {
+    const auto eq = b.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b + "': expected NAME=ENCODING");
+    nasoa::Encoding::parse(b.substr(eq + 1));
+  }
   auto log = [](const std::string& line) { std::cerr << line << std::endl; };
   const nasoa::search::SearchResult result = nasoa::search::run_search(a.search, evaluator, a.state, log);
   const std::vector<NamedEvaluation> baselines = evaluate_baselines(a, evaluator);
@@ -279,7 +292,9 @@ int main(int argc, char** argv) {
   app.add_option("--corpus", a.corpus, "Upstream corpus: a folder of class subfolders")->required();
   app.add_option("--state", a.state, "Folder of the resumable search state")->required();
   app.add_option("--out", a.out, "Folder for the CSV tables and the plot")->required();
-  app.add_option("--seed", a.search.seed, "Seed of the search and of every proxy training")->capture_default_str();
+  app.add_option("--seed", a.search.seed, "Seed of the search and of every proxy training")
+      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->capture_default_str();
   app.add_option("--input", a.proxy.input_size, "Input side in pixels")->check(CLI::Range(8, 1024))->capture_default_str();
   app.add_option("--batch", a.proxy.batch_size, "Batch size of the timing and the proxy training")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--proxy-epochs", a.proxy.epochs, "Epochs of the proxy training")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -305,7 +320,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained");
   app.add_option("--baseline", a.baselines, "NAME=ENCODING of a hand-designed network evaluated for comparison (repeatable)");
   app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")->capture_default_str();
-  app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores less a quarter of them for the batch loader)");
+  app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores less a quarter of them for the batch loader)")
+      ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   CLI11_PARSE(app, argc, argv);
   a.proxy.seed = a.search.seed;
 

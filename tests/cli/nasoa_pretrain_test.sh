@@ -63,6 +63,14 @@ check "pretrain writes nothing for an invalid encoding" test ! -e "$work/never"
 check "pretrain names the encoding rule" grep -q "7-_8_1" "$work/enc.err"
 check "pretrain refuses to overwrite a non-bundle" bash -c \
   "! '$pretrain' --quiet --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --out '$work/precious' --name x --threads 1 2>/dev/null && [ -f '$work/precious/data.txt' ]"
+"$pretrain" --encoding 2-_8_1 --data "$work/task" --input 16 --epochs 200 --out "$work/precious" --name x --threads 1 \
+  > "$work/early.out" 2> "$work/early.err"
+check "pretrain refuses a non-bundle --out before training, naming it" bash -c \
+  "[ $? -eq 1 ] && grep -q precious '$work/early.err' && ! grep -q '^epoch' '$work/early.err'"
+check "pretrain refuses a negative --seed (it wrapped to 2^64-1)" bash -c \
+  "! '$pretrain' --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --out '$work/n1' --name x --seed -1 2>/dev/null && [ ! -e '$work/n1' ]"
+check "pretrain refuses --budget nan (it meant no budget)" bash -c \
+  "! '$pretrain' --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --out '$work/n2' --name x --budget nan 2>/dev/null && [ ! -e '$work/n2' ]"
 check "pretrain exits non-zero without --out" bash -c \
   "! '$pretrain' --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --name x 2>/dev/null"
 
