@@ -106,6 +106,39 @@ std::optional<ImageHeader> parse_image_header(std::string_view b) {
   return std::nullopt;
 }
 
+int jpeg_exif_orientation(std::string_view b) {
+  if (b.size() < 4 || b.substr(0, 3) != "\xFF\xD8\xFF") return 1;
+  std::size_t at = 2;
+  while (at + 4 <= b.size() && std::uint8_t(b[at]) == 0xFF) {
+    const std::uint8_t marker = std::uint8_t(b[at + 1]);
+    if (marker == 0xDA || marker == 0xD9) break;  // the image data: no more metadata
+    const std::size_t length = be16(b, at + 2);
+    if (length < 2 || at + 2 + length > b.size()) break;
+    const std::string_view data = b.substr(at + 4, length - 2);
+    if (marker == 0xE1 && data.size() >= 14 && data.substr(0, 6) == std::string_view("Exif\0\0", 6)) {
+      const std::string_view tiff = data.substr(6);
+      if (tiff.substr(0, 2) != "II" && tiff.substr(0, 2) != "MM") return 1;
+      const bool little = tiff[0] == 'I';
+      auto u16 = [&](std::uint64_t p) { return little ? le16(tiff, p) : be16(tiff, p); };
+      auto u32 = [&](std::uint64_t p) { return little ? le32(tiff, p) : be32(tiff, p); };
+      const std::uint64_t ifd = u32(4);
+      if (ifd + 2 > tiff.size()) return 1;
+      const std::uint32_t entries = u16(ifd);
+      for (std::uint32_t i = 0; i < entries; ++i) {
+        const std::uint64_t e = ifd + 2 + 12 * std::uint64_t(i);
+        if (e + 12 > tiff.size()) return 1;
+        if (u16(e) == 0x0112 && u16(e + 2) == 3) {  // Orientation, SHORT
+          const std::uint32_t value = u16(e + 8);
+          return value >= 1 && value <= 8 ? int(value) : 1;
+        }
+      }
+      return 1;
+    }
+    at += 2 + length;
+  }
+  return 1;
+}
+
 const char* format_name(ImageFormat format) {
   switch (format) {
     case ImageFormat::kPng: return "PNG";

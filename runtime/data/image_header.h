@@ -28,4 +28,10 @@ std::optional<ImageHeader> parse_image_header(std::string_view bytes);
 
 const char* format_name(ImageFormat format);
 
+// The EXIF orientation (1-8; 1: as stored) of a JPEG's APP1 segment, 1 when
+// it has none or it cannot be read. Phones store a portrait photo as a
+// landscape image with orientation 6; OpenCV applies it only when asked to
+// convert the pixels, which the store cannot ask (it keeps alpha and depth).
+int jpeg_exif_orientation(std::string_view bytes);
+
 }  // namespace nasoa::runtime

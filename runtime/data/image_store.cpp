@@ -254,6 +254,26 @@ cv::Mat fit_square(const cv::Mat& rgb, int side) {
   return square;
 }
 
+namespace {
+
+// `m` turned as its EXIF orientation says, so that a phone's portrait photo
+// is trained on standing up.
+cv::Mat upright(const cv::Mat& m, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2: cv::flip(m, out, 1); return out;
+    case 3: cv::rotate(m, out, cv::ROTATE_180); return out;
+    case 4: cv::flip(m, out, 0); return out;
+    case 5: cv::transpose(m, out); return out;
+    case 6: cv::rotate(m, out, cv::ROTATE_90_CLOCKWISE); return out;
+    case 7: cv::transpose(m, out); cv::rotate(out, out, cv::ROTATE_180); return out;
+    case 8: cv::rotate(m, out, cv::ROTATE_90_COUNTERCLOCKWISE); return out;
+    default: return m;
+  }
+}
+
+}  // namespace
+
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
                          std::string* reason, cv::Size* original, int* channels) {
   std::optional<ImageHeader> header;
@@ -275,6 +295,7 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
     *reason = std::string("damaged or truncated ") + format_name(header->format) + " (decoder failed)";
     return {};
   }
+  if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));
   if (original) *original = decoded.size();
   if (channels) *channels = decoded.channels();
   *reason = unsupported_pixels(decoded);

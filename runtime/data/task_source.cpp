@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "nasoa/error.h"
 #include "zoo/text/printable.h"
@@ -164,8 +165,16 @@ TaskSource list_csv(const std::string& csv_path) {
   std::error_code ec;
   if (fs::is_directory(csv_path, ec))
     throw Error(ErrorCode::kInvalidArgument, csv_path + ": is a folder, not a CSV list (path,label lines)");
-  std::ifstream in(csv_path);
-  if (!in) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
+  std::ifstream file(csv_path, std::ios::binary);
+  if (!file) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
+  std::ostringstream text;
+  text << file.rdbuf();
+  // An image or a UTF-16 file given as the list: said so, not parsed into
+  // a line of garbage.
+  if (text.str().find('\0') != std::string::npos)
+    throw Error(ErrorCode::kInvalidArgument,
+                csv_path + ": binary data (or UTF-16); a CSV list is UTF-8 text lines of `path,label`");
+  std::istringstream in(text.str());
   TaskSource task;
   task.origin = csv_path;
   const fs::path base = fs::path(csv_path).parent_path();
@@ -174,6 +183,7 @@ TaskSource list_csv(const std::string& csv_path) {
   // validation split, and under two labels it has no single answer.
   std::map<std::string, std::pair<int, std::string>> listed;  // path -> (line, label)
   std::string line;
+  bool seen_row = false;
   for (int number = 1; std::getline(in, line); ++number) {
     if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
     line = trim(line);
@@ -181,13 +191,21 @@ TaskSource list_csv(const std::string& csv_path) {
     // The label is after the last comma, so that paths may contain commas.
     const std::size_t comma = line.rfind(',');
     if (comma == std::string::npos)
-      throw Error(ErrorCode::kInvalidArgument,
-                  csv_path + ":" + std::to_string(number) + ": expected `path,label`, got '" + line + "'");
+      throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": expected `path,label`, got '" +
+                                                   zoo::printable(line.substr(0, 200)) + "'");
     const std::string path = unquote(trim(line.substr(0, comma))), label = unquote(trim(line.substr(comma + 1)));
-    if (number == 1 && path == "path" && label == "label") continue;  // header
+    const bool first_row = !seen_row;
+    seen_row = true;
+    if (first_row && path == "path" && label == "label") continue;  // a header, after any comments
     if (path.empty() || label.empty())
-      throw Error(ErrorCode::kInvalidArgument,
-                  csv_path + ":" + std::to_string(number) + ": empty path or label in '" + line + "'");
+      throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": empty path or label in '" +
+                                                   zoo::printable(line) + "'");
+    // The label is what follows the last comma: a quoted label holding a
+    // comma would be cut in two and make a class of its tail.
+    if (label.find('"') != std::string::npos)
+      throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": label '" +
+                                                   zoo::printable(label) +
+                                                   "' holds a quote; a label may not contain a comma or a quote");
     const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
     std::error_code absolute_ec;
     const fs::path absolute = fs::absolute(p, absolute_ec);

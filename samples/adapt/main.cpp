@@ -38,6 +38,7 @@
 #include "../common/text_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
@@ -369,7 +370,12 @@ int main(int argc, char** argv) {
     task_options.validation_dir = validation;
     task_options.threads = threads;
     if (budget.memory_mib > 0) task_options.memory_cap_bytes = budget.memory_mib * 1024 * 1024 / 2;
-    const bool csv = data.size() > 4 && data.compare(data.size() - 4, 4, ".csv") == 0;
+    // A file is a CSV list whatever its extension's case; a folder is a task
+    // folder even when its name ends in .csv.
+    std::error_code kind_ec;
+    const bool csv = std::filesystem::is_regular_file(data, kind_ec) ||
+                     (!std::filesystem::is_directory(data, kind_ec) && data.size() > 4 &&
+                      std::equal(data.end() - 4, data.end(), ".csv", [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }));
     const nasoa::Task task = csv ? nasoa::Task::from_csv(data, task_options) : nasoa::Task::from_folder(data, task_options);
     if (!quiet)
       std::cerr << "task: " << task.size() << " images in " << task.class_names().size() << " classes ("

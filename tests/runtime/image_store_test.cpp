@@ -10,6 +10,7 @@
 #include <map>
 
 #include "nasoa/error.h"
+#include "runtime/data/image_header.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 
@@ -155,6 +156,44 @@ TEST(ImageStoreHeaderTest, AJpegIsJudgedByItsStructureAndAPaddedFileIsNotReadWho
   EXPECT_EQ(reasons.size(), 2u);
   EXPECT_NE(reasons["cut-after-comment.jpg"].find("truncated JPEG"), std::string::npos) << reasons["cut-after-comment.jpg"];
   EXPECT_NE(reasons["padded.png"].find("more than a 8x8 image takes"), std::string::npos) << reasons["padded.png"];
+}
+
+// `jpeg` with an EXIF APP1 segment holding only an orientation tag.
+std::string with_exif_orientation(const std::string& jpeg, std::uint16_t orientation) {
+  std::string tiff("II*\0\x08\0\0\0", 8);                   // little-endian, IFD0 at 8
+  tiff += std::string("\x01\0", 2);                            // one entry
+  tiff += std::string("\x12\x01\x03\0\x01\0\0\0", 8);          // Orientation, SHORT, count 1
+  tiff += char(orientation & 0xFF);
+  tiff += char(orientation >> 8);
+  tiff += std::string("\0\0\0\0\0\0", 6);                      // padding, no next IFD
+  const std::string data = std::string("Exif\0\0", 6) + tiff;
+  const std::size_t length = data.size() + 2;
+  return jpeg.substr(0, 2) + "\xFF\xE1" + char(length >> 8) + char(length & 0xFF) + data + jpeg.substr(2);
+}
+
+TEST(ImageStoreHeaderTest, APhonesPortraitPhotoIsTurnedUpright) {
+  // 40 wide, 20 high: dark left half, bright right half. Orientation 6 says
+  // "turn 90 degrees clockwise to view": dark on top, 20 wide and 40 high.
+  cv::Mat landscape(20, 40, CV_8UC3, cv::Scalar(0, 0, 0));
+  landscape(cv::Rect(20, 0, 20, 20)).setTo(cv::Scalar(255, 255, 255));
+  const std::string jpg = encode(".jpg", landscape);
+  EXPECT_EQ(jpeg_exif_orientation(jpg), 1);
+  const std::string portrait = with_exif_orientation(jpg, 6);
+  EXPECT_EQ(jpeg_exif_orientation(portrait), 6);
+  EXPECT_EQ(jpeg_exif_orientation(with_exif_orientation(jpg, 77)), 1) << "an impossible value is ignored";
+  EXPECT_EQ(jpeg_exif_orientation(portrait.substr(0, 20)), 1) << "a cut segment is ignored";
+  TempDir t;
+  t.write("task/a/portrait.jpg", portrait);
+  t.write("task/b/landscape.jpg", jpg);
+  IngestOptions options;
+  options.side = 16;
+  const ImageStore store(list_folder(t / "task"), options);
+  ASSERT_EQ(store.size(), 2u);
+  EXPECT_EQ(store.meta().max_height, 40);  // the portrait, upright
+  EXPECT_EQ(store.meta().min_width, 20);
+  const cv::Mat upright = store.image(0);
+  EXPECT_LT(upright.at<cv::Vec3b>(1, 14)[0], 60) << "the top is the dark half";
+  EXPECT_GT(upright.at<cv::Vec3b>(14, 1)[0], 200) << "the bottom is the bright half";
 }
 
 TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {

@@ -182,6 +182,24 @@ TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
   }
+  // A header after comments is a header, not a class named "label".
+  const TaskSource commented = list_csv(t.write("commented.csv", "# made by hand\npath,label\na.png,cat\nb.png,dog\n"));
+  EXPECT_EQ(commented.class_names, (std::vector<std::string>{"cat", "dog"}));
+  // A quoted label holding a comma was cut into a class named after its tail.
+  const std::string comma = t.write("comma.csv", "a.png,cat\nb.png,\"leather, brown\"\n");
+  try {
+    list_csv(comma);
+    FAIL() << "a label cut at its comma was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("comma.csv:2: label"), std::string::npos) << e.what();
+  }
+  const std::string binary = t.write("binary.csv", std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16));
+  try {
+    list_csv(binary);
+    FAIL() << "binary data was read as a CSV list";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("binary data"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TaskSourceTest, AnImageListedTwiceInACsvIsKeptOnceAndTheRepeatReported) {
