@@ -35,6 +35,12 @@ void validate(const Regime& r) {
   require(r.label_smoothing >= 0 && r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)");
   require(r.validation_fraction > 0 && r.validation_fraction < 1, "validation_fraction",
           r.validation_fraction, "in (0, 1)");
+  // An enum cast from an integer (a config file, a bad JSON reader) would
+  // otherwise run as whichever kind the code tests last.
+  require(r.optimizer == OptimizerKind::kSgd || r.optimizer == OptimizerKind::kAdamW, "optimizer",
+          static_cast<double>(r.optimizer), "sgd (0) or adamw (1)");
+  require(r.schedule == ScheduleKind::kCosine || r.schedule == ScheduleKind::kStep, "schedule",
+          static_cast<double>(r.schedule), "cosine (0) or step (1)");
 }
 
 double learning_rate_at(const Regime& r, double done) {

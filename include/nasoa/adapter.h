@@ -123,6 +123,9 @@ struct AdapterOptions {
 // (set AdapterOptions::state_dir then).
 NASOA_API std::string default_state_dir();
 
+// What a fine-tune reports to its progress callback: after every training
+// step, and after every end-of-epoch evaluation (then step ==
+// steps_per_epoch and validation_accuracy is that evaluation's).
 struct Progress {
   int epoch = 0, epochs = 0;
   std::int64_t step = 0, steps_per_epoch = 0;

@@ -371,6 +371,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     outcome.history.push_back(record);
     write_checkpoint(epoch + 1, 0);
     last_checkpoint = Clock::now();
+    // The evaluation is news as well: reported only with the next step, the
+    // last epoch's accuracy never reached the caller. After the checkpoint,
+    // so that a callback that cancels here keeps the epoch.
+    if (job.on_progress && record.validation_accuracy >= 0) {
+      progress.elapsed_seconds = limits.elapsed();
+      progress.joules = limits.joules();
+      job.on_progress(progress);
+    }
   }
   if (!outcome.stopped_early) outcome.stop_reason = "completed";
 

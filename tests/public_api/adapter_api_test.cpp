@@ -70,11 +70,18 @@ TEST_F(AdapterApiTest, FineTunesSavesAndClassifies) {
   nasoa::Budget budget;
   budget.seconds = 60;
   int progress_calls = 0;
+  nasoa::Progress last;
   const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "model").string(),
-                                            [&](const nasoa::Progress&) { ++progress_calls; });
+                                            [&](const nasoa::Progress& p) {
+                                              ++progress_calls;
+                                              last = p;
+                                            });
   EXPECT_GT(progress_calls, 0);
   EXPECT_EQ(r.stop_reason, "completed");
-  EXPECT_EQ(r.epochs.size(), 3u);
+  ASSERT_EQ(r.epochs.size(), 3u);
+  // The last evaluation reaches the callback, not only the result.
+  EXPECT_EQ(last.epoch, 3);
+  EXPECT_DOUBLE_EQ(last.validation_accuracy, r.epochs.back().validation_accuracy);
   EXPECT_EQ(r.device, "cpu");
   EXPECT_FALSE(fs::exists(dir_ / "model.checkpoint"));
   const nasoa::Classifier clf = nasoa::Classifier::open(r.model_dir);

@@ -112,6 +112,30 @@ class PlanApiTest : public ::testing::Test {
 
 fs::path PlanApiTest::suite_dir_, PlanApiTest::profile_;
 
+TEST(RegimeApiTest, ValidateNamesTheFieldAtFaultIncludingEnumsOutOfRange) {
+  nasoa::Regime ok;
+  ok.model = "m";
+  EXPECT_NO_THROW(nasoa::validate(ok));
+  const auto message = [](const nasoa::Regime& r) -> std::string {
+    try {
+      nasoa::validate(r);
+    } catch (const nasoa::Error& e) {
+      EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  nasoa::Regime r = ok;
+  r.optimizer = static_cast<nasoa::OptimizerKind>(7);
+  EXPECT_NE(message(r).find("regime field optimizer = 7"), std::string::npos) << message(r);
+  r = ok;
+  r.schedule = static_cast<nasoa::ScheduleKind>(9);
+  EXPECT_NE(message(r).find("regime field schedule = 9"), std::string::npos) << message(r);
+  r = ok;
+  r.momentum = 1;
+  EXPECT_NE(message(r).find("regime field momentum = 1"), std::string::npos) << message(r);
+}
+
 TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOnce) {
   nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
   nasoa::Budget budget;
