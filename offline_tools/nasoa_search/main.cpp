@@ -250,7 +250,8 @@ int run(Args a) {
                                       {"validation_per_class", a.proxy.validation_per_class},
                                       {"timing_warmup", a.proxy.timing_warmup},
                                       {"timing_repetitions", a.proxy.timing_repetitions},
-                                      {"max_step_ms", a.max_step_ms}}
+                                      {"max_step_ms", a.max_step_ms},
+                                      {"corpus_sample", local.sample_digest()}}
                            .dump();
   if (rank == 0)
     std::cerr << "corpus sample: " << local.classes() << " classes, " << local.train_images() << " training and "

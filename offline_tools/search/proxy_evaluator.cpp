@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -14,6 +15,7 @@
 #include "runtime/profile/device_profile.h"
 #include "runtime/train/fine_tuner.h"
 #include "zoo/builder/network.h"
+#include "zoo/bundle/sha256.h"
 
 namespace nasoa::search {
 namespace {
@@ -64,6 +66,15 @@ ProxyEvaluator::ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions
     mean_[c] = static_cast<float>(meta.pixel_mean[c]);
     std_[c] = static_cast<float>(std::max(meta.pixel_std[c], 1e-3));
   }
+  // Which images the sample holds, by their place in the corpus (so that a
+  // moved corpus is the same one) and their class.
+  std::string listing;
+  for (const std::string& name : store_->class_names()) listing += "class\t" + name + "\n";
+  const std::filesystem::path root = std::filesystem::absolute(corpus_dir).lexically_normal();
+  for (std::size_t i = 0; i < store_->size(); ++i)
+    listing += std::filesystem::absolute(store_->path(i)).lexically_normal().lexically_relative(root).string() + "\t" +
+               std::to_string(store_->label(i)) + "\n";
+  sample_digest_ = zoo::sha256_hex(listing);
 }
 
 ProxyEvaluator::~ProxyEvaluator() = default;

@@ -56,12 +56,16 @@ class ProxyEvaluator : public Evaluator {
   int classes() const;
   std::size_t train_images() const { return train_.size(); }
   std::size_t validation_images() const { return validation_.size(); }
+  // SHA-256 of the sample's images (paths relative to the corpus, classes):
+  // a search resumed on another corpus would mix two corpora's accuracies.
+  const std::string& sample_digest() const { return sample_digest_; }
 
  private:
   ProxyOptions options_;
   std::unique_ptr<runtime::ImageStore> store_;
   std::vector<std::size_t> train_, validation_;
   std::array<float, 3> mean_{}, std_{};
+  std::string sample_digest_;
 };
 
 }  // namespace nasoa::search

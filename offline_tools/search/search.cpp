@@ -127,19 +127,29 @@ State load(const SearchOptions& o, const std::string& dir) {
       Json parsed = Json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
       return parsed.is_object() ? parsed : Json();
     };
+    // Keys in the order their differences are reported: a derived value (the
+    // evaluator's settings, and within them the corpus sample, which the seed
+    // and the sample sizes change too) after what it derives from, so that
+    // the message names the option the user changed.
+    const auto report_order = [](const Json& object, const std::string& last) {
+      std::vector<std::string> keys;
+      for (auto it = object.begin(); it != object.end(); ++it) keys.push_back(it.key());
+      std::stable_partition(keys.begin(), keys.end(), [&](const std::string& k) { return k != last; });
+      return keys;
+    };
     // (More generations continue the search; fewer end it where it is.)
-    for (auto it = want.begin(); it != want.end(); ++it) {
-      if (it.key() == "generations" || (have.contains(it.key()) && have.at(it.key()) == it.value())) continue;
-      std::string name = it.key(), had = have.contains(it.key()) ? shown(have.at(it.key())) : "(absent)",
-                  now = shown(it.value());
-      const Json old_settings = have.contains(it.key()) ? settings(have.at(it.key())) : Json();
-      const Json new_settings = settings(it.value());
+    for (const std::string& key : report_order(want, "evaluator")) {
+      const Json& value = want.at(key);
+      if (key == "generations" || (have.contains(key) && have.at(key) == value)) continue;
+      std::string name = key, had = have.contains(key) ? shown(have.at(key)) : "(absent)", now = shown(value);
+      const Json old_settings = have.contains(key) ? settings(have.at(key)) : Json();
+      const Json new_settings = settings(value);
       if (old_settings.is_object() && new_settings.is_object())
-        for (auto sub = new_settings.begin(); sub != new_settings.end(); ++sub) {
-          if (old_settings.contains(sub.key()) && old_settings.at(sub.key()) == sub.value()) continue;
-          name += "." + sub.key();
-          had = old_settings.contains(sub.key()) ? shown(old_settings.at(sub.key())) : "(absent)";
-          now = shown(sub.value());
+        for (const std::string& sub : report_order(new_settings, "corpus_sample")) {
+          if (old_settings.contains(sub) && old_settings.at(sub) == new_settings.at(sub)) continue;
+          name += "." + sub;
+          had = old_settings.contains(sub) ? shown(old_settings.at(sub)) : "(absent)";
+          now = shown(new_settings.at(sub));
           break;
         }
       throw Error(ErrorCode::kInvalidArgument, path + ": the state was made with option " + name + " = " + had +

@@ -44,6 +44,15 @@ check "a state made with other options is refused (exit 1), naming the option" b
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
   "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
+"$make_task" --idx "$fashion/train-images-idx3-ubyte.gz" "$fashion/train-labels-idx1-ubyte.gz" \
+  --classes 4,5,6,7 --per-class 16 --seed 3 --out "$work/corpus2" > /dev/null || { echo "make-task failed"; exit 1; }
+"$search" --corpus "$work/corpus2" "${common[@]}" --generations 2 --state "$work/one/state" --out "$work/x" > /dev/null \
+  2> "$work/corpus.err"
+check "a resume on another corpus of as many classes is refused, naming its sample" bash -c \
+  "[ $? -eq 1 ] && grep -q 'option evaluator.corpus_sample' '$work/corpus.err'"
+cp -r "$work/corpus" "$work/corpus-moved"
+check "a corpus moved elsewhere is the same corpus" bash -c \
+  "'$search' --corpus '$work/corpus-moved' ${common[*]} --generations 2 --state '$work/one/state' --out '$work/moved' 2>&1 | grep -q 'resuming: phase done'"
 "$search" --corpus "$work/nowhere" "${common[@]}" --state "$work/s" --out "$work/o" > /dev/null 2> "$work/missing.err"
 check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -eq 1 ] && grep -q 'nowhere' '$work/missing.err'"
 
