@@ -1,6 +1,7 @@
 #include "zoo/search_space/sampler.h"
 
 #include <algorithm>
+#include <tuple>
 #include <optional>
 
 #include "nasoa/error.h"
@@ -35,7 +36,8 @@ int widest(int c0, const std::vector<MacroBlock>& macro) {
   return static_cast<int>(std::min<long long>(most, kMaxChannels + 1LL));
 }
 
-// Valid connection items for a block of `num_layers` layers, sorted by target.
+// Valid connection items for a block of `num_layers` layers, in the order the
+// encoding's canonical spelling lists them (target, source, 'a' before 'c').
 std::vector<Connection> random_connections(std::mt19937_64& rng, int num_layers, int count) {
   std::vector<Connection> out;
   for (int tries = 0; static_cast<int>(out.size()) < count && tries < 50; ++tries) {
@@ -51,8 +53,10 @@ std::vector<Connection> random_connections(std::mt19937_64& rng, int num_layers,
     if (std::find(out.begin(), out.end(), c) != out.end()) continue;
     out.push_back(c);
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const Connection& a, const Connection& b) { return a.to < b.to; });
+  std::sort(out.begin(), out.end(), [](const Connection& a, const Connection& b) {
+    return std::make_tuple(a.to, a.from, a.kind == ConnectionKind::kConcat) <
+           std::make_tuple(b.to, b.from, b.kind == ConnectionKind::kConcat);
+  });
   return out;
 }
 
