@@ -7,12 +7,22 @@
 //
 // Ownership: a move-only handle owning the decoded images. Thread-safety:
 // const members may be called from several threads at once.
+// A JPEG is turned upright by its EXIF orientation. A class folder's
+// subfolders belong to the class (links to folders are followed, each folder
+// once); hidden files and folders, and a file reached twice through links,
+// are skipped and listed.
+//
 // Errors: nasoa::Error{kNotFound} for a missing folder or file,
 // {kInvalidArgument} for a task that cannot be trained on (no class folders,
-// fewer than two classes, a class with no usable image, a class name that
-// cannot be a label (empty, or with a tab, line break or other control
-// character), a malformed CSV line, a CSV path that is a folder), {kCorrupt}
-// for damaged IDX files.
+// fewer than two classes, a class with no usable image (the message lists
+// its skipped files), a class name that cannot be a label (empty, not UTF-8,
+// or with a tab, line break or other control character), a malformed CSV
+// line or a CSV of binary data; with a validation folder, a class with no
+// training image, a validation folder with no usable image, or an image that
+// is both a training and a validation image), {kIo} for a class folder that
+// cannot be listed, {kCorrupt} for damaged IDX files. A CSV path that is a
+// folder or a missing file is a skip. Every call on a moved-from Task throws
+// Error{kInvalidArgument}.
 #pragma once
 
 #include <array>
