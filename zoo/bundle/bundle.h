@@ -62,8 +62,8 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input);
 Manifest replace_bundle(const std::string& dir, const BundleInput& input);
 
 // Whether `path` is `folder` or lies inside it, links resolved as far as
-// they exist: an output there could replace one of a bundle's files, or
-// make it fail verification. False when either cannot be resolved.
+// they exist: an output there would replace one of a bundle's files, or add
+// one that verification refuses. False when either cannot be resolved.
 bool lies_inside(const std::string& path, const std::string& folder);
 
 // Finishes a replacement that a crash interrupted: when `dir` is missing and

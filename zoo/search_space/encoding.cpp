@@ -2,7 +2,6 @@
 #include "nasoa/encoding.h"
 
 #include <algorithm>
-#include <tuple>
 
 #include "nasoa/error.h"
 #include "zoo/search_space/network_plan.h"
@@ -97,15 +96,8 @@ BlockSpec parse_block(std::string_view text, std::string_view block) {
              "the add from node 0 to the last node is always there; leave it out");
     if (std::find(spec.connections.begin(), spec.connections.end(), c) != spec.connections.end())
       refuse(text, at, "duplicate connection", std::string(conns.substr(i, 3)));
-    // One network, one spelling: two adds into one node commute, so their
-    // order is fixed too (by source node, then 'a' before 'c').
-    if (!spec.connections.empty()) {
-      const Connection& last = spec.connections.back();
-      if (last.to > c.to) refuse(text, at, "connections must be listed in order of target node", "");
-      const auto key = [](const Connection& k) { return std::make_tuple(k.from, k.kind == ConnectionKind::kConcat); };
-      if (last.to == c.to && key(last) > key(c))
-        refuse(text, at, "connections into one node must be listed in order of source node ('a' before 'c')", "");
-    }
+    if (!spec.connections.empty() && spec.connections.back().to > c.to)
+      refuse(text, at, "connections must be listed in order of target node", "");
     spec.connections.push_back(c);
   }
   return spec;

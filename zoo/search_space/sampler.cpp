@@ -1,7 +1,6 @@
 #include "zoo/search_space/sampler.h"
 
 #include <algorithm>
-#include <tuple>
 #include <optional>
 
 #include "nasoa/error.h"
@@ -36,8 +35,7 @@ int widest(int c0, const std::vector<MacroBlock>& macro) {
   return static_cast<int>(std::min<long long>(most, kMaxChannels + 1LL));
 }
 
-// Valid connection items for a block of `num_layers` layers, in the order the
-// encoding's canonical spelling lists them (target, source, 'a' before 'c').
+// Valid connection items for a block of `num_layers` layers, sorted by target.
 std::vector<Connection> random_connections(std::mt19937_64& rng, int num_layers, int count) {
   std::vector<Connection> out;
   for (int tries = 0; static_cast<int>(out.size()) < count && tries < 50; ++tries) {
@@ -53,10 +51,8 @@ std::vector<Connection> random_connections(std::mt19937_64& rng, int num_layers,
     if (std::find(out.begin(), out.end(), c) != out.end()) continue;
     out.push_back(c);
   }
-  std::sort(out.begin(), out.end(), [](const Connection& a, const Connection& b) {
-    return std::make_tuple(a.to, a.from, a.kind == ConnectionKind::kConcat) <
-           std::make_tuple(b.to, b.from, b.kind == ConnectionKind::kConcat);
-  });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Connection& a, const Connection& b) { return a.to < b.to; });
   return out;
 }
 
