@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
     if (!std::filesystem::is_directory(target.parent_path(), ec))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": its folder " + target.parent_path().string() + " does not exist");
-    // Inside the bundle it would replace one of its files, or add one that
-    // verification refuses.
+    // Inside the bundle it would replace one of its files, or mix one
+    // device's measurements into what ships to every device.
     if (nasoa::zoo::lies_inside(target.parent_path().string(), zoo))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
