@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -218,37 +219,33 @@ bool lies_inside(const std::string& path, const std::string& folder) {
   return std::mismatch(f.begin(), f_end, p.begin(), p.end()).first == f_end;
 }
 
-std::string recover_bundle(const std::string& dir) {
-  const SwapPaths p = swap_paths(dir);
-  std::error_code ec;
-  // With DIR in place an aside copy is a writer's leftover (or its work in
-  // progress): a reader leaves it alone, the next writer removes it.
-  if (!fs::exists(p.aside, ec) || fs::exists(p.dir, ec)) return p.dir.string();
-  // The crash came between the two renames: the aside copy is the complete old bundle.
-  if (!is_bundle_dir(p.aside)) return p.dir.string();
-  fs::rename(p.aside, p.dir, ec);
-  if (ec) return p.aside.string();
-  sync_directory(p.dir.parent_path().string());
-  return p.dir.string();
-}
-
 namespace {
 
 // Writers of one bundle take turns: an exclusive lock on the folder that
 // holds it (a lock file would be left beside the bundle), held from reading
 // the old bundle to swapping the new one in, so that two tools adding models
 // at once both land. Writers of other bundles in that folder wait too; they
-// are rare and short.
+// are rare and short. Where the file system cannot lock a folder (NFS
+// emulates flock with record locks, which a folder opened for reading cannot
+// take), writing goes on without it, as it did before there was a lock.
 class BundleLock {
  public:
-  explicit BundleLock(const SwapPaths& p) {
+  enum class Wait { kBlock, kTry };
+  BundleLock(const SwapPaths& p, Wait wait) {
     const std::string path = p.dir.parent_path().string();
     fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0) return;  // a missing parent: writing the bundle will say so
-    while (::flock(fd_, LOCK_EX) != 0) {
+    if (fd_ < 0) return;  // a missing or unreadable parent: writing the bundle will say so
+    const int operation = LOCK_EX | (wait == Wait::kTry ? LOCK_NB : 0);
+    while (::flock(fd_, operation) != 0) {
       if (errno == EINTR) continue;
       const int saved = errno;
       ::close(fd_);
+      fd_ = -1;
+      if (saved == EWOULDBLOCK) {
+        busy_ = true;
+        return;
+      }
+      if (saved == ENOLCK || saved == EBADF || saved == EOPNOTSUPP || saved == EINVAL) return;
       throw Error(ErrorCode::kIo, path + ": cannot lock the folder to replace a bundle in it: " +
                                       std::strerror(saved));
     }
@@ -258,37 +255,83 @@ class BundleLock {
   }
   BundleLock(const BundleLock&) = delete;
   BundleLock& operator=(const BundleLock&) = delete;
+  // A writer holds the lock (only with Wait::kTry).
+  bool busy() const { return busy_; }
 
  private:
   int fd_ = -1;
+  bool busy_ = false;
 };
 
 // Swaps two directories in one step where the kernel and file system can
-// (renameat2 RENAME_EXCHANGE): DIR is then never missing, not even for a
-// moment a reader could fall into.
+// (renameat2 RENAME_EXCHANGE, Linux 3.15+): DIR is then never missing, not
+// even for a moment a reader could fall into. Called through syscall() so
+// that it works with a C library older than the call's wrapper (glibc 2.28;
+// JetPack 4 has 2.27); false where either cannot do it.
 bool exchange(const fs::path& a, const fs::path& b) {
-#ifdef RENAME_EXCHANGE
-  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+#ifdef SYS_renameat2
+  constexpr unsigned kRenameExchange = 1u << 1;  // RENAME_EXCHANGE in <linux/fs.h>
+  return ::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), kRenameExchange) == 0;
 #else
   (void)a, (void)b;
   return false;
 #endif
 }
 
+// Removes a folder of ours in a way a crash cannot turn into a half-deleted
+// bundle that looks like something else: it is renamed to the staging name
+// first, which every writer removes unconditionally.
+void remove_via_staging(const fs::path& folder, const SwapPaths& p) {
+  std::error_code ec;
+  fs::remove_all(p.staging, ec);
+  fs::rename(folder, p.staging, ec);
+  fs::remove_all(ec ? folder : p.staging, ec);
+}
+
+// recover_bundle() for a caller that holds the writers' lock.
+std::string recover_locked(const SwapPaths& p) {
+  std::error_code ec;
+  // With DIR in place an aside copy is a writer's leftover: the next writer
+  // removes it.
+  if (!fs::exists(p.aside, ec) || fs::exists(p.dir, ec)) return p.dir.string();
+  // The crash came between the two renames: the aside copy is the complete old bundle.
+  if (!is_bundle_dir(p.aside)) return p.dir.string();
+  fs::rename(p.aside, p.dir, ec);
+  if (ec) return p.aside.string();
+  sync_directory(p.dir.parent_path().string());
+  return p.dir.string();
+}
+
+}  // namespace
+
+std::string recover_bundle(const std::string& dir) {
+  const SwapPaths p = swap_paths(dir);
+  std::error_code ec;
+  if (!fs::exists(p.aside, ec) || fs::exists(p.dir, ec)) return p.dir.string();
+  // DIR is missing: a writer may be between its two renames right now, or
+  // one crashed there. Only when no writer holds the lock is it a crash to
+  // repair; otherwise the complete old copy is read where it is.
+  const BundleLock lock(p, BundleLock::Wait::kTry);
+  if (lock.busy()) return is_bundle_dir(p.aside) ? p.aside.string() : p.dir.string();
+  return recover_locked(p);
+}
+
+namespace {
+
 Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
-  recover_bundle(p.dir.string());
+  recover_locked(p);
   std::error_code ec;
   const bool replacing = fs::exists(fs::symlink_status(p.dir, ec));
   if (replacing && !is_bundle_dir(p.dir))
     throw Error(ErrorCode::kInvalidArgument, p.dir.string() + " exists and is not a zoo bundle (no " +
                                                  kManifestFileName + "); refusing to replace it");
   if (fs::exists(fs::symlink_status(p.aside, ec))) {
-    // An earlier writer's leftover: DIR is complete (recover_bundle above).
+    // An earlier writer's leftover: DIR is complete (recover_locked above).
     // Anything else of that name is not ours to delete.
     if (!is_bundle_dir(p.aside))
       throw Error(ErrorCode::kInvalidArgument, p.aside.string() + " exists and is not an old copy of the bundle " +
                                                    p.dir.string() + "; move it away");
-    fs::remove_all(p.aside, ec);
+    remove_via_staging(p.aside, p);
   }
   // A staging copy left by an earlier crash was never the live bundle.
   fs::remove_all(p.staging, ec);
@@ -314,7 +357,7 @@ Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
     throw;
   }
   sync_directory(p.dir.parent_path().string());
-  if (replacing) fs::remove_all(p.aside, ec);
+  if (replacing) remove_via_staging(p.aside, p);
   return manifest;
 }
 
@@ -322,7 +365,7 @@ Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
 
 Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p);
+  const BundleLock lock(p, BundleLock::Wait::kBlock);
   return replace_locked(p, input);
 }
 
@@ -348,8 +391,8 @@ BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
 Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
                                const Provenance& provenance) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p);
-  const std::string live = recover_bundle(dir);
+  const BundleLock lock(p, BundleLock::Wait::kBlock);
+  const std::string live = recover_locked(p);
   const Manifest old = open_bundle(live);
   BundleInput input;
   input.name = old.name;
@@ -365,8 +408,8 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
                        const Provenance& provenance) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p);
-  const std::string live = recover_bundle(dir);
+  const BundleLock lock(p, BundleLock::Wait::kBlock);
+  const std::string live = recover_locked(p);
   BundleInput input;
   input.name = name;
   input.provenance = provenance;

@@ -12,14 +12,17 @@
 // Replacing an existing bundle (replace_bundle, add_to_bundle) never leaves a
 // moment without a loadable one: the new bundle is written complete as
 // ".NAME.new" beside DIR and swapped with DIR in one step (renameat2
-// RENAME_EXCHANGE), then the old copy is removed. Where the file system
-// cannot swap, DIR is renamed to ".NAME.old", ".NAME.new" to DIR, and
-// ".NAME.old" is removed; a crash between those two renames leaves DIR
-// missing and ".NAME.old" complete, and recover_bundle() renames it back
-// (every function here that reads or replaces calls it first). Writers of
-// one DIR take turns through an exclusive lock (flock) on the folder that
-// holds it, held across add_to_bundle's read-modify-write, so two tools
-// adding models at once both land. A DIR that is a link to a bundle replaces its target.
+// RENAME_EXCHANGE), then the old copy is removed. Where the kernel or file
+// system cannot swap (vfat, NFS), DIR is renamed to ".NAME.old", ".NAME.new"
+// to DIR, and ".NAME.old" is removed; a crash between those two renames
+// leaves DIR missing and ".NAME.old" complete, and recover_bundle() renames
+// it back (every function here that reads or replaces calls it first).
+// Writers of one DIR take turns through an exclusive lock (flock) on the
+// folder that holds it, held across add_to_bundle's read-modify-write, so
+// two tools adding models at once both land; a reader that finds DIR missing
+// while a writer holds the lock reads ".NAME.old" where it is. Where the file
+// system cannot lock a folder (NFS), writers go on without the lock. A DIR
+// that is a link to a bundle replaces its target.
 #pragma once
 
 #include <optional>
@@ -62,8 +65,8 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input);
 Manifest replace_bundle(const std::string& dir, const BundleInput& input);
 
 // Whether `path` is `folder` or lies inside it, links resolved as far as
-// they exist: an output there would replace one of a bundle's files, or add
-// one that verification refuses. False when either cannot be resolved.
+// they exist: an output there could replace one of a bundle's files, or
+// make it fail verification. False when either cannot be resolved.
 bool lies_inside(const std::string& path, const std::string& folder);
 
 // Finishes a replacement that a crash interrupted: when `dir` is missing and
