@@ -59,6 +59,7 @@ std::unique_ptr<Task::Impl> ingest(runtime::TaskSource source, const TaskOptions
   ingest.max_pixels = options.max_pixels;
   ingest.memory_cap_bytes = options.memory_cap_bytes;
   ingest.threads = options.threads;
+  ingest.time_limit_seconds = options.time_limit_seconds;
   impl->store = std::make_unique<runtime::ImageStore>(std::move(source), ingest);
   if (const auto& from = impl->validation_from) {
     // The store counts a class as usable with validation images alone; the

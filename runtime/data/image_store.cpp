@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -307,6 +309,9 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
     : source_(std::move(source)), options_(options), skipped_(source_.skipped) {
   if (options.side < 8 || options.side > 4096)
     throw Error(ErrorCode::kInvalidArgument, "image side " + std::to_string(options.side) + " is outside 8-4096");
+  if (!(options.time_limit_seconds >= 0) || !std::isfinite(options.time_limit_seconds))
+    throw Error(ErrorCode::kInvalidArgument, "time_limit_seconds must be finite and >= 0 (0: no limit), got " +
+                                                 zoo::shown_number(options.time_limit_seconds));
   if (options.max_pixels < 1 || options.memory_cap_bytes < 0)
     throw Error(ErrorCode::kInvalidArgument, "max_pixels must be positive and memory_cap_bytes not negative");
   const std::size_t n = source_.samples.size();
@@ -324,10 +329,20 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
   std::array<double, 3> sum{}, sum_sq{};
   std::mutex stats_mutex;
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> out_of_time{false};
+  const auto started = std::chrono::steady_clock::now();
+  const auto past_limit = [&] {
+    return options.time_limit_seconds > 0 &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > options.time_limit_seconds;
+  };
   auto work = [&] {
     std::array<double, 3> local_sum{}, local_sq{};
     std::string bytes;
     for (std::size_t i = next++; i < n; i = next++) {
+      if (out_of_time || past_limit()) {
+        out_of_time = true;
+        break;
+      }
       const SampleRef& s = source_.samples[i];
       Outcome& o = outcomes[i];
       cv::Mat square;
@@ -375,6 +390,14 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
   }
   work();
   for (std::thread& t : pool) t.join();
+  if (out_of_time) {
+    std::size_t read = 0;
+    for (const Outcome& o : outcomes) read += o.ok || !o.reason.empty();
+    throw Error(ErrorCode::kInvalidArgument,
+                source_.origin + ": reading the task took more than its limit of " + zoo::shown_number(options.time_limit_seconds) +
+                    " s (" + std::to_string(read) + " of " + std::to_string(n) +
+                    " files read); give a larger budget, or fewer or smaller images");
+  }
 
   // Keep the usable images, in source order, and compact the cache.
   std::vector<std::int64_t> per_class(source_.class_names.size(), 0);

@@ -33,6 +33,10 @@ struct IngestOptions {
   std::int64_t memory_cap_bytes = 1LL << 30;  // cache above this: stream from disk
   std::array<std::uint8_t, 3> background{255, 255, 255};  // RGB under transparent pixels
   int threads = 0;                            // 0: one per hardware thread
+  // Wall-clock seconds reading may take; 0: no limit. Past it, reading stops
+  // (an image being decoded is finished) and the constructor throws
+  // Error{kInvalidArgument}: the caller's budget has no time left to train.
+  double time_limit_seconds = 0;
 };
 
 using nasoa::TaskMeta;  // defined in the public API: the report shows it

@@ -61,11 +61,19 @@ void check_classes(const TaskSource& t) {
 // cannot be used, in `skipped` with the reason. A class folder that cannot be
 // listed is an error (the class would silently shrink); a subfolder that
 // cannot be listed is a skip.
-void list_class_files(const fs::path& folder, bool is_class_folder, std::vector<fs::path>& files,
-                      std::vector<SkippedFile>& skipped, std::set<fs::path>& listed_folders) {
+void list_class_files(const fs::path& folder, bool is_class_folder, const fs::path& task_root,
+                      std::vector<fs::path>& files, std::vector<SkippedFile>& skipped,
+                      std::set<fs::path>& listed_folders) {
   std::error_code ec;
   if (!is_class_folder) {  // class folders are all in `listed_folders` before any is listed
     const fs::path canonical = fs::canonical(folder, ec);
+    // A link up to the task folder or above it would make the other classes
+    // (or the whole disk) images of this one.
+    if (!ec && std::mismatch(canonical.begin(), canonical.end(), task_root.begin(), task_root.end()).first ==
+                   canonical.end()) {
+      skipped.push_back({folder.string(), "a link to the task folder or a folder above it; not followed"});
+      return;
+    }
     if (!ec && !listed_folders.insert(canonical).second) {
       skipped.push_back({folder.string(), "a folder listed elsewhere in the task (reached again through a link)"});
       return;
@@ -85,7 +93,7 @@ void list_class_files(const fs::path& folder, bool is_class_folder, std::vector<
       if (name[0] == '.')
         skipped.push_back({entry.path().string(), "hidden folder"});
       else
-        list_class_files(entry.path(), false, files, skipped, listed_folders);
+        list_class_files(entry.path(), false, task_root, files, skipped, listed_folders);
     } else if (name[0] == '.') {
       skipped.push_back({entry.path().string(), "hidden file"});
     } else if (!has_image_extension(entry.path())) {
@@ -133,6 +141,8 @@ TaskSource list_folder(const std::string& dir) {
   // training and the validation split, or under two labels.
   std::map<fs::path, std::string> seen;  // canonical path -> the path it was first listed as
   std::set<fs::path> listed_folders;     // canonical: a link back up must not loop
+  std::error_code root_ec;
+  const fs::path task_root = fs::canonical(dir, root_ec);
   for (const fs::path& class_dir : class_dirs) {
     std::error_code canonical_ec;
     const fs::path canonical = fs::canonical(class_dir, canonical_ec);
@@ -142,7 +152,7 @@ TaskSource list_folder(const std::string& dir) {
     const int label = static_cast<int>(task.class_names.size());
     task.class_names.push_back(class_dir.filename().string());
     std::vector<fs::path> files;
-    list_class_files(class_dir, true, files, task.skipped, listed_folders);
+    list_class_files(class_dir, true, task_root, files, task.skipped, listed_folders);
     std::sort(files.begin(), files.end());  // a fixed order makes splits reproducible
     for (const fs::path& f : files) {
       std::error_code canonical_ec;
@@ -207,10 +217,14 @@ TaskSource list_csv(const std::string& csv_path) {
                                                    zoo::printable(label) +
                                                    "' holds a quote; a label may not contain a comma or a quote");
     const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
+    // The file itself, however it is reached (a link, "a/../b"); as written
+    // when it cannot be resolved (a missing file, skipped later).
+    std::error_code canonical_ec;
+    const fs::path canonical = fs::canonical(p, canonical_ec);
     std::error_code absolute_ec;
     const fs::path absolute = fs::absolute(p, absolute_ec);
-    const auto [first, new_path] = listed.emplace((absolute_ec ? p : absolute).lexically_normal().string(),
-                                                  std::make_pair(number, label));
+    const fs::path key = !canonical_ec ? canonical : (absolute_ec ? p : absolute).lexically_normal();
+    const auto [first, new_path] = listed.emplace(key.string(), std::make_pair(number, label));
     if (!new_path) {
       const auto& [first_line, first_label] = first->second;
       task.skipped.push_back(

@@ -133,9 +133,12 @@ TEST(ImageStoreHeaderTest, ATiffWhoseDirectoryFollowsItsPixelsIsRead) {
 
 TEST(ImageStoreHeaderTest, AJpegIsJudgedByItsStructureAndAPaddedFileIsNotReadWhole) {
   TempDir t;
-  cv::Mat noise(64, 64, CV_8UC3);
+  // Small enough (under 4 KiB) that the comment's marker lies near the cut:
+  // looking for the marker's bytes in the file's tail took it as complete.
+  cv::Mat noise(24, 24, CV_8UC3);
   cv::randu(noise, 0, 255);
   const std::string jpg = encode(".jpg", noise);
+  ASSERT_LT(jpg.size(), 4096u - 300) << "this JPEG does not test what it should";
   // End-of-image bytes inside a comment segment (as in an EXIF thumbnail)
   // do not make a file cut short look complete.
   const std::string with_comment = jpg.substr(0, 2) + std::string("\xFF\xFE\x00\x06\xFF\xD9\xFF\xD9", 8) + jpg.substr(2);
@@ -305,6 +308,24 @@ TEST_F(ImageStoreTest, AClassWithoutUsableImagesIsAnErrorNamingIt) {
     EXPECT_NE(std::string(e.what()).find("empty.jpg (zero-byte file)"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("text.png (not a recognised image"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(ImageStoreTest, ReadingStopsAtItsTimeLimit) {
+  IngestOptions options;
+  options.side = 16;
+  options.max_pixels = 10'000'000;
+  options.time_limit_seconds = 1e-9;  // over before the first image
+  try {
+    ImageStore(list_folder(t_ / "task"), options);
+    FAIL() << "reading ran past its limit";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("took more than its limit of 1e-09 s"), std::string::npos) << e.what();
+  }
+  options.time_limit_seconds = 600;
+  EXPECT_EQ(ImageStore(list_folder(t_ / "task"), options).size(), 5u);
+  options.time_limit_seconds = -1;
+  EXPECT_THROW(ImageStore(list_folder(t_ / "task"), options), Error);
 }
 
 TEST(ImageStoreIdxTest, DecodesFashionMnist) {
