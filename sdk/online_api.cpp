@@ -495,6 +495,11 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     if (!(std::isfinite(result.spent_seconds) && result.spent_seconds >= 0 &&
           result.spent_seconds <= result.wall_seconds))
       refuse("spent_seconds = " + zoo::shown_number(result.spent_seconds) + ": expected a finite value in [0, wall_seconds]");
+    // A run a budget cut short reached an accuracy that is not its regime's
+    // (one step under a memory cap was stored as ten epochs at 6 %, and every
+    // later plan was predicted 50 points low). A diverged run is kept: that
+    // is its regime's outcome.
+    if (result.stop_reason != "completed" && result.stop_reason.rfind("diverged", 0) != 0) return false;
     const rt::ImageStore& store = *task.impl().store;
 
     rt::ExperienceRecord rec;

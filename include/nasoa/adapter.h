@@ -176,10 +176,10 @@ struct Result {
 
 class NASOA_API Adapter {
  public:
-  // Throws Error{kInvalidArgument} for options out of range (threads above
-  // the machine's cores, threads or loader threads negative or above 4096,
-  // a checkpoint interval not above 0,
-  // estimate_watts negative, not finite or above 100,000 W).
+  // Throws Error{kInvalidArgument} for options out of range: threads above
+  // the cores this process may use (its CPU affinity and cgroup CPU limit),
+  // threads or loader threads negative or above 4096, a checkpoint interval
+  // not above 0, estimate_watts negative, not finite or above 100,000 W.
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   // The Adapter keeps a reference to `zoo`, which must outlive it: a
   // temporary Zoo would leave it dangling, so it does not compile.
@@ -266,7 +266,9 @@ class NASOA_API Adapter {
   // validation accuracy, seconds (spent seconds left out), joules, meter and
   // device, the budget from the plan, and the probe's score for the model
   // when the plan has one. Returns false, storing nothing, when this very
-  // result was recorded before. Throws Error{kInvalidArgument} for an invalid
+  // result was recorded before, or when a budget cut the run short
+  // (stop_reason other than "completed" or "diverged: ..."): what it reached
+  // is not what its regime reaches, and the predictor would learn that. Throws Error{kInvalidArgument} for an invalid
   // result.regime, Error{kNotFound} for a model the zoo lacks, Error{kIo}
   // when the state directory cannot be written.
   bool record(const Task& task, const Plan& plan, const Result& result);

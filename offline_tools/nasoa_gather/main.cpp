@@ -298,7 +298,11 @@ int run(Args a) {
     Task t;
     // Run ids and records are UTF-8 text: a Latin-1 folder name went in as
     // U+FFFD, never matched on resume, and every rerun made its runs again.
-    t.name = nasoa::zoo::utf8_safe(name);
+    // (A backslash is doubled in such a name, so that it cannot read as a
+    // folder literally named with "\xe9".)
+    std::string escaped;
+    for (const char c : name) escaped += c == '\\' ? std::string("\\\\") : std::string(1, c);
+    t.name = nasoa::zoo::is_valid_utf8(name) ? name : nasoa::zoo::utf8_safe(escaped);
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
     t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
     tasks.push_back(std::move(t));

@@ -144,14 +144,24 @@ State load(const SearchOptions& o, const std::string& dir) {
       std::string name = key, had = have.contains(key) ? shown(have.at(key)) : "(absent)", now = shown(value);
       const Json old_settings = have.contains(key) ? settings(have.at(key)) : Json();
       const Json new_settings = settings(value);
-      if (old_settings.is_object() && new_settings.is_object())
+      if (old_settings.is_object() && new_settings.is_object()) {
+        bool differs = false;
         for (const std::string& sub : report_order(new_settings, "corpus_sample")) {
           if (old_settings.contains(sub) && old_settings.at(sub) == new_settings.at(sub)) continue;
+          // A state from before the corpus was recorded: trusted, and it
+          // records this run's corpus from its next save on.
+          if (sub == "corpus_sample" && !old_settings.contains(sub)) continue;
+          differs = true;
           name += "." + sub;
           had = old_settings.contains(sub) ? shown(old_settings.at(sub)) : "(absent)";
           now = shown(new_settings.at(sub));
           break;
         }
+        bool old_keys_kept = true;
+        for (auto it = old_settings.begin(); it != old_settings.end(); ++it)
+          old_keys_kept = old_keys_kept && new_settings.contains(it.key());
+        if (!differs && old_keys_kept) continue;
+      }
       throw Error(ErrorCode::kInvalidArgument, path + ": the state was made with option " + name + " = " + had +
                                                    ", this run has " + now +
                                                    "; use the same options or another state folder");

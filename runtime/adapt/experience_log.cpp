@@ -139,7 +139,8 @@ std::string read_range(int fd, std::uint64_t begin, std::uint64_t end, const std
   while (got < buffer.size()) {
     const ssize_t n = ::pread(fd, buffer.data() + got, buffer.size() - got, off_t(begin + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) io_error(path, "cannot read before appending");
+    if (n == 0) throw Error(ErrorCode::kIo, path + ": cannot read before appending: the file shrank while locked");
+    if (n < 0) io_error(path, "cannot read before appending");
     got += std::size_t(n);
   }
   return buffer;

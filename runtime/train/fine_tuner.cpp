@@ -229,7 +229,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     } else if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve()) {
       return "time budget";
     }
-    if (step_joules.value >= 0 && limits.joules_left() < 2 * step_joules.value) return "energy budget";
+    if (step_joules.value >= 0) {
+      // One more step, then finishing (the last evaluation and saving) at the
+      // power the steps draw: two steps' joules left the evaluation over the
+      // budget by up to 10 %.
+      const double watts = step_seconds.value > 0 ? step_joules.value / step_seconds.value : 0;
+      const double finish_joules = watts > 0 ? watts * finish_reserve() : step_joules.value;
+      if (limits.joules_left() < step_joules.value + finish_joules) return "energy budget";
+    }
     if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) {
       if (outcome.steps == 0 && !resume)
         throw Error(ErrorCode::kInvalidArgument,
@@ -375,8 +382,19 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     // last epoch's accuracy never reached the caller. After the checkpoint,
     // so that a callback that cancels here keeps the epoch.
     if (job.on_progress && record.validation_accuracy >= 0) {
+      // Set in full: a run resumed from a checkpoint taken after the epoch's
+      // last step reaches here without a step of its own.
+      progress.epoch = epoch + 1;
+      progress.step = steps_per_epoch;
+      if (seen > 0) {
+        progress.loss = record.train_loss;
+        progress.train_accuracy = record.train_accuracy;
+      }
       progress.elapsed_seconds = limits.elapsed();
       progress.joules = limits.joules();
+      const double steps_left = double(regime.epochs - epoch - 1) * double(steps_per_epoch);
+      progress.eta_seconds = std::min(std::max(0.0, limits.seconds_left()),
+                                      steps_left * std::max(0.0, step_seconds.value) + finish_reserve());
       job.on_progress(progress);
     }
   }

@@ -184,16 +184,6 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
 // Why `path` cannot take the report, checked before any work (empty: it
 // can): its folder must exist, and an existing file there must be a regular
 // one (a rename would replace a device or a pipe).
-std::string report_path_problem(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path p = fs::absolute(path, ec);
-  if (fs::exists(fs::symlink_status(p, ec)) && !fs::is_regular_file(p, ec))
-    return path + ": exists and is not a regular file";
-  if (!fs::is_directory(p.parent_path(), ec)) return path + ": its folder " + p.parent_path().string() + " does not exist";
-  return {};
-}
-
 // CLI11's number checks let NaN and infinity through.
 CLI::Validator finite_at_least(double least, bool strictly) {
   return CLI::Validator(
@@ -234,7 +224,7 @@ int main(int argc, char** argv) {
   app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(finite_at_least(0, false));
   app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB; 0: none")
       ->check(CLI::Range(std::int64_t(0), std::int64_t(1) << 30));
-  app.add_option("--report", report, "Write a JSON report here");
+  app.add_option("--report", report, "Write a JSON report of the run here (with --plan-only, the plan goes to standard output instead)");
   app.add_option("--state", state, "Where this device's experience, predictor and profile are kept (default: " +
                                        default_state + ")");
   app.add_flag("--plan-only", plan_only, "Print the plan and its alternatives as JSON and exit without training");
@@ -332,15 +322,26 @@ int main(int argc, char** argv) {
     std::cerr << "nasoa-adapt: --report is empty; name a file, or leave it out\n";
     return 2;
   }
+  // The state folder this run uses (the default one when none is given).
+  const std::string state_used = !state.empty() ? state : default_state == "nasoa::default_state_dir()" ? "" : default_state;
+  if (const std::string problem = nasoa_samples::state_folder_problem(
+          state_used, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}});
+      !state_used.empty() && !problem.empty()) {
+    std::cerr << "nasoa-adapt: " << problem << "\n";
+    return 2;
+  }
   if (!plan_only && !report.empty()) {
-    const std::string clash = nasoa_samples::output_clash(
-        "--report", report, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}, {"--out", out}});
+    // The report must not replace the device's experience or its profile.
+    const std::string clash =
+        nasoa_samples::output_clash("--report", report,
+                                    {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}, {"--out", out},
+                                     {"--state", state_used}, {"--profile", profile}});
     if (!clash.empty()) {
       std::cerr << "nasoa-adapt: " << clash << "\n";
       return 2;
     }
-    if (const std::string problem = report_path_problem(report); !problem.empty()) {
-      std::cerr << "nasoa-adapt: --report " << problem << "\n";
+    if (const std::string problem = nasoa_samples::output_file_problem("--report", report); !problem.empty()) {
+      std::cerr << "nasoa-adapt: " << problem << "\n";
       return 2;
     }
   }
@@ -362,6 +363,17 @@ int main(int argc, char** argv) {
         throw nasoa::Error(nasoa::ErrorCode::kNotFound,
                            "no checkpoint of a planned run to resume: " + plan_file + " is missing");
       saved = nasoa_samples::read_saved_plan(plan_file);
+      // The resumed run keeps its plan, and the plan was made for its budget.
+      if (saved->budget_seconds != budget.seconds || saved->budget_joules != budget.joules ||
+          saved->budget_memory_mib != budget.memory_mib)
+        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                           plan_file + " was planned for --budget " + nlohmann::json(saved->budget_seconds).dump() +
+                               " --energy " + nlohmann::json(saved->budget_joules).dump() + " --memory " +
+                               std::to_string(saved->budget_memory_mib) + "; resume with the same budget");
+    } else if (!plan_only && !resume) {
+      // A plan left by a killed run that is now started afresh would make a
+      // later --resume look for a checkpoint this run replaces.
+      std::remove(plan_file.c_str());
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;
@@ -370,6 +382,8 @@ int main(int argc, char** argv) {
     task_options.validation_dir = validation;
     task_options.threads = threads;
     if (budget.memory_mib > 0) task_options.memory_cap_bytes = budget.memory_mib * 1024 * 1024 / 2;
+    // Reading counts in the budget: a folder of huge photos must not run past it.
+    task_options.time_limit_seconds = std::max(0.01, budget.seconds - seconds_since(started));
     // A file is a CSV list whatever its extension's case; a folder is a task
     // folder even when its name ends in .csv.
     std::error_code kind_ec;
@@ -438,7 +452,10 @@ int main(int argc, char** argv) {
     if (!no_record) {
       try {
         recorded = adapter.record(task, plan, r);
-        if (!recorded) not_recorded = "this result was recorded before";
+        if (!recorded)
+          not_recorded = r.stop_reason == "completed" || r.stop_reason.rfind("diverged", 0) == 0
+                             ? "this result was recorded before"
+                             : "the " + r.stop_reason + " cut the run short, so it says little about its regime";
       } catch (const nasoa::Error& e) {
         not_recorded = e.what();
         std::cerr << "nasoa-adapt: warning: the outcome was not recorded: " << e.what() << '\n';

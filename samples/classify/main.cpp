@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -40,27 +41,52 @@ bool has_image_extension(const fs::path& path) {
 }
 
 // The images under `folder`, sorted; false (after saying why) if it cannot be walked.
-bool walk(const std::string& folder, std::vector<std::string>* out) {
-  std::vector<std::string> found;
+// Adds the image files under `folder` to `found`; links to folders are
+// followed, each folder once (as training reads a task). False, after saying
+// why, when something could not be read.
+bool walk_into(const fs::path& folder, std::set<fs::path>& seen, std::vector<std::string>& found) {
   std::error_code ec;
+  const fs::path canonical = fs::canonical(folder, ec);
+  if (!ec && !seen.insert(canonical).second) return true;  // reached again through a link
+  fs::directory_iterator it(folder, ec);
+  if (ec) {
+    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder.string()) << ": cannot list: " << ec.message()
+              << '\n';
+    return false;
+  }
   bool usable = true;
-  for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!has_image_extension(it->path())) continue;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
     std::error_code type_ec;
+    if (it->is_directory(type_ec)) {
+      usable = walk_into(it->path(), seen, found) && usable;
+      continue;
+    }
+    if (!has_image_extension(it->path())) continue;
     if (it->is_regular_file(type_ec)) {
       found.push_back(it->path().string());
-    } else if (!it->is_directory(type_ec)) {
+    } else {
       // A pipe, device or dangling link named like an image: said, not dropped.
-      std::cerr << "nasoa-classify: skipped: " << it->path().string() << ": not a regular file\n";
+      std::cerr << "nasoa-classify: skipped: " << nasoa_samples::one_line(it->path().string())
+                << ": not a regular file\n";
       usable = false;
     }
   }
   if (ec) {
-    std::cerr << "nasoa-classify: " << folder << ": cannot walk the folder: " << ec.message() << '\n';
+    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder.string())
+              << ": cannot walk the folder: " << ec.message() << '\n';
     return false;
   }
+  return usable;
+}
+
+// The images under `folder`, sorted; false (after saying why) if it cannot be walked.
+bool walk(const std::string& folder, std::vector<std::string>* out) {
+  std::vector<std::string> found;
+  std::set<fs::path> seen;
+  const bool usable = walk_into(folder, seen, found);
   if (found.empty()) {
-    std::cerr << "nasoa-classify: " << folder << ": no image files (.png .jpg .jpeg .bmp .webp .tif .tiff) in it\n";
+    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder)
+              << ": no image files (.png .jpg .jpeg .bmp .webp .tif .tiff) in it\n";
     return false;
   }
   std::sort(found.begin(), found.end());
@@ -111,7 +137,8 @@ int main(int argc, char** argv) {
       } catch (const nasoa::Error& e) {
         // The message names the file and what is wrong with it.
         std::fflush(stdout);
-        std::cerr << "nasoa-classify: skipped (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+        std::cerr << "nasoa-classify: skipped (" << nasoa::to_string(e.code())
+                  << "): " << nasoa_samples::one_line(e.what()) << '\n';  // a file name may hold a line break
         failed = true;
       }
     }

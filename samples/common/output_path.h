@@ -43,4 +43,34 @@ inline std::string output_clash(const std::string& what, const std::string& path
   return "";
 }
 
+// "" when a file can be written at `path` (given as option `what`): it is a
+// regular file or absent, in a folder that exists. Checked before the work,
+// so that a summary cannot be lost after it.
+inline std::string output_file_problem(const std::string& what, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::absolute(path, ec);
+  if (fs::exists(fs::symlink_status(p, ec)) && !fs::is_regular_file(p, ec))
+    return what + " " + path + ": exists and is not a regular file";
+  if (!fs::is_directory(p.parent_path(), ec))
+    return what + " " + path + ": its folder " + p.parent_path().string() + " does not exist";
+  return "";
+}
+
+// "" when `state` can be the state folder: not a file, and outside every
+// (option, folder) in `inputs` (a state folder inside a task folder is read
+// as a class on the next run).
+inline std::string state_folder_problem(const std::string& state,
+                                        const std::vector<std::pair<std::string, std::string>>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(state, ec)) && !fs::is_directory(state, ec))
+    return "--state " + state + ": exists and is not a folder";
+  for (const auto& [option, folder] : inputs) {
+    if (folder.empty() || !is_within(state, folder)) continue;
+    return "--state " + state + " is inside " + option + " " + folder + ", which it would add to; keep it elsewhere";
+  }
+  return "";
+}
+
 }  // namespace nasoa_samples

@@ -49,7 +49,8 @@ inline void write_text(const std::string& path, const std::string& text) {
   const auto fail = [&](const std::string& file, const char* what) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw nasoa::Error(nasoa::ErrorCode::kIo, file + ": " + what + ": " + reason);
+    throw nasoa::Error(nasoa::ErrorCode::kIo, path + ": " + what + (file == path ? "" : " (its temporary " + file + ")") +
+                                                  ": " + reason);
   };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(tmp, "cannot create");

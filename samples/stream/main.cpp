@@ -237,6 +237,28 @@ int main(int argc, char** argv) {
     std::cerr << "nasoa-stream: --state is empty; leave it out for the default\n";
     return 2;
   }
+  std::string state_used = state;
+  if (state_used.empty()) {
+    try {
+      state_used = nasoa::default_state_dir();
+    } catch (const nasoa::Error&) {
+      // No home folder: the Adapter says so below.
+    }
+  }
+  if (const std::string problem = nasoa_samples::state_folder_problem(state_used, inputs); !problem.empty()) {
+    std::cerr << "nasoa-stream: " << problem << "\n";
+    return 2;
+  }
+  if (!json.empty()) {
+    // Checked now: the summary comes after every task has trained.
+    std::string problem = nasoa_samples::output_file_problem("--json", json);
+    if (problem.empty() && !state_used.empty())
+      problem = nasoa_samples::output_clash("--json", json, {{"--state", state_used}});
+    if (!problem.empty()) {
+      std::cerr << "nasoa-stream: " << problem << "\n";
+      return 2;
+    }
+  }
 
   std::optional<fs::path> scratch;
   try {
@@ -282,6 +304,7 @@ int main(int argc, char** argv) {
           nasoa::TaskOptions task_options;
           task_options.image_side = zoo.models().front().input_size;
           task_options.threads = threads;
+          task_options.time_limit_seconds = seconds;  // reading counts in the task's budget
           const nasoa::Task task = nasoa::Task::from_folder(tasks[i], task_options);
           o.skipped = task.skipped();
           nasoa::Budget budget;
@@ -320,19 +343,22 @@ int main(int argc, char** argv) {
         if (!present(model_dir + ".checkpoint")) std::remove(plan_file.c_str());
       }
       if (!o.error.empty()) {
-        std::printf("%-3zu %-20s failed: %s\n", i + 1, o.task.c_str(), o.error.c_str());
+        std::printf("%-3zu %-20s failed: %s\n", i + 1, nasoa_samples::one_line(o.task).c_str(),
+                    nasoa_samples::one_line(o.error).c_str());
       } else {
         const nasoa::Regime& g = o.plan.best.regime;
         const std::string predicted =
             pct(o.plan.best.predicted_accuracy) +
             (o.plan.best.predicted_std ? " +- " + pct(o.plan.best.predicted_std) : std::string(" (default)"));
-        std::printf("%-3zu %-20s %-20s %7g %6d %6d %16s %9s %7s %8.1f%s\n", i + 1, o.task.c_str(), g.model.c_str(),
+        std::printf("%-3zu %-20s %-20s %7g %6d %6d %16s %9s %7s %8.1f%s\n", i + 1,
+                    nasoa_samples::one_line(o.task).c_str(), g.model.c_str(),
                     g.learning_rate, g.frozen_stages, g.epochs, predicted.c_str(), pct(o.achieved).c_str(),
                     pct(o.abs_error()).c_str(), o.seconds,
                     o.done_before ? "  (done before)" : o.resumed ? "  (resumed)" : "");
       }
       if (!o.skipped.empty())
-        std::printf("    %zu file(s) skipped, first: %s: %s\n", o.skipped.size(), o.skipped.front().path.c_str(),
+        std::printf("    %zu file(s) skipped, first: %s: %s\n", o.skipped.size(),
+                    nasoa_samples::one_line(o.skipped.front().path).c_str(),
                     o.skipped.front().reason.c_str());
       std::cout << std::flush;
       outcomes.push_back(std::move(o));

@@ -231,6 +231,29 @@ TEST(SearchTest, RefusesAStateMadeWithOtherOptionsNamingTheOption) {
       Error);
 }
 
+TEST(SearchTest, AStateFromBeforeTheCorpusWasRecordedResumesAndThenRecordsIt) {
+  SearchOptions o = formula_options();
+  o.generations = 1;
+  o.evaluator = R"({"proxy_lr":0.1})";
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  run_search(o, evaluator, dir / "state");
+  o.evaluator = R"({"corpus_sample":"aaa","proxy_lr":0.1})";
+  o.generations = 2;
+  EXPECT_NO_THROW(run_search(o, evaluator, dir / "state"));
+  o.evaluator = R"({"corpus_sample":"bbb","proxy_lr":0.1})";
+  try {
+    run_search(o, evaluator, dir / "state");
+    FAIL() << "another corpus was accepted once the state had recorded one";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("evaluator.corpus_sample = \"aaa\", this run has \"bbb\""),
+              std::string::npos)
+        << e.what();
+  }
+  o.evaluator = R"({"corpus_sample":"aaa"})";  // a setting dropped is still a difference
+  EXPECT_THROW(run_search(o, evaluator, dir / "state"), Error);
+}
+
 TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
   SearchOptions o = formula_options();
   o.generations = 1;

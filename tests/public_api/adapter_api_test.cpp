@@ -288,6 +288,14 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   impossible.wall_seconds = -1;
   EXPECT_EQ(code_of([&] { kept.record(*task_, nasoa::Plan{}, impossible); }), nasoa::ErrorCode::kInvalidArgument);
 
+  // A run a budget cut short is not its regime's outcome: not recorded.
+  nasoa::Result cut;
+  cut.regime = regime_;
+  cut.stop_reason = "memory cap";
+  cut.validation_accuracy = 0.06;
+  cut.wall_seconds = 1;
+  EXPECT_FALSE(kept.record(*task_, nasoa::Plan{}, cut));
+
   // A CSV task validated on a folder of its own images.
   std::ofstream csv(dir_ / "list.csv");
   for (const char* c : {"dark", "bright"})
