@@ -147,10 +147,27 @@ kill -KILL "$pid" 2> /dev/null
 wait "$pid" 2> /dev/null
 check "a planned run leaves its plan beside its checkpoint" \
   bash -c "test -f '$work/planned-killed.checkpoint' && test -f '$work/planned-killed.plan.json'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 30 --state "$state" --out "$work/planned-killed" \
+  --resume --no-record --quiet > /dev/null 2> "$work/other-budget.err"
+check "a resume with another budget than its plan's is refused, naming both" bash -c \
+  "test $? -eq 1 && grep -q 'planned for --budget 60' '$work/other-budget.err' && test -f '$work/planned-killed.checkpoint'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \
   --resume --no-record --report "$work/planned-resumed.json" --quiet > /dev/null 2> "$work/planned-resume.err"
 check "the planned run resumes with the plan it was killed in and completes it" \
   json "$work/planned-resumed.json" "r['resumed'] and r['stop_reason'] == 'completed' and r['plan']['best']['regime']['epochs'] == len(r['epochs'])"
 check "the resumed run removes its plan file" test ! -e "$work/planned-killed.plan.json"
+
+cp "$state"/adapt-test-*/experience.log "$work/experience-before.log"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$state" --out "$work/m-state" \
+  --report "$(ls -d "$state"/adapt-test-*)/experience.log" > /dev/null 2> "$work/report-state.err"
+check "a --report inside the state folder is refused, the experience kept" bash -c \
+  "test $? -eq 2 && grep -q 'inside --state' '$work/report-state.err' && cmp -s '$work/experience-before.log' \"\$(ls '$state'/adapt-test-*/experience.log)\""
+touch "$work/state-file"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$work/state-file" --out "$work/m-sf" > /dev/null 2> "$work/state-file.err"
+check "a --state that is a file is refused up front, naming it" bash -c \
+  "test $? -eq 2 && grep -q 'state-file: exists and is not a folder' '$work/state-file.err'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$work/task/state" --out "$work/m-st" > /dev/null 2> "$work/state-in.err"
+check "a --state inside the task folder is refused (it would be read as a class)" bash -c \
+  "test $? -eq 2 && grep -q 'inside --data' '$work/state-in.err' && test ! -e '$work/task/state'"
 
 finish
