@@ -495,11 +495,17 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     if (!(std::isfinite(result.spent_seconds) && result.spent_seconds >= 0 &&
           result.spent_seconds <= result.wall_seconds))
       refuse("spent_seconds = " + zoo::shown_number(result.spent_seconds) + ": expected a finite value in [0, wall_seconds]");
-    // A run a budget cut short reached an accuracy that is not its regime's
-    // (one step under a memory cap was stored as ten epochs at 6 %, and every
-    // later plan was predicted 50 points low). A diverged run is kept: that
-    // is its regime's outcome.
-    if (result.stop_reason != "completed" && result.stop_reason.rfind("diverged", 0) != 0) return false;
+    // A run a budget cut short is recorded as the epochs it trained and
+    // evaluated in full: stored as its planned regime, one step under a
+    // memory cap read as ten epochs at 6 % and every later plan was
+    // predicted 50 points low; not stored at all, a device whose profile
+    // is slow would never teach its predictor. A run with no epoch evaluated
+    // says nothing and is not stored. A diverged run is its regime's outcome.
+    const bool cut_short = result.stop_reason != "completed" && result.stop_reason.rfind("diverged", 0) != 0;
+    int evaluated_epochs = 0;
+    for (const EpochResult& e : result.epochs)
+      if (e.validation_accuracy >= 0) evaluated_epochs = std::max(evaluated_epochs, e.epoch);
+    if (cut_short && evaluated_epochs == 0) return false;
     const rt::ImageStore& store = *task.impl().store;
 
     rt::ExperienceRecord rec;
@@ -518,11 +524,15 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
       }
     }
     rec.regime = result.regime;
+    if (cut_short) rec.regime.epochs = evaluated_epochs;
     if (plan.budget_seconds > 0) rec.budget_seconds = plan.budget_seconds;
     if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;
-    double best = result.validation_accuracy;
+    // (A cut run's last evaluation may be of a part epoch's weights: not the
+    // outcome of the epochs it is recorded as.)
+    double best = cut_short ? -1 : result.validation_accuracy;
     for (std::size_t i = 0; i < result.epochs.size(); ++i) {
       const EpochResult& e = result.epochs[i];
+      if (cut_short && e.epoch > evaluated_epochs) break;
       // Named here: past this point the value only shows as the best accuracy.
       if (!(e.validation_accuracy == -1 || (e.validation_accuracy >= 0 && e.validation_accuracy <= 1)))
         throw Error(ErrorCode::kInvalidArgument, "result field epochs[" + std::to_string(i) +
@@ -534,7 +544,7 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
                              e.validation_accuracy});
       best = std::max(best, e.validation_accuracy);
     }
-    rec.final_accuracy = result.validation_accuracy;
+    rec.final_accuracy = cut_short ? best : result.validation_accuracy;
     rec.best_accuracy = best;
     rec.total_seconds = std::max(0.0, result.wall_seconds - result.spent_seconds);
     if (!result.energy_meter.empty() && result.energy_meter != "none") rec.joules = result.joules;

@@ -265,10 +265,12 @@ class NASOA_API Adapter {
   // the plan's best, an alternative or a regime of the caller's), the epochs'
   // validation accuracy, seconds (spent seconds left out), joules, meter and
   // device, the budget from the plan, and the probe's score for the model
-  // when the plan has one. Returns false, storing nothing, when this very
-  // result was recorded before, or when a budget cut the run short
-  // (stop_reason other than "completed" or "diverged: ..."): what it reached
-  // is not what its regime reaches, and the predictor would learn that. Throws Error{kInvalidArgument} for an invalid
+  // when the plan has one. A run a budget cut short (stop_reason other than
+  // "completed" or "diverged: ...") is stored as the epochs it trained and
+  // evaluated in full, with their best accuracy: what it reached is not what
+  // its planned regime reaches. Returns false, storing nothing, when this
+  // very result was recorded before, or when a budget cut the run short
+  // before any epoch was evaluated. Throws Error{kInvalidArgument} for an invalid
   // result.regime, Error{kNotFound} for a model the zoo lacks, Error{kIo}
   // when the state directory cannot be written.
   bool record(const Task& task, const Plan& plan, const Result& result);

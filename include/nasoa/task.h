@@ -59,9 +59,11 @@ struct TaskOptions {
   std::int64_t max_pixels = 100'000'000;      // larger images are skipped without decoding
   std::int64_t memory_cap_bytes = 1LL << 30;  // above it, images stream from disk
   int threads = 0;                            // decoding threads; 0: one per core
-  // Wall-clock seconds reading may take (0: no limit); past it the
-  // constructor stops and throws Error{kInvalidArgument}, so that a budget
-  // covering ingestion is kept even for a folder of huge photos.
+  // Wall-clock seconds decoding may take (0: no limit), checked before each
+  // file: past it the constructor stops and throws Error{kInvalidArgument},
+  // so that a budget covering ingestion is kept even for a folder of huge
+  // photos. (Listing the folder, and the files being decoded when the limit
+  // passes, are not cut short.)
   double time_limit_seconds = 0;
 };
 

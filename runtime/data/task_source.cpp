@@ -57,6 +57,11 @@ void check_classes(const TaskSource& t) {
     throw Error(ErrorCode::kInvalidArgument, t.origin + ": class name " + problem + "; rename it");
 }
 
+// Whether `folder` is `path` or one of the folders above it (both canonical).
+bool is_at_or_above(const fs::path& folder, const fs::path& path) {
+  return std::mismatch(folder.begin(), folder.end(), path.begin(), path.end()).first == folder.end();
+}
+
 // The image files under `folder` and its subfolders, in `files`; whatever
 // cannot be used, in `skipped` with the reason. A class folder that cannot be
 // listed is an error (the class would silently shrink); a subfolder that
@@ -69,8 +74,7 @@ void list_class_files(const fs::path& folder, bool is_class_folder, const fs::pa
     const fs::path canonical = fs::canonical(folder, ec);
     // A link up to the task folder or above it would make the other classes
     // (or the whole disk) images of this one.
-    if (!ec && std::mismatch(canonical.begin(), canonical.end(), task_root.begin(), task_root.end()).first ==
-                   canonical.end()) {
+    if (!ec && !task_root.empty() && is_at_or_above(canonical, task_root)) {
       skipped.push_back({folder.string(), "a link to the task folder or a folder above it; not followed"});
       return;
     }
@@ -148,6 +152,18 @@ TaskSource list_folder(const std::string& dir) {
     const fs::path canonical = fs::canonical(class_dir, canonical_ec);
     if (!canonical_ec) listed_folders.insert(canonical);
   }
+  // A class folder that is a link up to the task folder or above it would
+  // make the other classes (or the whole disk) images of one class.
+  class_dirs.erase(std::remove_if(class_dirs.begin(), class_dirs.end(),
+                                  [&](const fs::path& class_dir) {
+                                    std::error_code canonical_ec;
+                                    const fs::path canonical = fs::canonical(class_dir, canonical_ec);
+                                    if (canonical_ec || root_ec || !is_at_or_above(canonical, task_root)) return false;
+                                    task.skipped.push_back(
+                                        {class_dir.string(), "a link to the task folder or a folder above it; not a class"});
+                                    return true;
+                                  }),
+                   class_dirs.end());
   for (const fs::path& class_dir : class_dirs) {
     const int label = static_cast<int>(task.class_names.size());
     task.class_names.push_back(class_dir.filename().string());

@@ -370,10 +370,6 @@ int main(int argc, char** argv) {
                            plan_file + " was planned for --budget " + nlohmann::json(saved->budget_seconds).dump() +
                                " --energy " + nlohmann::json(saved->budget_joules).dump() + " --memory " +
                                std::to_string(saved->budget_memory_mib) + "; resume with the same budget");
-    } else if (!plan_only && !resume) {
-      // A plan left by a killed run that is now started afresh would make a
-      // later --resume look for a checkpoint this run replaces.
-      std::remove(plan_file.c_str());
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;
@@ -382,8 +378,10 @@ int main(int argc, char** argv) {
     task_options.validation_dir = validation;
     task_options.threads = threads;
     if (budget.memory_mib > 0) task_options.memory_cap_bytes = budget.memory_mib * 1024 * 1024 / 2;
-    // Reading counts in the budget: a folder of huge photos must not run past it.
-    task_options.time_limit_seconds = std::max(0.01, budget.seconds - seconds_since(started));
+    // Reading counts in the budget: a folder of huge photos must not run past
+    // it. (At least a second, within the guarantee's 2 s of grace: a budget
+    // too small to train is the Adapter's to refuse, naming the budget.)
+    task_options.time_limit_seconds = std::max(1.0, budget.seconds - seconds_since(started));
     // A file is a CSV list whatever its extension's case; a folder is a task
     // folder even when its name ends in .csv.
     std::error_code kind_ec;
@@ -427,6 +425,10 @@ int main(int argc, char** argv) {
       plan.budget_seconds = budget.seconds;
       plan.budget_joules = budget.joules;
       plan.budget_memory_mib = budget.memory_mib;
+      // A plan a killed planned run left would make a later --resume (without
+      // regime flags) take this run's checkpoint for its own. Removed only
+      // now, as training starts: a run that fails before keeps it.
+      if (!resume) std::remove(plan_file.c_str());
     }
 
     // Everything since the start counts: fine_tune(task, plan, ...) adds the
@@ -455,7 +457,7 @@ int main(int argc, char** argv) {
         if (!recorded)
           not_recorded = r.stop_reason == "completed" || r.stop_reason.rfind("diverged", 0) == 0
                              ? "this result was recorded before"
-                             : "the " + r.stop_reason + " cut the run short, so it says little about its regime";
+                             : "the " + r.stop_reason + " cut the run short before any epoch was evaluated";
       } catch (const nasoa::Error& e) {
         not_recorded = e.what();
         std::cerr << "nasoa-adapt: warning: the outcome was not recorded: " << e.what() << '\n';

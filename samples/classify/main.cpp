@@ -44,10 +44,19 @@ bool has_image_extension(const fs::path& path) {
 // Adds the image files under `folder` to `found`; links to folders are
 // followed, each folder once (as training reads a task). False, after saying
 // why, when something could not be read.
-bool walk_into(const fs::path& folder, std::set<fs::path>& seen, std::vector<std::string>& found) {
+bool walk_into(const fs::path& folder, const fs::path& root, std::set<fs::path>& seen,
+               std::vector<std::string>& found) {
   std::error_code ec;
   const fs::path canonical = fs::canonical(folder, ec);
   if (!ec && !seen.insert(canonical).second) return true;  // reached again through a link
+  // A link up to the folder walked or above it would walk its siblings (or
+  // the whole disk); training skips such links too.
+  if (!ec && !seen.empty() && canonical != root &&
+      std::mismatch(canonical.begin(), canonical.end(), root.begin(), root.end()).first == canonical.end()) {
+    std::cerr << "nasoa-classify: skipped: " << nasoa_samples::one_line(folder.string())
+              << ": a link to a folder above the one walked; not followed\n";
+    return true;
+  }
   fs::directory_iterator it(folder, ec);
   if (ec) {
     std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder.string()) << ": cannot list: " << ec.message()
@@ -58,7 +67,7 @@ bool walk_into(const fs::path& folder, std::set<fs::path>& seen, std::vector<std
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     std::error_code type_ec;
     if (it->is_directory(type_ec)) {
-      usable = walk_into(it->path(), seen, found) && usable;
+      usable = walk_into(it->path(), root, seen, found) && usable;
       continue;
     }
     if (!has_image_extension(it->path())) continue;
@@ -83,7 +92,9 @@ bool walk_into(const fs::path& folder, std::set<fs::path>& seen, std::vector<std
 bool walk(const std::string& folder, std::vector<std::string>* out) {
   std::vector<std::string> found;
   std::set<fs::path> seen;
-  const bool usable = walk_into(folder, seen, found);
+  std::error_code ec;
+  const fs::path root = fs::canonical(folder, ec);
+  const bool usable = walk_into(folder, root, seen, found);
   if (found.empty()) {
     std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder)
               << ": no image files (.png .jpg .jpeg .bmp .webp .tif .tiff) in it\n";

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
 #include <opencv2/imgcodecs.hpp>
@@ -294,7 +295,21 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   cut.stop_reason = "memory cap";
   cut.validation_accuracy = 0.06;
   cut.wall_seconds = 1;
-  EXPECT_FALSE(kept.record(*task_, nasoa::Plan{}, cut));
+  EXPECT_FALSE(kept.record(*task_, nasoa::Plan{}, cut)) << "no epoch evaluated: nothing to learn";
+  // One cut after its first of ten epochs is stored as the one epoch it ran.
+  cut.regime.epochs = 10;
+  cut.stop_reason = "time budget";
+  cut.epochs = {{1, 0.9, 0.6, 0.7, 1.0, 0}, {2, 0.8, 0.65, -1, 1.5, 0}};
+  cut.validation_accuracy = 0.75;  // a part epoch's weights, evaluated at the end
+  ASSERT_TRUE(kept.record(*task_, nasoa::Plan{}, cut));
+  std::ifstream log(fs::path(kept.state_dir()) / "experience.log");
+  std::string line, last;
+  while (std::getline(log, line)) last = line;
+  ASSERT_FALSE(last.empty()) << "no experience.log in " << kept.state_dir();
+  const auto record = nlohmann::json::parse(last.substr(last.find(' ') + 1));
+  EXPECT_EQ(record["regime"]["epochs"], 1);
+  EXPECT_DOUBLE_EQ(record["result"]["best_accuracy"].get<double>(), 0.7);
+  EXPECT_EQ(record["history"].size(), 1u);
 
   // A CSV task validated on a folder of its own images.
   std::ofstream csv(dir_ / "list.csv");

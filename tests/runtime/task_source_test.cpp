@@ -111,6 +111,14 @@ TEST(TaskSourceTest, FollowsLinkedSubfoldersOnceAndSkipsHiddenFoldersAndFilesRea
     again_reasons[std::filesystem::path(f.path).lexically_relative(t.path() / "task").string()] = f.reason;
   EXPECT_NE(again_reasons["dog/cats"].find("listed elsewhere"), std::string::npos) << again_reasons["dog/cats"];
   EXPECT_EQ(again.samples.size(), s.samples.size());
+  // A class folder that is itself a link up: not a class.
+  std::filesystem::create_symlink(t / "task", t / "task/all");
+  const TaskSource up = list_folder(t / "task");
+  EXPECT_EQ(up.class_names, (std::vector<std::string>{"cat", "dog"}));
+  bool said = false;
+  for (const SkippedFile& f : up.skipped)
+    said = said || (std::filesystem::path(f.path).filename() == "all" && f.reason.find("not a class") != std::string::npos);
+  EXPECT_TRUE(said) << "the link up was not reported";
 }
 
 TEST(TaskSourceTest, RefusesAClassNameThatIsNotUtf8) {

@@ -230,21 +230,15 @@ namespace {
 // take), writing goes on without it, as it did before there was a lock.
 class BundleLock {
  public:
-  enum class Wait { kBlock, kTry };
-  BundleLock(const SwapPaths& p, Wait wait) {
+  explicit BundleLock(const SwapPaths& p) {
     const std::string path = p.dir.parent_path().string();
     fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_ < 0) return;  // a missing or unreadable parent: writing the bundle will say so
-    const int operation = LOCK_EX | (wait == Wait::kTry ? LOCK_NB : 0);
-    while (::flock(fd_, operation) != 0) {
+    while (::flock(fd_, LOCK_EX) != 0) {
       if (errno == EINTR) continue;
       const int saved = errno;
       ::close(fd_);
       fd_ = -1;
-      if (saved == EWOULDBLOCK) {
-        busy_ = true;
-        return;
-      }
       if (saved == ENOLCK || saved == EBADF || saved == EOPNOTSUPP || saved == EINVAL) return;
       throw Error(ErrorCode::kIo, path + ": cannot lock the folder to replace a bundle in it: " +
                                       std::strerror(saved));
@@ -255,12 +249,11 @@ class BundleLock {
   }
   BundleLock(const BundleLock&) = delete;
   BundleLock& operator=(const BundleLock&) = delete;
-  // A writer holds the lock (only with Wait::kTry).
-  bool busy() const { return busy_; }
+  // This process holds the lock (false where the file system has none).
+  bool held() const { return fd_ >= 0; }
 
  private:
   int fd_ = -1;
-  bool busy_ = false;
 };
 
 // Swaps two directories in one step where the kernel and file system can
@@ -309,10 +302,12 @@ std::string recover_bundle(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(p.aside, ec) || fs::exists(p.dir, ec)) return p.dir.string();
   // DIR is missing: a writer may be between its two renames right now, or
-  // one crashed there. Only when no writer holds the lock is it a crash to
-  // repair; otherwise the complete old copy is read where it is.
-  const BundleLock lock(p, BundleLock::Wait::kTry);
-  if (lock.busy()) return is_bundle_dir(p.aside) ? p.aside.string() : p.dir.string();
+  // one crashed there. With the writers' lock held (waiting for a writer to
+  // finish: its swap is short) it is a crash to repair, or already repaired.
+  // Where there is no lock to take (NFS), the old copy is read where it is
+  // and the repair is left to the next writer.
+  const BundleLock lock(p);
+  if (!lock.held()) return is_bundle_dir(p.aside) ? p.aside.string() : p.dir.string();
   return recover_locked(p);
 }
 
@@ -365,7 +360,7 @@ Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
 
 Manifest replace_bundle(const std::string& dir, const BundleInput& input) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p, BundleLock::Wait::kBlock);
+  const BundleLock lock(p);
   return replace_locked(p, input);
 }
 
@@ -391,7 +386,7 @@ BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
 Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
                                const Provenance& provenance) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p, BundleLock::Wait::kBlock);
+  const BundleLock lock(p);
   const std::string live = recover_locked(p);
   const Manifest old = open_bundle(live);
   BundleInput input;
@@ -408,7 +403,7 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
                        const Provenance& provenance) {
   const SwapPaths p = swap_paths(dir);
-  const BundleLock lock(p, BundleLock::Wait::kBlock);
+  const BundleLock lock(p);
   const std::string live = recover_locked(p);
   BundleInput input;
   input.name = name;
