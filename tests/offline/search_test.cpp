@@ -16,6 +16,7 @@
 #include "nasoa/error.h"
 #include "offline_tools/search/pareto.h"
 #include "offline_tools/search/search.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 
@@ -242,14 +243,10 @@ TEST(SearchTest, AStateFromBeforeTheCorpusWasRecordedResumesAndThenRecordsIt) {
   o.generations = 2;
   EXPECT_NO_THROW(run_search(o, evaluator, dir / "state"));
   o.evaluator = R"({"corpus_sample":"bbb","proxy_lr":0.1})";
-  try {
-    run_search(o, evaluator, dir / "state");
-    FAIL() << "another corpus was accepted once the state had recorded one";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("evaluator.corpus_sample = \"aaa\", this run has \"bbb\""),
-              std::string::npos)
-        << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
+                                           ErrorCode::kInvalidArgument,
+                                           "evaluator.corpus_sample = \"aaa\", this run has \"bbb\""))
+      << "another corpus was accepted once the state had recorded one";
   o.evaluator = R"({"corpus_sample":"aaa"})";  // a setting dropped is still a difference
   EXPECT_THROW(run_search(o, evaluator, dir / "state"), Error);
 }

@@ -11,6 +11,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/data/image_header.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 
@@ -315,13 +316,9 @@ TEST_F(ImageStoreTest, ReadingStopsAtItsTimeLimit) {
   options.side = 16;
   options.max_pixels = 10'000'000;
   options.time_limit_seconds = 1e-9;  // over before the first image
-  try {
-    ImageStore(list_folder(t_ / "task"), options);
-    FAIL() << "reading ran past its limit";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("took more than its limit of 1e-09 s"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { ImageStore(list_folder(t_ / "task"), options); },
+                                           ErrorCode::kInvalidArgument, "took more than its limit of 1e-09 s"))
+      << "reading ran past its limit";
   options.time_limit_seconds = 600;
   EXPECT_EQ(ImageStore(list_folder(t_ / "task"), options).size(), 5u);
   options.time_limit_seconds = -1;

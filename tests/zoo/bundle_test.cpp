@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "nasoa/error.h"
+#include "tests/support/expect_error.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
@@ -265,13 +266,9 @@ TEST_F(BundleTest, ReadersNeverRemoveAnAsideCopyAndWritersOnlyTheirOwn) {
   EXPECT_EQ(recover_bundle(dir_), (root_ / "zoo").string());
   open_bundle(dir_);
   EXPECT_TRUE(fs::exists(root_ / ".zoo.old" / "notes.txt"));
-  try {
-    replace_bundle(dir_, input());
-    FAIL() << "a replacement went ahead over a folder that is not an old copy";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find(".zoo.old exists and is not an old copy"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { replace_bundle(dir_, input()); }, ErrorCode::kInvalidArgument,
+                                           ".zoo.old exists and is not an old copy"))
+      << "a replacement went ahead over a folder that is not an old copy";
   EXPECT_TRUE(fs::exists(root_ / ".zoo.old" / "notes.txt"));
   EXPECT_EQ(open_bundle(dir_).name, "test-zoo");
   // An old copy a crashed writer left beside a complete bundle is the next writer's to remove.
