@@ -486,7 +486,8 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     const auto refuse = [](const std::string& what) {
       throw Error(ErrorCode::kInvalidArgument, "Result field " + what);
     };
-    const int stages = rt::describe_model(info).num_stages;
+    const rt::ModelFeatures features = rt::describe_model(info);
+    const int stages = features.num_stages;
     if (result.regime.frozen_stages > stages)
       refuse("regime.frozen_stages = " + std::to_string(result.regime.frozen_stages) + ": model '" + info.name +
              "' has " + std::to_string(stages) + " stages");
@@ -514,7 +515,7 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     rec.task_name = task_name(task.origin());
     rec.task = task.meta();
     rec.train_images = std::int64_t(sdk::task_split(task, result.regime).train.size());
-    rec.model = rt::describe_model(info);
+    rec.model = features;
     if (impl.profile) {
       try {
         rec.model.step_seconds = rt::predict_step_seconds(*impl.profile, info.name, result.regime.batch_size,

@@ -147,24 +147,21 @@ TaskSource list_folder(const std::string& dir) {
   std::set<fs::path> listed_folders;     // canonical: a link back up must not loop
   std::error_code root_ec;
   const fs::path task_root = fs::canonical(dir, root_ec);
+  // Class folders are all in `listed_folders` before any is listed. One that
+  // is a link up to the task folder or above it would make the other classes
+  // (or the whole disk) images of one class: it is not a class.
+  std::vector<fs::path> classes;
   for (const fs::path& class_dir : class_dirs) {
     std::error_code canonical_ec;
     const fs::path canonical = fs::canonical(class_dir, canonical_ec);
+    if (!canonical_ec && !root_ec && is_at_or_above(canonical, task_root)) {
+      task.skipped.push_back({class_dir.string(), "a link to the task folder or a folder above it; not a class"});
+      continue;
+    }
     if (!canonical_ec) listed_folders.insert(canonical);
+    classes.push_back(class_dir);
   }
-  // A class folder that is a link up to the task folder or above it would
-  // make the other classes (or the whole disk) images of one class.
-  class_dirs.erase(std::remove_if(class_dirs.begin(), class_dirs.end(),
-                                  [&](const fs::path& class_dir) {
-                                    std::error_code canonical_ec;
-                                    const fs::path canonical = fs::canonical(class_dir, canonical_ec);
-                                    if (canonical_ec || root_ec || !is_at_or_above(canonical, task_root)) return false;
-                                    task.skipped.push_back(
-                                        {class_dir.string(), "a link to the task folder or a folder above it; not a class"});
-                                    return true;
-                                  }),
-                   class_dirs.end());
-  for (const fs::path& class_dir : class_dirs) {
+  for (const fs::path& class_dir : classes) {
     const int label = static_cast<int>(task.class_names.size());
     task.class_names.push_back(class_dir.filename().string());
     std::vector<fs::path> files;

@@ -183,6 +183,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                                           : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
     return eval + save_seconds + 0.25;
   };
+  // What the progress reports: the steps left at the steps' pace, then
+  // finishing, and never past the deadline.
+  auto eta = [&](double steps_left) {
+    return std::min(std::max(0.0, limits.seconds_left()),
+                    steps_left * std::max(0.0, step_seconds.value) + finish_reserve());
+  };
   // Up front: one step (as the profile predicts it, when there is one), the
   // final evaluation and saving must fit in what ingestion left.
   const double first_step_needs = std::max(0.0, step_seconds.value) + finish_reserve() + 0.25;
@@ -335,10 +341,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       progress.train_accuracy = double(correct) / double(seen);
       progress.elapsed_seconds = limits.elapsed();
       progress.joules = limits.joules();
-      const double steps_left = double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
-                                double(steps_per_epoch - step - 1);
-      progress.eta_seconds = std::min(std::max(0.0, limits.seconds_left()),
-                                      steps_left * step_seconds.value + finish_reserve());
+      progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
+                                 double(steps_per_epoch - step - 1));
       if (job.on_progress) job.on_progress(progress);
 
       if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
@@ -392,9 +396,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       }
       progress.elapsed_seconds = limits.elapsed();
       progress.joules = limits.joules();
-      const double steps_left = double(regime.epochs - epoch - 1) * double(steps_per_epoch);
-      progress.eta_seconds = std::min(std::max(0.0, limits.seconds_left()),
-                                      steps_left * std::max(0.0, step_seconds.value) + finish_reserve());
+      progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
       job.on_progress(progress);
     }
   }

@@ -211,12 +211,13 @@ int main(int argc, char** argv) {
   int threads = 0;
   double watts = 0, checkpoint_every = 30;
   bool resume = false, quiet = false, plan_only = false, probe = false, no_record = false;
-  std::string default_state = "nasoa::default_state_dir()";
+  std::string home_state;  // the default state folder; empty without a home directory
   try {
-    default_state = nasoa::default_state_dir();
+    home_state = nasoa::default_state_dir();
   } catch (const nasoa::Error&) {
     // No home directory: --state is then needed, and the API says so if it is left out.
   }
+  const std::string default_state = home_state.empty() ? "nasoa::default_state_dir()" : home_state;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
   app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(finite_at_least(0, true));
@@ -323,10 +324,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   // The state folder this run uses (the default one when none is given).
-  const std::string state_used = !state.empty() ? state : default_state == "nasoa::default_state_dir()" ? "" : default_state;
+  const std::string state_used = !state.empty() ? state : home_state;
   if (const std::string problem = nasoa_samples::state_folder_problem(
           state_used, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}});
-      !state_used.empty() && !problem.empty()) {
+      !problem.empty()) {
     std::cerr << "nasoa-adapt: " << problem << "\n";
     return 2;
   }

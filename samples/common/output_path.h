@@ -59,10 +59,11 @@ inline std::string output_file_problem(const std::string& what, const std::strin
 
 // "" when `state` can be the state folder: not a file, and outside every
 // (option, folder) in `inputs` (a state folder inside a task folder is read
-// as a class on the next run).
+// as a class on the next run). An empty `state` (none known) is "".
 inline std::string state_folder_problem(const std::string& state,
                                         const std::vector<std::pair<std::string, std::string>>& inputs) {
   namespace fs = std::filesystem;
+  if (state.empty()) return "";
   std::error_code ec;
   if (fs::exists(fs::symlink_status(state, ec)) && !fs::is_directory(state, ec))
     return "--state " + state + ": exists and is not a folder";

@@ -252,8 +252,7 @@ int main(int argc, char** argv) {
   if (!json.empty()) {
     // Checked now: the summary comes after every task has trained.
     std::string problem = nasoa_samples::output_file_problem("--json", json);
-    if (problem.empty() && !state_used.empty())
-      problem = nasoa_samples::output_clash("--json", json, {{"--state", state_used}});
+    if (problem.empty()) problem = nasoa_samples::output_clash("--json", json, {{"--state", state_used}});
     if (!problem.empty()) {
       std::cerr << "nasoa-stream: " << problem << "\n";
       return 2;
