@@ -136,34 +136,61 @@ int env_int(const char* name, int fallback) {
   return v ? std::atoi(v) : fallback;
 }
 
+// NAME and canonical ENCODING of a --baseline NAME=ENCODING. The name goes
+// into a CSV column and the plot's legend, so it is kept to plain text.
+std::pair<std::string, std::string> parse_baseline(const std::string& b) {
+  const auto eq = b.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b + "': expected NAME=ENCODING");
+  const std::string name = b.substr(0, eq);
+  if (name.size() > 64 || std::any_of(name.begin(), name.end(), [](char c) {
+        return c == ',' || c == '"' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+      }))
+    throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b.substr(0, 80) +
+                                                 "': the name must be at most 64 characters, without commas, "
+                                                 "quotes or control characters");
+  return {name, nasoa::Encoding::parse(b.substr(eq + 1)).to_string()};
+}
+
 std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Evaluator& evaluator) {
-  // Cached beside the search state, so a resumed run does not retrain them.
+  // Cached beside the search state, so a resumed run does not retrain them;
+  // only under the evaluator settings they were made with, and only their
+  // successes (a failure, out of memory say, is tried again).
   const std::string cache_path = (std::filesystem::path(a.state) / "baselines.json").string();
   Json cache = Json::object();
   try {
-    if (std::filesystem::exists(cache_path)) cache = Json::parse(nasoa::zoo::read_file(cache_path));
-    if (!cache.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": not a JSON object");
+    if (std::filesystem::exists(cache_path)) {
+      const Json file = Json::parse(nasoa::zoo::read_file(cache_path));
+      if (!file.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": not a JSON object");
+      if (file.contains("evaluator") && file.at("evaluator") == a.search.evaluator) cache = file.at("evaluations");
+      else std::cerr << "baselines: " << cache_path << " was made with other evaluator settings; evaluated again\n";
+    }
+    if (!cache.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": field evaluations is not a JSON object");
     for (const auto& [encoding, evaluation] : cache.items()) (void)evaluation.get<Evaluation>();
   } catch (const Json::exception& e) {
     throw Error(ErrorCode::kCorrupt, cache_path + ": " + e.what() + " (remove it to evaluate the baselines again)");
   }
   std::vector<std::string> names, encodings, missing;
   for (const std::string& b : a.baselines) {
-    const auto eq = b.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b + "': expected NAME=ENCODING");
-    names.push_back(b.substr(0, eq));
-    encodings.push_back(nasoa::Encoding::parse(b.substr(eq + 1)).to_string());
-    if (!cache.contains(encodings.back())) missing.push_back(encodings.back());
+    const auto [name, encoding] = parse_baseline(b);
+    names.push_back(name);
+    encodings.push_back(encoding);
+    if (!cache.contains(encoding) &&
+        std::find(missing.begin(), missing.end(), encoding) == missing.end())
+      missing.push_back(encoding);
   }
+  std::map<std::string, Evaluation> failed;
   if (!missing.empty()) {
     std::cerr << "baselines: evaluating " << missing.size() << "\n";
-    for (const Evaluation& e : evaluator.evaluate(missing)) cache[e.encoding] = e;
-    nasoa::zoo::write_file_atomic(cache_path, cache.dump(1));
+    for (const Evaluation& e : evaluator.evaluate(missing)) {
+      if (e.ok()) cache[e.encoding] = e;
+      else failed[e.encoding] = e;
+    }
+    nasoa::zoo::write_file_atomic(cache_path, Json{{"evaluator", a.search.evaluator}, {"evaluations", cache}}.dump(1));
   }
   std::vector<NamedEvaluation> out;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    Evaluation e = cache.at(encodings[i]).get<Evaluation>();
+    Evaluation e = cache.contains(encodings[i]) ? cache.at(encodings[i]).get<Evaluation>() : failed.at(encodings[i]);
     if (!e.ok()) {
       std::cerr << "baseline " << names[i] << " (" << encodings[i] << ") left out: " << e.error << "\n";
       continue;
@@ -175,13 +202,6 @@ std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Ev
 
 int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
   const auto started = std::chrono::steady_clock::now();
-  // A bad --baseline is refused before the hours of search, not after them.
-  for (const std::string& b : a.baselines) {
-    const auto eq = b.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(ErrorCode::kInvalidArgument, "--baseline '" + b + "': expected NAME=ENCODING");
-    nasoa::Encoding::parse(b.substr(eq + 1));
-  }
   auto log = [](const std::string& line) { std::cerr << line << std::endl; };
   const nasoa::search::SearchResult result = nasoa::search::run_search(a.search, evaluator, a.state, log);
   const std::vector<NamedEvaluation> baselines = evaluate_baselines(a, evaluator);
@@ -229,6 +249,9 @@ int run(Args a) {
                          "--max-macs '" + a.max_macs_text + "': expected a whole number of MACs, e.g. 5e8");
     a.search.max_macs = static_cast<std::int64_t>(v);
   }
+  // Refused now, not after reading the corpus (or after the hours of search).
+  nasoa::search::validate_search_options(a.search);
+  for (const std::string& b : a.baselines) parse_baseline(b);
   a.proxy.max_step_seconds = a.max_step_ms / 1000;
   a.proxy.rank = rank;
   // The ranks on one machine share its cores; compute and batch-loading
@@ -315,12 +338,15 @@ int main(int argc, char** argv) {
   app.add_option("--c0", a.search.space.c0_choices, "C0 choices")->delimiter(',')->capture_default_str();
   app.add_option("--min-blocks", a.search.space.min_blocks, "Fewest blocks of a macro")->capture_default_str();
   app.add_option("--max-blocks", a.search.space.max_blocks, "Most blocks of a macro")->capture_default_str();
+  app.add_option("--min-stages", a.search.space.min_stages, "Fewest stages of a macro")->capture_default_str();
   app.add_option("--max-stages", a.search.space.max_stages, "Most stages of a macro")->capture_default_str();
   app.add_option("--max-channels", a.search.space.max_channels, "Widest block output")->capture_default_str();
   app.add_option("--max-macs", a.max_macs_text, "Candidates above this many MACs per image are not evaluated");
   app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained");
   app.add_option("--baseline", a.baselines, "NAME=ENCODING of a hand-designed network evaluated for comparison (repeatable)");
-  app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")->capture_default_str();
+  app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores less a quarter of them for the batch loader)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   CLI11_PARSE(app, argc, argv);

@@ -38,8 +38,10 @@ int run_info(const std::vector<std::string>& encodings, int classes, int input) 
       const nasoa::NetworkCost cost = nasoa::count_cost(Encoding::parse(text), classes, input);
       std::cout << text << '\t' << cost.parameters << '\t' << cost.macs << '\n';
     } catch (const Error& e) {
+      // A valid encoding whose counts overflow (a huge --classes or --input)
+      // is a failed operation, not an invalid encoding.
       std::cerr << "nasoa-zoo: " << e.what() << '\n';
-      status = 2;
+      status = std::max(status, e.code() == nasoa::ErrorCode::kInvalidEncoding ? 2 : 1);
     }
   }
   return status;

@@ -18,11 +18,15 @@ void write_csv(const std::string& path, const std::vector<NamedEvaluation>& rows
   out << "name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank\n";
   for (const NamedEvaluation& r : rows) {
     const Evaluation& e = r.evaluation;
-    char line[512];
-    std::snprintf(line, sizeof line, "%s,%s,%.4f,%.6f,%lld,%lld,%.2f,%llu,%d\n", r.name.c_str(), e.encoding.c_str(),
-                  1000 * e.step_seconds, e.accuracy, static_cast<long long>(e.parameters),
-                  static_cast<long long>(e.macs), e.cost_seconds, static_cast<unsigned long long>(e.seed), e.rank);
-    out << line;
+    // Unquoted columns: a comma, quote or line break would shift or split a row.
+    for (const std::string* text : {&r.name, &e.encoding})
+      if (text->find_first_of(",\"\r\n") != std::string::npos)
+        throw Error(ErrorCode::kInvalidArgument, path + ": '" + *text + "' has a comma, quote or line break");
+    char numbers[2048];  // the numeric columns only (any double fits); the text ones have no bound
+    std::snprintf(numbers, sizeof numbers, "%.4f,%.6f,%lld,%lld,%.2f,%llu,%d\n", 1000 * e.step_seconds, e.accuracy,
+                  static_cast<long long>(e.parameters), static_cast<long long>(e.macs), e.cost_seconds,
+                  static_cast<unsigned long long>(e.seed), e.rank);
+    out << r.name << ',' << e.encoding << ',' << numbers;
   }
   zoo::write_file_atomic(path, out.str());
 }

@@ -51,9 +51,14 @@ Json options_to_json(const SearchOptions& o) {
               {"batch", o.batch}};
 }
 
-void validate(const SearchOptions& o) {
+}  // namespace
+
+void validate_search_options(const SearchOptions& o) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw Error(ErrorCode::kInvalidArgument, "search option " + what);
+  };
+  const auto range = [](const char* what, int min, int max) {
+    return std::string(what) + ": need 1 <= min (" + std::to_string(min) + ") <= max (" + std::to_string(max) + ")";
   };
   // Each sample is a proxy training run: a million is weeks of device time.
   require(o.block_samples >= 0 && o.block_samples <= 1000000, "block_samples must be in 0..1000000");
@@ -67,13 +72,40 @@ void validate(const SearchOptions& o) {
   require(!o.space.c0_choices.empty(), "space.c0_choices must not be empty");
   for (int c0 : o.space.c0_choices) require(c0 >= 4 && c0 <= 4096 && c0 % 4 == 0, "space.c0_choices must be multiples of 4 in 4..4096 (the encoding's C0)");
   // The sampler draws from these ranges: an empty one never ends.
-  require(o.space.min_layers >= 1 && o.space.min_layers <= o.space.max_layers, "space layers: need 1 <= min <= max");
-  require(o.space.min_blocks >= 1 && o.space.min_blocks <= o.space.max_blocks, "space blocks: need 1 <= min <= max");
-  require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages, "space stages: need 1 <= min <= max");
-  require(o.space.max_stages <= o.space.max_blocks, "space: max_stages must not exceed max_blocks");
+  require(o.space.min_layers >= 1 && o.space.min_layers <= o.space.max_layers,
+          range("layers per block", o.space.min_layers, o.space.max_layers));
+  require(o.space.min_blocks >= 1 && o.space.min_blocks <= o.space.max_blocks,
+          range("blocks per macro", o.space.min_blocks, o.space.max_blocks));
+  require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages,
+          range("stages per macro", o.space.min_stages, o.space.max_stages));
+  require(o.space.max_stages <= o.space.max_blocks, "space: max stages (" + std::to_string(o.space.max_stages) +
+                                                        ") must not exceed max blocks (" +
+                                                        std::to_string(o.space.max_blocks) + ")");
   require(o.space.max_extra_connections >= 0, "space.max_extra_connections must be >= 0");
   require(o.space.max_channels >= 1, "space.max_channels must be >= 1");
+  // The block level places every block in the reference macro, whose
+  // networks then start the macro level: it must lie in the space.
+  const Encoding reference = Encoding::parse("0-_" + std::to_string(o.reference_c0) + "_" + o.reference_macro);
+  if (const std::string why = macro_outside(reference, o.space); !why.empty())
+    require(false, "reference macro _" + std::to_string(o.reference_c0) + "_" + o.reference_macro + ": " + why);
 }
+
+std::string macro_outside(const Encoding& e, const zoo::SamplerOptions& space) {
+  const int blocks = static_cast<int>(e.macro().size()), stages = e.num_stages() - 1;
+  if (blocks < space.min_blocks || blocks > space.max_blocks)
+    return std::to_string(blocks) + " blocks, outside " + std::to_string(space.min_blocks) + ".." +
+           std::to_string(space.max_blocks);
+  if (stages < space.min_stages || stages > space.max_stages)
+    return std::to_string(stages) + " stages, outside " + std::to_string(space.min_stages) + ".." +
+           std::to_string(space.max_stages);
+  long long width = e.c0(), widest = width;
+  for (const MacroBlock& m : e.macro()) widest = std::max(widest, width *= m.multiplier);
+  if (widest > space.max_channels)
+    return std::to_string(widest) + " channels, wider than " + std::to_string(space.max_channels);
+  return {};
+}
+
+namespace {
 
 // The state as it is kept in memory and in state.json.
 struct State {
@@ -171,6 +203,9 @@ State load(const SearchOptions& o, const std::string& dir) {
     s.block_done = j.at("block_done").get<std::size_t>();
     s.kept_blocks = j.at("kept_blocks").get<std::vector<std::string>>();
     s.population = j.at("population").get<std::vector<std::string>>();
+    if (!j.at("generation").is_number_integer())
+      throw Error(ErrorCode::kCorrupt, path + ": field generation = " + j.at("generation").dump() +
+                                           " is not a whole number");
     s.generation = j.at("generation").get<int>();
     std::istringstream rng(j.at("rng").get<std::string>());
     rng >> s.rng;
@@ -185,18 +220,32 @@ State load(const SearchOptions& o, const std::string& dir) {
     throw Error(ErrorCode::kCorrupt, path + ": field generation = " + std::to_string(s.generation) + " is out of range");
   if (s.phase != "block" && s.population.empty())
     throw Error(ErrorCode::kCorrupt, path + ": field population is empty in phase " + s.phase);
-  for (const std::string& enc : s.population) {
+  if (s.phase == "block" && !s.kept_blocks.empty())
+    throw Error(ErrorCode::kCorrupt, path + ": field kept_blocks is filled in phase block (the macro level fills it)");
+  // Everything that reaches the outputs must be what a search could make.
+  const auto check_encoding = [&](const std::string& field, const std::string& text) {
     try {
-      Encoding::parse(enc);
+      Encoding::parse(text);
     } catch (const Error& e) {
-      throw Error(ErrorCode::kCorrupt, path + ": field population holds '" + enc + "': " + e.what());
+      throw Error(ErrorCode::kCorrupt, path + ": field " + field + " holds '" + text + "': " + e.what());
     }
-  }
+  };
+  for (const std::string& enc : s.population) check_encoding("population", enc);
+  for (const std::string& enc : s.block_queue) check_encoding("block_queue", enc);
+  for (const std::string& block : s.kept_blocks)
+    check_encoding("kept_blocks", block + "_" + std::to_string(o.reference_c0) + "_" + o.reference_macro);
   std::set<std::string> evaluated;
   for (const Evaluation& e : s.evaluations) {
-    if (e.ok() && (!(e.accuracy >= 0 && e.accuracy <= 1) || !(e.step_seconds >= 0) || !std::isfinite(e.step_seconds)))
+    check_encoding("evaluations", e.encoding);
+    // A step of over a day, or of no time, is no measurement (log(0) would
+    // reach the plot); costs and counts cannot be negative.
+    const bool numbers = e.cost_seconds >= 0 && std::isfinite(e.cost_seconds) && e.rank >= 0 &&
+                         e.parameters >= 0 && e.macs >= 0;
+    if (!numbers || (e.ok() && (!(e.accuracy >= 0 && e.accuracy <= 1) || !(e.step_seconds > 0) ||
+                                !(e.step_seconds < 86400))))
       throw Error(ErrorCode::kCorrupt, path + ": evaluation of '" + e.encoding +
-                                           "' has an accuracy outside [0, 1] or a step time that is not a number");
+                                           "' has a value no evaluation gives (accuracy outside [0, 1], a step time "
+                                           "outside (0, 1 day), or a negative cost, rank or count)");
     if (e.ok()) evaluated.insert(e.encoding);
   }
   // The next generation's parents come from the population's evaluations.
@@ -213,7 +262,7 @@ class Search {
       : o_(o), evaluator_(evaluator), dir_(std::move(dir)), log_(log) {}
 
   SearchResult run() {
-    validate(o_);
+    validate_search_options(o_);
     std::filesystem::create_directories(dir_);
     if (std::filesystem::exists(state_path(dir_))) {
       s_ = load(o_, dir_);
@@ -247,7 +296,11 @@ class Search {
     if (log_) log_(line);
   }
 
-  bool within_bounds(const Encoding& e) const {
+  // The space's macro bounds and --max-macs: candidates outside are never
+  // evaluated (a mutation of a macro at a bound may step over it).
+  bool within_bounds(const Encoding& e) const { return macro_outside(e, o_.space).empty() && within_macs(e); }
+
+  bool within_macs(const Encoding& e) const {
     if (o_.max_macs <= 0) return true;
     try {
       return count_cost(e, o_.classes, o_.input_size).macs <= o_.max_macs;
@@ -266,6 +319,10 @@ class Search {
     std::set<std::string> queued;
     for (const std::string& b : o_.seed_blocks) {
       const Encoding e = Encoding::parse(reference(b));  // a bad seed block is the caller's error
+      if (!within_macs(e))
+        throw Error(ErrorCode::kInvalidArgument, "seed block " + b + ": in the reference macro (" + e.to_string() +
+                                                     ") it has more MACs than max_macs " +
+                                                     std::to_string(o_.max_macs));
       if (queued.insert(e.to_string()).second) s_.block_queue.push_back(e.to_string());
     }
     // Checks the reference macro and C0 once; every sampled block goes into its macro.
@@ -283,6 +340,15 @@ class Search {
         // a block whose groups do not divide the reference widths: draw another
       }
     }
+    if (s_.block_queue.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "no block to search: " +
+                      (o_.block_samples == 0
+                           ? std::string("block_samples is 0 and no seed block was given")
+                           : "none of " + std::to_string(max_tries) + " random blocks fits max_macs " +
+                                 std::to_string(o_.max_macs) + " in the reference macro _" +
+                                 std::to_string(o_.reference_c0) + "_" + o_.reference_macro +
+                                 " (raise max_macs, or lower the reference C0)"));
     say("block level: " + std::to_string(s_.block_queue.size()) + " blocks in macro _" +
         std::to_string(o_.reference_c0) + "_" + o_.reference_macro);
     save(s_, o_, dir_);
@@ -332,7 +398,10 @@ class Search {
     std::vector<const Evaluation*> blocks;
     for (const std::string& enc : s_.block_queue)
       if (const Evaluation* e = find(enc)) blocks.push_back(e);
-    if (blocks.empty()) throw Error(ErrorCode::kInternal, "no block-level candidate could be evaluated");
+    if (blocks.empty())
+      throw Error(ErrorCode::kInvalidArgument, "none of the " + std::to_string(s_.block_queue.size()) +
+                                                   " block-level candidates trained successfully (the log above "
+                                                   "gives each one's error)");
     for (int i : select_best(objectives(blocks), o_.keep_blocks))
       s_.kept_blocks.push_back(Encoding::parse(blocks[static_cast<std::size_t>(i)]->encoding).block_string());
     std::string kept;
@@ -347,9 +416,13 @@ class Search {
     for (const std::string& b : s_.kept_blocks) {
       const BlockSpec block = Encoding::parse(reference(b)).block();
       for (int k = 0, tries = 0; k < per_block && tries < 200; ++tries) {
-        const Encoding e = zoo::sample_macro(block, s_.rng, o_.space);
-        const std::string text = e.to_string();
-        if (!within_bounds(e) || seen_.count(text) ||
+        const std::optional<Encoding> e = zoo::sample_macro(block, s_.rng, o_.space);
+        if (!e) {
+          say("macro level: no macro of the space takes block " + b + "; it keeps its reference macro only");
+          break;
+        }
+        const std::string text = e->to_string();
+        if (!within_bounds(*e) || seen_.count(text) ||
             std::find(fresh.begin(), fresh.end(), text) != fresh.end())
           continue;
         fresh.push_back(text);

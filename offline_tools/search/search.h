@@ -63,6 +63,16 @@ struct SearchResult {
   int generations_done = 0;
 };
 
+// Throws Error{kInvalidArgument}, naming the option and its value, when
+// `options` cannot be searched (an empty range, a reference macro outside the
+// space, ...). run_search() calls it; a program may call it before the
+// hours of reading a corpus.
+void validate_search_options(const SearchOptions& options);
+
+// Why `encoding`'s macro lies outside `space` (its blocks, stages or widest
+// channels); "" when inside.
+std::string macro_outside(const Encoding& encoding, const zoo::SamplerOptions& space);
+
 using SearchLog = std::function<void(const std::string&)>;
 
 // Runs (or resumes from `state_dir`, when it holds a state) the whole search.
@@ -75,8 +85,9 @@ SearchResult run_search(const SearchOptions& options, Evaluator& evaluator, cons
 // The non-dominated evaluations, sorted by step time.
 std::vector<Evaluation> pareto_front(const std::vector<Evaluation>& evaluations);
 
-// `count` members of a front spread evenly in log step time: always the
-// fastest and the slowest, then the one nearest each evenly spaced target.
+// `count` members of a front spread evenly in log step time: the fastest,
+// from a count of two on the slowest, then the one nearest each evenly
+// spaced target.
 std::vector<Evaluation> spread_over_front(const std::vector<Evaluation>& front, int count);
 
 // JSON of the options, as recorded in the state (what a resume must match).

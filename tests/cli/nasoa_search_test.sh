@@ -56,6 +56,18 @@ check "a corpus moved elsewhere is the same corpus" bash -c \
 "$search" --corpus "$work/nowhere" "${common[@]}" --state "$work/s" --out "$work/o" > /dev/null 2> "$work/missing.err"
 check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -eq 1 ] && grep -q 'nowhere' '$work/missing.err'"
 
+# Options no search can use are refused before the corpus is read.
+"$search" --corpus "$work/nowhere" "${common[@]}" --min-stages 4 --state "$work/s" --out "$work/o" \
+  > /dev/null 2> "$work/stages.err"
+check "an empty stage range is refused first, with its values" bash -c \
+  "[ $? -eq 1 ] && grep -q 'stages per macro: need 1 <= min (4) <= max (3)' '$work/stages.err'"
+"$search" --corpus "$work/nowhere" "${common[@]}" --baseline 'res,net=020-_8_11-21' --state "$work/s" --out "$work/o" \
+  > /dev/null 2> "$work/comma.err"
+check "a baseline name with a comma is refused (it would shift the CSV)" bash -c \
+  "[ $? -eq 1 ] && grep -q 'without commas' '$work/comma.err'"
+check "--select below 1 is refused" bash -c \
+  "! '$search' --corpus '$work/corpus' ${common[*]} --select -3 --state '$work/s' --out '$work/o' > /dev/null 2>&1"
+
 # SIGKILL once the first batch is saved; the restarted search completes from the state.
 "$search" --corpus "$work/corpus" "${common[@]}" --generations 4 --state "$work/kill/state" --out "$work/kill/out" > /dev/null 2>&1 &
 pid=$!

@@ -27,6 +27,11 @@ check "info prints the reference table" diff "$work/expected_info.tsv" "$work/in
 check "info exits 2 on an invalid encoding" test $? -eq 2
 check "info names the rule on stderr" grep -q "redundant residual" "$work/bad.err"
 
+# A valid encoding whose counts do not fit 64 bits is a failed operation (1),
+# not an invalid encoding (2).
+"$tool" info --classes 1000000 --input 65536 02020202020202020-_4096_44 > /dev/null 2> "$work/overflow.err"
+check "info exits 1 when a valid encoding's counts overflow" test $? -eq 1
+
 "$tool" info --classes 10 --input 32 2-_8_1 > "$work/small.tsv"
 check "info honours --classes and --input" grep -q $'^2-_8_1\t' "$work/small.tsv"
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -276,10 +277,33 @@ TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
       EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
     }
   }
-  nlohmann::json j = nlohmann::json::parse(good);
-  j["evaluations"][0]["accuracy"] = 1e308;
-  dir.write("damaged/state.json", j.dump());
-  EXPECT_THROW(run_search(o, evaluator, dir / "damaged"), Error);
+  // Values no evaluation gives, which would reach the CSV, the plot or the
+  // zoo's names.
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> bad_values{
+      {"accuracy 1e308", [](nlohmann::json& j) { j["evaluations"][0]["accuracy"] = 1e308; }},
+      {"step 0", [](nlohmann::json& j) { j["evaluations"][0]["step_seconds"] = 0; }},
+      {"step 1e308", [](nlohmann::json& j) { j["evaluations"][0]["step_seconds"] = 1e308; }},
+      {"cost -1", [](nlohmann::json& j) { j["evaluations"][0]["cost_seconds"] = -1; }},
+      {"not an encoding", [](nlohmann::json& j) { j["evaluations"][0]["encoding"] = "not-an-encoding"; }},
+      {"generation 0.5", [](nlohmann::json& j) { j["generation"] = 0.5; }},
+      {"kept block zz", [](nlohmann::json& j) { j["kept_blocks"].push_back("zz"); }},
+      {"kept blocks in phase block",
+       [](nlohmann::json& j) {
+         j["phase"] = "block";
+         j["block_done"] = 0;
+       }},
+  };
+  for (const auto& [what, edit] : bad_values) {
+    nlohmann::json j = nlohmann::json::parse(good);
+    edit(j);
+    dir.write("damaged/state.json", j.dump());
+    try {
+      run_search(o, evaluator, dir / "damaged");
+      ADD_FAILURE() << what << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << what << ": " << e.what();
+    }
+  }
 
   SearchOptions empty_range = formula_options();
   empty_range.space.min_blocks = 7;
@@ -297,6 +321,49 @@ TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("block_samples"), std::string::npos) << e.what();
   }
+}
+
+TEST(SearchTest, CandidatesOutsideTheMacroBoundsAreNeverEvaluated) {
+  SearchOptions o = formula_options();
+  o.reference_macro = "1-21";  // 3 blocks, 2 stages
+  o.space.min_blocks = 3;
+  o.space.max_blocks = 4;
+  o.space.min_stages = 2;
+  o.space.max_stages = 2;
+  o.generations = 8;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  const SearchResult r = run_search(o, evaluator, dir / "state");
+  ASSERT_FALSE(r.evaluated.empty());
+  for (const Evaluation& e : r.evaluated)
+    EXPECT_EQ(macro_outside(Encoding::parse(e.encoding), o.space), "") << e.encoding;
+}
+
+TEST(SearchTest, OptionsThatCannotBeSearchedAreRefusedNamingTheirValues) {
+  SearchOptions o = formula_options();
+  o.space.max_blocks = 4;  // the reference macro 1-21-2 has 4 blocks, 3 stages
+  o.space.max_stages = 2;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { validate_search_options(o); }, ErrorCode::kInvalidArgument,
+                                           "reference macro _16_1-21-2: 3 stages, outside 2..2"));
+  o = formula_options();
+  o.space.min_stages = 3;
+  o.space.max_stages = 2;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { validate_search_options(o); }, ErrorCode::kInvalidArgument,
+                                           "stages per macro: need 1 <= min (3) <= max (2)"));
+
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  o = formula_options();
+  o.max_macs = 1;
+  o.input_size = 32;
+  o.classes = 10;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "seed"); },
+                                           ErrorCode::kInvalidArgument, "seed block 0-"));
+  o.seed_blocks.clear();
+  o.block_samples = 2;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "none"); },
+                                           ErrorCode::kInvalidArgument, "fits max_macs 1"));
+  EXPECT_EQ(evaluator.calls, 0);
 }
 
 TEST(SearchTest, CandidatesAboveTheMacBoundAreNeverEvaluated) {

@@ -88,6 +88,8 @@ TEST_P(MalformedEncodingTest, IsRefusedNamingTheRuleAndPosition) {
   }
 }
 
+const std::string kTooManyBlocks = "2-_32_" + std::string(257, '1');
+
 INSTANTIATE_TEST_SUITE_P(
     Rules, MalformedEncodingTest,
     ::testing::Values(
@@ -126,7 +128,21 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"404-_32_2", "groups do not divide a width", 0},  // depthwise 32 -> 16
         Malformed{"5-_48_1", "groups do not divide a width", 0},    // 48 channels, groups of 32
         Malformed{"035-_24_1", "groups do not divide a width", 2},  // 48 channels, groups of 32
-        Malformed{"2-_4096_44444", "width above the channel limit", 10}));
+        Malformed{"2-_4096_44444", "width above the channel limit", 10},
+        Malformed{kTooManyBlocks.c_str(), "too many blocks", 6 + 256}));
+
+TEST(EncodingTest, ALongEncodingIsShownAroundTheFaultNotWhole) {
+  const std::string text = "2-_32_" + std::string(100000, '1') + "3";
+  try {
+    Encoding::parse(text);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_LT(message.size(), 400u) << message.substr(0, 400);
+    EXPECT_NE(message.find(std::to_string(text.size()) + " characters"), std::string::npos) << message;
+    EXPECT_NE(message.find("too many blocks"), std::string::npos) << message;
+  }
+}
 
 TEST(EncodingTest, FromPartsRefusesValuesWithoutADigit) {
   BlockSpec block{{{Op::kConv3x3, kOutputWidth}}, {}};

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 
 namespace nasoa::zoo {
@@ -68,6 +69,19 @@ TEST(SamplerTest, MacroMutationsKeepTheBlockAndStayValid) {
     e = child;
   }
   EXPECT_GT(changed, 250);
+}
+
+TEST(SamplerTest, ABlockNoMacroOfTheOptionsTakesGetsNoMacro) {
+  // Groups of 32 channels, and only C0 48 with no doubling allowed.
+  SamplerOptions options;
+  options.c0_choices = {48};
+  options.max_channels = 48;
+  std::mt19937_64 rng(3);
+  EXPECT_FALSE(sample_macro(Encoding::parse("5-_64_1").block(), rng, options).has_value());
+  const std::optional<Encoding> plain = sample_macro(Encoding::parse("2-_64_1").block(), rng, options);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->block_string(), "2-");
+  EXPECT_EQ(plain->c0(), 48);
 }
 
 TEST(SamplerTest, MutationWithNoValidNeighbourReturnsTheParent) {

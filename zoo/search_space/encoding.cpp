@@ -14,14 +14,24 @@ using zoo::printable;
 
 constexpr int kMinC0 = 4;
 constexpr int kMaxC0 = 4096;
+// Deeper than any network worth training (ResNet-152 has 50 blocks); a
+// bound keeps a crafted string from costing gigabytes to plan and build.
+constexpr std::size_t kMaxMacroBlocks = 256;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 [[noreturn]] void refuse(std::string_view text, std::size_t position, const std::string& rule,
                          const std::string& detail) {
-  throw Error(ErrorCode::kInvalidEncoding,
-              "invalid encoding '" + printable(text) + "' at position " +
-                  std::to_string(position) + ": " + rule + (detail.empty() ? "" : ": " + printable(detail)));
+  // A long text is shown around the position: an error of 120 KB helps no one.
+  constexpr std::size_t kShown = 120, kBefore = 60;
+  std::string shown = "'" + printable(text) + "'";
+  if (text.size() > kShown) {
+    const std::size_t from = position > kBefore ? position - kBefore : 0;
+    shown = std::to_string(text.size()) + " characters, '" + (from > 0 ? "..." : "") +
+            printable(text.substr(from, kShown)) + (from + kShown < text.size() ? "..." : "") + "'";
+  }
+  throw Error(ErrorCode::kInvalidEncoding, "invalid encoding " + shown + " at position " + std::to_string(position) +
+                                               ": " + rule + (detail.empty() ? "" : ": " + printable(detail)));
 }
 
 // One byte: a lone byte of a multi-byte UTF-8 character would print as
@@ -133,6 +143,8 @@ std::vector<MacroBlock> parse_macro(std::string_view text, std::string_view macr
     }
     if (ch != '1' && ch != '2' && ch != '4')
       refuse(text, base + i, "unknown channel multiplier", quoted(ch) + " (expected 1, 2, 4 or '-')");
+    if (blocks.size() == kMaxMacroBlocks)
+      refuse(text, base + i, "too many blocks", "a macro has at most " + std::to_string(kMaxMacroBlocks));
     blocks.push_back({ch - '0', pending_downsample});
     positions->push_back(base + i);
     pending_downsample = false;

@@ -100,14 +100,14 @@ BlockSpec sample_block(std::mt19937_64& rng, const SamplerOptions& options) {
   return plain_block();
 }
 
-Encoding sample_macro(const BlockSpec& block, std::mt19937_64& rng, const SamplerOptions& options) {
+std::optional<Encoding> sample_macro(const BlockSpec& block, std::mt19937_64& rng, const SamplerOptions& options) {
   for (int i = 0; i < kMaxAttempts; ++i) {
     const int c0 = pick(rng, options.c0_choices);
     std::vector<MacroBlock> macro = random_macro(rng, c0, options);
     if (widest(c0, macro) > options.max_channels) continue;
-    if (auto e = try_parts(block, c0, std::move(macro))) return *e;
+    if (auto e = try_parts(block, c0, std::move(macro))) return e;
   }
-  return Encoding::from_parts(plain_block(), 32, {{1, false}});
+  return std::nullopt;
 }
 
 Encoding sample_encoding(std::mt19937_64& rng, const SamplerOptions& options) {
@@ -118,7 +118,10 @@ Encoding sample_encoding(std::mt19937_64& rng, const SamplerOptions& options) {
     if (widest(c0, macro) > options.max_channels) continue;
     if (auto e = try_parts(std::move(block), c0, std::move(macro))) return *e;
   }
-  return Encoding::from_parts(plain_block(), 32, {{1, false}});
+  // The plain block fits every macro: still a network of these options.
+  if (auto e = sample_macro(plain_block(), rng, options)) return *e;
+  throw Error(ErrorCode::kInvalidArgument, "sampler options admit no network: every macro drawn is wider than " +
+                                               std::to_string(options.max_channels) + " channels");
 }
 
 Encoding mutate_block(const Encoding& parent, std::mt19937_64& rng, const SamplerOptions& o) {

@@ -1,11 +1,14 @@
 // zoo/search_space/sampler.h: random sampling and mutation of encodings.
 //
-// Used by the architecture search. Every function returns a valid Encoding:
-// candidates are drawn, validated with Encoding::from_parts, and redrawn when
-// invalid; a mutation that finds no valid neighbour returns its parent.
+// Used by the architecture search. Every function returns a valid Encoding
+// within the options: candidates are drawn, validated with
+// Encoding::from_parts, and redrawn when invalid; a mutation that finds no
+// valid neighbour returns its parent, and sample_macro() gives none when no
+// macro of the options takes the block.
 // Deterministic for a given generator state. Not thread-safe per generator.
 #pragma once
 
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -27,8 +30,10 @@ struct SamplerOptions {
 
 BlockSpec sample_block(std::mt19937_64& rng, const SamplerOptions& options);
 
-// A macro and C0 around a fixed block, and a whole random encoding.
-Encoding sample_macro(const BlockSpec& block, std::mt19937_64& rng, const SamplerOptions& options);
+// A macro and C0 around a fixed block (std::nullopt when none of the draws
+// takes it, e.g. its groups divide no width the options allow), and a whole
+// random encoding (Error{kInvalidArgument} when the options admit none).
+std::optional<Encoding> sample_macro(const BlockSpec& block, std::mt19937_64& rng, const SamplerOptions& options);
 Encoding sample_encoding(std::mt19937_64& rng, const SamplerOptions& options);
 
 // Block-level neighbour: one layer's op or width, one layer added or removed,
