@@ -16,9 +16,12 @@ std::uint32_t le24(std::string_view b, std::size_t at) { return le16(b, at) | (s
 std::uint32_t le32(std::string_view b, std::size_t at) { return le16(b, at) | (le16(b, at + 2) << 16); }
 
 std::optional<ImageHeader> png(std::string_view b) {
-  // Signature, then the IHDR chunk: length, "IHDR", width, height (big-endian).
+  // Signature, then the IHDR chunk: length, "IHDR", width, height (big-endian),
+  // bit depth, colour type.
   if (b.size() < 24 || b.substr(12, 4) != "IHDR") return std::nullopt;
-  return ImageHeader{ImageFormat::kPng, be32(b, 16), be32(b, 20)};
+  ImageHeader header{ImageFormat::kPng, be32(b, 16), be32(b, 20)};
+  if (b.size() > 25) header.stored_grey = b[25] == 0 || b[25] == 4;
+  return header;
 }
 
 std::optional<ImageHeader> jpeg(std::string_view b) {

@@ -18,6 +18,10 @@ struct ImageHeader {
   ImageFormat format;
   std::int64_t width = 0;
   std::int64_t height = 0;
+  // The file stores grey levels (PNG colour types 0 and 4). OpenCV decodes a
+  // grey-and-alpha PNG as four BGRA channels, so the decoded channel count
+  // alone would call it colour.
+  bool stored_grey = false;
 };
 
 // The format and size announced by `bytes` (the start of a file, or all of

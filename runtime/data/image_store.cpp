@@ -299,7 +299,7 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   }
   if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));
   if (original) *original = decoded.size();
-  if (channels) *channels = decoded.channels();
+  if (channels) *channels = header->stored_grey ? std::min(decoded.channels(), 2) : decoded.channels();
   *reason = unsupported_pixels(decoded);
   if (!reason->empty()) return {};
   return fit_square(to_rgb8(decoded, options.background), options.side);

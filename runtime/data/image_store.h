@@ -80,7 +80,9 @@ class ImageStore {
 
 // Decodes one image file's bytes to side x side RGB uint8, or returns an empty
 // Mat and sets `reason`. Exposed for the classifier, which must see images
-// exactly as training did. `original` receives the decoded size and channels.
+// exactly as training did. `original` receives the decoded size, `channels`
+// the channels the file stores (2 for a grey-and-alpha PNG, which OpenCV
+// decodes as 4).
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
                          std::string* reason, cv::Size* original = nullptr,
                          int* channels = nullptr);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <opencv2/imgcodecs.hpp>
+#include <zlib.h>
 
 #include <filesystem>
 #include <map>
@@ -34,6 +35,31 @@ std::string huge_png_header() {
   for (int at : {16, 20})
     for (int b = 0; b < 4; ++b) png[std::size_t(at + b)] = char((side >> (24 - 8 * b)) & 0xFF);
   return png;
+}
+
+// A grey-and-alpha PNG (colour type 4), which OpenCV cannot write: every
+// pixel has grey level `grey` and opacity `alpha`.
+std::string grey_alpha_png(int width, int height, std::uint8_t grey, std::uint8_t alpha) {
+  const auto be32 = [](std::uint32_t v) {
+    return std::string{char(v >> 24), char((v >> 16) & 0xFF), char((v >> 8) & 0xFF), char(v & 0xFF)};
+  };
+  const auto chunk = [&](const std::string& type, const std::string& data) {
+    const std::string body = type + data;
+    const uLong crc = crc32(0, reinterpret_cast<const Bytef*>(body.data()), uInt(body.size()));
+    return be32(std::uint32_t(data.size())) + body + be32(std::uint32_t(crc));
+  };
+  std::string raw;
+  for (int y = 0; y < height; ++y) {
+    raw += char(0);  // filter: none
+    for (int x = 0; x < width; ++x) raw += std::string{char(grey), char(alpha)};
+  }
+  std::string packed(compressBound(uLong(raw.size())), '\0');
+  uLongf packed_size = uLongf(packed.size());
+  EXPECT_EQ(compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
+                     reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size())), Z_OK);
+  packed.resize(packed_size);
+  const std::string ihdr = be32(std::uint32_t(width)) + be32(std::uint32_t(height)) + std::string{8, 4, 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", packed) + chunk("IEND", "");
 }
 
 std::string reason_for(const ImageStore& store, const std::string& file_name) {
@@ -281,6 +307,31 @@ TEST_F(ImageStoreTest, MetaFeaturesDescribeTheUsableImages) {
   EXPECT_NEAR(m.pixel_mean[0], (1 + 1 + 1 + 0 + 0) / 5.0, 0.02);
   EXPECT_NEAR(m.pixel_mean[2], (0 + 1 + 1 + 1 + 0) / 5.0, 0.02);
   EXPECT_NEAR(m.pixel_std[0], std::sqrt(0.6 - 0.36), 0.02);
+}
+
+TEST(ImageStoreGreyTest, AGreyAndAlphaPngCountsAsGreyAndIsComposited) {
+  TempDir t;
+  const std::string png = grey_alpha_png(6, 4, 200, 255);
+  std::string reason;
+  cv::Size original;
+  int channels = 0;
+  IngestOptions options;
+  options.side = 8;
+  const cv::Mat square = decode_to_square(png, options, &reason, &original, &channels);
+  ASSERT_FALSE(square.empty()) << reason;
+  EXPECT_EQ(channels, 2);  // OpenCV hands it over as 4 channels
+  EXPECT_EQ(original, cv::Size(6, 4));
+  EXPECT_EQ(square.at<cv::Vec3b>(3, 3), cv::Vec3b(200, 200, 200));
+  // Half transparent over the white background.
+  const cv::Mat faded = decode_to_square(grey_alpha_png(6, 4, 0, 128), options, &reason);
+  ASSERT_FALSE(faded.empty()) << reason;
+  EXPECT_NEAR(faded.at<cv::Vec3b>(3, 3)[0], 127, 1);
+
+  t.write("task/a/ga.png", png);
+  t.write("task/a/rgba.png", encode(".png", cv::Mat(4, 4, CV_8UC4, cv::Scalar(10, 20, 30, 255))));
+  t.write("task/b/ga.png", grey_alpha_png(5, 5, 50, 255));
+  t.write("task/b/rgb.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(10, 20, 30))));
+  EXPECT_DOUBLE_EQ(ImageStore(list_folder(t / "task"), options).meta().grayscale_fraction, 0.5);
 }
 
 TEST_F(ImageStoreTest, StreamingGivesTheSameImagesAsTheCache) {
