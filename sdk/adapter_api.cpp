@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -32,16 +33,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A double in full: std::to_string keeps six decimals, so weight decays of 0
+// and 4e-7 would look the same.
+std::string exact(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
+  return buffer;
+}
+
 // Identifies (task, model, regime): a checkpoint only resumes the run it was made by.
 std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r) {
   std::string text = model.name + '\n' + model.weights_sha256 + '\n';
-  text += std::to_string(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' +
-          std::to_string(r.batch_size) + ' ' + std::to_string(r.frozen_stages) + ' ' +
-          to_string(r.optimizer) + ' ' + std::to_string(r.momentum) + ' ' +
-          std::to_string(r.weight_decay) + ' ' + to_string(r.schedule) + ' ' +
-          std::to_string(r.warmup_epochs) + ' ' + std::to_string(r.label_smoothing) + ' ' +
-          std::to_string(r.random_resized_crop) + std::to_string(r.horizontal_flip) + ' ' +
-          std::to_string(r.validation_fraction) + ' ' + std::to_string(r.seed) + '\n';
+  text += exact(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' + std::to_string(r.batch_size) + ' ' +
+          std::to_string(r.frozen_stages) + ' ' + to_string(r.optimizer) + ' ' + exact(r.momentum) + ' ' +
+          exact(r.weight_decay) + ' ' + to_string(r.schedule) + ' ' + exact(r.warmup_epochs) + ' ' +
+          exact(r.label_smoothing) + ' ' + std::to_string(r.random_resized_crop) +
+          std::to_string(r.horizontal_flip) + ' ' + exact(r.validation_fraction) + ' ' + std::to_string(r.seed) +
+          '\n';
   for (std::size_t i = 0; i < store.size(); ++i)
     text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
   return zoo::sha256_hex(text);
@@ -237,6 +245,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
+      job.predicted_watts = meter_options.estimate_watts;
       // (Too many frozen stages has no measurement; runtime::fine_tune refuses
       // it as the regime error it is.)
       if (profile && regime.frozen_stages <= job.network->num_stages())

@@ -5,6 +5,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/energy/meters.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -70,6 +71,31 @@ std::uint64_t counter_delta_uj(std::uint64_t before, std::uint64_t now, std::uin
   return now + (range_uj - before);
 }
 
+namespace {
+
+// Why `meter`'s first reading fails, "" when it reads. An opener checks that
+// the files are there and hold numbers; only a reading checks the value (a
+// rail of -2 W or 100 kW reads as a number), and a meter that never reads
+// would leave every joule uncounted and an energy budget unenforced.
+std::string first_reading_problem(EnergyMeter& meter) {
+  try {
+    if (meter.quantity() == MeterQuantity::kPower) {
+      // The monitor refuses what no machine draws; so must the first reading.
+      const double watts = meter.read_watts();
+      if (!(watts >= 0 && watts <= kMaxPlausibleWatts))
+        return "its first reading failed: " + zoo::shown_number(watts) + " W is outside [0, " +
+               zoo::shown_number(kMaxPlausibleWatts) + "] W";
+    } else {
+      meter.read_counters_uj();
+    }
+    return {};
+  } catch (const Error& e) {
+    return std::string("its first reading failed: ") + e.what();
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
   if (!(options.estimate_watts >= 0 && options.estimate_watts <= kMaxPlausibleWatts)) {
     std::ostringstream out;
@@ -80,7 +106,10 @@ std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
   if (options.kind == MeterKind::kEstimate) return make_estimated_meter(options.estimate_watts);
   if (options.kind != MeterKind::kAuto) {
     std::string why_not;
-    if (auto meter = opener_for(options.kind)(options, &why_not)) return meter;
+    if (auto meter = opener_for(options.kind)(options, &why_not)) {
+      why_not = first_reading_problem(*meter);
+      if (why_not.empty()) return meter;
+    }
     throw Error(ErrorCode::kNotFound,
                 std::string("energy meter '") + to_string(options.kind) + "' requested but " + why_not);
   }
@@ -94,7 +123,10 @@ std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
     }
     std::string why_not;
     try {
-      if (auto meter = open(options, &why_not)) return meter;
+      if (auto meter = open(options, &why_not)) {
+        why_not = first_reading_problem(*meter);
+        if (why_not.empty()) return meter;
+      }
     } catch (const Error& e) {
       // Auto-detection must survive odd hardware; the next meter may work.
       why_not = e.what();

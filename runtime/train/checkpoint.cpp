@@ -33,6 +33,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   finite(s.spent_seconds, "spent_seconds");
   finite(s.joules, "joules");
   finite(s.best_accuracy, "best_accuracy");
+  finite(s.epoch_loss_sum, "epoch_loss_sum");
   for (std::size_t i = 0; i < s.history.size(); ++i) {
     const EpochRecord& e = s.history[i];
     const std::string at = "history[" + std::to_string(i) + "].";
@@ -49,6 +50,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["joules"] = s.joules;
   j["best_accuracy"] = s.best_accuracy;
   j["best_epoch"] = s.best_epoch;
+  j["epoch_so_far"] = {{"loss_sum", s.epoch_loss_sum}, {"correct", s.epoch_correct}, {"seen", s.epoch_seen}};
   if (s.layout) j["memory_layout"] = to_string(*s.layout);
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& e : s.history)
@@ -91,6 +93,12 @@ TrainingState load_checkpoint(const std::string& path) {
     s.joules = j.at("joules").get<double>();
     s.best_accuracy = j.at("best_accuracy").get<double>();
     s.best_epoch = j.at("best_epoch").get<int>();
+    if (j.contains("epoch_so_far")) {  // absent from checkpoints of earlier versions
+      const nlohmann::json& so_far = j.at("epoch_so_far");
+      s.epoch_loss_sum = so_far.at("loss_sum").get<double>();
+      s.epoch_correct = so_far.at("correct").get<std::int64_t>();
+      s.epoch_seen = so_far.at("seen").get<std::int64_t>();
+    }
     if (j.contains("memory_layout")) {
       const std::string layout = j.at("memory_layout").get<std::string>();
       s.layout = parse_memory_layout(layout);
@@ -117,6 +125,11 @@ TrainingState load_checkpoint(const std::string& path) {
   in_range(s.best_accuracy == -1 || (s.best_accuracy >= 0 && s.best_accuracy <= 1), "best_accuracy",
            s.best_accuracy, "-1 (none yet) or in [0, 1]");
   in_range(s.best_epoch >= 0 && s.best_epoch <= s.epoch + 1, "best_epoch", s.best_epoch, "in [0, epoch + 1]");
+  in_range(s.epoch_seen >= 0, "epoch_so_far.seen", double(s.epoch_seen), ">= 0");
+  in_range(s.epoch_correct >= 0 && s.epoch_correct <= s.epoch_seen, "epoch_so_far.correct", double(s.epoch_correct),
+           "in [0, epoch_so_far.seen]");
+  in_range(s.epoch_loss_sum >= 0 && std::isfinite(s.epoch_loss_sum), "epoch_so_far.loss_sum", s.epoch_loss_sum,
+           ">= 0");
   for (std::size_t i = 0; i < s.history.size(); ++i) {
     const EpochRecord& e = s.history[i];
     const std::string at = "history[" + std::to_string(i) + "].";

@@ -33,6 +33,12 @@ struct TrainingState {
   std::string fingerprint;     // task and regime this state belongs to
   int epoch = 0;               // epoch in progress (0-based)
   std::int64_t step = 0;       // next batch of that epoch
+  // The epoch in progress so far (its first `step` batches): summed loss
+  // (times batch size), correct predictions and images, so that a resumed
+  // epoch reports the loss and accuracy of all its batches.
+  double epoch_loss_sum = 0;
+  std::int64_t epoch_correct = 0;
+  std::int64_t epoch_seen = 0;
   double spent_seconds = 0;    // budget time used so far, all runs included
   double joules = 0;
   double best_accuracy = -1;   // -1: nothing evaluated yet

@@ -9,6 +9,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -175,7 +176,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const double save_seconds = 0.5 + parameter_bytes / 50e6;
   const std::int64_t eval_batches =
       (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
-  Average step_seconds, step_joules;
+  Average step_seconds;
   if (job.predicted_step_seconds > 0) step_seconds.add(job.predicted_step_seconds);
   double eval_seconds = -1;
   auto finish_reserve = [&] {
@@ -192,11 +193,24 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // Up front: one step (as the profile predicts it, when there is one), the
   // final evaluation and saving must fit in what ingestion left.
   const double first_step_needs = std::max(0.0, step_seconds.value) + finish_reserve() + 0.25;
-  // A run killed near its deadline resumes with no time for a step: what it
-  // trained and evaluated before the kill is its result (refusing would leave
-  // a checkpoint no resume could ever use).
-  const bool spent_before_resume = resume && !best.empty() && limits.seconds_left() < first_step_needs;
-  if (limits.seconds_left() < first_step_needs && !spent_before_resume)
+  // The same for an energy budget, at the power the job predicts (without
+  // one, only a budget already spent is known to be too small).
+  const double first_step_joules = job.predicted_watts > 0 ? job.predicted_watts * first_step_needs : 0;
+  const bool time_short = limits.seconds_left() < first_step_needs;
+  const bool energy_short = limits.joules_left() <= first_step_joules;
+  // A run killed near its deadline resumes with no time (or energy) for a
+  // step: what it trained before the kill is its result, its best evaluated
+  // weights or, killed before any evaluation, the weights it had (refusing
+  // would leave a checkpoint no resume could ever use).
+  const bool trained_before = !best.empty() || state.epoch > 0 || state.step > 0;
+  const bool spent_before_resume = resume && trained_before && (time_short || energy_short);
+  if (energy_short && !spent_before_resume)
+    throw Error(ErrorCode::kInvalidArgument,
+                "energy budget too small: " + zoo::shown_number(std::max(0.0, limits.joules_left())) +
+                    " J are left, and one training step, the final evaluation and saving need about " +
+                    zoo::shown_number(first_step_joules) + " J at the " + zoo::shown_number(job.predicted_watts) +
+                    " W predicted");
+  if (time_short && !spent_before_resume)
     throw Error(ErrorCode::kInvalidArgument,
                 "time budget too small: " + std::to_string(limits.elapsed()) +
                     " s are already used (ingestion included), leaving " +
@@ -205,10 +219,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     std::to_string(first_step_needs) + " s" +
                     (job.predicted_step_seconds > 0 ? " (from the device profile)" : ""));
 
-  auto write_checkpoint = [&](int epoch, std::int64_t step) {
+  // `loss_sum`, `correct` and `seen`: the epoch's batches before `step`.
+  auto write_checkpoint = [&](int epoch, std::int64_t step, double loss_sum, std::int64_t correct,
+                              std::int64_t seen) {
     if (job.checkpoint_path.empty()) return;
     state.epoch = epoch;
     state.step = step;
+    state.epoch_loss_sum = loss_sum;
+    state.epoch_correct = correct;
+    state.epoch_seen = seen;
     state.spent_seconds = limits.elapsed();
     state.joules = limits.joules();
     state.history = outcome.history;
@@ -220,6 +239,23 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.weights.insert(state.weights.end(), b.begin(), b.end());
     save_checkpoint(job.checkpoint_path, state);
     state.weights.clear();
+  };
+
+  // Training's power, over the steps and evaluations since this call's first
+  // step. Not per step: a meter's total moves only at each of its samples
+  // (every 100 ms), so a short step's share reads as 0 or as many times the
+  // truth. Until half a second is measured, the job's prediction where it
+  // has one, else what was measured over at least one sample interval (at
+  // most twice the truth); 0 while nothing is known.
+  std::optional<Clock::time_point> power_since;
+  double joules_since = 0;
+  auto training_watts = [&]() -> double {
+    constexpr double kSampleSeconds = 0.1;  // EnergyMonitor's default interval
+    const double seconds = power_since ? seconds_since(*power_since) : 0.0;
+    const double joules = power_since ? limits.joules() - joules_since : 0.0;
+    if (seconds >= 0.5 && joules > 0) return joules / seconds;
+    if (job.predicted_watts > 0) return job.predicted_watts;
+    return joules > 0 ? joules / std::max(seconds, kSampleSeconds) : 0.0;
   };
 
   std::int64_t steps_this_call = 0;
@@ -235,13 +271,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     } else if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve()) {
       return "time budget";
     }
-    if (step_joules.value >= 0) {
-      // One more step, then finishing (the last evaluation and saving) at the
-      // power the steps draw: two steps' joules left the evaluation over the
-      // budget by up to 10 %.
-      const double watts = step_seconds.value > 0 ? step_joules.value / step_seconds.value : 0;
-      const double finish_joules = watts > 0 ? watts * finish_reserve() : step_joules.value;
-      if (limits.joules_left() < step_joules.value + finish_joules) return "energy budget";
+    // One more step, then finishing (the last evaluation and saving), at the
+    // power training draws.
+    if (const double watts = training_watts(); watts > 0) {
+      if (limits.joules_left() < watts * (std::max(0.0, step_seconds.value) + finish_reserve()))
+        return "energy budget";
     }
     if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) {
       if (outcome.steps == 0 && !resume)
@@ -258,7 +292,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   progress.epochs = regime.epochs;
   progress.steps_per_epoch = steps_per_epoch;
   progress.validation_accuracy = state.best_accuracy;
-  bool trained_since_evaluation = false;
+  // A run resumed with nothing left that was killed before any evaluation:
+  // its weights may still be evaluated, within the grace (below).
+  bool trained_since_evaluation = spent_before_resume && best.empty();
   Clock::time_point last_checkpoint = Clock::now();
   const torch::nn::functional::CrossEntropyFuncOptions loss_options =
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
@@ -277,25 +313,29 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   if (spent_before_resume) {
     outcome.stopped_early = true;
-    outcome.stop_reason = "time budget";
+    outcome.stop_reason = time_short ? "time budget" : "energy budget";
   }
   for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
     const std::int64_t first = epoch == state.epoch ? state.step : 0;
     train.start_epoch(epoch, first);
-    double loss_sum = 0;
-    std::int64_t correct = 0, seen = 0;
+    const bool resumed_epoch = epoch == state.epoch && first > 0;
+    double loss_sum = resumed_epoch ? state.epoch_loss_sum : 0;
+    std::int64_t correct = resumed_epoch ? state.epoch_correct : 0, seen = resumed_epoch ? state.epoch_seen : 0;
     for (std::int64_t step = first;; ++step) {
       if (const std::string reason = stop_because(); !reason.empty()) {
         outcome.stopped_early = true;
         outcome.stop_reason = reason;
-        write_checkpoint(epoch, step);
+        write_checkpoint(epoch, step, loss_sum, correct, seen);
         break;
       }
       std::optional<Batch> batch = train.next();
       if (!batch) break;
       if (!fixed_layout) switch_layout(trial.layout_for(steps_this_call));
       const Clock::time_point t0 = Clock::now();
-      const double j0 = limits.joules();
+      if (!power_since) {
+        power_since = t0;
+        joules_since = limits.joules();
+      }
       const torch::Tensor images = in_memory_layout(batch->images.to(device), layout);
       const torch::Tensor labels = batch->labels.to(device);
       optimizer.zero_grad();
@@ -333,7 +373,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       } else {
         step_seconds.add(took);
       }
-      step_joules.add(limits.joules() - j0);
 
       progress.epoch = epoch + 1;
       progress.step = step + 1;
@@ -346,7 +385,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (job.on_progress) job.on_progress(progress);
 
       if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
-        write_checkpoint(epoch, step + 1);
+        write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
         last_checkpoint = Clock::now();
       }
     }
@@ -380,7 +419,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     record.elapsed_seconds = limits.elapsed();
     record.joules = limits.joules();
     outcome.history.push_back(record);
-    write_checkpoint(epoch + 1, 0);
+    write_checkpoint(epoch + 1, 0, 0, 0, 0);
     last_checkpoint = Clock::now();
     // The evaluation is news as well: reported only with the next step, the
     // last epoch's accuracy never reached the caller. After the checkpoint,

@@ -88,6 +88,11 @@ struct FineTuneJob {
   // It seeds the step-time estimate, so that even the first step is only
   // started, and a budget only accepted, when it fits.
   double predicted_step_seconds = 0;
+  // Watts training draws, from the device profile or the caller's estimate,
+  // or <= 0 when unknown. It is the power an energy budget is judged by
+  // until the meter has measured half a second of training, so that even the
+  // first step is only started, and a budget only accepted, when it fits.
+  double predicted_watts = 0;
   // The layout to train in on the CPU (the device profile's choice for the
   // model); unset: a LayoutTrial picks it. GPUs train channels-first.
   std::optional<MemoryLayout> layout;
@@ -98,7 +103,7 @@ struct FineTuneOutcome {
   double validation_accuracy = -1;  // of the weights handed back
   int best_epoch = 0;               // epoch whose weights are handed back (0: mid-epoch)
   std::vector<EpochRecord> history;
-  std::int64_t steps = 0;           // optimiser steps in this run
+  std::int64_t steps = 0;           // optimiser steps of the run, those before a resume included
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)

@@ -193,6 +193,13 @@ TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   }
   EXPECT_TRUE(fs::exists(dir_ / "dotted.checkpoint"));
   EXPECT_FALSE(fs::exists(dir_ / "dotted"));
+  // Another regime, however close, is another run.
+  nasoa::Regime nudged = regime_;
+  nudged.weight_decay += 4e-7;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, nudged, budget, (dir_ / "dotted").string(), {}, true); }),
+            nasoa::ErrorCode::kCorrupt)
+      << "a weight decay 4e-7 apart resumed the checkpoint";
+  EXPECT_TRUE(fs::exists(dir_ / "dotted.checkpoint"));
   const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "dotted").string() + "/", {}, true);
   EXPECT_TRUE(r.resumed);
   EXPECT_FALSE(fs::exists(dir_ / "dotted.checkpoint"));

@@ -328,6 +328,20 @@ TEST(Detect, NothingReadableAndNoEstimateSaysWhatWasTried) {
   expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "nvml: not for a job on the CPU");
 }
 
+TEST(Detect, AMeterWhoseFirstReadingIsImplausibleIsPassedOver) {
+  // Numbers in every file, but -10 W on one rail and 2.5 MW on the other:
+  // a meter that could never read would count no joule at all.
+  for (const auto& [mv, ma] : {std::pair{5000LL, -2000LL}, std::pair{50000000LL, 50000LL}}) {
+    FakeSysfs fs;
+    fs.write("class/hwmon/hwmon0/name", "ina3221");
+    fs.hwmon_channel("hwmon0", 1, "VDD_IN", mv, ma);
+    EXPECT_EQ(detect_energy_meter(options_for(fs, 4.0))->name(), "estimate:4W") << mv << " mV, " << ma << " mA";
+    MeterOptions forced = options_for(fs);
+    forced.kind = MeterKind::kJetsonHwmon;
+    expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "first reading failed");
+  }
+}
+
 TEST(Detect, ForcedMeterThatIsAbsentNamesWhereItLooked) {
   FakeSysfs fs;
   MeterOptions options = options_for(fs, 10);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -14,6 +15,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/optimizer.h"
 #include "tests/runtime/fine_tune_support.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 
@@ -139,6 +141,37 @@ TEST_F(FineTunerTest, FrozenStagesDoNotChange) {
   EXPECT_GT(trained_changed, 0) << "the stages after the frozen ones trained";
   j.regime.frozen_stages = 99;
   EXPECT_THROW(fine_tune(j, Limits(600, 0)), Error);
+}
+
+// 50 W on a meter whose total moves only every 100 ms, as a sampling
+// monitor's does: a step of a few milliseconds sees 0 J or 5 J.
+std::function<double()> sampled_50_watts() {
+  const auto start = std::chrono::steady_clock::now();
+  return [start] {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return 50.0 * 0.1 * std::floor(s / 0.1);
+  };
+}
+
+TEST_F(FineTunerTest, SpendsMostOfAnEnergyBudgetAndNoMore) {
+  for (const double predicted_watts : {0.0, 50.0}) {
+    FineTuneJob j = job(1000);
+    j.predicted_watts = predicted_watts;
+    const std::function<double()> meter = sampled_50_watts();
+    const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 150, meter));
+    const double used = meter();
+    EXPECT_EQ(out.stop_reason, "energy budget") << predicted_watts;
+    EXPECT_LE(used, 150 + 5) << "over the budget, predicted " << predicted_watts << " W";
+    // Judged step by step, the meter's jumps stopped runs after a tenth of it.
+    EXPECT_GE(used, 75) << "stopped far short of the budget, predicted " << predicted_watts << " W";
+  }
+}
+
+TEST_F(FineTunerTest, AnEnergyBudgetTooSmallForAStepIsAnErrorUpFront) {
+  FineTuneJob j = job(5);
+  j.predicted_watts = 50;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(600, 0, 2, sampled_50_watts())); },
+                                           ErrorCode::kInvalidArgument, "energy budget too small"));
 }
 
 TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {
@@ -276,6 +309,46 @@ TEST_F(FineTunerTest, ACheckpointIsNeverWrittenWithANumberJsonCannotHold) {
   EXPECT_NO_THROW(load_checkpoint(j.checkpoint_path));
 }
 
+TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatches) {
+  auto fixed_job = [&] {
+    FineTuneJob j = job(2);
+    j.layout = MemoryLayout::kChannelsLast;
+    return j;
+  };
+  FineTuneJob uninterrupted = fixed_job();
+  const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
+
+  // Killed during the first epoch's third step, with a checkpoint after
+  // every step: the checkpoint holds the first two.
+  FineTuneJob killed = fixed_job();
+  killed.checkpoint_path = dir_ / "mid.checkpoint";
+  killed.checkpoint_interval_seconds = 0;
+  killed.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 1 && p.step == 3 && p.validation_accuracy < 0) throw std::runtime_error("simulated kill");
+  };
+  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+  const TrainingState state = load_checkpoint(killed.checkpoint_path);
+  ASSERT_EQ(state.epoch, 0);
+  ASSERT_EQ(state.step, 2);
+  EXPECT_GT(state.epoch_seen, 0);
+
+  // Resumed with no time left, before anything was evaluated: the weights
+  // the kill left are the result, not a refusal that strands the checkpoint.
+  FineTuneJob late = fixed_job();
+  late.checkpoint_path = dir_ / "late-mid.checkpoint";
+  const FineTuneOutcome spent = fine_tune(late, Limits(5, 4.9), state);
+  EXPECT_TRUE(spent.stopped_early);
+  EXPECT_EQ(spent.stop_reason, "time budget");
+  EXPECT_TRUE(spent.history.empty());
+
+  FineTuneJob resumed = fixed_job();
+  resumed.checkpoint_path = killed.checkpoint_path;
+  const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  ASSERT_EQ(out.history.size(), 2u);
+  EXPECT_DOUBLE_EQ(out.history[0].train_loss, whole.history[0].train_loss);
+  EXPECT_DOUBLE_EQ(out.history[0].train_accuracy, whole.history[0].train_accuracy);
+}
+
 TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
   // The checksum holds (save_checkpoint seals what it is given); only the
   // values are wrong. A negative time spent would move the deadline, an
@@ -291,6 +364,9 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
       {[](TrainingState& s) { s.step = -1; }, "step"},
       {[](TrainingState& s) { s.best_epoch = -3; }, "best_epoch"},
       {[](TrainingState& s) { s.history.at(0).validation_accuracy = 1.5; }, "history[0].validation_accuracy"},
+      {[](TrainingState& s) { s.epoch_seen = -1; }, "epoch_so_far.seen"},
+      {[](TrainingState& s) { s.epoch_correct = s.epoch_seen + 1; }, "epoch_so_far.correct"},
+      {[](TrainingState& s) { s.epoch_loss_sum = -2; }, "epoch_so_far.loss_sum"},
   };
   for (const auto& [edit, field] : edits) {
     TrainingState s = good;
