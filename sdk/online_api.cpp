@@ -79,16 +79,22 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
       .string();
 }
 
+// Why a profile cannot describe this zoo's models; empty when it can.
+std::string models_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+  std::vector<rt::BundleModelEntry> models;
+  for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
+  if (p.bundle_models != models) return "it was measured for other models";
+  if (p.models.size() != models.size()) return "it covers only some of the models";
+  return {};
+}
+
 // Why a cached profile does not describe this zoo on this device as
 // fine-tuning will use it; empty when it does.
 std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
-  std::vector<rt::BundleModelEntry> models;
-  for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
   if (p.format_version < rt::kDeviceProfileFormatVersion)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not measure each model's faster memory layout";
-  if (p.bundle_models != models) return "it was measured for other models";
-  if (p.models.size() != models.size()) return "it covers only some of the models";
+  if (std::string models = models_mismatch(p, impl); !models.empty()) return models;
   const bool gpu = sdk::uses_gpu(impl.options);
   if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
   const int threads = sdk::compute_threads(impl.options, gpu);
@@ -108,7 +114,16 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
                               double time_limit_seconds = 0) {
   ProfileOutcome out;
   if (!impl.options.device_profile.empty()) {
-    if (!impl.profile) impl.profile = rt::load_device_profile(impl.options.device_profile);
+    if (!impl.profile) {
+      // The caller's choice: its device and threads are theirs to decide,
+      // but a profile of other networks would plan what they cannot run.
+      rt::DeviceProfile given = rt::load_device_profile(impl.options.device_profile);
+      if (const std::string why = models_mismatch(given, impl); !why.empty())
+        throw Error(ErrorCode::kInvalidArgument, impl.options.device_profile + ": not a profile of the zoo at " +
+                                                     impl.zoo->dir() + ": " + why +
+                                                     " (measure one with nasoa-profile --zoo)");
+      impl.profile = std::move(given);
+    }
     return out;
   }
   if (impl.profile && !force) return out;
@@ -136,11 +151,19 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   options.use_cuda = gpu;
   options.meter.sysfs_root = impl.options.sysfs_root;
   options.time_limit_seconds = time_limit_seconds;
+  // A first plan() whose budget ran out while profiling keeps the models it
+  // measured, so that the next call (or calibrate()) finishes the profile
+  // instead of starting it over.
+  options.partial_path = path.substr(0, path.size() - std::string(".json").size()) + ".partial.json";
+  make_dir(folder);
+  if (force) {
+    std::error_code ignored;  // measure again means all of it
+    fs::remove(options.partial_path, ignored);
+  }
   const auto started = Clock::now();
   rt::DeviceProfile profile = rt::profile_bundle(impl.zoo->dir(), options);
   out.seconds = since(started);
   out.measured = true;
-  make_dir(folder);
   rt::save_device_profile(profile, path);
   impl.profile = std::move(profile);
   return out;

@@ -96,7 +96,8 @@ struct AdapterOptions {
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
   // A device profile (nasoa-profile's JSON) measured on this device with this
   // zoo: it predicts step times for the plans and the budget checks and, when
-  // no meter reads and estimate_watts is 0, gives the power to assume. Empty:
+  // no meter reads and estimate_watts is 0, gives the power to assume (one
+  // measured for other models is refused, kInvalidArgument). Empty:
   // plan() uses the one it keeps in the state directory (measured on first
   // use), and fine_tune(task, regime, ...) on an Adapter that has not planned none.
   std::string device_profile;
@@ -242,7 +243,9 @@ class NASOA_API Adapter {
   // seconds: steps at batch 16, 32 and 64 with every frozen stage count, per
   // model). That profile comes from AdapterOptions::device_profile when set,
   // else from the state directory, else it is measured and cached there;
-  // calibrate() measures it ahead of time, outside any budget. Plans fit
+  // calibrate() measures it ahead of time, outside any budget. A first
+  // plan() whose budget runs out while measuring keeps the models measured so
+  // far in the state directory; the next call measures only the rest. Plans fit
   // when their predicted seconds stay within 90 % of budget.seconds, which
   // keeps a tenth back for estimate error; fine_tune's guard enforces the
   // budget itself.

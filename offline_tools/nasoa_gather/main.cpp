@@ -62,6 +62,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
 #include "zoo/text/printable.h"
@@ -135,11 +136,13 @@ int ship(const Args& a, const std::string& command_line) {
               << " record(s) whose run id repeats another (" << differing
               << " of them with other results; one record per run id is kept)\n";
   const auto t0 = Clock::now();
-  const rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
+  rt::Predictor predictor = rt::Predictor::fit(contents.records, {});
   const double fit_seconds = seconds_since(t0);
   // Only the verified, complete lines go into the bundle.
   std::string log;
   for (const rt::ExperienceRecord& r : contents.records) log += rt::encode_experience_line(r);
+  // Marked as fitted on exactly this file, so that devices start from it.
+  predictor.set_fitted_on(rt::PredictorState::shipped_fingerprint(nasoa::zoo::sha256_hex(log), {}));
   const nasoa::Provenance provenance{std::string("nasoa-gather ") + NASOA_VERSION_STRING, command_line, a.seed,
                                      nasoa::zoo::utc_timestamp(), "docs/corpora.md#source-tasks"};
   const nasoa::zoo::Manifest m = nasoa::zoo::set_bundle_experience(a.zoo, predictor.to_json(), log, provenance);

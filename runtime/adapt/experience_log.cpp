@@ -241,6 +241,9 @@ void validate(const ExperienceRecord& r) {
   if (r.regime.model != r.model.name)
     invalid("regime.model", "names '" + r.regime.model + "' but the record's model is '" + r.model.name + "'");
   if (r.task.classes < 1) invalid("task.meta.classes", std::to_string(r.task.classes) + " is below 1");
+  if (r.task.min_per_class > r.task.max_per_class)
+    invalid("task.meta.min_per_class", std::to_string(r.task.min_per_class) + " is above max_per_class " +
+                                           std::to_string(r.task.max_per_class));
   if (r.train_images < 0) invalid("task.train_images", std::to_string(r.train_images) + " is negative");
   for (const auto& [name, v] : {std::pair{"result.final_accuracy", r.final_accuracy},
                                 std::pair{"result.best_accuracy", r.best_accuracy}})
@@ -302,7 +305,7 @@ ExperienceRecord parse_experience_record(std::string_view json, const std::strin
   Json j;
   try {
     j = Json::parse(json.begin(), json.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // out_of_range too: a number past a double's range
     throw Error(ErrorCode::kCorrupt, source + ": not valid JSON (" + e.what() + ")");
   }
   const Fields top(j, "", source);
@@ -344,6 +347,13 @@ ExperienceRecord parse_experience_record(std::string_view json, const std::strin
   r.device = result.string("device");
   r.stop_reason = result.string("stop_reason");
   r.probe_score = top.optional_number("probe_score");
+  // Whole and well-typed is not enough: what the writer refuses (a regime
+  // naming another model, no classes, ...) is damage here too.
+  try {
+    validate(r);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kCorrupt, source + ": " + e.what());
+  }
   return r;
 }
 

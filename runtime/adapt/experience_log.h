@@ -29,7 +29,8 @@
 // the append's lines as a torn tail (reported, not an error).
 //
 // Errors: nasoa::Error. Reading: kNotFound for a missing file, kIo for one
-// that cannot be read. Appending: kInvalidArgument naming the field of a
+// that cannot be read, kInvalidArgument for a path that is not a regular file
+// (a folder, a pipe). Appending: kInvalidArgument naming the field of a
 // record that must not be stored (empty run id, invalid regime, ...), kIo
 // naming the file and the system error.
 #pragma once

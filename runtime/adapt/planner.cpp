@@ -179,9 +179,12 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
       for (const StepTiming& s : mp.steps) batches.push_back(s.batch_size);
     std::set<int> measured_frozen;
     for (const StepTiming& s : mp.steps) measured_frozen.insert(s.frozen_stages);
+    // The model's own stage count where known: a profile of another network
+    // under the same name must not plan frozen stages the model lacks.
+    const int stages = models[mi].num_stages > 0 ? std::min(models[mi].num_stages, mp.num_stages) : mp.num_stages;
     std::vector<int> frozen = grid.frozen_stages;
     if (frozen.empty())
-      for (int f = 0; f < mp.num_stages; ++f) frozen.push_back(f);
+      for (int f = 0; f < stages; ++f) frozen.push_back(f);
     // Sorted and unique, so the order of configurations (and ties) does not
     // depend on how the grid was written.
     std::sort(batches.begin(), batches.end());
@@ -191,7 +194,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     const double eval_per_image = mp.inference_seconds_per_image_batch64 > 0 ? mp.inference_seconds_per_image_batch64
                                                                               : mp.inference_seconds_per_image_batch1;
     for (int f : frozen) {
-      if (f > mp.num_stages || !measured_frozen.count(f)) continue;  // the profile cannot predict it
+      if (f > stages || !measured_frozen.count(f)) continue;  // the profile cannot predict it
       for (int b : batches) {
         Config c;
         c.model = mi;
@@ -280,18 +283,32 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
       invalid("no plan fits the budget: the device profile predicts no finite time for any configuration");
     }
     const Config& c = configs[nearest];
+    // What the cheapest plan needs, the limits it breaks first: with a
+    // memory cap too small, leading with seconds that fit would mislead.
+    std::vector<std::string> broken, kept;
+    const double seconds = costs.seconds(c, 1);
+    (seconds > limits.usable_seconds ? broken : kept)
+        .push_back("a budget of at least " + ceil2(seconds / (1 - over.safety_margin)) + " s (given " +
+                   fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " + fmt("%.2f", over.spent_seconds) +
+                   " s already spent)");
+    if (budget.joules) {
+      const double joules = *costs.joules(c, 1);
+      (joules > *limits.usable_joules ? broken : kept)
+          .push_back("at least " + ceil2(joules / (1 - over.safety_margin)) + " J (given " +
+                     fmt("%.2f", *budget.joules) + " J)");
+    }
+    if (budget.memory_bytes)
+      (*c.memory > *limits.memory ? broken : kept)
+          .push_back("at least " + mib(double(*c.memory)) + " MiB of memory (cap " +
+                     mib(double(*budget.memory_bytes)) + " MiB)");
     std::string text = "no plan fits the budget: the cheapest, model '" + models[c.model].name + "' at batch " +
                        std::to_string(c.batch) + " with " + std::to_string(c.frozen) +
-                       " frozen stages for 1 epoch, needs a budget of at least " +
-                       ceil2(costs.seconds(c, 1) / (1 - over.safety_margin)) + " s (given " +
-                       fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " +
-                       fmt("%.2f", over.spent_seconds) + " s already spent)";
-    if (budget.joules)
-      text += ", at least " + ceil2(*costs.joules(c, 1) / (1 - over.safety_margin)) + " J (given " +
-              fmt("%.2f", *budget.joules) + " J)";
-    if (budget.memory_bytes)
-      text += ", and at least " + mib(double(*c.memory)) + " MiB of memory (cap " +
-              mib(double(*budget.memory_bytes)) + " MiB)";
+                       " frozen stages for 1 epoch, needs ";
+    for (std::size_t i = 0; i < broken.size(); ++i) text += (i ? " and " : "") + broken[i];
+    if (!kept.empty()) {
+      text += broken.empty() ? "" : "; it fits ";
+      for (std::size_t i = 0; i < kept.size(); ++i) text += (i ? " and " : "") + kept[i];
+    }
     invalid(text);
   }
 

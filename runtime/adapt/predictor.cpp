@@ -632,7 +632,7 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // out_of_range too: a number past a double's range
     throw Error(ErrorCode::kCorrupt, source + ": not a predictor file: not valid JSON (" + e.what() + ")");
   }
   const Fields top(j, "", source);
@@ -647,11 +647,14 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   // The checksum covers the model's bytes as written (to_json() writes the
   // keys sorted, so "model" comes just before "sha256"), not a re-encoding
   // of what was parsed: a changed digit that still parses to the same
-  // double must be refused too, as any other damage is.
+  // double must be refused too, as any other damage is. And what was parsed
+  // must be exactly those bytes: the parser keeps the last of two "model"
+  // keys, which the checksummed range would not cover.
   const std::size_t model_at = text.find("\"model\":");
   const std::size_t sha_at = text.rfind(",\"sha256\":");
+  const auto model_bytes = [&] { return std::string_view(text).substr(model_at + 8, sha_at - model_at - 8); };
   if (model_at == std::string::npos || sha_at == std::string::npos || sha_at < model_at + 8 ||
-      zoo::sha256_hex(std::string_view(text).substr(model_at + 8, sha_at - model_at - 8)) != digest)
+      zoo::sha256_hex(model_bytes()) != digest || !j.contains("model") || j.at("model").dump() != model_bytes())
     throw Error(ErrorCode::kCorrupt, source + ": checksum mismatch: the predictor file is damaged");
 
   const Fields model = top.object("model");
@@ -732,6 +735,11 @@ std::string PredictorState::fingerprint() const {
   if (!fits_shipped())
     for (const std::string& d : device_sha256_) text += " " + d;
   return zoo::sha256_hex(text);
+}
+
+std::string PredictorState::shipped_fingerprint(const std::string& shipped_digest, const PredictorOptions& options) {
+  return zoo::sha256_hex("nasoa-predictor-state 1\nshipped " + shipped_digest + "\noptions " +
+                         options_json(options).dump() + "\ndevice");
 }
 
 void PredictorState::learn_from_device() {

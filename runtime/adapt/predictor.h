@@ -289,6 +289,12 @@ class PredictorState {
   // record is kept; the next open() refits).
   bool record(ExperienceRecord outcome);
 
+  // The fitted_on() of a predictor fitted with `options` on shipped
+  // experience of digest `shipped_digest` (the manifest's SHA-256 of the
+  // bundle's experience file): what a bundle's predictor carries, so that a
+  // fresh state directory starts from it instead of fitting again.
+  static std::string shipped_fingerprint(const std::string& shipped_digest, const PredictorOptions& options);
+
  private:
   PredictorState() = default;
   std::string fingerprint() const;

@@ -480,6 +480,25 @@ const ModelProfile& DeviceProfile::model(const std::string& name) const {
 
 // ---- measuring -------------------------------------------------------------
 
+// The models of the partial profile at `path` that an earlier call measured
+// under the very same conditions as `header` (a profile without models yet);
+// none when there is no such file, it does not read, or anything differs.
+std::vector<ModelProfile> kept_models(const std::string& path, const DeviceProfile& header) {
+  if (path.empty() || !std::filesystem::exists(path)) return {};
+  DeviceProfile earlier;
+  try {
+    earlier = load_device_profile(path);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kIo) throw;
+    return {};  // damaged or of another version: measured again and replaced
+  }
+  std::vector<ModelProfile> models = std::move(earlier.models);
+  earlier.models.clear();
+  earlier.date = header.date;
+  if (!(earlier == header)) return {};
+  return models;
+}
+
 DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions& options,
                              const std::function<void(const ProfileProgress&)>& on_progress) {
   const Clock::time_point started = Clock::now();
@@ -528,6 +547,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   profile.meter = power.available() ? power.name() : "none";
   profile.meter_measured = power.available() && power.measured();
 
+  const std::vector<ModelProfile> kept = kept_models(options.partial_path, profile);
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     const Clock::time_point t0 = Clock::now();
     ProfileProgress progress;
@@ -535,11 +555,24 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
     progress.count = chosen.size();
     progress.model = chosen[i]->name;
     if (on_progress) on_progress(progress);
-    profile.models.push_back(
-        profile_model(bundle_dir, *chosen[i], options, device, cuda, power, memory_available, started));
+    const auto earlier = std::find_if(kept.begin(), kept.end(), [&](const ModelProfile& m) {
+      return m.model == BundleModelEntry{chosen[i]->name, chosen[i]->encoding, chosen[i]->input_size,
+                                         chosen[i]->upstream_classes};
+    });
+    if (earlier != kept.end()) {
+      profile.models.push_back(*earlier);
+    } else {
+      profile.models.push_back(
+          profile_model(bundle_dir, *chosen[i], options, device, cuda, power, memory_available, started));
+      if (!options.partial_path.empty()) save_device_profile(profile, options.partial_path);
+    }
     progress.done = &profile.models.back();
     progress.seconds = seconds_since(t0);
     if (on_progress) on_progress(progress);
+  }
+  if (!options.partial_path.empty()) {
+    std::error_code ignored;  // a leftover is only re-read and replaced
+    std::filesystem::remove(options.partial_path, ignored);
   }
   return profile;
 }
@@ -588,7 +621,11 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const std::exception& e) {
+    // Any error of the parser: a number past a double's range is an
+    // out_of_range, not a parse_error. (Caught by its standard base: in this
+    // build the parser's out_of_range for ordered_json did not match a catch
+    // of Json::exception.)
     throw Error(ErrorCode::kCorrupt, source + ": not valid JSON (" + e.what() + ")");
   }
   const Reader top(j, "", source);

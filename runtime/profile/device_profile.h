@@ -137,6 +137,12 @@ struct ProfileOptions {
   // (a budgeted call that has to calibrate first must not overrun); 0: no
   // limit. Past it, profile_bundle() throws Error{kInvalidArgument}.
   double time_limit_seconds = 0;
+  // Where to keep the models measured so far, so that a call stopped by its
+  // time limit (or killed) loses none of them: a later call with the same
+  // path takes them from there when the device, bundle and options are the
+  // same, and measures only the rest. Removed once the profile is whole.
+  // Empty: nothing kept.
+  std::string partial_path;
 };
 
 struct ProfileProgress {

@@ -155,6 +155,27 @@ TEST(ExperienceLogTest, ARecordWithAValidChecksumButBadContentIsSkippedWithItsFi
   EXPECT_EQ(c.skipped[2].line, 4);  // the empty line
 }
 
+TEST(ExperienceLogTest, ARecordTheWriterWouldRefuseOrANumberPastADoubleIsSkipped) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "experience.log";
+  auto sealed = [](const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; };
+  ExperienceRecord other_model = make_record(1);
+  other_model.regime.model = "elsewhere";
+  ExperienceRecord no_classes = make_record(2);
+  no_classes.task.classes = 0;
+  std::string huge = to_json(make_record(3));
+  huge.replace(huge.find("\"train_images\":"), 15, "\"train_images\":1e400,\"was\":");
+  zoo::write_file_atomic(path, sealed(to_json(other_model)) + sealed(to_json(no_classes)) + sealed(huge) +
+                                   encode_experience_line(make_record(4)));
+  const ExperienceLogContents c = read_experience_log(path);
+  ASSERT_EQ(c.records.size(), 1u);
+  EXPECT_EQ(c.records[0].run_id, "run-4");
+  ASSERT_EQ(c.skipped.size(), 3u);
+  EXPECT_NE(c.skipped[0].reason.find("regime.model"), std::string::npos) << c.skipped[0].reason;
+  EXPECT_NE(c.skipped[1].reason.find("task.meta.classes"), std::string::npos) << c.skipped[1].reason;
+  EXPECT_NE(c.skipped[2].reason.find("not valid JSON"), std::string::npos) << c.skipped[2].reason;
+}
+
 TEST(ExperienceLogTest, ARecordWithImpossibleImageStatisticsIsSkippedNotFittedOn) {
   // Sealed with a valid checksum, so only the values can tell: a spread of
   // 1e308 would overflow the predictor's features and stop every fit.

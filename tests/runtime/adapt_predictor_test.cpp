@@ -169,6 +169,15 @@ TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
   damaged.push_back(good.substr(0, good.size() / 2));
   damaged.push_back(good.substr(0, good.size() - 3));
   damaged.push_back("");
+  // A number no double holds (the parser throws another kind of error).
+  std::string huge = good;
+  const std::size_t oob = huge.find("\"oob_rmse\":");
+  ASSERT_NE(oob, std::string::npos);
+  huge.insert(oob + 11, "1e905,\"was\":");
+  damaged.push_back(huge);
+  // A second "model" key, which the parser keeps and the checksum's byte
+  // range does not cover.
+  damaged.push_back(good.substr(0, good.rfind('}')) + ",\"model\":{}}\n");
   for (const std::string& d : damaged) {
     zoo::write_file_atomic(path, d);
     try {
@@ -337,6 +346,26 @@ PredictorOptions small_options() {
   o.members = 3;
   o.trees = 30;
   return o;
+}
+
+TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnItsExperience) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(6);
+  const ShippedExperience shipped{world.records(200, "s"), "digest-of-the-shipped-file"};
+  // As nasoa-gather ships it: fitted on the records, marked with the file's digest.
+  Predictor bundled = Predictor::fit(shipped.records, {}, small_options());
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint(shipped.digest, small_options()));
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::create_directories(dir / "other");
+  bundled.save(dir / "state/predictor.json");
+  const PredictorState s = PredictorState::open(dir / "state", shipped, small_options());
+  EXPECT_FALSE(s.refitted_on_open()) << "fitted again inside the first plan's budget";
+  EXPECT_EQ(s.predictor()->to_json(), bundled.to_json());
+
+  // Marked for other experience, it is fitted again.
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint("another file", small_options()));
+  bundled.save(dir / "other/predictor.json");
+  EXPECT_TRUE(PredictorState::open(dir / "other", shipped, small_options()).refitted_on_open());
 }
 
 TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {

@@ -244,6 +244,11 @@ void expect_refused(const nasoa::testing::TempDir& dir, const std::string& json,
 TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
   const Json good = Json::parse(to_json(*profile_));
   {
+    std::string text = good.dump();
+    text.replace(text.find("\"repetitions\":"), 14, "\"repetitions\":1e905,\"was\":");
+    expect_refused(dir_, text, "not valid JSON");
+  }
+  {
     Json j = good;
     j.erase("format_version");
     expect_refused(dir_, j.dump(), "format_version");
@@ -360,6 +365,48 @@ TEST(DeviceProfileOptions, StopsAtItsTimeLimitNamingHowToAvoidIt) {
   }
   o.time_limit_seconds = 600;
   EXPECT_FALSE(profile_bundle(bundle, o).models.empty());
+}
+
+TEST(DeviceProfileOptions, ACallCutShortKeepsTheModelsItMeasuredForTheNext) {
+  nasoa::testing::TempDir dir;
+  const std::string bundle = dir / "bundle";
+  make_bundle(bundle);
+  ProfileOptions o = tiny_options();
+  o.partial_path = dir / "profile.partial.json";
+  // Stopped as the second model starts (a time limit, a kill).
+  EXPECT_THROW(profile_bundle(bundle, o,
+                              [](const ProfileProgress& p) {
+                                if (p.index == 1 && !p.done) throw std::runtime_error("stopped");
+                              }),
+               std::runtime_error);
+  const DeviceProfile partial = load_device_profile(o.partial_path);
+  ASSERT_EQ(partial.models.size(), 1u);
+  EXPECT_EQ(partial.models[0].model.name, kModels[0]);
+
+  // Other options: what was kept does not apply and is measured again.
+  ProfileOptions other = o;
+  other.batch_sizes = {2};
+  DeviceProfile p = profile_bundle(bundle, other);
+  ASSERT_EQ(p.models.size(), 2u);
+  EXPECT_EQ(p.models[0].steps.size(), std::size_t(p.models[0].num_stages + 1)) << "one batch size, not two";
+  EXPECT_FALSE(std::filesystem::exists(o.partial_path)) << "a whole profile removes what was kept";
+
+  // The same options continue from the first model's measurement.
+  EXPECT_THROW(profile_bundle(bundle, o,
+                              [](const ProfileProgress& p) {
+                                if (p.index == 1 && !p.done) throw std::runtime_error("stopped");
+                              }),
+               std::runtime_error);
+  const DeviceProfile kept = load_device_profile(o.partial_path);
+  p = profile_bundle(bundle, o);
+  ASSERT_EQ(p.models.size(), 2u);
+  EXPECT_TRUE(p.models[0] == kept.models[0]) << "the first model was measured again";
+  EXPECT_EQ(p.models[1].model.name, kModels[1]);
+  EXPECT_FALSE(std::filesystem::exists(o.partial_path));
+
+  // A damaged file is measured over, not an error.
+  zoo::write_file_atomic(o.partial_path, "{");
+  EXPECT_EQ(profile_bundle(bundle, o).models.size(), 2u);
 }
 
 TEST(DeviceProfileOptions, ProfilesOnlyTheModelsAsked) {
