@@ -18,7 +18,7 @@
 // shipped experience has no estimate at all and is left out of the means.
 //
 // Models are saved under --out (default: a temporary folder, removed at the
-// end). A task that fails is reported on its line and the stream goes on.
+// end, or by the next stream when this one was killed). A task that fails is reported on its line and the stream goes on.
 //
 // A stream can be killed and continued: with --out, task N's files are
 //   OUT/N-NAME               its model,
@@ -163,6 +163,25 @@ Outcome read_outcome(const std::string& file, const std::string& task_name, cons
   return o;
 }
 
+// The scratch folders of streams that were killed: nasoa-stream-<pid> in
+// the temporary folder whose process is gone. A live stream's folder, or
+// one whose process another PID namespace hides, is left alone as long as
+// /proc shows that id; errors only leave a folder behind.
+void remove_abandoned_scratch(const fs::path& temp) {
+  std::error_code ec;
+  for (fs::directory_iterator it(temp, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const std::string prefix = "nasoa-stream-";
+    if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size() ||
+        name.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+      continue;
+    std::error_code gone;
+    if (fs::exists(fs::path("/proc") / name.substr(prefix.size()), gone) || gone) continue;
+    std::error_code ignored;
+    if (it->is_directory(ignored) && !it->is_symlink(ignored)) fs::remove_all(it->path(), ignored);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,6 +283,7 @@ int main(int argc, char** argv) {
     const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
     if (zoo.models().empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_dir + ": the zoo has no models");
     if (out.empty()) {
+      remove_abandoned_scratch(fs::temp_directory_path());
       scratch = fs::temp_directory_path() / ("nasoa-stream-" + std::to_string(::getpid()));
       out = scratch->string();
     }

@@ -36,9 +36,15 @@ check "each task stayed inside its budget" json "$work/summary.json" "all(t['sec
 check "both outcomes are recorded in the state" bash -c "test \$(cat '$work'/state/stream-test-*/experience.log | wc -l) -eq 2"
 check "each task's model is saved under --out" bash -c "test -f '$work/models/1-shoes/MANIFEST' && test -f '$work/models/2-tops/MANIFEST'"
 
-"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" "$work/nowhere" "$work/tops" > "$work/bad.out" 2>&1
+# Without --out the models go to a scratch folder; a killed stream's (its
+# process gone: no id reaches 999999999) is removed by the next stream.
+mkdir -p "$work/tmp/nasoa-stream-999999999/1-shoes" "$work/tmp/nasoa-stream-$$"
+TMPDIR="$work/tmp" "$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" "$work/nowhere" "$work/tops" \
+  > "$work/bad.out" 2>&1
 check "a task that fails is reported and the stream goes on" \
   bash -c "test $? -eq 1 && grep -qE '^1 +nowhere +failed: .*nowhere' '$work/bad.out' && grep -qE '^2 +tops +' '$work/bad.out'"
+check "a killed stream's scratch folder is removed, a live one's kept, and its own at the end" \
+  bash -c "test ! -e '$work/tmp/nasoa-stream-999999999' && test -d '$work/tmp/nasoa-stream-$$' && test \$(ls '$work/tmp' | wc -l) -eq 1"
 
 # Outputs that would write into the inputs are refused before any work.
 cp -r "$work/shoes" "$work/shoes-copy"
