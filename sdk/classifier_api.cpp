@@ -124,8 +124,11 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
     std::string bytes, reason;
     const cv::Mat square = runtime::load_file_square(path, options, &bytes, &reason);
     if (square.empty()) {
-      const ErrorCode code = reason == "cannot open" || reason == "read error" ? ErrorCode::kIo
-                             : reason.find("above the cap") != std::string::npos
+      // The reader's reasons: "cannot open[: why]" and "read error" are the
+      // file system's; a pipe or device is not an image file to give.
+      const bool io = reason.rfind("cannot open", 0) == 0 || reason == "read error";
+      const ErrorCode code = io ? ErrorCode::kIo
+                             : reason.find("above the cap") != std::string::npos || reason == "not a regular file"
                                  ? ErrorCode::kInvalidArgument
                                  : ErrorCode::kCorrupt;
       throw Error(code, path + ": cannot be classified: " + reason);

@@ -8,10 +8,14 @@
 // is complete), open() puts the old copy back first, or reads it in place
 // when it cannot be renamed.
 //
-// Images are converted exactly as training ingestion converts them: to RGB
+// Pixels are converted exactly as training ingestion converts them: to RGB
 // (grey replicated; transparent pixels composited onto white; 16-bit scaled
 // to 8-bit), centre-cropped to a square and resized to input_size(), scaled
-// to [0,1] and normalised with the model's mean and std.
+// to [0,1] and normalised with the model's mean and std. predict_file()
+// also reads the file as training did (alpha, depth and a JPEG's EXIF
+// orientation kept); a cv::Mat is taken as given, so load it with
+// cv::IMREAD_UNCHANGED (plain cv::imread drops alpha instead of compositing
+// it) and turn a phone's JPEG upright yourself, or use predict_file().
 //
 // Ownership: a Classifier is a move-only handle that owns its network (on the
 // GPU when LibTorch sees CUDA, else on the CPU); it keeps no file open and
@@ -78,8 +82,8 @@ class NASOA_API Classifier {
   // (its header is checked before the rest is read; more than 100 M pixels
   // is refused undecoded) and predicts it. Throws Error naming the file:
   // kNotFound (no such file), kIo (unreadable), kCorrupt (not a recognised
-  // image, truncated or damaged), kInvalidArgument (over the pixel cap, or
-  // top_k < 1).
+  // image, truncated or damaged), kInvalidArgument (over the pixel cap, a
+  // folder, pipe or device rather than a file, or top_k < 1).
   std::vector<Prediction> predict_file(const std::string& path, int top_k = 1) const;
 
   const std::string& dir() const;                  // absolute

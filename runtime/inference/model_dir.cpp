@@ -97,6 +97,25 @@ LoadedModel open_model_dir(const std::string& dir) {
                 m.dir + ": model '" + m.info.name + "' has no class labels; not a model directory");
   m.provenance = manifest.provenance;
   m.network = zoo::load_network(m.dir, m.info);
+  // The checksum shows the file is whole, not that it is a trained model:
+  // training never saves a NaN, an infinity or a negative variance, and any
+  // of them would turn every probability into NaN.
+  torch::NoGradGuard no_grad;
+  const auto refuse = [&](const std::string& name, const char* what) {
+    throw Error(ErrorCode::kCorrupt, m.dir + ": model '" + m.info.name + "' tensor " + name + " holds " + what +
+                                         "; not a model training saves");
+  };
+  for (const auto& p : m.network->named_parameters())
+    if (!torch::isfinite(p.value()).all().item<bool>()) refuse(p.key(), "NaN or infinite values");
+  for (const auto& b : m.network->named_buffers()) {
+    if (!b.value().is_floating_point()) continue;
+    if (!torch::isfinite(b.value()).all().item<bool>()) refuse(b.key(), "NaN or infinite values");
+    const std::string& name = b.key();
+    const std::string suffix = "running_var";
+    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        (b.value() < 0).any().item<bool>())
+      refuse(name, "a negative variance");
+  }
   m.network->eval();
   return m;
 }

@@ -65,6 +65,9 @@ bool walk_into(const fs::path& folder, const fs::path& root, std::set<fs::path>&
   }
   bool usable = true;
   for (; it != fs::directory_iterator(); it.increment(ec)) {
+    // Hidden entries (".thumbs", macOS's "._photo.jpg") are not images a
+    // user meant; training skips them too.
+    if (it->path().filename().string().rfind('.', 0) == 0) continue;
     std::error_code type_ec;
     if (it->is_directory(type_ec)) {
       usable = walk_into(it->path(), root, seen, found) && usable;
@@ -153,10 +156,16 @@ int main(int argc, char** argv) {
         failed = true;
       }
     }
+    // Results that could not be written (a full disk, a closed pipe) are
+    // lost: that is a failure, not a success.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::cerr << "nasoa-classify: cannot write the results to standard output\n";
+      return 1;
+    }
     return failed ? 1 : 0;
   } catch (const nasoa::Error& e) {
-    std::cerr << "nasoa-classify: cannot use model " << model_dir << " (" << nasoa::to_string(e.code())
-              << "): " << e.what() << '\n';
+    std::cerr << "nasoa-classify: cannot use model " << nasoa_samples::one_line(model_dir) << " ("
+              << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;
   }
 }

@@ -20,7 +20,10 @@ check "a missing --model exits 2" test $? -eq 2
 "$tool" --model "$work/model" --top 0 "$work/images" > /dev/null 2>&1
 check "--top 0 exits 2" test $? -eq 2
 
-# A folder: every image, recursively, sorted; notes.txt ignored.
+# A folder: every image, recursively, sorted; notes.txt and hidden entries
+# (a thumbnail folder, macOS's "._" files) ignored, as training ignores them.
+mkdir -p "$work/images/.thumbs" && cp "$work/images/a.png" "$work/images/.thumbs/a.png"
+printf 'AppleDouble' > "$work/images/._a.png"
 "$tool" --model "$work/model" "$work/images" > "$work/top1.tsv" 2> "$work/top1.err"
 check "a folder of good images exits 0" test $? -eq 0
 check "nothing on stderr" test ! -s "$work/top1.err"
@@ -81,5 +84,11 @@ check "a loop of links is reported as unreadable, not missing" \
 
 "$tool" --model '' "$work/images" > /dev/null 2> "$work/emptymodel.err"
 check "an empty --model is a bad argument (2), named" bash -c "test $? -eq 2 && grep -q -- '--model is empty' '$work/emptymodel.err'"
+
+# Results that cannot be written are a failure.
+if [ -e /dev/full ]; then
+  "$tool" --model "$work/model" "$work/images" > /dev/full 2> "$work/full.err"
+  check "a full output exits 1 and says so" bash -c "test $? -eq 1 && grep -q 'cannot write the results' '$work/full.err'"
+fi
 
 finish

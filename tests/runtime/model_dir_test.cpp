@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <functional>
 
 #include "nasoa/error.h"
@@ -206,6 +207,30 @@ TEST(ModelDirTest, OpenRefusesBundlesThatAreNotModelDirs) {
   in.models.pop_back();
   zoo::write_bundle(tmp / "no-labels", in);
   expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "no-labels"); });
+}
+
+TEST(ModelDirTest, OpenRefusesWeightsNoTrainingSaves) {
+  // Whole and checksummed, but every probability would come out NaN.
+  TempDir tmp;
+  const std::vector<std::pair<std::string, std::function<void(zoo::NetworkImpl&)>>> damage{
+      {"nan", [](zoo::NetworkImpl& n) { n.parameters().back().fill_(std::numeric_limits<float>::quiet_NaN()); }},
+      {"inf", [](zoo::NetworkImpl& n) { n.parameters().front().fill_(std::numeric_limits<float>::infinity()); }},
+      {"negative-variance",
+       [](zoo::NetworkImpl& n) {
+         for (const auto& b : n.named_buffers())
+           if (b.key().find("running_var") != std::string::npos) b.value().fill_(-1.0f);
+       }},
+  };
+  for (const auto& [name, edit] : damage) {
+    zoo::BundleInput in = two_model_bundle({"a", "b"});
+    in.models.pop_back();
+    {
+      torch::NoGradGuard no_grad;
+      edit(*in.models.front().network);
+    }
+    zoo::write_bundle(tmp / name, in);
+    expect_code(ErrorCode::kCorrupt, [&] { open_model_dir(tmp / name); });
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 namespace nasoa::zoo {
 namespace {
@@ -90,6 +92,10 @@ bool is_valid_label(std::string_view name) {
 }
 
 std::string label_problem(const std::vector<std::string>& labels, std::size_t* index) {
+  // Where each label was first seen: a search per label would take minutes
+  // for the million labels a manifest may list.
+  std::unordered_map<std::string_view, std::size_t> first;
+  first.reserve(labels.size());
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (index != nullptr) *index = i;
     if (!is_valid_label(labels[i]))
@@ -97,10 +103,10 @@ std::string label_problem(const std::vector<std::string>& labels, std::size_t* i
              "' cannot be a label: labels must be non-empty UTF-8 text free of tabs, line breaks and other "
              "control characters (they separate a model's labels in its files and in nasoa-classify's output; "
              "a model's files and reports hold UTF-8)";
-    const auto earlier = std::find(labels.begin(), labels.begin() + long(i), labels[i]);
-    if (earlier != labels.begin() + long(i))
-      return "'" + printable(labels[i]) + "' is given to two classes (" +
-             std::to_string(earlier - labels.begin()) + " and " + std::to_string(i) + ")";
+    const auto [earlier, added] = first.emplace(labels[i], i);
+    if (!added)
+      return "'" + printable(labels[i]) + "' is given to two classes (" + std::to_string(earlier->second) +
+             " and " + std::to_string(i) + ")";
   }
   return "";
 }
