@@ -41,19 +41,24 @@ std::string exact(double v) {
   return buffer;
 }
 
-// Identifies (task, model, regime): a checkpoint only resumes the run it was made by.
-std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r) {
+// Identifies (task, model, regime): a checkpoint only resumes the run it was
+// made by. `number` prints the regime's doubles: exact() now; checkpoints of
+// earlier builds used std::to_string's six decimals.
+std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r,
+                        std::string (*number)(double) = exact) {
   std::string text = model.name + '\n' + model.weights_sha256 + '\n';
-  text += exact(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' + std::to_string(r.batch_size) + ' ' +
-          std::to_string(r.frozen_stages) + ' ' + to_string(r.optimizer) + ' ' + exact(r.momentum) + ' ' +
-          exact(r.weight_decay) + ' ' + to_string(r.schedule) + ' ' + exact(r.warmup_epochs) + ' ' +
-          exact(r.label_smoothing) + ' ' + std::to_string(r.random_resized_crop) +
-          std::to_string(r.horizontal_flip) + ' ' + exact(r.validation_fraction) + ' ' + std::to_string(r.seed) +
+  text += number(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' + std::to_string(r.batch_size) + ' ' +
+          std::to_string(r.frozen_stages) + ' ' + to_string(r.optimizer) + ' ' + number(r.momentum) + ' ' +
+          number(r.weight_decay) + ' ' + to_string(r.schedule) + ' ' + number(r.warmup_epochs) + ' ' +
+          number(r.label_smoothing) + ' ' + std::to_string(r.random_resized_crop) +
+          std::to_string(r.horizontal_flip) + ' ' + number(r.validation_fraction) + ' ' + std::to_string(r.seed) +
           '\n';
   for (std::size_t i = 0; i < store.size(); ++i)
     text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
   return zoo::sha256_hex(text);
 }
+
+std::string six_decimals(double v) { return std::to_string(v); }
 
 int cores() { return zoo::usable_cores(); }
 
@@ -193,9 +198,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
 
       std::optional<runtime::DeviceProfile> profile = live().profile;
-      if (!profile && !options.device_profile.empty()) profile = runtime::load_device_profile(options.device_profile);
-      double profile_watts = 0;
-      if (profile && options.estimate_watts <= 0) {
+      if (!profile && !options.device_profile.empty()) profile = sdk::load_given_device_profile(live());
+      double profile_watts = 0;  // what this model drew when profiled, where a meter read it
+      if (profile) {
         for (const runtime::ModelProfile& mp : profile->models)
           if (mp.model.name == model.name)
             for (const runtime::StepTiming& t : mp.steps)
@@ -241,11 +246,20 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.mean = model.mean;
       job.std = model.std;
       job.fingerprint = fingerprint(store, model, regime);
+      // A checkpoint of an earlier version, made by this very run, still
+      // resumes (its fingerprint rounded the regime's numbers).
+      if (state && state->fingerprint != job.fingerprint &&
+          state->fingerprint == fingerprint(store, model, regime, six_decimals))
+        state->fingerprint = job.fingerprint;
       job.checkpoint_path = checkpoint;
       job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
-      job.predicted_watts = meter_options.estimate_watts;
+      // The power to judge an energy budget by before the meter has measured
+      // training: the caller's estimate only where it is the meter (it is
+      // "the power to assume when no meter reads"), else the profile's.
+      const bool estimated = monitor && monitor->status().meter.rfind("estimate", 0) == 0;
+      job.predicted_watts = estimated ? meter_options.estimate_watts : profile_watts;
       // (Too many frozen stages has no measurement; runtime::fine_tune refuses
       // it as the regime error it is.)
       if (profile && regime.frozen_stages <= job.network->num_stages())

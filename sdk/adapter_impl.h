@@ -42,5 +42,11 @@ void check_budget(const Budget& budget, bool finite);
 // The train/validation split fine_tune() makes of `task` for `regime`.
 runtime::Split task_split(const Task& task, const Regime& regime);
 
+// AdapterOptions::device_profile, loaded: the caller's choice of device and
+// threads is theirs, and it may measure only some models, but a profile of
+// other networks is refused (Error{kInvalidArgument}): it would plan and
+// time what those networks do.
+runtime::DeviceProfile load_given_device_profile(const Adapter::Impl& impl);
+
 }  // namespace sdk
 }  // namespace nasoa

@@ -79,13 +79,11 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
       .string();
 }
 
-// Why a profile cannot describe this zoo's models; empty when it can.
-std::string models_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+// Whether `p` was measured for this zoo's models (all of them or some).
+bool measured_for_this_zoo(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
   std::vector<rt::BundleModelEntry> models;
   for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
-  if (p.bundle_models != models) return "it was measured for other models";
-  if (p.models.size() != models.size()) return "it covers only some of the models";
-  return {};
+  return p.bundle_models == models;
 }
 
 // Why a cached profile does not describe this zoo on this device as
@@ -94,7 +92,8 @@ std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& im
   if (p.format_version < rt::kDeviceProfileFormatVersion)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not measure each model's faster memory layout";
-  if (std::string models = models_mismatch(p, impl); !models.empty()) return models;
+  if (!measured_for_this_zoo(p, impl)) return "it was measured for other models";
+  if (p.models.size() != impl.zoo->models().size()) return "it covers only some of the models";
   const bool gpu = sdk::uses_gpu(impl.options);
   if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
   const int threads = sdk::compute_threads(impl.options, gpu);
@@ -114,16 +113,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
                               double time_limit_seconds = 0) {
   ProfileOutcome out;
   if (!impl.options.device_profile.empty()) {
-    if (!impl.profile) {
-      // The caller's choice: its device and threads are theirs to decide,
-      // but a profile of other networks would plan what they cannot run.
-      rt::DeviceProfile given = rt::load_device_profile(impl.options.device_profile);
-      if (const std::string why = models_mismatch(given, impl); !why.empty())
-        throw Error(ErrorCode::kInvalidArgument, impl.options.device_profile + ": not a profile of the zoo at " +
-                                                     impl.zoo->dir() + ": " + why +
-                                                     " (measure one with nasoa-profile --zoo)");
-      impl.profile = std::move(given);
-    }
+    if (!impl.profile) impl.profile = sdk::load_given_device_profile(impl);
     return out;
   }
   if (impl.profile && !force) return out;
@@ -298,6 +288,16 @@ std::string task_name(const std::string& origin) {
 }
 
 }  // namespace
+
+rt::DeviceProfile sdk::load_given_device_profile(const Adapter::Impl& impl) {
+  rt::DeviceProfile given = rt::load_device_profile(impl.options.device_profile);
+  if (!measured_for_this_zoo(given, impl))
+    throw Error(ErrorCode::kInvalidArgument, impl.options.device_profile + ": not a profile of the zoo at " +
+                                                 impl.zoo->dir() +
+                                                 ": it was measured for other models (measure one with "
+                                                 "nasoa-profile --zoo)");
+  return given;
+}
 
 std::string default_state_dir() {
   return sdk::at_boundary("default_state_dir", [] {

@@ -162,8 +162,13 @@ std::vector<NamedEvaluation> evaluate_baselines(const Args& a, nasoa::search::Ev
     if (std::filesystem::exists(cache_path)) {
       const Json file = Json::parse(nasoa::zoo::read_file(cache_path));
       if (!file.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": not a JSON object");
-      if (file.contains("evaluator") && file.at("evaluator") == a.search.evaluator) cache = file.at("evaluations");
-      else std::cerr << "baselines: " << cache_path << " was made with other evaluator settings; evaluated again\n";
+      if (!file.contains("evaluations"))
+        std::cerr << "baselines: " << cache_path << " is of an earlier version, which did not record the "
+                  << "evaluator settings; evaluated again\n";
+      else if (file.contains("evaluator") && file.at("evaluator") == a.search.evaluator)
+        cache = file.at("evaluations");
+      else
+        std::cerr << "baselines: " << cache_path << " was made with other evaluator settings; evaluated again\n";
     }
     if (!cache.is_object()) throw Error(ErrorCode::kCorrupt, cache_path + ": field evaluations is not a JSON object");
     for (const auto& [encoding, evaluation] : cache.items()) (void)evaluation.get<Evaluation>();

@@ -78,6 +78,8 @@ void validate_search_options(const SearchOptions& o) {
           range("blocks per macro", o.space.min_blocks, o.space.max_blocks));
   require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages,
           range("stages per macro", o.space.min_stages, o.space.max_stages));
+  require(o.space.max_blocks <= 256, "space: max blocks (" + std::to_string(o.space.max_blocks) +
+                                         ") above 256, the most an encoding's macro has");
   require(o.space.max_stages <= o.space.max_blocks, "space: max stages (" + std::to_string(o.space.max_stages) +
                                                         ") must not exceed max blocks (" +
                                                         std::to_string(o.space.max_blocks) + ")");
@@ -85,8 +87,13 @@ void validate_search_options(const SearchOptions& o) {
   require(o.space.max_channels >= 1, "space.max_channels must be >= 1");
   // The block level places every block in the reference macro, whose
   // networks then start the macro level: it must lie in the space.
-  const Encoding reference = Encoding::parse("0-_" + std::to_string(o.reference_c0) + "_" + o.reference_macro);
-  if (const std::string why = macro_outside(reference, o.space); !why.empty())
+  std::optional<Encoding> reference;
+  try {
+    reference = Encoding::parse("0-_" + std::to_string(o.reference_c0) + "_" + o.reference_macro);
+  } catch (const Error& e) {
+    require(false, "reference macro or C0: " + std::string(e.what()));
+  }
+  if (const std::string why = macro_outside(*reference, o.space); !why.empty())
     require(false, "reference macro _" + std::to_string(o.reference_c0) + "_" + o.reference_macro + ": " + why);
 }
 

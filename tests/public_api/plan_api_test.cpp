@@ -303,6 +303,29 @@ TEST_F(PlanApiTest, FineTunesInTheLayoutTheProfileTimed) {
             nasoa::ErrorCode::kInvalidArgument);
   EXPECT_NE(message.find("frozen_stages = 99"), std::string::npos) << message;
 
+  // A profile of other networks (one encoding differs) is refused, by
+  // fine_tune as by plan; one that measured only some of the zoo's models
+  // plans with those.
+  nlohmann::json other = profile;
+  other["bundle"]["models"][0]["encoding"] = "2-_8_1";
+  const fs::path other_path = dir_ / "other-profile.json";
+  std::ofstream(other_path) << other.dump(2);
+  nasoa::AdapterOptions other_options = options_for(dir_ / "state3");
+  other_options.device_profile = other_path.string();
+  nasoa::Adapter other_adapter(*zoo_, other_options);
+  EXPECT_EQ(code_of([&] { other_adapter.fine_tune(*task_, regime, budget, (dir_ / "model3").string()); }, &message),
+            nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("measured for other models"), std::string::npos) << message;
+  EXPECT_EQ(code_of([&] { other_adapter.plan(*task_, budget); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  nlohmann::json some = profile;
+  some["models"].erase(some["models"].begin());
+  const fs::path some_path = dir_ / "some-profile.json";
+  std::ofstream(some_path) << some.dump(2);
+  nasoa::AdapterOptions some_options = options_for(dir_ / "state4");
+  some_options.device_profile = some_path.string();
+  const nasoa::Plan some_plan = nasoa::Adapter(*zoo_, some_options).plan(*task_, budget);
+  EXPECT_NE(some_plan.best.regime.model, some["bundle"]["models"][0]["name"].get<std::string>());
+
   // A profile whose field holds 200,000 nested arrays is refused, naming it
   // (describing the value recursed until the stack ran out).
   const fs::path deep = dir_ / "deep-profile.json";

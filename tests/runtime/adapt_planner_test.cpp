@@ -286,7 +286,9 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
     const std::string message = e.what();
     EXPECT_NE(message.find("MiB of memory (cap 100.0 MiB)"), std::string::npos) << message;
     // Memory is what does not fit, so it comes first; the seconds fit.
-    EXPECT_LT(message.find("MiB of memory"), message.find("; it fits a budget of at least")) << message;
+    const std::size_t fits = message.find("; it fits a budget of at least");
+    ASSERT_NE(fits, std::string::npos) << message;
+    EXPECT_LT(message.find("MiB of memory"), fits) << message;
   }
 }
 
