@@ -36,6 +36,14 @@ class FineTunerTest : public ::testing::Test {
   }
 
   FineTuneJob job(int epochs) { return testing::small_job(*store_, epochs); }
+  // A fixed layout, the one that is not the default: a layout trial picks
+  // by timing, so two runs may settle on different layouts, whose
+  // arithmetic differs in the last bits; runs compared bit for bit need one.
+  FineTuneJob fixed_layout_job(int epochs) {
+    FineTuneJob j = job(epochs);
+    j.layout = MemoryLayout::kChannelsLast;
+    return j;
+  }
 
   std::unique_ptr<ImageStore> store_;
   nasoa::testing::TempDir dir_;
@@ -191,14 +199,7 @@ TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
 }
 
 TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
-  // A fixed layout, the one that is not the default: a layout trial picks
-  // by timing, so two runs may settle on different layouts, whose
-  // arithmetic differs in the last bits.
-  auto fixed_job = [&] {
-    FineTuneJob j = job(2);
-    j.layout = MemoryLayout::kChannelsLast;
-    return j;
-  };
+  auto fixed_job = [&] { return fixed_layout_job(2); };
   FineTuneJob uninterrupted = fixed_job();
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
@@ -310,11 +311,7 @@ TEST_F(FineTunerTest, ACheckpointIsNeverWrittenWithANumberJsonCannotHold) {
 }
 
 TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatches) {
-  auto fixed_job = [&] {
-    FineTuneJob j = job(2);
-    j.layout = MemoryLayout::kChannelsLast;
-    return j;
-  };
+  auto fixed_job = [&] { return fixed_layout_job(2); };
   FineTuneJob uninterrupted = fixed_job();
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
