@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Configures the build tree (default: build/, or $NASOA_BUILD_DIR), once.
+# A configure that failed leaves a cache but no build file: that tree is
+# configured again, not taken as done.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NASOA_BUILD_DIR:-$root/build}
 generator=()
 if command -v ninja > /dev/null; then generator=(-G Ninja); fi
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
 fi
 echo "$build"

@@ -37,4 +37,6 @@ grep -q "^2-_8_1-2 " "$work.run.log"
 grep -q "classifier refused a missing model dir" "$work.run.log"
 grep -q "caught invalid-encoding" "$work.run.log"
 test -x "$work/prefix/bin/nasoa-classify"
+# The installed programs start as installed: they find libnasoa by their RPATH.
+env -u LD_LIBRARY_PATH "${emulator[@]}" "$work/prefix/bin/nasoa-classify" --help > /dev/null
 echo "installed package: consumer built and ran${emulator:+ under ${emulator[0]}}"
