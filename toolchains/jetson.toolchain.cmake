@@ -45,6 +45,16 @@ else()
 endif()
 set(CMAKE_C_FLAGS_INIT "-march=${_nasoa_march}")
 set(CMAKE_CXX_FLAGS_INIT "-march=${_nasoa_march}")
+# *_FLAGS_INIT are read by a tree's first configure only: a tree configured
+# for one board must not silently build another's code (armv8.2-a
+# instructions stop a Nano's Cortex-A57 with SIGILL).
+if(NOT DEFINED CACHE{NASOA_JETSON_CONFIGURED})  # (INTERNAL would overwrite it each time)
+  set(NASOA_JETSON_CONFIGURED "${NASOA_JETSON}" CACHE INTERNAL "the board this tree's flags are for")
+endif()
+if(NOT NASOA_JETSON_CONFIGURED STREQUAL NASOA_JETSON)
+  message(FATAL_ERROR "this build tree was configured for NASOA_JETSON=${NASOA_JETSON_CONFIGURED}; "
+                      "use a new build folder for ${NASOA_JETSON}")
+endif()
 # Used by enable_language(CUDA) and by LibTorch's CUDA CMake files (which
 # read TORCH_CUDA_ARCH_LIST) when the target's LibTorch is a CUDA build.
 set(CMAKE_CUDA_ARCHITECTURES ${_nasoa_cuda_arch})
