@@ -161,6 +161,8 @@ struct Result {
   std::string energy_note;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
+                                    // "energy budget: ..." (a meter that read no energy in 5 s of
+                                    // training: the budget could not be kept),
                                     // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   // The memory layout the network trained in, "channels-first" or

@@ -258,6 +258,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     return joules > 0 ? joules / std::max(seconds, kSampleSeconds) : 0.0;
   };
 
+  const bool has_energy_budget = limits.joules_left() < 1e299;
+  constexpr double kStuckMeterSeconds = 5;  // longer than any meter's update interval
+
   std::int64_t steps_this_call = 0;
   // Steps that set kernels up: a call's first, and with a layout trial the
   // first in the other layout too.
@@ -273,6 +276,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     }
     // One more step, then finishing (the last evaluation and saving), at the
     // power training draws.
+    if (has_energy_budget && power_since && seconds_since(*power_since) >= kStuckMeterSeconds &&
+        limits.joules() <= joules_since) {
+      // Seconds of training and not a joule: the meter is stuck (some
+      // virtual machines' counters never move), and the budget is counted
+      // in what it reads, so it cannot be kept. Stop rather than run unchecked.
+      return "energy budget: the meter read no energy in " + zoo::shown_number(kStuckMeterSeconds) +
+             " s of training, so the budget could not be enforced";
+    }
     if (const double watts = training_watts(); watts > 0) {
       if (limits.joules_left() < watts * (std::max(0.0, step_seconds.value) + finish_reserve()))
         return "energy budget";

@@ -106,6 +106,8 @@ struct FineTuneOutcome {
   std::int64_t steps = 0;           // optimiser steps of the run, those before a resume included
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
+                                    // "energy budget: ..." (a meter that read no energy in 5 s of
+                                    // training: the budget could not be kept),
                                     // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass

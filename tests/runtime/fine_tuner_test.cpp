@@ -175,6 +175,19 @@ TEST_F(FineTunerTest, SpendsMostOfAnEnergyBudgetAndNoMore) {
   }
 }
 
+TEST_F(FineTunerTest, AStuckMeterStopsARunWithAnEnergyBudgetAndSaysWhy) {
+  // A counter that never moves: the budget is counted in what it reads, so
+  // it cannot be kept, whatever power is assumed; the run stops rather than
+  // train unchecked.
+  for (const double predicted_watts : {0.0, 5.0}) {
+    FineTuneJob j = job(1000);
+    j.predicted_watts = predicted_watts;
+    const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 100, [] { return 0.0; }));
+    EXPECT_TRUE(out.stopped_early);
+    EXPECT_EQ(out.stop_reason.rfind("energy budget: the meter read no energy", 0), 0u) << out.stop_reason;
+  }
+}
+
 TEST_F(FineTunerTest, AnEnergyBudgetTooSmallForAStepIsAnErrorUpFront) {
   FineTuneJob j = job(5);
   j.predicted_watts = 50;
