@@ -93,23 +93,8 @@ void validate_search_options(const SearchOptions& o) {
   } catch (const Error& e) {
     require(false, "reference macro or C0: " + std::string(e.what()));
   }
-  if (const std::string why = macro_outside(*reference, o.space); !why.empty())
+  if (const std::string why = zoo::macro_outside(*reference, o.space); !why.empty())
     require(false, "reference macro _" + std::to_string(o.reference_c0) + "_" + o.reference_macro + ": " + why);
-}
-
-std::string macro_outside(const Encoding& e, const zoo::SamplerOptions& space) {
-  const int blocks = static_cast<int>(e.macro().size()), stages = e.num_stages() - 1;
-  if (blocks < space.min_blocks || blocks > space.max_blocks)
-    return std::to_string(blocks) + " blocks, outside " + std::to_string(space.min_blocks) + ".." +
-           std::to_string(space.max_blocks);
-  if (stages < space.min_stages || stages > space.max_stages)
-    return std::to_string(stages) + " stages, outside " + std::to_string(space.min_stages) + ".." +
-           std::to_string(space.max_stages);
-  long long width = e.c0(), widest = width;
-  for (const MacroBlock& m : e.macro()) widest = std::max(widest, width *= m.multiplier);
-  if (widest > space.max_channels)
-    return std::to_string(widest) + " channels, wider than " + std::to_string(space.max_channels);
-  return {};
 }
 
 namespace {
@@ -305,7 +290,7 @@ class Search {
 
   // The space's macro bounds and --max-macs: candidates outside are never
   // evaluated (a mutation of a macro at a bound may step over it).
-  bool within_bounds(const Encoding& e) const { return macro_outside(e, o_.space).empty() && within_macs(e); }
+  bool within_bounds(const Encoding& e) const { return zoo::macro_outside(e, o_.space).empty() && within_macs(e); }
 
   bool within_macs(const Encoding& e) const {
     if (o_.max_macs <= 0) return true;

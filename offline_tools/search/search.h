@@ -69,10 +69,6 @@ struct SearchResult {
 // hours of reading a corpus.
 void validate_search_options(const SearchOptions& options);
 
-// Why `encoding`'s macro lies outside `space` (its blocks, stages or widest
-// channels); "" when inside.
-std::string macro_outside(const Encoding& encoding, const zoo::SamplerOptions& space);
-
 using SearchLog = std::function<void(const std::string&)>;
 
 // Runs (or resumes from `state_dir`, when it holds a state) the whole search.

@@ -336,7 +336,7 @@ TEST(SearchTest, CandidatesOutsideTheMacroBoundsAreNeverEvaluated) {
   const SearchResult r = run_search(o, evaluator, dir / "state");
   ASSERT_FALSE(r.evaluated.empty());
   for (const Evaluation& e : r.evaluated)
-    EXPECT_EQ(macro_outside(Encoding::parse(e.encoding), o.space), "") << e.encoding;
+    EXPECT_EQ(zoo::macro_outside(Encoding::parse(e.encoding), o.space), "") << e.encoding;
 }
 
 TEST(SearchTest, OptionsThatCannotBeSearchedAreRefusedNamingTheirValues) {

@@ -90,6 +90,19 @@ BlockSpec plain_block() { return BlockSpec{{{Op::kConv3x3, kOutputWidth}}, {}}; 
 
 }  // namespace
 
+std::string macro_outside(const Encoding& e, const SamplerOptions& options) {
+  const int blocks = static_cast<int>(e.macro().size()), stages = e.num_stages() - 1;
+  if (blocks < options.min_blocks || blocks > options.max_blocks)
+    return std::to_string(blocks) + " blocks, outside " + std::to_string(options.min_blocks) + ".." +
+           std::to_string(options.max_blocks);
+  if (stages < options.min_stages || stages > options.max_stages)
+    return std::to_string(stages) + " stages, outside " + std::to_string(options.min_stages) + ".." +
+           std::to_string(options.max_stages);
+  if (const int w = widest(e.c0(), e.macro()); w > options.max_channels)
+    return std::to_string(w) + " channels, wider than " + std::to_string(options.max_channels);
+  return {};
+}
+
 BlockSpec sample_block(std::mt19937_64& rng, const SamplerOptions& options) {
   // A block is valid when it builds on a small reference network.
   const std::vector<MacroBlock> reference = {{1, false}, {2, true}, {2, true}};

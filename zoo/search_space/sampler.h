@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "nasoa/encoding.h"
@@ -29,6 +30,11 @@ struct SamplerOptions {
 };
 
 BlockSpec sample_block(std::mt19937_64& rng, const SamplerOptions& options);
+
+// Why `encoding`'s macro lies outside `options` (its blocks, stages or widest
+// channels); "" when inside. What the functions below draw is inside; a
+// mutation of a parent outside may stay outside.
+std::string macro_outside(const Encoding& encoding, const SamplerOptions& options);
 
 // A macro and C0 around a fixed block (std::nullopt when none of the draws
 // takes it, e.g. its groups divide no width the options allow), and a whole
