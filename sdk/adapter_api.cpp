@@ -258,7 +258,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // The power to judge an energy budget by before the meter has measured
       // training: the caller's estimate only where it is the meter (it is
       // "the power to assume when no meter reads"), else the profile's.
-      const bool estimated = monitor && monitor->status().meter.rfind("estimate", 0) == 0;
+      const bool estimated = monitor && !monitor->measured();
       job.predicted_watts = estimated ? meter_options.estimate_watts : profile_watts;
       // (Too many frozen stages has no measurement; runtime::fine_tune refuses
       // it as the regime error it is.)

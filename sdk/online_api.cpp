@@ -144,7 +144,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   // A first plan() whose budget ran out while profiling keeps the models it
   // measured, so that the next call (or calibrate()) finishes the profile
   // instead of starting it over.
-  options.partial_path = path.substr(0, path.size() - std::string(".json").size()) + ".partial.json";
+  options.partial_path = fs::path(path).replace_extension(".partial.json").string();
   make_dir(folder);
   if (force) {
     std::error_code ignored;  // measure again means all of it

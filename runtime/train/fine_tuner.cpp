@@ -258,7 +258,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     return joules > 0 ? joules / std::max(seconds, kSampleSeconds) : 0.0;
   };
 
-  const bool has_energy_budget = limits.joules_left() < 1e299;
   constexpr double kStuckMeterSeconds = 5;  // longer than any meter's update interval
 
   std::int64_t steps_this_call = 0;
@@ -276,7 +275,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     }
     // One more step, then finishing (the last evaluation and saving), at the
     // power training draws.
-    if (has_energy_budget && power_since && seconds_since(*power_since) >= kStuckMeterSeconds &&
+    if (limits.has_joules_limit() && power_since && seconds_since(*power_since) >= kStuckMeterSeconds &&
         limits.joules() <= joules_since) {
       // Seconds of training and not a joule: the meter is stuck (some
       // virtual machines' counters never move), and the budget is counted

@@ -54,7 +54,8 @@ class Limits {
   // + 2 s): only finishing may use it.
   double grace_seconds() const { return 0.05 * seconds_ + 2.0; }
   double joules() const { return joules_so_far_ ? joules_so_far_() : 0.0; }
-  double joules_left() const { return joules_limit_ > 0 ? joules_limit_ - joules() : 1e300; }
+  bool has_joules_limit() const { return joules_limit_ > 0; }
+  double joules_left() const { return has_joules_limit() ? joules_limit_ - joules() : 1e300; }
   std::int64_t memory_bytes() const { return memory_bytes_; }
 
  private:

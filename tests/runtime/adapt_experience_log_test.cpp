@@ -21,6 +21,10 @@ namespace {
 
 using testing::make_record;
 
+// A log line holding `json` under a valid checksum, whatever its content:
+// only the reader's own checks can refuse it.
+std::string sealed(const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; }
+
 std::vector<std::size_t> line_ends(const std::string& bytes) {
   std::vector<std::size_t> ends;
   for (std::size_t i = 0; i < bytes.size(); ++i)
@@ -139,7 +143,6 @@ TEST(ExperienceLogTest, ACorruptRecordInTheMiddleIsSkippedAndReported) {
 TEST(ExperienceLogTest, ARecordWithAValidChecksumButBadContentIsSkippedWithItsField) {
   nasoa::testing::TempDir dir;
   const std::string path = dir / "experience.log";
-  auto sealed = [](const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; };
   std::string newer = to_json(make_record(1));
   newer.replace(newer.find("\"v\":1"), 5, "\"v\":2");
   std::string bad_field = to_json(make_record(2));
@@ -158,7 +161,6 @@ TEST(ExperienceLogTest, ARecordWithAValidChecksumButBadContentIsSkippedWithItsFi
 TEST(ExperienceLogTest, ARecordTheWriterWouldRefuseOrANumberPastADoubleIsSkipped) {
   nasoa::testing::TempDir dir;
   const std::string path = dir / "experience.log";
-  auto sealed = [](const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; };
   ExperienceRecord other_model = make_record(1);
   other_model.regime.model = "elsewhere";
   ExperienceRecord no_classes = make_record(2);
@@ -181,7 +183,6 @@ TEST(ExperienceLogTest, ARecordWithImpossibleImageStatisticsIsSkippedNotFittedOn
   // 1e308 would overflow the predictor's features and stop every fit.
   nasoa::testing::TempDir dir;
   const std::string path = dir / "experience.log";
-  auto sealed = [](const std::string& json) { return zoo::sha256_hex(json) + " " + json + "\n"; };
   ExperienceRecord spread = make_record(1);
   spread.task.pixel_std = {1e308, 1e308, 1e308};
   ExperienceRecord wide = make_record(2);

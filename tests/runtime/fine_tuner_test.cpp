@@ -212,13 +212,12 @@ TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
 }
 
 TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
-  auto fixed_job = [&] { return fixed_layout_job(2); };
-  FineTuneJob uninterrupted = fixed_job();
+  FineTuneJob uninterrupted = fixed_layout_job(2);
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
   // The same run, killed at the start of its second epoch (after the
   // end-of-epoch checkpoint), then resumed from the checkpoint.
-  FineTuneJob killed = fixed_job();
+  FineTuneJob killed = fixed_layout_job(2);
   killed.checkpoint_path = dir_ / "run.checkpoint";
   killed.on_progress = [](const TrainProgress& p) {
     if (p.epoch == 2) throw std::runtime_error("simulated kill");
@@ -229,7 +228,7 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   EXPECT_EQ(state.history.size(), 1u);
 
   EXPECT_EQ(state.layout, MemoryLayout::kChannelsLast);
-  FineTuneJob resumed = fixed_job();
+  FineTuneJob resumed = fixed_layout_job(2);
   resumed.checkpoint_path = killed.checkpoint_path;
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
   EXPECT_EQ(out.history.size(), 2u);
@@ -242,7 +241,7 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   // weights evaluated before the kill are the result, not a refusal.
   // (`state` is the checkpoint as the kill left it; the file now holds the
   // resumed run's.)
-  FineTuneJob late = fixed_job();
+  FineTuneJob late = fixed_layout_job(2);
   late.checkpoint_path = dir_ / "late.checkpoint";
   const FineTuneOutcome spent = fine_tune(late, Limits(5, 4.9), state);
   EXPECT_TRUE(spent.stopped_early);
@@ -324,13 +323,12 @@ TEST_F(FineTunerTest, ACheckpointIsNeverWrittenWithANumberJsonCannotHold) {
 }
 
 TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatches) {
-  auto fixed_job = [&] { return fixed_layout_job(2); };
-  FineTuneJob uninterrupted = fixed_job();
+  FineTuneJob uninterrupted = fixed_layout_job(2);
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
   // Killed during the first epoch's third step, with a checkpoint after
   // every step: the checkpoint holds the first two.
-  FineTuneJob killed = fixed_job();
+  FineTuneJob killed = fixed_layout_job(2);
   killed.checkpoint_path = dir_ / "mid.checkpoint";
   killed.checkpoint_interval_seconds = 0;
   killed.on_progress = [](const TrainProgress& p) {
@@ -344,14 +342,14 @@ TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatch
 
   // Resumed with no time left, before anything was evaluated: the weights
   // the kill left are the result, not a refusal that strands the checkpoint.
-  FineTuneJob late = fixed_job();
+  FineTuneJob late = fixed_layout_job(2);
   late.checkpoint_path = dir_ / "late-mid.checkpoint";
   const FineTuneOutcome spent = fine_tune(late, Limits(5, 4.9), state);
   EXPECT_TRUE(spent.stopped_early);
   EXPECT_EQ(spent.stop_reason, "time budget");
   EXPECT_TRUE(spent.history.empty());
 
-  FineTuneJob resumed = fixed_job();
+  FineTuneJob resumed = fixed_layout_job(2);
   resumed.checkpoint_path = killed.checkpoint_path;
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
   ASSERT_EQ(out.history.size(), 2u);
