@@ -60,6 +60,8 @@ std::unique_ptr<Task::Impl> ingest(runtime::TaskSource source, const TaskOptions
   ingest.memory_cap_bytes = options.memory_cap_bytes;
   ingest.threads = options.threads;
   ingest.time_limit_seconds = options.time_limit_seconds;
+  // Listing (and unpacking IDX files) is part of reading the task.
+  ingest.time_spent_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   impl->store = std::make_unique<runtime::ImageStore>(std::move(source), ingest);
   if (const auto& from = impl->validation_from) {
     // The store counts a class as usable with validation images alone; the

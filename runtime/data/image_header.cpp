@@ -27,7 +27,13 @@ std::optional<ImageHeader> png(std::string_view b) {
 std::optional<ImageHeader> jpeg(std::string_view b) {
   std::size_t at = 2;
   while (at + 4 <= b.size()) {
-    if (std::uint8_t(b[at]) != 0xFF) return std::nullopt;
+    if (std::uint8_t(b[at]) != 0xFF) {
+      // Stray bytes between segments: libjpeg skips to the next marker (with
+      // a warning) and decodes the image, so this does too.
+      at = b.find('\xFF', at);
+      if (at == std::string_view::npos) return std::nullopt;
+      continue;
+    }
     const std::uint8_t marker = std::uint8_t(b[at + 1]);
     if (marker == 0xFF) {  // fill byte
       ++at;
@@ -84,16 +90,24 @@ std::optional<ImageHeader> tiff(std::string_view b) {
   if (std::uint64_t(ifd) + 2 > b.size()) return std::nullopt;  // 64-bit: an offset near 2^32 wraps
   const std::uint32_t entries = u16(ifd);
   std::int64_t width = 0, height = 0;
+  int extra_sample = -1;
   for (std::uint32_t i = 0; i < entries; ++i) {
     const std::size_t e = ifd + 2 + 12 * std::size_t(i);
     if (e + 12 > b.size()) return std::nullopt;
     const std::uint32_t tag = u16(e), type = u16(e + 2);
     const std::uint32_t value = type == 3 ? u16(e + 8) : u32(e + 8);  // SHORT or LONG
-    if (tag == 256) width = value;
-    if (tag == 257) height = value;
+    // The first of a repeated tag, as libtiff takes it: a later one must not
+    // shrink the size the pixel cap sees.
+    if (tag == 256 && width == 0) width = value;
+    if (tag == 257 && height == 0) height = value;
+    // SHORTs; the first of up to two lies in the entry itself.
+    if (tag == 338 && extra_sample == -1 && type == 3 && u32(e + 4) >= 1 && u32(e + 4) <= 2)
+      extra_sample = int(u16(e + 8));
   }
   if (width == 0 || height == 0) return std::nullopt;
-  return ImageHeader{ImageFormat::kTiff, width, height};
+  ImageHeader header{ImageFormat::kTiff, width, height};
+  header.tiff_extra_sample = extra_sample;
+  return header;
 }
 
 }  // namespace

@@ -22,6 +22,10 @@ struct ImageHeader {
   // grey-and-alpha PNG as four BGRA channels, so the decoded channel count
   // alone would call it colour.
   bool stored_grey = false;
+  // A TIFF's ExtraSamples tag, its first value: 0 unspecified (padding, not
+  // alpha), 1 associated alpha (colour stored times alpha), 2 unassociated
+  // alpha. -1: no such tag, or another format.
+  int tiff_extra_sample = -1;
 };
 
 // The format and size announced by `bytes` (the start of a file, or all of

@@ -71,8 +71,9 @@ bool jpeg_is_complete(const std::string& bytes) {
   bool in_scan = false;
   while (at + 1 < bytes.size()) {
     if (byte(at) != 0xFF) {
-      if (!in_scan) return false;  // a segment's length that does not lead to a marker
-      ++at;                        // entropy-coded data
+      // Entropy-coded data, or stray bytes between segments, which libjpeg
+      // skips to the next marker (as parse_image_header does).
+      ++at;
       continue;
     }
     const std::uint8_t marker = byte(at + 1);
@@ -130,9 +131,13 @@ std::string ImageStore::skipped_in_class(std::size_t c) const {
   std::set<std::string> paths;
   for (const SampleRef& s : source_.samples)
     if (s.label == int(c)) paths.insert(s.path);
+  // For a folder task, also what listing the class folder passed over
+  // (files of other types, hidden ones, repeats through links): they never
+  // became samples.
+  const std::string folder = (std::filesystem::path(source_.origin) / source_.class_names[c]).string() + "/";
   std::vector<const SkippedFile*> mine;
   for (const SkippedFile& f : skipped_)
-    if (paths.count(f.path) > 0) mine.push_back(&f);
+    if (paths.count(f.path) > 0 || f.path.rfind(folder, 0) == 0) mine.push_back(&f);
   if (mine.empty()) return " (no image file in it)";
   std::string out = "; its " + std::to_string(mine.size()) + " file(s) were skipped:";
   for (std::size_t i = 0; i < std::min(kShown, mine.size()); ++i)
@@ -166,7 +171,7 @@ cv::Mat to_8bit(const cv::Mat& decoded) {
   return m;
 }
 
-cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background) {
+cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background, bool premultiplied) {
   const cv::Mat m = to_8bit(decoded);
   if (m.empty()) return {};
   cv::Mat rgb;
@@ -189,8 +194,11 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
         cv::Vec3b* dst = rgb.ptr<cv::Vec3b>(y);
         for (int x = 0; x < rgba.cols; ++x) {
           const int a = src[x][3];
-          for (int c = 0; c < 3; ++c)
-            dst[x][c] = static_cast<std::uint8_t>((src[x][c] * a + background[std::size_t(c)] * (255 - a) + 127) / 255);
+          for (int c = 0; c < 3; ++c) {
+            const int under = background[std::size_t(c)] * (255 - a);
+            dst[x][c] = static_cast<std::uint8_t>(
+                premultiplied ? std::min(255, src[x][c] + (under + 127) / 255) : (src[x][c] * a + under + 127) / 255);
+          }
         }
       }
       return rgb;
@@ -302,7 +310,24 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   if (channels) *channels = header->stored_grey ? std::min(decoded.channels(), 2) : decoded.channels();
   *reason = unsupported_pixels(decoded);
   if (!reason->empty()) return {};
-  return fit_square(to_rgb8(decoded, options.background), options.side);
+  // A TIFF's fourth channel is alpha only when its ExtraSamples tag says
+  // so; "unspecified" is padding. Associated alpha is stored premultiplied,
+  // and OpenCV reads 8-bit unassociated alpha through libtiff's RGBA
+  // interface, which premultiplies it (without the tag it reads the
+  // channels as stored, as it writes them).
+  bool premultiplied = false;
+  if (header->format == ImageFormat::kBmp && decoded.channels() == 4) {
+    // A 32-bit BMP without an alpha mask decodes with a fourth channel of
+    // zeros: padding, as browsers take it, not a transparent image.
+    cv::Mat alpha;
+    cv::extractChannel(decoded, alpha, 3);
+    if (cv::countNonZero(alpha) == 0) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
+  }
+  if (header->format == ImageFormat::kTiff) {
+    if (header->tiff_extra_sample == 0 && decoded.channels() == 4) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
+    premultiplied = header->tiff_extra_sample == 1 || (header->tiff_extra_sample == 2 && decoded.depth() == CV_8U);
+  }
+  return fit_square(to_rgb8(decoded, options.background, premultiplied), options.side);
 }
 
 ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
@@ -333,7 +358,8 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
   const auto started = std::chrono::steady_clock::now();
   const auto past_limit = [&] {
     return options.time_limit_seconds > 0 &&
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > options.time_limit_seconds;
+           options.time_spent_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() >
+               options.time_limit_seconds;
   };
   auto work = [&] {
     std::array<double, 3> local_sum{}, local_sq{};

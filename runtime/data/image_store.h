@@ -37,6 +37,9 @@ struct IngestOptions {
   // (an image being decoded is finished) and the constructor throws
   // Error{kInvalidArgument}: the caller's budget has no time left to train.
   double time_limit_seconds = 0;
+  // Of that limit, what reading took before the store began (listing the
+  // folder, unpacking IDX files).
+  double time_spent_seconds = 0;
 };
 
 using nasoa::TaskMeta;  // defined in the public API: the report shows it
@@ -109,7 +112,10 @@ cv::Mat to_8bit(const cv::Mat& decoded);
 // compositing transparent pixels onto `background`. Returns an empty Mat for
 // what unsupported_pixels() refuses. The one conversion both training and the
 // classifier use.
-cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background);
+// `premultiplied`: the colour is already multiplied by alpha (a TIFF's
+// associated alpha, or what libtiff's RGBA interface makes of unassociated
+// alpha); only the background's share is added.
+cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background, bool premultiplied = false);
 
 // Centre-crops an RGB uint8 image to a square and resizes it to side x side.
 cv::Mat fit_square(const cv::Mat& rgb, int side);

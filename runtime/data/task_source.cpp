@@ -3,9 +3,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -210,7 +212,11 @@ TaskSource list_csv(const std::string& csv_path) {
   for (int number = 1; std::getline(in, line); ++number) {
     if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
     line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
+    // A comment is "#" followed by a space or nothing, or a "#" line without
+    // a comma; "#1 front.jpg,cat" is an image.
+    if (line.empty() ||
+        (line[0] == '#' && (line.size() == 1 || line[1] == ' ' || line[1] == '\t' || line.find(',') == std::string::npos)))
+      continue;
     // The label is after the last comma, so that paths may contain commas.
     const std::size_t comma = line.rfind(',');
     if (comma == std::string::npos)
@@ -262,37 +268,63 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
     throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not an IDX file");
   gzFile file = gzopen(path.c_str(), "rb");  // reads plain files unchanged too
   if (!file) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t> chunk(1 << 20);
-  int n = 0;
-  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  const bool failed = n < 0;
-  gzclose(file);
+  const std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(file, gzclose);
   auto corrupt = [&](const std::string& what) {
     throw Error(ErrorCode::kCorrupt, path + ": not a valid IDX file: " + what);
   };
-  if (failed) corrupt("decompression failed (truncated gzip?)");
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) corrupt("bad magic");
-  if (bytes[2] != 0x08) corrupt("element type is not unsigned byte");
-  if (bytes[3] != expected_dims)
-    corrupt(std::to_string(bytes[3]) + " dimensions, expected " + std::to_string(expected_dims));
-  const std::size_t header = 4 + 4 * std::size_t(expected_dims);
-  if (bytes.size() < header) corrupt("truncated header");
+  // Reads up to `size` bytes; fewer only at the end of the data. A gzip
+  // stream cut short reads as an end too: gzerror tells them apart.
+  auto read = [&](std::uint8_t* into, std::size_t size) {
+    std::size_t got = 0;
+    while (got < size) {
+      const unsigned ask = unsigned(std::min<std::size_t>(size - got, 1u << 30));
+      const int n = gzread(file, into + got, ask);
+      if (n < 0) corrupt("decompression failed (damaged gzip data)");
+      if (n == 0) break;
+      got += std::size_t(n);
+    }
+    int code = Z_OK;
+    gzerror(file, &code);
+    if (code == Z_BUF_ERROR) corrupt("the gzip stream is truncated");
+    if (code != Z_OK && code != Z_STREAM_END) corrupt("decompression failed (damaged gzip data)");
+    return got;
+  };
+  // The header first: a wrong file is refused before its data is read, and
+  // the data is read to exactly the size the header announces.
+  const std::size_t header_size = 4 + 4 * std::size_t(expected_dims);
+  std::uint8_t header[4 + 4 * 4];
+  const std::size_t got = read(header, 4);
+  if (got < 4 || header[0] != 0 || header[1] != 0) corrupt("bad magic");
+  if (header[2] != 0x08) corrupt("element type is not unsigned byte");
+  if (header[3] != expected_dims)
+    corrupt(std::to_string(header[3]) + " dimensions, expected " + std::to_string(expected_dims));
+  if (read(header + 4, header_size - 4) < header_size - 4) corrupt("truncated header");
   std::uint64_t total = 1;
   dims->clear();
   for (int d = 0; d < expected_dims; ++d) {
     const std::size_t at = 4 + 4 * std::size_t(d);
-    const std::int64_t size = (std::int64_t(bytes[at]) << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
+    const std::int64_t size = (std::int64_t(header[at]) << 24) | (header[at + 1] << 16) | (header[at + 2] << 8) | header[at + 3];
     dims->push_back(size);
     if (d > 0 && size == 0) corrupt("dimension " + std::to_string(d + 1) + " is 0: images of no pixels");
     if (__builtin_mul_overflow(total, static_cast<std::uint64_t>(size), &total))
       corrupt("the header's dimensions multiply past 2^64 bytes");
   }
-  if (bytes.size() - header != total)
+  // Grown as the data comes (not reserved from the header): a damaged
+  // header must fail as a short file, not as a huge allocation.
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t have = 0;
+  while (have < total) {
+    const std::size_t step = std::size_t(std::min<std::uint64_t>(total - have, 64u << 20));
+    bytes.resize(std::size_t(have) + step);
+    const std::size_t n = read(bytes.data() + have, step);
+    have += n;
+    if (n < step) break;
+  }
+  std::uint8_t extra = 0;
+  if (have < total || read(&extra, 1) != 0)
     corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +
-            std::to_string(bytes.size() - header));
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+            (have < total ? std::to_string(have) : std::string("more")));
+  bytes.resize(std::size_t(have));
   return bytes;
 }
 
@@ -311,15 +343,34 @@ TaskSource list_idx(const std::string& images_path, const std::string& labels_pa
                     std::to_string(images->count) + " images in " + images_path);
   TaskSource task;
   task.origin = images_path;
-  const int max_label = labels.empty() ? -1 : *std::max_element(labels.begin(), labels.end());
-  if (!class_names.empty() && max_label >= static_cast<int>(class_names.size()))
-    throw Error(ErrorCode::kInvalidArgument,
-                labels_path + ": label " + std::to_string(max_label) + " but only " +
-                    std::to_string(class_names.size()) + " class names were given");
-  for (int c = 0; c <= max_label || c < static_cast<int>(class_names.size()); ++c)
-    task.class_names.push_back(class_names.empty() ? std::to_string(c) : class_names[std::size_t(c)]);
+  std::array<bool, 256> present{};
+  for (const std::uint8_t l : labels) present[l] = true;
+  // Class names are given by label value; without them, the classes are the
+  // label values that occur (EMNIST Letters counts from 1), named by them.
+  std::array<int, 256> class_of{};
+  if (class_names.empty()) {
+    for (int v = 0; v < 256; ++v)
+      if (present[std::size_t(v)]) {
+        class_of[std::size_t(v)] = int(task.class_names.size());
+        task.class_names.push_back(std::to_string(v));
+      }
+  } else {
+    for (int v = 255; v >= 0; --v)
+      if (present[std::size_t(v)] && v >= int(class_names.size()))
+        throw Error(ErrorCode::kInvalidArgument,
+                    labels_path + ": label " + std::to_string(v) + " but only " + std::to_string(class_names.size()) +
+                        " class names were given (names go by label value, from 0)");
+    for (std::size_t v = 0; v < class_names.size(); ++v) {
+      if (!present[v])
+        throw Error(ErrorCode::kInvalidArgument,
+                    labels_path + ": no image has label " + std::to_string(v) + ", named '" + class_names[v] +
+                        "' (names go by label value, from 0); leave out the names, or name only labels that occur");
+      class_of[v] = int(v);
+      task.class_names.push_back(class_names[v]);
+    }
+  }
   for (std::int64_t i = 0; i < images->count; ++i)
-    task.samples.push_back({images_path + "#" + std::to_string(i), labels[std::size_t(i)], i});
+    task.samples.push_back({images_path + "#" + std::to_string(i), class_of[labels[std::size_t(i)]], i});
   task.idx_images = std::move(images);
   check_classes(task);
   return task;

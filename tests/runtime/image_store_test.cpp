@@ -7,8 +7,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <zlib.h>
 
+#include <array>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "nasoa/error.h"
 #include "runtime/data/image_header.h"
@@ -60,6 +62,41 @@ std::string grey_alpha_png(int width, int height, std::uint8_t grey, std::uint8_
   packed.resize(packed_size);
   const std::string ihdr = be32(std::uint32_t(width)) + be32(std::uint32_t(height)) + std::string{8, 4, 0, 0, 0};
   return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", packed) + chunk("IEND", "");
+}
+
+// An uncompressed little-endian 4 x 4 TIFF of four 8-bit samples per pixel,
+// every pixel (s0, s1, s2, s3) in RGB(A/X) order; `extra` is the
+// ExtraSamples tag's value, -1 for no tag. OpenCV writes no such tag.
+std::string rgbx_tiff(int extra, std::uint8_t s0, std::uint8_t s1, std::uint8_t s2, std::uint8_t s3) {
+  const auto u16 = [](std::uint32_t v) { return std::string{char(v & 0xFF), char((v >> 8) & 0xFF)}; };
+  const auto u32 = [&](std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16); };
+  std::string pixels;
+  for (int i = 0; i < 16; ++i) pixels += std::string{char(s0), char(s1), char(s2), char(s3)};
+  const std::uint32_t bits_at = 8, pixels_at = 16, directory_at = pixels_at + std::uint32_t(pixels.size());
+  std::vector<std::array<std::uint32_t, 4>> entries = {  // tag, type (3 SHORT, 4 LONG), count, value
+      {256, 3, 1, 4}, {257, 3, 1, 4}, {258, 3, 4, bits_at}, {259, 3, 1, 1}, {262, 3, 1, 2},
+      {273, 4, 1, pixels_at}, {277, 3, 1, 4}, {278, 3, 1, 4}, {279, 4, 1, std::uint32_t(pixels.size())},
+      {284, 3, 1, 1}};
+  if (extra >= 0) entries.push_back({338, 3, 1, std::uint32_t(extra)});
+  std::string tiff = std::string("II*\0", 4) + u32(directory_at);
+  for (int i = 0; i < 4; ++i) tiff += u16(8);
+  tiff += pixels + u16(std::uint32_t(entries.size()));
+  for (const auto& [tag, type, count, value] : entries)
+    tiff += u16(tag) + u16(type) + u32(count) + (type == 3 && count == 1 ? u16(value) + u16(0) : u32(value));
+  return tiff + u32(0);
+}
+
+// A 4 x 4 32-bit BMP with a 40-byte header and BI_BITFIELDS masks (no alpha
+// mask), every pixel stored as B, G, R, 0.
+std::string xrgb_bmp(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+  const auto u16 = [](std::uint32_t v) { return std::string{char(v & 0xFF), char((v >> 8) & 0xFF)}; };
+  const auto u32 = [&](std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16); };
+  const std::uint32_t pixels_at = 14 + 40 + 12, size = pixels_at + 16 * 4;
+  std::string bmp = "BM" + u32(size) + u32(0) + u32(pixels_at);
+  bmp += u32(40) + u32(4) + u32(4) + u16(1) + u16(32) + u32(3) + u32(16 * 4) + u32(2835) + u32(2835) + u32(0) + u32(0);
+  bmp += u32(0x00FF0000) + u32(0x0000FF00) + u32(0x000000FF);
+  for (int i = 0; i < 16; ++i) bmp += std::string{char(b), char(g), char(r), char(0)};
+  return bmp;
 }
 
 std::string reason_for(const ImageStore& store, const std::string& file_name) {
@@ -168,12 +205,16 @@ TEST(ImageStoreHeaderTest, AJpegIsJudgedByItsStructureAndAPaddedFileIsNotReadWho
   ASSERT_LT(jpg.size(), 4096u - 300) << "this JPEG does not test what it should";
   // End-of-image bytes inside a comment segment (as in an EXIF thumbnail)
   // do not make a file cut short look complete.
-  const std::string with_comment = jpg.substr(0, 2) + std::string("\xFF\xFE\x00\x06\xFF\xD9\xFF\xD9", 8) + jpg.substr(2);
+  const std::string with_comment =
+      jpg.substr(0, 2) + std::string("\xFF\xFE\x00\x06\xFF\xD9\xFF\xD9", 8) + jpg.substr(2);
   t.write("task/a/cut-after-comment.jpg", with_comment.substr(0, with_comment.size() - 200));
   // Data after the image (a Motion Photo's video) does not make it incomplete.
   t.write("task/a/trailer.jpg", jpg + std::string(10 * 1024, 'v'));
   t.write("task/b/plain.jpg", jpg);
   t.write("task/b/with-comment.jpg", with_comment);
+  // Stray bytes between two segments: libjpeg skips them and decodes.
+  ASSERT_EQ(jpg.substr(2, 4), std::string("\xFF\xE0\x00\x10", 4)) << "expected a JFIF segment of 16 bytes first";
+  t.write("task/b/stray-bytes.jpg", jpg.substr(0, 20) + std::string(2, '\0') + jpg.substr(20));
   // A small PNG padded to 40 MiB (sparse): refused from its size, not read.
   t.write("task/b/padded.png", encode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3))));
   std::filesystem::resize_file(t / "task/b/padded.png", 40u << 20);
@@ -182,9 +223,11 @@ TEST(ImageStoreHeaderTest, AJpegIsJudgedByItsStructureAndAPaddedFileIsNotReadWho
   const ImageStore store(list_folder(t / "task"), options);
   std::map<std::string, std::string> reasons;
   for (const SkippedFile& f : store.skipped()) reasons[std::filesystem::path(f.path).filename().string()] = f.reason;
-  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(store.size(), 4u);
   EXPECT_EQ(reasons.size(), 2u);
-  EXPECT_NE(reasons["cut-after-comment.jpg"].find("truncated JPEG"), std::string::npos) << reasons["cut-after-comment.jpg"];
+  EXPECT_EQ(reasons.count("stray-bytes.jpg"), 0u) << reasons["stray-bytes.jpg"];
+  EXPECT_NE(reasons["cut-after-comment.jpg"].find("truncated JPEG"), std::string::npos)
+      << reasons["cut-after-comment.jpg"];
   EXPECT_NE(reasons["padded.png"].find("more than a 8x8 image takes"), std::string::npos) << reasons["padded.png"];
 }
 
@@ -242,6 +285,60 @@ TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
   const cv::Vec3b blue = centre.at("ñandú-青.jpg");                   // non-ASCII name, lossy blue
   EXPECT_GT(blue[2], 240);
   EXPECT_LT(blue[0], 15);
+}
+
+TEST(ImageConversionTest, ATiffsFourthChannelIsAlphaOnlyWhenItsTagSaysSoAndIsCompositedOnce) {
+  IngestOptions options;
+  options.side = 8;
+  options.background = {255, 255, 255};
+  const auto centre = [&](const std::string& bytes) {
+    std::string reason;
+    const cv::Mat square = decode_to_square(bytes, options, &reason);
+    EXPECT_FALSE(square.empty()) << reason;
+    return square.empty() ? cv::Vec3b() : square.at<cv::Vec3b>(4, 4);
+  };
+  // "Unspecified" is padding: the colour shows, however the padding reads.
+  EXPECT_EQ(centre(rgbx_tiff(0, 200, 30, 10, 0)), cv::Vec3b(200, 30, 10));
+  // Red 200 (green 30) at half opacity on white is 227 (142) whether the
+  // file stores it unassociated (200, 30) or associated (100, 15): the
+  // colour is composited once.
+  for (const auto& [extra, red, green] : {std::tuple{2, 200, 30}, std::tuple{1, 100, 15}}) {
+    const cv::Vec3b c = centre(rgbx_tiff(extra, std::uint8_t(red), std::uint8_t(green), 10, 128));
+    EXPECT_NEAR(c[0], 227, 1) << "ExtraSamples " << extra;
+    EXPECT_NEAR(c[1], 30 * 128 / 255 + 127, 1) << "ExtraSamples " << extra;
+  }
+  // Without the tag (as OpenCV writes RGBA TIFFs) the channels are read as
+  // stored: straight alpha.
+  EXPECT_NEAR(centre(encode(".tiff", cv::Mat(4, 4, CV_8UC4, cv::Scalar(10, 30, 200, 128))))[0], 227, 1);
+}
+
+TEST(ImageConversionTest, A32BitBmpWithoutAnAlphaMaskIsOpaque) {
+  IngestOptions options;
+  options.side = 8;
+  options.background = {0, 255, 0};
+  std::string reason;
+  const cv::Mat square = decode_to_square(xrgb_bmp(200, 20, 30), options, &reason);
+  ASSERT_FALSE(square.empty()) << reason;
+  EXPECT_EQ(square.at<cv::Vec3b>(4, 4), cv::Vec3b(200, 20, 30)) << "the padding byte was taken for transparency";
+}
+
+TEST(ImageStoreHeaderTest, ARepeatedTiffSizeTagCannotShrinkWhatThePixelCapSees) {
+  // libtiff takes the first of a repeated tag; so must the header check.
+  std::string tiff = rgbx_tiff(-1, 1, 2, 3, 4);
+  const std::optional<ImageHeader> plain = parse_image_header(tiff);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->width, 4);
+  // Append a second ImageWidth entry of 1 to the directory (11 entries).
+  std::uint32_t directory = 0;
+  for (int i = 3; i >= 0; --i) directory = (directory << 8) | std::uint8_t(tiff[std::size_t(4 + i)]);
+  const std::size_t count_at = directory, end = directory + 2 + 12 * std::size_t(std::uint8_t(tiff[count_at]));
+  const std::string second_width{char(0), char(1), char(3), char(0), char(1), char(0), char(0), char(0),
+                                 char(1), char(0), char(0), char(0)};
+  tiff.insert(end, second_width);
+  tiff[count_at] = char(std::uint8_t(tiff[count_at]) + 1);
+  const std::optional<ImageHeader> repeated = parse_image_header(tiff);
+  ASSERT_TRUE(repeated.has_value());
+  EXPECT_EQ(repeated->width, 4);
 }
 
 TEST(ImageConversionTest, AThinStripIsCutToItsCentreBeforeItIsResized) {
@@ -350,16 +447,22 @@ TEST_F(ImageStoreTest, AClassWithoutUsableImagesIsAnErrorNamingIt) {
   t_.write("bad/good/ok.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(0))));
   t_.write("bad/broken/empty.jpg", "");
   t_.write("bad/broken/text.png", "text");
-  try {
-    ImageStore(list_folder(t_ / "bad"), IngestOptions{});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("class 'broken' has no usable image"), std::string::npos) << e.what();
-    // The caller gets no Task to ask for the skipped files: the error names them.
-    EXPECT_NE(std::string(e.what()).find("empty.jpg (zero-byte file)"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("text.png (not a recognised image"), std::string::npos) << e.what();
-  }
+  // The caller gets no Task to ask for the skipped files: the error names them.
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { ImageStore(list_folder(t_ / "bad"), IngestOptions{}); }, ErrorCode::kInvalidArgument,
+      {"class 'broken' has no usable image", "empty.jpg (zero-byte file)", "text.png (not a recognised image"}));
+}
+
+TEST_F(ImageStoreTest, AClassOfFilesListingPassedOverNamesThem) {
+  // No file of the class became a sample (GIFs are no image type the SDK
+  // reads): the error still says what was in the folder.
+  t_.write("gifs/good/ok.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(0))));
+  t_.write("gifs/owl/a.gif", "GIF89a");
+  t_.write("gifs/owl/.hidden.png", "x");
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { ImageStore(list_folder(t_ / "gifs"), IngestOptions{}); },
+                                                ErrorCode::kInvalidArgument,
+                                                {"class 'owl' has no usable image", "a.gif (not an image file type",
+                                                 ".hidden.png (hidden file)"}));
 }
 
 TEST_F(ImageStoreTest, ReadingStopsAtItsTimeLimit) {

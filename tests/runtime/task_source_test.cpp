@@ -14,6 +14,7 @@
 #include "nasoa/error.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
+#include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -51,7 +52,8 @@ TEST(TaskSourceTest, ListsClassFoldersAndReportsWhatItSkips) {
   EXPECT_EQ(s.samples[3].label, 1);
   ASSERT_EQ(s.skipped.size(), 3u);
   std::set<std::string> reasons;
-  for (const SkippedFile& f : s.skipped) reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
+  for (const SkippedFile& f : s.skipped)
+    reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
   EXPECT_TRUE(reasons.count("README: not inside a class folder"));
   EXPECT_TRUE(reasons.count(".DS_Store: hidden file"));
   EXPECT_TRUE(reasons.count("notes.txt: not an image file type (jpg, png, bmp, webp, tiff)"));
@@ -69,7 +71,8 @@ TEST(TaskSourceTest, SkipsPipesAndLinksThatCannotBeFollowed) {
   EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
   ASSERT_EQ(s.samples.size(), 2u);
   std::set<std::string> reasons;
-  for (const SkippedFile& f : s.skipped) reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
+  for (const SkippedFile& f : s.skipped)
+    reasons.insert(std::filesystem::path(f.path).filename().string() + ": " + f.reason);
   EXPECT_TRUE(reasons.count("pipe.png: not a regular file (a pipe or a device)"));
   EXPECT_TRUE(reasons.count("dangling.png: cannot be read: No such file or directory"));
   EXPECT_EQ(reasons.count("loop-a: cannot be read: Too many levels of symbolic links"), 1u);
@@ -118,7 +121,8 @@ TEST(TaskSourceTest, FollowsLinkedSubfoldersOnceAndSkipsHiddenFoldersAndFilesRea
   EXPECT_EQ(up.class_names, (std::vector<std::string>{"cat", "dog"}));
   bool said = false;
   for (const SkippedFile& f : up.skipped)
-    said = said || (std::filesystem::path(f.path).filename() == "all" && f.reason.find("not a class") != std::string::npos);
+    said = said ||
+           (std::filesystem::path(f.path).filename() == "all" && f.reason.find("not a class") != std::string::npos);
   EXPECT_TRUE(said) << "the link up was not reported";
 }
 
@@ -138,12 +142,8 @@ TEST(TaskSourceTest, RefusesFoldersThatAreNotTasks) {
   std::filesystem::create_directories(t / "empty");
   EXPECT_THROW(list_folder(t / "empty"), Error);
   t.write("one/only/a.png", "x");
-  try {
-    list_folder(t / "one");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("at least two classes"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_folder(t / "one"); }, ErrorCode::kInvalidArgument,
+                                           "at least two classes"));
 }
 
 TEST(TaskSourceTest, RefusesAClassNameThatCannotBeALabelBeforeAnyTraining) {
@@ -154,19 +154,13 @@ TEST(TaskSourceTest, RefusesAClassNameThatCannotBeALabelBeforeAnyTraining) {
   t.write("tab/dog/a.png", "x");
   EXPECT_TRUE(nasoa::testing::throws_error([&] { list_folder(t / "tab"); }, ErrorCode::kInvalidArgument, "cat\\ttabby"))
       << "a class named with a tab was accepted";
-  try {
-    list_csv(t / "tab");
-    FAIL() << "a folder was read as a CSV list";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("is a folder, not a CSV list"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv(t / "tab"); }, ErrorCode::kInvalidArgument,
+                                           "is a folder, not a CSV list"))
+      << "a folder was read as a CSV list";
   t.write("list.csv", "a.png,ok\nb.png,two\tcolumns\n");
-  try {
-    list_csv(t / "list.csv");
-    FAIL() << "a CSV label with a tab was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("two\\tcolumns"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(
+      nasoa::testing::throws_error([&] { list_csv(t / "list.csv"); }, ErrorCode::kInvalidArgument, "two\\tcolumns"))
+      << "a CSV label with a tab was accepted";
 }
 
 TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
@@ -180,17 +174,18 @@ TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   EXPECT_EQ(s.samples[1].path, "/abs/x.jpg");
   EXPECT_EQ(s.samples[2].label, 0);
   // A byte-order mark before the header, and fields in double quotes, as spreadsheets write them.
-  const TaskSource quoted = list_csv(t.write("bom.csv", "\xEF\xBB\xBFpath,label\n\"x \"\"y\"\".png\",\"bag\"\nz.png,cap\n"));
+  const TaskSource quoted =
+      list_csv(t.write("bom.csv", "\xEF\xBB\xBFpath,label\n\"x \"\"y\"\".png\",\"bag\"\nz.png,cap\n"));
   EXPECT_EQ(quoted.class_names, (std::vector<std::string>{"bag", "cap"}));
   ASSERT_EQ(quoted.samples.size(), 2u);
   EXPECT_EQ(quoted.samples[0].path, (t.path() / "x \"y\".png").string());
   const std::string bad = t.write("bad.csv", "a.png,cat\nno-comma-here\n");
-  try {
-    list_csv(bad);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv(bad); }, ErrorCode::kInvalidArgument, "bad.csv:2"));
+  // "#" then a space, or without a comma, is a comment; "#1 front.jpg" is an image.
+  const TaskSource hashes =
+      list_csv(t.write("hashes.csv", "#\n# cats, then dogs\n#no comma\n#1 front.jpg,cat\nb.png,dog\n"));
+  ASSERT_EQ(hashes.samples.size(), 2u);
+  EXPECT_EQ(hashes.samples[0].path, (t.path() / "#1 front.jpg").string());
   // A header after comments is a header, not a class named "label".
   const TaskSource commented = list_csv(t.write("commented.csv", "# made by hand\npath,label\na.png,cat\nb.png,dog\n"));
   EXPECT_EQ(commented.class_names, (std::vector<std::string>{"cat", "dog"}));
@@ -224,6 +219,41 @@ TEST(TaskSourceTest, AnImageListedTwiceInACsvIsKeptOnceAndTheRepeatReported) {
   EXPECT_NE(linked.skipped[0].reason.find("as 'cat', here as 'dog'"), std::string::npos) << linked.skipped[0].reason;
 }
 
+TEST(TaskSourceTest, IdxClassesAreTheLabelsThatOccur) {
+  // EMNIST Letters labels its 26 classes 1-26: no class 0 to fail on.
+  TempDir t;
+  t.write("images.idx", idx_bytes({4, 1, 1}, {10, 20, 30, 40}));
+  t.write("labels.idx", idx_bytes({4}, {1, 3, 1, 3}));
+  const TaskSource s = list_idx(t / "images.idx", t / "labels.idx");
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"1", "3"}));
+  ASSERT_EQ(s.samples.size(), 4u);
+  EXPECT_EQ(s.samples[0].label, 0);
+  EXPECT_EQ(s.samples[1].label, 1);
+  // Names go by label value: a name for a label no image has is refused by it.
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { list_idx(t / "images.idx", t / "labels.idx", {"zero", "one", "two", "three"}); },
+      ErrorCode::kInvalidArgument, "no image has label 0, named 'zero'"));
+}
+
+TEST(TaskSourceTest, ACutGzipIdxIsCalledTruncatedAndExtraDataIsRefused) {
+  TempDir t;
+  t.write("images.idx", idx_bytes({2, 1, 1}, {10, 20}));
+  write_gzip(t / "labels.idx.gz", idx_bytes({2}, {0, 1}));
+  const std::string whole = zoo::read_file(t / "labels.idx.gz");
+  // Cut anywhere, in the data or in the trailer (its CRC and length), the
+  // stream is truncated, never a file of "bad magic" or one accepted unchecked.
+  for (const std::size_t keep : {whole.size() - 1, whole.size() - 8, std::size_t(12)}) {
+    t.write("cut.idx.gz", whole.substr(0, keep));
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "cut.idx.gz"); },
+                                             ErrorCode::kCorrupt, "truncated"))
+        << "cut to " << keep << " of " << whole.size() << " bytes";
+  }
+  t.write("long.idx", idx_bytes({2}, {0, 1}) + "x");
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "long.idx"); }, ErrorCode::kCorrupt,
+                                           "announces 2 bytes of data, the file has more"));
+  EXPECT_EQ(list_idx(t / "images.idx", t / "labels.idx.gz").samples.size(), 2u);
+}
+
 TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   TempDir t;
   std::vector<std::uint8_t> pixels(3 * 2 * 2);
@@ -236,37 +266,32 @@ TEST(TaskSourceTest, ReadsPlainAndGzippedIdx) {
   EXPECT_EQ(s.samples[2].idx, 2);
   EXPECT_EQ(s.idx_images->pixels[4], 40);
   // One name for two classes: a model trained on it could not be opened.
-  try {
-    list_idx(t / "images.idx", t / "labels.idx.gz", {"shirt", "shirt"});
-    ADD_FAILURE() << "two classes named alike were accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'shirt' is given to two classes"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] {
+        list_idx(t / "images.idx", t / "labels.idx.gz", {"shirt", "shirt"});
+      },
+      ErrorCode::kInvalidArgument, "'shirt' is given to two classes"))
+      << "two classes named alike were accepted";
   // Counts that disagree, a truncated body, and a wrong magic are refused.
   write_gzip(t / "two.idx.gz", idx_bytes({2}, {0, 1}));
   EXPECT_THROW(list_idx(t / "images.idx", t / "two.idx.gz"), Error);
   t.write("short.idx", idx_bytes({3, 2, 2}, pixels).substr(0, 20));
   EXPECT_THROW(list_idx(t / "short.idx", t / "labels.idx.gz"), Error);
-  try {
-    list_idx(t.path().string(), t / "labels.idx.gz");
-    ADD_FAILURE() << "a folder was read as an IDX file";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("is a folder, not an IDX file"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t.path().string(), t / "labels.idx.gz"); },
+                                           ErrorCode::kInvalidArgument, "is a folder, not an IDX file"))
+      << "a folder was read as an IDX file";
   t.write("text.idx", "this is not an idx file");
   EXPECT_THROW(list_idx(t / "text.idx", t / "labels.idx.gz"), Error);
   // Images of no pixels, and dimensions whose product wraps around to 0 bytes.
   for (const auto& [file, dims, message] : std::vector<std::tuple<std::string, std::vector<std::int32_t>, std::string>>{
            {"empty-images.idx", {3, 0, 0}, "images of no pixels"},
-           {"wrapping.idx", {4, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::min()}, "multiply past 2^64"}}) {
+           {"wrapping.idx",
+            {4, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::min()},
+            "multiply past 2^64"}}) {
     t.write(file, idx_bytes(dims, {}));
-    try {
-      list_idx(t / file, t / "labels.idx.gz");
-      ADD_FAILURE() << file;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(
+        nasoa::testing::throws_error([&] { list_idx(t / file, t / "labels.idx.gz"); }, ErrorCode::kCorrupt, message))
+        << file;
   }
 }
 
@@ -287,21 +312,17 @@ TEST(TaskSourceTest, SelectsRelabelsAndRenamesClasses) {
   EXPECT_EQ(select_classes(all, {"0", "2"}).class_names, (std::vector<std::string>{"0", "2"}));
   for (const auto& bad : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"1", "9"}, "no class '9'"}, {{"1", "1"}, "selected twice"}, {{"1"}, "at least two"}}) {
-    try {
-      select_classes(all, bad.first);
-      ADD_FAILURE() << bad.second;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find(bad.second), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(
+        nasoa::testing::throws_error([&] { select_classes(all, bad.first); }, ErrorCode::kInvalidArgument, bad.second))
+        << bad.second;
   }
   EXPECT_THROW(select_classes(all, {"1", "2"}, {"only-one"}), Error);
-  try {
-    select_classes(all, {"1", "2"}, {"same", "same"});
-    ADD_FAILURE() << "two classes merged under one name";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("class name 'same' is given twice"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] {
+        select_classes(all, {"1", "2"}, {"same", "same"});
+      },
+      ErrorCode::kInvalidArgument, "class name 'same' is given twice"))
+      << "two classes merged under one name";
 }
 
 TEST(TaskSourceTest, ReadsFashionMnistFromItsDebianPackage) {
