@@ -253,6 +253,10 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         state->fingerprint = job.fingerprint;
       job.checkpoint_path = checkpoint;
       job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
+      // Ingestion and planning of this run and of the runs it resumes: not
+      // training, so an experience record leaves them out of its times.
+      const double overhead_seconds = budget.spent_seconds + (state ? state->overhead_seconds : 0.0);
+      job.overhead_seconds = overhead_seconds;
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
       // The power to judge an energy budget by before the meter has measured
@@ -330,7 +334,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.memory_layout = runtime::to_string(outcome.layout);
       r.resumed = state.has_value();
       r.peak_memory_bytes = runtime::peak_resident_bytes();
-      r.spent_seconds = budget.spent_seconds;
+      r.spent_seconds = overhead_seconds;
       return r;
     });
   } catch (...) {

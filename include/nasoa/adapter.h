@@ -171,9 +171,11 @@ struct Result {
   std::string memory_layout;
   bool resumed = false;
   std::int64_t peak_memory_bytes = 0;
-  // What the budget had counted when training began (Budget::spent_seconds,
-  // plus the plan's planning seconds for fine_tune(task, plan, ...)); part
-  // of wall_seconds and of each epoch's elapsed_seconds.
+  // What the budget had counted before training (Budget::spent_seconds,
+  // plus the plan's planning seconds for fine_tune(task, plan, ...)), and
+  // for a resumed run the same of each run before it; part of wall_seconds
+  // and of each epoch's elapsed_seconds. wall_seconds - spent_seconds is
+  // the time training took.
   double spent_seconds = 0;
 };
 

@@ -12,7 +12,9 @@
 // features, the regime, the validation accuracy after every epoch, the time,
 // and the LogME score of the model's frozen features on a sample of the task
 // (the probe feature; its time is recorded too). With --plans-per-pair N each
-// (task, model) pair gets N plans of the grid, a seeded draw, instead of all.
+// (task, model) pair gets N plans of the grid, a draw seeded by --seed and
+// the pair's names, instead of all. A loss that diverges before the first
+// evaluation is recorded as such (the fit leaves it out).
 // Runs go round by round (plan k of every pair before plan k+1 of any), so
 // that a gathering cut short still covers every pair.
 //
@@ -21,7 +23,8 @@
 // in flight. --hours stops cleanly after that much wall time. --shard K/N
 // takes only the tasks whose index (in name order) is K modulo N, so that N
 // processes can gather into one log side by side (appends are serialised by
-// the log's lock; run ids are the same as in a single process).
+// the log's lock; run ids and each pair's draw of plans are the same as in
+// a single process). Hidden folders of --tasks are skipped.
 //
 // --ship fits the performance predictor on the log's records, in run-id
 // order (so the result does not depend on how shards interleaved), and
@@ -38,6 +41,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -99,6 +103,21 @@ struct Task {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+std::string plan_text(const Plan& p) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "lr %g, frozen %d, epochs %d", p.lr, p.frozen, p.epochs);
+  return buf;
+}
+
+// 64 bits of the SHA-256 of `text`: a draw or a lock that follows a task's
+// (and model's) name, whatever else is in the folder or in this shard.
+std::uint64_t name_hash(const std::string& text) {
+  const std::string digest = nasoa::zoo::sha256_bytes(text);
+  std::uint64_t h = 0;
+  for (int i = 0; i < 8; ++i) h = (h << 8) | static_cast<unsigned char>(digest[std::size_t(i)]);
+  return h;
+}
+
 std::string run_id(const std::string& task, const std::string& model, const Plan& p, int batch, std::uint64_t seed) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "|lr=%g|frozen=%d|epochs=%d|batch=%d|seed=%llu", p.lr, p.frozen, p.epochs, batch,
@@ -143,7 +162,8 @@ int ship(const Args& a, const std::string& command_line) {
   for (const rt::ExperienceRecord& r : contents.records) log += rt::encode_experience_line(r);
   // Marked as fitted on exactly this file, so that devices start from it.
   predictor.set_fitted_on(rt::PredictorState::shipped_fingerprint(nasoa::zoo::sha256_hex(log), {}));
-  const nasoa::Provenance provenance{std::string("nasoa-gather ") + NASOA_VERSION_STRING, command_line, a.seed,
+  const nasoa::Provenance provenance{std::string("nasoa-gather ") + NASOA_VERSION_STRING, command_line,
+                                     rt::PredictorOptions{}.seed,
                                      nasoa::zoo::utc_timestamp(), "docs/corpora.md#source-tasks"};
   const nasoa::zoo::Manifest m = nasoa::zoo::set_bundle_experience(a.zoo, predictor.to_json(), log, provenance);
   std::cout << "shipped:    " << contents.records.size() << " experience records and a predictor fitted in "
@@ -221,18 +241,26 @@ rt::ExperienceLogContents read_log_to_append(const std::string& log) {
 }
 
 // Claims this process's tasks in the log: an open-file-description lock on
-// one byte per task (its index in name order), far past the log's end, so
-// that two gathers running a task into one log at once (both without
-// --shard, or overlapping shards) cannot both write its runs. Returns the
-// descriptor, which holds the locks until the process ends.
-int claim_tasks(const std::string& log, const std::vector<std::size_t>& indices, const std::vector<std::string>& names) {
-  const int fd = ::open(log.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+// one byte per task (at an offset its name gives), far past the log's end,
+// so that two gathers running a task into one log at once (both without
+// --shard, overlapping shards, or task lists that differ) cannot both write
+// its runs. Returns the descriptor, which holds the locks until the process
+// ends.
+int claim_tasks(const std::string& log, const std::vector<std::string>& names) {
+  int fd = ::open(log.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    // A new log: its folder entry is made durable now, as the log's own
+    // appends would for a file they created.
+    nasoa::zoo::sync_directory(fs::absolute(log).parent_path().string());
+  } else if (errno == EEXIST) {
+    fd = ::open(log.c_str(), O_RDWR | O_CLOEXEC);
+  }
   if (fd < 0) throw Error(ErrorCode::kIo, log + ": cannot open: " + std::strerror(errno));
-  for (std::size_t i = 0; i < indices.size(); ++i) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
     struct flock lock {};
     lock.l_type = F_WRLCK;
     lock.l_whence = SEEK_SET;
-    lock.l_start = (off_t(1) << 62) + off_t(indices[i]);
+    lock.l_start = (off_t(1) << 62) + off_t(name_hash(names[i]) >> 24);
     lock.l_len = 1;
     if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
       const int error = errno;
@@ -244,6 +272,25 @@ int claim_tasks(const std::string& log, const std::vector<std::size_t>& indices,
     }
   }
   return fd;
+}
+
+// "K/N" with 0 <= K < N: digits only, no sign, no wrap-around.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const auto bad = [&] {
+    return Error(ErrorCode::kInvalidArgument, "--shard '" + text + "': expected K/N with 0 <= K < N");
+  };
+  const std::size_t slash = text.find('/');
+  if (slash == std::string::npos) throw bad();
+  const auto number = [&](std::string_view digits) {
+    std::size_t v = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) throw bad();
+    return v;
+  };
+  const std::size_t k = number(std::string_view(text).substr(0, slash));
+  const std::size_t n = number(std::string_view(text).substr(slash + 1));
+  if (n == 0 || k >= n) throw bad();
+  return {k, n};
 }
 
 int run(Args a) {
@@ -263,26 +310,30 @@ int run(Args a) {
 
   std::vector<Task> tasks;
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(a.tasks))
-    if (e.is_directory()) names.push_back(e.path().filename().string());
+  std::size_t hidden = 0;
+  for (const auto& e : fs::directory_iterator(a.tasks)) {
+    if (!e.is_directory()) continue;
+    const std::string name = e.path().filename().string();
+    // A hidden folder is no task: a killed nasoa-make-task's ".NAME.partial"
+    // (half a task), ".git", an editor's.
+    if (name.front() == '.') {
+      ++hidden;
+      continue;
+    }
+    names.push_back(name);
+  }
   std::sort(names.begin(), names.end());
+  if (hidden > 0) std::cerr << "gathering: " << hidden << " hidden folder(s) of " << a.tasks << " skipped\n";
   if (names.empty()) throw Error(ErrorCode::kNotFound, a.tasks + ": no task folders in it");
-  std::vector<std::size_t> indices(names.size());
-  std::iota(indices.begin(), indices.end(), std::size_t(0));
   if (!a.shard.empty()) {
-    unsigned k = 0, n = 0;
-    char rest = 0;
-    if (std::sscanf(a.shard.c_str(), "%u/%u%c", &k, &n, &rest) != 2 || n == 0 || k >= n)
-      throw Error(ErrorCode::kInvalidArgument, "--shard '" + a.shard + "': expected K/N with 0 <= K < N");
+    const auto [k, n] = parse_shard(a.shard);
     std::vector<std::string> mine;
-    std::vector<std::size_t> mine_index;
     for (std::size_t i = 0; i < names.size(); ++i)
-      if (i % n == k) mine.push_back(names[i]), mine_index.push_back(i);
+      if (i % n == k) mine.push_back(names[i]);
     if (mine.empty()) throw Error(ErrorCode::kInvalidArgument, "--shard " + a.shard + ": no task of " + a.tasks + " falls in it");
     names = std::move(mine);
-    indices = std::move(mine_index);
   }
-  const int claims = claim_tasks(a.log, indices, names);  // held until the process ends
+  const int claims = claim_tasks(a.log, names);  // held until the process ends
   (void)claims;
   const rt::ExperienceLogContents existing = read_log_to_append(a.log);  // once claimed
   // Run ids name a task, a model name and a plan; a log gathered with
@@ -326,7 +377,9 @@ int run(Args a) {
   for (std::size_t t = 0; t < tasks.size(); ++t)
     for (std::size_t m = 0; m < manifest.models.size(); ++m) {
       std::vector<Plan> order = grid;
-      std::mt19937_64 rng(a.seed * 1000003 + t * 1009 + m);
+      // Seeded by the names, not by positions: the same draw whatever the
+      // sharding, and whatever task folders are added beside this one.
+      std::mt19937_64 rng(a.seed ^ name_hash(tasks[t].name + '\0' + manifest.models[m].name));
       std::shuffle(order.begin(), order.end(), rng);
       if (a.plans_per_pair > 0 && order.size() > std::size_t(a.plans_per_pair)) order.resize(std::size_t(a.plans_per_pair));
       rounds = std::max(rounds, order.size());
@@ -386,7 +439,20 @@ int run(Args a) {
         job.std = info.std;
         job.fingerprint = "nasoa-gather";
         job.loader_workers = workers;
-        const rt::FineTuneOutcome outcome = rt::fine_tune(job, rt::Limits(1e9, 0));
+        // A loss that diverges before the first evaluation is this plan's
+        // outcome: recorded (unevaluated, so the fit leaves it out) so that
+        // the run counts as made. Left unrecorded, every rerun would reach it
+        // again, fail the same way (the run is deterministic) and never
+        // gather the plans after it.
+        rt::FineTuneOutcome outcome;
+        try {
+          outcome = rt::fine_tune(job, rt::Limits(1e9, 0));
+        } catch (const Error& e) {
+          if (!rt::diverged_before_evaluation(e))
+            throw Error(e.code(), "task '" + task.name + "', model '" + info.name + "', " + plan_text(plan) + ": " + e.what());
+          outcome.stop_reason = "diverged before any weights were evaluated";
+          outcome.device = job.use_cuda && torch::cuda::is_available() ? "cuda:0" : "cpu";
+        }
 
         rt::ExperienceRecord rec;
         rec.run_id = id;
@@ -410,8 +476,10 @@ int run(Args a) {
         rec.probe_score = probe[{t, m}];
         rt::append_experience(a.log, rec);
         ++ran;
-        std::fprintf(stderr, "%-12s %-10s lr %-6g frozen %d epochs %2d: %6.2f %%  (%.1f s; probe %.3f in %.2f s)\n",
-                     task.name.c_str(), info.name.c_str(), plan.lr, plan.frozen, plan.epochs, 100 * best,
+        char accuracy[32] = "diverged";
+        if (best >= 0) std::snprintf(accuracy, sizeof accuracy, "%6.2f %%", 100 * best);
+        std::fprintf(stderr, "%-12s %-10s lr %-6g frozen %d epochs %2d: %s  (%.1f s; probe %.3f in %.2f s)\n",
+                     task.name.c_str(), info.name.c_str(), plan.lr, plan.frozen, plan.epochs, accuracy,
                      rec.total_seconds, probe[{t, m}], probe_seconds[{t, m}]);
       }
   std::cerr << "gathering: " << ran << " runs made, " << skipped << " found in the log, "
@@ -439,14 +507,29 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "Seed of splits, draws and training")
       ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
+  // (CLI11's Range lets NaN through: it compares with < and >.)
   app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")
-      ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const double v = std::strtod(text.c_str(), nullptr);
+            return std::isfinite(v) && v >= 0 && v <= 1e6 ? std::string() : "expected a number in [0, 1e6]";
+          },
+          "HOURS"))
+      ->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
   CLI11_PARSE(app, argc, argv);
   try {
-    if (!a.ship.empty()) return ship(a, nasoa::zoo::provenance_command_line(argc, argv));
+    if (!a.ship.empty()) {
+      // Gathering's options would be taken for part of what is shipped.
+      for (const char* option : {"--lrs", "--frozen", "--epochs", "--batch", "--plans-per-pair", "--probe-per-class",
+                                 "--seed", "--hours", "--threads", "--shard"})
+        if (app.count(option) > 0)
+          throw Error(ErrorCode::kInvalidArgument,
+                      std::string(option) + " is for gathering; --ship takes only --zoo (the fit has seeds of its own)");
+      return ship(a, nasoa::zoo::provenance_command_line(argc, argv));
+    }
     if (a.tasks.empty() || a.log.empty())
       throw Error(ErrorCode::kInvalidArgument, "give --tasks DIR and --log FILE (or --ship LOG)");
     return run(a);

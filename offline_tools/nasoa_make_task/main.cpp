@@ -8,8 +8,10 @@
 // to its source. Tasks are folders because that is what a user hands the SDK:
 // a task made here exercises the same ingestion a user's photos go through.
 // Which images are chosen depends only on the IDX files, the classes, N and
-// the seed. The folder is written beside DIR and renamed into place when
-// complete, so an interrupted run never leaves a half task behind.
+// the seed. The folder is written beside DIR (".DIR.partial"), synced and
+// renamed into place when complete; an old DIR is moved aside (".DIR.old")
+// first and removed last. So an interrupted run never leaves a half task
+// behind (between the two renames DIR is missing, and a rerun makes it).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // CLI11's codes for bad arguments.
@@ -17,14 +19,20 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <random>
 
 #include "nasoa/error.h"
 #include "runtime/data/task_source.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/manifest.h"
 
 namespace fs = std::filesystem;
@@ -33,6 +41,17 @@ namespace {
 
 using nasoa::Error;
 using nasoa::ErrorCode;
+
+// The files written under `dir` and the folders themselves reach the disk:
+// one syncfs of their file system rather than an fsync per PNG.
+void sync_tree(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorCode::kIo, dir.string() + ": cannot open: " + std::strerror(errno));
+  const int rc = ::syncfs(fd);
+  const int error = errno;
+  ::close(fd);
+  if (rc != 0) throw Error(ErrorCode::kIo, dir.string() + ": cannot sync: " + std::strerror(error));
+}
 
 struct Args {
   std::vector<std::string> idx, classes, class_names;
@@ -120,10 +139,21 @@ int run(const Args& a) {
         ++written;
       }
     }
-    if (fs::exists(out, ec)) fs::remove_all(out, ec);
-    if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot remove the old task: " + ec.message());
+    // The new task is made durable before it replaces anything; the old one
+    // is renamed aside and removed only once the new one is in place, so a
+    // kill leaves the old task, the new one, or (between the two renames)
+    // none, never part of one.
+    sync_tree(staging);
+    const fs::path aside = out.parent_path() / ("." + out.filename().string() + ".old");
+    fs::remove_all(aside, ec);
+    if (fs::exists(out, ec)) {
+      fs::rename(out, aside, ec);
+      if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot move the old task aside: " + ec.message());
+    }
     fs::rename(staging, out, ec);
     if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot move the finished task into place: " + ec.message());
+    nasoa::zoo::sync_directory(out.parent_path().string());
+    fs::remove_all(aside, ec);
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;

@@ -26,6 +26,8 @@
 #include <iostream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "nasoa/version.h"
@@ -84,8 +86,10 @@ int run(const Args& a, const std::string& command_line) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const std::string live = nasoa::zoo::recover_bundle(a.out);
+    // Not a bundle, a damaged one, or a model whose weights do not load:
+    // refused now, naming it, as adding to it would be after the training.
     if (fs::exists(fs::symlink_status(live, ec)))
-      nasoa::zoo::open_bundle(live);  // not a bundle, or a damaged one: refused now, naming it
+      for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) nasoa::zoo::load_network(live, m);
     else if (fs::path target = fs::absolute(a.out).lexically_normal();
              !fs::is_directory((target.filename().empty() ? target.parent_path() : target).parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument, a.out + ": its folder does not exist");
@@ -156,7 +160,29 @@ int run(const Args& a, const std::string& command_line) {
   model.labels = store.class_names();
   const nasoa::Provenance provenance{std::string("nasoa-pretrain ") + NASOA_VERSION_STRING, command_line, a.seed,
                                      nasoa::zoo::utc_timestamp(), a.data_card};
-  const nasoa::zoo::Manifest m = nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
+  const nasoa::zoo::Manifest m = [&] {
+    try {
+      return nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
+    } catch (const Error& e) {
+      // A full disk, or the bundle changed during the training: the trained
+      // network is not thrown away with the error.
+      namespace fs = std::filesystem;
+      fs::path target = fs::absolute(a.out).lexically_normal();
+      if (target.filename().empty()) target = target.parent_path();
+      const std::string rescue = target.string() + ".rescued-" + model.name + "-" + std::to_string(::getpid());
+      try {
+        nasoa::zoo::BundleInput alone;
+        alone.name = a.name;
+        alone.provenance = provenance;
+        alone.models.push_back(model);
+        nasoa::zoo::write_bundle(rescue, alone);
+      } catch (const Error&) {
+        throw e;
+      }
+      throw Error(e.code(), std::string(e.what()) + "; the trained model is saved as a bundle of its own in " + rescue +
+                                " (nasoa-zoo can add it to " + a.out + ")");
+    }
+  }();
 
   if (!a.quiet)
     for (const rt::EpochRecord& e : outcome.history) {

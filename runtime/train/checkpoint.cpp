@@ -31,6 +31,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
                                             "; not written, the file holds the checkpoint before");
   };
   finite(s.spent_seconds, "spent_seconds");
+  finite(s.overhead_seconds, "overhead_seconds");
   finite(s.joules, "joules");
   finite(s.best_accuracy, "best_accuracy");
   finite(s.epoch_loss_sum, "epoch_loss_sum");
@@ -47,6 +48,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["epoch"] = s.epoch;
   j["step"] = s.step;
   j["spent_seconds"] = s.spent_seconds;
+  j["overhead_seconds"] = s.overhead_seconds;
   j["joules"] = s.joules;
   j["best_accuracy"] = s.best_accuracy;
   j["best_epoch"] = s.best_epoch;
@@ -90,6 +92,7 @@ TrainingState load_checkpoint(const std::string& path) {
     s.epoch = int(epoch);
     s.step = j.at("step").get<std::int64_t>();
     s.spent_seconds = j.at("spent_seconds").get<double>();
+    if (j.contains("overhead_seconds")) s.overhead_seconds = j.at("overhead_seconds").get<double>();
     s.joules = j.at("joules").get<double>();
     s.best_accuracy = j.at("best_accuracy").get<double>();
     s.best_epoch = j.at("best_epoch").get<int>();
@@ -121,6 +124,8 @@ TrainingState load_checkpoint(const std::string& path) {
   in_range(s.epoch >= 0, "epoch", s.epoch, ">= 0");
   in_range(s.step >= 0, "step", double(s.step), ">= 0");
   in_range(s.spent_seconds >= 0 && std::isfinite(s.spent_seconds), "spent_seconds", s.spent_seconds, ">= 0");
+  in_range(s.overhead_seconds >= 0 && s.overhead_seconds <= s.spent_seconds, "overhead_seconds", s.overhead_seconds,
+           "in [0, spent_seconds]");
   in_range(s.joules >= 0 && std::isfinite(s.joules), "joules", s.joules, ">= 0");
   in_range(s.best_accuracy == -1 || (s.best_accuracy >= 0 && s.best_accuracy <= 1), "best_accuracy",
            s.best_accuracy, "-1 (none yet) or in [0, 1]");

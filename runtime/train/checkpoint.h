@@ -40,6 +40,10 @@ struct TrainingState {
   std::int64_t epoch_correct = 0;
   std::int64_t epoch_seen = 0;
   double spent_seconds = 0;    // budget time used so far, all runs included
+  // The part of spent_seconds that went before training (ingestion,
+  // planning) in each run so far: what an experience record leaves out of
+  // the training time. 0 in checkpoints of earlier versions.
+  double overhead_seconds = 0;
   double joules = 0;
   double best_accuracy = -1;   // -1: nothing evaluated yet
   int best_epoch = 0;

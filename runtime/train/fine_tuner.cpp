@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
@@ -15,6 +16,8 @@ namespace nasoa::runtime {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kDivergedPrefix = "training diverged: ";
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -229,6 +232,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.epoch_correct = correct;
     state.epoch_seen = seen;
     state.spent_seconds = limits.elapsed();
+    state.overhead_seconds = std::min(job.overhead_seconds, state.spent_seconds);
     state.joules = limits.joules();
     state.history = outcome.history;
     state.layout = settled_layout();
@@ -315,7 +319,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     const std::string why = what + " (learning rate " + std::to_string(regime.learning_rate) + ")";
     if (best.empty())
       throw Error(ErrorCode::kInvalidArgument,
-                  "training diverged: " + why + ", before any weights were evaluated; lower the learning rate");
+                  std::string(kDivergedPrefix) + why + ", before any weights were evaluated; lower the learning rate");
     outcome.stopped_early = true;
     outcome.stop_reason = "diverged: " + why + "; the best evaluated weights are kept";
     trained_since_evaluation = false;
@@ -479,6 +483,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   net.to(torch::kCPU);
   set_memory_layout(net, MemoryLayout::kChannelsFirst);  // callers get the default layout
   return outcome;
+}
+
+bool diverged_before_evaluation(const Error& e) {
+  return e.code() == ErrorCode::kInvalidArgument && std::string_view(e.what()).rfind(kDivergedPrefix, 0) == 0;
 }
 
 }  // namespace nasoa::runtime

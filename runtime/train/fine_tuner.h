@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 
+#include "nasoa/error.h"
 #include "nasoa/regime.h"
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
@@ -82,6 +83,9 @@ struct FineTuneJob {
   std::string fingerprint;        // identifies task + regime in checkpoints
   std::string checkpoint_path;    // empty: no checkpoints
   double checkpoint_interval_seconds = 30;
+  // Of the limits' spent seconds, those that went before training in this
+  // run and the runs it resumes: kept in checkpoints (overhead_seconds).
+  double overhead_seconds = 0;
   bool use_cuda = true;           // when available
   bool mixed_precision = true;    // bf16 autocast on GPUs with native bfloat16
   int loader_workers = 2;
@@ -121,7 +125,8 @@ struct FineTuneOutcome {
 // step, those are handed back at once (stop reason "time budget"). Throws
 // Error{kInvalidArgument} when the limits cannot cover even one step and the
 // final evaluation (the estimate is reported), Error{kCorrupt} for a
-// checkpoint that does not match.
+// checkpoint that does not match, and Error{kInvalidArgument} when the loss
+// diverged before any weights were evaluated (diverged_before_evaluation).
 FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits,
                           std::optional<TrainingState> resume = std::nullopt);
 
@@ -133,5 +138,9 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
 
 // Peak resident memory of this process so far, in bytes.
 std::int64_t peak_resident_bytes();
+
+// Whether `e` is fine_tune's error for a loss that diverged before any
+// weights were evaluated: the regime's outcome, not a fault of the request.
+bool diverged_before_evaluation(const Error& e);
 
 }  // namespace nasoa::runtime

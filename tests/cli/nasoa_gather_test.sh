@@ -80,10 +80,10 @@ check "--ship of runs recorded twice with other results keeps the same one in ei
 check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
 "$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
 check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
-long_grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 40 --batch 8 --threads 1)  # runs long enough to overlap
+long_grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 4000 --batch 8 --threads 1)  # outlasts the check (then killed)
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/lock.log" "${long_grid[@]}" > /dev/null 2>&1 &
 holder=$!
-for _ in $(seq 600); do [ -s "$work/lock.log" ] && break; sleep 0.1; done  # the first has claimed and written
+for _ in $(seq 600); do [ -e "$work/lock.log" ] && break; sleep 0.1; done  # the first has claimed its tasks (it locks right after creating the log)
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/lock.log" "${long_grid[@]}" > /dev/null 2> "$work/lock.err"
 second=$?
 kill "$holder" 2> /dev/null; wait "$holder" 2> /dev/null
@@ -108,6 +108,33 @@ check "a --log inside the bundle is refused, and the bundle still verifies" bash
   --threads 1 > /dev/null 2> "$work/capped.err"
 check "frozen counts above a model's stages are one run, made once" bash -c \
   "grep -q '6 runs made' '$work/capped.err' && [ \$(wc -l < '$work/capped.log') -eq 6 ]"
+# --plans-per-pair draws by the pair's names: sharded, or with a task added
+# beside them, a rerun finds every drawn run made.
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/drawn.log" "${grid[@]}" --plans-per-pair 2 --shard 1/2 \
+  > /dev/null 2>&1
+cp -r "$work/tasks/a" "$work/tasks/.a.partial"  # what a killed nasoa-make-task leaves
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/drawn.log" "${grid[@]}" --plans-per-pair 2 \
+  > /dev/null 2> "$work/drawn.err"
+check "--plans-per-pair draws the same plans whatever the sharding, and hidden folders are no tasks" bash -c \
+  "grep -q '2 models x 3 tasks x 2 plans' '$work/drawn.err' && grep -q '8 runs made, 4 found in the log' '$work/drawn.err' \
+   && grep -q '1 hidden folder' '$work/drawn.err' && ! grep -q 'a.partial' '$work/drawn.log'"
+rm -rf "$work/tasks/.a.partial"
+# A learning rate whose loss diverges before the first evaluation: recorded
+# as such, so that a rerun goes on past it instead of failing on it again.
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/diverged.log" --lrs 1e30 --frozen 0 --epochs 1 --batch 8 \
+  --threads 1 > /dev/null 2> "$work/diverged.err"
+first=$?
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/diverged.log" --lrs 1e30 --frozen 0 --epochs 1 --batch 8 \
+  --threads 1 > /dev/null 2> "$work/diverged2.err"
+check "a run that diverges is recorded as diverged and not made again" bash -c \
+  "[ $first -eq 0 ] && [ \$(grep -c 'diverged before any weights were evaluated' '$work/diverged.log') -eq 6 ] \
+   && grep -q '0 runs made, 6 found in the log' '$work/diverged2.err'"
+"$gather" --ship "$work/exp.log" --zoo "$work/zoo2" --seed 7 > /dev/null 2> "$work/shipseed.err"
+check "--ship refuses gathering's options (--seed), naming them" bash -c "[ $? -eq 1 ] && grep -q -- '--seed is for gathering' '$work/shipseed.err'"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --hours nan > /dev/null 2>&1
+check "--hours nan is refused" test $? -ne 0 -a ! -e "$work/x.log"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 0/-2 > /dev/null 2> "$work/neg.err"
+check "a negative --shard is refused, not wrapped around" bash -c "[ $? -eq 1 ] && grep -q -- \"--shard '0/-2'\" '$work/neg.err'"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -38,6 +38,12 @@ check "info honours --classes and --input" grep -q $'^2-_8_1\t' "$work/small.tsv
 # create, inspect, verify.
 check "create writes a bundle" "$tool" create --out "$work/zoo" --name cli --classes 5 --input 32 \
   --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3
+check "create --out with a trailing slash writes the bundle there" bash -c \
+  "'$tool' create --out '$work/slash/' --name cli --classes 5 --input 32 --encoding 2-_8_1 > /dev/null && '$tool' verify '$work/slash' > /dev/null"
+mv "$work/slash" "$work/slash-moved" && mkdir -p "$work/.slash.old" && cp -r "$work/slash-moved/." "$work/.slash.old/"
+"$tool" verify "$work/slash" > /dev/null 2> "$work/aside.err"
+check "a bundle left aside by an interrupted replacement is named when the bundle is missing" bash -c \
+  "[ $? -eq 1 ] && grep -q '.slash.old holds the bundle' '$work/aside.err'"
 check "create refuses an existing directory" bash -c "! '$tool' create --out '$work/zoo' --name cli --classes 5 --input 32 --encoding 2-_8_1 2>/dev/null"
 check "create --replace replaces a bundle" "$tool" create --out "$work/zoo" --name cli --classes 5 \
   --input 32 --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3 --replace

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
+
+#include "../support/expect_error.h"
 #include <opencv2/imgcodecs.hpp>
 
 namespace fs = std::filesystem;
@@ -132,13 +134,7 @@ TEST_F(AdapterApiTest, AnExceptionFromTheProgressCallbackCancelsTheRunAndReaches
 
 // `parse` throws Error{kInvalidArgument} whose message quotes `quoted`.
 void expect_refused_naming(const std::function<void()>& parse, const std::string& quoted) {
-  try {
-    parse();
-    ADD_FAILURE() << "expected an error";
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find(quoted), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error(parse, nasoa::ErrorCode::kInvalidArgument, quoted));
 }
 
 TEST(DevicePreferenceTest, NamesRoundTripAndUnknownOnesAreRefusedByName) {
@@ -204,6 +200,33 @@ TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   EXPECT_TRUE(r.resumed);
   EXPECT_FALSE(fs::exists(dir_ / "dotted.checkpoint"));
   EXPECT_TRUE(fs::exists(dir_ / "dotted" / "MANIFEST"));
+}
+
+TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
+  // What went before training (ingestion, planning) is not training: an
+  // experience record takes wall_seconds - spent_seconds as the training
+  // time, so a resumed run must count the killed run's set-up too.
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  options.checkpoint_interval_seconds = 1e-3;  // one at the first step boundary
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 600;
+  budget.spent_seconds = 7;
+  struct Killed {};
+  const std::string out = (dir_ / "resumed").string();
+  EXPECT_THROW(adapter.fine_tune(*task_, regime_, budget, out,
+                                 [](const nasoa::Progress& p) {
+                                   if (p.step >= 2) throw Killed{};
+                                 }),
+               Killed);
+  ASSERT_TRUE(fs::exists(out + ".checkpoint"));
+  budget.spent_seconds = 3;
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true);
+  ASSERT_TRUE(r.resumed);
+  EXPECT_DOUBLE_EQ(r.spent_seconds, 10);
+  EXPECT_GT(r.wall_seconds, 10);
+  for (const nasoa::EpochResult& e : r.epochs) EXPECT_GT(e.elapsed_seconds, 10) << "epoch " << e.epoch;
 }
 
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
@@ -272,7 +295,8 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   nasoa::Task task = nasoa::Task::from_folder((dir_ / "task").string());
   const nasoa::Task taken = std::move(task);
   EXPECT_EQ(taken.size(), 24u);
-  EXPECT_EQ(code_of([&] { (void)task.size(); }), nasoa::ErrorCode::kInvalidArgument);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(code_of([&] { (void)task.size(); }),
+            nasoa::ErrorCode::kInvalidArgument);  // NOLINT(bugprone-use-after-move)
   nasoa::AdapterOptions options;
   options.state_dir = (dir_ / "state").string();
   nasoa::Adapter adapter(*zoo_, options);
@@ -331,17 +355,15 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   // A class whose images are all in the validation folder: never trained on.
   fs::create_directories(dir_ / "train/dark");
   fs::create_directories(dir_ / "train/bright");
-  for (int i = 0; i < 3; ++i) fs::copy_file(dir_ / "task/dark" / (std::to_string(i) + ".png"), dir_ / "train/dark" / (std::to_string(i) + ".png"));
+  for (int i = 0; i < 3; ++i)
+    fs::copy_file(dir_ / "task/dark" / (std::to_string(i) + ".png"),
+                  dir_ / "train/dark" / (std::to_string(i) + ".png"));
   std::ofstream(dir_ / "train/bright/0.png") << "not an image";
   nasoa::TaskOptions validated;
   validated.validation_dir = (dir_ / "task").string();
-  try {
-    nasoa::Task::from_folder((dir_ / "train").string(), validated);
-    ADD_FAILURE() << "a class with no training image was accepted";
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("'bright' has no usable training image"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::Task::from_folder((dir_ / "train").string(), validated); },
+                                           nasoa::ErrorCode::kInvalidArgument, "'bright' has no usable training image"))
+      << "a class with no training image was accepted";
 }
 
 }  // namespace

@@ -48,13 +48,10 @@ TEST(WeightsFileTest, RoundTripIsBitExactForEveryDtype) {
 TEST(WeightsFileTest, EveryTruncationIsRefused) {
   const std::string bytes = encode_weights({{"a", torch::randn({3})}, {"bb", torch::randn({2, 2})}});
   for (std::size_t length = 0; length < bytes.size(); ++length) {
-    try {
-      decode_weights(std::string_view(bytes).substr(0, length), "w.weights");
-      FAIL() << "accepted a file truncated to " << length << " bytes";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-      EXPECT_NE(std::string(e.what()).find("w.weights"), std::string::npos);
-    }
+    EXPECT_TRUE(nasoa::testing::throws_error(
+        [&] { decode_weights(std::string_view(bytes).substr(0, length), "w.weights"); }, ErrorCode::kCorrupt,
+        "w.weights"))
+        << "accepted a file truncated to " << length << " bytes";
   }
   EXPECT_THROW(decode_weights(bytes + "x", "w"), Error);
 }
@@ -83,6 +80,26 @@ TEST(WeightsFileTest, DamagedHeadersAreRefusedWithoutReadingOutOfBounds) {
       << "a dimension past the file's bytes was accepted";
 }
 
+TEST(WeightsFileTest, AnEmptyTensorWithHugeOtherDimensionsIsRefusedAsDamage) {
+  // [0, 4] encodes 0 elements; with its 4 made 2^62 and a third dimension
+  // of 2^62 added the tensor is still empty, but its strides overflow.
+  std::string bytes = encode_weights({{"e", torch::empty({0, 4})}});
+  const std::size_t ndim_at = 8 + 4 + 2 + 1 + 1;
+  ASSERT_EQ(bytes[ndim_at], 2);
+  const std::int64_t huge = std::int64_t{1} << 62;
+  std::string edited = bytes.substr(0, ndim_at);
+  edited += char(3);
+  const std::int64_t zero = 0;
+  edited.append(reinterpret_cast<const char*>(&zero), 8);
+  edited.append(reinterpret_cast<const char*>(&huge), 8);
+  edited.append(reinterpret_cast<const char*>(&huge), 8);
+  edited += bytes.substr(ndim_at + 1 + 16);
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { decode_weights(edited, "e.weights"); }, ErrorCode::kCorrupt,
+                                           "e.weights"));
+  // The unedited file is fine (the edit, not the tensor, is refused).
+  EXPECT_EQ(decode_weights(bytes, "e.weights").at(0).second.sizes(), (std::vector<std::int64_t>{0, 4}));
+}
+
 TEST(WeightsFileTest, ModuleStateLoadsOnlyIntoAMatchingNetwork) {
   Network a(Encoding::parse("020-_16_11-21"), 5);
   Network b(Encoding::parse("020-_16_11-21"), 5);
@@ -93,13 +110,9 @@ TEST(WeightsFileTest, ModuleStateLoadsOnlyIntoAMatchingNetwork) {
 
   Network other_classes(Encoding::parse("020-_16_11-21"), 6);
   const torch::Tensor before = other_classes->named_parameters()["stem.0.conv.weight"].clone();
-  try {
-    load_module_state(*other_classes, sa, "a.weights");
-    FAIL() << "loaded 5-class weights into a 6-class network";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-    EXPECT_NE(std::string(e.what()).find("head.weight"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { load_module_state(*other_classes, sa, "a.weights"); },
+                                           ErrorCode::kCorrupt, "head.weight"))
+      << "loaded 5-class weights into a 6-class network";
   EXPECT_TRUE(torch::equal(before, other_classes->named_parameters()["stem.0.conv.weight"]))
       << "a refused load must leave the module unchanged";
 

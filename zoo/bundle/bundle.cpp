@@ -39,6 +39,24 @@ void make_directory(const fs::path& dir) {
   if (ec) throw Error(ErrorCode::kIo, dir.string() + ": cannot create directory: " + ec.message());
 }
 
+struct SwapPaths {
+  fs::path dir, staging, aside;
+};
+
+SwapPaths swap_paths(const std::string& dir) {
+  SwapPaths p;
+  p.dir = fs::absolute(dir).lexically_normal();
+  if (p.dir.filename().empty()) p.dir = p.dir.parent_path();  // "dir/" names dir
+  // A link to a bundle: the bundle it points at is replaced, not the link.
+  std::error_code ec;
+  if (fs::is_symlink(p.dir, ec))
+    if (const fs::path target = fs::canonical(p.dir, ec); !ec) p.dir = target;
+  const std::string name = p.dir.filename().string();
+  p.staging = p.dir.parent_path() / ("." + name + ".new");
+  p.aside = p.dir.parent_path() / ("." + name + ".old");
+  return p;
+}
+
 }  // namespace
 
 Manifest write_bundle(const std::string& dir, const BundleInput& input) {
@@ -61,7 +79,9 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
                   "model '" + m.name + "': input size " + std::to_string(m.input_size) +
                       " is outside 8-4096");
   }
-  const fs::path target = fs::absolute(dir).lexically_normal();
+  fs::path target = fs::absolute(dir).lexically_normal();
+  // "dir/" names dir: its staging folder goes beside it, not into it.
+  if (target.filename().empty()) target = target.parent_path();
   std::error_code ec;
   if (fs::exists(target, ec))
     throw Error(ErrorCode::kInvalidArgument,
@@ -153,6 +173,12 @@ Manifest open_bundle(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     if (fs::exists(dir, ec)) throw Error(ErrorCode::kInvalidArgument, dir + ": is a file, not a bundle directory");
+    // A writer killed between its two renames leaves the bundle aside.
+    const SwapPaths p = swap_paths(dir);
+    if (fs::is_directory(p.aside, ec))
+      throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory; a replacement of it was interrupted and " +
+                                            p.aside.string() + " holds the bundle: the next nasoa-zoo or " +
+                                            "nasoa-pretrain writing it puts it back, or rename it to " + dir);
     throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
   }
   const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
@@ -174,24 +200,6 @@ Network load_network(const std::string& dir, const ModelInfo& model) {
 }
 
 namespace {
-
-struct SwapPaths {
-  fs::path dir, staging, aside;
-};
-
-SwapPaths swap_paths(const std::string& dir) {
-  SwapPaths p;
-  p.dir = fs::absolute(dir).lexically_normal();
-  if (p.dir.filename().empty()) p.dir = p.dir.parent_path();  // "dir/" names dir
-  // A link to a bundle: the bundle it points at is replaced, not the link.
-  std::error_code ec;
-  if (fs::is_symlink(p.dir, ec))
-    if (const fs::path target = fs::canonical(p.dir, ec); !ec) p.dir = target;
-  const std::string name = p.dir.filename().string();
-  p.staging = p.dir.parent_path() / ("." + name + ".new");
-  p.aside = p.dir.parent_path() / ("." + name + ".old");
-  return p;
-}
 
 bool is_bundle_dir(const fs::path& dir) {
   std::error_code ec;

@@ -112,11 +112,16 @@ NamedTensors decode_weights(std::string_view bytes, const std::string& source) {
     const auto ndim = r.get<std::uint8_t>("a dimension count");
     if (ndim > kMaxDims) r.fail("tensor '" + name + "' has " + std::to_string(ndim) + " dimensions");
     std::vector<std::int64_t> dims;
-    std::uint64_t numel = 1;
+    // Bounded by the dimensions other than 0, so that a zero one cannot let
+    // the others grow past what strides can hold (an empty tensor of
+    // [0, 2^62, 2^62] overflows them).
+    constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 40;
+    std::uint64_t numel = 1, nonzero = 1;
     for (int d = 0; d < ndim; ++d) {
       const auto size = r.get<std::int64_t>("a dimension");
-      if (size < 0 || (size > 0 && numel > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(size)))
+      if (size < 0 || (size > 0 && nonzero > kMaxElements / static_cast<std::uint64_t>(size)))
         r.fail("tensor '" + name + "' has an impossible dimension " + std::to_string(size));
+      if (size > 0) nonzero *= static_cast<std::uint64_t>(size);
       numel *= static_cast<std::uint64_t>(size);
       dims.push_back(size);
     }
