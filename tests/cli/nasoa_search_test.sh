@@ -78,8 +78,10 @@ done
 kill -9 $pid 2> /dev/null
 wait $pid 2> /dev/null
 check "after SIGKILL the state file is valid JSON" python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$work/kill/state/state.json"
-check "after SIGKILL the search resumes and finishes" bash -c \
-  "'$search' --corpus '$work/corpus' ${common[*]} --generations 4 --state '$work/kill/state' --out '$work/kill/out' 2>&1 | grep -q '^front:'"
+"$search" --corpus "$work/corpus" "${common[@]}" --generations 4 --state "$work/kill/state" --out "$work/kill/out" \
+  > "$work/kill/resumed.log" 2>&1
+check "after SIGKILL the search resumes from its state and finishes" bash -c \
+  "grep -q '^resuming: ' '$work/kill/resumed.log' && grep -q '^front:' '$work/kill/resumed.log'"
 
 if [ "$with_mpi" != "ON" ]; then
   echo "MPI part skipped: this nasoa-search was built without MPI"

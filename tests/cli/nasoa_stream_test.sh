@@ -62,7 +62,7 @@ check "an empty task path is a bad argument" bash -c "test $? -eq 2 && grep -q '
 "$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" "$work/shoes" "$work/tops" \
   > /dev/null 2>&1 &
 pid=$!
-for _ in $(seq 600); do [ -f "$work/killed/2-tops.checkpoint" ] && break; sleep 0.05; done
+for _ in $(seq 2400); do [ -f "$work/killed/2-tops.checkpoint" ] && break; sleep 0.05; done
 kill -KILL "$pid" 2> /dev/null
 wait "$pid" 2> /dev/null
 check "the kill came after the first task's outcome, during the second's training" bash -c \

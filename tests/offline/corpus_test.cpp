@@ -11,6 +11,7 @@
 
 #include "nasoa/error.h"
 #include "offline_tools/corpus/corpus.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
@@ -220,14 +221,9 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   EXPECT_GT(again.upstream.images, 0);
   EXPECT_EQ(fs::last_write_time(out / "corpus.json"), stamp);
 
-  try {
-    build(tiny(out, 7));
-    FAIL() << "another seed must need --force";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("seed 7"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("--force"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { build(tiny(out, 7)); }, ErrorCode::kInvalidArgument,
+                                                {"seed 7", "--force"}))
+      << "another seed must need --force";
   EXPECT_EQ(zoo::read_file((out / "corpus.json").string()), record_before);
 
   CorpusOptions forced = tiny(out, 7);
@@ -248,12 +244,9 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   const fs::path theirs = dir.path() / "theirs";
   fs::create_directories(theirs / "upstream" / "cat");
   std::ofstream(theirs / "upstream" / "cat" / "a.png") << "their image";
-  try {
-    build(tiny(theirs, 7));
-    ADD_FAILURE() << "a folder of someone else's files was emptied";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no corpus.json"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { build(tiny(theirs, 7)); }, ErrorCode::kInvalidArgument,
+                                           "no corpus.json"))
+      << "a folder of someone else's files was emptied";
   EXPECT_TRUE(fs::exists(theirs / "upstream" / "cat" / "a.png"));
 
   // Same options, but a file damaged or removed since: rebuilt, as it was.
@@ -279,12 +272,8 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   for (const bool force : {false, true}) {
     CorpusOptions again = tiny(out, 7);
     again.force = force;
-    try {
-      build(again);
-      ADD_FAILURE() << "a folder holding NOTES.txt was rebuilt, force " << force;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("NOTES.txt"), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { build(again); }, ErrorCode::kInvalidArgument, "NOTES.txt"))
+        << "a folder holding NOTES.txt was rebuilt, force " << force;
     EXPECT_TRUE(fs::exists(notes));
   }
   fs::remove(notes);
@@ -299,12 +288,9 @@ TEST(CorpusTest, CompleteCorpusIsKeptAndOtherOptionsNeedForce) {
   zoo::write_file_atomic((out / "corpus.json").string(),
                          "{\"tool\": \"nasoa-corpus\", \"options\": {\"seed\": " + std::string(200000, '[') +
                              std::string(200000, ']') + "}}");
-  try {
-    build(tiny(out, 7));
-    ADD_FAILURE() << "a record of other options was taken as this corpus";
-  } catch (const Error& e) {  // other options: refused, naming the difference
-    EXPECT_NE(std::string(e.what()).find("seed"), std::string::npos) << e.what();
-  }
+  // Other options: refused, naming the difference.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { build(tiny(out, 7)); }, ErrorCode::kInvalidArgument, "seed"))
+      << "a record of other options was taken as this corpus";
 
   // A file it did not write makes the folder someone else's, --force or not.
   std::ofstream(out / "notes.txt") << "mine";
@@ -327,14 +313,8 @@ TEST(CorpusTest, MissingSourceFolderIsNamedWithItsPackage) {
                         Case{&CorpusOptions::fonts_dir, "fonts-dejavu-core"}}) {
     CorpusOptions o = tiny(dir.path() / "out");
     o.*c.field = missing;
-    try {
-      build(o);
-      ADD_FAILURE() << "a missing " << c.package << " folder must be an error";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-      EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(c.package), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(nasoa::testing::throws_error_with([&] { build(o); }, ErrorCode::kNotFound, {missing, c.package}))
+        << "a missing " << c.package << " folder must be an error";
     EXPECT_FALSE(fs::exists(dir.path() / "out")) << "nothing may be written before the sources are checked";
   }
 }

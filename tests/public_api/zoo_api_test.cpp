@@ -9,6 +9,8 @@
 #include <functional>
 #include <vector>
 
+#include "../support/expect_error.h"
+
 namespace fs = std::filesystem;
 
 // Set from --bundle=DIR in main(); adapter_api_test.cpp reads it too.
@@ -56,13 +58,8 @@ TEST_F(ZooApiTest, OpensAndDescribesTheBundle) {
 
 TEST_F(ZooApiTest, UnknownModelNamesTheModelsThereAre) {
   const nasoa::Zoo zoo = nasoa::Zoo::open(g_bundle);
-  try {
-    zoo.model("resnet-9000");
-    FAIL();
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kNotFound);
-    EXPECT_NE(std::string(e.what()).find("2-_16_2-11"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { zoo.model("resnet-9000"); }, nasoa::ErrorCode::kNotFound,
+                                           "2-_16_2-11"));
 }
 
 TEST_F(ZooApiTest, ZooIsAMovableHandle) {
@@ -78,44 +75,25 @@ TEST_F(ZooApiTest, DamageIsRefusedWithNasoaError) {
   const nasoa::Zoo zoo = nasoa::Zoo::open(dir);
   const std::string weights = dir + "/" + zoo.models()[1].weights_file;
   { std::ofstream(weights, std::ios::app) << "x"; }
-  try {
-    zoo.verify();
-    FAIL() << "verify() accepted an extended weights file";
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kCorrupt);
-    EXPECT_NE(std::string(e.what()).find(zoo.models()[1].weights_file), std::string::npos);
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { zoo.verify(); }, nasoa::ErrorCode::kCorrupt,
+                                           zoo.models()[1].weights_file))
+      << "verify() accepted an extended weights file";
   EXPECT_THROW(nasoa::Zoo::open(dir), nasoa::Error);
-  try {
-    nasoa::Zoo::open(dir + "/does-not-exist");
-    FAIL();
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kNotFound);
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::Zoo::open(dir + "/does-not-exist"); },
+                                           nasoa::ErrorCode::kNotFound, ""));
   // An empty path is a missing argument, said so (not a filesystem error).
   for (const auto& open : std::vector<std::function<void()>>{[] { nasoa::Zoo::open(""); },
-                                                             [] { nasoa::Classifier::open(""); }}) {
-    try {
-      open();
-      FAIL();
-    } catch (const nasoa::Error& e) {
-      EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find("empty path"), std::string::npos) << e.what();
-    }
-  }
+                                                             [] { nasoa::Classifier::open(""); }})
+    EXPECT_TRUE(nasoa::testing::throws_error(open, nasoa::ErrorCode::kInvalidArgument, "empty path"));
 }
 
 TEST(EncodingApiTest, ParsesPrintsAndCounts) {
   const nasoa::Encoding e = nasoa::Encoding::parse("031-_64_1-1-221-11121");
   EXPECT_EQ(e.to_string(), "031-_64_1-1-221-11121");
   EXPECT_EQ(nasoa::count_cost(e).parameters, 15235528);
-  try {
-    nasoa::Encoding::parse("031-_64_1-1-23");
-    FAIL();
-  } catch (const nasoa::Error& e) {
-    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidEncoding);
-    EXPECT_STREQ(nasoa::to_string(e.code()), "invalid-encoding");
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([] { nasoa::Encoding::parse("031-_64_1-1-23"); },
+                                           nasoa::ErrorCode::kInvalidEncoding, ""));
+  EXPECT_STREQ(nasoa::to_string(nasoa::ErrorCode::kInvalidEncoding), "invalid-encoding");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "nasoa/error.h"
 #include "nasoa/zoo.h"
 #include "tests/runtime/adapt_support.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
@@ -235,16 +236,14 @@ TEST(ExperienceLogTest, AnInvalidRecordIsRefusedBeforeAnythingIsWritten) {
   diverged.history.push_back({1, 1.0, std::nan(""), 0.1});
   ExperienceRecord negative_budget = make_record(6);
   negative_budget.budget_seconds = -1;
-  for (const auto& [record, field] : {std::pair{no_id, "run_id"}, std::pair{mismatched, "regime.model"},
-                                      std::pair{bad_lr, "learning_rate"}, std::pair{diverged, "train_loss"},
-                                      std::pair{negative_budget, "budget.seconds"}}) {
-    try {
-      append_experience(path, {make_record(4), record});
-      ADD_FAILURE() << "accepted a record with a bad " << field;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
-    }
+  for (const auto& bad : {std::pair{no_id, "run_id"}, std::pair{mismatched, "regime.model"},
+                          std::pair{bad_lr, "learning_rate"}, std::pair{diverged, "train_loss"},
+                          std::pair{negative_budget, "budget.seconds"}}) {
+    const ExperienceRecord& record = bad.first;
+    const std::string field = bad.second;
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { append_experience(path, {make_record(4), record}); },
+                                             ErrorCode::kInvalidArgument, field))
+        << "a record with a bad " << field;
   }
   EXPECT_EQ(zoo::read_file(path), before);
 }
@@ -253,13 +252,8 @@ TEST(ExperienceLogTest, MissingFilesAndRunIds) {
   nasoa::testing::TempDir dir;
   const std::string path = dir / "sub/experience.log";
   EXPECT_TRUE(completed_run_ids(path).empty());
-  try {
-    read_experience_log(path);
-    ADD_FAILURE() << "read a missing file";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { read_experience_log(path); }, ErrorCode::kNotFound, path))
+      << "read a missing file";
   std::filesystem::create_directories(dir / "sub");
   append_experience(path, {make_record(0), make_record(1)});
   EXPECT_EQ(completed_run_ids(path), (std::set<std::string>{"run-0", "run-1"}));

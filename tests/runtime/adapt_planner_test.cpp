@@ -15,6 +15,7 @@
 
 #include "nasoa/error.h"
 #include "tests/runtime/adapt_support.h"
+#include "tests/support/expect_error.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -258,16 +259,11 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
   PlannerBudget budget;
   budget.seconds = 2.5;
   std::string message;
-  try {
-    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
-    FAIL() << "planned inside an impossible budget";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    message = e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o); },
+      ErrorCode::kInvalidArgument, {"model 'm0'", "for 1 epoch"}, &message))
+      << "planned inside an impossible budget";
   std::cout << "[ message ] " << message << "\n";
-  EXPECT_NE(message.find("model 'm0'"), std::string::npos) << message;
-  EXPECT_NE(message.find("for 1 epoch"), std::string::npos) << message;
   const double needed = needed_seconds(message);
   budget.seconds = needed;
   const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
@@ -279,17 +275,13 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
   // A memory cap below every configuration says how much memory is needed.
   budget.seconds = 1000;
   budget.memory_bytes = 100 * 1024 * 1024;
-  try {
-    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
-    FAIL() << "planned under an impossible memory cap";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("MiB of memory (cap 100.0 MiB)"), std::string::npos) << message;
-    // Memory is what does not fit, so it comes first; the seconds fit.
-    const std::size_t fits = message.find("; it fits a budget of at least");
-    ASSERT_NE(fits, std::string::npos) << message;
-    EXPECT_LT(message.find("MiB of memory"), fits) << message;
-  }
+  std::string capped;
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o); },
+      ErrorCode::kInvalidArgument, {"MiB of memory (cap 100.0 MiB)", "; it fits a budget of at least"}, &capped))
+      << "planned under an impossible memory cap";
+  // Memory is what does not fit, so it comes first; the seconds fit.
+  EXPECT_LT(capped.find("MiB of memory"), capped.find("; it fits a budget of at least")) << capped;
 }
 
 TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
@@ -299,13 +291,10 @@ TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
   budget.seconds = 60;
   budget.joules = 500;
   PlannerOptions o = options_with();
-  try {
-    generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
-    FAIL() << "planned a joule budget without any power figure";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("estimate_watts"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o); },
+      ErrorCode::kInvalidArgument, "estimate_watts"))
+      << "planned a joule budget without any power figure";
   o.estimate_watts = 15;
   const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
   const Cost c = cost_of(s.best, profile, o, kTrainImages, 15);
@@ -321,13 +310,10 @@ TEST(PlannerTest, RefusesModelsTheProfileLacksAndBadInput) {
   budget.seconds = 60;
   std::vector<ModelFeatures> unknown = models();
   unknown.back().name = "not-profiled";
-  try {
-    generate_schedule(kTask, kTrainImages, budget, profile, unknown, flat, options_with());
-    FAIL() << "planned a model the profile lacks";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-    EXPECT_NE(std::string(e.what()).find("not-profiled"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, unknown, flat, options_with()); },
+      ErrorCode::kNotFound, "not-profiled"))
+      << "planned a model the profile lacks";
   EXPECT_THROW(generate_schedule(kTask, 0, budget, profile, models(), flat, options_with()), Error);
   EXPECT_THROW(generate_schedule(kTask, kTrainImages, PlannerBudget{}, profile, models(), flat, options_with()), Error);
   PlannerOptions bad = options_with();

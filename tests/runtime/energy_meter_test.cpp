@@ -12,10 +12,12 @@
 #include "runtime/energy/cuda_device.h"
 #include "runtime/energy/meters.h"
 #include "tests/runtime/fake_sysfs.h"
+#include "tests/support/expect_error.h"
 
 namespace nasoa::runtime {
 namespace {
 
+using nasoa::testing::throws_error;
 using testing::FakeSysfs;
 
 // A library name that exists nowhere, so that no test depends on whether the
@@ -28,19 +30,6 @@ MeterOptions options_for(const FakeSysfs& fs, double estimate_watts = 0) {
   options.nvml_library = kNoNvml;
   options.estimate_watts = estimate_watts;
   return options;
-}
-
-// Expects `fn` to throw nasoa::Error with `code` and a message containing `needle`.
-template <typename Fn>
-void expect_error(Fn fn, ErrorCode code, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected nasoa::Error(" << to_string(code) << ") mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message '" << e.what() << "' does not mention '" << needle << "'";
-  }
 }
 
 // Orin Nano / NX on JetPack 5/6: one sensor with VDD_IN, plus the driver's
@@ -140,10 +129,10 @@ TEST(JetsonHwmon, UnparsableValueIsAnErrorNamingTheFileAndTheMeterRecovers) {
   make_orin_nano(fs);
   auto meter = detect_energy_meter(options_for(fs));
   fs.write("class/hwmon/hwmon1/in1_input", "garbage");
-  expect_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/in1_input");
+  EXPECT_TRUE(throws_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/in1_input"));
   fs.remove("class/hwmon/hwmon1/curr1_input");
   fs.write("class/hwmon/hwmon1/in1_input", 5000);
-  expect_error([&] { meter->read_watts(); }, ErrorCode::kNotFound, "hwmon1/curr1_input");
+  EXPECT_TRUE(throws_error([&] { meter->read_watts(); }, ErrorCode::kNotFound, "hwmon1/curr1_input"));
   fs.write("class/hwmon/hwmon1/curr1_input", 1000);
   EXPECT_DOUBLE_EQ(meter->read_watts(), 5.0);
 }
@@ -153,7 +142,7 @@ TEST(JetsonHwmon, NegativePowerIsAFaultBeyondARailsShuntOffset) {
   make_orin_nano(fs);
   auto meter = detect_energy_meter(options_for(fs));
   fs.write("class/hwmon/hwmon1/curr1_input", -2000);  // -10 W on the module input
-  expect_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/curr1_input");
+  EXPECT_TRUE(throws_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/curr1_input"));
   // A near-idle rail's offset of a few milliamps below zero is no power.
   fs.write("class/hwmon/hwmon1/curr1_input", -3);
   EXPECT_DOUBLE_EQ(meter->read_watts(), 0.0);
@@ -165,8 +154,8 @@ TEST(JetsonHwmon, AnUnreadableModuleInputIsNotReplacedByTheSumOfItsParts) {
   fs.write("class/hwmon/hwmon1/curr1_input", "garbage");
   MeterOptions forced = options_for(fs);
   forced.kind = MeterKind::kJetsonHwmon;
-  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "VDD_IN");
-  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "hwmon1/curr1_input");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "VDD_IN"));
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "hwmon1/curr1_input"));
   // Auto detection goes on to the next meter, here the estimate.
   EXPECT_EQ(detect_energy_meter(options_for(fs, 7))->kind(), MeterKind::kEstimate);
 }
@@ -240,7 +229,7 @@ TEST(Rapl, SumsTopLevelPackagesAndIgnoresSubzones) {
   EXPECT_TRUE(meter->measured());
   EXPECT_EQ(meter->read_counters_uj(), (std::vector<std::uint64_t>{1000, 2000}));
   EXPECT_EQ(meter->counter_ranges_uj(), (std::vector<std::uint64_t>{262143328850ULL, 65532610987ULL}));
-  expect_error([&] { meter->read_watts(); }, ErrorCode::kInternal, "rapl:package-0+package-1");
+  EXPECT_TRUE(throws_error([&] { meter->read_watts(); }, ErrorCode::kInternal, "rapl:package-0+package-1"));
 }
 
 TEST(Rapl, PsysZoneIsNotAddedToThePackages) {
@@ -271,11 +260,11 @@ TEST(Rapl, UnreadableEnergyIsUnavailableInAutoAndAnErrorWhenForced) {
   EXPECT_EQ(meter->name(), "estimate:7.5W");
   MeterOptions forced = options_for(fs, 7.5);
   forced.kind = MeterKind::kRapl;
-  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj"));
 
   fs.remove("class/powercap/intel-rapl:0/energy_uj");  // missing altogether
   EXPECT_EQ(detect_energy_meter(options_for(fs, 7.5))->name(), "estimate:7.5W");
-  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "intel-rapl:0/energy_uj"));
 }
 
 TEST(Estimate, ChosenWhenNothingCanBeRead) {
@@ -290,42 +279,36 @@ TEST(Estimate, ChosenWhenNothingCanBeRead) {
 
 TEST(Estimate, NonPositiveWattsAreRefused) {
   FakeSysfs fs;
-  expect_error([] { make_estimated_meter(0); }, ErrorCode::kInvalidArgument, "estimate_watts");
-  expect_error([] { make_estimated_meter(-2); }, ErrorCode::kInvalidArgument, "-2");
-  expect_error([] { make_estimated_meter(std::numeric_limits<double>::quiet_NaN()); },
-               ErrorCode::kInvalidArgument, "estimate_watts");
+  EXPECT_TRUE(throws_error([] { make_estimated_meter(0); }, ErrorCode::kInvalidArgument, "estimate_watts"));
+  EXPECT_TRUE(throws_error([] { make_estimated_meter(-2); }, ErrorCode::kInvalidArgument, "-2"));
+  EXPECT_TRUE(throws_error([] { make_estimated_meter(std::numeric_limits<double>::quiet_NaN()); },
+                           ErrorCode::kInvalidArgument, "estimate_watts"));
   MeterOptions forced = options_for(fs, 0);
   forced.kind = MeterKind::kEstimate;
-  expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kInvalidArgument, "estimate_watts");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kInvalidArgument, "estimate_watts"));
   // A negative value is bad input even when a real meter would be found.
   make_orin_nano(fs);
-  expect_error([&] { detect_energy_meter(options_for(fs, -3)); }, ErrorCode::kInvalidArgument,
-               "estimate_watts");
-  expect_error([&] { detect_energy_meter(options_for(fs, std::numeric_limits<double>::infinity())); },
-               ErrorCode::kInvalidArgument, "estimate_watts");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options_for(fs, -3)); }, ErrorCode::kInvalidArgument,
+                           "estimate_watts"));
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options_for(fs, std::numeric_limits<double>::infinity())); },
+                           ErrorCode::kInvalidArgument, "estimate_watts"));
   // So is a figure no device draws, which would overflow the joules.
-  expect_error([] { make_estimated_meter(1e308); }, ErrorCode::kInvalidArgument, "1e+308");
-  expect_error([&] { detect_energy_meter(options_for(fs, kMaxPlausibleWatts * 2)); },
-               ErrorCode::kInvalidArgument, "estimate_watts");
+  EXPECT_TRUE(throws_error([] { make_estimated_meter(1e308); }, ErrorCode::kInvalidArgument, "1e+308"));
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options_for(fs, kMaxPlausibleWatts * 2)); },
+                           ErrorCode::kInvalidArgument, "estimate_watts"));
 }
 
 TEST(Detect, NothingReadableAndNoEstimateSaysWhatWasTried) {
   FakeSysfs fs;
   MeterOptions options = options_for(fs, 0);
   options.gpu_job = true;
-  try {
-    detect_energy_meter(options);
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-    const std::string message = e.what();
-    for (const char* part : {"jetson-hwmon", "jetson-iio", "nvml", "rapl", kNoNvml, "estimate_watts"}) {
-      EXPECT_NE(message.find(part), std::string::npos) << message << " lacks " << part;
-    }
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+      {"jetson-hwmon", "jetson-iio", "nvml", "rapl", kNoNvml, "estimate_watts"}));
   // For a job on the CPU, NVML is not tried, and the message says why.
   options.gpu_job = false;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "nvml: not for a job on the CPU");
+  EXPECT_TRUE(
+      throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "nvml: not for a job on the CPU"));
 }
 
 TEST(Detect, AMeterWhoseFirstReadingIsImplausibleIsPassedOver) {
@@ -338,7 +321,8 @@ TEST(Detect, AMeterWhoseFirstReadingIsImplausibleIsPassedOver) {
     EXPECT_EQ(detect_energy_meter(options_for(fs, 4.0))->name(), "estimate:4W") << mv << " mV, " << ma << " mA";
     MeterOptions forced = options_for(fs);
     forced.kind = MeterKind::kJetsonHwmon;
-    expect_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "first reading failed");
+    EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "first reading failed"))
+        << mv << " mV, " << ma << " mA";
   }
 }
 
@@ -346,15 +330,15 @@ TEST(Detect, ForcedMeterThatIsAbsentNamesWhereItLooked) {
   FakeSysfs fs;
   MeterOptions options = options_for(fs, 10);
   options.kind = MeterKind::kJetsonHwmon;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, fs.root() + "/class/hwmon");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, fs.root() + "/class/hwmon"));
   options.kind = MeterKind::kJetsonIio;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
-               fs.root() + "/bus/iio/devices");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+                           fs.root() + "/bus/iio/devices"));
   options.kind = MeterKind::kRapl;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
-               fs.root() + "/class/powercap");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+                           fs.root() + "/class/powercap"));
   options.kind = MeterKind::kNvml;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, kNoNvml);
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, kNoNvml));
 }
 
 TEST(Nvml, AbsentLibraryIsSkippedInAuto) {
@@ -378,7 +362,7 @@ TEST(MeterKindNames, RoundTripAndRefuseUnknown) {
                                MeterKind::kNvml, MeterKind::kRapl, MeterKind::kEstimate}) {
     EXPECT_EQ(parse_meter_kind(to_string(kind)), kind);
   }
-  expect_error([] { parse_meter_kind("ina"); }, ErrorCode::kInvalidArgument, "'ina'");
+  EXPECT_TRUE(throws_error([] { parse_meter_kind("ina"); }, ErrorCode::kInvalidArgument, "'ina'"));
 }
 
 // The stand-in libnvidia-ml (tests/support/fake_nvml.cpp): one GPU, index 0,
@@ -422,7 +406,8 @@ TEST(Nvml, FindsTheGpuAJobRunsOnByItsPciBusId) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0] - first.at(0), 250u * 1000);
   options.gpu_pci_bus_id = "0000:af:00.0";
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU at PCI bus id 0000:af:00.0");
+  EXPECT_TRUE(
+      throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU at PCI bus id 0000:af:00.0"));
 }
 
 TEST(Nvml, AGpuThatIsNotThereIsNamed) {
@@ -430,7 +415,7 @@ TEST(Nvml, AGpuThatIsNotThereIsNamed) {
   MeterOptions options = fake_nvml(fs);
   options.kind = MeterKind::kNvml;
   options.nvml_gpu_index = 3;
-  expect_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU with index 3");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound, "no GPU with index 3"));
 }
 
 TEST(Nvml, ChosenInAutoOnlyForAJobOnTheGpu) {

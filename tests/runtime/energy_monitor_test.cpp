@@ -13,6 +13,7 @@
 
 #include "nasoa/error.h"
 #include "tests/runtime/fake_sysfs.h"
+#include "tests/support/expect_error.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -91,12 +92,8 @@ TEST(EnergyIntegrator, ImplausiblePowerIsRefused) {
   EnergyIntegrator integrator;
   integrator.add_power(0.0, 5.0);
   for (const double bad : {-10.0, 1e308, kMaxPlausibleWatts * 1.5, std::nan("")}) {
-    try {
-      integrator.add_power(1.0, bad);
-      ADD_FAILURE() << bad << " W was accepted";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
-    }
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { integrator.add_power(1.0, bad); }, ErrorCode::kCorrupt, ""))
+        << bad << " W";
   }
   integrator.add_power(1.0, 5.0);
   EXPECT_DOUBLE_EQ(integrator.joules(), 5.0);
@@ -107,13 +104,10 @@ TEST(EnergyIntegrator, ACounterResetTakenForAWrapAddsNothingAndCountingGoesOn) {
   EnergyIntegrator integrator;
   integrator.add_counters(0.0, {200'000'000'000}, ranges);
   integrator.add_counters(1.0, {200'000'010'000}, ranges);  // 0.01 J
-  try {
-    integrator.add_counters(1.1, {5}, ranges);  // reset to 0: as a wrap, 62 kJ in 0.1 s
-    ADD_FAILURE() << "a reset was counted as energy";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-    EXPECT_NE(std::string(e.what()).find("reset"), std::string::npos) << e.what();
-  }
+  // A reset to 0: as a wrap, 62 kJ in 0.1 s.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { integrator.add_counters(1.1, {5}, ranges); }, ErrorCode::kCorrupt,
+                                           "reset"))
+      << "a reset was counted as energy";
   EXPECT_DOUBLE_EQ(integrator.joules(), 0.01);
   integrator.add_counters(2.1, {2'000'005}, ranges);  // from the new base: 2 J
   EXPECT_NEAR(integrator.joules(), 2.01, 1e-12);
@@ -133,12 +127,8 @@ TEST(EnergyIntegrator, CountersAcrossAWrap) {
   EXPECT_DOUBLE_EQ(integrator.joules(), 2.65);
   EXPECT_DOUBLE_EQ(integrator.last_watts(), 1.6);
   EXPECT_DOUBLE_EQ(integrator.seconds(), 2.0);
-  try {
-    integrator.add_counters(3.0, {1}, ranges);
-    ADD_FAILURE() << "a change in the number of counters must be refused";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { integrator.add_counters(3.0, {1}, ranges); }, ErrorCode::kCorrupt, ""))
+      << "a change in the number of counters must be refused";
   EXPECT_DOUBLE_EQ(integrator.joules(), 2.65);
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "nasoa/error.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
@@ -45,13 +46,9 @@ std::vector<std::string> entries(const fs::path& dir) {
   return names;
 }
 
-void expect_code(ErrorCode code, const std::function<void()>& f) {
-  try {
-    f();
-    FAIL() << "no error; expected " << to_string(code);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-  }
+// `f` throws nasoa::Error with `code`, whatever the message.
+::testing::AssertionResult throws_code(ErrorCode code, const std::function<void()>& f) {
+  return nasoa::testing::throws_error(f, code, "");
 }
 
 // A zoo bundle of two 2-class models with these labels (none: no labels).
@@ -140,39 +137,36 @@ TEST(ModelDirTest, RefusesToReplaceWhatIsNotABundle) {
   TempDir tmp;
   zoo::Network net = small_network(2);
   tmp.write("precious/data.txt", "keep");
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "precious", net, info_for({"x", "y"})); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "precious", net, info_for({"x", "y"})); }));
   EXPECT_TRUE(fs::exists(tmp / "precious/data.txt"));
   fs::create_directories(tmp / "empty");
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "empty", net, info_for({"x", "y"})); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "empty", net, info_for({"x", "y"})); }));
   tmp.write("file", "keep");
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "file", net, info_for({"x", "y"})); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "file", net, info_for({"x", "y"})); }));
   EXPECT_EQ(entries(tmp.path()), (std::vector<std::string>{"empty", "file", "precious"}));
 }
 
 TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   TempDir tmp;
   EXPECT_NO_THROW(check_model_dir_target(tmp / "new"));
-  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "no-such-folder/m"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "no-such-folder/m"); }));
   tmp.write("a-file", "x");
-  try {
-    check_model_dir_target(tmp / "a-file/m");
-    FAIL() << "a folder inside a file was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("a-file is not a folder"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "a-file/m"); },
+                                           ErrorCode::kInvalidArgument, "a-file is not a folder"))
+      << "a folder inside a file was accepted";
   zoo::Network net = small_network(2);
   save_model_dir(tmp / "m", net, info_for({"x", "y"}));
   EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a model directory may be replaced";
-  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "m", tmp / "m"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "m", tmp / "m"); }));
   zoo::write_bundle(tmp / "zoo", two_model_bundle({"x", "y"}));
-  try {
-    check_model_dir_target(tmp / "zoo");
-    FAIL() << "a zoo of two models would be replaced";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("a zoo bundle of 2 model(s), not a model directory"), std::string::npos)
-        << e.what();
-  }
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "zoo", net, info_for({"x", "y"})); });
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "zoo"); }, ErrorCode::kInvalidArgument,
+                                           "a zoo bundle of 2 model(s), not a model directory"))
+      << "a zoo of two models would be replaced";
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "zoo", net, info_for({"x", "y"})); }));
   EXPECT_NO_THROW(zoo::open_bundle(tmp / "zoo")) << "the zoo is left as it was";
   // A damaged zoo is still a zoo; a damaged model directory may be replaced.
   for (const char* dir : {"zoo", "m"}) {
@@ -183,30 +177,35 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
       break;
     }
   }
-  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "zoo"); });
+  // The damage is real: neither opens any more.
+  EXPECT_THROW(zoo::open_bundle(tmp / "zoo"), Error);
+  EXPECT_THROW(open_model_dir(tmp / "m"), Error);
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "zoo"); }));
   EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a damaged model directory may be replaced";
   tmp.write("folder/data.txt", "keep");
-  expect_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "folder"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "folder"); }));
 }
 
 TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
   TempDir tmp;
   zoo::Network net = small_network(3);
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "y"})); });
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "", "z"})); });
-  expect_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "a\tb", "z"})); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { save_model_dir(tmp / "m", net, info_for({"x", "y"})); }));
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "m", net, info_for({"x", "", "z"})); }));
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "m", net, info_for({"x", "a\tb", "z"})); }));
   EXPECT_FALSE(fs::exists(tmp / "m"));
 }
 
 TEST(ModelDirTest, OpenRefusesBundlesThatAreNotModelDirs) {
   TempDir tmp;
-  expect_code(ErrorCode::kNotFound, [&] { open_model_dir(tmp / "missing"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kNotFound, [&] { open_model_dir(tmp / "missing"); }));
   zoo::BundleInput in = two_model_bundle({});
   zoo::write_bundle(tmp / "two-models", in);
-  expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "two-models"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "two-models"); }));
   in.models.pop_back();
   zoo::write_bundle(tmp / "no-labels", in);
-  expect_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "no-labels"); });
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { open_model_dir(tmp / "no-labels"); }));
 }
 
 TEST(ModelDirTest, OpenRefusesWeightsNoTrainingSaves) {
@@ -229,7 +228,7 @@ TEST(ModelDirTest, OpenRefusesWeightsNoTrainingSaves) {
       edit(*in.models.front().network);
     }
     zoo::write_bundle(tmp / name, in);
-    expect_code(ErrorCode::kCorrupt, [&] { open_model_dir(tmp / name); });
+    EXPECT_TRUE(throws_code(ErrorCode::kCorrupt, [&] { open_model_dir(tmp / name); })) << name;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "nasoa/error.h"
 #include "runtime/data/image_store.h"
 #include "runtime/inference/model_dir.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -129,42 +130,21 @@ TEST_F(ClassifierTest, TopKIsClampedToTheClassesAndMustBePositive) {
   float sum = 0;
   for (const Prediction& p : all) sum += p.probability;
   EXPECT_NEAR(sum, 1.0f, 1e-5);
-  for (int bad : {0, -1}) {
-    try {
-      clf.predict(image, bad);
-      FAIL() << bad;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    }
-  }
+  for (int bad : {0, -1})
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict(image, bad); }, ErrorCode::kInvalidArgument, ""))
+        << bad;
 }
 
 TEST_F(ClassifierTest, RefusesImagesItCannotConvert) {
   const Classifier clf = Classifier::open(dir_);
-  try {
-    clf.predict(std::vector<cv::Mat>{images()[0], cv::Mat()});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("image 1"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict(std::vector<cv::Mat>{images()[0], cv::Mat()}); },
+                                           ErrorCode::kInvalidArgument, "image 1"));
   cv::Mat five(8, 8, CV_8UC(5));
   std::fill(five.data, five.data + five.total() * five.elemSize(), std::uint8_t(1));
-  try {
-    clf.predict(five);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("channel count 5"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict(five); }, ErrorCode::kInvalidArgument, "channel count 5"));
   // Signed integers have no agreed scale: refused, not saturated into wrong pixels.
-  try {
-    clf.predict(cv::Mat(8, 8, CV_16SC1, cv::Scalar(300)));
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("16-bit signed"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict(cv::Mat(8, 8, CV_16SC1, cv::Scalar(300))); },
+                                           ErrorCode::kInvalidArgument, "16-bit signed"));
   // A float16 image in [0,1] predicts as its 8-bit twin does.
   cv::Mat half;
   images()[2].convertTo(half, CV_32F, 1.0 / 255.0);
@@ -187,15 +167,8 @@ TEST_F(ClassifierTest, PredictFileDecodesAsTrainingDoesAndNamesBadFiles) {
   const std::string junk = tmp_.write("junk.jpg", "this is not a JPEG");
   const std::pair<std::string, ErrorCode> cases[] = {{junk, ErrorCode::kCorrupt},
                                                      {tmp_ / "missing.png", ErrorCode::kNotFound}};
-  for (const auto& [path, code] : cases) {
-    try {
-      clf.predict_file(path);
-      FAIL() << path;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), code) << e.what();
-      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
-    }
-  }
+  for (const std::pair<std::string, ErrorCode>& c : cases)
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict_file(c.first); }, c.second, c.first)) << c.first;
 }
 
 TEST_F(ClassifierTest, ConstPredictIsSafeFromSeveralThreads) {
@@ -230,19 +203,8 @@ TEST_F(ClassifierTest, RefusesADamagedOrMissingModelDir) {
     f.seekp(200);
     f.put(char(c ^ 0x5a));
   }
-  try {
-    Classifier::open(dir_);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-    EXPECT_NE(std::string(e.what()).find("model.weights"), std::string::npos) << e.what();
-  }
-  try {
-    Classifier::open(tmp_ / "nowhere");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { Classifier::open(dir_); }, ErrorCode::kCorrupt, "model.weights"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { Classifier::open(tmp_ / "nowhere"); }, ErrorCode::kNotFound, ""));
 }
 
 TEST_F(ClassifierTest, OpenRecoversAModelDirLeftAsideByACrash) {

@@ -55,14 +55,9 @@ class BundleTest : public ::testing::Test {
     return in;
   }
 
-  static void expect_refused(const std::string& dir, ErrorCode code, const std::string& needle) {
-    try {
-      open_bundle(dir);
-      FAIL() << "bundle accepted; expected " << to_string(code) << " mentioning " << needle;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), code) << e.what();
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+  // Opening the bundle in `dir` is refused with `code` and a message mentioning `needle`.
+  static ::testing::AssertionResult refused(const std::string& dir, ErrorCode code, const std::string& needle) {
+    return nasoa::testing::throws_error([&] { open_bundle(dir); }, code, needle);
   }
 
   static void flip_byte(const std::string& path, std::size_t offset) {
@@ -125,11 +120,12 @@ TEST_F(BundleTest, AnyFlippedByteInAnyFileIsRefused) {
     const std::size_t step = size <= 4096 ? 1 : size / 97;
     for (std::size_t offset = 0; offset < size; offset += step) {
       flip_byte(path, offset);
-      expect_refused(dir_, ErrorCode::kCorrupt, file == kManifestFileName ? "MANIFEST" : file);
+      EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, file == kManifestFileName ? "MANIFEST" : file))
+          << file << ", byte " << offset << " flipped";
       flip_byte(path, offset);
     }
     flip_byte(path, size - 1);
-    expect_refused(dir_, ErrorCode::kCorrupt, file);
+    EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, file)) << file << ", last byte flipped";
     flip_byte(path, size - 1);
   }
   EXPECT_NO_THROW(open_bundle(dir_));
@@ -139,18 +135,18 @@ TEST_F(BundleTest, TruncatedWeightsAreRefusedAsTruncated) {
   const Manifest m = write_bundle(dir_, input());
   const std::string path = dir_ + "/" + m.models[0].weights_file;
   fs::resize_file(path, fs::file_size(path) - 100);
-  expect_refused(dir_, ErrorCode::kCorrupt, "truncated");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "truncated"));
 }
 
 TEST_F(BundleTest, MissingFilesAreRefusedByName) {
   const Manifest m = write_bundle(dir_, input());
   fs::remove(dir_ + "/" + m.models[1].weights_file);
-  expect_refused(dir_, ErrorCode::kNotFound, m.models[1].weights_file);
+  EXPECT_TRUE(refused(dir_, ErrorCode::kNotFound, m.models[1].weights_file));
   fs::remove(dir_ + "/MANIFEST");
-  expect_refused(dir_, ErrorCode::kNotFound, "MANIFEST");
-  expect_refused((root_ / "nowhere").string(), ErrorCode::kNotFound, "nowhere");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kNotFound, "MANIFEST"));
+  EXPECT_TRUE(refused((root_ / "nowhere").string(), ErrorCode::kNotFound, "nowhere"));
   write_file_atomic((root_ / "a-file").string(), "not a folder");
-  expect_refused((root_ / "a-file").string(), ErrorCode::kInvalidArgument, "is a file, not a bundle directory");
+  EXPECT_TRUE(refused((root_ / "a-file").string(), ErrorCode::kInvalidArgument, "is a file, not a bundle directory"));
 }
 
 TEST_F(BundleTest, FutureFormatVersionIsRefused) {
@@ -158,7 +154,7 @@ TEST_F(BundleTest, FutureFormatVersionIsRefused) {
   Manifest m = decode_manifest(read_file(dir_ + "/MANIFEST"), "MANIFEST");
   m.format_version = kZooFormatVersion + 1;
   write_file_atomic(dir_ + "/MANIFEST", encode_manifest(m));
-  expect_refused(dir_, ErrorCode::kUnsupportedVersion, "format version 2");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kUnsupportedVersion, "format version 2"));
 }
 
 TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
@@ -168,26 +164,26 @@ TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
     Manifest m = good;
     edit(m);
     write_file_atomic(dir_ + "/MANIFEST", encode_manifest(m));
-    expect_refused(dir_, ErrorCode::kCorrupt, needle);
+    return refused(dir_, ErrorCode::kCorrupt, needle);
   };
-  refuse([](Manifest& m) { m.models[0].parameters += 1; }, "models[0].parameters");
-  refuse([](Manifest& m) { m.models[1].macs = 7; }, "models[1].macs");
-  refuse([](Manifest& m) { m.models[0].encoding = "9-_16_1"; }, "models[0].encoding");
-  refuse([](Manifest& m) { m.models[1].name = m.models[0].name; }, "repeats");
-  refuse([](Manifest& m) { m.models[0].weights_file = "../escape.weights"; }, "safe relative path");
-  refuse([](Manifest& m) { m.models[0].std[1] = 0.0f; }, "models[0].std");
-  refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex");
-  refuse([](Manifest& m) { m.name.clear(); }, "field name");
-  refuse([](Manifest& m) { m.models[1].labels.pop_back(); }, "models[1].labels");
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].parameters += 1; }, "models[0].parameters"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].macs = 7; }, "models[1].macs"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].encoding = "9-_16_1"; }, "models[0].encoding"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].name = m.models[0].name; }, "repeats"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].weights_file = "../escape.weights"; }, "safe relative path"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].std[1] = 0.0f; }, "models[0].std"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.name.clear(); }, "field name"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels.pop_back(); }, "models[1].labels"));
   // Normalisation that would turn every prediction into NaN.
-  refuse([](Manifest& m) { m.models[0].mean[0] = std::nanf(""); }, "models[0].mean");
-  refuse([](Manifest& m) { m.models[0].mean[2] = HUGE_VALF; }, "models[0].mean");
-  refuse([](Manifest& m) { m.models[0].std[0] = 1e-45f; }, "models[0].std");
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].mean[0] = std::nanf(""); }, "models[0].mean"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].mean[2] = HUGE_VALF; }, "models[0].mean"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].std[0] = 1e-45f; }, "models[0].std"));
   // Labels that print ambiguously or cannot tell classes apart.
   ASSERT_GE(good.models[1].labels.size(), 2u);
-  refuse([](Manifest& m) { m.models[1].labels[1] = m.models[1].labels[0]; }, "models[1].labels[1]");
-  refuse([](Manifest& m) { m.models[1].labels[0] = "a\tb"; }, "'a\\tb'");
-  refuse([](Manifest& m) { m.models[1].labels[0].clear(); }, "models[1].labels[0]");
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[1] = m.models[1].labels[0]; }, "models[1].labels[1]"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[0] = "a\tb"; }, "'a\\tb'"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[0].clear(); }, "models[1].labels[0]"));
 }
 
 TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {
@@ -201,10 +197,10 @@ TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {
   framed += body;
   framed += sha256_bytes(body);
   write_file_atomic(dir_ + "/MANIFEST", framed);
-  expect_refused(dir_, ErrorCode::kCorrupt, "does not parse");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "does not parse"));
 
   write_file_atomic(dir_ + "/MANIFEST", std::string(100, '#'));
-  expect_refused(dir_, ErrorCode::kCorrupt, "bad magic");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "bad magic"));
 }
 
 TEST_F(BundleTest, WritingRefusesBadInputAndExistingDirectories) {
@@ -322,13 +318,9 @@ TEST_F(BundleTest, ALinkToABundleReplacesTheBundleItPointsAt) {
 TEST_F(BundleTest, ReplaceNeverTouchesWhatIsNotABundle) {
   fs::create_directories(root_ / "precious");
   std::ofstream(root_ / "precious" / "data.txt") << "keep";
-  try {
-    replace_bundle((root_ / "precious").string(), input());
-    FAIL() << "a folder that is not a bundle was replaced";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("precious"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { replace_bundle((root_ / "precious").string(), input()); },
+                                           ErrorCode::kInvalidArgument, "precious"))
+      << "a folder that is not a bundle was replaced";
   EXPECT_TRUE(fs::exists(root_ / "precious" / "data.txt"));
 }
 
@@ -378,7 +370,7 @@ TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {
   flip_byte(dir_ + "/" + m.models[0].weights_file, 40);
   BundleInput in = input();
   EXPECT_THROW(add_to_bundle(dir_, in.models[1], "x", in.provenance), Error);
-  expect_refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file);
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file));
 }
 
 TEST_F(BundleTest, ThreadsWritingOneFileEachReplaceItWhole) {
@@ -387,7 +379,7 @@ TEST_F(BundleTest, ThreadsWritingOneFileEachReplaceItWhole) {
   const std::string path = (root_ / "shared.json").string();
   const std::string a(100000, 'a'), b(100000, 'b');
   write_file_atomic(path, a);
-  std::atomic<int> errors{0}, torn{0};
+  std::atomic<int> errors{0}, torn{0}, reads{0};
   std::atomic<bool> writing{true};
   auto writer = [&](const std::string& text) {
     for (int i = 0; i < 100; ++i) {
@@ -401,6 +393,7 @@ TEST_F(BundleTest, ThreadsWritingOneFileEachReplaceItWhole) {
   std::thread reader([&] {
     while (writing) {
       const std::string got = read_file(path);
+      ++reads;
       if (got != a && got != b) ++torn;
     }
   });
@@ -410,6 +403,7 @@ TEST_F(BundleTest, ThreadsWritingOneFileEachReplaceItWhole) {
   writing = false;
   reader.join();
   EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(reads.load(), 0) << "the reader never looked at the file while it was written";
   EXPECT_EQ(torn.load(), 0);
   for (const auto& entry : fs::directory_iterator(root_))
     EXPECT_EQ(entry.path().filename().string().find("shared.json.tmp"), std::string::npos) << entry.path();
@@ -436,13 +430,9 @@ TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
   ASSERT_EQ(::mkfifo(pipe.c_str(), 0644), 0);
   std::filesystem::create_directories(folder);
   for (const std::string& target : {pipe, folder}) {
-    try {
-      write_file_atomic(target, "report");
-      FAIL() << target << " was replaced";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { write_file_atomic(target, "report"); },
+                                             ErrorCode::kInvalidArgument, "is not a regular file"))
+        << target << " was replaced";
   }
   EXPECT_TRUE(std::filesystem::is_fifo(pipe));
   EXPECT_TRUE(std::filesystem::is_directory(folder));

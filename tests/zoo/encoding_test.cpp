@@ -6,6 +6,7 @@
 #include <random>
 
 #include "nasoa/error.h"
+#include "tests/support/expect_error.h"
 #include "zoo/search_space/sampler.h"
 
 namespace nasoa {
@@ -76,16 +77,9 @@ class MalformedEncodingTest : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(MalformedEncodingTest, IsRefusedNamingTheRuleAndPosition) {
   const Malformed& m = GetParam();
-  try {
-    Encoding::parse(m.text);
-    FAIL() << "accepted '" << m.text << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidEncoding);
-    const std::string message = e.what();
-    EXPECT_NE(message.find(m.rule), std::string::npos) << message;
-    EXPECT_NE(message.find("at position " + std::to_string(m.position) + ":"), std::string::npos)
-        << message;
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { Encoding::parse(m.text); }, ErrorCode::kInvalidEncoding,
+                                                {m.rule, "at position " + std::to_string(m.position) + ":"}))
+      << "'" << m.text << "'";
 }
 
 const std::string kTooManyBlocks = "2-_32_" + std::string(257, '1');
@@ -133,15 +127,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(EncodingTest, ALongEncodingIsShownAroundTheFaultNotWhole) {
   const std::string text = "2-_32_" + std::string(100000, '1') + "3";
-  try {
-    Encoding::parse(text);
-    FAIL() << "accepted";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_LT(message.size(), 400u) << message.substr(0, 400);
-    EXPECT_NE(message.find(std::to_string(text.size()) + " characters"), std::string::npos) << message;
-    EXPECT_NE(message.find("too many blocks"), std::string::npos) << message;
-  }
+  std::string message;
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { Encoding::parse(text); }, ErrorCode::kInvalidEncoding,
+      {std::to_string(text.size()) + " characters", "too many blocks"}, &message));
+  EXPECT_LT(message.size(), 400u) << message.substr(0, 400);
 }
 
 TEST(EncodingTest, FromPartsRefusesValuesWithoutADigit) {
@@ -157,26 +147,18 @@ TEST(EncodingTest, FromPartsRefusesValuesWithoutADigit) {
 TEST(EncodingTest, AByteOfAMultiByteCharacterQuotedAloneIsShownAsHex) {
   // "é" is two bytes; the message quotes the first alone: as \xc3, since the
   // byte by itself would be invalid UTF-8 on the user's terminal.
-  try {
-    Encoding::parse("\xc3\xa9-_8_1");
-    FAIL() << "accepted";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("'\\xc3'"), std::string::npos) << what;
-    EXPECT_NE(what.find("'\xc3\xa9-_8_1'"), std::string::npos) << "the whole text stays readable: " << what;
-  }
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { Encoding::parse("\xc3\xa9-_8_1"); }, ErrorCode::kInvalidEncoding,
+                                           "'\\xc3'"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { Encoding::parse("\xc3\xa9-_8_1"); }, ErrorCode::kInvalidEncoding,
+                                           "'\xc3\xa9-_8_1'"))
+      << "the whole text stays readable";
 }
 
 TEST(EncodingTest, AControlByteInTheTextIsShownEscapedSoTheMessageIsWhole) {
-  try {
-    Encoding::parse(std::string("0-_8\0_1", 7));
-    FAIL() << "accepted";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\0'), std::string::npos);
-    EXPECT_NE(what.find("0-_8\\x00_1"), std::string::npos) << what;
-    EXPECT_NE(what.find("at position"), std::string::npos) << what;
-  }
+  std::string what;
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { Encoding::parse(std::string("0-_8\0_1", 7)); },
+                                                ErrorCode::kInvalidEncoding, {"0-_8\\x00_1", "at position"}, &what));
+  EXPECT_EQ(what.find('\0'), std::string::npos);
 }
 
 TEST(EncodingTest, CountCostRefusesBadArguments) {
@@ -188,13 +170,10 @@ TEST(EncodingTest, CountCostRefusesBadArguments) {
 TEST(EncodingTest, CountCostRefusesCountsBeyond64BitsInsteadOfWrapping) {
   // A 16,384 -> 65,536-channel 3x3 convolution at a side of 250,000: about 6e20 MACs.
   const Encoding huge = Encoding::parse("0-_4096_44");
-  try {
-    const NetworkCost cost = count_cost(huge, 10, 1000000);
-    ADD_FAILURE() << "wrapped to " << cost.macs << " MACs";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("0-_4096_44"), std::string::npos) << e.what();
-  }
+  std::int64_t wrapped = 0;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { wrapped = count_cost(huge, 10, 1000000).macs; },
+                                           ErrorCode::kInvalidArgument, "0-_4096_44"))
+      << "wrapped to " << wrapped << " MACs";
   // The same network at a small input fits, and the count is exact.
   const NetworkCost small = count_cost(huge, 10, 32);
   EXPECT_GT(small.macs, 0);
