@@ -100,7 +100,8 @@ wait $hand_designed
 # pair's names; the log is append-only, so an interrupted gathering carries on
 # where it stopped. Two shards of the tasks gather side by side, one compute
 # thread each. (The shipped zoo/default was gathered when the draw followed
-# each task's position in its shard: a rerun draws other plans for some pairs.)
+# each task's position in its shard: a rerun draws other plans for nearly
+# every pair.)
 bash scripts/gather_in_two_shards.sh "$work/gather" \
   "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
   --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \

@@ -9,11 +9,13 @@
 // when it cannot be renamed.
 //
 // Pixels are converted exactly as training ingestion converts them: to RGB
-// (grey replicated; transparent pixels composited onto white; 16-bit scaled
-// to 8-bit), centre-cropped to a square and resized to input_size(), scaled
-// to [0,1] and normalised with the model's mean and std. predict_file()
-// also reads the file as training did (alpha, depth and a JPEG's EXIF
-// orientation kept); a cv::Mat is taken as given, so load it with
+// (grey replicated; transparent pixels composited onto white, alpha that is
+// 0 everywhere taken for padding; 16-bit scaled to 8-bit), centre-cropped to
+// a square and resized to input_size(), scaled to [0,1] and normalised with
+// the model's mean and std. predict_file() also reads the file as training
+// did (alpha, depth and a JPEG's EXIF orientation kept; what a TIFF's or
+// BMP's header says its fourth channel is); a cv::Mat is taken as given,
+// with straight (not premultiplied) alpha, so load it with
 // cv::IMREAD_UNCHANGED (plain cv::imread drops alpha instead of compositing
 // it) and turn a phone's JPEG upright yourself, or use predict_file().
 //

@@ -72,8 +72,9 @@ class NASOA_API Task {
   // A folder of class subfolders of images (jpg, png, bmp, webp, tiff).
   static Task from_folder(const std::string& dir, const TaskOptions& options = {});
   // A CSV list of `path,label` lines; paths are relative to the CSV's folder.
-  // Blank lines and comments ("#" then a space, or a "#" line without a
-  // comma) are passed over; "#1.jpg,cat" is an image.
+  // A first row "path,label" (or "#path,label") is a header. Blank lines and
+  // comments ("#" then a space, or a "#" line without a comma) are passed
+  // over; "#1.jpg,cat" is an image.
   static Task from_csv(const std::string& csv_path, const TaskOptions& options = {});
   // MNIST-format IDX image and label files, plain or gzipped; classes are
   // named by `class_names`, or by their numbers when it is empty.

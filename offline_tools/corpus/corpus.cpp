@@ -345,9 +345,12 @@ std::string idx_file(const std::string& dir, const std::string& stem) {
 // The `count` images of class `label` that the seed picks, in IDX order.
 std::vector<std::int64_t> pick_fashion(const runtime::TaskSource& split, const std::string& file, int label, int count,
                                        std::uint64_t seed, const std::string& key) {
+  // Classes are the labels that occur, named by their values: the class
+  // index is the label only while none is missing.
   std::vector<std::int64_t> all;
+  const std::string name = std::to_string(label);
   for (const runtime::SampleRef& s : split.samples)
-    if (s.label == label) all.push_back(s.idx);
+    if (split.class_names[std::size_t(s.label)] == name) all.push_back(s.idx);
   if (std::int64_t(all.size()) < count)
     throw Error(ErrorCode::kInvalidArgument, file + ": class " + std::to_string(label) + " (" +
                                                  kFashionNames[std::size_t(label)] + ") has " +

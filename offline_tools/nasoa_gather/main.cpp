@@ -248,13 +248,8 @@ rt::ExperienceLogContents read_log_to_append(const std::string& log) {
 // ends.
 int claim_tasks(const std::string& log, const std::vector<std::string>& names) {
   int fd = ::open(log.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    // A new log: its folder entry is made durable now, as the log's own
-    // appends would for a file they created.
-    nasoa::zoo::sync_directory(fs::absolute(log).parent_path().string());
-  } else if (errno == EEXIST) {
-    fd = ::open(log.c_str(), O_RDWR | O_CLOEXEC);
-  }
+  const bool created = fd >= 0;
+  if (!created && errno == EEXIST) fd = ::open(log.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) throw Error(ErrorCode::kIo, log + ": cannot open: " + std::strerror(errno));
   for (std::size_t i = 0; i < names.size(); ++i) {
     struct flock lock {};
@@ -271,6 +266,10 @@ int claim_tasks(const std::string& log, const std::vector<std::string>& names) {
       throw Error(ErrorCode::kIo, log + ": cannot lock: " + std::strerror(error));
     }
   }
+  // A new log's folder entry is made durable (once the tasks are claimed,
+  // so that a gather started meanwhile finds them taken), as the log's own
+  // appends would for a file they created.
+  if (created) nasoa::zoo::sync_directory(fs::absolute(log).parent_path().string());
   return fd;
 }
 

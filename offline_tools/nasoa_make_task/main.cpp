@@ -146,12 +146,20 @@ int run(const Args& a) {
     sync_tree(staging);
     const fs::path aside = out.parent_path() / ("." + out.filename().string() + ".old");
     fs::remove_all(aside, ec);
+    bool moved_aside = false;
     if (fs::exists(out, ec)) {
       fs::rename(out, aside, ec);
       if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot move the old task aside: " + ec.message());
+      moved_aside = true;
     }
     fs::rename(staging, out, ec);
-    if (ec) throw Error(ErrorCode::kIo, a.out + ": cannot move the finished task into place: " + ec.message());
+    if (ec) {
+      const std::string why = ec.message();
+      std::error_code back;
+      if (moved_aside) fs::rename(aside, out, back);  // the old task, put back
+      throw Error(ErrorCode::kIo, a.out + ": cannot move the finished task into place: " + why +
+                                      (moved_aside && back ? "; the old task is in " + aside.string() : ""));
+    }
     nasoa::zoo::sync_directory(out.parent_path().string());
     fs::remove_all(aside, ec);
   } catch (...) {

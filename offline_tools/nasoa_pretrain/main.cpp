@@ -36,6 +36,8 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/bundle/sha256.h"
+#include "zoo/bundle/weights_file.h"
 #include "zoo/system/usable_cores.h"
 #include "zoo/text/printable.h"
 
@@ -163,9 +165,23 @@ int run(const Args& a, const std::string& command_line) {
   const nasoa::zoo::Manifest m = [&] {
     try {
       return nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       // A full disk, or the bundle changed during the training: the trained
       // network is not thrown away with the error.
+      const ErrorCode code = dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : ErrorCode::kIo;
+      const std::string weights_sha256 =
+          nasoa::zoo::sha256_hex(nasoa::zoo::encode_weights(nasoa::zoo::module_state(*model.network)));
+      try {
+        // A failure after the swap (syncing the folder) left the model added.
+        const std::string live = nasoa::zoo::recover_bundle(a.out);
+        const nasoa::zoo::Manifest added = nasoa::zoo::open_bundle(live);
+        for (const nasoa::ModelInfo& info : added.models)
+          if (info.name == model.name && info.weights_sha256 == weights_sha256) {
+            std::cerr << "nasoa-pretrain: warning: " << e.what() << "; the model is in the bundle all the same\n";
+            return added;
+          }
+      } catch (const std::exception&) {
+      }
       namespace fs = std::filesystem;
       fs::path target = fs::absolute(a.out).lexically_normal();
       if (target.filename().empty()) target = target.parent_path();
@@ -176,11 +192,12 @@ int run(const Args& a, const std::string& command_line) {
         alone.provenance = provenance;
         alone.models.push_back(model);
         nasoa::zoo::write_bundle(rescue, alone);
-      } catch (const Error&) {
-        throw e;
+      } catch (const std::exception& rescue_error) {
+        throw Error(code, std::string(e.what()) + "; saving the trained model as a bundle of its own failed too (" +
+                              rescue_error.what() + "): it is lost");
       }
-      throw Error(e.code(), std::string(e.what()) + "; the trained model is saved as a bundle of its own in " + rescue +
-                                " (nasoa-zoo can add it to " + a.out + ")");
+      throw Error(code, std::string(e.what()) + "; the trained model is saved as a bundle of its own in " + rescue +
+                            " (nasoa-zoo can add it to " + a.out + ")");
     }
   }();
 

@@ -62,8 +62,10 @@ std::optional<ImageHeader> bmp(std::string_view b) {
   if (dib < 40) return std::nullopt;
   const auto width = static_cast<std::int32_t>(le32(b, 18));
   const auto height = static_cast<std::int32_t>(le32(b, 22));  // negative = top-down
-  return ImageHeader{ImageFormat::kBmp, width < 0 ? -std::int64_t(width) : width,
+  ImageHeader header{ImageFormat::kBmp, width < 0 ? -std::int64_t(width) : width,
                      height < 0 ? -std::int64_t(height) : height};
+  header.fourth_channel_is_padding = dib < 56;  // the alpha mask is the 14th field of a V3 header
+  return header;
 }
 
 std::optional<ImageHeader> webp(std::string_view b) {
@@ -107,6 +109,7 @@ std::optional<ImageHeader> tiff(std::string_view b) {
   if (width == 0 || height == 0) return std::nullopt;
   ImageHeader header{ImageFormat::kTiff, width, height};
   header.tiff_extra_sample = extra_sample;
+  header.fourth_channel_is_padding = extra_sample == 0;
   return header;
 }
 

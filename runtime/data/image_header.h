@@ -26,6 +26,10 @@ struct ImageHeader {
   // alpha), 1 associated alpha (colour stored times alpha), 2 unassociated
   // alpha. -1: no such tag, or another format.
   int tiff_extra_sample = -1;
+  // A fourth decoded channel is padding, not alpha: a TIFF's "unspecified"
+  // extra sample, or a BMP whose header is too short to hold an alpha mask
+  // (OpenCV decodes its 32-bit BI_BITFIELDS pixels as BGRA).
+  bool fourth_channel_is_padding = false;
 };
 
 // The format and size announced by `bytes` (the start of a file, or all of

@@ -172,8 +172,21 @@ cv::Mat to_8bit(const cv::Mat& decoded) {
 }
 
 cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background, bool premultiplied) {
-  const cv::Mat m = to_8bit(decoded);
+  cv::Mat m = to_8bit(decoded);
   if (m.empty()) return {};
+  if (m.channels() == 2 || m.channels() == 4) {
+    // Alpha that is 0 everywhere is padding (a BMP or TIFF whose fourth
+    // channel was never alpha, as an app's cv::imread hands it over), not
+    // an image of nothing but background.
+    cv::Mat alpha;
+    cv::extractChannel(m, alpha, m.channels() - 1);
+    if (cv::countNonZero(alpha) == 0) {
+      cv::Mat colour;
+      if (m.channels() == 4) cv::cvtColor(m, colour, cv::COLOR_BGRA2BGR);
+      else cv::extractChannel(m, colour, 0);
+      m = colour;
+    }
+  }
   cv::Mat rgb;
   switch (m.channels()) {
     case 1: cv::cvtColor(m, rgb, cv::COLOR_GRAY2RGB); return rgb;
@@ -310,23 +323,13 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   if (channels) *channels = header->stored_grey ? std::min(decoded.channels(), 2) : decoded.channels();
   *reason = unsupported_pixels(decoded);
   if (!reason->empty()) return {};
-  // A TIFF's fourth channel is alpha only when its ExtraSamples tag says
-  // so; "unspecified" is padding. Associated alpha is stored premultiplied,
-  // and OpenCV reads 8-bit unassociated alpha through libtiff's RGBA
-  // interface, which premultiplies it (without the tag it reads the
-  // channels as stored, as it writes them).
-  bool premultiplied = false;
-  if (header->format == ImageFormat::kBmp && decoded.channels() == 4) {
-    // A 32-bit BMP without an alpha mask decodes with a fourth channel of
-    // zeros: padding, as browsers take it, not a transparent image.
-    cv::Mat alpha;
-    cv::extractChannel(decoded, alpha, 3);
-    if (cv::countNonZero(alpha) == 0) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
-  }
-  if (header->format == ImageFormat::kTiff) {
-    if (header->tiff_extra_sample == 0 && decoded.channels() == 4) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
-    premultiplied = header->tiff_extra_sample == 1 || (header->tiff_extra_sample == 2 && decoded.depth() == CV_8U);
-  }
+  if (header->fourth_channel_is_padding && decoded.channels() == 4) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
+  // A TIFF's associated alpha is stored premultiplied, and OpenCV reads
+  // 8-bit unassociated alpha through libtiff's RGBA interface, which
+  // premultiplies it (without the tag it reads the channels as stored, as
+  // it writes them).
+  const bool premultiplied = header->format == ImageFormat::kTiff &&
+                             (header->tiff_extra_sample == 1 || (header->tiff_extra_sample == 2 && decoded.depth() == CV_8U));
   return fit_square(to_rgb8(decoded, options.background, premultiplied), options.side);
 }
 

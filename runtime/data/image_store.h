@@ -112,7 +112,8 @@ cv::Mat to_8bit(const cv::Mat& decoded);
 // compositing transparent pixels onto `background`. Returns an empty Mat for
 // what unsupported_pixels() refuses. The one conversion both training and the
 // classifier use.
-// `premultiplied`: the colour is already multiplied by alpha (a TIFF's
+// An alpha channel that is 0 everywhere is taken for padding: the image is
+// opaque. `premultiplied`: the colour is already multiplied by alpha (a TIFF's
 // associated alpha, or what libtiff's RGBA interface makes of unassociated
 // alpha); only the background's share is added.
 cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& background, bool premultiplied = false);

@@ -6,6 +6,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -225,7 +226,9 @@ TaskSource list_csv(const std::string& csv_path) {
     const std::string path = unquote(trim(line.substr(0, comma))), label = unquote(trim(line.substr(comma + 1)));
     const bool first_row = !seen_row;
     seen_row = true;
-    if (first_row && path == "path" && label == "label") continue;  // a header, after any comments
+    // A header, after any comments ("#path,label" too: before '#' lines with
+    // a comma were rows, it was a comment).
+    if (first_row && (path == "path" || path == "#path") && label == "label") continue;
     if (path.empty() || label.empty())
       throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": empty path or label in '" +
                                                    zoo::printable(line) + "'");
@@ -261,34 +264,98 @@ TaskSource list_csv(const std::string& csv_path) {
   return task;
 }
 
+namespace {
+
+// An IDX file's bytes, plain or gzipped, read in pieces so that the header
+// is checked before the data is read. A gzip stream is inflated here rather
+// than through gzread, which takes a stream cut in its last bytes (the
+// trailer with the CRC and length) for one that ended: a read that reaches
+// the end of the data must also reach the end of the stream, or the file is
+// truncated. Concatenated gzip members are read as one stream, as gzip does.
+class IdxByteReader {
+ public:
+  IdxByteReader(const std::string& path, const std::function<void(const std::string&)>& corrupt)
+      : in_(path, std::ios::binary), corrupt_(corrupt) {
+    if (!in_) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
+    char magic[2] = {0, 0};
+    in_.read(magic, 2);
+    gzip_ = in_.gcount() == 2 && std::uint8_t(magic[0]) == 0x1f && std::uint8_t(magic[1]) == 0x8b;
+    in_.clear();
+    in_.seekg(0);
+    if (gzip_ && inflateInit2(&stream_, 15 + 16) != Z_OK)
+      throw Error(ErrorCode::kInternal, path + ": cannot start zlib");
+  }
+  ~IdxByteReader() {
+    if (gzip_) inflateEnd(&stream_);
+  }
+  IdxByteReader(const IdxByteReader&) = delete;
+  IdxByteReader& operator=(const IdxByteReader&) = delete;
+
+  // Up to `size` bytes; fewer only where the data (and a gzip stream, with
+  // its trailer checked) ends.
+  std::size_t read(std::uint8_t* into, std::size_t size) {
+    if (!gzip_) {
+      in_.read(reinterpret_cast<char*>(into), std::streamsize(size));
+      if (in_.bad()) corrupt_("read error");
+      return std::size_t(in_.gcount());
+    }
+    std::size_t got = 0;
+    while (got < size && !ended_) {
+      if (stream_.avail_in == 0 && !fill()) {
+        if (between_members_) {
+          ended_ = true;
+          break;
+        }
+        corrupt_("the gzip stream is truncated");
+      }
+      if (between_members_) {
+        if (inflateReset(&stream_) != Z_OK) corrupt_("damaged gzip data");
+        between_members_ = false;
+      }
+      const std::size_t room = std::min<std::size_t>(size - got, 1u << 30);
+      stream_.next_out = into + got;
+      stream_.avail_out = unsigned(room);
+      const int rc = inflate(&stream_, Z_NO_FLUSH);
+      got += room - stream_.avail_out;
+      if (rc == Z_STREAM_END) {
+        between_members_ = true;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        corrupt_(std::string("damaged gzip data (") + (stream_.msg ? stream_.msg : "zlib error") + ")");
+      }
+    }
+    return got;
+  }
+
+ private:
+  bool fill() {
+    in_.read(reinterpret_cast<char*>(buffer_.data()), std::streamsize(buffer_.size()));
+    if (in_.bad()) corrupt_("read error");
+    stream_.next_in = buffer_.data();
+    stream_.avail_in = unsigned(in_.gcount());
+    return stream_.avail_in > 0;
+  }
+
+  std::ifstream in_;
+  std::function<void(const std::string&)> corrupt_;
+  bool gzip_ = false;
+  bool ended_ = false;            // no more input after a complete member
+  bool between_members_ = false;  // a member has ended; another may follow
+  z_stream stream_{};
+  std::vector<std::uint8_t> buffer_ = std::vector<std::uint8_t>(1 << 20);
+};
+
+}  // namespace
+
 std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
                                         std::vector<std::int64_t>* dims) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not an IDX file");
-  gzFile file = gzopen(path.c_str(), "rb");  // reads plain files unchanged too
-  if (!file) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
-  const std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(file, gzclose);
   auto corrupt = [&](const std::string& what) {
     throw Error(ErrorCode::kCorrupt, path + ": not a valid IDX file: " + what);
   };
-  // Reads up to `size` bytes; fewer only at the end of the data. A gzip
-  // stream cut short reads as an end too: gzerror tells them apart.
-  auto read = [&](std::uint8_t* into, std::size_t size) {
-    std::size_t got = 0;
-    while (got < size) {
-      const unsigned ask = unsigned(std::min<std::size_t>(size - got, 1u << 30));
-      const int n = gzread(file, into + got, ask);
-      if (n < 0) corrupt("decompression failed (damaged gzip data)");
-      if (n == 0) break;
-      got += std::size_t(n);
-    }
-    int code = Z_OK;
-    gzerror(file, &code);
-    if (code == Z_BUF_ERROR) corrupt("the gzip stream is truncated");
-    if (code != Z_OK && code != Z_STREAM_END) corrupt("decompression failed (damaged gzip data)");
-    return got;
-  };
+  IdxByteReader file(path, corrupt);
+  auto read = [&](std::uint8_t* into, std::size_t size) { return file.read(into, size); };
   // The header first: a wrong file is refused before its data is read, and
   // the data is read to exactly the size the header announces.
   const std::size_t header_size = 4 + 4 * std::size_t(expected_dims);
@@ -321,7 +388,7 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
     if (n < step) break;
   }
   std::uint8_t extra = 0;
-  if (have < total || read(&extra, 1) != 0)
+  if (have < total || read(&extra, 1) != 0)  // (the second read also checks a gzip stream's end)
     corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +
             (have < total ? std::to_string(have) : std::string("more")));
   bytes.resize(std::size_t(have));

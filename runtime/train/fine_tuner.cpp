@@ -168,6 +168,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     best = with_prefix(resume->weights, "best.", true);
     state = std::move(*resume);
     state.weights.clear();
+    // The set-up this run added before training (its ingestion) is counted
+    // in the epochs before the kill too: every epoch's elapsed time then
+    // holds all runs' set-up, and minus it, the training time.
+    const double added_overhead = std::max(0.0, job.overhead_seconds - state.overhead_seconds);
+    for (EpochRecord& e : state.history) e.elapsed_seconds += added_overhead;
     outcome.history = state.history;
     // Every epoch has the same batches, so the position is the steps taken.
     outcome.steps = std::int64_t(state.epoch) * steps_per_epoch + state.step;

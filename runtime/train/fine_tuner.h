@@ -84,7 +84,9 @@ struct FineTuneJob {
   std::string checkpoint_path;    // empty: no checkpoints
   double checkpoint_interval_seconds = 30;
   // Of the limits' spent seconds, those that went before training in this
-  // run and the runs it resumes: kept in checkpoints (overhead_seconds).
+  // run and the runs it resumes: kept in checkpoints (overhead_seconds). A
+  // resumed run adds what it adds to the epochs of the runs before, so that
+  // each epoch's elapsed_seconds holds it.
   double overhead_seconds = 0;
   bool use_cuda = true;           // when available
   bool mixed_precision = true;    // bf16 autocast on GPUs with native bfloat16

@@ -265,6 +265,7 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
       << "planned inside an impossible budget";
   std::cout << "[ message ] " << message << "\n";
   const double needed = needed_seconds(message);
+  ASSERT_GT(needed, 0) << "no needed budget to plan with";
   budget.seconds = needed;
   const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
   EXPECT_EQ(s.best.regime.model, "m0");

@@ -113,7 +113,8 @@ class ImageStoreTest : public ::testing::Test {
   void SetUp() override {
     t_.write("task/red/rgb.png", encode(".png", cv::Mat(40, 60, CV_8UC3, cv::Scalar(0, 0, 255))));  // BGR red
     t_.write("task/red/gray16.png", encode(".png", cv::Mat(30, 30, CV_16UC1, cv::Scalar(65535))));
-    cv::Mat rgba(20, 20, CV_8UC4, cv::Scalar(0, 0, 0, 0));  // fully transparent: the background shows
+    cv::Mat rgba(20, 20, CV_8UC4, cv::Scalar(0, 0, 0, 0));  // transparent but for a corner: the background shows
+    rgba.at<cv::Vec4b>(0, 0) = cv::Vec4b(0, 0, 0, 255);
     t_.write("task/blue/clear-rgba.png", encode(".png", rgba));
     t_.write("task/blue/ñandú-青.jpg", encode(".jpg", cv::Mat(50, 50, CV_8UC3, cv::Scalar(255, 0, 0))));
     t_.write("task/blue/gray.bmp", encode(".bmp", cv::Mat(10, 20, CV_8UC1, cv::Scalar(0))));
@@ -312,6 +313,20 @@ TEST(ImageConversionTest, ATiffsFourthChannelIsAlphaOnlyWhenItsTagSaysSoAndIsCom
   EXPECT_NEAR(centre(encode(".tiff", cv::Mat(4, 4, CV_8UC4, cv::Scalar(10, 30, 200, 128))))[0], 227, 1);
 }
 
+TEST(ImageConversionTest, AlphaThatIsZeroEverywhereIsPaddingOnEveryPath) {
+  // What an app's cv::imread(IMREAD_UNCHANGED) of an XRGB BMP hands the
+  // classifier: red, with a fourth channel of zeros.
+  const std::array<std::uint8_t, 3> white{255, 255, 255};
+  const cv::Mat padded(4, 4, CV_8UC4, cv::Scalar(0, 0, 200, 0));
+  EXPECT_EQ(to_rgb8(padded, white).at<cv::Vec3b>(1, 1), cv::Vec3b(200, 0, 0));
+  const cv::Mat grey_padded(4, 4, CV_8UC2, cv::Scalar(90, 0));
+  EXPECT_EQ(to_rgb8(grey_padded, white).at<cv::Vec3b>(1, 1), cv::Vec3b(90, 90, 90));
+  // One pixel of any opacity and alpha is alpha.
+  cv::Mat faded = padded.clone();
+  faded.at<cv::Vec4b>(0, 0)[3] = 1;
+  EXPECT_EQ(to_rgb8(faded, white).at<cv::Vec3b>(1, 1), cv::Vec3b(255, 255, 255));
+}
+
 TEST(ImageConversionTest, A32BitBmpWithoutAnAlphaMaskIsOpaque) {
   IngestOptions options;
   options.side = 8;
@@ -320,6 +335,14 @@ TEST(ImageConversionTest, A32BitBmpWithoutAnAlphaMaskIsOpaque) {
   const cv::Mat square = decode_to_square(xrgb_bmp(200, 20, 30), options, &reason);
   ASSERT_FALSE(square.empty()) << reason;
   EXPECT_EQ(square.at<cv::Vec3b>(4, 4), cv::Vec3b(200, 20, 30)) << "the padding byte was taken for transparency";
+  // Decided by the header, not by the padding's values: a padding byte of 0
+  // in one pixel and 255 elsewhere must not make that pixel transparent.
+  std::string mixed = xrgb_bmp(200, 20, 30);
+  for (std::size_t i = 14 + 40 + 12 + 3 + 4; i < mixed.size(); i += 4) mixed[i] = char(0xFF);
+  const cv::Mat mixed_square = decode_to_square(mixed, options, &reason);
+  ASSERT_FALSE(mixed_square.empty()) << reason;
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) ASSERT_EQ(mixed_square.at<cv::Vec3b>(y, x), cv::Vec3b(200, 20, 30)) << y << "," << x;
 }
 
 TEST(ImageStoreHeaderTest, ARepeatedTiffSizeTagCannotShrinkWhatThePixelCapSees) {

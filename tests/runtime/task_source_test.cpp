@@ -183,7 +183,8 @@ TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
   EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv(bad); }, ErrorCode::kInvalidArgument, "bad.csv:2"));
   // "#" then a space, or without a comma, is a comment; "#1 front.jpg" is an image.
   const TaskSource hashes =
-      list_csv(t.write("hashes.csv", "#\n# cats, then dogs\n#no comma\n#1 front.jpg,cat\nb.png,dog\n"));
+      list_csv(t.write("hashes.csv", "#path,label\n#\n# cats, then dogs\n#no comma\n#1 front.jpg,cat\nb.png,dog\n"));
+  EXPECT_EQ(hashes.class_names, (std::vector<std::string>{"cat", "dog"}));
   ASSERT_EQ(hashes.samples.size(), 2u);
   EXPECT_EQ(hashes.samples[0].path, (t.path() / "#1 front.jpg").string());
   // A header after comments is a header, not a class named "label".
@@ -239,18 +240,39 @@ TEST(TaskSourceTest, ACutGzipIdxIsCalledTruncatedAndExtraDataIsRefused) {
   TempDir t;
   t.write("images.idx", idx_bytes({2, 1, 1}, {10, 20}));
   write_gzip(t / "labels.idx.gz", idx_bytes({2}, {0, 1}));
-  const std::string whole = zoo::read_file(t / "labels.idx.gz");
-  // Cut anywhere, in the data or in the trailer (its CRC and length), the
-  // stream is truncated, never a file of "bad magic" or one accepted unchecked.
-  for (const std::size_t keep : {whole.size() - 1, whole.size() - 8, std::size_t(12)}) {
-    t.write("cut.idx.gz", whole.substr(0, keep));
+  // Large enough that reading the data does not drain the stream: zlib's
+  // gzread took such a file cut in its trailer for a whole one.
+  std::vector<std::uint8_t> many(100000);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = std::uint8_t(i * 7919 % 251);
+  write_gzip(t / "many.idx.gz", idx_bytes({std::int32_t(many.size())}, many));
+  for (const std::string file : {"labels.idx.gz", "many.idx.gz"}) {
+    const std::string whole = zoo::read_file(t / file);
+    // Cut anywhere, in the data or in the trailer (its CRC and length), the
+    // stream is truncated, never a file of "bad magic" or one accepted unchecked.
+    for (std::size_t cut = 1; cut <= 12; ++cut) {
+      t.write("cut.idx.gz", whole.substr(0, whole.size() - cut));
+      EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "cut.idx.gz"); },
+                                               ErrorCode::kCorrupt, "truncated"))
+          << file << " cut by " << cut << " of " << whole.size() << " bytes";
+    }
+    t.write("cut.idx.gz", whole.substr(0, 12));
     EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "cut.idx.gz"); },
-                                             ErrorCode::kCorrupt, "truncated"))
-        << "cut to " << keep << " of " << whole.size() << " bytes";
+                                             ErrorCode::kCorrupt, "truncated"));
+    std::string damaged = whole;
+    damaged[whole.size() - 6] = char(damaged[whole.size() - 6] ^ 0x40);  // in its CRC
+    t.write("damaged.idx.gz", damaged);
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "damaged.idx.gz"); },
+                                             ErrorCode::kCorrupt, "damaged gzip data"))
+        << file;
   }
   t.write("long.idx", idx_bytes({2}, {0, 1}) + "x");
   EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "long.idx"); }, ErrorCode::kCorrupt,
                                            "announces 2 bytes of data, the file has more"));
+  // Two gzip members are one stream, as gzip reads them.
+  const std::string first = zoo::read_file(t / "labels.idx.gz");
+  write_gzip(t / "tail.gz", "");
+  t.write("members.idx.gz", first + zoo::read_file(t / "tail.gz"));
+  EXPECT_EQ(list_idx(t / "images.idx", t / "members.idx.gz").samples.size(), 2u);
   EXPECT_EQ(list_idx(t / "images.idx", t / "labels.idx.gz").samples.size(), 2u);
 }
 
