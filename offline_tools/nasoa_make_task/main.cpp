@@ -86,10 +86,9 @@ int run(const Args& a) {
     if (!nasoa::zoo::is_safe_name(name))
       throw Error(ErrorCode::kInvalidArgument,
                   "class name '" + name + "' must match [A-Za-z0-9._-]+ and not start with '.': it names a folder");
-  fs::path out = fs::absolute(a.out).lexically_normal();
   // "task/" and "." name a folder too; the staging folder goes beside it,
   // never inside (where replacing the old task deleted the new one).
-  if (out.filename().empty()) out = out.parent_path();
+  const fs::path out = nasoa::zoo::named_folder(a.out);
   if (out == out.root_path())
     throw Error(ErrorCode::kInvalidArgument, a.out + ": the root folder cannot be a task folder");
   std::error_code ec;

@@ -35,6 +35,7 @@
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
@@ -92,8 +93,7 @@ int run(const Args& a, const std::string& command_line) {
     // refused now, naming it, as adding to it would be after the training.
     if (fs::exists(fs::symlink_status(live, ec)))
       for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) nasoa::zoo::load_network(live, m);
-    else if (fs::path target = fs::absolute(a.out).lexically_normal();
-             !fs::is_directory((target.filename().empty() ? target.parent_path() : target).parent_path(), ec))
+    else if (!fs::is_directory(nasoa::zoo::named_folder(a.out).parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument, a.out + ": its folder does not exist");
   }
   rt::TaskSource source = a.data.empty() ? rt::list_idx(a.idx[0], a.idx[1]) : rt::list_folder(a.data);
@@ -182,10 +182,8 @@ int run(const Args& a, const std::string& command_line) {
           }
       } catch (const std::exception&) {
       }
-      namespace fs = std::filesystem;
-      fs::path target = fs::absolute(a.out).lexically_normal();
-      if (target.filename().empty()) target = target.parent_path();
-      const std::string rescue = target.string() + ".rescued-" + model.name + "-" + std::to_string(::getpid());
+      const std::string rescue = nasoa::zoo::named_folder(a.out).string() + ".rescued-" + model.name + "-" +
+                                 std::to_string(::getpid());
       try {
         nasoa::zoo::BundleInput alone;
         alone.name = a.name;

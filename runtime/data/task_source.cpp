@@ -6,7 +6,6 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -274,8 +273,7 @@ namespace {
 // truncated. Concatenated gzip members are read as one stream, as gzip does.
 class IdxByteReader {
  public:
-  IdxByteReader(const std::string& path, const std::function<void(const std::string&)>& corrupt)
-      : in_(path, std::ios::binary), corrupt_(corrupt) {
+  explicit IdxByteReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
     if (!in_) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
     char magic[2] = {0, 0};
     in_.read(magic, 2);
@@ -291,25 +289,26 @@ class IdxByteReader {
   IdxByteReader(const IdxByteReader&) = delete;
   IdxByteReader& operator=(const IdxByteReader&) = delete;
 
+  [[noreturn]] void corrupt(const std::string& what) const {
+    throw Error(ErrorCode::kCorrupt, path_ + ": not a valid IDX file: " + what);
+  }
+
   // Up to `size` bytes; fewer only where the data (and a gzip stream, with
   // its trailer checked) ends.
   std::size_t read(std::uint8_t* into, std::size_t size) {
     if (!gzip_) {
       in_.read(reinterpret_cast<char*>(into), std::streamsize(size));
-      if (in_.bad()) corrupt_("read error");
+      if (in_.bad()) corrupt("read error");
       return std::size_t(in_.gcount());
     }
     std::size_t got = 0;
-    while (got < size && !ended_) {
+    while (got < size) {
       if (stream_.avail_in == 0 && !fill()) {
-        if (between_members_) {
-          ended_ = true;
-          break;
-        }
-        corrupt_("the gzip stream is truncated");
+        if (between_members_) break;  // the input ends where a member does
+        corrupt("the gzip stream is truncated");
       }
       if (between_members_) {
-        if (inflateReset(&stream_) != Z_OK) corrupt_("damaged gzip data");
+        if (inflateReset(&stream_) != Z_OK) corrupt("damaged gzip data");
         between_members_ = false;
       }
       const std::size_t room = std::min<std::size_t>(size - got, 1u << 30);
@@ -320,7 +319,7 @@ class IdxByteReader {
       if (rc == Z_STREAM_END) {
         between_members_ = true;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        corrupt_(std::string("damaged gzip data (") + (stream_.msg ? stream_.msg : "zlib error") + ")");
+        corrupt(std::string("damaged gzip data (") + (stream_.msg ? stream_.msg : "zlib error") + ")");
       }
     }
     return got;
@@ -329,16 +328,15 @@ class IdxByteReader {
  private:
   bool fill() {
     in_.read(reinterpret_cast<char*>(buffer_.data()), std::streamsize(buffer_.size()));
-    if (in_.bad()) corrupt_("read error");
+    if (in_.bad()) corrupt("read error");
     stream_.next_in = buffer_.data();
     stream_.avail_in = unsigned(in_.gcount());
     return stream_.avail_in > 0;
   }
 
+  std::string path_;
   std::ifstream in_;
-  std::function<void(const std::string&)> corrupt_;
   bool gzip_ = false;
-  bool ended_ = false;            // no more input after a complete member
   bool between_members_ = false;  // a member has ended; another may follow
   z_stream stream_{};
   std::vector<std::uint8_t> buffer_ = std::vector<std::uint8_t>(1 << 20);
@@ -351,30 +349,26 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not an IDX file");
-  auto corrupt = [&](const std::string& what) {
-    throw Error(ErrorCode::kCorrupt, path + ": not a valid IDX file: " + what);
-  };
-  IdxByteReader file(path, corrupt);
-  auto read = [&](std::uint8_t* into, std::size_t size) { return file.read(into, size); };
+  IdxByteReader file(path);
   // The header first: a wrong file is refused before its data is read, and
   // the data is read to exactly the size the header announces.
   const std::size_t header_size = 4 + 4 * std::size_t(expected_dims);
   std::uint8_t header[4 + 4 * 4];
-  const std::size_t got = read(header, 4);
-  if (got < 4 || header[0] != 0 || header[1] != 0) corrupt("bad magic");
-  if (header[2] != 0x08) corrupt("element type is not unsigned byte");
+  const std::size_t got = file.read(header, 4);
+  if (got < 4 || header[0] != 0 || header[1] != 0) file.corrupt("bad magic");
+  if (header[2] != 0x08) file.corrupt("element type is not unsigned byte");
   if (header[3] != expected_dims)
-    corrupt(std::to_string(header[3]) + " dimensions, expected " + std::to_string(expected_dims));
-  if (read(header + 4, header_size - 4) < header_size - 4) corrupt("truncated header");
+    file.corrupt(std::to_string(header[3]) + " dimensions, expected " + std::to_string(expected_dims));
+  if (file.read(header + 4, header_size - 4) < header_size - 4) file.corrupt("truncated header");
   std::uint64_t total = 1;
   dims->clear();
   for (int d = 0; d < expected_dims; ++d) {
     const std::size_t at = 4 + 4 * std::size_t(d);
     const std::int64_t size = (std::int64_t(header[at]) << 24) | (header[at + 1] << 16) | (header[at + 2] << 8) | header[at + 3];
     dims->push_back(size);
-    if (d > 0 && size == 0) corrupt("dimension " + std::to_string(d + 1) + " is 0: images of no pixels");
+    if (d > 0 && size == 0) file.corrupt("dimension " + std::to_string(d + 1) + " is 0: images of no pixels");
     if (__builtin_mul_overflow(total, static_cast<std::uint64_t>(size), &total))
-      corrupt("the header's dimensions multiply past 2^64 bytes");
+      file.corrupt("the header's dimensions multiply past 2^64 bytes");
   }
   // Grown as the data comes (not reserved from the header): a damaged
   // header must fail as a short file, not as a huge allocation.
@@ -383,14 +377,14 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
   while (have < total) {
     const std::size_t step = std::size_t(std::min<std::uint64_t>(total - have, 64u << 20));
     bytes.resize(std::size_t(have) + step);
-    const std::size_t n = read(bytes.data() + have, step);
+    const std::size_t n = file.read(bytes.data() + have, step);
     have += n;
     if (n < step) break;
   }
   std::uint8_t extra = 0;
-  if (have < total || read(&extra, 1) != 0)  // (the second read also checks a gzip stream's end)
-    corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +
-            (have < total ? std::to_string(have) : std::string("more")));
+  if (have < total || file.read(&extra, 1) != 0)  // (the second read also checks a gzip stream's end)
+    file.corrupt("the header announces " + std::to_string(total) + " bytes of data, the file has " +
+                 (have < total ? std::to_string(have) : std::string("more")));
   bytes.resize(std::size_t(have));
   return bytes;
 }

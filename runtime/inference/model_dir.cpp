@@ -25,10 +25,7 @@ void check_labels(const std::vector<std::string>& labels, int classes) {
 
 }  // namespace
 
-fs::path model_dir_path(const std::string& dir) {
-  fs::path path = fs::absolute(dir).lexically_normal();
-  return path.filename().empty() ? path.parent_path() : path;
-}
+fs::path model_dir_path(const std::string& dir) { return zoo::named_folder(dir); }
 
 std::string recover_model_dir(const std::string& dir) { return zoo::recover_bundle(dir); }
 

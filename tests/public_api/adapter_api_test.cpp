@@ -48,6 +48,14 @@ class AdapterApiTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // On the CPU, a checkpoint at every step boundary: what the kill-and-resume tests need.
+  static nasoa::AdapterOptions checkpointing_options() {
+    nasoa::AdapterOptions options;
+    options.device = nasoa::DevicePreference::kCpu;
+    options.checkpoint_interval_seconds = 1e-3;
+    return options;
+  }
+
   nasoa::ErrorCode code_of(const std::function<void()>& f) {
     try {
       f();
@@ -173,20 +181,15 @@ TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
 TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   // "m/." once wrote its checkpoint inside the model folder ("m/..checkpoint"),
   // where the saved model replaced it; "m/" and "m/." must both mean m.
-  nasoa::AdapterOptions options;
-  options.device = nasoa::DevicePreference::kCpu;
-  options.checkpoint_interval_seconds = 1e-3;  // one at the first step boundary
-  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Adapter adapter(*zoo_, checkpointing_options());
   nasoa::Budget budget;
   budget.seconds = 60;
   struct Killed {};
-  try {
-    adapter.fine_tune(*task_, regime_, budget, (dir_ / "dotted" / ".").string(), [](const nasoa::Progress& p) {
-      if (p.step >= 2) throw Killed{};
-    });
-    FAIL() << "the run was not stopped";
-  } catch (const Killed&) {
-  }
+  EXPECT_THROW(adapter.fine_tune(*task_, regime_, budget, (dir_ / "dotted" / ".").string(),
+                                 [](const nasoa::Progress& p) {
+                                   if (p.step >= 2) throw Killed{};
+                                 }),
+               Killed);
   EXPECT_TRUE(fs::exists(dir_ / "dotted.checkpoint"));
   EXPECT_FALSE(fs::exists(dir_ / "dotted"));
   // Another regime, however close, is another run.
@@ -206,10 +209,7 @@ TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
   // What went before training (ingestion, planning) is not training: an
   // experience record takes wall_seconds - spent_seconds as the training
   // time, so a resumed run must count the killed run's set-up too.
-  nasoa::AdapterOptions options;
-  options.device = nasoa::DevicePreference::kCpu;
-  options.checkpoint_interval_seconds = 1e-3;  // one at the first step boundary
-  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Adapter adapter(*zoo_, checkpointing_options());
   nasoa::Budget budget;
   budget.seconds = 600;
   budget.spent_seconds = 7;

@@ -47,6 +47,11 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
   }
 }
 
+std::filesystem::path named_folder(const std::string& dir) {
+  const std::filesystem::path path = std::filesystem::absolute(dir).lexically_normal();
+  return path.filename().empty() ? path.parent_path() : path;
+}
+
 void sync_directory(const std::string& dir) {
   const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) io_error(dir, "cannot open directory to sync");

@@ -6,6 +6,7 @@
 // The temporary file a killed writer left is removed by the next write.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,11 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // (a container sharing the folder) has an id this process cannot see. Best
 // effort: errors are ignored.
 void remove_stale_temporaries(const std::string& dir, const std::string& prefix);
+
+// `dir` as the folder it names, absolute: "dir", "dir/" and "dir/." all name
+// dir, so that what is kept beside it (a staging copy, a checkpoint, an old
+// copy set aside) is beside it for every spelling, never inside it.
+std::filesystem::path named_folder(const std::string& dir);
 
 // fsync a directory, so that renames and creations in it are durable.
 void sync_directory(const std::string& dir);

@@ -45,8 +45,7 @@ struct SwapPaths {
 
 SwapPaths swap_paths(const std::string& dir) {
   SwapPaths p;
-  p.dir = fs::absolute(dir).lexically_normal();
-  if (p.dir.filename().empty()) p.dir = p.dir.parent_path();  // "dir/" names dir
+  p.dir = named_folder(dir);
   // A link to a bundle: the bundle it points at is replaced, not the link.
   std::error_code ec;
   if (fs::is_symlink(p.dir, ec))
@@ -79,9 +78,7 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
                   "model '" + m.name + "': input size " + std::to_string(m.input_size) +
                       " is outside 8-4096");
   }
-  fs::path target = fs::absolute(dir).lexically_normal();
-  // "dir/" names dir: its staging folder goes beside it, not into it.
-  if (target.filename().empty()) target = target.parent_path();
+  const fs::path target = named_folder(dir);
   std::error_code ec;
   if (fs::exists(target, ec))
     throw Error(ErrorCode::kInvalidArgument,
