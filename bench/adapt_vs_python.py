@@ -105,14 +105,18 @@ def cpu_model():
 
 
 def run(cmd, env):
-    """(wall seconds, stdout) of one run."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out, err = p.communicate()
-    wall = time.monotonic() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.decode()[-3000:]}")
-    return wall, out.decode()
+    """(wall seconds, stdout, peak resident bytes of the whole process) of one run."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.read().decode()[-3000:]}")
+        return wall, out.read().decode(), usage.ru_maxrss * 1024  # Linux reports KiB
 
 
 def main():
@@ -244,7 +248,7 @@ def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default
         order = contenders if r % 2 == 0 else contenders[::-1]
         for who in order:
             if who == "nasoa":
-                wall, _ = run(nasoa_cmd, env)
+                wall, _, peak = run(nasoa_cmd, env)
                 with open(os.path.join(a.work, "report.json")) as f:
                     rep = json.load(f)
                 if rep["stop_reason"] != "completed":
@@ -252,9 +256,9 @@ def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default
                 rows["nasoa"].append(dict(wall=wall, inproc=rep["wall_seconds"], steps=rep["steps"], device=rep["device"],
                                           layout=rep.get("memory_layout", "channels-first"),
                                           ingest=rep["task"]["ingest_seconds"], acc=rep["validation_accuracy"],
-                                          peak=rep["peak_memory_bytes"]))
+                                          peak=peak))
             else:
-                wall, out = run(python_cmd if who == "python" else python_default_cmd, env)
+                wall, out, _ = run(python_cmd if who == "python" else python_default_cmd, env)
                 rep = json.loads(out.strip().splitlines()[-1])
                 rows[who].append(dict(wall=wall, inproc=rep["wall_seconds"], images=rep["images_trained"],
                                       device=rep["device"], layout=rep["memory_layout"],

@@ -26,6 +26,7 @@
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/text/printable.h"
+#include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
 
 namespace nasoa {
@@ -101,6 +102,24 @@ int loader_threads(const AdapterOptions& options, bool on_gpu) {
   return options.loader_threads > 0 ? options.loader_threads
          : on_gpu                   ? std::max(1, cores() - 1)
                                     : std::max(1, cores() / 4);
+}
+
+static runtime::MeterOptions meter_options(const AdapterOptions& options, double estimate_watts) {
+  runtime::MeterOptions m;
+  m.sysfs_root = options.sysfs_root;
+  m.estimate_watts = estimate_watts;
+  m.gpu_job = uses_gpu(options);
+  if (m.gpu_job) m.gpu_pci_bus_id = runtime::cuda_pci_bus_id(0);  // training's cuda:0
+  return m;
+}
+
+bool energy_is_measured(const AdapterOptions& options) {
+  try {
+    // Any estimate, so that detection does not fail for the want of one.
+    return runtime::detect_energy_meter(meter_options(options, 1.0))->measured();
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 int compute_threads(const AdapterOptions& options, bool on_gpu) {
@@ -199,20 +218,17 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
 
       std::optional<runtime::DeviceProfile> profile = live().profile;
       if (!profile && !options.device_profile.empty()) profile = sdk::load_given_device_profile(live());
+      // A given profile may measure only some models; one it lacks trains
+      // as if there were no profile.
+      const runtime::ModelProfile* model_profile = profile ? profile->find_model(model.name) : nullptr;
       double profile_watts = 0;  // what this model drew when profiled, where a meter read it
-      if (profile) {
-        for (const runtime::ModelProfile& mp : profile->models)
-          if (mp.model.name == model.name)
-            for (const runtime::StepTiming& t : mp.steps)
-              if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
-      }
+      if (model_profile)
+        for (const runtime::StepTiming& t : model_profile->steps)
+          if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
 
       // Energy: the best meter there is; an energy budget needs one.
-      runtime::MeterOptions meter_options;
-      meter_options.sysfs_root = options.sysfs_root;
-      meter_options.estimate_watts = options.estimate_watts > 0 ? options.estimate_watts : profile_watts;
-      meter_options.gpu_job = sdk::uses_gpu(options);
-      if (meter_options.gpu_job) meter_options.gpu_pci_bus_id = runtime::cuda_pci_bus_id(0);  // training's cuda:0
+      const runtime::MeterOptions meter_options =
+          sdk::meter_options(options, options.estimate_watts > 0 ? options.estimate_watts : profile_watts);
       std::unique_ptr<runtime::EnergyMonitor> monitor;
       try {
         monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
@@ -227,8 +243,14 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // Beside the model directory, also when out_dir ends in a slash.
       const std::string checkpoint = runtime::model_dir_path(out_dir).string() + ".checkpoint";
       if (resume) state = runtime::load_checkpoint(checkpoint);
-      const double earlier_seconds = state ? state->spent_seconds : 0.0;
-      const double earlier_joules = state ? state->joules : 0.0;
+      double earlier_seconds = state ? state->spent_seconds : 0.0;
+      double earlier_joules = state ? state->joules : 0.0;
+      // What the killed run used after its last checkpoint, by its heartbeat.
+      if (state)
+        if (const auto clock = runtime::load_checkpoint_clock(checkpoint, fingerprint(store, model, regime))) {
+          earlier_seconds = std::max(earlier_seconds, clock->spent_seconds);
+          earlier_joules = std::max(earlier_joules, clock->joules);
+        }
       const runtime::Limits limits(
           budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
           budget.joules, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
@@ -266,7 +288,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.predicted_watts = estimated ? meter_options.estimate_watts : profile_watts;
       // (Too many frozen stages has no measurement; runtime::fine_tune refuses
       // it as the regime error it is.)
-      if (profile && regime.frozen_stages <= job.network->num_stages())
+      if (model_profile && regime.frozen_stages <= job.network->num_stages())
         job.predicted_step_seconds =
             runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
       // The layout the profile timed, so that its predictions hold; without a
@@ -275,8 +297,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         job.layout = runtime::MemoryLayout::kChannelsFirst;
       else if (options.memory_layout == MemoryLayoutPreference::kChannelsLast)
         job.layout = runtime::MemoryLayout::kChannelsLast;
-      else if (profile)
-        job.layout = profile->model(model.name).training_layout;
+      else if (model_profile)
+        job.layout = model_profile->training_layout;
       const bool on_gpu = sdk::uses_gpu(options);
       job.loader_workers = sdk::loader_threads(options, on_gpu);
       torch::set_num_threads(sdk::compute_threads(options, on_gpu));
@@ -305,6 +327,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       runtime::save_model_dir(out_dir, job.network, info);
       std::error_code ec;
       std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served
+      runtime::remove_checkpoint_clock(checkpoint);
       if (monitor) monitor->stop();
 
       Result r;
@@ -319,6 +342,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.joules = limits.joules();
       r.energy_meter = monitor ? monitor->meter_name() : "none";
       r.energy_measured = monitor && monitor->measured();
+      r.checkpoint_note = outcome.checkpoint_note;
       if (monitor) {
         const runtime::EnergyStatus energy = monitor->status();
         if (energy.failed_samples > 0)
@@ -333,7 +357,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.device = outcome.device;
       r.memory_layout = runtime::to_string(outcome.layout);
       r.resumed = state.has_value();
-      r.peak_memory_bytes = runtime::peak_resident_bytes();
+      r.peak_memory_bytes = zoo::peak_resident_bytes();
       r.spent_seconds = overhead_seconds;
       return r;
     });
@@ -349,7 +373,9 @@ Result Adapter::fine_tune(const Task& task, const Plan& plan, const Budget& budg
     throw Error(ErrorCode::kInvalidArgument,
                 "plan planning_seconds must not be negative, got " + std::to_string(plan.planning_seconds));
   Budget counted = budget;
-  counted.spent_seconds += plan.planning_seconds;
+  // A resumed run's checkpoint already counts the time of the run that
+  // planned, planning included.
+  if (!resume) counted.spent_seconds += plan.planning_seconds;
   return fine_tune(task, plan.best.regime, counted, out_dir, on_progress, resume);
 }
 

@@ -32,6 +32,12 @@ bool uses_gpu(const AdapterOptions& options);
 int loader_threads(const AdapterOptions& options, bool on_gpu);
 int compute_threads(const AdapterOptions& options, bool on_gpu);
 
+// Whether fine_tune() will find an energy meter that measures here. Where
+// none does, its joules are the estimate's (AdapterOptions::estimate_watts,
+// else the most the model drew when profiled), and plan() costs plans at the
+// same power, so that a plan that fits a joule budget is not refused.
+bool energy_is_measured(const AdapterOptions& options);
+
 // Refuses a budget out of range with Error{kInvalidArgument} naming the
 // field and its value: seconds not above 0, joules or spent_seconds negative
 // or NaN, memory_mib negative. With `finite` (plan(): a plan records its

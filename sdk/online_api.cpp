@@ -25,6 +25,8 @@
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/system/folder_lock.h"
+#include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
 
 namespace nasoa {
@@ -118,19 +120,35 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   }
   if (impl.profile && !force) return out;
   const std::string path = profile_path(impl, folder);
-  if (!force && fs::exists(path)) {
+  // The cached profile, when it is one for this device and these threads.
+  auto use_cached = [&] {
+    if (force || !fs::exists(path)) return false;
     try {
       rt::DeviceProfile cached = rt::load_device_profile(path);
       const std::string mismatch = profile_mismatch(cached, impl);
       if (mismatch.empty()) {
         impl.profile = std::move(cached);
-        return out;
+        out.note.clear();
+        return true;
       }
       out.note = path + ": measured again, " + mismatch;
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kIo) throw;
       out.note = std::string(e.what()) + " (measured again)";
     }
+    return false;
+  };
+  if (use_cached()) return out;
+  const auto waited_from = Clock::now();
+  make_dir(folder);
+  // Processes sharing the state folder that all find no profile take turns
+  // to measure it: measured at once, each would time the others' load and
+  // keep the slow figures for good. The ones that waited take the profile
+  // the first one saved.
+  const zoo::FolderLock lock(folder, "measure the device profile");
+  if (use_cached()) {
+    out.seconds = since(waited_from);
+    return out;
   }
   const bool gpu = sdk::uses_gpu(impl.options);
   rt::ProfileOptions options;
@@ -140,19 +158,18 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   options.threads = sdk::compute_threads(impl.options, gpu);
   options.use_cuda = gpu;
   options.meter.sysfs_root = impl.options.sysfs_root;
-  options.time_limit_seconds = time_limit_seconds;
+  options.time_limit_seconds =
+      time_limit_seconds > 0 ? std::max(1e-3, time_limit_seconds - since(waited_from)) : 0.0;
   // A first plan() whose budget ran out while profiling keeps the models it
   // measured, so that the next call (or calibrate()) finishes the profile
   // instead of starting it over.
   options.partial_path = fs::path(path).replace_extension(".partial.json").string();
-  make_dir(folder);
   if (force) {
     std::error_code ignored;  // measure again means all of it
     fs::remove(options.partial_path, ignored);
   }
-  const auto started = Clock::now();
   rt::DeviceProfile profile = rt::profile_bundle(impl.zoo->dir(), options);
-  out.seconds = since(started);
+  out.seconds = since(waited_from);
   out.measured = true;
   rt::save_device_profile(profile, path);
   impl.profile = std::move(profile);
@@ -246,15 +263,24 @@ PlannedRun public_run(const rt::PlannedRun& p, bool predicted) {
   return r;
 }
 
+// Scores models in turn until `seconds` are spent; those left unscored are
+// planned without the probe's feature (the predictor takes it as missing).
 std::map<std::string, double> probe_models(const Adapter::Impl& impl, const Task& task, const rt::Split& split,
-                                           const std::vector<const ModelInfo*>& models,
+                                           const std::vector<const ModelInfo*>& models, double seconds,
                                            std::vector<std::string>& notes) {
+  const auto started = Clock::now();
   const bool gpu = sdk::uses_gpu(impl.options);
   torch::set_num_threads(sdk::compute_threads(impl.options, gpu));
   const rt::ImageStore& store = *task.impl().store;
   const std::vector<std::size_t> sample = rt::probe_sample(store, split.train, impl.options.probe_per_class);
   std::map<std::string, double> scores;
-  for (const ModelInfo* m : models) {
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const ModelInfo* m = models[i];
+    if (since(started) >= seconds) {
+      notes.push_back("probe stopped after " + std::to_string(i) + " of " + std::to_string(models.size()) +
+                      " models: the " + seconds_text(seconds) + " s it may take of the budget were spent");
+      break;
+    }
     zoo::Network network = zoo::load_network(impl.zoo->dir(), *m);
     if (gpu) network->to(torch::kCUDA);
     try {
@@ -379,6 +405,11 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
                       seconds_text(fixed) + " s before any training");
 
     Plan plan;
+    for (const ModelInfo& m : zoo.models())
+      if (m.input_size != task.image_side())
+        plan.notes.push_back("model '" + m.name + "' left out: it takes " + std::to_string(m.input_size) +
+                             " px and the task was read at " + std::to_string(task.image_side()) +
+                             " px (TaskOptions::image_side)");
     plan.budget_seconds = budget.seconds;
     plan.budget_joules = budget.joules;
     plan.budget_memory_mib = budget.memory_mib;
@@ -411,7 +442,10 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
 
     if (impl.options.probe) {
       const auto probe_started = Clock::now();
-      plan.probe_scores = probe_models(impl, task, split, profiled_models, plan.notes);
+      // A quarter of what is left to train in at most: the score is one
+      // feature among many, not worth most of the budget.
+      const double left = usable - fixed - since(started);
+      plan.probe_scores = probe_models(impl, task, split, profiled_models, std::max(0.0, left / 4), plan.notes);
       plan.probe_used = true;
       plan.probe_seconds = since(probe_started);
     }
@@ -424,7 +458,13 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     rt::PlannerOptions options;
     options.base = base;
     options.estimate_watts = impl.options.estimate_watts;
+    options.unmetered = !sdk::energy_is_measured(impl.options);
     options.probe_scores = plan.probe_scores;
+    // What this process holds now (the task's images among it), once the
+    // heap has handed back what profiling and probing freed: the base the
+    // fine-tune's memory adds to.
+    zoo::start_peak_measurement();
+    options.overheads.resident_bytes = zoo::resident_bytes().value_or(0);
     options.overheads.validation_images = std::int64_t(split.validation.size());
     rt::PlannerBudget limits;
     limits.seconds = budget.seconds;

@@ -58,7 +58,9 @@ namespace nasoa {
 struct Budget {
   double seconds = 0;            // wall-clock limit of the whole adapt; required, > 0
   double joules = 0;             // energy limit; 0: none (plan() needs it finite)
-  std::int64_t memory_mib = 0;   // resident memory cap; 0: none
+  // Resident memory cap: the process's peak while it fine-tunes (from the
+  // start of training to the saved model, the task's images included); 0: none.
+  std::int64_t memory_mib = 0;
   // Already used before the call (ingestion, say); counts against `seconds`.
   // plan() counts its own time on top of it, and fine_tune(task, plan, ...)
   // adds the plan's planning_seconds: give both the same Budget.
@@ -107,7 +109,9 @@ struct AdapterOptions {
   std::string state_dir;
   // Whether plan() scores each model's frozen features on a sample of the
   // task with LogME (a few forward passes per model, counted against the
-  // budget) and gives the predictor that score as a feature.
+  // budget) and gives the predictor that score as a feature. The probe takes
+  // at most a quarter of the time left to train: models it has not reached
+  // by then are planned without a score, and a note says so.
   bool probe = false;
   int probe_per_class = 10;  // images per class the probe looks at, >= 1
   // Evaluated experience records (shipped and device together) the
@@ -156,9 +160,15 @@ struct Result {
   bool energy_measured = false;
   // "" when every reading of the meter succeeded; otherwise how many failed
   // and the last reason. Gaps are spanned by the readings around them, or
-  // carried at the last good power while none came, so `joules` stays an
-  // estimate of the whole run rather than a silent shortfall.
+  // carried at the last good power (or the mean so far, where higher) while
+  // none came, so `joules` stays an estimate of the whole run rather than a
+  // silent shortfall.
   std::string energy_note;
+  // "" when every checkpoint was written; otherwise why one was not (a full
+  // disk, say). Training then went on without checkpoints, and the model was
+  // still saved: a kill after that point would have resumed from the last
+  // checkpoint written, if any.
+  std::string checkpoint_note;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // "energy budget: ..." (a meter that read no energy in 5 s of
@@ -170,7 +180,7 @@ struct Result {
   // profile or tried on the first steps. The saved model is the same either way.
   std::string memory_layout;
   bool resumed = false;
-  std::int64_t peak_memory_bytes = 0;
+  std::int64_t peak_memory_bytes = 0;  // the process's peak resident memory while it fine-tuned
   // What the budget had counted before training (Budget::spent_seconds,
   // plus the plan's planning seconds for fine_tune(task, plan, ...)), and
   // for a resumed run the same of each run before it; part of wall_seconds
@@ -200,8 +210,8 @@ class NASOA_API Adapter {
   // Fine-tunes regime.model on `task` and saves it to `out_dir` (replacing a
   // model directory there). Throws Error{kInvalidArgument} for an invalid
   // regime or budget, or one too small for even one step, an `out_dir`
-  // check_out_dir() refuses, a memory cap below the process's peak resident
-  // memory so far (the cap is on that peak), and a run that diverges (its
+  // check_out_dir() refuses, a memory cap below what the process holds
+  // when training starts, and a run that diverges (its
   // loss or weights become NaN or infinite) before any weights were
   // evaluated; after that, a diverged run stops with the best evaluated
   // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
@@ -261,7 +271,9 @@ class NASOA_API Adapter {
   Plan plan(const Task& task, const Budget& budget, const Regime& base = Regime{});
 
   // Fine-tunes plan.best.regime, as fine_tune() above does, with
-  // budget.spent_seconds + plan.planning_seconds counted as spent.
+  // budget.spent_seconds + plan.planning_seconds counted as spent. With
+  // `resume`, the plan is the killed run's (saved with Plan::to_json) and
+  // its planning_seconds are not added again: the checkpoint counts them.
   Result fine_tune(const Task& task, const Plan& plan, const Budget& budget, const std::string& out_dir,
                    const ProgressCallback& on_progress = {}, bool resume = false);
 

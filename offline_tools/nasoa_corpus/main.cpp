@@ -15,13 +15,14 @@
 // it refuses unless --force. docs/corpora.md describes what it builds.
 //
 // Exit status: 0 success (or nothing to do), 1 a failed operation (the
-// reason on stderr), CLI11's codes for bad arguments.
+// reason on stderr), 2 bad arguments.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
 #include "nasoa/error.h"
 #include "offline_tools/corpus/corpus.h"
+#include "samples/common/command_line.h"
 
 int main(int argc, char** argv) {
   namespace nc = nasoa::corpus;
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--glyph-upstream", o.glyph_upstream, std::string(per_class) + ", Latin letters and digits (full: 150)")->check(count_range);
   app.add_option("--glyph-source", o.glyph_source, std::string(per_class) + ", Greek letters and symbols (full: 80)")->check(count_range);
   app.add_option("--glyph-eval", o.glyph_eval, std::string(per_class) + ", Cyrillic letters (full: 80)")->check(count_range);
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   o.scale = *nc::parse_scale(scale);
   try {
     const nc::CorpusSummary s = nc::build_corpus(o, std::cerr);

@@ -33,7 +33,7 @@
 // (zoo::set_bundle_experience).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
-// CLI11's codes for bad arguments.
+// 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <unistd.h>
@@ -65,6 +65,7 @@
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/bundle.h"
@@ -506,19 +507,13 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "Seed of splits, draws and training")
       ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
-  // (CLI11's Range lets NaN through: it compares with < and >.)
   app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            const double v = std::strtod(text.c_str(), nullptr);
-            return std::isfinite(v) && v >= 0 && v <= 1e6 ? std::string() : "expected a number in [0, 1e6]";
-          },
-          "HOURS"))
+      ->check(nasoa_samples::finite_number(0, false, 1e6))
       ->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     if (!a.ship.empty()) {
       // Gathering's options would be taken for part of what is shipped.

@@ -14,7 +14,7 @@
 // behind (between the two renames DIR is missing, and a rerun makes it).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
-// CLI11's codes for bad arguments.
+// 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -32,6 +32,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/data/task_source.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/manifest.h"
 
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")->required();
   app.add_flag("--replace", a.replace, "Replace a task folder this tool wrote");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     return run(a);
   } catch (const Error& e) {

@@ -12,7 +12,7 @@
 // normalisation recorded is the corpus's own per-channel mean and std.
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
-// CLI11's codes for bad arguments.
+// 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -35,6 +35,7 @@
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
@@ -237,18 +238,11 @@ int main(int argc, char** argv) {
   app.add_option("--out", a.out, "Bundle directory: created, or rewritten with the model added")->required();
   app.add_option("--name", a.name, "Bundle name, when the bundle is created")->required();
   app.add_option("--model-name", a.model_name, "Model name (default: the encoding); replaces a model of that name");
-  app.add_option("--lr", a.lr, "Peak learning rate (SGD, cosine schedule)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", a.lr, "Peak learning rate (SGD, cosine schedule)")->check(nasoa_samples::finite_number(0, true))->capture_default_str();
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--budget", a.budget, "Wall-clock limit of the training, seconds (default: none)")->check(CLI::Validator(
-      [](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(text.c_str(), &end);
-        // CLI11's PositiveNumber lets "nan" through, which read as no budget.
-        return end != text.c_str() && *end == '\0' && std::isfinite(v) && v > 0 ? "" : "expected a finite number > 0";
-      },
-      "SECONDS > 0"));
+  app.add_option("--budget", a.budget, "Wall-clock limit of the training, seconds (default: none)")->check(nasoa_samples::finite_number(0, true));
   app.add_option("--validation-fraction", a.validation_fraction, "Held out of each class for the upstream accuracy")
-      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+      ->check(nasoa_samples::finite_number(0.01, false, 0.9))->capture_default_str();
   app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")
       ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
@@ -257,7 +251,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-card", a.data_card, "Where the corpus is described (a data card: file#section or URL), recorded in the provenance")->capture_default_str();
   app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     return run(a, nasoa::zoo::provenance_command_line(argc, argv));
   } catch (const Error& e) {

@@ -18,6 +18,7 @@
 #include "nasoa/error.h"
 #include "nasoa/version.h"
 #include "runtime/profile/device_profile.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
 
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
   app.add_option("--models", options.models, "Only these models, comma-separated (default: all)")->delimiter(',');
   app.add_flag("--cpu", cpu_only, "Measure on the CPU even where CUDA is available");
   app.add_flag("--no-power", no_power, "Do not read an energy meter");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
 
   options.use_cuda = !cpu_only;
   options.measure_power = !no_power;

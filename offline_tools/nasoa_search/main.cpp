@@ -15,7 +15,7 @@
 // zoo) and front.png (accuracy against step time, baselines on the same axes).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
-// CLI11's codes for bad arguments.
+// 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -36,6 +36,7 @@
 #include "offline_tools/search/proxy_evaluator.h"
 #include "offline_tools/search/report.h"
 #include "offline_tools/search/search.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/system/usable_cores.h"
 
@@ -327,7 +328,7 @@ int main(int argc, char** argv) {
   app.add_option("--input", a.proxy.input_size, "Input side in pixels")->check(CLI::Range(8, 1024))->capture_default_str();
   app.add_option("--batch", a.proxy.batch_size, "Batch size of the timing and the proxy training")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--proxy-epochs", a.proxy.epochs, "Epochs of the proxy training")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--proxy-lr", a.proxy.learning_rate, "Peak learning rate of the proxy training")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--proxy-lr", a.proxy.learning_rate, "Peak learning rate of the proxy training")->check(nasoa_samples::finite_number(0, true))->capture_default_str();
   app.add_option("--train-per-class", a.proxy.train_per_class, "Corpus images per class trained on")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--validation-per-class", a.proxy.validation_per_class, "Corpus images per class held out")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--timing-repetitions", a.proxy.timing_repetitions, "Timed steps per candidate (the fastest counts)")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -354,7 +355,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads per process (default: its share of the cores less a quarter of them for the batch loader)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   a.proxy.seed = a.search.seed;
 
 #ifdef NASOA_WITH_MPI

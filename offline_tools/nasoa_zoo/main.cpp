@@ -6,7 +6,7 @@
 //   nasoa-zoo verify DIR
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
-// 2 an invalid encoding given to `info`, CLI11's codes for bad arguments.
+// 2 an invalid encoding given to `info`, 2 bad arguments.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -20,6 +20,7 @@
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "nasoa/version.h"
+#include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "Check every file and that every model loads; exit 0 if sound");
   verify->add_option("dir", dir, "Bundle directory")->required()->check(non_empty);
 
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     if (info->parsed()) return run_info(encodings, classes, input);
     if (create->parsed()) return run_create(create_args, nasoa::zoo::provenance_command_line(argc, argv));

@@ -175,6 +175,14 @@ int open_for_append(const std::string& path, bool& created) {
       return fd;
     }
     if (errno != EEXIST) io_error(path, "cannot create");
+    // It exists, yet cannot be opened: another process created it in
+    // between (open it again), or it is a link to a missing file, which
+    // would send this loop round for ever.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      errno = ENOENT;
+      io_error(path, "is a symbolic link to a missing file");
+    }
   }
 }
 

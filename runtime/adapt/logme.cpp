@@ -2,8 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "nasoa/error.h"
 
@@ -25,34 +27,58 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
   // Double precision: the evidence subtracts large, nearly equal terms.
   const torch::Tensor f = torch::from_blob(const_cast<float*>(features.data()), {n, d}, torch::kFloat).to(torch::kDouble);
   const auto [s, v] = torch::linalg_eigh(f.t().mm(f), "L");  // F^T F = V diag(s) V^T
-  const torch::Tensor sigma = s.clamp_min(0);
   const torch::Tensor fv = f.mm(v);  // F V, so that F m = (F V)(V^T m)
+  // V^T F^T y for every class's indicator y at once, as a d x classes matrix.
+  torch::Tensor indicators = torch::zeros({n, classes}, torch::kDouble);
+  auto ind = indicators.accessor<double, 2>();
+  std::vector<double> counts(std::size_t(classes), 0.0);  // y^T y
+  for (int i = 0; i < n; ++i) {
+    ind[i][labels[std::size_t(i)]] = 1.0;
+    counts[std::size_t(labels[std::size_t(i)])] += 1.0;
+  }
+  const torch::Tensor xs_t = fv.t().mm(indicators).contiguous();
+  const torch::Tensor sigma_t = s.clamp_min(0).contiguous();
+  // The fixed-point iteration runs on d numbers per class: plain loops, as
+  // a tensor op per line cost more in dispatch than in arithmetic (a task of
+  // 300 classes took seconds).
+  const double* xs = xs_t.data_ptr<double>();
+  const std::vector<double> sigma(sigma_t.data_ptr<double>(), sigma_t.data_ptr<double>() + d);
   const double nd = n, dd = d;
+  std::vector<double> x(std::size_t(d), 0.0);
+  // For given alpha and beta: gamma, m^T m and the residual |y - F m|^2, with
+  // m = beta (alpha + beta s)^-1 x in the eigenbasis.
+  struct Terms {
+    double gamma = 0, mm = 0, residual = 0, log_denominators = 0;
+  };
+  auto terms = [&](double alpha, double beta, double yy) {
+    Terms t;
+    double mx = 0, mms = 0;
+    for (std::size_t k = 0; k < sigma.size(); ++k) {
+      const double denom = alpha + beta * sigma[k];
+      const double m = beta * x[k] / denom;
+      t.gamma += beta * sigma[k] / denom;
+      t.mm += m * m;
+      mx += m * x[k];
+      mms += m * m * sigma[k];
+      t.log_denominators += std::log(denom);
+    }
+    t.residual = std::max(1e-12, yy - 2 * mx + mms);
+    return t;
+  };
   double total = 0;
   for (int c = 0; c < classes; ++c) {
-    torch::Tensor y = torch::zeros({n}, torch::kDouble);
-    for (int i = 0; i < n; ++i)
-      if (labels[std::size_t(i)] == c) y[i] = 1.0;
-    const torch::Tensor x = fv.t().mv(y);  // V^T F^T y
-    const double yy = y.dot(y).item<double>();
+    for (int k = 0; k < d; ++k) x[std::size_t(k)] = xs[std::size_t(k) * std::size_t(classes) + std::size_t(c)];
+    const double yy = counts[std::size_t(c)];
     double alpha = 1.0, beta = 1.0, evidence = 0;
     for (int it = 0; it < 100; ++it) {
-      const torch::Tensor denom = alpha + beta * sigma;
-      const double gamma = (beta * sigma / denom).sum().item<double>();
-      const torch::Tensor mv = beta * x / denom;  // V^T m
-      const double mm = mv.dot(mv).item<double>();
-      const double residual = std::max(1e-12, yy - 2 * mv.dot(x).item<double>() + (mv * mv * sigma).sum().item<double>());
-      const double alpha_next = gamma / std::max(mm, 1e-12);
-      const double beta_next = (nd - gamma) / residual;
+      const Terms before = terms(alpha, beta, yy);
+      const double alpha_next = before.gamma / std::max(before.mm, 1e-12);
+      const double beta_next = (nd - before.gamma) / before.residual;
       const bool converged = std::abs(alpha_next - alpha) / alpha < 1e-5 && std::abs(beta_next - beta) / beta < 1e-5;
       alpha = alpha_next, beta = beta_next;
-      const torch::Tensor denom_now = alpha + beta * sigma;
-      const torch::Tensor m_now = beta * x / denom_now;
-      const double mm_now = m_now.dot(m_now).item<double>();
-      const double res_now =
-          std::max(1e-12, yy - 2 * m_now.dot(x).item<double>() + (m_now * m_now * sigma).sum().item<double>());
+      const Terms now = terms(alpha, beta, yy);
       evidence = nd / 2 * std::log(beta) + dd / 2 * std::log(alpha) - nd / 2 * std::log(2 * M_PI) -
-                 beta / 2 * res_now - alpha / 2 * mm_now - 0.5 * torch::log(denom_now).sum().item<double>();
+                 beta / 2 * now.residual - alpha / 2 * now.mm - 0.5 * now.log_denominators;
       if (converged) break;
     }
     total += evidence / nd;

@@ -157,12 +157,17 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
                                 std::pair{"risk_aversion", options.risk_aversion}})
     if (!(v >= 0) || !std::isfinite(v)) invalid(std::string(name) + " " + std::to_string(v) + " is not a non-negative number");
   if (over.validation_images < 0) invalid("validation_images " + std::to_string(over.validation_images) + " is negative");
+  if (over.resident_bytes < 0) invalid("resident_bytes " + std::to_string(over.resident_bytes) + " is negative");
   if (options.alternatives < 0) invalid("alternatives " + std::to_string(options.alternatives) + " is negative");
 
   Limits limits;
   limits.usable_seconds = budget.seconds * (1 - over.safety_margin);
   if (budget.joules) limits.usable_joules = *budget.joules * (1 - over.safety_margin);
-  limits.memory = budget.memory_bytes;
+  // Memory too: what the profile cannot see (kernel caches set up on a
+  // configuration's first steps, the loader's batches, a checkpoint's
+  // copies) adds a little to its estimate.
+  if (budget.memory_bytes)
+    limits.memory = std::int64_t(double(*budget.memory_bytes) * (1 - over.safety_margin));
   Costs costs;
   costs.fixed = over.startup_seconds + over.saving_seconds;
   costs.spent_seconds = over.spent_seconds;
@@ -191,8 +196,18 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
     std::sort(frozen.begin(), frozen.end());
     frozen.erase(std::unique(frozen.begin(), frozen.end()), frozen.end());
-    const double eval_per_image = mp.inference_seconds_per_image_batch64 > 0 ? mp.inference_seconds_per_image_batch64
-                                                                              : mp.inference_seconds_per_image_batch1;
+    double model_watts = 0;  // the most the model drew when profiled, as fine_tune's estimate meter takes it
+    for (const StepTiming& s : mp.steps)
+      if (s.watts) model_watts = std::max(model_watts, *s.watts);
+    // Evaluation runs at the plan's batch size: per image, a fixed cost per
+    // batch spread over its images plus a cost per image, through the
+    // profile's two measurements (batch 1 and batch 64).
+    const double at1 = mp.inference_seconds_per_image_batch1, at64 = mp.inference_seconds_per_image_batch64;
+    auto eval_per_image = [&](int batch) {
+      if (!(at64 > 0)) return at1;
+      if (!(at1 > 0)) return at64;
+      return std::max(0.0, at64 + (at1 - at64) * (1.0 / batch - 1.0 / 64) / (1.0 - 1.0 / 64));
+    };
     for (int f : frozen) {
       if (f > stages || !measured_frozen.count(f)) continue;  // the profile cannot predict it
       for (int b : batches) {
@@ -201,11 +216,21 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         c.batch = b;
         c.frozen = f;
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
-        c.eval_epoch = double(over.validation_images) * eval_per_image;
+        c.eval_epoch = double(over.validation_images) * eval_per_image(b);
         const StepTiming* cell = find_cell(mp, b, f);
-        if (cell && cell->watts) c.watts = *cell->watts;
-        else if (options.estimate_watts > 0) c.watts = options.estimate_watts;
-        if (cell && cell->peak_rss_bytes) c.memory = *cell->peak_rss_bytes;
+        if (options.unmetered) {
+          if (options.estimate_watts > 0) c.watts = options.estimate_watts;
+          else if (model_watts > 0) c.watts = model_watts;
+        } else if (cell && cell->watts) {
+          c.watts = *cell->watts;
+        } else if (options.estimate_watts > 0) {
+          c.watts = options.estimate_watts;
+        }
+        if (cell && cell->rss_increase_bytes && options.overheads.resident_bytes > 0)
+          c.memory = options.overheads.resident_bytes + *cell->rss_increase_bytes +
+                     2 * std::int64_t(sizeof(float)) * models[mi].parameters;
+        else if (cell && cell->peak_rss_bytes)
+          c.memory = *cell->peak_rss_bytes;
         any_watts = any_watts || c.watts.has_value();
         configs.push_back(c);
       }
@@ -299,8 +324,8 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     }
     if (budget.memory_bytes)
       (*c.memory > *limits.memory ? broken : kept)
-          .push_back("at least " + mib(double(*c.memory)) + " MiB of memory (cap " +
-                     mib(double(*budget.memory_bytes)) + " MiB)");
+          .push_back("a memory cap of at least " + mib(double(*c.memory) / (1 - over.safety_margin)) +
+                     " MiB (given " + mib(double(*budget.memory_bytes)) + " MiB)");
     std::string text = "no plan fits the budget: the cheapest, model '" + models[c.model].name + "' at batch " +
                        std::to_string(c.batch) + " with " + std::to_string(c.frozen) +
                        " frozen stages for 1 epoch, needs ";

@@ -8,17 +8,25 @@
 //
 //   seconds = spent + startup + epochs * (train_epoch + eval_epoch) + saving
 //     train_epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen)
-//     eval_epoch  = validation_images * inference seconds per image (batch 64)
+//     eval_epoch  = validation_images * inference seconds per image at the
+//                   plan's batch: a per-batch and a per-image cost, through
+//                   the profile's batch-1 and batch-64 figures
 //   joules  = spent_joules + watts * (seconds - spent)
 //     watts: the profile's measurement for that batch and frozen count, else
-//     PlannerOptions::estimate_watts; without either, joules are unknown
-//   memory  = the profile's peak RSS for that batch and frozen count, or
-//     unknown where it has none
+//     PlannerOptions::estimate_watts; without either, joules are unknown.
+//     Where no meter measures (PlannerOptions::unmetered) fine-tuning is
+//     charged at an estimate, and so is the plan: estimate_watts, else the
+//     most the model drew when profiled
+//   memory  = overheads.resident_bytes + the profile's rss_increase_bytes for
+//     that batch and frozen count + two copies of the weights (the model and
+//     its best epoch's); without resident_bytes, the profile's peak RSS for
+//     that batch and frozen count (a figure of the profiling process); unknown
+//     where the profile has neither
 //
 // A plan fits when seconds <= budget.seconds * (1 - safety_margin), joules
 // (when a joule budget is set) <= budget.joules * (1 - safety_margin), and
-// memory (when a memory cap is set) <= memory_bytes; unknown joules or memory
-// do not fit a budget that limits them. Fitting plans are scored by the
+// memory (when a memory cap is set) <= memory_bytes * (1 - safety_margin);
+// unknown joules or memory do not fit a budget that limits them. Fitting plans are scored by the
 // predictor: score = mean - risk_aversion * std (risk_aversion 0 by default:
 // the plan expected to be most accurate; 1 prefers plans the predictor is
 // surer of). Ties go to the plan with fewer predicted seconds, then by model
@@ -74,7 +82,10 @@ struct PlanOverheads {
   std::int64_t validation_images = 0;  // evaluated after every epoch
   double startup_seconds = 0.5;        // building the model, loading weights, starting loaders
   double saving_seconds = 1.0;         // writing the model directory
-  double safety_margin = 0.1;          // share of seconds and joules kept back for estimate error, [0, 1)
+  double safety_margin = 0.1;          // share of seconds, joules and memory kept back for estimate error, [0, 1)
+  // The resident memory of the process that will fine-tune, as it stands
+  // when planning (the task's images included), in bytes; 0: unknown.
+  std::int64_t resident_bytes = 0;
 };
 
 struct PlannerOptions {
@@ -82,6 +93,7 @@ struct PlannerOptions {
   PlanOverheads overheads;
   Regime base;                 // what a plan does not choose (optimiser, weight decay, ...)
   double estimate_watts = 0;   // power to assume where the profile has none; 0: none
+  bool unmetered = false;      // no meter measures here: plans are charged as estimated (above)
   double risk_aversion = 0;    // k in score = mean - k * std, >= 0
   int alternatives = 5;        // >= 0
   std::map<std::string, double> probe_scores;  // per model name, when a probe ran

@@ -196,7 +196,12 @@ EnergyStatus EnergyMonitor::status_locked() const {
   s.joules = integrator_.joules();
   if (failed_since_good_time_ > integrator_.last_time()) {
     s.extrapolated_seconds = failed_since_good_time_ - integrator_.last_time();
-    s.joules += integrator_.last_watts() * s.extrapolated_seconds;
+    // At the higher of the last interval's power and the mean so far: a
+    // counter that did not tick between its last two readings shows 0 W
+    // there, which would freeze the total and leave an energy budget
+    // unchecked for as long as the meter fails.
+    const double mean = integrator_.seconds() > 0 ? integrator_.joules() / integrator_.seconds() : 0.0;
+    s.joules += std::max(integrator_.last_watts(), mean) * s.extrapolated_seconds;
   }
   // Never less than reported before: a counter's exact reading after a gap
   // may come in below what the gap was carried at.

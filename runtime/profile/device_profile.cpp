@@ -1,6 +1,5 @@
 #include "runtime/profile/device_profile.h"
 
-#include <malloc.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
 
 namespace nasoa::runtime {
@@ -87,24 +87,6 @@ std::optional<std::string> gpu_name() {
   for (const fs::path& gpu : gpus)
     if (auto v = keyed_line((gpu / "information").string(), "Model")) return *v;
   return device_tree_model();  // Jetson: the integrated GPU is the board's
-}
-
-// kB fields of /proc/self/status, in bytes; nullopt when absent.
-std::optional<std::int64_t> status_bytes(const std::string& key) {
-  const auto v = keyed_line("/proc/self/status", key + ":");
-  if (!v) return std::nullopt;
-  try {
-    return std::int64_t(std::stoll(*v)) * 1024;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-bool reset_peak_rss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return bool(out);
 }
 
 // ---- measurements ----------------------------------------------------------
@@ -287,10 +269,7 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
       cell.batch_size = batch;
       cell.frozen_stages = frozen;
       std::optional<std::int64_t> baseline;
-      if (memory_available) {
-        malloc_trim(0);
-        if (reset_peak_rss()) baseline = status_bytes("VmRSS");
-      }
+      if (memory_available && zoo::start_peak_measurement()) baseline = zoo::resident_bytes();
       {
         // Built after the baseline: its buffers are part of what training adds.
         Optimizer optimizer(net, regime);
@@ -299,10 +278,9 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
         for (int i = 0; i < options.repetitions; ++i) times.push_back(runner.step(optimizer, images, labels));
         cell.step_seconds = median(times);
         if (baseline) {
-          if (const auto peak = status_bytes("VmHWM")) {
-            cell.peak_rss_bytes = *peak;
-            cell.rss_increase_bytes = std::max<std::int64_t>(0, *peak - *baseline);
-          }
+          const std::int64_t peak = zoo::peak_resident_bytes();
+          cell.peak_rss_bytes = peak;
+          cell.rss_increase_bytes = std::max<std::int64_t>(0, peak - *baseline);
         }
       }
       out.steps.push_back(cell);
@@ -468,12 +446,16 @@ bool DeviceProfile::operator==(const DeviceProfile& o) const {
          meter == o.meter && meter_measured == o.meter_measured && models == o.models;
 }
 
+const ModelProfile* DeviceProfile::find_model(const std::string& name) const {
+  for (const ModelProfile& m : models)
+    if (m.model.name == name) return &m;
+  return nullptr;
+}
+
 const ModelProfile& DeviceProfile::model(const std::string& name) const {
+  if (const ModelProfile* m = find_model(name)) return *m;
   std::string names;
-  for (const ModelProfile& m : models) {
-    if (m.model.name == name) return m;
-    names += (names.empty() ? "" : ", ") + m.model.name;
-  }
+  for (const ModelProfile& m : models) names += (names.empty() ? "" : ", ") + m.model.name;
   throw Error(ErrorCode::kNotFound, "model '" + name + "' is not in the device profile (it has: " +
                                         (names.empty() ? "none" : names) + ")");
 }
@@ -542,7 +524,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   profile.batch_sizes = options.batch_sizes;
   profile.warmup = options.warmup;
   profile.repetitions = options.repetitions;
-  const bool memory_available = reset_peak_rss() && status_bytes("VmHWM") && status_bytes("VmRSS");
+  const bool memory_available = zoo::start_peak_measurement() && zoo::resident_bytes();
   profile.memory_method = memory_available ? "vmhwm-reset" : "unavailable";
   profile.meter = power.available() ? power.name() : "none";
   profile.meter_measured = power.available() && power.measured();

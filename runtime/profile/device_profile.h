@@ -121,6 +121,8 @@ struct DeviceProfile {
 
   // The model called `name`; throws Error{kNotFound} listing those there are.
   const ModelProfile& model(const std::string& name) const;
+  // The model called `name`, or nullptr where this profile did not measure it.
+  const ModelProfile* find_model(const std::string& name) const;
   bool operator==(const DeviceProfile&) const;
 };
 

@@ -149,4 +149,34 @@ TrainingState load_checkpoint(const std::string& path) {
   return s;
 }
 
+namespace {
+std::string clock_path(const std::string& checkpoint_path) { return checkpoint_path + ".clock"; }
+}  // namespace
+
+void save_checkpoint_clock(const std::string& checkpoint_path, const std::string& fingerprint,
+                           const CheckpointClock& clock) {
+  if (!std::isfinite(clock.spent_seconds) || !std::isfinite(clock.joules)) return;  // JSON has no form for them
+  const nlohmann::json j{{"fingerprint", fingerprint}, {"spent_seconds", clock.spent_seconds}, {"joules", clock.joules}};
+  zoo::write_file_atomic(clock_path(checkpoint_path), j.dump());
+}
+
+std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoint_path,
+                                                     const std::string& fingerprint) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(zoo::read_file(clock_path(checkpoint_path)));
+    if (j.at("fingerprint").get<std::string>() != fingerprint) return std::nullopt;
+    CheckpointClock c{j.at("spent_seconds").get<double>(), j.at("joules").get<double>()};
+    if (!(c.spent_seconds >= 0) || !(c.joules >= 0) || !std::isfinite(c.spent_seconds) || !std::isfinite(c.joules))
+      return std::nullopt;
+    return c;
+  } catch (const std::exception&) {  // absent or damaged: the checkpoint's own figures stand
+    return std::nullopt;
+  }
+}
+
+void remove_checkpoint_clock(const std::string& checkpoint_path) {
+  std::error_code ignored;
+  std::filesystem::remove(clock_path(checkpoint_path), ignored);
+}
+
 }  // namespace nasoa::runtime

@@ -58,4 +58,21 @@ void save_checkpoint(const std::string& path, const TrainingState& state);
 // Throws Error{kNotFound} when absent, Error{kCorrupt} when damaged.
 TrainingState load_checkpoint(const std::string& path);
 
+// The budget a run had used by its last heartbeat. A checkpoint is written
+// every so often (it holds the weights); the time and energy used since the
+// last one would be lost to a kill and never counted against the budget of
+// the resumed run. So the fine-tuner also writes this small file beside the
+// checkpoint (CHECKPOINT.clock) about once a second.
+struct CheckpointClock {
+  double spent_seconds = 0;
+  double joules = 0;
+};
+void save_checkpoint_clock(const std::string& checkpoint_path, const std::string& fingerprint,
+                           const CheckpointClock& clock);
+// The clock of the run `fingerprint` identifies; nothing when it is absent,
+// damaged or another run's (it only ever adds to what the checkpoint says).
+std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoint_path,
+                                                     const std::string& fingerprint);
+void remove_checkpoint_clock(const std::string& checkpoint_path);
+
 }  // namespace nasoa::runtime

@@ -1,7 +1,5 @@
 #include "runtime/train/fine_tuner.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string_view>
@@ -10,6 +8,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
+#include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
@@ -57,12 +56,6 @@ Limits::Limits(double seconds, double spent, double joules, std::function<double
 
 double Limits::elapsed() const { return spent_ + seconds_since(start_); }
 
-std::int64_t peak_resident_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return std::int64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
 double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
                 const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
                 const torch::Device& device, int workers, MemoryLayout layout) {
@@ -107,6 +100,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     regime.model + "' has " + std::to_string(net.num_stages()) + " stages (stem included)");
   if (job.split.train.empty())
     throw Error(ErrorCode::kInvalidArgument, "the task has no training images after the validation split");
+
+  // The memory cap is on this run's peak: what earlier work in the process
+  // peaked at (profiling every model of a zoo, say) is not this run's.
+  zoo::start_peak_measurement();
 
   FineTuneOutcome outcome;
   const bool cuda = job.use_cuda && torch::cuda::is_available();
@@ -182,6 +179,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   double parameter_bytes = 0;
   for (const auto& p : net.parameters()) parameter_bytes += double(p.numel() * p.element_size());
   const double save_seconds = 0.5 + parameter_bytes / 50e6;
+  // A checkpoint holds the weights, the best weights and the optimiser's
+  // state (up to four times the model); until one is timed, estimated at the
+  // rate saving is.
+  double checkpoint_seconds = job.checkpoint_path.empty() ? 0.0 : 0.25 + 4 * parameter_bytes / 50e6;
   const std::int64_t eval_batches =
       (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
   Average step_seconds;
@@ -190,7 +191,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   auto finish_reserve = [&] {
     const double eval = eval_seconds >= 0 ? eval_seconds
                                           : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
-    return eval + save_seconds + 0.25;
+    // A stop writes a checkpoint before finishing, so that a kill while
+    // the last evaluation runs or the model is saved loses nothing.
+    return eval + save_seconds + checkpoint_seconds + 0.25;
   };
   // What the progress reports: the steps left at the steps' pace, then
   // finishing, and never past the deadline.
@@ -228,9 +231,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     (job.predicted_step_seconds > 0 ? " (from the device profile)" : ""));
 
   // `loss_sum`, `correct` and `seen`: the epoch's batches before `step`.
+  // A checkpoint that cannot be written (a full disk, say) is not worth the
+  // run: training goes on without checkpoints, and the outcome says why.
+  std::optional<std::pair<int, std::int64_t>> last_written;
   auto write_checkpoint = [&](int epoch, std::int64_t step, double loss_sum, std::int64_t correct,
                               std::int64_t seen) {
-    if (job.checkpoint_path.empty()) return;
+    if (job.checkpoint_path.empty() || !outcome.checkpoint_note.empty()) return;
+    if (last_written == std::pair{epoch, step}) return;  // nothing trained since: the same state
+    const Clock::time_point checkpoint_started = Clock::now();
     state.epoch = epoch;
     state.step = step;
     state.epoch_loss_sum = loss_sum;
@@ -246,7 +254,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.weights.insert(state.weights.end(), opt.begin(), opt.end());
     const zoo::NamedTensors b = with_prefix(best, "best.", false);
     state.weights.insert(state.weights.end(), b.begin(), b.end());
-    save_checkpoint(job.checkpoint_path, state);
+    try {
+      save_checkpoint(job.checkpoint_path, state);
+      last_written = std::pair{epoch, step};
+      checkpoint_seconds = seconds_since(checkpoint_started);
+    } catch (const Error& e) {
+      outcome.checkpoint_note = std::string("checkpoints stopped: ") + e.what() +
+                                "; a kill after this resumes from the last one written, if any";
+      checkpoint_seconds = 0;
+    }
     state.weights.clear();
   };
 
@@ -296,11 +312,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (limits.joules_left() < watts * (std::max(0.0, step_seconds.value) + finish_reserve()))
         return "energy budget";
     }
-    if (limits.memory_bytes() > 0 && peak_resident_bytes() > limits.memory_bytes()) {
+    if (limits.memory_bytes() > 0 && zoo::peak_resident_bytes() > limits.memory_bytes()) {
       if (outcome.steps == 0 && !resume)
         throw Error(ErrorCode::kInvalidArgument,
                     "memory budget too small: " + std::to_string(limits.memory_bytes() >> 20) +
-                        " MiB, but the process already peaked at " + std::to_string(peak_resident_bytes() >> 20) +
+                        " MiB, but the process already holds " + std::to_string(zoo::peak_resident_bytes() >> 20) +
                         " MiB before the first training step");
       return "memory cap";
     }
@@ -315,6 +331,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // its weights may still be evaluated, within the grace (below).
   bool trained_since_evaluation = spent_before_resume && best.empty();
   Clock::time_point last_checkpoint = Clock::now();
+  Clock::time_point last_clock = Clock::now();
+  // A fresh run's clock starts from nothing: one left by an earlier run of
+  // the same task and regime must not count against this one.
+  if (!job.checkpoint_path.empty() && !resume) remove_checkpoint_clock(job.checkpoint_path);
   const torch::nn::functional::CrossEntropyFuncOptions loss_options =
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
 
@@ -347,6 +367,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         write_checkpoint(epoch, step, loss_sum, correct, seen);
         break;
       }
+      // The step's time counts the wait for its batch: with images streamed
+      // from disk, loading can cost more than computing.
+      const Clock::time_point waited_from = Clock::now();
       std::optional<Batch> batch = train.next();
       if (!batch) break;
       if (!fixed_layout) switch_layout(trial.layout_for(steps_this_call));
@@ -383,8 +406,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // can take many steps' time: it would make the guard stop at once. It
       // counts only while nothing better is known, and the first step after
       // the set-up replaces it.
-      const double took = seconds_since(t0);
-      if (!fixed_layout) trial.record(steps_this_call - 1, took);
+      const double computed = seconds_since(t0);
+      const double took = seconds_since(waited_from);
+      if (!fixed_layout) trial.record(steps_this_call - 1, computed);  // the layout changes compute only
       if (steps_this_call <= setup_steps) {
         if (step_seconds.value < 0) step_seconds.add(took);
       } else if (steps_this_call == setup_steps + 1 && job.predicted_step_seconds <= 0) {
@@ -406,6 +430,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
         write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
         last_checkpoint = Clock::now();
+      } else if (!job.checkpoint_path.empty() && seconds_since(last_clock) >= 1.0) {
+        try {
+          save_checkpoint_clock(job.checkpoint_path, job.fingerprint, {limits.elapsed(), limits.joules()});
+        } catch (const Error&) {
+          // Best effort: without it a kill loses at most the seconds since
+          // the last checkpoint from the budget's count.
+        }
+        last_clock = Clock::now();
       }
     }
     if (outcome.stopped_early) break;

@@ -3,7 +3,8 @@
 // The loop trains, evaluates on the validation split after every epoch and
 // keeps the best weights. It stops early, mid-epoch if need be, when the time
 // left (or energy left) would not cover the next step plus the final
-// evaluation and saving, or when resident memory passes its cap; it then hands
+// evaluation and saving, or when resident memory passes its cap (the process's
+// peak since fine_tune() started, zoo/system/resident_memory.h); it then hands
 // back the best weights it has. The next step's time is the profile's
 // prediction when the job has one, else a running average of the steps
 // measured; a call's first step, which sets kernels up, is not taken for a
@@ -118,6 +119,7 @@ struct FineTuneOutcome {
                                     // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass
+  std::string checkpoint_note;      // "" unless a checkpoint failed to be written; then why
   MemoryLayout layout = MemoryLayout::kChannelsFirst;  // what training settled on
 };
 
@@ -137,9 +139,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits,
 double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::vector<std::size_t>& indices,
                 const std::array<float, 3>& mean, const std::array<float, 3>& std, int batch_size,
                 const torch::Device& device, int workers, MemoryLayout layout = MemoryLayout::kChannelsFirst);
-
-// Peak resident memory of this process so far, in bytes.
-std::int64_t peak_resident_bytes();
 
 // Whether `e` is fine_tune's error for a loss that diverged before any
 // weights were evaluated: the regime's outcome, not a fault of the request.

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "../common/command_line.h"
 #include "../common/output_path.h"
 #include "../common/text_file.h"
 
@@ -168,6 +169,7 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["energy_meter"] = r.energy_meter;
   j["energy_measured"] = r.energy_measured;
   j["energy_note"] = r.energy_note;
+  j["checkpoint_note"] = r.checkpoint_note;
   j["device"] = r.device;
   j["memory_layout"] = r.memory_layout;
   j["steps"] = r.steps;
@@ -184,20 +186,6 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
 // Why `path` cannot take the report, checked before any work (empty: it
 // can): its folder must exist, and an existing file there must be a regular
 // one (a rename would replace a device or a pipe).
-// CLI11's number checks let NaN and infinity through.
-CLI::Validator finite_at_least(double least, bool strictly) {
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(text.c_str(), &end);
-        if (end == text.c_str() || *end != '\0') return "not a number: " + text;
-        if (!std::isfinite(v) || (strictly ? !(v > least) : !(v >= least)))
-          return "expected a finite number " + std::string(strictly ? "> " : ">= ") + std::to_string(int(least)) +
-                 ", got " + text;
-        return {};
-      },
-      strictly ? "NUMBER > 0" : "NUMBER >= 0");
-}
 
 }  // namespace
 
@@ -220,9 +208,9 @@ int main(int argc, char** argv) {
   const std::string default_state = home_state.empty() ? "nasoa::default_state_dir()" : home_state;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
-  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(finite_at_least(0, true));
+  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(nasoa_samples::finite_number(0, true));
   app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
-  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(finite_at_least(0, false));
+  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(nasoa_samples::finite_number(0, false));
   app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB; 0: none")
       ->check(CLI::Range(std::int64_t(0), std::int64_t(1) << 30));
   app.add_option("--report", report, "Write a JSON report of the run here (with --plan-only, the plan goes to standard output instead)");
@@ -266,7 +254,7 @@ int main(int argc, char** argv) {
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
       ->check(CLI::Range(0, 4096));
-  app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(finite_at_least(0, false));
+  app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(nasoa_samples::finite_number(0, false));
   std::string profile;
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: when planning, the one kept in the "
                                        "state directory, measured on first use; with a regime given by hand, none)");
@@ -277,13 +265,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
-      ->check(finite_at_least(0, true))->capture_default_str();
+      ->check(nasoa_samples::finite_number(0, true))->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
-  }
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   regime.optimizer = nasoa::parse_optimizer(optimizer);
   regime.schedule = nasoa::parse_schedule(schedule);
   regime.random_resized_crop = !no_crop;
@@ -410,7 +394,7 @@ int main(int argc, char** argv) {
     nasoa::Plan plan;
     if (saved) {
       plan = *saved;
-      plan.planning_seconds = 0;  // this process did not plan; the checkpoint counts the first one's time
+      plan.planning_seconds = 0;  // this process did not plan (fine_tune with resume does not count it either)
     } else if (!given) {
       budget.spent_seconds = seconds_since(started);
       plan = adapter.plan(task, budget, regime);
@@ -496,6 +480,7 @@ int main(int argc, char** argv) {
               << "\n"
               << (r.energy_note.empty() ? std::string() : "            " + r.energy_note + "\n")
               << "saved to:   " << r.model_dir << "\n"
+              << (r.checkpoint_note.empty() ? std::string() : "warning:    " + r.checkpoint_note + "\n")
               << "experience: " << (recorded ? "recorded in " + adapter.state_dir() : "not recorded (" + not_recorded + ")")
               << "\n";
     for (std::size_t i = 0; i < task.skipped().size() && i < 10; ++i)

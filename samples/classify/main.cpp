@@ -26,6 +26,7 @@
 #include <system_error>
 #include <vector>
 
+#include "../common/command_line.h"
 #include "../common/text_file.h"
 
 namespace fs = std::filesystem;
@@ -124,11 +125,7 @@ int main(int argc, char** argv) {
   app.add_option("--top", top, "Print the K most probable classes per image (default 1)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("paths", paths, "Image files and folders")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   if (model_dir.empty()) {
     std::cerr << "nasoa-classify: --model is empty; name a model directory\n";
     return 2;

@@ -36,6 +36,7 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include "../common/command_line.h"
 #include "../common/output_path.h"
 #include "../common/text_file.h"
 
@@ -60,6 +61,7 @@ struct Outcome {
   std::optional<double> achieved;
   double seconds = 0;
   std::string error;
+  std::string not_recorded;                 // why the outcome is not in the state, when recording failed
   std::vector<nasoa::SkippedFile> skipped;  // files of the task that could not be used
   bool done_before = false;                 // read back from OUT/N-NAME.outcome.json by --resume
   bool resumed = false;                     // continued from a checkpoint by --resume
@@ -194,15 +196,7 @@ int main(int argc, char** argv) {
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
   app.add_option("--budget", seconds, "Wall-clock budget per task, seconds")
       ->required()
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {  // CLI::PositiveNumber lets NaN and infinity through
-            char* end = nullptr;
-            const double v = std::strtod(text.c_str(), &end);
-            if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || !(v > 0))
-              return "expected a finite number > 0, got " + text;
-            return {};
-          },
-          "NUMBER > 0"));
+      ->check(nasoa_samples::finite_number(0, true));
   app.add_option("--state", state, "Where this device's experience, predictor and profile are kept "
                                    "(default: nasoa::default_state_dir())");
   app.add_option("--json", json, "Write a JSON summary here");
@@ -219,11 +213,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("tasks", tasks, "Task folders (class subfolders of images), in the order they arrive")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
-  }
+  if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
 
   if (resume && out.empty()) {
     std::cerr << "nasoa-stream: --resume needs the --out of the stream to continue\n";
@@ -348,8 +338,16 @@ int main(int argc, char** argv) {
           }
           const nasoa::Result r = adapter.fine_tune(task, o.plan, budget, model_dir, {}, o.resumed);
           if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
-          adapter.record(task, o.plan, r);
           o.seconds = r.wall_seconds;
+          // The model is saved: a state folder that cannot take the record
+          // does not make the task fail (--resume would train it again).
+          try {
+            adapter.record(task, o.plan, r);
+          } catch (const nasoa::Error& e) {
+            o.not_recorded = e.what();
+            std::cerr << "nasoa-stream: warning: the outcome of " << nasoa_samples::one_line(name)
+                      << " was not recorded: " << nasoa_samples::one_line(e.what()) << '\n';
+          }
           nasoa_samples::write_text(outcome_file, outcome_json(o, task_dir, seconds)
                                              .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
                                          "\n");
@@ -401,6 +399,7 @@ int main(int argc, char** argv) {
       for (const Outcome& o : outcomes) {
         nlohmann::json t{{"task", o.task}, {"seconds", o.seconds}, {"skipped", skipped_json(o.skipped)},
                          {"done_before", o.done_before}, {"resumed", o.resumed}};
+        if (!o.not_recorded.empty()) t["not_recorded_because"] = o.not_recorded;
         if (!o.error.empty()) {
           t["error"] = o.error;
         } else {

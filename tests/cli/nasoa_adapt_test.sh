@@ -138,6 +138,8 @@ check "the task folder as its own validation folder is refused" \
 check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/noszoo.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget abc > /dev/null 2> "$work/badbudget.err"
 check "a budget that is not a number is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--budget' '$work/badbudget.err'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget inf > /dev/null 2> "$work/infbudget.err"
+check "an infinite budget is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--budget.*finite' '$work/infbudget.err'"
 
 # A planned run killed after its first checkpoint resumes the plan it had.
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \

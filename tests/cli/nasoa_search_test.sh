@@ -44,6 +44,9 @@ check "a state made with other options is refused (exit 1), naming the option" b
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
   "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
+"$search" "${small[@]}" --proxy-lr nan --state "$work/nan/state" --out "$work/nan/out" > /dev/null 2> "$work/nanlr.err"
+check "a NaN --proxy-lr is a bad argument (exit 2), named, before any state is made" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--proxy-lr.*finite' '$work/nanlr.err' && [ ! -e '$work/nan' ]"
 "$make_task" --idx "$fashion/train-images-idx3-ubyte.gz" "$fashion/train-labels-idx1-ubyte.gz" \
   --classes 4,5,6,7 --per-class 16 --seed 3 --out "$work/corpus2" > /dev/null || { echo "make-task failed"; exit 1; }
 "$search" --corpus "$work/corpus2" "${common[@]}" --generations 2 --state "$work/one/state" --out "$work/x" > /dev/null \

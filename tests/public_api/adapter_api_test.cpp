@@ -238,6 +238,30 @@ TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
   EXPECT_LT(before, r.wall_seconds - r.spent_seconds);
 }
 
+// Resuming with the saved plan of the killed run: its planning time is in
+// the checkpoint already, and must not be counted twice.
+TEST_F(AdapterApiTest, AResumedPlanCountsItsPlanningTimeOnce) {
+  nasoa::Adapter adapter(*zoo_, checkpointing_options());
+  nasoa::Plan plan;
+  plan.best.regime = regime_;
+  plan.planning_seconds = 5;
+  nasoa::Budget budget;
+  budget.seconds = 600;
+  budget.spent_seconds = 7;
+  struct Killed {};
+  const std::string out = (dir_ / "planned").string();
+  EXPECT_THROW(adapter.fine_tune(*task_, plan, budget, out,
+                                 [](const nasoa::Progress& p) {
+                                   if (p.epoch >= 2 && p.step >= 1) throw Killed{};
+                                 }),
+               Killed);
+  ASSERT_TRUE(fs::exists(out + ".checkpoint"));
+  budget.spent_seconds = 3;
+  const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, out, {}, /*resume=*/true);
+  ASSERT_TRUE(r.resumed);
+  EXPECT_DOUBLE_EQ(r.spent_seconds, 7 + 5 + 3);
+}
+
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::Adapter adapter(*zoo_);
   nasoa::Budget budget;

@@ -262,6 +262,16 @@ TEST(ExperienceLogTest, MissingFilesAndRunIds) {
   EXPECT_EQ(c.record_sha256[1], zoo::sha256_hex(to_json(make_record(1))));
 }
 
+// A log that is a link to a missing file can be neither opened nor created
+// (O_EXCL refuses links): an error naming it, where appending used to spin.
+TEST(ExperienceLogTest, AppendingThroughALinkToAMissingFileIsAnErrorNamingIt) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "experience.log";
+  std::filesystem::create_symlink(dir / "gone/experience.log", path);
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { append_experience(path, make_record(0)); }, ErrorCode::kIo,
+                                                {path, "link to a missing file"}));
+}
+
 TEST(ExperienceLogTest, DescribesModelsFromTheirEncoding) {
   // ET-NAS-A, as pinned in the design notes.
   const ModelFeatures a = describe_model("a", "2-_32_2-11-112-1121112", 224, 1000, 0.7);

@@ -73,8 +73,12 @@ Cost cost_of(const PlannedRun& p, const DeviceProfile& profile, const PlannerOpt
              double estimate_watts = 0) {
   const Regime& r = p.regime;
   const ModelProfile& m = profile.model(r.model);
+  // Evaluation at the plan's batch: t(b) = per_batch / b + per_image, with
+  // t(1) and t(64) the profile's figures.
+  const double per_image = (64 * m.inference_seconds_per_image_batch64 - m.inference_seconds_per_image_batch1) / 63;
+  const double per_batch = m.inference_seconds_per_image_batch1 - per_image;
   const double epoch = predict_epoch_seconds(profile, r.model, train_images, r.batch_size, r.frozen_stages) +
-                       double(o.overheads.validation_images) * m.inference_seconds_per_image_batch64;
+                       double(o.overheads.validation_images) * (per_batch / r.batch_size + per_image);
   Cost c;
   c.seconds = o.overheads.spent_seconds + o.overheads.startup_seconds + o.overheads.saving_seconds + r.epochs * epoch;
   for (const StepTiming& s : m.steps)
@@ -279,10 +283,10 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
   std::string capped;
   EXPECT_TRUE(nasoa::testing::throws_error_with(
       [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o); },
-      ErrorCode::kInvalidArgument, {"MiB of memory (cap 100.0 MiB)", "; it fits a budget of at least"}, &capped))
+      ErrorCode::kInvalidArgument, {"a memory cap of at least", "MiB (given 100.0 MiB)", "; it fits a budget of at least"}, &capped))
       << "planned under an impossible memory cap";
   // Memory is what does not fit, so it comes first; the seconds fit.
-  EXPECT_LT(capped.find("MiB of memory"), capped.find("; it fits a budget of at least")) << capped;
+  EXPECT_LT(capped.find("a memory cap of at least"), capped.find("; it fits a budget of at least")) << capped;
 }
 
 TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
@@ -302,6 +306,65 @@ TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
   ASSERT_TRUE(s.best.joules && c.joules);
   EXPECT_DOUBLE_EQ(*s.best.joules, *c.joules);
   EXPECT_LE(*c.joules, 500 * 0.9);
+}
+
+// The profile's peak is the profiling process's, which held other models
+// and none of the task; given what this process holds now, a plan's memory
+// is that plus what the configuration adds plus two copies of the weights.
+TEST(PlannerTest, MemoryIsWhatTheProcessHoldsPlusWhatTheConfigurationAdds) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  PlannerBudget budget;
+  budget.seconds = 300;
+  budget.memory_bytes = std::int64_t(4) << 30;
+  PlannerOptions o = options_with();
+  const Schedule by_peak = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  const Cost peak = cost_of(by_peak.best, profile, o, kTrainImages);
+  ASSERT_TRUE(by_peak.best.memory_bytes && peak.memory);
+  EXPECT_EQ(*by_peak.best.memory_bytes, *peak.memory) << "without resident_bytes, the profile's peak";
+
+  o.overheads.resident_bytes = std::int64_t(700) << 20;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  const Regime& r = s.best.regime;
+  std::int64_t parameters = 0;
+  for (const ModelFeatures& m : models())
+    if (m.name == r.model) parameters = m.parameters;
+  std::optional<std::int64_t> increase;
+  for (const StepTiming& t : profile.model(r.model).steps)
+    if (t.batch_size == r.batch_size && t.frozen_stages == r.frozen_stages) increase = t.rss_increase_bytes;
+  ASSERT_TRUE(increase && s.best.memory_bytes);
+  EXPECT_EQ(*s.best.memory_bytes, o.overheads.resident_bytes + *increase + 8 * parameters);
+
+  // A cap it just fits, with the safety margin kept back.
+  budget.memory_bytes = std::int64_t(std::ceil(double(*s.best.memory_bytes) / (1 - o.overheads.safety_margin))) + 1;
+  const Schedule capped = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  ASSERT_TRUE(capped.best.memory_bytes);
+  EXPECT_LE(*capped.best.memory_bytes, double(*budget.memory_bytes) * (1 - o.overheads.safety_margin));
+}
+
+// Where no meter measures, fine-tuning is charged at the estimate, whatever
+// power the profile recorded elsewhere; so must the plan be.
+TEST(PlannerTest, WithoutAMeterPlansAreCostedAtThePowerTheRunWillBeChargedAt) {
+  const DeviceProfile profile = make_profile(models());  // cells of 11-25 W
+  const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });
+  PlannerBudget budget;
+  budget.seconds = 300;
+  budget.joules = 100000;
+  PlannerOptions o = options_with();
+  o.unmetered = true;
+  o.estimate_watts = 50;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  ASSERT_TRUE(s.best.joules);
+  EXPECT_NEAR(*s.best.joules, o.overheads.spent_joules + 50 * (s.best.seconds - o.overheads.spent_seconds), 1e-6);
+
+  // No estimate either: the most the model drew when profiled, as the
+  // fine-tuner's estimate meter then takes it.
+  o.estimate_watts = 0;
+  const Schedule m = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
+  double most = 0;
+  for (const StepTiming& t : profile.model(m.best.regime.model).steps) most = std::max(most, t.watts.value_or(0));
+  ASSERT_TRUE(m.best.joules);
+  EXPECT_NEAR(*m.best.joules, o.overheads.spent_joules + most * (m.best.seconds - o.overheads.spent_seconds), 1e-6);
 }
 
 TEST(PlannerTest, RefusesModelsTheProfileLacksAndBadInput) {

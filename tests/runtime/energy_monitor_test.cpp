@@ -315,6 +315,45 @@ TEST(EnergyMonitor, AMeterThatStopsWorkingIsCarriedOnAtItsLastPower) {
   EXPECT_DOUBLE_EQ(s.average_watts, 10.0);
 }
 
+// An energy counter read n-th (0-based) as counter(n) microjoules, which may throw.
+class ScriptedCounter final : public EnergyMeter {
+ public:
+  explicit ScriptedCounter(std::function<std::uint64_t(int)> counter) : counter_(std::move(counter)) {}
+  std::string name() const override { return "test:counter"; }
+  MeterKind kind() const override { return MeterKind::kRapl; }
+  MeterQuantity quantity() const override { return MeterQuantity::kEnergyCounter; }
+  bool measured() const override { return true; }
+  std::vector<std::uint64_t> read_counters_uj() override { return {counter_(reads_++)}; }
+  std::vector<std::uint64_t> counter_ranges_uj() const override { return {0}; }
+
+ private:
+  std::function<std::uint64_t(int)> counter_;
+  int reads_ = 0;
+};
+
+TEST(EnergyMonitor, ACounterThatStallsBeforeFailingIsCarriedOnAtItsMeanPower) {
+  // 0 J at 0 s, 20 J at 1 s, still 20 J at 2 s (the counter did not tick in
+  // that interval), then failing for good; 1 s per clock call. The last
+  // interval's power is 0 W; the gap is carried at the mean, 10 W.
+  auto ticks = std::make_shared<std::atomic<int>>(0);
+  MonitorOptions options = fast(false);
+  options.clock = [ticks] { return double(ticks->fetch_add(1)); };
+  EnergyMonitor monitor(std::make_unique<ScriptedCounter>([](int n) -> std::uint64_t {
+                          if (n == 0) return 0;
+                          if (n <= 2) return 20'000'000;
+                          throw Error(ErrorCode::kIo, "counter gone");
+                        }),
+                        options);
+  monitor.start();
+  ASSERT_TRUE(eventually([&] { return monitor.failed_samples() >= 3; }));
+  monitor.stop();
+  const EnergyStatus s = monitor.status();
+  EXPECT_EQ(s.samples, 3u);
+  const double last_failure = double(ticks->load() - 1);
+  EXPECT_DOUBLE_EQ(s.extrapolated_seconds, last_failure - 2.0);
+  EXPECT_DOUBLE_EQ(s.joules, 20.0 + 10.0 * (last_failure - 2.0));
+}
+
 TEST(EnergyMonitor, WhenReadingsComeBackTheTotalDoesNotFallBack) {
   // 10 W, two failed readings, then 2 W from then on; 1 s per clock call.
   auto ticks = std::make_shared<std::atomic<int>>(0);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <thread>
 
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
@@ -194,6 +195,56 @@ TEST_F(FineTunerTest, AnEnergyBudgetTooSmallForAStepIsAnErrorUpFront) {
   j.predicted_watts = 50;
   EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(600, 0, 2, sampled_50_watts())); },
                                            ErrorCode::kInvalidArgument, "energy budget too small"));
+}
+
+// A checkpoint that cannot be written (here: its folder is missing; on a
+// device, a full disk) must not cost the run: training goes on without
+// checkpoints and the outcome says why.
+TEST_F(FineTunerTest, ACheckpointThatCannotBeWrittenIsANoteNotAFailedRun) {
+  FineTuneJob j = job(2);
+  j.checkpoint_path = dir_ / "missing/run.checkpoint";
+  j.checkpoint_interval_seconds = 0.001;
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(out.stop_reason, "completed");
+  EXPECT_EQ(out.history.size(), 2u);
+  EXPECT_GE(out.validation_accuracy, 0.0);
+  EXPECT_NE(out.checkpoint_note.find("checkpoints stopped"), std::string::npos) << out.checkpoint_note;
+  EXPECT_NE(out.checkpoint_note.find(j.checkpoint_path), std::string::npos) << out.checkpoint_note;
+}
+
+// Between checkpoints a heartbeat records the budget used, so that a kill
+// does not take the time since the last checkpoint off the budget's count.
+TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
+  FineTuneJob j = job(3);
+  j.fingerprint = "heartbeat-run";
+  j.checkpoint_path = dir_ / "beat.checkpoint";
+  j.checkpoint_interval_seconds = 1000;  // only at epoch ends
+  struct Killed {};
+  double elapsed_at_kill = 0;
+  j.on_progress = [&](const TrainProgress& p) {
+    if (p.epoch < 2) return;
+    if (p.step == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // then a heartbeat is due
+    if (p.step == 2) {
+      elapsed_at_kill = p.elapsed_seconds;
+      throw Killed{};
+    }
+  };
+  EXPECT_THROW(fine_tune(j, Limits(600, 0)), Killed);
+  const TrainingState state = load_checkpoint(j.checkpoint_path);
+  const std::optional<CheckpointClock> clock = load_checkpoint_clock(j.checkpoint_path, j.fingerprint);
+  ASSERT_TRUE(clock);
+  EXPECT_GT(clock->spent_seconds, state.spent_seconds + 1.4) << "the sleep after the epoch-end checkpoint";
+  EXPECT_LE(clock->spent_seconds, elapsed_at_kill);
+  EXPECT_FALSE(load_checkpoint_clock(j.checkpoint_path, "another-run")) << "another run's clock must not count";
+
+  // A fresh run of the same job starts its clock from nothing.
+  FineTuneJob fresh = job(1);
+  fresh.fingerprint = j.fingerprint;
+  fresh.checkpoint_path = j.checkpoint_path;
+  fresh.checkpoint_interval_seconds = 1000;
+  fine_tune(fresh, Limits(600, 0));
+  const std::optional<CheckpointClock> after = load_checkpoint_clock(j.checkpoint_path, j.fingerprint);
+  EXPECT_TRUE(!after || after->spent_seconds < clock->spent_seconds);
 }
 
 TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {

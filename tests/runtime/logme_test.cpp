@@ -1,6 +1,8 @@
 // LogME ranks features by how well a linear model on them explains the labels.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
+#include <cmath>
 #include <random>
 
 #include "nasoa/error.h"
@@ -28,6 +30,59 @@ std::vector<int> make_labels(int n, int classes) {
   std::vector<int> labels;
   for (int i = 0; i < n; ++i) labels.push_back(i % classes);
   return labels;
+}
+
+// LogME from its definition, with dense matrices and no eigenbasis: for each
+// class's indicator y, A = alpha I + beta F^T F, m = beta A^-1 F^T y,
+// gamma = d - alpha tr(A^-1), the fixed point alpha = gamma / m^T m,
+// beta = (n - gamma) / |y - F m|^2, and the evidence
+// n/2 log beta + d/2 log alpha - n/2 log 2 pi - beta/2 |y - F m|^2
+// - alpha/2 m^T m - 1/2 log det A, averaged over n and the classes.
+double logme_by_definition(const std::vector<float>& features, int n, int d, const std::vector<int>& labels,
+                           int classes) {
+  const torch::Tensor f =
+      torch::from_blob(const_cast<float*>(features.data()), {n, d}, torch::kFloat).to(torch::kDouble);
+  const torch::Tensor gram = f.t().mm(f);
+  const torch::Tensor eye = torch::eye(d, torch::kDouble);
+  auto at = [&](double alpha, double beta, const torch::Tensor& y) {
+    const torch::Tensor a = alpha * eye + beta * gram;
+    const torch::Tensor a_inv = torch::inverse(a);
+    const torch::Tensor m = beta * a_inv.mv(f.t().mv(y));
+    const double gamma = d - alpha * a_inv.trace().item<double>();
+    const double residual = (y - f.mv(m)).pow(2).sum().item<double>();
+    const double mm = m.dot(m).item<double>();
+    const double logdet = torch::logdet(a).item<double>();
+    return std::array<double, 4>{gamma, mm, residual, logdet};
+  };
+  double total = 0;
+  for (int c = 0; c < classes; ++c) {
+    torch::Tensor y = torch::zeros({n}, torch::kDouble);
+    for (int i = 0; i < n; ++i) y[i] = labels[std::size_t(i)] == c ? 1.0 : 0.0;
+    double alpha = 1, beta = 1, evidence = 0;
+    for (int it = 0; it < 100; ++it) {
+      const auto [gamma, mm, residual, logdet] = at(alpha, beta, y);
+      const double alpha_next = gamma / mm, beta_next = (n - gamma) / residual;
+      const bool converged = std::abs(alpha_next - alpha) / alpha < 1e-5 && std::abs(beta_next - beta) / beta < 1e-5;
+      alpha = alpha_next, beta = beta_next;
+      const auto now = at(alpha, beta, y);
+      evidence = n / 2.0 * std::log(beta) + d / 2.0 * std::log(alpha) - n / 2.0 * std::log(2 * M_PI) -
+                 beta / 2 * now[2] - alpha / 2 * now[1] - 0.5 * now[3];
+      if (converged) break;
+    }
+    total += evidence / n;
+  }
+  return total / classes;
+}
+
+TEST(LogMeTest, EqualsTheEvidenceComputedFromItsDefinition) {
+  for (const auto& [n, d, classes, informative, noise] :
+       {std::tuple{200, 24, 5, 12, 0.3}, std::tuple{90, 16, 3, 0, 1.0}, std::tuple{60, 8, 7, 8, 0.05}}) {
+    const std::vector<int> labels = make_labels(n, classes);
+    const std::vector<float> f = make_features(labels, d, informative, noise, 7);
+    const double expected = logme_by_definition(f, n, d, labels, classes);
+    EXPECT_NEAR(logme_score(f, n, d, labels, classes), expected, 1e-6 * std::abs(expected))
+        << "n " << n << ", d " << d << ", classes " << classes;
+  }
 }
 
 TEST(LogMeTest, InformativeFeaturesScoreAboveNoiseAndDegradeWithNoise) {

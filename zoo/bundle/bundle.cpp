@@ -19,6 +19,7 @@
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
+#include "zoo/system/folder_lock.h"
 
 namespace fs = std::filesystem;
 
@@ -227,38 +228,14 @@ bool lies_inside(const std::string& path, const std::string& folder) {
 namespace {
 
 // Writers of one bundle take turns: an exclusive lock on the folder that
-// holds it (a lock file would be left beside the bundle), held from reading
-// the old bundle to swapping the new one in, so that two tools adding models
-// at once both land. Writers of other bundles in that folder wait too; they
-// are rare and short. Where the file system cannot lock a folder (NFS
-// emulates flock with record locks, which a folder opened for reading cannot
-// take), writing goes on without it, as it did before there was a lock.
-class BundleLock {
+// holds it, held from reading the old bundle to swapping the new one in, so
+// that two tools adding models at once both land. Writers of other bundles
+// in that folder wait too; they are rare and short. Where the file system
+// cannot lock a folder, writing goes on without it, as it did before there
+// was a lock.
+class BundleLock : public FolderLock {
  public:
-  explicit BundleLock(const SwapPaths& p) {
-    const std::string path = p.dir.parent_path().string();
-    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0) return;  // a missing or unreadable parent: writing the bundle will say so
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      const int saved = errno;
-      ::close(fd_);
-      fd_ = -1;
-      if (saved == ENOLCK || saved == EBADF || saved == EOPNOTSUPP || saved == EINVAL) return;
-      throw Error(ErrorCode::kIo, path + ": cannot lock the folder to replace a bundle in it: " +
-                                      std::strerror(saved));
-    }
-  }
-  ~BundleLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  BundleLock(const BundleLock&) = delete;
-  BundleLock& operator=(const BundleLock&) = delete;
-  // This process holds the lock (false where the file system has none).
-  bool held() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
+  explicit BundleLock(const SwapPaths& p) : FolderLock(p.dir.parent_path().string(), "replace a bundle in it") {}
 };
 
 // Swaps two directories in one step where the kernel and file system can

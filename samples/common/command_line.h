@@ -1,0 +1,57 @@
+// What the sample programs and the offline tools share on the command line:
+// one exit status for bad arguments, and a check for real-valued options.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
+
+namespace nasoa_samples {
+
+// Parses the command line. Returns the status to exit with when the program
+// should stop here: 0 after --help or --version, 2 on bad arguments (with
+// CLI11's message on stderr); nothing when it should go on. Every program
+// exits 0 done, 1 failed, 2 bad arguments, rather than with CLI11's own
+// codes (105, 106, ...), so that scripts can tell a usage error apart.
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return std::nullopt;
+}
+
+// A check for real-valued options. CLI11's own number checks (PositiveNumber,
+// NonNegativeNumber, Range) compare with < and >, so "nan" passes all of them
+// and "inf" the one-sided ones; a NaN budget then reads as no budget at all.
+// This one takes only finite numbers within the bounds: `least` is the lower bound, excluded when `strictly`; `most` the upper one,
+// always included.
+inline CLI::Validator finite_number(double least, bool strictly,
+                                    double most = std::numeric_limits<double>::max()) {
+  auto show = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v);
+    return std::string(text);
+  };
+  std::string range = (strictly ? "> " : ">= ") + show(least);
+  if (most < std::numeric_limits<double>::max()) range += " and <= " + show(most);
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0') return "not a number: " + text;
+        const bool above = strictly ? v > least : v >= least;
+        if (!std::isfinite(v) || !above || !(v <= most))
+          return "expected a finite number " + range + ", got " + text;
+        return {};
+      },
+      "NUMBER " + range);
+}
+
+}  // namespace nasoa_samples
