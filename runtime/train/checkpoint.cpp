@@ -61,13 +61,22 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
                             {"validation_accuracy", e.validation_accuracy},
                             {"elapsed_seconds", e.elapsed_seconds}, {"joules", e.joules}});
   const std::string json = j.dump();
-  std::string out(kMagic, kMagicSize);
   const std::uint64_t length = json.size();
-  out.append(reinterpret_cast<const char*>(&length), sizeof length);
-  out += json;
-  out += zoo::encode_weights(s.weights);
-  out += zoo::sha256_bytes(out);
-  zoo::write_file_atomic(path, out);
+  // Streamed to the file and sealed as it goes: built in memory first, a
+  // checkpoint held several copies of the weights at once, enough to trip
+  // a memory cap that training itself fits in.
+  zoo::write_file_atomic(path, [&](const zoo::ByteSink& file) {
+    zoo::Sha256 digest;
+    const zoo::ByteSink sealed = [&](std::string_view bytes) {
+      digest.update(bytes);
+      file(bytes);
+    };
+    sealed(std::string_view(kMagic, kMagicSize));
+    sealed(std::string_view(reinterpret_cast<const char*>(&length), sizeof length));
+    sealed(json);
+    zoo::encode_weights(s.weights, sealed);
+    file(digest.finish_bytes());
+  });
 }
 
 TrainingState load_checkpoint(const std::string& path) {

@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "nasoa/error.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/temp_dir.h"
 #include "zoo/builder/network.h"
 
 namespace nasoa::zoo {
@@ -43,6 +46,28 @@ TEST(WeightsFileTest, RoundTripIsBitExactForEveryDtype) {
   const torch::Tensor odd = torch::tensor({std::nanf("0x1234"), -0.0f, INFINITY});
   const NamedTensors back = decode_weights(encode_weights({{"odd", odd}}), "mem");
   EXPECT_EQ(std::memcmp(odd.data_ptr(), back[0].second.data_ptr(), odd.nbytes()), 0);
+}
+
+// Streamed to a file a tensor at a time (as checkpoints are), the bytes are
+// those of the in-memory encoding; a writer that fails part-way leaves the
+// file as it was and no temporary behind.
+TEST(WeightsFileTest, StreamedToAFileTheBytesAreTheSameAndAFailureLeavesTheOldFile) {
+  const NamedTensors tensors = sample_tensors();
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "w.bin";
+  write_file_atomic(path, [&](const ByteSink& sink) { encode_weights(tensors, sink); });
+  EXPECT_EQ(read_file(path), encode_weights(tensors));
+
+  struct Failed {};
+  EXPECT_THROW(write_file_atomic(path,
+                                 [&](const ByteSink& sink) {
+                                   sink(std::string(3 << 20, 'x'));  // past the buffer: on disk already
+                                   throw Failed{};
+                                 }),
+               Failed);
+  EXPECT_EQ(read_file(path), encode_weights(tensors));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
 }
 
 TEST(WeightsFileTest, EveryTruncationIsRefused) {

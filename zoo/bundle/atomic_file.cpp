@@ -61,6 +61,10 @@ void sync_directory(const std::string& dir) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic(path, [&](const ByteSink& sink) { sink(bytes); });
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
   const std::filesystem::path target(path);
   // The rename below would replace a device, a pipe or a folder's entry.
   std::error_code ec;
@@ -72,21 +76,41 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error(tmp, "cannot create");
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      io_error(tmp, "write failed");
+  auto write_all = [&](std::string_view bytes) {
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        io_error(tmp, "write failed");
+      }
+      written += static_cast<std::size_t>(n);
     }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
+  };
+  // Small pieces (a tensor's header) are gathered, large ones written as
+  // they come: at most one buffer of the file is ever held here.
+  constexpr std::size_t kBuffer = std::size_t(1) << 20;
+  std::string buffer;
+  const ByteSink sink = [&](std::string_view bytes) {
+    if (buffer.size() + bytes.size() <= kBuffer) {
+      buffer.append(bytes);
+      return;
+    }
+    write_all(buffer);
+    buffer.clear();
+    if (bytes.size() >= kBuffer)
+      write_all(bytes);
+    else
+      buffer.append(bytes);
+  };
+  try {
+    produce(sink);
+    write_all(buffer);
+    if (::fsync(fd) != 0) io_error(tmp, "fsync failed");
+  } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    io_error(tmp, "fsync failed");
+    throw;
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

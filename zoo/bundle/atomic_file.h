@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,14 @@ namespace nasoa::zoo {
 // Error{kInvalidArgument} when `path` exists and is not a regular file (a
 // device, a pipe or a folder, which the rename would replace).
 void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// Where a writer puts its bytes, piece by piece.
+using ByteSink = std::function<void(std::string_view)>;
+
+// The same for contents too large to hold twice in memory (a checkpoint):
+// `produce` is called once and hands the file's bytes to the sink in pieces.
+// An exception from it leaves the target as it was and propagates.
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 
 // Removes the entries of `dir` named `prefix` + a process id whose process is
 // gone: the temporary files and staging folders (named so) that a process

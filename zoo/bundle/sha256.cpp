@@ -44,6 +44,13 @@ struct DigestContext {
 
 }  // namespace
 
+struct Sha256::Context : DigestContext {};
+
+Sha256::Sha256() : context_(std::make_unique<Context>()) {}
+Sha256::~Sha256() = default;
+void Sha256::update(std::string_view bytes) { context_->update(bytes.data(), bytes.size()); }
+std::string Sha256::finish_bytes() { return context_->raw(); }
+
 std::string sha256_hex(std::string_view bytes) {
   DigestContext d;
   d.update(bytes.data(), bytes.size());

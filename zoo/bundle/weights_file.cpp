@@ -73,23 +73,31 @@ class Reader {
 
 }  // namespace
 
-std::string encode_weights(const NamedTensors& tensors) {
-  std::string out(kMagic, kTagSize);
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(tensors.size()));
+void encode_weights(const NamedTensors& tensors, const ByteSink& sink) {
+  std::string head(kMagic, kTagSize);
+  put<std::uint32_t>(head, static_cast<std::uint32_t>(tensors.size()));
+  sink(head);
   for (const auto& [name, tensor] : tensors) {
     if (name.empty() || name.size() > 0xffff)
       throw Error(ErrorCode::kInvalidArgument, "tensor name '" + name + "' is empty or too long");
     if (tensor.dim() > kMaxDims)
       throw Error(ErrorCode::kInvalidArgument, "tensor '" + name + "' has more than 8 dimensions");
     const torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
-    put<std::uint16_t>(out, static_cast<std::uint16_t>(name.size()));
-    out += name;
-    put<std::uint8_t>(out, code_of(t.scalar_type(), name));
-    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.dim()));
-    for (const std::int64_t d : t.sizes()) put<std::int64_t>(out, d);
-    out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+    head.clear();
+    put<std::uint16_t>(head, static_cast<std::uint16_t>(name.size()));
+    head += name;
+    put<std::uint8_t>(head, code_of(t.scalar_type(), name));
+    put<std::uint8_t>(head, static_cast<std::uint8_t>(t.dim()));
+    for (const std::int64_t d : t.sizes()) put<std::int64_t>(head, d);
+    sink(head);
+    sink(std::string_view(static_cast<const char*>(t.data_ptr()), std::size_t(t.numel() * t.element_size())));
   }
-  out.append(kTrailer, kTagSize);
+  sink(std::string_view(kTrailer, kTagSize));
+}
+
+std::string encode_weights(const NamedTensors& tensors) {
+  std::string out;
+  encode_weights(tensors, [&](std::string_view bytes) { out.append(bytes); });
   return out;
 }
 

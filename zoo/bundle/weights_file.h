@@ -19,11 +19,16 @@
 #include <utility>
 #include <vector>
 
+#include "zoo/bundle/atomic_file.h"
+
 namespace nasoa::zoo {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 std::string encode_weights(const NamedTensors& tensors);
+// The same bytes, handed to `sink` a tensor at a time, so that only one
+// tensor's copy is ever held (a checkpoint of a large model).
+void encode_weights(const NamedTensors& tensors, const ByteSink& sink);
 
 // `source` names the file in error messages. Throws Error{kCorrupt}.
 NamedTensors decode_weights(std::string_view bytes, const std::string& source);
