@@ -221,10 +221,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // A given profile may measure only some models; one it lacks trains
       // as if there were no profile.
       const runtime::ModelProfile* model_profile = profile ? profile->find_model(model.name) : nullptr;
-      double profile_watts = 0;  // what this model drew when profiled, where a meter read it
-      if (model_profile)
-        for (const runtime::StepTiming& t : model_profile->steps)
-          if (t.watts) profile_watts = std::max(profile_watts, *t.watts);
+      // What this model drew when profiled, where a meter read it.
+      const double profile_watts = model_profile ? model_profile->most_watts() : 0.0;
 
       // Energy: the best meter there is; an energy budget needs one.
       const runtime::MeterOptions meter_options =
@@ -243,11 +241,14 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // Beside the model directory, also when out_dir ends in a slash.
       const std::string checkpoint = runtime::model_dir_path(out_dir).string() + ".checkpoint";
       if (resume) state = runtime::load_checkpoint(checkpoint);
+      // Identifies this run (it hashes the task's file list): its checkpoint
+      // and heartbeat must be this run's.
+      const std::string run_fingerprint = fingerprint(store, model, regime);
       double earlier_seconds = state ? state->spent_seconds : 0.0;
       double earlier_joules = state ? state->joules : 0.0;
       // What the killed run used after its last checkpoint, by its heartbeat.
       if (state)
-        if (const auto clock = runtime::load_checkpoint_clock(checkpoint, fingerprint(store, model, regime))) {
+        if (const auto clock = runtime::load_checkpoint_clock(checkpoint, run_fingerprint)) {
           earlier_seconds = std::max(earlier_seconds, clock->spent_seconds);
           earlier_joules = std::max(earlier_joules, clock->joules);
         }
@@ -267,7 +268,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.split = sdk::task_split(task, regime);
       job.mean = model.mean;
       job.std = model.std;
-      job.fingerprint = fingerprint(store, model, regime);
+      job.fingerprint = run_fingerprint;
       // A checkpoint of an earlier version, made by this very run, still
       // resumes (its fingerprint rounded the regime's numbers).
       if (state && state->fingerprint != job.fingerprint &&

@@ -377,9 +377,15 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
                   "AdapterOptions::probe_per_class must be >= 1, got " + std::to_string(impl.options.probe_per_class));
 
     std::vector<const ModelInfo*> candidates;
+    std::vector<std::string> left_out;  // notes of the plan
     std::string sizes;
     for (const ModelInfo& m : zoo.models()) {
-      if (m.input_size == task.image_side()) candidates.push_back(&m);
+      if (m.input_size == task.image_side())
+        candidates.push_back(&m);
+      else
+        left_out.push_back("model '" + m.name + "' left out: it takes " + std::to_string(m.input_size) +
+                           " px and the task was read at " + std::to_string(task.image_side()) +
+                           " px (TaskOptions::image_side)");
       sizes += (sizes.empty() ? "" : ", ") + m.name + " " + std::to_string(m.input_size) + " px";
     }
     if (candidates.empty())
@@ -405,11 +411,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
                       seconds_text(fixed) + " s before any training");
 
     Plan plan;
-    for (const ModelInfo& m : zoo.models())
-      if (m.input_size != task.image_side())
-        plan.notes.push_back("model '" + m.name + "' left out: it takes " + std::to_string(m.input_size) +
-                             " px and the task was read at " + std::to_string(task.image_side()) +
-                             " px (TaskOptions::image_side)");
+    plan.notes = std::move(left_out);
     plan.budget_seconds = budget.seconds;
     plan.budget_joules = budget.joules;
     plan.budget_memory_mib = budget.memory_mib;

@@ -196,9 +196,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
     std::sort(frozen.begin(), frozen.end());
     frozen.erase(std::unique(frozen.begin(), frozen.end()), frozen.end());
-    double model_watts = 0;  // the most the model drew when profiled, as fine_tune's estimate meter takes it
-    for (const StepTiming& s : mp.steps)
-      if (s.watts) model_watts = std::max(model_watts, *s.watts);
+    const double model_watts = mp.most_watts();  // what fine-tuning is charged at without a meter or estimate
     // Evaluation runs at the plan's batch size: per image, a fixed cost per
     // batch spread over its images plus a cost per image, through the
     // profile's two measurements (batch 1 and batch 64).

@@ -446,6 +446,13 @@ bool DeviceProfile::operator==(const DeviceProfile& o) const {
          meter == o.meter && meter_measured == o.meter_measured && models == o.models;
 }
 
+double ModelProfile::most_watts() const {
+  double most = 0;
+  for (const StepTiming& s : steps)
+    if (s.watts) most = std::max(most, *s.watts);
+  return most;
+}
+
 const ModelProfile* DeviceProfile::find_model(const std::string& name) const {
   for (const ModelProfile& m : models)
     if (m.model.name == name) return &m;

@@ -104,6 +104,10 @@ struct ModelProfile {
   double inference_seconds_per_image_batch64 = 0;
   std::vector<StepTiming> steps;  // every batch size x every frozen count
   bool operator==(const ModelProfile&) const;
+  // The most power any configuration drew, where a meter read it; 0 where
+  // none did. Training without a meter is charged (and planned) at it when
+  // the caller gives no estimate.
+  double most_watts() const;
 };
 
 struct DeviceProfile {
