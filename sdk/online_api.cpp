@@ -192,33 +192,29 @@ const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
     shipped.records = std::move(log.records);
     shipped.digest = manifest.experience->sha256;
   }
+  // The bundle's own predictor, when it is one this build reads: a state
+  // directory takes it if it was fitted on this experience with the options
+  // the state uses (PredictorState::open), and fits its own otherwise.
+  if (manifest.predictor) {
+    const std::string path = (fs::path(impl.zoo->dir()) / manifest.predictor->path).string();
+    const std::string bytes = zoo::read_file(path);
+    if (zoo::sha256_hex(bytes) != manifest.predictor->sha256)
+      throw Error(ErrorCode::kCorrupt, path + ": changed since the bundle was opened (its SHA-256 no longer "
+                                              "matches the manifest's)");
+    try {
+      shipped.predictor = rt::Predictor::from_json(bytes, path);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kIo) throw;
+      // Another format version or feature set: the state fits its own.
+    }
+  }
   impl.shipped = std::move(shipped);
   return *impl.shipped;
-}
-
-// A fresh state directory starts from the bundle's own predictor when that
-// is one this build reads: PredictorState keeps it if it was fitted on the
-// same shipped experience and options, and refits otherwise.
-void seed_predictor(const Adapter::Impl& impl, const std::string& folder) {
-  const zoo::Manifest& manifest = impl.zoo->impl().manifest;
-  const fs::path target = fs::path(folder) / rt::PredictorState::kPredictorFile;
-  if (!manifest.predictor || fs::exists(target)) return;
-  const std::string path = (fs::path(impl.zoo->dir()) / manifest.predictor->path).string();
-  const std::string bytes = zoo::read_file(path);
-  if (zoo::sha256_hex(bytes) != manifest.predictor->sha256) return;
-  try {
-    rt::Predictor::from_json(bytes, path);
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kIo) throw;
-    return;  // another format: the state refits from the shipped experience
-  }
-  zoo::write_file_atomic(target.string(), bytes);
 }
 
 rt::PredictorState open_state(Adapter::Impl& impl, const std::string& folder) {
   make_dir(folder);
   const rt::ShippedExperience& shipped = shipped_experience(impl);
-  seed_predictor(impl, folder);
   return rt::PredictorState::open(folder, shipped);
 }
 

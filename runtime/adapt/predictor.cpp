@@ -796,8 +796,13 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
       if (p.fitted_on() == wanted && p.options() == options) s.predictor_ = std::move(p);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kIo) throw;
-      s.damage_.push_back(std::string(e.what()) + " (refitted)");
+      s.damage_.push_back(std::string(e.what()) + " (replaced)");
     }
+  }
+  if (!s.predictor_ && s.shipped_.predictor && s.shipped_.predictor->fitted_on() == wanted &&
+      s.shipped_.predictor->options() == options) {
+    s.predictor_ = *s.shipped_.predictor;
+    s.predictor_->save(predictor_path);
   }
   if (!s.predictor_) {
     s.refit_and_save();

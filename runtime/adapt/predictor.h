@@ -232,6 +232,11 @@ struct ShippedExperience {
   // Identifies the records, e.g. the manifest's SHA-256 of the bundle's
   // experience file; empty: a digest of the records themselves.
   std::string digest;
+  // The predictor the bundle ships, if any (already verified against its
+  // manifest). A state directory takes it instead of fitting its own when
+  // its fitted_on() and options are the ones the directory would fit: on
+  // first use and after the bundle is updated, so neither pays for a fit.
+  std::optional<Predictor> predictor;
 };
 
 // A device's learning, kept in a state directory:
@@ -248,9 +253,10 @@ struct ShippedExperience {
 // (and then fitted_on() covers the log records' checksums too).
 //
 // open() reads the log (dropping a torn tail and skipping damaged lines,
-// reported in damage()), and refits and rewrites predictor.json when it is
-// missing, damaged, or fitted on something other than what the directory
-// now holds. Killed at any instant, the directory reopens: the log loses at
+// reported in damage()). When predictor.json is missing, damaged, or fitted
+// on something other than what the directory now holds, it takes the
+// shipped predictor if that is the one it would fit, and otherwise refits;
+// either way it rewrites predictor.json. Killed at any instant, the directory reopens: the log loses at
 // most the append in flight, and predictor.json is the old or the new file,
 // refitted on open if stale.
 class PredictorState {
@@ -277,7 +283,8 @@ class PredictorState {
   const std::vector<ExperienceRecord>& device_records() const { return device_; }
   // Damage open() found in the log, one line each (see damage_report()).
   const std::vector<std::string>& damage() const { return damage_; }
-  // Whether open() had to refit (predictor.json missing, damaged or stale).
+  // Whether open() had to refit (predictor.json missing, damaged or stale,
+  // and no matching shipped predictor).
   bool refitted_on_open() const { return refitted_on_open_; }
   const std::string& dir() const { return dir_; }
 

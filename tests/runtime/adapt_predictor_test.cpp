@@ -356,6 +356,32 @@ TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnI
   EXPECT_TRUE(PredictorState::open(dir / "other", shipped, small_options()).refitted_on_open());
 }
 
+TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(7);
+  const ShippedExperience old_bundle{world.records(150, "old"), "digest-of-the-old-file"};
+  ASSERT_TRUE(PredictorState::open(dir / "state", old_bundle, small_options()).refitted_on_open());
+
+  // The bundle is updated: new experience, and the predictor fitted on it.
+  ShippedExperience new_bundle{world.records(200, "new"), "digest-of-the-new-file"};
+  Predictor bundled = Predictor::fit(new_bundle.records, {}, small_options());
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint(new_bundle.digest, small_options()));
+  new_bundle.predictor = bundled;
+  {
+    const PredictorState s = PredictorState::open(dir / "state", new_bundle, small_options());
+    EXPECT_FALSE(s.refitted_on_open()) << "fitted again although the bundle ships the predictor it wants";
+    EXPECT_EQ(s.predictor()->to_json(), bundled.to_json());
+  }
+  EXPECT_EQ(Predictor::load(dir / "state/predictor.json").to_json(), bundled.to_json()) << "not kept for next time";
+
+  // A shipped predictor fitted with other options is not taken.
+  PredictorOptions other = small_options();
+  other.trees = 10;
+  const PredictorState refitted = PredictorState::open(dir / "state", new_bundle, other);
+  EXPECT_TRUE(refitted.refitted_on_open());
+  EXPECT_NE(refitted.predictor()->to_json(), bundled.to_json());
+}
+
 TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(5);
