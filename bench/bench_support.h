@@ -5,10 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
+
+#include "zoo/system/keyed_text.h"
 
 namespace nasoa::bench {
 
@@ -47,10 +48,7 @@ inline double spearman(const std::vector<double>& a, const std::vector<double>& 
 
 // /proc/cpuinfo's "model name", or "unknown CPU".
 inline std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
+  return zoo::keyed_value("/proc/cpuinfo", "model name").value_or("unknown CPU");
 }
 
 }  // namespace nasoa::bench

@@ -35,6 +35,7 @@
 #include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/manifest.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -86,7 +87,7 @@ int run(const Args& a) {
   for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
     if (!nasoa::zoo::is_safe_name(name))
       throw Error(ErrorCode::kInvalidArgument,
-                  "class name '" + name + "' must match [A-Za-z0-9._-]+ and not start with '.': it names a folder");
+                  "class name '" + nasoa::zoo::printable(name) + "' " + nasoa::zoo::kSafeNameRule + ": it names a folder");
   // "task/" and "." name a folder too; the staging folder goes beside it,
   // never inside (where replacing the old task deleted the new one).
   const fs::path out = nasoa::zoo::named_folder(a.out);

@@ -38,6 +38,7 @@
 #include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/bundle/manifest.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
 #include "zoo/system/usable_cores.h"
@@ -85,7 +86,7 @@ int run(const Args& a, const std::string& command_line) {
                                       {"--model-name", a.model_name.empty() ? a.encoding : a.model_name}})
     if (!nasoa::zoo::is_safe_name(value))
       throw Error(ErrorCode::kInvalidArgument, std::string(option) + " '" + nasoa::zoo::printable(value) +
-                                                   "' must match [A-Za-z0-9._-]+ and not start with '.'");
+                                                   "' " + nasoa::zoo::kSafeNameRule);
   {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -196,7 +197,8 @@ int run(const Args& a, const std::string& command_line) {
                               rescue_error.what() + "): it is lost");
       }
       throw Error(code, std::string(e.what()) + "; the trained model is saved as a bundle of its own in " + rescue +
-                            " (nasoa-zoo can add it to " + a.out + ")");
+                            ": a zoo of one model, usable as it is (--zoo " + rescue +
+                            " for nasoa-adapt and nasoa-gather, nasoa::Zoo::open)");
     }
   }();
 

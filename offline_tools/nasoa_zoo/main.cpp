@@ -25,6 +25,7 @@
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
 #include "zoo/system/usable_cores.h"
+#include "zoo/text/printable.h"
 
 namespace {
 
@@ -67,7 +68,7 @@ void check_replaceable(const std::string& dir) {
   const fs::path manifest = fs::path(dir) / nasoa::zoo::kManifestFileName;
   try {
     if (!fs::is_directory(dir, ec)) throw Error(nasoa::ErrorCode::kInvalidArgument, "not a folder");
-    nasoa::zoo::decode_manifest(nasoa::zoo::read_file(manifest.string()), manifest.string());
+    nasoa::zoo::read_manifest(manifest.string());
   } catch (const Error& e) {
     throw Error(nasoa::ErrorCode::kInvalidArgument,
                 dir + " exists and is not a zoo bundle (" + e.what() + "); refusing to replace it");
@@ -108,11 +109,14 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
 int run_inspect(const std::string& dir) {
   const nasoa::zoo::Manifest m = nasoa::zoo::open_bundle(dir);
   const nasoa::Provenance& p = m.provenance;
+  // Manifest text is shown, never interpreted: a line break or a terminal
+  // escape in it is printed escaped.
+  using nasoa::zoo::printable;
   std::cout << "bundle:     " << m.name << " (format " << m.format_version << ")\n"
-            << "directory:  " << dir << "\n"
-            << "made by:    " << p.tool << " on " << p.date << ", seed " << p.seed << "\n"
-            << "command:    " << p.command_line << "\n"
-            << "data card:  " << p.data_card << "\n"
+            << "directory:  " << printable(dir) << "\n"
+            << "made by:    " << printable(p.tool) << " on " << printable(p.date) << ", seed " << p.seed << "\n"
+            << "command:    " << printable(p.command_line) << "\n"
+            << "data card:  " << printable(p.data_card) << "\n"
             << "predictor:  " << (m.predictor ? m.predictor->path : "none") << "\n"
             << "experience: " << (m.experience ? m.experience->path : "none") << "\n\n";
   std::printf("%-28s %-34s %5s %7s %8s %12s %15s %10s  %s\n", "name", "encoding", "input",
@@ -132,8 +136,7 @@ int run_inspect(const std::string& dir) {
 int run_verify(const std::string& dir) {
   // Checksums first (open_bundle), then every weights file must load into its
   // network: the tensors must fit the encoding, not just match their hashes.
-  const nasoa::zoo::Manifest m = nasoa::zoo::open_bundle(dir);
-  for (const nasoa::ModelInfo& model : m.models) nasoa::zoo::load_network(dir, model);
+  const nasoa::zoo::Manifest m = nasoa::zoo::verify_bundle(dir);
   std::cout << "OK " << dir << ": " << m.models.size() << " model(s), " << m.files().size() + 1
             << " file(s) verified\n";
   return 0;

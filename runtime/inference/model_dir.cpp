@@ -50,7 +50,7 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   try {
     const fs::path live = recover_model_dir(path.string());
     const std::string file = (live / zoo::kManifestFileName).string();
-    manifest = zoo::decode_manifest(zoo::read_file(file), file);
+    manifest = zoo::read_manifest(file);
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " exists and cannot be read as a model directory (" + e.what() + "); refusing to replace it");

@@ -20,6 +20,7 @@
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/keyed_text.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
 
@@ -45,19 +46,6 @@ std::string trim(const std::string& s) {
   return s.substr(begin, s.find_last_not_of(" \t\r\n") + 1 - begin);
 }
 
-// The value after "key:" on the first line of `path` that starts with `key`.
-std::optional<std::string> keyed_line(const std::string& path, const std::string& key) {
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.compare(0, key.size(), key) != 0) continue;
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string value = trim(line.substr(colon + 1));
-    if (!value.empty()) return value;
-  }
-  return std::nullopt;
-}
-
 // Device-tree strings end in NUL.
 std::optional<std::string> device_tree_model() {
   std::ifstream in("/proc/device-tree/model", std::ios::binary);
@@ -69,8 +57,8 @@ std::optional<std::string> device_tree_model() {
 
 std::string cpu_model() {
   // x86 kernels say "model name"; many ARM kernels do not, so the board's name stands in.
-  if (auto v = keyed_line("/proc/cpuinfo", "model name")) return *v;
-  if (auto v = keyed_line("/proc/cpuinfo", "Hardware")) return *v;
+  if (auto v = zoo::keyed_value("/proc/cpuinfo", "model name")) return *v;
+  if (auto v = zoo::keyed_value("/proc/cpuinfo", "Hardware")) return *v;
   if (auto v = device_tree_model()) return *v;
   return "unknown";
 }
@@ -85,7 +73,7 @@ std::optional<std::string> gpu_name() {
     gpus.push_back(it->path());
   std::sort(gpus.begin(), gpus.end());
   for (const fs::path& gpu : gpus)
-    if (auto v = keyed_line((gpu / "information").string(), "Model")) return *v;
+    if (auto v = zoo::keyed_value((gpu / "information").string(), "Model")) return *v;
   return device_tree_model();  // Jetson: the integrated GPU is the board's
 }
 

@@ -166,7 +166,7 @@ void save_checkpoint_clock(const std::string& checkpoint_path, const std::string
                            const CheckpointClock& clock) {
   if (!std::isfinite(clock.spent_seconds) || !std::isfinite(clock.joules)) return;  // JSON has no form for them
   const nlohmann::json j{{"fingerprint", fingerprint}, {"spent_seconds", clock.spent_seconds}, {"joules", clock.joules}};
-  zoo::write_file_atomic(clock_path(checkpoint_path), j.dump());
+  zoo::replace_file_lightly(clock_path(checkpoint_path), j.dump());
 }
 
 std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoint_path,
@@ -185,7 +185,10 @@ std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoi
 
 void remove_checkpoint_clock(const std::string& checkpoint_path) {
   std::error_code ignored;
-  std::filesystem::remove(clock_path(checkpoint_path), ignored);
+  const std::filesystem::path clock(clock_path(checkpoint_path));
+  std::filesystem::remove(clock, ignored);
+  // What a heartbeat killed mid-write left (replace_file_lightly never looks).
+  zoo::remove_stale_temporaries(clock.parent_path().string(), clock.filename().string() + ".tmp.");
 }
 
 }  // namespace nasoa::runtime

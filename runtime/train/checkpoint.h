@@ -62,7 +62,10 @@ TrainingState load_checkpoint(const std::string& path);
 // every so often (it holds the weights); the time and energy used since the
 // last one would be lost to a kill and never counted against the budget of
 // the resumed run. So the fine-tuner also writes this small file beside the
-// checkpoint (CHECKPOINT.clock) about once a second.
+// checkpoint (CHECKPOINT.clock) about once a second. It is replaced by a
+// rename without flushes to storage (zoo::replace_file_lightly): a kill
+// leaves a whole file; a power loss may lose it, and the checkpoint's own
+// figures then stand.
 struct CheckpointClock {
   double spent_seconds = 0;
   double joules = 0;
@@ -73,6 +76,7 @@ void save_checkpoint_clock(const std::string& checkpoint_path, const std::string
 // damaged or another run's (it only ever adds to what the checkpoint says).
 std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoint_path,
                                                      const std::string& fingerprint);
+// Removes the clock and any temporary file a heartbeat killed mid-write left.
 void remove_checkpoint_clock(const std::string& checkpoint_path);
 
 }  // namespace nasoa::runtime

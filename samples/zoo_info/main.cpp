@@ -8,8 +8,13 @@
 #include <nasoa/nasoa.h>
 
 #include <iostream>
+#include <string>
 
 int main(int argc, char** argv) {
+  if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::cout << "usage: " << argv[0] << " ZOO_DIR\nOpens (and so verifies) a zoo bundle and lists its models.\n";
+    return 0;
+  }
   if (argc != 2) {
     std::cerr << "usage: " << argv[0] << " ZOO_DIR\n";
     return 2;

@@ -174,6 +174,15 @@ TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].std[1] = 0.0f; }, "models[0].std"));
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].weights_sha256 = "abc"; }, "64 lower-case hex"));
   EXPECT_TRUE(refuse([](Manifest& m) { m.name.clear(); }, "field name"));
+  // What a writer would refuse is refused on reading too, so that a bundle
+  // that opens can be added to; shown escaped, not as a terminal escape.
+  EXPECT_TRUE(refuse([](Manifest& m) { m.name = "my zoo\n\033[31mRED"; }, "'my zoo\\n\\x1b[31mRED'"));
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].name = "X" + m.models[0].name; m.models[0].name = "x" + m.models[0].name; },
+                     "names may not differ in case alone"));
+  // A network of the listed size cannot fit in so few bytes: refused
+  // before any loader builds it.
+  EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].weights_bytes = 4 * std::uint64_t(m.models[0].parameters) - 1; },
+                     "models[0].weights.size"));
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels.pop_back(); }, "models[1].labels"));
   // Normalisation that would turn every prediction into NaN.
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[0].mean[0] = std::nanf(""); }, "models[0].mean"));
@@ -184,6 +193,35 @@ TEST_F(BundleTest, InconsistentManifestFieldsAreRefusedByName) {
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[1] = m.models[1].labels[0]; }, "models[1].labels[1]"));
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[0] = "a\tb"; }, "'a\\tb'"));
   EXPECT_TRUE(refuse([](Manifest& m) { m.models[1].labels[0].clear(); }, "models[1].labels[0]"));
+}
+
+TEST_F(BundleTest, FilesReachedThroughLinksOutOfTheBundleAreRefused) {
+  const Manifest m = write_bundle(dir_, input());
+  const fs::path outside = root_ / "outside";
+  fs::create_directories(outside);
+  fs::rename(dir_ + "/models", outside / "models");
+  fs::create_directory_symlink(outside / "models", dir_ + "/models");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "a symbolic link; the files of a bundle must lie inside it"));
+  fs::remove(dir_ + "/models");
+  fs::rename(outside / "models", dir_ + "/models");
+  ASSERT_NO_THROW(open_bundle(dir_));
+  fs::rename(dir_ + "/" + m.models[0].weights_file, outside / "w");
+  fs::create_symlink(outside / "w", dir_ + "/" + m.models[0].weights_file);
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, m.models[0].weights_file + ": a symbolic link"));
+}
+
+TEST_F(BundleTest, AManifestThatIsNoFileOrTooLargeIsRefusedUnread) {
+  write_bundle(dir_, input());
+  fs::remove(dir_ + "/MANIFEST");
+  fs::create_directories(dir_ + "/MANIFEST");
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "MANIFEST: not a regular file"));
+  fs::remove(dir_ + "/MANIFEST");
+  {
+    std::ofstream huge(dir_ + "/MANIFEST", std::ios::binary);
+    huge << "NASOAMF1";
+  }
+  fs::resize_file(dir_ + "/MANIFEST", kMaxManifestBytes + 1);  // sparse: nothing is written
+  EXPECT_TRUE(refused(dir_, ErrorCode::kCorrupt, "more than a manifest takes"));
 }
 
 TEST_F(BundleTest, ManifestThatDoesNotParseIsRefused) {
@@ -433,12 +471,22 @@ TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
     EXPECT_TRUE(nasoa::testing::throws_error([&] { write_file_atomic(target, "report"); },
                                              ErrorCode::kInvalidArgument, "is not a regular file"))
         << target << " was replaced";
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { replace_file_lightly(target, "clock"); },
+                                             ErrorCode::kInvalidArgument, "is not a regular file"))
+        << target << " was replaced";
   }
   EXPECT_TRUE(std::filesystem::is_fifo(pipe));
   EXPECT_TRUE(std::filesystem::is_directory(folder));
   write_file_atomic((root_ / "plain").string(), "report");
   write_file_atomic((root_ / "plain").string(), "again");
   EXPECT_EQ(read_file((root_ / "plain").string()), "again");
+  replace_file_lightly((root_ / "plain").string(), "lightly");
+  EXPECT_EQ(read_file((root_ / "plain").string()), "lightly");
+  replace_file_lightly((root_ / "fresh").string(), "new");
+  EXPECT_EQ(read_file((root_ / "fresh").string()), "new");
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(root_)) ++entries;
+  EXPECT_EQ(entries, 4u) << "a temporary file was left beside the targets";
 }
 
 // The id of a process that has ended (its own child, reaped).

@@ -60,11 +60,12 @@ void sync_directory(const std::string& dir) {
   if (rc != 0) io_error(dir, "fsync failed");
 }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  write_file_atomic(path, [&](const ByteSink& sink) { sink(bytes); });
-}
+namespace {
 
-void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
+// Writes a temporary file beside `path` and renames it over `path`. Durable:
+// flushed to storage before the rename and the folder after it, and the
+// temporaries of killed writers removed.
+void write_by_rename(const std::string& path, const std::function<void(const ByteSink&)>& produce, bool durable) {
   const std::filesystem::path target(path);
   // The rename below would replace a device, a pipe or a folder's entry.
   std::error_code ec;
@@ -106,7 +107,7 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
   try {
     produce(sink);
     write_all(buffer);
-    if (::fsync(fd) != 0) io_error(tmp, "fsync failed");
+    if (durable && ::fsync(fd) != 0) io_error(tmp, "fsync failed");
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -117,8 +118,23 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
     ::unlink(tmp.c_str());
     io_error(path, "rename failed");
   }
+  if (!durable) return;
   sync_directory(target.parent_path().string());
   remove_stale_temporaries(target.parent_path().string(), target.filename().string() + ".tmp.");
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic(path, [&](const ByteSink& sink) { sink(bytes); });
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
+  write_by_rename(path, produce, true);
+}
+
+void replace_file_lightly(const std::string& path, std::string_view bytes) {
+  write_by_rename(path, [&](const ByteSink& sink) { sink(bytes); }, false);
 }
 
 std::string read_file(const std::string& path) {

@@ -26,6 +26,17 @@ using ByteSink = std::function<void(std::string_view)>;
 // An exception from it leaves the target as it was and propagates.
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
 
+// Replaces a small file's contents by a rename, as write_file_atomic does,
+// but flushes nothing to storage and looks for no leftovers: for a file
+// rewritten every second whose reader can do without it (a checkpoint's
+// clock), on devices where each flush to an SD card or eMMC costs
+// milliseconds and wear. A killed process leaves the old or the new
+// contents; a power loss may leave the file empty or missing. The temporary
+// a process killed mid-write leaves is named as write_file_atomic's are, so
+// remove_stale_temporaries(dir, name + ".tmp.") removes it. Throws as
+// write_file_atomic does.
+void replace_file_lightly(const std::string& path, std::string_view bytes);
+
 // Removes the entries of `dir` named `prefix` + a process id whose process is
 // gone: the temporary files and staging folders (named so) that a process
 // killed mid-write left. A live process's entry is never touched; nor is one

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iterator>
 #include <set>
 #include <system_error>
@@ -20,6 +21,7 @@
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
 #include "zoo/system/folder_lock.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -61,15 +63,14 @@ SwapPaths swap_paths(const std::string& dir) {
 
 Manifest write_bundle(const std::string& dir, const BundleInput& input) {
   if (!is_safe_name(input.name))
-    throw Error(ErrorCode::kInvalidArgument,
-                "bundle name '" + input.name + "' must match [A-Za-z0-9._-]+ and not start with '.'");
+    throw Error(ErrorCode::kInvalidArgument, "bundle name '" + printable(input.name) + "' " + kSafeNameRule);
   std::set<std::string> names;
   for (const BundleModelInput& m : input.models) {
     if (!is_safe_name(m.name))
+      throw Error(ErrorCode::kInvalidArgument, "model name '" + printable(m.name) + "' " + kSafeNameRule);
+    if (!names.insert(name_key(m.name)).second)
       throw Error(ErrorCode::kInvalidArgument,
-                  "model name '" + m.name + "' must match [A-Za-z0-9._-]+ and not start with '.'");
-    if (!names.insert(m.name).second)
-      throw Error(ErrorCode::kInvalidArgument, "model name '" + m.name + "' is used twice");
+                  "model name '" + m.name + "' is used twice (names may not differ in case alone: they are file names)");
     if (!m.labels.empty() && static_cast<int>(m.labels.size()) != m.network->num_classes())
       throw Error(ErrorCode::kInvalidArgument,
                   "model '" + m.name + "': " + std::to_string(m.labels.size()) + " labels for " +
@@ -149,6 +150,15 @@ std::string provenance_command_line(int argc, char** argv) {
 void verify_file(const std::string& dir, const FileEntry& file) {
   const fs::path path = fs::path(dir) / file.path;
   std::error_code ec;
+  // A bundle is what lies in its folder: a listed file (or a folder on its
+  // way) that is a link would make it depend on files that copying it leaves
+  // behind, and that can change under it.
+  fs::path walked = fs::path(dir);
+  for (const fs::path& part : fs::path(file.path)) {
+    walked /= part;
+    if (fs::is_symlink(fs::symlink_status(walked, ec)))
+      throw Error(ErrorCode::kCorrupt, walked.string() + ": a symbolic link; the files of a bundle must lie inside it");
+  }
   const auto status = fs::status(path, ec);
   if (!fs::exists(status))
     throw Error(ErrorCode::kNotFound, path.string() + ": listed in the manifest but missing");
@@ -167,6 +177,34 @@ void verify_file(const std::string& dir, const FileEntry& file) {
                                          ", the manifest lists " + file.sha256);
 }
 
+namespace {
+
+// Reads DIR/MANIFEST and runs `check` on it. A writer replacing the bundle
+// (an atomic swap of folders) between our reading its manifest and its
+// files pairs the old manifest with the new files: when `check` fails and
+// the manifest has changed since, the bundle is read again.
+Manifest read_consistently(const std::string& dir, const std::function<void(const Manifest&)>& check) {
+  const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
+  for (int attempt = 1;; ++attempt) {
+    Manifest manifest = read_manifest(manifest_path);
+    try {
+      check(manifest);
+      return manifest;
+    } catch (const Error& e) {
+      if (attempt >= 3 || e.code() == ErrorCode::kIo) throw;
+      Manifest now;
+      try {
+        now = read_manifest(manifest_path);
+      } catch (const Error&) {
+        throw e;
+      }
+      if (encode_manifest(now) == encode_manifest(manifest)) throw;
+    }
+  }
+}
+
+}  // namespace
+
 Manifest open_bundle(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -182,16 +220,27 @@ Manifest open_bundle(const std::string& dir) {
   const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
   if (!fs::exists(manifest_path, ec))
     throw Error(ErrorCode::kNotFound, manifest_path + ": missing; " + dir + " is not a zoo bundle");
-  Manifest manifest = decode_manifest(read_file(manifest_path), manifest_path);
-  for (const FileEntry& f : manifest.files()) verify_file(dir, f);
-  return manifest;
+  return read_consistently(dir, [&](const Manifest& manifest) {
+    for (const FileEntry& f : manifest.files()) verify_file(dir, f);
+  });
+}
+
+Manifest verify_bundle(const std::string& dir) {
+  const Manifest manifest = open_bundle(dir);
+  return read_consistently(dir, [&](const Manifest& m) {
+    // open_bundle() checked the files of this very manifest, unless it was replaced since.
+    if (encode_manifest(m) != encode_manifest(manifest))
+      for (const FileEntry& f : m.files()) verify_file(dir, f);
+    for (const ModelInfo& model : m.models) load_network(dir, model);
+  });
 }
 
 Network load_network(const std::string& dir, const ModelInfo& model) {
   const std::string path = (fs::path(dir) / model.weights_file).string();
   const std::string bytes = read_file(path);
   if (sha256_hex(bytes) != model.weights_sha256)
-    throw Error(ErrorCode::kCorrupt, path + ": SHA-256 mismatch: the file changed after the bundle was opened");
+    throw Error(ErrorCode::kCorrupt, path + ": SHA-256 mismatch: the file changed after the bundle was opened "
+                                            "(damaged, or the bundle was replaced since; open it again)");
   Network network(Encoding::parse(model.encoding), model.upstream_classes);
   load_module_state(*network, decode_weights(bytes, path), path);
   return network;

@@ -95,8 +95,16 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
                                const Provenance& provenance);
 
 // Reads and decodes DIR/MANIFEST and checks every listed file's size and
-// SHA-256. Throws as Zoo::open() documents.
+// SHA-256. Throws as Zoo::open() documents. A writer swapping in a new
+// bundle between the reading of the manifest and of the files would pair
+// the old manifest with the new files: when a file does not match and the
+// manifest has changed since, the bundle is read again (three tries).
 Manifest open_bundle(const std::string& dir);
+
+// open_bundle(), then every model's weights loaded into its network (the
+// tensors must fit the encoding, not only their hashes), read again in the
+// same way when the bundle was replaced meanwhile.
+Manifest verify_bundle(const std::string& dir);
 
 // The current time as provenance records it: ISO 8601, UTC, seconds.
 std::string utc_timestamp();

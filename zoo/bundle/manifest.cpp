@@ -2,10 +2,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
+#include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/text/printable.h"
 #include "zoo_manifest.pb.h"
@@ -70,6 +72,27 @@ bool is_safe_name(std::string_view name) {
           c == '.' || c == '_' || c == '-'))
       return false;
   return true;
+}
+
+std::string name_key(std::string_view name) {
+  std::string key(name);
+  for (char& c : key)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return key;
+}
+
+Manifest read_manifest(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw Error(ErrorCode::kNotFound, path + ": missing");
+  if (!std::filesystem::is_regular_file(status))
+    throw Error(ErrorCode::kCorrupt, path + ": not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(ErrorCode::kIo, path + ": cannot read its size: " + ec.message());
+  if (size > kMaxManifestBytes)
+    throw Error(ErrorCode::kCorrupt, path + ": " + std::to_string(size) + " bytes, more than a manifest takes (at most " +
+                                         std::to_string(kMaxManifestBytes) + "); not read");
+  return decode_manifest(read_file(path), path);
 }
 
 std::vector<FileEntry> Manifest::files() const {
@@ -156,7 +179,8 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
   Manifest m;
   m.format_version = p.format_version();
   m.name = p.name();
-  check.require(!m.name.empty(), "name", "empty bundle name");
+  // The rule writers apply: a bundle that opens can be added to.
+  check.require(is_safe_name(m.name), "name", "'" + printable(m.name) + "' " + kSafeNameRule);
   m.provenance = {p.provenance().tool(), p.provenance().command_line(), p.provenance().seed(),
                   p.provenance().date(), p.provenance().data_card()};
   std::set<std::string> names, paths;
@@ -165,9 +189,9 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
     const std::string field = "models[" + std::to_string(i) + "]";
     ModelInfo info;
     info.name = pm.name();
-    check.require(is_safe_name(info.name), field + ".name",
-                  "'" + info.name + "' is not a safe name ([A-Za-z0-9._-], not starting with '.')");
-    check.require(names.insert(info.name).second, field + ".name", "'" + info.name + "' repeats");
+    check.require(is_safe_name(info.name), field + ".name", "'" + printable(info.name) + "' " + kSafeNameRule);
+    check.require(names.insert(name_key(info.name)).second, field + ".name",
+                  "'" + info.name + "' repeats (names may not differ in case alone)");
     info.encoding = pm.encoding();
     std::optional<Encoding> encoding;
     try {
@@ -222,6 +246,12 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                   std::to_string(info.macs) + " differs from the encoding's " +
                       std::to_string(cost.macs));
     const FileEntry weights = check.file(pm.weights(), field + ".weights");
+    // Checked before anything is built: a manifest naming a network of
+    // billions of parameters beside a small weights file must not make a
+    // loader allocate the network first.
+    check.require(weights.size / 4 >= std::uint64_t(info.parameters), field + ".weights.size",
+                  std::to_string(weights.size) + " bytes cannot hold the encoding's " +
+                      std::to_string(info.parameters) + " float32 parameters");
     info.weights_file = weights.path;
     info.weights_sha256 = weights.sha256;
     info.weights_bytes = weights.size;

@@ -50,8 +50,21 @@ std::string encode_manifest(const Manifest& manifest);
 // inconsistent field (naming the field), Error{kUnsupportedVersion}.
 Manifest decode_manifest(std::string_view bytes, const std::string& source);
 
-// True for names usable as a model name and file name: [A-Za-z0-9._-]+, not
-// starting with '.'.
+// The MANIFEST file at `path`, read and decoded. Throws what decode_manifest
+// throws, Error{kNotFound} / {kIo} for the file, and Error{kCorrupt} for a
+// MANIFEST that is not a regular file or is larger than any manifest is
+// (kMaxManifestBytes), before reading it.
+inline constexpr std::uint64_t kMaxManifestBytes = std::uint64_t(64) << 20;
+Manifest read_manifest(const std::string& path);
+
+// True for names usable as a bundle, model and file name: [A-Za-z0-9._-]+,
+// not starting with '.', at most 200 characters.
 bool is_safe_name(std::string_view name);
+// What is_safe_name() requires, for messages.
+inline constexpr char kSafeNameRule[] = "must match [A-Za-z0-9._-]+, not start with '.' and be at most 200 characters";
+// Model names are file names in the bundle: on a file system that ignores
+// case (vfat, exFAT, macOS's default) two names that differ only in case
+// would be one file. The key two names must not share.
+std::string name_key(std::string_view name);
 
 }  // namespace nasoa::zoo

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include "zoo/system/keyed_text.h"
+
 namespace nasoa::zoo {
 namespace {
 
@@ -14,17 +16,13 @@ std::atomic<bool> peak_mark_reset{false};
 
 // A "kB" field of /proc/self/status, in bytes.
 std::optional<std::int64_t> status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) != 0 || line.size() <= key.size() || line[key.size()] != ':') continue;
-    try {
-      return std::int64_t(std::stoll(line.substr(key.size() + 1))) * 1024;
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
+  const std::optional<std::string> value = keyed_value("/proc/self/status", key);
+  if (!value) return std::nullopt;
+  try {
+    return std::int64_t(std::stoll(*value)) * 1024;
+  } catch (const std::exception&) {
+    return std::nullopt;
   }
-  return std::nullopt;
 }
 
 }  // namespace
