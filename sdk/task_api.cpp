@@ -19,17 +19,17 @@ std::size_t append_validation(runtime::TaskSource& task, const std::string& dir)
   if (std::filesystem::equivalent(dir, task.origin, ec))
     throw Error(ErrorCode::kInvalidArgument,
                 dir + ": the validation folder is the task folder; validation would measure the training images");
-  runtime::TaskSource validation = runtime::list_folder(dir);
+  runtime::TaskSource validation = runtime::list_folder(dir, runtime::FolderRole::kValidation);
   // Validation on training images measures nothing: the same file on both
   // sides (a CSV listing the validation folder's images, a link) is refused.
-  std::map<std::filesystem::path, std::string> training;
+  std::map<std::string, std::string> training;  // file_identity -> the training image's path
   for (const runtime::SampleRef& s : task.samples)
     if (s.idx < 0)
-      if (const auto canonical = std::filesystem::canonical(s.path, ec); !ec) training.emplace(canonical, s.path);
+      if (const auto id = runtime::file_identity(s.path)) training.emplace(*id, s.path);
   for (const runtime::SampleRef& s : validation.samples) {
-    const auto canonical = std::filesystem::canonical(s.path, ec);
-    if (ec) continue;
-    if (const auto it = training.find(canonical); it != training.end())
+    const auto id = runtime::file_identity(s.path);
+    if (!id) continue;
+    if (const auto it = training.find(*id); it != training.end())
       throw Error(ErrorCode::kInvalidArgument, s.path + ": this validation image is also a training image (" +
                                                    it->second + "); validation would measure the training images");
   }
@@ -116,6 +116,13 @@ Task Task::from_idx(const std::string& images_path, const std::string& labels_pa
   return sdk::at_boundary("Task::from_idx", [&] {
     const auto started = Clock::now();
     return Task(ingest(runtime::list_idx(images_path, labels_path, class_names), options, started));
+  });
+}
+
+ImageListing list_images(const std::string& folder) {
+  return sdk::at_boundary("list_images", [&] {
+    runtime::ImageFiles found = runtime::list_image_files(folder);
+    return ImageListing{std::move(found.images), std::move(found.passed_over), std::move(found.skipped)};
   });
 }
 

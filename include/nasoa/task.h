@@ -3,7 +3,8 @@
 // A Task is read once: every image is decoded (OpenCV) and resized to
 // `image_side`, and kept in a compact in-memory cache, or re-read from disk on
 // each use when the cache would exceed `memory_cap_bytes`. Files that cannot
-// be used are skipped and listed with the reason; nothing is dropped silently.
+// be used are skipped and listed with the reason; nothing is dropped silently
+// (a multi-page TIFF's first page is used, and the file is listed saying so).
 //
 // Ownership: a move-only handle owning the decoded images. Thread-safety:
 // const members may be called from several threads at once.
@@ -106,5 +107,19 @@ class NASOA_API Task {
   explicit Task(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The image files under a folder, for an app that classifies what its user
+// points at (nasoa-classify does). The folder is walked as a class folder of
+// a task is: subfolders included, links to folders followed (each folder
+// once; a link to the folder or above it is not), each file once.
+struct ImageListing {
+  std::vector<std::string> images;       // sorted
+  std::vector<SkippedFile> passed_over;  // hidden entries, other file types, a file reached again through a link
+  std::vector<SkippedFile> skipped;      // entries that cannot be read: a dangling link, a pipe named like
+                                         // an image, a subfolder that cannot be listed
+};
+// Throws Error{kNotFound} for a missing folder, {kInvalidArgument} for a path
+// that is not a folder, {kIo} for a folder that cannot be listed.
+NASOA_API ImageListing list_images(const std::string& folder);
 
 }  // namespace nasoa

@@ -1,5 +1,7 @@
 #include "runtime/data/image_header.h"
 
+#include <dlfcn.h>
+
 #include <cstring>
 
 namespace nasoa::runtime {
@@ -92,7 +94,7 @@ std::optional<ImageHeader> tiff(std::string_view b) {
   if (std::uint64_t(ifd) + 2 > b.size()) return std::nullopt;  // 64-bit: an offset near 2^32 wraps
   const std::uint32_t entries = u16(ifd);
   std::int64_t width = 0, height = 0;
-  int extra_sample = -1;
+  int extra_sample = -1, compression = 1, samples = 1;  // the tags' defaults
   for (std::uint32_t i = 0; i < entries; ++i) {
     const std::size_t e = ifd + 2 + 12 * std::size_t(i);
     if (e + 12 > b.size()) return std::nullopt;
@@ -105,15 +107,35 @@ std::optional<ImageHeader> tiff(std::string_view b) {
     // SHORTs; the first of up to two lies in the entry itself.
     if (tag == 338 && extra_sample == -1 && type == 3 && u32(e + 4) >= 1 && u32(e + 4) <= 2)
       extra_sample = int(u16(e + 8));
+    if (tag == 259 && type == 3) compression = int(value);
+    if (tag == 277 && type == 3) samples = int(value);
   }
   if (width == 0 || height == 0) return std::nullopt;
   ImageHeader header{ImageFormat::kTiff, width, height};
   header.tiff_extra_sample = extra_sample;
+  header.tiff_compression = compression;
+  header.tiff_samples = samples;
   header.fourth_channel_is_padding = extra_sample == 0;
+  // The offset of the next page's directory follows the entries; 0 ends the list.
+  const std::size_t next = ifd + 2 + 12 * std::size_t(entries);
+  header.tiff_more_pages = next + 4 <= b.size() && u32(next) != 0;
   return header;
 }
 
 }  // namespace
+
+bool tiff_compression_decodable(int code) {
+  // libtiff answers for itself where OpenCV links it as a library of its
+  // own (Debian, Ubuntu, JetPack); a libtiff built into OpenCV is out of
+  // sight, and then only the codecs every libtiff build has are trusted.
+  using Configured = int (*)(std::uint16_t);
+  static const Configured configured = reinterpret_cast<Configured>(::dlsym(RTLD_DEFAULT, "TIFFIsCODECConfigured"));
+  if (code < 0 || code > 0xFFFF) return false;
+  if (configured) return configured(std::uint16_t(code)) != 0;
+  for (int known : {1, 2, 3, 4, 5, 7, 8, 32773, 32946})  // none, CCITT, LZW, JPEG, Deflate, PackBits
+    if (code == known) return true;
+  return false;
+}
 
 std::optional<ImageHeader> parse_image_header(std::string_view b) {
   if (b.size() >= 8 && b.substr(0, 8) == "\x89PNG\r\n\x1a\n") return png(b);

@@ -30,7 +30,17 @@ struct ImageHeader {
   // extra sample, or a BMP whose header is too short to hold an alpha mask
   // (OpenCV decodes its 32-bit BI_BITFIELDS pixels as BGRA).
   bool fourth_channel_is_padding = false;
+  // A TIFF whose first page (the one decoded) is followed by more.
+  bool tiff_more_pages = false;
+  // A TIFF's Compression (1: none) and SamplesPerPixel tags; 0 for other formats.
+  int tiff_compression = 0;
+  int tiff_samples = 0;
 };
+
+// Whether the libtiff that OpenCV decodes with has the codec of TIFF
+// compression `code`. For one it lacks, OpenCV hands back an image of zeros
+// without an error.
+bool tiff_compression_decodable(int code);
 
 // The format and size announced by `bytes` (the start of a file, or all of
 // it), or std::nullopt when it is not a PNG, JPEG, BMP, WebP or TIFF, or the

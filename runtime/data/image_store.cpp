@@ -104,7 +104,22 @@ std::string header_refusal(const std::string& bytes, const IngestOptions& option
                            std::optional<ImageHeader>* header) {
   if (bytes.empty()) return "zero-byte file";
   *header = parse_image_header(bytes);
-  if (!*header) return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
+  if (!*header) {
+    if (bytes.size() >= 4 && (bytes.compare(0, 4, std::string("II+\0", 4)) == 0 ||
+                              bytes.compare(0, 4, std::string("MM\0+", 4)) == 0))
+      return "BigTIFF, which is not read (save it as a classic TIFF or PNG)";
+    return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
+  }
+  if ((*header)->format == ImageFormat::kTiff) {
+    const int compression = (*header)->tiff_compression;
+    if (!tiff_compression_decodable(compression))
+      return "TIFF compression " + std::to_string(compression) +
+             " has no decoder here (it would read as a black image): save it as PNG or an LZW/Deflate TIFF";
+    // OpenCV reads grey and alpha as grey alone: the transparent parts
+    // would show what is stored under them, not the background.
+    if ((*header)->tiff_samples == 2 && ((*header)->tiff_extra_sample == 1 || (*header)->tiff_extra_sample == 2))
+      return "grey-and-alpha TIFF: its transparency would be lost in decoding; save it as PNG";
+  }
   // Sides are up to 2^32 each: their product is compared without forming it.
   const std::int64_t width = (*header)->width, height = (*header)->height;
   if (height > 0 && width > options.max_pixels / height)
@@ -152,7 +167,16 @@ std::string unsupported_pixels(const cv::Mat& m) {
     return "unsupported channel count " + std::to_string(m.channels()) + " (1 to 4 expected)";
   const char* depth = nullptr;
   switch (m.depth()) {
-    case CV_8U: case CV_16U: case CV_16F: case CV_32F: case CV_64F: return {};
+    case CV_8U: case CV_16U: return {};
+    case CV_16F: case CV_32F: case CV_64F: {
+      // Floats are read as [0, 1]; tools that write 0-255 (or worse) floats
+      // would turn into a white image.
+      cv::Mat f = m;
+      if (m.depth() == CV_16F) m.convertTo(f, CV_32F);
+      if (!cv::checkRange(f, true, nullptr, -1e-3, 1.001))
+        return "float pixels outside [0, 1] (or not finite): their scale is unknown";
+      return {};
+    }
     case CV_8S: depth = "8-bit signed"; break;
     case CV_16S: depth = "16-bit signed"; break;
     case CV_32S: depth = "32-bit signed"; break;
@@ -315,7 +339,10 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
     return {};
   }
   if (decoded.empty()) {
-    *reason = std::string("damaged or truncated ") + format_name(header->format) + " (decoder failed)";
+    // OpenCV does not say why; intact files of a variant it does not read
+    // (a half-float TIFF, an animated WebP) end here too.
+    *reason = std::string(format_name(header->format)) +
+              " the decoder refused: damaged, truncated, or a variant OpenCV does not read";
     return {};
   }
   if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));
@@ -352,6 +379,7 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
     std::string reason;
     cv::Size original;
     int channels = 0;
+    std::string note;  // about a file that is used, for the report
   };
   std::vector<Outcome> outcomes(n);
   std::array<double, 3> sum{}, sum_sq{};
@@ -384,6 +412,10 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
           o.channels = 1;
         } else {
           square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels);
+          // OpenCV decodes a TIFF's first page; the others must not go unsaid.
+          if (!square.empty())
+            if (const auto header = parse_image_header(bytes); header && header->tiff_more_pages)
+              o.note = "a multi-page TIFF: its first page is used, the pages after it are not";
         }
       } catch (const std::bad_alloc&) {
         o.reason = "out of memory while decoding it";
@@ -439,6 +471,7 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
       skipped_.push_back({source_.samples[i].path, o.reason});
       continue;
     }
+    if (!o.note.empty()) skipped_.push_back({source_.samples[i].path, o.note});
     if (cache && kept_.size() != i)
       std::memmove(cache_.data() + kept_.size() * image_bytes, cache_.data() + i * image_bytes, image_bytes);
     kept_.push_back(i);

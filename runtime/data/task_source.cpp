@@ -1,9 +1,11 @@
 #include "runtime/data/task_source.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -50,45 +52,76 @@ std::string unquote(const std::string& field) {
 // saved model and nasoa-classify's output separate labels by tabs and line
 // breaks. Checked here, at ingestion, so that such a name fails before
 // training rather than when the trained model is saved.
-void check_classes(const TaskSource& t) {
-  if (t.class_names.size() < 2)
+void check_classes(const TaskSource& t, std::size_t least = 2) {
+  if (t.class_names.size() < least)
     throw Error(ErrorCode::kInvalidArgument,
-                t.origin + ": a task needs at least two classes, found " +
-                    std::to_string(t.class_names.size()));
+                t.origin + (least == 1 ? std::string(": no class folder with an image file type in it")
+                                       : ": a task needs at least two classes, found " +
+                                             std::to_string(t.class_names.size())));
   if (const std::string problem = zoo::label_problem(t.class_names); !problem.empty())
     throw Error(ErrorCode::kInvalidArgument, t.origin + ": class name " + problem + "; rename it");
 }
+
+// A CSV or IDX file given as a task: a pipe would block the open for ever and
+// a device (a link to /dev/zero) never end.
+void require_regular_file(const std::string& path, const char* what) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status)) throw Error(ErrorCode::kNotFound, path + ": no such " + what);
+  if (fs::is_directory(status))
+    throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not a " + what);
+  if (!fs::is_regular_file(status))
+    throw Error(ErrorCode::kInvalidArgument, path + ": not a regular file (a pipe or a device), not a " + what);
+}
+
+}  // namespace
+
+std::optional<std::string> file_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+namespace {
 
 // Whether `folder` is `path` or one of the folders above it (both canonical).
 bool is_at_or_above(const fs::path& folder, const fs::path& path) {
   return std::mismatch(folder.begin(), folder.end(), path.begin(), path.end()).first == folder.end();
 }
 
-// The image files under `folder` and its subfolders, in `files`; whatever
-// cannot be used, in `skipped` with the reason. A class folder that cannot be
-// listed is an error (the class would silently shrink); a subfolder that
-// cannot be listed is a skip.
-void list_class_files(const fs::path& folder, bool is_class_folder, const fs::path& task_root,
-                      std::vector<fs::path>& files, std::vector<SkippedFile>& skipped,
-                      std::set<fs::path>& listed_folders) {
+// What listing a folder of images found.
+struct Found {
+  std::vector<fs::path> files;
+  std::vector<SkippedFile> passed_over;  // hidden entries, other file types
+  std::vector<SkippedFile> skipped;      // what could have held images but cannot be read
+};
+
+// The image files under `folder` and its subfolders. A top folder (a class
+// folder, or the folder list_image_files() is given) that cannot be listed is
+// an error (the class would silently shrink); a subfolder that cannot be
+// listed is a skip. `root` is the canonical task folder (or listed folder),
+// `root_name` what messages call it.
+void list_files(const fs::path& folder, bool is_top, const fs::path& root, const std::string& root_name,
+                Found& found, std::set<fs::path>& listed_folders) {
   std::error_code ec;
-  if (!is_class_folder) {  // class folders are all in `listed_folders` before any is listed
+  if (!is_top) {  // top folders are all in `listed_folders` before any is listed
     const fs::path canonical = fs::canonical(folder, ec);
     // A link up to the task folder or above it would make the other classes
     // (or the whole disk) images of this one.
-    if (!ec && !task_root.empty() && is_at_or_above(canonical, task_root)) {
-      skipped.push_back({folder.string(), "a link to the task folder or a folder above it; not followed"});
+    if (!ec && !root.empty() && is_at_or_above(canonical, root)) {
+      found.skipped.push_back({folder.string(), "a link to " + root_name + " or a folder above it; not followed"});
       return;
     }
     if (!ec && !listed_folders.insert(canonical).second) {
-      skipped.push_back({folder.string(), "a folder listed elsewhere in the task (reached again through a link)"});
+      found.passed_over.push_back(
+          {folder.string(), "a folder listed elsewhere in " + root_name + " (reached again through a link)"});
       return;
     }
   }
   fs::directory_iterator it(folder, ec);
   const auto cannot_list = [&](const std::error_code& e) {
-    if (is_class_folder) throw Error(ErrorCode::kIo, folder.string() + ": cannot list: " + e.message());
-    skipped.push_back({folder.string(), "cannot list this folder: " + e.message()});
+    if (is_top) throw Error(ErrorCode::kIo, folder.string() + ": cannot list: " + e.message());
+    found.skipped.push_back({folder.string(), "cannot list this folder: " + e.message()});
   };
   if (ec) return cannot_list(ec);
   for (; it != fs::directory_iterator(); it.increment(ec)) {
@@ -97,18 +130,18 @@ void list_class_files(const fs::path& folder, bool is_class_folder, const fs::pa
     std::error_code entry_ec;
     if (entry.is_directory(entry_ec)) {
       if (name[0] == '.')
-        skipped.push_back({entry.path().string(), "hidden folder"});
+        found.passed_over.push_back({entry.path().string(), "hidden folder"});
       else
-        list_class_files(entry.path(), false, task_root, files, skipped, listed_folders);
+        list_files(entry.path(), false, root, root_name, found, listed_folders);
     } else if (name[0] == '.') {
-      skipped.push_back({entry.path().string(), "hidden file"});
+      found.passed_over.push_back({entry.path().string(), "hidden file"});
     } else if (!has_image_extension(entry.path())) {
-      skipped.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
+      found.passed_over.push_back({entry.path().string(), "not an image file type (jpg, png, bmp, webp, tiff)"});
     } else if (!entry.is_regular_file(entry_ec)) {
-      skipped.push_back({entry.path().string(), entry_ec ? "cannot be read: " + entry_ec.message()
-                                                        : "not a regular file (a pipe or a device)"});
+      found.skipped.push_back({entry.path().string(), entry_ec ? "cannot be read: " + entry_ec.message()
+                                                              : "not a regular file (a pipe or a device)"});
     } else {
-      files.push_back(entry.path());
+      found.files.push_back(entry.path());
     }
   }
   if (ec) cannot_list(ec);
@@ -116,10 +149,14 @@ void list_class_files(const fs::path& folder, bool is_class_folder, const fs::pa
 
 }  // namespace
 
-TaskSource list_folder(const std::string& dir) {
+TaskSource list_folder(const std::string& dir, FolderRole role) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
+  if (!fs::is_directory(dir, ec)) {
+    if (fs::exists(dir, ec))
+      throw Error(ErrorCode::kInvalidArgument,
+                  dir + ": is a file, not a task folder (a folder of class subfolders of images)");
     throw Error(ErrorCode::kNotFound, dir + ": no such task folder");
+  }
   TaskSource task;
   task.origin = dir;
   std::vector<fs::path> class_dirs;
@@ -145,8 +182,8 @@ TaskSource list_folder(const std::string& dir) {
                 dir + ": no class folders; a task is a folder of class subfolders of images");
   // Each file once: reached twice through links, it could land in both the
   // training and the validation split, or under two labels.
-  std::map<fs::path, std::string> seen;  // canonical path -> the path it was first listed as
-  std::set<fs::path> listed_folders;     // canonical: a link back up must not loop
+  std::map<std::string, std::string> seen;  // file_identity -> the path it was first listed as
+  std::set<fs::path> listed_folders;        // canonical: a link back up must not loop
   std::error_code root_ec;
   const fs::path task_root = fs::canonical(dir, root_ec);
   // Class folders are all in `listed_folders` before any is listed. One that
@@ -166,14 +203,15 @@ TaskSource list_folder(const std::string& dir) {
   for (const fs::path& class_dir : classes) {
     const int label = static_cast<int>(task.class_names.size());
     task.class_names.push_back(class_dir.filename().string());
-    std::vector<fs::path> files;
-    list_class_files(class_dir, true, task_root, files, task.skipped, listed_folders);
+    Found found;
+    list_files(class_dir, true, task_root, "the task folder", found, listed_folders);
+    task.skipped.insert(task.skipped.end(), found.passed_over.begin(), found.passed_over.end());
+    task.skipped.insert(task.skipped.end(), found.skipped.begin(), found.skipped.end());
+    std::vector<fs::path>& files = found.files;
     std::sort(files.begin(), files.end());  // a fixed order makes splits reproducible
     for (const fs::path& f : files) {
-      std::error_code canonical_ec;
-      const fs::path canonical = fs::canonical(f, canonical_ec);
-      if (!canonical_ec) {
-        const auto [first, inserted] = seen.emplace(canonical, f.string());
+      if (const std::optional<std::string> id = file_identity(f.string())) {
+        const auto [first, inserted] = seen.emplace(*id, f.string());
         if (!inserted) {
           task.skipped.push_back({f.string(), "the same file as " + first->second + " (through a link); the first is kept"});
           continue;
@@ -182,14 +220,40 @@ TaskSource list_folder(const std::string& dir) {
       task.samples.push_back({f.string(), label, -1});
     }
   }
-  check_classes(task);
+  check_classes(task, role == FolderRole::kValidation ? 1 : 2);
   return task;
 }
 
-TaskSource list_csv(const std::string& csv_path) {
+ImageFiles list_image_files(const std::string& folder) {
   std::error_code ec;
-  if (fs::is_directory(csv_path, ec))
-    throw Error(ErrorCode::kInvalidArgument, csv_path + ": is a folder, not a CSV list (path,label lines)");
+  if (!fs::exists(folder, ec)) throw Error(ErrorCode::kNotFound, folder + ": no such folder");
+  if (!fs::is_directory(folder, ec)) throw Error(ErrorCode::kInvalidArgument, folder + ": not a folder");
+  std::error_code root_ec;
+  const fs::path root = fs::canonical(folder, root_ec);
+  std::set<fs::path> listed_folders;
+  if (!root_ec) listed_folders.insert(root);
+  Found found;
+  list_files(folder, true, root_ec ? fs::path() : root, "the folder listed", found, listed_folders);
+  std::sort(found.files.begin(), found.files.end());
+  ImageFiles out;
+  out.passed_over = std::move(found.passed_over);
+  out.skipped = std::move(found.skipped);
+  std::map<std::string, std::string> seen;  // file_identity -> the path it was first listed as
+  for (const fs::path& f : found.files) {
+    if (const std::optional<std::string> id = file_identity(f.string())) {
+      const auto [first, inserted] = seen.emplace(*id, f.string());
+      if (!inserted) {
+        out.passed_over.push_back({f.string(), "the same file as " + first->second + " (through a link); the first is kept"});
+        continue;
+      }
+    }
+    out.images.push_back(f.string());
+  }
+  return out;
+}
+
+TaskSource list_csv(const std::string& csv_path) {
+  require_regular_file(csv_path, "CSV list (path,label lines)");
   std::ifstream file(csv_path, std::ios::binary);
   if (!file) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
   std::ostringstream text;
@@ -199,7 +263,11 @@ TaskSource list_csv(const std::string& csv_path) {
   if (text.str().find('\0') != std::string::npos)
     throw Error(ErrorCode::kInvalidArgument,
                 csv_path + ": binary data (or UTF-16); a CSV list is UTF-8 text lines of `path,label`");
-  std::istringstream in(text.str());
+  // Lines may end in "\n", "\r\n" or (classic Mac) a lone "\r".
+  std::string lines = std::move(text).str();
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (lines[i] == '\r' && (i + 1 == lines.size() || lines[i + 1] != '\n')) lines[i] = '\n';
+  std::istringstream in(lines);
   TaskSource task;
   task.origin = csv_path;
   const fs::path base = fs::path(csv_path).parent_path();
@@ -227,7 +295,11 @@ TaskSource list_csv(const std::string& csv_path) {
     seen_row = true;
     // A header, after any comments ("#path,label" too: before '#' lines with
     // a comma were rows, it was a comment).
-    if (first_row && (path == "path" || path == "#path") && label == "label") continue;
+    const auto lower = [](std::string t) {
+      for (char& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
+      return t;
+    };
+    if (first_row && (lower(path) == "path" || lower(path) == "#path") && lower(label) == "label") continue;
     if (path.empty() || label.empty())
       throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": empty path or label in '" +
                                                    zoo::printable(line) + "'");
@@ -240,12 +312,13 @@ TaskSource list_csv(const std::string& csv_path) {
     const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
     // The file itself, however it is reached (a link, "a/../b"); as written
     // when it cannot be resolved (a missing file, skipped later).
-    std::error_code canonical_ec;
-    const fs::path canonical = fs::canonical(p, canonical_ec);
+    // The file itself, however it is reached (a link, a hard link,
+    // "a/../b"); as written when it cannot be found (skipped later).
     std::error_code absolute_ec;
     const fs::path absolute = fs::absolute(p, absolute_ec);
-    const fs::path key = !canonical_ec ? canonical : (absolute_ec ? p : absolute).lexically_normal();
-    const auto [first, new_path] = listed.emplace(key.string(), std::make_pair(number, label));
+    const std::optional<std::string> id = file_identity(p.string());
+    const std::string key = id ? "file " + *id : "path " + (absolute_ec ? p : absolute).lexically_normal().string();
+    const auto [first, new_path] = listed.emplace(key, std::make_pair(number, label));
     if (!new_path) {
       const auto& [first_line, first_label] = first->second;
       task.skipped.push_back(
@@ -273,7 +346,8 @@ namespace {
 // truncated. Concatenated gzip members are read as one stream, as gzip does.
 class IdxByteReader {
  public:
-  explicit IdxByteReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+  explicit IdxByteReader(const std::string& path) : path_(path), in_((require_regular_file(path, "IDX file"), path),
+                                                                         std::ios::binary) {
     if (!in_) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
     char magic[2] = {0, 0};
     in_.read(magic, 2);

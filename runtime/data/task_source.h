@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,30 @@ struct TaskSource {
 
 // Each of these refuses (Error{kInvalidArgument}) a task of fewer than two
 // classes or with a class name that is not a valid label.
-TaskSource list_folder(const std::string& dir);
+// What identifies the file at `path` however it is reached (a symbolic link,
+// a hard link, "a/../b"): its device and inode. nullopt when it cannot be
+// looked at (missing, unreadable).
+std::optional<std::string> file_identity(const std::string& path);
+
+// A validation folder (kValidation) may hold fewer classes than the task
+// (at least one); it is listed by the same rules.
+enum class FolderRole { kTask, kValidation };
+TaskSource list_folder(const std::string& dir, FolderRole role = FolderRole::kTask);
+// The image files under `folder` (sorted), walked as a class folder is:
+// subfolders included, links to folders followed (each folder once, none to
+// `folder` or above it), each file once. Hidden entries and other file types
+// are passed over; entries that cannot be read (a dangling link, a pipe
+// named like an image, a subfolder that cannot be listed) are skipped. Both
+// are listed with the reason. Throws Error{kNotFound} for a missing folder,
+// {kInvalidArgument} for a path that is not a folder, {kIo} for a folder that
+// cannot be listed.
+struct ImageFiles {
+  std::vector<std::string> images;
+  std::vector<SkippedFile> passed_over;
+  std::vector<SkippedFile> skipped;
+};
+ImageFiles list_image_files(const std::string& folder);
+
 // `path,label` per line: an optional `path,label` header, a UTF-8 byte-order
 // mark, blank lines, `#` comments and double-quoted fields are accepted; the
 // label follows the last comma; relative paths are relative to the CSV file.

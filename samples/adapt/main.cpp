@@ -1,6 +1,7 @@
 // nasoa-adapt: fine-tune a zoo model on a folder of labelled images, inside a budget.
 //
-//   nasoa-adapt --zoo DIR --data DIR --budget SECONDS --out DIR
+//   nasoa-adapt --zoo DIR (--data DIR|FILE.csv | --idx IMAGES LABELS [--class-names A,B,..])
+//               --budget SECONDS --out DIR
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
 //               [--state DIR] [--plan-only] [--probe] [--no-record]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
@@ -207,7 +208,16 @@ int main(int argc, char** argv) {
   }
   const std::string default_state = home_state.empty() ? "nasoa::default_state_dir()" : home_state;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
-  app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv")->required();
+  std::vector<std::string> idx;
+  std::string idx_class_names;
+  CLI::Option* data_option =
+      app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv");
+  CLI::Option* idx_option =
+      app.add_option("--idx", idx, "Task as MNIST-format IDX files, plain or gzipped: IMAGES LABELS (instead of --data)")
+          ->expected(2)
+          ->excludes(data_option);
+  app.add_option("--class-names", idx_class_names, "With --idx: the classes' names, comma-separated, in label order")
+      ->needs(idx_option);
   app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(nasoa_samples::finite_number(0, true));
   app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
   app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(nasoa_samples::finite_number(0, false));
@@ -294,6 +304,11 @@ int main(int argc, char** argv) {
     std::cerr << "nasoa-adapt: --model is empty; name a model of the zoo\n";
     return 2;
   }
+  if (data.empty() && idx.empty()) {
+    std::cerr << "nasoa-adapt: give the task: --data FOLDER_OR_CSV, or --idx IMAGES LABELS\n";
+    return 2;
+  }
+  const std::string idx_images = idx.empty() ? "" : idx[0], idx_labels = idx.empty() ? "" : idx[1];
   if (!plan_only) {
     // A model folder inside the task would be read as a class next time.
     const std::string clash =
@@ -310,7 +325,8 @@ int main(int argc, char** argv) {
   // The state folder this run uses (the default one when none is given).
   const std::string state_used = !state.empty() ? state : home_state;
   if (const std::string problem = nasoa_samples::state_folder_problem(
-          state_used, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}});
+          state_used, {{"--zoo", zoo_dir}, {"--data", data}, {"--idx", idx_images}, {"--idx", idx_labels},
+                       {"--validation", validation}});
       !problem.empty()) {
     std::cerr << "nasoa-adapt: " << problem << "\n";
     return 2;
@@ -319,7 +335,8 @@ int main(int argc, char** argv) {
     // The report must not replace the device's experience or its profile.
     const std::string clash =
         nasoa_samples::output_clash("--report", report,
-                                    {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}, {"--out", out},
+                                    {{"--zoo", zoo_dir}, {"--data", data}, {"--idx", idx_images}, {"--idx", idx_labels},
+                                     {"--validation", validation}, {"--out", out},
                                      {"--state", state_used}, {"--profile", profile}});
     if (!clash.empty()) {
       std::cerr << "nasoa-adapt: " << clash << "\n";
@@ -373,10 +390,22 @@ int main(int argc, char** argv) {
     const bool csv = std::filesystem::is_regular_file(data, kind_ec) ||
                      (!std::filesystem::is_directory(data, kind_ec) && data.size() > 4 &&
                       std::equal(data.end() - 4, data.end(), ".csv", [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }));
-    const nasoa::Task task = csv ? nasoa::Task::from_csv(data, task_options) : nasoa::Task::from_folder(data, task_options);
+    std::vector<std::string> class_names;
+    for (std::stringstream names(idx_class_names); names.good();) {
+      std::string name;
+      std::getline(names, name, ',');
+      if (!name.empty() || !idx_class_names.empty()) class_names.push_back(name);
+    }
+    const nasoa::Task task = !idx.empty() ? nasoa::Task::from_idx(idx_images, idx_labels, class_names, task_options)
+                             : csv        ? nasoa::Task::from_csv(data, task_options)
+                                          : nasoa::Task::from_folder(data, task_options);
     if (!quiet)
       std::cerr << "task: " << task.size() << " images in " << task.class_names().size() << " classes ("
                 << task.skipped().size() << " files skipped), read in " << task.ingest_seconds() << " s\n";
+    // --plan-only writes no report: what was skipped, and why, is said here.
+    if (plan_only && !quiet)
+      for (const nasoa::SkippedFile& f : task.skipped())
+        std::cerr << "skipped: " << nasoa_samples::one_line(f.path) << ": " << f.reason << "\n";
 
     nasoa::AdapterOptions options;
     options.threads = threads;
@@ -487,7 +516,7 @@ int main(int argc, char** argv) {
       std::cout << "skipped:    " << nasoa_samples::one_line(task.skipped()[i].path) << ": " << task.skipped()[i].reason
                 << "\n";
     if (task.skipped().size() > 10)
-      std::cout << "skipped:    ... " << task.skipped().size() - 10 << " more" << (report.empty() ? "" : " (see the report)") << "\n";
+      std::cout << "skipped:    ... " << task.skipped().size() - 10 << " more" << (report.empty() ? " (--report FILE lists them all)" : " (see the report)") << "\n";
     return 0;
   } catch (const nasoa::Error& e) {
     std::cerr << "\nnasoa-adapt: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';

@@ -12,16 +12,13 @@
 // image was classified, 1 when any failed (or the model cannot be used), 2
 // for bad arguments.
 //
-// Uses only the public API: nasoa::Classifier and nasoa::Error.
+// Uses only the public API: nasoa::Classifier, nasoa::list_images and nasoa::Error.
 #include <CLI/CLI.hpp>
 #include <nasoa/nasoa.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -33,80 +30,29 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has_image_extension(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
-    if (ext == known) return true;
-  return false;
-}
-
-// The images under `folder`, sorted; false (after saying why) if it cannot be walked.
-// Adds the image files under `folder` to `found`; links to folders are
-// followed, each folder once (as training reads a task). False, after saying
-// why, when something could not be read.
-bool walk_into(const fs::path& folder, const fs::path& root, std::set<fs::path>& seen,
-               std::vector<std::string>& found) {
-  std::error_code ec;
-  const fs::path canonical = fs::canonical(folder, ec);
-  if (!ec && !seen.insert(canonical).second) return true;  // reached again through a link
-  // A link up to the folder walked or above it would walk its siblings (or
-  // the whole disk); training skips such links too.
-  if (!ec && !seen.empty() && canonical != root &&
-      std::mismatch(canonical.begin(), canonical.end(), root.begin(), root.end()).first == canonical.end()) {
-    std::cerr << "nasoa-classify: skipped: " << nasoa_samples::one_line(folder.string())
-              << ": a link to a folder above the one walked; not followed\n";
-    return true;
-  }
-  fs::directory_iterator it(folder, ec);
-  if (ec) {
-    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder.string()) << ": cannot list: " << ec.message()
-              << '\n';
-    return false;
-  }
-  bool usable = true;
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    // Hidden entries (".thumbs", macOS's "._photo.jpg") are not images a
-    // user meant; training skips them too.
-    if (it->path().filename().string().rfind('.', 0) == 0) continue;
-    std::error_code type_ec;
-    if (it->is_directory(type_ec)) {
-      usable = walk_into(it->path(), root, seen, found) && usable;
-      continue;
-    }
-    if (!has_image_extension(it->path())) continue;
-    if (it->is_regular_file(type_ec)) {
-      found.push_back(it->path().string());
-    } else {
-      // A pipe, device or dangling link named like an image: said, not dropped.
-      std::cerr << "nasoa-classify: skipped: " << nasoa_samples::one_line(it->path().string())
-                << ": not a regular file\n";
-      usable = false;
-    }
-  }
-  if (ec) {
-    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder.string())
-              << ": cannot walk the folder: " << ec.message() << '\n';
-    return false;
-  }
-  return usable;
-}
-
-// The images under `folder`, sorted; false (after saying why) if it cannot be walked.
+// Adds the images under `folder` to `out`, walked as training walks a
+// class folder (nasoa::list_images); false, after saying why, when something
+// in it could not be read or it holds no image.
 bool walk(const std::string& folder, std::vector<std::string>* out) {
-  std::vector<std::string> found;
-  std::set<fs::path> seen;
-  std::error_code ec;
-  const fs::path root = fs::canonical(folder, ec);
-  const bool usable = walk_into(folder, root, seen, found);
-  if (found.empty()) {
+  nasoa::ImageListing listing;
+  try {
+    listing = nasoa::list_images(folder);
+  } catch (const nasoa::Error& e) {
+    std::cerr << "nasoa-classify: " << nasoa_samples::one_line(e.what()) << '\n';
+    return false;
+  }
+  // Hidden entries (".thumbs", macOS's "._photo.jpg") and other file types
+  // are not images a user meant; what looks like one but cannot be read is
+  // said, not dropped.
+  for (const nasoa::SkippedFile& s : listing.skipped)
+    std::cerr << "nasoa-classify: skipped: " << nasoa_samples::one_line(s.path) << ": " << s.reason << '\n';
+  if (listing.images.empty()) {
     std::cerr << "nasoa-classify: " << nasoa_samples::one_line(folder)
               << ": no image files (.png .jpg .jpeg .bmp .webp .tif .tiff) in it\n";
     return false;
   }
-  std::sort(found.begin(), found.end());
-  out->insert(out->end(), found.begin(), found.end());
-  return usable;
+  out->insert(out->end(), listing.images.begin(), listing.images.end());
+  return listing.skipped.empty();
 }
 
 }  // namespace

@@ -51,6 +51,19 @@ mkdir -p "$work/one/only" && cp "$work/task/t-shirt/"*.bmp "$work/one/only/"
 check "a one-class task is refused" grep -q "at least two classes" "$work/one.err"
 check "no model was written by the refused runs" test ! -e "$work/m2"
 
+# A task given as MNIST-format IDX files (Debian's Fashion-MNIST test split).
+"$adapt" --zoo "$work/zoo" --idx "$fashion/t10k-images-idx3-ubyte.gz" "$fashion/t10k-labels-idx1-ubyte.gz" \
+  --class-names t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle-boot --budget 60 --epochs 1 \
+  --out "$work/idx-model" --report "$work/idx.json" --no-record --quiet > /dev/null 2> "$work/idx.err"
+check "an IDX task (--idx) trains, its classes named by --class-names" \
+  json "$work/idx.json" "r['task']['images'] == 10000 and r['task']['classes'][9] == 'ankle-boot'"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --idx "$fashion/t10k-images-idx3-ubyte.gz" \
+  "$fashion/t10k-labels-idx1-ubyte.gz" --budget 10 --out "$work/m2" > /dev/null 2>&1
+check "--data and --idx together are a bad argument" test $? -eq 2
+"$adapt" --zoo "$work/zoo" --budget 10 --out "$work/m2" > /dev/null 2> "$work/notask.err"
+check "no task at all is a bad argument, naming both ways to give one" \
+  bash -c "test $? -eq 2 && grep -q -- '--data FOLDER_OR_CSV, or --idx' '$work/notask.err'"
+
 # Kill a run right after its first checkpoint, then resume it.
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 120 --epochs 12 --out "$work/killed" \
   --checkpoint-every 0.2 --quiet > /dev/null 2>&1 &

@@ -86,6 +86,24 @@ std::string rgbx_tiff(int extra, std::uint8_t s0, std::uint8_t s1, std::uint8_t 
   return tiff + u32(0);
 }
 
+// An uncompressed little-endian 4 x 4 TIFF of grey and alpha (8 bits each),
+// every pixel (grey, alpha); `extra` is the ExtraSamples tag's value.
+std::string grey_alpha_tiff(int extra, std::uint8_t grey, std::uint8_t alpha) {
+  const auto u16 = [](std::uint32_t v) { return std::string{char(v & 0xFF), char((v >> 8) & 0xFF)}; };
+  const auto u32 = [&](std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16); };
+  std::string pixels;
+  for (int i = 0; i < 16; ++i) pixels += std::string{char(grey), char(alpha)};
+  const std::uint32_t pixels_at = 8, directory_at = pixels_at + std::uint32_t(pixels.size());
+  const std::vector<std::array<std::uint32_t, 4>> entries = {  // tag, type, count, value
+      {256, 3, 1, 4}, {257, 3, 1, 4}, {258, 3, 2, 8 | (8u << 16)}, {259, 3, 1, 1}, {262, 3, 1, 1},
+      {273, 4, 1, pixels_at}, {277, 3, 1, 2}, {278, 3, 1, 4}, {279, 4, 1, std::uint32_t(pixels.size())},
+      {284, 3, 1, 1}, {338, 3, 1, std::uint32_t(extra)}};
+  std::string tiff = std::string("II*\0", 4) + u32(directory_at) + pixels + u16(std::uint32_t(entries.size()));
+  for (const auto& [tag, type, count, value] : entries)
+    tiff += u16(tag) + u16(type) + u32(count) + (type == 3 && count == 1 ? u16(value) + u16(0) : u32(value));
+  return tiff + u32(0);
+}
+
 // A 4 x 4 32-bit BMP with a 40-byte header and BI_BITFIELDS masks (no alpha
 // mask), every pixel stored as B, G, R, 0.
 std::string xrgb_bmp(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
@@ -141,8 +159,8 @@ TEST_F(ImageStoreTest, SkipsEveryBadFileWithItsReasonAndKeepsTheGoodOnes) {
   const ImageStore store(list_folder(t_ / "task"), options);
   EXPECT_EQ(store.size(), 5u);
   EXPECT_EQ(store.skipped().size(), 6u);
-  EXPECT_NE(reason_for(store, "corrupt.png").find("decoder failed"), std::string::npos);
-  EXPECT_NE(reason_for(store, "truncated.png").find("decoder failed"), std::string::npos);
+  EXPECT_NE(reason_for(store, "corrupt.png").find("the decoder refused: damaged, truncated"), std::string::npos);
+  EXPECT_NE(reason_for(store, "truncated.png").find("the decoder refused: damaged, truncated"), std::string::npos);
   EXPECT_NE(reason_for(store, "truncated.jpg").find("truncated JPEG"), std::string::npos);
   EXPECT_EQ(reason_for(store, "empty.png"), "zero-byte file");
   EXPECT_NE(reason_for(store, "text.jpg").find("not a recognised image"), std::string::npos);
@@ -286,6 +304,41 @@ TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
   const cv::Vec3b blue = centre.at("ñandú-青.jpg");                   // non-ASCII name, lossy blue
   EXPECT_GT(blue[2], 240);
   EXPECT_LT(blue[0], 15);
+}
+
+TEST(ImageConversionTest, TiffsThatWouldDecodeWrongAreSkippedSayingWhy) {
+  IngestOptions options;
+  options.side = 8;
+  const auto reason_of = [&](const std::string& bytes) {
+    std::string reason;
+    const cv::Mat square = decode_to_square(bytes, options, &reason);
+    return square.empty() ? reason : std::string("(used)");
+  };
+  // A codec libtiff lacks reads as zeros, without an error: a black image.
+  std::string jpeg2000 = rgbx_tiff(0, 200, 30, 10, 0);
+  const std::string uncompressed("\x03\x01\x03\x00\x01\x00\x00\x00\x01\x00", 10);  // 259 SHORT 1: 1
+  const std::size_t at = jpeg2000.find(uncompressed);
+  ASSERT_NE(at, std::string::npos);
+  jpeg2000[at + 8] = char(34712 & 0xFF);
+  jpeg2000[at + 9] = char(34712 >> 8);
+  EXPECT_EQ(reason_of(rgbx_tiff(0, 200, 30, 10, 0)), "(used)");
+  EXPECT_NE(reason_of(jpeg2000).find("TIFF compression 34712 has no decoder here"), std::string::npos)
+      << reason_of(jpeg2000);
+  EXPECT_TRUE(tiff_compression_decodable(1));
+  EXPECT_TRUE(tiff_compression_decodable(5));
+  EXPECT_FALSE(tiff_compression_decodable(34712));
+  // Grey and alpha decodes as grey alone; unspecified extra samples are padding.
+  EXPECT_NE(reason_of(grey_alpha_tiff(2, 100, 0)).find("grey-and-alpha TIFF"), std::string::npos);
+  EXPECT_NE(reason_of(grey_alpha_tiff(1, 100, 0)).find("grey-and-alpha TIFF"), std::string::npos);
+  EXPECT_EQ(reason_of(grey_alpha_tiff(0, 100, 0)), "(used)");
+  // Floats are read as [0, 1]: 0-255 floats have no known scale.
+  cv::Mat floats(4, 4, CV_32FC1, cv::Scalar(200.0f));
+  EXPECT_EQ(reason_of(encode(".tiff", floats)), "float pixels outside [0, 1] (or not finite): their scale is unknown");
+  floats = cv::Scalar(0.5f);
+  EXPECT_EQ(reason_of(encode(".tiff", floats)), "(used)");
+  // A BigTIFF is named as what it is, not as an unknown file.
+  EXPECT_EQ(reason_of(std::string("II+\0\x08\0\0\0\x10\0\0\0\0\0\0\0", 16)),
+            "BigTIFF, which is not read (save it as a classic TIFF or PNG)");
 }
 
 TEST(ImageConversionTest, ATiffsFourthChannelIsAlphaOnlyWhenItsTagSaysSoAndIsCompositedOnce) {
@@ -486,6 +539,22 @@ TEST_F(ImageStoreTest, AClassOfFilesListingPassedOverNamesThem) {
                                                 ErrorCode::kInvalidArgument,
                                                 {"class 'owl' has no usable image", "a.gif (not an image file type",
                                                  ".hidden.png (hidden file)"}));
+}
+
+TEST_F(ImageStoreTest, AMultiPageTiffIsUsedByItsFirstPageAndListedSayingSo) {
+  const std::vector<cv::Mat> pages{cv::Mat(8, 8, CV_8UC3, cv::Scalar(0, 0, 255)),
+                                   cv::Mat(8, 8, CV_8UC3, cv::Scalar(255, 0, 0))};
+  std::filesystem::create_directories(t_ / "pages/red");
+  ASSERT_TRUE(cv::imwritemulti(t_ / "pages/red/stack.tiff", pages));
+  ASSERT_TRUE(cv::imwrite(t_ / "pages/red/one.tiff", pages[0]));
+  t_.write("pages/blue/b.png", encode(".png", pages[1]));
+  IngestOptions options;
+  options.side = 8;
+  const ImageStore store(list_folder(t_ / "pages"), options);
+  EXPECT_EQ(store.size(), 3u) << "every file is used";
+  EXPECT_EQ(reason_for(store, "stack.tiff"), "a multi-page TIFF: its first page is used, the pages after it are not");
+  EXPECT_EQ(reason_for(store, "one.tiff"), "(not skipped)");
+  EXPECT_EQ(store.skipped().size(), 1u);
 }
 
 TEST_F(ImageStoreTest, ReadingStopsAtItsTimeLimit) {

@@ -126,6 +126,41 @@ TEST(TaskSourceTest, FollowsLinkedSubfoldersOnceAndSkipsHiddenFoldersAndFilesRea
   EXPECT_TRUE(said) << "the link up was not reported";
 }
 
+TEST(TaskSourceTest, ListsTheImagesOfAFolderAsAClassFolderIsRead) {
+  TempDir t;
+  t.write("photos/b.jpg", "b");
+  t.write("photos/A.PNG", "a");
+  t.write("photos/sub/deeper/c.webp", "c");
+  t.write("photos/notes.txt", "n");
+  t.write("photos/._b.jpg", "x");
+  t.write("photos/.thumbs/t.png", "t");
+  t.write("elsewhere/e.tiff", "e");
+  std::filesystem::create_symlink(t / "elsewhere", t / "photos/linked");          // followed
+  std::filesystem::create_symlink(t / "photos/b.jpg", t / "photos/sub/again.jpg");  // one file, listed once
+  std::filesystem::create_symlink(t / "photos", t / "photos/sub/up");              // not followed
+  std::filesystem::create_symlink(t / "missing.png", t / "photos/dangling.png");   // cannot be read
+  const ImageFiles found = list_image_files(t / "photos");
+  EXPECT_EQ(found.images, (std::vector<std::string>{t / "photos/A.PNG", t / "photos/b.jpg", t / "photos/linked/e.tiff",
+                                                    t / "photos/sub/deeper/c.webp"}));
+  std::map<std::string, std::string> passed_over, skipped;
+  for (const SkippedFile& f : found.passed_over)
+    passed_over[std::filesystem::path(f.path).lexically_relative(t.path() / "photos").string()] = f.reason;
+  for (const SkippedFile& f : found.skipped)
+    skipped[std::filesystem::path(f.path).lexically_relative(t.path() / "photos").string()] = f.reason;
+  EXPECT_EQ(passed_over["notes.txt"], "not an image file type (jpg, png, bmp, webp, tiff)");
+  EXPECT_EQ(passed_over["._b.jpg"], "hidden file");
+  EXPECT_EQ(passed_over[".thumbs"], "hidden folder");
+  EXPECT_NE(passed_over["sub/again.jpg"].find("the same file as " + (t / "photos/b.jpg")), std::string::npos);
+  EXPECT_EQ(passed_over.size(), 4u);
+  EXPECT_NE(skipped["sub/up"].find("a link to the folder listed or a folder above it"), std::string::npos);
+  EXPECT_NE(skipped["dangling.png"].find("cannot be read"), std::string::npos) << skipped["dangling.png"];
+  EXPECT_EQ(skipped.size(), 2u);
+
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_image_files(t / "nowhere"); }, ErrorCode::kNotFound, "nowhere"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_image_files(t / "photos/b.jpg"); }, ErrorCode::kInvalidArgument,
+                                           "not a folder"));
+}
+
 TEST(TaskSourceTest, RefusesAClassNameThatIsNotUtf8) {
   // A Latin-1 folder name trained, then its model could not be opened: the
   // manifest holds labels as UTF-8 text.
@@ -161,6 +196,60 @@ TEST(TaskSourceTest, RefusesAClassNameThatCannotBeALabelBeforeAnyTraining) {
   EXPECT_TRUE(
       nasoa::testing::throws_error([&] { list_csv(t / "list.csv"); }, ErrorCode::kInvalidArgument, "two\\tcolumns"))
       << "a CSV label with a tab was accepted";
+}
+
+TEST(TaskSourceTest, ReadsCsvListsWithOldMacLineEndsAndACapitalisedHeader) {
+  TempDir t;
+  const TaskSource s = list_csv(t.write("mac.csv", "Path,Label\ra.png,cat\rb.png,dog\r\nc.png,dog"));
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(s.samples.size(), 3u);
+  EXPECT_EQ(s.samples[2].path, (t.path() / "c.png").string());
+}
+
+TEST(TaskSourceTest, AListThatIsAPipeOrADeviceIsRefusedUnopened) {
+  TempDir t;
+  for (const std::string name : {"list.csv", "images.idx"}) ASSERT_EQ(::mkfifo((t / name).c_str(), 0644), 0);
+  // Opening a pipe with no writer would block for ever.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv(t / "list.csv"); }, ErrorCode::kInvalidArgument,
+                                           "not a regular file (a pipe or a device)"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "images.idx", t / "images.idx"); },
+                                           ErrorCode::kInvalidArgument, "not a regular file (a pipe or a device)"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv("/dev/zero"); }, ErrorCode::kInvalidArgument,
+                                           "not a regular file"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_csv(t / "missing.csv"); }, ErrorCode::kNotFound, "missing.csv"));
+}
+
+TEST(TaskSourceTest, AHardLinkedFileIsOneImage) {
+  TempDir t;
+  t.write("task/cat/a.png", "a");
+  t.write("task/dog/b.png", "b");
+  std::filesystem::create_hard_link(t / "task/cat/a.png", t / "task/dog/also-a.png");
+  const TaskSource s = list_folder(t / "task");
+  ASSERT_EQ(s.samples.size(), 2u) << "one file under two labels";
+  bool said = false;
+  for (const SkippedFile& f : s.skipped)
+    said = said || (std::filesystem::path(f.path).filename() == "also-a.png" &&
+                    f.reason.find("the same file as " + (t / "task/cat/a.png")) != std::string::npos);
+  EXPECT_TRUE(said);
+  const TaskSource csv = list_csv(t.write("task/list.csv", "cat/a.png,cat\ndog/b.png,dog\ndog/also-a.png,dog\n"));
+  EXPECT_EQ(csv.samples.size(), 2u);
+  ASSERT_EQ(csv.skipped.size(), 1u);
+  EXPECT_NE(csv.skipped[0].reason.find("listed again on line 3"), std::string::npos) << csv.skipped[0].reason;
+  EXPECT_EQ(file_identity(t / "task/cat/a.png"), file_identity(t / "task/dog/also-a.png"));
+  EXPECT_NE(file_identity(t / "task/cat/a.png"), file_identity(t / "task/dog/b.png"));
+  EXPECT_EQ(file_identity(t / "task/nowhere.png"), std::nullopt);
+}
+
+TEST(TaskSourceTest, AFileIsNoTaskFolderAndAValidationFolderMayHoldOneClass) {
+  TempDir t;
+  t.write("val/cat/a.png", "a");
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_folder(t / "val/cat/a.png"); }, ErrorCode::kInvalidArgument,
+                                           "is a file, not a task folder"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_folder(t / "val"); }, ErrorCode::kInvalidArgument,
+                                           "at least two classes"));
+  const TaskSource validation = list_folder(t / "val", FolderRole::kValidation);
+  EXPECT_EQ(validation.class_names, (std::vector<std::string>{"cat"}));
+  EXPECT_EQ(validation.samples.size(), 1u);
 }
 
 TEST(TaskSourceTest, ReadsCsvListsWithHeadersCommentsAndCommasInPaths) {
