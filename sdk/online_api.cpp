@@ -178,16 +178,24 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
 
 // ---- experience -------------------------------------------------------------
 
+// A file the bundle lists, read whole; its bytes must still be the ones the
+// manifest vouches for.
+std::string read_listed(const Adapter::Impl& impl, const zoo::FileEntry& file, std::string* path) {
+  *path = (fs::path(impl.zoo->dir()) / file.path).string();
+  std::string bytes = zoo::read_file(*path);
+  if (zoo::sha256_hex(bytes) != file.sha256)
+    throw Error(ErrorCode::kCorrupt, *path + ": changed since the bundle was opened (its SHA-256 no longer "
+                                             "matches the manifest's)");
+  return bytes;
+}
+
 const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
   if (impl.shipped) return *impl.shipped;
   rt::ShippedExperience shipped;
   const zoo::Manifest& manifest = impl.zoo->impl().manifest;
   if (manifest.experience) {
-    const std::string path = (fs::path(impl.zoo->dir()) / manifest.experience->path).string();
-    const std::string bytes = zoo::read_file(path);
-    if (zoo::sha256_hex(bytes) != manifest.experience->sha256)
-      throw Error(ErrorCode::kCorrupt, path + ": changed since the bundle was opened (its SHA-256 no longer "
-                                              "matches the manifest's)");
+    std::string path;
+    const std::string bytes = read_listed(impl, *manifest.experience, &path);
     rt::ExperienceLogContents log = rt::parse_experience_log(bytes, path);
     shipped.records = std::move(log.records);
     shipped.digest = manifest.experience->sha256;
@@ -196,11 +204,8 @@ const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
   // directory takes it if it was fitted on this experience with the options
   // the state uses (PredictorState::open), and fits its own otherwise.
   if (manifest.predictor) {
-    const std::string path = (fs::path(impl.zoo->dir()) / manifest.predictor->path).string();
-    const std::string bytes = zoo::read_file(path);
-    if (zoo::sha256_hex(bytes) != manifest.predictor->sha256)
-      throw Error(ErrorCode::kCorrupt, path + ": changed since the bundle was opened (its SHA-256 no longer "
-                                              "matches the manifest's)");
+    std::string path;
+    const std::string bytes = read_listed(impl, *manifest.predictor, &path);
     try {
       shipped.predictor = rt::Predictor::from_json(bytes, path);
     } catch (const Error& e) {
