@@ -66,6 +66,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "samples/common/command_line.h"
+#include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/bundle.h"
@@ -202,7 +203,7 @@ void check_grid_and_log_path(Args& a) {
   std::error_code ec;
   // Inside the bundle the log would make it fail verification (a file it
   // does not list, or one it lists, changed).
-  if (!a.zoo.empty() && nasoa::zoo::lies_inside(a.log, a.zoo))
+  if (!a.zoo.empty() && nasoa_samples::is_within(a.log, a.zoo))
     throw Error(ErrorCode::kInvalidArgument, a.log + ": is inside the zoo bundle " + a.zoo +
                                                  "; keep the log elsewhere (--ship copies it into the bundle)");
   if (fs::exists(a.log, ec)) {

@@ -19,6 +19,7 @@
 #include "nasoa/version.h"
 #include "runtime/profile/device_profile.h"
 #include "samples/common/command_line.h"
+#include "samples/common/output_path.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/system/usable_cores.h"
 
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
                          out + ": its folder " + target.parent_path().string() + " does not exist");
     // Inside the bundle it would replace one of its files, or mix one
     // device's measurements into what ships to every device.
-    if (nasoa::zoo::lies_inside(target.parent_path().string(), zoo))
+    if (!zoo.empty() && nasoa_samples::is_within(target.parent_path().string(), zoo))
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);

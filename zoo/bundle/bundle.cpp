@@ -12,7 +12,6 @@
 #include <ctime>
 #include <filesystem>
 #include <functional>
-#include <iterator>
 #include <set>
 #include <system_error>
 
@@ -260,21 +259,6 @@ void rename_or_throw(const fs::path& from, const fs::path& to, const char* what)
     throw Error(ErrorCode::kIo, from.string() + ": cannot " + what + " (to " + to.string() +
                                     "): " + ec.message());
 }
-
-}  // namespace
-
-bool lies_inside(const std::string& path, const std::string& folder) {
-  std::error_code path_ec, folder_ec;
-  const fs::path p = fs::weakly_canonical(fs::absolute(path), path_ec);
-  const fs::path f = fs::weakly_canonical(fs::absolute(folder), folder_ec);
-  if (path_ec || folder_ec || f.empty()) return false;
-  // Compared by components, "zoo-2" is not inside "zoo"; a trailing "" component of "dir/" is not one.
-  auto f_end = f.end();
-  if (f_end != f.begin() && std::prev(f_end)->empty()) --f_end;
-  return std::mismatch(f.begin(), f_end, p.begin(), p.end()).first == f_end;
-}
-
-namespace {
 
 // Writers of one bundle take turns: an exclusive lock on the folder that
 // holds it, held from reading the old bundle to swapping the new one in, so

@@ -64,11 +64,6 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input);
 // then), Error{kIo} when writing fails (the previous bundle stays in place).
 Manifest replace_bundle(const std::string& dir, const BundleInput& input);
 
-// Whether `path` is `folder` or lies inside it, links resolved as far as
-// they exist: an output there could replace one of a bundle's files, or
-// make it fail verification. False when either cannot be resolved.
-bool lies_inside(const std::string& path, const std::string& folder);
-
 // Finishes a replacement that a crash interrupted: when `dir` is missing and
 // ".NAME.old" is a complete bundle, renames it back. Removes nothing (a
 // leftover ".NAME.old" beside a complete DIR is the next writer's to remove,
