@@ -70,13 +70,15 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
     for (int k = 0; k < d; ++k) x[std::size_t(k)] = xs[std::size_t(k) * std::size_t(classes) + std::size_t(c)];
     const double yy = counts[std::size_t(c)];
     double alpha = 1.0, beta = 1.0, evidence = 0;
+    // The terms at the current alpha and beta: each iteration's become the
+    // next one's starting point.
+    Terms now = terms(alpha, beta, yy);
     for (int it = 0; it < 100; ++it) {
-      const Terms before = terms(alpha, beta, yy);
-      const double alpha_next = before.gamma / std::max(before.mm, 1e-12);
-      const double beta_next = (nd - before.gamma) / before.residual;
+      const double alpha_next = now.gamma / std::max(now.mm, 1e-12);
+      const double beta_next = (nd - now.gamma) / now.residual;
       const bool converged = std::abs(alpha_next - alpha) / alpha < 1e-5 && std::abs(beta_next - beta) / beta < 1e-5;
       alpha = alpha_next, beta = beta_next;
-      const Terms now = terms(alpha, beta, yy);
+      now = terms(alpha, beta, yy);
       evidence = nd / 2 * std::log(beta) + dd / 2 * std::log(alpha) - nd / 2 * std::log(2 * M_PI) -
                  beta / 2 * now.residual - alpha / 2 * now.mm - 0.5 * now.log_denominators;
       if (converged) break;

@@ -250,7 +250,7 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
 // pixels, a JPEG's frame after large metadata): such a file is read whole to
 // judge it, when its size could belong to an image within the cap.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
-                         std::string* reason, cv::Size* original, int* channels) {
+                         std::string* reason, cv::Size* original, int* channels, bool* more_pages) {
   if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
   if (bytes->size() == kHeaderBytes) {
     std::optional<ImageHeader> header;
@@ -287,7 +287,7 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
     }
     if (!read_bytes(path, 0, bytes, reason)) return {};
   }
-  return decode_to_square(*bytes, options, reason, original, channels);
+  return decode_to_square(*bytes, options, reason, original, channels, more_pages);
 }
 
 // The centre square is cut from the image first and then resized: resizing
@@ -322,7 +322,7 @@ cv::Mat upright(const cv::Mat& m, int orientation) {
 }  // namespace
 
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
-                         std::string* reason, cv::Size* original, int* channels) {
+                         std::string* reason, cv::Size* original, int* channels, bool* more_pages) {
   std::optional<ImageHeader> header;
   *reason = header_refusal(bytes, options, &header);
   if (!reason->empty()) return {};
@@ -347,6 +347,7 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   }
   if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));
   if (original) *original = decoded.size();
+  if (more_pages) *more_pages = header->tiff_more_pages;
   if (channels) *channels = header->stored_grey ? std::min(decoded.channels(), 2) : decoded.channels();
   *reason = unsupported_pixels(decoded);
   if (!reason->empty()) return {};
@@ -411,11 +412,11 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
           o.original = {int(source_.idx_images->cols), int(source_.idx_images->rows)};
           o.channels = 1;
         } else {
-          square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels);
+          bool more_pages = false;
+          square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels, &more_pages);
           // OpenCV decodes a TIFF's first page; the others must not go unsaid.
-          if (!square.empty())
-            if (const auto header = parse_image_header(bytes); header && header->tiff_more_pages)
-              o.note = "a multi-page TIFF: its first page is used, the pages after it are not";
+          if (!square.empty() && more_pages)
+            o.note = "a multi-page TIFF: its first page is used, the pages after it are not";
         }
       } catch (const std::bad_alloc&) {
         o.reason = "out of memory while decoding it";

@@ -85,10 +85,11 @@ class ImageStore {
 // Mat and sets `reason`. Exposed for the classifier, which must see images
 // exactly as training did. `original` receives the decoded size, `channels`
 // the channels the file stores (2 for a grey-and-alpha PNG, which OpenCV
-// decodes as 4).
+// decodes as 4), `more_pages` whether pages follow the one decoded (a
+// multi-page TIFF).
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
                          std::string* reason, cv::Size* original = nullptr,
-                         int* channels = nullptr);
+                         int* channels = nullptr, bool* more_pages = nullptr);
 
 // Reads the file at `path` and decodes it as decode_to_square() does; only
 // its header is read first, so that an image over the pixel cap is refused
@@ -96,7 +97,8 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
 // Returns an empty Mat and sets `reason` ("cannot open", "read error" or
 // decode_to_square's reasons) when the file cannot be used.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
-                         std::string* reason, cv::Size* original = nullptr, int* channels = nullptr);
+                         std::string* reason, cv::Size* original = nullptr, int* channels = nullptr,
+                         bool* more_pages = nullptr);
 
 // Why to_rgb8() cannot convert `m` (a channel count outside 1-4, a signed
 // integer depth), or empty when it can.

@@ -28,13 +28,6 @@ bool has_image_extension(const fs::path& p) {
          ext == ".tif" || ext == ".tiff";
 }
 
-std::string trim(std::string s) {
-  const auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
 // A field in double quotes, as spreadsheets write them: the quotes go and a
 // doubled quote inside is one. (The label is still what follows the last
 // comma, so a label may not contain one.)
@@ -279,7 +272,7 @@ TaskSource list_csv(const std::string& csv_path) {
   bool seen_row = false;
   for (int number = 1; std::getline(in, line); ++number) {
     if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
-    line = trim(line);
+    line = std::string(zoo::trim_blanks(line));
     // A comment is "#" followed by a space or nothing, or a "#" line without
     // a comma; "#1 front.jpg,cat" is an image.
     if (line.empty() ||
@@ -290,7 +283,8 @@ TaskSource list_csv(const std::string& csv_path) {
     if (comma == std::string::npos)
       throw Error(ErrorCode::kInvalidArgument, csv_path + ":" + std::to_string(number) + ": expected `path,label`, got '" +
                                                    zoo::printable(line.substr(0, 200)) + "'");
-    const std::string path = unquote(trim(line.substr(0, comma))), label = unquote(trim(line.substr(comma + 1)));
+    const std::string path = unquote(std::string(zoo::trim_blanks(std::string_view(line).substr(0, comma)))),
+                      label = unquote(std::string(zoo::trim_blanks(std::string_view(line).substr(comma + 1))));
     const bool first_row = !seen_row;
     seen_row = true;
     // A header, after any comments ("#path,label" too: before '#' lines with

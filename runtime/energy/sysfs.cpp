@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "nasoa/error.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime::sysfs {
 namespace {
@@ -19,13 +20,6 @@ namespace {
 [[noreturn]] void io_error(const std::string& path, int err) {
   throw Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
               path + ": cannot read: " + std::strerror(err));
-}
-
-std::string_view trim(std::string_view s) {
-  const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 std::string_view trim_zeros(std::string_view s) {
@@ -36,7 +30,7 @@ std::string_view trim_zeros(std::string_view s) {
 template <typename T>
 T parse_number(const std::string& path) {
   const std::string text = read_text(path);
-  const std::string_view digits = trim(text);
+  const std::string_view digits = zoo::trim_blanks(text);
   T value{};
   const char* first = digits.data();
   const char* last = digits.data() + digits.size();
@@ -99,7 +93,7 @@ std::string read_text(const std::string& path) {
     }
   }
   ::close(fd);
-  return std::string(trim(text));
+  return std::string(zoo::trim_blanks(text));
 }
 
 std::int64_t read_int(const std::string& path) { return parse_number<std::int64_t>(path); }

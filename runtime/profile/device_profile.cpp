@@ -23,6 +23,7 @@
 #include "zoo/system/keyed_text.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -40,17 +41,12 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-std::string trim(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos) return "";
-  return s.substr(begin, s.find_last_not_of(" \t\r\n") + 1 - begin);
-}
 
 // Device-tree strings end in NUL.
 std::optional<std::string> device_tree_model() {
   std::ifstream in("/proc/device-tree/model", std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  text = trim(text.substr(0, text.find('\0')));
+  text = std::string(zoo::trim_blanks(std::string_view(text).substr(0, text.find('\0'))));
   if (text.empty()) return std::nullopt;
   return text;
 }

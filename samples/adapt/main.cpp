@@ -184,10 +184,6 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   return j;
 }
 
-// Why `path` cannot take the report, checked before any work (empty: it
-// can): its folder must exist, and an existing file there must be a regular
-// one (a rename would replace a device or a pipe).
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,8 +204,7 @@ int main(int argc, char** argv) {
   }
   const std::string default_state = home_state.empty() ? "nasoa::default_state_dir()" : home_state;
   app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
-  std::vector<std::string> idx;
-  std::string idx_class_names;
+  std::vector<std::string> idx, idx_class_names;
   CLI::Option* data_option =
       app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv");
   CLI::Option* idx_option =
@@ -217,6 +212,7 @@ int main(int argc, char** argv) {
           ->expected(2)
           ->excludes(data_option);
   app.add_option("--class-names", idx_class_names, "With --idx: the classes' names, comma-separated, in label order")
+      ->delimiter(',')
       ->needs(idx_option);
   app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(nasoa_samples::finite_number(0, true));
   app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
@@ -390,13 +386,7 @@ int main(int argc, char** argv) {
     const bool csv = std::filesystem::is_regular_file(data, kind_ec) ||
                      (!std::filesystem::is_directory(data, kind_ec) && data.size() > 4 &&
                       std::equal(data.end() - 4, data.end(), ".csv", [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }));
-    std::vector<std::string> class_names;
-    for (std::stringstream names(idx_class_names); names.good();) {
-      std::string name;
-      std::getline(names, name, ',');
-      if (!name.empty() || !idx_class_names.empty()) class_names.push_back(name);
-    }
-    const nasoa::Task task = !idx.empty() ? nasoa::Task::from_idx(idx_images, idx_labels, class_names, task_options)
+    const nasoa::Task task = !idx.empty() ? nasoa::Task::from_idx(idx_images, idx_labels, idx_class_names, task_options)
                              : csv        ? nasoa::Task::from_csv(data, task_options)
                                           : nasoa::Task::from_folder(data, task_options);
     if (!quiet)

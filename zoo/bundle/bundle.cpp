@@ -178,12 +178,31 @@ void verify_file(const std::string& dir, const FileEntry& file) {
 
 namespace {
 
-// Reads DIR/MANIFEST and runs `check` on it. A writer replacing the bundle
-// (an atomic swap of folders) between our reading its manifest and its
-// files pairs the old manifest with the new files: when `check` fails and
-// the manifest has changed since, the bundle is read again.
-Manifest read_consistently(const std::string& dir, const std::function<void(const Manifest&)>& check) {
+// DIR/MANIFEST, after checking that `dir` is a bundle directory that has one.
+std::string manifest_path_of(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    if (fs::exists(dir, ec)) throw Error(ErrorCode::kInvalidArgument, dir + ": is a file, not a bundle directory");
+    // A writer killed between its two renames leaves the bundle aside.
+    const SwapPaths p = swap_paths(dir);
+    if (fs::is_directory(p.aside, ec))
+      throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory; a replacement of it was interrupted and " +
+                                            p.aside.string() + " holds the bundle: the next nasoa-zoo or " +
+                                            "nasoa-pretrain writing it puts it back, or rename it to " + dir);
+    throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
+  }
   const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
+  if (!fs::exists(manifest_path, ec))
+    throw Error(ErrorCode::kNotFound, manifest_path + ": missing; " + dir + " is not a zoo bundle");
+  return manifest_path;
+}
+
+// Reads the bundle's MANIFEST and runs `check` on it. A writer replacing the
+// bundle (an atomic swap of folders) between our reading its manifest and
+// its files pairs the old manifest with the new files: when `check` fails
+// and the manifest has changed since, the bundle is read again.
+Manifest read_consistently(const std::string& dir, const std::function<void(const Manifest&)>& check) {
+  const std::string manifest_path = manifest_path_of(dir);
   for (int attempt = 1;; ++attempt) {
     Manifest manifest = read_manifest(manifest_path);
     try {
@@ -205,32 +224,15 @@ Manifest read_consistently(const std::string& dir, const std::function<void(cons
 }  // namespace
 
 Manifest open_bundle(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    if (fs::exists(dir, ec)) throw Error(ErrorCode::kInvalidArgument, dir + ": is a file, not a bundle directory");
-    // A writer killed between its two renames leaves the bundle aside.
-    const SwapPaths p = swap_paths(dir);
-    if (fs::is_directory(p.aside, ec))
-      throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory; a replacement of it was interrupted and " +
-                                            p.aside.string() + " holds the bundle: the next nasoa-zoo or " +
-                                            "nasoa-pretrain writing it puts it back, or rename it to " + dir);
-    throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
-  }
-  const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
-  if (!fs::exists(manifest_path, ec))
-    throw Error(ErrorCode::kNotFound, manifest_path + ": missing; " + dir + " is not a zoo bundle");
   return read_consistently(dir, [&](const Manifest& manifest) {
     for (const FileEntry& f : manifest.files()) verify_file(dir, f);
   });
 }
 
 Manifest verify_bundle(const std::string& dir) {
-  const Manifest manifest = open_bundle(dir);
-  return read_consistently(dir, [&](const Manifest& m) {
-    // open_bundle() checked the files of this very manifest, unless it was replaced since.
-    if (encode_manifest(m) != encode_manifest(manifest))
-      for (const FileEntry& f : m.files()) verify_file(dir, f);
-    for (const ModelInfo& model : m.models) load_network(dir, model);
+  return read_consistently(dir, [&](const Manifest& manifest) {
+    for (const FileEntry& f : manifest.files()) verify_file(dir, f);
+    for (const ModelInfo& model : manifest.models) load_network(dir, model);
   });
 }
 

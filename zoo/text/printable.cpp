@@ -80,6 +80,13 @@ std::string utf8_safe(std::string_view text) {
   return out;
 }
 
+std::string_view trim_blanks(std::string_view text) {
+  constexpr std::string_view kBlanks = " \t\n\v\f\r";
+  const auto begin = text.find_first_not_of(kBlanks);
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(kBlanks) + 1 - begin);
+}
+
 std::string shown_number(double value) {
   std::ostringstream out;
   out.precision(15);

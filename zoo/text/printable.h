@@ -1,5 +1,5 @@
-// zoo/text/printable.h: text from files and users, made safe to show and to
-// store as a label. Below everything else, so that the encoding parser, the
+// zoo/text/printable.h: text from files and users, trimmed, and made safe to
+// show and to store as a label. Below everything else, so that the encoding parser, the
 // manifest and the runtime's task readers share one rule.
 #pragma once
 
@@ -8,6 +8,10 @@
 #include <vector>
 
 namespace nasoa::zoo {
+
+// `text` without the blanks at either end (space, tab, line breaks, vertical
+// tab, form feed: what std::isspace calls space in the C locale).
+std::string_view trim_blanks(std::string_view text);
 
 // `text` for a message: control bytes written as \t, \n, \r or \xHH (a NUL
 // would end the message for C callers, a line break would forge a line), and
