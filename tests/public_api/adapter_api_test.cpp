@@ -56,6 +56,19 @@ class AdapterApiTest : public ::testing::Test {
     return options;
   }
 
+  // Runs `fine_tune` with a progress callback that kills it (an exception
+  // the SDK lets through) in the second epoch, when the first epoch's
+  // checkpoint is on disk; checks the checkpoint is there.
+  static void kill_in_second_epoch(const std::function<void(const nasoa::ProgressCallback&)>& fine_tune,
+                                   const std::string& out) {
+    struct Killed {};
+    EXPECT_THROW(fine_tune([](const nasoa::Progress& p) {
+                   if (p.epoch >= 2 && p.step >= 1) throw Killed{};
+                 }),
+                 Killed);
+    ASSERT_TRUE(fs::exists(out + ".checkpoint"));
+  }
+
   nasoa::ErrorCode code_of(const std::function<void()>& f) {
     try {
       f();
@@ -213,15 +226,10 @@ TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
   nasoa::Budget budget;
   budget.seconds = 600;
   budget.spent_seconds = 7;
-  struct Killed {};
   const std::string out = (dir_ / "resumed").string();
-  // Killed in the second epoch: the first is in the checkpoint.
-  EXPECT_THROW(adapter.fine_tune(*task_, regime_, budget, out,
-                                 [](const nasoa::Progress& p) {
-                                   if (p.epoch >= 2 && p.step >= 1) throw Killed{};
-                                 }),
-               Killed);
-  ASSERT_TRUE(fs::exists(out + ".checkpoint"));
+  ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
+      [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, regime_, budget, out, progress); },
+      out));
   budget.spent_seconds = 3;
   const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true);
   ASSERT_TRUE(r.resumed);
@@ -248,14 +256,10 @@ TEST_F(AdapterApiTest, AResumedPlanCountsItsPlanningTimeOnce) {
   nasoa::Budget budget;
   budget.seconds = 600;
   budget.spent_seconds = 7;
-  struct Killed {};
   const std::string out = (dir_ / "planned").string();
-  EXPECT_THROW(adapter.fine_tune(*task_, plan, budget, out,
-                                 [](const nasoa::Progress& p) {
-                                   if (p.epoch >= 2 && p.step >= 1) throw Killed{};
-                                 }),
-               Killed);
-  ASSERT_TRUE(fs::exists(out + ".checkpoint"));
+  ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
+      [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, plan, budget, out, progress); },
+      out));
   budget.spent_seconds = 3;
   const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, out, {}, /*resume=*/true);
   ASSERT_TRUE(r.resumed);
