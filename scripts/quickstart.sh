@@ -30,7 +30,7 @@ fi
 # the model and regime that fit the budget, prints the plan, fine-tunes it,
 # and records the outcome in the device's state directory
 # (~/.local/state/nasoa, or $XDG_STATE_HOME/nasoa), from which later plans
-# learn. The first run on a machine also measures its device profile (3-7 s
+# learn. The first run on a machine also measures its device profile (5-7 s
 # on 2 cores), inside the budget.
 echo
 echo "== Planning and adapting the default zoo to the default task (60 s budget) =="
@@ -43,7 +43,10 @@ images=()
 for class in sandal shirt sneaker bag ankle-boot; do
   images+=("$(ls "$task/$class"/*.png | tail -n 1)")
 done
-"$build/samples/nasoa-classify" --model "$build/default-model" "${images[@]}" | sed "s|^$task/||"
+# Paths shown relative to the task folder (by prefix, not as a pattern: the
+# build folder's name may hold characters sed would read as one).
+"$build/samples/nasoa-classify" --model "$build/default-model" "${images[@]}" |
+  while IFS= read -r line; do printf '%s\n' "${line#"$task"/}"; done
 
 echo
 echo "model:  $build/default-model   (nasoa-classify --model, or nasoa::Classifier::open)"

@@ -7,7 +7,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh"
 build=$(bash "$root/scripts/configure.sh" | tail -n 1)
 cmake --build "$build" -j "$(nproc)"
-(cd "$build" && ctest --output-on-failure -j "$(nproc)" --timeout 1200)
+results=$build/ctest-results.xml
+(cd "$build" && ctest --output-on-failure -j "$(nproc)" --timeout 1200 --output-junit "$results")
+# setup.sh installed every data package the tests read, so a test that
+# skipped for want of one means a broken set-up behind a green run. Only
+# the CUDA tests may skip: they need a GPU.
+python3 - "$results" << 'EOF'
+import re, sys
+import xml.etree.ElementTree as ET
+skipped = [case.get("name") for case in ET.parse(sys.argv[1]).getroot().iter("testcase")
+           if case.find("skipped") is not None or case.get("status") in ("notrun", "disabled")]
+unexpected = [name for name in skipped if not re.match(r"(Cuda|CudaEnergy)Test\.", name or "")]
+print(f"test: {len(skipped)} skipped, all of them CUDA tests (they need a GPU)" if not unexpected else
+      "test: these tests skipped although set-up installed what they need:\n  " + "\n  ".join(unexpected))
+sys.exit(1 if unexpected else 0)
+EOF
 
 if [ "${NASOA_SKIP_CROSS:-0}" = "1" ]; then
   echo "test: cross build skipped (NASOA_SKIP_CROSS=1)"

@@ -160,7 +160,8 @@ Adapter::Impl& Adapter::live() const {
   return *impl_;
 }
 
-Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_unique<Impl>()) {
+Adapter::Adapter(const Zoo& zoo, AdapterOptions options) {
+  (void)zoo.impl();  // a moved-from Zoo is refused here, not at the first call
   constexpr int kMostThreads = 4096;
   const auto refuse = [](const std::string& what) { throw Error(ErrorCode::kInvalidArgument, "AdapterOptions::" + what); };
   if (options.threads < 0 || options.threads > kMostThreads)
@@ -179,8 +180,7 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) : impl_(std::make_uniqu
   if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
     refuse("estimate_watts must be a number of watts in [0, " + std::to_string(int(runtime::kMaxPlausibleWatts)) +
            "], got " + zoo::shown_number(options.estimate_watts));
-  impl_->zoo = &zoo;
-  impl_->options = std::move(options);
+  impl_ = std::make_unique<Impl>(Impl{zoo, std::move(options), {}, {}});
 }
 Adapter::Adapter(Adapter&&) noexcept = default;
 Adapter& Adapter::operator=(Adapter&&) noexcept = default;
@@ -189,7 +189,7 @@ Adapter::~Adapter() = default;
 void Adapter::check_out_dir(const std::string& out_dir) const {
   sdk::at_boundary("Adapter::check_out_dir", [&] {
     if (out_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "no output directory given");
-    runtime::check_model_dir_target(out_dir, live().zoo->dir());
+    runtime::check_model_dir_target(out_dir, live().zoo.dir());
   });
 }
 
@@ -203,7 +203,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const Clock::time_point started = Clock::now();
       validate(regime);
       sdk::check_budget(budget, /*finite=*/false);
-      const Zoo& zoo = *live().zoo;
+      const Zoo& zoo = live().zoo;
       check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
       const AdapterOptions& options = live().options;
       const ModelInfo& model = zoo.model(regime.model);

@@ -15,7 +15,7 @@
 namespace nasoa {
 
 struct Adapter::Impl {
-  const Zoo* zoo = nullptr;
+  Zoo zoo;  // a copy: it shares the opened bundle, so the app's Zoo may go
   AdapterOptions options;
   // The profile the planner used, kept so that fine_tune() seeds its step
   // estimate and record() its step seconds from the same measurement.

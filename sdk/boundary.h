@@ -3,17 +3,23 @@
 // Every public entry point runs its body through at_boundary(), so that what
 // escapes is always nasoa::Error: c10::Error (LibTorch), cv::Exception
 // (OpenCV), std::filesystem and allocation failures are translated here.
+// What is not a std::exception (an app's own exception thrown from its
+// progress callback) passes through unchanged.
 #pragma once
 
 #include <exception>
-#include <new>
-#include <string>
-#include <system_error>
 #include <utility>
 
 #include "nasoa/error.h"
 
 namespace nasoa::sdk {
+
+// Called in a catch block: throws the nasoa::Error for the exception in
+// flight. Running out of memory is kOutOfMemory whichever allocator ran out
+// (LibTorch's CPU or CUDA allocator, OpenCV's, operator new); I/O failures
+// of the standard library are kIo; anything else is kInternal, with
+// LibTorch's message stripped of its C++ backtrace.
+[[noreturn]] void rethrow_as_error(const char* where);
 
 template <typename F>
 auto at_boundary(const char* where, F&& body) -> decltype(body()) {
@@ -21,12 +27,8 @@ auto at_boundary(const char* where, F&& body) -> decltype(body()) {
     return std::forward<F>(body)();
   } catch (const Error&) {
     throw;
-  } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::kIo, std::string(where) + ": out of memory");
-  } catch (const std::system_error& e) {
-    throw Error(ErrorCode::kIo, std::string(where) + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::kInternal, std::string(where) + ": " + e.what());
+  } catch (const std::exception&) {
+    rethrow_as_error(where);
   }
 }
 

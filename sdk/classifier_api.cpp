@@ -73,6 +73,11 @@ Classifier::Classifier(Classifier&&) noexcept = default;
 Classifier& Classifier::operator=(Classifier&&) noexcept = default;
 Classifier::~Classifier() = default;
 
+Classifier::Impl& Classifier::live() const {
+  if (!impl_) throw Error(ErrorCode::kInvalidArgument, "nasoa::Classifier: used after it was moved from");
+  return *impl_;
+}
+
 Classifier Classifier::open(const std::string& dir) {
   return sdk::at_boundary("Classifier::open", [&] {
     if (dir.empty()) throw Error(ErrorCode::kInvalidArgument, "Classifier::open: no model directory given (empty path)");
@@ -88,28 +93,28 @@ Classifier Classifier::open(const std::string& dir) {
 
 std::vector<Prediction> Classifier::predict(const cv::Mat& image, int top_k) const {
   return sdk::at_boundary("Classifier::predict", [&] {
-    const int k = impl_->clamp_top_k(top_k);
-    const cv::Mat square = runtime::to_model_square(image, impl_->model.info.input_size, "image");
-    return impl_->predict_squares({square}, k).front();
+    const int k = live().clamp_top_k(top_k);
+    const cv::Mat square = runtime::to_model_square(image, live().model.info.input_size, "image");
+    return live().predict_squares({square}, k).front();
   });
 }
 
 std::vector<std::vector<Prediction>> Classifier::predict(const std::vector<cv::Mat>& images,
                                                          int top_k) const {
   return sdk::at_boundary("Classifier::predict", [&] {
-    const int k = impl_->clamp_top_k(top_k);
+    const int k = live().clamp_top_k(top_k);
     std::vector<cv::Mat> squares;
     squares.reserve(images.size());
     for (std::size_t i = 0; i < images.size(); ++i)
-      squares.push_back(runtime::to_model_square(images[i], impl_->model.info.input_size,
+      squares.push_back(runtime::to_model_square(images[i], live().model.info.input_size,
                                                  "image " + std::to_string(i)));
-    return impl_->predict_squares(squares, k);
+    return live().predict_squares(squares, k);
   });
 }
 
 std::vector<Prediction> Classifier::predict_file(const std::string& path, int top_k) const {
   return sdk::at_boundary("Classifier::predict_file", [&] {
-    const int k = impl_->clamp_top_k(top_k);
+    const int k = live().clamp_top_k(top_k);
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
       // A loop of links, or a folder it may not enter, is not a missing file.
@@ -120,7 +125,7 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
     if (std::filesystem::is_directory(path, ec))
       throw Error(ErrorCode::kInvalidArgument, path + ": a directory, not an image file");
     runtime::IngestOptions options;
-    options.side = impl_->model.info.input_size;
+    options.side = live().model.info.input_size;
     std::string bytes, reason;
     const cv::Mat square = runtime::load_file_square(path, options, &bytes, &reason);
     if (square.empty()) {
@@ -133,18 +138,18 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
                                  : ErrorCode::kCorrupt;
       throw Error(code, path + ": cannot be classified: " + reason);
     }
-    return impl_->predict_squares({square}, k).front();
+    return live().predict_squares({square}, k).front();
   });
 }
 
-const std::string& Classifier::dir() const { return impl_->model.dir; }
-const std::vector<std::string>& Classifier::labels() const { return impl_->model.info.labels; }
-int Classifier::num_classes() const { return impl_->model.network->num_classes(); }
-int Classifier::input_size() const { return impl_->model.info.input_size; }
-const std::string& Classifier::encoding() const { return impl_->model.info.encoding; }
+const std::string& Classifier::dir() const { return live().model.dir; }
+const std::vector<std::string>& Classifier::labels() const { return live().model.info.labels; }
+int Classifier::num_classes() const { return live().model.network->num_classes(); }
+int Classifier::input_size() const { return live().model.info.input_size; }
+const std::string& Classifier::encoding() const { return live().model.info.encoding; }
 std::optional<double> Classifier::validation_accuracy() const {
-  return impl_->model.info.upstream_accuracy;
+  return live().model.info.upstream_accuracy;
 }
-bool Classifier::uses_cuda() const { return impl_->device.is_cuda(); }
+bool Classifier::uses_cuda() const { return live().device.is_cuda(); }
 
 }  // namespace nasoa

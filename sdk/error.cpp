@@ -11,6 +11,7 @@ const char* to_string(ErrorCode code) noexcept {
     case ErrorCode::kCorrupt: return "corrupt";
     case ErrorCode::kUnsupportedVersion: return "unsupported-version";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kOutOfMemory: return "out-of-memory";
   }
   return "unknown";
 }

@@ -65,7 +65,7 @@ std::string zoo_key(const Zoo& zoo) {
 
 std::string state_folder(const Adapter::Impl& impl) {
   const std::string root = impl.options.state_dir.empty() ? default_state_dir() : impl.options.state_dir;
-  return (fs::path(root) / zoo_key(*impl.zoo)).string();
+  return (fs::path(root) / zoo_key(impl.zoo)).string();
 }
 
 void make_dir(const std::string& dir) {
@@ -84,7 +84,7 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
 // Whether `p` was measured for this zoo's models (all of them or some).
 bool measured_for_this_zoo(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
   std::vector<rt::BundleModelEntry> models;
-  for (const ModelInfo& m : impl.zoo->models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
+  for (const ModelInfo& m : impl.zoo.models()) models.push_back({m.name, m.encoding, m.input_size, m.upstream_classes});
   return p.bundle_models == models;
 }
 
@@ -95,7 +95,7 @@ std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& im
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not measure each model's faster memory layout";
   if (!measured_for_this_zoo(p, impl)) return "it was measured for other models";
-  if (p.models.size() != impl.zoo->models().size()) return "it covers only some of the models";
+  if (p.models.size() != impl.zoo.models().size()) return "it covers only some of the models";
   const bool gpu = sdk::uses_gpu(impl.options);
   if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
   const int threads = sdk::compute_threads(impl.options, gpu);
@@ -168,7 +168,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
     std::error_code ignored;  // measure again means all of it
     fs::remove(options.partial_path, ignored);
   }
-  rt::DeviceProfile profile = rt::profile_bundle(impl.zoo->dir(), options);
+  rt::DeviceProfile profile = rt::profile_bundle(impl.zoo.dir(), options);
   out.seconds = since(waited_from);
   out.measured = true;
   rt::save_device_profile(profile, path);
@@ -181,7 +181,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
 // A file the bundle lists, read whole; its bytes must still be the ones the
 // manifest vouches for.
 std::string read_listed(const Adapter::Impl& impl, const zoo::FileEntry& file, std::string* path) {
-  *path = (fs::path(impl.zoo->dir()) / file.path).string();
+  *path = (fs::path(impl.zoo.dir()) / file.path).string();
   std::string bytes = zoo::read_file(*path);
   if (zoo::sha256_hex(bytes) != file.sha256)
     throw Error(ErrorCode::kCorrupt, *path + ": changed since the bundle was opened (its SHA-256 no longer "
@@ -192,7 +192,7 @@ std::string read_listed(const Adapter::Impl& impl, const zoo::FileEntry& file, s
 const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
   if (impl.shipped) return *impl.shipped;
   rt::ShippedExperience shipped;
-  const zoo::Manifest& manifest = impl.zoo->impl().manifest;
+  const zoo::Manifest& manifest = impl.zoo.impl().manifest;
   if (manifest.experience) {
     std::string path;
     const std::string bytes = read_listed(impl, *manifest.experience, &path);
@@ -282,7 +282,7 @@ std::map<std::string, double> probe_models(const Adapter::Impl& impl, const Task
                       " models: the " + seconds_text(seconds) + " s it may take of the budget were spent");
       break;
     }
-    zoo::Network network = zoo::load_network(impl.zoo->dir(), *m);
+    zoo::Network network = zoo::load_network(impl.zoo.dir(), *m);
     if (gpu) network->to(torch::kCUDA);
     try {
       const double score =
@@ -320,7 +320,7 @@ rt::DeviceProfile sdk::load_given_device_profile(const Adapter::Impl& impl) {
   rt::DeviceProfile given = rt::load_device_profile(impl.options.device_profile);
   if (!measured_for_this_zoo(given, impl))
     throw Error(ErrorCode::kInvalidArgument, impl.options.device_profile + ": not a profile of the zoo at " +
-                                                 impl.zoo->dir() +
+                                                 impl.zoo.dir() +
                                                  ": it was measured for other models (measure one with "
                                                  "nasoa-profile --zoo)");
   return given;
@@ -366,7 +366,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
   return sdk::at_boundary("Adapter::plan", [&] {
     const auto started = Clock::now();
     Impl& impl = live();
-    const Zoo& zoo = *impl.zoo;
+    const Zoo& zoo = impl.zoo;
     // A plan records its budget and must read back (Plan::from_json): NaN and
     // infinity have no JSON form.
     sdk::check_budget(budget, /*finite=*/true);
@@ -546,7 +546,7 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
   return sdk::at_boundary("Adapter::record", [&] {
     Impl& impl = live();
     validate(result.regime);
-    const ModelInfo& info = impl.zoo->model(result.regime.model);
+    const ModelInfo& info = impl.zoo.model(result.regime.model);
     // The experience log is append-only and the predictor learns from it: an
     // impossible result would stay in it for good, so it is refused here.
     const auto refuse = [](const std::string& what) {

@@ -8,10 +8,17 @@
 
 namespace nasoa {
 
-Zoo::Zoo(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Zoo::Zoo(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+Zoo::Zoo(const Zoo&) = default;
+Zoo& Zoo::operator=(const Zoo&) = default;
 Zoo::Zoo(Zoo&&) noexcept = default;
 Zoo& Zoo::operator=(Zoo&&) noexcept = default;
 Zoo::~Zoo() = default;
+
+const Zoo::Impl& Zoo::impl() const {
+  if (!impl_) throw Error(ErrorCode::kInvalidArgument, "nasoa::Zoo: used after it was moved from");
+  return *impl_;
+}
 
 Zoo Zoo::open(const std::string& dir) {
   return sdk::at_boundary("Zoo::open", [&] {
@@ -19,38 +26,38 @@ Zoo Zoo::open(const std::string& dir) {
     auto impl = std::make_unique<Impl>();
     impl->dir = std::filesystem::absolute(dir).lexically_normal().string();
     impl->manifest = zoo::open_bundle(impl->dir);
-    return Zoo(std::move(impl));
+    return Zoo(std::shared_ptr<const Impl>(std::move(impl)));
   });
 }
 
-const std::string& Zoo::dir() const { return impl_->dir; }
-const std::string& Zoo::name() const { return impl_->manifest.name; }
-std::uint32_t Zoo::format_version() const { return impl_->manifest.format_version; }
-const Provenance& Zoo::provenance() const { return impl_->manifest.provenance; }
-const std::vector<ModelInfo>& Zoo::models() const { return impl_->manifest.models; }
+const std::string& Zoo::dir() const { return impl().dir; }
+const std::string& Zoo::name() const { return impl().manifest.name; }
+std::uint32_t Zoo::format_version() const { return impl().manifest.format_version; }
+const Provenance& Zoo::provenance() const { return impl().manifest.provenance; }
+const std::vector<ModelInfo>& Zoo::models() const { return impl().manifest.models; }
 
 const ModelInfo& Zoo::model(std::string_view name) const {
-  for (const ModelInfo& m : impl_->manifest.models)
+  for (const ModelInfo& m : impl().manifest.models)
     if (m.name == name) return m;
   std::string known;
-  for (const ModelInfo& m : impl_->manifest.models) known += (known.empty() ? "" : ", ") + m.name;
-  throw Error(ErrorCode::kNotFound, "bundle '" + impl_->manifest.name + "' has no model '" +
+  for (const ModelInfo& m : impl().manifest.models) known += (known.empty() ? "" : ", ") + m.name;
+  throw Error(ErrorCode::kNotFound, "bundle '" + impl().manifest.name + "' has no model '" +
                                         std::string(name) + "' (it has: " + known + ")");
 }
 
 std::optional<std::string> Zoo::predictor_path() const {
-  if (!impl_->manifest.predictor) return std::nullopt;
-  return (std::filesystem::path(impl_->dir) / impl_->manifest.predictor->path).string();
+  if (!impl().manifest.predictor) return std::nullopt;
+  return (std::filesystem::path(impl().dir) / impl().manifest.predictor->path).string();
 }
 
 std::optional<std::string> Zoo::experience_path() const {
-  if (!impl_->manifest.experience) return std::nullopt;
-  return (std::filesystem::path(impl_->dir) / impl_->manifest.experience->path).string();
+  if (!impl().manifest.experience) return std::nullopt;
+  return (std::filesystem::path(impl().dir) / impl().manifest.experience->path).string();
 }
 
 void Zoo::verify() const {
   sdk::at_boundary("Zoo::verify", [&] {
-    for (const zoo::FileEntry& f : impl_->manifest.files()) zoo::verify_file(impl_->dir, f);
+    for (const zoo::FileEntry& f : impl().manifest.files()) zoo::verify_file(impl().dir, f);
   });
 }
 

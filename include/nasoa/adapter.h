@@ -31,14 +31,20 @@
 // calibrated to the device's records each time they change or the folder is
 // opened (docs/adaption.md). A kill at any instant leaves the folder usable:
 // an append is all or nothing and the predictor is refitted on open when
-// stale. The zoo
-// bundle itself is never written to. A new shipped experience in an updated
-// bundle of the same models keeps the device's records.
+// stale. The zoo bundle itself is never written to. A new shipped
+// experience in an updated bundle of the same models keeps the device's
+// records.
 //
-// Ownership: the Adapter keeps a reference to the Zoo, which must outlive it
-// and stay where it is (moving the Zoo leaves the Adapter a dangling one).
+// Ownership: the Adapter keeps a copy of the Zoo (a Zoo is a shared handle),
+// so the Zoo it was made from may be moved or destroyed.
 // Thread-safety: one call at a time per Adapter; Adapters of several
 // processes may share a state directory (appends are serialised by a lock).
+// Process-wide state: fine_tune() and plan() set LibTorch's intra-op thread
+// count (to AdapterOptions::threads, or their own choice) and leave it so,
+// and fine_tune() seeds LibTorch's global generator with Regime::seed;
+// Adapters working at once in one process share both, so give them the
+// same threads, and expect a run to repeat bit for bit only alone. Two
+// fine_tune() calls must not write the same out_dir at once.
 #pragma once
 
 #include <cstdint>
@@ -195,10 +201,8 @@ class NASOA_API Adapter {
   // the cores this process may use (its CPU affinity and cgroup CPU limit),
   // threads or loader threads negative or above 4096, a checkpoint interval
   // not above 0, estimate_watts negative, not finite or above 100,000 W.
+  // A moved-from `zoo` throws Error{kInvalidArgument}.
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
-  // The Adapter keeps a reference to `zoo`, which must outlive it: a
-  // temporary Zoo would leave it dangling, so it does not compile.
-  Adapter(const Zoo&& zoo, AdapterOptions options = {}) = delete;
   // A moved-from Adapter may only be assigned to or destroyed; any other
   // call throws Error{kInvalidArgument}.
   Adapter(Adapter&&) noexcept;
@@ -217,7 +221,10 @@ class NASOA_API Adapter {
   // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
   // for a checkpoint of another task or regime. `on_progress` runs on the
-  // calling thread; an exception it throws (of any type) stops the run and
+  // calling thread between steps, and its time is the budget's: the guard
+  // reckons each next step with the last call's time, so a slow callback
+  // means fewer steps, not a later end (a single call longer than the
+  // budget's grace still overruns it). An exception it throws (of any type) stops the run and
   // reaches the caller unchanged, with `out_dir` left as it was: the way to
   // cancel a run. A checkpoint written before (`out_dir`.checkpoint) stays,
   // so that resume=true can continue the run later.

@@ -21,8 +21,8 @@
 //
 // Ownership: a Classifier is a move-only handle that owns its network (on the
 // GPU when LibTorch sees CUDA, else on the CPU); it keeps no file open and
-// never modifies the directory after open(). A moved-from Classifier may only
-// be assigned to or destroyed.
+// never modifies the directory after open(). A moved-from Classifier may be
+// assigned to or destroyed; any other call throws Error{kInvalidArgument}.
 // Thread-safety: every const member may be called from several threads at
 // once; forward passes are serialised on one internal lock, so run one
 // Classifier per thread for parallel throughput.
@@ -99,6 +99,7 @@ class NASOA_API Classifier {
  private:
   struct Impl;
   explicit Classifier(std::unique_ptr<Impl> impl);
+  Impl& live() const;  // *impl_, or Error{kInvalidArgument} when moved from
   std::unique_ptr<Impl> impl_;
 };
 

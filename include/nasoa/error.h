@@ -24,6 +24,10 @@ enum class ErrorCode {
   kCorrupt,             // content fails its checksum, is truncated or malformed
   kUnsupportedVersion,  // written by a newer (or unknown) format version
   kInternal,            // a bug in nasoa; please report it
+  kOutOfMemory,         // host or GPU memory ran out (LibTorch's, OpenCV's or
+                        // the C++ allocator): a smaller batch, input or model,
+                        // or Budget::memory_mib, may fit; the message says
+                        // what was being allocated where it is known
 };
 
 // Stable lower-case name of a code, e.g. "invalid-encoding".

@@ -59,7 +59,7 @@ struct TaskOptions {
   std::string validation_dir;                 // class folders for validation; empty: split the task
   std::int64_t max_pixels = 100'000'000;      // larger images are skipped without decoding
   std::int64_t memory_cap_bytes = 1LL << 30;  // above it, images stream from disk
-  int threads = 0;                            // decoding threads; 0: one per core
+  int threads = 0;                            // decoding threads, 0-4096; 0: one per core
   // Wall-clock seconds decoding may take (0: no limit), checked before each
   // file: past it the constructor stops and throws Error{kInvalidArgument},
   // so that a budget covering ingestion is kept even for a folder of huge

@@ -6,8 +6,11 @@
 // listed file's size and SHA-256 before anything else reads it, and refuses a
 // bundle that fails with nasoa::Error naming the file and the fault.
 //
-// Ownership: a Zoo is a move-only handle that owns its parsed manifest; it
-// does not keep files open. It never modifies the bundle directory.
+// Ownership: a Zoo is a handle to its parsed manifest; copies share it, so
+// copying is cheap (an Adapter keeps a copy: the Zoo it was made from may
+// go). It does not keep files open and never modifies the bundle directory.
+// A moved-from Zoo may be assigned to or destroyed; any other call throws
+// Error{kInvalidArgument}.
 // Thread-safety: const members may be called from several threads at once.
 #pragma once
 
@@ -63,10 +66,10 @@ class NASOA_API Zoo {
   //   kIo                  a file cannot be read.
   static Zoo open(const std::string& dir);
 
+  Zoo(const Zoo&);
+  Zoo& operator=(const Zoo&);
   Zoo(Zoo&&) noexcept;
   Zoo& operator=(Zoo&&) noexcept;
-  Zoo(const Zoo&) = delete;
-  Zoo& operator=(const Zoo&) = delete;
   ~Zoo();
 
   const std::string& dir() const;
@@ -86,11 +89,11 @@ class NASOA_API Zoo {
   void verify() const;
 
   struct Impl;
-  const Impl& impl() const { return *impl_; }  // for the SDK's own use
+  const Impl& impl() const;  // for the SDK's own use
 
  private:
-  explicit Zoo(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Zoo(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;
 };
 
 }  // namespace nasoa

@@ -187,30 +187,30 @@ void check_grid_and_log_path(Args& a) {
   std::set<std::string> lr_ids;
   for (double lr : a.lrs) {
     if (!(lr > 0) || !std::isfinite(lr))
-      throw Error(ErrorCode::kInvalidArgument, "--lrs: " + std::to_string(lr) + " is not a learning rate > 0");
+      throw nasoa_samples::BadArguments("--lrs: " + std::to_string(lr) + " is not a learning rate > 0");
     char text[32];
     std::snprintf(text, sizeof text, "%g", lr);  // as run ids write it
     if (!lr_ids.insert(text).second)
-      throw Error(ErrorCode::kInvalidArgument, std::string("--lrs: two learning rates read as ") + text +
-                                                   " in run ids; give rates that differ in 6 significant digits");
+      throw nasoa_samples::BadArguments(std::string("--lrs: two learning rates read as ") + text +
+                                        " in run ids; give rates that differ in 6 significant digits");
   }
   for (int f : a.frozen)
-    if (f < 0) throw Error(ErrorCode::kInvalidArgument, "--frozen: " + std::to_string(f) + " is negative");
+    if (f < 0) throw nasoa_samples::BadArguments("--frozen: " + std::to_string(f) + " is negative");
   for (int e : a.epochs)
-    if (e < 1) throw Error(ErrorCode::kInvalidArgument, "--epochs: " + std::to_string(e) + " is below 1");
+    if (e < 1) throw nasoa_samples::BadArguments("--epochs: " + std::to_string(e) + " is below 1");
   if (a.lrs.empty() || a.frozen.empty() || a.epochs.empty())
-    throw Error(ErrorCode::kInvalidArgument, "--lrs, --frozen and --epochs each need a value");
+    throw nasoa_samples::BadArguments("--lrs, --frozen and --epochs each need a value");
   std::error_code ec;
   // Inside the bundle the log would make it fail verification (a file it
   // does not list, or one it lists, changed).
   if (!a.zoo.empty() && nasoa_samples::is_within(a.log, a.zoo))
-    throw Error(ErrorCode::kInvalidArgument, a.log + ": is inside the zoo bundle " + a.zoo +
-                                                 "; keep the log elsewhere (--ship copies it into the bundle)");
+    throw nasoa_samples::BadArguments(a.log + ": is inside the zoo bundle " + a.zoo +
+                                      "; keep the log elsewhere (--ship copies it into the bundle)");
   if (fs::exists(a.log, ec)) {
     if (!fs::is_regular_file(a.log, ec))
-      throw Error(ErrorCode::kInvalidArgument, a.log + ": not a regular file; refusing to append to it");
+      throw nasoa_samples::BadArguments(a.log + ": not a regular file; refusing to append to it");
   } else if (!fs::is_directory(fs::absolute(a.log).parent_path(), ec)) {
-    throw Error(ErrorCode::kInvalidArgument, a.log + ": its folder does not exist");
+    throw nasoa_samples::BadArguments(a.log + ": its folder does not exist");
   }
 }
 
@@ -278,7 +278,7 @@ int claim_tasks(const std::string& log, const std::vector<std::string>& names) {
 // "K/N" with 0 <= K < N: digits only, no sign, no wrap-around.
 std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
   const auto bad = [&] {
-    return Error(ErrorCode::kInvalidArgument, "--shard '" + text + "': expected K/N with 0 <= K < N");
+    return nasoa_samples::BadArguments("--shard '" + text + "': expected K/N with 0 <= K < N");
   };
   const std::size_t slash = text.find('/');
   if (slash == std::string::npos) throw bad();
@@ -521,13 +521,16 @@ int main(int argc, char** argv) {
       for (const char* option : {"--lrs", "--frozen", "--epochs", "--batch", "--plans-per-pair", "--probe-per-class",
                                  "--seed", "--hours", "--threads", "--shard"})
         if (app.count(option) > 0)
-          throw Error(ErrorCode::kInvalidArgument,
-                      std::string(option) + " is for gathering; --ship takes only --zoo (the fit has seeds of its own)");
+          throw nasoa_samples::BadArguments(std::string(option) +
+                                            " is for gathering; --ship takes only --zoo (the fit has seeds of its own)");
       return ship(a, nasoa::zoo::provenance_command_line(argc, argv));
     }
     if (a.tasks.empty() || a.log.empty())
-      throw Error(ErrorCode::kInvalidArgument, "give --tasks DIR and --log FILE (or --ship LOG)");
+      throw nasoa_samples::BadArguments("give --tasks DIR and --log FILE (or --ship LOG)");
     return run(a);
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-gather: " << e.what() << '\n';
+    return 2;
   } catch (const Error& e) {
     std::cerr << "nasoa-gather: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

@@ -86,13 +86,13 @@ int run(const Args& a) {
   namespace rt = nasoa::runtime;
   for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
     if (!nasoa::zoo::is_safe_name(name))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "class name '" + nasoa::zoo::printable(name) + "' " + nasoa::zoo::kSafeNameRule + ": it names a folder");
+      throw nasoa_samples::BadArguments("class name '" + nasoa::zoo::printable(name) + "' " +
+                                        nasoa::zoo::kSafeNameRule + ": it names a folder");
   // "task/" and "." name a folder too; the staging folder goes beside it,
   // never inside (where replacing the old task deleted the new one).
   const fs::path out = nasoa::zoo::named_folder(a.out);
   if (out == out.root_path())
-    throw Error(ErrorCode::kInvalidArgument, a.out + ": the root folder cannot be a task folder");
+    throw nasoa_samples::BadArguments(a.out + ": the root folder cannot be a task folder");
   std::error_code ec;
   if (fs::exists(out, ec)) {
     if (!fs::is_directory(out, ec))
@@ -188,6 +188,9 @@ int main(int argc, char** argv) {
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     return run(a);
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-make-task: " << e.what() << '\n';
+    return 2;
   } catch (const Error& e) {
     std::cerr << "nasoa-make-task: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

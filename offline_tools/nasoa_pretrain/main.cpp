@@ -79,14 +79,14 @@ int run(const Args& a, const std::string& command_line) {
   namespace rt = nasoa::runtime;
   const nasoa::Encoding encoding = nasoa::Encoding::parse(a.encoding);  // refuse a bad one before reading data
   if (a.data.empty() == a.idx.empty())
-    throw Error(ErrorCode::kInvalidArgument, "give exactly one of --data DIR and --idx IMAGES LABELS");
+    throw nasoa_samples::BadArguments("give exactly one of --data DIR and --idx IMAGES LABELS");
   // Before the training, not after it: what would refuse the model at the end.
-  if (a.out.empty()) throw Error(ErrorCode::kInvalidArgument, "--out is empty");
+  if (a.out.empty()) throw nasoa_samples::BadArguments("--out is empty");
   for (const auto& [option, value] : {std::pair<const char*, std::string>{"--name", a.name},
                                       {"--model-name", a.model_name.empty() ? a.encoding : a.model_name}})
     if (!nasoa::zoo::is_safe_name(value))
-      throw Error(ErrorCode::kInvalidArgument, std::string(option) + " '" + nasoa::zoo::printable(value) +
-                                                   "' " + nasoa::zoo::kSafeNameRule);
+      throw nasoa_samples::BadArguments(std::string(option) + " '" + nasoa::zoo::printable(value) + "' " +
+                                        nasoa::zoo::kSafeNameRule);
   {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -96,7 +96,7 @@ int run(const Args& a, const std::string& command_line) {
     if (fs::exists(fs::symlink_status(live, ec)))
       for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) nasoa::zoo::load_network(live, m);
     else if (!fs::is_directory(nasoa::zoo::named_folder(a.out).parent_path(), ec))
-      throw Error(ErrorCode::kInvalidArgument, a.out + ": its folder does not exist");
+      throw nasoa_samples::BadArguments(a.out + ": its folder does not exist");
   }
   rt::TaskSource source = a.data.empty() ? rt::list_idx(a.idx[0], a.idx[1]) : rt::list_folder(a.data);
   if (!a.classes.empty()) {
@@ -256,6 +256,9 @@ int main(int argc, char** argv) {
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   try {
     return run(a, nasoa::zoo::provenance_command_line(argc, argv));
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-pretrain: " << e.what() << '\n';
+    return 2;
   } catch (const Error& e) {
     std::cerr << "nasoa-pretrain: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

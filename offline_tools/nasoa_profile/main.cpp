@@ -88,20 +88,22 @@ int main(int argc, char** argv) {
     std::error_code ec;
     const fs::path target = fs::absolute(out);
     if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec))
-      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, out + ": exists and is not a regular file");
+      throw nasoa_samples::BadArguments(out + ": exists and is not a regular file");
     if (!std::filesystem::is_directory(target.parent_path(), ec))
-      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                         out + ": its folder " + target.parent_path().string() + " does not exist");
+      throw nasoa_samples::BadArguments(out + ": its folder " + target.parent_path().string() + " does not exist");
     // Inside the bundle it would replace one of its files, or mix one
     // device's measurements into what ships to every device.
     if (!zoo.empty() && nasoa_samples::is_within(target.parent_path().string(), zoo))
-      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                         out + ": is inside the zoo bundle " + zoo + "; write the profile somewhere else");
+      throw nasoa_samples::BadArguments(out + ": is inside the zoo bundle " + zoo +
+                                        "; write the profile somewhere else");
     const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);
     nasoa::runtime::save_device_profile(profile, out);
     std::fprintf(stderr, "nasoa-profile: wrote %s (%zu model(s), %s, %d thread(s), power meter: %s)\n",
                  out.c_str(), profile.models.size(), profile.device.device.c_str(), profile.device.threads,
                  profile.meter.c_str());
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-profile: " << e.what() << '\n';
+    return 2;
   } catch (const nasoa::Error& e) {
     std::cerr << "nasoa-profile: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

@@ -246,18 +246,24 @@ int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
 int run(Args a) {
   const int rank = env_int("OMPI_COMM_WORLD_RANK", 0), size = env_int("OMPI_COMM_WORLD_SIZE", 1);
   const int local_ranks = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
-  if (!a.max_macs_text.empty()) {
-    // 1e6 and 1000000 alike; not a silent 1 from "1e6", nor 100000 from "100000x".
-    char* end = nullptr;
-    const double v = std::strtod(a.max_macs_text.c_str(), &end);
-    if (end == a.max_macs_text.c_str() || *end != '\0' || !(v >= 0) || v > 9e18 || v != std::floor(v))
-      throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                         "--max-macs '" + a.max_macs_text + "': expected a whole number of MACs, e.g. 5e8");
-    a.search.max_macs = static_cast<std::int64_t>(v);
+  // Refused now, not after reading the corpus (or after the hours of search),
+  // as bad arguments.
+  try {
+    if (!a.max_macs_text.empty()) {
+      // 1e6 and 1000000 alike; not a silent 1 from "1e6", nor 100000 from "100000x".
+      char* end = nullptr;
+      const double v = std::strtod(a.max_macs_text.c_str(), &end);
+      if (end == a.max_macs_text.c_str() || *end != '\0' || !(v >= 0) || v > 9e18 || v != std::floor(v))
+        throw nasoa_samples::BadArguments("--max-macs '" + a.max_macs_text +
+                                          "': expected a whole number of MACs, e.g. 5e8");
+      a.search.max_macs = static_cast<std::int64_t>(v);
+    }
+    nasoa::search::validate_search_options(a.search);
+    for (const std::string& b : a.baselines) parse_baseline(b);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kInvalidEncoding) throw;
+    throw nasoa_samples::BadArguments(e.what());
   }
-  // Refused now, not after reading the corpus (or after the hours of search).
-  nasoa::search::validate_search_options(a.search);
-  for (const std::string& b : a.baselines) parse_baseline(b);
   a.proxy.max_step_seconds = a.max_step_ms / 1000;
   a.proxy.rank = rank;
   // The ranks on one machine share its cores; compute and batch-loading
@@ -365,6 +371,9 @@ int main(int argc, char** argv) {
   int status = 1;
   try {
     status = run(a);
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-search: " << e.what() << '\n';
+    status = 2;
   } catch (const Error& e) {
     std::cerr << "nasoa-search: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
   } catch (const std::exception& e) {

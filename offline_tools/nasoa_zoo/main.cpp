@@ -77,9 +77,8 @@ void check_replaceable(const std::string& dir) {
 
 int run_create(const CreateArgs& a, const std::string& command_line) {
   if (!a.model_names.empty() && a.model_names.size() != a.encodings.size())
-    throw Error(nasoa::ErrorCode::kInvalidArgument,
-                "--model-name given " + std::to_string(a.model_names.size()) + " times for " +
-                    std::to_string(a.encodings.size()) + " encodings");
+    throw nasoa_samples::BadArguments("--model-name given " + std::to_string(a.model_names.size()) + " times for " +
+                                      std::to_string(a.encodings.size()) + " encodings");
   if (a.replace) check_replaceable(a.out);
   torch::manual_seed(a.seed);
   nasoa::zoo::BundleInput input;
@@ -185,6 +184,9 @@ int main(int argc, char** argv) {
     if (create->parsed()) return run_create(create_args, nasoa::zoo::provenance_command_line(argc, argv));
     if (inspect->parsed()) return run_inspect(dir);
     if (verify->parsed()) return run_verify(dir);
+  } catch (const nasoa_samples::BadArguments& e) {
+    std::cerr << "nasoa-zoo: " << e.what() << '\n';
+    return 2;
   } catch (const Error& e) {
     std::cerr << "nasoa-zoo: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;

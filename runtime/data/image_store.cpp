@@ -370,6 +370,9 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
                                                  zoo::shown_number(options.time_limit_seconds));
   if (options.max_pixels < 1 || options.memory_cap_bytes < 0)
     throw Error(ErrorCode::kInvalidArgument, "max_pixels must be positive and memory_cap_bytes not negative");
+  if (options.threads < 0 || options.threads > 4096)
+    throw Error(ErrorCode::kInvalidArgument,
+                "threads must be 0 (one per core) to 4096, got " + std::to_string(options.threads));
   const std::size_t n = source_.samples.size();
   const std::size_t image_bytes = std::size_t(options.side) * options.side * 3;
   const bool cache = n * image_bytes <= std::size_t(options.memory_cap_bytes);

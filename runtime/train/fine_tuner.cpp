@@ -285,6 +285,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   constexpr double kStuckMeterSeconds = 5;  // longer than any meter's update interval
 
+  // The caller's progress callback runs on this thread between steps, so its
+  // time is the budget's too: the last call's is added to the next step's.
+  double callback_seconds = 0;
+  auto report = [&](const TrainProgress& p) {
+    const Clock::time_point called = Clock::now();
+    job.on_progress(p);
+    callback_seconds = seconds_since(called);
+  };
+
   std::int64_t steps_this_call = 0;
   // Steps that set kernels up: a call's first, and with a layout trial the
   // first in the other layout too.
@@ -294,8 +303,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // Only set-up steps' times are known: take one more step if that much
       // time and saving still fit, to learn the real one (the final
       // evaluation may use the guarantee's grace meanwhile).
-      if (limits.seconds_left() < step_seconds.value + save_seconds + 0.25) return "time budget";
-    } else if (step_seconds.value >= 0 && limits.seconds_left() < step_seconds.value + finish_reserve()) {
+      if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + 0.25) return "time budget";
+    } else if (step_seconds.value >= 0 &&
+               limits.seconds_left() < step_seconds.value + callback_seconds + finish_reserve()) {
       return "time budget";
     }
     // One more step, then finishing (the last evaluation and saving), at the
@@ -309,7 +319,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
              " s of training, so the budget could not be enforced";
     }
     if (const double watts = training_watts(); watts > 0) {
-      if (limits.joules_left() < watts * (std::max(0.0, step_seconds.value) + finish_reserve()))
+      if (limits.joules_left() < watts * (std::max(0.0, step_seconds.value) + callback_seconds + finish_reserve()))
         return "energy budget";
     }
     if (limits.memory_bytes() > 0 && zoo::peak_resident_bytes() > limits.memory_bytes()) {
@@ -425,7 +435,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       progress.joules = limits.joules();
       progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
                                  double(steps_per_epoch - step - 1));
-      if (job.on_progress) job.on_progress(progress);
+      if (job.on_progress) report(progress);
 
       if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
         write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
@@ -487,7 +497,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       progress.elapsed_seconds = limits.elapsed();
       progress.joules = limits.joules();
       progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
-      job.on_progress(progress);
+      report(progress);
     }
   }
   if (!outcome.stopped_early) outcome.stop_reason = "completed";

@@ -280,6 +280,16 @@ int main(int argc, char** argv) {
   regime.horizontal_flip = !no_flip;
   bool given = false;
   for (const CLI::Option* o : regime_flags) given = given || o->count() > 0;
+  // The regime's own rules, before the task is read: reading a large folder
+  // takes minutes, and a bad --lr is a bad argument, not a failed run.
+  try {
+    nasoa::Regime rules = regime;
+    if (rules.model.empty()) rules.model = "planned";  // chosen later, by the planner or as the zoo's first
+    nasoa::validate(rules);
+  } catch (const nasoa::Error& e) {
+    std::cerr << "nasoa-adapt: " << e.what() << "\n";
+    return 2;
+  }
   if (plan_only && given) {
     std::cerr << "nasoa-adapt: --plan-only plans the regime; leave out --model, --lr, --epochs, --frozen and --batch\n";
     return 2;

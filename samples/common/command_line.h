@@ -9,9 +9,18 @@
 #include <cstdlib>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace nasoa_samples {
+
+// Options that parse but cannot be used (a companion option missing, an
+// empty range, an output path inside an input): the program says why and
+// exits 2 before any work, as for an option that does not parse.
+class BadArguments : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // Parses the command line. Returns the status to exit with when the program
 // should stop here: 0 after --help or --version, 2 on bad arguments (with

@@ -77,7 +77,7 @@ check "--ship of runs recorded twice with other results keeps the same one in ei
    && cmp '$work/zoo4/experience.log' '$work/zoo5/experience.log'"
 
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 2/2 > /dev/null 2> "$work/shard.err"
-check "a bad --shard is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
+check "a bad --shard is a bad argument (exit 2), naming it" bash -c "[ $? -eq 2 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
 "$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
 check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
 long_grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 4000 --batch 8 --threads 1)  # outlasts the check (then killed)
@@ -96,14 +96,14 @@ check "a --log that is not an experience log is refused and left alone" bash -c 
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/y.log" --lrs 0.01,0 --frozen 0 --epochs 1 --batch 8 \
   --threads 1 > /dev/null 2> "$work/grid.err"
 check "a bad grid value is refused before any training, naming it" bash -c \
-  "[ $? -eq 1 ] && grep -q -- '--lrs' '$work/grid.err' && [ ! -e '$work/y.log' ]"
+  "[ $? -eq 2 ] && grep -q -- '--lrs' '$work/grid.err' && [ ! -e '$work/y.log' ]"
 printf 'my notes, without a last line break' > "$work/notes.txt"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/notes.txt" "${grid[@]}" > /dev/null 2> "$work/notes.err"
 check "a --log of one line of other text is refused and left alone" bash -c \
   "[ $? -eq 1 ] && grep -q 'not an experience log' '$work/notes.err' && [ \"\$(cat '$work/notes.txt')\" = 'my notes, without a last line break' ]"
 "$gather" --zoo "$work/zoo2" --tasks "$work/tasks" --log "$work/zoo2/exp.log" "${grid[@]}" > /dev/null 2> "$work/inside.err"
 check "a --log inside the bundle is refused, and the bundle still verifies" bash -c \
-  "[ $? -eq 1 ] && grep -q 'inside the zoo bundle' '$work/inside.err' && [ ! -e '$work/zoo2/exp.log' ] && '$zoo' verify '$work/zoo2' > /dev/null"
+  "[ $? -eq 2 ] && grep -q 'inside the zoo bundle' '$work/inside.err' && [ ! -e '$work/zoo2/exp.log' ] && '$zoo' verify '$work/zoo2' > /dev/null"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/capped.log" --lrs 0.1 --frozen 7,9 --epochs 1 --batch 8 \
   --threads 1 > /dev/null 2> "$work/capped.err"
 check "frozen counts above a model's stages are one run, made once" bash -c \
@@ -130,11 +130,11 @@ check "a run that diverges is recorded as diverged and not made again" bash -c \
   "[ $first -eq 0 ] && [ \$(grep -c 'diverged before any weights were evaluated' '$work/diverged.log') -eq 6 ] \
    && grep -q '0 runs made, 6 found in the log' '$work/diverged2.err'"
 "$gather" --ship "$work/exp.log" --zoo "$work/zoo2" --seed 7 > /dev/null 2> "$work/shipseed.err"
-check "--ship refuses gathering's options (--seed), naming them" bash -c "[ $? -eq 1 ] && grep -q -- '--seed is for gathering' '$work/shipseed.err'"
+check "--ship refuses gathering's options (--seed) as bad arguments, naming them" bash -c "[ $? -eq 2 ] && grep -q -- '--seed is for gathering' '$work/shipseed.err'"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --hours nan > /dev/null 2>&1
 check "--hours nan is refused" test $? -ne 0 -a ! -e "$work/x.log"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 0/-2 > /dev/null 2> "$work/neg.err"
-check "a negative --shard is refused, not wrapped around" bash -c "[ $? -eq 1 ] && grep -q -- \"--shard '0/-2'\" '$work/neg.err'"
+check "a negative --shard is refused, not wrapped around" bash -c "[ $? -eq 2 ] && grep -q -- \"--shard '0/-2'\" '$work/neg.err'"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -55,7 +55,7 @@ check "a batch size given twice is refused, named, before measuring" \
 cp "$work/zoo/MANIFEST" "$work/manifest.before"
 "$tool" --zoo "$work/zoo" --out "$work/zoo/MANIFEST" --batch 2 2> "$work/inside.err"
 check "a profile written into the bundle is refused, and the bundle is untouched" \
-  bash -c "test $? -eq 1 && grep -q 'inside the zoo bundle' '$work/inside.err' && cmp -s '$work/zoo/MANIFEST' '$work/manifest.before'"
+  bash -c "test $? -eq 2 && grep -q 'inside the zoo bundle' '$work/inside.err' && cmp -s '$work/zoo/MANIFEST' '$work/manifest.before'"
 "$tool" --zoo "$work/zoo" --out '' 2> "$work/empty.err"
 check "an empty --out is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--out is an empty path' '$work/empty.err'"
 

@@ -63,11 +63,11 @@ check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -e
 "$search" --corpus "$work/nowhere" "${common[@]}" --min-stages 4 --state "$work/s" --out "$work/o" \
   > /dev/null 2> "$work/stages.err"
 check "an empty stage range is refused first, with its values" bash -c \
-  "[ $? -eq 1 ] && grep -q 'stages per macro: need 1 <= min (4) <= max (3)' '$work/stages.err'"
+  "[ $? -eq 2 ] && grep -q 'stages per macro: need 1 <= min (4) <= max (3)' '$work/stages.err'"
 "$search" --corpus "$work/nowhere" "${common[@]}" --baseline 'res,net=020-_8_11-21' --state "$work/s" --out "$work/o" \
   > /dev/null 2> "$work/comma.err"
 check "a baseline name with a comma is refused (it would shift the CSV)" bash -c \
-  "[ $? -eq 1 ] && grep -q 'without commas' '$work/comma.err'"
+  "[ $? -eq 2 ] && grep -q 'without commas' '$work/comma.err'"
 check "--select below 1 is refused" bash -c \
   "! '$search' --corpus '$work/corpus' ${common[*]} --select -3 --state '$work/s' --out '$work/o' > /dev/null 2>&1"
 
@@ -81,10 +81,12 @@ done
 kill -9 $pid 2> /dev/null
 wait $pid 2> /dev/null
 check "after SIGKILL the state file is valid JSON" python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$work/kill/state/state.json"
+check "the kill landed mid-search (the state is not done, no front was written)" bash -c \
+  "python3 -c \"import json,sys; sys.exit(json.load(open(sys.argv[1]))['phase'] == 'done')\" '$work/kill/state/state.json' && test ! -e '$work/kill/out/front.csv'"
 "$search" --corpus "$work/corpus" "${common[@]}" --generations 4 --state "$work/kill/state" --out "$work/kill/out" \
   > "$work/kill/resumed.log" 2>&1
 check "after SIGKILL the search resumes from its state and finishes" bash -c \
-  "grep -q '^resuming: ' '$work/kill/resumed.log' && grep -q '^front:' '$work/kill/resumed.log'"
+  "grep -q '^resuming: ' '$work/kill/resumed.log' && ! grep -q '^resuming: phase done' '$work/kill/resumed.log' && grep -q '^front:' '$work/kill/resumed.log'"
 
 if [ "$with_mpi" != "ON" ]; then
   echo "MPI part skipped: this nasoa-search was built without MPI"

@@ -276,7 +276,8 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, unknown, budget, out); }), nasoa::ErrorCode::kNotFound);
   nasoa::Regime negative = regime_;
   negative.learning_rate = -0.1;
-  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, negative, budget, out); }), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { adapter.fine_tune(*task_, negative, budget, out); },
+                                                nasoa::ErrorCode::kInvalidArgument, {"learning_rate", "-0.1"}));
   nasoa::Budget none;
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, none, out); }), nasoa::ErrorCode::kInvalidArgument);
   // A compute team wider than the cores stalls every step past any deadline.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -380,10 +381,16 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   nasoa::Budget budget;
   budget.seconds = 6;
   budget.spent_seconds = task_->ingest_seconds();
+  // Timed from outside too: the result's own count could leave out what it forgot.
+  const auto started = std::chrono::steady_clock::now();
   const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
   ASSERT_EQ(plan.source, nasoa::PlanSource::kDefault);
   const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, (dir_ / "model").string());
+  const double outside = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_LE(r.wall_seconds, budget.seconds * 1.05 + 2);
+  EXPECT_LE(budget.spent_seconds + outside, budget.seconds * 1.05 + 2)
+      << "planning and fine-tuning took " << outside << " s";
+  EXPECT_GE(r.wall_seconds, budget.spent_seconds + outside - 0.5) << "the result counted less time than passed";
   EXPECT_GE(r.spent_seconds, budget.spent_seconds + plan.planning_seconds);
   EXPECT_EQ(r.regime.model, plan.best.regime.model);
   EXPECT_TRUE(adapter.record(*task_, plan, r));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "../support/expect_error.h"
@@ -62,12 +63,34 @@ TEST_F(ZooApiTest, UnknownModelNamesTheModelsThereAre) {
                                            "2-_16_2-11"));
 }
 
-TEST_F(ZooApiTest, ZooIsAMovableHandle) {
+TEST_F(ZooApiTest, ZooIsASharedHandleAndAMovedFromOneSaysSo) {
   nasoa::Zoo a = nasoa::Zoo::open(g_bundle);
+  const nasoa::Zoo copy = a;  // shares the parsed manifest
+  EXPECT_EQ(&copy.models(), &a.models());
   nasoa::Zoo b = std::move(a);
   EXPECT_EQ(b.models().size(), 2u);
+  // Every call on the moved-from handle is an error, not a crash.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { (void)a.name(); }, nasoa::ErrorCode::kInvalidArgument,
+                                           "moved from"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { (void)a.models(); }, nasoa::ErrorCode::kInvalidArgument,
+                                           "moved from"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { a.verify(); }, nasoa::ErrorCode::kInvalidArgument, "moved from"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::Adapter adapter(a); }, nasoa::ErrorCode::kInvalidArgument,
+                                           "moved from"));
   a = std::move(b);
   EXPECT_EQ(a.name(), "public-api");
+  EXPECT_EQ(copy.name(), "public-api");
+}
+
+TEST_F(ZooApiTest, AnAdapterOutlivesTheZooItWasMadeFrom) {
+  std::optional<nasoa::Zoo> zoo(nasoa::Zoo::open(g_bundle));
+  nasoa::AdapterOptions options;
+  options.state_dir = (scratch_ / "state").string();
+  const nasoa::Adapter adapter(*zoo, options);
+  zoo.reset();
+  fs::create_directories(scratch_);
+  EXPECT_NO_THROW(adapter.check_out_dir((scratch_ / "model").string()));
+  EXPECT_NE(adapter.state_dir().find("public-api"), std::string::npos) << adapter.state_dir();
 }
 
 TEST_F(ZooApiTest, DamageIsRefusedWithNasoaError) {

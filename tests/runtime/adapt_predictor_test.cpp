@@ -339,7 +339,7 @@ PredictorOptions small_options() {
 TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnItsExperience) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(6);
-  const ShippedExperience shipped{world.records(200, "s"), "digest-of-the-shipped-file"};
+  const ShippedExperience shipped{world.records(200, "s"), "digest-of-the-shipped-file", {}};
   // As nasoa-gather ships it: fitted on the records, marked with the file's digest.
   Predictor bundled = Predictor::fit(shipped.records, {}, small_options());
   bundled.set_fitted_on(PredictorState::shipped_fingerprint(shipped.digest, small_options()));
@@ -359,11 +359,11 @@ TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnI
 TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(7);
-  const ShippedExperience old_bundle{world.records(150, "old"), "digest-of-the-old-file"};
+  const ShippedExperience old_bundle{world.records(150, "old"), "digest-of-the-old-file", {}};
   ASSERT_TRUE(PredictorState::open(dir / "state", old_bundle, small_options()).refitted_on_open());
 
   // The bundle is updated: new experience, and the predictor fitted on it.
-  ShippedExperience new_bundle{world.records(200, "new"), "digest-of-the-new-file"};
+  ShippedExperience new_bundle{world.records(200, "new"), "digest-of-the-new-file", {}};
   Predictor bundled = Predictor::fit(new_bundle.records, {}, small_options());
   bundled.set_fitted_on(PredictorState::shipped_fingerprint(new_bundle.digest, small_options()));
   new_bundle.predictor = bundled;
@@ -385,7 +385,7 @@ TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor)
 TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(5);
-  ShippedExperience shipped{world.records(300, "s"), ""};
+  ShippedExperience shipped{world.records(300, "s"), "", {}};
   PredictorState s = PredictorState::open(dir / "state", shipped, small_options());
   ASSERT_NE(s.predictor(), nullptr);
   EXPECT_TRUE(s.refitted_on_open());
@@ -418,7 +418,7 @@ TEST(PredictorStateTest, TwoHoldersOfOneStateRecordARunOnce) {
   // record one outcome: the log must hold it once, and the second is told.
   nasoa::testing::TempDir dir;
   SyntheticWorld world(5);
-  ShippedExperience shipped{world.records(300, "s"), ""};
+  ShippedExperience shipped{world.records(300, "s"), "", {}};
   PredictorState first = PredictorState::open(dir / "state", shipped, small_options());
   PredictorState second = PredictorState::open(dir / "state", shipped, small_options());
   const ExperienceRecord outcome = world.random_record("device-shared");
@@ -433,7 +433,7 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   nasoa::testing::TempDir dir;
   const std::string state = dir / "state";
   SyntheticWorld world(6);
-  const ShippedExperience shipped{world.records(300, "s"), "bundle-digest"};
+  const ShippedExperience shipped{world.records(300, "s"), "bundle-digest", {}};
   std::vector<ExperienceRecord> outcomes;
   for (int i = 0; i < 3; ++i) outcomes.push_back(world.random_record("device-" + std::to_string(i)));
   {
@@ -491,6 +491,53 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   std::filesystem::remove(json);
   EXPECT_TRUE(PredictorState::open(state, shipped, small_options()).refitted_on_open());
   EXPECT_FALSE(PredictorState::open(state, shipped, small_options()).refitted_on_open());
+}
+
+// Without shipped experience every record() refits and rewrites
+// predictor.json after appending to the log: a kill between the two leaves a
+// predictor fitted on fewer records than the log holds, which open() must
+// see and refit; and a kill during the append leaves a torn line to drop.
+TEST(PredictorStateTest, SurvivesAKillBetweenAppendingAndRefittingWithoutShippedExperience) {
+  nasoa::testing::TempDir dir;
+  const std::string state = dir / "state";
+  const std::string log = state + "/experience.log", json = state + "/predictor.json";
+  SyntheticWorld world(9);
+  const ExperienceRecord a = world.random_record("device-a"), b = world.random_record("device-b");
+  std::string fitted_on_a;
+  {
+    PredictorState s = PredictorState::open(state, {}, small_options());
+    ASSERT_TRUE(s.record(a));
+    fitted_on_a = zoo::read_file(json);
+    ASSERT_TRUE(s.record(b));
+    ASSERT_NE(zoo::read_file(json), fitted_on_a) << "the second record did not refit";
+  }
+  // Killed after B's append, before its refit was renamed into place.
+  zoo::write_file_atomic(json, fitted_on_a);
+  {
+    PredictorState s = PredictorState::open(state, {}, small_options());
+    EXPECT_TRUE(s.refitted_on_open()) << "a predictor fitted on A alone was taken for one fitted on A and B";
+    ASSERT_NE(s.predictor(), nullptr);
+    EXPECT_EQ(s.predictor()->training_rows(), 2u);
+    ASSERT_EQ(s.device_records().size(), 2u);
+    const Predictor fresh = Predictor::fit({}, s.device_records(), small_options());
+    const FeatureVector x = make_features(world.random_record("probe"));
+    EXPECT_EQ(s.predictor()->predict(x).mean, fresh.predict(x).mean);
+    EXPECT_NE(zoo::read_file(json), fitted_on_a) << "the refit was not saved";
+  }
+  // Killed halfway through B's append: B's line is torn, and predictor.json
+  // is still the one fitted on A, which is what the log now holds.
+  const std::string contents = zoo::read_file(log);
+  ASSERT_EQ(contents.back(), '\n');
+  const std::size_t b_starts = contents.rfind('\n', contents.size() - 2) + 1;
+  zoo::write_file_atomic(log, contents.substr(0, b_starts + (contents.size() - b_starts) / 2));
+  zoo::write_file_atomic(json, fitted_on_a);
+  PredictorState s = PredictorState::open(state, {}, small_options());
+  ASSERT_EQ(s.device_records().size(), 1u);
+  EXPECT_EQ(s.device_records()[0].run_id, a.run_id);
+  ASSERT_EQ(s.damage().size(), 1u) << "the torn line was not reported";
+  EXPECT_FALSE(s.refitted_on_open()) << "predictor.json is fitted on what the log holds";
+  ASSERT_NE(s.predictor(), nullptr);
+  EXPECT_EQ(s.predictor()->training_rows(), 1u);
 }
 
 TEST(PredictorStateTest, HasNoPredictorWithoutExperience) {

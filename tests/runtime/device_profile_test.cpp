@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nasoa/error.h"
+#include "tests/runtime/fake_sysfs.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
@@ -75,6 +76,31 @@ class DeviceProfileTest : public ::testing::Test {
 DeviceProfile* DeviceProfileTest::profile_ = nullptr;
 std::vector<ProfileProgress>* DeviceProfileTest::progress_calls_ = nullptr;
 
+// Where a meter reads (here a fake Jetson INA3221 rail drawing a steady
+// 5 V x 2 A), every configuration gets the watts it drew, which the planner
+// costs energy budgets with; without one (this machine's case above) none.
+TEST_F(DeviceProfileTest, AMeterThatReadsGivesEveryConfigurationItsWatts) {
+  testing::FakeSysfs sysfs;
+  sysfs.write("class/hwmon/hwmon0/name", "ina3221");
+  sysfs.hwmon_channel("hwmon0", 1, "VDD_IN", 5000, 2000);
+  ProfileOptions options = tiny_options();
+  options.meter.sysfs_root = sysfs.root();
+  options.meter.nvml_library = dir_ / "no-libnvidia-ml.so";  // a GPU host's NVML would be found first
+  const std::string zoo = dir_ / "zoo";
+  make_bundle(zoo);
+  const DeviceProfile p = profile_bundle(zoo, options);
+  EXPECT_EQ(p.meter, "jetson-ina3221-hwmon:VDD_IN");
+  EXPECT_TRUE(p.meter_measured);
+  ASSERT_EQ(p.models.size(), 2u);
+  for (const ModelProfile& m : p.models) {
+    ASSERT_FALSE(m.steps.empty());
+    for (const StepTiming& s : m.steps) {
+      ASSERT_TRUE(s.watts) << m.model.name << " batch " << s.batch_size << " frozen " << s.frozen_stages;
+      EXPECT_NEAR(*s.watts, 10.0, 1e-6) << m.model.name << " batch " << s.batch_size;
+    }
+  }
+}
+
 TEST_F(DeviceProfileTest, MeasuresEveryBatchSizeAndFrozenCount) {
   const DeviceProfile& p = *profile_;
   EXPECT_EQ(p.format_version, kDeviceProfileFormatVersion);
@@ -120,9 +146,7 @@ TEST_F(DeviceProfileTest, MeasuresEveryBatchSizeAndFrozenCount) {
         } else {
           EXPECT_FALSE(it->peak_rss_bytes);
         }
-        if (p.meter == "none") {
-          EXPECT_FALSE(it->watts);
-        }
+        EXPECT_EQ(it->watts.has_value(), p.meter != "none") << p.meter;
       }
   }
   EXPECT_EQ(p.meter_measured, p.meter != "none");

@@ -529,6 +529,14 @@ TEST_F(ImageStoreTest, AClassWithoutUsableImagesIsAnErrorNamingIt) {
       {"class 'broken' has no usable image", "empty.jpg (zero-byte file)", "text.png (not a recognised image"}));
 }
 
+TEST_F(ImageStoreTest, AnEmptyClassFolderIsAnErrorNamingIt) {
+  t_.write("task/cat/a.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(0))));
+  t_.write("task/dog/b.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(255))));
+  std::filesystem::create_directories(t_ / "task/empty");
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { ImageStore(list_folder(t_ / "task"), IngestOptions{}); },
+                                                ErrorCode::kInvalidArgument, {"class 'empty' has no usable image"}));
+}
+
 TEST_F(ImageStoreTest, AClassOfFilesListingPassedOverNamesThem) {
   // No file of the class became a sample (GIFs are no image type the SDK
   // reads): the error still says what was in the folder.
@@ -569,6 +577,15 @@ TEST_F(ImageStoreTest, ReadingStopsAtItsTimeLimit) {
   EXPECT_EQ(ImageStore(list_folder(t_ / "task"), options).size(), 5u);
   options.time_limit_seconds = -1;
   EXPECT_THROW(ImageStore(list_folder(t_ / "task"), options), Error);
+}
+
+TEST_F(ImageStoreTest, ANegativeThreadCountIsRefusedNamingIt) {
+  t_.write("task/a/x.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(0))));
+  t_.write("task/b/y.png", encode(".png", cv::Mat(4, 4, CV_8UC3, cv::Scalar(255))));
+  IngestOptions options;
+  options.threads = -1;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { ImageStore(list_folder(t_ / "task"), options); },
+                                           ErrorCode::kInvalidArgument, "threads must be 0"));
 }
 
 TEST(ImageStoreIdxTest, DecodesFashionMnist) {

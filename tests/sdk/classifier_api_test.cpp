@@ -3,13 +3,17 @@
 #include "nasoa/classifier.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -187,12 +191,52 @@ TEST_F(ClassifierTest, ConstPredictIsSafeFromSeveralThreads) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
-TEST_F(ClassifierTest, IsAMovableHandle) {
+TEST_F(ClassifierTest, IsAMovableHandleAndAMovedFromOneSaysSo) {
   Classifier a = Classifier::open(dir_);
   Classifier b = std::move(a);
   EXPECT_EQ(b.labels().size(), 3u);
+  const cv::Mat image(kSide, kSide, CV_8UC3, cv::Scalar(10, 20, 30));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { a.predict(image); }, ErrorCode::kInvalidArgument, "moved from"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { (void)a.labels(); }, ErrorCode::kInvalidArgument, "moved from"));
   a = std::move(b);
   EXPECT_EQ(a.input_size(), kSide);
+}
+
+// The process's address space now, from the kernel's own count.
+std::size_t virtual_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
+  return 0;
+}
+
+// Running out of memory is an error an app can act on (a smaller batch or
+// image), not "a bug in nasoa": whichever allocator ran out, it is
+// kOutOfMemory. Here OpenCV's, converting an image too large for what the
+// process may still map.
+TEST_F(ClassifierTest, RunningOutOfMemoryIsOutOfMemory) {
+  // A fresh process for the child: LibTorch's and OpenCV's thread pools do
+  // not survive a plain fork.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Classifier clf = Classifier::open(dir_);
+  const cv::Mat huge(12000, 12000, CV_16UC1, cv::Scalar(1000));  // 288 MB; 8-bit RGB of it is 432 MB
+  ASSERT_GT(virtual_bytes(), 0u);
+  // In the child: room for little more than what the process holds now.
+  const auto predict_with_little_room = [&] {
+    rlimit limit;
+    limit.rlim_cur = virtual_bytes() + (128u << 20);
+    limit.rlim_max = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_AS, &limit) != 0) std::_Exit(3);
+    try {
+      clf.predict(huge);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s: %s\n", to_string(e.code()), e.what());
+      std::_Exit(e.code() == ErrorCode::kOutOfMemory ? 0 : 1);
+    }
+    std::_Exit(2);  // it fitted after all
+  };
+  EXPECT_EXIT(predict_with_little_room(), ::testing::ExitedWithCode(0),
+              "out-of-memory: Classifier::predict: out of memory");
 }
 
 TEST_F(ClassifierTest, RefusesADamagedOrMissingModelDir) {

@@ -2,7 +2,10 @@
 // the same folder take turns; a folder that cannot be opened is not locked.
 #include "zoo/system/folder_lock.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,21 +17,36 @@
 namespace nasoa::zoo {
 namespace {
 
+// Whether another open description of the folder could take the lock now.
+bool lockable_now(const std::string& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool taken = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);  // releases what it took
+  return taken;
+}
+
 TEST(FolderLockTest, ASecondLockOnTheFolderWaitsForTheFirst) {
   nasoa::testing::TempDir dir;
+  const std::string folder = dir.path().string();
   std::optional<FolderLock> first;
-  first.emplace(dir.path().string(), "test");
+  first.emplace(folder, "test");
   ASSERT_TRUE(first->held());
-  std::atomic<bool> second_held{false};
+  EXPECT_FALSE(lockable_now(folder)) << "the first lock is not exclusive";
+  std::atomic<bool> trying{false}, second_held{false};
   std::thread waiter([&] {
-    const FolderLock second(dir.path().string(), "test");
+    trying = true;
+    const FolderLock second(folder, "test");
     second_held = second.held();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The waiter has reached the lock (or is about to) before we judge it.
+  while (!trying) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(second_held) << "the second lock did not wait";
   first.reset();
   waiter.join();
   EXPECT_TRUE(second_held);
+  EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
 }
 
 TEST(FolderLockTest, AMissingFolderIsNotLocked) {

@@ -226,7 +226,7 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
                   field + ".labels",
                   std::to_string(info.labels.size()) + " labels for " +
                       std::to_string(info.upstream_classes) + " classes");
-    if (pm.has_upstream_accuracy()) {
+    if (pm.upstream_accuracy_known_case() == proto::Model::kUpstreamAccuracy) {
       check.require(pm.upstream_accuracy() >= 0.0 && pm.upstream_accuracy() <= 1.0,
                     field + ".upstream_accuracy", "must lie in [0, 1]");
       info.upstream_accuracy = pm.upstream_accuracy();
