@@ -18,6 +18,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NASOA_CROSS_BUILD_DIR:-$root/build-aarch64}
+case $build in /*) ;; *) build=$root/$build ;; esac  # relative: the repository root's, as for configure.sh
 jobs=$(nproc)
 start=$SECONDS
 

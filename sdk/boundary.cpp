@@ -12,9 +12,11 @@
 namespace nasoa::sdk {
 namespace {
 
-// LibTorch's CPU allocator reports failure as a plain c10::Error.
+// LibTorch's CPU allocator ("can't allocate memory"), its tensor metadata
+// ("Could not allocate memory for ...") and older CUDA builds ("CUDA out of
+// memory") report failure as a plain c10::Error.
 bool says_out_of_memory(const std::string& message) {
-  return message.find("can't allocate memory") != std::string::npos ||
+  return message.find("allocate memory") != std::string::npos ||
          message.find("out of memory") != std::string::npos;
 }
 

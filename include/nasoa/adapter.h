@@ -39,9 +39,10 @@
 // so the Zoo it was made from may be moved or destroyed.
 // Thread-safety: one call at a time per Adapter; Adapters of several
 // processes may share a state directory (appends are serialised by a lock).
-// Process-wide state: fine_tune() and plan() set LibTorch's intra-op thread
-// count (to AdapterOptions::threads, or their own choice) and leave it so,
-// and fine_tune() seeds LibTorch's global generator with Regime::seed;
+// Process-wide state: fine_tune(), and plan() when it measures the device
+// profile or runs the probe, set LibTorch's intra-op thread count (to
+// AdapterOptions::threads, or their own choice) and leave it so, and
+// fine_tune() seeds LibTorch's global generator with Regime::seed;
 // Adapters working at once in one process share both, so give them the
 // same threads, and expect a run to repeat bit for bit only alone. Two
 // fine_tune() calls must not write the same out_dir at once.

@@ -9,8 +9,8 @@
 // Ownership: a Zoo is a handle to its parsed manifest; copies share it, so
 // copying is cheap (an Adapter keeps a copy: the Zoo it was made from may
 // go). It does not keep files open and never modifies the bundle directory.
-// A moved-from Zoo may be assigned to or destroyed; any other call throws
-// Error{kInvalidArgument}.
+// A moved-from Zoo (and a copy of one) may be assigned to or destroyed;
+// any other call throws Error{kInvalidArgument}.
 // Thread-safety: const members may be called from several threads at once.
 #pragma once
 

@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
   app.add_option("--glyph-eval", o.glyph_eval, std::string(per_class) + ", Cyrillic letters (full: 80)")->check(count_range);
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   o.scale = *nc::parse_scale(scale);
+  if (o.out.empty()) {
+    std::cerr << "nasoa-corpus: --out is an empty path\n";
+    return 2;
+  }
   try {
     const nc::CorpusSummary s = nc::build_corpus(o, std::cerr);
     if (s.built) {

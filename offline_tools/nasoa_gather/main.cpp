@@ -527,6 +527,7 @@ int main(int argc, char** argv) {
     }
     if (a.tasks.empty() || a.log.empty())
       throw nasoa_samples::BadArguments("give --tasks DIR and --log FILE (or --ship LOG)");
+    if (!a.shard.empty()) parse_shard(a.shard);  // its syntax now; which tasks it takes, once they are listed
     return run(a);
   } catch (const nasoa_samples::BadArguments& e) {
     std::cerr << "nasoa-gather: " << e.what() << '\n';

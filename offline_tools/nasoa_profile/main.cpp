@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    try {
+      nasoa::runtime::check_profile_options(options);
+    } catch (const nasoa::Error& e) {
+      throw nasoa_samples::BadArguments(e.what());
+    }
     // Before the minutes of measuring: where the profile goes must take it.
     namespace fs = std::filesystem;
     std::error_code ec;

@@ -79,6 +79,19 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
   if (!a.model_names.empty() && a.model_names.size() != a.encodings.size())
     throw nasoa_samples::BadArguments("--model-name given " + std::to_string(a.model_names.size()) + " times for " +
                                       std::to_string(a.encodings.size()) + " encodings");
+  // Names and encodings are the command line's: refused before anything is built.
+  std::vector<Encoding> encodings;
+  try {
+    for (const std::string& e : a.encodings) encodings.push_back(Encoding::parse(e));
+  } catch (const Error& e) {
+    throw nasoa_samples::BadArguments(e.what());
+  }
+  for (const std::string& name : a.model_names)
+    if (!nasoa::zoo::is_safe_name(name))
+      throw nasoa_samples::BadArguments("--model-name '" + nasoa::zoo::printable(name) + "' " +
+                                        nasoa::zoo::kSafeNameRule);
+  if (!nasoa::zoo::is_safe_name(a.name))
+    throw nasoa_samples::BadArguments("--name '" + nasoa::zoo::printable(a.name) + "' " + nasoa::zoo::kSafeNameRule);
   if (a.replace) check_replaceable(a.out);
   torch::manual_seed(a.seed);
   nasoa::zoo::BundleInput input;
@@ -89,7 +102,7 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
     nasoa::zoo::BundleModelInput model;
     // Encodings use only [0-9a-c_-], so by default they name themselves.
     model.name = a.model_names.empty() ? a.encodings[i] : a.model_names[i];
-    model.network = nasoa::zoo::Network(Encoding::parse(a.encodings[i]), a.classes);
+    model.network = nasoa::zoo::Network(encodings[i], a.classes);
     model.input_size = a.input;
     input.models.push_back(std::move(model));
   }

@@ -505,17 +505,27 @@ TaskSource list_idx(const std::string& images_path, const std::string& labels_pa
   return task;
 }
 
-TaskSource select_classes(const TaskSource& source, const std::vector<std::string>& keep,
-                          const std::vector<std::string>& names) {
+void check_class_selection(const std::vector<std::string>& keep, const std::vector<std::string>& names) {
   if (keep.size() < 2)
     throw Error(ErrorCode::kInvalidArgument,
-                source.origin + ": " + std::to_string(keep.size()) + " classes selected; a task needs at least two");
+                std::to_string(keep.size()) + " classes selected; a task needs at least two");
   if (!names.empty() && names.size() != keep.size())
     throw Error(ErrorCode::kInvalidArgument, std::to_string(names.size()) + " class names for " +
                                                  std::to_string(keep.size()) + " selected classes");
-  for (std::size_t k = 0; k < names.size(); ++k)
-    if (std::find(names.begin(), names.begin() + std::ptrdiff_t(k), names[k]) != names.begin() + std::ptrdiff_t(k))
-      throw Error(ErrorCode::kInvalidArgument, "class name '" + names[k] + "' is given twice; it would merge two classes");
+  const auto first_repeat = [](const std::vector<std::string>& v) {
+    for (std::size_t k = 0; k < v.size(); ++k)
+      if (std::find(v.begin(), v.begin() + std::ptrdiff_t(k), v[k]) != v.begin() + std::ptrdiff_t(k)) return k;
+    return v.size();
+  };
+  if (const std::size_t k = first_repeat(names); k < names.size())
+    throw Error(ErrorCode::kInvalidArgument, "class name '" + names[k] + "' is given twice; it would merge two classes");
+  if (const std::size_t k = first_repeat(keep); k < keep.size())
+    throw Error(ErrorCode::kInvalidArgument, "class '" + keep[k] + "' is selected twice");
+}
+
+TaskSource select_classes(const TaskSource& source, const std::vector<std::string>& keep,
+                          const std::vector<std::string>& names) {
+  check_class_selection(keep, names);
   std::vector<int> new_label(source.class_names.size(), -1);
   for (std::size_t k = 0; k < keep.size(); ++k) {
     const auto it = std::find(source.class_names.begin(), source.class_names.end(), keep[k]);
@@ -525,9 +535,7 @@ TaskSource select_classes(const TaskSource& source, const std::vector<std::strin
       throw Error(ErrorCode::kInvalidArgument,
                   source.origin + ": no class '" + keep[k] + "' (there are: " + known + ")");
     }
-    int& slot = new_label[std::size_t(it - source.class_names.begin())];
-    if (slot >= 0) throw Error(ErrorCode::kInvalidArgument, "class '" + keep[k] + "' is selected twice");
-    slot = int(k);
+    new_label[std::size_t(it - source.class_names.begin())] = int(k);  // distinct: checked above
   }
   TaskSource out;
   out.origin = source.origin;

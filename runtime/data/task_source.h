@@ -81,6 +81,12 @@ TaskSource list_csv(const std::string& csv_path);
 TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
                     const std::vector<std::string>& class_names = {});
 
+// The rules a class selection must keep whatever the task holds (at least
+// two classes, none twice, as many distinct `names` as classes when given):
+// Error{kInvalidArgument} otherwise. select_classes() checks them first; a
+// program checks them before reading the task.
+void check_class_selection(const std::vector<std::string>& keep, const std::vector<std::string>& names);
+
 // The samples of the classes named `keep` (folder names, or label numbers for
 // an IDX task listed without names), relabelled 0, 1, ... in `keep`'s order
 // and renamed `names` when given. Skipped files are kept. Throws

@@ -288,30 +288,6 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
   return out;
 }
 
-void validate(const ProfileOptions& options) {
-  if (options.batch_sizes.empty())
-    throw Error(ErrorCode::kInvalidArgument, "profile options: batch_sizes is empty");
-  for (std::size_t i = 0; i < options.batch_sizes.size(); ++i) {
-    const int b = options.batch_sizes[i];
-    if (b < 1)
-      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is below 1");
-    // The profile holds one measurement per batch size (its reader refuses two).
-    if (std::find(options.batch_sizes.begin(), options.batch_sizes.begin() + long(i), b) !=
-        options.batch_sizes.begin() + long(i))
-      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is listed twice");
-  }
-  if (options.warmup < 0)
-    throw Error(ErrorCode::kInvalidArgument, "profile options: warmup " + std::to_string(options.warmup) + " < 0");
-  if (options.repetitions < 1)
-    throw Error(ErrorCode::kInvalidArgument,
-                "profile options: repetitions " + std::to_string(options.repetitions) + " < 1");
-  if (options.threads < 0)
-    throw Error(ErrorCode::kInvalidArgument, "profile options: threads " + std::to_string(options.threads) + " < 0");
-  if (!(options.time_limit_seconds >= 0))
-    throw Error(ErrorCode::kInvalidArgument,
-                "profile options: time_limit_seconds " + std::to_string(options.time_limit_seconds) + " < 0");
-}
-
 // ---- JSON ------------------------------------------------------------------
 
 Json to_json(const BundleModelEntry& m) {
@@ -405,6 +381,30 @@ BundleModelEntry read_model_entry(const Reader& r) {
 
 }  // namespace
 
+void check_profile_options(const ProfileOptions& options) {
+  if (options.batch_sizes.empty())
+    throw Error(ErrorCode::kInvalidArgument, "profile options: batch_sizes is empty");
+  for (std::size_t i = 0; i < options.batch_sizes.size(); ++i) {
+    const int b = options.batch_sizes[i];
+    if (b < 1)
+      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is below 1");
+    // The profile holds one measurement per batch size (its reader refuses two).
+    if (std::find(options.batch_sizes.begin(), options.batch_sizes.begin() + long(i), b) !=
+        options.batch_sizes.begin() + long(i))
+      throw Error(ErrorCode::kInvalidArgument, "profile options: batch size " + std::to_string(b) + " is listed twice");
+  }
+  if (options.warmup < 0)
+    throw Error(ErrorCode::kInvalidArgument, "profile options: warmup " + std::to_string(options.warmup) + " < 0");
+  if (options.repetitions < 1)
+    throw Error(ErrorCode::kInvalidArgument,
+                "profile options: repetitions " + std::to_string(options.repetitions) + " < 1");
+  if (options.threads < 0)
+    throw Error(ErrorCode::kInvalidArgument, "profile options: threads " + std::to_string(options.threads) + " < 0");
+  if (!(options.time_limit_seconds >= 0))
+    throw Error(ErrorCode::kInvalidArgument,
+                "profile options: time_limit_seconds " + std::to_string(options.time_limit_seconds) + " < 0");
+}
+
 // ---- the profile's value type ----------------------------------------------
 
 bool ProfiledDevice::operator==(const ProfiledDevice& o) const {
@@ -475,7 +475,7 @@ std::vector<ModelProfile> kept_models(const std::string& path, const DeviceProfi
 DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions& options,
                              const std::function<void(const ProfileProgress&)>& on_progress) {
   const Clock::time_point started = Clock::now();
-  validate(options);
+  check_profile_options(options);
   const PowerProbe power(options);
   const zoo::Manifest manifest = zoo::open_bundle(bundle_dir);
 

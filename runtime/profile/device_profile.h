@@ -158,6 +158,11 @@ struct ProfileProgress {
   double seconds = 0;  // spent on this model so far
 };
 
+// Throws Error{kInvalidArgument} naming the option for options no profile
+// can be made with (no batch size, one listed twice, ...); profile_bundle()
+// checks them first too.
+void check_profile_options(const ProfileOptions& options);
+
 // Measures the bundle at `bundle_dir` (verified first). Training steps are
 // timed in each model's faster layout (ModelProfile::training_layout);
 // inference in the default layout, as nasoa::Classifier runs it. `on_progress`, if set,

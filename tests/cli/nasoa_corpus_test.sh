@@ -14,6 +14,9 @@ fi
 
 check "--help exits 0 and shows usage" bash -c "out=\$('$tool' --help) && grep -q Usage <<< \"\$out\""
 
+"$tool" --out '' --scale tiny > /dev/null 2> "$work/empty.err"
+check "an empty --out is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--out is an empty path' '$work/empty.err'"
+
 "$tool" --out "$work/c" --scale tiny --clipart "$work/no-clipart" > "$work/missing.out" 2> "$work/missing.err"
 check "a missing --clipart folder exits 1" test $? -eq 1
 check "... naming the folder" grep -q "$work/no-clipart" "$work/missing.err"

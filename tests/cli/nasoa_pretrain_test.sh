@@ -37,6 +37,9 @@ check "make-task --replace never removes other data" bash -c \
 "$make_task" --idx "$images" "$labels" --classes 0,12 --per-class 2 --out "$work/bad" 2> "$work/bad.err"
 check "make-task exits 1 on an unknown class" test $? -eq 1
 check "make-task names the unknown class" grep -q "no class '12'" "$work/bad.err"
+"$make_task" --idx "$images" "$labels" --classes 0,1 --class-names a --per-class 2 --out "$work/bad" 2> "$work/names.err"
+check "make-task refuses --class-names of another length as a bad argument" \
+  bash -c "test $? -eq 2 && grep -q '1 class names for 2 selected classes' '$work/names.err' && test ! -e '$work/bad'"
 
 # nasoa-pretrain: from a folder, then a second model from IDX into the same bundle.
 check "pretrain creates a bundle from a folder" "$pretrain" --quiet --encoding 2-_8_1 --data "$work/task" \
@@ -58,7 +61,7 @@ check "the provenance names the data card given" grep -q "^data card: *docs/corp
 check "the first model's weights are kept bit-exactly" cmp "$work/first.weights" "$work/zoo/models/first.weights"
 
 "$pretrain" --encoding 7-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/never" --name x 2> "$work/enc.err"
-check "pretrain exits 1 on an invalid encoding" test $? -eq 1
+check "pretrain exits 2 (a bad argument) on an invalid encoding" test $? -eq 2
 check "pretrain writes nothing for an invalid encoding" test ! -e "$work/never"
 check "pretrain names the encoding rule" grep -q "7-_8_1" "$work/enc.err"
 check "pretrain refuses to overwrite a non-bundle" bash -c \

@@ -50,8 +50,8 @@ check "an unknown model exits 1" test $? -eq 1
 check "an unknown model is named" grep -q "'nope'" "$work/nope.err"
 check "a bad batch list is a usage error" bash -c "'$tool' --zoo '$work/zoo' --out '$work/x.json' --batch 0 2>/dev/null; rc=\$?; test \$rc -gt 1 -a \$rc -lt 128"
 "$tool" --zoo "$work/zoo" --out "$work/twice.json" --batch 4,4 2> "$work/twice.err"
-check "a batch size given twice is refused, named, before measuring" \
-  bash -c "test $? -eq 1 && grep -q 'batch size 4 is listed twice' '$work/twice.err' && test ! -e '$work/twice.json'"
+check "a batch size given twice is a bad argument, named, before measuring" \
+  bash -c "test $? -eq 2 && grep -q 'batch size 4 is listed twice' '$work/twice.err' && test ! -e '$work/twice.json'"
 cp "$work/zoo/MANIFEST" "$work/manifest.before"
 "$tool" --zoo "$work/zoo" --out "$work/zoo/MANIFEST" --batch 2 2> "$work/inside.err"
 check "a profile written into the bundle is refused, and the bundle is untouched" \

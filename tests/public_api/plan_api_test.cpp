@@ -390,7 +390,9 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   EXPECT_LE(r.wall_seconds, budget.seconds * 1.05 + 2);
   EXPECT_LE(budget.spent_seconds + outside, budget.seconds * 1.05 + 2)
       << "planning and fine-tuning took " << outside << " s";
-  EXPECT_GE(r.wall_seconds, budget.spent_seconds + outside - 0.5) << "the result counted less time than passed";
+  // What it may leave out: the moments between plan() and fine_tune()'s
+  // clock, and after its last reading (freeing the network, returning).
+  EXPECT_GE(r.wall_seconds, budget.spent_seconds + outside - 1.0) << "the result counted less time than passed";
   EXPECT_GE(r.spent_seconds, budget.spent_seconds + plan.planning_seconds);
   EXPECT_EQ(r.regime.model, plan.best.regime.model);
   EXPECT_TRUE(adapter.record(*task_, plan, r));

@@ -6,10 +6,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <memory>
 #include <numeric>
 #include <thread>
 
@@ -164,36 +164,30 @@ std::function<double()> sampled_50_watts() {
   };
 }
 
-// A meter that counts work rather than time: 5 J for every 4 training
-// steps, read in jumps as a sampling monitor's total is. A meter of wall
-// time would tie the bound below to the machine's load: a step held back
-// by the scheduler would cost joules the run did not spend training.
-struct WorkMeter {
-  std::shared_ptr<long> steps = std::make_shared<long>(0);
-  std::shared_ptr<std::pair<int, std::int64_t>> last = std::make_shared<std::pair<int, std::int64_t>>(0, 0);
+// 50 W of the calling thread's CPU time, in 5 J jumps as a sampling
+// monitor's total moves. The training thread reads the meter, so it counts
+// what training computed: not wall time, so a step the scheduler holds back
+// on a loaded machine costs nothing; and not a fixed charge per step, so a
+// faster machine does not look like a hungrier one.
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
 
-  std::function<double()> reading() const {
-    return [steps = steps] { return 5.0 * double(*steps / 4); };
-  }
-  // Counts each step once: the epoch's closing report repeats its last step.
-  std::function<void(const TrainProgress&)> counter() const {
-    return [steps = steps, last = last](const TrainProgress& p) {
-      if (std::make_pair(p.epoch, p.step) != *last) ++*steps;
-      *last = {p.epoch, p.step};
-    };
-  }
-};
+std::function<double()> cpu_50_watts() {
+  const double start = thread_cpu_seconds();
+  return [start] { return 50.0 * 0.1 * std::floor((thread_cpu_seconds() - start) / 0.1); };
+}
 
 TEST_F(FineTunerTest, SpendsMostOfAnEnergyBudgetAndNoMore) {
   for (const double predicted_watts : {0.0, 50.0}) {
     FineTuneJob j = job(1000);
     j.predicted_watts = predicted_watts;
-    const WorkMeter meter;
-    j.on_progress = meter.counter();
-    const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 150, meter.reading()));
-    const double used = meter.reading()();
+    const std::function<double()> meter = cpu_50_watts();  // read on this thread, which trains
+    const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 150, meter));
+    const double used = meter();
     EXPECT_EQ(out.stop_reason, "energy budget") << predicted_watts;
-    // The last step allowed may end just before the meter's next jump.
     EXPECT_LE(used, 150 + 5) << "over the budget, predicted " << predicted_watts << " W";
     // Judged step by step, the meter's jumps stopped runs after a tenth of it.
     EXPECT_GE(used, 75) << "stopped far short of the budget, predicted " << predicted_watts << " W";
