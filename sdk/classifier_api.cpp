@@ -93,28 +93,31 @@ Classifier Classifier::open(const std::string& dir) {
 
 std::vector<Prediction> Classifier::predict(const cv::Mat& image, int top_k) const {
   return sdk::at_boundary("Classifier::predict", [&] {
-    const int k = live().clamp_top_k(top_k);
-    const cv::Mat square = runtime::to_model_square(image, live().model.info.input_size, "image");
-    return live().predict_squares({square}, k).front();
+    Impl& impl = live();
+    const int k = impl.clamp_top_k(top_k);
+    const cv::Mat square = runtime::to_model_square(image, impl.model.info.input_size, "image");
+    return impl.predict_squares({square}, k).front();
   });
 }
 
 std::vector<std::vector<Prediction>> Classifier::predict(const std::vector<cv::Mat>& images,
                                                          int top_k) const {
   return sdk::at_boundary("Classifier::predict", [&] {
-    const int k = live().clamp_top_k(top_k);
+    Impl& impl = live();
+    const int k = impl.clamp_top_k(top_k);
     std::vector<cv::Mat> squares;
     squares.reserve(images.size());
     for (std::size_t i = 0; i < images.size(); ++i)
-      squares.push_back(runtime::to_model_square(images[i], live().model.info.input_size,
+      squares.push_back(runtime::to_model_square(images[i], impl.model.info.input_size,
                                                  "image " + std::to_string(i)));
-    return live().predict_squares(squares, k);
+    return impl.predict_squares(squares, k);
   });
 }
 
 std::vector<Prediction> Classifier::predict_file(const std::string& path, int top_k) const {
   return sdk::at_boundary("Classifier::predict_file", [&] {
-    const int k = live().clamp_top_k(top_k);
+    Impl& impl = live();
+    const int k = impl.clamp_top_k(top_k);
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
       // A loop of links, or a folder it may not enter, is not a missing file.
@@ -125,7 +128,7 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
     if (std::filesystem::is_directory(path, ec))
       throw Error(ErrorCode::kInvalidArgument, path + ": a directory, not an image file");
     runtime::IngestOptions options;
-    options.side = live().model.info.input_size;
+    options.side = impl.model.info.input_size;
     std::string bytes, reason;
     const cv::Mat square = runtime::load_file_square(path, options, &bytes, &reason);
     if (square.empty()) {
@@ -138,7 +141,7 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
                                  : ErrorCode::kCorrupt;
       throw Error(code, path + ": cannot be classified: " + reason);
     }
-    return live().predict_squares({square}, k).front();
+    return impl.predict_squares({square}, k).front();
   });
 }
 

@@ -37,27 +37,31 @@ const Provenance& Zoo::provenance() const { return impl().manifest.provenance; }
 const std::vector<ModelInfo>& Zoo::models() const { return impl().manifest.models; }
 
 const ModelInfo& Zoo::model(std::string_view name) const {
-  for (const ModelInfo& m : impl().manifest.models)
+  const zoo::Manifest& manifest = impl().manifest;
+  for (const ModelInfo& m : manifest.models)
     if (m.name == name) return m;
   std::string known;
-  for (const ModelInfo& m : impl().manifest.models) known += (known.empty() ? "" : ", ") + m.name;
-  throw Error(ErrorCode::kNotFound, "bundle '" + impl().manifest.name + "' has no model '" +
-                                        std::string(name) + "' (it has: " + known + ")");
+  for (const ModelInfo& m : manifest.models) known += (known.empty() ? "" : ", ") + m.name;
+  throw Error(ErrorCode::kNotFound, "bundle '" + manifest.name + "' has no model '" + std::string(name) +
+                                        "' (it has: " + known + ")");
 }
 
 std::optional<std::string> Zoo::predictor_path() const {
-  if (!impl().manifest.predictor) return std::nullopt;
-  return (std::filesystem::path(impl().dir) / impl().manifest.predictor->path).string();
+  const Impl& bundle = impl();
+  if (!bundle.manifest.predictor) return std::nullopt;
+  return (std::filesystem::path(bundle.dir) / bundle.manifest.predictor->path).string();
 }
 
 std::optional<std::string> Zoo::experience_path() const {
-  if (!impl().manifest.experience) return std::nullopt;
-  return (std::filesystem::path(impl().dir) / impl().manifest.experience->path).string();
+  const Impl& bundle = impl();
+  if (!bundle.manifest.experience) return std::nullopt;
+  return (std::filesystem::path(bundle.dir) / bundle.manifest.experience->path).string();
 }
 
 void Zoo::verify() const {
   sdk::at_boundary("Zoo::verify", [&] {
-    for (const zoo::FileEntry& f : impl().manifest.files()) zoo::verify_file(impl().dir, f);
+    const Impl& bundle = impl();
+    for (const zoo::FileEntry& f : bundle.manifest.files()) zoo::verify_file(bundle.dir, f);
   });
 }
 

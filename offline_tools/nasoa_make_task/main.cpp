@@ -84,11 +84,8 @@ void seeded_shuffle(std::vector<std::size_t>& v, std::uint64_t seed) {
 
 int run(const Args& a) {
   namespace rt = nasoa::runtime;
-  try {
-    rt::check_class_selection(a.classes, a.class_names);
-  } catch (const Error& e) {
-    throw nasoa_samples::BadArguments(std::string("--classes / --class-names: ") + e.what());
-  }
+  nasoa_samples::checking_arguments([&] { rt::check_class_selection(a.classes, a.class_names); },
+                                    "--classes / --class-names: ");
   for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
     if (!nasoa::zoo::is_safe_name(name))
       throw nasoa_samples::BadArguments("class name '" + nasoa::zoo::printable(name) + "' " +

@@ -78,14 +78,10 @@ void print_progress(const nasoa::runtime::TrainProgress& p) {
 int run(const Args& a, const std::string& command_line) {
   namespace rt = nasoa::runtime;
   // The command line's own faults, before reading data: bad arguments.
-  const nasoa::Encoding encoding = [&] {
-    try {
-      if (!a.classes.empty()) rt::check_class_selection(a.classes, a.class_names);
-      return nasoa::Encoding::parse(a.encoding);
-    } catch (const Error& e) {
-      throw nasoa_samples::BadArguments(e.what());
-    }
-  }();
+  const nasoa::Encoding encoding = nasoa_samples::checking_arguments([&] {
+    if (!a.classes.empty()) rt::check_class_selection(a.classes, a.class_names);
+    return nasoa::Encoding::parse(a.encoding);
+  });
   if (a.data.empty() == a.idx.empty())
     throw nasoa_samples::BadArguments("give exactly one of --data DIR and --idx IMAGES LABELS");
   // Before the training, not after it: what would refuse the model at the end.

@@ -83,11 +83,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    try {
-      nasoa::runtime::check_profile_options(options);
-    } catch (const nasoa::Error& e) {
-      throw nasoa_samples::BadArguments(e.what());
-    }
+    nasoa_samples::checking_arguments([&] { nasoa::runtime::check_profile_options(options); });
     // Before the minutes of measuring: where the profile goes must take it.
     namespace fs = std::filesystem;
     std::error_code ec;

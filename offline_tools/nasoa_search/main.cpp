@@ -248,7 +248,7 @@ int run(Args a) {
   const int local_ranks = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
   // Refused now, not after reading the corpus (or after the hours of search),
   // as bad arguments.
-  try {
+  nasoa_samples::checking_arguments([&] {
     if (!a.max_macs_text.empty()) {
       // 1e6 and 1000000 alike; not a silent 1 from "1e6", nor 100000 from "100000x".
       char* end = nullptr;
@@ -260,10 +260,7 @@ int run(Args a) {
     }
     nasoa::search::validate_search_options(a.search);
     for (const std::string& b : a.baselines) parse_baseline(b);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kInvalidEncoding) throw;
-    throw nasoa_samples::BadArguments(e.what());
-  }
+  });
   a.proxy.max_step_seconds = a.max_step_ms / 1000;
   a.proxy.rank = rank;
   // The ranks on one machine share its cores; compute and batch-loading

@@ -81,11 +81,9 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
                                       std::to_string(a.encodings.size()) + " encodings");
   // Names and encodings are the command line's: refused before anything is built.
   std::vector<Encoding> encodings;
-  try {
+  nasoa_samples::checking_arguments([&] {
     for (const std::string& e : a.encodings) encodings.push_back(Encoding::parse(e));
-  } catch (const Error& e) {
-    throw nasoa_samples::BadArguments(e.what());
-  }
+  });
   for (const std::string& name : a.model_names)
     if (!nasoa::zoo::is_safe_name(name))
       throw nasoa_samples::BadArguments("--model-name '" + nasoa::zoo::printable(name) + "' " +

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "nasoa/error.h"
+
 namespace nasoa_samples {
 
 // Options that parse but cannot be used (a companion option missing, an
@@ -21,6 +23,19 @@ class BadArguments : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Runs a library's check of what the command line gave (option values, an
+// encoding) before any work: what it refuses as an invalid argument or
+// encoding is a bad argument, its message after `context`.
+template <typename Check>
+auto checking_arguments(Check&& check, const std::string& context = "") -> decltype(check()) {
+  try {
+    return check();
+  } catch (const nasoa::Error& e) {
+    if (e.code() != nasoa::ErrorCode::kInvalidArgument && e.code() != nasoa::ErrorCode::kInvalidEncoding) throw;
+    throw BadArguments(context + e.what());
+  }
+}
 
 // Parses the command line. Returns the status to exit with when the program
 // should stop here: 0 after --help or --version, 2 on bad arguments (with

@@ -19,23 +19,17 @@
 #include "tests/runtime/adapt_support.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/thread_cpu_time.h"
 #include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::runtime {
 namespace {
 
+using nasoa::testing::thread_cpu_seconds;
 using testing::SyntheticWorld;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// CPU time of this thread: on a shared machine, closer to what the work costs
-// than the wall clock.
-double thread_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
 std::vector<FeatureVector> features_of(const std::vector<ExperienceRecord>& records) {

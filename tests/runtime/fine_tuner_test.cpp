@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -19,6 +18,7 @@
 #include "tests/runtime/fine_tune_support.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/thread_cpu_time.h"
 #include "zoo/bundle/atomic_file.h"
 
 namespace nasoa::runtime {
@@ -154,28 +154,13 @@ TEST_F(FineTunerTest, FrozenStagesDoNotChange) {
   EXPECT_THROW(fine_tune(j, Limits(600, 0)), Error);
 }
 
-// 50 W on a meter whose total moves only every 100 ms, as a sampling
-// monitor's does: a step of a few milliseconds sees 0 J or 5 J.
-std::function<double()> sampled_50_watts() {
-  const auto start = std::chrono::steady_clock::now();
-  return [start] {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return 50.0 * 0.1 * std::floor(s / 0.1);
-  };
-}
-
 // 50 W of the calling thread's CPU time, in 5 J jumps as a sampling
 // monitor's total moves. The training thread reads the meter, so it counts
 // what training computed: not wall time, so a step the scheduler holds back
 // on a loaded machine costs nothing; and not a fixed charge per step, so a
 // faster machine does not look like a hungrier one.
-double thread_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
 std::function<double()> cpu_50_watts() {
+  using nasoa::testing::thread_cpu_seconds;
   const double start = thread_cpu_seconds();
   return [start] { return 50.0 * 0.1 * std::floor((thread_cpu_seconds() - start) / 0.1); };
 }
@@ -210,7 +195,7 @@ TEST_F(FineTunerTest, AStuckMeterStopsARunWithAnEnergyBudgetAndSaysWhy) {
 TEST_F(FineTunerTest, AnEnergyBudgetTooSmallForAStepIsAnErrorUpFront) {
   FineTuneJob j = job(5);
   j.predicted_watts = 50;
-  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(600, 0, 2, sampled_50_watts())); },
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(600, 0, 2, cpu_50_watts())); },
                                            ErrorCode::kInvalidArgument, "energy budget too small"));
 }
 
