@@ -228,17 +228,24 @@ TEST_F(ClassifierTest, RunningOutOfMemoryIsOutOfMemory) {
     GTEST_SKIP() << "the address-space limit leaves too little room to run out in";
   // In the child: room for little more than what the process holds now.
   // Only the soft limit is lowered: raising a hard one needs privileges.
+  // The child is a fresh run of this test with its own temp dir, and _Exit
+  // skips the fixture's teardown, so it removes that dir itself.
+  const auto exit_child = [&](int code) {
+    std::error_code ignored;
+    fs::remove_all(tmp_.path(), ignored);
+    std::_Exit(code);
+  };
   const auto predict_with_little_room = [&] {
     rlimit lower = limit;
     lower.rlim_cur = virtual_bytes() + kRoom;
-    if (setrlimit(RLIMIT_AS, &lower) != 0) std::_Exit(3);
+    if (setrlimit(RLIMIT_AS, &lower) != 0) exit_child(3);
     try {
       clf.predict(huge);
     } catch (const Error& e) {
       std::fprintf(stderr, "%s: %s\n", to_string(e.code()), e.what());
-      std::_Exit(e.code() == ErrorCode::kOutOfMemory ? 0 : 1);
+      exit_child(e.code() == ErrorCode::kOutOfMemory ? 0 : 1);
     }
-    std::_Exit(2);  // it fitted after all
+    exit_child(2);  // it fitted after all
   };
   EXPECT_EXIT(predict_with_little_room(), ::testing::ExitedWithCode(0),
               "out-of-memory: Classifier::predict: out of memory");
