@@ -2,6 +2,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -97,6 +98,36 @@ bool jpeg_is_complete(const std::string& bytes) {
     in_scan = marker == 0xDA;  // a scan's data follows its header; DHT etc. may come between scans
   }
   return false;
+}
+
+// Why a PNG cannot be decoded, found from its chunks alone; empty when its
+// chunks are whole up to IEND and the critical ones (IHDR, PLTE, IDAT, IEND:
+// an upper-case first letter) match their CRCs. libpng would fail on the same
+// files, but print "libpng error: ..." to the app's stderr first (OpenCV
+// installs no error handler). OpenCV tells libpng to ignore CRCs, so a file
+// damaged in its pixel data would otherwise reach zlib as garbage. Ancillary
+// chunks are not checked: libpng only warns about theirs.
+std::string png_damage(const std::string& bytes) {
+  const auto u32 = [&](std::size_t at) {
+    return (std::uint32_t(std::uint8_t(bytes[at])) << 24) | (std::uint32_t(std::uint8_t(bytes[at + 1])) << 16) |
+           (std::uint32_t(std::uint8_t(bytes[at + 2])) << 8) | std::uint32_t(std::uint8_t(bytes[at + 3]));
+  };
+  std::size_t at = 8;  // after the signature
+  while (at + 8 <= bytes.size()) {
+    const std::uint32_t length = u32(at);
+    const std::string type = zoo::printable(std::string_view(bytes).substr(at + 4, 4));
+    if (length > 0x7FFFFFFFu) return "damaged PNG (a chunk length of " + std::to_string(length) + ")";
+    if (bytes.size() - at - 8 < std::size_t(length) + 4) return "truncated PNG (its " + type + " chunk is cut short)";
+    const bool critical = (std::uint8_t(bytes[at + 4]) & 0x20) == 0;
+    if (critical) {
+      const auto* data = reinterpret_cast<const Bytef*>(bytes.data() + at + 4);
+      if (crc32(crc32(0L, Z_NULL, 0), data, uInt(length + 4)) != u32(at + 8 + length))
+        return "damaged PNG (CRC error in its " + type + " chunk)";
+    }
+    if (type == "IEND") return "";
+    at += 12 + std::size_t(length);
+  }
+  return "truncated PNG (no IEND chunk)";
 }
 
 // The header's verdict: empty when the bytes may be decoded, else why not.
@@ -329,6 +360,10 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   if (header->format == ImageFormat::kJpeg && !jpeg_is_complete(bytes)) {
     *reason = "truncated JPEG (no end-of-image marker)";
     return {};
+  }
+  if (header->format == ImageFormat::kPng) {
+    *reason = png_damage(bytes);
+    if (!reason->empty()) return {};
   }
   cv::Mat decoded;
   try {

@@ -254,6 +254,26 @@ TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {
   testing::expect_stops_within_the_time_budget(j);
 }
 
+TEST_F(FineTunerTest, TheProgressCallbacksTimeCountsAgainstTheBudget) {
+  // The callback runs on the training thread and takes 2.5 s of a 4 s
+  // budget. A guard that counted only the step's own time would take a
+  // second step after the first call (1.4 s left, a step takes
+  // milliseconds), and its callback would end near 5.1 s.
+  FineTuneJob j = job(1000);
+  int calls = 0;
+  j.on_progress = [&](const TrainProgress&) {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const FineTuneOutcome out = fine_tune(j, Limits(4.0, 0));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(out.stop_reason, "time budget");
+  EXPECT_EQ(out.steps, 1);
+  EXPECT_EQ(calls, 1);
+  EXPECT_LT(took, 4.0);
+}
+
 TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
   FineTuneJob j = job(1);
   EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(1.0, 0.9)); }, ErrorCode::kInvalidArgument,
