@@ -54,11 +54,8 @@ int main(int argc, char** argv) {
   app.add_option("--glyph-eval", o.glyph_eval, std::string(per_class) + ", Cyrillic letters (full: 80)")->check(count_range);
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   o.scale = *nc::parse_scale(scale);
-  if (o.out.empty()) {
-    std::cerr << "nasoa-corpus: --out is an empty path\n";
-    return 2;
-  }
-  try {
+  return nasoa_samples::run_reporting_errors("nasoa-corpus", [&] {
+    if (o.out.empty()) throw nasoa_samples::BadArguments("--out is an empty path");
     const nc::CorpusSummary s = nc::build_corpus(o, std::cerr);
     if (s.built) {
       std::cout << "wrote " << o.out << " in " << s.seconds << " s\n";
@@ -72,11 +69,5 @@ int main(int argc, char** argv) {
     std::cout << "  skipped " << s.skipped << " unusable source files; " << s.duplicates
               << " clip-art copies or look-alikes used once (corpus.json lists both)\n";
     return 0;
-  } catch (const nasoa::Error& e) {
-    std::cerr << "nasoa-corpus: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-corpus: error: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

@@ -515,7 +515,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
-  try {
+  return nasoa_samples::run_reporting_errors("nasoa-gather", [&] {
     if (!a.ship.empty()) {
       // Gathering's options would be taken for part of what is shipped.
       for (const char* option : {"--lrs", "--frozen", "--epochs", "--batch", "--plans-per-pair", "--probe-per-class",
@@ -529,14 +529,5 @@ int main(int argc, char** argv) {
       throw nasoa_samples::BadArguments("give --tasks DIR and --log FILE (or --ship LOG)");
     if (!a.shard.empty()) parse_shard(a.shard);  // its syntax now; which tasks it takes, once they are listed
     return run(a);
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-gather: " << e.what() << '\n';
-    return 2;
-  } catch (const Error& e) {
-    std::cerr << "nasoa-gather: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-gather: error: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

@@ -35,7 +35,6 @@
 #include "samples/common/command_line.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/manifest.h"
-#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -86,10 +85,11 @@ int run(const Args& a) {
   namespace rt = nasoa::runtime;
   nasoa_samples::checking_arguments([&] { rt::check_class_selection(a.classes, a.class_names); },
                                     "--classes / --class-names: ");
-  for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
-    if (!nasoa::zoo::is_safe_name(name))
-      throw nasoa_samples::BadArguments("class name '" + nasoa::zoo::printable(name) + "' " +
-                                        nasoa::zoo::kSafeNameRule + ": it names a folder");
+  // A class name names a folder.
+  nasoa_samples::checking_arguments([&] {
+    for (const std::string& name : a.class_names.empty() ? a.classes : a.class_names)
+      nasoa::zoo::check_safe_name("class folder name", name);
+  });
   // "task/" and "." name a folder too; the staging folder goes beside it,
   // never inside (where replacing the old task deleted the new one).
   const fs::path out = nasoa::zoo::named_folder(a.out);
@@ -188,16 +188,5 @@ int main(int argc, char** argv) {
   app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")->required();
   app.add_flag("--replace", a.replace, "Replace a task folder this tool wrote");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
-  try {
-    return run(a);
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-make-task: " << e.what() << '\n';
-    return 2;
-  } catch (const Error& e) {
-    std::cerr << "nasoa-make-task: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-make-task: error: " << e.what() << '\n';
-    return 1;
-  }
+  return nasoa_samples::run_reporting_errors("nasoa-make-task", [&] { return run(a); });
 }

@@ -42,7 +42,6 @@
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
 #include "zoo/system/usable_cores.h"
-#include "zoo/text/printable.h"
 
 namespace {
 
@@ -86,11 +85,10 @@ int run(const Args& a, const std::string& command_line) {
     throw nasoa_samples::BadArguments("give exactly one of --data DIR and --idx IMAGES LABELS");
   // Before the training, not after it: what would refuse the model at the end.
   if (a.out.empty()) throw nasoa_samples::BadArguments("--out is empty");
-  for (const auto& [option, value] : {std::pair<const char*, std::string>{"--name", a.name},
-                                      {"--model-name", a.model_name.empty() ? a.encoding : a.model_name}})
-    if (!nasoa::zoo::is_safe_name(value))
-      throw nasoa_samples::BadArguments(std::string(option) + " '" + nasoa::zoo::printable(value) + "' " +
-                                        nasoa::zoo::kSafeNameRule);
+  nasoa_samples::checking_arguments([&] {
+    nasoa::zoo::check_safe_name("--name", a.name);
+    nasoa::zoo::check_safe_name("--model-name", a.model_name.empty() ? a.encoding : a.model_name);
+  });
   {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -258,16 +256,6 @@ int main(int argc, char** argv) {
   app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
-  try {
-    return run(a, nasoa::zoo::provenance_command_line(argc, argv));
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-pretrain: " << e.what() << '\n';
-    return 2;
-  } catch (const Error& e) {
-    std::cerr << "nasoa-pretrain: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-pretrain: error: " << e.what() << '\n';
-    return 1;
-  }
+  return nasoa_samples::run_reporting_errors(
+      "nasoa-pretrain", [&] { return run(a, nasoa::zoo::provenance_command_line(argc, argv)); });
 }

@@ -78,11 +78,9 @@ int main(int argc, char** argv) {
 
   options.use_cuda = !cpu_only;
   options.measure_power = !no_power;
-  if (out.empty() || zoo.empty()) {
-    std::cerr << "nasoa-profile: " << (out.empty() ? "--out" : "--zoo") << " is an empty path\n";
-    return 2;
-  }
-  try {
+  return nasoa_samples::run_reporting_errors("nasoa-profile", [&] {
+    if (out.empty() || zoo.empty())
+      throw nasoa_samples::BadArguments(std::string(out.empty() ? "--out" : "--zoo") + " is an empty path");
     nasoa_samples::checking_arguments([&] { nasoa::runtime::check_profile_options(options); });
     // Before the minutes of measuring: where the profile goes must take it.
     namespace fs = std::filesystem;
@@ -97,24 +95,18 @@ int main(int argc, char** argv) {
     if (!zoo.empty() && nasoa_samples::is_within(target.parent_path().string(), zoo))
       throw nasoa_samples::BadArguments(out + ": is inside the zoo bundle " + zoo +
                                         "; write the profile somewhere else");
-    const nasoa::runtime::DeviceProfile profile = nasoa::runtime::profile_bundle(zoo, options, print_progress);
+    const nasoa::runtime::DeviceProfile profile = [&] {
+      try {
+        return nasoa::runtime::profile_bundle(zoo, options, print_progress);
+      } catch (const c10::Error& e) {  // LibTorch's, e.g. a batch too large for the memory
+        throw std::runtime_error(std::string(e.what_without_backtrace()) + " (with --batch " +
+                                 CLI::detail::join(options.batch_sizes) + ")");
+      }
+    }();
     nasoa::runtime::save_device_profile(profile, out);
     std::fprintf(stderr, "nasoa-profile: wrote %s (%zu model(s), %s, %d thread(s), power meter: %s)\n",
                  out.c_str(), profile.models.size(), profile.device.device.c_str(), profile.device.threads,
                  profile.meter.c_str());
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-profile: " << e.what() << '\n';
-    return 2;
-  } catch (const nasoa::Error& e) {
-    std::cerr << "nasoa-profile: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-    return 1;
-  } catch (const c10::Error& e) {  // LibTorch's, e.g. a batch too large for the memory
-    std::cerr << "nasoa-profile: error: " << e.what_without_backtrace()
-              << " (with --batch " << CLI::detail::join(options.batch_sizes) << ")\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-profile: error: " << e.what() << '\n';
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

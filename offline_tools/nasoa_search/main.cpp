@@ -365,17 +365,7 @@ int main(int argc, char** argv) {
   const bool under_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
   if (under_mpi) MPI_Init(&argc, &argv);
 #endif
-  int status = 1;
-  try {
-    status = run(a);
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-search: " << e.what() << '\n';
-    status = 2;
-  } catch (const Error& e) {
-    std::cerr << "nasoa-search: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-search: error: " << e.what() << '\n';
-  }
+  const int status = nasoa_samples::run_reporting_errors("nasoa-search", [&] { return run(a); });
 #ifdef NASOA_WITH_MPI
   if (under_mpi) {
     // A failure on one rank would leave the others waiting in a collective.

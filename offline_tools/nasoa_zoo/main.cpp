@@ -83,13 +83,9 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
   std::vector<Encoding> encodings;
   nasoa_samples::checking_arguments([&] {
     for (const std::string& e : a.encodings) encodings.push_back(Encoding::parse(e));
+    for (const std::string& name : a.model_names) nasoa::zoo::check_safe_name("--model-name", name);
+    nasoa::zoo::check_safe_name("--name", a.name);
   });
-  for (const std::string& name : a.model_names)
-    if (!nasoa::zoo::is_safe_name(name))
-      throw nasoa_samples::BadArguments("--model-name '" + nasoa::zoo::printable(name) + "' " +
-                                        nasoa::zoo::kSafeNameRule);
-  if (!nasoa::zoo::is_safe_name(a.name))
-    throw nasoa_samples::BadArguments("--name '" + nasoa::zoo::printable(a.name) + "' " + nasoa::zoo::kSafeNameRule);
   if (a.replace) check_replaceable(a.out);
   torch::manual_seed(a.seed);
   nasoa::zoo::BundleInput input;
@@ -190,20 +186,11 @@ int main(int argc, char** argv) {
   verify->add_option("dir", dir, "Bundle directory")->required()->check(non_empty);
 
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
-  try {
+  return nasoa_samples::run_reporting_errors("nasoa-zoo", [&] {
     if (info->parsed()) return run_info(encodings, classes, input);
     if (create->parsed()) return run_create(create_args, nasoa::zoo::provenance_command_line(argc, argv));
     if (inspect->parsed()) return run_inspect(dir);
     if (verify->parsed()) return run_verify(dir);
-  } catch (const nasoa_samples::BadArguments& e) {
-    std::cerr << "nasoa-zoo: " << e.what() << '\n';
-    return 2;
-  } catch (const Error& e) {
-    std::cerr << "nasoa-zoo: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "nasoa-zoo: error: " << e.what() << '\n';
-    return 1;
-  }
-  return 1;
+  });
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -34,6 +35,26 @@ auto checking_arguments(Check&& check, const std::string& context = "") -> declt
   } catch (const nasoa::Error& e) {
     if (e.code() != nasoa::ErrorCode::kInvalidArgument && e.code() != nasoa::ErrorCode::kInvalidEncoding) throw;
     throw BadArguments(context + e.what());
+  }
+}
+
+// Runs a program's work and turns what it throws into the exit status and
+// message every nasoa program gives: BadArguments exits 2 with its message,
+// nasoa::Error 1 naming its code, any other exception 1. `program` starts
+// each message ("nasoa-zoo").
+template <typename Work>
+int run_reporting_errors(const char* program, Work&& work) {
+  try {
+    return work();
+  } catch (const BadArguments& e) {
+    std::cerr << program << ": " << e.what() << '\n';
+    return 2;
+  } catch (const nasoa::Error& e) {
+    std::cerr << program << ": error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << '\n';
+    return 1;
   }
 }
 

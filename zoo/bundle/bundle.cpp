@@ -20,7 +20,6 @@
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
 #include "zoo/system/folder_lock.h"
-#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -61,12 +60,10 @@ SwapPaths swap_paths(const std::string& dir) {
 }  // namespace
 
 Manifest write_bundle(const std::string& dir, const BundleInput& input) {
-  if (!is_safe_name(input.name))
-    throw Error(ErrorCode::kInvalidArgument, "bundle name '" + printable(input.name) + "' " + kSafeNameRule);
+  check_safe_name("bundle name", input.name);
   std::set<std::string> names;
   for (const BundleModelInput& m : input.models) {
-    if (!is_safe_name(m.name))
-      throw Error(ErrorCode::kInvalidArgument, "model name '" + printable(m.name) + "' " + kSafeNameRule);
+    check_safe_name("model name", m.name);
     if (!names.insert(name_key(m.name)).second)
       throw Error(ErrorCode::kInvalidArgument,
                   "model name '" + m.name + "' is used twice (names may not differ in case alone: they are file names)");

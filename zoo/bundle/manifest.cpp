@@ -74,6 +74,11 @@ bool is_safe_name(std::string_view name) {
   return true;
 }
 
+void check_safe_name(std::string_view what, std::string_view name) {
+  if (!is_safe_name(name))
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + " '" + printable(name) + "' " + kSafeNameRule);
+}
+
 std::string name_key(std::string_view name) {
   std::string key(name);
   for (char& c : key)

@@ -62,6 +62,9 @@ Manifest read_manifest(const std::string& path);
 bool is_safe_name(std::string_view name);
 // What is_safe_name() requires, for messages.
 inline constexpr char kSafeNameRule[] = "must match [A-Za-z0-9._-]+, not start with '.' and be at most 200 characters";
+// Throws Error{kInvalidArgument} "<what> '<name>' must match ..." unless
+// is_safe_name(name); `what` says whose name it is ("bundle name", "--name").
+void check_safe_name(std::string_view what, std::string_view name);
 // Model names are file names in the bundle: on a file system that ignores
 // case (vfat, exFAT, macOS's default) two names that differ only in case
 // would be one file. The key two names must not share.
