@@ -259,10 +259,10 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
 
       runtime::FineTuneJob job;
       job.network = zoo::load_network(zoo.dir(), model);
-      if (job.network->num_classes() != int(store.class_names().size())) {
-        torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
-        job.network->reset_head(int(store.class_names().size()));
-      }
+      // Always a new head, even for a task with as many classes as the
+      // upstream corpus: its classes are not the task's.
+      torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
+      job.network->reset_head(int(store.class_names().size()));
       job.store = &store;
       job.regime = regime;
       job.split = sdk::task_split(task, regime);

@@ -9,7 +9,7 @@
 namespace nasoa {
 namespace {
 
-void require(bool ok, const char* field, double value, const char* expected) {
+void require(bool ok, const char* field, double value, const std::string& expected) {
   if (ok) return;
   std::ostringstream shown;  // "32" and "1e+300", not "32.000000" and 300 digits
   shown.precision(15);
@@ -32,6 +32,10 @@ void validate(const Regime& r) {
   require(r.momentum >= 0 && r.momentum < 1, "momentum", r.momentum, "in [0, 1)");
   require(r.weight_decay >= 0 && float_number(r.weight_decay), "weight_decay", r.weight_decay, ">= 0 and finite");
   require(r.warmup_epochs >= 0 && std::isfinite(r.warmup_epochs), "warmup_epochs", r.warmup_epochs, ">= 0 and finite");
+  // A warm-up as long as the run never decays, and may never reach the peak.
+  if (r.schedule == ScheduleKind::kCosine && r.epochs >= 1)
+    require(r.warmup_epochs < r.epochs, "warmup_epochs", r.warmup_epochs,
+            "less than epochs (" + std::to_string(r.epochs) + ") with the cosine schedule");
   require(r.label_smoothing >= 0 && r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)");
   require(r.validation_fraction > 0 && r.validation_fraction < 1, "validation_fraction",
           r.validation_fraction, "in (0, 1)");

@@ -117,7 +117,7 @@ def main():
         model.train()
         for step, (images, labels) in enumerate(train_loader):
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(epoch + (step + 1) / steps_per_epoch)
+                g["lr"] = lr_at(epoch + (step + 0.5) / steps_per_epoch)
             images = images.to(device, non_blocking=True).contiguous(memory_format=layout)
             labels = labels.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)

@@ -65,8 +65,13 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
     t.residual = std::max(1e-12, yy - 2 * mx + mms);
     return t;
   };
+  // A class without samples is left out: its all-zero target is fitted
+  // perfectly by any features, and would add a large score of nothing.
   double total = 0;
+  int scored = 0;
   for (int c = 0; c < classes; ++c) {
+    if (counts[std::size_t(c)] == 0) continue;
+    ++scored;
     for (int k = 0; k < d; ++k) x[std::size_t(k)] = xs[std::size_t(k) * std::size_t(classes) + std::size_t(c)];
     const double yy = counts[std::size_t(c)];
     double alpha = 1.0, beta = 1.0, evidence = 0;
@@ -85,7 +90,7 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
     }
     total += evidence / nd;
   }
-  return total / classes;
+  return total / scored;
 }
 
 }  // namespace nasoa::runtime

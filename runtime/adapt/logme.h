@@ -4,7 +4,8 @@
 // For each class, the one-vs-rest target is fitted by Bayesian linear
 // regression on the features; the evidence (marginal likelihood) is maximised
 // over the prior and noise precisions by the fixed-point iteration of the
-// paper, and the score is the mean log evidence per sample over classes.
+// paper, and the score is the mean log evidence per sample over the classes
+// that have samples.
 // Higher is better; scores of different models on one task are comparable.
 // One eigendecomposition of the d x d feature Gram matrix serves all classes,
 // so a few hundred samples of a few hundred features take milliseconds.

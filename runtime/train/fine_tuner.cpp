@@ -398,7 +398,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
       }
       loss.backward();
-      optimizer.step(learning_rate_at(regime, epoch + double(step + 1) / double(steps_per_epoch)));
+      optimizer.step(step_learning_rate(regime, epoch, step, steps_per_epoch));
       const std::int64_t n = labels.size(0);
       const double step_loss = loss.item<double>();
       if (!std::isfinite(step_loss)) {

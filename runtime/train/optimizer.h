@@ -19,6 +19,13 @@
 
 namespace nasoa::runtime {
 
+// The learning rate of step `step` (0-based) of epoch `epoch` (0-based):
+// learning_rate_at() in the middle of the step. Taken at the step's end, the
+// cosine's last step ran at 0 (a one-step run trained nothing) and the step
+// schedule divided one step early; at its start, the warm-up's first step
+// would run at 0.
+double step_learning_rate(const Regime& regime, int epoch, std::int64_t step, std::int64_t steps_per_epoch);
+
 class Optimizer {
  public:
   // Takes the trainable parameters of `module` (requires_grad) by name.

@@ -113,6 +113,26 @@ class PlanApiTest : public ::testing::Test {
 
 fs::path PlanApiTest::suite_dir_, PlanApiTest::profile_;
 
+TEST(RegimeApiTest, ACosineWarmUpMustEndBeforeTheRunDoes) {
+  nasoa::Regime r;
+  r.model = "m";
+  r.epochs = 2;
+  r.warmup_epochs = 2;
+  try {
+    nasoa::validate(r);
+    ADD_FAILURE() << "a warm-up as long as the run was accepted";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("warmup_epochs = 2: expected less than epochs (2)"), std::string::npos)
+        << e.what();
+  }
+  r.warmup_epochs = 1.5;
+  EXPECT_NO_THROW(nasoa::validate(r));
+  r.warmup_epochs = 3;  // the step schedule has no warm-up
+  r.schedule = nasoa::ScheduleKind::kStep;
+  EXPECT_NO_THROW(nasoa::validate(r));
+}
+
 TEST(RegimeApiTest, ValidateNamesTheFieldAtFaultIncludingEnumsOutOfRange) {
   nasoa::Regime ok;
   ok.model = "m";

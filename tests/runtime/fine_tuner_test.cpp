@@ -62,6 +62,18 @@ TEST_F(FineTunerTest, LearnsARealTaskFromScratch) {
   EXPECT_EQ(out.device, "cpu");
 }
 
+TEST_F(FineTunerTest, ARunOfOneStepTrains) {
+  // One epoch of one batch: with the rate taken at the step's end, the
+  // cosine's only step ran at 0 and the weights came back unchanged.
+  FineTuneJob j = job(1);
+  j.regime.batch_size = 1024;
+  j.regime.warmup_epochs = 0;
+  const torch::Tensor before = j.network->named_parameters()["head.weight"].clone();
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(out.steps, 1);
+  EXPECT_FALSE(torch::equal(before, j.network->named_parameters()["head.weight"]));
+}
+
 TEST_F(FineTunerTest, DivergenceBeforeAnyEvaluationIsAnErrorNamingTheLearningRate) {
   FineTuneJob j = job(2);
   j.regime.learning_rate = 1e30;
@@ -497,6 +509,37 @@ TEST_F(FineTunerTest, TrainingIsDeterministicAndLeavesTheCacheAlone) {
   }
   // Augmentation works on copies: the cached pixels are what ingestion made.
   EXPECT_EQ(cv::norm(first, store_->image(0), cv::NORM_INF), 0);
+}
+
+TEST(ScheduleTest, EveryStepTrainsAtTheRateOfItsMiddle) {
+  Regime r;
+  r.learning_rate = 0.1;
+  r.warmup_epochs = 0;
+  r.epochs = 1;
+  // One step: half the peak, not 0 (the cosine's value at the run's end).
+  EXPECT_NEAR(step_learning_rate(r, 0, 0, 1), 0.05, 1e-12);
+  // Ten steps: the cosine at 0.05, 0.15, ..., 0.95 of the run, decreasing,
+  // and symmetric about half the peak.
+  r.epochs = 2;
+  std::vector<double> rates;
+  for (int epoch = 0; epoch < 2; ++epoch)
+    for (int step = 0; step < 5; ++step) rates.push_back(step_learning_rate(r, epoch, step, 5));
+  for (std::size_t i = 0; i < rates.size(); ++i) {
+    EXPECT_NEAR(rates[i], 0.05 * (1 + std::cos(M_PI * (double(i) + 0.5) / 10)), 1e-12) << i;
+    EXPECT_GT(rates[i], 0.0) << i;
+    EXPECT_NEAR(rates[i] + rates[rates.size() - 1 - i], 0.1, 1e-12) << i;
+  }
+  // Warm-up of one epoch of 4 steps: 1/8, 3/8, 5/8 and 7/8 of the peak first.
+  r.warmup_epochs = 1;
+  for (int step = 0; step < 4; ++step) EXPECT_NEAR(step_learning_rate(r, 0, step, 4), 0.1 * (2 * step + 1) / 8, 1e-12);
+  // The step schedule over 10 epochs of one step: 5 at the peak (taken at
+  // the step's end, only 4 were), then a tenth of it until 3/4 of the run,
+  // which is the middle of the eighth step, which therefore takes the
+  // hundredth.
+  r.schedule = ScheduleKind::kStep;
+  r.epochs = 10;
+  std::vector<double> expected = {0.1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001};
+  for (int epoch = 0; epoch < 10; ++epoch) EXPECT_NEAR(step_learning_rate(r, epoch, 0, 1), expected[std::size_t(epoch)], 1e-12) << epoch;
 }
 
 TEST(OptimizerTest, SgdFollowsTheUpdateRuleAndStateRoundTrips) {

@@ -118,6 +118,15 @@ TEST(LogMeTest, WorksWithMoreFeaturesThanSamples) {
   EXPECT_GT(informative, noise);
 }
 
+TEST(LogMeTest, AClassWithoutSamplesIsLeftOut) {
+  const int n = 60, d = 16, classes = 3;
+  const std::vector<int> labels = make_labels(n, classes);
+  const std::vector<float> f = make_features(labels, d, 4, 0.3, 5);
+  // The same samples with a fourth class that has none: the score of the
+  // three classes, not one raised by a target any features fit.
+  EXPECT_NEAR(logme_score(f, n, d, labels, classes + 1), logme_score(f, n, d, labels, classes), 1e-9);
+}
+
 TEST(LogMeTest, RefusesMismatchedInputNamingTheSizes) {
   const std::vector<int> labels = {0, 1, 0};
   EXPECT_TRUE(nasoa::testing::throws_error([&] { logme_score(std::vector<float>(5, 0.f), 3, 2, labels, 2); },
