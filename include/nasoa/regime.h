@@ -17,12 +17,14 @@ struct Regime {
   double learning_rate = 0.01;  // peak rate, reached after the warm-up
   int epochs = 10;
   int batch_size = 32;
-  int frozen_stages = 0;        // the first k stages (stem = stage 0) are not trained
+  int frozen_stages = 0;        // the first k stages (stem = stage 0) are not trained,
+                                // and their BatchNorm statistics stay as pretrained
+                                // (eval mode), unlike requires_grad(false) in PyTorch
   OptimizerKind optimizer = OptimizerKind::kSgd;
   double momentum = 0.9;        // SGD momentum; AdamW's beta1
   double weight_decay = 1e-4;
   ScheduleKind schedule = ScheduleKind::kCosine;
-  double warmup_epochs = 0.5;   // linear warm-up from 0 (cosine schedule only)
+  double warmup_epochs = 0.5;   // linear warm-up from 0 (cosine schedule only; < epochs)
   double label_smoothing = 0.1;
   bool random_resized_crop = true;
   bool horizontal_flip = true;
