@@ -33,7 +33,7 @@ void validate(const Regime& r) {
   require(r.weight_decay >= 0 && float_number(r.weight_decay), "weight_decay", r.weight_decay, ">= 0 and finite");
   require(r.warmup_epochs >= 0 && std::isfinite(r.warmup_epochs), "warmup_epochs", r.warmup_epochs, ">= 0 and finite");
   // A warm-up as long as the run never decays, and may never reach the peak.
-  if (r.schedule == ScheduleKind::kCosine && r.epochs >= 1)
+  if (r.schedule == ScheduleKind::kCosine)
     require(r.warmup_epochs < r.epochs, "warmup_epochs", r.warmup_epochs,
             "less than epochs (" + std::to_string(r.epochs) + ") with the cosine schedule");
   require(r.label_smoothing >= 0 && r.label_smoothing < 1, "label_smoothing", r.label_smoothing, "in [0, 1)");
