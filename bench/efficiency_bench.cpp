@@ -63,9 +63,8 @@ struct Row {
 
 double fine_tune_once(const Row& row, const rt::ImageStore& store, const nasoa::Regime& regime, int workers) {
   rt::FineTuneJob job;
-  job.network = nasoa::zoo::load_network(row.bundle_dir, row.info);
-  torch::manual_seed(regime.seed);
-  job.network->reset_head(static_cast<int>(store.class_names().size()));
+  job.network = nasoa::zoo::load_network_for_task(row.bundle_dir, row.info,
+                                                  static_cast<int>(store.class_names().size()), regime.seed);
   job.store = &store;
   job.regime = regime;
   job.regime.model = row.info.name;

@@ -424,9 +424,7 @@ int run(Args a) {
         }
         const auto t0 = Clock::now();
         rt::FineTuneJob job;
-        job.network = nasoa::zoo::load_network(a.zoo, info);
-        torch::manual_seed(a.seed);
-        job.network->reset_head(classes);
+        job.network = nasoa::zoo::load_network_for_task(a.zoo, info, classes, a.seed);
         job.store = task.store.get();
         job.split = task.split;
         job.regime.model = info.name;

@@ -73,6 +73,42 @@ class BundleTest : public ::testing::Test {
   std::string dir_;
 };
 
+// A fine-tune starts from the bundle's body and a new head: also for a task
+// with as many classes as the upstream corpus (the head trained on its
+// classes must not carry over), and the same seed gives the same head.
+TEST_F(BundleTest, NetworkForATaskHasTheBundlesBodyAndANewSeededHead) {
+  write_bundle(dir_, input());
+  const ModelInfo model = open_bundle(dir_).models[0];
+  ASSERT_EQ(model.upstream_classes, 10);
+  const NamedTensors stored = module_state(*load_network(dir_, model));
+  auto head_and_body = [](const NamedTensors& state) {
+    std::vector<std::pair<std::string, torch::Tensor>> head, body;
+    for (const auto& [name, tensor] : state) (name.rfind("head.", 0) == 0 ? head : body).emplace_back(name, tensor);
+    return std::make_pair(head, body);
+  };
+  const auto [stored_head, stored_body] = head_and_body(stored);
+  ASSERT_EQ(stored_head.size(), 2u);  // weight and bias
+
+  const NamedTensors first = module_state(*load_network_for_task(dir_, model, 10, 7));
+  const NamedTensors again = module_state(*load_network_for_task(dir_, model, 10, 7));
+  const NamedTensors other = module_state(*load_network_for_task(dir_, model, 10, 8));
+  const auto [first_head, first_body] = head_and_body(first);
+  const auto [again_head, again_body] = head_and_body(again);
+  const auto [other_head, other_body] = head_and_body(other);
+  ASSERT_EQ(first_body.size(), stored_body.size());
+  for (std::size_t i = 0; i < stored_body.size(); ++i)
+    EXPECT_TRUE(torch::equal(first_body[i].second, stored_body[i].second)) << stored_body[i].first;
+  ASSERT_EQ(first_head.size(), 2u);
+  EXPECT_FALSE(torch::equal(first_head[0].second, stored_head[0].second)) << "the upstream head was kept";
+  EXPECT_TRUE(torch::equal(first_head[0].second, again_head[0].second)) << "the same seed gave another head";
+  EXPECT_FALSE(torch::equal(first_head[0].second, other_head[0].second)) << "another seed gave the same head";
+
+  Network three = load_network_for_task(dir_, model, 3, 7);
+  EXPECT_EQ(three->num_classes(), 3);
+  EXPECT_EQ(three->forward(torch::zeros({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_THROW(load_network_for_task(dir_, model, 0, 7), Error);
+}
+
 TEST_F(BundleTest, RoundTripIsBitExact) {
   BundleInput in = input();
   const Manifest written = write_bundle(dir_, in);

@@ -244,6 +244,14 @@ Network load_network(const std::string& dir, const ModelInfo& model) {
   return network;
 }
 
+Network load_network_for_task(const std::string& dir, const ModelInfo& model, int num_classes,
+                              std::uint64_t seed) {
+  Network network = load_network(dir, model);
+  torch::manual_seed(seed);
+  network->reset_head(num_classes);
+  return network;
+}
+
 namespace {
 
 bool is_bundle_dir(const fs::path& dir) {

@@ -25,6 +25,7 @@
 // that is a link to a bundle replaces its target.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,5 +116,13 @@ void verify_file(const std::string& dir, const FileEntry& file);
 // Builds `model`'s network and loads its weights, hashing the bytes it reads
 // again so that a file changed since open_bundle() is refused too.
 Network load_network(const std::string& dir, const ModelInfo& model);
+
+// What every fine-tune starts from: load_network(), then a new head for the
+// task's `num_classes`, initialised from `seed` (the global LibTorch
+// generator is seeded with it). The head is new even when the task has as
+// many classes as the upstream corpus, whose classes are not the task's, and
+// its initialisation is part of what a run's seed reproduces.
+Network load_network_for_task(const std::string& dir, const ModelInfo& model, int num_classes,
+                              std::uint64_t seed);
 
 }  // namespace nasoa::zoo
