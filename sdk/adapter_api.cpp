@@ -11,6 +11,8 @@
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <map>
+#include <system_error>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -42,11 +44,24 @@ std::string exact(double v) {
   return buffer;
 }
 
+std::string six_decimals(double v) { return std::to_string(v); }
+
+// How a fingerprint was made: now, and by earlier builds, whose checkpoints
+// still resume the run they were made by.
+enum class FingerprintForm {
+  kCurrent,     // exact numbers, the files where they are, the class names
+  kTypedPaths,  // exact numbers, the paths as typed, no class names
+  kSixDecimals  // std::to_string's six decimals, the paths as typed
+};
+
 // Identifies (task, model, regime): a checkpoint only resumes the run it was
-// made by. `number` prints the regime's doubles: exact() now; checkpoints of
-// earlier builds used std::to_string's six decimals.
+// made by. The task's files count by where they are, not how their folder
+// was typed (a run started with --data ./task resumes with --data task or
+// its absolute path), and its class names count: IDX or CSV tasks name
+// their classes apart from the files.
 std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model, const Regime& r,
-                        std::string (*number)(double) = exact) {
+                        FingerprintForm form = FingerprintForm::kCurrent) {
+  std::string (*number)(double) = form == FingerprintForm::kSixDecimals ? six_decimals : exact;
   std::string text = model.name + '\n' + model.weights_sha256 + '\n';
   text += number(r.learning_rate) + ' ' + std::to_string(r.epochs) + ' ' + std::to_string(r.batch_size) + ' ' +
           std::to_string(r.frozen_stages) + ' ' + to_string(r.optimizer) + ' ' + number(r.momentum) + ' ' +
@@ -54,12 +69,29 @@ std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model
           number(r.label_smoothing) + ' ' + std::to_string(r.random_resized_crop) +
           std::to_string(r.horizontal_flip) + ' ' + number(r.validation_fraction) + ' ' + std::to_string(r.seed) +
           '\n';
-  for (std::size_t i = 0; i < store.size(); ++i)
-    text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
+  if (form != FingerprintForm::kCurrent) {
+    for (std::size_t i = 0; i < store.size(); ++i)
+      text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
+    return zoo::sha256_hex(text);
+  }
+  for (const std::string& name : store.class_names()) text += name + '\n';
+  // Resolved once per folder: a task's files share a few.
+  std::map<std::string, std::string> folders;
+  for (std::size_t i = 0; i < store.size(); ++i) {
+    const std::filesystem::path path(store.path(i));
+    const std::string folder = path.parent_path().string();
+    auto found = folders.find(folder);
+    if (found == folders.end()) {
+      std::error_code ec;
+      const std::filesystem::path resolved = std::filesystem::weakly_canonical(folder.empty() ? "." : folder, ec);
+      found = folders.emplace(folder, ec ? folder : resolved.string()).first;
+    }
+    text += (std::filesystem::path(found->second) / path.filename()).string() + '\t' +
+            std::to_string(store.label(i)) + '\n';
+  }
   return zoo::sha256_hex(text);
 }
 
-std::string six_decimals(double v) { return std::to_string(v); }
 
 int cores() { return zoo::usable_cores(); }
 
@@ -246,9 +278,11 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const std::string run_fingerprint = fingerprint(store, model, regime);
       double earlier_seconds = state ? state->spent_seconds : 0.0;
       double earlier_joules = state ? state->joules : 0.0;
-      // What the killed run used after its last checkpoint, by its heartbeat.
+      // What the killed run used after its last checkpoint, by its heartbeat
+      // (written under the checkpoint's fingerprint; a checkpoint of another
+      // run is refused below).
       if (state)
-        if (const auto clock = runtime::load_checkpoint_clock(checkpoint, run_fingerprint)) {
+        if (const auto clock = runtime::load_checkpoint_clock(checkpoint, state->fingerprint)) {
           earlier_seconds = std::max(earlier_seconds, clock->spent_seconds);
           earlier_joules = std::max(earlier_joules, clock->joules);
         }
@@ -258,11 +292,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
           budget.memory_mib * 1024 * 1024);
 
       runtime::FineTuneJob job;
-      job.network = zoo::load_network(zoo.dir(), model);
-      // Always a new head, even for a task with as many classes as the
-      // upstream corpus: its classes are not the task's.
-      torch::manual_seed(regime.seed);  // the new head's initialisation is part of the run
-      job.network->reset_head(int(store.class_names().size()));
+      job.network = zoo::load_network_for_task(zoo.dir(), model, int(store.class_names().size()), regime.seed);
       job.store = &store;
       job.regime = regime;
       job.split = sdk::task_split(task, regime);
@@ -270,9 +300,11 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.std = model.std;
       job.fingerprint = run_fingerprint;
       // A checkpoint of an earlier version, made by this very run, still
-      // resumes (its fingerprint rounded the regime's numbers).
+      // resumes (its fingerprint rounded the regime's numbers, or took the
+      // paths as typed).
       if (state && state->fingerprint != job.fingerprint &&
-          state->fingerprint == fingerprint(store, model, regime, six_decimals))
+          (state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kTypedPaths) ||
+           state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kSixDecimals)))
         state->fingerprint = job.fingerprint;
       job.checkpoint_path = checkpoint;
       job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
@@ -314,7 +346,12 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
           }
         };
 
-      const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, state);
+      // Moved in and dropped here: a copy kept would hold the checkpoint's
+      // weights, optimiser state and best weights for the whole run, against
+      // the memory cap.
+      const bool resumed = state.has_value();
+      const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, std::move(state));
+      state.reset();
 
       runtime::ModelDirInfo info;
       info.labels = store.class_names();
@@ -357,7 +394,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.stop_reason = outcome.stop_reason;
       r.device = outcome.device;
       r.memory_layout = runtime::to_string(outcome.layout);
-      r.resumed = state.has_value();
+      r.resumed = resumed;
       r.peak_memory_bytes = zoo::peak_resident_bytes();
       r.spent_seconds = overhead_seconds;
       return r;

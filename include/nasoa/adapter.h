@@ -10,7 +10,8 @@
 //
 // A checkpoint is kept beside the output directory (OUT.checkpoint) while
 // training; fine_tune(..., resume = true) continues from it after a crash or
-// kill, counting the time already spent. It is removed once the model is saved.
+// kill, counting the time already spent. It is removed once the model is
+// saved, and when a run starts without resume (that run replaces it).
 //
 // Online adaption (NASOA's schedule generator and its performance predictor,
 // docs/adaption.md): plan() picks the model and regime for a task and a

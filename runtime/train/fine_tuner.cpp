@@ -1,6 +1,8 @@
 #include "runtime/train/fine_tuner.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <cmath>
 #include <string_view>
 
@@ -342,9 +344,32 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   bool trained_since_evaluation = spent_before_resume && best.empty();
   Clock::time_point last_checkpoint = Clock::now();
   Clock::time_point last_clock = Clock::now();
-  // A fresh run's clock starts from nothing: one left by an earlier run of
-  // the same task and regime must not count against this one.
-  if (!job.checkpoint_path.empty() && !resume) remove_checkpoint_clock(job.checkpoint_path);
+  // The heartbeat between checkpoints: what a kill would otherwise take off
+  // the budget's count. Best effort: without it a kill loses at most the
+  // seconds since the last checkpoint.
+  auto save_clock = [&] {
+    if (job.checkpoint_path.empty()) return;
+    try {
+      save_checkpoint_clock(job.checkpoint_path, job.fingerprint, {limits.elapsed(), limits.joules()});
+    } catch (const Error&) {
+    }
+    last_clock = Clock::now();
+  };
+  if (!job.checkpoint_path.empty()) {
+    if (resume) {
+      // What this call spent before training (ingestion, loading the
+      // checkpoint) is already on the clock: a resume killed before its
+      // first step must not lose it.
+      save_clock();
+    } else {
+      // A fresh run starts from nothing: an earlier run's checkpoint and
+      // clock, of the same task and regime, must neither count against this
+      // one nor be resumed in place of it if this one is killed.
+      std::error_code ec;
+      std::filesystem::remove(job.checkpoint_path, ec);
+      remove_checkpoint_clock(job.checkpoint_path);
+    }
+  }
   const torch::nn::functional::CrossEntropyFuncOptions loss_options =
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
 
@@ -440,14 +465,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
         write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
         last_checkpoint = Clock::now();
-      } else if (!job.checkpoint_path.empty() && seconds_since(last_clock) >= 1.0) {
-        try {
-          save_checkpoint_clock(job.checkpoint_path, job.fingerprint, {limits.elapsed(), limits.joules()});
-        } catch (const Error&) {
-          // Best effort: without it a kill loses at most the seconds since
-          // the last checkpoint from the budget's count.
-        }
-        last_clock = Clock::now();
+      } else if (seconds_since(last_clock) >= 1.0) {
+        save_clock();
       }
     }
     if (outcome.stopped_early) break;
@@ -465,6 +484,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       outcome.stopped_early = true;
       outcome.stop_reason = "time budget";
     } else {
+      save_clock();  // a kill during the pass loses that pass at most
       const Clock::time_point t0 = Clock::now();
       record.validation_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
                                             regime.batch_size, device, job.loader_workers, layout);

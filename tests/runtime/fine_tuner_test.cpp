@@ -261,6 +261,51 @@ TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
   EXPECT_TRUE(!after || after->spent_seconds < clock->spent_seconds);
 }
 
+// A resumed run's time before its first step (ingestion, loading) is on the
+// clock at once: a resume killed early, again and again, must not keep its
+// time off the budget's count. A fresh run removes an earlier run's
+// checkpoint at once, so that a resume after its kill does not continue the
+// earlier run.
+TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoint) {
+  FineTuneJob first = job(2);
+  first.fingerprint = "resumed-run";
+  first.checkpoint_path = dir_ / "early.checkpoint";
+  first.checkpoint_interval_seconds = 1000;  // only at epoch ends
+  struct Killed {};
+  first.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 2) throw Killed{};
+  };
+  EXPECT_THROW(fine_tune(first, Limits(600, 0)), Killed);
+  const TrainingState state = load_checkpoint(first.checkpoint_path);
+
+  FineTuneJob resumed = job(2);
+  resumed.fingerprint = first.fingerprint;
+  resumed.checkpoint_path = first.checkpoint_path;
+  resumed.checkpoint_interval_seconds = 1000;
+  std::optional<CheckpointClock> clock_at_first_step;
+  resumed.on_progress = [&](const TrainProgress&) {
+    clock_at_first_step = load_checkpoint_clock(resumed.checkpoint_path, resumed.fingerprint);
+    throw Killed{};
+  };
+  // 50 s spent before training: the killed run's and this call's ingestion.
+  EXPECT_THROW(fine_tune(resumed, Limits(600, state.spent_seconds + 50), state), Killed);
+  ASSERT_TRUE(clock_at_first_step) << "no clock before the resumed run's first step";
+  EXPECT_GE(clock_at_first_step->spent_seconds, state.spent_seconds + 50);
+
+  FineTuneJob fresh = job(2);
+  fresh.fingerprint = first.fingerprint;
+  fresh.checkpoint_path = first.checkpoint_path;
+  fresh.checkpoint_interval_seconds = 1000;
+  bool old_checkpoint_there = true;
+  fresh.on_progress = [&](const TrainProgress&) {
+    old_checkpoint_there = std::filesystem::exists(fresh.checkpoint_path);
+    throw Killed{};
+  };
+  EXPECT_THROW(fine_tune(fresh, Limits(600, 0)), Killed);
+  EXPECT_FALSE(old_checkpoint_there) << "a resume now would continue the earlier run";
+  EXPECT_FALSE(load_checkpoint_clock(fresh.checkpoint_path, fresh.fingerprint));
+}
+
 TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {
   FineTuneJob j = job(1000);
   testing::expect_stops_within_the_time_budget(j);
