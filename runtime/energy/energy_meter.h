@@ -74,6 +74,11 @@ class EnergyMeter {
 // counter power or a profile's watts above it is a fault (a sensor glitch, a
 // counter reset, a hand-edited file), and would make joules overflow.
 inline constexpr double kMaxPlausibleWatts = 100000;
+// One energy counter measures one CPU package or one GPU, and none draws
+// 5 kW: a counter's step implying more is a reset or a glitch of that
+// counter (a package's reset, seen as a wrap, implies tens of kW over the
+// seconds a starved sampler may take between readings).
+inline constexpr double kMaxPlausibleCounterWatts = 5000;
 
 struct MeterOptions {
   // Where sysfs is mounted; tests point it at a fake tree.

@@ -46,29 +46,35 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
                                            " counters, previously " +
                                            std::to_string(last_counters_uj_.size()));
     }
-    std::uint64_t delta_uj = 0;
-    for (std::size_t i = 0; i < counters_uj.size(); ++i) {
-      const std::uint64_t range = i < ranges_uj.size() ? ranges_uj[i] : 0;
-      delta_uj += counter_delta_uj(last_counters_uj_[i], counters_uj[i], range);
-    }
     const double dt = time_s - last_time_s_;
-    const double watts = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
     // Judged over at least a quarter second: counters that update in coarse
     // steps (NVML's every few tens of milliseconds) may show one step between
     // two readings a millisecond apart, which is energy, not a reset.
-    if (static_cast<double>(delta_uj) * 1e-6 / std::max(dt, 0.25) > kMaxPlausibleWatts) {
-      // A reset the wrap rule took for a wrap, or a glitch: the energy across
-      // it is unknown. Start again from these readings rather than fail every
-      // later reading against the old ones.
-      std::ostringstream out;
-      out << "energy counters moved by " << static_cast<double>(delta_uj) * 1e-6 << " J in " << dt
-          << " s, above " << kMaxPlausibleWatts << " W: a counter reset, not energy; counting restarts here";
-      last_counters_uj_ = counters_uj;
-      last_time_s_ = time_s;
-      throw Error(ErrorCode::kCorrupt, out.str());
+    const double judged_s = std::max(dt, 0.25);
+    std::uint64_t delta_uj = 0;
+    std::ostringstream resets;
+    for (std::size_t i = 0; i < counters_uj.size(); ++i) {
+      const std::uint64_t range = i < ranges_uj.size() ? ranges_uj[i] : 0;
+      const std::uint64_t step = counter_delta_uj(last_counters_uj_[i], counters_uj[i], range);
+      if (static_cast<double>(step) * 1e-6 / judged_s > kMaxPlausibleCounterWatts) {
+        // A reset the wrap rule took for a wrap, or a glitch: this counter's
+        // energy across it is unknown; the others' is not.
+        resets << (resets.tellp() > 0 ? "; " : "") << "counter " << i << " moved by "
+               << static_cast<double>(step) * 1e-6 << " J in " << dt << " s";
+        continue;
+      }
+      delta_uj += step;
     }
     counter_uj_ += delta_uj;
-    last_watts_ = watts;
+    last_watts_ = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
+    last_counters_uj_ = counters_uj;
+    last_time_s_ = time_s;
+    ++samples_;
+    if (resets.tellp() > 0)
+      throw Error(ErrorCode::kCorrupt, "energy " + resets.str() + ", above " +
+                                           std::to_string(int(kMaxPlausibleCounterWatts)) +
+                                           " W for one counter: a reset, not energy; its counting restarts here");
+    return;
   }
   last_counters_uj_ = counters_uj;
   last_time_s_ = time_s;

@@ -45,10 +45,11 @@ class EnergyIntegrator {
   // A counter reading: one value per counter, with each counter's wrap range
   // (see EnergyMeter::counter_ranges_uj(); missing ranges count as 0). Throws
   // Error{kInvalidArgument} when time goes backwards and Error{kCorrupt} when
-  // the number of counters changes, leaving the integrator as it was. A jump
-  // implying more than kMaxPlausibleWatts (a reset taken for a wrap) adds
-  // nothing and throws Error{kCorrupt}, but keeps these readings as the base
-  // of the next.
+  // the number of counters changes, leaving the integrator as it was. A
+  // counter whose step implies more than kMaxPlausibleCounterWatts (a reset
+  // taken for a wrap, a glitch) adds nothing: the other counters' energy is
+  // counted, these readings become the base of the next, and then
+  // Error{kCorrupt} names the counter.
   void add_counters(double time_s, const std::vector<std::uint64_t>& counters_uj,
                     const std::vector<std::uint64_t>& ranges_uj);
 

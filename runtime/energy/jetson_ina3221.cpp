@@ -47,8 +47,15 @@ class RailMeter final : public EnergyMeter {
     double watts = 0;
     for (const Rail& rail : rails_) {
       double product = rail.scale;
-      for (const std::string& path : rail.factors) {
-        product *= static_cast<double>(sysfs::read_int(path));
+      for (std::size_t i = 0; i < rail.factors.size(); ++i) {
+        const std::int64_t value = sysfs::read_int(rail.factors[i]);
+        // Only the last factor (a current, or the power itself) may read a
+        // little below zero; a bus voltage cannot, and a negative one times
+        // a negative current would pass for positive power.
+        if (value < 0 && i + 1 < rail.factors.size())
+          throw Error(ErrorCode::kCorrupt, "rail " + rail.label + ": " + rail.factors[i] + " reads " +
+                                               std::to_string(value) + ": a negative bus voltage");
+        product *= static_cast<double>(value);
       }
       // A near-idle rail's shunt offset can read a few milliamps below zero:
       // that is no power. More than a watt below zero is a fault.
@@ -83,12 +90,20 @@ std::string index_of(const std::string& name, const std::string& prefix, const s
 
 // A rail counts only if every factor reads as a number now; a label alone
 // (a disabled or summary channel) measures nothing.
-bool rail_readable(const Rail& rail) {
+// Whether `rail` can be read. A factor that is not there (kNotFound: a
+// missing file, or a disabled channel) makes no rail; any other failure is a
+// rail that exists and fails, and `fault` says how.
+struct RailCheck {
+  bool readable = false;
+  std::string fault;  // set when a rail is there but fails to read
+};
+RailCheck check_rail(const Rail& rail) {
   try {
     for (const std::string& path : rail.factors) sysfs::read_int(path);
-    return true;
-  } catch (const Error&) {
-    return false;
+    return {true, {}};
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) return {};
+    return {false, rail.label + " (" + e.what() + ")"};
   }
 }
 
@@ -138,15 +153,13 @@ std::vector<std::string> hwmon_sensor_dirs(const std::string& root) {
 
 // The readable rails of one sensor directory: every entry `<prefix>N<suffix>`
 // holds a rail's label, and `factors(N)` the files whose product, times
-// `scale`, is its power. Both INA3221 layouts (hwmon and iio) share this.
-// A module input rail (a label of `inputs`) whose files are all there but
-// cannot be read is named in `unreadable_input`: the other rails are parts
-// of it, so a sum of them would pass for the whole board and under-count.
-// (A channel without its files is no rail, whatever its label.)
+// `scale`, is its power. Both INA3221 layouts (hwmon and iio) share this. A
+// labelled channel whose files are there but fail to read (EIO, a value that
+// is no number) is added to `faults`: a meter that sums the rails must not
+// leave it out. A channel without its files, or disabled, is no rail.
 void collect_rails(const std::string& dir, const char* prefix, const char* suffix, double scale,
                    const std::function<std::vector<std::string>(const std::string&)>& factors,
-                   const std::vector<std::string>& inputs, std::vector<Rail>* rails,
-                   std::string* unreadable_input) {
+                   std::vector<Rail>* rails, std::vector<std::string>* faults) {
   for (const std::string& entry : sysfs::list_dir(dir)) {
     const std::string n = index_of(entry, prefix, suffix);
     if (n.empty()) continue;
@@ -159,17 +172,11 @@ void collect_rails(const std::string& dir, const char* prefix, const char* suffi
     if (!is_rail_label(rail.label)) continue;
     rail.factors = factors(n);
     rail.scale = scale;
-    if (rail_readable(rail)) {
+    const RailCheck check = check_rail(rail);
+    if (check.readable)
       rails->push_back(std::move(rail));
-    } else if (std::find(inputs.begin(), inputs.end(), rail.label) != inputs.end() && unreadable_input->empty() &&
-               std::all_of(rail.factors.begin(), rail.factors.end(), [](const std::string& path) {
-                 std::error_code ec;
-                 return std::filesystem::exists(path, ec);
-               })) {
-      *unreadable_input = rail.label + " (";
-      for (std::size_t i = 0; i < rail.factors.size(); ++i) *unreadable_input += (i ? ", " : "") + rail.factors[i];
-      *unreadable_input += ")";
-    }
+    else if (!check.fault.empty())
+      faults->push_back(check.fault);
   }
 }
 
@@ -182,16 +189,21 @@ std::string read_name(const std::string& dir) {
 }
 
 
-// Why no meter should be made of a sum of rails when the module input rail
-// is there but unreadable and no other name of it can be read ("" when it is
-// not the case).
-std::string input_rail_problem(const std::vector<Rail>& rails, const std::vector<std::string>& inputs,
-                               const std::string& unreadable_input) {
-  if (unreadable_input.empty()) return "";
+// Why no meter should be made of these rails ("" when one can): the module
+// input rail, when readable, is the whole board and is used alone; without
+// it the meter is the sum of the rails, and a sum missing a rail that is
+// there but fails would pass for the whole board and under-count.
+std::string rail_problem(const std::vector<Rail>& rails, const std::vector<std::string>& inputs,
+                         const std::vector<std::string>& faults) {
+  if (faults.empty()) return "";
   for (const Rail& rail : rails)
     if (std::find(inputs.begin(), inputs.end(), rail.label) != inputs.end()) return "";
-  return "the module input rail " + unreadable_input +
-         " cannot be read, and the other rails are parts of it: their sum would under-count";
+  std::string text = "rail";
+  text += faults.size() > 1 ? "s " : " ";
+  for (std::size_t i = 0; i < faults.size(); ++i) text += (i ? ", " : "") + faults[i];
+  return text + " cannot" +
+         " be read: without the module input rail the meter sums the rails, and a sum without " +
+         (faults.size() > 1 ? "them" : "it") + " would under-count";
 }
 
 const std::vector<std::string> kHwmonInputs = {"VDD_IN"};
@@ -202,7 +214,7 @@ const std::vector<std::string> kIioInputs = {"POM_5V_IN", "VDD_IN"};
 std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std::string* why_not) {
   const std::string& root = options.sysfs_root;
   std::vector<Rail> rails;
-  std::string unreadable_input;
+  std::vector<std::string> faults;
   int sensors = 0;
   for (const std::string& dir : hwmon_sensor_dirs(root)) {
     if (read_name(dir) != "ina3221") continue;
@@ -211,9 +223,9 @@ std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std:
                   [&](const std::string& i) -> std::vector<std::string> {
                     return {dir + "/in" + i + "_input", dir + "/curr" + i + "_input"};
                   },
-                  kHwmonInputs, &rails, &unreadable_input);
+                  &rails, &faults);
   }
-  if (const std::string problem = input_rail_problem(rails, kHwmonInputs, unreadable_input); !problem.empty()) {
+  if (const std::string problem = rail_problem(rails, kHwmonInputs, faults); !problem.empty()) {
     *why_not = problem;
     return nullptr;
   }
@@ -232,7 +244,7 @@ std::unique_ptr<EnergyMeter> open_jetson_hwmon(const MeterOptions& options, std:
 std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::string* why_not) {
   const std::string devices_dir = options.sysfs_root + "/bus/iio/devices";
   std::vector<Rail> rails;
-  std::string unreadable_input;
+  std::vector<std::string> faults;
   int sensors = 0;
   for (const std::string& device : sysfs::list_dir(devices_dir)) {
     if (device.rfind("iio:device", 0) != 0) continue;
@@ -243,9 +255,9 @@ std::unique_ptr<EnergyMeter> open_jetson_iio(const MeterOptions& options, std::s
                   [&](const std::string& n) -> std::vector<std::string> {
                     return {dir + "/in_power" + n + "_input"};
                   },
-                  kIioInputs, &rails, &unreadable_input);
+                  &rails, &faults);
   }
-  if (const std::string problem = input_rail_problem(rails, kIioInputs, unreadable_input); !problem.empty()) {
+  if (const std::string problem = rail_problem(rails, kIioInputs, faults); !problem.empty()) {
     *why_not = problem;
     return nullptr;
   }

@@ -18,7 +18,9 @@ namespace nasoa::runtime::sysfs {
 namespace {
 
 [[noreturn]] void io_error(const std::string& path, int err) {
-  throw Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+  // ENODATA is how the INA3221 driver answers for a disabled channel: the
+  // value is not there, as for a missing file.
+  throw Error(err == ENOENT || err == ENODATA ? ErrorCode::kNotFound : ErrorCode::kIo,
               path + ": cannot read: " + std::strerror(err));
 }
 

@@ -14,8 +14,10 @@
 namespace nasoa::runtime::sysfs {
 
 // The file's content with trailing whitespace removed. Throws
-// Error{kNotFound} for a missing file, Error{kIo} for any other failure
-// (no permission, a directory in the file's place); the message names `path`.
+// Error{kNotFound} for a missing file or one whose driver has no value
+// (ENODATA, e.g. a disabled INA3221 channel), Error{kIo} for any other
+// failure (no permission, a directory in the file's place, EIO); the message
+// names `path`.
 std::string read_text(const std::string& path);
 
 // The file as one decimal integer (surrounding whitespace allowed). Throws as

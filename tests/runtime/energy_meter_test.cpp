@@ -85,10 +85,43 @@ TEST(JetsonHwmon, ChannelWithoutCurrentIsIgnored) {
   fs.write("class/hwmon/hwmon4/in1_input", 5000);
   fs.hwmon_channel("hwmon4", 2, "VDD_SOC", 5000, 200);
   fs.hwmon_channel("hwmon4", 3, "VDD_CPU", 5000, 300);
-  fs.write("class/hwmon/hwmon4/curr3_input", "not-a-number");  // unreadable: ignored too
   auto meter = detect_energy_meter(options_for(fs));
-  EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:sum(VDD_SOC)");
-  EXPECT_DOUBLE_EQ(meter->read_watts(), 1.0);
+  EXPECT_EQ(meter->name(), "jetson-ina3221-hwmon:sum(VDD_SOC,VDD_CPU)");
+  EXPECT_DOUBLE_EQ(meter->read_watts(), 2.5);
+}
+
+// AGX Orin has no VDD_IN: its meter is the sum of the rails, so a rail that
+// is there but fails (EIO, garbage) must not drop out of the sum, which
+// would then pass for the whole board; with VDD_IN readable it does not
+// matter.
+TEST(JetsonHwmon, ASummedRailThatFailsRefusesTheMeter) {
+  FakeSysfs fs;
+  fs.write("class/hwmon/hwmon1/name", "ina3221");
+  fs.hwmon_channel("hwmon1", 1, "VDD_GPU_SOC", 19000, 500);
+  fs.hwmon_channel("hwmon1", 2, "VDD_CPU_CV", 19000, 300);
+  fs.write("class/hwmon/hwmon1/curr1_input", "garbage");
+  MeterOptions forced = options_for(fs);
+  forced.kind = MeterKind::kJetsonHwmon;
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "VDD_GPU_SOC"));
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "hwmon1/curr1_input"));
+  EXPECT_EQ(detect_energy_meter(options_for(fs, 7))->kind(), MeterKind::kEstimate);
+  // A directory where the value should be reads as an I/O error: the same.
+  fs.remove("class/hwmon/hwmon1/curr1_input");
+  fs.mkdir("class/hwmon/hwmon1/curr1_input");
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(forced); }, ErrorCode::kNotFound, "VDD_GPU_SOC"));
+  // A module input rail that reads covers a failing part.
+  fs.hwmon_channel("hwmon1", 3, "VDD_IN", 19000, 1000);
+  EXPECT_EQ(detect_energy_meter(forced)->name(), "jetson-ina3221-hwmon:VDD_IN");
+}
+
+TEST(JetsonHwmon, NegativeBusVoltageIsAFault) {
+  FakeSysfs fs;
+  make_orin_nano(fs);
+  auto meter = detect_energy_meter(options_for(fs));
+  // -5 V x -2 A would read as +10 W.
+  fs.write("class/hwmon/hwmon1/in1_input", -5000);
+  fs.write("class/hwmon/hwmon1/curr1_input", -2000);
+  EXPECT_TRUE(throws_error([&] { meter->read_watts(); }, ErrorCode::kCorrupt, "hwmon1/in1_input"));
 }
 
 TEST(JetsonHwmon, SensorWithNoCompleteChannelIsNotAMeter) {

@@ -117,6 +117,31 @@ TEST(EnergyIntegrator, ACounterResetTakenForAWrapAddsNothingAndCountingGoesOn) {
   EXPECT_NEAR(integrator.joules(), 72.01, 1e-9);
 }
 
+// A reset seen after a long gap (a starved sampler) implies less than
+// 100 kW in all, but far more than one package draws; and the package that
+// did not reset keeps its energy.
+TEST(EnergyIntegrator, AResetAfterALongGapIsNoWrapAndTheOtherCountersCount) {
+  const std::vector<std::uint64_t> ranges{65'532'610'987, 262'143'328'850};
+  EnergyIntegrator integrator;
+  integrator.add_counters(0.0, {30'000'000'000, 1'000'000'000}, ranges);
+  integrator.add_counters(1.0, {30'000'200'000, 1'000'100'000}, ranges);  // +0.2 J, +0.1 J
+  // Counter 0 resets to about 0: as a wrap, 35.5 kJ in 1 s.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { integrator.add_counters(2.0, {100'000, 1'000'300'000}, ranges); },
+                                           ErrorCode::kCorrupt, "counter 0 moved by"))
+      << "a reset was counted as energy";
+  EXPECT_NEAR(integrator.joules(), 0.5, 1e-12);  // counter 1's 0.2 J is kept
+  integrator.add_counters(3.0, {1'100'000, 1'000'400'000}, ranges);  // +1 J from the new base, +0.1 J
+  EXPECT_NEAR(integrator.joules(), 1.6, 1e-12);
+  // A jump forward as implausible is a glitch too; from it, a genuine wrap
+  // over the same gap counts: 3 J across the top of the range.
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { integrator.add_counters(4.0, {65'532'610'987 - 1'000'000, 1'000'400'000}, ranges); },
+      ErrorCode::kCorrupt, "counter 0 moved by"));
+  EXPECT_NEAR(integrator.joules(), 1.6, 1e-12);
+  integrator.add_counters(5.0, {2'000'000, 1'000'400'000}, ranges);
+  EXPECT_NEAR(integrator.joules(), 1.6 + 3.0, 1e-9);
+}
+
 TEST(EnergyIntegrator, CountersAcrossAWrap) {
   // Two packages; the second wraps between the 2nd and 3rd reading.
   const std::vector<std::uint64_t> ranges{1'000'000'000, 1'000'000};
