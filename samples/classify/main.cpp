@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     return failed ? 1 : 0;
   } catch (const nasoa::Error& e) {
     std::cerr << "nasoa-classify: cannot use model " << nasoa_samples::one_line(model_dir) << " ("
-              << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+              << nasoa::to_string(e.code()) << "): " << nasoa_samples::one_line(e.what()) << '\n';
     return 1;
   }
 }

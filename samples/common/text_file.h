@@ -15,17 +15,24 @@
 
 namespace nasoa_samples {
 
-// `text` (a file name) on one line: a tab, line break or backslash in it
-// would otherwise split or forge lines of output, so they are written \t,
-// \n, \r, \\.
+// `text` (a file name) on one line: a tab, a line break, any other control
+// byte (Python's splitlines() also breaks at \v, \f and \x1c-\x1e; ESC
+// would reach the terminal) or a backslash would otherwise split, forge or
+// garble lines of output, so they are written \t, \n, \r, \xHH and \\.
 inline std::string one_line(const std::string& text) {
   std::string out;
   for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
     if (c == '\t') out += "\\t";
     else if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
     else if (c == '\\') out += "\\\\";
-    else out += c;
+    else if (byte < 0x20 || byte == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    } else out += c;
   }
   return out;
 }
