@@ -330,6 +330,9 @@ class Reader {
                        std::int64_t max = std::numeric_limits<std::int64_t>::max()) const {
     const Json& v = get(key);
     if (!v.is_number_integer()) fail(field(key), "expected an integer");
+    // An unsigned value past the int64 range would read back negative.
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+      fail(field(key), "value " + v.dump() + " outside " + std::to_string(min) + ".." + std::to_string(max));
     const std::int64_t x = v.get<std::int64_t>();
     if (x < min || x > max)
       fail(field(key), "value " + std::to_string(x) + " outside " + std::to_string(min) + ".." + std::to_string(max));
@@ -605,9 +608,12 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   DeviceProfile p;
   {
     const Json& v = top.get("format_version");
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 1)
+    // A version past the int64 range is a future version too, not garbage.
+    const bool huge = v.is_number_unsigned() &&
+                      v.get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max());
+    if (!v.is_number_integer() || (!huge && v.get<std::int64_t>() < 1))
       top.fail("format_version", "expected a positive integer, got " + detail::describe_value(v));
-    if (v.get<std::int64_t>() > kDeviceProfileFormatVersion)
+    if (huge || v.get<std::int64_t>() > kDeviceProfileFormatVersion)
       throw Error(ErrorCode::kUnsupportedVersion,
                   source + ": field 'format_version' is " + v.dump() + "; this build reads up to " +
                       std::to_string(kDeviceProfileFormatVersion) + " (profile the device again)");
@@ -672,7 +678,15 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
           if (cell.has("rss_increase_bytes")) s.rss_increase_bytes = cell.integer("rss_increase_bytes", 0);
           // 0 W would make every plan's energy free; a profile without a
           // power figure leaves the field out.
-          if (cell.has("watts")) s.watts = cell.number("watts", false, kMaxPlausibleWatts);
+          if (cell.has("watts")) {
+            s.watts = cell.number("watts", false, kMaxPlausibleWatts);
+            // The planner charges these watts as measured: a profile made
+            // without a measuring meter has none (a hand-edited one might).
+            if (!p.meter_measured || p.meter == "none")
+              cell.fail(cell_path + ".watts", "a power figure, but power.meter is \"" + p.meter + "\"" +
+                                                  (p.meter_measured ? "" : " and measured is false") +
+                                                  ": only a measuring meter gives watts");
+          }
           for (const StepTiming& seen : mp.steps)
             if (seen.batch_size == s.batch_size && seen.frozen_stages == s.frozen_stages)
               cell.fail(cell_path, "batch size " + std::to_string(s.batch_size) + " with " +
@@ -764,7 +778,8 @@ double predict_epoch_seconds(const DeviceProfile& profile, const std::string& mo
   if (images < 0)
     throw Error(ErrorCode::kInvalidArgument, "image count " + std::to_string(images) + " is negative");
   const double step = predict_step_seconds(profile, model, batch_size, frozen_stages);
-  const std::int64_t steps = (images + batch_size - 1) / batch_size;
+  // (Not images + batch - 1, which overflows near the int64 maximum.)
+  const std::int64_t steps = images / batch_size + (images % batch_size != 0);
   return double(steps) * step;
 }
 

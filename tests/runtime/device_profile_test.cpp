@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "nasoa/error.h"
@@ -232,6 +234,9 @@ TEST_F(DeviceProfileTest, InterpolatesAndExtrapolatesAffinely) {
   EXPECT_NEAR(predict_epoch_seconds(p, name, 10, 4, 0), 3 * 0.018, 1e-12);  // ceil(10 / 4) steps
   EXPECT_NEAR(predict_epoch_seconds(p, name, 8, 4, 0), 2 * 0.018, 1e-12);
   EXPECT_EQ(predict_epoch_seconds(p, name, 0, 4, 0), 0);
+  // The image count's largest value must not overflow to a negative count.
+  const std::int64_t most = std::numeric_limits<std::int64_t>::max();
+  EXPECT_GT(predict_epoch_seconds(p, name, most, 4, 0), 0);
 }
 
 TEST_F(DeviceProfileTest, FallsBackToProportionalWhenTheFitIsNotPositive) {
@@ -284,6 +289,15 @@ TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
     EXPECT_TRUE(load_refused(dir_, j.dump(), "format_version", ErrorCode::kUnsupportedVersion));
   }
   {
+    // Past the int64 range: a future version, and a count shown as written.
+    Json j = good;
+    j["format_version"] = std::numeric_limits<std::uint64_t>::max();
+    EXPECT_TRUE(load_refused(dir_, j.dump(), "format_version", ErrorCode::kUnsupportedVersion));
+    j = good;
+    j["device"]["cpu_cores"] = std::numeric_limits<std::uint64_t>::max();
+    EXPECT_TRUE(load_refused(dir_, j.dump(), "18446744073709551615"));
+  }
+  {
     Json j = good;
     j["models"][1]["training"][2]["step_seconds"] = -1.0;
     EXPECT_TRUE(load_refused(dir_, j.dump(), "models[1].training[2].step_seconds"));
@@ -326,6 +340,15 @@ TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
     EXPECT_TRUE(load_refused(dir_, j.dump(), "models[0].training[0].watts"));
     j["models"][0]["training"][0]["watts"] = 1e308;
     EXPECT_TRUE(load_refused(dir_, j.dump(), "models[0].training[0].watts"));
+  }
+  {
+    // Watts the planner would charge as measured, from no meter.
+    Json j = good;
+    j["power"] = Json{{"meter", "none"}, {"measured", false}};
+    j["models"][0]["training"][0]["watts"] = 7.5;
+    EXPECT_TRUE(load_refused(dir_, j.dump(), "models[0].training[0].watts"));
+    j["power"] = Json{{"meter", "jetson-ina3221-hwmon:VDD_IN"}, {"measured", true}};
+    EXPECT_NO_THROW(parse_device_profile(j.dump(), "edited.json"));
   }
   {
     Json j = good;
