@@ -11,7 +11,8 @@
 // A checkpoint is kept beside the output directory (OUT.checkpoint) while
 // training; fine_tune(..., resume = true) continues from it after a crash or
 // kill, counting the time already spent. It is removed once the model is
-// saved, and when a run starts without resume (that run replaces it).
+// saved, and when a run started without resume begins training (that run
+// replaces it).
 //
 // Online adaption (NASOA's schedule generator and its performance predictor,
 // docs/adaption.md): plan() picks the model and regime for a task and a

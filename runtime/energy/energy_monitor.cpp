@@ -69,7 +69,9 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
     last_watts_ = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
     last_counters_uj_ = counters_uj;
     last_time_s_ = time_s;
-    ++samples_;
+    // A reading with a reset is a failed one to the monitor, which counts it
+    // so; here it is only the base of the next.
+    if (resets.tellp() == 0) ++samples_;
     if (resets.tellp() > 0)
       throw Error(ErrorCode::kCorrupt, "energy " + resets.str() + ", above " +
                                            std::to_string(int(kMaxPlausibleCounterWatts)) +

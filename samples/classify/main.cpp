@@ -3,7 +3,8 @@
 //   nasoa-classify --model MODEL_DIR [--top K] PATH...
 //
 // Prints one line per image, `path<TAB>label<TAB>probability` (a tab, line
-// break or backslash in the path written \t, \n, \r or \\); with --top K,
+// break or backslash in the path written \t, \n, \r or \\, other control
+// characters and Unicode line separators as \xHH bytes); with --top K,
 // K such lines per image, most probable first. Folders are walked recursively
 // in sorted order, taking files with an image extension; files named on the
 // command line are always tried. A file that cannot be classified is reported

@@ -16,22 +16,37 @@
 namespace nasoa_samples {
 
 // `text` (a file name) on one line: a tab, a line break, any other control
-// byte (Python's splitlines() also breaks at \v, \f and \x1c-\x1e; ESC
-// would reach the terminal) or a backslash would otherwise split, forge or
-// garble lines of output, so they are written \t, \n, \r, \xHH and \\.
+// byte, a C1 control or a Unicode line or paragraph separator (Python's
+// splitlines() breaks at \v, \f, \x1c-\x1e, U+0085, U+2028 and U+2029;
+// ESC and U+009B reach the terminal) or a backslash would otherwise split,
+// forge or garble lines of output, so they are written \t, \n, \r, \\ and
+// the others byte by byte as \xHH.
 inline std::string one_line(const std::string& text) {
+  static const char kHex[] = "0123456789abcdef";
   std::string out;
-  for (const char c : text) {
+  auto hex = [&](unsigned char byte) {
+    out += "\\x";
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     const auto byte = static_cast<unsigned char>(c);
+    const auto next = [&](std::size_t k) { return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0; };
     if (c == '\t') out += "\\t";
     else if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
     else if (c == '\\') out += "\\\\";
-    else if (byte < 0x20 || byte == 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 15];
+    else if (byte < 0x20 || byte == 0x7f) hex(byte);
+    else if (byte == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) {  // U+0080-U+009F
+      hex(byte);
+      hex(next(1));
+      i += 1;
+    } else if (byte == 0xe2 && next(1) == 0x80 && (next(2) == 0xa8 || next(2) == 0xa9)) {  // U+2028, U+2029
+      hex(byte);
+      hex(next(1));
+      hex(next(2));
+      i += 2;
     } else out += c;
   }
   return out;

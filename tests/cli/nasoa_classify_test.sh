@@ -77,12 +77,12 @@ cp "$work/images/a.png" "$odd"
 check "a path with a tab and a line break is escaped into one 3-field line" \
   bash -c "test \$(wc -l < '$work/odd.tsv') -eq 1 && test \$(awk -F'\t' '{print NF}' '$work/odd.tsv') -eq 3 && grep -qF 'odd\\tname\\nx.png' '$work/odd.tsv'"
 # Other control bytes (a vertical tab, which Python's splitlines() breaks at;
-# ESC, which a terminal obeys) are written \xHH.
-ctrl="$work/ctrl"$'\v'"and"$'\e'"esc.png"
+# ESC, which a terminal obeys) and U+2028 (a line separator) are written \xHH.
+ctrl="$work/ctrl"$'\v'"and"$'\e'"esc"$'\xe2\x80\xa8'"u2028.png"
 cp "$work/images/a.png" "$ctrl"
 "$tool" --model "$work/model" "$ctrl" > "$work/ctrl.tsv" 2> /dev/null
-check "a path with a vertical tab and an ESC is escaped as \\xHH" \
-  bash -c "test \$(wc -l < '$work/ctrl.tsv') -eq 1 && grep -qF 'ctrl\\x0band\\x1besc.png' '$work/ctrl.tsv' && ! grep -q \$'[\\v\\e]' '$work/ctrl.tsv'"
+check "a path with a vertical tab, an ESC and U+2028 is escaped as \\xHH" \
+  bash -c "test \$(wc -l < '$work/ctrl.tsv') -eq 1 && grep -qF 'ctrl\\x0band\\x1besc\\xe2\\x80\\xa8u2028.png' '$work/ctrl.tsv' && ! grep -q \$'[\\v\\e]' '$work/ctrl.tsv'"
 ln -sf loop-b.png "$work/loop-a.png"
 ln -sf loop-a.png "$work/loop-b.png"
 "$tool" --model "$work/model" "$work/loop-a.png" > /dev/null 2> "$work/loop.err"
