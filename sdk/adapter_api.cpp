@@ -365,9 +365,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
                          "fine-tune of '" + model.name + "' from bundle '" + zoo.name() + "' on " + task.origin(),
                          regime.seed, zoo::utc_timestamp(), task.origin()};
       runtime::save_model_dir(out_dir, job.network, info);
-      std::error_code ec;
-      std::filesystem::remove(checkpoint, ec);  // the model is safe; the checkpoint has served
-      runtime::remove_checkpoint_clock(checkpoint);
+      runtime::remove_checkpoint(checkpoint);  // the model is safe; the checkpoint has served
       if (monitor) monitor->stop();
 
       Result r;

@@ -38,6 +38,7 @@ void EnergyIntegrator::add_power(double time_s, double watts) {
 void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64_t>& counters_uj,
                                     const std::vector<std::uint64_t>& ranges_uj) {
   check_time(time_s);
+  std::ostringstream resets;
   if (samples_ == 0) {
     first_time_s_ = time_s;
   } else {
@@ -52,7 +53,6 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
     // two readings a millisecond apart, which is energy, not a reset.
     const double judged_s = std::max(dt, 0.25);
     std::uint64_t delta_uj = 0;
-    std::ostringstream resets;
     for (std::size_t i = 0; i < counters_uj.size(); ++i) {
       const std::uint64_t range = i < ranges_uj.size() ? ranges_uj[i] : 0;
       const std::uint64_t step = counter_delta_uj(last_counters_uj_[i], counters_uj[i], range);
@@ -67,19 +67,15 @@ void EnergyIntegrator::add_counters(double time_s, const std::vector<std::uint64
     }
     counter_uj_ += delta_uj;
     last_watts_ = dt > 0 ? static_cast<double>(delta_uj) * 1e-6 / dt : 0.0;
-    last_counters_uj_ = counters_uj;
-    last_time_s_ = time_s;
-    // A reading with a reset is a failed one to the monitor, which counts it
-    // so; here it is only the base of the next.
-    if (resets.tellp() == 0) ++samples_;
-    if (resets.tellp() > 0)
-      throw Error(ErrorCode::kCorrupt, "energy " + resets.str() + ", above " +
-                                           std::to_string(int(kMaxPlausibleCounterWatts)) +
-                                           " W for one counter: a reset, not energy; its counting restarts here");
-    return;
   }
   last_counters_uj_ = counters_uj;
   last_time_s_ = time_s;
+  // A reading with a reset is a failed one to the monitor, which counts it
+  // so; here it is only the base of the next.
+  if (resets.tellp() > 0)
+    throw Error(ErrorCode::kCorrupt, "energy " + resets.str() + ", above " +
+                                         std::to_string(int(kMaxPlausibleCounterWatts)) +
+                                         " W for one counter: a reset, not energy; its counting restarts here");
   ++samples_;
 }
 

@@ -88,11 +88,10 @@ std::string index_of(const std::string& name, const std::string& prefix, const s
   return digits;
 }
 
-// A rail counts only if every factor reads as a number now; a label alone
-// (a disabled or summary channel) measures nothing.
-// Whether `rail` can be read. A factor that is not there (kNotFound: a
-// missing file, or a disabled channel) makes no rail; any other failure is a
-// rail that exists and fails, and `fault` says how.
+// Whether `rail` can be read: a rail counts only if every factor reads as a
+// number now. A factor that is not there (kNotFound: a missing file, or a
+// disabled channel) makes no rail; any other failure is a rail that exists
+// and fails, and `fault` says how.
 struct RailCheck {
   bool readable = false;
   std::string fault;  // set when a rail is there but fails to read
@@ -201,8 +200,7 @@ std::string rail_problem(const std::vector<Rail>& rails, const std::vector<std::
   std::string text = "rail";
   text += faults.size() > 1 ? "s " : " ";
   for (std::size_t i = 0; i < faults.size(); ++i) text += (i ? ", " : "") + faults[i];
-  return text + " cannot" +
-         " be read: without the module input rail the meter sums the rails, and a sum without " +
+  return text + " cannot be read: without the module input rail the meter sums the rails, and a sum without " +
          (faults.size() > 1 ? "them" : "it") + " would under-count";
 }
 

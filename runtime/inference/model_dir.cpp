@@ -83,8 +83,10 @@ void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDi
 LoadedModel open_model_dir(const std::string& dir) {
   LoadedModel m;
   m.dir = recover_model_dir(dir);
-  for (int attempt = 1;; ++attempt) {
-    const zoo::Manifest manifest = zoo::open_bundle(m.dir);
+  // The weights are loaded within the bundle's consistent read: a save
+  // swapping a new model in between the manifest and the weights would pair
+  // the old manifest with the new weights.
+  zoo::open_bundle(m.dir, [&](const zoo::Manifest& manifest) {
     if (manifest.models.size() != 1)
       throw Error(ErrorCode::kInvalidArgument,
                   m.dir + ": a zoo bundle of " + std::to_string(manifest.models.size()) +
@@ -94,23 +96,8 @@ LoadedModel open_model_dir(const std::string& dir) {
       throw Error(ErrorCode::kInvalidArgument,
                   m.dir + ": model '" + m.info.name + "' has no class labels; not a model directory");
     m.provenance = manifest.provenance;
-    try {
-      m.network = zoo::load_network(m.dir, m.info);
-      break;
-    } catch (const Error& e) {
-      // A save that swapped a new model in between reading the manifest and
-      // the weights pairs the old manifest with the new weights: read the
-      // directory again when its manifest has changed since.
-      if (attempt >= 3 || e.code() == ErrorCode::kIo) throw;
-      bool changed = false;
-      try {
-        changed = zoo::encode_manifest(zoo::read_manifest((fs::path(m.dir) / zoo::kManifestFileName).string())) !=
-                  zoo::encode_manifest(manifest);
-      } catch (const Error&) {
-      }
-      if (!changed) throw;
-    }
-  }
+    m.network = zoo::load_network(m.dir, m.info);
+  });
   // The checksum shows the file is whole, not that it is a trained model:
   // training never saves a NaN, an infinity or a negative variance, and any
   // of them would turn every probability into NaN.

@@ -31,6 +31,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::ordered_json;
 
+// An integer past the int64 range, which get<int64_t>() would read back
+// negative.
+bool past_int64(const Json& v) {
+  return v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max());
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -330,8 +336,7 @@ class Reader {
                        std::int64_t max = std::numeric_limits<std::int64_t>::max()) const {
     const Json& v = get(key);
     if (!v.is_number_integer()) fail(field(key), "expected an integer");
-    // An unsigned value past the int64 range would read back negative.
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+    if (past_int64(v))
       fail(field(key), "value " + v.dump() + " outside " + std::to_string(min) + ".." + std::to_string(max));
     const std::int64_t x = v.get<std::int64_t>();
     if (x < min || x > max)
@@ -609,8 +614,7 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   {
     const Json& v = top.get("format_version");
     // A version past the int64 range is a future version too, not garbage.
-    const bool huge = v.is_number_unsigned() &&
-                      v.get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max());
+    const bool huge = past_int64(v);
     if (!v.is_number_integer() || (!huge && v.get<std::int64_t>() < 1))
       top.fail("format_version", "expected a positive integer, got " + detail::describe_value(v));
     if (huge || v.get<std::int64_t>() > kDeviceProfileFormatVersion)

@@ -191,4 +191,10 @@ void remove_checkpoint_clock(const std::string& checkpoint_path) {
   zoo::remove_stale_temporaries(clock.parent_path().string(), clock.filename().string() + ".tmp.");
 }
 
+void remove_checkpoint(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
+  remove_checkpoint_clock(path);
+}
+
 }  // namespace nasoa::runtime

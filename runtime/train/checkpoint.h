@@ -78,5 +78,8 @@ std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoi
                                                      const std::string& fingerprint);
 // Removes the clock and any temporary file a heartbeat killed mid-write left.
 void remove_checkpoint_clock(const std::string& checkpoint_path);
+// Removes the checkpoint `path` and its clock (remove_checkpoint_clock);
+// nothing when they are absent.
+void remove_checkpoint(const std::string& path);
 
 }  // namespace nasoa::runtime

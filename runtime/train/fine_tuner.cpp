@@ -1,8 +1,6 @@
 #include "runtime/train/fine_tuner.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <system_error>
 #include <cmath>
 #include <string_view>
 
@@ -365,9 +363,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // A fresh run starts from nothing: an earlier run's checkpoint and
       // clock, of the same task and regime, must neither count against this
       // one nor be resumed in place of it if this one is killed.
-      std::error_code ec;
-      std::filesystem::remove(job.checkpoint_path, ec);
-      remove_checkpoint_clock(job.checkpoint_path);
+      remove_checkpoint(job.checkpoint_path);
     }
   }
   const torch::nn::functional::CrossEntropyFuncOptions loss_options =

@@ -47,6 +47,16 @@ class FineTunerTest : public ::testing::Test {
     return j;
   }
 
+  // A job of the run `fingerprint` that checkpoints to `path` only at epoch
+  // ends, its heartbeat in between.
+  FineTuneJob epoch_checkpoint_job(int epochs, const std::string& fingerprint, const std::string& path) {
+    FineTuneJob j = job(epochs);
+    j.fingerprint = fingerprint;
+    j.checkpoint_path = path;
+    j.checkpoint_interval_seconds = 1000;
+    return j;
+  }
+
   std::unique_ptr<ImageStore> store_;
   nasoa::testing::TempDir dir_;
 };
@@ -229,10 +239,7 @@ TEST_F(FineTunerTest, ACheckpointThatCannotBeWrittenIsANoteNotAFailedRun) {
 // Between checkpoints a heartbeat records the budget used, so that a kill
 // does not take the time since the last checkpoint off the budget's count.
 TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
-  FineTuneJob j = job(3);
-  j.fingerprint = "heartbeat-run";
-  j.checkpoint_path = dir_ / "beat.checkpoint";
-  j.checkpoint_interval_seconds = 1000;  // only at epoch ends
+  FineTuneJob j = epoch_checkpoint_job(3, "heartbeat-run", dir_ / "beat.checkpoint");
   struct Killed {};
   double elapsed_at_kill = 0;
   j.on_progress = [&](const TrainProgress& p) {
@@ -252,10 +259,7 @@ TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
   EXPECT_FALSE(load_checkpoint_clock(j.checkpoint_path, "another-run")) << "another run's clock must not count";
 
   // A fresh run of the same job starts its clock from nothing.
-  FineTuneJob fresh = job(1);
-  fresh.fingerprint = j.fingerprint;
-  fresh.checkpoint_path = j.checkpoint_path;
-  fresh.checkpoint_interval_seconds = 1000;
+  FineTuneJob fresh = epoch_checkpoint_job(1, j.fingerprint, j.checkpoint_path);
   fine_tune(fresh, Limits(600, 0));
   const std::optional<CheckpointClock> after = load_checkpoint_clock(j.checkpoint_path, j.fingerprint);
   EXPECT_TRUE(!after || after->spent_seconds < clock->spent_seconds);
@@ -267,10 +271,7 @@ TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
 // checkpoint at once, so that a resume after its kill does not continue the
 // earlier run.
 TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoint) {
-  FineTuneJob first = job(2);
-  first.fingerprint = "resumed-run";
-  first.checkpoint_path = dir_ / "early.checkpoint";
-  first.checkpoint_interval_seconds = 1000;  // only at epoch ends
+  FineTuneJob first = epoch_checkpoint_job(2, "resumed-run", dir_ / "early.checkpoint");
   struct Killed {};
   first.on_progress = [](const TrainProgress& p) {
     if (p.epoch == 2) throw Killed{};
@@ -278,10 +279,7 @@ TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoi
   EXPECT_THROW(fine_tune(first, Limits(600, 0)), Killed);
   const TrainingState state = load_checkpoint(first.checkpoint_path);
 
-  FineTuneJob resumed = job(2);
-  resumed.fingerprint = first.fingerprint;
-  resumed.checkpoint_path = first.checkpoint_path;
-  resumed.checkpoint_interval_seconds = 1000;
+  FineTuneJob resumed = epoch_checkpoint_job(2, first.fingerprint, first.checkpoint_path);
   std::optional<CheckpointClock> clock_at_first_step;
   resumed.on_progress = [&](const TrainProgress&) {
     clock_at_first_step = load_checkpoint_clock(resumed.checkpoint_path, resumed.fingerprint);
@@ -292,10 +290,7 @@ TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoi
   ASSERT_TRUE(clock_at_first_step) << "no clock before the resumed run's first step";
   EXPECT_GE(clock_at_first_step->spent_seconds, state.spent_seconds + 50);
 
-  FineTuneJob fresh = job(2);
-  fresh.fingerprint = first.fingerprint;
-  fresh.checkpoint_path = first.checkpoint_path;
-  fresh.checkpoint_interval_seconds = 1000;
+  FineTuneJob fresh = epoch_checkpoint_job(2, first.fingerprint, first.checkpoint_path);
   bool old_checkpoint_there = true;
   fresh.on_progress = [&](const TrainProgress&) {
     old_checkpoint_there = std::filesystem::exists(fresh.checkpoint_path);

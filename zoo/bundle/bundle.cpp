@@ -220,15 +220,17 @@ Manifest read_consistently(const std::string& dir, const std::function<void(cons
 
 }  // namespace
 
-Manifest open_bundle(const std::string& dir) {
+Manifest open_bundle(const std::string& dir) { return open_bundle(dir, {}); }
+
+Manifest open_bundle(const std::string& dir, const std::function<void(const Manifest&)>& then) {
   return read_consistently(dir, [&](const Manifest& manifest) {
     for (const FileEntry& f : manifest.files()) verify_file(dir, f);
+    if (then) then(manifest);
   });
 }
 
 Manifest verify_bundle(const std::string& dir) {
-  return read_consistently(dir, [&](const Manifest& manifest) {
-    for (const FileEntry& f : manifest.files()) verify_file(dir, f);
+  return open_bundle(dir, [&](const Manifest& manifest) {
     for (const ModelInfo& model : manifest.models) load_network(dir, model);
   });
 }

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,6 +97,10 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
 // the old manifest with the new files: when a file does not match and the
 // manifest has changed since, the bundle is read again (three tries).
 Manifest open_bundle(const std::string& dir);
+// open_bundle(), then `then` on the manifest within the same consistent
+// read: a replacement between the two (which `then` sees as a listed file
+// that changed, e.g. load_network's SHA-256 mismatch) reads the bundle again.
+Manifest open_bundle(const std::string& dir, const std::function<void(const Manifest&)>& then);
 
 // open_bundle(), then every model's weights loaded into its network (the
 // tensors must fit the encoding, not only their hashes), read again in the
