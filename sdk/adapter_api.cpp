@@ -316,6 +316,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.overhead_seconds = overhead_seconds;
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
+      job.keep_freed_memory = options.tune_heap;
       // The power to judge an energy budget by before the meter has measured
       // training: the caller's estimate only where it is the meter (it is
       // "the power to assume when no meter reads"), else the profile's.

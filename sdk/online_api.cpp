@@ -26,6 +26,7 @@
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/sha256.h"
 #include "zoo/system/folder_lock.h"
+#include "zoo/system/heap_policy.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
 
@@ -91,9 +92,12 @@ bool measured_for_this_zoo(const rt::DeviceProfile& p, const Adapter::Impl& impl
 // Why a cached profile does not describe this zoo on this device as
 // fine-tuning will use it; empty when it does.
 std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
-  if (p.format_version < rt::kDeviceProfileFormatVersion)
+  if (p.format_version < 2)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not measure each model's faster memory layout";
+  if (p.format_version < rt::kDeviceProfileFormatVersion)
+    return "it is of format version " + std::to_string(p.format_version) +
+           ", which did not record how the heap was set while steps were timed";
   if (!measured_for_this_zoo(p, impl)) return "it was measured for other models";
   if (p.models.size() != impl.zoo.models().size()) return "it covers only some of the models";
   const bool gpu = sdk::uses_gpu(impl.options);
@@ -102,6 +106,13 @@ std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& im
   if (!gpu && p.device.threads != threads)
     return "it was measured with " + std::to_string(p.device.threads) + " threads, fine-tuning uses " +
            std::to_string(threads);
+  // Fine-tuning sets the heap as asked (when the environment leaves it; once
+  // set, it stays so for the process), so the steps timed must have run
+  // with the same heap.
+  const bool keeps = impl.options.tune_heap ? zoo::keep_freed_memory_for_reuse() : zoo::keeping_freed_memory();
+  if (p.device.kept_freed_memory != keeps)
+    return std::string("its steps were timed with the heap ") + (p.device.kept_freed_memory ? "" : "not ") +
+           "keeping freed memory for reuse, and fine-tuning's heap will " + (keeps ? "" : "not ") + "keep it";
   return {};
 }
 
@@ -157,6 +168,7 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   options.repetitions = 3;
   options.threads = sdk::compute_threads(impl.options, gpu);
   options.use_cuda = gpu;
+  options.keep_freed_memory = impl.options.tune_heap;
   options.meter.sysfs_root = impl.options.sysfs_root;
   options.time_limit_seconds =
       time_limit_seconds > 0 ? std::max(1e-3, time_limit_seconds - since(waited_from)) : 0.0;

@@ -20,6 +20,7 @@
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/system/heap_policy.h"
 #include "zoo/system/keyed_text.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
@@ -417,7 +418,7 @@ void check_profile_options(const ProfileOptions& options) {
 
 bool ProfiledDevice::operator==(const ProfiledDevice& o) const {
   return cpu_model == o.cpu_model && cpu_cores == o.cpu_cores && threads == o.threads && device == o.device &&
-         gpu_name == o.gpu_name;
+         gpu_name == o.gpu_name && kept_freed_memory == o.kept_freed_memory;
 }
 bool BundleModelEntry::operator==(const BundleModelEntry& o) const {
   return name == o.name && encoding == o.encoding && input_size == o.input_size && classes == o.classes;
@@ -523,6 +524,9 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
   profile.batch_sizes = options.batch_sizes;
   profile.warmup = options.warmup;
   profile.repetitions = options.repetitions;
+  if (options.keep_freed_memory) zoo::keep_freed_memory_for_reuse();
+  // Set by this call or by earlier work in the process (it lasts).
+  profile.device.kept_freed_memory = zoo::keeping_freed_memory();
   const bool memory_available = zoo::start_peak_measurement() && zoo::resident_bytes();
   profile.memory_method = memory_available ? "vmhwm-reset" : "unavailable";
   profile.meter = power.available() ? power.name() : "none";
@@ -567,7 +571,8 @@ std::string to_json(const DeviceProfile& p) {
   Json device{{"cpu_model", p.device.cpu_model},
               {"cpu_cores", p.device.cpu_cores},
               {"threads", p.device.threads},
-              {"device", p.device.device}};
+              {"device", p.device.device},
+              {"kept_freed_memory", p.device.kept_freed_memory}};
   if (p.device.gpu_name) device["gpu_name"] = *p.device.gpu_name;
   j["device"] = device;
   Json bundle_models = Json::array();
@@ -633,6 +638,7 @@ DeviceProfile parse_device_profile(const std::string& text, const std::string& s
   if (p.device.device != "cpu" && p.device.device.rfind("cuda:", 0) != 0)
     device.fail("device.device", "expected \"cpu\" or \"cuda:N\", got \"" + p.device.device + "\"");
   if (device.has("gpu_name")) p.device.gpu_name = device.string("gpu_name", false);
+  if (p.format_version >= 3) p.device.kept_freed_memory = device.boolean("kept_freed_memory");
 
   const Reader bundle(top.get("bundle"), "bundle", source);
   p.bundle_name = bundle.string("name");

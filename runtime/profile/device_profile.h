@@ -62,8 +62,9 @@ class NetworkImpl;
 namespace nasoa::runtime {
 
 // The newest profile format this build reads, and the one it writes.
-// Version 2 added each model's training_layout (version 1: channels-first).
-inline constexpr int kDeviceProfileFormatVersion = 2;
+// Version 2 added each model's training_layout (version 1: channels-first);
+// version 3 the device's kept_freed_memory (before: false).
+inline constexpr int kDeviceProfileFormatVersion = 3;
 
 struct ProfiledDevice {
   std::string cpu_model;  // /proc/cpuinfo "model name" (or the board's name on ARM)
@@ -71,6 +72,9 @@ struct ProfiledDevice {
   int threads = 0;        // LibTorch intra-op threads during the measurements
   std::string device;     // "cpu" or "cuda:0"
   std::optional<std::string> gpu_name;  // when on CUDA and the driver tells it
+  // Whether the heap kept freed memory for reuse while steps were timed
+  // (zoo/system/heap_policy.h): steps ran up to 1.75x faster so.
+  bool kept_freed_memory = false;
   bool operator==(const ProfiledDevice&) const;
 };
 
@@ -136,6 +140,9 @@ struct ProfileOptions {
   int repetitions = 5;   // timed steps per configuration, >= 1
   int threads = 0;       // LibTorch intra-op threads; 0 keeps the current setting
   bool use_cuda = true;  // when the LibTorch build and the machine have it
+  // Steps timed with the heap set as fine-tuning sets it (FineTuneJob::
+  // keep_freed_memory), so that the times predict its steps.
+  bool keep_freed_memory = true;
   std::vector<std::string> models;  // names to profile; empty: all of them
   bool measure_power = true;
   MeterOptions meter;    // which meter; its estimate_watts must stay 0

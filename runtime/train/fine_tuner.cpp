@@ -8,6 +8,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
+#include "zoo/system/heap_policy.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
 
@@ -104,6 +105,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // The memory cap is on this run's peak: what earlier work in the process
   // peaked at (profiling every model of a zoo, say) is not this run's.
   zoo::start_peak_measurement();
+  const bool keeping_freed_memory = job.keep_freed_memory && zoo::keep_freed_memory_for_reuse();
+  // However the run ends, what the heap kept goes back to the kernel.
+  struct GiveBack {
+    bool keeping;
+    ~GiveBack() {
+      if (keeping) zoo::give_back_freed_memory();
+    }
+  } give_back{keeping_freed_memory};
 
   FineTuneOutcome outcome;
   const bool cuda = job.use_cuda && torch::cuda::is_available();

@@ -92,6 +92,11 @@ struct FineTuneJob {
   bool use_cuda = true;           // when available
   bool mixed_precision = true;    // bf16 autocast on GPUs with native bfloat16
   int loader_workers = 2;
+  // Keep freed memory in the process for the next step instead of handing
+  // it back to the kernel (zoo/system/heap_policy.h; process-wide, and left
+  // alone where the environment tunes the heap); what is kept goes back as
+  // the run ends.
+  bool keep_freed_memory = true;
   // Seconds per step predicted by the device profile, or <= 0 when unknown.
   // It seeds the step-time estimate, so that even the first step is only
   // started, and a budget only accepted, when it fits.

@@ -375,6 +375,22 @@ TEST_F(PlanApiTest, AProfileOfAnOlderFormatIsMeasuredAgain) {
   for (const auto& m : now.at("models")) EXPECT_TRUE(m.contains("training_layout")) << m.at("name");
 }
 
+TEST_F(PlanApiTest, AProfileTimedWithTheHeapSetOtherwiseIsMeasuredAgain) {
+  std::ifstream in(suite_profile());
+  nlohmann::json other = nlohmann::json::parse(in);
+  const bool kept = other.at("device").at("kept_freed_memory").get<bool>();
+  other["device"]["kept_freed_memory"] = !kept;
+  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
+  const fs::path cached = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
+  fs::create_directories(cached.parent_path());
+  std::ofstream(cached) << other.dump(2);
+  EXPECT_GT(adapter.calibrate(), 0) << "measured again";
+  std::ifstream again(cached);
+  EXPECT_EQ(nlohmann::json::parse(again).at("device").at("kept_freed_memory").get<bool>(), kept);
+  // Kept as it is, it is used.
+  EXPECT_EQ(nasoa::Adapter(*zoo_, options_for(dir_ / "state")).calibrate(), 0);
+}
+
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {
   nasoa::AdapterOptions options = profiled_options(dir_ / "state");
   options.probe = true;

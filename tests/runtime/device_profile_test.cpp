@@ -271,6 +271,22 @@ TEST_F(DeviceProfileTest, RefusesUnknownModelsAndFrozenCounts) {
   return nasoa::testing::throws_error_with([&] { load_device_profile(path); }, code, {path, field});
 }
 
+TEST_F(DeviceProfileTest, RecordsHowTheHeapWasSetWhileTiming) {
+  DeviceProfile p = *profile_;
+  for (const bool kept : {false, true}) {
+    p.device.kept_freed_memory = kept;
+    EXPECT_EQ(parse_device_profile(to_json(p), "heap").device.kept_freed_memory, kept);
+  }
+  // Version 2 did not record it: its steps were timed with glibc's defaults.
+  Json j = Json::parse(to_json(p));
+  j["format_version"] = 2;
+  j["device"].erase("kept_freed_memory");
+  EXPECT_FALSE(parse_device_profile(j.dump(), "v2.json").device.kept_freed_memory);
+  // From version 3 on it is a field like the others.
+  j["format_version"] = 3;
+  EXPECT_TRUE(load_refused(dir_, j.dump(), "kept_freed_memory"));
+}
+
 TEST_F(DeviceProfileTest, RefusesDamagedFilesNamingTheField) {
   const Json good = Json::parse(to_json(*profile_));
   {
