@@ -251,10 +251,11 @@ def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default
     nasoa_cmd = [adapt, "--zoo", zoo, "--data", data, "--budget", "3600", "--out", os.path.join(a.work, "model"),
                  "--report", os.path.join(a.work, "report.json"), "--epochs", str(a.epochs),
                  "--batch", str(a.batch), "--device", a.device, "--memory-layout", a.layout, "--quiet"]
-    if a.threads or gpu:
-        nasoa_cmd += ["--threads", str(threads)]
+    # nasoa-adapt at a compute thread per core, if asked; then at `threads`,
+    # as given so that both sides surely run the same count.
     fixed = {f"nasoa_{cores}": nasoa_cmd + ["--threads", str(cores)]} \
         if a.threads_per_core and not gpu and cores != threads else {}
+    nasoa_cmd = nasoa_cmd + ["--threads", str(threads)]
     # PyTorch with the heap as nasoa sets it (values as heap_policy.cpp's).
     heap_env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 30),
                     MALLOC_TOP_PAD_=str(64 << 20))

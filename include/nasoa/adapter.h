@@ -108,8 +108,9 @@ struct AdapterOptions {
   // next step rather than hand it back to the kernel and fault it in again
   // (on a 2-core virtual machine 1.75x faster end to end; bench/README.md).
   // The setting is process-wide and lasts; what is kept goes back as each
-  // fine-tune ends. Left alone anyway where GLIBC_TUNABLES or a MALLOC_*_
-  // variable is set. An app that sets mallopt() itself turns this off.
+  // fine-tune ends. Left alone anyway where GLIBC_TUNABLES sets glibc.malloc
+  // tunables or a MALLOC_* variable is set. An app that sets mallopt()
+  // itself turns this off.
   bool tune_heap = true;
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
   // A device profile (nasoa-profile's JSON) measured on this device with this

@@ -105,14 +105,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // The memory cap is on this run's peak: what earlier work in the process
   // peaked at (profiling every model of a zoo, say) is not this run's.
   zoo::start_peak_measurement();
-  const bool keeping_freed_memory = job.keep_freed_memory && zoo::keep_freed_memory_for_reuse();
-  // However the run ends, what the heap kept goes back to the kernel.
+  if (job.keep_freed_memory) zoo::keep_freed_memory_for_reuse();
+  // However the run ends, what the heap kept goes back to the kernel (also
+  // when earlier work in the process set it and this job did not ask).
   struct GiveBack {
     bool keeping;
     ~GiveBack() {
       if (keeping) zoo::give_back_freed_memory();
     }
-  } give_back{keeping_freed_memory};
+  } give_back{zoo::keeping_freed_memory()};
 
   FineTuneOutcome outcome;
   const bool cuda = job.use_cuda && torch::cuda::is_available();

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -96,6 +97,19 @@ class PlanApiTest : public ::testing::Test {
     base_.validation_fraction = 0.25;  // 3 of each class's 12 images: 18 to train on
   }
   void TearDown() override { fs::remove_all(dir_); }
+
+  // The suite's profile, changed by `change`, cached as the profile of an
+  // Adapter with the state directory `state`; returns the cached file.
+  fs::path cache_changed_profile(const fs::path& state, const std::function<void(nlohmann::json&)>& change) const {
+    std::ifstream in(suite_profile());
+    nlohmann::json profile = nlohmann::json::parse(in);
+    change(profile);
+    const fs::path cached =
+        fs::path(nasoa::Adapter(*zoo_, options_for(state)).state_dir()) / "device-profile-cpu.json";
+    fs::create_directories(cached.parent_path());
+    std::ofstream(cached) << profile.dump(2);
+    return cached;
+  }
 
   nasoa::AdapterOptions profiled_options(const fs::path& state, int min_experience = 10) const {
     nasoa::AdapterOptions options = options_for(state);
@@ -360,15 +374,11 @@ TEST_F(PlanApiTest, FineTunesInTheLayoutTheProfileTimed) {
 TEST_F(PlanApiTest, AProfileOfAnOlderFormatIsMeasuredAgain) {
   // A version-1 profile timed every model channels-first: kept, it would keep
   // the device from training in the faster layout.
-  std::ifstream in(suite_profile());
-  nlohmann::json old = nlohmann::json::parse(in);
-  old["format_version"] = 1;
-  for (auto& m : old.at("models")) m.erase("training_layout");
-  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
-  const fs::path cached = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
-  fs::create_directories(cached.parent_path());
-  std::ofstream(cached) << old.dump(2);
-  EXPECT_GT(adapter.calibrate(), 0) << "measured again";
+  const fs::path cached = cache_changed_profile(dir_ / "state", [](nlohmann::json& old) {
+    old["format_version"] = 1;
+    for (auto& m : old.at("models")) m.erase("training_layout");
+  });
+  EXPECT_GT(nasoa::Adapter(*zoo_, options_for(dir_ / "state")).calibrate(), 0) << "measured again";
   std::ifstream again(cached);
   const nlohmann::json now = nlohmann::json::parse(again);
   EXPECT_GT(now.at("format_version").get<int>(), 1);
@@ -376,15 +386,12 @@ TEST_F(PlanApiTest, AProfileOfAnOlderFormatIsMeasuredAgain) {
 }
 
 TEST_F(PlanApiTest, AProfileTimedWithTheHeapSetOtherwiseIsMeasuredAgain) {
-  std::ifstream in(suite_profile());
-  nlohmann::json other = nlohmann::json::parse(in);
-  const bool kept = other.at("device").at("kept_freed_memory").get<bool>();
-  other["device"]["kept_freed_memory"] = !kept;
-  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
-  const fs::path cached = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
-  fs::create_directories(cached.parent_path());
-  std::ofstream(cached) << other.dump(2);
-  EXPECT_GT(adapter.calibrate(), 0) << "measured again";
+  bool kept = false;
+  const fs::path cached = cache_changed_profile(dir_ / "state", [&](nlohmann::json& other) {
+    kept = other.at("device").at("kept_freed_memory").get<bool>();
+    other["device"]["kept_freed_memory"] = !kept;
+  });
+  EXPECT_GT(nasoa::Adapter(*zoo_, options_for(dir_ / "state")).calibrate(), 0) << "measured again";
   std::ifstream again(cached);
   EXPECT_EQ(nlohmann::json::parse(again).at("device").at("kept_freed_memory").get<bool>(), kept);
   // Kept as it is, it is used.

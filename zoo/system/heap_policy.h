@@ -7,14 +7,14 @@
 // 4 KiB. On a 2-core virtual machine an adapt run of 150 steps of a small
 // network took 200,000 page faults and 7.0 s with the defaults, 39,000 and
 // 4.0 s keeping freed memory for reuse, its peak resident memory 268 against
-// 279 MiB (bench/README.md).
+// 274 MiB (bench/README.md).
 //
 // keep_freed_memory_for_reuse() sets glibc's heap so (process-wide): blocks
-// of up to 32 MiB come from the heap instead of their own mappings, the heap
-// grows 64 MiB at a time and keeps up to 1 GiB of free memory at its top.
-// It leaves the heap alone where the environment already tunes it
-// (GLIBC_TUNABLES or a MALLOC_*_ variable: that choice wins) and where the C
-// library is not glibc. mallopt() settings are not readable, so an app that
+// of up to 32 MiB (512 KiB on 32-bit systems) come from the heap instead of
+// their own mappings, the heap grows 64 MiB at a time and keeps up to 1 GiB
+// of free memory at its top. It leaves the heap alone where the environment
+// already tunes it (glibc.malloc tunables in GLIBC_TUNABLES, or a MALLOC_*
+// variable: that choice wins) and where the C library is not glibc. mallopt() settings are not readable, so an app that
 // sets them itself turns this off (nasoa::AdapterOptions::tune_heap).
 // give_back_freed_memory() returns what the heap keeps free to the kernel
 // (malloc_trim), as a run ends.
@@ -35,7 +35,8 @@ bool keeping_freed_memory();
 void give_back_freed_memory();
 
 // Whether `environment` (NAME=VALUE entries, null-terminated, as environ)
-// tunes glibc's heap: GLIBC_TUNABLES or any MALLOC_* variable.
+// tunes glibc's heap: glibc.malloc tunables in GLIBC_TUNABLES, or any
+// MALLOC_* variable.
 bool environment_tunes_heap(const char* const* environment);
 
 }  // namespace nasoa::zoo
