@@ -17,7 +17,8 @@
 // variable: that choice wins) and where the C library is not glibc. mallopt() settings are not readable, so an app that
 // sets them itself turns this off (nasoa::AdapterOptions::tune_heap).
 // give_back_freed_memory() returns what the heap keeps free to the kernel
-// (malloc_trim), as a run ends.
+// (malloc_trim), as a run ends and before resident memory is measured
+// (zoo/system/resident_memory.h).
 //
 // Thread-safe (glibc serialises mallopt); the settings last for the process.
 #pragma once

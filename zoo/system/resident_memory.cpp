@@ -1,12 +1,12 @@
 #include "zoo/system/resident_memory.h"
 
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <fstream>
 #include <string>
 
+#include "zoo/system/heap_policy.h"
 #include "zoo/system/keyed_text.h"
 
 namespace nasoa::zoo {
@@ -30,7 +30,7 @@ std::optional<std::int64_t> status_bytes(const std::string& key) {
 std::optional<std::int64_t> resident_bytes() { return status_bytes("VmRSS"); }
 
 bool start_peak_measurement() {
-  malloc_trim(0);
+  give_back_freed_memory();
   std::ofstream out("/proc/self/clear_refs");
   out << "5";
   out.flush();

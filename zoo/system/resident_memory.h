@@ -16,10 +16,10 @@ namespace nasoa::zoo {
 // The resident set now (VmRSS), in bytes; nullopt where /proc cannot tell.
 std::optional<std::int64_t> resident_bytes();
 
-// Hands freed heap pages back to the system (malloc_trim), so that the
-// resident set is close to what is live, and resets the peak mark. Returns
-// whether the mark was reset; peak_resident_bytes() then reads the peak
-// since this call.
+// Hands freed heap pages back to the system (give_back_freed_memory() of
+// zoo/system/heap_policy.h), so that the resident set is close to what is
+// live, and resets the peak mark. Returns whether the mark was reset;
+// peak_resident_bytes() then reads the peak since this call.
 bool start_peak_measurement();
 
 // The peak resident set since start_peak_measurement() last succeeded in
