@@ -47,7 +47,8 @@
 //               kernel-density sampler over (model, lr, frozen), until the
 //               budget is spent, the best kept.
 // Also: the device time BOHB and random search need to match NASOA's accuracy
-// (as a multiple of NASOA's own device time); the shipped predictor's quality
+// (as a multiple of NASOA's own device time; the plan a search hands back and
+// NASOA's are read off the same held-out runs); the shipped predictor's quality
 // on the evaluation tasks (none of them is in its experience); and a stream of
 // adaptions where the shipped predictor is calibrated to every outcome (as
 // nasoa::Adapter::record does), against one that is refitted on them and one
@@ -723,17 +724,21 @@ int main(int argc, char** argv) {
           const DeviceClock::Report report = [&t, table](const PlanKey& k, double given) {
             return held_out(t, k, given, table);
           };
+          // Paired: NASOA's plan read off the same held-out runs. Against
+          // its mean over all tables, a search whose hand-back is NASOA's
+          // own plan would match or not by the luck of one run.
+          const double target = held_out(t, n.chosen, budget - n.overhead_seconds, table);
           for (int s = 0; s < seeds; ++s) {
             rs.push_back(random_search(view, budget, kNoTarget, std::uint64_t(s + 1), report).accuracy);
             bo.push_back(
                 Bohb(view, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(budget, kNoTarget, report).accuracy);
             if (measured) continue;
             const auto multiple = [&](const Outcome& o) {
-              return o.accuracy >= n.outcome.accuracy ? o.seconds / nasoa_time : kNever;
+              return o.accuracy >= target ? o.seconds / nasoa_time : kNever;
             };
-            rs_t.push_back(multiple(random_search(view, cap, n.outcome.accuracy, std::uint64_t(s + 1), report)));
-            bo_t.push_back(multiple(
-                Bohb(view, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(cap, n.outcome.accuracy, report)));
+            rs_t.push_back(multiple(random_search(view, cap, target, std::uint64_t(s + 1), report)));
+            bo_t.push_back(
+                multiple(Bohb(view, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(cap, target, report)));
           }
         }
         acc["random"][budget].push_back(mean(rs));
@@ -782,8 +787,9 @@ int main(int argc, char** argv) {
     };
     o << "\n## Device time to reach NASOA's held-out accuracy, as a multiple of NASOA's device time (median over "
          "seeds and tables, per task)\n\n"
-      << "A search matches when the plan it would hand back (its best on the table it sees) reaches NASOA's accuracy "
-         "on the other table. It runs each plan of the grid at most once, so it can end without matching.\n\n"
+      << "A search matches when the plan it would hand back (its best on the table it sees) reaches, on the other "
+         "table, what NASOA's plan reaches on that table (the column shows NASOA's mean over the tables). It runs each "
+         "plan of the grid at most once, so it can end without matching.\n\n"
       << "| budget | task | NASOA's accuracy | NASOA's device time | BOHB | random search |\n|---|---|---:|---:|---:|---:|\n";
     std::map<std::string, std::vector<double>> per_task_bohb;
     for (double b : budgets) {
