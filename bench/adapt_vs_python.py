@@ -250,7 +250,7 @@ def bench_network(a, encoding, data, n_images, zoo_tool, adapt, threads, default
     env = dict(os.environ)
     nasoa_cmd = [adapt, "--zoo", zoo, "--data", data, "--budget", "3600", "--out", os.path.join(a.work, "model"),
                  "--report", os.path.join(a.work, "report.json"), "--epochs", str(a.epochs),
-                 "--batch", str(a.batch), "--device", a.device, "--memory-layout", a.layout, "--quiet"]
+                 "--batch", str(a.batch), "--device", a.device, "--memory-layout", a.layout, "--flip", "--quiet"]
     # nasoa-adapt at a compute thread per core, if asked; then at `threads`,
     # as given so that both sides surely run the same count.
     fixed = {f"nasoa_{cores}": nasoa_cmd + ["--threads", str(cores)]} \

@@ -308,6 +308,20 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
           (state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kTypedPaths) ||
            state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kSixDecimals)))
         state->fingerprint = job.fingerprint;
+      // Flips were on by default before 0.3.1: a run started then with the
+      // defaults is the same run with them on, which only the caller may ask for.
+      if (state && state->fingerprint != job.fingerprint && !regime.horizontal_flip) {
+        Regime flipping = regime;
+        flipping.horizontal_flip = true;
+        for (const FingerprintForm form :
+             {FingerprintForm::kCurrent, FingerprintForm::kTypedPaths, FingerprintForm::kSixDecimals})
+          if (state->fingerprint == fingerprint(store, model, flipping, form))
+            throw Error(ErrorCode::kInvalidArgument,
+                        checkpoint +
+                            ": the checkpoint's run flips images (Regime::horizontal_flip, on by default before "
+                            "0.3.1) and this one does not: resume with horizontal_flip on (nasoa-adapt --flip), "
+                            "or remove the checkpoint");
+      }
       job.checkpoint_path = checkpoint;
       job.checkpoint_interval_seconds = options.checkpoint_interval_seconds;
       // Ingestion and planning of this run and of the runs it resumes: not

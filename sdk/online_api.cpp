@@ -16,6 +16,7 @@
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
+#include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/planner.h"
 #include "runtime/adapt/probe.h"
 #include "sdk/adapter_impl.h"
@@ -469,6 +470,8 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     for (const std::string& d : state.damage()) plan.notes.push_back(d);
     plan.shipped_records = shipped_experience(impl).records.size();
     plan.device_records = state.device_records().size();
+    for (std::string& note : rt::regime_outside_experience(base, state.fitted_records()))
+      plan.notes.push_back(std::move(note));
 
     rt::PlannerOptions options;
     options.base = base;

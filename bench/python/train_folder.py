@@ -7,7 +7,8 @@ resized crop (area 35-100 %, aspect 3/4-4/3) and horizontal flip, ImageNet
 normalisation, SGD (momentum 0.9, weight decay 1e-4) with half an epoch of
 linear warm-up then cosine decay per step, label smoothing 0.1, validation
 after every epoch keeping the best weights, and the best weights saved at the
-end: the regime nasoa-adapt uses by default.
+end: the regime nasoa-adapt uses by default, with --flip (its flips are off
+unless asked).
 
 With --device cuda it trains on the GPU as nasoa-adapt does there: cuDNN
 autotuning, bf16 autocast where the GPU supports it, pinned batches.

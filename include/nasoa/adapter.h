@@ -259,7 +259,9 @@ class NASOA_API Adapter {
   // the best validation accuracy; the plan expected to be most accurate
   // among those that fit wins. What the planner does not choose (optimiser,
   // schedule, weight decay, label smoothing, augmentation, validation
-  // fraction, seed) comes from `base`.
+  // fraction, seed) comes from `base`. The predictor scores plans as if they
+  // trained as its experience did: each of those fields that every evaluated
+  // run of it shares, and `base` sets otherwise, is named in plan.notes.
   //
   // The predictor learns from the bundle's shipped experience (its
   // `experience` file, when it has one) and the device's records in the

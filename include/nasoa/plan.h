@@ -73,7 +73,8 @@ struct Plan {
   double probe_seconds = 0;
   std::map<std::string, double> probe_scores;
   // Anything worth a look: damage found in the device's experience log, a
-  // cached profile that was measured again, ...
+  // cached profile that was measured again, a field of the base regime set
+  // otherwise than in every run the predictor learnt from, ...
   std::vector<std::string> notes;
 
   // Pretty-printed JSON of all of the above (optional values as null), and

@@ -3,7 +3,7 @@
 //   nasoa-pretrain --encoding E (--data DIR | --idx IMAGES LABELS) [--classes a,b,c]
 //                  [--class-names x,y,z] --input S --epochs N --out BUNDLE --name NAME
 //                  [--model-name M] [--lr X] [--batch B] [--budget SECONDS]
-//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF] [--no-flip]
+//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF] [--flip]
 //
 // The training loop is the runtime's own (runtime::fine_tune), so that the zoo
 // is pretrained exactly as it will later be fine-tuned. A stratified part of
@@ -55,7 +55,7 @@ struct Args {
   double lr = 0.1, budget = 0, validation_fraction = 0.1;
   std::uint64_t seed = 0;
   bool quiet = false;
-  bool no_flip = false;
+  bool flip = false;
 };
 
 // A line every few seconds and at each epoch's end: pretraining runs for
@@ -135,7 +135,7 @@ int run(const Args& a, const std::string& command_line) {
   job.regime.weight_decay = 5e-4;  // from scratch, unlike fine-tuning, the weights need reining in
   job.regime.validation_fraction = a.validation_fraction;
   job.regime.seed = a.seed;
-  job.regime.horizontal_flip = !a.no_flip;
+  job.regime.horizontal_flip = a.flip;
   nasoa::validate(job.regime);
   job.split = rt::stratified_split(store.labels(), a.validation_fraction, a.seed);
   for (int c = 0; c < 3; ++c) {
@@ -253,7 +253,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--data-card", a.data_card, "Where the corpus is described (a data card: file#section or URL), recorded in the provenance")->capture_default_str();
-  app.add_flag("--no-flip", a.no_flip, "No random horizontal flips (for classes that mirroring changes, such as glyphs)");
+  app.add_flag("--flip,!--no-flip", a.flip,
+               "Random horizontal flips (off by default: mirroring changes the class of glyphs and signs)");
   app.add_flag("--quiet", a.quiet, "No progress lines");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   return nasoa_samples::run_reporting_errors(

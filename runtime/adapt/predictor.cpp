@@ -726,6 +726,10 @@ bool PredictorState::fits_shipped() const {
                      [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });
 }
 
+const std::vector<ExperienceRecord>& PredictorState::fitted_records() const {
+  return fits_shipped() ? shipped_.records : device_;
+}
+
 // With shipped experience the digest names no device record, so it is the
 // one the bundle's own predictor.json carries, and a fresh state directory
 // starts from that file.

@@ -281,6 +281,9 @@ class PredictorState {
   // those it was fitted on and those it is calibrated to.
   std::size_t evaluated_records() const;
   const std::vector<ExperienceRecord>& device_records() const { return device_; }
+  // The records the predictor is fitted on: the shipped ones when any of them
+  // was evaluated, else the device's.
+  const std::vector<ExperienceRecord>& fitted_records() const;
   // Damage open() found in the log, one line each (see damage_report()).
   const std::vector<std::string>& damage() const { return damage_; }
   // Whether open() had to refit (predictor.json missing, damaged or stale,

@@ -6,7 +6,7 @@
 //               [--state DIR] [--plan-only] [--probe] [--no-record]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
-//               [--label-smoothing X] [--no-crop] [--no-flip]
+//               [--label-smoothing X] [--no-crop] [--flip]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
 //               [--memory-layout auto|channels-first|channels-last]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
@@ -18,8 +18,8 @@
 // defaults: the zoo's first model, learning rate 0.01, 10 epochs, batch 32,
 // nothing frozen. Either way the rest of the regime comes from the flags
 // (SGD with momentum 0.9, cosine schedule with half an epoch of warm-up, label
-// smoothing 0.1, random resized crop and flip, 20 % of each class for
-// validation), and the outcome is recorded in the state directory (--state,
+// smoothing 0.1, random resized crop, no flip unless --flip, 20 % of each
+// class for validation), and the outcome is recorded in the state directory (--state,
 // default nasoa::default_state_dir()) so the next plan learns from it.
 // --plan-only prints the plan and its alternatives as JSON on stdout and
 // trains nothing.
@@ -150,7 +150,10 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
                  {"frozen_stages", r.regime.frozen_stages}, {"optimizer", nasoa::to_string(r.regime.optimizer)},
                  {"momentum", r.regime.momentum}, {"weight_decay", r.regime.weight_decay},
                  {"schedule", nasoa::to_string(r.regime.schedule)}, {"warmup_epochs", r.regime.warmup_epochs},
-                 {"label_smoothing", r.regime.label_smoothing}, {"seed", r.regime.seed}};
+                 {"label_smoothing", r.regime.label_smoothing},
+                 {"random_resized_crop", r.regime.random_resized_crop},
+                 {"horizontal_flip", r.regime.horizontal_flip},
+                 {"validation_fraction", r.regime.validation_fraction}, {"seed", r.regime.seed}};
   j["task"] = {{"origin", task.origin()}, {"classes", task.class_names()}, {"images", m.images},
                {"images_per_class", {{"min", m.min_per_class}, {"mean", m.mean_per_class}, {"max", m.max_per_class}}},
                {"width", {{"min", m.min_width}, {"mean", m.mean_width}, {"max", m.max_width}}},
@@ -250,13 +253,14 @@ int main(int argc, char** argv) {
           "UINT"))
       ->capture_default_str();
   std::string optimizer = "sgd", schedule = "cosine";
-  bool no_crop = false, no_flip = false;
+  bool no_crop = false, flip = false;
   app.add_option("--optimizer", optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
   app.add_option("--schedule", schedule, "cosine (with warm-up) or step")->check(CLI::IsMember({"cosine", "step"}))->capture_default_str();
   app.add_option("--weight-decay", regime.weight_decay, "Weight decay")->capture_default_str();
   app.add_option("--label-smoothing", regime.label_smoothing, "Label smoothing")->capture_default_str();
   app.add_flag("--no-crop", no_crop, "No random resized crop");
-  app.add_flag("--no-flip", no_flip, "No horizontal flip");
+  app.add_flag("--flip,!--no-flip", flip,
+               "Random horizontal flips (off by default: mirroring changes the class of text, digits and signs)");
   app.add_option("--validation", validation, "Folder of class subfolders used for validation instead of a split");
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
       ->check(CLI::Range(0, 4096));
@@ -277,7 +281,7 @@ int main(int argc, char** argv) {
   regime.optimizer = nasoa::parse_optimizer(optimizer);
   regime.schedule = nasoa::parse_schedule(schedule);
   regime.random_resized_crop = !no_crop;
-  regime.horizontal_flip = !no_flip;
+  regime.horizontal_flip = flip;
   bool given = false;
   for (const CLI::Option* o : regime_flags) given = given || o->count() > 0;
   // The regime's own rules, before the task is read: reading a large folder

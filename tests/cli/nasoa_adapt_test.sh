@@ -29,6 +29,8 @@ check "a run on a real folder succeeds" test $? -eq 0
 check "the summary names the saved model" grep -q "saved to:.*$work/model" "$work/run.out"
 check "the report holds the regime, meta-features and epochs" \
   json "$work/report.json" "r['regime']['epochs'] == 2 and r['task']['images'] == 90 and len(r['epochs']) == 2 and r['task']['classes'] == ['sneaker', 't-shirt', 'trouser']"
+check "the report's regime holds the augmentation: crops, and no flips unless asked" \
+  json "$work/report.json" "r['regime']['random_resized_crop'] is True and r['regime']['horizontal_flip'] is False"
 check "the report lists the two unusable files with reasons" \
   json "$work/report.json" "len(r['skipped']) == 2 and all(s['reason'] for s in r['skipped'])"
 check "the report says which energy meter was used" json "$work/report.json" "'energy_meter' in r and 'joules' in r"
@@ -125,6 +127,13 @@ check "the plan file is removed once the model is saved" test ! -e "$work/planne
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only > "$work/plan2.json" 2> /dev/null
 check "the next plan sees the device record and predicts from it" \
   json "$work/plan2.json" "r['experience']['device_records'] == 1 and r['best']['predicted_accuracy'] is not None"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --flip > "$work/plan-flip.json" 2> /dev/null
+check "a plan with --flip notes that its experience trained without flips" \
+  json "$work/plan-flip.json" "any(n.startswith('horizontal_flip is on, but it is off') for n in r['notes']) and not any('horizontal_flip' in n for n in json.load(open('$work/plan2.json'))['notes'])"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --flip --no-flip \
+  > "$work/plan-noflip.json" 2> /dev/null
+check "--no-flip is still accepted, and the last of --flip and --no-flip wins" \
+  json "$work/plan-noflip.json" "not any('horizontal_flip' in n for n in r['notes']) and r['best']['regime']['horizontal_flip'] is False"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only --epochs 3 > /dev/null 2>&1
 check "--plan-only with a regime flag is refused as a bad argument" test $? -eq 2
 cp -r "$work/zoo" "$work/zoo-copy"

@@ -49,7 +49,7 @@ check "without --data-card the provenance says none was given" \
   bash -c "'$zoo' inspect '$work/zoo' | grep -q '^data card: *unspecified'"
 check "pretrain adds a second model from IDX files" "$pretrain" --quiet --encoding 020-_8_1 \
   --idx "$images" "$labels" --classes 7,9 --class-names sneaker,ankle-boot --input 16 --epochs 1 \
-  --batch 32 --out "$work/zoo" --name ignored --model-name second --seed 3 --threads 1 \
+  --batch 32 --out "$work/zoo" --name ignored --model-name second --seed 3 --threads 1 --flip \
   --data-card "docs/corpora.md#upstream"
 check "verify accepts the bundle" "$zoo" verify "$work/zoo"
 "$zoo" inspect "$work/zoo" > "$work/inspect.txt"

@@ -218,6 +218,34 @@ TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   EXPECT_TRUE(fs::exists(dir_ / "dotted" / "MANIFEST"));
 }
 
+TEST_F(AdapterApiTest, ARunKilledWhileFlippingImagesIsToldHowToResume) {
+  // Flips were on by default before 0.3.1: the same command, run again with
+  // the new default, must say why the checkpoint is not its own.
+  nasoa::Adapter adapter(*zoo_, checkpointing_options());
+  nasoa::Budget budget;
+  budget.seconds = 600;
+  nasoa::Regime flipping = regime_;
+  flipping.horizontal_flip = true;
+  const std::string out = (dir_ / "flipped").string();
+  ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
+      [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, flipping, budget, out, progress); },
+      out));
+  ASSERT_FALSE(regime_.horizontal_flip);
+  try {
+    adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true);
+    ADD_FAILURE() << "a run without flips resumed one with them";
+  } catch (const nasoa::Error& e) {
+    EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(out + ".checkpoint: the checkpoint's run flips images"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("--flip"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(out + ".checkpoint"));
+  const nasoa::Result r = adapter.fine_tune(*task_, flipping, budget, out, {}, /*resume=*/true);
+  EXPECT_TRUE(r.resumed);
+  EXPECT_TRUE(r.regime.horizontal_flip);
+}
+
 TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
   // What went before training (ingestion, planning) is not training: an
   // experience record takes wall_seconds - spent_seconds as the training

@@ -464,6 +464,20 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   EXPECT_GT(*next.best.predicted_std, 0);
   nasoa::Adapter trusting(*zoo_, profiled_options(dir_ / "state", /*min_experience=*/1));
   EXPECT_EQ(trusting.plan(*task_, budget, base_).source, nasoa::PlanSource::kPredictor);
+  // Predictions are for runs trained as the record was; a base that flips
+  // images, which it did not, is told so.
+  const auto mentions_flip = [](const nasoa::Plan& p) {
+    return std::count_if(p.notes.begin(), p.notes.end(),
+                         [](const std::string& n) { return n.find("horizontal_flip") != std::string::npos; });
+  };
+  EXPECT_EQ(mentions_flip(next), 0);
+  nasoa::Regime flipping = base_;
+  flipping.horizontal_flip = true;
+  const nasoa::Plan flipped = later.plan(*task_, budget, flipping);
+  ASSERT_EQ(mentions_flip(flipped), 1);
+  EXPECT_TRUE(std::any_of(flipped.notes.begin(), flipped.notes.end(), [](const std::string& n) {
+    return n.rfind("horizontal_flip is on, but it is off in the one run of the experience", 0) == 0;
+  })) << ::testing::PrintToString(flipped.notes);
   EXPECT_TRUE(fs::exists(fs::path(later.state_dir()) / "experience.log"));
   EXPECT_TRUE(fs::exists(fs::path(later.state_dir()) / "predictor.json"));
 

@@ -407,6 +407,24 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   EXPECT_TRUE(PredictorState::open(dir / "state", shipped, other).refitted_on_open());
 }
 
+TEST(PredictorStateTest, ItIsFittedOnTheShippedRecordsUnlessNoneWasEvaluated) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(6);
+  ShippedExperience shipped{world.records(40, "s"), "", {}};
+  ExperienceRecord outcome = world.random_record("device-1");
+  {
+    PredictorState s = PredictorState::open(dir / "with", shipped, small_options());
+    ASSERT_TRUE(s.record(outcome));
+    ASSERT_EQ(s.fitted_records().size(), 40u);
+    EXPECT_EQ(s.fitted_records()[0].run_id, shipped.records[0].run_id);
+  }
+  for (ExperienceRecord& r : shipped.records) r.best_accuracy = -1;  // shipped, never evaluated
+  PredictorState s = PredictorState::open(dir / "without", shipped, small_options());
+  ASSERT_TRUE(s.record(outcome));
+  ASSERT_EQ(s.fitted_records().size(), 1u);
+  EXPECT_EQ(s.fitted_records()[0].run_id, outcome.run_id);
+}
+
 TEST(PredictorStateTest, TwoHoldersOfOneStateRecordARunOnce) {
   // Two processes (here two states opened before either records) that both
   // record one outcome: the log must hold it once, and the second is told.

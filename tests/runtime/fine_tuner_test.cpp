@@ -540,6 +540,7 @@ TEST_F(FineTunerTest, TrainingIsDeterministicAndLeavesTheCacheAlone) {
   for (const MemoryLayout layout : {MemoryLayout::kChannelsFirst, MemoryLayout::kChannelsLast}) {
     FineTuneJob a = job(1), b = job(1);
     a.regime.random_resized_crop = b.regime.random_resized_crop = true;
+    a.regime.horizontal_flip = b.regime.horizontal_flip = true;
     a.layout = b.layout = layout;
     fine_tune(a, Limits(600, 0));
     fine_tune(b, Limits(600, 0));
