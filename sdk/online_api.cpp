@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
@@ -498,6 +499,14 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     try {
       options.overheads.spent_seconds = budget.spent_seconds + since(started);
       if (plan.source == PlanSource::kPredictor) {
+        // Only the batch sizes the predictor has seen: the shipped experience
+        // holds one, and its trees cannot tell what another would do (batch
+        // 16's extra steps read as more training than any run they learnt
+        // from).
+        std::set<int> seen;
+        for (const rt::ExperienceRecord& r : state.fitted_records())
+          if (r.best_accuracy >= 0) seen.insert(r.regime.batch_size);
+        options.grid.batch_sizes.assign(seen.begin(), seen.end());
         schedule = rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
       } else {
         options.grid.learning_rates = {0.01};

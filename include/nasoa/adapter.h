@@ -252,8 +252,8 @@ class NASOA_API Adapter {
 
   // Picks the model and regime to fine-tune `task` with inside `budget`, in
   // one shot (no trial runs): for every zoo model of the task's image side,
-  // learning rate {0.003, 0.01, 0.03, 0.1}, the device profile's batch
-  // sizes ({16, 32, 64} when plan() measures it), frozen stage count and
+  // learning rate {0.003, 0.01, 0.03, 0.1}, the batch sizes of the runs the
+  // predictor learnt from (32 for the default zoo), frozen stage count and
   // epoch count, the device profile
   // predicts the seconds (and joules, memory) and the performance predictor
   // the best validation accuracy; the plan expected to be most accurate

@@ -463,7 +463,13 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   ASSERT_TRUE(next.best.predicted_std.has_value());
   EXPECT_GT(*next.best.predicted_std, 0);
   nasoa::Adapter trusting(*zoo_, profiled_options(dir_ / "state", /*min_experience=*/1));
-  EXPECT_EQ(trusting.plan(*task_, budget, base_).source, nasoa::PlanSource::kPredictor);
+  const nasoa::Plan trusted = trusting.plan(*task_, budget, base_);
+  EXPECT_EQ(trusted.source, nasoa::PlanSource::kPredictor);
+  // The profile times batches of 16, 32 and 64; the predictor has seen 32.
+  EXPECT_EQ(trusted.best.regime.batch_size, r.regime.batch_size);
+  ASSERT_FALSE(trusted.alternatives.empty());
+  for (const nasoa::PlannedRun& a : trusted.alternatives)
+    EXPECT_EQ(a.regime.batch_size, r.regime.batch_size) << "a batch size no run it learnt from had";
   // Predictions are for runs trained as the record was; a base that flips
   // images, which it did not, is told so.
   const auto mentions_flip = [](const nasoa::Plan& p) {
