@@ -499,15 +499,43 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     try {
       options.overheads.spent_seconds = budget.spent_seconds + since(started);
       if (plan.source == PlanSource::kPredictor) {
-        // Only the batch sizes the predictor has seen: the shipped experience
-        // holds one, and its trees cannot tell what another would do (batch
-        // 16's extra steps read as more training than any run they learnt
-        // from).
+        // Only the batch sizes the predictor has seen (and the profile
+        // measured): the shipped experience holds one, and its trees cannot
+        // tell what another would do (batch 16's extra steps read as more
+        // training than any run they learnt from). Where none of them fits
+        // the budget (a memory cap, say), the profile's others may, on less
+        // evidence, and the plan says so.
         std::set<int> seen;
         for (const rt::ExperienceRecord& r : state.fitted_records())
           if (r.best_accuracy >= 0) seen.insert(r.regime.batch_size);
-        options.grid.batch_sizes.assign(seen.begin(), seen.end());
-        schedule = rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
+        std::set<int> measured(impl.profile->batch_sizes.begin(), impl.profile->batch_sizes.end());
+        if (measured.empty())
+          for (const rt::ModelProfile& m : impl.profile->models)
+            for (const rt::StepTiming& step : m.steps) measured.insert(step.batch_size);
+        std::vector<int> batches;
+        for (const int b : measured)
+          if (seen.count(b)) batches.push_back(b);
+        const auto listed = [](const auto& sizes) {
+          std::string text;
+          for (const int b : sizes) text += (text.empty() ? "" : ", ") + std::to_string(b);
+          return text;
+        };
+        const std::string profile_sizes = "planned over the profile's (" + listed(measured) + ")";
+        if (batches.empty())
+          plan.notes.push_back("the device profile measured none of the batch sizes the predictor has seen (" +
+                               listed(seen) + "): " + profile_sizes + ", on no evidence of what they do");
+        options.grid.batch_sizes = batches;  // empty: the profile's
+        try {
+          schedule =
+              rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::kInvalidArgument || batches.empty()) throw;
+          options.grid.batch_sizes.clear();
+          schedule =
+              rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
+          plan.notes.push_back("no plan at the batch sizes the predictor has seen (" + listed(batches) +
+                               ") fits: " + e.what() + "; " + profile_sizes + ", on no evidence of what the others do");
+        }
       } else {
         options.grid.learning_rates = {0.01};
         options.grid.batch_sizes = {kDefaultBatch};

@@ -253,8 +253,10 @@ class NASOA_API Adapter {
   // Picks the model and regime to fine-tune `task` with inside `budget`, in
   // one shot (no trial runs): for every zoo model of the task's image side,
   // learning rate {0.003, 0.01, 0.03, 0.1}, the batch sizes of the runs the
-  // predictor learnt from (32 for the default zoo), frozen stage count and
-  // epoch count, the device profile
+  // predictor is fitted on (the shipped experience's, 32 for the default zoo;
+  // the device's own only for a bundle that ships none) that the profile
+  // measured, or the profile's others when none of those fits (plan.notes
+  // says so), frozen stage count and epoch count, the device profile
   // predicts the seconds (and joules, memory) and the performance predictor
   // the best validation accuracy; the plan expected to be most accurate
   // among those that fit wins. What the planner does not choose (optimiser,
