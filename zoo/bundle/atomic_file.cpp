@@ -142,12 +142,26 @@ std::string read_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
     throw Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) io_error(path, "cannot open");
-  std::ostringstream out;
-  out << in.rdbuf();
+  // Sized once and read in place: growing a stream's buffer and copying it
+  // out touched each page of a 10 MB experience log several times.
+  const std::streamoff size = in.tellg();
+  std::string bytes;
+  if (size > 0) {
+    bytes.resize(std::size_t(size));
+    in.seekg(0);
+    in.read(bytes.data(), size);
+    bytes.resize(std::size_t(in.gcount()));  // shorter if it shrank meanwhile
+  }
   if (in.bad()) throw Error(ErrorCode::kIo, path + ": read failed");
-  return std::move(out).str();
+  in.clear();
+  // What was appended since the size was taken.
+  std::ostringstream rest;
+  rest << in.rdbuf();
+  if (in.bad()) throw Error(ErrorCode::kIo, path + ": read failed");
+  bytes += rest.str();
+  return bytes;
 }
 
 }  // namespace nasoa::zoo
