@@ -95,17 +95,19 @@ wait $searched
 wait $hand_designed
 
 # 4. Fine-tuning experience of the default bundle on the source tasks, and
-# the performance predictor fitted on it, shipped in the bundle. Each
-# (task, model) pair gets 24 plans of the grid, drawn with the seed and the
-# pair's names; the log is append-only, so an interrupted gathering carries on
-# where it stopped. Two shards of the tasks gather side by side, one compute
-# thread each. (The shipped zoo/default was gathered when the draw followed
-# each task's position in its shard: a rerun draws other plans for nearly
-# every pair.)
-bash scripts/gather_in_two_shards.sh "$work/gather" \
-  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
-  --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair 24 \
-  --seed "$seed" --threads 1 ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
+# the performance predictor fitted on it, shipped in the bundle. Every
+# (task, model) pair runs every plan of the grid (96), in rounds: 24, 48,
+# then all, each pair's plans in an order drawn with the seed and the pair's
+# names, so that a gathering stopped after a round ($NASOA_GATHER_HOURS caps
+# each) holds the same share of every pair. The log is append-only, so an
+# interrupted gathering carries on where it stopped. Two shards of the tasks
+# gather side by side, one compute thread each.
+for plans in 24 48 0; do
+  bash scripts/gather_in_two_shards.sh "$work/gather" \
+    "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+    --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair "$plans" \
+    --seed "$seed" --threads 1 ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
+done
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
 stamp "experience gathered and shipped"
 
