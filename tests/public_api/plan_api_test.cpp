@@ -118,6 +118,23 @@ class PlanApiTest : public ::testing::Test {
     return options;
   }
 
+  // A three-epoch run of the zoo's first model with the base regime, as if
+  // made elsewhere: what a test records to give the predictor experience.
+  nasoa::Result made_elsewhere() const {
+    nasoa::Result made;
+    made.regime = base_;
+    made.regime.model = zoo_->models().front().name;
+    made.regime.epochs = 3;
+    made.epochs = {{1, 0.9, 0.6, 0.5, 1.0, 0}, {2, 0.7, 0.7, 0.75, 2.0, 0}, {3, 0.6, 0.8, 0.7, 3.0, 0}};
+    made.validation_accuracy = 0.75;
+    made.best_epoch = 2;
+    made.wall_seconds = 3.5;
+    made.stop_reason = "completed";
+    made.device = "cpu";
+    made.energy_meter = "none";
+    return made;
+  }
+
   static fs::path suite_dir_, profile_;
   fs::path dir_;
   std::unique_ptr<nasoa::Task> task_;
@@ -245,18 +262,7 @@ TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
   // A run made elsewhere, recorded with a plan of the caller's, gives the
   // predictor something to learn from, so that the grid is planned (at the
   // run's batch size, the one the predictor has seen).
-  nasoa::Result made;
-  made.regime = base_;
-  made.regime.model = zoo_->models().front().name;
-  made.regime.epochs = 3;
-  made.epochs = {{1, 0.9, 0.6, 0.5, 1.0, 0}, {2, 0.7, 0.7, 0.75, 2.0, 0}, {3, 0.6, 0.8, 0.7, 3.0, 0}};
-  made.validation_accuracy = 0.75;
-  made.best_epoch = 2;
-  made.wall_seconds = 3.5;
-  made.stop_reason = "completed";
-  made.device = "cpu";
-  made.energy_meter = "none";
-  EXPECT_TRUE(adapter.record(*task_, nasoa::Plan{}, made));
+  EXPECT_TRUE(adapter.record(*task_, nasoa::Plan{}, made_elsewhere()));
 
   nasoa::Budget budget;
   budget.seconds = 4;
@@ -504,18 +510,8 @@ TEST_F(PlanApiTest, PredictorPlansKeepToTheBatchSizesItHasSeenUnlessNoneFits) {
   options.min_experience = 1;
   nasoa::Adapter adapter(*zoo_, options);
   // One run at batch 32, recorded with a plan of the caller's: the experience.
-  nasoa::Result made;
-  made.regime = base_;
-  made.regime.model = zoo_->models().front().name;
-  made.regime.epochs = 3;
+  const nasoa::Result made = made_elsewhere();
   ASSERT_EQ(made.regime.batch_size, 32);
-  made.epochs = {{1, 0.9, 0.6, 0.5, 1.0, 0}, {2, 0.7, 0.7, 0.75, 2.0, 0}, {3, 0.6, 0.8, 0.7, 3.0, 0}};
-  made.validation_accuracy = 0.75;
-  made.best_epoch = 2;
-  made.wall_seconds = 3.5;
-  made.stop_reason = "completed";
-  made.device = "cpu";
-  made.energy_meter = "none";
   ASSERT_TRUE(adapter.record(*task_, nasoa::Plan{}, made));
 
   nasoa::Budget budget;
