@@ -12,7 +12,8 @@
 #      recipe on the whole upstream corpus;
 #   4. nasoa-gather fine-tunes the default bundle's models on the source tasks
 #      under a grid of regimes and ships the experience and the performance
-#      predictor fitted on it in the bundle ($NASOA_GATHER_HOURS caps it);
+#      predictor fitted on it in the bundle ($NASOA_GATHER_HOURS caps each of
+#      its three rounds);
 #   5. the bundles are verified and replace zoo/default and zoo/baselines.
 #
 # Resumable: every step keeps its state under build/zoo-production and skips

@@ -525,6 +525,25 @@ TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
   EXPECT_EQ(entries, 4u) << "a temporary file was left beside the targets";
 }
 
+TEST_F(BundleTest, ReadFileReadsEveryByteAndRefusesWhatIsNotAFile) {
+  const std::string empty = (root_ / "empty").string(), big = (root_ / "big").string();
+  { std::ofstream(empty, std::ios::binary); }
+  EXPECT_EQ(read_file(empty), "");
+  // Larger than any stream buffer, with NUL bytes and no line structure.
+  std::string bytes(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = char((i * 2654435761u) >> 13);
+  { std::ofstream(big, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size())); }
+  EXPECT_TRUE(read_file(big) == bytes) << "a 3 MiB file did not read back byte for byte";
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { read_file((root_ / "missing").string()); }, ErrorCode::kNotFound,
+                                           "missing"));
+  const std::string pipe = (root_ / "pipe").string();
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0644), 0);
+  for (const std::string& target : {pipe, root_.string()})
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { read_file(target); }, ErrorCode::kInvalidArgument,
+                                             "not a regular file"))
+        << target;
+}
+
 // The id of a process that has ended (its own child, reaped).
 pid_t ended_process() {
   const pid_t child = ::fork();

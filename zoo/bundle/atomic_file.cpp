@@ -147,10 +147,11 @@ std::string read_file(const std::string& path) {
   // Sized once and read in place: growing a stream's buffer and copying it
   // out touched each page of a 10 MB experience log several times.
   const std::streamoff size = in.tellg();
+  if (size < 0) throw Error(ErrorCode::kIo, path + ": cannot tell its size");
   std::string bytes;
   if (size > 0) {
     bytes.resize(std::size_t(size));
-    in.seekg(0);
+    if (!in.seekg(0)) throw Error(ErrorCode::kIo, path + ": cannot seek to its start");
     in.read(bytes.data(), size);
     bytes.resize(std::size_t(in.gcount()));  // shorter if it shrank meanwhile
   }
