@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
-#include <set>
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
@@ -194,8 +193,8 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
 
 // A file the bundle lists, read whole; its bytes must still be the ones the
 // manifest vouches for.
-std::string read_listed(const Adapter::Impl& impl, const zoo::FileEntry& file, std::string* path) {
-  *path = (fs::path(impl.zoo.dir()) / file.path).string();
+std::string read_listed(const std::string& zoo_dir, const zoo::FileEntry& file, std::string* path) {
+  *path = (fs::path(zoo_dir) / file.path).string();
   std::string bytes = zoo::read_file(*path);
   if (zoo::sha256_hex(bytes) != file.sha256)
     throw Error(ErrorCode::kCorrupt, *path + ": changed since the bundle was opened (its SHA-256 no longer "
@@ -203,38 +202,45 @@ std::string read_listed(const Adapter::Impl& impl, const zoo::FileEntry& file, s
   return bytes;
 }
 
+// The bundle's experience, its records read only if planning needs them
+// (ShippedExperience): with the bundle's predictor, it needs the summary
+// that predictor carries.
 const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl) {
   if (impl.shipped) return *impl.shipped;
-  rt::ShippedExperience shipped;
   const zoo::Manifest& manifest = impl.zoo.impl().manifest;
-  if (manifest.experience) {
-    std::string path;
-    const std::string bytes = read_listed(impl, *manifest.experience, &path);
-    rt::ExperienceLogContents log = rt::parse_experience_log(bytes, path);
-    shipped.records = std::move(log.records);
-    shipped.digest = manifest.experience->sha256;
-  }
   // The bundle's own predictor, when it is one this build reads: a state
   // directory takes it if it was fitted on this experience with the options
   // the state uses (PredictorState::open), and fits its own otherwise.
+  std::optional<rt::Predictor> predictor;
   if (manifest.predictor) {
     std::string path;
-    const std::string bytes = read_listed(impl, *manifest.predictor, &path);
+    const std::string bytes = read_listed(impl.zoo.dir(), *manifest.predictor, &path);
     try {
-      shipped.predictor = rt::Predictor::from_json(bytes, path);
+      predictor = rt::Predictor::from_json(bytes, path);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kIo) throw;
       // Another format version or feature set: the state fits its own.
     }
   }
-  impl.shipped = std::move(shipped);
+  if (manifest.experience) {
+    const zoo::FileEntry file = *manifest.experience;
+    const std::string dir = impl.zoo.dir();
+    impl.shipped = rt::ShippedExperience(
+        [file, dir] {
+          std::string path;
+          const std::string bytes = read_listed(dir, file, &path);
+          return rt::parse_experience_log(bytes, path).records;
+        },
+        file.sha256, std::move(predictor));
+  } else {
+    impl.shipped = rt::ShippedExperience(std::vector<rt::ExperienceRecord>{}, {}, std::move(predictor));
+  }
   return *impl.shipped;
 }
 
 rt::PredictorState open_state(Adapter::Impl& impl, const std::string& folder) {
   make_dir(folder);
-  const rt::ShippedExperience& shipped = shipped_experience(impl);
-  return rt::PredictorState::open(folder, shipped);
+  return rt::PredictorState::open(folder, shipped_experience(impl));
 }
 
 // ---- planning ---------------------------------------------------------------
@@ -469,10 +475,10 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
 
     rt::PredictorState state = open_state(impl, folder);
     for (const std::string& d : state.damage()) plan.notes.push_back(d);
-    plan.shipped_records = shipped_experience(impl).records.size();
+    const rt::ExperienceSummary fitted = state.fitted_experience();
+    plan.shipped_records = shipped_experience(impl).summary().records;
     plan.device_records = state.device_records().size();
-    for (std::string& note : rt::regime_outside_experience(base, state.fitted_records()))
-      plan.notes.push_back(std::move(note));
+    for (std::string& note : rt::regime_outside_experience(base, fitted)) plan.notes.push_back(std::move(note));
 
     rt::PlannerOptions options;
     options.base = base;
@@ -505,25 +511,16 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         // training than any run they learnt from). Where none of them fits
         // the budget (a memory cap, say), the profile's others may, on less
         // evidence, and the plan says so.
-        std::set<int> seen;
-        for (const rt::ExperienceRecord& r : state.fitted_records())
-          if (r.best_accuracy >= 0) seen.insert(r.regime.batch_size);
-        std::set<int> measured(impl.profile->batch_sizes.begin(), impl.profile->batch_sizes.end());
-        if (measured.empty())
-          for (const rt::ModelProfile& m : impl.profile->models)
-            for (const rt::StepTiming& step : m.steps) measured.insert(step.batch_size);
-        std::vector<int> batches;
-        for (const int b : measured)
-          if (seen.count(b)) batches.push_back(b);
-        const auto listed = [](const auto& sizes) {
-          std::string text;
-          for (const int b : sizes) text += (text.empty() ? "" : ", ") + std::to_string(b);
-          return text;
-        };
-        const std::string profile_sizes = "planned over the profile's (" + listed(measured) + ")";
-        if (batches.empty())
-          plan.notes.push_back("the device profile measured none of the batch sizes the predictor has seen (" +
-                               listed(seen) + "): " + profile_sizes + ", on no evidence of what they do");
+        std::vector<int> profiled;
+        for (const rt::ModelFeatures& m : models) {
+          const std::vector<int> sizes = impl.profile->planned_batch_sizes(m.name);
+          profiled.insert(profiled.end(), sizes.begin(), sizes.end());
+        }
+        std::sort(profiled.begin(), profiled.end());
+        profiled.erase(std::unique(profiled.begin(), profiled.end()), profiled.end());
+        std::string note;
+        const std::vector<int> batches = rt::batch_sizes_with_evidence(fitted, profiled, &note);
+        if (!note.empty()) plan.notes.push_back(note);
         options.grid.batch_sizes = batches;  // empty: the profile's
         try {
           schedule =
@@ -533,8 +530,10 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
           options.grid.batch_sizes.clear();
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
-          plan.notes.push_back("no plan at the batch sizes the predictor has seen (" + listed(batches) +
-                               ") fits: " + e.what() + "; " + profile_sizes + ", on no evidence of what the others do");
+          plan.notes.push_back("no plan at the batch sizes the predictor has seen (" +
+                               rt::listed_batch_sizes(batches) + ") fits: " + e.what() +
+                               "; planned over the profile's (" + rt::listed_batch_sizes(profiled) +
+                               "), on no evidence of what the others do");
         }
       } else {
         options.grid.learning_rates = {0.01};

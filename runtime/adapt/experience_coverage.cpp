@@ -1,63 +1,131 @@
 #include "runtime/adapt/experience_coverage.h"
 
-#include <cstdio>
-#include <functional>
-#include <optional>
+#include <algorithm>
+#include <charconv>
+#include <set>
 
 namespace nasoa::runtime {
 namespace {
 
+// The shortest text that reads back as `v`, as printf's %g lays it out.
 std::string number(double v) {
   char text[32];
-  std::snprintf(text, sizeof text, "%g", v);
-  return text;
+  const auto end = std::to_chars(text, text + sizeof text, v, std::chars_format::general).ptr;
+  return std::string(text, end);
 }
 
 std::string on_off(bool v) { return v ? "on" : "off"; }
 
 struct Field {
   const char* name;
-  std::function<std::string(const Regime&)> value;  // as the note shows it; equal text, equal value
+  bool (*same)(const Regime&, const Regime&);
+  std::string (*show)(const Regime&);
 };
 
-const std::vector<Field>& unplanned_fields() {
-  static const std::vector<Field> fields = {
-      {"optimizer", [](const Regime& r) { return std::string(to_string(r.optimizer)); }},
-      {"momentum", [](const Regime& r) { return number(r.momentum); }},
-      {"weight_decay", [](const Regime& r) { return number(r.weight_decay); }},
-      {"schedule", [](const Regime& r) { return std::string(to_string(r.schedule)); }},
-      {"warmup_epochs", [](const Regime& r) { return number(r.warmup_epochs); }},
-      {"label_smoothing", [](const Regime& r) { return number(r.label_smoothing); }},
-      {"random_resized_crop", [](const Regime& r) { return on_off(r.random_resized_crop); }},
-      {"horizontal_flip", [](const Regime& r) { return on_off(r.horizontal_flip); }},
+// One entry per unplanned field, in unplanned_regime_fields()'s order.
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = {
+      {"optimizer", [](const Regime& a, const Regime& b) { return a.optimizer == b.optimizer; },
+       [](const Regime& r) { return std::string(to_string(r.optimizer)); }},
+      {"momentum", [](const Regime& a, const Regime& b) { return a.momentum == b.momentum; },
+       [](const Regime& r) { return number(r.momentum); }},
+      {"weight_decay", [](const Regime& a, const Regime& b) { return a.weight_decay == b.weight_decay; },
+       [](const Regime& r) { return number(r.weight_decay); }},
+      {"schedule", [](const Regime& a, const Regime& b) { return a.schedule == b.schedule; },
+       [](const Regime& r) { return std::string(to_string(r.schedule)); }},
+      {"warmup_epochs", [](const Regime& a, const Regime& b) { return a.warmup_epochs == b.warmup_epochs; },
+       [](const Regime& r) { return number(r.warmup_epochs); }},
+      {"label_smoothing", [](const Regime& a, const Regime& b) { return a.label_smoothing == b.label_smoothing; },
+       [](const Regime& r) { return number(r.label_smoothing); }},
+      {"random_resized_crop", [](const Regime& a, const Regime& b) { return a.random_resized_crop == b.random_resized_crop; },
+       [](const Regime& r) { return on_off(r.random_resized_crop); }},
+      {"horizontal_flip", [](const Regime& a, const Regime& b) { return a.horizontal_flip == b.horizontal_flip; },
+       [](const Regime& r) { return on_off(r.horizontal_flip); }},
   };
-  return fields;
+  return table;
 }
 
 }  // namespace
 
-std::vector<std::string> regime_outside_experience(const Regime& base, const std::vector<ExperienceRecord>& records) {
-  std::vector<const ExperienceRecord*> evaluated;
-  for (const ExperienceRecord& r : records)
-    if (r.best_accuracy >= 0) evaluated.push_back(&r);
+const std::vector<std::string>& unplanned_regime_fields() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const Field& f : fields()) out.push_back(f.name);
+    return out;
+  }();
+  return names;
+}
+
+bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
+  if (records != o.records || evaluated != o.evaluated || batch_sizes != o.batch_sizes ||
+      shared_fields != o.shared_fields)
+    return false;
+  for (const Field& f : fields())
+    if (std::count(shared_fields.begin(), shared_fields.end(), f.name) && !f.same(shared_regime, o.shared_regime))
+      return false;
+  return true;
+}
+
+ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& records) {
+  ExperienceSummary s;
+  s.records = records.size();
+  const ExperienceRecord* first = nullptr;
+  std::vector<bool> shared(fields().size(), true);
+  std::set<int> batches;
+  for (const ExperienceRecord& r : records) {
+    if (r.best_accuracy < 0) continue;
+    ++s.evaluated;
+    batches.insert(r.regime.batch_size);
+    if (!first) {
+      first = &r;
+      continue;
+    }
+    for (std::size_t f = 0; f < fields().size(); ++f)
+      if (shared[f] && !fields()[f].same(r.regime, first->regime)) shared[f] = false;
+  }
+  if (!first) return s;
+  s.batch_sizes.assign(batches.begin(), batches.end());
+  s.shared_regime = first->regime;
+  for (std::size_t f = 0; f < fields().size(); ++f)
+    if (shared[f]) s.shared_fields.push_back(fields()[f].name);
+  return s;
+}
+
+std::vector<std::string> regime_outside_experience(const Regime& base, const ExperienceSummary& experience) {
   std::vector<std::string> notes;
-  if (evaluated.empty()) return notes;
-  for (const Field& field : unplanned_fields()) {
-    std::optional<std::string> shared = field.value(evaluated.front()->regime);
-    for (const ExperienceRecord* r : evaluated)
-      if (field.value(r->regime) != *shared) {
-        shared.reset();
-        break;
-      }
-    const std::string mine = field.value(base);
-    if (shared && mine != *shared)
-      notes.push_back(std::string(field.name) + " is " + mine + ", but it is " + *shared + " in " +
-                      (evaluated.size() == 1 ? std::string("the one run")
-                                             : "all " + std::to_string(evaluated.size()) + " runs") +
-                      " of the experience plans are predicted from: the predicted accuracy is for " + field.name +
-                      " " + *shared);
+  if (experience.evaluated == 0) return notes;
+  const std::string runs = experience.evaluated == 1 ? std::string("the one run")
+                                                     : "all " + std::to_string(experience.evaluated) + " runs";
+  for (const Field& f : fields()) {
+    const bool shared =
+        std::count(experience.shared_fields.begin(), experience.shared_fields.end(), f.name) > 0;
+    if (!shared || f.same(base, experience.shared_regime)) continue;
+    const std::string theirs = f.show(experience.shared_regime);
+    notes.push_back(std::string(f.name) + " is " + f.show(base) + ", but it is " + theirs + " in " + runs +
+                    " of the experience plans are predicted from: the predicted accuracy is for " + f.name + " " +
+                    theirs);
   }
   return notes;
+}
+
+std::string listed_batch_sizes(const std::vector<int>& sizes) {
+  std::string text;
+  for (const int b : sizes) text += (text.empty() ? "" : ", ") + std::to_string(b);
+  return text;
+}
+
+std::vector<int> batch_sizes_with_evidence(const ExperienceSummary& experience, const std::vector<int>& profiled,
+                                           std::string* note) {
+  std::vector<int> sizes;
+  for (const int b : profiled)
+    if (std::binary_search(experience.batch_sizes.begin(), experience.batch_sizes.end(), b)) sizes.push_back(b);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  if (sizes.empty())
+    *note = "the device profile measured none of the batch sizes the predictor has seen (" +
+            listed_batch_sizes(experience.batch_sizes) + "): planned over the profile's (" +
+            listed_batch_sizes(profiled) + "), on no evidence of what they do";
+  return sizes;
 }
 
 }  // namespace nasoa::runtime

@@ -179,9 +179,8 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   bool any_watts = options.estimate_watts > 0;
   for (std::size_t mi = 0; mi < models.size(); ++mi) {
     const ModelProfile& mp = profile.model(models[mi].name);
-    std::vector<int> batches = grid.batch_sizes.empty() ? profile.batch_sizes : grid.batch_sizes;
-    if (batches.empty())
-      for (const StepTiming& s : mp.steps) batches.push_back(s.batch_size);
+    std::vector<int> batches =
+        grid.batch_sizes.empty() ? profile.planned_batch_sizes(models[mi].name) : grid.batch_sizes;
     std::set<int> measured_frozen;
     for (const StepTiming& s : mp.steps) measured_frozen.insert(s.frozen_stages);
     // The model's own stage count where known: a profile of another network

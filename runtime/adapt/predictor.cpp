@@ -10,6 +10,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/adapt/json_fields.h"
+#include "runtime/adapt/regime_json.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
 
@@ -439,7 +440,11 @@ Predictor Predictor::fit(const std::vector<TrainingRow>& rows, const PredictorOp
 Predictor Predictor::fit(const std::vector<ExperienceRecord>& shipped, const std::vector<ExperienceRecord>& device,
                          const PredictorOptions& options) {
   check_options(options);
-  return fit(runtime::training_rows(shipped, device, options.device_weight), options);
+  Predictor p = fit(runtime::training_rows(shipped, device, options.device_weight), options);
+  std::vector<ExperienceRecord> all = shipped;
+  all.insert(all.end(), device.begin(), device.end());
+  p.experience_ = summarize_experience(all);
+  return p;
 }
 
 void Predictor::update(const std::vector<ExperienceRecord>& shipped, const std::vector<ExperienceRecord>& device) {
@@ -603,6 +608,50 @@ void Predictor::apply_calibration(const FeatureVector* rows, std::size_t count, 
     out[r].mean = std::clamp(inverse_logit(logit(out[r].mean) + calibration_shift(rows[r])), 0.0, 1.0);
 }
 
+namespace {
+
+// The summary of the experience a predictor was fitted on, as saved with
+// it: counts, batch sizes, and the shared fields with the regime that holds
+// their values.
+Json summary_json(const ExperienceSummary& s) {
+  Json j{{"records", s.records}, {"evaluated", s.evaluated}, {"batch_sizes", s.batch_sizes},
+         {"shared_fields", s.shared_fields}};
+  // Without an evaluated record there is no regime to hold the values (and
+  // the default one, which names no model, would not read back).
+  if (s.evaluated > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
+  return j;
+}
+
+ExperienceSummary read_summary(const Fields& f) {
+  ExperienceSummary s;
+  s.records = std::size_t(f.integer("records", 0));
+  s.evaluated = std::size_t(f.integer("evaluated", 0, std::int64_t(s.records)));
+  const Json& batches = f.array("batch_sizes");
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    if (!batches[i].is_number_integer() || batches[i].get<std::int64_t>() < 1 ||
+        batches[i].get<std::int64_t>() > std::numeric_limits<int>::max() ||
+        (i > 0 && batches[i].get<std::int64_t>() <= batches[i - 1].get<std::int64_t>()))
+      f.fail(f.at("batch_sizes") + "[" + std::to_string(i) + "]",
+             "expected ascending distinct positive integers, got " + detail::describe_value(batches[i]));
+    s.batch_sizes.push_back(batches[i].get<int>());
+  }
+  const Json& shared = f.array("shared_fields");
+  const std::vector<std::string>& known = unplanned_regime_fields();
+  for (std::size_t i = 0; i < shared.size(); ++i) {
+    const bool listed = shared[i].is_string() &&
+                        std::find(known.begin(), known.end(), shared[i].get<std::string>()) != known.end();
+    if (!listed)
+      f.fail(f.at("shared_fields") + "[" + std::to_string(i) + "]",
+             "expected one of the unplanned regime fields, got " + detail::describe_value(shared[i]));
+    s.shared_fields.push_back(shared[i].get<std::string>());
+  }
+  if (!s.shared_fields.empty() || f.has("shared_regime"))
+    s.shared_regime = detail::read_regime(f.object("shared_regime"));
+  return s;
+}
+
+}  // namespace
+
 std::string Predictor::to_json() const {
   Json features = Json::array();
   for (const char* name : kFeatureNames) features.push_back(name);
@@ -622,6 +671,7 @@ std::string Predictor::to_json() const {
              {"fitted_on", fitted_on_},
              {"feature_ranges", std::move(ranges)},
              {"members", std::move(members)}};
+  if (experience_) model["experience"] = summary_json(*experience_);
   const std::string digest = zoo::sha256_hex(model.dump());
   Json file{{"format", kFormatName}, {"format_version", kPredictorFormatVersion}, {"sha256", digest},
             {"model", std::move(model)}};
@@ -676,6 +726,7 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   p.training_rows_ = std::size_t(model.integer("training_rows", 1));
   p.oob_rmse_ = model.number("oob_rmse", 0);
   p.fitted_on_ = model.string("fitted_on");
+  if (model.has("experience")) p.experience_ = read_summary(model.object("experience"));
   const Json& ranges = model.array("feature_ranges");
   if (ranges.size() != kFeatureCount)
     model.fail(model.at("feature_ranges"), "expected " + std::to_string(kFeatureCount) + " entries");
@@ -708,6 +759,63 @@ void Predictor::save(const std::string& path) const { zoo::write_file_atomic(pat
 
 Predictor Predictor::load(const std::string& path) { return from_json(zoo::read_file(path), path); }
 
+// ---- ShippedExperience ------------------------------------------------------
+
+struct ShippedExperience::Shared {
+  RecordReader read;
+  std::string digest;
+  std::optional<Predictor> predictor;
+  std::optional<std::vector<ExperienceRecord>> records;
+  std::optional<ExperienceSummary> summary;
+};
+
+ShippedExperience::ShippedExperience() : ShippedExperience(std::vector<ExperienceRecord>{}) {}
+
+ShippedExperience::ShippedExperience(std::vector<ExperienceRecord> records, std::string digest,
+                                     std::optional<Predictor> predictor)
+    : shared_(std::make_shared<Shared>()) {
+  if (digest.empty()) {
+    std::string all;
+    for (const ExperienceRecord& r : records) all += zoo::sha256_hex(to_json(r)) + "\n";
+    digest = "records:" + zoo::sha256_hex(all);
+  }
+  shared_->digest = std::move(digest);
+  shared_->predictor = std::move(predictor);
+  shared_->records = std::move(records);
+}
+
+ShippedExperience::ShippedExperience(RecordReader read, std::string digest, std::optional<Predictor> predictor)
+    : shared_(std::make_shared<Shared>()) {
+  if (!read || digest.empty())
+    throw Error(ErrorCode::kInvalidArgument, "ShippedExperience: a record reader needs a reader and a digest");
+  shared_->read = std::move(read);
+  shared_->digest = std::move(digest);
+  shared_->predictor = std::move(predictor);
+}
+
+const std::string& ShippedExperience::digest() const { return shared_->digest; }
+
+const std::optional<Predictor>& ShippedExperience::predictor() const { return shared_->predictor; }
+
+const std::vector<ExperienceRecord>& ShippedExperience::records() const {
+  if (!shared_->records) shared_->records = shared_->read();
+  return *shared_->records;
+}
+
+bool ShippedExperience::records_read() const { return shared_->records.has_value(); }
+
+const ExperienceSummary& ShippedExperience::summary() const {
+  if (!shared_->summary) {
+    const std::optional<Predictor>& p = shared_->predictor;
+    if (p && p->experience() &&
+        p->fitted_on() == PredictorState::shipped_fingerprint(shared_->digest, p->options()))
+      shared_->summary = *p->experience();
+    else
+      shared_->summary = summarize_experience(records());
+  }
+  return *shared_->summary;
+}
+
 // ---- PredictorState ---------------------------------------------------------
 
 PredictorState::PredictorState(PredictorState&&) noexcept = default;
@@ -721,20 +829,17 @@ std::size_t PredictorState::evaluated_records() const {
   return p ? p->training_rows() + p->calibration_records() : 0;
 }
 
-bool PredictorState::fits_shipped() const {
-  return std::any_of(shipped_.records.begin(), shipped_.records.end(),
-                     [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });
-}
+bool PredictorState::fits_shipped() const { return shipped_.summary().evaluated > 0; }
 
-const std::vector<ExperienceRecord>& PredictorState::fitted_records() const {
-  return fits_shipped() ? shipped_.records : device_;
+ExperienceSummary PredictorState::fitted_experience() const {
+  return fits_shipped() ? shipped_.summary() : summarize_experience(device_);
 }
 
 // With shipped experience the digest names no device record, so it is the
 // one the bundle's own predictor.json carries, and a fresh state directory
 // starts from that file.
 std::string PredictorState::fingerprint() const {
-  std::string text = "nasoa-predictor-state 1\nshipped " + shipped_.digest + "\noptions " +
+  std::string text = "nasoa-predictor-state 1\nshipped " + shipped_.digest() + "\noptions " +
                      options_json(options_).dump() + "\ndevice";
   if (!fits_shipped())
     for (const std::string& d : device_sha256_) text += " " + d;
@@ -755,14 +860,13 @@ void PredictorState::learn_from_device() {
 }
 
 void PredictorState::refit_and_save() {
-  const std::vector<TrainingRow> rows =
-      fits_shipped() ? training_rows(shipped_.records, {}, options_.device_weight)
-                     : training_rows({}, device_, options_.device_weight);
-  if (rows.empty()) {
+  const bool shipped = fits_shipped();
+  const std::vector<ExperienceRecord>& records = shipped ? shipped_.records() : device_;
+  if (std::none_of(records.begin(), records.end(), [](const ExperienceRecord& r) { return r.best_accuracy >= 0; })) {
     predictor_.reset();
     return;
   }
-  Predictor p = Predictor::fit(rows, options_);
+  Predictor p = shipped ? Predictor::fit(records, {}, options_) : Predictor::fit({}, records, options_);
   p.set_fitted_on(fingerprint());
   p.save((std::filesystem::path(dir_) / kPredictorFile).string());
   predictor_ = std::move(p);
@@ -777,11 +881,6 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
   PredictorState s;
   s.dir_ = dir;
   s.options_ = options;
-  if (shipped.digest.empty()) {
-    std::string all;
-    for (const ExperienceRecord& r : shipped.records) all += zoo::sha256_hex(to_json(r)) + "\n";
-    shipped.digest = "records:" + zoo::sha256_hex(all);
-  }
   s.shipped_ = std::move(shipped);
 
   const std::string log_path = (std::filesystem::path(dir) / kLogFile).string();
@@ -803,9 +902,9 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
       s.damage_.push_back(std::string(e.what()) + " (replaced)");
     }
   }
-  if (!s.predictor_ && s.shipped_.predictor && s.shipped_.predictor->fitted_on() == wanted &&
-      s.shipped_.predictor->options() == options) {
-    s.predictor_ = *s.shipped_.predictor;
+  const std::optional<Predictor>& bundled = s.shipped_.predictor();
+  if (!s.predictor_ && bundled && bundled->fitted_on() == wanted && bundled->options() == options) {
+    s.predictor_ = *bundled;
     s.predictor_->save(predictor_path);
   }
   if (!s.predictor_) {

@@ -48,6 +48,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <limits>
 #include <optional>
 #include <string>
@@ -55,6 +57,7 @@
 
 #include "nasoa/regime.h"
 #include "nasoa/task.h"
+#include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/experience_log.h"
 
 namespace nasoa::runtime {
@@ -174,6 +177,10 @@ class Predictor final : public AccuracyPredictor {
   // digest of its experience here); saved with it.
   const std::string& fitted_on() const { return fitted_on_; }
   void set_fitted_on(std::string text) { fitted_on_ = std::move(text); }
+  // A summary of the records it was fitted on (what plans it can speak for),
+  // set by fit() from records and saved with it; absent for a predictor
+  // fitted on bare rows or saved without one.
+  const std::optional<ExperienceSummary>& experience() const { return experience_; }
 
   std::string to_json() const;
   static Predictor from_json(const std::string& text, const std::string& source);
@@ -222,21 +229,49 @@ class Predictor final : public AccuracyPredictor {
   std::size_t training_rows_ = 0;
   double oob_rmse_ = 0;
   std::string fitted_on_;
+  std::optional<ExperienceSummary> experience_;
   std::vector<FeatureVector> calibration_x_;  // evaluated device records' features
   std::vector<double> calibration_residual_;  // and their logit residuals
 };
 
-// The experience shipped with a zoo bundle.
-struct ShippedExperience {
-  std::vector<ExperienceRecord> records;
-  // Identifies the records, e.g. the manifest's SHA-256 of the bundle's
-  // experience file; empty: a digest of the records themselves.
-  std::string digest;
-  // The predictor the bundle ships, if any (already verified against its
-  // manifest). A state directory takes it instead of fitting its own when
-  // its fitted_on() and options are the ones the directory would fit: on
-  // first use and after the bundle is updated, so neither pays for a fit.
-  std::optional<Predictor> predictor;
+// The experience shipped with a zoo bundle: the digest that names its
+// records, the bundle's predictor (if any), and the records themselves, read
+// only when something needs them. A state that takes the shipped predictor
+// needs only the summary it carries, and parsing a full grid's records takes
+// longer than the rest of a first plan. Copies share what has been read.
+// Used from one thread at a time, like PredictorState.
+class ShippedExperience {
+ public:
+  using RecordReader = std::function<std::vector<ExperienceRecord>()>;
+
+  // No shipped experience.
+  ShippedExperience();
+  // Records in hand. An empty `digest` is computed from them.
+  explicit ShippedExperience(std::vector<ExperienceRecord> records, std::string digest = {},
+                             std::optional<Predictor> predictor = std::nullopt);
+  // Records read by `read` on first use; `digest` (not empty) must name
+  // what it returns, e.g. the manifest's SHA-256 of the bundle's file.
+  // `predictor`: already verified against the manifest. What `read` throws
+  // reaches the caller of records() (or summary()).
+  ShippedExperience(RecordReader read, std::string digest, std::optional<Predictor> predictor);
+
+  const std::string& digest() const;
+  // The predictor the bundle ships, if any. A state directory takes it
+  // instead of fitting its own when its fitted_on() and options are the ones
+  // the directory would fit: on first use and after the bundle is updated,
+  // so neither pays for a fit.
+  const std::optional<Predictor>& predictor() const;
+  // Read on first call.
+  const std::vector<ExperienceRecord>& records() const;
+  bool records_read() const;
+  // What the records hold: the summary the shipped predictor carries when
+  // it was fitted on exactly these records (its fitted_on() names this
+  // digest), else summarised from records().
+  const ExperienceSummary& summary() const;
+
+ private:
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
 };
 
 // A device's learning, kept in a state directory:
@@ -281,9 +316,10 @@ class PredictorState {
   // those it was fitted on and those it is calibrated to.
   std::size_t evaluated_records() const;
   const std::vector<ExperienceRecord>& device_records() const { return device_; }
-  // The records the predictor is fitted on: the shipped ones when any of them
-  // was evaluated, else the device's.
-  const std::vector<ExperienceRecord>& fitted_records() const;
+  // A summary of the records the predictor is fitted on: the shipped ones
+  // when any of them was evaluated, else the device's. Reads no shipped
+  // record when the shipped predictor carries it (ShippedExperience::summary).
+  ExperienceSummary fitted_experience() const;
   // Damage open() found in the log, one line each (see damage_report()).
   const std::vector<std::string>& damage() const { return damage_; }
   // Whether open() had to refit (predictor.json missing, damaged or stale,

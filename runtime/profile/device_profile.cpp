@@ -452,6 +452,16 @@ const ModelProfile* DeviceProfile::find_model(const std::string& name) const {
   return nullptr;
 }
 
+std::vector<int> DeviceProfile::planned_batch_sizes(const std::string& name) const {
+  const ModelProfile& m = model(name);
+  std::vector<int> sizes = batch_sizes;
+  if (sizes.empty())
+    for (const StepTiming& s : m.steps) sizes.push_back(s.batch_size);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
+}
+
 const ModelProfile& DeviceProfile::model(const std::string& name) const {
   if (const ModelProfile* m = find_model(name)) return *m;
   std::string names;

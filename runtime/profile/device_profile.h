@@ -131,6 +131,10 @@ struct DeviceProfile {
   const ModelProfile& model(const std::string& name) const;
   // The model called `name`, or nullptr where this profile did not measure it.
   const ModelProfile* find_model(const std::string& name) const;
+  // The batch sizes the planner takes for model `name` when told none:
+  // batch_sizes, or where a profile lists none, those its steps were timed
+  // at (ascending, distinct). Throws as model() does.
+  std::vector<int> planned_batch_sizes(const std::string& name) const;
   bool operator==(const DeviceProfile&) const;
 };
 

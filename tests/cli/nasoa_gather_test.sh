@@ -46,6 +46,13 @@ cp -r "$work/zoo" "$work/zoo-unshipped"
 check "--ship writes the experience and the predictor into the bundle" bash -c \
   "'$gather' --ship '$work/exp.log' --zoo '$work/zoo' | grep -q 'shipped:    48 experience records'"
 check "the bundle still verifies" "$zoo" verify "$work/zoo"
+check "the shipped predictor summarises its experience, so that planning need not read it" python3 -c "
+import json, sys
+e = json.load(open(sys.argv[1]))['model']['experience']
+assert e['records'] == 48 and e['evaluated'] == 48, e
+assert e['batch_sizes'] == [8], e
+assert 'horizontal_flip' in e['shared_fields'] and e['shared_regime']['batch_size'] == 8, e
+" "$work/zoo/predictor.bin"
 tac "$work/exp.log" > "$work/reversed.log"
 "$gather" --ship "$work/reversed.log" --zoo "$work/zoo2" > /dev/null
 check "shipping does not depend on the log's line order" bash -c \

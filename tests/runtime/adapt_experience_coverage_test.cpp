@@ -1,5 +1,7 @@
-// regime_outside_experience: which of a base regime's unplanned fields lie
-// where the experience has no run.
+// The experience's summary (summarize_experience), and what it says of a
+// plan: which of a base regime's unplanned fields lie where the experience
+// has no run (regime_outside_experience), which batch sizes it has seen
+// (batch_sizes_with_evidence).
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -10,13 +12,14 @@
 namespace nasoa::runtime {
 namespace {
 
-// Runs that differ in what plans choose and agree on the rest (the
-// defaults): SGD, no flips, crops.
+// Runs that differ in what plans choose (but batch 32) and agree on the
+// rest (the defaults): SGD, no flips, crops.
 std::vector<ExperienceRecord> runs(int n) {
   std::vector<ExperienceRecord> out;
   for (int i = 0; i < n; ++i) {
     ExperienceRecord r = testing::make_record(i);
     r.regime.optimizer = OptimizerKind::kSgd;
+    r.regime.batch_size = 32;
     out.push_back(r);
   }
   return out;
@@ -24,13 +27,13 @@ std::vector<ExperienceRecord> runs(int n) {
 
 TEST(ExperienceCoverageTest, ABaseLikeEveryRunHasNothingToNote) {
   const Regime base;
-  EXPECT_TRUE(regime_outside_experience(base, runs(6)).empty());
+  EXPECT_TRUE(regime_outside_experience(base, summarize_experience(runs(6))).empty());
 }
 
 TEST(ExperienceCoverageTest, AFieldEveryRunSharesAndTheBaseDoesNotIsNamedWithBothValuesAndTheCount) {
   Regime base;
   base.horizontal_flip = true;
-  const std::vector<std::string> notes = regime_outside_experience(base, runs(6));
+  const std::vector<std::string> notes = regime_outside_experience(base, summarize_experience(runs(6)));
   ASSERT_EQ(notes.size(), 1u) << ::testing::PrintToString(notes);
   EXPECT_EQ(notes[0],
             "horizontal_flip is on, but it is off in all 6 runs of the experience plans are predicted from: the "
@@ -42,7 +45,7 @@ TEST(ExperienceCoverageTest, SeveralFieldsComeInTheRegimesOrder) {
   base.random_resized_crop = false;
   base.label_smoothing = 0;
   base.optimizer = OptimizerKind::kAdamW;
-  const std::vector<std::string> notes = regime_outside_experience(base, runs(3));
+  const std::vector<std::string> notes = regime_outside_experience(base, summarize_experience(runs(3)));
   ASSERT_EQ(notes.size(), 3u) << ::testing::PrintToString(notes);
   EXPECT_EQ(notes[0].rfind("optimizer is adamw, but it is sgd in all 3 runs", 0), 0u) << notes[0];
   EXPECT_EQ(notes[1].rfind("label_smoothing is 0, but it is 0.1 in all 3 runs", 0), 0u) << notes[1];
@@ -54,9 +57,9 @@ TEST(ExperienceCoverageTest, AFieldTheRunsDisagreeOnIsNotNoted) {
   records[2].regime.horizontal_flip = true;  // the experience shows both
   Regime base;
   base.horizontal_flip = true;
-  EXPECT_TRUE(regime_outside_experience(base, records).empty());
+  EXPECT_TRUE(regime_outside_experience(base, summarize_experience(records)).empty());
   base.horizontal_flip = false;
-  EXPECT_TRUE(regime_outside_experience(base, records).empty());
+  EXPECT_TRUE(regime_outside_experience(base, summarize_experience(records)).empty());
 }
 
 TEST(ExperienceCoverageTest, OnlyEvaluatedRunsCountAndWithoutThemThereIsNothingToNote) {
@@ -65,21 +68,66 @@ TEST(ExperienceCoverageTest, OnlyEvaluatedRunsCountAndWithoutThemThereIsNothingT
   records[0].best_accuracy = -1;  // never evaluated: the predictor does not learn from it
   Regime base;
   base.horizontal_flip = true;
-  const std::vector<std::string> notes = regime_outside_experience(base, records);
+  const std::vector<std::string> notes = regime_outside_experience(base, summarize_experience(records));
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("in all 2 runs"), std::string::npos) << notes[0];
   for (ExperienceRecord& r : records) r.best_accuracy = -1;
-  EXPECT_TRUE(regime_outside_experience(base, records).empty());
-  EXPECT_TRUE(regime_outside_experience(base, {}).empty());
+  EXPECT_TRUE(regime_outside_experience(base, summarize_experience(records)).empty());
+  EXPECT_TRUE(regime_outside_experience(base, summarize_experience({})).empty());
 }
 
 TEST(ExperienceCoverageTest, OneRunIsSaidSo) {
   Regime base;
   base.weight_decay = 0.01;
-  const std::vector<std::string> notes = regime_outside_experience(base, runs(1));
+  const std::vector<std::string> notes = regime_outside_experience(base, summarize_experience(runs(1)));
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_EQ(notes[0].rfind("weight_decay is 0.01, but it is 0.0001 in the one run of the experience", 0), 0u)
       << notes[0];
+}
+
+TEST(ExperienceCoverageTest, ValuesAreComparedExactlyAndShownApart) {
+  Regime base;
+  base.momentum = 0.9 + 1e-12;  // "0.9" to printf's %g
+  const std::vector<std::string> notes = regime_outside_experience(base, summarize_experience(runs(2)));
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0].rfind("momentum is 0.900000000001, but it is 0.9 in all 2 runs", 0), 0u) << notes[0];
+}
+
+TEST(ExperienceCoverageTest, TheSummaryCountsRecordsAndListsTheEvaluatedRunsBatchSizes) {
+  std::vector<ExperienceRecord> records = runs(5);
+  records[0].regime.batch_size = 64;
+  records[1].regime.batch_size = 16;
+  records[2].regime.batch_size = 128;
+  records[2].best_accuracy = -1;  // never evaluated: not seen
+  records[3].regime.weight_decay = 0.01;
+  const ExperienceSummary s = summarize_experience(records);
+  EXPECT_EQ(s.records, 5u);
+  EXPECT_EQ(s.evaluated, 4u);
+  EXPECT_EQ(s.batch_sizes, (std::vector<int>{16, 32, 64}));
+  EXPECT_EQ(s.shared_fields, (std::vector<std::string>{"optimizer", "momentum", "schedule", "warmup_epochs",
+                                                        "label_smoothing", "random_resized_crop", "horizontal_flip"}));
+  EXPECT_EQ(s.shared_regime.optimizer, OptimizerKind::kSgd);
+  EXPECT_FALSE(s.shared_regime.horizontal_flip);
+
+  const ExperienceSummary none = summarize_experience({});
+  EXPECT_EQ(none.records, 0u);
+  EXPECT_TRUE(none.batch_sizes.empty());
+  EXPECT_TRUE(none.shared_fields.empty());
+  EXPECT_NE(s, none);
+  EXPECT_EQ(s, summarize_experience(records));
+}
+
+TEST(ExperienceCoverageTest, BatchSizesWithEvidenceAreTheProfiledOnesTheExperienceHasSeen) {
+  std::vector<ExperienceRecord> records = runs(3);
+  records[1].regime.batch_size = 64;
+  const ExperienceSummary s = summarize_experience(records);  // 32 and 64
+  std::string note;
+  EXPECT_EQ(batch_sizes_with_evidence(s, {64, 16, 32}, &note), (std::vector<int>{32, 64}));
+  EXPECT_TRUE(note.empty()) << note;
+  EXPECT_TRUE(batch_sizes_with_evidence(s, {8, 16}, &note).empty());
+  EXPECT_EQ(note,
+            "the device profile measured none of the batch sizes the predictor has seen (32, 64): planned over the "
+            "profile's (8, 16), on no evidence of what they do");
 }
 
 }  // namespace

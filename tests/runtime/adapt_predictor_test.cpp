@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "bench/bench_support.h"  // spearman(), as the benchmarks compute it
@@ -20,7 +21,9 @@
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_cpu_time.h"
+#include "runtime/adapt/json_fields.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -134,12 +137,52 @@ TEST_F(PredictorTest, SavesAndLoadsToTheSamePredictions) {
   EXPECT_EQ(back.fitted_on(), "unit test");
   EXPECT_EQ(back.options(), p.options());
   EXPECT_EQ(back.training_rows(), p.training_rows());
+  ASSERT_TRUE(p.experience().has_value()) << "fitted on records, it carries their summary";
+  EXPECT_EQ(*p.experience(), summarize_experience(*train_));
+  EXPECT_EQ(back.experience(), p.experience());
   EXPECT_EQ(back.to_json(), p.to_json());
   const std::vector<FeatureVector> rows = features_of(std::vector<ExperienceRecord>(test_->begin(), test_->begin() + 2000));
   const std::vector<Prediction> a = p.predict(rows), b = back.predict(rows);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     ASSERT_EQ(a[i].mean, b[i].mean) << i;  // bit for bit
     ASSERT_EQ(a[i].std, b[i].std) << i;
+  }
+}
+
+// A file whose model is `edit`ed, with a checksum that matches it again.
+std::string edited_file(const std::string& good, const std::function<void(detail::Json&)>& edit) {
+  detail::Json file = detail::Json::parse(good);
+  edit(file["model"]);
+  file["sha256"] = zoo::sha256_hex(file["model"].dump());
+  return file.dump() + "\n";
+}
+
+TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
+  nasoa::testing::TempDir dir;
+  const std::string path = dir / "predictor.json";
+  // Fitted on bare rows, it has none, and saves and loads without one.
+  std::vector<TrainingRow> rows;
+  for (std::size_t i = 0; i < 300; ++i) rows.push_back({make_features((*train_)[i]), (*train_)[i].best_accuracy, 1});
+  PredictorOptions small;
+  small.members = 2;
+  small.trees = 5;
+  const Predictor bare = Predictor::fit(rows, small);
+  EXPECT_FALSE(bare.experience().has_value());
+  bare.save(path);
+  EXPECT_FALSE(Predictor::load(path).experience().has_value());
+  EXPECT_EQ(zoo::read_file(path).find("\"experience\""), std::string::npos);
+
+  const std::string good = predictor_->to_json();
+  const std::vector<std::pair<std::function<void(detail::Json&)>, std::string>> bad = {
+      {[](detail::Json& m) { m["experience"]["batch_sizes"] = {32, 16}; }, "model.experience.batch_sizes[1]"},
+      {[](detail::Json& m) { m["experience"]["shared_fields"] = {"optimizer", "learning_rate"}; },
+       "model.experience.shared_fields[1]"},
+      {[](detail::Json& m) { m["experience"]["evaluated"] = 6000; }, "model.experience.evaluated"},
+      {[](detail::Json& m) { m["experience"].erase("shared_regime"); }, "model.experience.shared_regime"},
+  };
+  for (const auto& [edit, field] : bad) {
+    zoo::write_file_atomic(path, edited_file(good, edit));
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { Predictor::load(path); }, ErrorCode::kCorrupt, field)) << field;
   }
 }
 
@@ -335,8 +378,8 @@ TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnI
   SyntheticWorld world(6);
   const ShippedExperience shipped{world.records(200, "s"), "digest-of-the-shipped-file", {}};
   // As nasoa-gather ships it: fitted on the records, marked with the file's digest.
-  Predictor bundled = Predictor::fit(shipped.records, {}, small_options());
-  bundled.set_fitted_on(PredictorState::shipped_fingerprint(shipped.digest, small_options()));
+  Predictor bundled = Predictor::fit(shipped.records(), {}, small_options());
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint(shipped.digest(), small_options()));
   std::filesystem::create_directories(dir / "state");
   std::filesystem::create_directories(dir / "other");
   bundled.save(dir / "state/predictor.json");
@@ -350,6 +393,43 @@ TEST(PredictorStateTest, AFreshStateStartsFromABundlesPredictorMarkedAsFittedOnI
   EXPECT_TRUE(PredictorState::open(dir / "other", shipped, small_options()).refitted_on_open());
 }
 
+TEST(PredictorStateTest, WithTheBundlesPredictorTheShippedRecordsAreNotRead) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(8);
+  const std::vector<ExperienceRecord> records = world.records(120, "s");
+  int reads = 0;
+  const auto reader = [&] {
+    ++reads;
+    return records;
+  };
+  Predictor bundled = Predictor::fit(records, {}, small_options());
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint("file-digest", small_options()));
+  const ShippedExperience shipped(reader, "file-digest", bundled);
+  for (int open = 0; open < 2; ++open) {  // a fresh state, then one that holds the predictor
+    PredictorState s = PredictorState::open(dir / "state", shipped, small_options());
+    EXPECT_FALSE(s.refitted_on_open());
+    EXPECT_EQ(s.fitted_experience(), summarize_experience(records));
+    ASSERT_TRUE(s.record(world.random_record("device-" + std::to_string(open))));  // calibrates, no refit
+  }
+  EXPECT_EQ(reads, 0) << "planning read the shipped records although the bundle's predictor summarises them";
+  EXPECT_FALSE(shipped.records_read());
+
+  // Without a predictor that describes them, the records are read, once for
+  // all copies.
+  const ShippedExperience plain(reader, "file-digest", std::nullopt);
+  const ShippedExperience copy = plain;
+  EXPECT_EQ(PredictorState::open(dir / "plain", plain, small_options()).fitted_experience().records, 120u);
+  EXPECT_EQ(PredictorState::open(dir / "plain", copy, small_options()).fitted_experience().records, 120u);
+  EXPECT_EQ(reads, 1);
+  EXPECT_TRUE(copy.records_read());
+
+  // A predictor fitted on other records says nothing of these.
+  Predictor other = Predictor::fit(world.records(50, "o"), {}, small_options());
+  other.set_fitted_on(PredictorState::shipped_fingerprint("another-digest", small_options()));
+  EXPECT_EQ(ShippedExperience(reader, "file-digest", other).summary().records, 120u);
+  EXPECT_EQ(reads, 2);
+}
+
 TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(7);
@@ -357,10 +437,10 @@ TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor)
   ASSERT_TRUE(PredictorState::open(dir / "state", old_bundle, small_options()).refitted_on_open());
 
   // The bundle is updated: new experience, and the predictor fitted on it.
-  ShippedExperience new_bundle{world.records(200, "new"), "digest-of-the-new-file", {}};
-  Predictor bundled = Predictor::fit(new_bundle.records, {}, small_options());
-  bundled.set_fitted_on(PredictorState::shipped_fingerprint(new_bundle.digest, small_options()));
-  new_bundle.predictor = bundled;
+  const std::vector<ExperienceRecord> new_records = world.records(200, "new");
+  Predictor bundled = Predictor::fit(new_records, {}, small_options());
+  bundled.set_fitted_on(PredictorState::shipped_fingerprint("digest-of-the-new-file", small_options()));
+  const ShippedExperience new_bundle{new_records, "digest-of-the-new-file", bundled};
   {
     const PredictorState s = PredictorState::open(dir / "state", new_bundle, small_options());
     EXPECT_FALSE(s.refitted_on_open()) << "fitted again although the bundle ships the predictor it wants";
@@ -410,19 +490,20 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
 TEST(PredictorStateTest, ItIsFittedOnTheShippedRecordsUnlessNoneWasEvaluated) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(6);
-  ShippedExperience shipped{world.records(40, "s"), "", {}};
+  std::vector<ExperienceRecord> records = world.records(40, "s");
   ExperienceRecord outcome = world.random_record("device-1");
+  outcome.regime.batch_size = 48;  // a size no shipped record has
   {
-    PredictorState s = PredictorState::open(dir / "with", shipped, small_options());
+    PredictorState s = PredictorState::open(dir / "with", ShippedExperience{records}, small_options());
     ASSERT_TRUE(s.record(outcome));
-    ASSERT_EQ(s.fitted_records().size(), 40u);
-    EXPECT_EQ(s.fitted_records()[0].run_id, shipped.records[0].run_id);
+    EXPECT_EQ(s.fitted_experience(), summarize_experience(records));
+    EXPECT_EQ(s.fitted_experience().records, 40u);
   }
-  for (ExperienceRecord& r : shipped.records) r.best_accuracy = -1;  // shipped, never evaluated
-  PredictorState s = PredictorState::open(dir / "without", shipped, small_options());
+  for (ExperienceRecord& r : records) r.best_accuracy = -1;  // shipped, never evaluated
+  PredictorState s = PredictorState::open(dir / "without", ShippedExperience{records}, small_options());
   ASSERT_TRUE(s.record(outcome));
-  ASSERT_EQ(s.fitted_records().size(), 1u);
-  EXPECT_EQ(s.fitted_records()[0].run_id, outcome.run_id);
+  EXPECT_EQ(s.fitted_experience().records, 1u);
+  EXPECT_EQ(s.fitted_experience().batch_sizes, std::vector<int>{48});
 }
 
 TEST(PredictorStateTest, TwoHoldersOfOneStateRecordARunOnce) {
@@ -476,10 +557,10 @@ TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
   EXPECT_NE(s.damage()[0].find("dropped"), std::string::npos) << s.damage()[0];
   // What it predicts is a fresh fit on the shipped experience, calibrated to
   // the device records the log kept.
-  Predictor fresh = Predictor::fit(shipped.records, {}, small_options());
+  Predictor fresh = Predictor::fit(shipped.records(), {}, small_options());
   fresh.calibrate(s.device_records());
   EXPECT_EQ(s.predictor()->calibration_records(), 2u);
-  const auto shipped_evaluated = std::count_if(shipped.records.begin(), shipped.records.end(),
+  const auto shipped_evaluated = std::count_if(shipped.records().begin(), shipped.records().end(),
                                                [](const ExperienceRecord& r) { return r.best_accuracy >= 0; });
   EXPECT_EQ(s.evaluated_records(), std::size_t(shipped_evaluated) + 2) << "shipped and device together";
   const FeatureVector x = make_features(outcomes[2]);

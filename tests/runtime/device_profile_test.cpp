@@ -263,6 +263,19 @@ TEST_F(DeviceProfileTest, RefusesUnknownModelsAndFrozenCounts) {
       throws_error([&] { predict_epoch_seconds(*profile_, "no-such-model", 100, 4, 0); }, ErrorCode::kNotFound, ""));
 }
 
+TEST_F(DeviceProfileTest, PlannedBatchSizesAreTheProfilesOrThoseItsStepsWereTimedAt) {
+  DeviceProfile p = *profile_;
+  const std::string name = p.models[0].model.name;
+  EXPECT_EQ(p.planned_batch_sizes(name), (std::vector<int>{2, 4}));
+  p.batch_sizes = {8, 2, 8};
+  EXPECT_EQ(p.planned_batch_sizes(name), (std::vector<int>{2, 8}));
+  p.batch_sizes.clear();  // a profile that lists none: what was timed
+  p.models[0].steps.resize(1);
+  EXPECT_EQ(p.planned_batch_sizes(name), (std::vector<int>{p.models[0].steps[0].batch_size}));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { p.planned_batch_sizes("no-such-model"); }, ErrorCode::kNotFound,
+                                           "no-such-model"));
+}
+
 // Loading `json` from a file is refused with `code` (kCorrupt unless given),
 // naming the file and `field`.
 ::testing::AssertionResult load_refused(const nasoa::testing::TempDir& dir, const std::string& json,
