@@ -90,17 +90,16 @@ bool measured_for_this_zoo(const rt::DeviceProfile& p, const Adapter::Impl& impl
   return p.bundle_models == models;
 }
 
-// Why a cached profile does not describe this zoo on this device as
-// fine-tuning will use it; empty when it does.
-std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+// Why a profile's steps were not timed as fine-tuning here will run them:
+// by a format that did not record how, on another device, with other
+// threads, or with the heap set otherwise. Empty when they were.
+std::string timing_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
   if (p.format_version < 2)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not measure each model's faster memory layout";
   if (p.format_version < rt::kDeviceProfileFormatVersion)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not record how the heap was set while steps were timed";
-  if (!measured_for_this_zoo(p, impl)) return "it was measured for other models";
-  if (p.models.size() != impl.zoo.models().size()) return "it covers only some of the models";
   const bool gpu = sdk::uses_gpu(impl.options);
   if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
   const int threads = sdk::compute_threads(impl.options, gpu);
@@ -117,6 +116,15 @@ std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& im
   return {};
 }
 
+// Why a cached profile does not describe this zoo on this device as
+// fine-tuning will use it; empty when it does.
+std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+  if (p.format_version < rt::kDeviceProfileFormatVersion) return timing_mismatch(p, impl);
+  if (!measured_for_this_zoo(p, impl)) return "it was measured for other models";
+  if (p.models.size() != impl.zoo.models().size()) return "it covers only some of the models";
+  return timing_mismatch(p, impl);
+}
+
 struct ProfileOutcome {
   bool measured = false;
   double seconds = 0;
@@ -127,7 +135,14 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
                               double time_limit_seconds = 0) {
   ProfileOutcome out;
   if (!impl.options.device_profile.empty()) {
+    // The caller's profile is used as given, but a plan whose times rest on
+    // steps timed otherwise than they will run says so.
     if (!impl.profile) impl.profile = sdk::load_given_device_profile(impl);
+    const std::string mismatch = timing_mismatch(*impl.profile, impl);
+    if (!mismatch.empty())
+      out.note = impl.options.device_profile + ": " + mismatch +
+                 "; the plan's times are estimated from it as given (AdapterOptions::device_profile; "
+                 "nasoa-profile measures one as fine-tuning runs)";
     return out;
   }
   if (impl.profile && !force) return out;

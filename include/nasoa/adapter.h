@@ -116,9 +116,12 @@ struct AdapterOptions {
   // A device profile (nasoa-profile's JSON) measured on this device with this
   // zoo: it predicts step times for the plans and the budget checks and, when
   // no meter reads and estimate_watts is 0, gives the power to assume (one
-  // measured for other models is refused, kInvalidArgument). Empty:
-  // plan() uses the one it keeps in the state directory (measured on first
-  // use), and fine_tune(task, regime, ...) on an Adapter that has not planned none.
+  // measured for other models is refused, kInvalidArgument; one measured on
+  // another device, with other threads, with the heap set otherwise or in an
+  // older format is used, and each plan notes why its times may not hold).
+  // Empty: plan() uses the one it keeps in the state directory (measured on
+  // first use, and again when it no longer fits), and
+  // fine_tune(task, regime, ...) on an Adapter that has not planned none.
   std::string device_profile;
   std::string sysfs_root = "/sys";           // where energy meters are looked for
   // Where the device keeps what it learns (see the top of this file). Empty:

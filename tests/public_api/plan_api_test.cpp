@@ -405,6 +405,35 @@ TEST_F(PlanApiTest, AProfileTimedWithTheHeapSetOtherwiseIsMeasuredAgain) {
   EXPECT_EQ(nasoa::Adapter(*zoo_, options_for(dir_ / "state")).calibrate(), 0);
 }
 
+TEST_F(PlanApiTest, AGivenProfileTimedOtherwiseIsUsedAndThePlanSaysSo) {
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const auto note_naming = [](const nasoa::Plan& plan, const std::string& path) {
+    for (const std::string& n : plan.notes)
+      if (n.rfind(path + ": ", 0) == 0) return n;
+    return std::string();
+  };
+  // As measured for these options: nothing to say.
+  const nasoa::Plan plain = nasoa::Adapter(*zoo_, profiled_options(dir_ / "state")).plan(*task_, budget);
+  EXPECT_EQ(note_naming(plain, suite_profile().string()), "") << "a note on a profile that fits";
+
+  std::ifstream in(suite_profile());
+  nlohmann::json profile = nlohmann::json::parse(in);
+  const int threads = profile.at("device").at("threads").get<int>();
+  profile["device"]["threads"] = threads + 1;
+  const fs::path other = dir_ / "more-threads.json";
+  std::ofstream(other) << profile.dump(2);
+  nasoa::AdapterOptions options = profiled_options(dir_ / "state2");
+  options.device_profile = other.string();
+  const nasoa::Plan plan = nasoa::Adapter(*zoo_, options).plan(*task_, budget);
+  EXPECT_FALSE(plan.profiled) << "a given profile is used, not measured again";
+  const std::string note = note_naming(plan, other.string());
+  EXPECT_NE(note.find("measured with " + std::to_string(threads + 1) + " threads, fine-tuning uses " +
+                      std::to_string(threads)),
+            std::string::npos)
+      << ::testing::PrintToString(plan.notes);
+}
+
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {
   nasoa::AdapterOptions options = profiled_options(dir_ / "state");
   options.probe = true;
