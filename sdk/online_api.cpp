@@ -491,7 +491,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     rt::PredictorState state = open_state(impl, folder);
     for (const std::string& d : state.damage()) plan.notes.push_back(d);
     const rt::ExperienceSummary fitted = state.fitted_experience();
-    plan.shipped_records = shipped_experience(impl).summary().records;
+    plan.shipped_records = shipped_experience(impl).summary().record_count;
     plan.device_records = state.device_records().size();
     for (std::string& note : rt::regime_outside_experience(base, fitted)) plan.notes.push_back(std::move(note));
 

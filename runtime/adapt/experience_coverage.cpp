@@ -1,17 +1,23 @@
 #include "runtime/adapt/experience_coverage.h"
 
 #include <algorithm>
-#include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 namespace nasoa::runtime {
 namespace {
 
-// The shortest text that reads back as `v`, as printf's %g lays it out.
+// The shortest text, as printf's %g lays it out, that reads back as `v`:
+// two values that differ never read alike. (std::to_chars for doubles would
+// do it, but not with GCC 9's library, which JetPack 5 ships.)
 std::string number(double v) {
-  char text[32];
-  const auto end = std::to_chars(text, text + sizeof text, v, std::chars_format::general).ptr;
-  return std::string(text, end);
+  char text[40];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, v);
+    if (std::strtod(text, nullptr) == v) break;
+  }
+  return text;
 }
 
 std::string on_off(bool v) { return v ? "on" : "off"; }
@@ -57,7 +63,7 @@ const std::vector<std::string>& unplanned_regime_fields() {
 }
 
 bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
-  if (records != o.records || evaluated != o.evaluated || batch_sizes != o.batch_sizes ||
+  if (record_count != o.record_count || evaluated_count != o.evaluated_count || batch_sizes != o.batch_sizes ||
       shared_fields != o.shared_fields)
     return false;
   for (const Field& f : fields())
@@ -66,23 +72,25 @@ bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
   return true;
 }
 
-ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& records) {
+ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& records,
+                                       const std::vector<ExperienceRecord>& more) {
   ExperienceSummary s;
-  s.records = records.size();
+  s.record_count = records.size() + more.size();
   const ExperienceRecord* first = nullptr;
   std::vector<bool> shared(fields().size(), true);
   std::set<int> batches;
-  for (const ExperienceRecord& r : records) {
-    if (r.best_accuracy < 0) continue;
-    ++s.evaluated;
-    batches.insert(r.regime.batch_size);
-    if (!first) {
-      first = &r;
-      continue;
+  for (const auto* list : {&records, &more})
+    for (const ExperienceRecord& r : *list) {
+      if (r.best_accuracy < 0) continue;
+      ++s.evaluated_count;
+      batches.insert(r.regime.batch_size);
+      if (!first) {
+        first = &r;
+        continue;
+      }
+      for (std::size_t f = 0; f < fields().size(); ++f)
+        if (shared[f] && !fields()[f].same(r.regime, first->regime)) shared[f] = false;
     }
-    for (std::size_t f = 0; f < fields().size(); ++f)
-      if (shared[f] && !fields()[f].same(r.regime, first->regime)) shared[f] = false;
-  }
   if (!first) return s;
   s.batch_sizes.assign(batches.begin(), batches.end());
   s.shared_regime = first->regime;
@@ -93,9 +101,10 @@ ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& reco
 
 std::vector<std::string> regime_outside_experience(const Regime& base, const ExperienceSummary& experience) {
   std::vector<std::string> notes;
-  if (experience.evaluated == 0) return notes;
-  const std::string runs = experience.evaluated == 1 ? std::string("the one run")
-                                                     : "all " + std::to_string(experience.evaluated) + " runs";
+  if (experience.evaluated_count == 0) return notes;
+  const std::string runs = experience.evaluated_count == 1
+                               ? std::string("the one run")
+                               : "all " + std::to_string(experience.evaluated_count) + " runs";
   for (const Field& f : fields()) {
     const bool shared =
         std::count(experience.shared_fields.begin(), experience.shared_fields.end(), f.name) > 0;
@@ -116,6 +125,7 @@ std::string listed_batch_sizes(const std::vector<int>& sizes) {
 
 std::vector<int> batch_sizes_with_evidence(const ExperienceSummary& experience, const std::vector<int>& profiled,
                                            std::string* note) {
+  note->clear();
   std::vector<int> sizes;
   for (const int b : profiled)
     if (std::binary_search(experience.batch_sizes.begin(), experience.batch_sizes.end(), b)) sizes.push_back(b);

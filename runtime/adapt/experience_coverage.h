@@ -32,12 +32,13 @@ namespace nasoa::runtime {
 const std::vector<std::string>& unplanned_regime_fields();
 
 struct ExperienceSummary {
-  std::size_t records = 0;    // all of them
-  std::size_t evaluated = 0;  // those with best_accuracy >= 0: what a predictor learns from
-  std::vector<int> batch_sizes;  // of the evaluated records; ascending, distinct
+  std::size_t record_count = 0;     // all of them
+  std::size_t evaluated_count = 0;  // those with best_accuracy >= 0: what a predictor learns from
+  std::vector<int> batch_sizes;     // of the evaluated records; ascending, distinct
   // The unplanned fields every evaluated record agrees on (in the order of
   // unplanned_regime_fields()), and a regime holding those values: the first
-  // evaluated record's. Empty and default when none was evaluated.
+  // evaluated record's, whose other fields (model, learning rate, ...) mean
+  // nothing here. Empty and default when none was evaluated.
   std::vector<std::string> shared_fields;
   Regime shared_regime;
 
@@ -46,7 +47,10 @@ struct ExperienceSummary {
   bool operator!=(const ExperienceSummary& other) const { return !(*this == other); }
 };
 
-ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& records);
+// The summary of `records` and `more` together (two lists, so that shipped
+// and device records need not be copied into one).
+ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& records,
+                                       const std::vector<ExperienceRecord>& more = {});
 
 // One line per field of `experience.shared_fields` on which `base` differs,
 // naming the field, both values and the count of evaluated records; nothing
@@ -56,8 +60,9 @@ std::vector<std::string> regime_outside_experience(const Regime& base, const Exp
 
 // The batch sizes a predictor's plans may use: those of `profiled` (what the
 // device profile measured) that the experience has evaluated runs of,
-// ascending. When there are none, the result is empty and `*note` says so;
-// the caller then plans over `profiled` on no evidence of what the sizes do.
+// ascending. When there are none, the result is empty and `*note` says so
+// (otherwise it is cleared); the caller then plans over `profiled` on no
+// evidence of what the sizes do.
 std::vector<int> batch_sizes_with_evidence(const ExperienceSummary& experience, const std::vector<int>& profiled,
                                            std::string* note);
 

@@ -441,9 +441,7 @@ Predictor Predictor::fit(const std::vector<ExperienceRecord>& shipped, const std
                          const PredictorOptions& options) {
   check_options(options);
   Predictor p = fit(runtime::training_rows(shipped, device, options.device_weight), options);
-  std::vector<ExperienceRecord> all = shipped;
-  all.insert(all.end(), device.begin(), device.end());
-  p.experience_ = summarize_experience(all);
+  p.experience_ = summarize_experience(shipped, device);
   return p;
 }
 
@@ -614,18 +612,20 @@ namespace {
 // it: counts, batch sizes, and the shared fields with the regime that holds
 // their values.
 Json summary_json(const ExperienceSummary& s) {
-  Json j{{"records", s.records}, {"evaluated", s.evaluated}, {"batch_sizes", s.batch_sizes},
+  Json j{{"records", s.record_count}, {"evaluated", s.evaluated_count}, {"batch_sizes", s.batch_sizes},
          {"shared_fields", s.shared_fields}};
   // Without an evaluated record there is no regime to hold the values (and
   // the default one, which names no model, would not read back).
-  if (s.evaluated > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
+  if (s.evaluated_count > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
   return j;
 }
 
+// Reads what summary_json() writes, refusing a summary that contradicts
+// itself: planning trusts it in place of the records.
 ExperienceSummary read_summary(const Fields& f) {
   ExperienceSummary s;
-  s.records = std::size_t(f.integer("records", 0));
-  s.evaluated = std::size_t(f.integer("evaluated", 0, std::int64_t(s.records)));
+  s.record_count = std::size_t(f.integer("records", 0));
+  s.evaluated_count = std::size_t(f.integer("evaluated", 0, std::int64_t(s.record_count)));
   const Json& batches = f.array("batch_sizes");
   for (std::size_t i = 0; i < batches.size(); ++i) {
     if (!batches[i].is_number_integer() || batches[i].get<std::int64_t>() < 1 ||
@@ -635,18 +635,29 @@ ExperienceSummary read_summary(const Fields& f) {
              "expected ascending distinct positive integers, got " + detail::describe_value(batches[i]));
     s.batch_sizes.push_back(batches[i].get<int>());
   }
+  const bool evaluated = s.evaluated_count > 0;
+  if (evaluated != !s.batch_sizes.empty() || s.batch_sizes.size() > s.evaluated_count)
+    f.fail(f.at("batch_sizes"), "lists " + std::to_string(s.batch_sizes.size()) + " batch sizes for " +
+                                    std::to_string(s.evaluated_count) + " evaluated records");
+  // In unplanned_regime_fields()'s order, each once.
   const Json& shared = f.array("shared_fields");
   const std::vector<std::string>& known = unplanned_regime_fields();
+  auto next = known.begin();
   for (std::size_t i = 0; i < shared.size(); ++i) {
-    const bool listed = shared[i].is_string() &&
-                        std::find(known.begin(), known.end(), shared[i].get<std::string>()) != known.end();
-    if (!listed)
+    const auto at = shared[i].is_string() ? std::find(next, known.end(), shared[i].get<std::string>()) : known.end();
+    if (at == known.end())
       f.fail(f.at("shared_fields") + "[" + std::to_string(i) + "]",
-             "expected one of the unplanned regime fields, got " + detail::describe_value(shared[i]));
-    s.shared_fields.push_back(shared[i].get<std::string>());
+             "expected one of the unplanned regime fields, each once and in order, got " +
+                 detail::describe_value(shared[i]));
+    s.shared_fields.push_back(*at);
+    next = at + 1;
   }
-  if (!s.shared_fields.empty() || f.has("shared_regime"))
-    s.shared_regime = detail::read_regime(f.object("shared_regime"));
+  if (!evaluated && !s.shared_fields.empty())
+    f.fail(f.at("shared_fields"), "lists fields shared by the evaluated records, and there are none");
+  if (evaluated != f.has("shared_regime"))
+    f.fail(f.at("shared_regime"), evaluated ? "is missing: the summary has evaluated records"
+                                            : "is given: the summary has no evaluated record");
+  if (evaluated) s.shared_regime = detail::read_regime(f.object("shared_regime"));
   return s;
 }
 
@@ -726,7 +737,9 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   p.training_rows_ = std::size_t(model.integer("training_rows", 1));
   p.oob_rmse_ = model.number("oob_rmse", 0);
   p.fitted_on_ = model.string("fitted_on");
-  if (model.has("experience")) p.experience_ = read_summary(model.object("experience"));
+  // Absent: fitted on bare rows, or written before predictors carried it.
+  // (A null there is damage, not absence.)
+  if (j.at("model").contains("experience")) p.experience_ = read_summary(model.object("experience"));
   const Json& ranges = model.array("feature_ranges");
   if (ranges.size() != kFeatureCount)
     model.fail(model.at("feature_ranges"), "expected " + std::to_string(kFeatureCount) + " entries");
@@ -829,7 +842,7 @@ std::size_t PredictorState::evaluated_records() const {
   return p ? p->training_rows() + p->calibration_records() : 0;
 }
 
-bool PredictorState::fits_shipped() const { return shipped_.summary().evaluated > 0; }
+bool PredictorState::fits_shipped() const { return shipped_.summary().evaluated_count > 0; }
 
 ExperienceSummary PredictorState::fitted_experience() const {
   return fits_shipped() ? shipped_.summary() : summarize_experience(device_);

@@ -238,8 +238,9 @@ class Predictor final : public AccuracyPredictor {
 // records, the bundle's predictor (if any), and the records themselves, read
 // only when something needs them. A state that takes the shipped predictor
 // needs only the summary it carries, and parsing a full grid's records takes
-// longer than the rest of a first plan. Copies share what has been read.
-// Used from one thread at a time, like PredictorState.
+// longer than the rest of a first plan. Copies share what has been read,
+// unguarded: a ShippedExperience and all its copies together are used from
+// one thread at a time (an Adapter serves one call at a time).
 class ShippedExperience {
  public:
   using RecordReader = std::function<std::vector<ExperienceRecord>()>;
@@ -300,7 +301,9 @@ class PredictorState {
   static constexpr const char* kPredictorFile = "predictor.json";
 
   // Creates `dir` when missing. Throws kIo when it cannot be read or written,
-  // and what fit() throws for bad options.
+  // what fit() throws for bad options, and, when it must fit a predictor on
+  // shipped records not read yet, what reading them throws (the bundle's
+  // file changed since it was opened: kCorrupt naming it).
   static PredictorState open(const std::string& dir, ShippedExperience shipped,
                              const PredictorOptions& options = {});
 

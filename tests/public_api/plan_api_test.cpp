@@ -21,6 +21,7 @@
 namespace fs = std::filesystem;
 
 extern std::string g_bundle;  // zoo_api_test.cpp: --bundle=DIR (input 32, two models)
+extern std::string g_shipped_bundle;  // the same, with shipped experience and predictor; may not exist
 
 namespace {
 
@@ -432,6 +433,36 @@ TEST_F(PlanApiTest, AGivenProfileTimedOtherwiseIsUsedAndThePlanSaysSo) {
                       std::to_string(threads)),
             std::string::npos)
       << ::testing::PrintToString(plan.notes);
+}
+
+TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
+  if (g_shipped_bundle.empty() || !fs::exists(fs::path(g_shipped_bundle) / "experience.log"))
+    GTEST_SKIP() << "no shipped bundle (--shipped-bundle=DIR; its fixture needs Fashion-MNIST)";
+  const fs::path bundle = dir_ / "shipped";
+  fs::copy(g_shipped_bundle, bundle, fs::copy_options::recursive);
+  std::size_t lines = 0;
+  {
+    std::ifstream log(bundle / "experience.log");
+    for (std::string line; std::getline(log, line);) ++lines;
+  }
+  ASSERT_GT(lines, 0u);
+  const nasoa::Zoo zoo = nasoa::Zoo::open(bundle.string());
+  // Damaged after the bundle was opened (verified): a plan that read the
+  // records would refuse them, kCorrupt. The bundle's predictor summarises
+  // them, and that is all planning needs.
+  {
+    std::ofstream damage(bundle / "experience.log", std::ios::binary | std::ios::trunc);
+    damage << "not the records the manifest vouches for\n";
+  }
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  for (const int min_experience : {1, 1000}) {  // the predictor's plan, then the default plan
+    nasoa::Adapter adapter(zoo, profiled_options(dir_ / "state", min_experience));
+    const nasoa::Plan plan = adapter.plan(*task_, budget);
+    EXPECT_EQ(plan.shipped_records, lines) << min_experience;
+    EXPECT_EQ(plan.source, min_experience == 1 ? nasoa::PlanSource::kPredictor : nasoa::PlanSource::kDefault);
+    EXPECT_EQ(plan.device_records, 0u);
+  }
 }
 
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {

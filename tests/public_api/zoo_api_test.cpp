@@ -16,6 +16,9 @@ namespace fs = std::filesystem;
 
 // Set from --bundle=DIR in main(); adapter_api_test.cpp reads it too.
 std::string g_bundle;
+// --shipped-bundle=DIR: the same models with shipped experience and predictor
+// (plan_api_test.cpp); may not exist.
+std::string g_shipped_bundle;
 
 namespace {
 
@@ -126,6 +129,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--bundle=", 0) == 0) g_bundle = arg.substr(9);
+    if (arg.rfind("--shipped-bundle=", 0) == 0) g_shipped_bundle = arg.substr(17);
   }
   return RUN_ALL_TESTS();
 }

@@ -101,8 +101,8 @@ TEST(ExperienceCoverageTest, TheSummaryCountsRecordsAndListsTheEvaluatedRunsBatc
   records[2].best_accuracy = -1;  // never evaluated: not seen
   records[3].regime.weight_decay = 0.01;
   const ExperienceSummary s = summarize_experience(records);
-  EXPECT_EQ(s.records, 5u);
-  EXPECT_EQ(s.evaluated, 4u);
+  EXPECT_EQ(s.record_count, 5u);
+  EXPECT_EQ(s.evaluated_count, 4u);
   EXPECT_EQ(s.batch_sizes, (std::vector<int>{16, 32, 64}));
   EXPECT_EQ(s.shared_fields, (std::vector<std::string>{"optimizer", "momentum", "schedule", "warmup_epochs",
                                                         "label_smoothing", "random_resized_crop", "horizontal_flip"}));
@@ -110,7 +110,7 @@ TEST(ExperienceCoverageTest, TheSummaryCountsRecordsAndListsTheEvaluatedRunsBatc
   EXPECT_FALSE(s.shared_regime.horizontal_flip);
 
   const ExperienceSummary none = summarize_experience({});
-  EXPECT_EQ(none.records, 0u);
+  EXPECT_EQ(none.record_count, 0u);
   EXPECT_TRUE(none.batch_sizes.empty());
   EXPECT_TRUE(none.shared_fields.empty());
   EXPECT_NE(s, none);

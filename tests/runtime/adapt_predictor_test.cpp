@@ -179,11 +179,46 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
        "model.experience.shared_fields[1]"},
       {[](detail::Json& m) { m["experience"]["evaluated"] = 6000; }, "model.experience.evaluated"},
       {[](detail::Json& m) { m["experience"].erase("shared_regime"); }, "model.experience.shared_regime"},
+      {[](detail::Json& m) { m["experience"] = nullptr; }, "model.experience"},
+      // Fields that each read well but contradict one another.
+      {[](detail::Json& m) { m["experience"]["batch_sizes"] = detail::Json::array(); }, "model.experience.batch_sizes"},
+      {[](detail::Json& m) { m["experience"]["evaluated"] = 0; }, "model.experience.batch_sizes"},
+      {[](detail::Json& m) {
+         m["experience"]["evaluated"] = 1;
+         m["experience"]["batch_sizes"] = {16, 32};
+       },
+       "model.experience.batch_sizes"},
+      {[](detail::Json& m) { m["experience"]["shared_fields"] = {"optimizer", "optimizer"}; },
+       "model.experience.shared_fields[1]"},
+      {[](detail::Json& m) { m["experience"]["shared_fields"] = {"momentum", "optimizer"}; },
+       "model.experience.shared_fields[1]"},
+      {[](detail::Json& m) {
+         m["experience"]["evaluated"] = 0;
+         m["experience"]["batch_sizes"] = detail::Json::array();
+       },
+       "model.experience.shared_fields"},
+      {[](detail::Json& m) {
+         m["experience"]["evaluated"] = 0;
+         m["experience"]["batch_sizes"] = detail::Json::array();
+         m["experience"]["shared_fields"] = detail::Json::array();
+       },
+       "model.experience.shared_regime"},
   };
-  for (const auto& [edit, field] : bad) {
-    zoo::write_file_atomic(path, edited_file(good, edit));
-    EXPECT_TRUE(nasoa::testing::throws_error([&] { Predictor::load(path); }, ErrorCode::kCorrupt, field)) << field;
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    zoo::write_file_atomic(path, edited_file(good, bad[i].first));
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { Predictor::load(path); }, ErrorCode::kCorrupt,
+                                             "field '" + bad[i].second + "'"))
+        << "edit " << i;
   }
+  // And one with nothing evaluated that agrees with itself reads back.
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) {
+                           m["experience"] = {{"records", 3}, {"evaluated", 0}, {"batch_sizes", detail::Json::array()},
+                                              {"shared_fields", detail::Json::array()}};
+                         }));
+  const Predictor none_evaluated = Predictor::load(path);
+  ASSERT_TRUE(none_evaluated.experience().has_value());
+  EXPECT_EQ(none_evaluated.experience()->record_count, 3u);
+  EXPECT_EQ(none_evaluated.experience()->evaluated_count, 0u);
 }
 
 TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
@@ -418,15 +453,15 @@ TEST(PredictorStateTest, WithTheBundlesPredictorTheShippedRecordsAreNotRead) {
   // all copies.
   const ShippedExperience plain(reader, "file-digest", std::nullopt);
   const ShippedExperience copy = plain;
-  EXPECT_EQ(PredictorState::open(dir / "plain", plain, small_options()).fitted_experience().records, 120u);
-  EXPECT_EQ(PredictorState::open(dir / "plain", copy, small_options()).fitted_experience().records, 120u);
+  EXPECT_EQ(PredictorState::open(dir / "plain", plain, small_options()).fitted_experience().record_count, 120u);
+  EXPECT_EQ(PredictorState::open(dir / "plain", copy, small_options()).fitted_experience().record_count, 120u);
   EXPECT_EQ(reads, 1);
   EXPECT_TRUE(copy.records_read());
 
   // A predictor fitted on other records says nothing of these.
   Predictor other = Predictor::fit(world.records(50, "o"), {}, small_options());
   other.set_fitted_on(PredictorState::shipped_fingerprint("another-digest", small_options()));
-  EXPECT_EQ(ShippedExperience(reader, "file-digest", other).summary().records, 120u);
+  EXPECT_EQ(ShippedExperience(reader, "file-digest", other).summary().record_count, 120u);
   EXPECT_EQ(reads, 2);
 }
 
@@ -497,12 +532,12 @@ TEST(PredictorStateTest, ItIsFittedOnTheShippedRecordsUnlessNoneWasEvaluated) {
     PredictorState s = PredictorState::open(dir / "with", ShippedExperience{records}, small_options());
     ASSERT_TRUE(s.record(outcome));
     EXPECT_EQ(s.fitted_experience(), summarize_experience(records));
-    EXPECT_EQ(s.fitted_experience().records, 40u);
+    EXPECT_EQ(s.fitted_experience().record_count, 40u);
   }
   for (ExperienceRecord& r : records) r.best_accuracy = -1;  // shipped, never evaluated
   PredictorState s = PredictorState::open(dir / "without", ShippedExperience{records}, small_options());
   ASSERT_TRUE(s.record(outcome));
-  EXPECT_EQ(s.fitted_experience().records, 1u);
+  EXPECT_EQ(s.fitted_experience().record_count, 1u);
   EXPECT_EQ(s.fitted_experience().batch_sizes, std::vector<int>{48});
 }
 
