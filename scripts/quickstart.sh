@@ -30,7 +30,7 @@ fi
 # the model and regime that fit the budget, prints the plan, fine-tunes it,
 # and records the outcome in the device's state directory
 # (~/.local/state/nasoa, or $XDG_STATE_HOME/nasoa), from which later plans
-# learn. The first run on a machine also measures its device profile (5-7 s
+# learn. The first run on a machine also measures its device profile (3-5 s
 # on 2 cores), inside the budget.
 echo
 echo "== Planning and adapting the default zoo to the default task (60 s budget) =="
