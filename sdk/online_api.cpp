@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
@@ -46,12 +47,14 @@ std::string seconds_text(double s) {
   return buffer;
 }
 
-// The profile's batch sizes: 32, at which the default zoo's experience was
-// gathered (predictor plans keep to the experience's sizes) and default
-// plans run; and 16, the smaller batch a plan falls back to when a memory
-// cap leaves no plan at 32. Two points also give the affine fit of step time
-// in batch size its slope. Batch 64 was measured too until a device's first
-// plan spent a third of its profiling time on a size no plan takes.
+// The profile's batch sizes, beside those of the shipped experience: 32, at
+// which default plans run (and the default zoo's experience was gathered:
+// predictor plans keep to the experience's sizes); and 16, the smaller batch
+// a plan falls back to when a memory cap leaves no plan at 32. Two points
+// also give the affine fit of step time in batch size its slope. Batch 64
+// was measured too until 0.3.2, a third of the profiling time of a device's
+// first plan, for plans that took it only when no epoch at 32 fitted the
+// time budget, on no evidence of what it would reach.
 const std::vector<int> kProfileBatches{16, 32};
 constexpr int kDefaultBatch = 32;
 
@@ -112,8 +115,9 @@ std::string timing_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& imp
            std::to_string(threads);
   // Fine-tuning sets the heap as asked (when the environment leaves it; once
   // set, it stays so for the process), so the steps timed must have run
-  // with the same heap.
-  const bool keeps = impl.options.tune_heap ? zoo::keep_freed_memory_for_reuse() : zoo::keeping_freed_memory();
+  // with the same heap. Asked, not set: a process that only plans keeps
+  // glibc's defaults.
+  const bool keeps = impl.options.tune_heap ? zoo::would_keep_freed_memory() : zoo::keeping_freed_memory();
   if (p.device.kept_freed_memory != keeps)
     return std::string("its steps were timed with the heap ") + (p.device.kept_freed_memory ? "" : "not ") +
            "keeping freed memory for reuse, and fine-tuning's heap will " + (keeps ? "" : "not ") + "keep it";
@@ -128,6 +132,8 @@ std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& im
   if (p.models.size() != impl.zoo.models().size()) return "it covers only some of the models";
   return timing_mismatch(p, impl);
 }
+
+const rt::ShippedExperience& shipped_experience(Adapter::Impl& impl);  // below
 
 struct ProfileOutcome {
   bool measured = false;
@@ -183,7 +189,11 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   }
   const bool gpu = sdk::uses_gpu(impl.options);
   rt::ProfileOptions options;
-  options.batch_sizes = kProfileBatches;
+  // And those the shipped experience was gathered at, where the predictor's
+  // plans will keep to.
+  std::set<int> batches(kProfileBatches.begin(), kProfileBatches.end());
+  for (const int b : shipped_experience(impl).summary().batch_sizes) batches.insert(b);
+  options.batch_sizes.assign(batches.begin(), batches.end());
   options.warmup = 1;
   options.repetitions = 3;
   options.threads = sdk::compute_threads(impl.options, gpu);

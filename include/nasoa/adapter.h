@@ -279,7 +279,8 @@ class NASOA_API Adapter {
   //
   // The budget counts all of plan()'s time: reading the state, the probe,
   // and, the first time on a device, measuring the device profile (a few
-  // seconds: steps at batch 16 and 32 with every frozen stage count, per
+  // seconds: steps at batch 16, 32 and the shipped experience's batch
+  // sizes with every frozen stage count, per
   // model). That profile comes from AdapterOptions::device_profile when set,
   // else from the state directory, else it is measured and cached there;
   // calibrate() measures it ahead of time, outside any budget. A first

@@ -433,6 +433,19 @@ TEST_F(PlanApiTest, AGivenProfileTimedOtherwiseIsUsedAndThePlanSaysSo) {
                       std::to_string(threads)),
             std::string::npos)
       << ::testing::PrintToString(plan.notes);
+
+  // Its steps timed with the heap set otherwise than fine-tuning will set it.
+  profile["device"]["threads"] = threads;
+  const bool kept = profile.at("device").at("kept_freed_memory").get<bool>();
+  profile["device"]["kept_freed_memory"] = !kept;
+  const fs::path heap = dir_ / "other-heap.json";
+  std::ofstream(heap) << profile.dump(2);
+  options.device_profile = heap.string();
+  const nasoa::Plan heap_plan = nasoa::Adapter(*zoo_, options).plan(*task_, budget);
+  EXPECT_NE(note_naming(heap_plan, heap.string()).find(std::string("steps were timed with the heap ") +
+                                                       (kept ? "not " : "") + "keeping freed memory"),
+            std::string::npos)
+      << ::testing::PrintToString(heap_plan.notes);
 }
 
 TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
@@ -447,6 +460,15 @@ TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
   }
   ASSERT_GT(lines, 0u);
   const nasoa::Zoo zoo = nasoa::Zoo::open(bundle.string());
+
+  // A device profile measured for it times the batch size its experience
+  // was gathered at (8, by the fixture), beside 16 and 32, so that the
+  // predictor's plans have step times to keep to.
+  nasoa::Adapter measuring(zoo, options_for(dir_ / "measured"));
+  EXPECT_GT(measuring.calibrate(), 0);
+  std::ifstream measured(fs::path(measuring.state_dir()) / "device-profile-cpu.json");
+  EXPECT_EQ(nlohmann::json::parse(measured).at("settings").at("batch_sizes"), nlohmann::json({8, 16, 32}));
+
   // Damaged after the bundle was opened (verified): a plan that read the
   // records would refuse them, kCorrupt. The bundle's predictor summarises
   // them, and that is all planning needs.
@@ -463,6 +485,7 @@ TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
     EXPECT_EQ(plan.source, min_experience == 1 ? nasoa::PlanSource::kPredictor : nasoa::PlanSource::kDefault);
     EXPECT_EQ(plan.device_records, 0u);
   }
+
 }
 
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {

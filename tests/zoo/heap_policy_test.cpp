@@ -82,7 +82,10 @@ TEST(HeapPolicy, FreedBlocksAreReusedWithoutFaultingPagesInAgain) {
   waitpid(child, &status, 0);
 
   EXPECT_FALSE(keeping_freed_memory()) << "asking sets nothing";
+  EXPECT_TRUE(would_keep_freed_memory()) << "the environment leaves the heap to us";
+  EXPECT_FALSE(keeping_freed_memory()) << "asking what would happen sets nothing";
   ASSERT_TRUE(keep_freed_memory_for_reuse());
+  EXPECT_TRUE(would_keep_freed_memory());
   EXPECT_TRUE(keeping_freed_memory());
   EXPECT_TRUE(keep_freed_memory_for_reuse()) << "a second call keeps the settings";
   const long kept_faults = faults_of_steps(20);

@@ -24,11 +24,13 @@ bool environment_tunes_heap(const char* const* environment) {
 namespace {
 std::once_flag once;
 std::atomic<bool> applied{false};
+std::atomic<bool> attempted{false};
 }  // namespace
 
 bool keep_freed_memory_for_reuse() {
 #if defined(__GLIBC__)
   std::call_once(once, [] {
+    attempted = true;
     if (environment_tunes_heap(environ)) return;
     // The most glibc accepts for the threshold: 32 MiB on 64-bit systems,
     // 512 KiB on 32-bit ones; larger blocks keep their own mappings. It is
@@ -47,6 +49,15 @@ bool keep_freed_memory_for_reuse() {
 }
 
 bool keeping_freed_memory() { return applied; }
+
+bool would_keep_freed_memory() {
+#if defined(__GLIBC__)
+  if (attempted) return applied;
+  return !environment_tunes_heap(environ);
+#else
+  return false;
+#endif
+}
 
 void give_back_freed_memory() {
 #if defined(__GLIBC__)

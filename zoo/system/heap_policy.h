@@ -33,6 +33,13 @@ bool keep_freed_memory_for_reuse();
 // effect; changes nothing.
 bool keeping_freed_memory();
 
+// Whether keep_freed_memory_for_reuse() would put the settings in effect
+// (or already has); changes nothing, so that checking what fine-tuning's
+// heap will be (a profile's fit for it, say) does not set it for a process
+// that may never fine-tune. Where mallopt() itself refuses, which glibc
+// does not, the call would return false although this said true.
+bool would_keep_freed_memory();
+
 void give_back_freed_memory();
 
 // Whether `environment` (NAME=VALUE entries, null-terminated, as environ)
