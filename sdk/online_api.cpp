@@ -189,8 +189,8 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   }
   const bool gpu = sdk::uses_gpu(impl.options);
   rt::ProfileOptions options;
-  // And those the shipped experience was gathered at, where the predictor's
-  // plans will keep to.
+  // kProfileBatches, and the batch sizes the shipped experience was
+  // gathered at: the predictor's plans keep to those.
   std::set<int> batches(kProfileBatches.begin(), kProfileBatches.end());
   for (const int b : shipped_experience(impl).summary().batch_sizes) batches.insert(b);
   options.batch_sizes.assign(batches.begin(), batches.end());
