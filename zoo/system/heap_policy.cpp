@@ -30,7 +30,6 @@ std::atomic<bool> attempted{false};
 bool keep_freed_memory_for_reuse() {
 #if defined(__GLIBC__)
   std::call_once(once, [] {
-    attempted = true;
     if (environment_tunes_heap(environ)) return;
     // The most glibc accepts for the threshold: 32 MiB on 64-bit systems,
     // 512 KiB on 32-bit ones; larger blocks keep their own mappings. It is
@@ -42,6 +41,9 @@ bool keep_freed_memory_for_reuse() {
     mallopt(M_TOP_PAD, 64 << 20);
     applied = true;
   });
+  // Only once the outcome is settled: set at the start, a concurrent
+  // would_keep_freed_memory() could read the attempt without its result.
+  attempted = true;
   return applied;
 #else
   return false;
