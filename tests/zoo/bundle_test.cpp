@@ -436,7 +436,26 @@ TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
   EXPECT_EQ(replaced.models[0].encoding, "2-_8_1-2");
   EXPECT_EQ(replaced.models[0].upstream_classes, 3);
   EXPECT_EQ(replaced.models[1].weights_sha256, after.models[1].weights_sha256);
+  EXPECT_EQ(replaced.provenance.command_line, after.provenance.command_line)
+      << "the same command again was written twice in a row";
   for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
+}
+
+TEST_F(BundleTest, ShippingExperienceAgainWithTheSameCommandRecordsItOnce) {
+  write_bundle(dir_, input());
+  const std::string made_by = open_bundle(dir_).provenance.command_line;
+  const Provenance ship{"gather", "gather --ship a.log", 1, "2026-11-29T00:00:00Z", "docs/data.md#x"};
+  set_bundle_experience(dir_, "predictor 1", "experience 1", ship);
+  const Manifest again = set_bundle_experience(dir_, "predictor 2", "experience 2", ship);
+  EXPECT_EQ(again.provenance.command_line, made_by + " && gather --ship a.log");
+  EXPECT_EQ(read_file(dir_ + "/experience.log"), "experience 2") << "the second shipping was not written";
+  const Provenance other{"gather", "gather --ship b.log", 1, "2026-11-30T00:00:00Z", "docs/data.md#x"};
+  const Manifest later = set_bundle_experience(dir_, "predictor 3", "experience 3", other);
+  EXPECT_EQ(later.provenance.command_line, made_by + " && gather --ship a.log && gather --ship b.log");
+  // A command that only ends like the last one is another command.
+  const Provenance longer{"gather", "x gather --ship b.log", 1, "2026-11-30T00:00:00Z", "docs/data.md#x"};
+  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", longer).provenance.command_line,
+            later.provenance.command_line + " && x gather --ship b.log");
 }
 
 TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {

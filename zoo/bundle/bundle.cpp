@@ -405,6 +405,18 @@ BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
   return kept;
 }
 
+// The commands that made a bundle, then `next`. The same command run again
+// (shipping the same log once more) makes what it made before, so it is
+// not written twice in a row.
+std::string chained_command(const std::string& made_by, const std::string& next) {
+  if (made_by.empty()) return next;
+  const std::string tail = " && " + next;
+  if (made_by == next || (made_by.size() >= tail.size() &&
+                          made_by.compare(made_by.size() - tail.size(), tail.size(), tail) == 0))
+    return made_by;
+  return made_by + tail;
+}
+
 }  // namespace
 
 Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
@@ -416,8 +428,7 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
   BundleInput input;
   input.name = old.name;
   input.provenance = provenance;
-  if (!old.provenance.command_line.empty())
-    input.provenance.command_line = old.provenance.command_line + " && " + provenance.command_line;
+  input.provenance.command_line = chained_command(old.provenance.command_line, provenance.command_line);
   for (const ModelInfo& m : old.models) input.models.push_back(kept_model(live, m));
   input.predictor = predictor;
   input.experience = experience;
@@ -436,8 +447,7 @@ Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, co
   if (fs::exists(fs::symlink_status(live, ec)) && is_bundle_dir(live)) {
     const Manifest old = open_bundle(live);
     input.name = old.name;
-    if (!old.provenance.command_line.empty())
-      input.provenance.command_line = old.provenance.command_line + " && " + provenance.command_line;
+    input.provenance.command_line = chained_command(old.provenance.command_line, provenance.command_line);
     bool replaced = false;
     for (const ModelInfo& m : old.models) {
       if (m.name == model.name) {  // the new model takes the old one's place in the order
