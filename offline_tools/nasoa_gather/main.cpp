@@ -86,6 +86,7 @@ struct Args {
   std::vector<double> lrs{0.003, 0.01, 0.03, 0.1};
   std::vector<int> frozen{0, 1, 2};
   std::vector<int> epochs{1, 3, 8};
+  std::vector<std::string> models;  // empty: all of the bundle's
   int batch = 32, plans_per_pair = 0, probe_per_class = 20, threads = 0;
   std::string shard;  // "K/N", or empty for all tasks
   std::uint64_t seed = 1;
@@ -294,6 +295,23 @@ std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
   return {k, n};
 }
 
+// The bundle's models named by --models, in the bundle's order; all of them
+// when none is named.
+std::vector<nasoa::ModelInfo> selected_models(const nasoa::zoo::Manifest& manifest,
+                                              const std::vector<std::string>& names, const std::string& zoo) {
+  if (names.empty()) return manifest.models;
+  std::string known;
+  for (const nasoa::ModelInfo& m : manifest.models) known += (known.empty() ? "" : ", ") + m.name;
+  for (const std::string& name : names)
+    if (std::none_of(manifest.models.begin(), manifest.models.end(),
+                     [&](const nasoa::ModelInfo& m) { return m.name == name; }))
+      throw Error(ErrorCode::kInvalidArgument, "--models: " + zoo + " has no model '" + name + "' (it has " + known + ")");
+  std::vector<nasoa::ModelInfo> out;
+  for (const nasoa::ModelInfo& m : manifest.models)
+    if (std::find(names.begin(), names.end(), m.name) != names.end()) out.push_back(m);
+  return out;
+}
+
 int run(Args a) {
   check_grid_and_log_path(a);
   const auto started = Clock::now();
@@ -308,6 +326,7 @@ int run(Args a) {
     if (m.input_size != side)
       throw Error(ErrorCode::kInvalidArgument, a.zoo + ": models of different input sizes (" + m.name + ": " +
                                                    std::to_string(m.input_size) + ", not " + std::to_string(side) + ")");
+  const std::vector<nasoa::ModelInfo> models = selected_models(manifest, a.models, a.zoo);
 
   std::vector<Task> tasks;
   std::vector<std::string> names;
@@ -367,7 +386,7 @@ int run(Args a) {
   for (double lr : a.lrs)
     for (int f : a.frozen)
       for (int e : a.epochs) grid.push_back({lr, f, e});
-  std::cerr << "gathering: " << manifest.models.size() << " models x " << tasks.size() << " tasks x "
+  std::cerr << "gathering: " << models.size() << " models x " << tasks.size() << " tasks x "
             << (a.plans_per_pair > 0 ? std::min<std::size_t>(std::size_t(a.plans_per_pair), grid.size()) : grid.size())
             << " plans; " << done.size() << " runs already in " << a.log << "\n";
 
@@ -376,11 +395,11 @@ int run(Args a) {
   std::map<std::pair<std::size_t, std::size_t>, std::vector<Plan>> plans;
   std::size_t rounds = 0;
   for (std::size_t t = 0; t < tasks.size(); ++t)
-    for (std::size_t m = 0; m < manifest.models.size(); ++m) {
+    for (std::size_t m = 0; m < models.size(); ++m) {
       std::vector<Plan> order = grid;
       // Seeded by the names, not by positions: the same draw whatever the
       // sharding, and whatever task folders are added beside this one.
-      std::mt19937_64 rng(a.seed ^ name_hash(tasks[t].name + '\0' + manifest.models[m].name));
+      std::mt19937_64 rng(a.seed ^ name_hash(tasks[t].name + '\0' + models[m].name));
       std::shuffle(order.begin(), order.end(), rng);
       if (a.plans_per_pair > 0 && order.size() > std::size_t(a.plans_per_pair)) order.resize(std::size_t(a.plans_per_pair));
       rounds = std::max(rounds, order.size());
@@ -388,17 +407,17 @@ int run(Args a) {
     }
 
   std::vector<int> max_frozen;
-  for (const nasoa::ModelInfo& info : manifest.models)
+  for (const nasoa::ModelInfo& info : models)
     max_frozen.push_back(nasoa::zoo::load_network(a.zoo, info)->num_stages() - 1);
   std::set<std::string> made;  // this process's runs, by id
   std::map<std::pair<std::size_t, std::size_t>, double> probe, probe_seconds;
   int ran = 0, skipped = 0;
   for (std::size_t r = 0; r < rounds; ++r)
     for (std::size_t t = 0; t < tasks.size(); ++t)
-      for (std::size_t m = 0; m < manifest.models.size(); ++m) {
+      for (std::size_t m = 0; m < models.size(); ++m) {
         const std::vector<Plan>& list = plans[{t, m}];
         if (r >= list.size()) continue;
-        const nasoa::ModelInfo& info = manifest.models[m];
+        const nasoa::ModelInfo& info = models[m];
         Task& task = tasks[t];
         Plan plan = list[r];
         // Frozen counts above the model's are the same run as its largest:
@@ -499,6 +518,8 @@ int main(int argc, char** argv) {
   app.add_option("--lrs", a.lrs, "Learning rates of the grid")->delimiter(',')->capture_default_str();
   app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")->delimiter(',')->capture_default_str();
   app.add_option("--epochs", a.epochs, "Epochs of the grid")->delimiter(',')->capture_default_str();
+  app.add_option("--models", a.models, "Only these models of the bundle (comma-separated names; default: all)")
+      ->delimiter(',');
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")
       ->check(CLI::NonNegativeNumber)->capture_default_str();

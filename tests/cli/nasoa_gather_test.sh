@@ -41,6 +41,22 @@ for line in open(sys.argv[1], 'rb'):
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/exp.log" "${grid[@]}" > "$work/again.log" 2>&1
 check "a rerun finds every run in the log and runs none" bash -c "grep -q '0 runs made, 48 found in the log' '$work/again.log' && [ \$(wc -l < '$work/exp.log') -eq 48 ]"
 
+# --models: more of the grid for one model only, into a copy of the log.
+cp "$work/exp.log" "$work/models.log"
+second_model=$(cut -d' ' -f2- "$work/exp.log" | python3 -c 'import json,sys; print(sorted({json.loads(l)["model"]["name"] for l in sys.stdin})[-1])')
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/models.log" --models "$second_model" \
+  --lrs 0.01,0.1 --frozen 0,1 --epochs 3 --batch 8 --threads 1 > "$work/models.out" 2>&1
+check "--models gathers the named model only" bash -c "grep -q '1 models x 3 tasks x 4 plans' '$work/models.out' && \
+  [ \$(wc -l < '$work/models.log') -eq 60 ]"
+check "--models: the runs added are all of that model" python3 -c "
+import json, sys
+added = [json.loads(l.split(' ', 1)[1]) for l in list(open(sys.argv[1]))[48:]]
+assert len(added) == 12 and {r['model']['name'] for r in added} == {sys.argv[2]}, added
+" "$work/models.log" "$second_model"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/models.log" --models nosuch "${grid[@]}" > /dev/null 2> "$work/nosuch.err"
+check "--models refuses a name the bundle lacks, naming it and the bundle's" bash -c \
+  "[ $? -ne 0 ] && grep -q \"no model 'nosuch' (it has .*$second_model)\" '$work/nosuch.err' && [ \$(wc -l < '$work/models.log') -eq 60 ]"
+
 cp -r "$work/zoo" "$work/zoo2"
 cp -r "$work/zoo" "$work/zoo-unshipped"
 check "--ship writes the experience and the predictor into the bundle" bash -c \
