@@ -430,13 +430,17 @@ TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
   BundleModelInput retrained = in.models[0];
   retrained.network = Network(Encoding::parse("2-_8_1-2"), 3);
   retrained.labels = {"a", "b", "c"};
-  const Manifest replaced = add_to_bundle(dir_, retrained, "ignored", second);
+  const Provenance retraining{"pretrain", "pretrain --model a --epochs 9", 6, "2026-11-29T00:00:00Z", "docs/data.md#x"};
+  const Manifest replaced = add_to_bundle(dir_, retrained, "ignored", retraining);
   ASSERT_EQ(replaced.models.size(), 2u);
   EXPECT_EQ(replaced.models[0].name, "small");
   EXPECT_EQ(replaced.models[0].encoding, "2-_8_1-2");
   EXPECT_EQ(replaced.models[0].upstream_classes, 3);
   EXPECT_EQ(replaced.models[1].weights_sha256, after.models[1].weights_sha256);
-  EXPECT_EQ(replaced.provenance.command_line, after.provenance.command_line)
+  EXPECT_EQ(replaced.provenance.command_line, after.provenance.command_line + " && pretrain --model a --epochs 9");
+  // The very same command again (re-adding the same model) is not chained twice.
+  const Manifest repeated = add_to_bundle(dir_, retrained, "ignored", retraining);
+  EXPECT_EQ(repeated.provenance.command_line, replaced.provenance.command_line)
       << "the same command again was written twice in a row";
   for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
 }
@@ -452,10 +456,10 @@ TEST_F(BundleTest, ShippingExperienceAgainWithTheSameCommandRecordsItOnce) {
   const Provenance other{"gather", "gather --ship b.log", 1, "2026-11-30T00:00:00Z", "docs/data.md#x"};
   const Manifest later = set_bundle_experience(dir_, "predictor 3", "experience 3", other);
   EXPECT_EQ(later.provenance.command_line, made_by + " && gather --ship a.log && gather --ship b.log");
-  // A command that only ends like the last one is another command.
-  const Provenance longer{"gather", "x gather --ship b.log", 1, "2026-11-30T00:00:00Z", "docs/data.md#x"};
-  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", longer).provenance.command_line,
-            later.provenance.command_line + " && x gather --ship b.log");
+  // A command that the last one merely ends with is another command.
+  const Provenance part{"gather", "--ship b.log", 1, "2026-11-30T00:00:00Z", "docs/data.md#x"};
+  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", part).provenance.command_line,
+            later.provenance.command_line + " && --ship b.log");
 }
 
 TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {

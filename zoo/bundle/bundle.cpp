@@ -410,6 +410,7 @@ BundleModelInput kept_model(const std::string& live, const ModelInfo& m) {
 // not written twice in a row.
 std::string chained_command(const std::string& made_by, const std::string& next) {
   if (made_by.empty()) return next;
+  if (next.empty()) return made_by;
   const std::string tail = " && " + next;
   if (made_by == next || (made_by.size() >= tail.size() &&
                           made_by.compare(made_by.size() - tail.size(), tail.size(), tail) == 0))
