@@ -305,7 +305,7 @@ std::vector<nasoa::ModelInfo> selected_models(const nasoa::zoo::Manifest& manife
   for (const std::string& name : names)
     if (std::none_of(manifest.models.begin(), manifest.models.end(),
                      [&](const nasoa::ModelInfo& m) { return m.name == name; }))
-      throw Error(ErrorCode::kInvalidArgument, "--models: " + zoo + " has no model '" + name + "' (it has " + known + ")");
+      throw nasoa_samples::BadArguments("--models: " + zoo + " has no model '" + name + "' (it has " + known + ")");
   std::vector<nasoa::ModelInfo> out;
   for (const nasoa::ModelInfo& m : manifest.models)
     if (std::find(names.begin(), names.end(), m.name) != names.end()) out.push_back(m);
@@ -537,8 +537,8 @@ int main(int argc, char** argv) {
   return nasoa_samples::run_reporting_errors("nasoa-gather", [&] {
     if (!a.ship.empty()) {
       // Gathering's options would be taken for part of what is shipped.
-      for (const char* option : {"--lrs", "--frozen", "--epochs", "--batch", "--plans-per-pair", "--probe-per-class",
-                                 "--seed", "--hours", "--threads", "--shard"})
+      for (const char* option : {"--lrs", "--frozen", "--epochs", "--models", "--batch", "--plans-per-pair",
+                                 "--probe-per-class", "--seed", "--hours", "--threads", "--shard"})
         if (app.count(option) > 0)
           throw nasoa_samples::BadArguments(std::string(option) +
                                             " is for gathering; --ship takes only --zoo (the fit has seeds of its own)");

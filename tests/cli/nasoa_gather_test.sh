@@ -53,9 +53,12 @@ import json, sys
 added = [json.loads(l.split(' ', 1)[1]) for l in list(open(sys.argv[1]))[48:]]
 assert len(added) == 12 and {r['model']['name'] for r in added} == {sys.argv[2]}, added
 " "$work/models.log" "$second_model"
-"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/models.log" --models nosuch "${grid[@]}" > /dev/null 2> "$work/nosuch.err"
-check "--models refuses a name the bundle lacks, naming it and the bundle's" bash -c \
-  "[ $? -ne 0 ] && grep -q \"no model 'nosuch' (it has .*$second_model)\" '$work/nosuch.err' && [ \$(wc -l < '$work/models.log') -eq 60 ]"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/none.log" --models nosuch "${grid[@]}" > /dev/null 2> "$work/nosuch.err"
+check "--models refuses a name the bundle lacks, naming it and the bundle's, before claiming a task" bash -c \
+  "[ $? -eq 2 ] && grep -q \"no model 'nosuch' (it has .*)\" '$work/nosuch.err' && grep -qF -- '$second_model' '$work/nosuch.err' && [ ! -e '$work/none.log' ]"
+"$gather" --ship "$work/exp.log" --zoo "$work/zoo" --models "$second_model" > /dev/null 2> "$work/ship-models.err"
+check "--ship refuses --models (it ships the whole log)" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--models is for gathering' '$work/ship-models.err'"
 
 cp -r "$work/zoo" "$work/zoo2"
 cp -r "$work/zoo" "$work/zoo-unshipped"
