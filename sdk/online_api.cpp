@@ -551,6 +551,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         const std::vector<int> batches = rt::batch_sizes_with_evidence(fitted, profiled, &note);
         if (!note.empty()) plan.notes.push_back(note);
         options.grid.batch_sizes = batches;  // empty: the profile's
+        options.grid.epochs = rt::epochs_with_evidence(fitted, options.grid.epochs);
         try {
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);

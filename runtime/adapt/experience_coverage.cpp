@@ -64,7 +64,7 @@ const std::vector<std::string>& unplanned_regime_fields() {
 
 bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
   if (record_count != o.record_count || evaluated_count != o.evaluated_count || batch_sizes != o.batch_sizes ||
-      shared_fields != o.shared_fields)
+      longest_epochs != o.longest_epochs || shared_fields != o.shared_fields)
     return false;
   for (const Field& f : fields())
     if (std::count(shared_fields.begin(), shared_fields.end(), f.name) && !f.same(shared_regime, o.shared_regime))
@@ -84,6 +84,7 @@ ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& reco
       if (r.best_accuracy < 0) continue;
       ++s.evaluated_count;
       batches.insert(r.regime.batch_size);
+      s.longest_epochs = std::max(s.longest_epochs, r.regime.epochs);
       if (!first) {
         first = &r;
         continue;
@@ -115,6 +116,14 @@ std::vector<std::string> regime_outside_experience(const Regime& base, const Exp
                     theirs);
   }
   return notes;
+}
+
+std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const std::vector<int>& grid) {
+  const int cap = std::max(kEpochsPlannedWithoutLongerRuns, experience.longest_epochs);
+  std::vector<int> epochs;
+  for (const int e : grid)
+    if (e <= cap) epochs.push_back(e);
+  return epochs;
 }
 
 std::string listed_batch_sizes(const std::vector<int>& sizes) {

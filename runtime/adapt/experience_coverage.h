@@ -35,6 +35,9 @@ struct ExperienceSummary {
   std::size_t record_count = 0;     // all of them
   std::size_t evaluated_count = 0;  // those with best_accuracy >= 0: what a predictor learns from
   std::vector<int> batch_sizes;     // of the evaluated records; ascending, distinct
+  // The most epochs of an evaluated record; 0 when none was evaluated, or
+  // in a summary saved before it was kept.
+  int longest_epochs = 0;
   // The unplanned fields every evaluated record agrees on (in the order of
   // unplanned_regime_fields()), and a regime holding those values: the first
   // evaluated record's, whose other fields (model, learning rate, ...) mean
@@ -65,6 +68,17 @@ std::vector<std::string> regime_outside_experience(const Regime& base, const Exp
 // evidence of what the sizes do.
 std::vector<int> batch_sizes_with_evidence(const ExperienceSummary& experience, const std::vector<int>& profiled,
                                            std::string* note);
+
+// Epoch counts a predictor plans over whatever its experience holds: the
+// plan grid went this far before experience of longer runs was gathered.
+constexpr int kEpochsPlannedWithoutLongerRuns = 32;
+
+// The epoch counts of `grid` a predictor's plans may use: up to the longest
+// run the experience holds, or up to kEpochsPlannedWithoutLongerRuns when it
+// holds none that long. Past its longest run the trees see only step counts
+// that other tasks reached in fewer epochs, which is no evidence of what
+// more epochs do on this one. Keeps `grid`'s order.
+std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const std::vector<int>& grid);
 
 // "16, 32, 64": batch sizes as notes list them.
 std::string listed_batch_sizes(const std::vector<int>& sizes);

@@ -613,7 +613,7 @@ namespace {
 // their values.
 Json summary_json(const ExperienceSummary& s) {
   Json j{{"records", s.record_count}, {"evaluated", s.evaluated_count}, {"batch_sizes", s.batch_sizes},
-         {"shared_fields", s.shared_fields}};
+         {"longest_epochs", s.longest_epochs}, {"shared_fields", s.shared_fields}};
   // Without an evaluated record there is no regime to hold the values (and
   // the default one, which names no model, would not read back).
   if (s.evaluated_count > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
@@ -658,6 +658,14 @@ ExperienceSummary read_summary(const Fields& f) {
     f.fail(f.at("shared_regime"), evaluated ? "is missing: the summary has evaluated records"
                                             : "is given: the summary has no evaluated record");
   if (evaluated) s.shared_regime = detail::read_regime(f.object("shared_regime"));
+  // Absent from summaries saved before it was kept: 0, and planning keeps to
+  // the epochs it planned then.
+  if (f.has("longest_epochs")) {
+    s.longest_epochs = int(f.integer("longest_epochs", 0, std::numeric_limits<int>::max()));
+    if (evaluated != (s.longest_epochs > 0))
+      f.fail(f.at("longest_epochs"), "is " + std::to_string(s.longest_epochs) + " for " +
+                                         std::to_string(s.evaluated_count) + " evaluated records");
+  }
   return s;
 }
 

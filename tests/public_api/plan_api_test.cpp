@@ -486,6 +486,17 @@ TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
     EXPECT_EQ(plan.device_records, 0u);
   }
 
+  // Its experience ran 1 epoch: the predictor plans no further than the
+  // grid went before longer runs were gathered (32 epochs), although an hour
+  // holds more, as the default plan, which fills the budget, shows.
+  budget.seconds = 3600;
+  nasoa::Adapter predicting(zoo, profiled_options(dir_ / "state", 1));
+  const nasoa::Plan predicted = predicting.plan(*task_, budget);
+  ASSERT_EQ(predicted.source, nasoa::PlanSource::kPredictor);
+  EXPECT_LE(predicted.best.regime.epochs, 32);
+  for (const nasoa::PlannedRun& a : predicted.alternatives) EXPECT_LE(a.regime.epochs, 32);
+  nasoa::Adapter defaulting(zoo, profiled_options(dir_ / "state", 1000));
+  EXPECT_GT(defaulting.plan(*task_, budget).best.regime.epochs, 32);
 }
 
 TEST_F(PlanApiTest, TheProbeScoresEveryModelInsideThePlanningTime) {

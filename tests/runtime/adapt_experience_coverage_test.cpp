@@ -1,7 +1,7 @@
 // The experience's summary (summarize_experience), and what it says of a
 // plan: which of a base regime's unplanned fields lie where the experience
 // has no run (regime_outside_experience), which batch sizes it has seen
-// (batch_sizes_with_evidence).
+// (batch_sizes_with_evidence), how many epochs it ran (epochs_with_evidence).
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -128,6 +128,28 @@ TEST(ExperienceCoverageTest, BatchSizesWithEvidenceAreTheProfiledOnesTheExperien
   EXPECT_EQ(note,
             "the device profile measured none of the batch sizes the predictor has seen (32, 64): planned over the "
             "profile's (8, 16), on no evidence of what they do");
+}
+
+TEST(ExperienceCoverageTest, PlansGoPast32EpochsOnlyAsFarAsTheExperienceRan) {
+  std::vector<ExperienceRecord> records = runs(3);
+  records[0].regime.epochs = 1;
+  records[1].regime.epochs = 8;
+  records[2].regime.epochs = 256;
+  records[2].best_accuracy = -1;  // never evaluated: no evidence
+  const std::vector<int> grid{1, 8, 32, 48, 64, 96, 128};
+  ExperienceSummary s = summarize_experience(records);
+  EXPECT_EQ(s.longest_epochs, 8);
+  EXPECT_EQ(epochs_with_evidence(s, grid), (std::vector<int>{1, 8, 32})) << "the grid before longer runs";
+
+  records[1].regime.epochs = 64;
+  s = summarize_experience(records);
+  EXPECT_EQ(s.longest_epochs, 64);
+  EXPECT_EQ(epochs_with_evidence(s, grid), (std::vector<int>{1, 8, 32, 48, 64}));
+  EXPECT_NE(s, summarize_experience(runs(3))) << "the longest run is part of the summary";
+
+  EXPECT_EQ(summarize_experience({}).longest_epochs, 0);
+  EXPECT_EQ(epochs_with_evidence(summarize_experience({}), {128, 16, 32}), (std::vector<int>{16, 32}))
+      << "the grid's order is kept";
 }
 
 }  // namespace

@@ -180,9 +180,12 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
       {[](detail::Json& m) { m["experience"]["evaluated"] = 6000; }, "model.experience.evaluated"},
       {[](detail::Json& m) { m["experience"].erase("shared_regime"); }, "model.experience.shared_regime"},
       {[](detail::Json& m) { m["experience"] = nullptr; }, "model.experience"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs"] = -1; }, "model.experience.longest_epochs"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs"] = "many"; }, "model.experience.longest_epochs"},
       // Fields that each read well but contradict one another.
       {[](detail::Json& m) { m["experience"]["batch_sizes"] = detail::Json::array(); }, "model.experience.batch_sizes"},
       {[](detail::Json& m) { m["experience"]["evaluated"] = 0; }, "model.experience.batch_sizes"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs"] = 0; }, "model.experience.longest_epochs"},
       {[](detail::Json& m) {
          m["experience"]["evaluated"] = 1;
          m["experience"]["batch_sizes"] = {16, 32};
@@ -219,6 +222,14 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
   ASSERT_TRUE(none_evaluated.experience().has_value());
   EXPECT_EQ(none_evaluated.experience()->record_count, 3u);
   EXPECT_EQ(none_evaluated.experience()->evaluated_count, 0u);
+  // A summary saved before the longest run was kept reads as 0: planning
+  // keeps to the epochs it planned then.
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) { m["experience"].erase("longest_epochs"); }));
+  const Predictor older = Predictor::load(path);
+  ASSERT_TRUE(older.experience().has_value());
+  EXPECT_EQ(older.experience()->longest_epochs, 0);
+  EXPECT_EQ(Predictor::from_json(good, "good").experience()->longest_epochs, predictor_->experience()->longest_epochs);
+  EXPECT_GT(predictor_->experience()->longest_epochs, 0);
 }
 
 TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
