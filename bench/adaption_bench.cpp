@@ -73,6 +73,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -233,6 +234,18 @@ struct MissingRun {
   std::string task;
   PlanKey plan;
 };
+
+// The shortest decimal text that reads back as `x`.
+std::string round_trip(double x) {
+  for (int digits = 6; digits < 17; ++digits) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.*g", digits, x);
+    if (std::strtod(text, nullptr) == x) return text;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", x);
+  return text;
+}
 
 std::string missing_run_text(const std::string& task, const PlanKey& k) {
   std::ostringstream o;
@@ -501,33 +514,36 @@ std::string fmt(const char* f, double x) {
 
 // ---- loading ------------------------------------------------------------------------
 
-std::vector<Record> read_table(const std::string& path) {
+std::vector<Record> read_table(const std::string& path, bool may_be_empty = false) {
   rt::ExperienceLogContents c = rt::read_experience_log(path);
   for (const std::string& d : c.damage_report(path)) std::cerr << "adaption_bench: " << d << "\n";
-  if (c.records.empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, path + ": no records");
+  if (c.records.empty() && !may_be_empty)
+    throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, path + ": no records");
   return std::move(c.records);
 }
 
 // The records of `paths` (one table per seed), one per task and plan: each
 // plan's runs averaged (see the top of this file), and each table's own, in
 // the same order. Every plan must have a run in every table, with as many
-// epochs.
+// epochs; with `common_only`, the plans that do not are left out instead
+// (runs gathered as they were needed, which an interruption may have left
+// in some tables only), and a table may be empty.
 struct Tables {
   std::vector<Record> mean;
   std::vector<std::vector<Record>> seeds;
 };
 
-Tables read_tables(const std::vector<std::string>& paths) {
+Tables read_tables(const std::vector<std::string>& paths, bool common_only = false) {
   std::vector<std::map<std::pair<std::string, PlanKey>, Record>> tables;
   std::vector<std::pair<std::string, PlanKey>> order;  // the first table's order
   for (const std::string& path : paths) {
     std::map<std::pair<std::string, PlanKey>, Record> table;
-    for (Record& r : read_table(path)) {
+    for (Record& r : read_table(path, common_only)) {
       const std::pair<std::string, PlanKey> key{r.task_id, key_of(r.regime)};
       if (tables.empty()) order.push_back(key);
       table.emplace(key, std::move(r));
     }
-    if (!tables.empty() && table.size() != tables.front().size())
+    if (!common_only && !tables.empty() && table.size() != tables.front().size())
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, path + ": " + std::to_string(table.size()) +
                                                                  " plans, the first table has " +
                                                                  std::to_string(tables.front().size()));
@@ -536,6 +552,11 @@ Tables read_tables(const std::vector<std::string>& paths) {
   Tables out;
   out.seeds.resize(tables.size());
   for (const auto& key : order) {
+    if (common_only && std::any_of(tables.begin(), tables.end(), [&](const auto& table) {
+          const auto it = table.find(key);
+          return it == table.end() || it->second.history.size() != tables.front().at(key).history.size();
+        }))
+      continue;
     for (std::size_t k = 0; k < tables.size(); ++k) {
       const auto it = tables[k].find(key);
       if (it != tables[k].end()) out.seeds[k].push_back(it->second);
@@ -659,16 +680,25 @@ int main(int argc, char** argv) {
       shipped = rt::Predictor::fit(shipped_log, {}, po);
     }
     const Tables zoo_all = read_tables(zoo_tables), baselines_all = read_tables(baselines_tables);
-    // Empty logs: no run past the grid gathered yet (see --list-missing).
-    const bool any_nasoa_runs = std::any_of(nasoa_tables.begin(), nasoa_tables.end(), [](const std::string& path) {
-      std::error_code ec;
-      return fs::file_size(path, ec) > 0 || ec;
-    });
-    const Tables nasoa_all = any_nasoa_runs ? read_tables(nasoa_tables) : Tables{};
     if (!nasoa_tables.empty() && nasoa_tables.size() != zoo_all.seeds.size())
       throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                          "give as many --nasoa-runs logs as zoo tables (one per gathering seed, in their order): " +
                              std::to_string(nasoa_tables.size()) + " and " + std::to_string(zoo_all.seeds.size()));
+    // Logs may be empty (no run past the grid gathered yet, see
+    // --list-missing) or hold a plan in some of them only (an interrupted
+    // gathering): such a plan counts as missing.
+    const bool any_nasoa_runs = !nasoa_tables.empty();
+    const Tables nasoa_all = any_nasoa_runs ? read_tables(nasoa_tables, /*common_only=*/true) : Tables{};
+    // Each log must be of its table's seed, or NASOA's outcome would pair
+    // runs of different splits.
+    for (std::size_t s = 0; s < nasoa_all.seeds.size(); ++s)
+      for (const Record& r : nasoa_all.seeds[s])
+        if (r.regime.seed != zoo_all.seeds[s].front().regime.seed)
+          throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                             nasoa_tables[s] + ": run " + r.run_id + " has seed " + std::to_string(r.regime.seed) +
+                                 ", its table " + zoo_tables[s] + " seed " +
+                                 std::to_string(zoo_all.seeds[s].front().regime.seed) +
+                                 " (give the logs in the order of --table)");
     const std::vector<Record>& zoo_records = zoo_all.mean;
     const std::vector<Record>& baseline_records = baselines_all.mean;
     if (zoo_all.seeds.size() != baselines_all.seeds.size())
@@ -752,7 +782,7 @@ int main(int argc, char** argv) {
     for (const Record& r : nasoa_all.mean)
       if (tasks.count(r.task_id)) tasks.at(r.task_id).extra[key_of(r.regime)] = &r;
     // NASOA's plans must all have runs: say which are missing before the
-    // hour of LogME probing and searching.
+    // LogME probing and the searches.
     std::set<std::pair<std::string, PlanKey>> missing;
     for (double budget : budgets)
       for (const auto& [name, t] : tasks) {
@@ -767,7 +797,7 @@ int main(int argc, char** argv) {
     const auto write_missing = [&] {
       std::ostringstream lines;
       for (const auto& [task, k] : missing)
-        lines << task << " " << k.model << " " << k.lr << " " << k.frozen << " " << k.epochs << "\n";
+        lines << task << " " << k.model << " " << round_trip(k.lr) << " " << k.frozen << " " << k.epochs << "\n";
       nasoa::zoo::write_file_atomic(list_missing, lines.str());
       std::cout << missing.size() << " of NASOA's plans lack runs; listed in " << list_missing << "\n";
       return 0;

@@ -59,6 +59,8 @@ def epochs_to_fill(history, budget, fill):
         raise ValueError("a run of at least 2 epochs is needed to time an epoch")
     first = history[0]["elapsed_seconds"]
     per_epoch = (history[-1]["elapsed_seconds"] - first) / (len(history) - 1)
+    if not per_epoch > 0:
+        raise ValueError(f"the run's epochs took {per_epoch} s each")
     return max(1, 1 + math.floor((fill * budget - first) / per_epoch)), per_epoch
 
 
@@ -66,9 +68,12 @@ def done_keys(path):
     keys = set()
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                keys.add((r["task"], r["seed"], r["budget"]))
+            for number, line in enumerate(f, 1):
+                try:
+                    r = json.loads(line)
+                    keys.add((r["task"], r["seed"], r["budget"]))
+                except (ValueError, KeyError) as e:
+                    sys.exit(f"{path}:{number}: not a run of this script ({e}); move the file aside to start again")
     return keys
 
 
@@ -93,11 +98,21 @@ def main():
     p.add_argument("--shard", default="0/1", metavar="K/N")
     args = p.parse_args()
 
-    k, n = (int(x) for x in args.shard.split("/"))
-    budgets = [float(b) for b in args.budgets.split(",")]
+    try:
+        k, n = (int(x) for x in args.shard.split("/"))
+    except ValueError:
+        p.error(f"--shard {args.shard}: expected K/N")
+    if not 0 <= k < n:
+        p.error(f"--shard {args.shard}: expected 0 <= K < N")
+    try:
+        budgets = [float(b) for b in args.budgets.split(",")]
+    except ValueError:
+        p.error(f"--budgets {args.budgets}: expected seconds, comma-separated")
     tables = {}
     for item in args.table:
-        seed, _, path = item.partition("=")
+        seed, sep, path = item.partition("=")
+        if not sep or not seed.isdigit():
+            p.error(f"--table {item}: expected SEED=LOG")
         tables[int(seed)] = read_table(path)
 
     jobs = []
@@ -130,9 +145,12 @@ def main():
                 sys.exit(f"{' '.join(command)}: exit {finished.returncode}\n{finished.stderr[-2000:]}")
             with open(report, encoding="utf-8") as f:
                 r = json.load(f)
+        if r.get("achieved_accuracy") is None or not r.get("epochs"):
+            sys.exit(f"{' '.join(command)}: the report has no evaluated epoch")
         record = {"task": task, "seed": seed, "budget": budget, "model": model, "learning_rate": 0.01,
                   "frozen_stages": 0, "epochs_planned": epochs, "epochs_run": len(r["epochs"]),
                   "table_epoch_seconds": per_epoch, "best_accuracy": r["achieved_accuracy"],
+                  "final_accuracy": r["epochs"][-1]["validation_accuracy"],
                   "best_epoch": r["best_epoch"], "wall_seconds": r["wall_seconds"],
                   "stop_reason": r["stop_reason"]}
         append(args.out, record)

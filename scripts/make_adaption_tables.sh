@@ -38,7 +38,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 build=$(bash scripts/configure.sh | tail -n 1)
-cmake --build "$build" --target nasoa-corpus nasoa-profile nasoa-gather adaption_bench -j "$(nproc)"
+cmake --build "$build" --target nasoa-corpus nasoa-profile nasoa-gather nasoa-adapt adaption_bench -j "$(nproc)"
 export OMP_WAIT_POLICY=PASSIVE
 tools=$build/offline_tools
 work=build/zoo-production/adaption
@@ -89,9 +89,13 @@ for k in 0 1; do
     --out "$work/fixed-fill-runs.jsonl" --shard "$k/2" > "$work/fixed-fill-$k.log" 2>&1 &
   fill_pids+=($!)
 done
-for k in 0 1; do
-  wait "${fill_pids[$k]}" || { echo "make_adaption_tables: shard $k/2 of the fixed default failed:" >&2; tail -n 20 "$work/fixed-fill-$k.log" >&2; exit 1; }
+fill_failed=()
+for k in 0 1; do wait "${fill_pids[$k]}" || fill_failed+=("$k"); done
+for k in "${fill_failed[@]}"; do
+  echo "make_adaption_tables: shard $k/2 of the fixed default failed:" >&2
+  tail -n 20 "$work/fixed-fill-$k.log" >&2
 done
+[ ${#fill_failed[@]} -eq 0 ] || exit 1
 cp "$work/fixed-fill-runs.jsonl" "$out/"
 stamp "fixed default filling the budgets run"
 
@@ -110,31 +114,38 @@ nasoa_runs=()
 for seed in $seeds; do nasoa_runs+=("$work/nasoa-runs$(suffix "$seed").log"); touch "${nasoa_runs[-1]}"; done
 # A plan of NASOA's stream depends on the outcomes before it, so listing
 # what is missing takes a round per plan that was.
-for round in 1 2 3 4 5 6 7 8; do
+missing() { [ -s "$work/nasoa-missing-30,60,120,300.txt" ] || [ -s "$work/nasoa-missing-$binding.txt" ]; }
+for round in 1 2 3 4 5 6 7 8 9; do
   for budgets in 30,60,120,300 $binding; do
     "$build/bench/adaption_bench" "${common[@]}" --budgets "$budgets" --nasoa-runs "${nasoa_runs[@]}" \
       --list-missing "$work/nasoa-missing-$budgets.txt"
   done
-  [ -s "$work/nasoa-missing-30,60,120,300.txt" ] || [ -s "$work/nasoa-missing-$binding.txt" ] || break
-  sort -u "$work/nasoa-missing-30,60,120,300.txt" "$work/nasoa-missing-$binding.txt" \
-    | while read -r task model lr frozen epochs; do
-      mkdir -p "$work/nasoa-tasks/$task"
-      ln -sfn "$root/build/corpora/eval/$task" "$work/nasoa-tasks/$task/$task"
-      gather_pids=()
-      for seed in $seeds; do
-        "$tools/nasoa-gather" --zoo zoo/default --tasks "$work/nasoa-tasks/$task" --models "$model" --lrs "$lr" \
-          --frozen "$frozen" --epochs "$epochs" --batch 32 --seed "$seed" --threads 1 \
-          --log "$work/nasoa-runs$(suffix "$seed").log" >> "$work/nasoa-runs.out" 2>&1 &
-        gather_pids+=($!)
-      done
-      for pid in "${gather_pids[@]}"; do wait "$pid"; done
+  missing || break
+  if [ "$round" = 9 ]; then
+    echo "make_adaption_tables: NASOA still plans runs past the grid that are missing after 8 rounds:" >&2
+    cat "$work"/nasoa-missing-*.txt >&2
+    exit 1
+  fi
+  sort -u "$work/nasoa-missing-30,60,120,300.txt" "$work/nasoa-missing-$binding.txt" > "$work/nasoa-missing.txt"
+  while read -r task model lr frozen epochs; do
+    mkdir -p "$work/nasoa-tasks/$task"
+    ln -sfn "$root/build/corpora/eval/$task" "$work/nasoa-tasks/$task/$task"
+    gather_pids=()
+    for seed in $seeds; do
+      "$tools/nasoa-gather" --zoo zoo/default --tasks "$work/nasoa-tasks/$task" --models "$model" --lrs "$lr" \
+        --frozen "$frozen" --epochs "$epochs" --batch 32 --seed "$seed" --threads 1 \
+        --log "$work/nasoa-runs$(suffix "$seed").log" >> "$work/nasoa-runs.out" 2>&1 &
+      gather_pids+=($!)
     done
+    failed=0
+    for pid in "${gather_pids[@]}"; do wait "$pid" || failed=1; done
+    if [ $failed = 1 ]; then
+      echo "make_adaption_tables: gathering $model lr $lr frozen $frozen x$epochs on $task failed:" >&2
+      tail -n 20 "$work/nasoa-runs.out" >&2
+      exit 1
+    fi
+  done < "$work/nasoa-missing.txt"
 done
-if [ -s "$work/nasoa-missing-30,60,120,300.txt" ] || [ -s "$work/nasoa-missing-$binding.txt" ]; then
-  echo "make_adaption_tables: NASOA still plans runs past the grid that are missing after 8 rounds:" >&2
-  cat "$work"/nasoa-missing-*.txt >&2
-  exit 1
-fi
 nasoa_runs=()
 for seed in $seeds; do
   cp "$work/nasoa-runs$(suffix "$seed").log" "$out/"
