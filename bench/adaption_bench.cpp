@@ -552,10 +552,10 @@ Tables read_tables(const std::vector<std::string>& paths, bool common_only = fal
   Tables out;
   out.seeds.resize(tables.size());
   for (const auto& key : order) {
-    if (common_only && std::any_of(tables.begin(), tables.end(), [&](const auto& table) {
-          const auto it = table.find(key);
-          return it == table.end() || it->second.history.size() != tables.front().at(key).history.size();
-        }))
+    // A plan some table lacks is left out; one whose runs differ in epochs
+    // is refused below (gathering again would not change it).
+    if (common_only &&
+        std::any_of(tables.begin(), tables.end(), [&](const auto& table) { return table.find(key) == table.end(); }))
       continue;
     for (std::size_t k = 0; k < tables.size(); ++k) {
       const auto it = tables[k].find(key);

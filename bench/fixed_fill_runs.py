@@ -72,7 +72,7 @@ def done_keys(path):
                 try:
                     r = json.loads(line)
                     keys.add((r["task"], r["seed"], r["budget"]))
-                except (ValueError, KeyError) as e:
+                except (ValueError, KeyError, TypeError) as e:
                     sys.exit(f"{path}:{number}: not a run of this script ({e}); move the file aside to start again")
     return keys
 

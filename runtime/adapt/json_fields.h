@@ -42,6 +42,11 @@ class Fields {
     const auto it = j_.find(key);
     return it != j_.end() && !it->is_null();
   }
+  // Present and null: a value that was written and then lost, not an absent one.
+  bool is_null(const std::string& key) const {
+    const auto it = j_.find(key);
+    return it != j_.end() && it->is_null();
+  }
   const Json& get(const std::string& key) const {
     const auto it = j_.find(key);
     if (it == j_.end()) fail(at(key), "missing");

@@ -145,7 +145,9 @@ TEST(ExperienceCoverageTest, PlansGoPast32EpochsOnlyAsFarAsTheExperienceRan) {
   s = summarize_experience(records);
   EXPECT_EQ(s.longest_epochs, 64);
   EXPECT_EQ(epochs_with_evidence(s, grid), (std::vector<int>{1, 8, 32, 48, 64}));
-  EXPECT_NE(s, summarize_experience(runs(3))) << "the longest run is part of the summary";
+  ExperienceSummary shorter = s;
+  shorter.longest_epochs = 8;
+  EXPECT_NE(s, shorter) << "the longest run is part of the summary";
 
   EXPECT_EQ(summarize_experience({}).longest_epochs, 0);
   EXPECT_EQ(epochs_with_evidence(summarize_experience({}), {128, 16, 32}), (std::vector<int>{16, 32}))

@@ -182,6 +182,7 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
       {[](detail::Json& m) { m["experience"] = nullptr; }, "model.experience"},
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = -1; }, "model.experience.longest_epochs"},
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = "many"; }, "model.experience.longest_epochs"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs"] = nullptr; }, "model.experience.longest_epochs"},
       // Fields that each read well but contradict one another.
       {[](detail::Json& m) { m["experience"]["batch_sizes"] = detail::Json::array(); }, "model.experience.batch_sizes"},
       {[](detail::Json& m) { m["experience"]["evaluated"] = 0; }, "model.experience.batch_sizes"},
