@@ -73,7 +73,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -101,6 +100,7 @@
 #include "runtime/profile/device_profile.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
+#include "zoo/text/printable.h"
 
 namespace {
 
@@ -234,18 +234,6 @@ struct MissingRun {
   std::string task;
   PlanKey plan;
 };
-
-// The shortest decimal text that reads back as `x`.
-std::string round_trip(double x) {
-  for (int digits = 6; digits < 17; ++digits) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.*g", digits, x);
-    if (std::strtod(text, nullptr) == x) return text;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", x);
-  return text;
-}
 
 std::string missing_run_text(const std::string& task, const PlanKey& k) {
   std::ostringstream o;
@@ -687,8 +675,7 @@ int main(int argc, char** argv) {
     // Logs may be empty (no run past the grid gathered yet, see
     // --list-missing) or hold a plan in some of them only (an interrupted
     // gathering): such a plan counts as missing.
-    const bool any_nasoa_runs = !nasoa_tables.empty();
-    const Tables nasoa_all = any_nasoa_runs ? read_tables(nasoa_tables, /*common_only=*/true) : Tables{};
+    const Tables nasoa_all = !nasoa_tables.empty() ? read_tables(nasoa_tables, /*common_only=*/true) : Tables{};
     // Each log must be of its table's seed, or NASOA's outcome would pair
     // runs of different splits.
     for (std::size_t s = 0; s < nasoa_all.seeds.size(); ++s)
@@ -797,7 +784,7 @@ int main(int argc, char** argv) {
     const auto write_missing = [&] {
       std::ostringstream lines;
       for (const auto& [task, k] : missing)
-        lines << task << " " << k.model << " " << round_trip(k.lr) << " " << k.frozen << " " << k.epochs << "\n";
+        lines << task << " " << k.model << " " << nasoa::zoo::round_trip_number(k.lr) << " " << k.frozen << " " << k.epochs << "\n";
       nasoa::zoo::write_file_atomic(list_missing, lines.str());
       std::cout << missing.size() << " of NASOA's plans lack runs; listed in " << list_missing << "\n";
       return 0;

@@ -1,24 +1,15 @@
 #include "runtime/adapt/experience_coverage.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <set>
+
+#include "zoo/text/printable.h"
 
 namespace nasoa::runtime {
 namespace {
 
-// The shortest text, as printf's %g lays it out, that reads back as `v`:
-// two values that differ never read alike. (std::to_chars for doubles would
-// do it, but not with GCC 9's library, which JetPack 5 ships.)
-std::string number(double v) {
-  char text[40];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(text, sizeof text, "%.*g", digits, v);
-    if (std::strtod(text, nullptr) == v) break;
-  }
-  return text;
-}
+// Two values that differ never read alike in a note.
+std::string number(double v) { return zoo::round_trip_number(v); }
 
 std::string on_off(bool v) { return v ? "on" : "off"; }
 

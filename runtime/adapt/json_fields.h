@@ -42,11 +42,8 @@ class Fields {
     const auto it = j_.find(key);
     return it != j_.end() && !it->is_null();
   }
-  // Present and null: a value that was written and then lost, not an absent one.
-  bool is_null(const std::string& key) const {
-    const auto it = j_.find(key);
-    return it != j_.end() && it->is_null();
-  }
+  // Present, null or not: a null that was written is damage, not absence.
+  bool contains(const std::string& key) const { return j_.find(key) != j_.end(); }
   const Json& get(const std::string& key) const {
     const auto it = j_.find(key);
     if (it == j_.end()) fail(at(key), "missing");

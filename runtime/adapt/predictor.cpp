@@ -660,7 +660,7 @@ ExperienceSummary read_summary(const Fields& f) {
   if (evaluated) s.shared_regime = detail::read_regime(f.object("shared_regime"));
   // Absent from summaries saved before it was kept: 0, and planning keeps to
   // the epochs it planned then.
-  if (f.has("longest_epochs") || f.is_null("longest_epochs")) {
+  if (f.contains("longest_epochs")) {
     s.longest_epochs = int(f.integer("longest_epochs", 0, std::numeric_limits<int>::max()));
     if (evaluated != (s.longest_epochs > 0))
       f.fail(f.at("longest_epochs"), "is " + std::to_string(s.longest_epochs) + " for " +

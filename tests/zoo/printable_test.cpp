@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <string>
 
 namespace {
@@ -51,6 +53,17 @@ TEST(PrintableTest, ShowsNumbersShortly) {
   EXPECT_EQ(shown_number(32), "32");
   EXPECT_EQ(shown_number(0.01), "0.01");
   EXPECT_EQ(shown_number(1e300), "1e+300");
+}
+
+TEST(PrintableTest, RoundTripNumbersAreShortAndReadBackExactly) {
+  EXPECT_EQ(round_trip_number(0.1), "0.1");
+  EXPECT_EQ(round_trip_number(32), "32");
+  EXPECT_EQ(round_trip_number(1e-4), "0.0001");
+  // Two values that differ never read alike, where 15 digits would merge them.
+  const double a = 0.1, b = std::nextafter(0.1, 1.0);
+  EXPECT_NE(round_trip_number(a), round_trip_number(b));
+  EXPECT_EQ(std::strtod(round_trip_number(b).c_str(), nullptr), b);
+  EXPECT_EQ(shown_number(a), shown_number(b));
 }
 
 }  // namespace

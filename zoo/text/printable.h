@@ -31,6 +31,12 @@ std::string utf8_safe(std::string_view text);
 // "1e+300", "nan" (std::to_string writes "32.000000" and 300 digits).
 std::string shown_number(double value);
 
+// `value` in the fewest significant digits (as printf's %g lays them out)
+// that read back as exactly `value`: two values that differ never read
+// alike, and 0.1 reads "0.1". (std::to_chars for doubles would do it, but
+// not with GCC 9's library, which JetPack 5 ships.)
+std::string round_trip_number(double value);
+
 // Whether `name` can be a model's label: non-empty, well-formed UTF-8 (a
 // model's manifest and reports hold UTF-8) and free of control characters
 // (tabs and line breaks separate labels in a model's files and in
