@@ -462,6 +462,24 @@ TEST_F(BundleTest, ShippingExperienceAgainWithTheSameCommandRecordsItOnce) {
             later.provenance.command_line + " && --ship b.log");
 }
 
+TEST_F(BundleTest, ShippingAgainCollapsesTheRepeatsAnOlderBuildChained) {
+  BundleInput in = input();
+  in.provenance.command_line = "pretrain --model a && gather --ship a.log && gather --ship a.log && gather --ship a.log";
+  replace_bundle(dir_, in);
+  const Provenance ship{"gather", "gather --ship a.log", 1, "2026-11-29T00:00:00Z", "docs/data.md#x"};
+  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", ship).provenance.command_line,
+            "pretrain --model a && gather --ship a.log");
+  // Only the repeats of the command being chained collapse.
+  in.provenance.command_line = "gather --ship a.log && gather --ship a.log && pretrain --model a";
+  replace_bundle(dir_, in);
+  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", ship).provenance.command_line,
+            "gather --ship a.log && gather --ship a.log && pretrain --model a && gather --ship a.log");
+  // A bundle made by nothing but that command, repeated, keeps it once.
+  in.provenance.command_line = "gather --ship a.log && gather --ship a.log";
+  replace_bundle(dir_, in);
+  EXPECT_EQ(set_bundle_experience(dir_, "p", "e", ship).provenance.command_line, "gather --ship a.log");
+}
+
 TEST_F(BundleTest, AddToBundleRefusesADamagedBundleAndLeavesItAlone) {
   const Manifest m = write_bundle(dir_, input());
   flip_byte(dir_ + "/" + m.models[0].weights_file, 40);

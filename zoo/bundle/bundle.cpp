@@ -412,10 +412,19 @@ std::string chained_command(const std::string& made_by, const std::string& next)
   if (made_by.empty()) return next;
   if (next.empty()) return made_by;
   const std::string tail = " && " + next;
-  if (made_by == next || (made_by.size() >= tail.size() &&
-                          made_by.compare(made_by.size() - tail.size(), tail.size(), tail) == 0))
-    return made_by;
-  return made_by + tail;
+  const auto ends_with_tail = [&tail](const std::string& s) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  // Bundles shipped before this rule chained the same command once per
+  // rerun: those repeats at the end collapse into one.
+  std::string chained = made_by;
+  while (ends_with_tail(chained)) {
+    std::string shorter = chained.substr(0, chained.size() - tail.size());
+    if (shorter != next && !ends_with_tail(shorter)) break;
+    chained = std::move(shorter);
+  }
+  if (chained == next || ends_with_tail(chained)) return chained;
+  return chained + tail;
 }
 
 }  // namespace
