@@ -70,11 +70,11 @@ struct PlanGrid {
   std::vector<double> learning_rates{0.003, 0.01, 0.03, 0.1};
   std::vector<int> batch_sizes;    // empty: the profile's
   std::vector<int> frozen_stages;  // empty: 0..num_stages-1 of each model
-  // Up to 128: on small tasks a budget of minutes holds hundreds of epochs,
+  // Up to 512: on small tasks a budget of minutes holds hundreds of epochs,
   // and accuracy still rises past 32. nasoa::Adapter plans past 32 only as
   // far as the predictor's experience holds runs that long
   // (epochs_with_evidence in experience_coverage.h).
-  std::vector<int> epochs{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128};
+  std::vector<int> epochs{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
   // Also plan, per configuration, the most epochs that fit the budget (up to
   // the largest of `epochs`): budgets between the grid's steps are used whole.
   bool fill_budget = true;

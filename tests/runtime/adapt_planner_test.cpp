@@ -227,7 +227,7 @@ TEST(PlannerTest, FillsTheBudgetWhenMoreTrainingHelpsAndSaysWhatBoundsIt) {
   budget.seconds = 1e5;
   s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
   EXPECT_EQ(s.best.regime.epochs, *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end()));
-  EXPECT_NE(s.best.why.find("epoch cap (128)"), std::string::npos) << s.best.why;
+  EXPECT_NE(s.best.why.find("epoch cap (512)"), std::string::npos) << s.best.why;
 
   const StubPredictor fewer_is_better([](const FeatureVector& x) {
     return Prediction{0.9 - 0.01 * std::abs(x[kEpochs] - 3), 0.02};
