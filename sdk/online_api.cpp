@@ -551,7 +551,12 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         const std::vector<int> batches = rt::batch_sizes_with_evidence(fitted, profiled, &note);
         if (!note.empty()) plan.notes.push_back(note);
         options.grid.batch_sizes = batches;  // empty: the profile's
-        options.grid.epochs = rt::epochs_with_evidence(fitted, options.grid.epochs);
+        const std::vector<int> whole_grid = options.grid.epochs;
+        options.grid.epochs = rt::epochs_with_evidence(fitted, whole_grid);
+        if (!options.grid.epochs.empty() &&
+            *std::max_element(options.grid.epochs.begin(), options.grid.epochs.end()) <
+                *std::max_element(whole_grid.begin(), whole_grid.end()))
+          options.grid.epoch_cap_reason = "the longest run of the predictor's experience";
         try {
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);

@@ -81,14 +81,16 @@ const StepTiming* find_cell(const ModelProfile& m, int batch, int frozen) {
   return nullptr;
 }
 
-std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limits& l, int epoch_cap) {
+std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limits& l, int epoch_cap,
+                const std::string& epoch_cap_reason) {
   std::string text;
   const int e = p.regime.epochs;
   if (e < p.max_fitting_epochs) {
     text = "predicted best at " + std::to_string(e) + " of up to " + std::to_string(p.max_fitting_epochs) +
            " epochs that fit";
   } else if (e >= epoch_cap) {
-    text = "the grid's epoch cap (" + std::to_string(epoch_cap) + ")";
+    text = epoch_cap_reason.empty() ? "the grid's epoch cap (" + std::to_string(epoch_cap) + ")"
+                                    : epoch_cap_reason + " (" + std::to_string(epoch_cap) + " epochs)";
   } else if (!l.time_fits(k, c, e + 1)) {
     text = "bound by time: " + std::to_string(e) + " epochs take " + fmt("%.1f", p.seconds) + " of " +
            fmt("%.1f", l.usable_seconds) + " usable s";
@@ -403,7 +405,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     p.joules = costs.joules(c, k.epochs);
     p.memory_bytes = c.memory;
     p.max_fitting_epochs = k.max_fit;
-    p.why = why(p, c, costs, limits, epoch_cap);
+    p.why = why(p, c, costs, limits, epoch_cap, options.grid.epoch_cap_reason);
     return p;
   };
   std::set<std::pair<std::size_t, std::size_t>> seen;  // (configuration, learning rate)

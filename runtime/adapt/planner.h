@@ -78,6 +78,10 @@ struct PlanGrid {
   // Also plan, per configuration, the most epochs that fit the budget (up to
   // the largest of `epochs`): budgets between the grid's steps are used whole.
   bool fill_budget = true;
+  // What the largest of `epochs` stands for, in a plan's `why` when it binds:
+  // empty for the grid's own cap, or e.g. "the longest run of the
+  // predictor's experience" when the caller cut the grid there.
+  std::string epoch_cap_reason;
 };
 
 struct PlanOverheads {

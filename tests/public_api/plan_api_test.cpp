@@ -505,6 +505,7 @@ TEST_F(PlanApiTest, APredictorPlansNoMoreEpochsThanItsExperienceRan) {
   const nasoa::Plan plan = adapter.plan(*task_, budget);
   ASSERT_EQ(plan.source, nasoa::PlanSource::kPredictor);
   EXPECT_EQ(plan.best.regime.epochs, 32) << "more steps pay, up to the longest run of the experience";
+  EXPECT_EQ(plan.best.why, "the longest run of the predictor's experience (32 epochs)");
   for (const nasoa::PlannedRun& a : plan.alternatives) EXPECT_LE(a.regime.epochs, 32);
 }
 

@@ -226,8 +226,14 @@ TEST(PlannerTest, FillsTheBudgetWhenMoreTrainingHelpsAndSaysWhatBoundsIt) {
   budget = PlannerBudget{};
   budget.seconds = 1e5;
   s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
-  EXPECT_EQ(s.best.regime.epochs, *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end()));
-  EXPECT_NE(s.best.why.find("epoch cap (512)"), std::string::npos) << s.best.why;
+  const int cap = *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end());
+  EXPECT_EQ(s.best.regime.epochs, cap);
+  EXPECT_NE(s.best.why.find("the grid's epoch cap (" + std::to_string(cap) + ")"), std::string::npos) << s.best.why;
+  // A caller that cut the grid says why it stops there.
+  PlannerOptions cut = o;
+  cut.grid.epoch_cap_reason = "the longest run of the predictor's experience";
+  s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, cut);
+  EXPECT_EQ(s.best.why, "the longest run of the predictor's experience (" + std::to_string(cap) + " epochs)");
 
   const StubPredictor fewer_is_better([](const FeatureVector& x) {
     return Prediction{0.9 - 0.01 * std::abs(x[kEpochs] - 3), 0.02};
