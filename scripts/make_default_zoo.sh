@@ -12,8 +12,9 @@
 #      recipe on the whole upstream corpus;
 #   4. nasoa-gather fine-tunes the default bundle's models on the source tasks
 #      under a grid of regimes, then the two largest models for 64 and 128
-#      epochs, and ships the experience and the performance predictor fitted
-#      on it in the bundle ($NASOA_GATHER_HOURS caps each of its four rounds);
+#      epochs and the largest for 256 and 512, and ships the experience and
+#      the performance predictor fitted on it in the bundle
+#      ($NASOA_GATHER_HOURS caps each of its six rounds);
 #   5. the bundles are verified and replace zoo/default and zoo/baselines.
 #
 # Resumable: every step keeps its state under build/zoo-production and skips
@@ -111,15 +112,28 @@ for plans in 24 48 0; do
 done
 # Then longer training for the two models of the most MACs (the ones plans
 # on these tasks choose): 64 and 128 epochs at the learning rates that
-# converge, nothing frozen. A budget of minutes holds hundreds of epochs on
-# tasks this small, and accuracy still rises past the grid's 32; without
-# runs that long the predictor cannot tell what they are worth (its trees
-# score any longer plan as 32 epochs).
+# converge, nothing frozen; then the one of the most MACs for 256 epochs at
+# those rates and 512 at 0.01 and 0.03. A budget of minutes holds hundreds
+# of epochs on tasks this small, and accuracy still rises past the grid's
+# 32. Without runs that long the predictor could only extrapolate what they
+# are worth, so nasoa::Adapter plans no longer than the experience's
+# longest run. That cap is the whole experience's, not each model's or
+# rate's: past 128 epochs the other models and rates are extrapolated from
+# this one's runs and their own shorter ones.
 long_models=$("$tools/nasoa-zoo" inspect "$work/default" | awk '$1 ~ /^nasoa-/ {print $7, $1}' | sort -n | tail -n 2 \
   | cut -d' ' -f2 | paste -sd, -)
 bash scripts/gather_in_two_shards.sh "$work/gather" \
   "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
   --models "$long_models" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 64,128 --batch 32 --seed "$seed" --threads 1 \
+  ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
+largest=${long_models##*,}
+bash scripts/gather_in_two_shards.sh "$work/gather" \
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  --models "$largest" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 256 --batch 32 --seed "$seed" --threads 1 \
+  ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
+bash scripts/gather_in_two_shards.sh "$work/gather" \
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  --models "$largest" --lrs 0.01,0.03 --frozen 0 --epochs 512 --batch 32 --seed "$seed" --threads 1 \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
 stamp "experience gathered and shipped"
