@@ -90,6 +90,7 @@
 #include "zoo/system/usable_cores.h"
 #include "bench/bench_support.h"
 #include "nasoa/error.h"
+#include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/experience_log.h"
 #include "runtime/adapt/planner.h"
 #include "runtime/adapt/predictor.h"
@@ -218,6 +219,9 @@ struct Setup {
   std::vector<rt::ModelFeatures> models;
   rt::PlannerOptions planner;  // the table's grid and regime
   std::vector<int> nasoa_epochs;  // NASOA's epochs: the table's and its experience's
+  // Per model, as the runtime caps them: no further than that model's runs
+  // in the shipped experience (model_epoch_caps).
+  std::map<std::string, rt::PlanGrid::EpochCap> nasoa_epoch_caps;
 };
 
 rt::Schedule plan(const Setup& s, const Task& t, double budget, const rt::AccuracyPredictor& predictor,
@@ -251,6 +255,7 @@ Result nasoa_method(const Setup& s, const Task& t, double budget, const rt::Accu
   const auto t0 = Clock::now();
   rt::PlannerOptions o = s.planner;
   o.grid.epochs = s.nasoa_epochs;
+  o.grid.epoch_caps_by_model = s.nasoa_epoch_caps;
   const rt::Schedule schedule = plan(s, t, budget, predictor, o, s.models);
   const double planning = seconds_since(t0);
   const PlanKey k = key_of(schedule.best.regime);
@@ -715,6 +720,11 @@ int main(int argc, char** argv) {
     for (const Record& r : shipped_log)
       if (r.best_accuracy >= 0) planned_epochs.insert(r.regime.epochs);
     setup.nasoa_epochs.assign(planned_epochs.begin(), planned_epochs.end());
+    std::vector<std::string> model_names;
+    for (const rt::ModelFeatures& m : setup.models) model_names.push_back(m.name);
+    for (const auto& [name, cap] :
+         rt::model_epoch_caps(rt::summarize_experience(shipped_log), model_names, setup.nasoa_epochs))
+      setup.nasoa_epoch_caps[name] = {cap, "its longest run in the experience"};
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
     setup.planner.risk_aversion = risk_aversion;

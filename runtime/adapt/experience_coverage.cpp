@@ -55,7 +55,8 @@ const std::vector<std::string>& unplanned_regime_fields() {
 
 bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
   if (record_count != o.record_count || evaluated_count != o.evaluated_count || batch_sizes != o.batch_sizes ||
-      longest_epochs != o.longest_epochs || shared_fields != o.shared_fields)
+      longest_epochs != o.longest_epochs || longest_epochs_by_model != o.longest_epochs_by_model ||
+      shared_fields != o.shared_fields)
     return false;
   for (const Field& f : fields())
     if (std::count(shared_fields.begin(), shared_fields.end(), f.name) && !f.same(shared_regime, o.shared_regime))
@@ -76,6 +77,8 @@ ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& reco
       ++s.evaluated_count;
       batches.insert(r.regime.batch_size);
       s.longest_epochs = std::max(s.longest_epochs, r.regime.epochs);
+      int& longest_of_model = s.longest_epochs_by_model[r.regime.model];
+      longest_of_model = std::max(longest_of_model, r.regime.epochs);
       if (!first) {
         first = &r;
         continue;
@@ -115,6 +118,21 @@ std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const
   for (const int e : grid)
     if (e <= cap) epochs.push_back(e);
   return epochs;
+}
+
+std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,
+                                            const std::vector<int>& grid) {
+  std::map<std::string, int> caps;
+  const std::vector<int> planned = epochs_with_evidence(experience, grid);
+  if (experience.longest_epochs_by_model.empty() || planned.empty()) return caps;
+  const int most = *std::max_element(planned.begin(), planned.end());
+  for (const std::string& name : models) {
+    const auto it = experience.longest_epochs_by_model.find(name);
+    const int cap =
+        std::max(kEpochsPlannedWithoutLongerRuns, it == experience.longest_epochs_by_model.end() ? 0 : it->second);
+    if (cap < most) caps[name] = cap;
+  }
+  return caps;
 }
 
 std::string listed_batch_sizes(const std::vector<int>& sizes) {

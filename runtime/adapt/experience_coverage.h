@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct ExperienceSummary {
   // The most epochs of an evaluated record; 0 when none was evaluated, or
   // in a summary saved before it was kept.
   int longest_epochs = 0;
+  // The same per model name, of the models with an evaluated record; empty
+  // in a summary saved before it was kept.
+  std::map<std::string, int> longest_epochs_by_model;
   // The unplanned fields every evaluated record agrees on (in the order of
   // unplanned_regime_fields()), and a regime holding those values: the first
   // evaluated record's, whose other fields (model, learning rate, ...) mean
@@ -79,6 +83,16 @@ constexpr int kEpochsPlannedWithoutLongerRuns = 32;
 // that other tasks reached in fewer epochs, which is no evidence of what
 // more epochs do on this one. Keeps `grid`'s order.
 std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const std::vector<int>& grid);
+
+// The same per model, for the models of `models` whose own runs stop short
+// of the largest of epochs_with_evidence(experience, grid): model name to the
+// most epochs its plans may use, max(kEpochsPlannedWithoutLongerRuns, its
+// longest run), or kEpochsPlannedWithoutLongerRuns for a model the
+// experience never evaluated. Empty when the summary keeps no per-model
+// figures (saved before they were kept). Runs of one model to 512 epochs are
+// no evidence of what 512 epochs do to another.
+std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,
+                                            const std::vector<int>& grid);
 
 // "16, 32, 64": batch sizes as notes list them.
 std::string listed_batch_sizes(const std::vector<int>& sizes);

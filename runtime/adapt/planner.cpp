@@ -37,6 +37,8 @@ struct Config {
   double train_epoch = 0, eval_epoch = 0;
   std::optional<double> watts;
   std::optional<std::int64_t> memory;
+  int epoch_cap = 0;             // the most epochs planned for it
+  std::string epoch_cap_reason;  // what that cap stands for; empty: the grid's own
 };
 
 struct Costs {
@@ -81,8 +83,9 @@ const StepTiming* find_cell(const ModelProfile& m, int batch, int frozen) {
   return nullptr;
 }
 
-std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limits& l, int epoch_cap,
-                const std::string& epoch_cap_reason) {
+std::string why(const PlannedRun& p, const Config& c, const Costs& k, const Limits& l) {
+  const int epoch_cap = c.epoch_cap;
+  const std::string& epoch_cap_reason = c.epoch_cap_reason;
   std::string text;
   const int e = p.regime.epochs;
   if (e < p.max_fitting_epochs) {
@@ -149,6 +152,9 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     if (b < 1) invalid("plan grid batch size " + std::to_string(b) + " is below 1");
   for (int f : grid.frozen_stages)
     if (f < 0) invalid("plan grid frozen stage count " + std::to_string(f) + " is negative");
+  for (const auto& [name, cap] : grid.epoch_caps_by_model)
+    if (cap.epochs < 1)
+      invalid("plan grid epoch cap " + std::to_string(cap.epochs) + " of model '" + name + "' is below 1");
   if (!(over.safety_margin >= 0 && over.safety_margin < 1))
     invalid("safety margin " + std::to_string(over.safety_margin) + " is outside [0, 1)");
   for (const auto& [name, v] : {std::pair{"spent_seconds", over.spent_seconds},
@@ -214,6 +220,13 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         c.model = mi;
         c.batch = b;
         c.frozen = f;
+        c.epoch_cap = epoch_cap;
+        c.epoch_cap_reason = grid.epoch_cap_reason;
+        const auto capped = grid.epoch_caps_by_model.find(models[mi].name);
+        if (capped != grid.epoch_caps_by_model.end() && capped->second.epochs < epoch_cap) {
+          c.epoch_cap = capped->second.epochs;
+          c.epoch_cap_reason = capped->second.reason;
+        }
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
         c.eval_epoch = double(over.validation_images) * eval_per_image(b);
         const StepTiming* cell = find_cell(mp, b, f);
@@ -259,17 +272,19 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
       // Start from the closed form and correct it where rounding disagrees
       // with the check every plan is held to.
       const double per_epoch = c.train_epoch + c.eval_epoch;
-      double estimate = per_epoch > 0 ? (limits.usable_seconds - costs.spent_seconds - costs.fixed) / per_epoch : epoch_cap;
-      fit = int(std::clamp(std::floor(estimate), 1.0, double(epoch_cap)));
+      double estimate =
+          per_epoch > 0 ? (limits.usable_seconds - costs.spent_seconds - costs.fixed) / per_epoch : c.epoch_cap;
+      fit = int(std::clamp(std::floor(estimate), 1.0, double(c.epoch_cap)));
       while (fit > 1 && !limits.fits(costs, c, fit)) --fit;
-      while (fit < epoch_cap && limits.fits(costs, c, fit + 1)) ++fit;
+      while (fit < c.epoch_cap && limits.fits(costs, c, fit + 1)) ++fit;
     }
     max_fit[ci] = fit;
     std::vector<int> epochs;
     for (int e : epoch_grid)
       if (e <= fit) epochs.push_back(e);
     if (grid.fill_budget && fit >= 1 && (epochs.empty() || epochs.back() != fit)) epochs.push_back(fit);
-    out.plans_considered += (epoch_grid.size() + (grid.fill_budget ? 1 : 0)) * grid.learning_rates.size();
+    const auto within_cap = std::count_if(epoch_grid.begin(), epoch_grid.end(), [&](int e) { return e <= c.epoch_cap; });
+    out.plans_considered += (std::size_t(within_cap) + (grid.fill_budget ? 1 : 0)) * grid.learning_rates.size();
     for (std::size_t li = 0; li < grid.learning_rates.size(); ++li)
       for (int e : epochs) {
         Candidate k;
@@ -405,7 +420,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     p.joules = costs.joules(c, k.epochs);
     p.memory_bytes = c.memory;
     p.max_fitting_epochs = k.max_fit;
-    p.why = why(p, c, costs, limits, epoch_cap, options.grid.epoch_cap_reason);
+    p.why = why(p, c, costs, limits);
     return p;
   };
   std::set<std::pair<std::size_t, std::size_t>> seen;  // (configuration, learning rate)

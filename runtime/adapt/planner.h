@@ -82,6 +82,14 @@ struct PlanGrid {
   // empty for the grid's own cap, or e.g. "the longest run of the
   // predictor's experience" when the caller cut the grid there.
   std::string epoch_cap_reason;
+  // Per model name, fewer epochs than the grid's largest: that model plans
+  // no epoch count above its cap (nor fills the budget past it), and a plan
+  // it binds says `reason`. Models not named keep the grid's.
+  struct EpochCap {
+    int epochs = 0;  // >= 1
+    std::string reason;
+  };
+  std::map<std::string, EpochCap> epoch_caps_by_model;
 };
 
 struct PlanOverheads {

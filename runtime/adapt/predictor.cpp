@@ -613,7 +613,8 @@ namespace {
 // their values.
 Json summary_json(const ExperienceSummary& s) {
   Json j{{"records", s.record_count}, {"evaluated", s.evaluated_count}, {"batch_sizes", s.batch_sizes},
-         {"longest_epochs", s.longest_epochs}, {"shared_fields", s.shared_fields}};
+         {"longest_epochs", s.longest_epochs}, {"longest_epochs_by_model", s.longest_epochs_by_model},
+         {"shared_fields", s.shared_fields}};
   // Without an evaluated record there is no regime to hold the values (and
   // the default one, which names no model, would not read back).
   if (s.evaluated_count > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
@@ -665,6 +666,24 @@ ExperienceSummary read_summary(const Fields& f) {
     if (evaluated != (s.longest_epochs > 0))
       f.fail(f.at("longest_epochs"), "is " + std::to_string(s.longest_epochs) + " for " +
                                          std::to_string(s.evaluated_count) + " evaluated records");
+  }
+  // Absent from summaries saved before it was kept: empty, and planning
+  // caps every model at longest_epochs. Present, it names every model the
+  // evaluated records ran, the longest of them longest_epochs.
+  if (f.contains("longest_epochs_by_model")) {
+    const Fields by_model = f.object("longest_epochs_by_model");
+    const Json& j = f.get("longest_epochs_by_model");
+    int longest = 0;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key().empty()) f.fail(f.at("longest_epochs_by_model"), "names a model \"\"");
+      const int epochs = int(by_model.integer(it.key(), 1, std::numeric_limits<int>::max()));
+      s.longest_epochs_by_model[it.key()] = epochs;
+      longest = std::max(longest, epochs);
+    }
+    if (longest != s.longest_epochs)
+      f.fail(f.at("longest_epochs_by_model"), "has " + std::to_string(longest) + " as its longest run, but " +
+                                                  f.at("longest_epochs") + " is " +
+                                                  std::to_string(s.longest_epochs));
   }
   return s;
 }

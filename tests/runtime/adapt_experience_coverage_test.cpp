@@ -4,6 +4,8 @@
 // (batch_sizes_with_evidence), how many epochs it ran (epochs_with_evidence).
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "runtime/adapt/experience_coverage.h"
@@ -152,6 +154,37 @@ TEST(ExperienceCoverageTest, PlansGoPast32EpochsOnlyAsFarAsTheExperienceRan) {
   EXPECT_EQ(summarize_experience({}).longest_epochs, 0);
   EXPECT_EQ(epochs_with_evidence(summarize_experience({}), {128, 16, 32}), (std::vector<int>{16, 32}))
       << "the grid's order is kept";
+}
+
+TEST(ExperienceCoverageTest, EachModelPlansNoFurtherThanItsOwnRuns) {
+  // model-0 ran 512 epochs, model-1 64, model-2 8 (its 256 never
+  // evaluated); model-3 is not in the experience at all.
+  std::vector<ExperienceRecord> records = runs(3);
+  records[0].regime.epochs = 512;
+  records[1].regime.epochs = 64;
+  records[2].regime.epochs = 8;
+  ExperienceRecord unevaluated = records[2];
+  unevaluated.regime.epochs = 256;
+  unevaluated.best_accuracy = -1;
+  records.push_back(unevaluated);
+  const ExperienceSummary s = summarize_experience(records);
+  EXPECT_EQ(s.longest_epochs, 512);
+  EXPECT_EQ(s.longest_epochs_by_model, (std::map<std::string, int>{{"model-0", 512}, {"model-1", 64}, {"model-2", 8}}));
+
+  const std::vector<int> grid{1, 8, 32, 64, 128, 256, 512};
+  EXPECT_EQ(model_epoch_caps(s, {"model-0", "model-1", "model-2", "model-3"}, grid),
+            (std::map<std::string, int>{{"model-1", 64}, {"model-2", 32}, {"model-3", 32}}))
+      << "the model that ran longest keeps the whole grid; one that ran 8 epochs still plans the 32 every model "
+         "planned before longer runs; one without runs, the same";
+  // The grid's own end binds before a model's runs do.
+  EXPECT_EQ(model_epoch_caps(s, {"model-0", "model-1"}, {1, 8, 32, 64}), (std::map<std::string, int>{}));
+  EXPECT_EQ(model_epoch_caps(s, {"model-0", "model-1"}, {1, 8, 32, 48}), (std::map<std::string, int>{}));
+
+  ExperienceSummary older = s;  // saved before the per-model figures were kept
+  older.longest_epochs_by_model.clear();
+  EXPECT_TRUE(model_epoch_caps(older, {"model-1", "model-3"}, grid).empty()) << "every model plans as the whole";
+  EXPECT_NE(s, older) << "the per-model figures are part of the summary";
+  EXPECT_TRUE(model_epoch_caps(summarize_experience({}), {"model-1"}, grid).empty());
 }
 
 }  // namespace

@@ -243,6 +243,43 @@ TEST(PlannerTest, FillsTheBudgetWhenMoreTrainingHelpsAndSaysWhatBoundsIt) {
   EXPECT_NE(s.best.why.find("predicted best at 3"), std::string::npos) << s.best.why;
 }
 
+TEST(PlannerTest, AModelsOwnEpochCapKeepsItsPlansShortAndSaysWhy) {
+  const DeviceProfile profile = make_profile(models());
+  // m2 is the best model at any length, and longer is better for all.
+  const StubPredictor more_is_better([](const FeatureVector& x) {
+    return Prediction{0.3 + 0.0001 * x[kEpochs] + (model_of(x) == 2 ? 0.1 : 0.0), 0.02};
+  });
+  PlannerBudget budget;
+  budget.seconds = 1e5;  // time for every epoch count of the grid
+  PlannerOptions o = options_with();
+  const int grid_cap = *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end());
+  ASSERT_GT(grid_cap, 32);
+  o.grid.epoch_caps_by_model["m2"] = {32, "m2's longest run"};
+  o.alternatives = 1000;  // every (configuration, learning rate)
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  EXPECT_EQ(s.best.regime.model, "m2") << "0.1 ahead at 32 epochs beats the others at " << grid_cap;
+  EXPECT_EQ(s.best.regime.epochs, 32);
+  EXPECT_EQ(s.best.max_fitting_epochs, 32) << "filling the budget stops at the model's cap";
+  EXPECT_EQ(s.best.why, "m2's longest run (32 epochs)");
+  bool others_go_further = false;
+  for (const PlannedRun& a : s.alternatives) {
+    if (a.regime.model == "m2") EXPECT_LE(a.regime.epochs, 32) << a.why;
+    else others_go_further = others_go_further || a.regime.epochs == grid_cap;
+  }
+  EXPECT_TRUE(others_go_further) << "a model not named keeps the grid's cap";
+  // Capped below the best plan's length only where the cap is lower.
+  PlannerOptions loose = options_with();
+  loose.grid.epoch_caps_by_model["m2"] = {grid_cap * 4, "m2's longest run"};
+  EXPECT_EQ(generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, loose).best.regime.epochs,
+            grid_cap);
+
+  PlannerOptions bad = options_with();
+  bad.grid.epoch_caps_by_model["m1"] = {0, "none"};
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, bad); },
+      ErrorCode::kInvalidArgument, "epoch cap 0 of model 'm1'"));
+}
+
 TEST(PlannerTest, BreaksTiesTheSameWayWhateverTheGridOrder) {
   const DeviceProfile profile = make_profile(models());
   const StubPredictor flat([](const FeatureVector&) { return Prediction{0.6, 0.05}; });

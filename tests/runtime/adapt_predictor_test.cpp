@@ -183,10 +183,22 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = -1; }, "model.experience.longest_epochs"},
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = "many"; }, "model.experience.longest_epochs"},
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = nullptr; }, "model.experience.longest_epochs"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"] = nullptr; },
+       "model.experience.longest_epochs_by_model"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"] = {8, 16}; },
+       "model.experience.longest_epochs_by_model"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"]["m0"] = 0; },
+       "model.experience.longest_epochs_by_model.m0"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"]["m0"] = "long"; },
+       "model.experience.longest_epochs_by_model.m0"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"][""] = 1; },
+       "model.experience.longest_epochs_by_model"},
       // Fields that each read well but contradict one another.
       {[](detail::Json& m) { m["experience"]["batch_sizes"] = detail::Json::array(); }, "model.experience.batch_sizes"},
       {[](detail::Json& m) { m["experience"]["evaluated"] = 0; }, "model.experience.batch_sizes"},
       {[](detail::Json& m) { m["experience"]["longest_epochs"] = 0; }, "model.experience.longest_epochs"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"] = {{"m0", 1}}; },
+       "model.experience.longest_epochs_by_model"},
       {[](detail::Json& m) {
          m["experience"]["evaluated"] = 1;
          m["experience"]["batch_sizes"] = {16, 32};
@@ -225,12 +237,26 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
   EXPECT_EQ(none_evaluated.experience()->evaluated_count, 0u);
   // A summary saved before the longest run was kept reads as 0: planning
   // keeps to the epochs it planned then.
-  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) { m["experience"].erase("longest_epochs"); }));
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) {
+                           m["experience"].erase("longest_epochs");
+                           m["experience"].erase("longest_epochs_by_model");
+                         }));
   const Predictor older = Predictor::load(path);
   ASSERT_TRUE(older.experience().has_value());
   EXPECT_EQ(older.experience()->longest_epochs, 0);
-  EXPECT_EQ(Predictor::from_json(good, "good").experience()->longest_epochs, predictor_->experience()->longest_epochs);
+  EXPECT_TRUE(older.experience()->longest_epochs_by_model.empty());
+  // One saved before the per-model figures were kept has none: every model
+  // plans as far as the longest run.
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) { m["experience"].erase("longest_epochs_by_model"); }));
+  const Predictor no_models = Predictor::load(path);
+  EXPECT_EQ(no_models.experience()->longest_epochs, predictor_->experience()->longest_epochs);
+  EXPECT_TRUE(no_models.experience()->longest_epochs_by_model.empty());
+  const Predictor reread = Predictor::from_json(good, "good");
+  EXPECT_EQ(reread.experience()->longest_epochs, predictor_->experience()->longest_epochs);
+  EXPECT_EQ(reread.experience()->longest_epochs_by_model, predictor_->experience()->longest_epochs_by_model);
   EXPECT_GT(predictor_->experience()->longest_epochs, 0);
+  ASSERT_FALSE(predictor_->experience()->longest_epochs_by_model.empty());
+  EXPECT_EQ(predictor_->experience()->longest_epochs_by_model.rbegin()->second > 0, true);
 }
 
 TEST_F(PredictorTest, RefusesADamagedFileNamingIt) {
