@@ -6,11 +6,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <numeric>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
@@ -20,6 +23,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_cpu_time.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/bundle/sha256.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -478,6 +482,54 @@ TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatch
   ASSERT_EQ(out.history.size(), 2u);
   EXPECT_DOUBLE_EQ(out.history[0].train_loss, whole.history[0].train_loss);
   EXPECT_DOUBLE_EQ(out.history[0].train_accuracy, whole.history[0].train_accuracy);
+}
+
+TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItLacked) {
+  FineTuneJob uninterrupted = fixed_layout_job(2);
+  const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
+
+  FineTuneJob killed = fixed_layout_job(2);
+  killed.checkpoint_path = dir_ / "old.checkpoint";
+  killed.checkpoint_interval_seconds = 0;
+  killed.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 1 && p.step == 3 && p.validation_accuracy < 0) throw std::runtime_error("simulated kill");
+  };
+  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+
+  // Rewritten as a build before overhead_seconds and memory_layout wrote
+  // it: "NASOACK1" | u64 JSON length | JSON | weights | SHA-256 of the rest.
+  const std::string bytes = zoo::read_file(killed.checkpoint_path);
+  constexpr std::size_t kMagic = 8, kLength = sizeof(std::uint64_t), kDigest = 32;
+  std::uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + kMagic, kLength);
+  nlohmann::json json = nlohmann::json::parse(bytes.substr(kMagic + kLength, length));
+  ASSERT_TRUE(json.contains("overhead_seconds"));
+  ASSERT_TRUE(json.contains("memory_layout")) << "a fixed layout is kept in the checkpoint";
+  json.erase("overhead_seconds");
+  json.erase("memory_layout");
+  const std::string older_json = json.dump();
+  const std::uint64_t older_length = older_json.size();
+  std::string older = bytes.substr(0, kMagic);
+  older.append(reinterpret_cast<const char*>(&older_length), kLength);
+  older += older_json;
+  older += bytes.substr(kMagic + kLength + length, bytes.size() - kDigest - (kMagic + kLength + length));
+  older += zoo::sha256_bytes(older);
+  zoo::write_file_atomic(killed.checkpoint_path, older);
+
+  const TrainingState state = load_checkpoint(killed.checkpoint_path);
+  EXPECT_EQ(state.overhead_seconds, 0);
+  EXPECT_FALSE(state.layout.has_value());
+  ASSERT_EQ(state.epoch, 0);
+  ASSERT_EQ(state.step, 2);
+
+  FineTuneJob resumed = fixed_layout_job(2);
+  resumed.checkpoint_path = killed.checkpoint_path;
+  const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  ASSERT_EQ(out.history.size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    EXPECT_DOUBLE_EQ(out.history[e].train_loss, whole.history[e].train_loss) << "epoch " << e + 1;
+    EXPECT_DOUBLE_EQ(out.history[e].validation_accuracy, whole.history[e].validation_accuracy) << "epoch " << e + 1;
+  }
 }
 
 TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
