@@ -34,7 +34,9 @@
 //   oracle      the best plan of the zoo grid that fits the budget (exhaustive);
 //   nasoa       generate_schedule() with the bundle's shipped predictor and the
 //               device profile, one run, its planning time charged; it plans
-//               over the grid's epochs and those of its experience, and a
+//               over the grid's epochs and those of its experience (each
+//               model no further than its own runs, as the runtime does:
+//               model_epoch_caps), and a
 //               plan longer than the grid's is read off --nasoa-runs (real
 //               runs of it with each table's seed; --list-missing names the
 //               ones to gather);
@@ -724,7 +726,7 @@ int main(int argc, char** argv) {
     for (const rt::ModelFeatures& m : setup.models) model_names.push_back(m.name);
     for (const auto& [name, cap] :
          rt::model_epoch_caps(rt::summarize_experience(shipped_log), model_names, setup.nasoa_epochs))
-      setup.nasoa_epoch_caps[name] = {cap, "its longest run in the experience"};
+      setup.nasoa_epoch_caps[name] = {cap, "its runs in the experience"};
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
     setup.planner.risk_aversion = risk_aversion;

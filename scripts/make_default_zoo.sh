@@ -116,10 +116,10 @@ done
 # those rates and 512 at 0.01 and 0.03. A budget of minutes holds hundreds
 # of epochs on tasks this small, and accuracy still rises past the grid's
 # 32. Without runs that long the predictor could only extrapolate what they
-# are worth, so nasoa::Adapter plans no longer than the experience's
-# longest run. That cap is the whole experience's, not each model's or
-# rate's: past 128 epochs the other models and rates are extrapolated from
-# this one's runs and their own shorter ones.
+# are worth, so nasoa::Adapter plans each model no longer than its own
+# longest run (at least 32): only this one plans past 128. The learning
+# rates and frozen counts share their model's cap: lr 0.1 at 512 epochs is
+# extrapolated from the other rates' runs.
 long_models=$("$tools/nasoa-zoo" inspect "$work/default" | awk '$1 ~ /^nasoa-/ {print $7, $1}' | sort -n | tail -n 2 \
   | cut -d' ' -f2 | paste -sd, -)
 bash scripts/gather_in_two_shards.sh "$work/gather" \

@@ -553,10 +553,13 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         options.grid.batch_sizes = batches;  // empty: the profile's
         const std::vector<int> whole_grid = options.grid.epochs;
         options.grid.epochs = rt::epochs_with_evidence(fitted, whole_grid);
-        if (!options.grid.epochs.empty() &&
-            *std::max_element(options.grid.epochs.begin(), options.grid.epochs.end()) <
-                *std::max_element(whole_grid.begin(), whole_grid.end()))
-          options.grid.epoch_cap_reason = "the longest run of the predictor's experience";
+        if (!options.grid.epochs.empty()) {
+          const int cut = *std::max_element(options.grid.epochs.begin(), options.grid.epochs.end());
+          if (cut < *std::max_element(whole_grid.begin(), whole_grid.end()))
+            options.grid.epoch_cap_reason = fitted.longest_epochs >= cut
+                                                ? "the longest run of the predictor's experience"
+                                                : "the most epochs planned without longer runs in the experience";
+        }
         std::vector<std::string> model_names;
         for (const rt::ModelFeatures& m : models) model_names.push_back(m.name);
         for (const auto& [name, cap] : rt::model_epoch_caps(fitted, model_names, whole_grid)) {

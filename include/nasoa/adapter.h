@@ -274,7 +274,7 @@ class NASOA_API Adapter {
   // records between them, the plan is the default one (source kDefault,
   // `why` says so): the largest model (by parameters) whose epoch fits,
   // learning rate 0.01, batch 32, nothing frozen, as many epochs as fit (at
-  // most 32); its predicted accuracy is the predictor's estimate when there
+  // most the planner grid's 512); its predicted accuracy is the predictor's estimate when there
   // is any experience, and empty when there is none.
   //
   // The budget counts all of plan()'s time: reading the state, the probe,

@@ -76,15 +76,17 @@ struct PlanGrid {
   // (epochs_with_evidence in experience_coverage.h).
   std::vector<int> epochs{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
   // Also plan, per configuration, the most epochs that fit the budget (up to
-  // the largest of `epochs`): budgets between the grid's steps are used whole.
+  // the largest of `epochs`, or the model's cap below): budgets between the
+  // grid's steps are used whole.
   bool fill_budget = true;
   // What the largest of `epochs` stands for, in a plan's `why` when it binds:
   // empty for the grid's own cap, or e.g. "the longest run of the
   // predictor's experience" when the caller cut the grid there.
   std::string epoch_cap_reason;
   // Per model name, fewer epochs than the grid's largest: that model plans
-  // no epoch count above its cap (nor fills the budget past it), and a plan
-  // it binds says `reason`. Models not named keep the grid's.
+  // no epoch count above its cap (nor fills the budget past it), plans the
+  // cap itself when it fits (on the grid or not), and a plan it binds says
+  // `reason`. Models not named keep the grid's.
   struct EpochCap {
     int epochs = 0;  // >= 1
     std::string reason;
@@ -136,7 +138,7 @@ struct Schedule {
   double usable_seconds = 0;                // budget less the safety margin
   std::optional<double> usable_joules;
   std::size_t configurations = 0;           // model x lr x batch x frozen planned
-  std::size_t plans_considered = 0;         // configurations x epoch counts
+  std::size_t plans_considered = 0;         // configurations x epoch counts (each model's, below its cap)
   std::size_t plans_fitting = 0;            // those scored by the predictor
   double planning_seconds = 0;
 };

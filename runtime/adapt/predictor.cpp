@@ -613,8 +613,12 @@ namespace {
 // their values.
 Json summary_json(const ExperienceSummary& s) {
   Json j{{"records", s.record_count}, {"evaluated", s.evaluated_count}, {"batch_sizes", s.batch_sizes},
-         {"longest_epochs", s.longest_epochs}, {"longest_epochs_by_model", s.longest_epochs_by_model},
          {"shared_fields", s.shared_fields}};
+  // The epoch figures as they were read: a summary loaded from a file saved
+  // before they were kept has none (0, or no models), and written back with
+  // them it would contradict its own evaluated records.
+  if (s.longest_epochs > 0 || s.evaluated_count == 0) j["longest_epochs"] = s.longest_epochs;
+  if (!s.longest_epochs_by_model.empty()) j["longest_epochs_by_model"] = s.longest_epochs_by_model;
   // Without an evaluated record there is no regime to hold the values (and
   // the default one, which names no model, would not read back).
   if (s.evaluated_count > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
@@ -672,6 +676,8 @@ ExperienceSummary read_summary(const Fields& f) {
   // evaluated records ran, the longest of them longest_epochs.
   if (f.contains("longest_epochs_by_model")) {
     const Fields by_model = f.object("longest_epochs_by_model");
+    if (!f.contains("longest_epochs"))
+      f.fail(f.at("longest_epochs_by_model"), "is given without " + f.at("longest_epochs"));
     const Json& j = f.get("longest_epochs_by_model");
     int longest = 0;
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -684,6 +690,13 @@ ExperienceSummary read_summary(const Fields& f) {
       f.fail(f.at("longest_epochs_by_model"), "has " + std::to_string(longest) + " as its longest run, but " +
                                                   f.at("longest_epochs") + " is " +
                                                   std::to_string(s.longest_epochs));
+    if (s.longest_epochs_by_model.size() > s.evaluated_count)
+      f.fail(f.at("longest_epochs_by_model"), "names " + std::to_string(s.longest_epochs_by_model.size()) +
+                                                  " models for " + std::to_string(s.evaluated_count) +
+                                                  " evaluated records");
+    if (evaluated && !s.longest_epochs_by_model.count(s.shared_regime.model))
+      f.fail(f.at("longest_epochs_by_model"), "does not name " + s.shared_regime.model +
+                                                  ", the model of " + f.at("shared_regime"));
   }
   return s;
 }

@@ -267,6 +267,16 @@ TEST(PlannerTest, AModelsOwnEpochCapKeepsItsPlansShortAndSaysWhy) {
     else others_go_further = others_go_further || a.regime.epochs == grid_cap;
   }
   EXPECT_TRUE(others_go_further) << "a model not named keeps the grid's cap";
+  // Off the grid's steps, without filling the budget, the cap itself is
+  // planned: a grid stepping from 32 to 48 plans m2 for 40.
+  PlannerOptions off_grid = options_with();
+  off_grid.grid.fill_budget = false;
+  ASSERT_EQ(std::count(off_grid.grid.epochs.begin(), off_grid.grid.epochs.end(), 40), 0);
+  off_grid.grid.epoch_caps_by_model["m2"] = {40, "m2's longest run"};
+  const Schedule at40 = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, off_grid);
+  EXPECT_EQ(at40.best.regime.model, "m2");
+  EXPECT_EQ(at40.best.regime.epochs, 40);
+  EXPECT_EQ(at40.best.why, "m2's longest run (40 epochs)");
   // Capped below the best plan's length only where the cap is lower.
   PlannerOptions loose = options_with();
   loose.grid.epoch_caps_by_model["m2"] = {grid_cap * 4, "m2's longest run"};
