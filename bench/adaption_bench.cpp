@@ -724,9 +724,9 @@ int main(int argc, char** argv) {
     setup.nasoa_epochs.assign(planned_epochs.begin(), planned_epochs.end());
     std::vector<std::string> model_names;
     for (const rt::ModelFeatures& m : setup.models) model_names.push_back(m.name);
-    for (const auto& [name, cap] :
-         rt::model_epoch_caps(rt::summarize_experience(shipped_log), model_names, setup.nasoa_epochs))
-      setup.nasoa_epoch_caps[name] = {cap, "its runs in the experience"};
+    const rt::ExperienceSummary shipped_summary = rt::summarize_experience(shipped_log);
+    for (const auto& [name, cap] : rt::model_epoch_caps(shipped_summary, model_names, setup.nasoa_epochs))
+      setup.nasoa_epoch_caps[name] = {cap, rt::epoch_cap_reason(shipped_summary, cap, name)};
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
     setup.planner.risk_aversion = risk_aversion;

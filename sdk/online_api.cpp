@@ -556,19 +556,12 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         if (!options.grid.epochs.empty()) {
           const int cut = *std::max_element(options.grid.epochs.begin(), options.grid.epochs.end());
           if (cut < *std::max_element(whole_grid.begin(), whole_grid.end()))
-            options.grid.epoch_cap_reason = fitted.longest_epochs >= cut
-                                                ? "the longest run of the predictor's experience"
-                                                : "the most epochs planned without longer runs in the experience";
+            options.grid.epoch_cap_reason = rt::epoch_cap_reason(fitted, cut);
         }
         std::vector<std::string> model_names;
         for (const rt::ModelFeatures& m : models) model_names.push_back(m.name);
-        for (const auto& [name, cap] : rt::model_epoch_caps(fitted, model_names, whole_grid)) {
-          const auto longest = fitted.longest_epochs_by_model.find(name);
-          const bool ran_that_long = longest != fitted.longest_epochs_by_model.end() && longest->second >= cap;
-          options.grid.epoch_caps_by_model[name] = {
-              cap, ran_that_long ? "the longest run of " + name + " in the predictor's experience"
-                                 : "the most epochs planned without longer runs of " + name + " in the experience"};
-        }
+        for (const auto& [name, cap] : rt::model_epoch_caps(fitted, model_names, whole_grid))
+          options.grid.epoch_caps_by_model[name] = {cap, rt::epoch_cap_reason(fitted, cap, name)};
         try {
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);

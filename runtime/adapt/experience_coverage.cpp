@@ -115,9 +115,26 @@ std::vector<std::string> regime_outside_experience(const Regime& base, const Exp
 std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const std::vector<int>& grid) {
   const int cap = std::max(kEpochsPlannedWithoutLongerRuns, experience.longest_epochs);
   std::vector<int> epochs;
-  for (const int e : grid)
+  bool beyond = false;
+  for (const int e : grid) {
     if (e <= cap) epochs.push_back(e);
+    beyond = beyond || e > cap;
+  }
+  if (beyond && std::find(epochs.begin(), epochs.end(), cap) == epochs.end()) epochs.push_back(cap);
   return epochs;
+}
+
+std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model) {
+  int longest = experience.longest_epochs;
+  if (!model.empty()) {
+    const auto it = experience.longest_epochs_by_model.find(model);
+    longest = it == experience.longest_epochs_by_model.end() ? 0 : it->second;
+  }
+  if (longest == cap)
+    return model.empty() ? "the longest run of the predictor's experience"
+                         : "the longest run of " + model + " in the predictor's experience";
+  return model.empty() ? "the most epochs planned without evidence of longer runs"
+                       : "the most epochs planned without evidence of longer runs of " + model;
 }
 
 std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,

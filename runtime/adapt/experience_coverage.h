@@ -79,9 +79,10 @@ constexpr int kEpochsPlannedWithoutLongerRuns = 32;
 
 // The epoch counts of `grid` a predictor's plans may use: up to the longest
 // run the experience holds, or up to kEpochsPlannedWithoutLongerRuns when it
-// holds none that long. Past its longest run the trees see only step counts
-// that other tasks reached in fewer epochs, which is no evidence of what
-// more epochs do on this one. Keeps `grid`'s order.
+// holds none that long, and that cap itself when it falls between two of
+// the grid's steps (appended). Past its longest run the trees see only step
+// counts that other tasks reached in fewer epochs, which is no evidence of
+// what more epochs do on this one. Keeps `grid`'s order.
 std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const std::vector<int>& grid);
 
 // The same per model, for the models of `models` whose own runs stop short
@@ -93,6 +94,15 @@ std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const
 // no evidence of what 512 epochs do to another.
 std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,
                                             const std::vector<int>& grid);
+
+// Why plans stop at `cap` epochs, as a plan's `why` says it
+// (PlanGrid::epoch_cap_reason and epoch_caps_by_model): "the longest run of
+// the predictor's experience" when the experience's longest run (of
+// `model`, when one is named) is `cap`, else "the most epochs planned
+// without evidence of longer runs" (a cap at kEpochsPlannedWithoutLongerRuns
+// above shorter runs, or a summary that keeps no such figure), "... of
+// MODEL" for a model.
+std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model = {});
 
 // "16, 32, 64": batch sizes as notes list them.
 std::string listed_batch_sizes(const std::vector<int>& sizes);

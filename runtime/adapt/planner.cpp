@@ -287,7 +287,10 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     const bool cap_binds = c.epoch_cap < epoch_cap && fit == c.epoch_cap;
     if ((grid.fill_budget || cap_binds) && fit >= 1 && (epochs.empty() || epochs.back() != fit)) epochs.push_back(fit);
     const auto within_cap = std::count_if(epoch_grid.begin(), epoch_grid.end(), [&](int e) { return e <= c.epoch_cap; });
-    const bool one_more = grid.fill_budget || c.epoch_cap < epoch_cap;  // the most that fit, or the model's cap
+    // The most that fit, or the model's cap where the grid has no step.
+    const bool one_more = grid.fill_budget || (c.epoch_cap < epoch_cap && !std::binary_search(epoch_grid.begin(),
+                                                                                             epoch_grid.end(),
+                                                                                             c.epoch_cap));
     out.plans_considered += (std::size_t(within_cap) + (one_more ? 1 : 0)) * grid.learning_rates.size();
     for (std::size_t li = 0; li < grid.learning_rates.size(); ++li)
       for (int e : epochs) {

@@ -138,7 +138,7 @@ struct Schedule {
   double usable_seconds = 0;                // budget less the safety margin
   std::optional<double> usable_joules;
   std::size_t configurations = 0;           // model x lr x batch x frozen planned
-  std::size_t plans_considered = 0;         // configurations x epoch counts (each model's, below its cap)
+  std::size_t plans_considered = 0;         // configurations x epoch counts (each model's, up to its cap)
   std::size_t plans_fitting = 0;            // those scored by the predictor
   double planning_seconds = 0;
 };

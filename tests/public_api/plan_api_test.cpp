@@ -102,6 +102,24 @@ class PlanApiTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // The plan for an hour on `suffix`'s bundle, and the model with the long
+  // runs; nothing (the test skips) without the fixture.
+  std::optional<std::pair<nasoa::Plan, std::string>> plan_an_hour(const std::string& suffix) {
+    const fs::path bundle = g_shipped_bundle + suffix;
+    if (g_shipped_bundle.empty() || !fs::exists(bundle / "experience.log")) return std::nullopt;
+    const nasoa::Zoo zoo = nasoa::Zoo::open(bundle.string());
+    EXPECT_GE(zoo.models().size(), 2u) << "the fixture needs a second model to cap";
+    std::string long_run_model = zoo.models().front().name;
+    for (const nasoa::ModelInfo& m : zoo.models()) long_run_model = std::min(long_run_model, m.name);
+    nasoa::AdapterOptions options = options_for(dir_ / ("state" + suffix));
+    options.min_experience = 1;
+    nasoa::Adapter adapter(zoo, options);
+    adapter.calibrate();  // times the experience's batch size (8)
+    nasoa::Budget budget;
+    budget.seconds = 3600;  // time for hundreds of epochs
+    return std::pair{adapter.plan(*task_, budget), long_run_model};
+  }
+
   // The suite's profile, changed by `change`, cached as the profile of an
   // Adapter with the state directory `state`; returns the cached file.
   fs::path cache_changed_profile(const fs::path& state, const std::function<void(nlohmann::json&)>& change) const {
@@ -496,28 +514,7 @@ TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
 // epochs too. On this task 512 epochs are as many steps as larger tasks
 // reached in 128, which the trees score higher; no run of the experience
 // went past 128, and no run of the other models past 32.
-class StepsBundlePlanTest : public PlanApiTest {
- protected:
-  // The plan for an hour on `suffix`'s bundle, and the model with the long
-  // runs; nothing (the test skips) without the fixture.
-  std::optional<std::pair<nasoa::Plan, std::string>> plan_an_hour(const std::string& suffix) {
-    const fs::path bundle = g_shipped_bundle + suffix;
-    if (g_shipped_bundle.empty() || !fs::exists(bundle / "experience.log")) return std::nullopt;
-    const nasoa::Zoo zoo = nasoa::Zoo::open(bundle.string());
-    EXPECT_GE(zoo.models().size(), 2u) << "the fixture needs a second model to cap";
-    std::string long_run_model = zoo.models().front().name;
-    for (const nasoa::ModelInfo& m : zoo.models()) long_run_model = std::min(long_run_model, m.name);
-    nasoa::AdapterOptions options = options_for(dir_ / ("state" + suffix));
-    options.min_experience = 1;
-    nasoa::Adapter adapter(zoo, options);
-    adapter.calibrate();  // times the experience's batch size (8)
-    nasoa::Budget budget;
-    budget.seconds = 3600;  // time for hundreds of epochs
-    return std::pair{adapter.plan(*task_, budget), long_run_model};
-  }
-};
-
-TEST_F(StepsBundlePlanTest, APredictorPlansNoMoreEpochsThanItsExperienceRan) {
+TEST_F(PlanApiTest, APredictorPlansNoMoreEpochsThanItsExperienceRan) {
   const auto planned = plan_an_hour("-steps");
   if (!planned) GTEST_SKIP() << "no shipped bundle (--shipped-bundle=DIR; its fixture needs Fashion-MNIST)";
   const auto& [plan, long_run_model] = *planned;
@@ -529,7 +526,7 @@ TEST_F(StepsBundlePlanTest, APredictorPlansNoMoreEpochsThanItsExperienceRan) {
     EXPECT_LE(a.regime.epochs, a.regime.model == long_run_model ? 128 : 32) << a.regime.model << ": " << a.why;
 }
 
-TEST_F(StepsBundlePlanTest, EachModelPlansNoMoreEpochsThanItsOwnRuns) {
+TEST_F(PlanApiTest, EachModelPlansNoMoreEpochsThanItsOwnRuns) {
   const auto planned = plan_an_hour("-steps-capped");
   if (!planned) GTEST_SKIP() << "no shipped bundle (--shipped-bundle=DIR; its fixture needs Fashion-MNIST)";
   const auto& [plan, long_run_model] = *planned;

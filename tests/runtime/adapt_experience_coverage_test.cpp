@@ -154,6 +154,29 @@ TEST(ExperienceCoverageTest, PlansGoPast32EpochsOnlyAsFarAsTheExperienceRan) {
   EXPECT_EQ(summarize_experience({}).longest_epochs, 0);
   EXPECT_EQ(epochs_with_evidence(summarize_experience({}), {128, 16, 32}), (std::vector<int>{16, 32}))
       << "the grid's order is kept";
+
+  // A longest run between two steps of the grid is planned itself.
+  records[1].regime.epochs = 40;
+  s = summarize_experience(records);
+  EXPECT_EQ(epochs_with_evidence(s, grid), (std::vector<int>{1, 8, 32, 40}));
+  EXPECT_EQ(epochs_with_evidence(s, {1, 8, 32}), (std::vector<int>{1, 8, 32})) << "nothing past the grid's end";
+}
+
+TEST(ExperienceCoverageTest, APlanSaysWhetherItsCapIsALongestRunOrTheFloor) {
+  std::vector<ExperienceRecord> records = runs(2);
+  records[0].regime.epochs = 128;  // model-0
+  records[1].regime.epochs = 8;    // model-1
+  const ExperienceSummary s = summarize_experience(records);
+  EXPECT_EQ(epoch_cap_reason(s, 128), "the longest run of the predictor's experience");
+  EXPECT_EQ(epoch_cap_reason(s, 128, "model-0"), "the longest run of model-0 in the predictor's experience");
+  EXPECT_EQ(epoch_cap_reason(s, 32, "model-1"), "the most epochs planned without evidence of longer runs of model-1")
+      << "its runs stop at 8: 32 is the floor every model plans";
+  EXPECT_EQ(epoch_cap_reason(s, 32, "model-9"), "the most epochs planned without evidence of longer runs of model-9");
+  records[0].regime.epochs = 4;
+  EXPECT_EQ(epoch_cap_reason(summarize_experience(records), 32),
+            "the most epochs planned without evidence of longer runs");
+  EXPECT_EQ(epoch_cap_reason(summarize_experience({}), 32), "the most epochs planned without evidence of longer runs")
+      << "a summary that keeps no longest run";
 }
 
 TEST(ExperienceCoverageTest, EachModelPlansNoFurtherThanItsOwnRuns) {
