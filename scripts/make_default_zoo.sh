@@ -112,14 +112,14 @@ for plans in 24 48 0; do
 done
 # Then longer training for the two models of the most MACs (the ones plans
 # on these tasks choose): 64 and 128 epochs at the learning rates that
-# converge, nothing frozen; then the one of the most MACs for 256 epochs at
-# those rates and 512 at 0.01 and 0.03. A budget of minutes holds hundreds
+# converge, nothing frozen; then the one of the most MACs for 256 and 512
+# epochs at those rates. A budget of minutes holds hundreds
 # of epochs on tasks this small, and accuracy still rises past the grid's
 # 32. Without runs that long the predictor could only extrapolate what they
 # are worth, so nasoa::Adapter plans each model no longer than its own
-# longest run (at least 32): only this one plans past 128. The learning
-# rates and frozen counts share their model's cap: lr 0.1 at 512 epochs is
-# extrapolated from the other rates' runs.
+# longest run (at least 32): only this one plans past 128. Frozen stage
+# counts share their model's cap: frozen plans past 32 epochs are
+# extrapolated from the runs with nothing frozen.
 long_models=$("$tools/nasoa-zoo" inspect "$work/default" | awk '$1 ~ /^nasoa-/ {print $7, $1}' | sort -n | tail -n 2 \
   | cut -d' ' -f2 | paste -sd, -)
 bash scripts/gather_in_two_shards.sh "$work/gather" \
@@ -133,7 +133,7 @@ bash scripts/gather_in_two_shards.sh "$work/gather" \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 bash scripts/gather_in_two_shards.sh "$work/gather" \
   "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
-  --models "$largest" --lrs 0.01,0.03 --frozen 0 --epochs 512 --batch 32 --seed "$seed" --threads 1 \
+  --models "$largest" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 512 --batch 32 --seed "$seed" --threads 1 \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
 stamp "experience gathered and shipped"
