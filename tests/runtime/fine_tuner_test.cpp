@@ -51,6 +51,20 @@ class FineTunerTest : public ::testing::Test {
     return j;
   }
 
+  // A two-epoch run killed during the first epoch's third step, with a
+  // checkpoint after every step (it holds the first two), to `checkpoint`
+  // in the test's folder; the job, for its checkpoint path.
+  FineTuneJob killed_in_the_first_epoch(const std::string& checkpoint) {
+    FineTuneJob killed = fixed_layout_job(2);
+    killed.checkpoint_path = dir_ / checkpoint;
+    killed.checkpoint_interval_seconds = 0;
+    killed.on_progress = [](const TrainProgress& p) {
+      if (p.epoch == 1 && p.step == 3 && p.validation_accuracy < 0) throw std::runtime_error("simulated kill");
+    };
+    EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+    return killed;
+  }
+
   // A job of the run `fingerprint` that checkpoints to `path` only at epoch
   // ends, its heartbeat in between.
   FineTuneJob epoch_checkpoint_job(int epochs, const std::string& fingerprint, const std::string& path) {
@@ -453,15 +467,7 @@ TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatch
   FineTuneJob uninterrupted = fixed_layout_job(2);
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
-  // Killed during the first epoch's third step, with a checkpoint after
-  // every step: the checkpoint holds the first two.
-  FineTuneJob killed = fixed_layout_job(2);
-  killed.checkpoint_path = dir_ / "mid.checkpoint";
-  killed.checkpoint_interval_seconds = 0;
-  killed.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 1 && p.step == 3 && p.validation_accuracy < 0) throw std::runtime_error("simulated kill");
-  };
-  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+  const FineTuneJob killed = killed_in_the_first_epoch("mid.checkpoint");
   const TrainingState state = load_checkpoint(killed.checkpoint_path);
   ASSERT_EQ(state.epoch, 0);
   ASSERT_EQ(state.step, 2);
@@ -488,13 +494,7 @@ TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItL
   FineTuneJob uninterrupted = fixed_layout_job(2);
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
 
-  FineTuneJob killed = fixed_layout_job(2);
-  killed.checkpoint_path = dir_ / "old.checkpoint";
-  killed.checkpoint_interval_seconds = 0;
-  killed.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 1 && p.step == 3 && p.validation_accuracy < 0) throw std::runtime_error("simulated kill");
-  };
-  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
+  const FineTuneJob killed = killed_in_the_first_epoch("old.checkpoint");
 
   // Rewritten as a build before overhead_seconds and memory_layout wrote
   // it: "NASOACK1" | u64 JSON length | JSON | weights | SHA-256 of the rest.
