@@ -127,6 +127,13 @@ struct PlanKey {
 
 PlanKey key_of(const nasoa::Regime& r) { return {r.model, r.learning_rate, r.frozen_stages, r.epochs}; }
 
+// "nasoa-7 lr 0.1 frozen 0 x64", for messages.
+std::string plan_text(const PlanKey& k) {
+  std::ostringstream o;
+  o << k.model << " lr " << k.lr << " frozen " << k.frozen << " x" << k.epochs;
+  return o.str();
+}
+
 // What a run reached when it was given `seconds` of device time: the whole
 // run when it fits, else the best validation accuracy of the epochs finished
 // in time (the budget guard hands back the best weights so far); a run cut
@@ -187,8 +194,7 @@ double held_out(const Task& t, const PlanKey& k, double seconds, std::size_t cho
   for (std::size_t i = 0; i < tables.size(); ++i)
     if (i != chosen_on || tables.size() == 1) {
       const Record* r = find_run(tables[i], baseline || t.extra_seed.empty() ? kNone : t.extra_seed[i], k);
-      if (!r) throw std::out_of_range(t.name + ": no run of " + k.model + " lr " + std::to_string(k.lr) + " frozen " +
-                                      std::to_string(k.frozen) + " x" + std::to_string(k.epochs));
+      if (!r) throw std::out_of_range(t.name + ": no run of " + plan_text(k));
       sum += run_within(*r, seconds).accuracy, ++n;
     }
   return n ? sum / n : 0;
@@ -220,10 +226,9 @@ struct Setup {
   const rt::DeviceProfile* profile = nullptr;
   std::vector<rt::ModelFeatures> models;
   rt::PlannerOptions planner;  // the table's grid and regime
-  std::vector<int> nasoa_epochs;  // NASOA's epochs: the table's and its experience's
-  // Per model, as the runtime caps them: no further than that model's runs
-  // in the shipped experience (model_epoch_caps).
-  std::map<std::string, rt::PlanGrid::EpochCap> nasoa_epoch_caps;
+  // NASOA's grid: the table's epochs and its experience's, kept to the
+  // evidence as the runtime keeps it (grid_with_evidence).
+  rt::PlanGrid nasoa_grid;
 };
 
 rt::Schedule plan(const Setup& s, const Task& t, double budget, const rt::AccuracyPredictor& predictor,
@@ -241,12 +246,6 @@ struct MissingRun {
   PlanKey plan;
 };
 
-std::string missing_run_text(const std::string& task, const PlanKey& k) {
-  std::ostringstream o;
-  o << task << ": " << k.model << " lr " << k.lr << " frozen " << k.frozen << " x" << k.epochs;
-  return o.str();
-}
-
 struct Result {
   Outcome outcome;
   PlanKey chosen;
@@ -256,8 +255,7 @@ struct Result {
 Result nasoa_method(const Setup& s, const Task& t, double budget, const rt::AccuracyPredictor& predictor) {
   const auto t0 = Clock::now();
   rt::PlannerOptions o = s.planner;
-  o.grid.epochs = s.nasoa_epochs;
-  o.grid.epoch_caps_by_model = s.nasoa_epoch_caps;
+  o.grid = s.nasoa_grid;
   const rt::Schedule schedule = plan(s, t, budget, predictor, o, s.models);
   const double planning = seconds_since(t0);
   const PlanKey k = key_of(schedule.best.regime);
@@ -721,14 +719,11 @@ int main(int argc, char** argv) {
     std::set<int> planned_epochs = epochs;
     for (const Record& r : shipped_log)
       if (r.best_accuracy >= 0) planned_epochs.insert(r.regime.epochs);
-    setup.nasoa_epochs.assign(planned_epochs.begin(), planned_epochs.end());
-    std::vector<std::string> model_names;
-    for (const rt::ModelFeatures& m : setup.models) model_names.push_back(m.name);
-    const rt::ExperienceSummary shipped_summary = rt::summarize_experience(shipped_log);
-    for (const auto& [name, cap] : rt::model_epoch_caps(shipped_summary, model_names, setup.nasoa_epochs))
-      setup.nasoa_epoch_caps[name] = {cap, rt::epoch_cap_reason(shipped_summary, cap, name)};
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
+    rt::PlanGrid nasoa_grid = setup.planner.grid;
+    nasoa_grid.epochs.assign(planned_epochs.begin(), planned_epochs.end());
+    setup.nasoa_grid = rt::grid_with_evidence(nasoa_grid, rt::summarize_experience(shipped_log), setup.models);
     setup.planner.risk_aversion = risk_aversion;
 
     std::map<std::string, Task> tasks;
@@ -805,7 +800,7 @@ int main(int argc, char** argv) {
     if (!missing.empty()) {
       std::cerr << "adaption_bench: NASOA plans " << missing.size() << " run(s) outside the zoo grid that no "
                 << "--nasoa-runs log holds:\n";
-      for (const auto& [task, k] : missing) std::cerr << "  " << missing_run_text(task, k) << "\n";
+      for (const auto& [task, k] : missing) std::cerr << "  " << task << ": " << plan_text(k) << "\n";
       std::cerr << "gather them on the same tasks with each table's seed (nasoa-gather --zoo " << zoo
                 << " --tasks DIR --models M --lrs LR --frozen F --epochs E --batch "
                 << setup.planner.base.batch_size << " --seed S --log LOG) and pass the logs as --nasoa-runs\n";
@@ -1114,7 +1109,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const MissingRun& m) {
     std::cerr << "adaption_bench: error: NASOA plans a run no table or --nasoa-runs log holds: "
-              << missing_run_text(m.task, m.plan) << "\n";
+              << m.task << ": " << plan_text(m.plan) << "\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "adaption_bench: error: " << e.what() << "\n";

@@ -551,17 +551,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         const std::vector<int> batches = rt::batch_sizes_with_evidence(fitted, profiled, &note);
         if (!note.empty()) plan.notes.push_back(note);
         options.grid.batch_sizes = batches;  // empty: the profile's
-        const std::vector<int> whole_grid = options.grid.epochs;
-        options.grid.epochs = rt::epochs_with_evidence(fitted, whole_grid);
-        if (!options.grid.epochs.empty()) {
-          const int cut = *std::max_element(options.grid.epochs.begin(), options.grid.epochs.end());
-          if (cut < *std::max_element(whole_grid.begin(), whole_grid.end()))
-            options.grid.epoch_cap_reason = rt::epoch_cap_reason(fitted, cut);
-        }
-        std::vector<std::string> model_names;
-        for (const rt::ModelFeatures& m : models) model_names.push_back(m.name);
-        for (const auto& [name, cap] : rt::model_epoch_caps(fitted, model_names, whole_grid))
-          options.grid.epoch_caps_by_model[name] = {cap, rt::epoch_cap_reason(fitted, cap, name)};
+        options.grid = rt::grid_with_evidence(options.grid, fitted, models);
         try {
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);

@@ -13,6 +13,13 @@ std::string number(double v) { return zoo::round_trip_number(v); }
 
 std::string on_off(bool v) { return v ? "on" : "off"; }
 
+// The most epochs of `model`'s evaluated runs; 0 for a model without one,
+// or in a summary that keeps no per-model figures.
+int longest_run_of(const ExperienceSummary& experience, const std::string& model) {
+  const auto it = experience.longest_epochs_by_model.find(model);
+  return it == experience.longest_epochs_by_model.end() ? 0 : it->second;
+}
+
 struct Field {
   const char* name;
   bool (*same)(const Regime&, const Regime&);
@@ -125,11 +132,7 @@ std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const
 }
 
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model) {
-  int longest = experience.longest_epochs;
-  if (!model.empty()) {
-    const auto it = experience.longest_epochs_by_model.find(model);
-    longest = it == experience.longest_epochs_by_model.end() ? 0 : it->second;
-  }
+  const int longest = model.empty() ? experience.longest_epochs : longest_run_of(experience, model);
   if (longest == cap)
     return model.empty() ? "the longest run of the predictor's experience"
                          : "the longest run of " + model + " in the predictor's experience";
@@ -144,9 +147,7 @@ std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience,
   if (experience.longest_epochs_by_model.empty() || planned.empty()) return caps;
   const int most = *std::max_element(planned.begin(), planned.end());
   for (const std::string& name : models) {
-    const auto it = experience.longest_epochs_by_model.find(name);
-    const int cap =
-        std::max(kEpochsPlannedWithoutLongerRuns, it == experience.longest_epochs_by_model.end() ? 0 : it->second);
+    const int cap = std::max(kEpochsPlannedWithoutLongerRuns, longest_run_of(experience, name));
     if (cap < most) caps[name] = cap;
   }
   return caps;

@@ -445,6 +445,22 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   return out;
 }
 
+PlanGrid grid_with_evidence(const PlanGrid& grid, const ExperienceSummary& experience,
+                            const std::vector<ModelFeatures>& models) {
+  PlanGrid out = grid;
+  out.epochs = epochs_with_evidence(experience, grid.epochs);
+  if (!out.epochs.empty() && !grid.epochs.empty()) {
+    const int cut = *std::max_element(out.epochs.begin(), out.epochs.end());
+    if (cut < *std::max_element(grid.epochs.begin(), grid.epochs.end()))
+      out.epoch_cap_reason = epoch_cap_reason(experience, cut);
+  }
+  std::vector<std::string> names;
+  for (const ModelFeatures& m : models) names.push_back(m.name);
+  for (const auto& [name, cap] : model_epoch_caps(experience, names, grid.epochs))
+    out.epoch_caps_by_model[name] = {cap, epoch_cap_reason(experience, cap, name)};
+  return out;
+}
+
 std::string to_json(const PlannedRun& plan) { return plan_json(plan).dump(2) + "\n"; }
 
 std::string to_json(const Schedule& s) {

@@ -149,6 +149,14 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
                            const DeviceProfile& profile, const std::vector<ModelFeatures>& models,
                            const AccuracyPredictor& predictor, const PlannerOptions& options = {});
 
+// `grid` as a predictor fitted on `experience` may plan it: its epochs cut
+// where the experience's runs stop (epochs_with_evidence, the cut saying
+// why in epoch_cap_reason), and each of `models` capped at its own runs
+// (model_epoch_caps, epoch_caps_by_model). nasoa::Adapter plans over it;
+// adaption_bench plans NASOA over it the same way.
+PlanGrid grid_with_evidence(const PlanGrid& grid, const ExperienceSummary& experience,
+                            const std::vector<ModelFeatures>& models);
+
 // Pretty-printed JSON, for reports and --plan-only.
 std::string to_json(const PlannedRun& plan);
 std::string to_json(const Schedule& schedule);
