@@ -15,6 +15,9 @@
 #      the grid's 32), one per seed, by bench/fixed_fill_runs.py;
 #   5. NASOA's plans that train longer than the grid's 32 epochs, run for
 #      real with each seed (adaption_bench --list-missing names them);
+#   5b. the runs past the grid that BOHB over the runtime's plan space (rungs
+#      to 512 epochs) runs or hands back at the first budget, gathered the
+#      same way as its searches first need them (--list-search-missing);
 #   6. adaption_bench on them, writing bench/adaption/results.md, and again
 #      at the issue's budgets divided by 7.5 (4, 8, 16 and 40 s), writing
 #      bench/adaption/results-binding.md: 30 to 300 s never bind for tasks
@@ -110,6 +113,30 @@ common=(--zoo zoo/default --table "${zoo_tables[@]}" --baselines "${baseline_tab
 # times larger: at 4 s the fixed default has about a third of the time its
 # 32 epochs take.
 binding=4,8,16,40
+# Runs each plan listed in LIST (lines "task model lr frozen epochs") with
+# each seed, on its task only, into $work/NAME.log (seed 1) and
+# $work/NAME-seedS.log, the seeds side by side.
+gather_listed() {  # gather_listed LIST NAME
+  local list=$1 name=$2 task model lr frozen epochs seed pid failed
+  while read -r task model lr frozen epochs; do
+    mkdir -p "$work/listed-tasks/$task"
+    ln -sfn "$root/build/corpora/eval/$task" "$work/listed-tasks/$task/$task"
+    local gather_pids=()
+    for seed in $seeds; do
+      "$tools/nasoa-gather" --zoo zoo/default --tasks "$work/listed-tasks/$task" --models "$model" --lrs "$lr" \
+        --frozen "$frozen" --epochs "$epochs" --batch 32 --seed "$seed" --threads 1 \
+        --log "$work/$name$(suffix "$seed").log" >> "$work/$name.out" 2>&1 &
+      gather_pids+=($!)
+    done
+    failed=0
+    for pid in "${gather_pids[@]}"; do wait "$pid" || failed=1; done
+    if [ $failed = 1 ]; then
+      echo "make_adaption_tables: gathering $model lr $lr frozen $frozen x$epochs on $task failed:" >&2
+      tail -n 20 "$work/$name.out" >&2
+      exit 1
+    fi
+  done < "$list"
+}
 nasoa_runs=()
 for seed in $seeds; do nasoa_runs+=("$work/nasoa-runs$(suffix "$seed").log"); touch "${nasoa_runs[-1]}"; done
 # A plan of NASOA's stream depends on the outcomes before it, so listing
@@ -127,24 +154,7 @@ for round in 1 2 3 4 5 6 7 8 9; do
     exit 1
   fi
   sort -u "$work/nasoa-missing-30,60,120,300.txt" "$work/nasoa-missing-$binding.txt" > "$work/nasoa-missing.txt"
-  while read -r task model lr frozen epochs; do
-    mkdir -p "$work/nasoa-tasks/$task"
-    ln -sfn "$root/build/corpora/eval/$task" "$work/nasoa-tasks/$task/$task"
-    gather_pids=()
-    for seed in $seeds; do
-      "$tools/nasoa-gather" --zoo zoo/default --tasks "$work/nasoa-tasks/$task" --models "$model" --lrs "$lr" \
-        --frozen "$frozen" --epochs "$epochs" --batch 32 --seed "$seed" --threads 1 \
-        --log "$work/nasoa-runs$(suffix "$seed").log" >> "$work/nasoa-runs.out" 2>&1 &
-      gather_pids+=($!)
-    done
-    failed=0
-    for pid in "${gather_pids[@]}"; do wait "$pid" || failed=1; done
-    if [ $failed = 1 ]; then
-      echo "make_adaption_tables: gathering $model lr $lr frozen $frozen x$epochs on $task failed:" >&2
-      tail -n 20 "$work/nasoa-runs.out" >&2
-      exit 1
-    fi
-  done < "$work/nasoa-missing.txt"
+  gather_listed "$work/nasoa-missing.txt" nasoa-runs
 done
 nasoa_runs=()
 for seed in $seeds; do
@@ -153,10 +163,39 @@ for seed in $seeds; do
 done
 stamp "NASOA's plans past the grid run"
 
+# 5b. BOHB over the runtime's plan space (epochs to 512) at the first budget
+# of each table: the runs past the grid its searches run or hand back, each
+# for real with each seed. A search stops at the first run no log holds, so
+# listing them takes a round per run a search needs.
+search_runs=()
+for seed in $seeds; do search_runs+=("$work/search-runs$(suffix "$seed").log"); touch "${search_runs[-1]}"; done
+for round in $(seq 1 100); do
+  for budgets in 30,60,120,300 $binding; do
+    "$build/bench/adaption_bench" "${common[@]}" --budgets "$budgets" --nasoa-runs "${nasoa_runs[@]}" \
+      --search-runs "${search_runs[@]}" --list-search-missing "$work/search-missing-$budgets.txt"
+  done
+  sort -u "$work/search-missing-30,60,120,300.txt" "$work/search-missing-$binding.txt" > "$work/search-missing.txt"
+  [ -s "$work/search-missing.txt" ] || break
+  if [ "$round" = 100 ]; then
+    echo "make_adaption_tables: BOHB over the plan space still lacks runs after 99 rounds:" >&2
+    cat "$work/search-missing.txt" >&2
+    exit 1
+  fi
+  stamp "search round $round: $(wc -l < "$work/search-missing.txt") runs to gather"
+  gather_listed "$work/search-missing.txt" search-runs
+done
+search_runs=()
+for seed in $seeds; do
+  cp "$work/search-runs$(suffix "$seed").log" "$out/"
+  search_runs+=("$out/search-runs$(suffix "$seed").log")
+done
+stamp "BOHB's runs past the grid run"
+
 # 6. The benchmark.
-"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" \
+"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" --search-runs "${search_runs[@]}" \
   --fixed-fill "$out/fixed-fill-runs.jsonl" --out "$out/results.md"
 stamp "bench/adaption/results.md written"
-"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" --budgets "$binding" \
+"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" --search-runs "${search_runs[@]}" \
+  --budgets "$binding" \
   --out "$out/results-binding.md"
 stamp "bench/adaption/results-binding.md written"
