@@ -20,6 +20,19 @@ int longest_run_of(const ExperienceSummary& experience, const std::string& model
   return it == experience.longest_epochs_by_model.end() ? 0 : it->second;
 }
 
+// The same at `frozen` stages frozen; 0 also for a count the model has no
+// run at when the summary keeps per-count figures.
+int longest_run_of(const ExperienceSummary& experience, const std::string& model, int frozen) {
+  const auto it = experience.longest_epochs_by_frozen.find(model);
+  if (it == experience.longest_epochs_by_frozen.end()) return 0;
+  const auto at = it->second.find(frozen);
+  return at == it->second.end() ? 0 : at->second;
+}
+
+std::string frozen_text(int frozen) {
+  return std::to_string(frozen) + " frozen stage" + (frozen == 1 ? "" : "s");
+}
+
 struct Field {
   const char* name;
   bool (*same)(const Regime&, const Regime&);
@@ -63,7 +76,7 @@ const std::vector<std::string>& unplanned_regime_fields() {
 bool ExperienceSummary::operator==(const ExperienceSummary& o) const {
   if (record_count != o.record_count || evaluated_count != o.evaluated_count || batch_sizes != o.batch_sizes ||
       longest_epochs != o.longest_epochs || longest_epochs_by_model != o.longest_epochs_by_model ||
-      shared_fields != o.shared_fields)
+      longest_epochs_by_frozen != o.longest_epochs_by_frozen || shared_fields != o.shared_fields)
     return false;
   for (const Field& f : fields())
     if (std::count(shared_fields.begin(), shared_fields.end(), f.name) && !f.same(shared_regime, o.shared_regime))
@@ -86,6 +99,8 @@ ExperienceSummary summarize_experience(const std::vector<ExperienceRecord>& reco
       s.longest_epochs = std::max(s.longest_epochs, r.regime.epochs);
       int& longest_of_model = s.longest_epochs_by_model[r.regime.model];
       longest_of_model = std::max(longest_of_model, r.regime.epochs);
+      int& longest_frozen = s.longest_epochs_by_frozen[r.regime.model][r.regime.frozen_stages];
+      longest_frozen = std::max(longest_frozen, r.regime.epochs);
       if (!first) {
         first = &r;
         continue;
@@ -149,6 +164,34 @@ std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience,
   for (const std::string& name : models) {
     const int cap = std::max(kEpochsPlannedWithoutLongerRuns, longest_run_of(experience, name));
     if (cap < most) caps[name] = cap;
+  }
+  return caps;
+}
+
+std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model, int frozen) {
+  const std::string whose = model + " with " + frozen_text(frozen);
+  if (longest_run_of(experience, model, frozen) == cap)
+    return "the longest run of " + whose + " in the predictor's experience";
+  return "the most epochs planned without evidence of longer runs of " + whose;
+}
+
+std::map<std::string, std::map<int, int>> frozen_epoch_caps(const ExperienceSummary& experience,
+                                                            const std::map<std::string, std::vector<int>>& frozen,
+                                                            const std::vector<int>& grid) {
+  std::map<std::string, std::map<int, int>> caps;
+  const std::vector<int> planned = epochs_with_evidence(experience, grid);
+  if (experience.longest_epochs_by_frozen.empty() || planned.empty()) return caps;
+  const int most = *std::max_element(planned.begin(), planned.end());
+  std::vector<std::string> names;
+  for (const auto& [name, counts] : frozen) names.push_back(name);
+  const std::map<std::string, int> by_model = model_epoch_caps(experience, names, grid);
+  for (const auto& [name, counts] : frozen) {
+    const auto model_cap = by_model.find(name);
+    const int of_model = model_cap == by_model.end() ? most : model_cap->second;
+    for (const int f : counts) {
+      const int cap = std::max(kEpochsPlannedWithoutLongerRuns, longest_run_of(experience, name, f));
+      if (cap < of_model) caps[name][f] = cap;
+    }
   }
   return caps;
 }

@@ -42,6 +42,9 @@ struct ExperienceSummary {
   // The same per model name, of the models with an evaluated record; empty
   // in a summary saved before it was kept.
   std::map<std::string, int> longest_epochs_by_model;
+  // The same per model name and frozen stage count, of the counts a model
+  // has an evaluated record at; empty in a summary saved before it was kept.
+  std::map<std::string, std::map<int, int>> longest_epochs_by_frozen;
   // The unplanned fields every evaluated record agrees on (in the order of
   // unplanned_regime_fields()), and a regime holding those values: the first
   // evaluated record's, whose other fields (model, learning rate, ...) mean
@@ -95,6 +98,18 @@ std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const
 std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,
                                             const std::vector<int>& grid);
 
+// The same per frozen stage count: for each model named in `frozen` and
+// each of its counts there (model name to counts) whose own runs stop short of the
+// model's cap (model_epoch_caps, or the largest of epochs_with_evidence),
+// the most epochs its plans may use, max(kEpochsPlannedWithoutLongerRuns,
+// its longest run at that count). Empty when the summary keeps no
+// per-count figures (saved before they were kept). Runs of a model with
+// nothing frozen to 512 epochs are no evidence of what 512 epochs do with
+// its first stage frozen.
+std::map<std::string, std::map<int, int>> frozen_epoch_caps(const ExperienceSummary& experience,
+                                                            const std::map<std::string, std::vector<int>>& frozen,
+                                                            const std::vector<int>& grid);
+
 // Why plans stop at `cap` epochs, as a plan's `why` says it
 // (PlanGrid::epoch_cap_reason and epoch_caps_by_model): "the longest run of
 // the predictor's experience" when the experience's longest run (of
@@ -103,6 +118,10 @@ std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience,
 // above shorter runs, or a summary that keeps no such figure), "... of
 // MODEL" for a model.
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model = {});
+
+// The same for a model's plans with `frozen` stages frozen (frozen_epoch_caps):
+// "... of MODEL with F frozen stage(s)".
+std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model, int frozen);
 
 // "16, 32, 64": batch sizes as notes list them.
 std::string listed_batch_sizes(const std::vector<int>& sizes);

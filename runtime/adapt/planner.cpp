@@ -155,6 +155,11 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   for (const auto& [name, cap] : grid.epoch_caps_by_model)
     if (cap.epochs < 1)
       invalid("plan grid epoch cap " + std::to_string(cap.epochs) + " of model '" + name + "' is below 1");
+  for (const auto& [name, counts] : grid.epoch_caps_by_frozen)
+    for (const auto& [f, cap] : counts)
+      if (cap.epochs < 1)
+        invalid("plan grid epoch cap " + std::to_string(cap.epochs) + " of model '" + name + "' with " +
+                std::to_string(f) + " frozen stage" + (f == 1 ? "" : "s") + " is below 1");
   if (!(over.safety_margin >= 0 && over.safety_margin < 1))
     invalid("safety margin " + std::to_string(over.safety_margin) + " is outside [0, 1)");
   for (const auto& [name, v] : {std::pair{"spent_seconds", over.spent_seconds},
@@ -223,10 +228,16 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         c.epoch_cap = epoch_cap;
         c.epoch_cap_reason = grid.epoch_cap_reason;
         const auto capped = grid.epoch_caps_by_model.find(models[mi].name);
-        if (capped != grid.epoch_caps_by_model.end() && capped->second.epochs < epoch_cap) {
+        if (capped != grid.epoch_caps_by_model.end() && capped->second.epochs < c.epoch_cap) {
           c.epoch_cap = capped->second.epochs;
           c.epoch_cap_reason = capped->second.reason;
         }
+        if (const auto of_model = grid.epoch_caps_by_frozen.find(models[mi].name);
+            of_model != grid.epoch_caps_by_frozen.end())
+          if (const auto at = of_model->second.find(f); at != of_model->second.end() && at->second.epochs < c.epoch_cap) {
+            c.epoch_cap = at->second.epochs;
+            c.epoch_cap_reason = at->second.reason;
+          }
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
         c.eval_epoch = double(over.validation_images) * eval_per_image(b);
         const StepTiming* cell = find_cell(mp, b, f);
@@ -458,6 +469,21 @@ PlanGrid grid_with_evidence(const PlanGrid& grid, const ExperienceSummary& exper
   for (const ModelFeatures& m : models) names.push_back(m.name);
   for (const auto& [name, cap] : model_epoch_caps(experience, names, grid.epochs))
     out.epoch_caps_by_model[name] = {cap, epoch_cap_reason(experience, cap, name)};
+  // Every count a model may plan: the grid's, and all of its stages (those
+  // the planner plans when the grid names none). Where the caller does not
+  // know a model's stage count, the planner takes the profile's, so every
+  // count a zoo network could have is capped.
+  constexpr int kStagesOfAnyNetwork = 16;
+  std::map<std::string, std::vector<int>> counts;
+  for (const ModelFeatures& m : models) {
+    std::vector<int>& c = counts[m.name];
+    c = grid.frozen_stages;
+    for (int f = 0; f < (m.num_stages > 0 ? m.num_stages : kStagesOfAnyNetwork); ++f) c.push_back(f);
+    std::sort(c.begin(), c.end());
+    c.erase(std::unique(c.begin(), c.end()), c.end());
+  }
+  for (const auto& [name, caps] : frozen_epoch_caps(experience, counts, grid.epochs))
+    for (const auto& [f, cap] : caps) out.epoch_caps_by_frozen[name][f] = {cap, epoch_cap_reason(experience, cap, name, f)};
   return out;
 }
 

@@ -92,6 +92,9 @@ struct PlanGrid {
     std::string reason;
   };
   std::map<std::string, EpochCap> epoch_caps_by_model;
+  // Per model name and frozen stage count, fewer epochs than the model's
+  // cap: plans of the model at that count keep to it the same way.
+  std::map<std::string, std::map<int, EpochCap>> epoch_caps_by_frozen;
 };
 
 struct PlanOverheads {
@@ -151,8 +154,10 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
 
 // `grid` as a predictor fitted on `experience` may plan it: its epochs cut
 // where the experience's runs stop (epochs_with_evidence, the cut saying
-// why in epoch_cap_reason), and each of `models` capped at its own runs
-// (model_epoch_caps, epoch_caps_by_model). nasoa::Adapter plans over it;
+// why in epoch_cap_reason), each of `models` capped at its own runs
+// (model_epoch_caps, epoch_caps_by_model), and each of its frozen stage
+// counts (the grid's and 0..num_stages-1) at that count's runs
+// (frozen_epoch_caps, epoch_caps_by_frozen). nasoa::Adapter plans over it;
 // adaption_bench plans NASOA over it the same way.
 PlanGrid grid_with_evidence(const PlanGrid& grid, const ExperienceSummary& experience,
                             const std::vector<ModelFeatures>& models);

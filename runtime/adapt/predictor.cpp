@@ -619,6 +619,12 @@ Json summary_json(const ExperienceSummary& s) {
   // them it would contradict its own evaluated records.
   if (s.longest_epochs > 0 || s.evaluated_count == 0) j["longest_epochs"] = s.longest_epochs;
   if (!s.longest_epochs_by_model.empty()) j["longest_epochs_by_model"] = s.longest_epochs_by_model;
+  if (!s.longest_epochs_by_frozen.empty()) {
+    Json by_frozen = Json::object();
+    for (const auto& [model, counts] : s.longest_epochs_by_frozen)
+      for (const auto& [frozen, epochs] : counts) by_frozen[model][std::to_string(frozen)] = epochs;
+    j["longest_epochs_by_frozen"] = by_frozen;
+  }
   // Without an evaluated record there is no regime to hold the values (and
   // the default one, which names no model, would not read back).
   if (s.evaluated_count > 0) j["shared_regime"] = detail::regime_json(s.shared_regime);
@@ -697,6 +703,55 @@ ExperienceSummary read_summary(const Fields& f) {
     if (evaluated && !s.longest_epochs_by_model.count(s.shared_regime.model))
       f.fail(f.at("longest_epochs_by_model"), "does not name " + s.shared_regime.model +
                                                   ", the model of " + f.at("shared_regime"));
+  }
+  // Absent from summaries saved before it was kept: empty, and a model's
+  // frozen stage counts share its cap. Present, it names the models of
+  // longest_epochs_by_model, each with the counts it ran ("0", "1", ...),
+  // the longest of which is the model's.
+  if (f.contains("longest_epochs_by_frozen")) {
+    const Fields by_frozen = f.object("longest_epochs_by_frozen");
+    if (!f.contains("longest_epochs_by_model"))
+      f.fail(f.at("longest_epochs_by_frozen"), "is given without " + f.at("longest_epochs_by_model"));
+    const Json& j = f.get("longest_epochs_by_frozen");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const auto of_model = s.longest_epochs_by_model.find(it.key());
+      if (of_model == s.longest_epochs_by_model.end())
+        f.fail(f.at("longest_epochs_by_frozen"),
+               "names " + detail::describe_value(Json(it.key())) + ", which " + f.at("longest_epochs_by_model") +
+                   " does not");
+      const Fields counts = by_frozen.object(it.key());
+      int longest = 0;
+      std::map<int, int>& read = s.longest_epochs_by_frozen[it.key()];
+      for (auto c = it.value().begin(); c != it.value().end(); ++c) {
+        // A count as to_string writes it: "01" or "+1" would be another key for 1.
+        const std::string& key = c.key();
+        const bool canonical = !key.empty() && key.size() <= 10 &&
+                               std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+                               (key == "0" || key[0] != '0') && std::stoll(key) <= std::numeric_limits<int>::max();
+        if (!canonical) counts.fail(counts.at(key), "is not a frozen stage count (0, 1, 2, ...)");
+        const int epochs = int(counts.integer(key, 1, std::numeric_limits<int>::max()));
+        read[int(std::stoll(key))] = epochs;
+        longest = std::max(longest, epochs);
+      }
+      if (longest != of_model->second)
+        f.fail(by_frozen.at(it.key()), "has " + std::to_string(longest) + " as its longest run, but " +
+                                           f.at("longest_epochs_by_model") + " gives " +
+                                           std::to_string(of_model->second));
+    }
+    if (s.longest_epochs_by_frozen.size() != s.longest_epochs_by_model.size())
+      f.fail(f.at("longest_epochs_by_frozen"), "names " + std::to_string(s.longest_epochs_by_frozen.size()) +
+                                                   " models, " + f.at("longest_epochs_by_model") + " " +
+                                                   std::to_string(s.longest_epochs_by_model.size()));
+    std::size_t pairs = 0;
+    for (const auto& [model, counts] : s.longest_epochs_by_frozen) pairs += counts.size();
+    if (pairs > s.evaluated_count)
+      f.fail(f.at("longest_epochs_by_frozen"), "names " + std::to_string(pairs) + " frozen counts for " +
+                                                   std::to_string(s.evaluated_count) + " evaluated records");
+    const auto first = s.longest_epochs_by_frozen.find(s.shared_regime.model);
+    if (evaluated && (first == s.longest_epochs_by_frozen.end() || !first->second.count(s.shared_regime.frozen_stages)))
+      f.fail(f.at("longest_epochs_by_frozen"), "does not name " + std::to_string(s.shared_regime.frozen_stages) +
+                                                   " frozen stages of " + s.shared_regime.model + ", those of " +
+                                                   f.at("shared_regime"));
   }
   return s;
 }

@@ -210,5 +210,42 @@ TEST(ExperienceCoverageTest, EachModelPlansNoFurtherThanItsOwnRuns) {
   EXPECT_TRUE(model_epoch_caps(summarize_experience({}), {"model-1"}, grid).empty());
 }
 
+TEST(ExperienceCoverageTest, EachFrozenCountPlansNoFurtherThanItsOwnRuns) {
+  // model-0 ran 512 epochs with nothing frozen, 16 with one stage frozen and
+  // 64 with two; model-1 ran 64 with nothing frozen.
+  std::vector<ExperienceRecord> records = runs(2);
+  records[0].regime.epochs = 512;
+  records[1].regime.epochs = 64;
+  for (ExperienceRecord& r : records) r.regime.frozen_stages = 0;
+  for (const auto& [frozen, epochs] : std::map<int, int>{{1, 16}, {2, 64}}) {
+    ExperienceRecord r = records[0];
+    r.regime.frozen_stages = frozen;
+    r.regime.epochs = epochs;
+    records.push_back(r);
+  }
+  const ExperienceSummary s = summarize_experience(records);
+  EXPECT_EQ(s.longest_epochs_by_frozen,
+            (std::map<std::string, std::map<int, int>>{{"model-0", {{0, 512}, {1, 16}, {2, 64}}},
+                                                       {"model-1", {{0, 64}}}}));
+
+  const std::vector<int> grid{1, 8, 32, 64, 128, 256, 512};
+  const std::map<std::string, std::vector<int>> counts{{"model-0", {0, 1, 2, 3}}, {"model-1", {0, 1}}};
+  EXPECT_EQ(frozen_epoch_caps(s, counts, grid),
+            (std::map<std::string, std::map<int, int>>{{"model-0", {{1, 32}, {2, 64}, {3, 32}}},
+                                                       {"model-1", {{1, 32}}}}))
+      << "a count keeps to its own runs (and to 32 with none, or shorter ones) below its model's cap; nothing "
+         "frozen on model-1 is its model's cap already";
+  EXPECT_TRUE(frozen_epoch_caps(s, counts, {1, 8, 32}).empty()) << "the grid's end binds first";
+  EXPECT_EQ(epoch_cap_reason(s, 64, "model-0", 2),
+            "the longest run of model-0 with 2 frozen stages in the predictor's experience");
+  EXPECT_EQ(epoch_cap_reason(s, 32, "model-0", 1),
+            "the most epochs planned without evidence of longer runs of model-0 with 1 frozen stage");
+
+  ExperienceSummary older = s;  // saved before the per-count figures were kept
+  older.longest_epochs_by_frozen.clear();
+  EXPECT_TRUE(frozen_epoch_caps(older, counts, grid).empty()) << "each count plans as its model";
+  EXPECT_NE(s, older) << "the per-count figures are part of the summary";
+}
+
 }  // namespace
 }  // namespace nasoa::runtime

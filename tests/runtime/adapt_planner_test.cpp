@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <tuple>
 
 #include "nasoa/error.h"
 #include "tests/runtime/adapt_support.h"
@@ -288,6 +289,88 @@ TEST(PlannerTest, AModelsOwnEpochCapKeepsItsPlansShortAndSaysWhy) {
   EXPECT_TRUE(nasoa::testing::throws_error(
       [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, bad); },
       ErrorCode::kInvalidArgument, "epoch cap 0 of model 'm1'"));
+}
+
+TEST(PlannerTest, AFrozenCountsOwnEpochCapKeepsItsPlansShortAndSaysWhy) {
+  const DeviceProfile profile = make_profile(models());
+  // m2 with one stage frozen is the best plan at any length, and longer is
+  // better for all.
+  const StubPredictor more_is_better([](const FeatureVector& x) {
+    const bool favourite = model_of(x) == 2 && x[kFrozenFraction] == 0.2;
+    return Prediction{0.3 + 0.0001 * x[kEpochs] + (favourite ? 0.1 : 0.0), 0.02};
+  });
+  PlannerBudget budget;
+  budget.seconds = 1e5;
+  PlannerOptions o = options_with();
+  const int grid_cap = *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end());
+  ASSERT_GT(grid_cap, 32);
+  o.grid.epoch_caps_by_frozen["m2"][1] = {32, "m2's longest run with 1 frozen stage"};
+  o.alternatives = 1000;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  EXPECT_EQ(s.best.regime.model, "m2");
+  EXPECT_EQ(s.best.regime.frozen_stages, 1);
+  EXPECT_EQ(s.best.regime.epochs, 32);
+  EXPECT_EQ(s.best.why, "m2's longest run with 1 frozen stage (32 epochs)");
+  bool m2_goes_further = false;
+  for (const PlannedRun& a : s.alternatives) {
+    if (a.regime.model != "m2") continue;
+    if (a.regime.frozen_stages == 1) {
+      EXPECT_LE(a.regime.epochs, 32) << a.why;
+    } else if (a.regime.frozen_stages == 0) {
+      m2_goes_further = m2_goes_further || a.regime.epochs == grid_cap;
+    }
+  }
+  EXPECT_TRUE(m2_goes_further) << "another count of the same model keeps the grid's cap";
+  // The lower of the model's cap and the count's binds.
+  PlannerOptions both = o;
+  both.grid.epoch_caps_by_model["m2"] = {16, "m2's longest run"};
+  const Schedule at16 = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, both);
+  EXPECT_EQ(at16.best.regime.epochs, 16);
+  EXPECT_EQ(at16.best.why, "m2's longest run (16 epochs)");
+
+  PlannerOptions bad = options_with();
+  bad.grid.epoch_caps_by_frozen["m1"][0] = {0, "none"};
+  EXPECT_TRUE(nasoa::testing::throws_error(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, bad); },
+      ErrorCode::kInvalidArgument, "epoch cap 0 of model 'm1' with 0 frozen stages"));
+}
+
+TEST(PlannerTest, AGridWithEvidenceCapsEachModelAndFrozenCountAtItsOwnRuns) {
+  // m0 ran 512 epochs with nothing frozen and 64 with one stage frozen; m1
+  // ran 64 with nothing frozen; the other models none.
+  std::vector<ExperienceRecord> records;
+  for (const auto& [model, frozen, epochs] : std::vector<std::tuple<int, int, int>>{{0, 0, 512}, {0, 1, 64}, {1, 0, 64}}) {
+    ExperienceRecord r = testing::make_record(0);
+    r.model = models()[std::size_t(model)];
+    r.regime.model = r.model.name;
+    r.regime.frozen_stages = frozen;
+    r.regime.epochs = epochs;
+    records.push_back(r);
+  }
+  const ExperienceSummary experience = summarize_experience(records);
+  PlanGrid grid;
+  grid.frozen_stages = {0, 1};
+  const PlanGrid out = grid_with_evidence(grid, experience, {models()[0], models()[1]});
+  EXPECT_EQ(out.epochs.back(), 512);
+  ASSERT_EQ(out.epoch_caps_by_model.size(), 1u);
+  EXPECT_EQ(out.epoch_caps_by_model.at("m1").epochs, 64);
+  ASSERT_TRUE(out.epoch_caps_by_frozen.count("m0"));
+  EXPECT_EQ(out.epoch_caps_by_frozen.at("m0").at(1).epochs, 64);
+  EXPECT_EQ(out.epoch_caps_by_frozen.at("m0").at(1).reason,
+            "the longest run of m0 with 1 frozen stage in the predictor's experience");
+  EXPECT_FALSE(out.epoch_caps_by_frozen.at("m0").count(0)) << "nothing frozen ran the model's longest";
+  for (int f = 2; f < models()[0].num_stages; ++f)
+    EXPECT_EQ(out.epoch_caps_by_frozen.at("m0").at(f).epochs, 32) << "every count the model has, run or not: " << f;
+  EXPECT_EQ(out.epoch_caps_by_frozen.at("m1").at(1).epochs, 32);
+  EXPECT_FALSE(out.epoch_caps_by_frozen.at("m1").count(0));
+  // A model whose stage count the caller does not know plans the
+  // profile's: every count it could have is capped.
+  ModelFeatures unknown = models()[0];
+  unknown.num_stages = 0;
+  const PlanGrid blind = grid_with_evidence(PlanGrid{}, experience, {unknown});
+  ASSERT_TRUE(blind.epoch_caps_by_frozen.count("m0"));
+  EXPECT_EQ(blind.epoch_caps_by_frozen.at("m0").at(1).epochs, 64);
+  EXPECT_EQ(blind.epoch_caps_by_frozen.at("m0").at(models()[0].num_stages - 1).epochs, 32);
 }
 
 TEST(PlannerTest, BreaksTiesTheSameWayWhateverTheGridOrder) {

@@ -193,6 +193,16 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
        "model.experience.longest_epochs_by_model.m0"},
       {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"][""] = 1; },
        "model.experience.longest_epochs_by_model"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"] = nullptr; },
+       "model.experience.longest_epochs_by_frozen"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["m0"] = {1, 2}; },
+       "model.experience.longest_epochs_by_frozen.m0"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["m0"]["01"] = 1; },
+       "model.experience.longest_epochs_by_frozen.m0.01"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["m0"]["-1"] = 1; },
+       "model.experience.longest_epochs_by_frozen.m0.-1"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["m0"]["0"] = 0; },
+       "model.experience.longest_epochs_by_frozen.m0.0"},
       // Fields that each read well but contradict one another.
       {[](detail::Json& m) { m["experience"]["batch_sizes"] = detail::Json::array(); }, "model.experience.batch_sizes"},
       {[](detail::Json& m) { m["experience"]["evaluated"] = 0; }, "model.experience.batch_sizes"},
@@ -200,6 +210,24 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
       {[](detail::Json& m) { m["experience"]["longest_epochs_by_model"] = {{"m0", 1}}; },
        "model.experience.longest_epochs_by_model"},
       {[](detail::Json& m) { m["experience"].erase("longest_epochs"); }, "model.experience.longest_epochs_by_model"},
+      {[](detail::Json& m) { m["experience"].erase("longest_epochs_by_model"); },
+       "model.experience.longest_epochs_by_frozen"},
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["no-such-model"] = {{"0", 1}}; },
+       "model.experience.longest_epochs_by_frozen"},  // a model longest_epochs_by_model lacks
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"]["m0"] = {{"0", 1}}; },
+       "model.experience.longest_epochs_by_frozen.m0"},  // its longest is not the model's
+      {[](detail::Json& m) { m["experience"]["longest_epochs_by_frozen"].erase("m0"); },
+       "model.experience.longest_epochs_by_frozen"},  // fewer models than longest_epochs_by_model
+      {[](detail::Json& m) { m["experience"]["evaluated"] = m["experience"]["longest_epochs_by_model"].size(); },
+       "model.experience.longest_epochs_by_frozen"},  // more (model, count) pairs than evaluated records
+      {[](detail::Json& m) {
+         detail::Json& counts =
+             m["experience"]["longest_epochs_by_frozen"][m["experience"]["shared_regime"]["model"].get<std::string>()];
+         const std::string first = std::to_string(m["experience"]["shared_regime"]["frozen_stages"].get<int>());
+         counts["99"] = counts[first];
+         counts.erase(first);
+       },
+       "model.experience.longest_epochs_by_frozen"},  // not the frozen count of shared_regime
       {[](detail::Json& m) {
          const int longest = m["experience"]["longest_epochs"].get<int>();
          m["experience"]["longest_epochs_by_model"] = {{"no-such-model", longest}};
@@ -252,6 +280,7 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
   zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) {
                            m["experience"].erase("longest_epochs");
                            m["experience"].erase("longest_epochs_by_model");
+                           m["experience"].erase("longest_epochs_by_frozen");
                          }));
   const Predictor older = Predictor::load(path);
   ASSERT_TRUE(older.experience().has_value());
@@ -263,15 +292,28 @@ TEST_F(PredictorTest, TheExperienceSummaryIsOptionalAndCheckedWhereGiven) {
   EXPECT_EQ(*Predictor::load(path).experience(), *older.experience());
   // One saved before the per-model figures were kept has none: every model
   // plans as far as the longest run.
-  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) { m["experience"].erase("longest_epochs_by_model"); }));
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) {
+                           m["experience"].erase("longest_epochs_by_model");
+                           m["experience"].erase("longest_epochs_by_frozen");
+                         }));
   const Predictor no_models = Predictor::load(path);
   EXPECT_EQ(no_models.experience()->longest_epochs, predictor_->experience()->longest_epochs);
   EXPECT_TRUE(no_models.experience()->longest_epochs_by_model.empty());
   no_models.save(path);
   EXPECT_EQ(*Predictor::load(path).experience(), *no_models.experience());
+  // One saved before the per-count figures were kept has the per-model
+  // ones only: each frozen count plans as far as its model.
+  zoo::write_file_atomic(path, edited_file(good, [](detail::Json& m) { m["experience"].erase("longest_epochs_by_frozen"); }));
+  const Predictor no_counts = Predictor::load(path);
+  EXPECT_EQ(no_counts.experience()->longest_epochs_by_model, predictor_->experience()->longest_epochs_by_model);
+  EXPECT_TRUE(no_counts.experience()->longest_epochs_by_frozen.empty());
+  no_counts.save(path);
+  EXPECT_EQ(*Predictor::load(path).experience(), *no_counts.experience());
   const Predictor reread = Predictor::from_json(good, "good");
   EXPECT_EQ(reread.experience()->longest_epochs, predictor_->experience()->longest_epochs);
   EXPECT_EQ(reread.experience()->longest_epochs_by_model, predictor_->experience()->longest_epochs_by_model);
+  EXPECT_EQ(reread.experience()->longest_epochs_by_frozen, predictor_->experience()->longest_epochs_by_frozen);
+  EXPECT_FALSE(predictor_->experience()->longest_epochs_by_frozen.empty());
   EXPECT_GT(predictor_->experience()->longest_epochs, 0);
   ASSERT_FALSE(predictor_->experience()->longest_epochs_by_model.empty());
   int longest_of_any = 0;
