@@ -35,12 +35,12 @@
 //   oracle      the best plan of the zoo grid that fits the budget (exhaustive);
 //   nasoa       generate_schedule() with the bundle's shipped predictor and the
 //               device profile, one run, its planning time charged; it plans
-//               over the grid's epochs and those of its experience (each
-//               model no further than its own runs, as the runtime does:
-//               model_epoch_caps), and a
-//               plan longer than the grid's is read off --nasoa-runs (real
-//               runs of it with each table's seed; --list-missing names the
-//               ones to gather);
+//               over nasoa::Adapter's grid (every frozen count, epoch steps
+//               to 512 and the epochs that fill the budget, each model no
+//               further than its own runs: grid_with_evidence), and a plan
+//               the tables lack is read off --nasoa-runs (real runs of it
+//               with each table's seed; --list-missing names the ones to
+//               gather);
 //   fixed       the largest zoo model that fits, lr 0.01, nothing frozen, the
 //               most epochs of the grid that fit (by the profile);
 //   fixed, filling the budget
@@ -239,9 +239,12 @@ struct Setup {
   const rt::DeviceProfile* profile = nullptr;
   std::vector<rt::ModelFeatures> models;
   rt::PlannerOptions planner;  // the table's grid and regime
-  // NASOA's grid: the table's epochs and its experience's, kept to the
-  // evidence as the runtime keeps it (grid_with_evidence).
+  // NASOA's grid: nasoa::Adapter's, at the tables' batch size, kept to the
+  // predictor's evidence as the Adapter keeps it (grid_with_evidence).
   rt::PlanGrid nasoa_grid;
+  // The rungs of BOHB over the plan space: the tables' epochs, and those of
+  // the experience past them, as far as NASOA's grid goes.
+  std::vector<int> space_epochs;
 };
 
 rt::Schedule plan(const Setup& s, const Task& t, double budget, const rt::AccuracyPredictor& predictor,
@@ -798,19 +801,22 @@ int main(int argc, char** argv) {
     setup.planner.base = zoo_records.front().regime;
     setup.planner.grid.learning_rates.assign(lrs.begin(), lrs.end());
     setup.planner.grid.frozen_stages.assign(frozen.begin(), frozen.end());
-    // NASOA plans over the epochs its experience covers as well (runs longer
-    // than the grid's are read off --nasoa-runs); the other methods keep to
-    // the grid.
     setup.planner.grid.epochs.assign(epochs.begin(), epochs.end());
-    std::set<int> planned_epochs = epochs;
-    for (const Record& r : shipped_log)
-      if (r.best_accuracy >= 0) planned_epochs.insert(r.regime.epochs);
     setup.planner.grid.batch_sizes.assign(batches.begin(), batches.end());
     setup.planner.grid.fill_budget = false;
-    rt::PlanGrid nasoa_grid = setup.planner.grid;
-    nasoa_grid.epochs.assign(planned_epochs.begin(), planned_epochs.end());
-    setup.nasoa_grid = rt::grid_with_evidence(nasoa_grid, rt::summarize_experience(shipped_log), setup.models);
     setup.planner.risk_aversion = risk_aversion;
+    // NASOA plans as the runtime does: every learning rate, frozen count and
+    // epoch step of nasoa::Adapter's grid, filling the budget between steps,
+    // each model no further than its own runs (its plans off the tables are
+    // read off --nasoa-runs); the other methods keep to the tables' grid.
+    const rt::ExperienceSummary summary = rt::summarize_experience(shipped_log);
+    rt::PlanGrid runtime_grid;
+    runtime_grid.batch_sizes.assign(batches.begin(), batches.end());
+    setup.nasoa_grid = rt::grid_with_evidence(runtime_grid, summary, setup.models);
+    std::set<int> rungs = epochs;
+    for (const Record& r : shipped_log)
+      if (r.best_accuracy >= 0 && r.regime.epochs <= setup.nasoa_grid.epochs.back()) rungs.insert(r.regime.epochs);
+    setup.space_epochs.assign(rungs.begin(), rungs.end());
 
     std::map<std::string, Task> tasks;
     for (const Record& r : zoo_records) {
@@ -903,7 +909,7 @@ int main(int argc, char** argv) {
     // stops at the first run past the grid that no log holds, so listing
     // what it lacks takes a round per run it needs.
     const double space_budget = budgets.front();
-    const std::vector<int>& space_epochs = setup.nasoa_grid.epochs;
+    const std::vector<int>& space_epochs = setup.space_epochs;
     const bool space_measured = !search_tables.empty() || !list_search_missing.empty();
     std::map<std::string, Result> space_nasoa;
     if (space_measured) {
@@ -1033,7 +1039,7 @@ int main(int argc, char** argv) {
         nasoa_seconds[budget].push_back(n.outcome.seconds + n.overhead_seconds);
         choices[budget].push_back(name + ": " + n.chosen.model + " lr " + fmt("%g", n.chosen.lr) + " frozen " +
                                   std::to_string(n.chosen.frozen) + " x" + std::to_string(n.chosen.epochs) +
-                                  (t.zoo.count(n.chosen) ? "" : " (past the grid)"));
+                                  (t.zoo.count(n.chosen) ? "" : " (off the grid)"));
         acc["fixed"][budget].push_back(fixed_default(setup, t, budget, setup.models).outcome.accuracy);
         acc["logme"][budget].push_back(logme_method(setup, t, budget).outcome.accuracy);
         std::vector<double> rs, bo, rs_t, bo_t;
@@ -1106,8 +1112,8 @@ int main(int argc, char** argv) {
     o << "\nPlanning time as a share of the budget, largest:";
     for (double b : budgets)
       o << " " << fmt("%g", b) << " s: " << fmt("%.3f", 100 * *std::max_element(planning_share[b].begin(), planning_share[b].end())) << " %;";
-    o << "\n\nNASOA's plans (\"past the grid\": more epochs than the tables hold, read off --nasoa-runs; the "
-         "oracle, random search and BOHB search the grid only):\n\n";
+    o << "\n\nNASOA's plans (\"off the grid\": a frozen count or epoch count the tables do not hold, read off "
+         "--nasoa-runs; the oracle, random search and BOHB search the grid only):\n\n";
     for (double b : budgets) {
       o << "- " << fmt("%g", b) << " s:";
       for (const std::string& c : choices[b]) o << " " << c << ";";

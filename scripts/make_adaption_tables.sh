@@ -142,18 +142,19 @@ for seed in $seeds; do nasoa_runs+=("$work/nasoa-runs$(suffix "$seed").log"); to
 # A plan of NASOA's stream depends on the outcomes before it, so listing
 # what is missing takes a round per plan that was.
 missing() { [ -s "$work/nasoa-missing-30,60,120,300.txt" ] || [ -s "$work/nasoa-missing-$binding.txt" ]; }
-for round in 1 2 3 4 5 6 7 8 9; do
+for round in $(seq 1 40); do
   for budgets in 30,60,120,300 $binding; do
     "$build/bench/adaption_bench" "${common[@]}" --budgets "$budgets" --nasoa-runs "${nasoa_runs[@]}" \
       --list-missing "$work/nasoa-missing-$budgets.txt"
   done
   missing || break
-  if [ "$round" = 9 ]; then
-    echo "make_adaption_tables: NASOA still plans runs past the grid that are missing after 8 rounds:" >&2
+  if [ "$round" = 40 ]; then
+    echo "make_adaption_tables: NASOA still plans runs past the grid that are missing after 39 rounds:" >&2
     cat "$work"/nasoa-missing-*.txt >&2
     exit 1
   fi
   sort -u "$work/nasoa-missing-30,60,120,300.txt" "$work/nasoa-missing-$binding.txt" > "$work/nasoa-missing.txt"
+  stamp "NASOA round $round: $(wc -l < "$work/nasoa-missing.txt") runs to gather"
   gather_listed "$work/nasoa-missing.txt" nasoa-runs
 done
 nasoa_runs=()
