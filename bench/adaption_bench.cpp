@@ -61,8 +61,8 @@
 // Also: the device time BOHB and random search need to match NASOA's accuracy
 // (as a multiple of NASOA's own device time; the plan a search hands back and
 // NASOA's are read off the same held-out runs), over the tables' grid and,
-// with --search-runs, BOHB over the runtime's whole plan space (epochs to
-// 512; its runs past the grid gathered as the searches first need them,
+// with --search-runs, BOHB past the grid's epochs (as many as NASOA may
+// plan, to 512; its runs past the grid gathered as the searches first need them,
 // --list-search-missing names them); the shipped predictor's quality
 // on the evaluation tasks (none of them is in its experience); and a stream of
 // adaptions where the shipped predictor is calibrated to every outcome (as
@@ -165,14 +165,14 @@ struct Task {
   std::vector<std::map<PlanKey, const Record*>> zoo_seed, baselines_seed;
   std::vector<std::vector<const Record*>> zoo_runs_seed;
   // Runs of plans that lie outside the zoo grid, per table seed: NASOA's
-  // (--nasoa-runs) and those BOHB over the runtime's plan space asked for
+  // (--nasoa-runs) and those BOHB past the grid's epochs asked for
   // (--search-runs). Only that search and NASOA's outcome read them.
   std::map<PlanKey, const Record*> extra;
   std::vector<std::map<PlanKey, const Record*>> extra_seed;
 };
 
 // A plan no table nor log of runs past the grid holds: NASOA chose it, or
-// BOHB over the runtime's plan space ran it or handed it back.
+// BOHB past the grid's epochs ran it or handed it back.
 struct MissingRun {
   std::string task;
   PlanKey plan;
@@ -242,7 +242,7 @@ struct Setup {
   // NASOA's grid: nasoa::Adapter's, at the tables' batch size, kept to the
   // predictor's evidence as the Adapter keeps it (grid_with_evidence).
   rt::PlanGrid nasoa_grid;
-  // The rungs of BOHB over the plan space: the tables' epochs, and those of
+  // The rungs of BOHB past the grid's epochs: the tables' epochs, and those of
   // the experience past them, as far as NASOA's grid goes.
   std::vector<int> space_epochs;
 };
@@ -355,7 +355,7 @@ Outcome random_search(const Task& t, double budget, double target, std::uint64_t
 }
 
 // BOHB (Falkner et al., 2018): Hyperband brackets with eta 2 on the given
-// epochs (the tables' grid, or the runtime's plan space, whose longer runs
+// epochs (the tables' grid, or epochs past the grid (as many as NASOA may plan), whose longer runs
 // are read off --search-runs); configurations (model, lr, frozen) drawn at
 // random with probability 1/3, else from a kernel-density model: the
 // observations at the largest epoch count with enough of them are split
@@ -368,7 +368,12 @@ Outcome random_search(const Task& t, double budget, double target, std::uint64_t
 // already run is not paid for again: its result is known.
 class Bohb {
  public:
-  Bohb(const Task& t, const std::vector<int>& epochs, std::uint64_t seed) : task_(t), epochs_(epochs), rng_(seed) {
+  // With `whole_runs`, a run that cannot finish in the time left ends the
+  // search with no credit for its first epochs, whether or not a log holds
+  // it (a long run no log holds is not gathered, so it could not be
+  // credited); without, it is cut at the deadline like any method's run.
+  Bohb(const Task& t, const std::vector<int>& epochs, std::uint64_t seed, bool whole_runs = false)
+      : task_(t), epochs_(epochs), rng_(seed), whole_runs_(whole_runs) {
     std::set<std::string> models;
     std::set<double> lrs;
     std::set<int> frozen;
@@ -401,18 +406,22 @@ class Bohb {
               continue;
             }
             const PlanKey k = key(c, epochs_[std::size_t(rung)]);
-            const Record* found = find_run(task_.zoo, task_.extra, k);
-            if (!found) {
-              // Past the tables' grid: a run gathered when a search first
-              // asks for it (--search-runs), unless it could not finish in
-              // the time left, which ends the search.
-              if (fastest_seconds(c, k.epochs) > clock.left()) {
-                clock.expire();
-                break;
-              }
-              throw MissingRun{task_.name, k};
+            const auto on_grid = task_.zoo.find(k);
+            // Past the tables' grid a run is gathered when a search first
+            // asks for it (--search-runs), unless it could not finish in the
+            // time left even at twice its table speed.
+            const double least = on_grid != task_.zoo.end() ? on_grid->second->total_seconds : fastest_seconds(c, k.epochs);
+            if (whole_runs_ && least > clock.left()) {
+              clock.expire();
+              break;
             }
+            const Record* found = find_run(task_.zoo, task_.extra, k);
+            if (!found) throw MissingRun{task_.name, k};
             const Record& r = *found;
+            if (whole_runs_ && r.total_seconds > clock.left()) {
+              clock.expire();
+              break;
+            }
             const double before = clock.spent();
             clock.run(r);
             if (clock.spent() - before >= r.total_seconds - 1e-12) {  // finished: an observation
@@ -505,6 +514,7 @@ class Bohb {
   const Task& task_;
   std::vector<int> epochs_;
   std::mt19937_64 rng_;
+  bool whole_runs_ = false;
   std::array<std::size_t, 3> dims_{};
   std::vector<std::string> model_names_;
   std::vector<double> lrs_;
@@ -528,18 +538,19 @@ double oracle(const Task& t, double budget) {
   return sum / double(t.zoo_seed.size());
 }
 
-// BOHB over `space` (the runtime's epochs, past the tables' grid): the
-// device time it needs to hand back a plan that reaches, on the held-out
-// table, what NASOA's plan `n` reaches there, as a multiple of NASOA's
-// fine-tuning time; per table and seed, each search given at most `cap`
-// times that (kNever: it did not match within it). The fine-tuning time is
-// read off the tables, so the runs a search needs do not hang on how long
-// this process took to plan (under 0.1 s of NASOA's 15 s and more). With
-// `missing`, a search that lacks a run adds it there and counts for nothing;
-// without, it throws MissingRun.
+// BOHB with rungs at `space` (the tables' models, rates and frozen counts,
+// and epochs past the tables' grid): the device time it needs to hand back a
+// plan that reaches, on the held-out table, what NASOA's plan `n` reaches
+// there, as a multiple of NASOA's fine-tuning time; per table and seed, each
+// search given at most `cap` times that, and ended by a run that cannot
+// finish in the time left (kNever: it did not match within it). The
+// fine-tuning time is read off the run's record, so the runs a search needs
+// do not hang on how long this process took to plan. With `missing`, a
+// search that lacks a run adds it there and counts for nothing; without, it
+// throws MissingRun.
 std::vector<double> space_multiples(const Task& t, const Result& n, double budget, const std::vector<int>& space,
                                     int seeds, double cap, std::set<std::pair<std::string, PlanKey>>* missing) {
-  const double nasoa_time = n.outcome.seconds;
+  const double nasoa_time = std::min(find_run(t.zoo, t.extra, n.chosen)->total_seconds, budget);
   std::vector<double> out;
   for (std::size_t table = 0; table < t.zoo_seed.size(); ++table) {
     const Task view = seed_view(t, table);
@@ -549,7 +560,7 @@ std::vector<double> space_multiples(const Task& t, const Result& n, double budge
     const double target = held_out(t, n.chosen, budget - n.overhead_seconds, table);
     for (int s = 0; s < seeds; ++s) {
       try {
-        const Outcome o = Bohb(view, space, std::uint64_t(s + 1)).run(cap * nasoa_time, target, report);
+        const Outcome o = Bohb(view, space, std::uint64_t(s + 1), /*whole_runs=*/true).run(cap * nasoa_time, target, report);
         out.push_back(o.accuracy >= target ? o.seconds / nasoa_time : kNever);
       } catch (const MissingRun& m) {
         if (!missing) throw;
@@ -729,13 +740,13 @@ int main(int argc, char** argv) {
                  "Write NASOA's plans that no table or --nasoa-runs log holds here (a line each: task model lr "
                  "frozen epochs) and exit");
   app.add_option("--search-runs", search_tables,
-                 "Experience log(s) of the plans past the zoo grid that BOHB over the runtime's plan space runs or "
+                 "Experience log(s) of the plans past the zoo grid that BOHB past the grid's epochs runs or "
                  "hands back, one per seed in the order of --table (--list-search-missing names the runs it lacks)");
   app.add_option("--list-search-missing", list_search_missing,
-                 "Write the plans that BOHB over the runtime's plan space lacks runs of here (lines as "
+                 "Write the plans that BOHB past the grid's epochs lacks runs of here (lines as "
                  "--list-missing's) and exit");
   app.add_option("--space-cap", space_cap,
-                 "How long BOHB over the runtime's plan space may search, as a multiple of NASOA's device time")
+                 "How long BOHB past the grid's epochs may search, as a multiple of NASOA's device time")
       ->check(CLI::Range(1.0, 1000.0))
       ->capture_default_str();
   app.add_option("--fixed-fill", fill_path,
@@ -905,7 +916,7 @@ int main(int argc, char** argv) {
       return 2;
     }
 
-    // BOHB over the runtime's plan space, at the first budget: each search
+    // BOHB past the grid's epochs, at the first budget: each search
     // stops at the first run past the grid that no log holds, so listing
     // what it lacks takes a round per run it needs.
     const double space_budget = budgets.front();
@@ -924,12 +935,12 @@ int main(int argc, char** argv) {
           lines << task << " " << k.model << " " << nasoa::zoo::round_trip_number(k.lr) << " " << k.frozen << " "
                 << k.epochs << "\n";
         nasoa::zoo::write_file_atomic(list_search_missing, lines.str());
-        std::cout << lacking.size() << " plans of BOHB over the plan space lack runs; listed in "
+        std::cout << lacking.size() << " plans of BOHB past the grid's epochs lack runs; listed in "
                   << list_search_missing << "\n";
         return 0;
       }
       if (!lacking.empty()) {
-        std::cerr << "adaption_bench: BOHB over the runtime's plan space needs " << lacking.size()
+        std::cerr << "adaption_bench: BOHB past the grid's epochs needs " << lacking.size()
                   << " run(s) outside the zoo grid that no --search-runs log holds:\n";
         for (const auto& [task, k] : lacking) std::cerr << "  " << task << ": " << plan_text(k) << "\n";
         how_to_gather("--search-runs");
@@ -1149,10 +1160,11 @@ int main(int argc, char** argv) {
     o << "\nBOHB's multiple at the first budget, median over tasks, seeds and tables: " << shown_multiple(all_bohb)
       << ".\n";
     if (space_measured) {
-      o << "\n## BOHB over the runtime's plan space, at " << fmt("%g", space_budget) << " s\n\n"
+      o << "\n## BOHB past the grid's epochs, at " << fmt("%g", space_budget) << " s\n\n"
         << "Above, the searches keep to the tables' grid, which stops at " << *epochs.rbegin()
-        << " epochs while NASOA's plans go further, so a search can end without matching. Here BOHB searches NASOA's "
-           "own plan space: every model, learning rate and frozen count of the grid, with Hyperband's rungs at ";
+        << " epochs while NASOA's plans go further, so a search can end without matching. Here BOHB searches the "
+           "tables' models, learning rates and frozen counts for as many epochs as NASOA may plan (no model "
+           "capped at its experience), with Hyperband's rungs at ";
       for (std::size_t i = 0; i < space_epochs.size(); ++i) o << (i ? ", " : "") << space_epochs[i];
       o << " epochs. Its runs past the grid are real runs on the task with each table's seed, gathered when a search "
            "first ran one or handed it back (--search-runs). Each search may spend up to "
@@ -1181,8 +1193,9 @@ int main(int argc, char** argv) {
       std::size_t runs = 0;
       double seconds = 0;
       for (const Record& r : search_all.mean) ++runs, seconds += r.total_seconds;
-      o << "\nBOHB's multiple over the plan space, median over tasks, seeds and tables: " << shown(all) << " ("
-        << matched(all) << " matched). The searches' runs past the grid: " << runs << " plans, "
+      o << "\nBOHB's multiple past the grid's epochs, median over tasks, seeds and tables: " << shown(all) << " ("
+        << matched(all) << " matched). The logs of runs past the grid for these searches (--search-runs, of every "
+           "budget and version of NASOA's target they were gathered for): " << runs << " plans, "
         << fmt("%.0f", seconds * double(search_all.seeds.size())) << " s of fine-tuning over "
         << search_all.seeds.size() << " seeds.\n";
     }
@@ -1276,8 +1289,8 @@ int main(int argc, char** argv) {
     if (!out.empty()) std::ofstream(out) << o.str();
     return 0;
   } catch (const MissingRun& m) {
-    std::cerr << "adaption_bench: error: NASOA plans a run no table or --nasoa-runs log holds: "
-              << m.task << ": " << plan_text(m.plan) << "\n";
+    std::cerr << "adaption_bench: error: a run no table or log of runs past the grid holds: " << m.task << ": "
+              << plan_text(m.plan) << " (--list-missing and --list-search-missing name them)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "adaption_bench: error: " << e.what() << "\n";

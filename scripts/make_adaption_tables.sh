@@ -15,9 +15,10 @@
 #      the grid's 32), one per seed, by bench/fixed_fill_runs.py;
 #   5. NASOA's plans that train longer than the grid's 32 epochs, run for
 #      real with each seed (adaption_bench --list-missing names them);
-#   5b. the runs past the grid that BOHB over the runtime's plan space (rungs
-#      to 512 epochs) runs or hands back at the first budget, gathered the
-#      same way as its searches first need them (--list-search-missing);
+#   5b. the runs past the grid that BOHB, searching as many epochs as NASOA
+#      may plan (rungs to 512), runs or hands back at the first budget,
+#      gathered the same way as its searches first need them
+#      (--list-search-missing);
 #   6. adaption_bench on them, writing bench/adaption/results.md, and again
 #      at the budgets divided by 7.5 (4, 8, 16 and 40 s), writing
 #      bench/adaption/results-binding.md: 30 to 300 s never bind for tasks
@@ -164,7 +165,7 @@ for seed in $seeds; do
 done
 stamp "NASOA's plans past the grid run"
 
-# 5b. BOHB over the runtime's plan space (epochs to 512) at the first budget
+# 5b. BOHB past the grid's epochs (epochs to 512) at the first budget
 # of each table: the runs past the grid its searches run or hand back, each
 # for real with each seed. A search stops at the first run no log holds, so
 # listing them takes a round per run a search needs.
@@ -178,7 +179,7 @@ for round in $(seq 1 100); do
   sort -u "$work/search-missing-30,60,120,300.txt" "$work/search-missing-$binding.txt" > "$work/search-missing.txt"
   [ -s "$work/search-missing.txt" ] || break
   if [ "$round" = 100 ]; then
-    echo "make_adaption_tables: BOHB over the plan space still lacks runs after 99 rounds:" >&2
+    echo "make_adaption_tables: BOHB past the grid's epochs still lacks runs after 99 rounds:" >&2
     cat "$work/search-missing.txt" >&2
     exit 1
   fi
