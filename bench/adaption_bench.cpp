@@ -545,11 +545,10 @@ double oracle(const Task& t, double budget) {
 // search given at most `cap` times that, and ended by a run that cannot
 // finish in the time left (kNever: it did not match within it). The
 // fine-tuning time is read off the run's record, so the runs a search needs
-// do not hang on how long this process took to plan. With `missing`, a
-// search that lacks a run adds it there and counts for nothing; without, it
-// throws MissingRun.
+// do not hang on how long this process took to plan. A search that lacks a
+// run adds it to `missing` and counts for nothing.
 std::vector<double> space_multiples(const Task& t, const Result& n, double budget, const std::vector<int>& space,
-                                    int seeds, double cap, std::set<std::pair<std::string, PlanKey>>* missing) {
+                                    int seeds, double cap, std::set<std::pair<std::string, PlanKey>>& missing) {
   const double nasoa_time = std::min(find_run(t.zoo, t.extra, n.chosen)->total_seconds, budget);
   std::vector<double> out;
   for (std::size_t table = 0; table < t.zoo_seed.size(); ++table) {
@@ -563,8 +562,7 @@ std::vector<double> space_multiples(const Task& t, const Result& n, double budge
         const Outcome o = Bohb(view, space, std::uint64_t(s + 1), /*whole_runs=*/true).run(cap * nasoa_time, target, report);
         out.push_back(o.accuracy >= target ? o.seconds / nasoa_time : kNever);
       } catch (const MissingRun& m) {
-        if (!missing) throw;
-        missing->insert({m.task, m.plan});
+        missing.insert({m.task, m.plan});
       }
     }
   }
@@ -923,11 +921,12 @@ int main(int argc, char** argv) {
     const std::vector<int>& space_epochs = setup.space_epochs;
     const bool space_measured = !search_tables.empty() || !list_search_missing.empty();
     std::map<std::string, Result> space_nasoa;
+    std::map<std::string, std::vector<double>> space_found;  // complete when nothing lacks
     if (space_measured) {
       std::set<std::pair<std::string, PlanKey>> lacking;
       for (const auto& [name, t] : tasks) {
         space_nasoa[name] = nasoa_method(setup, t, space_budget, shipped);
-        space_multiples(t, space_nasoa[name], space_budget, space_epochs, seeds, space_cap, &lacking);
+        space_found[name] = space_multiples(t, space_nasoa[name], space_budget, space_epochs, seeds, space_cap, lacking);
       }
       if (!list_search_missing.empty()) {
         std::ostringstream lines;
@@ -1184,8 +1183,7 @@ int main(int argc, char** argv) {
       };
       for (const auto& [name, t] : tasks) {
         const Result& n = space_nasoa.at(name);
-        const std::vector<double> v =
-            space_multiples(t, n, space_budget, space_epochs, seeds, space_cap, nullptr);
+        const std::vector<double>& v = space_found.at(name);
         all.insert(all.end(), v.begin(), v.end());
         o << "| " << name << " | " << pct(n.outcome.accuracy) << " % | " << fmt("%.1f", n.outcome.seconds) << " s | "
           << shown(v) << " | " << matched(v) << " |\n";

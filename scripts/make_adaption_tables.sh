@@ -138,6 +138,17 @@ gather_listed() {  # gather_listed LIST NAME
     fi
   done < "$list"
 }
+# Copies each seed's $work/NAME log to $out/, where the benchmark reads it,
+# and lists the copies in the array named ARRAY.
+publish() {  # publish NAME ARRAY
+  local -n published=$2
+  local seed
+  published=()
+  for seed in $seeds; do
+    cp "$work/$1$(suffix "$seed").log" "$out/"
+    published+=("$out/$1$(suffix "$seed").log")
+  done
+}
 nasoa_runs=()
 for seed in $seeds; do nasoa_runs+=("$work/nasoa-runs$(suffix "$seed").log"); touch "${nasoa_runs[-1]}"; done
 # A plan of NASOA's stream depends on the outcomes before it, so listing
@@ -158,11 +169,7 @@ for round in $(seq 1 40); do
   stamp "NASOA round $round: $(wc -l < "$work/nasoa-missing.txt") runs to gather"
   gather_listed "$work/nasoa-missing.txt" nasoa-runs
 done
-nasoa_runs=()
-for seed in $seeds; do
-  cp "$work/nasoa-runs$(suffix "$seed").log" "$out/"
-  nasoa_runs+=("$out/nasoa-runs$(suffix "$seed").log")
-done
+publish nasoa-runs nasoa_runs
 stamp "NASOA's plans past the grid run"
 
 # 5b. BOHB past the grid's epochs (epochs to 512) at the first budget
@@ -186,11 +193,7 @@ for round in $(seq 1 100); do
   stamp "search round $round: $(wc -l < "$work/search-missing.txt") runs to gather"
   gather_listed "$work/search-missing.txt" search-runs
 done
-search_runs=()
-for seed in $seeds; do
-  cp "$work/search-runs$(suffix "$seed").log" "$out/"
-  search_runs+=("$out/search-runs$(suffix "$seed").log")
-done
+publish search-runs search_runs
 stamp "BOHB's runs past the grid run"
 
 # 6. The benchmark.

@@ -146,13 +146,18 @@ std::vector<int> epochs_with_evidence(const ExperienceSummary& experience, const
   return epochs;
 }
 
+// A cap's reason, for the runs of `whose` (empty: the whole experience's),
+// whether or not the cap is their longest run.
+std::string cap_reason(bool is_longest_run, const std::string& whose) {
+  if (is_longest_run)
+    return whose.empty() ? "the longest run of the predictor's experience"
+                         : "the longest run of " + whose + " in the predictor's experience";
+  return "the most epochs planned without evidence of longer runs" + (whose.empty() ? "" : " of " + whose);
+}
+
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model) {
   const int longest = model.empty() ? experience.longest_epochs : longest_run_of(experience, model);
-  if (longest == cap)
-    return model.empty() ? "the longest run of the predictor's experience"
-                         : "the longest run of " + model + " in the predictor's experience";
-  return model.empty() ? "the most epochs planned without evidence of longer runs"
-                       : "the most epochs planned without evidence of longer runs of " + model;
+  return cap_reason(longest == cap, model);
 }
 
 std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience, const std::vector<std::string>& models,
@@ -169,10 +174,7 @@ std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience,
 }
 
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model, int frozen) {
-  const std::string whose = model + " with " + frozen_text(frozen);
-  if (longest_run_of(experience, model, frozen) == cap)
-    return "the longest run of " + whose + " in the predictor's experience";
-  return "the most epochs planned without evidence of longer runs of " + whose;
+  return cap_reason(longest_run_of(experience, model, frozen) == cap, model + " with " + frozen_text(frozen));
 }
 
 std::map<std::string, std::map<int, int>> frozen_epoch_caps(const ExperienceSummary& experience,

@@ -225,19 +225,17 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         c.model = mi;
         c.batch = b;
         c.frozen = f;
+        // The grid's cap, the model's and its frozen count's: the lowest binds.
         c.epoch_cap = epoch_cap;
         c.epoch_cap_reason = grid.epoch_cap_reason;
-        const auto capped = grid.epoch_caps_by_model.find(models[mi].name);
-        if (capped != grid.epoch_caps_by_model.end() && capped->second.epochs < c.epoch_cap) {
-          c.epoch_cap = capped->second.epochs;
-          c.epoch_cap_reason = capped->second.reason;
-        }
+        const auto tighten = [&c](const PlanGrid::EpochCap& cap) {
+          if (cap.epochs < c.epoch_cap) c.epoch_cap = cap.epochs, c.epoch_cap_reason = cap.reason;
+        };
+        if (const auto capped = grid.epoch_caps_by_model.find(models[mi].name); capped != grid.epoch_caps_by_model.end())
+          tighten(capped->second);
         if (const auto of_model = grid.epoch_caps_by_frozen.find(models[mi].name);
             of_model != grid.epoch_caps_by_frozen.end())
-          if (const auto at = of_model->second.find(f); at != of_model->second.end() && at->second.epochs < c.epoch_cap) {
-            c.epoch_cap = at->second.epochs;
-            c.epoch_cap_reason = at->second.reason;
-          }
+          if (const auto at = of_model->second.find(f); at != of_model->second.end()) tighten(at->second);
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
         c.eval_epoch = double(over.validation_images) * eval_per_image(b);
         const StepTiming* cell = find_cell(mp, b, f);

@@ -725,12 +725,14 @@ ExperienceSummary read_summary(const Fields& f) {
       for (auto c = it.value().begin(); c != it.value().end(); ++c) {
         // A count as to_string writes it: "01" or "+1" would be another key for 1.
         const std::string& key = c.key();
-        const bool canonical = !key.empty() && key.size() <= 10 &&
-                               std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
-                               (key == "0" || key[0] != '0') && std::stoll(key) <= std::numeric_limits<int>::max();
-        if (!canonical) counts.fail(counts.at(key), "is not a frozen stage count (0, 1, 2, ...)");
+        const bool digits = !key.empty() && key.size() <= 10 &&
+                            std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+                            (key == "0" || key[0] != '0');
+        const long long frozen = digits ? std::stoll(key) : -1;
+        if (frozen < 0 || frozen > std::numeric_limits<int>::max())
+          counts.fail(counts.at(key), "is not a frozen stage count (0, 1, 2, ...)");
         const int epochs = int(counts.integer(key, 1, std::numeric_limits<int>::max()));
-        read[int(std::stoll(key))] = epochs;
+        read[int(frozen)] = epochs;
         longest = std::max(longest, epochs);
       }
       if (longest != of_model->second)
