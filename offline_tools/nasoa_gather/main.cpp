@@ -491,7 +491,10 @@ int run(Args a) {
         rec.total_seconds = seconds_since(t0);
         rec.device = outcome.device;
         rec.stop_reason = outcome.stop_reason;
-        rec.probe_score = probe[{t, m}];
+        // A degenerate sample can make LogME's evidence 0/0; a record cannot
+        // hold a NaN, and refusing it after the fine-tune would stop every
+        // resumed gathering at this same run. No score, as on the device.
+        if (std::isfinite(probe[{t, m}])) rec.probe_score = probe[{t, m}];
         rt::append_experience(a.log, rec);
         ++ran;
         char accuracy[32] = "diverged";

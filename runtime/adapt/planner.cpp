@@ -171,6 +171,11 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     if (!(v >= 0) || !std::isfinite(v)) invalid(std::string(name) + " " + std::to_string(v) + " is not a non-negative number");
   if (over.validation_images < 0) invalid("validation_images " + std::to_string(over.validation_images) + " is negative");
   if (over.resident_bytes < 0) invalid("resident_bytes " + std::to_string(over.resident_bytes) + " is negative");
+  if (!(options.base.warmup_epochs >= 0) || !std::isfinite(options.base.warmup_epochs))
+    invalid("base regime's warmup_epochs " + std::to_string(options.base.warmup_epochs) +
+            " is not a non-negative number");
+  if (over.unprofiled_bytes < 0)
+    invalid("unprofiled_bytes " + std::to_string(over.unprofiled_bytes) + " is negative");
   if (options.alternatives < 0) invalid("alternatives " + std::to_string(options.alternatives) + " is negative");
 
   Limits limits;
@@ -249,9 +254,9 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         }
         if (cell && cell->rss_increase_bytes && options.overheads.resident_bytes > 0)
           c.memory = options.overheads.resident_bytes + *cell->rss_increase_bytes +
-                     2 * std::int64_t(sizeof(float)) * models[mi].parameters;
+                     2 * std::int64_t(sizeof(float)) * models[mi].parameters + options.overheads.unprofiled_bytes;
         else if (cell && cell->peak_rss_bytes)
-          c.memory = *cell->peak_rss_bytes;
+          c.memory = *cell->peak_rss_bytes + options.overheads.unprofiled_bytes;
         any_watts = any_watts || c.watts.has_value();
         configs.push_back(c);
       }
@@ -272,6 +277,11 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   out.usable_joules = limits.usable_joules;
   out.configurations = configs.size() * grid.learning_rates.size();
 
+  // The base's warm-up must end before its cosine schedule does (validate()):
+  // a plan shorter than that would be refused by the fine-tuner it is for.
+  const int fewest_epochs = options.base.schedule == ScheduleKind::kCosine
+                                ? int(std::floor(std::max(0.0, options.base.warmup_epochs))) + 1
+                                : 1;
   std::vector<Candidate> candidates;
   std::vector<int> max_fit(configs.size(), 0);
   for (std::size_t ci = 0; ci < configs.size(); ++ci) {
@@ -301,6 +311,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
                                                                                              epoch_grid.end(),
                                                                                              c.epoch_cap));
     out.plans_considered += (std::size_t(within_cap) + (one_more ? 1 : 0)) * grid.learning_rates.size();
+    epochs.erase(std::remove_if(epochs.begin(), epochs.end(), [&](int e) { return e < fewest_epochs; }), epochs.end());
     for (std::size_t li = 0; li < grid.learning_rates.size(); ++li)
       for (int e : epochs) {
         Candidate k;
@@ -313,6 +324,13 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
       }
   }
 
+  if (candidates.empty() && fewest_epochs > 1) {
+    const int most = *std::max_element(max_fit.begin(), max_fit.end());
+    if (most >= 1 && most < fewest_epochs)
+      invalid("no plan fits the budget with the base regime's warmup_epochs = " + fmt("%g", options.base.warmup_epochs) +
+              ": the cosine schedule needs more epochs than the warm-up (at least " + std::to_string(fewest_epochs) +
+              "), and the budget fits at most " + std::to_string(most) + " of any plan");
+  }
   if (candidates.empty()) {
     // The configuration closest to fitting, at one epoch, and what it needs.
     std::size_t nearest = configs.size();
@@ -405,7 +423,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     const bool a_nan = std::isnan(a.score), b_nan = std::isnan(b.score);
     if (a_nan != b_nan) return b_nan;
     if (!a_nan && a.score != b.score) return a.score > b.score;
-    if (a.seconds != b.seconds) return a.seconds < b.seconds;
+    if (a.seconds != b.seconds) return a.seconds > b.seconds;
     const Config &ca = configs[a.config], &cb = configs[b.config];
     const std::string &na = models[ca.model].name, &nb = models[cb.model].name;
     if (na != nb) return na < nb;

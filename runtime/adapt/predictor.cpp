@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <tuple>
 #include <unordered_set>
 
@@ -343,9 +345,13 @@ std::vector<TrainingRow> training_rows(const std::vector<ExperienceRecord>& ship
                                        const std::vector<ExperienceRecord>& device, double device_weight) {
   std::vector<TrainingRow> rows;
   rows.reserve(shipped.size() + device.size());
+  std::map<std::string, int> tasks;  // task id -> its index, in order of first appearance
   for (const auto* set : {&shipped, &device})
     for (const ExperienceRecord& r : *set)
-      if (r.best_accuracy >= 0) rows.push_back(TrainingRow{make_features(r), r.best_accuracy, set == &device ? device_weight : 1.0});
+      if (r.best_accuracy >= 0) {
+        const int task = tasks.emplace(r.task_id, int(tasks.size())).first->second;
+        rows.push_back(TrainingRow{make_features(r), r.best_accuracy, set == &device ? device_weight : 1.0, task});
+      }
   return rows;
 }
 
@@ -362,17 +368,32 @@ Predictor Predictor::fit(const std::vector<TrainingRow>& rows, const PredictorOp
       if (std::isinf(v))
         throw Error(ErrorCode::kInvalidArgument, "training row " + std::to_string(i) + ": a feature is infinite");
   }
-  const std::size_t n = rows.size();
+  // A probe is optional on the device (off by default), so the trees must
+  // learn what a plan reaches without one. Were every row probed, no split
+  // would see a missing score and a missing one would follow the default
+  // branch, the higher scores': each probed row is also taught with its
+  // score blanked, a twin that shares its row's draws (half each).
+  const std::size_t rows_given = rows.size();
+  std::vector<TrainingRow> taught(rows);
+  std::vector<std::size_t> twin_of;  // taught[rows_given + j] twins taught[twin_of[j]]
+  for (std::size_t i = 0; i < rows_given; ++i)
+    if (!std::isnan(rows[i].x[kProbeScore])) {
+      TrainingRow twin = rows[i];
+      twin.x[kProbeScore] = kNaN;
+      taught.push_back(twin);
+      twin_of.push_back(i);
+    }
+  const std::size_t n = taught.size();
   Predictor p;
   p.options_ = options;
-  p.training_rows_ = n;
+  p.training_rows_ = rows_given;
 
   std::vector<std::vector<double>> cuts(kFeatureCount);
   std::vector<std::uint8_t> bins(kFeatureCount * n);
   for (std::size_t f = 0; f < kFeatureCount; ++f) {
     std::vector<double> values;
-    for (const TrainingRow& r : rows)
-      if (!std::isnan(r.x[f])) values.push_back(r.x[f]);
+    for (std::size_t i = 0; i < rows_given; ++i)
+      if (!std::isnan(rows[i].x[f])) values.push_back(rows[i].x[f]);
     FeatureRange& range = p.ranges_[f];
     if (!values.empty()) {
       range.seen = true;
@@ -387,15 +408,15 @@ Predictor Predictor::fit(const std::vector<TrainingRow>& rows, const PredictorOp
     cuts[f] = make_cuts(std::move(values), options.max_bins);
     const auto missing = std::uint8_t(cuts[f].size() + 1);
     for (std::size_t i = 0; i < n; ++i) {
-      const double v = rows[i].x[f];
+      const double v = taught[i].x[f];
       bins[f * n + i] = std::isnan(v) ? missing
                                       : std::uint8_t(std::lower_bound(cuts[f].begin(), cuts[f].end(), v) - cuts[f].begin());
     }
   }
 
-  std::vector<double> cumulative(n);
+  std::vector<double> cumulative(rows_given);
   double total = 0;
-  for (std::size_t i = 0; i < n; ++i) cumulative[i] = total += rows[i].weight;
+  for (std::size_t i = 0; i < rows_given; ++i) cumulative[i] = total += rows[i].weight;
 
   TreeBuilder builder(options, bins, n, cuts);
   std::vector<double> oob_sum(n, 0.0), oob_count(n, 0.0);
@@ -404,37 +425,83 @@ Predictor Predictor::fit(const std::vector<TrainingRow>& rows, const PredictorOp
   for (int m = 0; m < options.members; ++m) {
     std::mt19937_64 rng(splitmix64(options.seed * 0x100000001b3ULL + std::uint64_t(m)));
     std::fill(w.begin(), w.end(), 0.0);
-    for (std::size_t draw = 0; draw < n; ++draw) {
+    for (std::size_t draw = 0; draw < rows_given; ++draw) {
       const double u = uniform01(rng) * total;
       const auto i = std::size_t(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
-      w[std::min(i, n - 1)] += 1;
+      w[std::min(i, rows_given - 1)] += 1;
     }
+    // A probed row and its twin share the row's draws: each record keeps
+    // its weight, against min_leaf_weight, l2 and device_weight alike.
+    for (std::size_t j = 0; j < twin_of.size(); ++j) w[rows_given + j] = w[twin_of[j]] /= 2;
     double sw = 0, swy = 0;
     active.clear();
     for (std::size_t i = 0; i < n; ++i)
-      if (w[i] > 0) active.push_back(int(i)), sw += w[i], swy += w[i] * rows[i].y;
+      if (w[i] > 0) active.push_back(int(i)), sw += w[i], swy += w[i] * taught[i].y;
     Member member;
     member.base = swy / sw;
     std::fill(pred.begin(), pred.end(), member.base);
     member.trees.reserve(std::size_t(options.trees));
     for (int t = 0; t < options.trees; ++t) {
-      for (int i : active) g[std::size_t(i)] = rows[std::size_t(i)].y - pred[std::size_t(i)];
+      for (int i : active) g[std::size_t(i)] = taught[std::size_t(i)].y - pred[std::size_t(i)];
       member.trees.push_back(builder.grow(active, w, g));
-      for (std::size_t i = 0; i < n; ++i) pred[i] += tree_value(member.trees.back(), rows[i].x);
+      for (std::size_t i = 0; i < n; ++i) pred[i] += tree_value(member.trees.back(), taught[i].x);
     }
-    for (std::size_t i = 0; i < n; ++i)
+    // Out of bag: the rows as given (a twin is out of bag with its row).
+    for (std::size_t i = 0; i < rows_given; ++i)
       if (w[i] == 0) oob_sum[i] += pred[i], oob_count[i] += 1;
     p.members_.push_back(std::move(member));
   }
   double se = 0, counted = 0;
-  for (std::size_t i = 0; i < n; ++i)
+  for (std::size_t i = 0; i < rows_given; ++i)
     if (oob_count[i] > 0) {
       const double e = oob_sum[i] / oob_count[i] - rows[i].y;
       se += e * e, counted += 1;
     }
   p.oob_rmse_ = counted > 0 ? std::sqrt(se / counted) : 0.0;
   p.compile();
+  p.task_rmse_ = task_error(rows, options);
   return p;
+}
+
+// The error on tasks left out of the fit: whole tasks in up to 8 folds, a
+// small ensemble fitted on the other folds (its rows' tasks unknown, so it
+// does not recurse), each row of the fold predicted as given and, when
+// probed, without its score (as a device plans by default).
+double Predictor::task_error(const std::vector<TrainingRow>& rows, const PredictorOptions& options) {
+  std::set<int> tasks;
+  for (const TrainingRow& r : rows)
+    if (r.task >= 0) tasks.insert(r.task);
+  if (tasks.size() < 2) return 0;
+  std::map<int, int> fold_of;
+  const int folds = int(std::min<std::size_t>(8, tasks.size()));
+  for (int t : tasks) fold_of[t] = int(fold_of.size()) % folds;
+  PredictorOptions small = options;
+  small.members = std::min(3, options.members);
+  double se = 0, counted = 0;
+  for (int f = 0; f < folds; ++f) {
+    std::vector<TrainingRow> train;
+    std::vector<FeatureVector> held_out;
+    std::vector<double> truth;
+    for (const TrainingRow& r : rows) {
+      if (r.task >= 0 && fold_of.at(r.task) == f) {
+        held_out.push_back(r.x), truth.push_back(r.y);
+        if (!std::isnan(r.x[kProbeScore])) {
+          held_out.push_back(r.x), truth.push_back(r.y);
+          held_out.back()[kProbeScore] = kNaN;
+        }
+      } else {
+        train.push_back(r);
+        train.back().task = -1;
+      }
+    }
+    if (train.empty() || held_out.empty()) continue;
+    const std::vector<Prediction> predicted = fit(train, small).predict(held_out);
+    for (std::size_t i = 0; i < predicted.size(); ++i) {
+      const double e = predicted[i].mean - truth[i];
+      se += e * e, counted += 1;
+    }
+  }
+  return counted > 0 ? std::sqrt(se / counted) : 0.0;
 }
 
 Predictor Predictor::fit(const std::vector<ExperienceRecord>& shipped, const std::vector<ExperienceRecord>& device,
@@ -538,7 +605,8 @@ void Predictor::predict_block(const FeatureVector* rows, std::size_t count, Pred
     const double away = oob_rmse_ * novelty(rows[r]);
     out[r].mean = std::clamp(mean, 0.0, 1.0);
     // No distribution on [0, 1] has a larger standard deviation than 1/2.
-    out[r].std = std::min(0.5, std::sqrt(variance + options_.std_floor * options_.std_floor + away * away));
+    out[r].std = std::min(0.5, std::sqrt(variance + options_.std_floor * options_.std_floor + away * away +
+                                         task_rmse_ * task_rmse_));
   }
 }
 
@@ -776,6 +844,7 @@ std::string Predictor::to_json() const {
              {"options", options_json(options_)},
              {"training_rows", training_rows_},
              {"oob_rmse", oob_rmse_},
+             {"task_rmse", task_rmse_},
              {"fitted_on", fitted_on_},
              {"feature_ranges", std::move(ranges)},
              {"members", std::move(members)}};
@@ -833,6 +902,8 @@ Predictor Predictor::from_json(const std::string& text, const std::string& sourc
   p.options_ = read_options(model.object("options"));
   p.training_rows_ = std::size_t(model.integer("training_rows", 1));
   p.oob_rmse_ = model.number("oob_rmse", 0);
+  // Absent from files of 0.3.2 and before: no task term then.
+  p.task_rmse_ = model.has("task_rmse") ? model.number("task_rmse", 0) : 0.0;
   p.fitted_on_ = model.string("fitted_on");
   // Absent: fitted on bare rows, or written before predictors carried it.
   // (A null there is damage, not absence.)
@@ -947,18 +1018,26 @@ ExperienceSummary PredictorState::fitted_experience() const {
 
 // With shipped experience the digest names no device record, so it is the
 // one the bundle's own predictor.json carries, and a fresh state directory
-// starts from that file.
+// starts from that file. The leading version changes with how fit() fits
+// (2: probed rows also taught without their score, and the uncertainty's
+// term for new tasks), so a copy fitted the old way is fitted again.
+namespace {
+// What a state's fingerprint digests, before any device record's checksum.
+std::string fingerprint_text(const std::string& shipped_digest, const PredictorOptions& options) {
+  return "nasoa-predictor-state 2\nshipped " + shipped_digest + "\noptions " + options_json(options).dump() +
+         "\ndevice";
+}
+}  // namespace
+
 std::string PredictorState::fingerprint() const {
-  std::string text = "nasoa-predictor-state 1\nshipped " + shipped_.digest() + "\noptions " +
-                     options_json(options_).dump() + "\ndevice";
+  std::string text = fingerprint_text(shipped_.digest(), options_);
   if (!fits_shipped())
     for (const std::string& d : device_sha256_) text += " " + d;
   return zoo::sha256_hex(text);
 }
 
 std::string PredictorState::shipped_fingerprint(const std::string& shipped_digest, const PredictorOptions& options) {
-  return zoo::sha256_hex("nasoa-predictor-state 1\nshipped " + shipped_digest + "\noptions " +
-                         options_json(options).dump() + "\ndevice");
+  return zoo::sha256_hex(fingerprint_text(shipped_digest, options));
 }
 
 void PredictorState::learn_from_device() {
@@ -1003,7 +1082,21 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
 
   const std::string predictor_path = (std::filesystem::path(dir) / kPredictorFile).string();
   const std::string wanted = s.fingerprint();
-  if (std::filesystem::exists(predictor_path)) {
+  const std::optional<Predictor>& bundled = s.shipped_.predictor();
+  if (bundled && bundled->fitted_on() == wanted && bundled->options() == options) {
+    // The bundle's own predictor wins over the copy kept here: a bundle
+    // refitted on the same experience (a fitting fix) carries the same
+    // fingerprint, and the copy would otherwise be kept forever.
+    s.predictor_ = *bundled;
+    const std::string text = bundled->to_json();
+    std::string kept;
+    try {
+      if (std::filesystem::exists(predictor_path)) kept = zoo::read_file(predictor_path);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kIo) throw;
+    }
+    if (kept != text) zoo::write_file_atomic(predictor_path, text);
+  } else if (std::filesystem::exists(predictor_path)) {
     try {
       Predictor p = Predictor::load(predictor_path);
       if (p.fitted_on() == wanted && p.options() == options) s.predictor_ = std::move(p);
@@ -1011,11 +1104,6 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
       if (e.code() == ErrorCode::kIo) throw;
       s.damage_.push_back(std::string(e.what()) + " (replaced)");
     }
-  }
-  const std::optional<Predictor>& bundled = s.shipped_.predictor();
-  if (!s.predictor_ && bundled && bundled->fitted_on() == wanted && bundled->options() == options) {
-    s.predictor_ = *bundled;
-    s.predictor_->save(predictor_path);
   }
   if (!s.predictor_) {
     s.refit_and_save();

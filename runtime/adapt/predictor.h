@@ -9,14 +9,27 @@
 // Each member is fitted on its own bootstrap sample drawn with its own seed,
 // where a row's chance to be drawn is proportional to its weight (device
 // experience: PredictorOptions::device_weight, 3 by default, the same as
-// repeating each device record three times). The prediction is the members'
+// repeating each device record three times). A probe is optional on the
+// device, so each probed row is also taught with its score blanked (a twin
+// that shares its row's draws, half the weight each): the trees learn what
+// a plan reaches without a probe, where otherwise a missing score would
+// follow the higher scores' branch. The
+// prediction is the members'
 // mean, clamped to [0, 1]; the uncertainty is
 //
-//   std = min(1/2, sqrt(var(members) + std_floor^2 + (oob_rmse * novelty)^2))
+//   std = min(1/2, sqrt(var(members) + std_floor^2 + (oob_rmse * novelty)^2 + task_rmse^2))
 //
-// where oob_rmse is the ensemble's out-of-bag error on its training rows and
+// where oob_rmse is the ensemble's out-of-bag error on its training rows,
 // novelty the Euclidean length of how far each feature lies outside the
-// training range, in units of that feature's training standard deviation.
+// training range, in units of that feature's training standard deviation,
+// and task_rmse the error on a task the fit has not seen: grouped
+// cross-validation over the rows' tasks (up to 8 folds of whole tasks, a
+// 3-member ensemble per fold, each row predicted as given and, when probed,
+// without its score). A bootstrap of rows puts every task in every member,
+// so neither the members' spread nor oob_rmse sees how far a new task's
+// runs may lie from the experience's; without task_rmse the spread claimed
+// a few points where new tasks were off by tens. 0 with fewer than two
+// known tasks.
 // Trees cannot extrapolate, and their members agree outside the data as much
 // as inside it, so the novelty term is what makes a plan unlike anything seen
 // less certain. Fitting is deterministic for a seed (own sampling on
@@ -127,6 +140,7 @@ struct TrainingRow {
   FeatureVector x{};
   double y = 0;       // best validation accuracy in [0, 1]
   double weight = 1;  // relative chance to be drawn into a bootstrap sample, > 0
+  int task = -1;      // which task the row is of (rows of one task share it); -1: unknown
 };
 
 // Rows from records, device ones weighted by `device_weight`; records never
@@ -173,6 +187,7 @@ class Predictor final : public AccuracyPredictor {
   const PredictorOptions& options() const { return options_; }
   std::size_t training_rows() const { return training_rows_; }
   double oob_rmse() const { return oob_rmse_; }
+  double task_rmse() const { return task_rmse_; }
   // Free text naming what the predictor was fitted on (PredictorState keeps a
   // digest of its experience here); saved with it.
   const std::string& fitted_on() const { return fitted_on_; }
@@ -227,7 +242,10 @@ class Predictor final : public AccuracyPredictor {
   std::vector<Member> members_;
   std::array<FeatureRange, kFeatureCount> ranges_{};
   std::size_t training_rows_ = 0;
+  static double task_error(const std::vector<TrainingRow>& rows, const PredictorOptions& options);
+
   double oob_rmse_ = 0;
+  double task_rmse_ = 0;
   std::string fitted_on_;
   std::optional<ExperienceSummary> experience_;
   std::vector<FeatureVector> calibration_x_;  // evaluated device records' features
@@ -289,10 +307,10 @@ class ShippedExperience {
 // (and then fitted_on() covers the log records' checksums too).
 //
 // open() reads the log (dropping a torn tail and skipping damaged lines,
-// reported in damage()). When predictor.json is missing, damaged, or fitted
-// on something other than what the directory now holds, it takes the
-// shipped predictor if that is the one it would fit, and otherwise refits;
-// either way it rewrites predictor.json. Killed at any instant, the directory reopens: the log loses at
+// reported in damage()). It takes the shipped predictor whenever that is the
+// one it would fit (and keeps a copy in predictor.json); otherwise it loads
+// predictor.json, and when that is missing, damaged, or fitted on something
+// other than what the directory now holds, refits and rewrites it. Killed at any instant, the directory reopens: the log loses at
 // most the append in flight, and predictor.json is the old or the new file,
 // refitted on open if stale.
 class PredictorState {

@@ -87,7 +87,7 @@ Cost cost_of(const PlannedRun& p, const DeviceProfile& profile, const PlannerOpt
     if (s.batch_size == r.batch_size && s.frozen_stages == r.frozen_stages) {
       const std::optional<double> watts = s.watts ? s.watts : (estimate_watts > 0 ? std::optional(estimate_watts) : std::nullopt);
       if (watts) c.joules = o.overheads.spent_joules + *watts * (c.seconds - o.overheads.spent_seconds);
-      c.memory = s.peak_rss_bytes;
+      if (s.peak_rss_bytes) c.memory = *s.peak_rss_bytes + o.overheads.unprofiled_bytes;
     }
   return c;
 }
@@ -388,9 +388,11 @@ TEST(PlannerTest, BreaksTiesTheSameWayWhateverTheGridOrder) {
   EXPECT_EQ(to_json(a.best), to_json(b.best));
   ASSERT_EQ(a.alternatives.size(), b.alternatives.size());
   for (std::size_t i = 0; i < a.alternatives.size(); ++i) EXPECT_EQ(to_json(a.alternatives[i]), to_json(b.alternatives[i]));
-  // With nothing to choose between, the quickest plan wins.
-  EXPECT_EQ(a.best.regime.epochs, 1);
-  for (const PlannedRun& alt : a.alternatives) EXPECT_GE(alt.seconds, a.best.seconds);
+  // With nothing to choose between, the plan that trains longest wins: a
+  // flat prediction does not say more training gains nothing.
+  EXPECT_EQ(a.best.regime.epochs, a.best.max_fitting_epochs);
+  EXPECT_GT(a.best.regime.epochs, 1);
+  for (const PlannedRun& alt : a.alternatives) EXPECT_LE(alt.seconds, a.best.seconds);
 }
 
 TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
@@ -424,6 +426,47 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
       << "planned under an impossible memory cap";
   // Memory is what does not fit, so it comes first; the seconds fit.
   EXPECT_LT(capped.find("a memory cap of at least"), capped.find("; it fits a budget of at least")) << capped;
+}
+
+TEST(PlannerTest, EveryPlanOutlastsTheBaseRegimesWarmUp) {
+  // A cosine warm-up must end before the run does (validate()): a plan
+  // shorter than it would be refused by the fine-tuner it is made for.
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor fewer_is_better([](const FeatureVector& x) { return Prediction{0.9 - 0.01 * x[kEpochs], 0.02}; });
+  PlannerOptions o = options_with();
+  o.base.warmup_epochs = 2.5;
+  PlannerBudget budget;
+  budget.seconds = 60;
+  const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, o);
+  EXPECT_EQ(s.best.regime.epochs, 3) << "the fewest epochs that outlast the warm-up";
+  EXPECT_NO_THROW(validate(s.best.regime));
+  for (const PlannedRun& p : s.alternatives) {
+    EXPECT_GE(p.regime.epochs, 3);
+    EXPECT_NO_THROW(validate(p.regime));
+  }
+  // The step schedule has no such bound.
+  PlannerOptions step = o;
+  step.base.schedule = ScheduleKind::kStep;
+  EXPECT_EQ(generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, step).best.regime.epochs, 1);
+
+  // A budget that fits fewer epochs than the warm-up names it.
+  const PlannerOptions one = options_with(200, 2.0);
+  budget.seconds = needed_seconds([&] {
+    PlannerBudget tiny;
+    tiny.seconds = 2.5;
+    try {
+      generate_schedule(kTask, kTrainImages, tiny, profile, models(), fewer_is_better, one);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }()) * 1.01;  // one epoch of the cheapest plan fits, three of none
+  PlannerOptions long_warmup = one;
+  long_warmup.base.warmup_epochs = 2.5;
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, long_warmup); },
+      ErrorCode::kInvalidArgument, {"warmup_epochs = 2.5", "at least 3"}))
+      << "planned runs shorter than the warm-up";
 }
 
 TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
@@ -470,7 +513,7 @@ TEST(PlannerTest, MemoryIsWhatTheProcessHoldsPlusWhatTheConfigurationAdds) {
   for (const StepTiming& t : profile.model(r.model).steps)
     if (t.batch_size == r.batch_size && t.frozen_stages == r.frozen_stages) increase = t.rss_increase_bytes;
   ASSERT_TRUE(increase && s.best.memory_bytes);
-  EXPECT_EQ(*s.best.memory_bytes, o.overheads.resident_bytes + *increase + 8 * parameters);
+  EXPECT_EQ(*s.best.memory_bytes, o.overheads.resident_bytes + *increase + 8 * parameters + o.overheads.unprofiled_bytes);
 
   // A cap it just fits, with the safety margin kept back.
   budget.memory_bytes = std::int64_t(std::ceil(double(*s.best.memory_bytes) / (1 - o.overheads.safety_margin))) + 1;

@@ -400,6 +400,87 @@ TEST(PredictorFitTest, UsesAnOptionalFeatureWhereItIsPresent) {
   EXPECT_GT(high.mean - low.mean, 0.15) << "low " << low.mean << " high " << high.mean;
 }
 
+TEST(PredictorFitTest, WhenEveryRecordIsProbedAPlanWithoutAProbeIsPredictedAsTheAverage) {
+  // The shipped experience has a probe score on every record, but a device
+  // plans without one by default: that plan must be predicted for what any
+  // score may be, not as if the score were above every split's threshold.
+  SyntheticWorld world(12);
+  std::vector<ExperienceRecord> records = world.records(3000, "r");
+  std::mt19937_64 rng(6);
+  for (ExperienceRecord& r : records) {
+    const double probe = double(rng() % 1000) / 1000.0;
+    r.probe_score = probe;
+    r.best_accuracy = std::clamp(r.best_accuracy + 0.4 * (probe - 0.5), 0.0, 1.0);
+  }
+  PredictorOptions options;
+  options.members = 4;
+  const Predictor p = Predictor::fit(records, {}, options);
+  double none_sum = 0, probed_sum = 0, worst = 0;
+  for (int q = 0; q < 40; ++q) {
+    ExperienceRecord r = world.random_record("q" + std::to_string(q));
+    double over_scores = 0;
+    for (int k = 0; k < 10; ++k) {
+      r.probe_score = (k + 0.5) / 10;
+      over_scores += p.predict(make_features(r)).mean / 10;
+    }
+    r.probe_score.reset();
+    const double none = p.predict(make_features(r)).mean;
+    none_sum += none, probed_sum += over_scores;
+    worst = std::max(worst, std::abs(none - over_scores));
+  }
+  EXPECT_NEAR(none_sum / 40, probed_sum / 40, 0.03) << "a plan without a probe is predicted off the average";
+  EXPECT_LT(worst, 0.12);
+  EXPECT_EQ(p.training_rows(), records.size()) << "the rows taught twice are not counted twice";
+}
+
+TEST(PredictorFitTest, ItsUncertaintyOnANewTaskCoversHowFarNewTasksLieFromTheExperience) {
+  // Each task shifts all its runs by an amount no feature explains, as real
+  // tasks do: a new task's runs lie that far from what the experience says,
+  // and the spread of members fitted on the same tasks cannot show it.
+  SyntheticWorld world(13);
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> shift(0, 0.1);
+  auto task_records = [&](const std::string& id, int n) {
+    const TaskMeta meta = world.random_task();
+    const double s = shift(rng);
+    std::vector<ExperienceRecord> out;
+    for (int i = 0; i < n; ++i) {
+      const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+      out.push_back(world.record(meta, m, world.random_regime(m), id + "-" + std::to_string(i), s));
+      out.back().task_id = id;
+    }
+    return out;
+  };
+  std::vector<ExperienceRecord> shipped;
+  for (int t = 0; t < 10; ++t) {
+    const std::vector<ExperienceRecord> r = task_records("task" + std::to_string(t), 150);
+    shipped.insert(shipped.end(), r.begin(), r.end());
+  }
+  PredictorOptions options;
+  options.members = 6;
+  const Predictor p = Predictor::fit(shipped, {}, options);
+  EXPECT_GT(p.task_rmse(), p.oob_rmse()) << "a new task is no better known than a run of a known one";
+
+  double se = 0, variance = 0;
+  int n = 0;
+  for (int t = 0; t < 8; ++t)
+    for (const ExperienceRecord& r : task_records("new" + std::to_string(t), 40)) {
+      const Prediction q = p.predict(make_features(r));
+      se += (q.mean - r.best_accuracy) * (q.mean - r.best_accuracy), variance += q.std * q.std, ++n;
+    }
+  const double error = std::sqrt(se / n), claimed = std::sqrt(variance / n);
+  std::cout << "[ new tasks ] error " << error << ", claimed std " << claimed << ", task_rmse " << p.task_rmse()
+            << ", oob_rmse " << p.oob_rmse() << "\n";
+  EXPECT_GT(claimed, 0.6 * error) << "claims to be surer than it is on new tasks";
+  // Fitted on fewer tasks, and with fewer members, the folds' models are a
+  // little worse than the whole ensemble: an estimate on the safe side.
+  EXPECT_LT(p.task_rmse(), 2.0 * error) << "claims to be far less sure than it is";
+  EXPECT_LT(claimed, 3.0 * error) << "claims to be far less sure than it is";
+
+  // With every row of one task, there is no new task to learn from: no term.
+  EXPECT_EQ(Predictor::fit(task_records("only", 200), {}, options).task_rmse(), 0.0);
+}
+
 TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAlone) {
   SyntheticWorld world(22);
   const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
@@ -590,6 +671,28 @@ TEST(PredictorStateTest, AStateFittedOnAnOlderBundleTakesTheNewBundlesPredictor)
   const PredictorState refitted = PredictorState::open(dir / "state", new_bundle, other);
   EXPECT_TRUE(refitted.refitted_on_open());
   EXPECT_NE(refitted.predictor()->to_json(), bundled.to_json());
+}
+
+TEST(PredictorStateTest, TheBundlesPredictorWinsOverAKeptCopyWithTheSameFingerprint) {
+  // A bundle refitted on the same experience (a fitting fix) carries the
+  // fingerprint of the copy a state kept of the old one: the bundle's wins,
+  // and the copy is replaced, or the old one would be kept for good.
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(9);
+  const std::vector<ExperienceRecord> records = world.records(150, "s");
+  const std::string fingerprint = PredictorState::shipped_fingerprint("the-file", small_options());
+  Predictor bundled = Predictor::fit(records, {}, small_options());
+  bundled.set_fitted_on(fingerprint);
+  Predictor kept = Predictor::fit(world.records(80, "old"), {}, small_options());
+  kept.set_fitted_on(fingerprint);
+  ASSERT_NE(kept.to_json(), bundled.to_json());
+  std::filesystem::create_directories(dir / "state");
+  kept.save(dir / "state/predictor.json");
+  const PredictorState s = PredictorState::open(dir / "state", ShippedExperience{records, "the-file", bundled},
+                                                small_options());
+  EXPECT_FALSE(s.refitted_on_open());
+  EXPECT_EQ(s.predictor()->to_json(), bundled.to_json()) << "planned with the copy of an older fit";
+  EXPECT_EQ(Predictor::load(dir / "state/predictor.json").to_json(), bundled.to_json()) << "the old copy kept";
 }
 
 TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
