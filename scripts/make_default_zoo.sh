@@ -93,8 +93,12 @@ searched=$!
   for b in "${baselines[@]}"; do pretrain baselines "${b%%=*}" "${b#*=}"; done
 ) &
 hand_designed=$!
-wait $searched
-wait $hand_designed
+# Both waited for before failing (set -e would exit at the first and leave
+# the other chain writing its bundle while a rerun starts a second writer).
+chains_failed=0
+wait $searched || chains_failed=1
+wait $hand_designed || chains_failed=1
+[ $chains_failed = 0 ] || { echo "make_default_zoo: pretraining failed (see $work/pretrain-*.log)" >&2; exit 1; }
 
 # 4. Fine-tuning experience of the default bundle on the source tasks, and
 # the performance predictor fitted on it, shipped in the bundle. Every

@@ -235,6 +235,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const Clock::time_point started = Clock::now();
       validate(regime);
       sdk::check_budget(budget, /*finite=*/false);
+      // An infinite energy budget is none: it needs no meter, and a meter
+      // that never moves must not stop the run as it would a real limit.
+      const double joules_limit = std::isinf(budget.joules) ? 0.0 : budget.joules;
       const Zoo& zoo = live().zoo;
       check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
       const AdapterOptions& options = live().options;
@@ -264,7 +267,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         monitor = std::make_unique<runtime::EnergyMonitor>(runtime::detect_energy_meter(meter_options));
         monitor->start();
       } catch (const Error& e) {
-        if (budget.joules > 0)
+        if (joules_limit > 0)
           throw Error(ErrorCode::kInvalidArgument,
                       std::string("an energy budget needs an energy meter or AdapterOptions::estimate_watts: ") + e.what());
       }
@@ -290,7 +293,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
           }
       const runtime::Limits limits(
           budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
-          budget.joules, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
+          joules_limit, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
           budget.memory_mib * 1024 * 1024);
 
       runtime::FineTuneJob job;

@@ -50,7 +50,8 @@ std::string seconds_text(double s) {
 // The profile's batch sizes, beside those of the shipped experience: 32, at
 // which default plans run (and the default zoo's experience was gathered:
 // predictor plans keep to the experience's sizes); and 16, the smaller batch
-// a plan falls back to when a memory cap leaves no plan at 32. Two points
+// a predictor's plan falls back to when a memory cap leaves no plan at 32
+// (the default plan, given without experience, keeps to 32). Two points
 // also give the affine fit of step time in batch size its slope. Batch 64
 // was measured too until 0.3.2, a third of the profiling time of a device's
 // first plan, for plans that took it only when no epoch at 32 fitted the
@@ -85,9 +86,19 @@ void make_dir(const std::string& dir) {
 
 // ---- device profile ---------------------------------------------------------
 
+// One file per way steps are timed, so that processes fine-tuning with other
+// settings on one state directory (an app with its defaults, the command
+// line with --threads 1) do not measure over each other's profile at every
+// switch. The default settings keep the plain name of earlier versions.
 std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
-  return (fs::path(folder) / (std::string("device-profile-") + (sdk::uses_gpu(impl.options) ? "cuda" : "cpu") + ".json"))
-      .string();
+  const bool gpu = sdk::uses_gpu(impl.options);
+  const AdapterOptions defaults;
+  std::string name = std::string("device-profile-") + (gpu ? "cuda" : "cpu");
+  const int threads = sdk::compute_threads(impl.options, gpu);
+  // On a GPU the compute threads do not time the steps (timing_mismatch).
+  if (!gpu && threads != sdk::compute_threads(defaults, false)) name += "-" + std::to_string(threads) + "-threads";
+  if (impl.options.tune_heap != defaults.tune_heap) name += "-untuned-heap";
+  return (fs::path(folder) / (name + ".json")).string();
 }
 
 // Whether `p` was measured for this zoo's models (all of them or some).
@@ -672,7 +683,13 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
       }
     }
     rec.regime = result.regime;
-    if (cut_short) rec.regime.epochs = evaluated_epochs;
+    if (cut_short) {
+      rec.regime.epochs = evaluated_epochs;
+      // Recorded as the shorter run it was, whose warm-up must end before it
+      // does (validate()); the warm-up is no feature of the predictor's.
+      if (rec.regime.schedule == ScheduleKind::kCosine && rec.regime.warmup_epochs >= evaluated_epochs)
+        rec.regime.warmup_epochs = evaluated_epochs - 1;
+    }
     if (plan.budget_seconds > 0) rec.budget_seconds = plan.budget_seconds;
     if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;
     // (A cut run's last evaluation may be of a part epoch's weights: not the

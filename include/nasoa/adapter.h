@@ -29,7 +29,10 @@
 // experience.log holds the device's records (append-only, a checksum per
 // line), predictor.json the predictor fitted on the shipped experience (on
 // the device's records when the bundle ships none), device-profile-*.json
-// the step times measured on this device (see calibrate()). The predictor is
+// the step times measured on this device (see calibrate()), one file per
+// setting that changes them: "-<N>-threads" added to the name for CPU
+// compute threads other than the default, "-untuned-heap" for tune_heap
+// off (device-profile-cpu-1-threads-untuned-heap.json). The predictor is
 // calibrated to the device's records each time they change or the folder is
 // opened (docs/adaption.md). A kill at any instant leaves the folder usable:
 // an append is all or nothing and the predictor is refitted on open when
@@ -66,7 +69,7 @@ namespace nasoa {
 
 struct Budget {
   double seconds = 0;            // wall-clock limit of the whole adapt; required, > 0
-  double joules = 0;             // energy limit; 0: none (plan() needs it finite)
+  double joules = 0;             // energy limit; 0 or +infinity: none (plan() needs it finite)
   // Resident memory cap: the process's peak while it fine-tunes (from the
   // start of training to the saved model, the task's images included); 0: none.
   std::int64_t memory_mib = 0;
@@ -133,12 +136,15 @@ struct AdapterOptions {
   // at most a quarter of the time left to train: models it has not reached
   // by then are planned without a score, and a note says so.
   bool probe = false;
-  int probe_per_class = 10;  // images per class the probe looks at, >= 1
+  // Images per class the probe looks at, >= 1: as many as nasoa-gather's
+  // probes of the shipped experience, since a LogME score shifts with the
+  // sample's size and the predictor learned the shipped scores.
+  int probe_per_class = 20;
   // Evaluated experience records (shipped and device together) the
   // predictor needs before plan() follows it; below, plan() gives the
   // default plan with the predictor's estimates beside it. A boosted-tree
   // ensemble fitted on a handful of runs predicts about the same accuracy for
-  // every plan, which would make the cheapest plan win.
+  // every plan, so the planner's tie-break, not evidence, would choose.
   int min_experience = 10;
 };
 
@@ -312,8 +318,9 @@ class NASOA_API Adapter {
   // device, the budget from the plan, and the probe's score for the model
   // when the plan has one. A run a budget cut short (stop_reason other than
   // "completed" or "diverged: ...") is stored as the epochs it trained and
-  // evaluated in full, with their best accuracy: what it reached is not what
-  // its planned regime reaches. Returns false, storing nothing, when this
+  // evaluated in full, with their best accuracy (and a cosine warm-up cut to
+  // end before them): what it reached is not what its planned regime
+  // reaches. Returns false, storing nothing, when this
   // very result was recorded before, or when a budget cut the run short
   // before any epoch was evaluated. Throws Error{kInvalidArgument} for an invalid
   // result.regime, Error{kNotFound} for a model the zoo lacks, Error{kIo}

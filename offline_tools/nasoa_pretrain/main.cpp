@@ -36,6 +36,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "samples/common/command_line.h"
+#include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
 #include "zoo/bundle/manifest.h"
@@ -85,6 +86,10 @@ int run(const Args& a, const std::string& command_line) {
     throw nasoa_samples::BadArguments("give exactly one of --data DIR and --idx IMAGES LABELS");
   // Before the training, not after it: what would refuse the model at the end.
   if (a.out.empty()) throw nasoa_samples::BadArguments("--out is empty");
+  // A bundle written inside the training folder would be read as a class by
+  // the next model's pretraining.
+  if (const std::string clash = nasoa_samples::output_clash("--out", a.out, {{"--data", a.data}}); !clash.empty())
+    throw nasoa_samples::BadArguments(clash);
   nasoa_samples::checking_arguments([&] {
     nasoa::zoo::check_safe_name("--name", a.name);
     nasoa::zoo::check_safe_name("--model-name", a.model_name.empty() ? a.encoding : a.model_name);

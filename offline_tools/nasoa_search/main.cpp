@@ -37,6 +37,7 @@
 #include "offline_tools/search/report.h"
 #include "offline_tools/search/search.h"
 #include "samples/common/command_line.h"
+#include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/system/usable_cores.h"
 
@@ -260,6 +261,14 @@ int run(Args a) {
     }
     nasoa::search::validate_search_options(a.search);
     for (const std::string& b : a.baselines) parse_baseline(b);
+    // Written inside the corpus, the state or the outputs would be read as a
+    // class by the resumed run.
+    for (const auto& [option, path] : {std::pair<std::string, std::string>{"--state", a.state}, {"--out", a.out}})
+      if (const std::string clash = nasoa_samples::output_clash(option, path, {{"--corpus", a.corpus}}); !clash.empty())
+        throw nasoa_samples::BadArguments(clash);
+    std::error_code ec;
+    if (std::filesystem::exists(a.out, ec) && !std::filesystem::is_directory(a.out, ec))
+      throw nasoa_samples::BadArguments("--out " + a.out + ": exists and is not a folder");
   });
   a.proxy.max_step_seconds = a.max_step_ms / 1000;
   a.proxy.rank = rank;
@@ -351,7 +360,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-stages", a.search.space.max_stages, "Most stages of a macro")->capture_default_str();
   app.add_option("--max-channels", a.search.space.max_channels, "Widest block output")->capture_default_str();
   app.add_option("--max-macs", a.max_macs_text, "Candidates above this many MACs per image are not evaluated");
-  app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained");
+  app.add_option("--max-step-ms", a.max_step_ms, "Candidates slower per step are timed but not trained (0: no limit)")
+      ->check(nasoa_samples::finite_number(0, false));
   app.add_option("--baseline", a.baselines, "NAME=ENCODING of a hand-designed network evaluated for comparison (repeatable)");
   app.add_option("--select", a.select, "Front members to pick for the zoo, spread over step time")
       ->check(CLI::Range(1, 1000))

@@ -341,6 +341,16 @@ int main(int argc, char** argv) {
     std::cerr << "nasoa-adapt: " << problem << "\n";
     return 2;
   }
+  if (!plan_only) {
+    // Fine-tuning replaces the --out folder whole: what the device learned
+    // must not be inside it.
+    for (const auto& [option, path] : {std::pair<std::string, std::string>{"--state", state_used}, {"--profile", profile}})
+      if (!path.empty() && nasoa_samples::is_within(path, out)) {
+        std::cerr << "nasoa-adapt: " << option << " " << path << " is inside --out " << out
+                  << ", which fine-tuning replaces; keep it elsewhere\n";
+        return 2;
+      }
+  }
   if (!plan_only && !report.empty()) {
     // The report must not replace the device's experience or its profile.
     const std::string clash =
@@ -385,6 +395,21 @@ int main(int argc, char** argv) {
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;
+    nasoa::AdapterOptions options;
+    options.threads = threads;
+    options.estimate_watts = watts;
+    options.device_profile = profile;
+    options.checkpoint_interval_seconds = checkpoint_every;
+    options.state_dir = state;
+    options.probe = probe;
+    options.min_experience = min_experience;
+    options.device = nasoa::parse_device_preference(device);
+    options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
+    // Before the task is read (its time counts in the budget).
+    std::optional<nasoa::Adapter> made = nasoa_samples::make_adapter("nasoa-adapt", zoo, options);
+    if (!made) return 2;
+    nasoa::Adapter& adapter = *made;
+    if (!plan_only) adapter.check_out_dir(out);  // before planning, which may measure the device
     nasoa::TaskOptions task_options;
     task_options.image_side = zoo.model(side_model).input_size;
     task_options.validation_dir = validation;
@@ -411,19 +436,6 @@ int main(int argc, char** argv) {
       for (const nasoa::SkippedFile& f : task.skipped())
         std::cerr << "skipped: " << nasoa_samples::one_line(f.path) << ": " << f.reason << "\n";
 
-    nasoa::AdapterOptions options;
-    options.threads = threads;
-    options.estimate_watts = watts;
-    options.device_profile = profile;
-    options.checkpoint_interval_seconds = checkpoint_every;
-    options.state_dir = state;
-    options.probe = probe;
-    options.min_experience = min_experience;
-    options.device = nasoa::parse_device_preference(device);
-    options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
-    nasoa::Adapter adapter(zoo, options);
-    if (!plan_only) adapter.check_out_dir(out);  // before planning, which may measure the device
-
     nasoa::Plan plan;
     if (saved) {
       plan = *saved;
@@ -433,6 +445,10 @@ int main(int argc, char** argv) {
       plan = adapter.plan(task, budget, regime);
       if (plan_only) {
         std::cout << plan.to_json();
+        if (!nasoa_samples::standard_output_written()) {
+          std::cerr << "nasoa-adapt: cannot write the plan to standard output\n";
+          return 1;
+        }
         return 0;
       }
       print_plan(std::cout, plan);
@@ -521,6 +537,11 @@ int main(int argc, char** argv) {
                 << "\n";
     if (task.skipped().size() > 10)
       std::cout << "skipped:    ... " << task.skipped().size() - 10 << " more" << (report.empty() ? " (--report FILE lists them all)" : " (see the report)") << "\n";
+    if (!nasoa_samples::standard_output_written()) {
+      std::cerr << "nasoa-adapt: cannot write the summary to standard output (the model is saved in " << r.model_dir
+                << ")\n";
+      return 1;
+    }
     return 0;
   } catch (const nasoa::Error& e) {
     std::cerr << "\nnasoa-adapt: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';

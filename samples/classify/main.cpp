@@ -100,9 +100,7 @@ int main(int argc, char** argv) {
         failed = true;
       }
     }
-    // Results that could not be written (a full disk, a closed pipe) are
-    // lost: that is a failure, not a success.
-    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    if (!nasoa_samples::standard_output_written()) {
       std::cerr << "nasoa-classify: cannot write the results to standard output\n";
       return 1;
     }

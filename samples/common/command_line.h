@@ -12,7 +12,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
+#include "nasoa/adapter.h"
 #include "nasoa/error.h"
 
 namespace nasoa_samples {
@@ -38,14 +40,42 @@ auto checking_arguments(Check&& check, const std::string& context = "") -> declt
   }
 }
 
+// An Adapter for `options`, or nothing when the Adapter refuses them (more
+// threads than the cores, say): a usage error, said on stderr after
+// `program`, for which the caller exits 2.
+inline std::optional<nasoa::Adapter> make_adapter(const char* program, const nasoa::Zoo& zoo,
+                                                  const nasoa::AdapterOptions& options) {
+  try {
+    return std::optional<nasoa::Adapter>(std::in_place, zoo, options);
+  } catch (const nasoa::Error& e) {
+    if (e.code() != nasoa::ErrorCode::kInvalidArgument) throw;
+    std::cerr << program << ": " << e.what() << '\n';
+    return std::nullopt;
+  }
+}
+
+// Whether everything written to standard output (std::cout and stdio) got
+// there. Output lost to a full disk or a closed pipe is a failure, not a
+// success: checked before a program exits 0.
+inline bool standard_output_written() {
+  std::cout.flush();
+  return std::cout.good() && std::fflush(stdout) == 0 && !std::ferror(stdout);
+}
+
 // Runs a program's work and turns what it throws into the exit status and
 // message every nasoa program gives: BadArguments exits 2 with its message,
-// nasoa::Error 1 naming its code, any other exception 1. `program` starts
+// nasoa::Error 1 naming its code, any other exception 1, and work that
+// succeeded but could not write its standard output 1. `program` starts
 // each message ("nasoa-zoo").
 template <typename Work>
 int run_reporting_errors(const char* program, Work&& work) {
   try {
-    return work();
+    const int status = work();
+    if (status == 0 && !standard_output_written()) {
+      std::cerr << program << ": cannot write to standard output\n";
+      return 1;
+    }
+    return status;
   } catch (const BadArguments& e) {
     std::cerr << program << ": " << e.what() << '\n';
     return 2;

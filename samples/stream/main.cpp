@@ -113,6 +113,14 @@ nlohmann::json outcome_json(const Outcome& o, const std::string& task_dir, doubl
           {"skipped", skipped_json(o.skipped)}};
 }
 
+// A path as the outcome file holds it: the file is written with bytes that
+// are not UTF-8 replaced by U+FFFD, so a folder named in another encoding
+// is compared in that form too, or it could never be resumed.
+std::string as_stored(const std::string& text) {
+  return nlohmann::json::parse(nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
+
 // Reads back a task's outcome, refusing one of another folder or budget
 // (the stream's summary would mix them) and naming the field at fault.
 Outcome read_outcome(const std::string& file, const std::string& task_name, const std::string& task_dir,
@@ -133,7 +141,7 @@ Outcome read_outcome(const std::string& file, const std::string& task_name, cons
     if (number ? !v.is_number() : v.type() != type) throw corrupt(std::string("field ") + name + " has the wrong type");
     return v;
   };
-  if (field("task_dir", nlohmann::json::value_t::string).get<std::string>() != task_dir)
+  if (field("task_dir", nlohmann::json::value_t::string).get<std::string>() != as_stored(task_dir))
     throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                        file + " is the outcome of task folder " + j.at("task_dir").get<std::string>() + ", not " +
                            task_dir + ": resume with the same task folders in the same order, or use another --out");
@@ -284,7 +292,13 @@ int main(int argc, char** argv) {
     options.probe = probe;
     options.min_experience = min_experience;
     options.device = nasoa::parse_device_preference(device);
-    nasoa::Adapter adapter(zoo, options);
+    std::optional<nasoa::Adapter> made = nasoa_samples::make_adapter("nasoa-stream", zoo, options);
+    if (!made) {
+      std::error_code ec;
+      if (scratch) fs::remove_all(*scratch, ec);
+      return 2;
+    }
+    nasoa::Adapter& adapter = *made;
     std::cout << "state: " << adapter.state_dir() << "\n";
     std::printf("%-3s %-20s %-20s %7s %6s %6s %16s %9s %7s %8s\n", "#", "task", "model", "lr", "frozen", "epochs",
                 "predicted %", "achieved", "error", "seconds");
@@ -417,6 +431,10 @@ int main(int argc, char** argv) {
       nasoa_samples::write_text(json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
     if (scratch) fs::remove_all(*scratch);
+    if (!nasoa_samples::standard_output_written()) {
+      std::cerr << "nasoa-stream: cannot write the table to standard output\n";
+      return 1;
+    }
     return failed ? 1 : 0;
   } catch (const nasoa::Error& e) {
     if (scratch) fs::remove_all(*scratch);

@@ -215,4 +215,21 @@ check "a --state that is a file is refused up front, naming it" bash -c \
 check "a --state inside the task folder is refused (it would be read as a class)" bash -c \
   "test $? -eq 2 && grep -q 'inside --data' '$work/state-in.err' && test ! -e '$work/task/state'"
 
+# Fine-tuning replaces --out whole: a state folder inside it would be lost.
+mkdir -p "$work/m-holds"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$work/m-holds/state" --out "$work/m-holds" \
+  > /dev/null 2> "$work/state-in-out.err"
+check "a --state inside --out is refused before any work" bash -c \
+  "test $? -eq 2 && grep -q 'inside --out' '$work/state-in-out.err' && test ! -e '$work/m-holds/state'"
+# More threads than any machine has: a usage error, refused before the task is read.
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --threads 4096 --out "$work/m-th" > "$work/threads.out" \
+  2> "$work/threads.err"
+check "--threads above the cores is a bad argument, refused before reading the task" bash -c \
+  "test $? -eq 2 && grep -q 'threads 4096 is more than' '$work/threads.err' && ! grep -q '^task:' '$work/threads.err'"
+if [ -w /dev/full ]; then
+  "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only > /dev/full 2> "$work/full.err"
+  check "a plan that cannot be written to standard output fails" bash -c \
+    "test $? -eq 1 && grep -q 'cannot write the plan' '$work/full.err'"
+fi
+
 finish

@@ -64,6 +64,9 @@ check "the first model's weights are kept bit-exactly" cmp "$work/first.weights"
 check "pretrain exits 2 (a bad argument) on an invalid encoding" test $? -eq 2
 check "pretrain writes nothing for an invalid encoding" test ! -e "$work/never"
 check "pretrain names the encoding rule" grep -q "7-_8_1" "$work/enc.err"
+"$pretrain" --encoding 2-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/task/zoo" --name x 2> "$work/in.err"
+check "pretrain refuses a bundle inside its --data (read as a class next time), before training" bash -c \
+  "[ $? -eq 2 ] && grep -q 'is inside --data' '$work/in.err' && [ ! -e '$work/task/zoo' ]"
 check "pretrain refuses to overwrite a non-bundle" bash -c \
   "! '$pretrain' --quiet --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --out '$work/precious' --name x --threads 1 2>/dev/null && [ -f '$work/precious/data.txt' ]"
 "$pretrain" --encoding 2-_8_1 --data "$work/task" --input 16 --epochs 200 --out "$work/precious" --name x --threads 1 \

@@ -44,6 +44,11 @@ check "a state made with other options is refused (exit 1), naming the option" b
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
   "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
+"$search" "${small[@]}" --state "$work/corpus/state" --out "$work/in/out" > /dev/null 2> "$work/state-in.err"
+check "a --state inside the corpus is a bad argument (it would be read as a class), refused before any work" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--state .* is inside --corpus' '$work/state-in.err' && [ ! -e '$work/corpus/state' ]"
+"$search" "${small[@]}" --max-step-ms -1 --state "$work/neg/state" --out "$work/neg/out" > /dev/null 2> "$work/neg.err"
+check "a negative --max-step-ms is a bad argument" bash -c "[ $? -eq 2 ] && grep -q -- '--max-step-ms' '$work/neg.err'"
 "$search" "${small[@]}" --proxy-lr nan --state "$work/nan/state" --out "$work/nan/out" > /dev/null 2> "$work/nanlr.err"
 check "a NaN --proxy-lr is a bad argument (exit 2), named, before any state is made" bash -c \
   "[ $? -eq 2 ] && grep -q -- '--proxy-lr.*finite' '$work/nanlr.err' && [ ! -e '$work/nan' ]"

@@ -107,4 +107,15 @@ echo '{"task_dir": 3}' > "$work/killed/1-shoes.outcome.json"
 check "a damaged outcome file is reported on its task's line, naming the file and the field" \
   bash -c "test $? -eq 1 && grep -qE '^1 +shoes +failed: .*1-shoes.outcome.json: field task_dir' '$work/corrupt.out'"
 
+# A task folder whose name is not UTF-8 (a Latin-1 name) is resumed too.
+latin="$work/shoes-$(printf '\xe9')"
+cp -r "$work/shoes" "$latin"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state-l" --out "$work/latin" "$latin" > /dev/null 2>&1
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state-l" --out "$work/latin" --resume --json "$work/latin.json" \
+  "$latin" > "$work/latin.out" 2>&1
+check "a task folder with a non-UTF-8 name is resumed as done" bash -c \
+  "test $? -eq 0 && python3 -c \"import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r['tasks'][0]['done_before'] else 1)\" '$work/latin.json'"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" --threads 4096 "$work/shoes" > /dev/null 2> "$work/threads.err"
+check "--threads above the cores is a bad argument" bash -c "test $? -eq 2 && grep -q 'threads 4096 is more than' '$work/threads.err'"
+
 finish

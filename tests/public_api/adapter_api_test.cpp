@@ -393,8 +393,10 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   cut.validation_accuracy = 0.06;
   cut.wall_seconds = 1;
   EXPECT_FALSE(kept.record(*task_, nasoa::Plan{}, cut)) << "no epoch evaluated: nothing to learn";
-  // One cut after its first of ten epochs is stored as the one epoch it ran.
+  // One cut after its first of ten epochs is stored as the one epoch it ran,
+  // its warm-up (valid for ten epochs, not for one) cut to end before it.
   cut.regime.epochs = 10;
+  cut.regime.warmup_epochs = 1;
   cut.stop_reason = "time budget";
   cut.epochs = {{1, 0.9, 0.6, 0.7, 1.0, 0}, {2, 0.8, 0.65, -1, 1.5, 0}};
   cut.validation_accuracy = 0.75;  // a part epoch's weights, evaluated at the end
@@ -405,6 +407,7 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   ASSERT_FALSE(last.empty()) << "no experience.log in " << kept.state_dir();
   const auto record = nlohmann::json::parse(last.substr(last.find(' ') + 1));
   EXPECT_EQ(record["regime"]["epochs"], 1);
+  EXPECT_LT(record["regime"]["warmup_epochs"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(record["result"]["best_accuracy"].get<double>(), 0.7);
   EXPECT_EQ(record["history"].size(), 1u);
 
