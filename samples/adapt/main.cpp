@@ -394,13 +394,14 @@ int main(int argc, char** argv) {
                                std::to_string(saved->budget_memory_mib) + "; resume with the same budget");
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
-    if (given && std::none_of(zoo.models().begin(), zoo.models().end(),
-                              [&](const nasoa::ModelInfo& m) { return m.name == regime.model; })) {
-      std::string names;
-      for (const nasoa::ModelInfo& m : zoo.models()) names += (names.empty() ? "" : ", ") + m.name;
-      std::cerr << "nasoa-adapt: --model " << nasoa_samples::one_line(regime.model) << ": the zoo " << zoo_dir
-                << " has no such model (it has " << names << ")\n";
-      return 2;
+    if (given) {
+      try {
+        (void)zoo.model(regime.model);  // its error names the bundle's models
+      } catch (const nasoa::Error& e) {
+        if (e.code() != nasoa::ErrorCode::kNotFound) throw;
+        std::cerr << "nasoa-adapt: --model: " << nasoa_samples::one_line(e.what()) << "\n";
+        return 2;
+      }
     }
     const std::string side_model = given ? regime.model : saved ? saved->best.regime.model : zoo.models().front().name;
     nasoa::AdapterOptions options;

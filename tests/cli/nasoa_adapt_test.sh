@@ -72,7 +72,7 @@ mkdir -p "$work/one/only" && cp "$work/task/t-shirt/"*.bmp "$work/one/only/"
 check "a one-class task is refused" grep -q "at least two classes" "$work/one.err"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/m2" --model nope 2> "$work/model.err" > /dev/null
 check "a --model the zoo lacks is a bad argument, naming the zoo's models" bash -c \
-  "test $? -eq 2 && grep -q -- '--model nope: the zoo .* has no such model (it has 020-_16_11-21)' '$work/model.err'"
+  "test $? -eq 2 && grep -qF -- \"--model: bundle 'adapt-test' has no model 'nope' (it has: 020-_16_11-21)\" '$work/model.err'"
 check "no model was written by the refused runs" test ! -e "$work/m2"
 
 # A task given as MNIST-format IDX files (Debian's Fashion-MNIST test split).
