@@ -419,7 +419,7 @@ Predictor Predictor::fit(const std::vector<TrainingRow>& rows, const PredictorOp
   for (std::size_t i = 0; i < rows_given; ++i) cumulative[i] = total += rows[i].weight;
 
   TreeBuilder builder(options, bins, n, cuts);
-  std::vector<double> oob_sum(n, 0.0), oob_count(n, 0.0);
+  std::vector<double> oob_sum(rows_given, 0.0), oob_count(rows_given, 0.0);  // of the rows as given
   std::vector<double> w(n), g(n), pred(n);
   std::vector<int> active;
   for (int m = 0; m < options.members; ++m) {
