@@ -29,6 +29,7 @@
 #include "runtime/data/task_source.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -150,6 +151,18 @@ std::string utf8(char32_t cp) {
 
 std::string normal_path(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
 
+// Text from the file system (a path, a font's file name, a reason naming a
+// file) as it goes into corpus.json, which must be UTF-8: a Latin-1 name
+// would make the final dump throw and lose the whole build. Bytes that are
+// not UTF-8 are written as \xHH, so the name is still told. Class and task
+// names, the only names recorded_files() reads back, are ASCII already
+// (class_name_of), so this never makes a recorded file look unrecorded.
+std::string safe(const std::string& text) { return zoo::utf8_safe(text); }
+
+// A source folder as options and sources record it: the same on every run
+// with the same folder, so that a rebuild with the same options is known.
+std::string recorded_path(const std::string& p) { return safe(normal_path(p)); }
+
 json options_json(const CorpusOptions& o, const Counts& c) {
   return {{"recipe", kRecipe},
           {"seed", o.seed},
@@ -163,9 +176,9 @@ json options_json(const CorpusOptions& o, const Counts& c) {
             {"glyph_upstream", c.glyph_upstream},
             {"glyph_source", c.glyph_source},
             {"glyph_eval", c.glyph_eval}}},
-          {"fashion", normal_path(o.fashion_dir)},
-          {"clipart", normal_path(o.clipart_dir)},
-          {"fonts", normal_path(o.fonts_dir)}};
+          {"fashion", recorded_path(o.fashion_dir)},
+          {"clipart", recorded_path(o.clipart_dir)},
+          {"fonts", recorded_path(o.fonts_dir)}};
 }
 
 // Whether `j` nests no deeper than `levels` containers below itself.
@@ -375,10 +388,10 @@ json class_json(const ClassPlan& c, const std::string& clipart_root) {
       break;
     case Kind::kClipart:
       j["source"] = {{"package", "openclipart-png"},
-                     {"folder", c.category->folder},
+                     {"folder", safe(c.category->folder)},
                      {"drawings", c.category->files.size()},
                      {"png_files", c.category->png_files}};
-      j["items_are"] = "file under " + clipart_root;
+      j["items_are"] = "file under " + safe(clipart_root);
       break;
     case Kind::kGlyph:
       j["source"] = {{"package", "fonts"},
@@ -388,7 +401,10 @@ json class_json(const ClassPlan& c, const std::string& clipart_root) {
       j["items_are"] = "font face";
       break;
   }
-  j["items"] = c.items;
+  // Clip-art items are file names, glyph items font file names.
+  json items = json::array();
+  for (const std::string& item : c.items) items.push_back(safe(item));
+  j["items"] = std::move(items);
   return j;
 }
 
@@ -821,20 +837,24 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
   totals["images"] = all_images;
 
   json font_list = json::array();
-  for (const FontFace& f : fonts.faces()) font_list.push_back(f.id);
+  for (const FontFace& f : fonts.faces()) font_list.push_back(safe(f.id));
   json unused = json::array();
-  for (const SkippedFile& s : unused_fonts) unused.push_back({{"path", s.path}, {"reason", s.reason}});
+  for (const SkippedFile& s : unused_fonts) unused.push_back({{"path", safe(s.path)}, {"reason", safe(s.reason)}});
   json dropped = json::array();
-  for (const DroppedCategory& d : clipart.dropped) dropped.push_back({{"folder", d.folder}, {"reason", d.reason}});
-  for (const DroppedCategory& d : emptied) dropped.push_back({{"folder", d.folder}, {"reason", d.reason}});
+  for (const DroppedCategory& d : clipart.dropped) dropped.push_back({{"folder", safe(d.folder)}, {"reason", safe(d.reason)}});
+  for (const DroppedCategory& d : emptied) dropped.push_back({{"folder", safe(d.folder)}, {"reason", safe(d.reason)}});
   json merged = json::array();
-  for (const MergedCategory& m : clipart.merged) merged.push_back({{"folder", m.folder}, {"from", m.from}});
+  for (const MergedCategory& m : clipart.merged) {
+    json from = json::array();
+    for (const std::string& f : m.from) from.push_back(safe(f));
+    merged.push_back({{"folder", safe(m.folder)}, {"from", std::move(from)}});
+  }
   json skipped_json = json::array();
-  for (const SkippedFile& s : skipped) skipped_json.push_back({{"path", s.path}, {"reason", s.reason}});
+  for (const SkippedFile& s : skipped) skipped_json.push_back({{"path", safe(s.path)}, {"reason", safe(s.reason)}});
   json duplicates = json::array();
   for (const DuplicateFile& d : clipart.duplicates)
-    duplicates.push_back({{"path", d.path}, {"same_bytes_as", d.same_as}});
-  for (const DuplicateFile& d : look_alikes) duplicates.push_back({{"path", d.path}, {"looks_like", d.same_as}});
+    duplicates.push_back({{"path", safe(d.path)}, {"same_bytes_as", safe(d.same_as)}});
+  for (const DuplicateFile& d : look_alikes) duplicates.push_back({{"path", safe(d.path)}, {"looks_like", safe(d.same_as)}});
 
   json record_json = {
       {"tool", "nasoa-corpus"},
@@ -843,15 +863,15 @@ CorpusSummary build_corpus(const CorpusOptions& o, std::ostream& log) {
       {"layout", "upstream/<class>/<index>.png, source/<task>/<class>/<index>.png, eval/<task>/<class>/<index>.png; "
                  "8-bit RGB PNG, side x side"},
       {"sources",
-       {{"fashion", {{"package", "dataset-fashion-mnist"}, {"folder", normal_path(o.fashion_dir)}}},
+       {{"fashion", {{"package", "dataset-fashion-mnist"}, {"folder", recorded_path(o.fashion_dir)}}},
         {"clipart",
          {{"package", "openclipart-png"},
-          {"folder", normal_path(o.clipart_dir)},
+          {"folder", recorded_path(o.clipart_dir)},
           {"categories", clipart.categories.size()},
           {"allocation", "categories in folder order; position mod 4: 0 and 1 upstream, 2 source, 3 eval"},
           {"merged", merged},
           {"dropped", dropped}}},
-        {"fonts", {{"folder", normal_path(o.fonts_dir)}, {"faces", font_list}, {"unused", unused}}}}},
+        {"fonts", {{"folder", recorded_path(o.fonts_dir)}, {"faces", font_list}, {"unused", unused}}}}},
       {"sets", sets},
       {"skipped", skipped_json},
       {"duplicates", duplicates},

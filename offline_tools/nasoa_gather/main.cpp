@@ -1,7 +1,7 @@
 // nasoa-gather: fine-tuning experience for the performance predictor.
 //
 //   nasoa-gather --zoo BUNDLE --tasks DIR --log FILE [--lrs 0.003,0.01,0.03,0.1]
-//                [--frozen 0,1,2] [--epochs 1,3,8] [--batch 32] [--plans-per-pair N]
+//                [--frozen 0,1,2] [--epochs 1,3,8] [--models a,b] [--batch 32] [--plans-per-pair N]
 //                [--probe-per-class 20] [--seed 1] [--hours H] [--threads N] [--shard K/N]
 //   nasoa-gather --ship LOG --zoo BUNDLE
 //
@@ -128,10 +128,36 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
   return task + "|" + model + buf;
 }
 
+// Run ids name a task, a model name and a plan, not the weights: a log
+// gathered with another bundle whose model of that name is another network,
+// or the same network pretrained again (its upstream accuracy tells them
+// apart), would have its runs taken for this bundle's.
+void check_log_models(const std::vector<rt::ExperienceRecord>& records, const nasoa::zoo::Manifest& manifest,
+                      const std::string& log, const std::string& zoo) {
+  for (const rt::ExperienceRecord& r : records)
+    for (const nasoa::ModelInfo& m : manifest.models) {
+      if (r.model.name != m.name) continue;
+      if (r.model.encoding != m.encoding)
+        throw Error(ErrorCode::kInvalidArgument,
+                    log + ": holds runs of a model '" + m.name + "' with encoding " + r.model.encoding + "; in " +
+                        zoo + " '" + m.name + "' is " + m.encoding + ": gather into another --log");
+      if (r.model.upstream_accuracy != m.upstream_accuracy) {
+        const auto shown = [](const std::optional<double>& a) {
+          return a ? "upstream accuracy " + nasoa::zoo::shown_number(*a) : std::string("no upstream accuracy");
+        };
+        throw Error(ErrorCode::kInvalidArgument,
+                    log + ": holds runs of model '" + m.name + "' at " + shown(r.model.upstream_accuracy) + "; in " +
+                        zoo + " it has " + shown(m.upstream_accuracy) +
+                        ", so its weights were trained again since: gather into another --log");
+      }
+    }
+}
+
 int ship(const Args& a, const std::string& command_line) {
   rt::ExperienceLogContents contents = rt::read_experience_log(a.ship);
   for (const std::string& line : contents.damage_report(a.ship)) std::cerr << "nasoa-gather: " << line << "\n";
   if (contents.records.empty()) throw Error(ErrorCode::kInvalidArgument, a.ship + ": no usable experience records");
+  check_log_models(contents.records, nasoa::zoo::open_bundle(a.zoo), a.ship, a.zoo);
   // In run-id order, and within one id by the record's own text, so that
   // what is shipped never depends on the order of the log's lines.
   std::vector<std::pair<std::string, rt::ExperienceRecord>> lines;
@@ -356,15 +382,7 @@ int run(Args a) {
   const int claims = claim_tasks(a.log, names);  // held until the process ends
   (void)claims;
   const rt::ExperienceLogContents existing = read_log_to_append(a.log);  // once claimed
-  // Run ids name a task, a model name and a plan; a log gathered with
-  // another bundle whose model of that name is another network would have
-  // its runs taken for this one's.
-  for (const rt::ExperienceRecord& r : existing.records)
-    for (const nasoa::ModelInfo& m : manifest.models)
-      if (r.model.name == m.name && r.model.encoding != m.encoding)
-        throw Error(ErrorCode::kInvalidArgument,
-                    a.log + ": holds runs of a model '" + m.name + "' with encoding " + r.model.encoding + "; in " +
-                        a.zoo + " '" + m.name + "' is " + m.encoding + ": gather into another --log");
+  check_log_models(existing.records, manifest, a.log, a.zoo);
   const std::set<std::string> done = rt::completed_run_ids(existing);
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
@@ -378,6 +396,22 @@ int run(Args a) {
     for (const char c : name) escaped += c == '\\' ? std::string("\\\\") : std::string(1, c);
     t.name = nasoa::zoo::is_valid_utf8(name) ? name : nasoa::zoo::utf8_safe(escaped);
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
+    // Nor do run ids name the task's images: runs of a task folder made
+    // again (other images, or another count) are not this task's.
+    const nasoa::TaskMeta& now = t.store->meta();
+    for (const rt::ExperienceRecord& r : existing.records) {
+      if (r.task_name != t.name) continue;
+      double moved = 0;
+      for (std::size_t c = 0; c < 3; ++c) moved = std::max(moved, std::abs(r.task.pixel_mean[c] - now.pixel_mean[c]));
+      if (r.task.classes != now.classes || r.task.images != now.images || moved > 1e-6)
+        throw Error(ErrorCode::kInvalidArgument,
+                    a.log + ": holds runs of task '" + t.name + "' with " + std::to_string(r.task.images) +
+                        " images of " + std::to_string(r.task.classes) + " classes (mean pixel " +
+                        nasoa::zoo::shown_number(r.task.pixel_mean[0]) + "); the folder now has " +
+                        std::to_string(now.images) + " of " + std::to_string(now.classes) + " (mean pixel " +
+                        nasoa::zoo::shown_number(now.pixel_mean[0]) +
+                        "), so it was made again since: gather into another --log");
+    }
     t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
     tasks.push_back(std::move(t));
   }

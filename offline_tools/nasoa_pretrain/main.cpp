@@ -3,7 +3,8 @@
 //   nasoa-pretrain --encoding E (--data DIR | --idx IMAGES LABELS) [--classes a,b,c]
 //                  [--class-names x,y,z] --input S --epochs N --out BUNDLE --name NAME
 //                  [--model-name M] [--lr X] [--batch B] [--budget SECONDS]
-//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF] [--flip]
+//                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF]
+//                  [--flip|--no-flip] [--quiet]
 //
 // The training loop is the runtime's own (runtime::fine_tune), so that the zoo
 // is pretrained exactly as it will later be fine-tuned. A stratified part of
@@ -90,9 +91,10 @@ int run(const Args& a, const std::string& command_line) {
   // the next model's pretraining.
   if (const std::string clash = nasoa_samples::output_clash("--out", a.out, {{"--data", a.data}}); !clash.empty())
     throw nasoa_samples::BadArguments(clash);
+  const std::string model_name = a.model_name.empty() ? a.encoding : a.model_name;
   nasoa_samples::checking_arguments([&] {
     nasoa::zoo::check_safe_name("--name", a.name);
-    nasoa::zoo::check_safe_name("--model-name", a.model_name.empty() ? a.encoding : a.model_name);
+    nasoa::zoo::check_safe_name("--model-name", model_name);
   });
   {
     namespace fs = std::filesystem;
@@ -100,10 +102,22 @@ int run(const Args& a, const std::string& command_line) {
     const std::string live = nasoa::zoo::recover_bundle(a.out);
     // Not a bundle, a damaged one, or a model whose weights do not load:
     // refused now, naming it, as adding to it would be after the training.
-    if (fs::exists(fs::symlink_status(live, ec)))
-      for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) nasoa::zoo::load_network(live, m);
-    else if (!fs::is_directory(nasoa::zoo::named_folder(a.out).parent_path(), ec))
+    if (fs::exists(fs::symlink_status(live, ec))) {
+      for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) {
+        nasoa::zoo::load_network(live, m);
+        // add_to_bundle() replaces a model of the very same name only; one
+        // whose name differs in case alone would be a second file of that
+        // name on a file system that ignores case, which write_bundle()
+        // refuses by the same key, after the training.
+        if (m.name != model_name && nasoa::zoo::name_key(m.name) == nasoa::zoo::name_key(model_name))
+          throw nasoa_samples::BadArguments(
+              std::string(a.model_name.empty() ? "the model name (the encoding) '" : "--model-name '") + model_name +
+              "' differs only in case from model '" + m.name + "' of " + a.out +
+              " (model names are file names); give '" + m.name + "' to replace that model, or another name");
+      }
+    } else if (!fs::is_directory(nasoa::zoo::named_folder(a.out).parent_path(), ec)) {
       throw nasoa_samples::BadArguments(a.out + ": its folder does not exist");
+    }
   }
   rt::TaskSource source = a.data.empty() ? rt::list_idx(a.idx[0], a.idx[1]) : rt::list_folder(a.data);
   if (!a.classes.empty()) {
@@ -133,7 +147,7 @@ int run(const Args& a, const std::string& command_line) {
   torch::manual_seed(a.seed);  // the initialisation is part of what the seed reproduces
   job.network = nasoa::zoo::Network(encoding, static_cast<int>(store.class_names().size()));
   job.store = &store;
-  job.regime.model = a.model_name.empty() ? a.encoding : a.model_name;
+  job.regime.model = model_name;
   job.regime.learning_rate = a.lr;
   job.regime.epochs = a.epochs;
   job.regime.batch_size = a.batch;

@@ -4,8 +4,8 @@
 //   nasoa-profile --zoo DIR --out FILE [--batch 8,16,32,64] [--repeat N] [--warmup N]
 //                 [--threads N] [--models a,b] [--cpu] [--no-power]
 //
-// Exit status: 0 success, 1 a failed operation (the reason on stderr), CLI11's
-// codes for bad arguments. Nothing is written unless every model was measured.
+// Exit status: 0 success, 1 a failed operation (the reason on stderr), 2 bad
+// arguments. Nothing is written unless every model was measured.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 

@@ -10,9 +10,10 @@
 // search state is saved after every batch of evaluations into --state, so a
 // killed search started again with the same options resumes where it stopped.
 // The outputs in --out: evaluations.csv (every candidate with its seed and
-// cost), front.csv, baselines.csv (the --baseline networks, evaluated the same
-// way), selected.csv (--select models spread over the front, named for the
-// zoo) and front.png (accuracy against step time, baselines on the same axes).
+// cost; a failed one with the reason), front.csv, baselines.csv (the
+// --baseline networks, evaluated the same way), selected.csv (--select models
+// spread over the front, named for the zoo) and front.png (accuracy against
+// step time, baselines on the same axes).
 //
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // 2 bad arguments.
@@ -216,11 +217,12 @@ int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
   std::filesystem::create_directories(a.out);
   const auto path = [&](const char* name) { return (std::filesystem::path(a.out) / name).string(); };
   std::vector<NamedEvaluation> all, front, selected;
-  for (const Evaluation& e : result.evaluated) all.push_back({"candidate", e});
+  // Failures too (a step above --max-step-ms, out of memory), with why.
+  for (const Evaluation& e : result.attempted) all.push_back({"candidate", e});
   for (std::size_t i = 0; i < result.front.size(); ++i) front.push_back({"front-" + std::to_string(i + 1), result.front[i]});
   const std::vector<Evaluation> chosen = nasoa::search::spread_over_front(result.front, a.select);
   for (std::size_t i = 0; i < chosen.size(); ++i) selected.push_back({"nasoa-" + std::to_string(i + 1), chosen[i]});
-  nasoa::search::write_csv(path("evaluations.csv"), all);
+  nasoa::search::write_csv(path("evaluations.csv"), all, /*error_column=*/true);
   nasoa::search::write_csv(path("front.csv"), front);
   nasoa::search::write_csv(path("baselines.csv"), baselines);
   nasoa::search::write_csv(path("selected.csv"), selected);
@@ -228,9 +230,10 @@ int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
                                   "nasoa-search: " + std::to_string(result.evaluated.size()) + " candidates");
 
   double cost = 0;
-  for (const Evaluation& e : result.evaluated) cost += e.cost_seconds;
+  for (const Evaluation& e : result.attempted) cost += e.cost_seconds;
   std::cout << "evaluated:  " << result.evaluated.size() << " candidates (" << static_cast<long>(cost)
-            << " s of evaluation), " << result.generations_done << " generation(s)\n"
+            << " s of evaluation), " << result.attempted.size() - result.evaluated.size() << " failed, "
+            << result.generations_done << " generation(s)\n"
             << "front:      " << result.front.size() << " networks\n";
   for (const NamedEvaluation& s : selected)
     std::printf("  %-9s %-40s %6.2f %%  %8.2f ms\n", s.name.c_str(), s.evaluation.encoding.c_str(),
@@ -282,7 +285,9 @@ int run(Args a) {
   nasoa::search::ProxyEvaluator local(a.corpus, a.proxy);
   a.search.classes = local.classes();
   a.search.input_size = a.proxy.input_size;
-  // What decides an evaluation's numbers; the state refuses a resume under others.
+  // What decides an evaluation's numbers; the state refuses a resume under
+  // others. The compute threads and the device set the step times (and, with
+  // more than one thread, may change a float sum's order, so the accuracy).
   a.search.evaluator = nlohmann::json{{"input", a.proxy.input_size},
                                       {"batch", a.proxy.batch_size},
                                       {"proxy_epochs", a.proxy.epochs},
@@ -292,6 +297,8 @@ int run(Args a) {
                                       {"timing_warmup", a.proxy.timing_warmup},
                                       {"timing_repetitions", a.proxy.timing_repetitions},
                                       {"max_step_ms", a.max_step_ms},
+                                      {"compute_threads", torch::get_num_threads()},
+                                      {"cuda", a.proxy.use_cuda && torch::cuda::is_available()},
                                       {"corpus_sample", local.sample_digest()}}
                            .dump();
   if (rank == 0)

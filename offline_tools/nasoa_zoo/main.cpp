@@ -1,7 +1,8 @@
 // nasoa-zoo: inspect encodings and create, inspect and verify zoo bundles.
 //
 //   nasoa-zoo info ENCODING... [--classes N] [--input S]
-//   nasoa-zoo create --out DIR --name NAME --encoding E [--encoding E ...] --classes N --input S
+//   nasoa-zoo create --out DIR --name NAME --encoding E [--encoding E ...] [--model-name M ...]
+//                    --classes N --input S [--seed K] [--replace]
 //   nasoa-zoo inspect DIR
 //   nasoa-zoo verify DIR
 //

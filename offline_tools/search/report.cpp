@@ -10,23 +10,35 @@
 
 #include "nasoa/error.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::search {
 
-void write_csv(const std::string& path, const std::vector<NamedEvaluation>& rows) {
+void write_csv(const std::string& path, const std::vector<NamedEvaluation>& rows, bool error_column) {
   std::ostringstream out;
-  out << "name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank\n";
+  out << "name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank" << (error_column ? ",error" : "") << '\n';
   for (const NamedEvaluation& r : rows) {
     const Evaluation& e = r.evaluation;
     // Unquoted columns: a comma, quote or line break would shift or split a row.
     for (const std::string* text : {&r.name, &e.encoding})
       if (text->find_first_of(",\"\r\n") != std::string::npos)
         throw Error(ErrorCode::kInvalidArgument, path + ": '" + *text + "' has a comma, quote or line break");
-    char numbers[2048];  // the numeric columns only (any double fits); the text ones have no bound
-    std::snprintf(numbers, sizeof numbers, "%.4f,%.6f,%lld,%lld,%.2f,%llu,%d\n", 1000 * e.step_seconds, e.accuracy,
-                  static_cast<long long>(e.parameters), static_cast<long long>(e.macs), e.cost_seconds,
-                  static_cast<unsigned long long>(e.seed), e.rank);
-    out << r.name << ',' << e.encoding << ',' << numbers;
+    // A failed evaluation has no accuracy, and no step time unless the step
+    // was timed (one above --max-step-ms): empty, not a 0 to be read as measured.
+    char step[64] = "", accuracy[64] = "", rest[2048];  // any double fits; the text columns have no bound
+    if (e.ok() || e.step_seconds > 0) std::snprintf(step, sizeof step, "%.4f", 1000 * e.step_seconds);
+    if (e.ok()) std::snprintf(accuracy, sizeof accuracy, "%.6f", e.accuracy);
+    std::snprintf(rest, sizeof rest, "%lld,%lld,%.2f,%llu,%d", static_cast<long long>(e.parameters),
+                  static_cast<long long>(e.macs), e.cost_seconds, static_cast<unsigned long long>(e.seed), e.rank);
+    out << r.name << ',' << e.encoding << ',' << step << ',' << accuracy << ',' << rest;
+    if (error_column) {
+      // printable() puts line breaks and control bytes on one line as \n,
+      // \xHH; quotes are doubled inside the quoted field (RFC 4180).
+      std::string text;
+      for (const char c : zoo::printable(e.error)) text += c == '"' ? std::string("\"\"") : std::string(1, c);
+      out << ",\"" << text << '"';
+    }
+    out << '\n';
   }
   zoo::write_file_atomic(path, out.str());
 }

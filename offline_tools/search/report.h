@@ -14,9 +14,12 @@ struct NamedEvaluation {
   Evaluation evaluation;
 };
 
-// Columns: name, encoding, step_ms, accuracy, parameters, macs, cost_s, seed, rank.
-// Written atomically. Throws Error{kIo}.
-void write_csv(const std::string& path, const std::vector<NamedEvaluation>& rows);
+// Columns: name, encoding, step_ms, accuracy, parameters, macs, cost_s, seed,
+// rank and, with `error_column`, error: why the evaluation failed, empty for
+// a success (a failed row leaves accuracy empty, and step_ms too when no step
+// was timed). The error is the one quoted column (its text may hold commas),
+// on one line. Written atomically. Throws Error{kIo}.
+void write_csv(const std::string& path, const std::vector<NamedEvaluation>& rows, bool error_column = false);
 
 // PNG (OpenCV): accuracy (%) against training step time (ms, log scale);
 // every evaluated candidate in grey, the front as a blue line, `selected` ringed

@@ -15,6 +15,7 @@
 #include "offline_tools/search/pareto.h"
 #include "runtime/adapt/json_fields.h"
 #include "zoo/bundle/atomic_file.h"
+#include "zoo/text/printable.h"
 
 namespace nasoa::search {
 namespace {
@@ -60,12 +61,20 @@ void validate_search_options(const SearchOptions& o) {
   const auto range = [](const char* what, int min, int max) {
     return std::string(what) + ": need 1 <= min (" + std::to_string(min) + ") <= max (" + std::to_string(max) + ")";
   };
-  // Each sample is a proxy training run: a million is weeks of device time.
+  const auto within = [](const char* what, int value, int min, int max) {
+    return std::string(what) + " " + std::to_string(value) + " is outside " + std::to_string(min) + ".." +
+           std::to_string(max);
+  };
+  // Each sample, child or population member is a proxy training run: a
+  // million is weeks of device time, so these bounds refuse no real search.
+  // They keep the search's arithmetic on them (100 tries per child, the
+  // population plus the kept blocks, a state's generation count plus a
+  // million) inside an int.
   require(o.block_samples >= 0 && o.block_samples <= 1000000, "block_samples must be in 0..1000000");
-  require(o.keep_blocks >= 1, "keep_blocks must be >= 1");
-  require(o.population >= 2, "population must be >= 2");
-  require(o.generations >= 0, "generations must be >= 0");
-  require(o.children >= 1, "children must be >= 1");
+  require(o.keep_blocks >= 1 && o.keep_blocks <= 1000000, within("keep_blocks", o.keep_blocks, 1, 1000000));
+  require(o.population >= 2 && o.population <= 1000000, within("population", o.population, 2, 1000000));
+  require(o.generations >= 0 && o.generations <= 1000000, within("generations", o.generations, 0, 1000000));
+  require(o.children >= 1 && o.children <= 1000000, within("children", o.children, 1, 1000000));
   require(o.batch >= 1, "batch must be >= 1");
   require(o.block_swap_probability >= 0 && o.block_swap_probability <= 1, "block_swap_probability must be in [0, 1]");
   require(o.max_macs >= 0, "max_macs must be >= 0");
@@ -74,6 +83,11 @@ void validate_search_options(const SearchOptions& o) {
   // The sampler draws from these ranges: an empty one never ends.
   require(o.space.min_layers >= 1 && o.space.min_layers <= o.space.max_layers,
           range("layers per block", o.space.min_layers, o.space.max_layers));
+  // The sampler draws a block of that many layers before it checks it.
+  require(o.space.max_layers <= kMaxLayersPerBlock, "space: max layers per block (" +
+                                                        std::to_string(o.space.max_layers) + ") above " +
+                                                        std::to_string(kMaxLayersPerBlock) +
+                                                        ", the most an encoding's block has");
   require(o.space.min_blocks >= 1 && o.space.min_blocks <= o.space.max_blocks,
           range("blocks per macro", o.space.min_blocks, o.space.max_blocks));
   require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages,
@@ -84,7 +98,13 @@ void validate_search_options(const SearchOptions& o) {
                                                         ") must not exceed max blocks (" +
                                                         std::to_string(o.space.max_blocks) + ")");
   require(o.space.max_extra_connections >= 0, "space.max_extra_connections must be >= 0");
-  require(o.space.max_channels >= 1, "space.max_channels must be >= 1");
+  // No tensor of an encoding's network is wider than kMaxChannels; a wider
+  // bound admits nothing more, and the sampler doubles widths up to it.
+  require(o.space.max_channels >= 1 && o.space.max_channels <= kMaxChannels,
+          within("space.max_channels", o.space.max_channels, 1, kMaxChannels) +
+              " (no network of the encoding is wider than " + std::to_string(kMaxChannels) + ")");
+  // Without a seed block the block level has only the random ones.
+  require(o.block_samples > 0 || !o.seed_blocks.empty(), "block_samples is 0 and no seed block was given");
   // The block level places every block in the reference macro, whose
   // networks then start the macro level: it must lie in the space.
   std::optional<Encoding> reference;
@@ -95,6 +115,17 @@ void validate_search_options(const SearchOptions& o) {
   }
   if (const std::string why = zoo::macro_outside(*reference, o.space); !why.empty())
     require(false, "reference macro _" + std::to_string(o.reference_c0) + "_" + o.reference_macro + ": " + why);
+  // Each seed block is evaluated in the reference macro: it must make an
+  // encoding there (valid ops and connections, and a network that plans in
+  // that macro). Its MACs are checked when the search starts, once the
+  // class count is known.
+  for (const std::string& b : o.seed_blocks) {
+    try {
+      Encoding::parse(b + "_" + std::to_string(o.reference_c0) + "_" + o.reference_macro);
+    } catch (const Error& e) {
+      require(false, "seed block '" + zoo::printable(b) + "' in the reference macro: " + std::string(e.what()));
+    }
+  }
 }
 
 namespace {
@@ -172,9 +203,11 @@ State load(const SearchOptions& o, const std::string& dir) {
         bool differs = false;
         for (const std::string& sub : report_order(new_settings, "corpus_sample")) {
           if (old_settings.contains(sub) && old_settings.at(sub) == new_settings.at(sub)) continue;
-          // A state from before the corpus was recorded: trusted, and it
-          // records this run's corpus from its next save on.
-          if (sub == "corpus_sample" && !old_settings.contains(sub)) continue;
+          // A state from before the corpus, the compute threads or the
+          // use of CUDA was recorded: trusted, and it records this run's
+          // from its next save on.
+          if ((sub == "corpus_sample" || sub == "compute_threads" || sub == "cuda") && !old_settings.contains(sub))
+            continue;
           differs = true;
           name += "." + sub;
           had = old_settings.contains(sub) ? shown(old_settings.at(sub)) : "(absent)";
@@ -274,8 +307,10 @@ class Search {
       save(s_, o_, dir_);
     }
     SearchResult r;
-    for (const Evaluation& e : s_.evaluations)
+    for (const Evaluation& e : s_.evaluations) {
+      r.attempted.push_back(e);
       if (e.ok()) r.evaluated.push_back(e);
+    }
     r.front = pareto_front(r.evaluated);
     r.kept_blocks = s_.kept_blocks;
     r.population = s_.population;
@@ -332,15 +367,12 @@ class Search {
         // a block whose groups do not divide the reference widths: draw another
       }
     }
+    // validate_search_options() saw to a seed block or some random ones.
     if (s_.block_queue.empty())
       throw Error(ErrorCode::kInvalidArgument,
-                  "no block to search: " +
-                      (o_.block_samples == 0
-                           ? std::string("block_samples is 0 and no seed block was given")
-                           : "none of " + std::to_string(max_tries) + " random blocks fits max_macs " +
-                                 std::to_string(o_.max_macs) + " in the reference macro _" +
-                                 std::to_string(o_.reference_c0) + "_" + o_.reference_macro +
-                                 " (raise max_macs, or lower the reference C0)"));
+                  "no block to search: none of " + std::to_string(max_tries) + " random blocks fits max_macs " +
+                      std::to_string(o_.max_macs) + " in the reference macro _" + std::to_string(o_.reference_c0) +
+                      "_" + o_.reference_macro + " (raise max_macs, or lower the reference C0)");
     say("block level: " + std::to_string(s_.block_queue.size()) + " blocks in macro _" +
         std::to_string(o_.reference_c0) + "_" + o_.reference_macro);
     save(s_, o_, dir_);

@@ -57,6 +57,7 @@ struct SearchOptions {
 
 struct SearchResult {
   std::vector<Evaluation> evaluated;   // every successful evaluation, in the order made
+  std::vector<Evaluation> attempted;   // every evaluation, failures (error set) included, in the order made
   std::vector<Evaluation> front;       // the non-dominated ones, by step time
   std::vector<std::string> kept_blocks;
   std::vector<std::string> population; // the final macro-level population

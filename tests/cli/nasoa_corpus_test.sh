@@ -37,6 +37,32 @@ check "... doing nothing" grep -q "nothing to do" "$work/again.out"
 check "other options exit 1" test $? -eq 1
 check "... naming the option and --force" grep -q "seed 2 (it was built with 1).*--force" "$work/other.err"
 
+# Latin-1 names (not UTF-8) in a source folder, a font's file name and a
+# file that is not a font: corpus.json is JSON, which must be UTF-8, and the
+# build must not fail at its very end over a name. The bytes are kept as \xHH.
+e=$(printf '\351')  # é in Latin-1
+dejavu=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+if [ -f "$dejavu" ]; then
+  mkdir -p "$work/fonts-$e"
+  ln -s "$dejavu" "$work/fonts-$e/DejaVuSans-caf$e.ttf"
+  echo "not a font" > "$work/fonts-$e/caf$e.ttf"
+  ln -s /usr/share/datasets/fashion-mnist "$work/fashion-$e"
+  latin1=(--out "$work/latin1" --scale tiny --threads 2 --fonts "$work/fonts-$e" --fashion "$work/fashion-$e")
+  "$tool" "${latin1[@]}" > "$work/latin1.out" 2> "$work/latin1.err"
+  check "Latin-1 folder and font names build a corpus" test $? -eq 0
+  check "... whose corpus.json is UTF-8 JSON keeping the bytes as \xHH" python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1], encoding='utf-8'))
+assert r['options']['fashion'].endswith(r'fashion-\xe9'), r['options']['fashion']
+assert r'DejaVuSans-caf\xe9.ttf' in r['sources']['fonts']['faces'], r['sources']['fonts']['faces']
+assert any(u['path'].endswith(r'caf\xe9.ttf') for u in r['sources']['fonts']['unused']), r['sources']['fonts']['unused']
+" "$work/latin1/corpus.json"
+  "$tool" "${latin1[@]}" > "$work/latin1-again.out" 2>&1
+  check "... and the same options again do nothing" grep -q "nothing to do" "$work/latin1-again.out"
+else
+  echo "skipped the Latin-1 names check: $dejavu is not installed (fonts-dejavu-core)"
+fi
+
 "$tool" --out "$work/c" --scale huge > /dev/null 2>&1
 rc=$?
 check "an unknown --scale is a usage error (not a failure, not a crash)" test $rc -gt 1 -a $rc -lt 128

@@ -161,6 +161,31 @@ check "--ship refuses gathering's options (--seed) as bad arguments, naming them
 check "--hours nan is refused" test $? -ne 0 -a ! -e "$work/x.log"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 0/-2 > /dev/null 2> "$work/neg.err"
 check "a negative --shard is refused, not wrapped around" bash -c "[ $? -eq 2 ] && grep -q -- \"--shard '0/-2'\" '$work/neg.err'"
+# Run ids do not name the weights or the images: a log of a model trained
+# again (another upstream accuracy), or of a task folder made again, is
+# refused, by gathering and by shipping.
+python3 -c "
+import hashlib, json, sys
+out = open(sys.argv[2], 'wb')
+for line in open(sys.argv[1], 'rb'):
+    record = json.loads(line.rstrip(b'\n').split(b' ', 1)[1])
+    record['model']['upstream_accuracy'] = 0.5
+    body = json.dumps(record, separators=(',', ':')).encode()
+    out.write(hashlib.sha256(body).hexdigest().encode() + b' ' + body + b'\n')
+" "$work/exp.log" "$work/retrained.log"
+cp "$work/retrained.log" "$work/retrained-copy.log"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/retrained.log" "${grid[@]}" > /dev/null 2> "$work/retrained.err"
+check "gathering into a log of weights trained again is refused (exit 1), before any run" bash -c \
+  "[ $? -eq 1 ] && grep -q 'upstream accuracy 0.5.*trained again' '$work/retrained.err' && cmp '$work/retrained.log' '$work/retrained-copy.log'"
+cp -r "$work/zoo-unshipped" "$work/zoo6"
+"$gather" --ship "$work/retrained.log" --zoo "$work/zoo6" > /dev/null 2> "$work/ship-retrained.err"
+check "shipping a log of weights trained again is refused, and the bundle is left as it was" bash -c \
+  "[ $? -eq 1 ] && grep -q 'trained again' '$work/ship-retrained.err' && [ ! -e '$work/zoo6/experience.log' ]"
+cp -r "$work/tasks" "$work/tasks-remade" && cp "$work/exp.log" "$work/remade.log"
+"$make_task" --idx "$images" "$labels" --classes 0,1 --per-class 10 --seed 2 --out "$work/tasks-remade/a" --replace > /dev/null
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks-remade" --log "$work/remade.log" "${grid[@]}" > /dev/null 2> "$work/remade.err"
+check "gathering a task folder made again into its old log is refused (exit 1), naming the task" bash -c \
+  "[ $? -eq 1 ] && grep -q \"task 'a' .*made again\" '$work/remade.err' && cmp '$work/remade.log' '$work/exp.log'"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -59,6 +59,14 @@ check "the bundle keeps its name and both command lines" bash -c \
   "grep -q '^bundle: *cli-zoo' '$work/inspect.txt' && grep -q 'model-name first .*&& nasoa-pretrain .*model-name second' '$work/inspect.txt'"
 check "the provenance names the data card given" grep -q "^data card: *docs/corpora.md#upstream" "$work/inspect.txt"
 check "the first model's weights are kept bit-exactly" cmp "$work/first.weights" "$work/zoo/models/first.weights"
+# "FIRST" and "first" would be one file on a file system that ignores case:
+# the bundle refuses the pair, so pretrain refuses it before training.
+"$pretrain" --encoding 2-_8_1 --data "$work/task" --input 16 --epochs 200 --out "$work/zoo" --name x \
+  --model-name FIRST --threads 1 > /dev/null 2> "$work/case.err"
+check "pretrain refuses a model name differing only in case from one in the bundle (exit 2), before training" bash -c \
+  "[ $? -eq 2 ] && grep -q \"'FIRST' differs only in case from model 'first'\" '$work/case.err' && ! grep -q '^epoch' '$work/case.err'"
+check "... and leaves the bundle as it was" bash -c \
+  "'$zoo' verify '$work/zoo' > /dev/null && cmp '$work/first.weights' '$work/zoo/models/first.weights' && [ ! -e '$work/zoo/models/FIRST.weights' ]"
 
 "$pretrain" --encoding 7-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/never" --name x 2> "$work/enc.err"
 check "pretrain exits 2 (a bad argument) on an invalid encoding" test $? -eq 2

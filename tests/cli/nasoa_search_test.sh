@@ -28,8 +28,8 @@ for f in evaluations.csv front.csv baselines.csv selected.csv front.png; do
 done
 check "front.png is a PNG" bash -c "head -c 8 '$work/one/out/front.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 # 4 blocks, 2 random macros per kept block, 2 x 2 children; duplicates may make it fewer.
-check "evaluations.csv: header, encodings, seed column" bash -c \
-  "head -1 '$work/one/out/evaluations.csv' | grep -q '^name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank$' && [ \$(tail -n +2 '$work/one/out/evaluations.csv' | wc -l) -ge 8 ] && tail -n +2 '$work/one/out/evaluations.csv' | cut -d, -f8 | sort -u | grep -qx 1"
+check "evaluations.csv: header (with the error column), encodings, seed column" bash -c \
+  "head -1 '$work/one/out/evaluations.csv' | grep -q '^name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank,error$' && [ \$(tail -n +2 '$work/one/out/evaluations.csv' | wc -l) -ge 8 ] && tail -n +2 '$work/one/out/evaluations.csv' | cut -d, -f8 | sort -u | grep -qx 1"
 check "baselines.csv holds the baseline" grep -q "^resnet18-like,020-_8_11-21-21-21," "$work/one/out/baselines.csv"
 check "selected.csv names zoo models" bash -c "tail -n +2 '$work/one/out/selected.csv' | cut -d, -f1 | grep -qx nasoa-1"
 
@@ -44,6 +44,19 @@ check "a state made with other options is refused (exit 1), naming the option" b
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
   "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
+# Step times depend on the compute threads: a resume under another count is
+# refused. (A machine that offers one core allows no other count.)
+threads_then=$(python3 -c "import json, sys; print(json.loads(json.load(open(sys.argv[1]))['options']['evaluator'])['compute_threads'])" \
+  "$work/one/state/state.json")
+other_threads=$(( threads_then == 1 ? 2 : 1 ))
+"$search" "${small[@]}" --threads "$other_threads" --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/threads.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- '--threads' "$work/threads.err"; then
+  echo "skipped the --threads resume check: this machine offers one core"
+else
+  check "a resume with other --threads is refused, naming the compute threads" bash -c \
+    "[ $rc -eq 1 ] && grep -q 'option evaluator.compute_threads = $threads_then, this run has $other_threads' '$work/threads.err'"
+fi
 "$search" "${small[@]}" --state "$work/corpus/state" --out "$work/in/out" > /dev/null 2> "$work/state-in.err"
 check "a --state inside the corpus is a bad argument (it would be read as a class), refused before any work" bash -c \
   "[ $? -eq 2 ] && grep -q -- '--state .* is inside --corpus' '$work/state-in.err' && [ ! -e '$work/corpus/state' ]"
@@ -73,6 +86,19 @@ check "an empty stage range is refused first, with its values" bash -c \
   > /dev/null 2> "$work/comma.err"
 check "a baseline name with a comma is refused (it would shift the CSV)" bash -c \
   "[ $? -eq 2 ] && grep -q 'without commas' '$work/comma.err'"
+"$search" --corpus "$work/nowhere" "${common[@]}" --seed-block 9- --state "$work/s" --out "$work/o" \
+  > /dev/null 2> "$work/seed-block.err"
+check "a bad --seed-block is refused first (exit 2), naming it" bash -c \
+  "[ $? -eq 2 ] && grep -q \"seed block '9-'\" '$work/seed-block.err' && [ ! -e '$work/s' ]"
+"$search" --corpus "$work/nowhere" --block-samples 0 --state "$work/s" --out "$work/o" > /dev/null 2> "$work/no-block.err"
+check "--block-samples 0 without a seed block is refused first (exit 2)" bash -c \
+  "[ $? -eq 2 ] && grep -q 'block_samples is 0 and no seed block' '$work/no-block.err'"
+for option in children population keep-blocks generations max-channels; do
+  "$search" --corpus "$work/nowhere" --$option 2147483647 --state "$work/s" --out "$work/o" > /dev/null \
+    2> "$work/huge-$option.err"
+  check "--$option 2147483647 is refused first (exit 2), with its value" bash -c \
+    "[ $? -eq 2 ] && grep -q '${option//-/_} 2147483647 is outside' '$work/huge-$option.err'"
+done
 check "--select below 1 is refused" bash -c \
   "! '$search' --corpus '$work/corpus' ${common[*]} --select -3 --state '$work/s' --out '$work/o' > /dev/null 2>&1"
 

@@ -11,11 +11,13 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "nasoa/encoding.h"
 #include "nasoa/error.h"
 #include "offline_tools/search/pareto.h"
+#include "offline_tools/search/report.h"
 #include "offline_tools/search/search.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
@@ -340,6 +342,127 @@ TEST(SearchTest, OptionsThatCannotBeSearchedAreRefusedNamingTheirValues) {
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "none"); },
                                            ErrorCode::kInvalidArgument, "fits max_macs 1"));
   EXPECT_EQ(evaluator.calls, 0);
+}
+
+TEST(SearchTest, BadSeedBlocksAndOptionsThatWouldOverflowAreRefusedUpFront) {
+  // validate_search_options() is what nasoa-search calls before it reads the
+  // corpus: each of these must be refused there, naming the option and value.
+  struct Case {
+    std::function<void(SearchOptions&)> edit;
+    std::string needle;
+  };
+  const int huge = std::numeric_limits<int>::max();
+  const std::vector<Case> cases{
+      {[](SearchOptions& o) { o.seed_blocks = {"0-", "9-"}; }, "seed block '9-'"},
+      {[](SearchOptions& o) { o.seed_blocks = {"020-_8_1-2"}; }, "seed block '020-_8_1-2'"},
+      {[](SearchOptions& o) { o.seed_blocks = {"0-ab"}; }, "connections are 3-character items"},
+      {[](SearchOptions& o) {
+         o.seed_blocks.clear();
+         o.block_samples = 0;
+       },
+       "block_samples is 0 and no seed block was given"},
+      {[&](SearchOptions& o) { o.children = huge; }, "children 2147483647 is outside 1..1000000"},
+      {[&](SearchOptions& o) { o.population = huge; }, "population 2147483647 is outside 2..1000000"},
+      {[&](SearchOptions& o) { o.keep_blocks = huge; }, "keep_blocks 2147483647 is outside 1..1000000"},
+      {[&](SearchOptions& o) { o.generations = huge; }, "generations 2147483647 is outside 0..1000000"},
+      {[&](SearchOptions& o) { o.space.max_channels = huge; }, "max_channels 2147483647 is outside 1..65536"},
+      {[](SearchOptions& o) { o.space.max_layers = 10; }, "max layers per block (10) above 9"},
+  };
+  for (const Case& c : cases) {
+    SearchOptions o = formula_options();
+    c.edit(o);
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { validate_search_options(o); }, ErrorCode::kInvalidArgument,
+                                             c.needle));
+  }
+  // The bounds themselves are searchable options.
+  SearchOptions edge = formula_options();
+  edge.children = edge.population = edge.keep_blocks = edge.generations = 1000000;
+  edge.space.max_channels = kMaxChannels;
+  EXPECT_NO_THROW(validate_search_options(edge));
+  // A search given a bad seed block makes no state and evaluates nothing.
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  SearchOptions o = formula_options();
+  o.seed_blocks = {"9-"};
+  EXPECT_THROW(run_search(o, evaluator, dir / "state"), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "state/state.json"));
+  EXPECT_EQ(evaluator.calls, 0);
+}
+
+TEST(SearchTest, ResumeUnderOtherComputeThreadsOrDeviceIsRefused) {
+  SearchOptions o = formula_options();
+  o.generations = 1;
+  nasoa::testing::TempDir dir;
+  FormulaEvaluator evaluator;
+  // A state from before the threads and the device were recorded resumes
+  // (and records them at its next save: one more generation).
+  o.evaluator = R"({"corpus_sample":"aaa","proxy_lr":0.1})";
+  run_search(o, evaluator, dir / "state");
+  o.evaluator = R"({"compute_threads":1,"corpus_sample":"aaa","cuda":false,"proxy_lr":0.1})";
+  o.generations = 2;
+  EXPECT_NO_THROW(run_search(o, evaluator, dir / "state"));
+  // Once recorded, other values are refused, naming the setting.
+  o.evaluator = R"({"compute_threads":2,"corpus_sample":"aaa","cuda":false,"proxy_lr":0.1})";
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
+                                           ErrorCode::kInvalidArgument,
+                                           "evaluator.compute_threads = 1, this run has 2"));
+  o.evaluator = R"({"compute_threads":1,"corpus_sample":"aaa","cuda":true,"proxy_lr":0.1})";
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
+                                           ErrorCode::kInvalidArgument, "evaluator.cuda = false, this run has true"));
+}
+
+// Fails every candidate of C0 24, as a step above --max-step-ms or an out of
+// memory would, with a reason that holds a comma, a quote and a line break.
+class FailingC0Evaluator : public FormulaEvaluator {
+ public:
+  std::vector<Evaluation> evaluate(const std::vector<std::string>& encodings) override {
+    std::vector<Evaluation> out = FormulaEvaluator::evaluate(encodings);
+    for (Evaluation& e : out)
+      if (Encoding::parse(e.encoding).c0() == 24) {
+        e.error = "out of memory, \"CPU\"\nallocator";
+        e.accuracy = 0;
+      }
+    return out;
+  }
+};
+
+TEST(SearchTest, FailedEvaluationsAreKeptAndWrittenWithTheirErrors) {
+  SearchOptions o = formula_options();
+  o.generations = 4;
+  nasoa::testing::TempDir dir;
+  FailingC0Evaluator evaluator;
+  const SearchResult r = run_search(o, evaluator, dir / "state");
+  std::size_t failed = 0;
+  for (const Evaluation& e : r.attempted) failed += !e.ok();
+  ASSERT_GT(failed, 0u) << "no candidate of C0 24 was drawn; the test needs one";
+  EXPECT_EQ(r.attempted.size(), r.evaluated.size() + failed);
+  for (const Evaluation& e : r.evaluated) EXPECT_TRUE(e.ok()) << e.encoding;
+
+  std::vector<NamedEvaluation> rows;
+  for (const Evaluation& e : r.attempted) rows.push_back({"candidate", e});
+  write_csv(dir / "evaluations.csv", rows, /*error_column=*/true);
+  std::istringstream csv(nasoa::zoo::read_file(dir / "evaluations.csv"));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank,error");
+  std::size_t lines = 0, failed_lines = 0;
+  while (std::getline(csv, line)) {
+    ++lines;
+    if (line.find("out of memory") == std::string::npos) {
+      EXPECT_EQ(line.substr(line.size() - 3), ",\"\"") << "a success has an empty error: " << line;
+      continue;
+    }
+    ++failed_lines;
+    // One line, the error quoted with its quotes doubled, no accuracy.
+    EXPECT_NE(line.find(",\"out of memory, \"\"CPU\"\"\\nallocator\""), std::string::npos) << line;
+    EXPECT_NE(line.find(",,"), std::string::npos) << "a failure's accuracy must be empty: " << line;
+  }
+  EXPECT_EQ(lines, r.attempted.size());
+  EXPECT_EQ(failed_lines, failed);
+
+  // Without the error column (front.csv and the others), the columns are as before.
+  write_csv(dir / "front.csv", {{"front-1", r.front.at(0)}});
+  EXPECT_EQ(nasoa::zoo::read_file(dir / "front.csv").rfind("name,encoding,step_ms,accuracy,parameters,macs,cost_s,seed,rank\n", 0), 0u);
 }
 
 TEST(SearchTest, CandidatesAboveTheMacBoundAreNeverEvaluated) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "nasoa/error.h"
@@ -288,6 +289,46 @@ TEST_F(BundleTest, WritingRefusesBadInputAndExistingDirectories) {
   EXPECT_THROW(write_bundle((root_ / "unsafe").string(), unsafe), Error);
   EXPECT_FALSE(fs::exists(root_ / "dup"));
   EXPECT_FALSE(fs::exists(root_ / "unsafe"));
+}
+
+// What the reader refuses is never written: such a bundle would replace a
+// good one and then open nowhere.
+TEST_F(BundleTest, WritingRefusesWhatTheReaderWouldRefuseAndKeepsTheBundleThere) {
+  write_bundle(dir_, input());
+  const std::string manifest_before = read_file(dir_ + "/MANIFEST");
+  struct Case {
+    const char* what;
+    std::function<void(BundleModelInput&)> edit;
+    std::string needle;
+  };
+  const std::vector<Case> cases{
+      {"std 0", [](BundleModelInput& m) { m.std[1] = 0.0f; }, "field models[1].std"},
+      {"std 1e9", [](BundleModelInput& m) { m.std[0] = 1e9f; }, "field models[1].std"},
+      {"mean NaN", [](BundleModelInput& m) { m.mean[2] = std::nanf(""); }, "field models[1].mean"},
+      {"accuracy 1.5", [](BundleModelInput& m) { m.upstream_accuracy = 1.5; }, "field models[1].upstream_accuracy"},
+      {"accuracy NaN", [](BundleModelInput& m) { m.upstream_accuracy = std::nan(""); },
+       "field models[1].upstream_accuracy"},
+      {"label with a tab", [](BundleModelInput& m) { m.labels[3] = "class\t3"; }, "field models[1].labels[3]"},
+      {"label twice", [](BundleModelInput& m) { m.labels[4] = m.labels[0]; }, "field models[1].labels[4]"},
+      {"empty label", [](BundleModelInput& m) { m.labels[0].clear(); }, "field models[1].labels[0]"},
+  };
+  for (const Case& c : cases) {
+    BundleInput bad = input();
+    c.edit(bad.models[1]);
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { write_bundle((root_ / "new").string(), bad); },
+                                             ErrorCode::kInvalidArgument, c.needle))
+        << c.what;
+    EXPECT_FALSE(fs::exists(root_ / "new")) << c.what;
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { replace_bundle(dir_, bad); }, ErrorCode::kInvalidArgument,
+                                             c.needle))
+        << c.what;
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { add_to_bundle(dir_, bad.models[1], "test-zoo", bad.provenance); },
+                                             ErrorCode::kInvalidArgument, c.needle))
+        << c.what;
+    EXPECT_EQ(read_file(dir_ + "/MANIFEST"), manifest_before) << c.what << ": the good bundle was replaced";
+  }
+  EXPECT_NO_THROW(verify_bundle(dir_));
+  for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");
 }
 
 TEST_F(BundleTest, WeightsChangedAfterOpeningAreRefusedAtLoad) {

@@ -20,6 +20,7 @@
 #include "zoo/bundle/sha256.h"
 #include "zoo/bundle/weights_file.h"
 #include "zoo/system/folder_lock.h"
+#include "zoo/text/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -116,7 +117,16 @@ Manifest write_bundle(const std::string& dir, const BundleInput& input) {
     }
     if (input.predictor) manifest.predictor = write_listed(staging, kPredictorFile, *input.predictor);
     if (input.experience) manifest.experience = write_listed(staging, kExperienceFile, *input.experience);
-    write_file_atomic((staging / kManifestFileName).string(), encode_manifest(manifest));
+    const std::string manifest_bytes = encode_manifest(manifest);
+    // The reader's own checks (normalisation within range, labels without
+    // tabs, line breaks or repeats, an accuracy in [0, 1], no NaN): a bundle
+    // no reader opens is never written, and so never replaces a good one.
+    try {
+      decode_manifest(manifest_bytes, "manifest of bundle '" + printable(input.name) + "'");
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string(e.what()) + " (no reader would open it); nothing was written");
+    }
+    write_file_atomic((staging / kManifestFileName).string(), manifest_bytes);
     sync_directory((staging / "models").string());
     fs::rename(staging, target, ec);
     if (ec) throw Error(ErrorCode::kIo, target.string() + ": cannot move the finished bundle into place: " + ec.message());

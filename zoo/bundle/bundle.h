@@ -56,8 +56,11 @@ struct BundleInput {
 };
 
 // Writes a new bundle at `dir`, which must not exist yet. Returns its
-// manifest. Throws Error{kInvalidArgument} for bad names or an existing
-// `dir`, Error{kIo} when writing fails.
+// manifest. Throws Error{kInvalidArgument} for bad names, an existing `dir`
+// or a model that decode_manifest() would refuse (a std outside [1e-6, 1000],
+// a NaN mean, a label with a tab or given twice, an upstream accuracy
+// outside [0, 1]: its message, naming the field), Error{kIo} when writing
+// fails. Nothing is left at `dir` when it throws.
 Manifest write_bundle(const std::string& dir, const BundleInput& input);
 
 // Writes `input` as the bundle `dir`, replacing the bundle there if any (see
