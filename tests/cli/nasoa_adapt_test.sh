@@ -115,6 +115,8 @@ check "--plan-only succeeds" test $? -eq 0
 check "--plan-only prints the plan and its alternatives as JSON" \
   json "$work/plan.json" "r['source'] == 'default' and r['best']['regime']['model'] == '020-_16_11-21' and isinstance(r['alternatives'], list) and r['best']['predicted_seconds'] <= 0.9 * 20 and r['profiled']"
 check "--plan-only writes no model and no plan file" bash -c "test ! -e '$work/planned' && test ! -e '$work/planned.plan.json'"
+check "--plan-only trains nothing: no checkpoint, no experience record" \
+  bash -c "test ! -e '$work/planned.checkpoint' && for f in '$state'/adapt-test-*/experience.log; do test ! -s \"\$f\" || exit 1; done"
 check "--plan-only keeps the device profile it measured in the state" bash -c "ls '$state'/adapt-test-*/device-profile-*.json"
 
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$state" --out "$work/planned" \

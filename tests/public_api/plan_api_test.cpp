@@ -21,6 +21,8 @@
 #include <string>
 #include <utility>
 
+#include "../support/scoped_env.h"
+
 namespace fs = std::filesystem;
 
 extern std::string g_bundle;  // zoo_api_test.cpp: --bundle=DIR (input 32, two models)
@@ -677,28 +679,16 @@ TEST_F(PlanApiTest, PredictorPlansKeepToTheBatchSizesItHasSeenUnlessNoneFits) {
 }
 
 TEST_F(PlanApiTest, TheDefaultStateDirectoryFollowsXdgThenHome) {
-  const char* xdg = std::getenv("XDG_STATE_HOME");
-  const std::string saved = xdg ? xdg : "";
-  ::setenv("XDG_STATE_HOME", (dir_ / "xdg").c_str(), 1);
-  EXPECT_EQ(nasoa::default_state_dir(), (dir_ / "xdg" / "nasoa").string());
-  nasoa::Adapter adapter(*zoo_);
-  EXPECT_EQ(fs::path(adapter.state_dir()).parent_path(), dir_ / "xdg" / "nasoa");
-  EXPECT_FALSE(fs::exists(dir_ / "xdg")) << "nothing is written before plan, record or calibrate";
-  ::setenv("XDG_STATE_HOME", "relative/path", 1);  // the XDG spec ignores relative paths
-  const char* home = std::getenv("HOME");
-  const std::string saved_home = home ? home : "";
-  ::setenv("HOME", (dir_ / "home").c_str(), 1);
+  {
+    const nasoa::testing::ScopedEnv xdg("XDG_STATE_HOME", (dir_ / "xdg").string());
+    EXPECT_EQ(nasoa::default_state_dir(), (dir_ / "xdg" / "nasoa").string());
+    nasoa::Adapter adapter(*zoo_);
+    EXPECT_EQ(fs::path(adapter.state_dir()).parent_path(), dir_ / "xdg" / "nasoa");
+    EXPECT_FALSE(fs::exists(dir_ / "xdg")) << "nothing is written before plan, record or calibrate";
+  }
+  const nasoa::testing::ScopedEnv relative("XDG_STATE_HOME", "relative/path");  // the XDG spec ignores relative paths
+  const nasoa::testing::ScopedEnv home("HOME", (dir_ / "home").string());
   EXPECT_EQ(nasoa::default_state_dir(), (dir_ / "home" / ".local/state/nasoa").string());
-  if (home) {
-    ::setenv("HOME", saved_home.c_str(), 1);
-  } else {
-    ::unsetenv("HOME");
-  }
-  if (xdg) {
-    ::setenv("XDG_STATE_HOME", saved.c_str(), 1);
-  } else {
-    ::unsetenv("XDG_STATE_HOME");
-  }
 }
 
 }  // namespace

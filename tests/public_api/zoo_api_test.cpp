@@ -4,10 +4,13 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "../support/expect_error.h"
@@ -131,5 +134,16 @@ int main(int argc, char** argv) {
     if (arg.rfind("--bundle=", 0) == 0) g_bundle = arg.substr(9);
     if (arg.rfind("--shipped-bundle=", 0) == 0) g_shipped_bundle = arg.substr(17);
   }
-  return RUN_ALL_TESTS();
+  // Adapters the tests build with the default state directory learn in a
+  // folder of this process, never in the user's own ~/.local/state/nasoa.
+  std::string state = (std::filesystem::temp_directory_path() / "nasoa-public-api-state-XXXXXX").string();
+  if (!::mkdtemp(state.data())) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  ::setenv("XDG_STATE_HOME", state.c_str(), 1);
+  const int failed = RUN_ALL_TESTS();
+  std::error_code ignored;
+  std::filesystem::remove_all(state, ignored);
+  return failed;
 }

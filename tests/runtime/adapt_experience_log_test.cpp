@@ -35,7 +35,20 @@ std::vector<std::size_t> line_ends(const std::string& bytes) {
 
 TEST(ExperienceLogTest, RecordsRoundTripThroughJson) {
   for (int i = 0; i < 8; ++i) {
-    const ExperienceRecord r = make_record(i);
+    ExperienceRecord r = make_record(i);
+    if (i % 2) {
+      // Every field of the regime away from its default, so that a reader
+      // that dropped one (and kept the default) is caught.
+      r.regime.momentum = 0.8125;
+      r.regime.weight_decay = 5e-4;
+      r.regime.schedule = ScheduleKind::kStep;
+      r.regime.warmup_epochs = 0.25;
+      r.regime.label_smoothing = 0.0625;
+      r.regime.random_resized_crop = false;
+      r.regime.horizontal_flip = true;
+      r.regime.validation_fraction = 0.3125;
+      r.task.pixel_std = {0.125, 0.25, 0.375};
+    }
     const std::string json = to_json(r);
     EXPECT_EQ(json.find('\n'), std::string::npos) << "a record must stay on one line";
     const ExperienceRecord back = parse_experience_record(json, "test");
@@ -50,6 +63,17 @@ TEST(ExperienceLogTest, RecordsRoundTripThroughJson) {
     EXPECT_EQ(back.regime.seed, r.regime.seed);
     EXPECT_EQ(back.regime.optimizer, r.regime.optimizer);
     EXPECT_EQ(back.regime.learning_rate, r.regime.learning_rate);
+    EXPECT_EQ(back.regime.epochs, r.regime.epochs);
+    EXPECT_EQ(back.regime.batch_size, r.regime.batch_size);
+    EXPECT_EQ(back.regime.frozen_stages, r.regime.frozen_stages);
+    EXPECT_EQ(back.regime.momentum, r.regime.momentum);
+    EXPECT_EQ(back.regime.weight_decay, r.regime.weight_decay);
+    EXPECT_EQ(back.regime.schedule, r.regime.schedule);
+    EXPECT_EQ(back.regime.warmup_epochs, r.regime.warmup_epochs);
+    EXPECT_EQ(back.regime.label_smoothing, r.regime.label_smoothing);
+    EXPECT_EQ(back.regime.random_resized_crop, r.regime.random_resized_crop);
+    EXPECT_EQ(back.regime.horizontal_flip, r.regime.horizontal_flip);
+    EXPECT_EQ(back.regime.validation_fraction, r.regime.validation_fraction);
     EXPECT_EQ(back.budget_seconds, r.budget_seconds);
     EXPECT_EQ(back.budget_joules, r.budget_joules);
     ASSERT_EQ(back.history.size(), r.history.size());

@@ -65,31 +65,75 @@ PlannerOptions options_with(std::int64_t validation_images = 200, double spent =
   return o;
 }
 
-// The plan's cost as the profile predicts it, computed here independently.
+// The plan's cost as planner.h states it, computed here from the profile and
+// the options alone (not through the planner's code):
+//   seconds = spent + startup + epochs * (train_epoch + eval_epoch) + saving
+//   joules  = spent_joules + watts * (seconds - spent), watts the cell's
+//             measurement, else estimate_watts; unmetered: estimate_watts,
+//             else the most the model drew in any cell; none: unknown
+//   memory  = resident + the cell's rss increase + 2 float copies of the
+//             weights + unprofiled; without resident_bytes (or an increase)
+//             the cell's peak + unprofiled; unknown without either
 struct Cost {
   double seconds = 0;
   std::optional<double> joules;
   std::optional<std::int64_t> memory;
 };
-Cost cost_of(const PlannedRun& p, const DeviceProfile& profile, const PlannerOptions& o, std::int64_t train_images,
-             double estimate_watts = 0) {
-  const Regime& r = p.regime;
-  const ModelProfile& m = profile.model(r.model);
+Cost cost_of(const std::string& model, int batch, int frozen, int epochs, const DeviceProfile& profile,
+             const PlannerOptions& o, std::int64_t train_images, const std::vector<ModelFeatures>& zoo = models()) {
+  const ModelProfile& m = profile.model(model);
+  const PlanOverheads& over = o.overheads;
   // Evaluation at the plan's batch: t(b) = per_batch / b + per_image, with
   // t(1) and t(64) the profile's figures.
   const double per_image = (64 * m.inference_seconds_per_image_batch64 - m.inference_seconds_per_image_batch1) / 63;
   const double per_batch = m.inference_seconds_per_image_batch1 - per_image;
-  const double epoch = predict_epoch_seconds(profile, r.model, train_images, r.batch_size, r.frozen_stages) +
-                       double(o.overheads.validation_images) * (per_batch / r.batch_size + per_image);
+  const double epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen) +
+                       double(over.validation_images) * (per_batch / batch + per_image);
   Cost c;
-  c.seconds = o.overheads.spent_seconds + o.overheads.startup_seconds + o.overheads.saving_seconds + r.epochs * epoch;
-  for (const StepTiming& s : m.steps)
-    if (s.batch_size == r.batch_size && s.frozen_stages == r.frozen_stages) {
-      const std::optional<double> watts = s.watts ? s.watts : (estimate_watts > 0 ? std::optional(estimate_watts) : std::nullopt);
-      if (watts) c.joules = o.overheads.spent_joules + *watts * (c.seconds - o.overheads.spent_seconds);
-      if (s.peak_rss_bytes) c.memory = *s.peak_rss_bytes + o.overheads.unprofiled_bytes;
-    }
+  c.seconds = over.spent_seconds + over.startup_seconds + over.saving_seconds + epochs * epoch;
+  const StepTiming* cell = nullptr;
+  double most_watts = 0;
+  for (const StepTiming& s : m.steps) {
+    if (s.batch_size == batch && s.frozen_stages == frozen) cell = &s;
+    if (s.watts) most_watts = std::max(most_watts, *s.watts);
+  }
+  std::optional<double> watts;
+  if (o.unmetered) {
+    if (o.estimate_watts > 0) watts = o.estimate_watts;
+    else if (most_watts > 0) watts = most_watts;
+  } else if (cell && cell->watts) {
+    watts = *cell->watts;
+  } else if (o.estimate_watts > 0) {
+    watts = o.estimate_watts;
+  }
+  if (watts) c.joules = over.spent_joules + *watts * (c.seconds - over.spent_seconds);
+  std::optional<std::int64_t> parameters;
+  for (const ModelFeatures& f : zoo)
+    if (f.name == model) parameters = f.parameters;
+  if (!parameters) ADD_FAILURE() << "no features of model " << model;
+  if (cell) {
+    if (over.resident_bytes > 0 && cell->rss_increase_bytes)
+      c.memory = over.resident_bytes + *cell->rss_increase_bytes + 2 * 4 * parameters.value_or(0) + over.unprofiled_bytes;
+    else if (cell->peak_rss_bytes)
+      c.memory = *cell->peak_rss_bytes + over.unprofiled_bytes;
+  }
   return c;
+}
+Cost cost_of(const PlannedRun& p, const DeviceProfile& profile, const PlannerOptions& o, std::int64_t train_images) {
+  return cost_of(p.regime.model, p.regime.batch_size, p.regime.frozen_stages, p.regime.epochs, profile, o,
+                 train_images);
+}
+
+// Whether a cost fits a budget by planner.h's rule (every limit less the
+// safety margin; unknown joules or memory fit no budget limiting them), with
+// `slack` relative room: +1e-9 to check a plan's cost (rounding in the
+// planner's favour), -1e-9 to say a cost surely fits.
+bool fits(const Cost& c, const PlannerBudget& b, double margin, double slack) {
+  if (!(c.seconds <= b.seconds * (1 - margin) * (1 + slack))) return false;
+  if (b.joules && !(c.joules && *c.joules <= *b.joules * (1 - margin) * (1 + slack))) return false;
+  // Memory is whole bytes on both sides: no slack.
+  if (b.memory_bytes && !(c.memory && double(*c.memory) <= double(*b.memory_bytes) * (1 - margin))) return false;
+  return true;
 }
 
 // Parses "at least X s" out of a nothing-fits message.
@@ -103,29 +147,64 @@ double needed_seconds(const std::string& message) {
 }
 
 TEST(PlannerTest, NoPlanExceedsAnyBudgetByTheProfilesEstimate) {
-  SyntheticWorld world(2);
-  PredictorOptions small;
-  small.members = 3;
-  small.trees = 30;
-  const Predictor predictor = Predictor::fit(world.records(600, "r"), {}, small);
-  const DeviceProfile profile = make_profile(models());
+  // A predictor whose scores vary with every feature a plan chooses, so that
+  // the plans picked are spread over the configurations.
+  const StubPredictor bumpy([](const FeatureVector& x) {
+    const double a = 3 * x[kLogParameters] + 5 * x[kLogLearningRate] + 0.37 * x[kEpochs] + 2 * x[kFrozenFraction] +
+                     x[kLogBatch];
+    return Prediction{0.5 + 0.2 * std::sin(a), 0.02 + 0.03 * (1 + std::cos(1.7 * a))};
+  });
+  const DeviceProfile measured = make_profile(models());
   std::mt19937_64 rng(99);
   auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * double(rng() >> 11) * 0x1.0p-53; };
-  int planned = 0, refused = 0;
-  for (int trial = 0; trial < 300; ++trial) {
+  auto chance = [&](double p) { return uniform(0, 1) < p; };
+  constexpr double kMiB = 1024.0 * 1024.0;
+  int planned = 0, refused = 0, unmetered_joules = 0, unknown_joules = 0, resident_memory = 0, peak_memory = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    // The profile as devices have it: cells without a power reading (a
+    // model without any in some), without the rss increase or without any
+    // memory figure.
+    DeviceProfile profile = measured;
+    const int power = int(rng() % 3);  // 0: all measured, 1: some cells not, 2: also models 3-5 not at all
+    for (std::size_t mi = 0; mi < profile.models.size(); ++mi)
+      for (StepTiming& s : profile.models[mi].steps) {
+        if ((power >= 1 && chance(0.3)) || (power == 2 && mi >= 3)) s.watts.reset();
+        const double memory = uniform(0, 1);
+        if (memory < 0.1) {
+          s.rss_increase_bytes.reset();
+          s.peak_rss_bytes.reset();
+        } else if (memory < 0.25) {
+          s.rss_increase_bytes.reset();
+        }
+      }
     PlannerBudget budget;
     budget.seconds = std::exp(uniform(std::log(1.0), std::log(400.0)));
-    if (rng() % 2) budget.joules = budget.seconds * uniform(4, 20);
-    if (rng() % 3 == 0) budget.memory_bytes = std::int64_t(uniform(150, 2500) * 1024 * 1024);
+    if (chance(0.5)) budget.joules = budget.seconds * uniform(4, 60);
+    if (chance(0.4)) budget.memory_bytes = std::int64_t(uniform(150, 4000) * kMiB);
     PlannerOptions o = options_with(std::int64_t(uniform(0, 500)), uniform(0, 3));
     o.overheads.safety_margin = uniform(0, 0.3);
+    // As the SDK plans: what the process holds now, and whether a meter reads.
+    if (chance(0.7)) o.overheads.resident_bytes = std::int64_t(uniform(50, 1500) * kMiB);
+    if (chance(0.5)) o.overheads.unprofiled_bytes = std::int64_t(uniform(0, 100) * kMiB);
+    o.unmetered = chance(0.5);
+    if (chance(0.5)) o.estimate_watts = uniform(5, 40);
+    if (chance(0.5)) o.risk_aversion = uniform(0, 1.5);
     const auto train_images = std::int64_t(uniform(20, 3000));
+    const double margin = o.overheads.safety_margin;
+    const std::string trial_text = "trial " + std::to_string(trial);
     Schedule s;
     try {
-      s = generate_schedule(kTask, train_images, budget, profile, models(), predictor, o);
+      s = generate_schedule(kTask, train_images, budget, profile, models(), bumpy, o);
     } catch (const Error& e) {
       ASSERT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
       ASSERT_NE(std::string(e.what()).find("no plan fits"), std::string::npos) << e.what();
+      // Refused only where no configuration fits for one epoch.
+      for (const ModelFeatures& m : models())
+        for (int b : profile.batch_sizes)
+          for (int f = 0; f < profile.model(m.name).num_stages; ++f)
+            ASSERT_FALSE(fits(cost_of(m.name, b, f, 1, profile, o, train_images), budget, margin, -1e-9))
+                << trial_text << ": refused, but " << m.name << " at batch " << b << " with " << f
+                << " frozen fits for 1 epoch: " << e.what();
       ++refused;
       continue;
     }
@@ -133,31 +212,66 @@ TEST(PlannerTest, NoPlanExceedsAnyBudgetByTheProfilesEstimate) {
     std::vector<const PlannedRun*> plans{&s.best};
     for (const PlannedRun& a : s.alternatives) plans.push_back(&a);
     ASSERT_LE(s.alternatives.size(), 5u);
+    const int epoch_cap = *std::max_element(o.grid.epochs.begin(), o.grid.epochs.end());
     for (std::size_t i = 0; i < plans.size(); ++i) {
       const PlannedRun& p = *plans[i];
       const Cost c = cost_of(p, profile, o, train_images);
-      const std::string where = "trial " + std::to_string(trial) + " plan " + std::to_string(i) + ": " + to_json(p);
-      ASSERT_LE(c.seconds, budget.seconds) << where;
-      ASSERT_LE(c.seconds, budget.seconds * (1 - o.overheads.safety_margin) + 1e-9) << where;
+      const std::string where = trial_text + " plan " + std::to_string(i) + ": " + to_json(p);
+      // What the plan says it costs is what planner.h says it costs.
       ASSERT_NEAR(p.seconds, c.seconds, 1e-9 * c.seconds) << where;
+      ASSERT_EQ(p.joules.has_value(), c.joules.has_value()) << where;
+      if (c.joules) {
+        ASSERT_NEAR(*p.joules, *c.joules, 1e-9 * *c.joules) << where;
+      }
+      ASSERT_EQ(p.memory_bytes, c.memory) << where;
+      // And it is within every budget less the margin.
+      ASSERT_LE(c.seconds, budget.seconds * (1 - margin) * (1 + 1e-9)) << where;
       if (budget.joules) {
-        ASSERT_TRUE(c.joules) << where;
-        ASSERT_LE(*c.joules, *budget.joules * (1 - o.overheads.safety_margin) + 1e-9) << where;
+        ASSERT_TRUE(c.joules) << "unknown joules planned under a joule budget: " << where;
+        ASSERT_LE(*c.joules, *budget.joules * (1 - margin) * (1 + 1e-9)) << where;
       }
       if (budget.memory_bytes) {
-        ASSERT_TRUE(c.memory) << where;
-        ASSERT_LE(*c.memory, *budget.memory_bytes) << where;
+        ASSERT_TRUE(c.memory) << "unknown memory planned under a memory cap: " << where;
+        ASSERT_LE(double(*c.memory), double(*budget.memory_bytes) * (1 - margin)) << where;
       }
+      // max_fitting_epochs is the most that fit: one more epoch does not.
       ASSERT_LE(p.regime.epochs, p.max_fitting_epochs) << where;
+      ASSERT_LE(p.max_fitting_epochs, epoch_cap) << where;
+      const Regime& r = p.regime;
+      ASSERT_TRUE(fits(cost_of(r.model, r.batch_size, r.frozen_stages, p.max_fitting_epochs, profile, o, train_images),
+                       budget, margin, 1e-9))
+          << where;
+      if (p.max_fitting_epochs < epoch_cap) {
+        ASSERT_FALSE(fits(cost_of(r.model, r.batch_size, r.frozen_stages, p.max_fitting_epochs + 1, profile, o,
+                                  train_images),
+                          budget, margin, -1e-9))
+            << "an epoch more fits: " << where;
+      }
       ASSERT_LT(p.regime.frozen_stages, profile.model(p.regime.model).num_stages) << where;
       if (i > 0) {
         ASSERT_LE(p.score, plans[i - 1]->score) << where;
       }
+      if (budget.joules && o.unmetered) ++unmetered_joules;
+      if (!p.joules) ++unknown_joules;
+      if (budget.memory_bytes && o.overheads.resident_bytes > 0) {
+        const StepTiming* cell = nullptr;
+        for (const StepTiming& t : profile.model(r.model).steps)
+          if (t.batch_size == r.batch_size && t.frozen_stages == r.frozen_stages) cell = &t;
+        ++(cell && cell->rss_increase_bytes ? resident_memory : peak_memory);
+      }
     }
   }
-  std::cout << "[ property ] " << planned << " budgets planned, " << refused << " refused as impossible\n";
+  std::cout << "[ property ] " << planned << " budgets planned, " << refused << " refused as impossible; plans under"
+            << " a joule budget unmetered " << unmetered_joules << ", of unknown joules " << unknown_joules
+            << ", under a memory cap with resident memory " << resident_memory << " (by the peak " << peak_memory
+            << ")\n";
+  // The property was checked where it can break, not only where it cannot.
   EXPECT_GT(planned, 100);
-  EXPECT_GT(refused, 10);
+  EXPECT_GT(refused, 20);
+  EXPECT_GT(unmetered_joules, 20);
+  EXPECT_GT(unknown_joules, 5);
+  EXPECT_GT(resident_memory, 20);
+  EXPECT_GT(peak_memory, 2);
 }
 
 TEST(PlannerTest, PicksThePlanThePredictorScoresHighest) {
@@ -482,7 +596,7 @@ TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {
       << "planned a joule budget without any power figure";
   o.estimate_watts = 15;
   const Schedule s = generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o);
-  const Cost c = cost_of(s.best, profile, o, kTrainImages, 15);
+  const Cost c = cost_of(s.best, profile, o, kTrainImages);
   ASSERT_TRUE(s.best.joules && c.joules);
   EXPECT_DOUBLE_EQ(*s.best.joules, *c.joules);
   EXPECT_LE(*c.joules, 500 * 0.9);

@@ -438,11 +438,13 @@ TEST(PredictorFitTest, ItsUncertaintyOnANewTaskCoversHowFarNewTasksLieFromTheExp
   // tasks do: a new task's runs lie that far from what the experience says,
   // and the spread of members fitted on the same tasks cannot show it.
   SyntheticWorld world(13);
-  std::mt19937_64 rng(8);
-  std::normal_distribution<double> shift(0, 0.1);
+  // Each task's shift is N(0, 0.1^2), drawn by the tests' own Box-Muller
+  // (SyntheticWorld::normal()) on a stream of its own:
+  // std::normal_distribution's sequence differs between standard libraries.
+  SyntheticWorld shifts(8);
   auto task_records = [&](const std::string& id, int n) {
     const TaskMeta meta = world.random_task();
-    const double s = shift(rng);
+    const double s = 0.1 * shifts.normal();
     std::vector<ExperienceRecord> out;
     for (int i = 0; i < n; ++i) {
       const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
@@ -524,6 +526,10 @@ TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAl
   EXPECT_EQ(p.predict(features_of(probes))[0].mean, before[0].mean);
 }
 
+// Predictor::update() (a refit on shipped and device records) is called only
+// by bench/adaption_bench.cpp, to compare refitting with calibrating; the
+// online learning production does is PredictorState::record()'s (see
+// RecordingDeviceOutcomesMovesItsPredictionsTowardThem).
 TEST(PredictorFitTest, UpdateMovesPredictionsTowardDeviceOutcomes) {
   SyntheticWorld world(21);
   const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
@@ -706,24 +712,249 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   EXPECT_TRUE(s.damage().empty());
 
   ExperienceRecord outcome = world.random_record("device-1");
-  const FeatureVector x = make_features(outcome);
-  const double before = s.predictor()->predict(x).mean;
+  // Fixed plans to compare: the outcome's own (row 0), other plans of its
+  // task (rows 1-12), and plans of other tasks.
+  std::vector<FeatureVector> rows{make_features(outcome)};
+  for (int i = 0; i < 12; ++i) {
+    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+    rows.push_back(make_features(world.record(outcome.task, m, world.random_regime(m), "same-" + std::to_string(i))));
+  }
+  for (const ExperienceRecord& r : world.records(12, "other-")) rows.push_back(make_features(r));
+  const std::vector<Prediction> before = s.predictor()->predict(rows);
+  ASSERT_LT(before[0].mean, 0.95) << "no room to move toward the outcome";
+  const std::size_t evaluated_before = s.evaluated_records();
+  const std::string fitted = zoo::read_file(dir / "state/predictor.json");
+
   outcome.best_accuracy = 1.0;
   EXPECT_TRUE(s.record(outcome));
   EXPECT_FALSE(s.record(outcome)) << "the same run id stored twice";
   ASSERT_EQ(s.device_records().size(), 1u);
   EXPECT_EQ(s.device_records()[0].source, ExperienceSource::kDevice);
-  EXPECT_NE(s.predictor()->predict(x).mean, before);
   EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 1u);
+  EXPECT_EQ(s.predictor()->calibration_records(), 1u);
+  EXPECT_EQ(s.evaluated_records(), evaluated_before + 1);
+  EXPECT_EQ(zoo::read_file(dir / "state/predictor.json"), fitted)
+      << "with shipped experience, record() calibrates and writes only the log";
+  const std::vector<Prediction> learnt = s.predictor()->predict(rows);
+  // Toward the outcome (1.0): its plan and every plan of its task move up,
+  // by the same logit shift, and keep their spread.
+  for (std::size_t i = 0; i <= 12; ++i) {
+    EXPECT_GT(learnt[i].mean, before[i].mean) << "row " << i << " moved away from the outcome";
+    EXPECT_EQ(learnt[i].std, before[i].std) << i;
+  }
 
   const std::string saved = s.predictor()->to_json();
+  const std::string device_record = to_json(s.device_records()[0]);
   PredictorState again = PredictorState::open(dir / "state", shipped, small_options());
   EXPECT_FALSE(again.refitted_on_open());
+  EXPECT_TRUE(again.damage().empty());
+  ASSERT_NE(again.predictor(), nullptr);
   EXPECT_EQ(again.predictor()->to_json(), saved);
+  // What it learnt is back: the device record, the calibration to it, and
+  // exactly the predictions made before closing (to_json() above leaves the
+  // calibration out, so it cannot tell).
+  ASSERT_EQ(again.device_records().size(), 1u);
+  EXPECT_EQ(to_json(again.device_records()[0]), device_record);
+  EXPECT_EQ(again.predictor()->calibration_records(), 1u);
+  EXPECT_EQ(again.evaluated_records(), s.evaluated_records());
+  const std::vector<Prediction> reopened = again.predictor()->predict(rows);
+  ASSERT_EQ(reopened.size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(reopened[i].mean, learnt[i].mean) << "row " << i << " predicted otherwise after reopening";
+    EXPECT_EQ(reopened[i].std, learnt[i].std) << i;
+  }
+  EXPECT_GT(reopened[0].mean, before[0].mean) << "reopened without what the device record taught";
   // Other shipped experience or options: refit.
   PredictorOptions other = small_options();
   other.seed = 9;
   EXPECT_TRUE(PredictorState::open(dir / "state", shipped, other).refitted_on_open());
+}
+
+// How production learns online: Adapter::record() calls
+// PredictorState::record(), which (with shipped experience) calibrates the
+// shipped fit to the device's outcomes; nothing outside the benchmarks calls
+// Predictor::update(). The same device outcomes as in
+// CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAlone, here through
+// the state.
+TEST(PredictorStateTest, RecordingDeviceOutcomesMovesItsPredictionsTowardThem) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(22);
+  const ShippedExperience shipped{world.records(1500, "s"), "", {}};
+  PredictorOptions options;
+  options.members = 4;
+  options.trees = 60;
+  PredictorState s = PredictorState::open(dir / "state", shipped, options);
+  ASSERT_NE(s.predictor(), nullptr);
+  const Predictor uncalibrated = *s.predictor();
+  const std::string fitted = zoo::read_file(dir / "state/predictor.json");
+  // On this device's task, fine-tunes do worse than the shipped experience
+  // says (by 0.2); another task, far from it in meta-features, is unaffected.
+  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3), other = testing::make_meta(4, 900, 0.0, 0.1);
+  std::vector<ExperienceRecord> device, probes, others;
+  for (int i = 0; i < 12; ++i) {
+    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+    if (i < 3) device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), -0.2));
+    probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), -0.2));
+    others.push_back(world.record(other, m, world.random_regime(m), "o" + std::to_string(i)));
+  }
+  const std::vector<Prediction> before = s.predictor()->predict(features_of(probes)),
+                                far_before = s.predictor()->predict(features_of(others));
+  for (std::size_t i = 0; i < device.size(); ++i) {
+    ASSERT_TRUE(s.record(device[i]));
+    EXPECT_EQ(s.predictor()->calibration_records(), i + 1) << "record() did not learn from the outcome";
+  }
+  EXPECT_EQ(s.predictor()->training_rows(), uncalibrated.training_rows()) << "refitted instead of calibrating";
+  EXPECT_EQ(zoo::read_file(dir / "state/predictor.json"), fitted);
+  const std::vector<Prediction> after = s.predictor()->predict(features_of(probes)),
+                                far_after = s.predictor()->predict(features_of(others));
+  double error_before = 0, error_after = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const double target = std::clamp(SyntheticWorld::truth(probes[i]) - 0.2, 0.0, 1.0);
+    error_before += std::abs(before[i].mean - target) / double(probes.size());
+    error_after += std::abs(after[i].mean - target) / double(probes.size());
+    EXPECT_LT(after[i].mean, before[i].mean) << i;
+    EXPECT_EQ(after[i].std, before[i].std);
+    EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << "a task unlike the device's stays as it was";
+    for (std::size_t j = 0; j < probes.size(); ++j)
+      if (before[i].mean < before[j].mean) {
+        EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
+      }
+  }
+  std::cout << "[ record ] MAE on the device's task before " << error_before << ", after " << error_after << "\n";
+  EXPECT_LT(error_after, 0.6 * error_before);
+  // Exactly the shipped fit calibrated to the records the state holds.
+  Predictor reference = uncalibrated;
+  reference.calibrate(s.device_records());
+  const std::vector<Prediction> expected = reference.predict(features_of(probes));
+  for (std::size_t i = 0; i < probes.size(); ++i) EXPECT_EQ(after[i].mean, expected[i].mean) << i;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// record() appends one line to experience.log (and, without shipped
+// experience, then refits and rewrites predictor.json through a temporary).
+// Killed at any byte of that append, or while writing the temporary, the
+// state reopens with the complete records, and recording the outcome again
+// stores it once.
+TEST(PredictorStateTest, AKillAtAnyByteOfAnUpdateLeavesAStateThatReopensAndRecordsOnce) {
+  nasoa::testing::TempDir dir;
+  PredictorOptions tiny;
+  tiny.members = 2;
+  tiny.trees = 3;
+  tiny.max_depth = 2;
+  tiny.min_leaf_weight = 1;
+  tiny.max_bins = 16;
+  for (const bool with_shipped : {true, false}) {
+    SCOPED_TRACE(with_shipped ? "calibrated to the device's records" : "fitted on the device's records");
+    SyntheticWorld world(with_shipped ? 31 : 32);
+    const ShippedExperience shipped =
+        with_shipped ? ShippedExperience{world.records(20, "s"), "", {}} : ShippedExperience{};
+    const std::string state = dir / (with_shipped ? "calibrated" : "fitted");
+    const std::string log = state + "/experience.log", json = state + "/predictor.json";
+    std::vector<ExperienceRecord> outcomes;
+    for (int i = 0; i < 3; ++i) outcomes.push_back(world.random_record("device-" + std::to_string(i)));
+    std::vector<FeatureVector> rows = features_of(outcomes);
+    for (const ExperienceRecord& r : world.records(8, "probe-")) rows.push_back(make_features(r));
+
+    // The directory as record() leaves it before and after the third outcome.
+    std::string log_before, json_before, log_after, json_after;
+    std::vector<Prediction> predicted_before, predicted_after;
+    {
+      PredictorState s = PredictorState::open(state, shipped, tiny);
+      ASSERT_TRUE(s.record(outcomes[0]));
+      ASSERT_TRUE(s.record(outcomes[1]));
+      log_before = zoo::read_file(log);
+      json_before = zoo::read_file(json);
+      predicted_before = s.predictor()->predict(rows);
+      ASSERT_TRUE(s.record(outcomes[2]));
+      log_after = zoo::read_file(log);
+      json_after = zoo::read_file(json);
+      predicted_after = s.predictor()->predict(rows);
+    }
+    ASSERT_GT(log_after.size(), log_before.size());
+    ASSERT_EQ(log_after.compare(0, log_before.size(), log_before), 0) << "record() did not append";
+    const std::string line = log_after.substr(log_before.size());
+    ASSERT_EQ(line.find('\n'), line.size() - 1) << "not one line: " << line;
+    if (with_shipped) {
+      ASSERT_EQ(json_after, json_before) << "with shipped experience record() writes only the log";
+    } else {
+      ASSERT_NE(json_after, json_before) << "without shipped experience record() refits";
+    }
+    bool learnt = false;  // so that predictions tell two records from three
+    for (std::size_t k = 0; k < rows.size(); ++k)
+      learnt = learnt || predicted_after[k].mean != predicted_before[k].mean ||
+               predicted_after[k].std != predicted_before[k].std;
+    ASSERT_TRUE(learnt) << "the third outcome changed no prediction";
+
+    auto expect_state = [&](const PredictorState& s, std::size_t records, const std::string& at) {
+      ASSERT_EQ(s.device_records().size(), records) << at;
+      for (std::size_t j = 0; j < records; ++j) EXPECT_EQ(s.device_records()[j].run_id, outcomes[j].run_id) << at;
+      ASSERT_NE(s.predictor(), nullptr) << at;
+      if (with_shipped) {
+        EXPECT_EQ(s.predictor()->calibration_records(), records) << at;
+      } else {
+        EXPECT_EQ(s.predictor()->training_rows(), records) << at;
+      }
+      const std::vector<Prediction> predicted = s.predictor()->predict(rows);
+      const std::vector<Prediction>& expected = records == 3 ? predicted_after : predicted_before;
+      for (std::size_t k = 0; k < rows.size(); ++k) {
+        EXPECT_EQ(predicted[k].mean, expected[k].mean) << at << ", row " << k;
+        EXPECT_EQ(predicted[k].std, expected[k].std) << at << ", row " << k;
+      }
+    };
+
+    // Killed after writing `cut` bytes of the line; predictor.json is still
+    // the one of two records.
+    for (std::size_t cut = 0; cut <= line.size(); ++cut) {
+      const std::string at = "killed after " + std::to_string(cut) + " of the line's " + std::to_string(line.size()) +
+                             " bytes";
+      const bool whole = cut == line.size();
+      write_bytes(log, log_before + line.substr(0, cut));
+      write_bytes(json, json_before);
+      PredictorState s = PredictorState::open(state, shipped, tiny);
+      ASSERT_NO_FATAL_FAILURE(expect_state(s, whole ? 3 : 2, at));
+      EXPECT_EQ(s.damage().size(), cut == 0 || whole ? 0u : 1u) << at;
+      // Without shipped experience predictor.json, fitted on two records,
+      // is refitted exactly when the log holds three.
+      EXPECT_EQ(s.refitted_on_open(), !with_shipped && whole) << at;
+
+      EXPECT_EQ(s.record(outcomes[2]), !whole) << at << ": the outcome in flight is stored once";
+      ASSERT_NO_FATAL_FAILURE(expect_state(s, 3, at + ", recorded again"));
+      ASSERT_EQ(zoo::read_file(log), log_after) << at << ": the torn line cut, the outcome appended once";
+      EXPECT_EQ(zoo::read_file(json), json_after) << at;
+    }
+    if (with_shipped) continue;
+
+    // Killed while writing predictor.json's temporary, after the append: the
+    // temporary is missing, empty, partial or whole (named as
+    // write_file_atomic names it, by a process that is gone), and
+    // predictor.json is the one of two records.
+    const std::string temporary = json + ".tmp.2147483646.0";
+    const std::size_t missing = std::string::npos;
+    for (const std::size_t cut : {missing, std::size_t(0), std::size_t(1), json_after.size() / 2,
+                                  json_after.size() - 1, json_after.size()}) {
+      const std::string at = cut == missing ? std::string("no temporary")
+                                            : "a temporary of " + std::to_string(cut) + " of " +
+                                                  std::to_string(json_after.size()) + " bytes";
+      write_bytes(log, log_after);
+      write_bytes(json, json_before);
+      std::filesystem::remove(temporary);
+      if (cut != missing) write_bytes(temporary, json_after.substr(0, cut));
+      PredictorState s = PredictorState::open(state, shipped, tiny);
+      EXPECT_TRUE(s.refitted_on_open()) << at << ": a predictor of two records taken for one of three";
+      EXPECT_TRUE(s.damage().empty()) << at;
+      ASSERT_NO_FATAL_FAILURE(expect_state(s, 3, at));
+      EXPECT_EQ(zoo::read_file(json), json_after) << at;
+      EXPECT_FALSE(s.record(outcomes[2])) << at;
+      EXPECT_EQ(zoo::read_file(log), log_after) << at;
+      const ExperienceRecord fourth = world.random_record("device-3-" + std::to_string(cut));
+      EXPECT_TRUE(s.record(fourth)) << at;
+      EXPECT_EQ(read_experience_log(log).records.size(), 4u) << at;
+    }
+    std::filesystem::remove(temporary);
+  }
 }
 
 TEST(PredictorStateTest, ItIsFittedOnTheShippedRecordsUnlessNoneWasEvaluated) {

@@ -33,19 +33,23 @@ TEST(FolderLockTest, ASecondLockOnTheFolderWaitsForTheFirst) {
   first.emplace(folder, "test");
   ASSERT_TRUE(first->held());
   EXPECT_FALSE(lockable_now(folder)) << "the first lock is not exclusive";
-  std::atomic<bool> trying{false}, second_held{false};
+  // The waiter notes whether the first lock was already released when it
+  // got its own. A correct lock passes however the threads are scheduled;
+  // one that does not wait fails whenever the waiter reaches it within the
+  // 100 ms (a look after a sleep would pass it whenever the waiter was slow).
+  std::atomic<bool> released{false}, second_held{false}, held_after_release{false};
   std::thread waiter([&] {
-    trying = true;
     const FolderLock second(folder, "test");
     second_held = second.held();
+    held_after_release = released.load();
   });
-  // The waiter has reached the lock (or is about to) before we judge it.
-  while (!trying) std::this_thread::yield();
+  // Give the waiter time to reach the lock, so that it really waits.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(second_held) << "the second lock did not wait";
+  released = true;
   first.reset();
   waiter.join();
   EXPECT_TRUE(second_held);
+  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
   EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
 }
 
