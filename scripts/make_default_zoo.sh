@@ -121,9 +121,9 @@ done
 # of epochs on tasks this small, and accuracy still rises past the grid's
 # 32. Without runs that long the predictor could only extrapolate what they
 # are worth, so nasoa::Adapter plans each model no longer than its own
-# longest run (at least 32): only this one plans past 128. Frozen stage
-# counts share their model's cap: frozen plans past 32 epochs are
-# extrapolated from the runs with nothing frozen.
+# longest run (at least 32): only this one plans past 128. Each frozen
+# stage count is capped at its own longest run: these long runs freeze
+# nothing, so plans with stages frozen stay within 32 epochs.
 long_models=$("$tools/nasoa-zoo" inspect "$work/default" | awk '$1 ~ /^nasoa-/ {print $7, $1}' | sort -n | tail -n 2 \
   | cut -d' ' -f2 | paste -sd, -)
 bash scripts/gather_in_two_shards.sh "$work/gather" \

@@ -54,8 +54,8 @@ class NASOA_API Classifier {
   //   kCorrupt             a file's size or SHA-256 differs from the manifest,
   //                        or the manifest does not parse or is inconsistent;
   //   kUnsupportedVersion  the manifest's format version is not one this build reads;
-  //   kInvalidArgument     a sound bundle that is not a model directory (not
-  //                        exactly one model, or no labels);
+  //   kInvalidArgument     `dir` is empty, or a sound bundle that is not a
+  //                        model directory (not exactly one model, or no labels);
   //   kIo                  a file cannot be read.
   static Classifier open(const std::string& dir);
 

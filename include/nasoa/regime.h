@@ -44,7 +44,9 @@ NASOA_API void validate(const Regime& regime);
 // The learning rate after `epochs_done` (fractional) epochs: cosine decay to 0
 // after a linear warm-up, or a step schedule dividing by 10 at 1/2 and 3/4.
 // Fine-tuning trains each step at the rate of the step's middle, so no step
-// runs at 0 and a run of a single step trains at half the peak rate.
+// runs at 0: a one-epoch run of a single step trains at the rate of epoch
+// 0.5, the full peak with the default half-epoch warm-up, half of it under a
+// cosine schedule without warm-up.
 NASOA_API double learning_rate_at(const Regime& regime, double epochs_done);
 
 NASOA_API const char* to_string(OptimizerKind kind);

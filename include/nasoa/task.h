@@ -21,8 +21,9 @@
 // line or a CSV of binary data; with a validation folder, a class with no
 // training image, a validation folder with no usable image, or an image that
 // is both a training and a validation image), {kIo} for a class folder that
-// cannot be listed, {kCorrupt} for damaged IDX files. A CSV path that is a
-// folder or a missing file is a skip. Every call on a moved-from Task throws
+// cannot be listed or a CSV or IDX file that exists but cannot be opened,
+// {kCorrupt} for damaged IDX files. A path in a CSV that is a folder or a
+// missing file is a skip. Every call on a moved-from Task throws
 // Error{kInvalidArgument}.
 #pragma once
 
@@ -55,7 +56,10 @@ struct TaskMeta {
 };
 
 struct TaskOptions {
-  int image_side = 64;                        // decoded size; match the zoo's input size
+  // Decoded size: the zoo's ModelInfo::input_size. The default is the input
+  // size of the bundle the SDK ships (zoo/default); a task read at another
+  // size is refused by Adapter::plan and fine_tune, naming both sizes.
+  int image_side = 32;
   std::string validation_dir;                 // class folders for validation; empty: split the task
   std::int64_t max_pixels = 100'000'000;      // larger images are skipped without decoding
   std::int64_t memory_cap_bytes = 1LL << 30;  // above it, images stream from disk

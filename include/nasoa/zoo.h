@@ -63,6 +63,7 @@ class NASOA_API Zoo {
   //   kCorrupt             a file's size or SHA-256 differs from the manifest,
   //                        or the manifest does not parse or is inconsistent;
   //   kUnsupportedVersion  the manifest's format version is not one this build reads;
+  //   kInvalidArgument     `dir` is empty;
   //   kIo                  a file cannot be read.
   static Zoo open(const std::string& dir);
 

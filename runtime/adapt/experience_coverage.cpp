@@ -29,10 +29,6 @@ int longest_run_of(const ExperienceSummary& experience, const std::string& model
   return at == it->second.end() ? 0 : at->second;
 }
 
-std::string frozen_text(int frozen) {
-  return std::to_string(frozen) + " frozen stage" + (frozen == 1 ? "" : "s");
-}
-
 struct Field {
   const char* name;
   bool (*same)(const Regime&, const Regime&);
@@ -174,7 +170,7 @@ std::map<std::string, int> model_epoch_caps(const ExperienceSummary& experience,
 }
 
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model, int frozen) {
-  return cap_reason(longest_run_of(experience, model, frozen) == cap, model + " with " + frozen_text(frozen));
+  return cap_reason(longest_run_of(experience, model, frozen) == cap, model + " with " + frozen_stages_text(frozen));
 }
 
 std::map<std::string, std::map<int, int>> frozen_epoch_caps(const ExperienceSummary& experience,
@@ -196,6 +192,10 @@ std::map<std::string, std::map<int, int>> frozen_epoch_caps(const ExperienceSumm
     }
   }
   return caps;
+}
+
+std::string frozen_stages_text(int frozen) {
+  return std::to_string(frozen) + " frozen stage" + (frozen == 1 ? "" : "s");
 }
 
 std::string listed_batch_sizes(const std::vector<int>& sizes) {

@@ -123,6 +123,9 @@ std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const
 // "... of MODEL with F frozen stage(s)".
 std::string epoch_cap_reason(const ExperienceSummary& experience, int cap, const std::string& model, int frozen);
 
+// "1 frozen stage", "2 frozen stages": as notes and errors name a count.
+std::string frozen_stages_text(int frozen);
+
 // "16, 32, 64": batch sizes as notes list them.
 std::string listed_batch_sizes(const std::vector<int>& sizes);
 

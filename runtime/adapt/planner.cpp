@@ -10,6 +10,7 @@
 #include <set>
 
 #include "nasoa/error.h"
+#include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/regime_json.h"
 
 namespace nasoa::runtime {
@@ -159,7 +160,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     for (const auto& [f, cap] : counts)
       if (cap.epochs < 1)
         invalid("plan grid epoch cap " + std::to_string(cap.epochs) + " of model '" + name + "' with " +
-                std::to_string(f) + " frozen stage" + (f == 1 ? "" : "s") + " is below 1");
+                frozen_stages_text(f) + " is below 1");
   if (!(over.safety_margin >= 0 && over.safety_margin < 1))
     invalid("safety margin " + std::to_string(over.safety_margin) + " is outside [0, 1)");
   for (const auto& [name, v] : {std::pair{"spent_seconds", over.spent_seconds},

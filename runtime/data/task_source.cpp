@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -248,7 +250,8 @@ ImageFiles list_image_files(const std::string& folder) {
 TaskSource list_csv(const std::string& csv_path) {
   require_regular_file(csv_path, "CSV list (path,label lines)");
   std::ifstream file(csv_path, std::ios::binary);
-  if (!file) throw Error(ErrorCode::kNotFound, csv_path + ": cannot open the CSV list");
+  // It exists (checked above): failing to open it is an I/O failure (permissions, say).
+  if (!file) throw Error(ErrorCode::kIo, csv_path + ": cannot open the CSV list: " + std::strerror(errno));
   std::ostringstream text;
   text << file.rdbuf();
   // An image or a UTF-16 file given as the list: said so, not parsed into
@@ -342,7 +345,7 @@ class IdxByteReader {
  public:
   explicit IdxByteReader(const std::string& path) : path_(path), in_((require_regular_file(path, "IDX file"), path),
                                                                          std::ios::binary) {
-    if (!in_) throw Error(ErrorCode::kNotFound, path + ": cannot open the IDX file");
+    if (!in_) throw Error(ErrorCode::kIo, path + ": cannot open the IDX file: " + std::strerror(errno));
     char magic[2] = {0, 0};
     in_.read(magic, 2);
     gzip_ = in_.gcount() == 2 && std::uint8_t(magic[0]) == 0x1f && std::uint8_t(magic[1]) == 0x8b;

@@ -3,10 +3,10 @@
 //   nasoa-adapt --zoo DIR (--data DIR|FILE.csv | --idx IMAGES LABELS [--class-names A,B,..])
 //               --budget SECONDS --out DIR
 //               [--energy JOULES] [--memory MIB] [--report FILE.json]
-//               [--state DIR] [--plan-only] [--probe] [--no-record]
+//               [--state DIR] [--plan-only] [--probe] [--no-record] [--min-experience N]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
-//               [--label-smoothing X] [--no-crop] [--flip]
+//               [--label-smoothing X] [--no-crop] [--flip|--no-flip]
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
 //               [--memory-layout auto|channels-first|channels-last]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]

@@ -102,10 +102,32 @@ nlohmann::json skipped_json(const std::vector<nasoa::SkippedFile>& skipped) {
   return list;
 }
 
+// A path's bytes as hex digits. The outcome file is written with bytes that
+// are not UTF-8 replaced by U+FFFD, so "task_dir" alone cannot tell apart two
+// folders named in another encoding; "task_dir_bytes" can.
+std::string as_hex(const std::string& text) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * text.size());
+  for (const unsigned char c : text) {
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  return hex;
+}
+
+// A path as the outcome file's "task_dir" holds it, for outcome files written
+// before "task_dir_bytes" was (0.3.3 and older).
+std::string as_stored(const std::string& text) {
+  return nlohmann::json::parse(nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
+
 // What --resume needs to take a task as done: which folder and budget it
 // was, its plan, what it achieved and what it skipped.
 nlohmann::json outcome_json(const Outcome& o, const std::string& task_dir, double budget_seconds) {
   return {{"task_dir", task_dir},
+          {"task_dir_bytes", as_hex(task_dir)},
           {"budget_seconds", budget_seconds},
           {"plan", nlohmann::json::parse(o.plan.to_json())},
           {"achieved_accuracy", optional_json(o.achieved)},
@@ -113,13 +135,6 @@ nlohmann::json outcome_json(const Outcome& o, const std::string& task_dir, doubl
           {"skipped", skipped_json(o.skipped)}};
 }
 
-// A path as the outcome file holds it: the file is written with bytes that
-// are not UTF-8 replaced by U+FFFD, so a folder named in another encoding
-// is compared in that form too, or it could never be resumed.
-std::string as_stored(const std::string& text) {
-  return nlohmann::json::parse(nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
-      .get<std::string>();
-}
 
 // Reads back a task's outcome, refusing one of another folder or budget
 // (the stream's summary would mix them) and naming the field at fault.
@@ -141,9 +156,14 @@ Outcome read_outcome(const std::string& file, const std::string& task_name, cons
     if (number ? !v.is_number() : v.type() != type) throw corrupt(std::string("field ") + name + " has the wrong type");
     return v;
   };
-  if (field("task_dir", nlohmann::json::value_t::string).get<std::string>() != as_stored(task_dir))
+  const std::string stored_dir = field("task_dir", nlohmann::json::value_t::string).get<std::string>();
+  const bool same_folder =
+      j.contains("task_dir_bytes")
+          ? field("task_dir_bytes", nlohmann::json::value_t::string).get<std::string>() == as_hex(task_dir)
+          : stored_dir == as_stored(task_dir);
+  if (!same_folder)
     throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                       file + " is the outcome of task folder " + j.at("task_dir").get<std::string>() + ", not " +
+                       file + " is the outcome of task folder " + stored_dir + ", not " +
                            task_dir + ": resume with the same task folders in the same order, or use another --out");
   if (field("budget_seconds", nlohmann::json::value_t::number_float).get<double>() != budget_seconds)
     throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,

@@ -115,6 +115,24 @@ cp -r "$work/shoes" "$latin"
   "$latin" > "$work/latin.out" 2>&1
 check "a task folder with a non-UTF-8 name is resumed as done" bash -c \
   "test $? -eq 0 && python3 -c \"import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r['tasks'][0]['done_before'] else 1)\" '$work/latin.json'"
+# Two folders whose paths differ only in bytes that are not UTF-8 are told
+# apart: the outcome of one is not taken for the other's.
+mkdir -p "$work/p-$(printf '\xe9')" "$work/p-$(printf '\xe8')"
+cp -r "$work/shoes" "$work/p-$(printf '\xe9')/shoes"
+cp -r "$work/shoes" "$work/p-$(printf '\xe8')/shoes"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state-l" --out "$work/twins" "$work/p-$(printf '\xe9')/shoes" \
+  > /dev/null 2>&1
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state-l" --out "$work/twins" --resume \
+  "$work/p-$(printf '\xe8')/shoes" > "$work/twins.out" 2>&1
+check "a folder differing only in non-UTF-8 bytes is not resumed as another's outcome" bash -c \
+  "test $? -eq 1 && grep -q 'is the outcome of task folder' '$work/twins.out'"
+# An outcome file of 0.3.3 (no task_dir_bytes) still resumes its folder.
+python3 -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); del j['task_dir_bytes']; json.dump(j, open(p, 'w'))" \
+  "$work/twins/1-shoes.outcome.json"
+"$stream" --zoo "$work/zoo" --budget 5 --state "$work/state-l" --out "$work/twins" --resume --json "$work/twins.json" \
+  "$work/p-$(printf '\xe9')/shoes" > /dev/null 2>&1
+check "an outcome file without task_dir_bytes is resumed by its folder" bash -c \
+  "test $? -eq 0 && python3 -c \"import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r['tasks'][0]['done_before'] else 1)\" '$work/twins.json'"
 "$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" --threads 4096 "$work/shoes" > /dev/null 2> "$work/threads.err"
 check "--threads above the cores is a bad argument" bash -c "test $? -eq 2 && grep -q 'threads 4096 is more than' '$work/threads.err'"
 

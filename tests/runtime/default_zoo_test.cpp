@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "nasoa/task.h"
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
@@ -45,6 +46,8 @@ TEST(DefaultZooTest, ShipsSearchedPretrainedModelsWithRecordExperienceAndPredict
   std::int64_t fewest = m.models.front().macs, most = fewest;
   for (const ModelInfo& model : m.models) {
     EXPECT_EQ(model.input_size, 32) << model.name;
+    EXPECT_EQ(model.input_size, nasoa::TaskOptions{}.image_side)
+        << model.name << ": a task read with the default options must fit the shipped zoo";
     EXPECT_EQ(model.name.rfind("nasoa-", 0), 0u) << model.name;
     ASSERT_GT(model.labels.size(), 50u) << model.name;
     EXPECT_NE(std::find(model.labels.begin(), model.labels.end(), "t-shirt"), model.labels.end());
