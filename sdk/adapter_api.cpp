@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <ctime>
 #include <exception>
@@ -171,14 +172,26 @@ runtime::Split task_split(const Task& task, const Regime& regime) {
   return runtime::stratified_split(store.labels(), regime.validation_fraction, regime.seed);
 }
 
+double time_limit_seconds(const Budget& budget) {
+  return budget.seconds > 0 ? budget.seconds : std::numeric_limits<double>::infinity();
+}
+
 void check_budget(const Budget& budget, bool finite) {
   const auto require = [&](bool ok, const char* field, double value, const char* expected) {
     if (!ok || (finite && !std::isfinite(value)))
       throw Error(ErrorCode::kInvalidArgument, std::string("budget field ") + field + " = " + zoo::shown_number(value) +
                                                    ": expected " + expected + (finite ? " and finite" : ""));
   };
-  require(budget.seconds > 0, "seconds", budget.seconds, "> 0");
+  if (!(budget.seconds >= 0))
+    throw Error(ErrorCode::kInvalidArgument, "budget field seconds = " + zoo::shown_number(budget.seconds) +
+                                                 ": expected >= 0 (0 or infinity: no time limit)");
   require(budget.joules >= 0, "joules", budget.joules, ">= 0 (0: no limit)");
+  // A run with neither limit would never stop early: a budget bounds it by
+  // time, by energy, or both.
+  if (std::isinf(time_limit_seconds(budget)) && !(budget.joules > 0 && std::isfinite(budget.joules)))
+    throw Error(ErrorCode::kInvalidArgument,
+                "budget has no limit: give seconds > 0, or joules > 0 (finite) for a budget of energy alone "
+                "(seconds " + zoo::shown_number(budget.seconds) + ", joules " + zoo::shown_number(budget.joules) + ")");
   // The cap is used in bytes: 2^30 MiB (a pebibyte) keeps that far from overflowing.
   require(budget.memory_mib >= 0 && budget.memory_mib <= (std::int64_t(1) << 30), "memory_mib",
           double(budget.memory_mib), ">= 0 (0: no limit) and at most 2^30 (a PiB)");
@@ -292,7 +305,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
             earlier_joules = std::max(earlier_joules, clock->joules);
           }
       const runtime::Limits limits(
-          budget.seconds, budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
+          sdk::time_limit_seconds(budget), budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
           joules_limit, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
           budget.memory_mib * 1024 * 1024);
 

@@ -39,11 +39,17 @@ int compute_threads(const AdapterOptions& options, bool on_gpu);
 bool energy_is_measured(const AdapterOptions& options);
 
 // Refuses a budget out of range with Error{kInvalidArgument} naming the
-// field and its value: seconds not above 0, joules or spent_seconds negative
-// or NaN, memory_mib negative. With `finite` (plan(): a plan records its
-// budget as JSON, which has no infinity) infinite values are refused too;
-// fine_tune() takes an infinite limit as no limit.
+// field and its value: seconds negative or NaN, joules or spent_seconds
+// negative or NaN, memory_mib negative, or no limit of time or energy at
+// all. With `finite` (plan(): a plan records its budget as JSON, which has no
+// infinity) infinite joules and spent seconds are refused too; fine_tune()
+// takes infinite joules as no limit. Infinite seconds are no time limit
+// for both, as 0 is.
 void check_budget(const Budget& budget, bool finite);
+
+// The budget's time limit: its seconds, or infinity when it has none
+// (Budget::seconds 0 or infinity).
+double time_limit_seconds(const Budget& budget);
 
 // The train/validation split fine_tune() makes of `task` for `regime`.
 runtime::Split task_split(const Task& task, const Regime& regime);

@@ -461,7 +461,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // Refused before anything is spent on profiling: not even starting and
     // saving a model would fit.
     const rt::PlanOverheads defaults;
-    const double usable = budget.seconds * (1 - defaults.safety_margin) - budget.spent_seconds;
+    const double usable = sdk::time_limit_seconds(budget) * (1 - defaults.safety_margin) - budget.spent_seconds;
     const double fixed = defaults.startup_seconds + defaults.saving_seconds;
     if (usable <= fixed)
       throw Error(ErrorCode::kInvalidArgument,
@@ -473,7 +473,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
 
     Plan plan;
     plan.notes = std::move(left_out);
-    plan.budget_seconds = budget.seconds;
+    plan.budget_seconds = std::isinf(budget.seconds) ? 0.0 : budget.seconds;  // 0: no time limit, as JSON can hold it
     plan.budget_joules = budget.joules;
     plan.budget_memory_mib = budget.memory_mib;
     const std::string folder = state_folder(impl);
@@ -532,7 +532,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     options.overheads.resident_bytes = zoo::resident_bytes().value_or(0);
     options.overheads.validation_images = std::int64_t(split.validation.size());
     rt::PlannerBudget limits;
-    limits.seconds = budget.seconds;
+    limits.seconds = sdk::time_limit_seconds(budget);
     if (budget.joules > 0) limits.joules = budget.joules;
     if (budget.memory_mib > 0) limits.memory_bytes = budget.memory_mib * 1024 * 1024;
     const auto train_images = std::int64_t(split.train.size());
@@ -626,7 +626,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
                       "nothing frozen, as many epochs as fit; " +
                       plan.best.why;
     }
-    plan.usable_seconds = schedule.usable_seconds;
+    plan.usable_seconds = std::isinf(schedule.usable_seconds) ? 0.0 : schedule.usable_seconds;
     plan.plans_considered = schedule.plans_considered;
     plan.plans_fitting = schedule.plans_fitting;
     plan.planning_seconds = since(started);
@@ -690,7 +690,7 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
       if (rec.regime.schedule == ScheduleKind::kCosine && rec.regime.warmup_epochs >= evaluated_epochs)
         rec.regime.warmup_epochs = evaluated_epochs - 1;
     }
-    if (plan.budget_seconds > 0) rec.budget_seconds = plan.budget_seconds;
+    if (plan.budget_seconds > 0 && std::isfinite(plan.budget_seconds)) rec.budget_seconds = plan.budget_seconds;
     if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;
     // (A cut run's last evaluation may be of a part epoch's weights: not the
     // outcome of the epochs it is recorded as.)

@@ -7,6 +7,7 @@
 // Task's ingestion already used, counted through Budget::spent_seconds,
 // training, final evaluation, saving) ends within seconds x 1.05 + 2 s; the
 // loop stops mid-epoch when need be and hands back the best model it has.
+// A budget of energy alone (no seconds) is kept the same way in joules.
 //
 // A checkpoint is kept beside the output directory (OUT.checkpoint) while
 // training; fine_tune(..., resume = true) continues from it after a crash or
@@ -68,7 +69,9 @@
 namespace nasoa {
 
 struct Budget {
-  double seconds = 0;            // wall-clock limit of the whole adapt; required, > 0
+  // Wall-clock limit of the whole adapt; 0 or +infinity: none. A budget needs
+  // a limit: seconds > 0, or joules > 0 and finite for one of energy alone.
+  double seconds = 0;
   double joules = 0;             // energy limit; 0 or +infinity: none (plan() needs it finite)
   // Resident memory cap: the process's peak while it fine-tunes (from the
   // start of training to the saved model, the task's images included); 0: none.

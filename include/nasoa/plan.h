@@ -50,7 +50,9 @@ struct Plan {
 
   // What was planned for: the budget as given to plan(); the seconds usable
   // after the planner's safety margin (a tenth of the budget is kept back for
-  // estimate error).
+  // estimate error). budget_seconds and usable_seconds are 0 for a budget of
+  // energy alone (Budget::seconds 0 or infinity), as budget_joules is for
+  // one of time alone.
   double budget_seconds = 0, budget_joules = 0;
   std::int64_t budget_memory_mib = 0;
   double usable_seconds = 0;

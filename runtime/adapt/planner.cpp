@@ -138,8 +138,10 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   const PlanOverheads& over = options.overheads;
   if (models.empty()) invalid("no models to plan for");
   if (train_images < 1) invalid("train_images " + std::to_string(train_images) + " is below 1");
-  if (!(budget.seconds > 0) || !std::isfinite(budget.seconds))
-    invalid("budget seconds " + std::to_string(budget.seconds) + " is not a positive number");
+  // Infinite seconds: no time limit, for a budget that an energy limit bounds.
+  if (!(budget.seconds > 0) || (std::isinf(budget.seconds) && !budget.joules))
+    invalid("budget seconds " + std::to_string(budget.seconds) +
+            " is not a positive number (infinity, no time limit, only with a joule budget)");
   if (budget.joules && !(*budget.joules > 0)) invalid("budget joules " + std::to_string(*budget.joules) + " is not positive");
   if (budget.memory_bytes && *budget.memory_bytes <= 0)
     invalid("budget memory " + std::to_string(*budget.memory_bytes) + " bytes is not positive");
@@ -361,10 +363,11 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     // memory cap too small, leading with seconds that fit would mislead.
     std::vector<std::string> broken, kept;
     const double seconds = costs.seconds(c, 1);
-    (seconds > limits.usable_seconds ? broken : kept)
-        .push_back("a budget of at least " + ceil2(seconds / (1 - over.safety_margin)) + " s (given " +
-                   fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " + fmt("%.2f", over.spent_seconds) +
-                   " s already spent)");
+    if (std::isfinite(budget.seconds))
+      (seconds > limits.usable_seconds ? broken : kept)
+          .push_back("a budget of at least " + ceil2(seconds / (1 - over.safety_margin)) + " s (given " +
+                     fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " + fmt("%.2f", over.spent_seconds) +
+                     " s already spent)");
     if (budget.joules) {
       const double joules = *costs.joules(c, 1);
       (joules > *limits.usable_joules ? broken : kept)

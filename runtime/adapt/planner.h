@@ -72,7 +72,8 @@
 namespace nasoa::runtime {
 
 struct PlannerBudget {
-  double seconds = 0;                        // > 0: the whole adapt call, spent seconds included
+  double seconds = 0;                        // > 0: the whole adapt call, spent seconds included;
+                                             // infinity: no time limit (only with `joules`)
   std::optional<double> joules;              // > 0 when set
   std::optional<std::int64_t> memory_bytes;  // > 0 when set: peak resident memory
 };

@@ -1,8 +1,8 @@
 // nasoa-adapt: fine-tune a zoo model on a folder of labelled images, inside a budget.
 //
 //   nasoa-adapt --zoo DIR (--data DIR|FILE.csv | --idx IMAGES LABELS [--class-names A,B,..])
-//               --budget SECONDS --out DIR
-//               [--energy JOULES] [--memory MIB] [--report FILE.json]
+//               (--budget SECONDS | --energy JOULES | both) --out DIR
+//               [--memory MIB] [--report FILE.json]
 //               [--state DIR] [--plan-only] [--probe] [--no-record] [--min-experience N]
 //               [--model NAME] [--lr X] [--epochs N] [--frozen K] [--batch B]
 //               [--optimizer sgd|adamw] [--schedule cosine|step] [--weight-decay X]
@@ -122,13 +122,27 @@ std::string describe(const nasoa::Regime& r) {
   return text.str();
 }
 
+// " of 60 s", or ", no time limit" for a budget of energy alone.
+std::string time_limit_text(double budget_seconds) {
+  std::ostringstream text;
+  if (budget_seconds > 0) {
+    text << " of " << budget_seconds << " s";
+  } else {
+    text << ", no time limit";
+  }
+  return text.str();
+}
+
 // The plan as a person reads it; --plan-only and the report have the JSON.
 void print_plan(std::ostream& out, const nasoa::Plan& plan) {
   const nasoa::PlannedRun& b = plan.best;
   out << "plan:       " << describe(b.regime) << "\n"
       << "predicted:  " << percent(b.predicted_accuracy);
   if (b.predicted_std) out << " +- " << percent(b.predicted_std);
-  out << " in " << fixed2(b.predicted_seconds) << " s of " << plan.budget_seconds << " s ("
+  out << " in " << fixed2(b.predicted_seconds) << " s" << time_limit_text(plan.budget_seconds);
+  if (plan.budget_joules > 0 && b.predicted_joules)
+    out << ", " << fixed2(*b.predicted_joules) << " J of " << plan.budget_joules << " J";
+  out << " ("
       << nasoa::to_string(plan.source) << " plan; experience: " << plan.shipped_records << " shipped and "
       << plan.device_records << " device records)\n"
       << "why:        " << b.why << "\n"
@@ -217,7 +231,9 @@ int main(int argc, char** argv) {
   app.add_option("--class-names", idx_class_names, "With --idx: the classes' names, comma-separated, in label order")
       ->delimiter(',')
       ->needs(idx_option);
-  app.add_option("--budget", budget.seconds, "Wall-clock budget of the whole run, seconds")->required()->check(nasoa_samples::finite_number(0, true));
+  app.add_option("--budget", budget.seconds,
+                 "Wall-clock budget of the whole run, seconds (required unless --energy bounds the run alone)")
+      ->check(nasoa_samples::finite_number(0, true));
   app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
   app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(nasoa_samples::finite_number(0, false));
   app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB; 0: none")
@@ -296,6 +312,10 @@ int main(int argc, char** argv) {
   }
   if (plan_only && given) {
     std::cerr << "nasoa-adapt: --plan-only plans the regime; leave out --model, --lr, --epochs, --frozen and --batch\n";
+    return 2;
+  }
+  if (app.get_option("--budget")->count() == 0 && !(budget.joules > 0)) {
+    std::cerr << "nasoa-adapt: give a budget: --budget SECONDS, --energy JOULES, or both\n";
     return 2;
   }
   if (plan_only && resume) {
@@ -427,7 +447,7 @@ int main(int argc, char** argv) {
     // Reading counts in the budget: a folder of huge photos must not run past
     // it. (At least a second, within the guarantee's 2 s of grace: a budget
     // too small to train is the Adapter's to refuse, naming the budget.)
-    task_options.time_limit_seconds = std::max(1.0, budget.seconds - seconds_since(started));
+    if (budget.seconds > 0) task_options.time_limit_seconds = std::max(1.0, budget.seconds - seconds_since(started));
     // A file is a CSV list whatever its extension's case; a folder is a task
     // folder even when its name ends in .csv.
     std::error_code kind_ec;
@@ -530,7 +550,8 @@ int main(int argc, char** argv) {
               << (r.best_epoch > 0 ? " (epoch " + std::to_string(r.best_epoch) + ")" : std::string())
               << (plan.best.predicted_accuracy ? ", predicted " + percent(plan.best.predicted_accuracy) : std::string())
               << "\n"
-              << "time:       " << r.wall_seconds << " s of " << budget.seconds << " s (" << r.stop_reason << ", "
+              << "time:       " << r.wall_seconds << " s" << time_limit_text(budget.seconds) << " (" << r.stop_reason
+              << ", "
               << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ", " << r.memory_layout << ")\n"
               << "energy:     " << (r.energy_meter == "none" ? std::string("not measured (no meter here; --watts gives an estimate)")
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +

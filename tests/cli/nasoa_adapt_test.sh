@@ -117,6 +117,12 @@ check "--plan-only prints the plan and its alternatives as JSON" \
 check "--plan-only writes no model and no plan file" bash -c "test ! -e '$work/planned' && test ! -e '$work/planned.plan.json'"
 check "--plan-only trains nothing: no checkpoint, no experience record" \
   bash -c "test ! -e '$work/planned.checkpoint' && for f in '$state'/adapt-test-*/experience.log; do test ! -s \"\$f\" || exit 1; done"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --energy 200 --watts 10 --state "$state" --plan-only \
+  > "$work/plan-energy.json" 2> "$work/plan-energy.err"
+check "--energy alone is a budget: the plan has no time limit and fits the joules" \
+  json "$work/plan-energy.json" "r['budget']['seconds'] == 0 and r['budget']['joules'] == 200 and r['best']['predicted_joules'] <= 0.9 * 200"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --state "$state" --plan-only > /dev/null 2> "$work/no-budget.err"
+check "neither --budget nor --energy is a bad argument" bash -c "test $? -eq 2 && grep -q 'give a budget' '$work/no-budget.err'"
 check "--plan-only keeps the device profile it measured in the state" bash -c "ls '$state'/adapt-test-*/device-profile-*.json"
 
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --state "$state" --out "$work/planned" \

@@ -267,10 +267,11 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   nan_joules.joules = std::nan("");
   EXPECT_EQ(code_of([&] { adapter.plan(*task_, nan_joules, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
   EXPECT_NE(message.find("budget field joules = nan"), std::string::npos) << message;
+  // No time limit is a budget of energy alone: without joules, no budget.
   nasoa::Budget endless = budget;
   endless.seconds = HUGE_VAL;
   EXPECT_EQ(code_of([&] { adapter.plan(*task_, endless, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
-  EXPECT_NE(message.find("budget field seconds = inf: expected > 0 and finite"), std::string::npos) << message;
+  EXPECT_NE(message.find("budget has no limit"), std::string::npos) << message;
   nasoa::Plan edited = plan;
   edited.budget_joules = HUGE_VAL;
   EXPECT_EQ(code_of([&] { (void)edited.to_json(); }, &message), nasoa::ErrorCode::kInvalidArgument);
@@ -676,6 +677,56 @@ TEST_F(PlanApiTest, PredictorPlansKeepToTheBatchSizesItHasSeenUnlessNoneFits) {
   EXPECT_EQ(note_of(small).rfind("no plan at the batch sizes the predictor has seen (32) fits: ", 0), 0u)
       << note_of(small);
   EXPECT_NE(note_of(small).find("planned over the profile's (16, 32)"), std::string::npos) << note_of(small);
+}
+
+TEST_F(PlanApiTest, ABudgetOfEnergyAlonePlansAndTrainsWithinItsJoules) {
+  // No meter on an empty sysfs root: runs are charged at the estimate, and
+  // plans costed at it, so the test holds on any machine.
+  nasoa::AdapterOptions options = profiled_options(dir_ / "state");
+  options.sysfs_root = (dir_ / "empty-sysfs").string();
+  options.estimate_watts = 10;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.joules = 60;  // 6 s at 10 W; no seconds: no time limit
+  const nasoa::Plan plan = adapter.plan(*task_, budget, base_);
+  EXPECT_EQ(plan.budget_seconds, 0.0) << "no time limit is recorded as 0, as JSON can hold it";
+  EXPECT_EQ(plan.usable_seconds, 0.0);
+  EXPECT_EQ(plan.budget_joules, 60.0);
+  std::vector<nasoa::PlannedRun> runs{plan.best};
+  runs.insert(runs.end(), plan.alternatives.begin(), plan.alternatives.end());
+  for (const nasoa::PlannedRun& p : runs) {
+    ASSERT_TRUE(p.predicted_joules.has_value()) << p.regime.model;
+    EXPECT_LE(*p.predicted_joules, 0.9 * 60 + 1e-9) << p.regime.model;
+    // Energy is the run's time (less what was spent before it, planning) at
+    // the estimated power: the joules bound the seconds.
+    EXPECT_LE(*p.predicted_joules, 10 * p.predicted_seconds * (1 + 1e-9)) << p.regime.model;
+    EXPECT_GT(*p.predicted_joules, 10 * (p.predicted_seconds - 1)) << p.regime.model;
+  }
+  const nasoa::Plan back = nasoa::Plan::from_json(plan.to_json());
+  EXPECT_EQ(back.to_json(), plan.to_json());
+  nasoa::Budget infinite_seconds = budget;
+  infinite_seconds.seconds = HUGE_VAL;  // the other spelling of no time limit
+  const nasoa::Plan same = adapter.plan(*task_, infinite_seconds, base_);
+  EXPECT_EQ(same.budget_seconds, 0.0);
+  EXPECT_EQ(same.best.regime.model, plan.best.regime.model);
+  EXPECT_EQ(same.best.regime.epochs, plan.best.regime.epochs);
+
+  const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, (dir_ / "m").string());
+  EXPECT_TRUE(r.stop_reason == "completed" || r.stop_reason == "energy budget") << r.stop_reason;
+  EXPECT_GT(r.epochs.size(), 0u);
+  // The guarantee, in joules: within the budget x 1.05 plus 2 s at the power.
+  EXPECT_LE(r.joules, 60 * 1.05 + 2 * 10) << r.energy_meter;
+  EXPECT_TRUE(adapter.record(*task_, plan, r));
+
+  nasoa::Budget none;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, none, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("budget has no limit"), std::string::npos) << message;
+  nasoa::Budget endless_energy;
+  endless_energy.joules = HUGE_VAL;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, plan, endless_energy, (dir_ / "m2").string()); }, &message),
+            nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("budget has no limit"), std::string::npos) << message;
 }
 
 TEST_F(PlanApiTest, TheDefaultStateDirectoryFollowsXdgThenHome) {
