@@ -79,6 +79,24 @@ class MpiEvaluator : public nasoa::search::Evaluator {
 
   void stop() { broadcast(Json{{"stop", true}}.dump()); }
 
+  // Every rank reads the corpus itself (per-node copies on a cluster): one
+  // that read another sample would evaluate its share on other heads and
+  // images. Only rank 0's digest goes into the state, so each rank compares
+  // its own with it; all ranks learn whether any differs, and stop together.
+  void check_same_corpus_sample() {
+    const std::string mine = local_.sample_digest() + " (" + std::to_string(local_.classes()) + " classes, pixel " +
+                             local_.pixel_statistics() + ")";
+    const std::string first = broadcast(mine);
+    int same = mine == first ? 1 : 0, all_same = 0;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!same)
+      std::cerr << "nasoa-search: rank " << rank_ << " read the corpus sample " << mine << ", rank 0 " << first << "\n";
+    if (!all_same)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the ranks read different corpus samples from --corpus (rank 0: " + first +
+                      "): give every rank the same corpus (a copy on each node must match rank 0's)");
+  }
+
   // The loop of ranks other than 0: until rank 0 says stop.
   void serve() {
     for (;;) {
@@ -299,6 +317,7 @@ int run(Args a) {
                                       {"max_step_ms", a.max_step_ms},
                                       {"compute_threads", torch::get_num_threads()},
                                       {"cuda", a.proxy.use_cuda && torch::cuda::is_available()},
+                                      {"corpus_pixels", local.pixel_statistics()},
                                       {"corpus_sample", local.sample_digest()}}
                            .dump();
   if (rank == 0)
@@ -308,6 +327,7 @@ int run(Args a) {
   if (size == 1) return drive(a, local);
 #ifdef NASOA_WITH_MPI
   MpiEvaluator mpi(local, rank, size);
+  mpi.check_same_corpus_sample();
   if (rank != 0) {
     mpi.serve();
     return 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -78,6 +79,14 @@ ProxyEvaluator::ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions
 }
 
 ProxyEvaluator::~ProxyEvaluator() = default;
+
+std::string ProxyEvaluator::pixel_statistics() const {
+  const TaskMeta& meta = store_->meta();
+  char text[160];
+  std::snprintf(text, sizeof text, "mean %.9g %.9g %.9g, std %.9g %.9g %.9g", meta.pixel_mean[0], meta.pixel_mean[1],
+                meta.pixel_mean[2], meta.pixel_std[0], meta.pixel_std[1], meta.pixel_std[2]);
+  return text;
+}
 
 int ProxyEvaluator::classes() const { return static_cast<int>(store_->class_names().size()); }
 

@@ -59,6 +59,10 @@ class ProxyEvaluator : public Evaluator {
   // SHA-256 of the sample's images (paths relative to the corpus, classes):
   // a search resumed on another corpus would mix two corpora's accuracies.
   const std::string& sample_digest() const { return sample_digest_; }
+  // The sample's pixel mean and standard deviation per channel, as text: a
+  // corpus rebuilt under the same file names (another --seed or --side)
+  // has the same digest but other pixels.
+  std::string pixel_statistics() const;
 
  private:
   ProxyOptions options_;

@@ -206,7 +206,8 @@ State load(const SearchOptions& o, const std::string& dir) {
           // A state from before the corpus, the compute threads or the
           // use of CUDA was recorded: trusted, and it records this run's
           // from its next save on.
-          if ((sub == "corpus_sample" || sub == "compute_threads" || sub == "cuda") && !old_settings.contains(sub))
+          if ((sub == "corpus_sample" || sub == "corpus_pixels" || sub == "compute_threads" || sub == "cuda") &&
+              !old_settings.contains(sub))
             continue;
           differs = true;
           name += "." + sub;

@@ -70,7 +70,7 @@ check "a NaN --proxy-lr is a bad argument (exit 2), named, before any state is m
 "$search" --corpus "$work/corpus2" "${common[@]}" --generations 2 --state "$work/one/state" --out "$work/x" > /dev/null \
   2> "$work/corpus.err"
 check "a resume on another corpus of as many classes is refused, naming its sample" bash -c \
-  "[ $? -eq 1 ] && grep -q 'option evaluator.corpus_sample' '$work/corpus.err'"
+  "[ $? -eq 1 ] && grep -qE 'option evaluator.corpus_(sample|pixels)' '$work/corpus.err'"
 cp -r "$work/corpus" "$work/corpus-moved"
 check "a corpus moved elsewhere is the same corpus" bash -c \
   "'$search' --corpus '$work/corpus-moved' ${common[*]} --generations 2 --state '$work/one/state' --out '$work/moved' 2>&1 | grep -q 'resuming: phase done'"

@@ -389,7 +389,7 @@ TEST(SearchTest, BadSeedBlocksAndOptionsThatWouldOverflowAreRefusedUpFront) {
   EXPECT_EQ(evaluator.calls, 0);
 }
 
-TEST(SearchTest, ResumeUnderOtherComputeThreadsOrDeviceIsRefused) {
+TEST(SearchTest, ResumeUnderOtherComputeThreadsDeviceOrCorpusPixelsIsRefused) {
   SearchOptions o = formula_options();
   o.generations = 1;
   nasoa::testing::TempDir dir;
@@ -409,6 +409,14 @@ TEST(SearchTest, ResumeUnderOtherComputeThreadsOrDeviceIsRefused) {
   o.evaluator = R"({"compute_threads":1,"corpus_sample":"aaa","cuda":true,"proxy_lr":0.1})";
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
                                            ErrorCode::kInvalidArgument, "evaluator.cuda = false, this run has true"));
+  // A corpus rebuilt under the same file names has other pixels: recorded
+  // once, a change is refused too.
+  o.evaluator = R"({"compute_threads":1,"corpus_pixels":"mean 0.5","corpus_sample":"aaa","cuda":false,"proxy_lr":0.1})";
+  o.generations = 3;
+  EXPECT_NO_THROW(run_search(o, evaluator, dir / "state"));
+  o.evaluator = R"({"compute_threads":1,"corpus_pixels":"mean 0.25","corpus_sample":"aaa","cuda":false,"proxy_lr":0.1})";
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
+                                           ErrorCode::kInvalidArgument, "evaluator.corpus_pixels"));
 }
 
 // Fails every candidate of C0 24, as a step above --max-step-ms or an out of
