@@ -266,6 +266,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
 
       std::optional<runtime::DeviceProfile> profile = live().profile;
       if (!profile && !options.device_profile.empty()) profile = sdk::load_given_device_profile(live());
+      // Without one, the profile an earlier plan() or calibrate() kept:
+      // without predicted step times the first step has no guard.
+      if (!profile && options.device_profile.empty()) profile = sdk::kept_device_profile(live());
       // A given profile may measure only some models; one it lacks trains
       // as if there were no profile.
       const runtime::ModelProfile* model_profile = profile ? profile->find_model(model.name) : nullptr;
@@ -354,9 +357,16 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.predicted_watts = estimated ? meter_options.estimate_watts : profile_watts;
       // (Too many frozen stages has no measurement; runtime::fine_tune refuses
       // it as the regime error it is.)
-      if (model_profile && regime.frozen_stages <= job.network->num_stages())
+      if (model_profile && regime.frozen_stages <= job.network->num_stages()) {
+        // A split smaller than the batch trains in batches of the split.
+        const std::int64_t batch =
+            std::min<std::int64_t>(regime.batch_size, std::max<std::size_t>(1, job.split.train.size()));
         job.predicted_step_seconds =
-            runtime::predict_step_seconds(*profile, model.name, regime.batch_size, regime.frozen_stages);
+            runtime::predict_step_seconds(*profile, model.name, int(batch), regime.frozen_stages);
+      }
+      if (model_profile)
+        job.predicted_evaluation_seconds = runtime::predict_evaluation_seconds(
+            *profile, model.name, std::int64_t(job.split.validation.size()), regime.batch_size);
       // The layout the profile timed, so that its predictions hold; without a
       // profile the fine-tuner tries both.
       if (options.memory_layout == MemoryLayoutPreference::kChannelsFirst)

@@ -60,5 +60,11 @@ runtime::Split task_split(const Task& task, const Regime& regime);
 // time what those networks do.
 runtime::DeviceProfile load_given_device_profile(const Adapter::Impl& impl);
 
+// The device profile plan() keeps in the state directory, when there is one
+// for this zoo, device and these settings; never measured here, and nothing
+// when it is missing, damaged or measured otherwise. fine_tune() with a
+// regime of the caller's uses it to guard even the first step.
+std::optional<runtime::DeviceProfile> kept_device_profile(const Adapter::Impl& impl);
+
 }  // namespace sdk
 }  // namespace nasoa

@@ -386,6 +386,22 @@ rt::DeviceProfile sdk::load_given_device_profile(const Adapter::Impl& impl) {
   return given;
 }
 
+std::optional<rt::DeviceProfile> sdk::kept_device_profile(const Adapter::Impl& impl) {
+  try {
+    // (With no state_dir, a process with no home has no state directory:
+    // default_state_dir() throws, and there is no profile kept.)
+    const std::string path = profile_path(impl, state_folder(impl));
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) return std::nullopt;
+    rt::DeviceProfile kept = rt::load_device_profile(path);
+    if (profile_mismatch(kept, impl).empty()) return kept;
+  } catch (const Error&) {
+    // A damaged or unreadable one: plan() measures it again; a run with a
+    // regime of its own goes on without, as it would with none kept.
+  }
+  return std::nullopt;
+}
+
 std::string default_state_dir() {
   return sdk::at_boundary("default_state_dir", [] {
     if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && xdg[0] == '/') return (fs::path(xdg) / "nasoa").string();

@@ -7,7 +7,8 @@
 // Task's ingestion already used, counted through Budget::spent_seconds,
 // training, final evaluation, saving) ends within seconds x 1.05 + 2 s; the
 // loop stops mid-epoch when need be and hands back the best model it has.
-// A budget of energy alone (no seconds) is kept the same way in joules.
+// A budget of energy alone (no seconds) is kept the same way in joules: the
+// fine-tune's energy, as the meter reads it or as estimated.
 //
 // A checkpoint is kept beside the output directory (OUT.checkpoint) while
 // training; fine_tune(..., resume = true) continues from it after a crash or
@@ -127,11 +128,13 @@ struct AdapterOptions {
   // older format is used, and each plan notes why its times may not hold).
   // Empty: plan() uses the one it keeps in the state directory (measured on
   // first use, and again when it no longer fits), and
-  // fine_tune(task, regime, ...) on an Adapter that has not planned none.
+  // fine_tune(task, regime, ...) the one kept there when it fits, else none
+  // (it never measures one).
   std::string device_profile;
   std::string sysfs_root = "/sys";           // where energy meters are looked for
   // Where the device keeps what it learns (see the top of this file). Empty:
-  // default_state_dir(). Only plan(), record() and calibrate() use it.
+  // default_state_dir(). plan(), record() and calibrate() use it;
+  // fine_tune(task, regime, ...) only reads the device profile kept there.
   std::string state_dir;
   // Whether plan() scores each model's frozen features on a sample of the
   // task with LogME (a few forward passes per model, counted against the
@@ -295,9 +298,11 @@ class NASOA_API Adapter {
   // calibrate() measures it ahead of time, outside any budget. A first
   // plan() whose budget runs out while measuring keeps the models measured so
   // far in the state directory; the next call measures only the rest. Plans fit
-  // when their predicted seconds stay within 90 % of budget.seconds, which
-  // keeps a tenth back for estimate error; fine_tune's guard enforces the
-  // budget itself.
+  // when their predicted seconds stay within 90 % of budget.seconds (and
+  // their joules within 90 % of budget.joules), which keeps a tenth back for
+  // estimate error; fine_tune's guard enforces the budget itself. With a
+  // budget of energy alone, reading the task and planning (a first plan's
+  // profiling included) are bounded by no limit and counted in no joules.
   //
   // Throws Error{kInvalidArgument} for a bad budget, a task whose image side
   // no model takes, or when no plan fits (naming the cheapest plan and the

@@ -217,15 +217,6 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     std::sort(frozen.begin(), frozen.end());
     frozen.erase(std::unique(frozen.begin(), frozen.end()), frozen.end());
     const double model_watts = mp.most_watts();  // what fine-tuning is charged at without a meter or estimate
-    // Evaluation runs at the plan's batch size: per image, a fixed cost per
-    // batch spread over its images plus a cost per image, through the
-    // profile's two measurements (batch 1 and batch 64).
-    const double at1 = mp.inference_seconds_per_image_batch1, at64 = mp.inference_seconds_per_image_batch64;
-    auto eval_per_image = [&](int batch) {
-      if (!(at64 > 0)) return at1;
-      if (!(at1 > 0)) return at64;
-      return std::max(0.0, at64 + (at1 - at64) * (1.0 / batch - 1.0 / 64) / (1.0 - 1.0 / 64));
-    };
     for (int f : frozen) {
       if (f > stages || !measured_frozen.count(f)) continue;  // the profile cannot predict it
       for (int b : batches) {
@@ -245,7 +236,8 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
             of_model != grid.epoch_caps_by_frozen.end())
           if (const auto at = of_model->second.find(f); at != of_model->second.end()) tighten(at->second);
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
-        c.eval_epoch = double(over.validation_images) * eval_per_image(b);
+        // Evaluation runs at the plan's batch size, as the fine-tuner's does.
+        c.eval_epoch = predict_evaluation_seconds(profile, models[mi].name, over.validation_images, b);
         const StepTiming* cell = find_cell(mp, b, f);
         if (options.unmetered) {
           if (options.estimate_watts > 0) c.watts = options.estimate_watts;
@@ -515,10 +507,12 @@ std::string to_json(const Schedule& s) {
   Json alternatives = Json::array();
   for (const PlannedRun& p : s.alternatives) alternatives.push_back(plan_json(p));
   j["alternatives"] = alternatives;
-  j["budget"] = Json{{"seconds", s.budget.seconds},
+  // No time limit (infinite seconds) is null, on purpose: JSON has no infinity.
+  const auto seconds_json = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
+  j["budget"] = Json{{"seconds", seconds_json(s.budget.seconds)},
                      {"joules", s.budget.joules ? Json(*s.budget.joules) : Json(nullptr)},
                      {"memory_bytes", s.budget.memory_bytes ? Json(*s.budget.memory_bytes) : Json(nullptr)},
-                     {"usable_seconds", s.usable_seconds},
+                     {"usable_seconds", seconds_json(s.usable_seconds)},
                      {"usable_joules", s.usable_joules ? Json(*s.usable_joules) : Json(nullptr)}};
   j["configurations"] = s.configurations;
   j["plans_considered"] = s.plans_considered;

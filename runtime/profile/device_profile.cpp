@@ -803,4 +803,20 @@ double predict_epoch_seconds(const DeviceProfile& profile, const std::string& mo
   return double(steps) * step;
 }
 
+double predict_evaluation_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
+                                  int batch_size) {
+  const ModelProfile& m = profile.model(model);
+  if (images < 0 || batch_size < 1)
+    throw Error(ErrorCode::kInvalidArgument, "cannot predict an evaluation of " + std::to_string(images) +
+                                                 " images at batch " + std::to_string(batch_size));
+  const double at1 = m.inference_seconds_per_image_batch1, at64 = m.inference_seconds_per_image_batch64;
+  double per_image = 0;
+  if (at1 > 0 && at64 > 0) {
+    per_image = std::max(0.0, at64 + (at1 - at64) * (1.0 / batch_size - 1.0 / 64) / (1.0 - 1.0 / 64));
+  } else {
+    per_image = std::max({0.0, at1, at64});
+  }
+  return double(images) * per_image;
+}
+
 }  // namespace nasoa::runtime

@@ -205,6 +205,14 @@ double predict_step_seconds(const DeviceProfile& profile, const std::string& mod
 double predict_epoch_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
                              int batch_size, int frozen_stages);
 
+// Seconds to classify `images` at `batch_size` (a validation pass): per
+// image, a cost per batch spread over its images plus a cost per image,
+// through the profile's two inference measurements (batch 1 and 64); 0 when
+// the profile has neither. Throws Error{kNotFound} for an unknown model,
+// Error{kInvalidArgument} for images < 0 or batch_size < 1.
+double predict_evaluation_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,
+                                  int batch_size);
+
 // Seconds of each of `repetitions` fine-tuning steps of `network` as it
 // stands (its frozen stages included): forward, label-smoothed
 // cross-entropy, backward and the runtime's own SGD update, on random inputs

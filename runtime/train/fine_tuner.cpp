@@ -119,7 +119,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const bool cuda = job.use_cuda && torch::cuda::is_available();
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   outcome.device = cuda ? "cuda:0" : "cpu";
-  if (cuda) at::globalContext().setBenchmarkCuDNN(limits.seconds_left() >= kCudnnAutotuneSeconds);
+  if (cuda) {
+    // The autotuned first step is energy too: under a joule budget, only
+    // with the joules for that long a step at the predicted power.
+    const bool joules_for_it = !limits.has_joules_limit() ||
+                               (job.predicted_watts > 0 &&
+                                limits.joules_left() >= job.predicted_watts * kCudnnAutotuneSeconds);
+    at::globalContext().setBenchmarkCuDNN(limits.seconds_left() >= kCudnnAutotuneSeconds && joules_for_it);
+  }
   const bool bf16 = cuda && job.mixed_precision && cuda_bf16_usable(device);
   if (bf16) outcome.device += " (bf16 autocast)";
 
@@ -198,9 +205,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   Average step_seconds;
   if (job.predicted_step_seconds > 0) step_seconds.add(job.predicted_step_seconds);
   double eval_seconds = -1;
+  // Until a pass is timed: the profile's prediction, else a guess from the
+  // step time (a pass of forward steps only).
   auto finish_reserve = [&] {
-    const double eval = eval_seconds >= 0 ? eval_seconds
-                                          : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
+    const double eval = eval_seconds >= 0                      ? eval_seconds
+                        : job.predicted_evaluation_seconds > 0 ? job.predicted_evaluation_seconds
+                                                               : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
     // A stop writes a checkpoint before finishing, so that a kill while
     // the last evaluation runs or the model is saved loses nothing.
     return eval + save_seconds + checkpoint_seconds + 0.25;
@@ -259,19 +269,28 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.joules = limits.joules();
     state.history = outcome.history;
     state.layout = settled_layout();
-    state.weights = with_prefix(zoo::module_state(net), "model.", false);
-    const zoo::NamedTensors opt = optimizer.state();
-    state.weights.insert(state.weights.end(), opt.begin(), opt.end());
-    const zoo::NamedTensors b = with_prefix(best, "best.", false);
-    state.weights.insert(state.weights.end(), b.begin(), b.end());
+    const auto stop_checkpoints = [&](const std::string& why) {
+      outcome.checkpoint_note =
+          "checkpoints stopped: " + why + "; a kill after this resumes from the last one written, if any";
+      checkpoint_seconds = 0;
+    };
+    // Gathering the tensors copies them (to the host from a GPU): memory
+    // running out there is a checkpoint not written, not a failed run.
     try {
+      state.weights = with_prefix(zoo::module_state(net), "model.", false);
+      const zoo::NamedTensors opt = optimizer.state();
+      state.weights.insert(state.weights.end(), opt.begin(), opt.end());
+      const zoo::NamedTensors b = with_prefix(best, "best.", false);
+      state.weights.insert(state.weights.end(), b.begin(), b.end());
       save_checkpoint(job.checkpoint_path, state);
       last_written = std::pair{epoch, step};
       checkpoint_seconds = seconds_since(checkpoint_started);
     } catch (const Error& e) {
-      outcome.checkpoint_note = std::string("checkpoints stopped: ") + e.what() +
-                                "; a kill after this resumes from the last one written, if any";
-      checkpoint_seconds = 0;
+      stop_checkpoints(e.what());
+    } catch (const std::bad_alloc&) {
+      stop_checkpoints("out of memory while gathering the checkpoint's tensors");
+    } catch (const c10::Error& e) {
+      stop_checkpoints(e.what_without_backtrace());
     }
     state.weights.clear();
   };
@@ -313,7 +332,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // Only set-up steps' times are known: take one more step if that much
       // time and saving still fit, to learn the real one (the final
       // evaluation may use the guarantee's grace meanwhile).
-      if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + 0.25) return "time budget";
+      if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + checkpoint_seconds + 0.25)
+        return "time budget";  // (a stop writes a checkpoint before it saves)
     } else if (step_seconds.value >= 0 &&
                limits.seconds_left() < step_seconds.value + callback_seconds + finish_reserve()) {
       return "time budget";
@@ -402,7 +422,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     double loss_sum = resumed_epoch ? state.epoch_loss_sum : 0;
     std::int64_t correct = resumed_epoch ? state.epoch_correct : 0, seen = resumed_epoch ? state.epoch_seen : 0;
     for (std::int64_t step = first;; ++step) {
-      if (const std::string reason = stop_because(); !reason.empty()) {
+      // Past the epoch's last batch there is no step to take: the epoch's
+      // end (its evaluation, which needs only finishing's reserve) decides,
+      // so a run that trained every step is not cut short of its epoch.
+      if (const std::string reason = step < steps_per_epoch ? stop_because() : std::string(); !reason.empty()) {
         outcome.stopped_early = true;
         outcome.stop_reason = reason;
         write_checkpoint(epoch, step, loss_sum, correct, seen);
@@ -536,11 +559,13 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   if (trained_since_evaluation && !all_finite(net)) diverged("the weights became NaN or infinite");
   const double allowance = best.empty() ? 0.5 * limits.grace_seconds() : 0.0;
   if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - 0.25) {
+    save_clock();  // a kill during the last pass loses that pass at most
     const Clock::time_point t0 = Clock::now();
     current_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
                                 regime.batch_size, device, job.loader_workers, layout);
     eval_seconds = seconds_since(t0);
   }
+  save_clock();  // and one while the model is saved, the time up to it
   if (!best.empty() && state.best_accuracy >= current_accuracy) {
     zoo::load_module_state(net, best, "best weights");
     outcome.validation_accuracy = state.best_accuracy;

@@ -40,7 +40,8 @@ namespace nasoa::runtime {
 // cuDNN's autotuning searches every convolution shape's algorithms on its
 // first use: seconds for a small network on a large GPU (measured on an
 // H200), repaid only over many steps, and a first step no budget guard can
-// cut short. So a run autotunes only with this much time left.
+// cut short. So a run autotunes only with this much time left (and, under a
+// joule budget, the joules for that long at the predicted power).
 inline constexpr double kCudnnAutotuneSeconds = 120;
 
 // Wall-clock and energy limits of a whole adapt call.
@@ -101,6 +102,10 @@ struct FineTuneJob {
   // It seeds the step-time estimate, so that even the first step is only
   // started, and a budget only accepted, when it fits.
   double predicted_step_seconds = 0;
+  // Seconds one pass over the validation split takes, predicted by the
+  // device profile, or <= 0 when unknown (then guessed from the step time).
+  // It is part of what finishing needs until a pass has been timed.
+  double predicted_evaluation_seconds = 0;
   // Watts training draws, from the device profile or the caller's estimate,
   // or <= 0 when unknown. It is the power an energy budget is judged by
   // until the meter has measured half a second of training, so that even the

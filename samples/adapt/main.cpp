@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
                  "Wall-clock budget of the whole run, seconds (required unless --energy bounds the run alone)")
       ->check(nasoa_samples::finite_number(0, true));
   app.add_option("--out", out, "Directory for the fine-tuned model (replaced if it is one); ignored with --plan-only");
-  app.add_option("--energy", budget.joules, "Energy budget, joules (needs a meter); 0: none")->check(nasoa_samples::finite_number(0, false));
+  app.add_option("--energy", budget.joules, "Energy budget, joules (measured, or estimated at --watts where no meter reads); 0: none. Without --budget, the budget alone")->check(nasoa_samples::finite_number(0, false));
   app.add_option("--memory", budget.memory_mib, "Resident memory cap, MiB; 0: none")
       ->check(CLI::Range(std::int64_t(0), std::int64_t(1) << 30));
   app.add_option("--report", report, "Write a JSON report of the run here (with --plan-only, the plan goes to standard output instead)");

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -181,6 +182,8 @@ TEST(PlannerTest, NoPlanExceedsAnyBudgetByTheProfilesEstimate) {
     budget.seconds = std::exp(uniform(std::log(1.0), std::log(400.0)));
     if (chance(0.5)) budget.joules = budget.seconds * uniform(4, 60);
     if (chance(0.4)) budget.memory_bytes = std::int64_t(uniform(150, 4000) * kMiB);
+    // A budget of energy alone: no time limit.
+    if (budget.joules && chance(0.2)) budget.seconds = std::numeric_limits<double>::infinity();
     PlannerOptions o = options_with(std::int64_t(uniform(0, 500)), uniform(0, 3));
     o.overheads.safety_margin = uniform(0, 0.3);
     // As the SDK plans: what the process holds now, and whether a meter reads.
