@@ -115,7 +115,10 @@ Task Task::from_idx(const std::string& images_path, const std::string& labels_pa
                     const std::vector<std::string>& class_names, const TaskOptions& options) {
   return sdk::at_boundary("Task::from_idx", [&] {
     const auto started = Clock::now();
-    return Task(ingest(runtime::list_idx(images_path, labels_path, class_names), options, started));
+    runtime::IdxLimits limits;
+    limits.max_pixels = options.max_pixels;
+    limits.max_bytes = options.memory_cap_bytes > 0 ? std::uint64_t(options.memory_cap_bytes) : 0;
+    return Task(ingest(runtime::list_idx(images_path, labels_path, class_names, limits), options, started));
   });
 }
 

@@ -57,12 +57,15 @@ struct TaskMeta {
 
 struct TaskOptions {
   // Decoded size: the zoo's ModelInfo::input_size. The default is the input
-  // size of the bundle the SDK ships (zoo/default); a task read at another
-  // size is refused by Adapter::plan and fine_tune, naming both sizes.
+  // size of the bundle the SDK ships (zoo/default). Adapter::plan leaves out
+  // the models of another size (with a note), and refuses a task that no
+  // model takes; fine_tune refuses a model of another size, naming both.
   int image_side = 32;
   std::string validation_dir;                 // class folders for validation; empty: split the task
   std::int64_t max_pixels = 100'000'000;      // larger images are skipped without decoding
-  std::int64_t memory_cap_bytes = 1LL << 30;  // above it, images stream from disk
+  // Above it, images stream from disk (IDX files, held in memory whole, are
+  // refused above it, before their data is read).
+  std::int64_t memory_cap_bytes = 1LL << 30;
   int threads = 0;                            // decoding threads, 0-4096; 0: one per core
   // Wall-clock seconds decoding may take (0: no limit), checked before each
   // file: past it the constructor stops and throws Error{kInvalidArgument},

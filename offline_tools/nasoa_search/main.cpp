@@ -306,20 +306,22 @@ int run(Args a) {
   // What decides an evaluation's numbers; the state refuses a resume under
   // others. The compute threads and the device set the step times (and, with
   // more than one thread, may change a float sum's order, so the accuracy).
-  a.search.evaluator = nlohmann::json{{"input", a.proxy.input_size},
-                                      {"batch", a.proxy.batch_size},
-                                      {"proxy_epochs", a.proxy.epochs},
-                                      {"proxy_lr", a.proxy.learning_rate},
-                                      {"train_per_class", a.proxy.train_per_class},
-                                      {"validation_per_class", a.proxy.validation_per_class},
-                                      {"timing_warmup", a.proxy.timing_warmup},
-                                      {"timing_repetitions", a.proxy.timing_repetitions},
-                                      {"max_step_ms", a.max_step_ms},
-                                      {"compute_threads", torch::get_num_threads()},
-                                      {"cuda", a.proxy.use_cuda && torch::cuda::is_available()},
-                                      {"corpus_pixels", local.pixel_statistics()},
-                                      {"corpus_sample", local.sample_digest()}}
-                           .dump();
+  const bool on_cuda = a.proxy.use_cuda && torch::cuda::is_available();
+  nlohmann::json evaluator{{"input", a.proxy.input_size},
+                           {"batch", a.proxy.batch_size},
+                           {"proxy_epochs", a.proxy.epochs},
+                           {"proxy_lr", a.proxy.learning_rate},
+                           {"train_per_class", a.proxy.train_per_class},
+                           {"validation_per_class", a.proxy.validation_per_class},
+                           {"timing_warmup", a.proxy.timing_warmup},
+                           {"timing_repetitions", a.proxy.timing_repetitions},
+                           {"max_step_ms", a.max_step_ms},
+                           {"cuda", on_cuda},
+                           {"corpus_pixels", local.pixel_statistics()},
+                           {"corpus_sample", local.sample_digest()}};
+  // On a GPU the compute threads do not time the steps.
+  if (!on_cuda) evaluator["compute_threads"] = torch::get_num_threads();
+  a.search.evaluator = evaluator.dump();
   if (rank == 0)
     std::cerr << "corpus sample: " << local.classes() << " classes, " << local.train_images() << " training and "
               << local.validation_images() << " held-out images; " << size << " process(es), "

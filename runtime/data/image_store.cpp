@@ -421,7 +421,10 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
     std::string note;  // about a file that is used, for the report
   };
   std::vector<Outcome> outcomes(n);
-  std::array<double, 3> sum{}, sum_sq{};
+  // Whole pixel values, summed exactly: the statistics are the same however
+  // the images fell to the threads and in whatever order the threads' sums
+  // are merged (a search's resume compares them).
+  std::array<std::uint64_t, 3> sum{}, sum_sq{};
   std::mutex stats_mutex;
   std::atomic<std::size_t> next{0};
   std::atomic<bool> out_of_time{false};
@@ -432,7 +435,7 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
                options.time_limit_seconds;
   };
   auto work = [&] {
-    std::array<double, 3> local_sum{}, local_sq{};
+    std::array<std::uint64_t, 3> local_sum{}, local_sq{};
     std::string bytes;
     for (std::size_t i = next++; i < n; i = next++) {
       if (out_of_time || past_limit()) {
@@ -469,7 +472,7 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
         const cv::Vec3b* row = square.ptr<cv::Vec3b>(y);
         for (int x = 0; x < square.cols; ++x)
           for (int c = 0; c < 3; ++c) {
-            const double v = row[x][c] / 255.0;
+            const std::uint64_t v = row[x][c];
             local_sum[std::size_t(c)] += v;
             local_sq[std::size_t(c)] += v * v;
           }
@@ -544,8 +547,9 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
   meta_.mean_height = height_sum / count;
   meta_.grayscale_fraction = double(gray) / count;
   for (std::size_t c = 0; c < 3; ++c) {
-    meta_.pixel_mean[c] = sum[c] / pixels;
-    meta_.pixel_std[c] = std::sqrt(std::max(0.0, sum_sq[c] / pixels - meta_.pixel_mean[c] * meta_.pixel_mean[c]));
+    meta_.pixel_mean[c] = double(sum[c]) / 255.0 / pixels;
+    meta_.pixel_std[c] =
+        std::sqrt(std::max(0.0, double(sum_sq[c]) / (255.0 * 255.0) / pixels - meta_.pixel_mean[c] * meta_.pixel_mean[c]));
   }
 }
 

@@ -62,6 +62,9 @@ void check_classes(const TaskSource& t, std::size_t least = 2) {
 void require_regular_file(const std::string& path, const char* what) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
+  // A folder on the way that cannot be searched hides whether it exists.
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    throw Error(ErrorCode::kIo, path + ": cannot look it up: " + ec.message());
   if (!fs::exists(status)) throw Error(ErrorCode::kNotFound, path + ": no such " + what);
   if (fs::is_directory(status))
     throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not a " + what);
@@ -415,8 +418,8 @@ class IdxByteReader {
 
 }  // namespace
 
-std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
-                                        std::vector<std::int64_t>* dims) {
+std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims, std::vector<std::int64_t>* dims,
+                                        const IdxLimits& limits) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw Error(ErrorCode::kInvalidArgument, path + ": is a folder, not an IDX file");
@@ -441,6 +444,18 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
     if (__builtin_mul_overflow(total, static_cast<std::uint64_t>(size), &total))
       file.corrupt("the header's dimensions multiply past 2^64 bytes");
   }
+  if (limits.max_pixels > 0 && expected_dims > 1) {
+    const std::uint64_t item = (*dims)[0] > 0 ? total / std::uint64_t((*dims)[0]) : 0;
+    if (item > std::uint64_t(limits.max_pixels))
+      throw Error(ErrorCode::kInvalidArgument, path + ": images of " + std::to_string(item) +
+                                                   " pixels, above the limit of " +
+                                                   std::to_string(limits.max_pixels) + " (TaskOptions::max_pixels)");
+  }
+  if (limits.max_bytes > 0 && total > limits.max_bytes)
+    throw Error(ErrorCode::kInvalidArgument,
+                path + ": the header announces " + std::to_string(total) + " bytes of data, above the limit of " +
+                    std::to_string(limits.max_bytes) +
+                    " (TaskOptions::memory_cap_bytes: IDX images are held in memory whole)");
   // Grown as the data comes (not reserved from the header): a damaged
   // header must fail as a short file, not as a huge allocation.
   std::vector<std::uint8_t> bytes;
@@ -461,10 +476,10 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_di
 }
 
 TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
-                    const std::vector<std::string>& class_names) {
+                    const std::vector<std::string>& class_names, const IdxLimits& limits) {
   std::vector<std::int64_t> image_dims, label_dims;
   auto images = std::make_shared<IdxImages>();
-  images->pixels = read_idx_file(images_path, 3, &image_dims);
+  images->pixels = read_idx_file(images_path, 3, &image_dims, limits);
   images->count = image_dims[0];
   images->rows = image_dims[1];
   images->cols = image_dims[2];

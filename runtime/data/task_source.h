@@ -77,9 +77,19 @@ ImageFiles list_image_files(const std::string& folder);
 // An image listed again (with the same label or another) is skipped and
 // reported, naming both lines; the first listing is kept.
 TaskSource list_csv(const std::string& csv_path);
+// What an IDX file may announce before its data is read (0: no limit): IDX
+// images are held in memory whole, and a small gzipped file can announce
+// gigabytes.
+struct IdxLimits {
+  std::int64_t max_pixels = 0;   // per image: rows x cols (TaskOptions::max_pixels)
+  std::uint64_t max_bytes = 0;   // all images together (TaskOptions::memory_cap_bytes)
+};
+
 // `class_names` may be empty: classes are then named by their label numbers.
+// Images beyond `limits` are refused with Error{kInvalidArgument} naming the
+// file, the size and the limit, before their data is read.
 TaskSource list_idx(const std::string& images_path, const std::string& labels_path,
-                    const std::vector<std::string>& class_names = {});
+                    const std::vector<std::string>& class_names = {}, const IdxLimits& limits = {});
 
 // The rules a class selection must keep whatever the task holds (at least
 // two classes, none twice, as many distinct `names` as classes when given):
@@ -96,8 +106,10 @@ TaskSource select_classes(const TaskSource& source, const std::vector<std::strin
                           const std::vector<std::string>& names = {});
 
 // Reads a whole IDX file, transparently gunzipping it. Throws Error{kCorrupt}
-// naming the file when its magic, dimensions or length are wrong.
+// naming the file when its magic, dimensions or length are wrong, and
+// Error{kInvalidArgument} when its header announces more than `limits` (the
+// pixels of one item: the product of the dimensions after the first).
 std::vector<std::uint8_t> read_idx_file(const std::string& path, int expected_dims,
-                                        std::vector<std::int64_t>* dims);
+                                        std::vector<std::int64_t>* dims, const IdxLimits& limits = {});
 
 }  // namespace nasoa::runtime

@@ -325,6 +325,33 @@ TEST(TaskSourceTest, IdxClassesAreTheLabelsThatOccur) {
       ErrorCode::kInvalidArgument, "no image has label 0, named 'zero'"));
 }
 
+TEST(TaskSourceTest, IdxImagesBeyondTheLimitsAreRefusedBeforeTheirDataIsRead) {
+  // Headers announcing 3 images of 40,000 x 40,000 pixels (4.8 GB) with 4
+  // bytes of data: within limits it is a short file; beyond them it is
+  // refused by the limit, so no such allocation is ever tried.
+  TempDir t;
+  t.write("huge.idx", idx_bytes({3, 40000, 40000}, {1, 2, 3, 4}));
+  t.write("labels.idx", idx_bytes({3}, {0, 1, 0}));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "huge.idx", t / "labels.idx"); }, ErrorCode::kCorrupt,
+                                           "the file has 4"));
+  IdxLimits pixels;
+  pixels.max_pixels = 100000000;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "huge.idx", t / "labels.idx", {}, pixels); },
+                                           ErrorCode::kInvalidArgument,
+                                           "images of 1600000000 pixels, above the limit of 100000000"));
+  IdxLimits bytes;
+  bytes.max_bytes = std::uint64_t(1) << 30;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { list_idx(t / "huge.idx", t / "labels.idx", {}, bytes); },
+                                           ErrorCode::kInvalidArgument,
+                                           "announces 4800000000 bytes of data, above the limit of 1073741824"));
+  // Within both, a real file reads as before.
+  t.write("images.idx", idx_bytes({4, 1, 1}, {10, 20, 30, 40}));
+  t.write("four.idx", idx_bytes({4}, {1, 3, 1, 3}));
+  IdxLimits both;
+  both.max_pixels = 1, both.max_bytes = 4;
+  EXPECT_EQ(list_idx(t / "images.idx", t / "four.idx", {}, both).samples.size(), 4u);
+}
+
 TEST(TaskSourceTest, ACutGzipIdxIsCalledTruncatedAndExtraDataIsRefused) {
   TempDir t;
   t.write("images.idx", idx_bytes({2, 1, 1}, {10, 20}));
