@@ -483,6 +483,32 @@ TEST(PredictorFitTest, ItsUncertaintyOnANewTaskCoversHowFarNewTasksLieFromTheExp
   EXPECT_EQ(Predictor::fit(task_records("only", 200), {}, options).task_rmse(), 0.0);
 }
 
+// What learning from a device's outcomes (0.2 below the world's truth for
+// the task of `probes`) must do: move that task's plans toward them (their
+// error below 60 % of what it was), keep their spread and their ranking, and
+// leave the plans of a task unlike it (`far_*`) as they were.
+void expect_moved_toward_outcomes(const std::vector<ExperienceRecord>& probes, const std::vector<Prediction>& before,
+                                  const std::vector<Prediction>& after, const std::vector<Prediction>& far_before,
+                                  const std::vector<Prediction>& far_after, const std::string& how) {
+  double error_before = 0, error_after = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const double target = std::clamp(SyntheticWorld::truth(probes[i]) - 0.2, 0.0, 1.0);
+    error_before += std::abs(before[i].mean - target) / double(probes.size());
+    error_after += std::abs(after[i].mean - target) / double(probes.size());
+    EXPECT_LT(after[i].mean, before[i].mean) << how << " " << i;
+    EXPECT_EQ(after[i].std, before[i].std) << how;
+    EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << how << ": a task unlike the device's stays as it was";
+    // The ranking of the task's plans is exactly what it was.
+    for (std::size_t j = 0; j < probes.size(); ++j)
+      if (before[i].mean < before[j].mean) {
+        EXPECT_LT(after[i].mean, after[j].mean) << how << " " << i << " " << j;
+      }
+  }
+  std::cout << "[ " << how << " ] MAE on the device's task before " << error_before << ", after " << error_after
+            << "\n";
+  EXPECT_LT(error_after, 0.6 * error_before) << how;
+}
+
 TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAlone) {
   SyntheticWorld world(22);
   const std::vector<ExperienceRecord> shipped = world.records(1500, "s");
@@ -504,22 +530,7 @@ TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAl
   p.calibrate(device);
   EXPECT_EQ(p.calibration_records(), 3u);
   const std::vector<Prediction> after = p.predict(features_of(probes)), far_after = p.predict(features_of(others));
-  double error_before = 0, error_after = 0;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    const double target = std::clamp(SyntheticWorld::truth(probes[i]) - 0.2, 0.0, 1.0);
-    error_before += std::abs(before[i].mean - target) / double(probes.size());
-    error_after += std::abs(after[i].mean - target) / double(probes.size());
-    EXPECT_LT(after[i].mean, before[i].mean) << i;
-    EXPECT_EQ(after[i].std, before[i].std);
-    EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << "a task unlike the device's stays as it was";
-    // The ranking of the task's plans is exactly what it was.
-    for (std::size_t j = 0; j < probes.size(); ++j)
-      if (before[i].mean < before[j].mean) {
-        EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
-      }
-  }
-  std::cout << "[ calibrate ] MAE on the device's task before " << error_before << ", after " << error_after << "\n";
-  EXPECT_LT(error_after, 0.6 * error_before);
+  expect_moved_toward_outcomes(probes, before, after, far_before, far_after, "calibrate");
   // An empty list removes the calibration.
   p.calibrate({});
   EXPECT_EQ(p.calibration_records(), 0u);
@@ -807,21 +818,7 @@ TEST(PredictorStateTest, RecordingDeviceOutcomesMovesItsPredictionsTowardThem) {
   EXPECT_EQ(zoo::read_file(dir / "state/predictor.json"), fitted);
   const std::vector<Prediction> after = s.predictor()->predict(features_of(probes)),
                                 far_after = s.predictor()->predict(features_of(others));
-  double error_before = 0, error_after = 0;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    const double target = std::clamp(SyntheticWorld::truth(probes[i]) - 0.2, 0.0, 1.0);
-    error_before += std::abs(before[i].mean - target) / double(probes.size());
-    error_after += std::abs(after[i].mean - target) / double(probes.size());
-    EXPECT_LT(after[i].mean, before[i].mean) << i;
-    EXPECT_EQ(after[i].std, before[i].std);
-    EXPECT_NEAR(far_after[i].mean, far_before[i].mean, 1e-3) << "a task unlike the device's stays as it was";
-    for (std::size_t j = 0; j < probes.size(); ++j)
-      if (before[i].mean < before[j].mean) {
-        EXPECT_LT(after[i].mean, after[j].mean) << i << " " << j;
-      }
-  }
-  std::cout << "[ record ] MAE on the device's task before " << error_before << ", after " << error_after << "\n";
-  EXPECT_LT(error_after, 0.6 * error_before);
+  expect_moved_toward_outcomes(probes, before, after, far_before, far_after, "record");
   // Exactly the shipped fit calibrated to the records the state holds.
   Predictor reference = uncalibrated;
   reference.calibrate(s.device_records());
