@@ -33,6 +33,8 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   finite(s.spent_seconds, "spent_seconds");
   finite(s.overhead_seconds, "overhead_seconds");
   finite(s.joules, "joules");
+  finite(s.step_seconds, "measured.step_seconds");
+  finite(s.evaluation_seconds, "measured.evaluation_seconds");
   finite(s.best_accuracy, "best_accuracy");
   finite(s.epoch_loss_sum, "epoch_loss_sum");
   for (std::size_t i = 0; i < s.history.size(); ++i) {
@@ -54,6 +56,8 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["best_epoch"] = s.best_epoch;
   j["epoch_so_far"] = {{"loss_sum", s.epoch_loss_sum}, {"correct", s.epoch_correct}, {"seen", s.epoch_seen}};
   if (s.layout) j["memory_layout"] = to_string(*s.layout);
+  if (s.step_seconds > 0 || s.evaluation_seconds > 0)
+    j["measured"] = {{"step_seconds", s.step_seconds}, {"evaluation_seconds", s.evaluation_seconds}};
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& e : s.history)
     j["history"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
@@ -111,6 +115,11 @@ TrainingState load_checkpoint(const std::string& path) {
       s.epoch_correct = so_far.at("correct").get<std::int64_t>();
       s.epoch_seen = so_far.at("seen").get<std::int64_t>();
     }
+    if (j.contains("measured")) {  // absent from checkpoints of earlier versions
+      const nlohmann::json& measured = j.at("measured");
+      s.step_seconds = measured.at("step_seconds").get<double>();
+      s.evaluation_seconds = measured.at("evaluation_seconds").get<double>();
+    }
     if (j.contains("memory_layout")) {
       const std::string layout = j.at("memory_layout").get<std::string>();
       s.layout = parse_memory_layout(layout);
@@ -136,6 +145,9 @@ TrainingState load_checkpoint(const std::string& path) {
   in_range(s.overhead_seconds >= 0 && s.overhead_seconds <= s.spent_seconds, "overhead_seconds", s.overhead_seconds,
            "in [0, spent_seconds]");
   in_range(s.joules >= 0 && std::isfinite(s.joules), "joules", s.joules, ">= 0");
+  in_range(s.step_seconds >= 0 && std::isfinite(s.step_seconds), "measured.step_seconds", s.step_seconds, ">= 0");
+  in_range(s.evaluation_seconds >= 0 && std::isfinite(s.evaluation_seconds), "measured.evaluation_seconds",
+           s.evaluation_seconds, ">= 0");
   in_range(s.best_accuracy == -1 || (s.best_accuracy >= 0 && s.best_accuracy <= 1), "best_accuracy",
            s.best_accuracy, "-1 (none yet) or in [0, 1]");
   in_range(s.best_epoch >= 0 && s.best_epoch <= s.epoch + 1, "best_epoch", s.best_epoch, "in [0, epoch + 1]");

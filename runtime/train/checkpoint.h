@@ -51,6 +51,10 @@ struct TrainingState {
   // The layout training settled on, once it had: a resumed run keeps it, so
   // that it continues exactly as the killed one would have.
   std::optional<MemoryLayout> layout;
+  // What a step and a validation pass took when measured (0: not yet, or a
+  // checkpoint of an earlier version): a resumed run without a device
+  // profile guards even its first step with them.
+  double step_seconds = 0, evaluation_seconds = 0;
   zoo::NamedTensors weights;       // "model.*", "best.*" and "optimizer.*" tensors
 };
 

@@ -202,9 +202,17 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   double checkpoint_seconds = job.checkpoint_path.empty() ? 0.0 : 0.25 + 4 * parameter_bytes / 50e6;
   const std::int64_t eval_batches =
       (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
+  // A resumed run without a profile starts from what the killed one
+  // measured, so that its first step is guarded too.
+  const double known_step_seconds = job.predicted_step_seconds > 0 ? job.predicted_step_seconds
+                                    : resume                       ? state.step_seconds
+                                                                   : 0.0;
   Average step_seconds;
-  if (job.predicted_step_seconds > 0) step_seconds.add(job.predicted_step_seconds);
-  double eval_seconds = -1;
+  if (known_step_seconds > 0) step_seconds.add(known_step_seconds);
+  double eval_seconds = resume && state.evaluation_seconds > 0 ? state.evaluation_seconds : -1;
+  // What a checkpoint keeps of them: a step's time once one past the set-up
+  // is measured (or as known), and a pass's once one is.
+  double typical_step_seconds = known_step_seconds;
   // Until a pass is timed: the profile's prediction, else a guess from the
   // step time (a pass of forward steps only).
   auto finish_reserve = [&] {
@@ -248,7 +256,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     std::to_string(std::max(0.0, limits.seconds_left())) +
                     " s, and one training step, the final evaluation and saving need about " +
                     std::to_string(first_step_needs) + " s" +
-                    (job.predicted_step_seconds > 0 ? " (from the device profile)" : ""));
+                    (job.predicted_step_seconds > 0 ? " (from the device profile)"
+                     : known_step_seconds > 0       ? " (as measured before the run was stopped)"
+                                                    : ""));
 
   // `loss_sum`, `correct` and `seen`: the epoch's batches before `step`.
   // A checkpoint that cannot be written (a full disk, say) is not worth the
@@ -269,6 +279,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.joules = limits.joules();
     state.history = outcome.history;
     state.layout = settled_layout();
+    state.step_seconds = std::max(0.0, typical_step_seconds);
+    state.evaluation_seconds = std::max(0.0, eval_seconds);
     const auto stop_checkpoints = [&](const std::string& why) {
       outcome.checkpoint_note =
           "checkpoints stopped: " + why + "; a kill after this resumes from the last one written, if any";
@@ -328,7 +340,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // first in the other layout too.
   const std::int64_t setup_steps = fixed_layout ? 1 : 2;
   auto stop_because = [&]() -> std::string {
-    if (steps_this_call >= 1 && steps_this_call <= setup_steps && job.predicted_step_seconds <= 0) {
+    if (steps_this_call >= 1 && steps_this_call <= setup_steps && known_step_seconds <= 0) {
       // Only set-up steps' times are known: take one more step if that much
       // time and saving still fit, to learn the real one (the final
       // evaluation may use the guarantee's grace meanwhile).
@@ -475,11 +487,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       if (!fixed_layout) trial.record(steps_this_call - 1, computed);  // the layout changes compute only
       if (steps_this_call <= setup_steps) {
         if (step_seconds.value < 0) step_seconds.add(took);
-      } else if (steps_this_call == setup_steps + 1 && job.predicted_step_seconds <= 0) {
+      } else if (steps_this_call == setup_steps + 1 && known_step_seconds <= 0) {
         step_seconds.value = took;
       } else {
         step_seconds.add(took);
       }
+      if (steps_this_call > setup_steps) typical_step_seconds = step_seconds.value;
 
       progress.epoch = epoch + 1;
       progress.step = step + 1;

@@ -319,6 +319,43 @@ TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoi
   EXPECT_FALSE(load_checkpoint_clock(fresh.checkpoint_path, fresh.fingerprint));
 }
 
+TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasuredBeforeTheKill) {
+  FineTuneJob first = epoch_checkpoint_job(3, "measured-run", dir_ / "measured.checkpoint");
+  struct Killed {};
+  first.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 2) throw Killed{};
+  };
+  EXPECT_THROW(fine_tune(first, Limits(600, 0)), Killed);
+  TrainingState state = load_checkpoint(first.checkpoint_path);
+  EXPECT_GT(state.step_seconds, 0.0) << "the checkpoint keeps no measured step time";
+  EXPECT_GT(state.evaluation_seconds, 0.0) << "the checkpoint keeps no measured pass time";
+
+  // As if the killed run's steps took 100 s each: a resume with 60 s left
+  // must not start one (without the measurement it would, unguarded).
+  state.step_seconds = 100;
+  save_checkpoint(first.checkpoint_path, state);
+  FineTuneJob resumed = epoch_checkpoint_job(3, first.fingerprint, first.checkpoint_path);
+  int steps_taken = 0;
+  resumed.on_progress = [&](const TrainProgress&) { ++steps_taken; };
+  const FineTuneOutcome stopped = fine_tune(resumed, Limits(state.spent_seconds + 60, state.spent_seconds),
+                                            load_checkpoint(first.checkpoint_path));
+  EXPECT_EQ(steps_taken, 0);
+  EXPECT_TRUE(stopped.stopped_early);
+  EXPECT_EQ(stopped.stop_reason, "time budget");
+
+  // A checkpoint of an earlier version, without the measurement: the
+  // resumed run takes its first step, as before.
+  state.step_seconds = 0, state.evaluation_seconds = 0;
+  save_checkpoint(first.checkpoint_path, state);
+  FineTuneJob older = epoch_checkpoint_job(3, first.fingerprint, first.checkpoint_path);
+  int older_steps = 0;
+  older.on_progress = [&](const TrainProgress&) { ++older_steps; };
+  const FineTuneOutcome went_on = fine_tune(older, Limits(state.spent_seconds + 60, state.spent_seconds),
+                                            load_checkpoint(first.checkpoint_path));
+  EXPECT_GT(older_steps, 0);
+  EXPECT_EQ(went_on.stop_reason, "completed");
+}
+
 TEST_F(FineTunerTest, StopsWithinTheTimeBudgetAndHandsBackAModel) {
   FineTuneJob j = job(1000);
   testing::expect_stops_within_the_time_budget(j);
