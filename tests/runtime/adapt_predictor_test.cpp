@@ -483,6 +483,25 @@ TEST(PredictorFitTest, ItsUncertaintyOnANewTaskCoversHowFarNewTasksLieFromTheExp
   EXPECT_EQ(Predictor::fit(task_records("only", 200), {}, options).task_rmse(), 0.0);
 }
 
+// A device's task on which fine-tunes do worse than the shipped experience
+// says (by 0.2): 3 outcomes recorded on it (`device`), 12 more of its plans
+// to predict (`probes`), and 12 plans of another task, far from it in
+// meta-features, that learning from it must leave alone (`others`).
+struct DeviceTask {
+  std::vector<ExperienceRecord> device, probes, others;
+};
+DeviceTask device_task(SyntheticWorld& world) {
+  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3), other = testing::make_meta(4, 900, 0.0, 0.1);
+  DeviceTask t;
+  for (int i = 0; i < 12; ++i) {
+    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
+    if (i < 3) t.device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), -0.2));
+    t.probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), -0.2));
+    t.others.push_back(world.record(other, m, world.random_regime(m), "o" + std::to_string(i)));
+  }
+  return t;
+}
+
 // What learning from a device's outcomes (0.2 below the world's truth for
 // the task of `probes`) must do: move that task's plans toward them (their
 // error below 60 % of what it was), keep their spread and their ranking, and
@@ -516,16 +535,7 @@ TEST(PredictorFitTest, CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAl
   options.members = 4;
   options.trees = 60;
   Predictor p = Predictor::fit(shipped, {}, options);
-  // On this device's task, fine-tunes do worse than the shipped experience
-  // says (by 0.2); another task, far from it in meta-features, is unaffected.
-  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3), other = testing::make_meta(4, 900, 0.0, 0.1);
-  std::vector<ExperienceRecord> device, probes, others;
-  for (int i = 0; i < 12; ++i) {
-    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
-    if (i < 3) device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), -0.2));
-    probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), -0.2));
-    others.push_back(world.record(other, m, world.random_regime(m), "o" + std::to_string(i)));
-  }
+  const auto [device, probes, others] = device_task(world);
   const std::vector<Prediction> before = p.predict(features_of(probes)), far_before = p.predict(features_of(others));
   p.calibrate(device);
   EXPECT_EQ(p.calibration_records(), 3u);
@@ -798,16 +808,7 @@ TEST(PredictorStateTest, RecordingDeviceOutcomesMovesItsPredictionsTowardThem) {
   ASSERT_NE(s.predictor(), nullptr);
   const Predictor uncalibrated = *s.predictor();
   const std::string fitted = zoo::read_file(dir / "state/predictor.json");
-  // On this device's task, fine-tunes do worse than the shipped experience
-  // says (by 0.2); another task, far from it in meta-features, is unaffected.
-  const TaskMeta task = testing::make_meta(37, 60, 1.0, 0.3), other = testing::make_meta(4, 900, 0.0, 0.1);
-  std::vector<ExperienceRecord> device, probes, others;
-  for (int i = 0; i < 12; ++i) {
-    const ModelFeatures& m = world.models()[std::size_t(i) % world.models().size()];
-    if (i < 3) device.push_back(world.record(task, m, world.random_regime(m), "d" + std::to_string(i), -0.2));
-    probes.push_back(world.record(task, m, world.random_regime(m), "p" + std::to_string(i), -0.2));
-    others.push_back(world.record(other, m, world.random_regime(m), "o" + std::to_string(i)));
-  }
+  const auto [device, probes, others] = device_task(world);
   const std::vector<Prediction> before = s.predictor()->predict(features_of(probes)),
                                 far_before = s.predictor()->predict(features_of(others));
   for (std::size_t i = 0; i < device.size(); ++i) {
