@@ -108,7 +108,11 @@ TrainingState load_checkpoint(const std::string& path) {
     if (j.contains("overhead_seconds")) s.overhead_seconds = j.at("overhead_seconds").get<double>();
     s.joules = j.at("joules").get<double>();
     s.best_accuracy = j.at("best_accuracy").get<double>();
-    s.best_epoch = j.at("best_epoch").get<int>();
+    // As int64: get<int> would wrap a huge one into range.
+    const std::int64_t best_epoch = j.at("best_epoch").get<std::int64_t>();
+    if (best_epoch < 0 || best_epoch > std::numeric_limits<int>::max())
+      corrupt("field best_epoch = " + std::to_string(best_epoch));
+    s.best_epoch = int(best_epoch);
     if (j.contains("epoch_so_far")) {  // absent from checkpoints of earlier versions
       const nlohmann::json& so_far = j.at("epoch_so_far");
       s.epoch_loss_sum = so_far.at("loss_sum").get<double>();
@@ -150,7 +154,8 @@ TrainingState load_checkpoint(const std::string& path) {
            s.evaluation_seconds, ">= 0");
   in_range(s.best_accuracy == -1 || (s.best_accuracy >= 0 && s.best_accuracy <= 1), "best_accuracy",
            s.best_accuracy, "-1 (none yet) or in [0, 1]");
-  in_range(s.best_epoch >= 0 && s.best_epoch <= s.epoch + 1, "best_epoch", s.best_epoch, "in [0, epoch + 1]");
+  in_range(s.best_epoch >= 0 && std::int64_t(s.best_epoch) <= std::int64_t(s.epoch) + 1, "best_epoch", s.best_epoch,
+           "in [0, epoch + 1]");
   in_range(s.epoch_seen >= 0, "epoch_so_far.seen", double(s.epoch_seen), ">= 0");
   in_range(s.epoch_correct >= 0 && s.epoch_correct <= s.epoch_seen, "epoch_so_far.correct", double(s.epoch_correct),
            "in [0, epoch_so_far.seen]");

@@ -588,6 +588,9 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
       {[](TrainingState& s) { s.epoch_seen = -1; }, "epoch_so_far.seen"},
       {[](TrainingState& s) { s.epoch_correct = s.epoch_seen + 1; }, "epoch_so_far.correct"},
       {[](TrainingState& s) { s.epoch_loss_sum = -2; }, "epoch_so_far.loss_sum"},
+      {[](TrainingState& s) { s.step_seconds = -1, s.evaluation_seconds = 1; }, "measured.step_seconds"},
+      {[](TrainingState& s) { s.step_seconds = 1, s.evaluation_seconds = -1; }, "measured.evaluation_seconds"},
+      {[](TrainingState& s) { s.best_epoch = int(std::numeric_limits<int>::max()); }, "best_epoch"},
   };
   for (const auto& [edit, field] : edits) {
     TrainingState s = good;
