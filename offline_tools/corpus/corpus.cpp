@@ -159,11 +159,7 @@ std::string normal_path(const std::string& p) { return fs::absolute(p).lexically
 // (class_name_of), so this never makes a recorded file look unrecorded.
 // Every backslash is doubled first, so that a folder literally named
 // "fonts-\xe9" does not read as the Latin-1 "fonts-é" (one-to-one).
-std::string safe(const std::string& text) {
-  std::string escaped;
-  for (const char c : text) escaped += c == '\\' ? std::string("\\\\") : std::string(1, c);
-  return zoo::utf8_safe(escaped);
-}
+std::string safe(const std::string& text) { return zoo::utf8_escaped(text); }
 
 // A source folder as options and sources record it: the same on every run
 // with the same folder, so that a rebuild with the same options is known.

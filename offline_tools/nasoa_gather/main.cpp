@@ -392,9 +392,7 @@ int run(Args a) {
     // U+FFFD, never matched on resume, and every rerun made its runs again.
     // (A backslash is doubled in such a name, so that it cannot read as a
     // folder literally named with "\xe9".)
-    std::string escaped;
-    for (const char c : name) escaped += c == '\\' ? std::string("\\\\") : std::string(1, c);
-    t.name = nasoa::zoo::is_valid_utf8(name) ? name : nasoa::zoo::utf8_safe(escaped);
+    t.name = nasoa::zoo::is_valid_utf8(name) ? name : nasoa::zoo::utf8_escaped(name);
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
     // Nor do run ids name the task's images: runs of a task folder made
     // again (other images, or another count) are not this task's.

@@ -35,6 +35,14 @@ TEST(PrintableTest, Utf8SafeChangesOnlyTheBytesThatAreNotUtf8) {
   EXPECT_EQ(utf8_safe("ñandú"), "ñandú");
 }
 
+TEST(PrintableTest, Utf8EscapedKeepsALiteralEscapeApartFromTheByte) {
+  EXPECT_EQ(utf8_escaped("caf\xe9"), "caf\\xe9");           // the byte E9
+  EXPECT_EQ(utf8_escaped("caf\\xe9"), "caf\\\\xe9");        // a backslash, then "xe9"
+  EXPECT_NE(utf8_escaped("caf\xe9"), utf8_escaped("caf\\xe9"));
+  EXPECT_EQ(utf8_escaped("a\\b\xe9"), "a\\\\b\\xe9");
+  EXPECT_EQ(utf8_escaped("ñandú"), "ñandú");
+}
+
 TEST(PrintableTest, LabelsAreNonEmptyUtf8WithoutControlsAndUnique) {
   EXPECT_TRUE(is_valid_label("ankle boot"));
   EXPECT_TRUE(is_valid_label("青"));

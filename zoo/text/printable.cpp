@@ -82,6 +82,16 @@ std::string utf8_safe(std::string_view text) {
   return out;
 }
 
+std::string utf8_escaped(std::string_view text) {
+  std::string doubled;
+  doubled.reserve(text.size());
+  for (const char c : text) {
+    doubled += c;
+    if (c == '\\') doubled += c;
+  }
+  return utf8_safe(doubled);
+}
+
 std::string_view trim_blanks(std::string_view text) {
   constexpr std::string_view kBlanks = " \t\n\v\f\r";
   const auto begin = text.find_first_not_of(kBlanks);

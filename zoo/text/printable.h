@@ -27,6 +27,11 @@ bool is_valid_utf8(std::string_view text);
 // stored in a JSON or protobuf text field, which must be UTF-8.
 std::string utf8_safe(std::string_view text);
 
+// utf8_safe() after doubling every backslash: one-to-one, so that a name
+// holding a literal "\xe9" never reads as the Latin-1 one, for names that
+// must stay apart once stored (run ids, recorded paths).
+std::string utf8_escaped(std::string_view text);
+
 // `value` for a message in at most 15 significant digits: "32", "0.01",
 // "1e+300", "nan" (std::to_string writes "32.000000" and 300 digits).
 std::string shown_number(double value);
