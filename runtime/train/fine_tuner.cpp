@@ -542,8 +542,16 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     record.elapsed_seconds = limits.elapsed();
     record.joules = limits.joules();
     outcome.history.push_back(record);
-    write_checkpoint(epoch + 1, 0, 0, 0, 0);
-    last_checkpoint = Clock::now();
+    // The call's first epoch end checkpoints, so that a run is resumable
+    // (with its measured step and pass times) from early on; later ones only
+    // when the interval has passed. Not at every epoch end: on small tasks
+    // epochs take a fraction of a second, and a checkpoint (weights,
+    // optimiser state and best weights) at each of them cost several percent
+    // of the training and wrote gigabytes a minute to a device's flash.
+    if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
+      write_checkpoint(epoch + 1, 0, 0, 0, 0);
+      last_checkpoint = Clock::now();
+    }
     // The evaluation is news as well: reported only with the next step, the
     // last epoch's accuracy never reached the caller. After the checkpoint,
     // so that a callback that cancels here keeps the epoch.

@@ -319,6 +319,30 @@ TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoi
   EXPECT_FALSE(load_checkpoint_clock(fresh.checkpoint_path, fresh.fingerprint));
 }
 
+// Epochs of a small task take a fraction of a second: a checkpoint at each
+// end would cost a share of the training and wear a device's flash. After
+// the first epoch end's, one is written only when the interval has passed.
+TEST_F(FineTunerTest, EpochEndsCheckpointOnlyWhenTheIntervalHasPassed) {
+  struct Killed {};
+  const auto killed_in_epoch_3 = [](const TrainProgress& p) {
+    if (p.epoch == 3) throw Killed{};
+  };
+  FineTuneJob sparse = epoch_checkpoint_job(4, "sparse-run", dir_ / "sparse.checkpoint");
+  sparse.on_progress = killed_in_epoch_3;
+  EXPECT_THROW(fine_tune(sparse, Limits(600, 0)), Killed);
+  const TrainingState first_only = load_checkpoint(sparse.checkpoint_path);
+  EXPECT_EQ(first_only.epoch, 1) << "epoch 2's end checkpointed within the interval";
+  EXPECT_EQ(first_only.step, 0);
+
+  FineTuneJob dense = epoch_checkpoint_job(4, "dense-run", dir_ / "dense.checkpoint");
+  dense.checkpoint_interval_seconds = 1e-9;
+  dense.on_progress = killed_in_epoch_3;
+  EXPECT_THROW(fine_tune(dense, Limits(600, 0)), Killed);
+  const TrainingState latest = load_checkpoint(dense.checkpoint_path);
+  EXPECT_EQ(latest.epoch, 2) << "the interval had passed, but epoch 2's end did not checkpoint";
+  EXPECT_GE(latest.history.size(), 2u);
+}
+
 TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasuredBeforeTheKill) {
   FineTuneJob first = epoch_checkpoint_job(3, "measured-run", dir_ / "measured.checkpoint");
   struct Killed {};
@@ -451,6 +475,7 @@ TEST_F(FineTunerTest, AResumedRunKeepsTheLayoutItsTrialChose) {
   static_assert(LayoutTrial::kSteps <= 30, "the kill below must come after the trial");
   FineTuneJob killed = job(3);  // no layout: the first steps try both
   killed.checkpoint_path = dir_ / "trial.checkpoint";
+  killed.checkpoint_interval_seconds = 0;  // the last checkpoint is at epoch 2's end
   killed.on_progress = [](const TrainProgress& p) {
     if (p.epoch == 3) throw std::runtime_error("simulated kill");
   };
