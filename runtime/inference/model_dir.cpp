@@ -32,33 +32,45 @@ std::string recover_model_dir(const std::string& dir) { return zoo::recover_bund
 void check_model_dir_target(const std::string& dir, const std::string& protect) {
   const fs::path path = model_dir_path(dir);
   std::error_code ec;
-  if (!fs::exists(fs::symlink_status(path, ec))) {
+  // A replacement a crash interrupted left `dir`'s old copy aside, and `dir`
+  // missing: that copy is what `dir` holds, and what a save would put back
+  // and replace, so it is the one checked (a zoo there is not lost).
+  const fs::path live = recover_model_dir(path.string());
+  if (!fs::exists(fs::symlink_status(live, ec))) {
     if (!fs::is_directory(path.parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument,
                   dir + ": cannot be created, " + path.parent_path().string() +
                       (fs::exists(path.parent_path(), ec) ? " is not a folder" : " does not exist"));
     return;
   }
-  if (!protect.empty() && fs::equivalent(path, protect, ec))
-    throw Error(ErrorCode::kInvalidArgument, dir + ": is the zoo bundle being adapted; refusing to replace it");
-  if (!fs::is_directory(path, ec) || !fs::is_regular_file(path / zoo::kManifestFileName, ec))
+  const std::string shown = live == path ? dir : dir + " (its copy " + live.string() + " left by an interrupted save)";
+  if (!protect.empty() && fs::equivalent(live, protect, ec))
+    throw Error(ErrorCode::kInvalidArgument, shown + ": is the zoo bundle being adapted; refusing to replace it");
+  if (!fs::is_directory(live, ec) || !fs::is_regular_file(live / zoo::kManifestFileName, ec))
     throw Error(ErrorCode::kInvalidArgument,
-                dir + " exists and is not a model directory (no MANIFEST); refusing to replace it");
+                shown + " exists and is not a model directory (no MANIFEST); refusing to replace it");
   // What the manifest says, even when a weights file is damaged: a damaged
   // model directory may be replaced, a damaged zoo may not.
   zoo::Manifest manifest;
   try {
-    const fs::path live = recover_model_dir(path.string());
-    const std::string file = (live / zoo::kManifestFileName).string();
-    manifest = zoo::read_manifest(file);
+    manifest = zoo::read_manifest((live / zoo::kManifestFileName).string());
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument,
-                dir + " exists and cannot be read as a model directory (" + e.what() + "); refusing to replace it");
+                shown + " exists and cannot be read as a model directory (" + e.what() + "); refusing to replace it");
   }
   if (manifest.models.size() != 1 || manifest.models.front().labels.empty())
     throw Error(ErrorCode::kInvalidArgument,
-                dir + ": a zoo bundle of " + std::to_string(manifest.models.size()) +
+                shown + ": a zoo bundle of " + std::to_string(manifest.models.size()) +
                     " model(s), not a model directory; refusing to replace it");
+  // A zoo of one model (nasoa-pretrain's, say) has labels too: what tells
+  // it apart is what shipped it. Model directories are written by the SDK
+  // ("nasoa VERSION Adapter::fine_tune"), zoos by the offline tools
+  // ("nasoa-pretrain VERSION", ...), and only zoos ship experience.
+  const std::string& tool = manifest.provenance.tool;
+  if (manifest.predictor || manifest.experience || tool.rfind("nasoa-", 0) == 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                shown + ": a zoo bundle" + (tool.empty() ? std::string() : " written by " + zoo::printable(tool)) +
+                    ", not a model directory; refusing to replace it");
 }
 
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info) {

@@ -246,6 +246,43 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "folder"); }));
 }
 
+// A zoo of one labelled model (what nasoa-pretrain writes) looks like a
+// model directory; what shipped it tells them apart.
+TEST(ModelDirTest, AOneModelZooIsNotReplacedAsAModelDirectory) {
+  TempDir tmp;
+  zoo::BundleInput one = two_model_bundle({"x", "y"});
+  one.models.pop_back();
+  one.provenance.tool = "nasoa-pretrain 0.3";
+  zoo::write_bundle(tmp / "pretrained", one);
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "pretrained"); },
+                                           ErrorCode::kInvalidArgument, "written by nasoa-pretrain 0.3"));
+  zoo::Network net = small_network(2);
+  EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument,
+                          [&] { save_model_dir(tmp / "pretrained", net, info_for({"x", "y"})); }));
+  EXPECT_EQ(zoo::open_bundle(tmp / "pretrained").provenance.tool, "nasoa-pretrain 0.3") << "the zoo was replaced";
+}
+
+// A save a crash interrupted between its renames leaves DIR missing and its
+// old copy aside; that copy is what a save would put back and replace, so
+// it is checked like DIR: a zoo there is refused and kept.
+TEST(ModelDirTest, AZooLeftAsideByAnInterruptedSaveIsNotReplaced) {
+  TempDir tmp;
+  zoo::write_bundle(tmp / "z", two_model_bundle({"x", "y"}));
+  fs::rename(tmp / "z", tmp / ".z.old");
+  zoo::Network net = small_network(2);
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { save_model_dir(tmp / "z", net, info_for({"x", "y"})); },
+                                           ErrorCode::kInvalidArgument, "a zoo bundle of 2 model(s)"));
+  EXPECT_EQ(zoo::open_bundle(tmp / "z").models.size(), 2u) << "the zoo set aside was lost";
+
+  // A model directory set aside the same way is replaced, as DIR would be.
+  save_model_dir(tmp / "m", net, info_for({"x", "y"}));
+  fs::rename(tmp / "m", tmp / ".m.old");
+  zoo::Network other = small_network(3);
+  save_model_dir(tmp / "m", other, info_for({"a", "b", "c"}));
+  EXPECT_EQ(open_model_dir(tmp / "m").info.labels.size(), 3u);
+  EXPECT_FALSE(fs::exists(tmp / ".m.old"));
+}
+
 TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
   TempDir tmp;
   zoo::Network net = small_network(3);

@@ -430,6 +430,33 @@ TEST_F(BundleTest, ALinkToABundleReplacesTheBundleItPointsAt) {
   EXPECT_EQ(open_bundle(dir_).name, "next");
 }
 
+// A crash between a save's two renames leaves the link dangling and the
+// bundle set aside beside its target: that copy is found through the link
+// (named in the error, put back by recovery and by the next writer).
+TEST_F(BundleTest, ALinkWhoseBundleASaveLeftAsideIsFoundThroughIt) {
+  write_bundle(dir_, input());
+  fs::create_directories(root_ / "elsewhere");
+  fs::create_symlink(dir_, root_ / "elsewhere" / "link");
+  const fs::path target(dir_);
+  const fs::path aside = target.parent_path() / ("." + target.filename().string() + ".old");
+  fs::rename(target, aside);
+  const std::string link = (root_ / "elsewhere" / "link").string();
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { open_bundle(link); }, ErrorCode::kNotFound,
+                                           {aside.string() + " holds the bundle", "rename it to " + target.string()}));
+  EXPECT_EQ(recover_bundle(link), target.string());
+  EXPECT_EQ(open_bundle(link).name, input().name) << "the bundle set aside was not put back";
+}
+
+// "link/.." is the folder above the link's target, as the OS resolves it,
+// not the folder holding the link.
+TEST_F(BundleTest, DotDotAfterALinkIsResolvedAsTheSystemDoes) {
+  fs::create_directories(root_ / "far" / "inner");
+  fs::create_directory_symlink(root_ / "far" / "inner", root_ / "near");
+  EXPECT_EQ(named_folder((root_ / "near" / ".." / "m").string()), fs::canonical(root_ / "far") / "m");
+  EXPECT_EQ(named_folder((root_ / "near" / "m" / "").string()), root_ / "near" / "m") << "no .. : kept as text";
+  EXPECT_EQ(named_folder((root_ / "near").string()), root_ / "near") << "a link named last stays the link";
+}
+
 TEST_F(BundleTest, ReplaceNeverTouchesWhatIsNotABundle) {
   fs::create_directories(root_ / "precious");
   std::ofstream(root_ / "precious" / "data.txt") << "keep";

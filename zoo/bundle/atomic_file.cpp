@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "nasoa/error.h"
 
@@ -48,7 +49,28 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
 }
 
 std::filesystem::path named_folder(const std::string& dir) {
-  const std::filesystem::path path = std::filesystem::absolute(dir).lexically_normal();
+  namespace fs = std::filesystem;
+  const fs::path absolute = fs::absolute(dir);
+  // ".." after a link goes up from the link's target, as the OS resolves
+  // it, not from the link's folder, as lexically_normal() alone would (and
+  // name another folder): the part up to the last ".." is resolved through
+  // the file system, the rest only as text (a link named there stays the
+  // link, and what is kept beside it stays beside it).
+  std::vector<fs::path> parts(absolute.begin(), absolute.end());
+  std::size_t last_up = parts.size();
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    if (parts[i] == "..") last_up = i;
+  fs::path path;
+  if (last_up == parts.size()) {
+    path = absolute.lexically_normal();
+  } else {
+    fs::path head, tail;
+    for (std::size_t i = 0; i < parts.size(); ++i) (i <= last_up ? head : tail) /= parts[i];
+    std::error_code ec;
+    fs::path resolved = fs::weakly_canonical(head, ec);
+    if (ec) resolved = head.lexically_normal();
+    path = (resolved / tail).lexically_normal();
+  }
   return path.filename().empty() ? path.parent_path() : path;
 }
 

@@ -47,7 +47,9 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
 
 // `dir` as the folder it names, absolute: "dir", "dir/" and "dir/." all name
 // dir, so that what is kept beside it (a staging copy, a checkpoint, an old
-// copy set aside) is beside it for every spelling, never inside it.
+// copy set aside) is beside it for every spelling, never inside it. A ".."
+// is resolved as the OS does ("link/.." is the folder above the link's
+// target); a link named after the last ".." is kept as the link.
 std::filesystem::path named_folder(const std::string& dir);
 
 // fsync a directory, so that renames and creations in it are durable.

@@ -50,8 +50,19 @@ SwapPaths swap_paths(const std::string& dir) {
   p.dir = named_folder(dir);
   // A link to a bundle: the bundle it points at is replaced, not the link.
   std::error_code ec;
-  if (fs::is_symlink(p.dir, ec))
-    if (const fs::path target = fs::canonical(p.dir, ec); !ec) p.dir = target;
+  if (fs::is_symlink(p.dir, ec)) {
+    if (const fs::path target = fs::canonical(p.dir, ec); !ec) {
+      p.dir = target;
+    } else if (fs::path link = fs::read_symlink(p.dir, ec); !ec) {
+      // A dangling link: its target was set aside by a save a crash
+      // interrupted (or is gone); the copy aside is looked for beside the
+      // target, where the save put it, not beside the link.
+      if (link.is_relative()) link = p.dir.parent_path() / link;
+      std::error_code weak_ec;
+      const fs::path resolved = fs::weakly_canonical(link, weak_ec);
+      p.dir = weak_ec ? link.lexically_normal() : resolved;
+    }
+  }
   const std::string name = p.dir.filename().string();
   p.staging = p.dir.parent_path() / ("." + name + ".new");
   p.aside = p.dir.parent_path() / ("." + name + ".old");
@@ -195,7 +206,7 @@ std::string manifest_path_of(const std::string& dir) {
     if (fs::is_directory(p.aside, ec))
       throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory; a replacement of it was interrupted and " +
                                             p.aside.string() + " holds the bundle: the next nasoa-zoo or " +
-                                            "nasoa-pretrain writing it puts it back, or rename it to " + dir);
+                                            "nasoa-pretrain writing it puts it back, or rename it to " + p.dir.string());
     throw Error(ErrorCode::kNotFound, dir + ": no such bundle directory");
   }
   const std::string manifest_path = (fs::path(dir) / kManifestFileName).string();
