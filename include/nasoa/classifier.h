@@ -54,8 +54,9 @@ class NASOA_API Classifier {
   //   kCorrupt             a file's size or SHA-256 differs from the manifest,
   //                        or the manifest does not parse or is inconsistent;
   //   kUnsupportedVersion  the manifest's format version is not one this build reads;
-  //   kInvalidArgument     `dir` is empty, or a sound bundle that is not a
-  //                        model directory (not exactly one model, or no labels);
+  //   kInvalidArgument     `dir` is empty, a file rather than a folder, or a
+  //                        sound bundle that is not a model directory (not
+  //                        exactly one model, or no labels);
   //   kIo                  a file cannot be read.
   static Classifier open(const std::string& dir);
 
@@ -82,11 +83,19 @@ class NASOA_API Classifier {
 
   // Reads and decodes the image file `path` with training ingestion's checks
   // (its header is checked before the rest is read; more than 100 M pixels
-  // is refused undecoded) and predicts it. Throws Error naming the file:
-  // kNotFound (no such file), kIo (unreadable), kCorrupt (not a recognised
-  // image, truncated or damaged), kInvalidArgument (over the pixel cap, a
-  // folder, pipe or device rather than a file, or top_k < 1).
+  // is refused undecoded) and predicts it. Of a multi-page TIFF only the
+  // first page is classified, as in training; the overload below tells when
+  // pages were left out. Throws Error naming the file: kNotFound (no such
+  // file), kIo (unreadable), kCorrupt (not a recognised image, truncated or
+  // damaged), kInvalidArgument (an intact image of a kind it does not take:
+  // pixels predict() refuses as above, float pixels outside [0,1], a
+  // grey-and-alpha TIFF, a BigTIFF or a TIFF compression with no decoder
+  // here; over the pixel cap; a folder, pipe or device rather than a file;
+  // or top_k < 1).
   std::vector<Prediction> predict_file(const std::string& path, int top_k = 1) const;
+  // The same; `more_pages`, when not null, is set to whether pages follow
+  // the one classified (a multi-page TIFF), false when the call throws.
+  std::vector<Prediction> predict_file(const std::string& path, int top_k, bool* more_pages) const;
 
   const std::string& dir() const;                  // absolute
   const std::vector<std::string>& labels() const;  // one per class

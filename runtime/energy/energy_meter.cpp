@@ -121,6 +121,14 @@ std::unique_ptr<EnergyMeter> detect_energy_meter(const MeterOptions& options) {
       skipped += "; nvml: not for a job on the CPU (it measures the GPU)";
       continue;
     }
+    // A GPU job whose NVML could not be read would otherwise land here, and
+    // the packages would be reported as measured while the GPU, drawing most
+    // of the power, went uncounted: an energy budget would pass several times
+    // its joules. The estimate at least says it is a guess.
+    if (kind == MeterKind::kRapl && options.gpu_job) {
+      skipped += "; rapl: not for a job on the GPU (it measures only the CPU packages)";
+      continue;
+    }
     std::string why_not;
     try {
       if (auto meter = open(options, &why_not)) {

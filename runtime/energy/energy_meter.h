@@ -94,13 +94,15 @@ struct MeterOptions {
   // "no profile": then the estimate is unavailable. Must be in
   // [0, kMaxPlausibleWatts].
   double estimate_watts = 0;
-  // kAuto picks the first readable meter in the order of MeterKind; any other
-  // kind demands that meter.
+  // kAuto picks the first readable meter in the order of MeterKind that suits
+  // the job (see gpu_job); any other kind demands that meter.
   MeterKind kind = MeterKind::kAuto;
   // Whether the job being measured runs on a discrete NVIDIA GPU. kAuto takes
   // NVML only for such a job: for one on the CPU, NVML would measure an idle
-  // GPU and miss the CPU, so RAPL or the estimate come first. (A Jetson's
-  // rails cover the whole board and are chosen either way.)
+  // GPU and miss the CPU, so RAPL or the estimate come first. Conversely kAuto
+  // takes RAPL only for a job on the CPU: for one on the GPU, RAPL would miss
+  // the GPU's draw yet call it measured, so without NVML the estimate is used.
+  // (A Jetson's rails cover the whole board and are chosen either way.)
   bool gpu_job = false;
 };
 

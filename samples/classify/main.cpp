@@ -3,15 +3,16 @@
 //   nasoa-classify --model MODEL_DIR [--top K] PATH...
 //
 // Prints one line per image, `path<TAB>label<TAB>probability` (a tab, line
-// break or backslash in the path written \t, \n, \r or \\, other control
-// characters and Unicode line separators as \xHH bytes); with --top K,
-// K such lines per image, most probable first. Folders are walked recursively
-// in sorted order, taking files with an image extension; files named on the
-// command line are always tried. A file that cannot be classified is reported
-// on stderr and the rest go on; so is a folder without images, and a pipe,
-// device or dangling link named like an image. Exit status: 0 when every
-// image was classified, 1 when any failed (or the model cannot be used), 2
-// for bad arguments.
+// break or backslash in the path or label written \t, \n, \r or \\, other
+// control characters and Unicode line separators as \xHH bytes); with --top K,
+// K such lines per image, most probable first. Of a multi-page TIFF only the
+// first page is classified, as in training, and a note on stderr says so.
+// Folders are walked recursively in sorted order, taking files with an image
+// extension; files named on the command line are always tried. A file that
+// cannot be classified is reported on stderr and the rest go on; so is a
+// folder without images, and a pipe, device or dangling link named like an
+// image. Exit status: 0 when every image was classified, 1 when any failed
+// (or the model cannot be used), 2 for bad arguments.
 //
 // Uses only the public API: nasoa::Classifier, nasoa::list_images and nasoa::Error.
 #include <CLI/CLI.hpp>
@@ -90,8 +91,18 @@ int main(int argc, char** argv) {
     for (const std::string& image : images) {
       try {
         const std::string shown = nasoa_samples::one_line(image);
-        for (const nasoa::Prediction& p : classifier.predict_file(image, top))
-          std::printf("%s\t%s\t%.6f\n", shown.c_str(), p.label.c_str(), double(p.probability));
+        bool more_pages = false;
+        const std::vector<nasoa::Prediction> predictions = classifier.predict_file(image, top, &more_pages);
+        // A label may hold U+2028, U+2029 or U+0085, which line-based readers
+        // split a record at, as they would at a path's.
+        for (const nasoa::Prediction& p : predictions)
+          std::printf("%s\t%s\t%.6f\n", shown.c_str(), nasoa_samples::one_line(p.label).c_str(),
+                      double(p.probability));
+        if (more_pages) {
+          std::fflush(stdout);
+          std::cerr << "nasoa-classify: note: " << shown
+                    << ": a multi-page TIFF; only its first page was classified\n";
+        }
       } catch (const nasoa::Error& e) {
         // The message names the file and what is wrong with it.
         std::fflush(stdout);

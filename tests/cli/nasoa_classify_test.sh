@@ -83,6 +83,14 @@ cp "$work/images/a.png" "$ctrl"
 "$tool" --model "$work/model" "$ctrl" > "$work/ctrl.tsv" 2> /dev/null
 check "a path with a vertical tab, an ESC and U+2028 is escaped as \\xHH" \
   bash -c "test \$(wc -l < '$work/ctrl.tsv') -eq 1 && grep -qF 'ctrl\\x0band\\x1besc\\xe2\\x80\\xa8u2028.png' '$work/ctrl.tsv' && ! grep -q \$'[\\v\\e]' '$work/ctrl.tsv'"
+# Labels are escaped as paths are: U+2028, U+2029 and U+0085 in a label would
+# split one record in two for line-based readers.
+"$make" "$work/sepmodel" "$work/sepimages" "line"$'\xe2\x80\xa8'"sep" "para"$'\xe2\x80\xa9'"sep" \
+  "next"$'\xc2\x85'"line" > /dev/null || { echo "cannot make the model dir with separator labels"; exit 1; }
+"$tool" --model "$work/sepmodel" --top 3 "$work/images/a.png" > "$work/sep.tsv" 2> /dev/null
+cut -f2 "$work/sep.tsv" | LC_ALL=C sort > "$work/sep_labels.txt"
+printf '%s\n' 'line\xe2\x80\xa8sep' 'next\xc2\x85line' 'para\xe2\x80\xa9sep' > "$work/sep_expected.txt"
+check "labels with U+2028, U+2029 and U+0085 are escaped as \\xHH" diff "$work/sep_expected.txt" "$work/sep_labels.txt"
 ln -sf loop-b.png "$work/loop-a.png"
 ln -sf loop-a.png "$work/loop-b.png"
 "$tool" --model "$work/model" "$work/loop-a.png" > /dev/null 2> "$work/loop.err"

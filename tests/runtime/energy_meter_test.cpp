@@ -469,5 +469,24 @@ TEST(Nvml, ChosenInAutoOnlyForAJobOnTheGpu) {
   EXPECT_EQ(detect_energy_meter(options)->kind(), MeterKind::kJetsonHwmon);
 }
 
+TEST(Rapl, NotChosenInAutoForAJobOnTheGpu) {
+  // The packages miss the GPU that draws most of the power; had RAPL been
+  // taken when NVML does not load, the joules would read as measured and an
+  // energy budget would let several times its worth through.
+  FakeSysfs fs;
+  fs.rapl_zone("intel-rapl:0", "package-0", 1000, 262143328850);
+  MeterOptions options = options_for(fs, 9);
+  options.gpu_job = true;
+  auto meter = detect_energy_meter(options);
+  EXPECT_EQ(meter->name(), "estimate:9W");
+  EXPECT_FALSE(meter->measured());
+  options.estimate_watts = 0;
+  EXPECT_TRUE(throws_error([&] { detect_energy_meter(options); }, ErrorCode::kNotFound,
+                           "rapl: not for a job on the GPU"));
+  // Asked for by name, RAPL is still given.
+  options.kind = MeterKind::kRapl;
+  EXPECT_EQ(detect_energy_meter(options)->name(), "rapl:package-0");
+}
+
 }  // namespace
 }  // namespace nasoa::runtime

@@ -175,6 +175,44 @@ TEST_F(ClassifierTest, PredictFileDecodesAsTrainingDoesAndNamesBadFiles) {
     EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict_file(c.first); }, c.second, c.first)) << c.first;
 }
 
+TEST_F(ClassifierTest, PredictFileCallsAnIntactImageItDoesNotTakeAnInvalidArgument) {
+  // 0-255 floats are whole, only of no known scale: predict() refuses the
+  // same pixels as kInvalidArgument, and the file is not damaged either.
+  const Classifier clf = Classifier::open(dir_);
+  const cv::Mat floats(8, 8, CV_32FC1, cv::Scalar(200.0f));
+  const std::string tiff = tmp_ / "floats.tiff";
+  ASSERT_TRUE(cv::imwrite(tiff, floats));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict(floats); }, ErrorCode::kInvalidArgument, ""));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict_file(tiff); }, ErrorCode::kInvalidArgument,
+                                           "float pixels outside [0, 1]"));
+}
+
+TEST_F(ClassifierTest, PredictFileClassifiesAMultiPageTiffsFirstPageAndSaysPagesFollow) {
+  const Classifier clf = Classifier::open(dir_);
+  cv::Mat mirrored;
+  cv::flip(images()[0], mirrored, 1);
+  const std::vector<cv::Mat> pages{images()[0], mirrored};
+  const std::string stack = tmp_ / "stack.tiff", one = tmp_ / "one.tiff";
+  ASSERT_TRUE(cv::imwritemulti(stack, pages));
+  ASSERT_TRUE(cv::imwrite(one, pages[0]));
+  bool more_pages = false;
+  const auto from_stack = clf.predict_file(stack, 3, &more_pages);
+  EXPECT_TRUE(more_pages);
+  const auto from_one = clf.predict_file(one, 3, &more_pages);
+  EXPECT_FALSE(more_pages);
+  ASSERT_EQ(from_stack.size(), 3u);
+  ASSERT_EQ(from_one.size(), 3u);
+  for (std::size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(from_stack[k].index, from_one[k].index);
+    EXPECT_FLOAT_EQ(from_stack[k].probability, from_one[k].probability);
+  }
+  EXPECT_EQ(clf.predict_file(stack, 3).size(), 3u) << "the overload without it still reads the first page";
+  more_pages = true;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { clf.predict_file(tmp_ / "missing.tiff", 1, &more_pages); },
+                                           ErrorCode::kNotFound, "missing.tiff"));
+  EXPECT_FALSE(more_pages) << "a call that throws reports no pages";
+}
+
 TEST_F(ClassifierTest, ConstPredictIsSafeFromSeveralThreads) {
   const Classifier clf = Classifier::open(dir_);
   const std::vector<cv::Mat> batch = images();
