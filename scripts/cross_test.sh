@@ -22,7 +22,10 @@ case $build in /*) ;; *) build=$root/$build ;; esac  # relative: the repository 
 jobs=$(nproc)
 start=$SECONDS
 
-# What the cross build needs on the host, beyond scripts/setup.sh's list.
+# The host tools (cmake, protoc, python3) and the test data come from
+# scripts/setup.sh's list (idempotent: about a second when all is there);
+# then what the cross build needs beyond it.
+bash "$root/scripts/setup.sh"
 packages=(g++-aarch64-linux-gnu mmdebstrap qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do

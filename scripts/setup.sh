@@ -36,4 +36,16 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "setup: installing ${missing[*]}"
 $sudo apt-get update -q
+# LibTorch is the one package whose version matters (1.13's C++ API or
+# newer), and some releases lack it or ship an older one (Ubuntu 22.04's
+# 1.8): say so before installing anything.
+for p in "${missing[@]}"; do
+  [ "$p" = libtorch-dev ] || continue
+  candidate=$(apt-cache policy libtorch-dev 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [ -z "$candidate" ] || [ "$candidate" = "(none)" ] || ! dpkg --compare-versions "$candidate" ge 1.13; then
+    echo "setup: this release's libtorch-dev is ${candidate:-not packaged}; nasoa needs LibTorch 1.13 or newer." >&2
+    echo "setup: use Debian 12 or newer, or a LibTorch build of your own (docs/gpu.md: Torch_DIR)." >&2
+    exit 1
+  fi
+done
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
