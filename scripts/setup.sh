@@ -21,6 +21,21 @@ packages=(
   libopenmpi-dev openmpi-bin  # nasoa-search over several processes
 )
 
+# LibTorch is the one package whose version matters (1.13's C++ API or
+# newer), and some releases lack it or ship an older one (Ubuntu 22.04's
+# 1.8): say so before building, or installing, anything.
+require_libtorch() {  # VERSION WHERE
+  if [ -z "$1" ] || [ "$1" = "(none)" ] || ! dpkg --compare-versions "$1" ge 1.13; then
+    echo "setup: $2 libtorch-dev is ${1:-not packaged}; nasoa needs LibTorch 1.13 or newer." >&2
+    echo "setup: use Debian 12 or newer, or a LibTorch build of your own (docs/gpu.md: Torch_DIR)." >&2
+    exit 1
+  fi
+}
+if installed=$(dpkg-query -W -f='${Status} ${Version}' libtorch-dev 2>/dev/null) &&
+   [[ $installed == "install ok installed "* ]]; then
+  require_libtorch "${installed##* }" "the installed"
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -36,16 +51,8 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "setup: installing ${missing[*]}"
 $sudo apt-get update -q
-# LibTorch is the one package whose version matters (1.13's C++ API or
-# newer), and some releases lack it or ship an older one (Ubuntu 22.04's
-# 1.8): say so before installing anything.
 for p in "${missing[@]}"; do
   [ "$p" = libtorch-dev ] || continue
-  candidate=$(apt-cache policy libtorch-dev 2>/dev/null | awk '/Candidate:/ {print $2}')
-  if [ -z "$candidate" ] || [ "$candidate" = "(none)" ] || ! dpkg --compare-versions "$candidate" ge 1.13; then
-    echo "setup: this release's libtorch-dev is ${candidate:-not packaged}; nasoa needs LibTorch 1.13 or newer." >&2
-    echo "setup: use Debian 12 or newer, or a LibTorch build of your own (docs/gpu.md: Torch_DIR)." >&2
-    exit 1
-  fi
+  require_libtorch "$(apt-cache policy libtorch-dev 2>/dev/null | awk '/Candidate:/ {print $2}')" "this release's"
 done
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -36,6 +36,12 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   // missing: that copy is what `dir` holds, and what a save would put back
   // and replace, so it is the one checked (a zoo there is not lost).
   const fs::path live = recover_model_dir(path.string());
+  // A link whose target is missing (and no copy of it aside): writing
+  // through it would create the target's folders wherever it points (an
+  // unmounted drive's mount point, say).
+  if (fs::is_symlink(fs::symlink_status(path, ec)) && !fs::exists(fs::symlink_status(live, ec)))
+    throw Error(ErrorCode::kInvalidArgument,
+                dir + " is a link to " + live.string() + ", which does not exist; refusing to write through it");
   if (!fs::exists(fs::symlink_status(live, ec))) {
     if (!fs::is_directory(path.parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument,
@@ -43,7 +49,12 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
                       (fs::exists(path.parent_path(), ec) ? " is not a folder" : " does not exist"));
     return;
   }
-  const std::string shown = live == path ? dir : dir + " (its copy " + live.string() + " left by an interrupted save)";
+  // The copy aside is read where it is when it cannot be put back (a
+  // read-only file system): say so. (Through a link, `live` is its target.)
+  const std::string name = live.filename().string();
+  const bool aside = name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".old") == 0 &&
+                     live.filename() != path.filename();
+  const std::string shown = aside ? dir + " (its copy " + live.string() + " left by an interrupted save)" : dir;
   if (!protect.empty() && fs::equivalent(live, protect, ec))
     throw Error(ErrorCode::kInvalidArgument, shown + ": is the zoo bundle being adapted; refusing to replace it");
   if (!fs::is_directory(live, ec) || !fs::is_regular_file(live / zoo::kManifestFileName, ec))

@@ -53,10 +53,14 @@ std::filesystem::path model_dir_path(const std::string& dir);
 
 // Checks, before any work, that save_model_dir(dir, ...) may write there:
 // `dir` does not exist and its parent folder does, or it is a model
-// directory (a bundle whose manifest lists one model with labels; its
-// weights may be damaged). A zoo bundle of several models, any other existing file or
+// directory (a bundle whose manifest lists one model with labels, written by
+// the SDK; its weights may be damaged). A save a crash interrupted is
+// finished first (recover_model_dir), so the copy it set aside is checked
+// as `dir`. A zoo bundle (of several models, or written by an offline tool,
+// or shipping experience), a link to nothing, any other existing file or
 // folder, and `protect` (the zoo being adapted) are refused with
-// Error{kInvalidArgument} naming the path.
+// Error{kInvalidArgument} naming the path; Error{kIo} when the recovery
+// cannot take the folder's lock.
 void check_model_dir_target(const std::string& dir, const std::string& protect = {});
 
 // Finishes a replacement that a crash interrupted (see above). Returns the

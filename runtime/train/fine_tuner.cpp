@@ -542,19 +542,22 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     record.elapsed_seconds = limits.elapsed();
     record.joules = limits.joules();
     outcome.history.push_back(record);
-    // The call's first epoch end checkpoints, so that a run is resumable
-    // (with its measured step and pass times) from early on; later ones only
-    // when the interval has passed. Not at every epoch end: on small tasks
-    // epochs take a fraction of a second, and a checkpoint (weights,
-    // optimiser state and best weights) at each of them cost several percent
-    // of the training and wrote gigabytes a minute to a device's flash.
-    if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
+    // An epoch end checkpoints when this call has written none yet (so that
+    // a run is resumable, with its measured step and pass times, from early
+    // on), when the interval has passed, and at the run's end (the last
+    // epoch, or a stop here), so that a kill while the model is saved loses
+    // nothing. Not at every epoch end: on small tasks epochs take a fraction
+    // of a second, and a checkpoint (weights, optimiser state and best
+    // weights) at each of them cost several percent of the training and
+    // wrote gigabytes a minute to a device's flash.
+    if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds ||
+        outcome.stopped_early || epoch + 1 == regime.epochs) {
       write_checkpoint(epoch + 1, 0, 0, 0, 0);
       last_checkpoint = Clock::now();
     }
     // The evaluation is news as well: reported only with the next step, the
-    // last epoch's accuracy never reached the caller. After the checkpoint,
-    // so that a callback that cancels here keeps the epoch.
+    // last epoch's accuracy never reached the caller. After any checkpoint
+    // of this epoch end, so that a callback that cancels here keeps it.
     if (job.on_progress && record.validation_accuracy >= 0) {
       // Set in full: a run resumed from a checkpoint taken after the epoch's
       // last step reaches here without a step of its own.

@@ -10,10 +10,11 @@
 // measured; a call's first step, which sets kernels up, is not taken for a
 // typical one. When nothing was evaluated yet, the final evaluation may use
 // half of the grace the budget guarantee allows (Limits::grace_seconds()). A
-// checkpoint is written at the call's first epoch end, then whenever
-// `checkpoint_interval_seconds` have passed since the last one (checked after
-// every step and at epoch ends), and at an early stop, so that a killed run
-// can be resumed and loses at most that interval of training.
+// checkpoint is written at the first epoch end of a call that has written
+// none yet, then whenever `checkpoint_interval_seconds` have passed since the
+// last one (checked after every step and at epoch ends), and at the run's end
+// (its last epoch, or a stop), so that a killed run can be resumed and loses
+// at most that interval of training.
 //
 // Runs on CUDA when the LibTorch build has it and the options allow, with bf16
 // autocast on GPUs that support it and cuDNN autotuning when at least

@@ -341,6 +341,12 @@ TEST_F(FineTunerTest, EpochEndsCheckpointOnlyWhenTheIntervalHasPassed) {
   const TrainingState latest = load_checkpoint(dense.checkpoint_path);
   EXPECT_EQ(latest.epoch, 2) << "the interval had passed, but epoch 2's end did not checkpoint";
   EXPECT_GE(latest.history.size(), 2u);
+
+  // The run's last epoch checkpoints within the interval too: a kill while
+  // the model is saved must not send the resume back to epoch 1.
+  FineTuneJob whole = epoch_checkpoint_job(3, "whole-run", dir_ / "whole.checkpoint");
+  EXPECT_EQ(fine_tune(whole, Limits(600, 0)).stop_reason, "completed");
+  EXPECT_EQ(load_checkpoint(whole.checkpoint_path).epoch, 3);
 }
 
 TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasuredBeforeTheKill) {

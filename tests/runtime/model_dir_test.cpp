@@ -283,6 +283,17 @@ TEST(ModelDirTest, AZooLeftAsideByAnInterruptedSaveIsNotReplaced) {
   EXPECT_FALSE(fs::exists(tmp / ".m.old"));
 }
 
+// A link to a folder that is not there (an unmounted drive's) is not written
+// through: that would create the folders it names.
+TEST(ModelDirTest, ALinkToNothingIsNotWrittenThrough) {
+  TempDir tmp;
+  fs::create_symlink(tmp / "unmounted/drive/model", tmp / "out");
+  zoo::Network net = small_network(2);
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { save_model_dir(tmp / "out", net, info_for({"x", "y"})); },
+                                           ErrorCode::kInvalidArgument, "which does not exist"));
+  EXPECT_FALSE(fs::exists(tmp / "unmounted"));
+}
+
 TEST(ModelDirTest, RefusesLabelsThatDoNotFitTheNetwork) {
   TempDir tmp;
   zoo::Network net = small_network(3);
