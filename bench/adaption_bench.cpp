@@ -146,12 +146,33 @@ struct Outcome {
   double accuracy = 0, seconds = 0;
 };
 
+// How a run is scored. kBest: the best validation accuracy among its epochs,
+// what the runtime hands back and reports. It is picked on the very split it
+// is reported on, so the maximum of many noisy evaluations flatters long runs
+// (hundreds of epochs) against short ones. kFinal: the accuracy of the last
+// epoch evaluated, which no choice among epochs touches (--score final:
+// every record's best_accuracy is replaced by it when the logs are read).
+enum class Score { kBest, kFinal };
+Score g_score = Score::kBest;
+
 Outcome run_within(const Record& r, double seconds) {
   if (r.total_seconds <= seconds) return {r.best_accuracy, r.total_seconds};
   double best = 0;
-  for (const rt::EpochPoint& e : r.history)
-    if (e.elapsed_seconds <= seconds && e.validation_accuracy > best) best = e.validation_accuracy;
+  for (const rt::EpochPoint& e : r.history) {
+    if (e.elapsed_seconds > seconds || e.validation_accuracy < 0) continue;
+    if (g_score == Score::kFinal)
+      best = e.validation_accuracy;  // epochs are in order: the last one that ended in time
+    else if (e.validation_accuracy > best)
+      best = e.validation_accuracy;
+  }
   return {best, std::max(0.0, seconds)};
+}
+
+// The accuracy of `r`'s last evaluated epoch (-1: none was).
+double last_epoch_accuracy(const Record& r) {
+  for (auto e = r.history.rbegin(); e != r.history.rend(); ++e)
+    if (e->validation_accuracy >= 0) return e->validation_accuracy;
+  return -1;
 }
 
 struct Task {
@@ -300,6 +321,8 @@ Result logme_method(const Setup& s, const Task& t, double budget) {
   return fixed_default(s, t, budget, one, probing);
 }
 
+// Seconds no run takes: a run read whole.
+constexpr double kNoBudget = std::numeric_limits<double>::infinity();
 // A target no accuracy reaches: search until the budget is spent.
 constexpr double kNoTarget = 2;
 // The multiple of a search that never matched.
@@ -387,10 +410,11 @@ class Bohb {
   Outcome run(double budget, double target, DeviceClock::Report report) {
     DeviceClock clock(budget, target, std::move(report));
     const int s_max = int(epochs_.size()) - 1;
-    // Until the budget is spent, or a round of brackets runs nothing new
-    // (every plan it draws is known): more rounds would find nothing.
-    for (double before = -1; !clock.done() && clock.spent() > before;) {
-      before = clock.spent();
+    // Until the budget is spent or every plan of the space has run: a round
+    // that draws only known plans may be followed by one that does not (a
+    // third of the draws are uniform), so it does not end the search.
+    const std::size_t space = dims_[0] * dims_[1] * dims_[2] * epochs_.size();
+    while (!clock.done() && known_.size() < space) {
       for (int s = s_max; s >= 0 && !clock.done(); --s) {
         // Bracket s: n configurations at the (s_max - s)-th epoch count, halved
         // while the epochs double.
@@ -544,15 +568,19 @@ double oracle(const Task& t, double budget) {
 // there, as a multiple of NASOA's fine-tuning time; per table and seed, each
 // search given at most `cap` times that, and ended by a run that cannot
 // finish in the time left (kNever: it did not match within it). The
-// fine-tuning time is read off the run's record, so the runs a search needs
+// fine-tuning time is read off the run's record on the search's table, so
+// the runs a search needs
 // do not hang on how long this process took to plan. A search that lacks a
 // run adds it to `missing` and counts for nothing.
 std::vector<double> space_multiples(const Task& t, const Result& n, double budget, const std::vector<int>& space,
                                     int seeds, double cap, std::set<std::pair<std::string, PlanKey>>& missing) {
-  const double nasoa_time = std::min(find_run(t.zoo, t.extra, n.chosen)->total_seconds, budget);
   std::vector<double> out;
   for (std::size_t table = 0; table < t.zoo_seed.size(); ++table) {
     const Task view = seed_view(t, table);
+    // NASOA's run on the table the search's times come from.
+    const Record* nasoa_run = find_run(view.zoo, view.extra, n.chosen);
+    if (!nasoa_run) throw MissingRun{t.name, n.chosen};
+    const double nasoa_time = std::min(nasoa_run->total_seconds, budget);
     const DeviceClock::Report report = [&t, table](const PlanKey& k, double given) {
       return held_out(t, k, given, table);
     };
@@ -667,6 +695,7 @@ Tables read_tables(const std::vector<std::string>& paths, bool common_only = fal
 // each seed's run.
 struct FillRun {
   double best_accuracy = 0;
+  double final_accuracy = -1;  // of the last epoch evaluated; -1: not in the file (runs made before it was)
   int epochs_run = 0;
   bool cut_by_budget = false;
 };
@@ -683,10 +712,16 @@ FillRuns read_fill_runs(const std::string& path) {
       const nlohmann::json j = nlohmann::json::parse(line);
       FillRun r;
       r.best_accuracy = j.at("best_accuracy").get<double>();
+      if (j.contains("final_accuracy") && !j.at("final_accuracy").is_null())
+        r.final_accuracy = j.at("final_accuracy").get<double>();
       r.epochs_run = j.at("epochs_run").get<int>();
       r.cut_by_budget = j.at("stop_reason").get<std::string>() != "completed";
       if (!(r.best_accuracy >= 0 && r.best_accuracy <= 1))
         throw nasoa::Error(nasoa::ErrorCode::kCorrupt, "best_accuracy outside [0, 1]");
+      if (g_score == Score::kFinal && !(r.final_accuracy >= 0 && r.final_accuracy <= 1))
+        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                           "--score final needs each run's final_accuracy in [0, 1] (bench/fixed_fill_runs.py "
+                           "writes it; rerun the runs made before it did)");
       runs[{j.at("task").get<std::string>(), j.at("budget").get<double>()}].push_back(r);
     } catch (const nlohmann::json::exception& e) {
       throw nasoa::Error(nasoa::ErrorCode::kCorrupt, where + ": " + e.what());
@@ -750,7 +785,19 @@ int main(int argc, char** argv) {
   app.add_option("--fixed-fill", fill_path,
                  "Real runs of the fixed default with the epochs that fill each budget (bench/fixed_fill_runs.py)");
   app.add_option("--out", out, "Also write the tables as Markdown here");
+  std::string score = "best";
+  app.add_option("--score", score,
+                 "How a run is scored: best (its best epoch's validation accuracy, what the runtime hands back) or "
+                 "final (its last epoch's, which no choice among epochs flatters); final leaves out the predictor "
+                 "and BOHB-past-the-grid sections, which are about best")
+      ->check(CLI::IsMember({"best", "final"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  g_score = score == "final" ? Score::kFinal : Score::kBest;
+  if (g_score == Score::kFinal && (!list_missing.empty() || !list_search_missing.empty())) {
+    std::cerr << "adaption_bench: --score final reads the runs the best-epoch bench gathered; list them without it\n";
+    return 2;
+  }
 
   try {
     torch::set_num_threads(1);
@@ -765,7 +812,29 @@ int main(int argc, char** argv) {
       po.seed = predictor_seed;
       shipped = rt::Predictor::fit(shipped_log, {}, po);
     }
-    const Tables zoo_all = read_tables(zoo_tables), baselines_all = read_tables(baselines_tables);
+    // Under --score final every run is scored by its last evaluated epoch,
+    // the averaged runs by their averaged last epoch, before anything chooses.
+    // A plan's averaged run takes the mean of its runs' last epochs (its
+    // averaged history may hold an epoch one run did not evaluate).
+    const auto rescored = [](Tables tables) {
+      if (g_score == Score::kFinal) {
+        for (std::size_t i = 0; i < tables.mean.size(); ++i) {
+          double sum = 0;
+          for (std::vector<Record>& seed : tables.seeds) {
+            if (i >= seed.size() || key_of(seed[i].regime) < key_of(tables.mean[i].regime) ||
+                key_of(tables.mean[i].regime) < key_of(seed[i].regime) || seed[i].task_id != tables.mean[i].task_id)
+              throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                                 "the tables' runs are not in the same order as their mean (run " +
+                                     tables.mean[i].run_id + ")");
+            seed[i].best_accuracy = std::max(0.0, last_epoch_accuracy(seed[i]));
+            sum += seed[i].best_accuracy;
+          }
+          tables.mean[i].best_accuracy = sum / double(tables.seeds.size());
+        }
+      }
+      return tables;
+    };
+    const Tables zoo_all = rescored(read_tables(zoo_tables)), baselines_all = rescored(read_tables(baselines_tables));
     const auto read_past_grid = [&](const std::vector<std::string>& paths, const std::string& option) {
       if (!paths.empty() && paths.size() != zoo_all.seeds.size())
         throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
@@ -774,7 +843,7 @@ int main(int argc, char** argv) {
       // Logs may be empty (no run past the grid gathered yet, see the
       // listing options) or hold a plan in some of them only (an interrupted
       // gathering): such a plan counts as missing.
-      Tables all = !paths.empty() ? read_tables(paths, /*common_only=*/true) : Tables{};
+      Tables all = rescored(!paths.empty() ? read_tables(paths, /*common_only=*/true) : Tables{});
       // Each log must be of its table's seed, or a held-out outcome would
       // pair runs of different splits.
       for (std::size_t s = 0; s < all.seeds.size(); ++s)
@@ -919,7 +988,7 @@ int main(int argc, char** argv) {
     // what it lacks takes a round per run it needs.
     const double space_budget = budgets.front();
     const std::vector<int>& space_epochs = setup.space_epochs;
-    const bool space_measured = !search_tables.empty() || !list_search_missing.empty();
+    const bool space_measured = g_score == Score::kBest && (!search_tables.empty() || !list_search_missing.empty());
     std::map<std::string, Result> space_nasoa;
     std::map<std::string, std::vector<double>> space_found;  // complete when nothing lacks
     if (space_measured) {
@@ -979,6 +1048,11 @@ int main(int argc, char** argv) {
       o << ". The oracle, random search, BOHB and the baselines' best regimes choose on one seed's tables and are "
            "reported on the other's (each in turn, averaged); NASOA, fixed and LogME are reported on both";
     o << ".\n\n";
+    if (g_score == Score::kFinal)
+      o << "**Scored by each run's last epoch** (--score final): a run's validation accuracy after its last "
+           "evaluated epoch (cut by the budget: the last epoch that ended in time), not the best of its epochs, "
+           "which is picked on the split it is reported on and flatters long runs. The runtime itself hands back "
+           "the best epoch's weights; these figures compare the plans without that choice.\n\n";
 
     // 1. The adaption table.
     std::vector<std::string> methods{"oracle", "nasoa", "fixed", "logme", "random", "bohb"};
@@ -1005,7 +1079,7 @@ int main(int argc, char** argv) {
                                    std::to_string(table_count) + ")");
           std::vector<double> a;
           for (const FillRun& r : it->second) {
-            a.push_back(r.best_accuracy);
+            a.push_back(g_score == Score::kFinal ? r.final_accuracy : r.best_accuracy);
             epochs_run.push_back(r.epochs_run);
             cut += r.cut_by_budget;
           }
@@ -1018,7 +1092,6 @@ int main(int argc, char** argv) {
     std::map<double, std::vector<double>> planning_share, nasoa_seconds;
     // Device time to match / NASOA's, per seed (kNever: never matched).
     std::map<double, std::vector<std::vector<double>>> bohb_match, random_match;
-    std::map<std::tuple<std::string, double, double>, std::pair<std::vector<double>, std::vector<double>>> match_cache;
     std::map<double, std::vector<std::string>> choices;
     for (double budget : budgets) {
       // (b) each baseline's best fixed regime: the (lr, frozen, epochs) with the
@@ -1053,16 +1126,19 @@ int main(int argc, char** argv) {
         acc["fixed"][budget].push_back(fixed_default(setup, t, budget, setup.models).outcome.accuracy);
         acc["logme"][budget].push_back(logme_method(setup, t, budget).outcome.accuracy);
         std::vector<double> rs, bo, rs_t, bo_t;
-        const double nasoa_time = n.outcome.seconds + n.overhead_seconds;
         const double cap = 1e5;
-        // The time to match NASOA does not depend on the budget: measured
-        // once per task and NASOA outcome. A search that ends (the grid run,
-        // or nothing new left to draw) without matching never does.
-        const auto match_key = std::make_tuple(name, n.outcome.accuracy, nasoa_time);
-        const bool measured = match_cache.count(match_key) > 0;
+        // A search that ends (every plan of the grid run) without matching
+        // never does.
         for (std::size_t table = 0; table < table_count; ++table) {
           // The searches see this table; what they hand back is read off the others.
           const Task view = seed_view(t, table);
+          // NASOA's device time on the table the search's time comes from
+          // (its run there, and its planning): tables gathered on different
+          // days differ by about 10 % in speed.
+          const Record* nasoa_run = find_run(view.zoo, view.extra, n.chosen);
+          if (!nasoa_run) throw MissingRun{t.name, n.chosen};
+          const double nasoa_time =
+              run_within(*nasoa_run, budget - n.overhead_seconds).seconds + n.overhead_seconds;
           const DeviceClock::Report report = [&t, table](const PlanKey& k, double given) {
             return held_out(t, k, given, table);
           };
@@ -1074,7 +1150,6 @@ int main(int argc, char** argv) {
             rs.push_back(random_search(view, budget, kNoTarget, std::uint64_t(s + 1), report).accuracy);
             bo.push_back(
                 Bohb(view, setup.planner.grid.epochs, std::uint64_t(s + 1)).run(budget, kNoTarget, report).accuracy);
-            if (measured) continue;
             const auto multiple = [&](const Outcome& o) {
               return o.accuracy >= target ? o.seconds / nasoa_time : kNever;
             };
@@ -1085,9 +1160,8 @@ int main(int argc, char** argv) {
         }
         acc["random"][budget].push_back(mean(rs));
         acc["bohb"][budget].push_back(mean(bo));
-        if (!measured) match_cache[match_key] = {rs_t, bo_t};
-        random_match[budget].push_back(match_cache.at(match_key).first);
-        bohb_match[budget].push_back(match_cache.at(match_key).second);
+        random_match[budget].push_back(rs_t);
+        bohb_match[budget].push_back(bo_t);
       }
     }
     o << "## Mean validation accuracy over the " << tasks.size() << " evaluation tasks (regret against the oracle)\n\n";
@@ -1129,8 +1203,9 @@ int main(int argc, char** argv) {
       for (const std::string& c : choices[b]) o << " " << c << ";";
       o << " device time " << fmt("%.1f", mean(nasoa_seconds[b])) << " s on average\n";
     }
-    // A median over seeds; "never" when more than half never matched. The
-    // count of seeds that never did follows.
+    // A median over seeds; "never" when at least half never matched (with an
+    // even count and exactly half, the middle pair holds a never). The count
+    // of seeds that never did follows.
     const auto shown_multiple = [&](const std::vector<double>& v) {
       const double m = nasoa::bench::median(v);
       const auto never = std::count(v.begin(), v.end(), kNever);
@@ -1198,6 +1273,14 @@ int main(int argc, char** argv) {
         << search_all.seeds.size() << " seeds.\n";
     }
 
+    if (g_score == Score::kFinal) {
+      o << "\nThe predictor's quality and the stream are measured against the best epoch the predictor predicts "
+           "(the runtime's target): see the bench without --score final.\n";
+      std::cout << o.str();
+      if (!out.empty()) std::ofstream(out) << o.str();
+      return 0;
+    }
+
     // 2. The shipped predictor on the evaluation tasks (held out: gathered on the source tasks only).
     o << "\n## The shipped predictor on the evaluation tasks (none in its experience)\n\n"
       << "| task | runs | MAE | Spearman | regret of its top plan |\n|---|---:|---:|---:|---:|\n";
@@ -1215,7 +1298,22 @@ int main(int argc, char** argv) {
       double mae = 0;
       for (std::size_t i = 0; i < y.size(); ++i) mae += std::abs(p[i] - y[i]) / double(y.size());
       const double rho = nasoa::bench::spearman(p, y);
-      const double regret = *std::max_element(y.begin(), y.end()) - y[std::size_t(std::max_element(p.begin(), p.end()) - p.begin())];
+      // The regret of its top plan against the oracle's, the oracle choosing
+      // on one table and reported on the other (the best of many noisy means
+      // is above what its plan reaches), and plans the predictor ties on
+      // averaged (not the first in table order).
+      const double top = *std::max_element(p.begin(), p.end());
+      double regret = 0;
+      for (std::size_t table = 0; table < t.zoo_seed.size(); ++table) {
+        const Record* best = nullptr;
+        for (const Record* r : t.zoo_runs_seed[table])
+          if (!best || r->best_accuracy > best->best_accuracy) best = r;
+        double tied = 0;
+        int ties = 0;
+        for (std::size_t i = 0; i < p.size(); ++i)
+          if (p[i] == top) tied += held_out(t, key_of(t.zoo_runs[i]->regime), kNoBudget, table), ++ties;
+        regret += (held_out(t, key_of(best->regime), kNoBudget, table) - tied / ties) / double(t.zoo_seed.size());
+      }
       maes.push_back(mae), rhos.push_back(rho), regrets.push_back(regret);
       o << "| " << name << " | " << y.size() << " | " << fmt("%.3f", mae) << " | " << fmt("%.3f", rho) << " | "
         << pct(regret) << " pp |\n";
@@ -1228,7 +1326,9 @@ int main(int argc, char** argv) {
     // predictor to it (Predictor::calibrate, what nasoa::Adapter::record
     // does), one refits on shipped + device records (Predictor::update).
     o << "\n## A stream of adaptions (each budget in turn, each task in turn)\n\n"
-      << "Regret against the oracle, and the error of the chosen plan's predicted accuracy, in points.\n\n"
+      << "Regret against the oracle, and the error of the chosen plan's predicted accuracy, in points. A learner "
+         "takes in the chosen plan's outcome as the tables' mean; a plan chosen again on a later visit is scored "
+         "on the outcome it already learned from.\n\n"
       << "| step | budget | task | shipped only: regret | error | calibrated (as shipped): regret | error | "
          "refitted: regret | error |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|\n";
     struct Learner {

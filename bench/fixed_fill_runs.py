@@ -147,10 +147,15 @@ def main():
                 r = json.load(f)
         if r.get("achieved_accuracy") is None or not r.get("epochs"):
             sys.exit(f"{' '.join(command)}: the report has no evaluated epoch")
+        # The last epoch evaluated (an epoch the budget ended before its
+        # evaluation is in the report with -1): what adaption_bench --score
+        # final reads; null when none was (that mode then names the run).
+        evaluated = [e["validation_accuracy"] for e in r["epochs"] if e["validation_accuracy"] >= 0]
+        final_accuracy = evaluated[-1] if evaluated else None
         record = {"task": task, "seed": seed, "budget": budget, "model": model, "learning_rate": 0.01,
                   "frozen_stages": 0, "epochs_planned": epochs, "epochs_run": len(r["epochs"]),
                   "table_epoch_seconds": per_epoch, "best_accuracy": r["achieved_accuracy"],
-                  "final_accuracy": r["epochs"][-1]["validation_accuracy"],
+                  "final_accuracy": final_accuracy,
                   "best_epoch": r["best_epoch"], "wall_seconds": r["wall_seconds"],
                   "stop_reason": r["stop_reason"]}
         append(args.out, record)

@@ -22,7 +22,8 @@
 #   6. adaption_bench on them, writing bench/adaption/results.md, and again
 #      at the issue's budgets divided by 7.5 (4, 8, 16 and 40 s), writing
 #      bench/adaption/results-binding.md: 30 to 300 s never bind for tasks
-#      this small, those do.
+#      this small, those do; then both again scored by each run's last epoch
+#      (--score final: results-final.md, results-binding-final.md).
 #
 # Steps 2 and 3 run once per gathering seed (1 and 2; about 38 minutes each
 # here). Seed 1's tables are zoo-table.log and baselines-table.log, seed S's
@@ -204,3 +205,10 @@ stamp "bench/adaption/results.md written"
   --budgets "$binding" \
   --out "$out/results-binding.md"
 stamp "bench/adaption/results-binding.md written"
+# The same scored by each run's last epoch, which no choice among epochs
+# flatters (the best of hundreds of noisy evaluations favours long runs).
+"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" --search-runs "${search_runs[@]}" \
+  --fixed-fill "$out/fixed-fill-runs.jsonl" --score final --out "$out/results-final.md"
+"$build/bench/adaption_bench" "${common[@]}" --nasoa-runs "${nasoa_runs[@]}" --search-runs "${search_runs[@]}" \
+  --budgets "$binding" --score final --out "$out/results-binding-final.md"
+stamp "bench/adaption/results-final.md and results-binding-final.md written"
