@@ -46,14 +46,14 @@ build=$(bash scripts/configure.sh | tail -n 1)
 cmake --build "$build" --target nasoa-corpus nasoa-profile nasoa-gather nasoa-adapt adaption_bench -j "$(nproc)"
 export OMP_WAIT_POLICY=PASSIVE
 tools=$build/offline_tools
-work=build/zoo-production/adaption
+work=$build/zoo-production/adaption
 out=bench/adaption
 seeds="1 2"
 mkdir -p "$work" "$out"
 started=$SECONDS
 stamp() { echo "make_adaption_tables: $* ($((SECONDS - started)) s)"; }
 
-"$tools/nasoa-corpus" --out build/corpora --seed 1
+"$tools/nasoa-corpus" --out "$build/corpora" --seed 1
 
 # 1. The profile, remade when the bundle changed since it was measured.
 digest=$(sha256sum zoo/default/MANIFEST | cut -c1-64)
@@ -68,7 +68,7 @@ gather() {  # gather SEED BUNDLE LOG GRID-OPTIONS...
   local seed=$1 bundle=$2 log=$3
   shift 3
   bash scripts/gather_in_two_shards.sh "$log.shard" \
-    "$tools/nasoa-gather" --zoo "$bundle" --tasks build/corpora/eval --log "$log" --batch 32 --seed "$seed" \
+    "$tools/nasoa-gather" --zoo "$bundle" --tasks "$build/corpora/eval" --log "$log" --batch 32 --seed "$seed" \
     --threads 1 "$@"
 }
 suffix() { if [ "$1" != 1 ]; then echo "-seed$1"; fi; }
@@ -90,7 +90,7 @@ fill_tables=()
 for seed in $seeds; do fill_tables+=(--table "$seed=$out/zoo-table$(suffix "$seed").log"); done
 fill_pids=()
 for k in 0 1; do
-  python3 bench/fixed_fill_runs.py --build "$build" --zoo zoo/default --tasks build/corpora/eval "${fill_tables[@]}" \
+  python3 bench/fixed_fill_runs.py --build "$build" --zoo zoo/default --tasks "$build/corpora/eval" "${fill_tables[@]}" \
     --out "$work/fixed-fill-runs.jsonl" --shard "$k/2" > "$work/fixed-fill-$k.log" 2>&1 &
   fill_pids+=($!)
 done
@@ -108,7 +108,7 @@ stamp "fixed default filling the budgets run"
 # runs): each run for real with each seed, on its task only, into a log per
 # seed that the benchmark reads beside the tables.
 common=(--zoo zoo/default --table "${zoo_tables[@]}" --baselines "${baseline_tables[@]}" --profile "$out/profile.json"
-        --tasks build/corpora/eval)
+        --tasks "$build/corpora/eval")
 # The slowest plan of the grid takes at most 20 s on the evaluation tasks, so
 # at 30-300 s every method may run every model for all 32 epochs. Divided by
 # 7.5, the budgets force a choice here as the issue's would on tasks 7.5
@@ -122,7 +122,7 @@ gather_listed() {  # gather_listed LIST NAME
   local list=$1 name=$2 task model lr frozen epochs seed pid failed
   while read -r task model lr frozen epochs; do
     mkdir -p "$work/listed-tasks/$task"
-    ln -sfn "$root/build/corpora/eval/$task" "$work/listed-tasks/$task/$task"
+    ln -sfn "$build/corpora/eval/$task" "$work/listed-tasks/$task/$task"
     local gather_pids=()
     for seed in $seeds; do
       "$tools/nasoa-gather" --zoo zoo/default --tasks "$work/listed-tasks/$task" --models "$model" --lrs "$lr" \

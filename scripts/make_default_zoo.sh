@@ -4,7 +4,7 @@
 # scratch, on this machine's CPU (or its GPU where LibTorch has CUDA):
 #
 #   1. nasoa-corpus builds the upstream corpus, source and evaluation tasks
-#      (docs/corpora.md) into build/corpora;
+#      (docs/corpora.md) into BUILD/corpora (BUILD: build/, or NASOA_BUILD_DIR);
 #   2. nasoa-search runs the block-level then the macro-level search on the
 #      upstream corpus, evaluating the baselines the same way, and picks
 #      models spread over the front (zoo/search/selected.csv);
@@ -17,7 +17,7 @@
 #      ($NASOA_GATHER_HOURS caps each of its six rounds);
 #   5. the bundles are verified and replace zoo/default and zoo/baselines.
 #
-# Resumable: every step keeps its state under build/zoo-production and skips
+# Resumable: every step keeps its state under BUILD/zoo-production and skips
 # what is done, so after an interruption the same command carries on. The
 # search state, the pretrained models and the logs stay there.
 #
@@ -30,7 +30,7 @@ build=$(bash scripts/configure.sh | tail -n 1)
 cmake --build "$build" --target nasoa-corpus nasoa-search nasoa-pretrain nasoa-gather nasoa-zoo -j "$(nproc)"
 export OMP_WAIT_POLICY=PASSIVE  # LibTorch's waiting threads must not starve the batch loader
 tools=$build/offline_tools
-work=build/zoo-production
+work=$build/zoo-production
 seed=1
 input=32
 mkdir -p "$work"
@@ -38,7 +38,7 @@ started=$SECONDS
 stamp() { echo "make_default_zoo: $* ($((SECONDS - started)) s)"; }
 
 # 1. Corpora (a second run with the same options does nothing).
-"$tools/nasoa-corpus" --out build/corpora --seed "$seed"
+"$tools/nasoa-corpus" --out "$build/corpora" --seed "$seed"
 stamp "corpora ready"
 
 # 2. Search. The baselines are points of the same space, at the same C0 as
@@ -53,7 +53,7 @@ baselines=(
 )
 baseline_args=()
 for b in "${baselines[@]}"; do baseline_args+=(--baseline "$b"); done
-"$tools/nasoa-search" --corpus build/corpora/upstream --state "$work/search-state" --out zoo/search \
+"$tools/nasoa-search" --corpus "$build/corpora/upstream" --state "$work/search-state" --out zoo/search \
   --seed "$seed" --input "$input" --batch 64 --proxy-epochs 5 --train-per-class 100 --validation-per-class 20 \
   --block-samples 16 --seed-block 020- --seed-block 10001- --seed-block 2- --seed-block 0- --keep-blocks 4 \
   --reference-macro 1-21-21 --reference-c0 16 --population 8 --generations 18 --children 8 \
@@ -72,7 +72,7 @@ pretrain() {  # pretrain BUNDLE-NAME MODEL-NAME ENCODING
   fi
   local t=$SECONDS
   if ! "$tools/nasoa-pretrain" --name "$1" --out "$bundle" --model-name "$2" --encoding "$3" \
-    --data build/corpora/upstream --input "$input" --epochs 15 --lr 0.1 --batch 64 --seed "$seed" --no-flip \
+    --data "$build/corpora/upstream" --input "$input" --epochs 15 --lr 0.1 --batch 64 --seed "$seed" --no-flip \
     --threads 1 --data-card docs/corpora.md#upstream --quiet > "$work/pretrain-$2.log" 2>&1; then
     cat "$work/pretrain-$2.log" >&2
     return 1
@@ -110,7 +110,7 @@ wait $hand_designed || chains_failed=1
 # gather side by side, one compute thread each.
 for plans in 24 48 0; do
   bash scripts/gather_in_two_shards.sh "$work/gather" \
-    "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+    "$tools/nasoa-gather" --zoo "$work/default" --tasks "$build/corpora/source" --log "$work/experience.log" \
     --lrs 0.003,0.01,0.03,0.1 --frozen 0,1,2,3 --epochs 1,2,4,8,16,32 --batch 32 --plans-per-pair "$plans" \
     --seed "$seed" --threads 1 ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 done
@@ -127,16 +127,16 @@ done
 long_models=$("$tools/nasoa-zoo" inspect "$work/default" | awk '$1 ~ /^nasoa-/ {print $7, $1}' | sort -n | tail -n 2 \
   | cut -d' ' -f2 | paste -sd, -)
 bash scripts/gather_in_two_shards.sh "$work/gather" \
-  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks "$build/corpora/source" --log "$work/experience.log" \
   --models "$long_models" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 64,128 --batch 32 --seed "$seed" --threads 1 \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 largest=${long_models##*,}
 bash scripts/gather_in_two_shards.sh "$work/gather" \
-  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks "$build/corpora/source" --log "$work/experience.log" \
   --models "$largest" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 256 --batch 32 --seed "$seed" --threads 1 \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 bash scripts/gather_in_two_shards.sh "$work/gather" \
-  "$tools/nasoa-gather" --zoo "$work/default" --tasks build/corpora/source --log "$work/experience.log" \
+  "$tools/nasoa-gather" --zoo "$work/default" --tasks "$build/corpora/source" --log "$work/experience.log" \
   --models "$largest" --lrs 0.01,0.03,0.1 --frozen 0 --epochs 512 --batch 32 --seed "$seed" --threads 1 \
   ${NASOA_GATHER_HOURS:+--hours "$NASOA_GATHER_HOURS"}
 "$tools/nasoa-gather" --ship "$work/experience.log" --zoo "$work/default"
