@@ -128,6 +128,11 @@ bool uses_gpu(const AdapterOptions& options) {
   return options.device != DevicePreference::kCpu && torch::cuda::is_available();
 }
 
+void check_device_available(const AdapterOptions& options) {
+  if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
+    throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
+}
+
 // On the CPU, compute and batch building share the cores: together they
 // never exceed them, because LibTorch's OpenMP threads spin while they wait
 // and would starve an oversubscribed loader (measured on 2 cores: 25x slower).
@@ -261,8 +266,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
                     "the task was decoded at " + std::to_string(store.side()) + " px, model '" + model.name +
                         "' takes " + std::to_string(model.input_size) +
                         " px: read the task with TaskOptions::image_side = " + std::to_string(model.input_size));
-      if (options.device == DevicePreference::kCuda && !torch::cuda::is_available())
-        throw Error(ErrorCode::kInvalidArgument, "CUDA was asked for, but this LibTorch build or machine has none");
+      sdk::check_device_available(options);
 
       std::optional<runtime::DeviceProfile> profile = live().profile;
       if (!profile && !options.device_profile.empty()) profile = sdk::load_given_device_profile(live());

@@ -29,6 +29,9 @@ namespace sdk {
 // Whether fine-tuning will run on a GPU, and the threads it will use there,
 // so that profiling and probing measure what training then does.
 bool uses_gpu(const AdapterOptions& options);
+// Error{kInvalidArgument} when `options` ask for CUDA and there is none: a
+// plan or profile made for the CPU instead could never run as asked.
+void check_device_available(const AdapterOptions& options);
 int loader_threads(const AdapterOptions& options, bool on_gpu);
 int compute_threads(const AdapterOptions& options, bool on_gpu);
 

@@ -430,6 +430,7 @@ std::string Adapter::state_dir() const {
 
 double Adapter::calibrate(bool force) {
   return sdk::at_boundary("Adapter::calibrate", [&] {
+    sdk::check_device_available(live().options);
     if (!live().options.device_profile.empty()) {
       ensure_profile(live(), {}, false);
       return 0.0;
@@ -446,6 +447,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // A plan records its budget and must read back (Plan::from_json): NaN and
     // infinity have no JSON form.
     sdk::check_budget(budget, /*finite=*/true);
+    sdk::check_device_available(impl.options);
     if (impl.options.min_experience < 0)
       throw Error(ErrorCode::kInvalidArgument,
                   "AdapterOptions::min_experience must be >= 0, got " + std::to_string(impl.options.min_experience));

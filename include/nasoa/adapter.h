@@ -304,8 +304,8 @@ class NASOA_API Adapter {
   // budget of energy alone, reading the task and planning (a first plan's
   // profiling included) are bounded by no limit and counted in no joules.
   //
-  // Throws Error{kInvalidArgument} for a bad budget, a task whose image side
-  // no model takes, or when no plan fits (naming the cheapest plan and the
+  // Throws Error{kInvalidArgument} for a bad budget, CUDA asked for where
+  // there is none, a task whose image side no model takes, or when no plan fits (naming the cheapest plan and the
   // budget it needs); Error{kIo} when the state directory cannot be written;
   // what opening the bundle's experience throws.
   Plan plan(const Task& task, const Budget& budget, const Regime& base = Regime{});
@@ -339,6 +339,7 @@ class NASOA_API Adapter {
   // directory (again when `force`, or when the cached one does not match the
   // zoo or this device). Returns the seconds spent measuring; 0 when a
   // matching profile was there already or AdapterOptions::device_profile is set.
+  // Throws Error{kInvalidArgument} when CUDA is asked for where there is none.
   double calibrate(bool force = false);
 
   // The state directory's subfolder for this zoo (see the top of this file);

@@ -1057,8 +1057,10 @@ void PredictorState::refit_and_save() {
   }
   Predictor p = shipped ? Predictor::fit(records, {}, options_) : Predictor::fit({}, records, options_);
   p.set_fitted_on(fingerprint());
-  p.save((std::filesystem::path(dir_) / kPredictorFile).string());
+  // In use before it is saved: a save that fails leaves this process with
+  // the predictor its records call for, and the next open() refits.
   predictor_ = std::move(p);
+  predictor_->save((std::filesystem::path(dir_) / kPredictorFile).string());
 }
 
 PredictorState PredictorState::open(const std::string& dir, ShippedExperience shipped,
@@ -1122,7 +1124,15 @@ bool PredictorState::record(ExperienceRecord outcome) {
     return false;
   device_sha256_.push_back(zoo::sha256_hex(to_json(outcome)));
   device_.push_back(std::move(outcome));
-  learn_from_device();
+  // The record is stored: a predictor.json that cannot be rewritten (a full
+  // disk) is a note, not a failed record, or a caller would retry a record
+  // that is already there and be told it was recorded before.
+  try {
+    learn_from_device();
+  } catch (const Error& e) {
+    damage_.push_back(std::string(e.what()) + " (the record is kept; the predictor is refitted when the folder "
+                                              "is opened next)");
+  }
   return true;
 }
 

@@ -341,7 +341,8 @@ class PredictorState {
   // when any of them was evaluated, else the device's. Reads no shipped
   // record when the shipped predictor carries it (ShippedExperience::summary).
   ExperienceSummary fitted_experience() const;
-  // Damage open() found in the log, one line each (see damage_report()).
+  // Damage open() found in the log, one line each (see damage_report()),
+  // and a predictor.json record() could not write.
   const std::vector<std::string>& damage() const { return damage_; }
   // Whether open() had to refit (predictor.json missing, damaged or stale,
   // and no matching shipped predictor).
@@ -352,8 +353,10 @@ class PredictorState {
   // learns from it (see the class comment). A run id already in the log is
   // not stored again: false.
   // Throws what append_experience() throws (kInvalidArgument, kIo) before
-  // anything changes, and kIo when predictor.json cannot be written (the
-  // record is kept; the next open() refits).
+  // anything changes. Once the record is stored, a predictor.json that
+  // cannot be written is not an error: the predictor refitted on it is used
+  // in this process, damage() says why the file was not written, and the
+  // next open() refits.
   bool record(ExperienceRecord outcome);
 
   // The fitted_on() of a predictor fitted with `options` on shipped

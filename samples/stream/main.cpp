@@ -212,6 +212,16 @@ void remove_abandoned_scratch(const fs::path& temp) {
   }
 }
 
+// This stream's scratch folder, if it made one. A folder that cannot be
+// removed is said, not thrown: every task's result stands, and a throw
+// from an error handler would end the program.
+void remove_scratch(const std::optional<fs::path>& scratch) {
+  if (!scratch) return;
+  std::error_code ec;
+  fs::remove_all(*scratch, ec);
+  if (ec) std::cerr << "nasoa-stream: note: could not remove " << scratch->string() << ": " << ec.message() << '\n';
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -450,18 +460,18 @@ int main(int argc, char** argv) {
       j["failed"] = failed;
       nasoa_samples::write_text(json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
-    if (scratch) fs::remove_all(*scratch);
+    remove_scratch(scratch);
     if (!nasoa_samples::standard_output_written()) {
       std::cerr << "nasoa-stream: cannot write the table to standard output\n";
       return 1;
     }
     return failed ? 1 : 0;
   } catch (const nasoa::Error& e) {
-    if (scratch) fs::remove_all(*scratch);
+    remove_scratch(scratch);
     std::cerr << "nasoa-stream: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
     return 1;
   } catch (const std::filesystem::filesystem_error& e) {
-    if (scratch) fs::remove_all(*scratch);
+    remove_scratch(scratch);
     std::cerr << "nasoa-stream: error: " << e.what() << '\n';
     return 1;
   }

@@ -117,6 +117,13 @@ check "--plan-only prints the plan and its alternatives as JSON" \
 check "--plan-only writes no model and no plan file" bash -c "test ! -e '$work/planned' && test ! -e '$work/planned.plan.json'"
 check "--plan-only trains nothing: no checkpoint, no experience record" \
   bash -c "test ! -e '$work/planned.checkpoint' && for f in '$state'/adapt-test-*/experience.log; do test ! -s \"\$f\" || exit 1; done"
+# CUDA asked for where there is none: refused before any profiling, not a
+# CPU plan that fine-tuning would then refuse. (Where there is CUDA, a plan.)
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --device cuda --plan-only \
+  > "$work/plan-cuda.json" 2> "$work/plan-cuda.err"
+cuda_rc=$?
+check "--device cuda is refused up front where there is no CUDA" \
+  bash -c "if [ $cuda_rc -eq 0 ]; then grep -q '\"best\"' '$work/plan-cuda.json'; else grep -q 'CUDA was asked for' '$work/plan-cuda.err' && test ! -s '$work/plan-cuda.json'; fi"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --energy 200 --watts 10 --state "$state" --plan-only \
   > "$work/plan-energy.json" 2> "$work/plan-energy.err"
 check "--energy alone is a budget: the plan has no time limit and fits the joules" \

@@ -797,6 +797,31 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
 // Predictor::update(). The same device outcomes as in
 // CalibrationShiftsATasksPlansTogetherAndLeavesOtherTasksAlone, here through
 // the state.
+// Once a record is stored, a predictor.json that cannot be rewritten must
+// not report the record as failed: a retry would be told it was recorded
+// before. The refitted predictor is used, and the next open refits.
+TEST(PredictorStateTest, ARecordStoredIsKeptWhenThePredictorFileCannotBeWritten) {
+  nasoa::testing::TempDir dir;
+  SyntheticWorld world(5);
+  PredictorState s = PredictorState::open(dir / "state", ShippedExperience{}, small_options());
+  ASSERT_TRUE(s.record(world.random_record("device-1")));
+  ASSERT_TRUE(std::filesystem::exists(dir / "state/predictor.json")) << "device-only state: refitted and saved";
+  std::filesystem::remove(dir / "state/predictor.json");
+  std::filesystem::create_directory(dir / "state/predictor.json");  // the write cannot replace a folder
+
+  EXPECT_TRUE(s.record(world.random_record("device-2")));
+  EXPECT_EQ(s.device_records().size(), 2u);
+  EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 2u);
+  ASSERT_FALSE(s.damage().empty());
+  EXPECT_NE(s.damage().back().find("predictor.json"), std::string::npos) << s.damage().back();
+  ASSERT_NE(s.predictor(), nullptr);
+
+  std::filesystem::remove(dir / "state/predictor.json");
+  PredictorState reopened = PredictorState::open(dir / "state", ShippedExperience{}, small_options());
+  EXPECT_TRUE(reopened.refitted_on_open());
+  EXPECT_EQ(reopened.device_records().size(), 2u);
+}
+
 TEST(PredictorStateTest, RecordingDeviceOutcomesMovesItsPredictionsTowardThem) {
   nasoa::testing::TempDir dir;
   SyntheticWorld world(22);
