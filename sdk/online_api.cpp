@@ -98,6 +98,10 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
   // On a GPU the compute threads do not time the steps (timing_mismatch).
   if (!gpu && threads != sdk::compute_threads(defaults, false)) name += "-" + std::to_string(threads) + "-threads";
   if (impl.options.tune_heap != defaults.tune_heap) name += "-untuned-heap";
+  // Asked to tune the heap where the environment already does (MALLOC_*
+  // variables): steps time otherwise than in a plain environment, so the
+  // two keep one file each instead of measuring over each other's.
+  else if (impl.options.tune_heap && !zoo::would_keep_freed_memory()) name += "-environment-heap";
   return (fs::path(folder) / (name + ".json")).string();
 }
 

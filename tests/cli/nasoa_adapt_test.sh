@@ -124,6 +124,14 @@ check "--plan-only trains nothing: no checkpoint, no experience record" \
 cuda_rc=$?
 check "--device cuda is refused up front where there is no CUDA" \
   bash -c "if [ $cuda_rc -eq 0 ]; then grep -q '\"best\"' '$work/plan-cuda.json'; else grep -q 'CUDA was asked for' '$work/plan-cuda.err' && test ! -s '$work/plan-cuda.json'; fi"
+# A heap the environment sets (MALLOC_*) times steps otherwise: its profile
+# is kept beside the plain one, so that switching back measures nothing.
+MALLOC_ARENA_MAX=2 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only \
+  > /dev/null 2> "$work/plan-env-heap.err"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only \
+  > "$work/plan-plain-again.json" 2> "$work/plan-plain-again.err"
+check "a process whose environment sets the heap does not make the plain profile stale" \
+  json "$work/plan-plain-again.json" "not r['profiled']"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --energy 200 --watts 10 --state "$state" --plan-only \
   > "$work/plan-energy.json" 2> "$work/plan-energy.err"
 check "--energy alone is a budget: the plan has no time limit and fits the joules" \
