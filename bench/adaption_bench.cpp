@@ -127,6 +127,9 @@ struct PlanKey {
   bool operator<(const PlanKey& o) const {
     return std::tie(model, lr, frozen, epochs) < std::tie(o.model, o.lr, o.frozen, o.epochs);
   }
+  bool operator==(const PlanKey& o) const {
+    return std::tie(model, lr, frozen, epochs) == std::tie(o.model, o.lr, o.frozen, o.epochs);
+  }
 };
 
 PlanKey key_of(const nasoa::Regime& r) { return {r.model, r.learning_rate, r.frozen_stages, r.epochs}; }
@@ -821,8 +824,8 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < tables.mean.size(); ++i) {
           double sum = 0;
           for (std::vector<Record>& seed : tables.seeds) {
-            if (i >= seed.size() || key_of(seed[i].regime) < key_of(tables.mean[i].regime) ||
-                key_of(tables.mean[i].regime) < key_of(seed[i].regime) || seed[i].task_id != tables.mean[i].task_id)
+            if (i >= seed.size() || !(key_of(seed[i].regime) == key_of(tables.mean[i].regime)) ||
+                seed[i].task_id != tables.mean[i].task_id)
               throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
                                  "the tables' runs are not in the same order as their mean (run " +
                                      tables.mean[i].run_id + ")");
@@ -1034,6 +1037,11 @@ int main(int argc, char** argv) {
       }
     }
 
+    // The tables go to standard output, and to --out when given.
+    const auto publish = [&](const std::string& tables) {
+      std::cout << tables;
+      if (!out.empty()) std::ofstream(out) << tables;
+    };
     std::ostringstream o;
     o << "Machine: " << nasoa::bench::cpu_model() << ", " << cores << " logical CPUs; device profile threads "
       << profile.device.threads << ". Tables: " << zoo_records.size() << " zoo runs (" << setup.models.size()
@@ -1276,8 +1284,7 @@ int main(int argc, char** argv) {
     if (g_score == Score::kFinal) {
       o << "\nThe predictor's quality and the stream are measured against the best epoch the predictor predicts "
            "(the runtime's target): see the bench without --score final.\n";
-      std::cout << o.str();
-      if (!out.empty()) std::ofstream(out) << o.str();
+      publish(o.str());
       return 0;
     }
 
@@ -1305,14 +1312,11 @@ int main(int argc, char** argv) {
       const double top = *std::max_element(p.begin(), p.end());
       double regret = 0;
       for (std::size_t table = 0; table < t.zoo_seed.size(); ++table) {
-        const Record* best = nullptr;
-        for (const Record* r : t.zoo_runs_seed[table])
-          if (!best || r->best_accuracy > best->best_accuracy) best = r;
         double tied = 0;
         int ties = 0;
         for (std::size_t i = 0; i < p.size(); ++i)
           if (p[i] == top) tied += held_out(t, key_of(t.zoo_runs[i]->regime), kNoBudget, table), ++ties;
-        regret += (held_out(t, key_of(best->regime), kNoBudget, table) - tied / ties) / double(t.zoo_seed.size());
+        regret += (oracle_on(t, kNoBudget, table) - tied / ties) / double(t.zoo_seed.size());
       }
       maes.push_back(mae), rhos.push_back(rho), regrets.push_back(regret);
       o << "| " << name << " | " << y.size() << " | " << fmt("%.3f", mae) << " | " << fmt("%.3f", rho) << " | "
@@ -1383,8 +1387,7 @@ int main(int argc, char** argv) {
       << " s, refit " << fmt("%.3f", nasoa::bench::median(refitted.seconds)) << " s.\n";
 
     if (!list_missing.empty()) return write_missing();
-    std::cout << o.str();
-    if (!out.empty()) std::ofstream(out) << o.str();
+    publish(o.str());
     return 0;
   } catch (const MissingRun& m) {
     std::cerr << "adaption_bench: error: a run no table or log of runs past the grid holds: " << m.task << ": "

@@ -86,6 +86,13 @@ void make_dir(const std::string& dir) {
 
 // ---- device profile ---------------------------------------------------------
 
+// Whether fine-tuning's heap will keep freed memory for reuse: as asked
+// (when the environment leaves the heap alone; once set, it stays so for the
+// process). Asked, not set: a process that only plans keeps glibc's defaults.
+bool fine_tuning_keeps_freed_memory(const AdapterOptions& options) {
+  return options.tune_heap ? zoo::would_keep_freed_memory() : zoo::keeping_freed_memory();
+}
+
 // One file per way steps are timed, so that processes fine-tuning with other
 // settings on one state directory (an app with its defaults, the command
 // line with --threads 1) do not measure over each other's profile at every
@@ -101,7 +108,7 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
   // Asked to tune the heap where the environment already does (MALLOC_*
   // variables): steps time otherwise than in a plain environment, so the
   // two keep one file each instead of measuring over each other's.
-  else if (impl.options.tune_heap && !zoo::would_keep_freed_memory()) name += "-environment-heap";
+  else if (impl.options.tune_heap && !fine_tuning_keeps_freed_memory(impl.options)) name += "-environment-heap";
   return (fs::path(folder) / (name + ".json")).string();
 }
 
@@ -128,11 +135,8 @@ std::string timing_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& imp
   if (!gpu && p.device.threads != threads)
     return "it was measured with " + std::to_string(p.device.threads) + " threads, fine-tuning uses " +
            std::to_string(threads);
-  // Fine-tuning sets the heap as asked (when the environment leaves it; once
-  // set, it stays so for the process), so the steps timed must have run
-  // with the same heap. Asked, not set: a process that only plans keeps
-  // glibc's defaults.
-  const bool keeps = impl.options.tune_heap ? zoo::would_keep_freed_memory() : zoo::keeping_freed_memory();
+  // The steps timed must have run with the heap fine-tuning will have.
+  const bool keeps = fine_tuning_keeps_freed_memory(impl.options);
   if (p.device.kept_freed_memory != keeps)
     return std::string("its steps were timed with the heap ") + (p.device.kept_freed_memory ? "" : "not ") +
            "keeping freed memory for reuse, and fine-tuning's heap will " + (keeps ? "" : "not ") + "keep it";

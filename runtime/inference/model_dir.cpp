@@ -39,10 +39,11 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   // A link whose target is missing (and no copy of it aside): writing
   // through it would create the target's folders wherever it points (an
   // unmounted drive's mount point, say).
-  if (fs::is_symlink(fs::symlink_status(path, ec)) && !fs::exists(fs::symlink_status(live, ec)))
+  const bool live_exists = fs::exists(fs::symlink_status(live, ec));
+  if (fs::is_symlink(fs::symlink_status(path, ec)) && !live_exists)
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " is a link to " + live.string() + ", which does not exist; refusing to write through it");
-  if (!fs::exists(fs::symlink_status(live, ec))) {
+  if (!live_exists) {
     if (!fs::is_directory(path.parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument,
                   dir + ": cannot be created, " + path.parent_path().string() +

@@ -75,6 +75,17 @@ class FineTunerTest : public ::testing::Test {
     return j;
   }
 
+  // Runs `j` until its first progress report of epoch `epoch` (1-based),
+  // where a simulated kill ends it, and returns the checkpoint it left.
+  TrainingState checkpoint_of_kill_in_epoch(FineTuneJob& j, int epoch) {
+    struct Killed {};
+    j.on_progress = [epoch](const TrainProgress& p) {
+      if (p.epoch == epoch) throw Killed{};
+    };
+    EXPECT_THROW(fine_tune(j, Limits(600, 0)), Killed);
+    return load_checkpoint(j.checkpoint_path);
+  }
+
   std::unique_ptr<ImageStore> store_;
   nasoa::testing::TempDir dir_;
 };
@@ -290,12 +301,8 @@ TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
 // earlier run.
 TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoint) {
   FineTuneJob first = epoch_checkpoint_job(2, "resumed-run", dir_ / "early.checkpoint");
+  const TrainingState state = checkpoint_of_kill_in_epoch(first, 2);
   struct Killed {};
-  first.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 2) throw Killed{};
-  };
-  EXPECT_THROW(fine_tune(first, Limits(600, 0)), Killed);
-  const TrainingState state = load_checkpoint(first.checkpoint_path);
 
   FineTuneJob resumed = epoch_checkpoint_job(2, first.fingerprint, first.checkpoint_path);
   std::optional<CheckpointClock> clock_at_first_step;
@@ -323,22 +330,14 @@ TEST_F(FineTunerTest, AResumeRecordsItsTimeAtOnceAndAFreshRunDropsTheOldCheckpoi
 // end would cost a share of the training and wear a device's flash. After
 // the first epoch end's, one is written only when the interval has passed.
 TEST_F(FineTunerTest, EpochEndsCheckpointOnlyWhenTheIntervalHasPassed) {
-  struct Killed {};
-  const auto killed_in_epoch_3 = [](const TrainProgress& p) {
-    if (p.epoch == 3) throw Killed{};
-  };
   FineTuneJob sparse = epoch_checkpoint_job(4, "sparse-run", dir_ / "sparse.checkpoint");
-  sparse.on_progress = killed_in_epoch_3;
-  EXPECT_THROW(fine_tune(sparse, Limits(600, 0)), Killed);
-  const TrainingState first_only = load_checkpoint(sparse.checkpoint_path);
+  const TrainingState first_only = checkpoint_of_kill_in_epoch(sparse, 3);
   EXPECT_EQ(first_only.epoch, 1) << "epoch 2's end checkpointed within the interval";
   EXPECT_EQ(first_only.step, 0);
 
   FineTuneJob dense = epoch_checkpoint_job(4, "dense-run", dir_ / "dense.checkpoint");
   dense.checkpoint_interval_seconds = 1e-9;
-  dense.on_progress = killed_in_epoch_3;
-  EXPECT_THROW(fine_tune(dense, Limits(600, 0)), Killed);
-  const TrainingState latest = load_checkpoint(dense.checkpoint_path);
+  const TrainingState latest = checkpoint_of_kill_in_epoch(dense, 3);
   EXPECT_EQ(latest.epoch, 2) << "the interval had passed, but epoch 2's end did not checkpoint";
   EXPECT_GE(latest.history.size(), 2u);
 
@@ -351,12 +350,7 @@ TEST_F(FineTunerTest, EpochEndsCheckpointOnlyWhenTheIntervalHasPassed) {
 
 TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasuredBeforeTheKill) {
   FineTuneJob first = epoch_checkpoint_job(3, "measured-run", dir_ / "measured.checkpoint");
-  struct Killed {};
-  first.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 2) throw Killed{};
-  };
-  EXPECT_THROW(fine_tune(first, Limits(600, 0)), Killed);
-  TrainingState state = load_checkpoint(first.checkpoint_path);
+  TrainingState state = checkpoint_of_kill_in_epoch(first, 2);
   EXPECT_GT(state.step_seconds, 0.0) << "the checkpoint keeps no measured step time";
   EXPECT_GT(state.evaluation_seconds, 0.0) << "the checkpoint keeps no measured pass time";
 
@@ -425,11 +419,7 @@ TEST_F(FineTunerTest, AKilledRunResumesToTheSameWeights) {
   // end-of-epoch checkpoint), then resumed from the checkpoint.
   FineTuneJob killed = fixed_layout_job(2);
   killed.checkpoint_path = dir_ / "run.checkpoint";
-  killed.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 2) throw std::runtime_error("simulated kill");
-  };
-  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
-  TrainingState state = load_checkpoint(killed.checkpoint_path);
+  TrainingState state = checkpoint_of_kill_in_epoch(killed, 2);
   EXPECT_EQ(state.epoch, 1);
   EXPECT_EQ(state.history.size(), 1u);
 
@@ -482,11 +472,7 @@ TEST_F(FineTunerTest, AResumedRunKeepsTheLayoutItsTrialChose) {
   FineTuneJob killed = job(3);  // no layout: the first steps try both
   killed.checkpoint_path = dir_ / "trial.checkpoint";
   killed.checkpoint_interval_seconds = 0;  // the last checkpoint is at epoch 2's end
-  killed.on_progress = [](const TrainProgress& p) {
-    if (p.epoch == 3) throw std::runtime_error("simulated kill");
-  };
-  EXPECT_THROW(fine_tune(killed, Limits(600, 0)), std::runtime_error);
-  const TrainingState state = load_checkpoint(killed.checkpoint_path);
+  const TrainingState state = checkpoint_of_kill_in_epoch(killed, 3);
   ASSERT_TRUE(state.layout.has_value()) << "the trial ends within the first two epochs' 30 steps";
 
   FineTuneJob resumed = job(3);
