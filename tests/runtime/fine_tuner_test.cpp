@@ -354,15 +354,21 @@ TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasur
   EXPECT_GT(state.step_seconds, 0.0) << "the checkpoint keeps no measured step time";
   EXPECT_GT(state.evaluation_seconds, 0.0) << "the checkpoint keeps no measured pass time";
 
+  // The run resumed from `state` (written as its checkpoint) with 60 s left:
+  // its outcome and the steps it took.
+  const auto resumed_with_60_s = [&](const TrainingState& written, int* steps) {
+    save_checkpoint(first.checkpoint_path, written);
+    FineTuneJob resumed = epoch_checkpoint_job(3, first.fingerprint, first.checkpoint_path);
+    resumed.on_progress = [steps](const TrainProgress&) { ++*steps; };
+    return fine_tune(resumed, Limits(written.spent_seconds + 60, written.spent_seconds),
+                     load_checkpoint(first.checkpoint_path));
+  };
+
   // As if the killed run's steps took 100 s each: a resume with 60 s left
   // must not start one (without the measurement it would, unguarded).
   state.step_seconds = 100;
-  save_checkpoint(first.checkpoint_path, state);
-  FineTuneJob resumed = epoch_checkpoint_job(3, first.fingerprint, first.checkpoint_path);
   int steps_taken = 0;
-  resumed.on_progress = [&](const TrainProgress&) { ++steps_taken; };
-  const FineTuneOutcome stopped = fine_tune(resumed, Limits(state.spent_seconds + 60, state.spent_seconds),
-                                            load_checkpoint(first.checkpoint_path));
+  const FineTuneOutcome stopped = resumed_with_60_s(state, &steps_taken);
   EXPECT_EQ(steps_taken, 0);
   EXPECT_TRUE(stopped.stopped_early);
   EXPECT_EQ(stopped.stop_reason, "time budget");
@@ -370,12 +376,8 @@ TEST_F(FineTunerTest, AResumeWithoutAProfileGuardsItsFirstStepWithTheTimesMeasur
   // A checkpoint of an earlier version, without the measurement: the
   // resumed run takes its first step, as before.
   state.step_seconds = 0, state.evaluation_seconds = 0;
-  save_checkpoint(first.checkpoint_path, state);
-  FineTuneJob older = epoch_checkpoint_job(3, first.fingerprint, first.checkpoint_path);
   int older_steps = 0;
-  older.on_progress = [&](const TrainProgress&) { ++older_steps; };
-  const FineTuneOutcome went_on = fine_tune(older, Limits(state.spent_seconds + 60, state.spent_seconds),
-                                            load_checkpoint(first.checkpoint_path));
+  const FineTuneOutcome went_on = resumed_with_60_s(state, &older_steps);
   EXPECT_GT(older_steps, 0);
   EXPECT_EQ(went_on.stop_reason, "completed");
 }
