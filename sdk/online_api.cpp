@@ -101,9 +101,12 @@ std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
   const bool gpu = sdk::uses_gpu(impl.options);
   const AdapterOptions defaults;
   std::string name = std::string("device-profile-") + (gpu ? "cuda" : "cpu");
-  const int threads = sdk::compute_threads(impl.options, gpu);
   // On a GPU the compute threads do not time the steps (timing_mismatch).
-  if (!gpu && threads != sdk::compute_threads(defaults, false)) name += "-" + std::to_string(threads) + "-threads";
+  // On the CPU the count is named even when it is the default: the default
+  // follows the cores a process may use (affinity, cgroup limits), and two
+  // processes whose defaults differ would each find the other's profile
+  // stale and measure it again at every turn.
+  if (!gpu) name += "-" + std::to_string(sdk::compute_threads(impl.options, false)) + "-threads";
   if (impl.options.tune_heap != defaults.tune_heap) name += "-untuned-heap";
   // Asked to tune the heap where the environment already does (MALLOC_*
   // variables): steps time otherwise than in a plain environment, so the
@@ -201,7 +204,18 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   // to measure it: measured at once, each would time the others' load and
   // keep the slow figures for good. The ones that waited take the profile
   // the first one saved.
-  const zoo::FolderLock lock(folder, "measure the device profile");
+  // A plan() with a time budget waits no longer than the budget allows: the
+  // other process may be measuring with a budget of its own, or be stopped.
+  const std::string purpose = "measure the device profile";
+  const zoo::FolderLock lock = time_limit_seconds > 0
+                                   ? zoo::FolderLock(folder, purpose, std::max(1e-3, time_limit_seconds))
+                                   : zoo::FolderLock(folder, purpose);
+  if (lock.timed_out())
+    throw Error(ErrorCode::kInvalidArgument,
+                folder + ": another process is measuring this device's profile there and still held it after " +
+                    seconds_text(since(waited_from)) + " s, all the time this plan's budget had for it; plan again " +
+                    "when it has finished, or measure the profile ahead of time (nasoa-profile, or "
+                    "Adapter::calibrate())");
   if (use_cached()) {
     out.seconds = since(waited_from);
     return out;

@@ -32,9 +32,9 @@
 // line), predictor.json the predictor fitted on the shipped experience (on
 // the device's records when the bundle ships none), device-profile-*.json
 // the step times measured on this device (see calibrate()), one file per
-// setting that changes them: "-<N>-threads" added to the name for CPU
-// compute threads other than the default, "-untuned-heap" for tune_heap
-// off (device-profile-cpu-1-threads-untuned-heap.json). The predictor is
+// setting that changes them: the device, on the CPU "-<N>-threads" for N
+// compute threads, and "-untuned-heap" for tune_heap off
+// (device-profile-cpu-1-threads-untuned-heap.json). The predictor is
 // calibrated to the device's records each time they change or the folder is
 // opened (docs/adaption.md). A kill at any instant leaves the folder usable:
 // an append is all or nothing and the predictor is refitted on open when

@@ -2,8 +2,10 @@
 // default plan without experience, plans held to the budget by the device
 // profile, and a record that the next Adapter on the same state learns from
 // while the shipped bundle stays untouched.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <nasoa/nasoa.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <string>
@@ -55,6 +58,22 @@ nasoa::ErrorCode code_of(const std::function<void()>& f, std::string* message = 
   return nasoa::ErrorCode::kInternal;
 }
 
+// The CPU device profile cached in `state_dir`: the one file named for the
+// compute threads it was measured with; empty (and a failure) if there is
+// not exactly one.
+fs::path cpu_profile_in(const fs::path& state_dir) {
+  static const std::regex name(R"(device-profile-cpu-[1-9][0-9]*-threads\.json)");
+  std::vector<fs::path> found;
+  if (fs::is_directory(state_dir))
+    for (const auto& e : fs::directory_iterator(state_dir))
+      if (std::regex_match(e.path().filename().string(), name)) found.push_back(e.path());
+  if (found.size() != 1) {
+    ADD_FAILURE() << state_dir << " holds " << found.size() << " CPU profiles named for their threads";
+    return {};
+  }
+  return found.front();
+}
+
 class PlanApiTest : public ::testing::Test {
  protected:
   // One profile measured for the tests that need one, so that only the test
@@ -67,7 +86,7 @@ class PlanApiTest : public ::testing::Test {
       nasoa::Adapter adapter(zoo, options_for(suite_dir_ / "state"));
       EXPECT_GT(adapter.calibrate(), 0);
       EXPECT_EQ(adapter.calibrate(), 0) << "measured once, then kept";
-      profile_ = fs::path(adapter.state_dir()) / "device-profile-cpu.json";
+      profile_ = cpu_profile_in(adapter.state_dir());
     }
     return profile_;
   }
@@ -128,8 +147,9 @@ class PlanApiTest : public ::testing::Test {
     std::ifstream in(suite_profile());
     nlohmann::json profile = nlohmann::json::parse(in);
     change(profile);
+    // Named as the suite's: the same options, so the same threads.
     const fs::path cached =
-        fs::path(nasoa::Adapter(*zoo_, options_for(state)).state_dir()) / "device-profile-cpu.json";
+        fs::path(nasoa::Adapter(*zoo_, options_for(state)).state_dir()) / suite_profile().filename();
     fs::create_directories(cached.parent_path());
     std::ofstream(cached) << profile.dump(2);
     return cached;
@@ -238,7 +258,14 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   EXPECT_TRUE(plan.profiled);
   EXPECT_GT(plan.profiling_seconds, 0);
   EXPECT_GE(plan.planning_seconds, plan.profiling_seconds);
-  EXPECT_TRUE(fs::exists(fs::path(adapter.state_dir()) / "device-profile-cpu.json"));
+  // Named for the threads it was measured with, the default's included.
+  const fs::path profile = cpu_profile_in(adapter.state_dir());
+  ASSERT_FALSE(profile.empty());
+  {
+    std::ifstream in(profile);
+    const int threads = nlohmann::json::parse(in).at("device").at("threads").get<int>();
+    EXPECT_EQ(profile.filename().string(), "device-profile-cpu-" + std::to_string(threads) + "-threads.json");
+  }
   EXPECT_EQ(fs::path(adapter.state_dir()).parent_path(), dir_ / "state");
   EXPECT_FALSE(adapter.plan(*task_, budget, base_).profiled);
   nasoa::Adapter again(*zoo_, options_for(dir_ / "state"));
@@ -280,6 +307,31 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   const std::string deep = "{\"source\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
   EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(deep); }, &message), nasoa::ErrorCode::kCorrupt);
   EXPECT_NE(message.find("source"), std::string::npos) << message;
+}
+
+TEST_F(PlanApiTest, APlanWaitsForAnotherProcessMeasuringTheProfileNoLongerThanItsBudget) {
+  nasoa::Adapter adapter(*zoo_, options_for(dir_ / "state"));
+  const fs::path state = adapter.state_dir();
+  fs::create_directories(state);
+  // Another process measuring the profile holds the state folder's lock (an
+  // open description of its own, as a process has).
+  const int other = ::open(state.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(::flock(other, LOCK_EX), 0);
+  nasoa::Budget budget;
+  budget.seconds = 4;  // 90 % of it, less 1.5 s to start and save: 2.1 s to wait
+  std::string message;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, budget, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ::close(other);
+  EXPECT_NE(message.find(state.string() + ": another process is measuring"), std::string::npos) << message;
+  EXPECT_NE(message.find("Adapter::calibrate()"), std::string::npos) << message;
+  EXPECT_GE(waited, 2.0) << "gave up before its budget was spent";
+  EXPECT_LT(waited, 30.0) << "waited on past its 4 s budget";
+  for (const auto& e : fs::directory_iterator(state))
+    EXPECT_EQ(e.path().filename().string().rfind("device-profile-", 0), std::string::npos)
+        << e.path() << ": measured without the lock";
 }
 
 TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {
@@ -518,7 +570,7 @@ TEST_F(PlanApiTest, ABundlesShippedPredictorPlansWithoutReadingItsRecords) {
   // predictor's plans have step times to keep to.
   nasoa::Adapter measuring(zoo, options_for(dir_ / "measured"));
   EXPECT_GT(measuring.calibrate(), 0);
-  std::ifstream measured(fs::path(measuring.state_dir()) / "device-profile-cpu.json");
+  std::ifstream measured(cpu_profile_in(measuring.state_dir()));
   EXPECT_EQ(nlohmann::json::parse(measured).at("settings").at("batch_sizes"), nlohmann::json({8, 16, 32}));
 
   // Damaged after the bundle was opened (verified): a plan that read the

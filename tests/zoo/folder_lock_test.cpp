@@ -53,6 +53,51 @@ TEST(FolderLockTest, ASecondLockOnTheFolderWaitsForTheFirst) {
   EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
 }
 
+TEST(FolderLockTest, ALimitedWaitEndsWithoutTheLockWhileAnotherHoldsIt) {
+  nasoa::testing::TempDir dir;
+  const std::string folder = dir.path().string();
+  const FolderLock first(folder, "test");
+  ASSERT_TRUE(first.held());
+  const auto started = std::chrono::steady_clock::now();
+  const FolderLock second(folder, "test", 0.2);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_FALSE(second.held());
+  EXPECT_TRUE(second.timed_out());
+  EXPECT_GE(waited, 0.2) << "gave up before its limit";
+  EXPECT_TRUE(first.held());
+  EXPECT_FALSE(lockable_now(folder)) << "the waiter's giving up released the holder's lock";
+}
+
+TEST(FolderLockTest, ALimitedWaitTakesTheLockOnceItIsReleased) {
+  nasoa::testing::TempDir dir;
+  const std::string folder = dir.path().string();
+  std::optional<FolderLock> first;
+  first.emplace(folder, "test");
+  std::atomic<bool> released{false}, second_held{false}, held_after_release{false}, timed_out{true};
+  std::thread waiter([&] {
+    const FolderLock second(folder, "test", 60.0);
+    second_held = second.held();
+    timed_out = second.timed_out();
+    held_after_release = released.load();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  released = true;
+  first.reset();
+  waiter.join();
+  EXPECT_TRUE(second_held);
+  EXPECT_FALSE(timed_out);
+  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
+  EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
+}
+
+TEST(FolderLockTest, AnUnlockedFolderIsTakenAtOnceWithALimit) {
+  nasoa::testing::TempDir dir;
+  const FolderLock lock(dir.path().string(), "test", 0.01);
+  EXPECT_TRUE(lock.held());
+  EXPECT_FALSE(lock.timed_out());
+  EXPECT_FALSE(lockable_now(dir.path().string()));
+}
+
 TEST(FolderLockTest, AMissingFolderIsNotLocked) {
   nasoa::testing::TempDir dir;
   const FolderLock lock(dir / "missing", "test");

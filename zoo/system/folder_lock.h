@@ -20,15 +20,23 @@ class FolderLock {
   // or unreadable folder is not locked (held() false): the work in it will
   // say what is wrong.
   FolderLock(const std::string& folder, const std::string& purpose);
+  // The same, waiting at most `wait_seconds` (> 0; the lock is retried every
+  // few milliseconds). When another holder keeps it longer, the object holds
+  // nothing and timed_out() is true: the caller, which knows what the wait
+  // was costing, says what to do.
+  FolderLock(const std::string& folder, const std::string& purpose, double wait_seconds);
   ~FolderLock();
   FolderLock(const FolderLock&) = delete;
   FolderLock& operator=(const FolderLock&) = delete;
 
   // This process holds the lock (false where the file system has none).
   bool held() const { return fd_ >= 0; }
+  // The wait limit passed with the lock still taken.
+  bool timed_out() const { return timed_out_; }
 
  private:
   int fd_ = -1;
+  bool timed_out_ = false;
 };
 
 }  // namespace nasoa::zoo
