@@ -17,26 +17,6 @@ namespace {
 // Bounds the activation memory of one forward pass of a large batch.
 constexpr std::size_t kMaxBatch = 32;
 
-// Whether the decoder's `reason` refuses an intact image of a kind it does
-// not take (a pixel type with no agreed scale, a TIFF variant it cannot read
-// faithfully) rather than a damaged one: predict(cv::Mat) calls the same
-// pixels kInvalidArgument, so the file must not be reported as corrupt. The
-// decoder gives its reasons as text only; these are the prefixes
-// runtime/data/image_store.cpp writes (unsupported_pixels, header_refusal).
-bool is_unsupported_image(const std::string& reason) {
-  static const char* const kPrefixes[] = {
-      "unsupported channel count",     // more than 4 channels
-      "unsupported pixel depth",       // signed integers, or a depth OpenCV added later
-      "float pixels outside [0, 1]",   // no known scale
-      "grey-and-alpha TIFF",           // its transparency would be lost
-      "BigTIFF",                       // not read at all
-      "TIFF compression ",             // a codec libtiff lacks here
-  };
-  for (const char* prefix : kPrefixes)
-    if (reason.rfind(prefix, 0) == 0) return true;
-  return false;
-}
-
 }  // namespace
 
 struct Classifier::Impl {
@@ -154,19 +134,18 @@ std::vector<Prediction> Classifier::predict_file(const std::string& path, int to
       throw Error(ErrorCode::kInvalidArgument, path + ": a directory, not an image file");
     runtime::IngestOptions options;
     options.side = impl.model.info.input_size;
-    std::string bytes, reason;
+    std::string bytes;
+    runtime::ImageRefusal refusal;
     bool pages_follow = false;
-    const cv::Mat square = runtime::load_file_square(path, options, &bytes, &reason, nullptr, nullptr, &pages_follow);
+    const cv::Mat square = runtime::load_file_square(path, options, &bytes, &refusal, nullptr, nullptr, &pages_follow);
     if (square.empty()) {
-      // The reader's reasons: "cannot open[: why]" and "read error" are the
-      // file system's; a pipe or device is not an image file to give.
-      const bool io = reason.rfind("cannot open", 0) == 0 || reason == "read error";
-      const ErrorCode code = io ? ErrorCode::kIo
-                             : reason.find("above the cap") != std::string::npos || reason == "not a regular file" ||
-                                       is_unsupported_image(reason)
-                                 ? ErrorCode::kInvalidArgument
-                                 : ErrorCode::kCorrupt;
-      throw Error(code, path + ": cannot be classified: " + reason);
+      // An intact image of a kind it does not take is the caller's argument,
+      // as predict(cv::Mat) calls the same pixels, not a corrupt file.
+      using Kind = runtime::ImageRefusal::Kind;
+      const ErrorCode code = refusal.kind == Kind::kUnreadable ? ErrorCode::kIo
+                             : refusal.kind == Kind::kRefused  ? ErrorCode::kInvalidArgument
+                                                               : ErrorCode::kCorrupt;
+      throw Error(code, path + ": cannot be classified: " + refusal.reason);
     }
     std::vector<Prediction> out = impl.predict_squares({square}, k).front();
     // Only once the prediction stands: a call that throws reports no pages.

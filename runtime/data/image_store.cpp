@@ -31,16 +31,21 @@ namespace {
 constexpr std::size_t kHeaderBytes = 256 * 1024;
 
 // Reads the first `limit` bytes of a file (all of it when limit is 0).
-bool read_bytes(const std::string& path, std::size_t limit, std::string* out, std::string* reason) {
+using Kind = ImageRefusal::Kind;
+
+ImageRefusal damaged(std::string reason) { return {Kind::kDamaged, std::move(reason)}; }
+ImageRefusal refused(std::string reason) { return {Kind::kRefused, std::move(reason)}; }
+
+bool read_bytes(const std::string& path, std::size_t limit, std::string* out, ImageRefusal* refusal) {
   // Opening a pipe or a device would block or never end.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    *reason = ec ? "cannot open: " + ec.message() : "not a regular file";
+    *refusal = ec ? ImageRefusal{Kind::kUnreadable, "cannot open: " + ec.message()} : refused("not a regular file");
     return false;
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    *reason = "cannot open";
+    *refusal = {Kind::kUnreadable, "cannot open"};
     return false;
   }
   out->clear();
@@ -55,7 +60,7 @@ bool read_bytes(const std::string& path, std::size_t limit, std::string* out, st
   in.read(out->data(), static_cast<std::streamsize>(out->size()));
   out->resize(static_cast<std::size_t>(in.gcount()));
   if (in.bad()) {
-    *reason = "read error";
+    *refusal = {Kind::kUnreadable, "read error"};
     return false;
   }
   return true;
@@ -131,32 +136,32 @@ std::string png_damage(const std::string& bytes) {
 }
 
 // The header's verdict: empty when the bytes may be decoded, else why not.
-std::string header_refusal(const std::string& bytes, const IngestOptions& options,
-                           std::optional<ImageHeader>* header) {
-  if (bytes.empty()) return "zero-byte file";
+ImageRefusal header_refusal(const std::string& bytes, const IngestOptions& options,
+                            std::optional<ImageHeader>* header) {
+  if (bytes.empty()) return damaged("zero-byte file");
   *header = parse_image_header(bytes);
   if (!*header) {
     if (bytes.size() >= 4 && (bytes.compare(0, 4, std::string("II+\0", 4)) == 0 ||
                               bytes.compare(0, 4, std::string("MM\0+", 4)) == 0))
-      return "BigTIFF, which is not read (save it as a classic TIFF or PNG)";
-    return "not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)";
+      return refused("BigTIFF, which is not read (save it as a classic TIFF or PNG)");
+    return damaged("not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)");
   }
   if ((*header)->format == ImageFormat::kTiff) {
     const int compression = (*header)->tiff_compression;
     if (!tiff_compression_decodable(compression))
-      return "TIFF compression " + std::to_string(compression) +
-             " has no decoder here (it would read as a black image): save it as PNG or an LZW/Deflate TIFF";
+      return refused("TIFF compression " + std::to_string(compression) +
+                     " has no decoder here (it would read as a black image): save it as PNG or an LZW/Deflate TIFF");
     // OpenCV reads grey and alpha as grey alone: the transparent parts
     // would show what is stored under them, not the background.
     if ((*header)->tiff_samples == 2 && ((*header)->tiff_extra_sample == 1 || (*header)->tiff_extra_sample == 2))
-      return "grey-and-alpha TIFF: its transparency would be lost in decoding; save it as PNG";
+      return refused("grey-and-alpha TIFF: its transparency would be lost in decoding; save it as PNG");
   }
   // Sides are up to 2^32 each: their product is compared without forming it.
   const std::int64_t width = (*header)->width, height = (*header)->height;
   if (height > 0 && width > options.max_pixels / height)
-    return std::string(format_name((*header)->format)) + " header announces " + std::to_string(width) + "x" +
-           std::to_string(height) + " = " + zoo::shown_number(double(width) * double(height)) +
-           " pixels, above the cap of " + std::to_string(options.max_pixels) + "; not decoded";
+    return refused(std::string(format_name((*header)->format)) + " header announces " + std::to_string(width) + "x" +
+                   std::to_string(height) + " = " + zoo::shown_number(double(width) * double(height)) +
+                   " pixels, above the cap of " + std::to_string(options.max_pixels) + "; not decoded");
   return {};
 }
 
@@ -281,12 +286,12 @@ cv::Mat to_rgb8(const cv::Mat& decoded, const std::array<std::uint8_t, 3>& backg
 // pixels, a JPEG's frame after large metadata): such a file is read whole to
 // judge it, when its size could belong to an image within the cap.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
-                         std::string* reason, cv::Size* original, int* channels, bool* more_pages) {
-  if (!read_bytes(path, kHeaderBytes, bytes, reason)) return {};
+                         ImageRefusal* refusal, cv::Size* original, int* channels, bool* more_pages) {
+  if (!read_bytes(path, kHeaderBytes, bytes, refusal)) return {};
   if (bytes->size() == kHeaderBytes) {
     std::optional<ImageHeader> header;
-    *reason = header_refusal(*bytes, options, &header);
-    if (!reason->empty()) {
+    *refusal = header_refusal(*bytes, options, &header);
+    if (!refusal->empty()) {
       const auto starts = [&](std::string_view magic) { return bytes->compare(0, magic.size(), magic) == 0; };
       const bool late_header_possible = starts({"II*\0", 4}) || starts({"MM\0*", 4}) || starts("\xFF\xD8\xFF");
       if (header || !late_header_possible) return {};  // over the pixel cap, or not an image
@@ -296,11 +301,11 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
       std::error_code ec;
       const std::uintmax_t size = std::filesystem::file_size(path, ec);
       if (!ec && size > most) {
-        *reason = "no image header in the first " + std::to_string(kHeaderBytes) + " bytes of a file of " +
-                  std::to_string(size) + " bytes, more than an image within the pixel cap takes";
+        *refusal = damaged("no image header in the first " + std::to_string(kHeaderBytes) + " bytes of a file of " +
+                           std::to_string(size) + " bytes, more than an image within the pixel cap takes");
         return {};
       }
-      reason->clear();
+      *refusal = {};
     } else if (header) {
       // A file far larger than its pixels can take is not read whole: a
       // sparse or padded file of gigabytes behind a small image's header.
@@ -310,15 +315,15 @@ cv::Mat load_file_square(const std::string& path, const IngestOptions& options, 
       std::error_code ec;
       const std::uintmax_t size = std::filesystem::file_size(path, ec);
       if (!ec && size > most) {
-        *reason = std::string(format_name(header->format)) + " file of " + std::to_string(size) +
-                  " bytes, more than a " + std::to_string(header->width) + "x" + std::to_string(header->height) +
-                  " image takes; not read";
+        *refusal = damaged(std::string(format_name(header->format)) + " file of " + std::to_string(size) +
+                           " bytes, more than a " + std::to_string(header->width) + "x" +
+                           std::to_string(header->height) + " image takes; not read");
         return {};
       }
     }
-    if (!read_bytes(path, 0, bytes, reason)) return {};
+    if (!read_bytes(path, 0, bytes, refusal)) return {};
   }
-  return decode_to_square(*bytes, options, reason, original, channels, more_pages);
+  return decode_to_square(*bytes, options, refusal, original, channels, more_pages);
 }
 
 // The centre square is cut from the image first and then resized: resizing
@@ -353,39 +358,43 @@ cv::Mat upright(const cv::Mat& m, int orientation) {
 }  // namespace
 
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
-                         std::string* reason, cv::Size* original, int* channels, bool* more_pages) {
+                         ImageRefusal* refusal, cv::Size* original, int* channels, bool* more_pages) {
   std::optional<ImageHeader> header;
-  *reason = header_refusal(bytes, options, &header);
-  if (!reason->empty()) return {};
+  *refusal = header_refusal(bytes, options, &header);
+  if (!refusal->empty()) return {};
   if (header->format == ImageFormat::kJpeg && !jpeg_is_complete(bytes)) {
-    *reason = "truncated JPEG (no end-of-image marker)";
+    *refusal = damaged("truncated JPEG (no end-of-image marker)");
     return {};
   }
   if (header->format == ImageFormat::kPng) {
-    *reason = png_damage(bytes);
-    if (!reason->empty()) return {};
+    if (std::string why = png_damage(bytes); !why.empty()) {
+      *refusal = damaged(std::move(why));
+      return {};
+    }
   }
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(cv::Mat(1, int(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
                            cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
-    *reason = std::string("decoder error: ") + e.what();
+    *refusal = damaged(std::string("decoder error: ") + e.what());
     return {};
   }
   if (decoded.empty()) {
     // OpenCV does not say why; intact files of a variant it does not read
     // (a half-float TIFF, an animated WebP) end here too.
-    *reason = std::string(format_name(header->format)) +
-              " the decoder refused: damaged, truncated, or a variant OpenCV does not read";
+    *refusal = damaged(std::string(format_name(header->format)) +
+                       " the decoder refused: damaged, truncated, or a variant OpenCV does not read");
     return {};
   }
   if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));
   if (original) *original = decoded.size();
   if (more_pages) *more_pages = header->tiff_more_pages;
   if (channels) *channels = header->stored_grey ? std::min(decoded.channels(), 2) : decoded.channels();
-  *reason = unsupported_pixels(decoded);
-  if (!reason->empty()) return {};
+  if (std::string why = unsupported_pixels(decoded); !why.empty()) {
+    *refusal = refused(std::move(why));
+    return {};
+  }
   if (header->fourth_channel_is_padding && decoded.channels() == 4) cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2BGR);
   // A TIFF's associated alpha is stored premultiplied, and OpenCV reads
   // 8-bit unassociated alpha through libtiff's RGBA interface, which
@@ -454,7 +463,9 @@ ImageStore::ImageStore(TaskSource source, const IngestOptions& options)
           o.channels = 1;
         } else {
           bool more_pages = false;
-          square = load_file_square(s.path, options_, &bytes, &o.reason, &o.original, &o.channels, &more_pages);
+          ImageRefusal refusal;
+          square = load_file_square(s.path, options_, &bytes, &refusal, &o.original, &o.channels, &more_pages);
+          o.reason = std::move(refusal.reason);
           // OpenCV decodes a TIFF's first page; the others must not go unsaid.
           if (!square.empty() && more_pages)
             o.note = "a multi-page TIFF: its first page is used, the pages after it are not";
@@ -560,10 +571,11 @@ cv::Mat ImageStore::image(std::size_t i) const {
                    const_cast<std::uint8_t*>(cache_.data() + i * image_bytes));
   const SampleRef& s = source_.samples[kept_[i]];
   if (s.idx >= 0) return idx_square(*source_.idx_images, s.idx, options_.side);
-  std::string bytes, reason;
-  const cv::Mat square = load_file_square(s.path, options_, &bytes, &reason, nullptr, nullptr);
+  std::string bytes;
+  ImageRefusal refusal;
+  const cv::Mat square = load_file_square(s.path, options_, &bytes, &refusal, nullptr, nullptr);
   if (square.empty())
-    throw Error(ErrorCode::kIo, s.path + ": no longer decodes (" + reason + "); it changed during training");
+    throw Error(ErrorCode::kIo, s.path + ": no longer decodes (" + refusal.reason + "); it changed during training");
   return square;
 }
 

@@ -81,23 +81,42 @@ class ImageStore {
   std::vector<SkippedFile> skipped_;
 };
 
+// Why an image file cannot be used: its kind, which decides the error a
+// caller reports (the classifier's ErrorCode), and the reason as text, for
+// the person who must fix the file.
+struct ImageRefusal {
+  enum class Kind {
+    kNone,        // the file was used
+    kUnreadable,  // the file system's failure: cannot open, read error
+    kRefused,     // an intact file this SDK does not take: not a regular
+                  // file, a pixel type or TIFF variant it cannot convert
+                  // faithfully, or more pixels than the cap
+    kDamaged,     // content that is not a whole image: empty, truncated,
+                  // failing its checksums, or refused by the decoder
+  };
+  Kind kind = Kind::kNone;
+  std::string reason;
+
+  bool empty() const { return kind == Kind::kNone; }
+};
+
 // Decodes one image file's bytes to side x side RGB uint8, or returns an empty
-// Mat and sets `reason`. Exposed for the classifier, which must see images
+// Mat and sets `refusal`. Exposed for the classifier, which must see images
 // exactly as training did. `original` receives the decoded size, `channels`
 // the channels the file stores (2 for a grey-and-alpha PNG, which OpenCV
 // decodes as 4), `more_pages` whether pages follow the one decoded (a
 // multi-page TIFF).
 cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
-                         std::string* reason, cv::Size* original = nullptr,
+                         ImageRefusal* refusal, cv::Size* original = nullptr,
                          int* channels = nullptr, bool* more_pages = nullptr);
 
 // Reads the file at `path` and decodes it as decode_to_square() does; only
 // its header is read first, so that an image over the pixel cap is refused
 // without reading the rest. `bytes` is a scratch buffer the caller may reuse.
-// Returns an empty Mat and sets `reason` ("cannot open", "read error" or
-// decode_to_square's reasons) when the file cannot be used.
+// Returns an empty Mat and sets `refusal` (kUnreadable: "cannot open[: why]"
+// or "read error"; else decode_to_square's) when the file cannot be used.
 cv::Mat load_file_square(const std::string& path, const IngestOptions& options, std::string* bytes,
-                         std::string* reason, cv::Size* original = nullptr, int* channels = nullptr,
+                         ImageRefusal* refusal, cv::Size* original = nullptr, int* channels = nullptr,
                          bool* more_pages = nullptr);
 
 // Why to_rgb8() cannot convert `m` (a channel count outside 1-4, a signed

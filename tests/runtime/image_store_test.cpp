@@ -260,13 +260,15 @@ TEST(ImageStoreHeaderTest, APngIsJudgedByItsChunks) {
   ASSERT_EQ(png.substr(png.size() - 8, 4), "IEND");
   IngestOptions options;
   options.side = 8;
-  std::string reason;
-  const auto decodes = [&](const std::string& bytes) { return !decode_to_square(bytes, options, &reason).empty(); };
+  ImageRefusal refusal;
+  const std::string& reason = refusal.reason;
+  const auto decodes = [&](const std::string& bytes) { return !decode_to_square(bytes, options, &refusal).empty(); };
   EXPECT_TRUE(decodes(png)) << reason;
   // Data after IEND is not the image's, and does not make it damaged.
   EXPECT_TRUE(decodes(png + "trailing bytes")) << reason;
   EXPECT_FALSE(decodes(png.substr(0, png.size() - 12)));
   EXPECT_EQ(reason, "truncated PNG (no IEND chunk)");
+  EXPECT_EQ(refusal.kind, ImageRefusal::Kind::kDamaged);
   EXPECT_FALSE(decodes(png.substr(0, png.size() - 2)));
   EXPECT_EQ(reason, "truncated PNG (its IEND chunk is cut short)");
   // A damaged CRC of an ancillary chunk is libpng's warning, not an error:
@@ -338,10 +340,13 @@ TEST_F(ImageStoreTest, ConvertsColourLayoutsToRgb) {
 TEST(ImageConversionTest, TiffsThatWouldDecodeWrongAreSkippedSayingWhy) {
   IngestOptions options;
   options.side = 8;
+  // Each is an intact file of a kind not taken: refused, not damaged.
   const auto reason_of = [&](const std::string& bytes) {
-    std::string reason;
-    const cv::Mat square = decode_to_square(bytes, options, &reason);
-    return square.empty() ? reason : std::string("(used)");
+    ImageRefusal refusal;
+    const cv::Mat square = decode_to_square(bytes, options, &refusal);
+    if (square.empty()) EXPECT_EQ(refusal.kind, ImageRefusal::Kind::kRefused) << refusal.reason;
+    else EXPECT_TRUE(refusal.empty()) << refusal.reason;
+    return square.empty() ? refusal.reason : std::string("(used)");
   };
   // A codec libtiff lacks reads as zeros, without an error: a black image.
   std::string jpeg2000 = rgbx_tiff(0, 200, 30, 10, 0);
@@ -375,9 +380,9 @@ TEST(ImageConversionTest, ATiffsFourthChannelIsAlphaOnlyWhenItsTagSaysSoAndIsCom
   options.side = 8;
   options.background = {255, 255, 255};
   const auto centre = [&](const std::string& bytes) {
-    std::string reason;
-    const cv::Mat square = decode_to_square(bytes, options, &reason);
-    EXPECT_FALSE(square.empty()) << reason;
+    ImageRefusal refusal;
+    const cv::Mat square = decode_to_square(bytes, options, &refusal);
+    EXPECT_FALSE(square.empty()) << refusal.reason;
     return square.empty() ? cv::Vec3b() : square.at<cv::Vec3b>(4, 4);
   };
   // "Unspecified" is padding: the colour shows, however the padding reads.
@@ -413,15 +418,16 @@ TEST(ImageConversionTest, A32BitBmpWithoutAnAlphaMaskIsOpaque) {
   IngestOptions options;
   options.side = 8;
   options.background = {0, 255, 0};
-  std::string reason;
-  const cv::Mat square = decode_to_square(xrgb_bmp(200, 20, 30), options, &reason);
+  ImageRefusal refusal;
+  const std::string& reason = refusal.reason;
+  const cv::Mat square = decode_to_square(xrgb_bmp(200, 20, 30), options, &refusal);
   ASSERT_FALSE(square.empty()) << reason;
   EXPECT_EQ(square.at<cv::Vec3b>(4, 4), cv::Vec3b(200, 20, 30)) << "the padding byte was taken for transparency";
   // Decided by the header, not by the padding's values: a padding byte of 0
   // in one pixel and 255 elsewhere must not make that pixel transparent.
   std::string mixed = xrgb_bmp(200, 20, 30);
   for (std::size_t i = 14 + 40 + 12 + 3 + 4; i < mixed.size(); i += 4) mixed[i] = char(0xFF);
-  const cv::Mat mixed_square = decode_to_square(mixed, options, &reason);
+  const cv::Mat mixed_square = decode_to_square(mixed, options, &refusal);
   ASSERT_FALSE(mixed_square.empty()) << reason;
   for (int y = 0; y < 8; ++y)
     for (int x = 0; x < 8; ++x) ASSERT_EQ(mixed_square.at<cv::Vec3b>(y, x), cv::Vec3b(200, 20, 30)) << y << "," << x;
@@ -514,18 +520,19 @@ TEST_F(ImageStoreTest, MetaFeaturesDescribeTheUsableImages) {
 TEST(ImageStoreGreyTest, AGreyAndAlphaPngCountsAsGreyAndIsComposited) {
   TempDir t;
   const std::string png = grey_alpha_png(6, 4, 200, 255);
-  std::string reason;
+  ImageRefusal refusal;
+  const std::string& reason = refusal.reason;
   cv::Size original;
   int channels = 0;
   IngestOptions options;
   options.side = 8;
-  const cv::Mat square = decode_to_square(png, options, &reason, &original, &channels);
+  const cv::Mat square = decode_to_square(png, options, &refusal, &original, &channels);
   ASSERT_FALSE(square.empty()) << reason;
   EXPECT_EQ(channels, 2);  // OpenCV hands it over as 4 channels
   EXPECT_EQ(original, cv::Size(6, 4));
   EXPECT_EQ(square.at<cv::Vec3b>(3, 3), cv::Vec3b(200, 200, 200));
   // Half transparent over the white background.
-  const cv::Mat faded = decode_to_square(grey_alpha_png(6, 4, 0, 128), options, &reason);
+  const cv::Mat faded = decode_to_square(grey_alpha_png(6, 4, 0, 128), options, &refusal);
   ASSERT_FALSE(faded.empty()) << reason;
   EXPECT_NEAR(faded.at<cv::Vec3b>(3, 3)[0], 127, 1);
 
