@@ -12,6 +12,7 @@
 #include "nasoa/error.h"
 #include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/regime_json.h"
+#include "runtime/data/batching.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -247,11 +248,16 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         } else if (options.estimate_watts > 0) {
           c.watts = options.estimate_watts;
         }
+        // An epoch whose images leave one over ends in a batch of b + 1
+        // (runtime/data/batching.h): the step's memory, measured at b, is
+        // scaled up for it, all of it, on the safe side.
+        const double larger = double(largest_batch(train_images, b, true)) / double(b);
+        const auto scaled = [&](std::int64_t bytes) { return std::int64_t(std::ceil(double(bytes) * std::max(1.0, larger))); };
         if (cell && cell->rss_increase_bytes && options.overheads.resident_bytes > 0)
-          c.memory = options.overheads.resident_bytes + *cell->rss_increase_bytes +
+          c.memory = options.overheads.resident_bytes + scaled(*cell->rss_increase_bytes) +
                      2 * std::int64_t(sizeof(float)) * models[mi].parameters + options.overheads.unprofiled_bytes;
         else if (cell && cell->peak_rss_bytes)
-          c.memory = *cell->peak_rss_bytes + options.overheads.unprofiled_bytes;
+          c.memory = scaled(*cell->peak_rss_bytes) + options.overheads.unprofiled_bytes;
         any_watts = any_watts || c.watts.has_value();
         configs.push_back(c);
       }

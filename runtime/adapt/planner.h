@@ -22,7 +22,10 @@
 //     its best epoch's) + overheads.unprofiled_bytes; without resident_bytes,
 //     the profile's peak RSS for that batch and frozen count (a figure of the
 //     profiling process) + unprofiled_bytes; unknown where the profile has
-//     neither
+//     neither. Where train_images leave one image over (train_images > batch,
+//     train_images % batch == 1), the epoch ends in a batch of batch + 1
+//     (runtime/data/batching.h), and the profile's figure (rss_increase_bytes
+//     or peak RSS) is scaled by (batch + 1) / batch, rounded up
 //
 // A plan fits when seconds <= budget.seconds * (1 - safety_margin), joules
 // (when a joule budget is set) <= budget.joules * (1 - safety_margin), and

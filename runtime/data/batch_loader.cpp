@@ -75,7 +75,7 @@ BatchLoader::BatchLoader(const ImageStore& store, std::vector<std::size_t> indic
 BatchLoader::~BatchLoader() { stop_workers(); }
 
 std::int64_t BatchLoader::batches_per_epoch() const {
-  return (std::int64_t(indices_.size()) + options_.batch_size - 1) / options_.batch_size;
+  return runtime::batches_per_epoch(std::int64_t(indices_.size()), options_.batch_size, options_.no_batch_of_one);
 }
 
 void BatchLoader::stop_workers() {
@@ -144,7 +144,9 @@ std::optional<Batch> BatchLoader::next() {
 
 Batch BatchLoader::build(std::int64_t step) const {
   const std::size_t begin = std::size_t(step) * std::size_t(options_.batch_size);
-  const std::size_t end = std::min(order_.size(), begin + std::size_t(options_.batch_size));
+  // The last batch takes what is left: one image over joins it.
+  const std::size_t end = step + 1 == batches_per_epoch() ? order_.size()
+                                           : std::min(order_.size(), begin + std::size_t(options_.batch_size));
   const int side = store_.side();
   Batch batch;
   batch.step = step;

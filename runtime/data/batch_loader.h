@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/data/batching.h"
 #include "runtime/data/image_store.h"
 
 namespace nasoa::runtime {
@@ -35,6 +36,9 @@ struct LoaderOptions {
   std::uint64_t seed = 0;
   int workers = 2;
   int prefetch = 4;  // batches built ahead of the consumer
+  // For training: an epoch never ends in a batch of one image
+  // (runtime/data/batching.h).
+  bool no_batch_of_one = false;
 };
 
 struct Batch {

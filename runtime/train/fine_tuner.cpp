@@ -166,6 +166,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   train_options.std = job.std;
   train_options.seed = regime.seed;
   train_options.workers = job.loader_workers;
+  train_options.no_batch_of_one = true;
   BatchLoader train(*job.store, job.split.train, train_options);
   const std::int64_t steps_per_epoch = train.batches_per_epoch();
 
@@ -200,8 +201,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // state (up to four times the model); until one is timed, estimated at the
   // rate saving is.
   double checkpoint_seconds = job.checkpoint_path.empty() ? 0.0 : 0.25 + 4 * parameter_bytes / 50e6;
-  const std::int64_t eval_batches =
-      (std::int64_t(job.split.validation.size()) + regime.batch_size - 1) / regime.batch_size;
+  // A training step's images: fewer than the batch size when the training
+  // split is smaller, while validation batches are full.
+  const double images_per_step =
+      std::max(1.0, double(job.split.train.size()) / double(std::max<std::int64_t>(1, steps_per_epoch)));
   // A resumed run without a profile starts from what the killed one
   // measured, so that its first step is guarded too.
   const double known_step_seconds = job.predicted_step_seconds > 0 ? job.predicted_step_seconds
@@ -218,7 +221,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   auto finish_reserve = [&] {
     const double eval = eval_seconds >= 0                      ? eval_seconds
                         : job.predicted_evaluation_seconds > 0 ? job.predicted_evaluation_seconds
-                                                               : std::max(0.0, step_seconds.value) * 0.4 * double(eval_batches);
+                                                               : std::max(0.0, step_seconds.value) / images_per_step *
+                                                                     0.4 * double(job.split.validation.size());
     // A stop writes a checkpoint before finishing, so that a kill while
     // the last evaluation runs or the model is saved loses nothing.
     return eval + save_seconds + checkpoint_seconds + 0.25;
@@ -329,9 +333,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // The caller's progress callback runs on this thread between steps, so its
   // time is the budget's too: the last call's is added to the next step's.
   double callback_seconds = 0;
+  bool in_callback = false;  // what the callback throws is the caller's
   auto report = [&](const TrainProgress& p) {
     const Clock::time_point called = Clock::now();
+    in_callback = true;
     job.on_progress(p);
+    in_callback = false;
     callback_seconds = seconds_since(called);
   };
 
@@ -427,151 +434,183 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     outcome.stopped_early = true;
     outcome.stop_reason = time_short ? "time budget" : "energy budget";
   }
-  for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
-    const std::int64_t first = epoch == state.epoch ? state.step : 0;
-    train.start_epoch(epoch, first);
-    const bool resumed_epoch = epoch == state.epoch && first > 0;
-    double loss_sum = resumed_epoch ? state.epoch_loss_sum : 0;
-    std::int64_t correct = resumed_epoch ? state.epoch_correct : 0, seen = resumed_epoch ? state.epoch_seen : 0;
-    for (std::int64_t step = first;; ++step) {
-      // Past the epoch's last batch there is no step to take: the epoch's
-      // end (its evaluation, which needs only finishing's reserve) decides,
-      // so a run that trained every step is not cut short of its epoch.
-      if (const std::string reason = step < steps_per_epoch ? stop_because() : std::string(); !reason.empty()) {
+  // A failure once weights have been evaluated (an image that no longer
+  // decodes, memory running out in a step or a pass) ends the run with the
+  // best evaluated weights, as divergence does: throwing them away would
+  // leave nothing of the run, and its checkpoint may not resume (a task
+  // that lost a file is another task). Before any evaluation it is the
+  // caller's error, as it always was.
+  auto failed = [&](const std::string& what) {
+    if (best.empty() || in_callback) return false;
+    outcome.stopped_early = true;
+    outcome.stop_reason = "failed: " + what + "; the best evaluated weights are kept";
+    trained_since_evaluation = false;  // the weights may be half-way through a step
+    return true;
+  };
+  try {
+    for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
+      const std::int64_t first = epoch == state.epoch ? state.step : 0;
+      train.start_epoch(epoch, first);
+      const bool resumed_epoch = epoch == state.epoch && first > 0;
+      double loss_sum = resumed_epoch ? state.epoch_loss_sum : 0;
+      std::int64_t correct = resumed_epoch ? state.epoch_correct : 0, seen = resumed_epoch ? state.epoch_seen : 0;
+      for (std::int64_t step = first;; ++step) {
+        // Past the epoch's last batch there is no step to take: the epoch's
+        // end (its evaluation, which needs only finishing's reserve) decides,
+        // so a run that trained every step is not cut short of its epoch.
+        if (const std::string reason = step < steps_per_epoch ? stop_because() : std::string(); !reason.empty()) {
+          outcome.stopped_early = true;
+          outcome.stop_reason = reason;
+          write_checkpoint(epoch, step, loss_sum, correct, seen);
+          break;
+        }
+        // The step's time counts the wait for its batch: with images streamed
+        // from disk, loading can cost more than computing.
+        const Clock::time_point waited_from = Clock::now();
+        std::optional<Batch> batch = train.next();
+        if (!batch) break;
+        if (!fixed_layout) switch_layout(trial.layout_for(steps_this_call));
+        const Clock::time_point t0 = Clock::now();
+        if (!power_since) {
+          power_since = t0;
+          joules_since = limits.joules();
+        }
+        const torch::Tensor images = in_memory_layout(batch->images.to(device), layout);
+        const torch::Tensor labels = batch->labels.to(device);
+        optimizer.zero_grad();
+        torch::Tensor logits, loss;
+        {
+          CudaAutocast autocast(bf16);
+          try {
+            logits = net.forward(images);
+          } catch (const c10::Error& e) {
+            // Only with a batch of one image (a batch size of 1; the loader
+            // never ends an epoch in one otherwise), and BatchNorm says so.
+            const std::string what = e.what_without_backtrace();
+            if (images.size(0) != 1 || what.find("more than 1 value per channel") == std::string::npos) throw;
+            throw Error(ErrorCode::kInvalidArgument,
+                        "batch size " + std::to_string(regime.batch_size) + " cannot train this model: its last " +
+                            "feature maps are 1x1 at this input size, and BatchNorm needs more than one value per " +
+                            "channel; use a batch size of 2 or more");
+          }
+          loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
+        }
+        loss.backward();
+        optimizer.step(step_learning_rate(regime, epoch, step, steps_per_epoch));
+        const std::int64_t n = labels.size(0);
+        const double step_loss = loss.item<double>();
+        if (!std::isfinite(step_loss)) {
+          diverged(std::string("the loss became ") + (std::isnan(step_loss) ? "NaN" : "infinite") + " at epoch " +
+                   std::to_string(epoch + 1) + ", step " + std::to_string(step + 1));
+          break;
+        }
+        loss_sum += step_loss * double(n);
+        correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+        seen += n;
+        ++outcome.steps;
+        ++steps_this_call;
+        trained_since_evaluation = true;
+        // A set-up step (oneDNN primitives, cuDNN algorithms, CUDA kernels)
+        // can take many steps' time: it would make the guard stop at once. It
+        // counts only while nothing better is known, and the first step after
+        // the set-up replaces it.
+        const double computed = seconds_since(t0);
+        const double took = seconds_since(waited_from);
+        if (!fixed_layout) trial.record(steps_this_call - 1, computed);  // the layout changes compute only
+        if (steps_this_call <= setup_steps) {
+          if (step_seconds.value < 0) step_seconds.add(took);
+        } else if (steps_this_call == setup_steps + 1 && known_step_seconds <= 0) {
+          step_seconds.value = took;
+        } else {
+          step_seconds.add(took);
+        }
+        if (steps_this_call > setup_steps) typical_step_seconds = step_seconds.value;
+
+        progress.epoch = epoch + 1;
+        progress.step = step + 1;
+        progress.loss = loss_sum / double(seen);
+        progress.train_accuracy = double(correct) / double(seen);
+        progress.elapsed_seconds = limits.elapsed();
+        progress.joules = limits.joules();
+        progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
+                                   double(steps_per_epoch - step - 1));
+        if (job.on_progress) report(progress);
+
+        if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
+          write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
+          last_checkpoint = Clock::now();
+        } else if (seconds_since(last_clock) >= 1.0) {
+          save_clock();
+        }
+      }
+      if (outcome.stopped_early) break;
+
+      EpochRecord record;
+      record.epoch = epoch + 1;
+      record.train_loss = seen ? loss_sum / double(seen) : 0;
+      record.train_accuracy = seen ? double(correct) / double(seen) : 0;
+      if (trained_since_evaluation && !all_finite(net)) {
+        diverged("the weights became NaN or infinite in epoch " + std::to_string(epoch + 1));
+        break;
+      }
+      // Evaluate only when that still leaves time to save; otherwise stop here.
+      if (limits.seconds_left() < finish_reserve()) {
         outcome.stopped_early = true;
-        outcome.stop_reason = reason;
-        write_checkpoint(epoch, step, loss_sum, correct, seen);
-        break;
-      }
-      // The step's time counts the wait for its batch: with images streamed
-      // from disk, loading can cost more than computing.
-      const Clock::time_point waited_from = Clock::now();
-      std::optional<Batch> batch = train.next();
-      if (!batch) break;
-      if (!fixed_layout) switch_layout(trial.layout_for(steps_this_call));
-      const Clock::time_point t0 = Clock::now();
-      if (!power_since) {
-        power_since = t0;
-        joules_since = limits.joules();
-      }
-      const torch::Tensor images = in_memory_layout(batch->images.to(device), layout);
-      const torch::Tensor labels = batch->labels.to(device);
-      optimizer.zero_grad();
-      torch::Tensor logits, loss;
-      {
-        CudaAutocast autocast(bf16);
-        logits = net.forward(images);
-        loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
-      }
-      loss.backward();
-      optimizer.step(step_learning_rate(regime, epoch, step, steps_per_epoch));
-      const std::int64_t n = labels.size(0);
-      const double step_loss = loss.item<double>();
-      if (!std::isfinite(step_loss)) {
-        diverged(std::string("the loss became ") + (std::isnan(step_loss) ? "NaN" : "infinite") + " at epoch " +
-                 std::to_string(epoch + 1) + ", step " + std::to_string(step + 1));
-        break;
-      }
-      loss_sum += step_loss * double(n);
-      correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
-      seen += n;
-      ++outcome.steps;
-      ++steps_this_call;
-      trained_since_evaluation = true;
-      // A set-up step (oneDNN primitives, cuDNN algorithms, CUDA kernels)
-      // can take many steps' time: it would make the guard stop at once. It
-      // counts only while nothing better is known, and the first step after
-      // the set-up replaces it.
-      const double computed = seconds_since(t0);
-      const double took = seconds_since(waited_from);
-      if (!fixed_layout) trial.record(steps_this_call - 1, computed);  // the layout changes compute only
-      if (steps_this_call <= setup_steps) {
-        if (step_seconds.value < 0) step_seconds.add(took);
-      } else if (steps_this_call == setup_steps + 1 && known_step_seconds <= 0) {
-        step_seconds.value = took;
+        outcome.stop_reason = "time budget";
       } else {
-        step_seconds.add(took);
+        save_clock();  // a kill during the pass loses that pass at most
+        const Clock::time_point t0 = Clock::now();
+        record.validation_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
+                                              regime.batch_size, device, job.loader_workers, layout);
+        eval_seconds = seconds_since(t0);
+        trained_since_evaluation = false;
+        if (record.validation_accuracy > state.best_accuracy) {
+          state.best_accuracy = record.validation_accuracy;
+          state.best_epoch = epoch + 1;
+          best = cloned(zoo::module_state(net));
+        }
+        progress.validation_accuracy = record.validation_accuracy;
       }
-      if (steps_this_call > setup_steps) typical_step_seconds = step_seconds.value;
-
-      progress.epoch = epoch + 1;
-      progress.step = step + 1;
-      progress.loss = loss_sum / double(seen);
-      progress.train_accuracy = double(correct) / double(seen);
-      progress.elapsed_seconds = limits.elapsed();
-      progress.joules = limits.joules();
-      progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
-                                 double(steps_per_epoch - step - 1));
-      if (job.on_progress) report(progress);
-
-      if (seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds) {
-        write_checkpoint(epoch, step + 1, loss_sum, correct, seen);
+      record.elapsed_seconds = limits.elapsed();
+      record.joules = limits.joules();
+      outcome.history.push_back(record);
+      // An epoch end checkpoints when this call has written none yet (so that
+      // a run is resumable, with its measured step and pass times, from early
+      // on), when the interval has passed, and at the run's end (the last
+      // epoch, or a stop here), so that a kill while the model is saved loses
+      // nothing. Not at every epoch end: on small tasks epochs take a fraction
+      // of a second, and a checkpoint (weights, optimiser state and best
+      // weights) at each of them cost several percent of the training and
+      // wrote gigabytes a minute to a device's flash.
+      if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds ||
+          outcome.stopped_early || epoch + 1 == regime.epochs) {
+        write_checkpoint(epoch + 1, 0, 0, 0, 0);
         last_checkpoint = Clock::now();
-      } else if (seconds_since(last_clock) >= 1.0) {
-        save_clock();
+      }
+      // The evaluation is news as well: reported only with the next step, the
+      // last epoch's accuracy never reached the caller. After any checkpoint
+      // of this epoch end, so that a callback that cancels here keeps it.
+      if (job.on_progress && record.validation_accuracy >= 0) {
+        // Set in full: a run resumed from a checkpoint taken after the epoch's
+        // last step reaches here without a step of its own.
+        progress.epoch = epoch + 1;
+        progress.step = steps_per_epoch;
+        if (seen > 0) {
+          progress.loss = record.train_loss;
+          progress.train_accuracy = record.train_accuracy;
+        }
+        progress.elapsed_seconds = limits.elapsed();
+        progress.joules = limits.joules();
+        progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
+        report(progress);
       }
     }
-    if (outcome.stopped_early) break;
-
-    EpochRecord record;
-    record.epoch = epoch + 1;
-    record.train_loss = seen ? loss_sum / double(seen) : 0;
-    record.train_accuracy = seen ? double(correct) / double(seen) : 0;
-    if (trained_since_evaluation && !all_finite(net)) {
-      diverged("the weights became NaN or infinite in epoch " + std::to_string(epoch + 1));
-      break;
-    }
-    // Evaluate only when that still leaves time to save; otherwise stop here.
-    if (limits.seconds_left() < finish_reserve()) {
-      outcome.stopped_early = true;
-      outcome.stop_reason = "time budget";
-    } else {
-      save_clock();  // a kill during the pass loses that pass at most
-      const Clock::time_point t0 = Clock::now();
-      record.validation_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,
-                                            regime.batch_size, device, job.loader_workers, layout);
-      eval_seconds = seconds_since(t0);
-      trained_since_evaluation = false;
-      if (record.validation_accuracy > state.best_accuracy) {
-        state.best_accuracy = record.validation_accuracy;
-        state.best_epoch = epoch + 1;
-        best = cloned(zoo::module_state(net));
-      }
-      progress.validation_accuracy = record.validation_accuracy;
-    }
-    record.elapsed_seconds = limits.elapsed();
-    record.joules = limits.joules();
-    outcome.history.push_back(record);
-    // An epoch end checkpoints when this call has written none yet (so that
-    // a run is resumable, with its measured step and pass times, from early
-    // on), when the interval has passed, and at the run's end (the last
-    // epoch, or a stop here), so that a kill while the model is saved loses
-    // nothing. Not at every epoch end: on small tasks epochs take a fraction
-    // of a second, and a checkpoint (weights, optimiser state and best
-    // weights) at each of them cost several percent of the training and
-    // wrote gigabytes a minute to a device's flash.
-    if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds ||
-        outcome.stopped_early || epoch + 1 == regime.epochs) {
-      write_checkpoint(epoch + 1, 0, 0, 0, 0);
-      last_checkpoint = Clock::now();
-    }
-    // The evaluation is news as well: reported only with the next step, the
-    // last epoch's accuracy never reached the caller. After any checkpoint
-    // of this epoch end, so that a callback that cancels here keeps it.
-    if (job.on_progress && record.validation_accuracy >= 0) {
-      // Set in full: a run resumed from a checkpoint taken after the epoch's
-      // last step reaches here without a step of its own.
-      progress.epoch = epoch + 1;
-      progress.step = steps_per_epoch;
-      if (seen > 0) {
-        progress.loss = record.train_loss;
-        progress.train_accuracy = record.train_accuracy;
-      }
-      progress.elapsed_seconds = limits.elapsed();
-      progress.joules = limits.joules();
-      progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
-      report(progress);
-    }
+  } catch (const Error& e) {
+    if (!failed(e.what())) throw;
+  } catch (const std::bad_alloc&) {
+    if (!failed("out of memory")) throw;
+  } catch (const c10::Error& e) {
+    if (!failed(e.what_without_backtrace())) throw;
   }
   if (!outcome.stopped_early) outcome.stop_reason = "completed";
 

@@ -112,11 +112,17 @@ Cost cost_of(const std::string& model, int batch, int frozen, int epochs, const 
   for (const ModelFeatures& f : zoo)
     if (f.name == model) parameters = f.parameters;
   if (!parameters) ADD_FAILURE() << "no features of model " << model;
+  // One image over joins the epoch's last batch, which holds batch + 1.
+  const bool one_over = batch > 1 && train_images > batch && train_images % batch == 1;
+  const auto at_largest = [&](std::int64_t bytes) {
+    return one_over ? std::int64_t(std::ceil(double(bytes) * double(batch + 1) / double(batch))) : bytes;
+  };
   if (cell) {
     if (over.resident_bytes > 0 && cell->rss_increase_bytes)
-      c.memory = over.resident_bytes + *cell->rss_increase_bytes + 2 * 4 * parameters.value_or(0) + over.unprofiled_bytes;
+      c.memory = over.resident_bytes + at_largest(*cell->rss_increase_bytes) + 2 * 4 * parameters.value_or(0) +
+                 over.unprofiled_bytes;
     else if (cell->peak_rss_bytes)
-      c.memory = *cell->peak_rss_bytes + over.unprofiled_bytes;
+      c.memory = at_largest(*cell->peak_rss_bytes) + over.unprofiled_bytes;
   }
   return c;
 }

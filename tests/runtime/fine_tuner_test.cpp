@@ -14,6 +14,8 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "nasoa/error.h"
 #include "runtime/data/batch_loader.h"
@@ -642,6 +644,99 @@ TEST_F(FineTunerTest, LoaderBatchesDoNotDependOnWorkersAndResumeMidEpoch) {
   for (std::size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], three[i])) << i;
   ASSERT_EQ(tail.size(), one.size() - 5);
   for (std::size_t i = 0; i < tail.size(); ++i) EXPECT_TRUE(torch::equal(tail[i], one[i + 5])) << i;
+}
+
+TEST_F(FineTunerTest, ATrainingLoaderNeverEndsAnEpochInABatchOfOne) {
+  std::vector<std::size_t> some(33);
+  std::iota(some.begin(), some.end(), 0);
+  LoaderOptions options;
+  options.batch_size = 16;
+  options.shuffle = false;
+  auto epoch = [&](bool no_batch_of_one) {
+    options.no_batch_of_one = no_batch_of_one;
+    BatchLoader loader(*store_, some, options);
+    loader.start_epoch(0);
+    std::vector<torch::Tensor> images;
+    std::vector<std::int64_t> sizes;
+    while (auto b = loader.next()) {
+      images.push_back(b->images);
+      sizes.push_back(b->images.size(0));
+    }
+    EXPECT_EQ(std::int64_t(sizes.size()), loader.batches_per_epoch());
+    return std::pair{torch::cat(images), sizes};
+  };
+  const auto [plain, plain_sizes] = epoch(false);
+  const auto [training, training_sizes] = epoch(true);
+  EXPECT_EQ(plain_sizes, (std::vector<std::int64_t>{16, 16, 1}));
+  EXPECT_EQ(training_sizes, (std::vector<std::int64_t>{16, 17}));
+  EXPECT_TRUE(torch::equal(plain, training)) << "the image left over is not the last batch's";
+  // What the planner counts on.
+  EXPECT_EQ(batches_per_epoch(33, 16, true), 2);
+  EXPECT_EQ(largest_batch(33, 16, true), 17);
+  EXPECT_EQ(batches_per_epoch(33, 16, false), 3);
+  EXPECT_EQ(largest_batch(33, 16, false), 16);
+  EXPECT_EQ(batches_per_epoch(32, 16, true), 2);
+  EXPECT_EQ(largest_batch(32, 16, true), 16);
+  EXPECT_EQ(batches_per_epoch(3, 2, true), 1);
+  EXPECT_EQ(largest_batch(3, 2, true), 3);
+  EXPECT_EQ(batches_per_epoch(17, 16, true), 1);  // 16 + 1: one batch of all
+  EXPECT_EQ(batches_per_epoch(5, 1, true), 5);    // a batch size of 1 has nothing to join
+  EXPECT_EQ(largest_batch(5, 16, true), 5);
+}
+
+TEST_F(FineTunerTest, ANetworkWhoseLastMapsAre1x1TrainsOnASplitThatLeavesOneImageOver) {
+  // At 32 px this network's last feature maps are 1x1: BatchNorm in
+  // training cannot take a batch of one image there.
+  const Encoding deep = Encoding::parse("0-_8_1-21-21-21");
+  FineTuneJob j = job(1);
+  j.network = zoo::Network(deep, 3);
+  j.regime.batch_size = int(j.split.train.size()) - 1;  // one image over
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(out.stop_reason, "completed");
+  EXPECT_EQ(out.steps, 1);
+  EXPECT_GE(out.validation_accuracy, 0.0);
+  // A batch size of 1 cannot be helped: refused, saying what to change.
+  j.network = zoo::Network(deep, 3);
+  j.regime.batch_size = 1;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(j, Limits(600, 0)); }, ErrorCode::kInvalidArgument,
+                                           "batch size 1 cannot train"));
+}
+
+TEST_F(FineTunerTest, AFailureAfterAnEvaluationEndsTheRunWithTheBestEvaluatedWeights) {
+  // A task streamed from disk (over its memory cap) whose files vanish
+  // during the second epoch: the run keeps what it evaluated before.
+  for (int c = 0; c < 2; ++c) {
+    std::filesystem::create_directories(dir_ / ("task/" + std::to_string(c)));
+    for (int i = 0; i < 12; ++i)
+      cv::imwrite(dir_ / ("task/" + std::to_string(c) + "/" + std::to_string(i) + ".png"),
+                  cv::Mat(32, 32, CV_8UC3, cv::Scalar::all(c ? 200 - 5 * i : 20 + 5 * i)));
+  }
+  IngestOptions streaming;
+  streaming.side = 32;
+  streaming.memory_cap_bytes = 1;
+  const ImageStore store(list_folder(dir_ / "task"), streaming);
+  FineTuneJob j = testing::small_job(store, 3);
+  const std::string task = dir_ / "task";
+  j.on_progress = [task](const TrainProgress& p) {
+    if (p.epoch == 2) std::filesystem::remove_all(task);
+  };
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_TRUE(out.stopped_early);
+  EXPECT_EQ(out.stop_reason.rfind("failed: ", 0), 0u) << out.stop_reason;
+  EXPECT_NE(out.stop_reason.find("no longer decodes"), std::string::npos) << out.stop_reason;
+  EXPECT_NE(out.stop_reason.find("the best evaluated weights are kept"), std::string::npos) << out.stop_reason;
+  ASSERT_EQ(out.history.size(), 1u);
+  EXPECT_EQ(out.best_epoch, 1);
+  EXPECT_DOUBLE_EQ(out.validation_accuracy, out.history.front().validation_accuracy);
+
+  // What the caller's callback throws stays the caller's, evaluated
+  // weights or not.
+  FineTuneJob cancelled = job(3);
+  cancelled.on_progress = [](const TrainProgress& p) {
+    if (p.epoch == 2) throw Error(ErrorCode::kNotFound, "the caller's own error");
+  };
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(cancelled, Limits(600, 0)); }, ErrorCode::kNotFound,
+                                           "the caller's own error"));
 }
 
 TEST_F(FineTunerTest, TrainingIsDeterministicAndLeavesTheCacheAlone) {
