@@ -50,10 +50,23 @@ std::string six_decimals(double v) { return std::to_string(v); }
 // How a fingerprint was made: now, and by earlier builds, whose checkpoints
 // still resume the run they were made by.
 enum class FingerprintForm {
-  kCurrent,     // exact numbers, the files where they are, the class names
-  kTypedPaths,  // exact numbers, the paths as typed, no class names
-  kSixDecimals  // std::to_string's six decimals, the paths as typed
+  kCurrent,        // as kWithoutStamps, and each file's size and modification time
+  kWithoutStamps,  // exact numbers, the files where they are, the class names
+  kTypedPaths,     // exact numbers, the paths as typed, no class names
+  kSixDecimals     // std::to_string's six decimals, the paths as typed
 };
+
+// A file's size and modification time, as make and rsync judge a change: a
+// task whose images were rewritten under the same names is another task,
+// and a checkpoint's best accuracy was measured on the old ones.
+std::string file_stamp(const std::string& path) {
+  std::error_code ec;
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) return "unreadable";
+  const auto modified = std::filesystem::last_write_time(path, ec);
+  if (ec) return "unreadable";
+  return std::to_string(size) + ' ' + std::to_string(modified.time_since_epoch().count());
+}
 
 // Identifies (task, model, regime): a checkpoint only resumes the run it was
 // made by. The task's files count by where they are, not how their folder
@@ -70,14 +83,15 @@ std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model
           number(r.label_smoothing) + ' ' + std::to_string(r.random_resized_crop) +
           std::to_string(r.horizontal_flip) + ' ' + number(r.validation_fraction) + ' ' + std::to_string(r.seed) +
           '\n';
-  if (form != FingerprintForm::kCurrent) {
+  if (form == FingerprintForm::kTypedPaths || form == FingerprintForm::kSixDecimals) {
     for (std::size_t i = 0; i < store.size(); ++i)
       text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
     return zoo::sha256_hex(text);
   }
   for (const std::string& name : store.class_names()) text += name + '\n';
-  // Resolved once per folder: a task's files share a few.
-  std::map<std::string, std::string> folders;
+  // Resolved once per folder: a task's files share a few. Stamped once per
+  // file: an IDX task's images share one.
+  std::map<std::string, std::string> folders, stamps;
   for (std::size_t i = 0; i < store.size(); ++i) {
     const std::filesystem::path path(store.path(i));
     const std::string folder = path.parent_path().string();
@@ -88,7 +102,13 @@ std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model
       found = folders.emplace(folder, ec ? folder : resolved.string()).first;
     }
     text += (std::filesystem::path(found->second) / path.filename()).string() + '\t' +
-            std::to_string(store.label(i)) + '\n';
+            std::to_string(store.label(i));
+    if (form == FingerprintForm::kCurrent) {
+      auto stamp = stamps.find(store.path(i));
+      if (stamp == stamps.end()) stamp = stamps.emplace(store.path(i), file_stamp(store.path(i))).first;
+      text += '\t' + stamp->second;
+    }
+    text += '\n';
   }
   return zoo::sha256_hex(text);
 }
@@ -325,10 +345,11 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.std = model.std;
       job.fingerprint = run_fingerprint;
       // A checkpoint of an earlier version, made by this very run, still
-      // resumes (its fingerprint rounded the regime's numbers, or took the
-      // paths as typed).
+      // resumes (its fingerprint did not stamp the files, rounded the
+      // regime's numbers, or took the paths as typed).
       if (state && state->fingerprint != job.fingerprint &&
-          (state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kTypedPaths) ||
+          (state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kWithoutStamps) ||
+           state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kTypedPaths) ||
            state->fingerprint == fingerprint(store, model, regime, FingerprintForm::kSixDecimals)))
         state->fingerprint = job.fingerprint;
       // Flips were on by default before 0.3.1: a run started then with the
@@ -337,7 +358,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         Regime flipping = regime;
         flipping.horizontal_flip = true;
         for (const FingerprintForm form :
-             {FingerprintForm::kCurrent, FingerprintForm::kTypedPaths, FingerprintForm::kSixDecimals})
+             {FingerprintForm::kCurrent, FingerprintForm::kWithoutStamps, FingerprintForm::kTypedPaths,
+              FingerprintForm::kSixDecimals})
           if (state->fingerprint == fingerprint(store, model, flipping, form))
             throw Error(ErrorCode::kInvalidArgument,
                         checkpoint +

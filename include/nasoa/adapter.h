@@ -205,7 +205,10 @@ struct Result {
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // "energy budget: ..." (a meter that read no energy in 5 s of
                                     // training: the budget could not be kept),
-                                    // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
+                                    // "diverged: ..." (a non-finite loss; the best evaluated weights are kept),
+                                    // or "failed: ..." (an error once weights were evaluated: an image of a
+                                    // streamed task that no longer decodes, memory running out; the best
+                                    // evaluated weights are kept)
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   // The memory layout the network trained in, "channels-first" or
   // "channels-last": on the CPU the faster one for the model, from the device
@@ -246,7 +249,9 @@ class NASOA_API Adapter {
   // evaluated; after that, a diverged run stops with the best evaluated
   // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
-  // for a checkpoint of another task or regime. `on_progress` runs on the
+  // for a checkpoint of another model, regime or task (a task's images count
+  // by path, label, size and modification time: rewritten images are
+  // another task). `on_progress` runs on the
   // calling thread between steps, and its time is the budget's: the guard
   // reckons each next step with the last call's time, so a slow callback
   // means fewer steps, not a later end (a single call longer than the

@@ -176,8 +176,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   if (resume) {
     if (resume->fingerprint != job.fingerprint)
       throw Error(ErrorCode::kCorrupt, job.checkpoint_path +
-                                           ": the checkpoint belongs to another task or regime; "
-                                           "remove it or run without --resume");
+                                           ": the checkpoint belongs to another run: another model, regime or "
+                                           "task (a file added, removed, or rewritten since); remove it or run "
+                                           "without --resume");
     zoo::load_module_state(net, with_prefix(resume->weights, "model.", true), job.checkpoint_path);
     optimizer.load_state(resume->weights, job.checkpoint_path);
     best = with_prefix(resume->weights, "best.", true);

@@ -4,6 +4,7 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -216,6 +217,28 @@ TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   EXPECT_TRUE(r.resumed);
   EXPECT_FALSE(fs::exists(dir_ / "dotted.checkpoint"));
   EXPECT_TRUE(fs::exists(dir_ / "dotted" / "MANIFEST"));
+}
+
+TEST_F(AdapterApiTest, ATaskWhoseImagesWereRewrittenDoesNotResumeTheCheckpoint) {
+  // Same names, other pixels: the checkpoint's best accuracy was measured on
+  // the old images, and its weights learnt from them.
+  nasoa::Adapter adapter(*zoo_, checkpointing_options());
+  nasoa::Budget budget;
+  budget.seconds = 600;
+  const std::string out = (dir_ / "rewritten").string();
+  ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
+      [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, regime_, budget, out, progress); },
+      out));
+  const fs::path image = dir_ / "task" / "dark" / "0.png";
+  const auto before = fs::last_write_time(image);
+  cv::imwrite(image.string(), cv::Mat(32, 32, CV_8UC3, cv::Scalar(240, 240, 240)));
+  fs::last_write_time(image, before + std::chrono::seconds(1));  // however coarse the file system's clock
+  nasoa::TaskOptions options;
+  options.image_side = 32;
+  const nasoa::Task rewritten = nasoa::Task::from_folder((dir_ / "task").string(), options);
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { adapter.fine_tune(rewritten, regime_, budget, out, {}, true); },
+                                           nasoa::ErrorCode::kCorrupt, "rewritten since"));
+  EXPECT_TRUE(fs::exists(out + ".checkpoint")) << "the refused checkpoint was removed";
 }
 
 TEST_F(AdapterApiTest, ARunKilledWhileFlippingImagesIsToldHowToResume) {
