@@ -116,6 +116,28 @@ std::string fingerprint(const runtime::ImageStore& store, const ModelInfo& model
 
 int cores() { return zoo::usable_cores(); }
 
+// Result::validation_note: the classes the validation images lack.
+std::string validation_note(const runtime::ImageStore& store, const runtime::Split& split, bool validation_folder) {
+  const std::vector<std::string>& names = store.class_names();
+  std::vector<bool> held(names.size(), false);
+  for (const std::size_t i : split.validation) held[std::size_t(store.label(i))] = true;
+  constexpr std::size_t kShown = 5;
+  std::size_t missing = 0;
+  std::string listed;
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    if (held[c]) continue;
+    if (++missing <= kShown) listed += std::string(listed.empty() ? "" : ", ") + "'" + zoo::printable(names[c]) + "'";
+  }
+  if (missing == 0) return {};
+  if (missing > kShown) listed += " and " + std::to_string(missing - kShown) + " more";
+  return "the validation images hold " + std::to_string(names.size() - missing) + " of the " +
+         std::to_string(names.size()) + " classes; none of " + listed +
+         (validation_folder ? " (the validation folder has no image of them)"
+                            : " (a class of one image trains on it, and none is held out)") +
+         ", so the validation accuracy does not cover " +
+         (missing == 1 ? "it" : "them");
+}
+
 }  // namespace
 
 const char* to_string(DevicePreference device) {
@@ -448,6 +470,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.energy_meter = monitor ? monitor->meter_name() : "none";
       r.energy_measured = monitor && monitor->measured();
       r.checkpoint_note = outcome.checkpoint_note;
+      r.validation_note = validation_note(store, job.split, task.impl().validation_from.has_value());
       if (monitor) {
         const runtime::EnergyStatus energy = monitor->status();
         if (energy.failed_samples > 0)

@@ -201,6 +201,10 @@ struct Result {
   // still saved: a kill after that point would have resumed from the last
   // checkpoint written, if any.
   std::string checkpoint_note;
+  // "" when the validation images hold every class; otherwise which classes
+  // they lack (a class of one image trains on it; a validation folder may
+  // have no folder of a class): validation_accuracy does not cover those.
+  std::string validation_note;
   bool stopped_early = false;
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // "energy budget: ..." (a meter that read no energy in 5 s of

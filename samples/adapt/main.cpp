@@ -188,6 +188,7 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["energy_measured"] = r.energy_measured;
   j["energy_note"] = r.energy_note;
   j["checkpoint_note"] = r.checkpoint_note;
+  j["validation_note"] = r.validation_note;
   j["device"] = r.device;
   j["memory_layout"] = r.memory_layout;
   j["steps"] = r.steps;
@@ -557,6 +558,7 @@ int main(int argc, char** argv) {
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
                                                                   (r.energy_measured ? ", measured)" : ")"))
               << "\n"
+              << (r.validation_note.empty() ? std::string() : "warning:    " + r.validation_note + "\n")
               << (r.energy_note.empty() ? std::string() : "            " + r.energy_note + "\n")
               << "saved to:   " << r.model_dir << "\n"
               << (r.checkpoint_note.empty() ? std::string() : "warning:    " + r.checkpoint_note + "\n")

@@ -219,6 +219,29 @@ TEST_F(AdapterApiTest, EverySpellingOfTheOutputFolderUsesTheSameCheckpoint) {
   EXPECT_TRUE(fs::exists(dir_ / "dotted" / "MANIFEST"));
 }
 
+TEST_F(AdapterApiTest, AClassWithoutValidationImagesIsNamedInTheResult) {
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  nasoa::Regime one_epoch = regime_;
+  one_epoch.epochs = 1;
+  EXPECT_EQ(adapter.fine_tune(*task_, one_epoch, budget, (dir_ / "full").string()).validation_note, "")
+      << "every class of the fixture has validation images";
+  // A third class of one image: it trains, and the accuracy cannot cover it.
+  fs::copy(dir_ / "task", dir_ / "lone-task", fs::copy_options::recursive);
+  fs::create_directories(dir_ / "lone-task" / "grey");
+  cv::imwrite((dir_ / "lone-task" / "grey" / "0.png").string(), cv::Mat(32, 32, CV_8UC3, cv::Scalar::all(128)));
+  nasoa::TaskOptions task_options;
+  task_options.image_side = 32;
+  const nasoa::Task lone = nasoa::Task::from_folder((dir_ / "lone-task").string(), task_options);
+  const nasoa::Result r = adapter.fine_tune(lone, one_epoch, budget, (dir_ / "lone").string());
+  EXPECT_NE(r.validation_note.find("hold 2 of the 3 classes; none of 'grey'"), std::string::npos)
+      << r.validation_note;
+  EXPECT_GE(r.validation_accuracy, 0.0);
+}
+
 TEST_F(AdapterApiTest, ATaskWhoseImagesWereRewrittenDoesNotResumeTheCheckpoint) {
   // Same names, other pixels: the checkpoint's best accuracy was measured on
   // the old images, and its weights learnt from them.
