@@ -471,7 +471,19 @@ double Predictor::task_error(const std::vector<TrainingRow>& rows, const Predict
   std::set<int> tasks;
   for (const TrainingRow& r : rows)
     if (r.task >= 0) tasks.insert(r.task);
-  if (tasks.size() < 2) return 0;
+  if (tasks.size() < 2) {
+    // Nothing to hold out: a new task's error cannot be measured. Taken as
+    // the spread of the accuracies learnt from, what predicting their mean
+    // would err by, rather than 0, which claimed the confidence of the runs
+    // of one known task for every other.
+    if (rows.empty()) return 0;
+    double mean = 0;
+    for (const TrainingRow& r : rows) mean += r.y;
+    mean /= double(rows.size());
+    double variance = 0;
+    for (const TrainingRow& r : rows) variance += (r.y - mean) * (r.y - mean);
+    return std::sqrt(variance / double(rows.size()));
+  }
   std::map<int, int> fold_of;
   const int folds = int(std::min<std::size_t>(8, tasks.size()));
   for (int t : tasks) fold_of[t] = int(fold_of.size()) % folds;

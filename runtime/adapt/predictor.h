@@ -28,8 +28,9 @@
 // without its score). A bootstrap of rows puts every task in every member,
 // so neither the members' spread nor oob_rmse sees how far a new task's
 // runs may lie from the experience's; without task_rmse the spread claimed
-// a few points where new tasks were off by tens. 0 with fewer than two
-// known tasks.
+// a few points where new tasks were off by tens. With fewer than two known
+// tasks, nothing can be held out: task_rmse is then the standard deviation
+// of the accuracies fitted on (what predicting their mean errs by).
 // Trees cannot extrapolate, and their members agree outside the data as much
 // as inside it, so the novelty term is what makes a plan unlike anything seen
 // less certain. Fitting is deterministic for a seed (own sampling on
