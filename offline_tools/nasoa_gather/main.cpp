@@ -14,11 +14,18 @@
 // (the probe feature; its time is recorded too). With --plans-per-pair N each
 // (task, model) pair gets N plans of the grid, a draw seeded by --seed and
 // the pair's names, instead of all. A loss that diverges before the first
-// evaluation is recorded as such (the fit leaves it out).
+// evaluation is recorded as such, and so is a run that fails in LibTorch or
+// runs out of memory (the fit leaves both out; run_outcome.h). A task whose
+// split holds out no image (every class has one) is skipped, saying so, as
+// it cannot evaluate a run; the files of a task that cannot be read are
+// listed (the first 10 of each task).
 // Runs go round by round (plan k of every pair before plan k+1 of any), so
 // that a gathering cut short still covers every pair.
 //
-// Resumable: a run whose id is in the log already is skipped; the log is
+// Resumable: a run whose id is in the log already is skipped. Run ids name
+// the task, the model, the plan, --batch, --seed and, unless it is the
+// default 20, --probe-per-class; a log of runs with another --probe-per-class
+// is refused, as their LogME scores would not compare. The log is
 // append-only with a checksum per record, so a crash loses at most the run
 // in flight. --hours stops cleanly after that much wall time. --shard K/N
 // takes only the tasks whose index (in name order) is K modulo N, so that N
@@ -58,6 +65,7 @@
 
 #include "nasoa/error.h"
 #include "nasoa/version.h"
+#include "offline_tools/nasoa_gather/run_outcome.h"
 #include "runtime/adapt/experience_log.h"
 #include "runtime/adapt/predictor.h"
 #include "runtime/adapt/probe.h"
@@ -66,6 +74,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "samples/common/command_line.h"
+#include "samples/common/text_file.h"
 #include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/sha256.h"
@@ -81,13 +90,18 @@ using nasoa::Error;
 using nasoa::ErrorCode;
 using Clock = std::chrono::steady_clock;
 
+// Run ids name --probe-per-class only when it differs from this, so that the
+// ids of logs gathered before they named it (all with this default, unless
+// given otherwise) stay the same.
+constexpr int kDefaultProbePerClass = 20;
+
 struct Args {
   std::string zoo, tasks, log, ship;
   std::vector<double> lrs{0.003, 0.01, 0.03, 0.1};
   std::vector<int> frozen{0, 1, 2};
   std::vector<int> epochs{1, 3, 8};
   std::vector<std::string> models;  // empty: all of the bundle's
-  int batch = 32, plans_per_pair = 0, probe_per_class = 20, threads = 0;
+  int batch = 32, plans_per_pair = 0, probe_per_class = kDefaultProbePerClass, threads = 0;
   std::string shard;  // "K/N", or empty for all tasks
   std::uint64_t seed = 1;
   double hours = 0;
@@ -121,11 +135,43 @@ std::uint64_t name_hash(const std::string& text) {
   return h;
 }
 
-std::string run_id(const std::string& task, const std::string& model, const Plan& p, int batch, std::uint64_t seed) {
-  char buf[160];
+std::string run_id(const std::string& task, const std::string& model, const Plan& p, int batch, std::uint64_t seed,
+                   int probe_per_class) {
+  char buf[192];
   std::snprintf(buf, sizeof buf, "|lr=%g|frozen=%d|epochs=%d|batch=%d|seed=%llu", p.lr, p.frozen, p.epochs, batch,
                 static_cast<unsigned long long>(seed));
-  return task + "|" + model + buf;
+  std::string id = task + "|" + model + buf;
+  if (probe_per_class != kDefaultProbePerClass) id += "|probe=" + std::to_string(probe_per_class);
+  return id;
+}
+
+// The --probe-per-class a run id names: its "|probe=N" ending, or the
+// default for an id without one.
+int probe_per_class_of(const std::string& id) {
+  const std::size_t at = id.rfind("|probe=");
+  if (at == std::string::npos) return kDefaultProbePerClass;
+  const std::string_view digits = std::string_view(id).substr(at + 7);
+  int value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  // Not an ending of ours (a task folder named so, say): the default's id.
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return kDefaultProbePerClass;
+  return value;
+}
+
+// Run ids hold --probe-per-class, but one log of runs whose LogME scores
+// came from samples of different sizes would fit the predictor on scores
+// that do not compare: a gathering into a log of other runs is refused.
+void check_log_probe(const std::vector<rt::ExperienceRecord>& records, int probe_per_class, const std::string& log) {
+  for (const rt::ExperienceRecord& r : records) {
+    const int made_with = probe_per_class_of(r.run_id);
+    if (made_with == probe_per_class) continue;
+    throw Error(ErrorCode::kInvalidArgument,
+                log + ": holds runs gathered with --probe-per-class " + std::to_string(made_with) +
+                    (made_with == kDefaultProbePerClass ? " (the default: their run ids name none)" : "") +
+                    ", this gathering has --probe-per-class " + std::to_string(probe_per_class) +
+                    "; their LogME scores would not compare: give --probe-per-class " + std::to_string(made_with) +
+                    " or gather into another --log");
+  }
 }
 
 // Run ids name a task, a model name and a plan, not the weights: a log
@@ -383,6 +429,7 @@ int run(Args a) {
   (void)claims;
   const rt::ExperienceLogContents existing = read_log_to_append(a.log);  // once claimed
   check_log_models(existing.records, manifest, a.log, a.zoo);
+  check_log_probe(existing.records, a.probe_per_class, a.log);
   const std::set<std::string> done = rt::completed_run_ids(existing);
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
@@ -394,6 +441,17 @@ int run(Args a) {
     // folder literally named with "\xe9".)
     t.name = nasoa::zoo::is_valid_utf8(name) ? name : nasoa::zoo::utf8_escaped(name);
     t.store = std::make_unique<rt::ImageStore>(rt::list_folder((fs::path(a.tasks) / name).string()), ingest);
+    for (const std::string& line : nasoa_samples::skipped_lines(t.store->skipped()))
+      std::cerr << "gathering: task '" << t.name << "': " << line << "\n";
+    t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
+    // Every class of one image: none is held out, and no run of the task
+    // could be evaluated (each would be recorded without an accuracy).
+    if (t.split.validation.empty()) {
+      std::cerr << "gathering: task '" << t.name << "' skipped: each of its " << t.store->class_names().size()
+                << " classes has one image, so its split holds out none to evaluate a run on"
+                << " (a class needs two or more)\n";
+      continue;
+    }
     // Nor do run ids name the task's images: runs of a task folder made
     // again (other images, or another count) are not this task's.
     const nasoa::TaskMeta& now = t.store->meta();
@@ -410,9 +468,12 @@ int run(Args a) {
                         nasoa::zoo::shown_number(now.pixel_mean[0]) +
                         "), so it was made again since: gather into another --log");
     }
-    t.split = rt::stratified_split(t.store->labels(), 0.2, a.seed);
     tasks.push_back(std::move(t));
   }
+  if (tasks.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                a.tasks + ": no task left to gather" + (a.shard.empty() ? "" : " in --shard " + a.shard) +
+                    ": each was skipped (the reasons are above)");
 
   std::vector<Plan> grid;
   for (double lr : a.lrs)
@@ -455,7 +516,7 @@ int run(Args a) {
         // Frozen counts above the model's are the same run as its largest:
         // capped before naming the run, so that it is made and counted once.
         plan.frozen = std::min(plan.frozen, max_frozen[m]);
-        const std::string id = run_id(task.name, info.name, plan, a.batch, a.seed);
+        const std::string id = run_id(task.name, info.name, plan, a.batch, a.seed, a.probe_per_class);
         if (done.count(id)) {
           ++skipped;
           continue;
@@ -489,20 +550,13 @@ int run(Args a) {
         job.std = info.std;
         job.fingerprint = "nasoa-gather";
         job.loader_workers = workers;
-        // A loss that diverges before the first evaluation is this plan's
-        // outcome: recorded (unevaluated, so the fit leaves it out) so that
-        // the run counts as made. Left unrecorded, every rerun would reach it
-        // again, fail the same way (the run is deterministic) and never
-        // gather the plans after it.
-        rt::FineTuneOutcome outcome;
-        try {
-          outcome = rt::fine_tune(job, rt::Limits(1e9, 0));
-        } catch (const Error& e) {
-          if (!rt::diverged_before_evaluation(e))
-            throw Error(e.code(), "task '" + task.name + "', model '" + info.name + "', " + plan_text(plan) + ": " + e.what());
-          outcome.stop_reason = "diverged before any weights were evaluated";
-          outcome.device = job.use_cuda && torch::cuda::is_available() ? "cuda:0" : "cpu";
-        }
+        // A loss that diverges before the first evaluation, or a failure in
+        // LibTorch, is this plan's outcome: recorded (unevaluated, so the fit
+        // leaves it out) so that the run counts as made (run_outcome.h).
+        const rt::FineTuneOutcome outcome = nasoa::gather::outcome_of_run(
+            [&] { return rt::fine_tune(job, rt::Limits(1e9, 0)); },
+            "task '" + task.name + "', model '" + info.name + "', " + plan_text(plan),
+            job.use_cuda && torch::cuda::is_available() ? "cuda:0" : "cpu", std::cerr);
 
         rt::ExperienceRecord rec;
         rec.run_id = id;
@@ -529,8 +583,15 @@ int run(Args a) {
         if (std::isfinite(probe[{t, m}])) rec.probe_score = probe[{t, m}];
         rt::append_experience(a.log, rec);
         ++ran;
-        char accuracy[32] = "diverged";
-        if (best >= 0) std::snprintf(accuracy, sizeof accuracy, "%6.2f %%", 100 * best);
+        // Without an evaluated epoch: diverged, failed, or (a run that
+        // stopped before its first evaluation) not evaluated.
+        char accuracy[32] = "not evaluated";
+        if (best >= 0)
+          std::snprintf(accuracy, sizeof accuracy, "%6.2f %%", 100 * best);
+        else if (outcome.stop_reason.rfind("diverged", 0) == 0)
+          std::snprintf(accuracy, sizeof accuracy, "diverged");
+        else if (outcome.stop_reason.rfind("failed", 0) == 0)
+          std::snprintf(accuracy, sizeof accuracy, "failed");
         std::fprintf(stderr, "%-12s %-10s lr %-6g frozen %d epochs %2d: %s  (%.1f s; probe %.3f in %.2f s)\n",
                      task.name.c_str(), info.name.c_str(), plan.lr, plan.frozen, plan.epochs, accuracy,
                      rec.total_seconds, probe[{t, m}], probe_seconds[{t, m}]);

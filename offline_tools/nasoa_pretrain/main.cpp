@@ -12,6 +12,13 @@
 // upstream accuracy, and the weights of the best epoch on it are kept. The
 // normalisation recorded is the corpus's own per-channel mean and std.
 //
+// The models of a bundle share one input size (nasoa-gather fine-tunes them
+// all on one decoding of each task): a --input other than the bundle's
+// models' is refused before training. A model that replaces one of its name
+// with other weights leaves out the bundle's predictor and experience, which
+// were fitted on the old weights, and says so (gather and ship again).
+// Files of the corpus that cannot be read are listed (the first 10).
+//
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // 2 bad arguments.
 #include <CLI/CLI.hpp>
@@ -37,6 +44,7 @@
 #include "runtime/data/task_source.h"
 #include "runtime/train/fine_tuner.h"
 #include "samples/common/command_line.h"
+#include "samples/common/text_file.h"
 #include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
@@ -105,6 +113,14 @@ int run(const Args& a, const std::string& command_line) {
     if (fs::exists(fs::symlink_status(live, ec))) {
       for (const nasoa::ModelInfo& m : nasoa::zoo::open_bundle(live).models) {
         nasoa::zoo::load_network(live, m);
+        // nasoa-gather refuses a bundle whose models take different input
+        // sizes; a model that replaces the only one of its name may change it.
+        if (m.name != model_name && m.input_size != a.input)
+          throw nasoa_samples::BadArguments("--input " + std::to_string(a.input) + ": model '" + m.name + "' of " +
+                                            a.out + " takes " + std::to_string(m.input_size) +
+                                            " pixels; a bundle's models share one input size (nasoa-gather "
+                                            "refuses a bundle of mixed sizes): give --input " +
+                                            std::to_string(m.input_size) + " or another --out");
         // add_to_bundle() replaces a model of the very same name only; one
         // whose name differs in case alone would be a second file of that
         // name on a file system that ignores case, which write_bundle()
@@ -142,6 +158,8 @@ int run(const Args& a, const std::string& command_line) {
   if (!a.quiet)
     std::cerr << "corpus: " << store.size() << " images in " << meta.classes << " classes ("
               << store.skipped().size() << " files skipped), " << threads << " compute thread(s)\n";
+  // Even with --quiet: files left out of the training are no progress line.
+  for (const std::string& line : nasoa_samples::skipped_lines(store.skipped())) std::cerr << "corpus: " << line << "\n";
 
   rt::FineTuneJob job;
   torch::manual_seed(a.seed);  // the initialisation is part of what the seed reproduces
@@ -185,9 +203,10 @@ int run(const Args& a, const std::string& command_line) {
   model.labels = store.class_names();
   const nasoa::Provenance provenance{std::string("nasoa-pretrain ") + NASOA_VERSION_STRING, command_line, a.seed,
                                      nasoa::zoo::utc_timestamp(), a.data_card};
+  bool dropped_experience = false;
   const nasoa::zoo::Manifest m = [&] {
     try {
-      return nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance);
+      return nasoa::zoo::add_to_bundle(a.out, model, a.name, provenance, &dropped_experience);
     } catch (const std::exception& e) {
       // A full disk, or the bundle changed during the training: the trained
       // network is not thrown away with the error.
@@ -241,6 +260,10 @@ int run(const Args& a, const std::string& command_line) {
             << outcome.stop_reason << ")\n"
             << "time:       " << wall << " s on " << outcome.device << "\n"
             << "bundle:     " << a.out << " ('" << m.name << "', " << m.models.size() << " model(s))\n";
+  if (dropped_experience)
+    std::cerr << "nasoa-pretrain: note: model '" << model.name << "' of " << a.out
+              << " was replaced by other weights: the bundle's predictor and experience, fitted on the old ones,"
+                 " were left out of it; run nasoa-gather into a new --log and --ship it to restore them\n";
   return 0;
 }
 

@@ -27,7 +27,10 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +41,7 @@
 #include "offline_tools/search/report.h"
 #include "offline_tools/search/search.h"
 #include "samples/common/command_line.h"
+#include "samples/common/text_file.h"
 #include "samples/common/output_path.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/system/usable_cores.h"
@@ -265,7 +269,26 @@ int drive(const Args& a, nasoa::search::Evaluator& evaluator) {
   return 0;
 }
 
+// The process count another launcher than Open MPI's announces (MPICH's and
+// Intel MPI's mpiexec: PMI_SIZE; Slurm's srun: SLURM_NTASKS), with the
+// variable's name; nothing when there is none or one process.
+std::optional<std::pair<std::string, int>> other_launcher_processes() {
+  for (const char* name : {"PMI_SIZE", "SLURM_NTASKS"})
+    if (const int n = env_int(name, 1); n > 1) return std::pair<std::string, int>{name, n};
+  return std::nullopt;
+}
+
 int run(Args a) {
+  // Ranks are read from Open MPI's variables. Started by another launcher,
+  // every process would take itself for the only one and run the whole
+  // search into the same --state.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr)
+    if (const auto other = other_launcher_processes())
+      throw nasoa_samples::BadArguments(
+          "started as one of " + std::to_string(other->second) + " processes (" + other->first + "=" +
+          std::to_string(other->second) +
+          "), not by Open MPI's mpirun: nasoa-search shares a search between processes started by mpirun only; "
+          "start it with mpirun -np " + std::to_string(other->second) + ", or as a single process");
   const int rank = env_int("OMPI_COMM_WORLD_RANK", 0), size = env_int("OMPI_COMM_WORLD_SIZE", 1);
   const int local_ranks = std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
   // Refused now, not after reading the corpus (or after the hours of search),
@@ -322,10 +345,17 @@ int run(Args a) {
   // On a GPU the compute threads do not time the steps.
   if (!on_cuda) evaluator["compute_threads"] = torch::get_num_threads();
   a.search.evaluator = evaluator.dump();
-  if (rank == 0)
+  if (rank == 0) {
     std::cerr << "corpus sample: " << local.classes() << " classes, " << local.train_images() << " training and "
               << local.validation_images() << " held-out images; " << size << " process(es), "
               << torch::get_num_threads() << " compute thread(s) each\n";
+    for (const std::string& line : nasoa_samples::skipped_lines(local.skipped()))
+      std::cerr << "corpus sample: " << line << "\n";
+    for (const std::string& name : local.classes_without_training())
+      std::cerr << "corpus sample: warning: class '" << nasoa_samples::one_line(name) << "' has no more than "
+                << a.proxy.validation_per_class
+                << " images (--validation-per-class), all held out: no candidate trains on it\n";
+  }
   if (size == 1) return drive(a, local);
 #ifdef NASOA_WITH_MPI
   MpiEvaluator mpi(local, rank, size);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <new>
 #include <random>
 
 #include "nasoa/encoding.h"
@@ -52,7 +53,7 @@ ProxyEvaluator::ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions
   // Per class: the first validation_per_class (after the seeded shuffle
   // above, in store order) are held out, so the split is the same whatever
   // each class's size.
-  std::map<int, int> held;
+  std::map<int, int> held, trained;
   for (std::size_t i = 0; i < store_->size(); ++i) {
     int& n = held[store_->label(i)];
     if (n < options.validation_per_class) {
@@ -60,8 +61,24 @@ ProxyEvaluator::ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions
       ++n;
     } else {
       train_.push_back(i);
+      ++trained[store_->label(i)];
     }
   }
+  // A class of validation_per_class images or fewer is held out whole. With
+  // every class so, no candidate could learn anything: each would be timed,
+  // trained on nothing and recorded as failed, for hours.
+  if (train_.empty()) {
+    int largest = 0;
+    for (const auto& [label, n] : held) largest = std::max(largest, n);
+    throw Error(ErrorCode::kInvalidArgument,
+                corpus_dir + ": --validation-per-class " + std::to_string(options.validation_per_class) +
+                    " holds out every image of the corpus sample (each class has at most " +
+                    std::to_string(largest) + " usable images), leaving none to train on: give a smaller "
+                    "--validation-per-class, or a corpus of more images per class");
+  }
+  for (const auto& [label, n] : held)
+    if (trained.count(label) == 0)
+      classes_without_training_.push_back(store_->class_names()[static_cast<std::size_t>(label)]);
   const TaskMeta& meta = store_->meta();
   for (std::size_t c = 0; c < 3; ++c) {
     mean_[c] = static_cast<float>(meta.pixel_mean[c]);
@@ -89,6 +106,8 @@ std::string ProxyEvaluator::pixel_statistics() const {
 }
 
 int ProxyEvaluator::classes() const { return static_cast<int>(store_->class_names().size()); }
+
+const std::vector<SkippedFile>& ProxyEvaluator::skipped() const { return store_->skipped(); }
 
 std::vector<Evaluation> ProxyEvaluator::evaluate(const std::vector<std::string>& encodings) {
   std::vector<Evaluation> out;
@@ -151,8 +170,14 @@ Evaluation ProxyEvaluator::evaluate_one(const std::string& text) {
     }
   } catch (const Error& e) {
     ev.error = e.what();
-  } catch (const std::exception& e) {  // LibTorch (out of memory, say): this candidate only
-    ev.error = std::string("LibTorch: ") + e.what();
+  } catch (const c10::Error& e) {  // LibTorch (out of memory, say): this candidate only
+    // Without the stack of the throw, which would fill state.json and
+    // evaluations.csv with twenty lines of frames per failure.
+    ev.error = std::string("LibTorch: ") + e.what_without_backtrace();
+  } catch (const std::bad_alloc&) {
+    ev.error = "out of memory";
+  } catch (const std::exception& e) {
+    ev.error = e.what();
   }
   ev.cost_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return ev;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "nasoa/task.h"
 #include "offline_tools/search/evaluation.h"
 
 namespace nasoa::runtime {
@@ -46,7 +47,9 @@ struct ProxyOptions {
 class ProxyEvaluator : public Evaluator {
  public:
   // Lists and decodes the sample of `corpus_dir` (class subfolders). Throws
-  // what ingestion throws (nasoa::Error naming the folder).
+  // what ingestion throws (nasoa::Error naming the folder), and
+  // Error{kInvalidArgument} naming --validation-per-class when it holds out
+  // every image of the sample, so that nothing is left to train on.
   ProxyEvaluator(const std::string& corpus_dir, const ProxyOptions& options);
   ~ProxyEvaluator() override;
 
@@ -56,6 +59,12 @@ class ProxyEvaluator : public Evaluator {
   int classes() const;
   std::size_t train_images() const { return train_.size(); }
   std::size_t validation_images() const { return validation_.size(); }
+  // The corpus's files that could not be used, with why (for the caller to
+  // report: on MPI every rank reads the corpus, and one should say it).
+  const std::vector<SkippedFile>& skipped() const;
+  // The classes whose sampled images are all held out (no more than
+  // validation_per_class of them): candidates never train on them.
+  const std::vector<std::string>& classes_without_training() const { return classes_without_training_; }
   // SHA-256 of the sample's images (paths relative to the corpus, classes):
   // a search resumed on another corpus would mix two corpora's accuracies.
   const std::string& sample_digest() const { return sample_digest_; }
@@ -68,6 +77,7 @@ class ProxyEvaluator : public Evaluator {
   ProxyOptions options_;
   std::unique_ptr<runtime::ImageStore> store_;
   std::vector<std::size_t> train_, validation_;
+  std::vector<std::string> classes_without_training_;
   std::array<float, 3> mean_{}, std_{};
   std::string sample_digest_;
 };

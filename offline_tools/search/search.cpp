@@ -4,6 +4,7 @@
 #include <deque>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -52,6 +53,59 @@ Json options_to_json(const SearchOptions& o) {
               {"batch", o.batch}};
 }
 
+// nasoa-search's flag for an option of the state (a key of
+// options_to_json(), "space." or "evaluator." before the keys within), or
+// "" for one without a flag of its own. Messages name the flag the user
+// typed: the keys read as other flags ("batch" is --batch-evaluations, while
+// --batch is the proxy training's).
+std::string flag_of(const std::string& key) {
+  static const std::map<std::string, std::string> flags{
+      {"seed", "--seed"},
+      {"space.c0_choices", "--c0"},
+      {"space.min_blocks", "--min-blocks"},
+      {"space.max_blocks", "--max-blocks"},
+      {"space.min_stages", "--min-stages"},
+      {"space.max_stages", "--max-stages"},
+      {"space.max_channels", "--max-channels"},
+      {"max_macs", "--max-macs"},
+      {"input_size", "--input"},
+      {"classes", "--corpus"},  // its class count
+      {"reference_macro", "--reference-macro"},
+      {"reference_c0", "--reference-c0"},
+      {"seed_blocks", "--seed-block"},
+      {"block_samples", "--block-samples"},
+      {"keep_blocks", "--keep-blocks"},
+      {"population", "--population"},
+      {"generations", "--generations"},
+      {"children", "--children"},
+      {"batch", "--batch-evaluations"},
+      {"evaluator.input", "--input"},
+      {"evaluator.batch", "--batch"},
+      {"evaluator.proxy_epochs", "--proxy-epochs"},
+      {"evaluator.proxy_lr", "--proxy-lr"},
+      {"evaluator.train_per_class", "--train-per-class"},
+      {"evaluator.validation_per_class", "--validation-per-class"},
+      {"evaluator.timing_repetitions", "--timing-repetitions"},
+      {"evaluator.max_step_ms", "--max-step-ms"},
+      {"evaluator.compute_threads", "--threads"},
+      {"evaluator.corpus_sample", "--corpus"},
+      {"evaluator.corpus_pixels", "--corpus"},
+  };
+  const auto it = flags.find(key);
+  return it == flags.end() ? std::string() : it->second;
+}
+
+// An option as a message names it: its flag, with the key when the flag is
+// not simply the key's last part with dashes ("--keep-blocks", "--c0
+// (space.c0_choices)"); the key alone when it has no flag.
+std::string option_name(const std::string& key) {
+  const std::string flag = flag_of(key);
+  if (flag.empty()) return key;
+  std::string plain = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
+  std::replace(plain.begin(), plain.end(), '_', '-');
+  return flag == "--" + plain ? flag : flag + " (" + key + ")";
+}
+
 }  // namespace
 
 void validate_search_options(const SearchOptions& o) {
@@ -61,8 +115,8 @@ void validate_search_options(const SearchOptions& o) {
   const auto range = [](const char* what, int min, int max) {
     return std::string(what) + ": need 1 <= min (" + std::to_string(min) + ") <= max (" + std::to_string(max) + ")";
   };
-  const auto within = [](const char* what, int value, int min, int max) {
-    return std::string(what) + " " + std::to_string(value) + " is outside " + std::to_string(min) + ".." +
+  const auto within = [](const char* key, int value, int min, int max) {
+    return option_name(key) + " " + std::to_string(value) + " is outside " + std::to_string(min) + ".." +
            std::to_string(max);
   };
   // Each sample, child or population member is a proxy training run: a
@@ -70,16 +124,19 @@ void validate_search_options(const SearchOptions& o) {
   // They keep the search's arithmetic on them (100 tries per child, the
   // population plus the kept blocks, a state's generation count plus a
   // million) inside an int.
-  require(o.block_samples >= 0 && o.block_samples <= 1000000, "block_samples must be in 0..1000000");
+  require(o.block_samples >= 0 && o.block_samples <= 1000000,
+          within("block_samples", o.block_samples, 0, 1000000));
   require(o.keep_blocks >= 1 && o.keep_blocks <= 1000000, within("keep_blocks", o.keep_blocks, 1, 1000000));
   require(o.population >= 2 && o.population <= 1000000, within("population", o.population, 2, 1000000));
   require(o.generations >= 0 && o.generations <= 1000000, within("generations", o.generations, 0, 1000000));
   require(o.children >= 1 && o.children <= 1000000, within("children", o.children, 1, 1000000));
-  require(o.batch >= 1, "batch must be >= 1");
+  require(o.batch >= 1, option_name("batch") + " must be >= 1, got " + std::to_string(o.batch));
   require(o.block_swap_probability >= 0 && o.block_swap_probability <= 1, "block_swap_probability must be in [0, 1]");
-  require(o.max_macs >= 0, "max_macs must be >= 0");
-  require(!o.space.c0_choices.empty(), "space.c0_choices must not be empty");
-  for (int c0 : o.space.c0_choices) require(c0 >= 4 && c0 <= 4096 && c0 % 4 == 0, "space.c0_choices must be multiples of 4 in 4..4096 (the encoding's C0)");
+  require(o.max_macs >= 0, option_name("max_macs") + " must be >= 0");
+  require(!o.space.c0_choices.empty(), option_name("space.c0_choices") + " must not be empty");
+  for (int c0 : o.space.c0_choices)
+    require(c0 >= 4 && c0 <= 4096 && c0 % 4 == 0, option_name("space.c0_choices") + ": " + std::to_string(c0) +
+                                                       " is not a multiple of 4 in 4..4096 (the encoding's C0)");
   // The sampler draws from these ranges: an empty one never ends.
   require(o.space.min_layers >= 1 && o.space.min_layers <= o.space.max_layers,
           range("layers per block", o.space.min_layers, o.space.max_layers));
@@ -89,14 +146,15 @@ void validate_search_options(const SearchOptions& o) {
                                                         std::to_string(kMaxLayersPerBlock) +
                                                         ", the most an encoding's block has");
   require(o.space.min_blocks >= 1 && o.space.min_blocks <= o.space.max_blocks,
-          range("blocks per macro", o.space.min_blocks, o.space.max_blocks));
+          range("blocks per macro", o.space.min_blocks, o.space.max_blocks) + " (--min-blocks, --max-blocks)");
   require(o.space.min_stages >= 1 && o.space.min_stages <= o.space.max_stages,
-          range("stages per macro", o.space.min_stages, o.space.max_stages));
+          range("stages per macro", o.space.min_stages, o.space.max_stages) + " (--min-stages, --max-stages)");
   require(o.space.max_blocks <= 256, "space: max blocks (" + std::to_string(o.space.max_blocks) +
-                                         ") above 256, the most an encoding's macro has");
+                                         ") above 256, the most an encoding's macro has (--max-blocks)");
   require(o.space.max_stages <= o.space.max_blocks, "space: max stages (" + std::to_string(o.space.max_stages) +
                                                         ") must not exceed max blocks (" +
-                                                        std::to_string(o.space.max_blocks) + ")");
+                                                        std::to_string(o.space.max_blocks) +
+                                                        ") (--max-stages, --max-blocks)");
   require(o.space.max_extra_connections >= 0, "space.max_extra_connections must be >= 0");
   // No tensor of an encoding's network is wider than kMaxChannels; a wider
   // bound admits nothing more, and the sampler doubles widths up to it.
@@ -104,7 +162,8 @@ void validate_search_options(const SearchOptions& o) {
           within("space.max_channels", o.space.max_channels, 1, kMaxChannels) +
               " (no network of the encoding is wider than " + std::to_string(kMaxChannels) + ")");
   // Without a seed block the block level has only the random ones.
-  require(o.block_samples > 0 || !o.seed_blocks.empty(), "block_samples is 0 and no seed block was given");
+  require(o.block_samples > 0 || !o.seed_blocks.empty(),
+          option_name("block_samples") + " is 0 and no seed block (--seed-block) was given");
   // The block level places every block in the reference macro, whose
   // networks then start the macro level: it must lie in the space.
   std::optional<Encoding> reference;
@@ -170,14 +229,18 @@ State load(const SearchOptions& o, const std::string& dir) {
       throw Error(ErrorCode::kUnsupportedVersion, path + ": search state format " + j.at("format").dump() +
                                                       ", this build reads " + std::to_string(kStateFormat));
     const Json want = options_to_json(o), have = j.at("options");
-    // A value as the user wrote it when it is a scalar (a deep one is only
-    // described: the state file may be hand-edited).
+    // A value as the user wrote it when it is a scalar or a short list of
+    // them (--c0); anything deeper is only described: the state file may be
+    // hand-edited.
     const auto shown = [](const Json& v) {
-      return v.is_primitive() ? v.dump() : nasoa::runtime::detail::describe_value(v);
+      const bool flat_list = v.is_array() && v.size() <= 32 &&
+                             std::all_of(v.begin(), v.end(), [](const Json& x) { return x.is_primitive(); });
+      return v.is_primitive() || flat_list ? v.dump() : nasoa::runtime::detail::describe_value(v);
     };
-    // The evaluator option is a JSON object in a string; parsed, it names the
-    // setting that differs.
+    // The space option is a JSON object, the evaluator option one in a
+    // string; within them, the setting that differs is named.
     const auto settings = [](const Json& v) {
+      if (v.is_object()) return v;
       if (!v.is_string()) return Json();
       Json parsed = Json::parse(v.get<std::string>(), nullptr, /*allow_exceptions=*/false);
       return parsed.is_object() ? parsed : Json();
@@ -220,7 +283,8 @@ State load(const SearchOptions& o, const std::string& dir) {
           old_keys_kept = old_keys_kept && new_settings.contains(it.key());
         if (!differs && old_keys_kept) continue;
       }
-      throw Error(ErrorCode::kInvalidArgument, path + ": the state was made with option " + name + " = " + had +
+      const std::string option = flag_of(name).empty() ? "option " + name : option_name(name);
+      throw Error(ErrorCode::kInvalidArgument, path + ": the state was made with " + option + " = " + had +
                                                    ", this run has " + now +
                                                    "; use the same options or another state folder");
     }

@@ -1,5 +1,6 @@
 // What the sample programs and the offline tools share on the command line:
-// one exit status for bad arguments, and a check for real-valued options.
+// one exit status for bad arguments, a check for real-valued options, and
+// error messages without LibTorch's stack traces.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
@@ -26,6 +28,21 @@ class BadArguments : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// `message` without the C++ stack trace that LibTorch's errors (c10::Error)
+// append to what() from the line "Exception raised from ..." on: twenty
+// lines and more of frames that tell a user nothing. Cut by its text, since
+// this header builds without LibTorch's headers (the samples use the public
+// API alone); c10::Error::what_without_backtrace() gives the same where
+// LibTorch is at hand.
+inline std::string without_backtrace(const std::string& message) {
+  const std::string marker = "Exception raised from ";
+  std::size_t at = message.find('\n' + marker);
+  if (at == std::string::npos && message.rfind(marker, 0) == 0) at = 0;
+  if (at == std::string::npos) return message;
+  const std::string kept = message.substr(0, at);
+  return kept.empty() ? "LibTorch error (no message)" : kept;
+}
 
 // Runs a library's check of what the command line gave (option values, an
 // encoding) before any work: what it refuses as an invalid argument or
@@ -64,8 +81,9 @@ inline bool standard_output_written() {
 
 // Runs a program's work and turns what it throws into the exit status and
 // message every nasoa program gives: BadArguments exits 2 with its message,
-// nasoa::Error 1 naming its code, any other exception 1, and work that
-// succeeded but could not write its standard output 1. `program` starts
+// nasoa::Error 1 naming its code, any other exception 1 (each message
+// without a LibTorch stack trace), and work that succeeded but could not
+// write its standard output 1. `program` starts
 // each message ("nasoa-zoo").
 template <typename Work>
 int run_reporting_errors(const char* program, Work&& work) {
@@ -80,10 +98,10 @@ int run_reporting_errors(const char* program, Work&& work) {
     std::cerr << program << ": " << e.what() << '\n';
     return 2;
   } catch (const nasoa::Error& e) {
-    std::cerr << program << ": error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';
+    std::cerr << program << ": error (" << nasoa::to_string(e.code()) << "): " << without_backtrace(e.what()) << '\n';
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << program << ": error: " << e.what() << '\n';
+    std::cerr << program << ": error: " << without_backtrace(e.what()) << '\n';
     return 1;
   }
 }

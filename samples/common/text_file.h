@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace nasoa_samples {
 
@@ -110,6 +111,17 @@ inline nasoa::Plan read_saved_plan(const std::string& path) {
     if (e.code() != nasoa::ErrorCode::kCorrupt) throw;
     throw nasoa::Error(e.code(), path + ": " + e.what() + "; remove it and the checkpoint beside it to start again");
   }
+}
+
+// The lines that say which of a task's files were skipped and why: at most
+// `most` of them, then how many more, so that a folder of thousands of bad
+// files does not bury everything else. Paths are written on one line each.
+inline std::vector<std::string> skipped_lines(const std::vector<nasoa::SkippedFile>& skipped, std::size_t most = 10) {
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < skipped.size() && i < most; ++i)
+    lines.push_back("skipped " + one_line(skipped[i].path) + ": " + one_line(skipped[i].reason));
+  if (skipped.size() > most) lines.push_back("and " + std::to_string(skipped.size() - most) + " more skipped files");
+  return lines;
 }
 
 }  // namespace nasoa_samples

@@ -186,6 +186,41 @@ cp -r "$work/tasks" "$work/tasks-remade" && cp "$work/exp.log" "$work/remade.log
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks-remade" --log "$work/remade.log" "${grid[@]}" > /dev/null 2> "$work/remade.err"
 check "gathering a task folder made again into its old log is refused (exit 1), naming the task" bash -c \
   "[ $? -eq 1 ] && grep -q \"task 'a' .*made again\" '$work/remade.err' && cmp '$work/remade.log' '$work/exp.log'"
+# A task whose every class has one image holds none out to evaluate on: it
+# is skipped, saying so, before anything is trained (its runs were recorded
+# as "diverged"). The files of a task that cannot be read are listed, the
+# first 10 of them.
+mkdir -p "$work/odd-tasks"
+"$make_task" --idx "$images" "$labels" --classes 0,1 --per-class 1 --seed 1 --out "$work/odd-tasks/single" > /dev/null
+cp -r "$work/tasks/a" "$work/odd-tasks/broken"
+for i in $(seq 12); do printf 'not an image' > "$work/odd-tasks/broken/0/junk-$i.png"; done
+"$gather" --zoo "$work/zoo" --tasks "$work/odd-tasks" --log "$work/odd.log" --models "$second_model" --lrs 0.1 \
+  --frozen 0 --epochs 1 --batch 8 --threads 1 > /dev/null 2> "$work/odd.err"
+check "a task of one image per class is skipped with its reason, the others gathered" bash -c \
+  "[ $? -eq 0 ] && grep -q \"task 'single' skipped: each of its 2 classes has one image\" '$work/odd.err' \
+   && grep -q '1 models x 1 tasks x 1 plans' '$work/odd.err' && ! grep -q single '$work/odd.log' \
+   && [ \$(wc -l < '$work/odd.log') -eq 1 ] && ! grep -q diverged '$work/odd.err'"
+check "unreadable files are listed with their reason, 10 of them, then how many more" bash -c \
+  "[ \$(grep -c \"task 'broken': skipped .*junk-[0-9]*.png: \" '$work/odd.err') -eq 10 ] \
+   && grep -q \"task 'broken': and 2 more skipped files\" '$work/odd.err'"
+# The LogME probe's sample size is part of a run: a resume with another
+# --probe-per-class is refused, naming both, in either direction.
+cp "$work/exp.log" "$work/probe-default.log"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/probe-default.log" "${grid[@]}" --probe-per-class 5 \
+  > /dev/null 2> "$work/probe1.err"
+check "a resume with another --probe-per-class is refused (exit 1), naming both, the log untouched" bash -c \
+  "[ $? -eq 1 ] && grep -q -- 'runs gathered with --probe-per-class 20 (the default.*this gathering has --probe-per-class 5' \
+   '$work/probe1.err' && cmp '$work/exp.log' '$work/probe-default.log'"
+probe_grid=(--models "$second_model" --lrs 0.1 --frozen 0 --epochs 1 --batch 8 --threads 1)
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/probe5.log" "${probe_grid[@]}" --probe-per-class 5 \
+  > /dev/null 2>&1
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/probe5.log" "${probe_grid[@]}" --probe-per-class 5 \
+  > /dev/null 2> "$work/probe5.err"
+check "a resume with the same --probe-per-class finds its runs" grep -q '0 runs made, 3 found in the log' "$work/probe5.err"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/probe5.log" "${probe_grid[@]}" > /dev/null 2> "$work/probe2.err"
+check "a resume of a --probe-per-class 5 log with the default is refused, naming both" bash -c \
+  "[ $? -eq 1 ] && grep -q -- 'runs gathered with --probe-per-class 5, this gathering has --probe-per-class 20' '$work/probe2.err' \
+   && [ \$(wc -l < '$work/probe5.log') -eq 3 ]"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -68,6 +68,35 @@ check "pretrain refuses a model name differing only in case from one in the bund
 check "... and leaves the bundle as it was" bash -c \
   "'$zoo' verify '$work/zoo' > /dev/null && cmp '$work/first.weights' '$work/zoo/models/first.weights' && [ ! -e '$work/zoo/models/FIRST.weights' ]"
 
+# nasoa-gather refuses a bundle whose models take different input sizes:
+# pretrain refuses to make one, before training.
+"$pretrain" --encoding 2-_8_1 --data "$work/task" --input 24 --epochs 200 --out "$work/zoo" --name x \
+  --model-name third --threads 1 > /dev/null 2> "$work/input.err"
+check "pretrain refuses a --input other than the bundle's models' (exit 2), naming both, before training" bash -c \
+  "[ $? -eq 2 ] && grep -q -- \"--input 24: model 'first' of .* takes 16 pixels\" '$work/input.err' \
+   && ! grep -q '^epoch' '$work/input.err' && [ ! -e '$work/zoo/models/third.weights' ] && '$zoo' verify '$work/zoo' > /dev/null"
+# Files that cannot be read are listed, even with --quiet.
+cp -r "$work/task" "$work/task-broken"
+printf 'not an image' > "$work/task-broken/trouser/broken.png"
+"$pretrain" --quiet --encoding 2-_8_1 --data "$work/task-broken" --input 16 --epochs 1 --batch 4 --out "$work/zoo-broken" \
+  --name x --seed 3 --threads 1 > /dev/null 2> "$work/broken.err"
+check "pretrain lists an unreadable file of the corpus with its reason" bash -c \
+  "[ $? -eq 0 ] && grep -q 'corpus: skipped .*trouser/broken.png: ' '$work/broken.err'"
+# A model retrained under its name: the bundle's predictor and experience,
+# fitted on the old weights, are left out, and pretrain says so.
+default_zoo="$(dirname "$0")/../../zoo/default"
+if [ -f "$default_zoo/predictor.bin" ] && [ -f "$default_zoo/models/nasoa-1.weights" ]; then
+  cp -r "$default_zoo" "$work/default"
+  "$pretrain" --quiet --encoding 0-_8_1-12-2 --data "$work/task" --input 32 --epochs 1 --batch 4 --out "$work/default" \
+    --name x --model-name nasoa-1 --seed 3 --threads 1 > /dev/null 2> "$work/retrained.err"
+  check "pretrain replacing a model leaves out the predictor and experience fitted on it, and says so" bash -c \
+    "[ $? -eq 0 ] && grep -q \"model 'nasoa-1' of .* was replaced .*predictor and experience.*left out\" '$work/retrained.err' \
+     && [ ! -e '$work/default/predictor.bin' ] && [ ! -e '$work/default/experience.log' ] && '$zoo' verify '$work/default' > /dev/null \
+     && cmp '$default_zoo/models/nasoa-2.weights' '$work/default/models/nasoa-2.weights'"
+else
+  echo "skipped the retraining check: the source tree's zoo/default has no predictor"
+fi
+
 "$pretrain" --encoding 7-_8_1 --data "$work/task" --input 16 --epochs 1 --out "$work/never" --name x 2> "$work/enc.err"
 check "pretrain exits 2 (a bad argument) on an invalid encoding" test $? -eq 2
 check "pretrain writes nothing for an invalid encoding" test ! -e "$work/never"

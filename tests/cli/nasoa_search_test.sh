@@ -40,10 +40,10 @@ check "a finished search started again resumes and evaluates nothing" bash -c \
 
 "$search" "${small[@]}" --seed 2 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/mismatch.err"
 check "a state made with other options is refused (exit 1), naming the option" bash -c \
-  "[ $? -eq 1 ] && grep -q 'option seed = 1, this run has 2' '$work/mismatch.err'"
+  "[ $? -eq 1 ] && grep -q -- '--seed = 1, this run has 2' '$work/mismatch.err'"
 "$search" "${small[@]}" --proxy-lr 0.05 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/evaluator.err"
 check "a resume whose proxy training differs is refused, naming the evaluator's settings" bash -c \
-  "[ $? -eq 1 ] && grep -q 'option evaluator.proxy_lr = 0.1, this run has 0.05' '$work/evaluator.err'"
+  "[ $? -eq 1 ] && grep -q -- '--proxy-lr = 0.1, this run has 0.05' '$work/evaluator.err'"
 # Step times depend on the compute threads: a resume under another count is
 # refused. (A machine that offers one core allows no other count.)
 threads_then=$(python3 -c "import json, sys; print(json.loads(json.load(open(sys.argv[1]))['options']['evaluator'])['compute_threads'])" \
@@ -55,7 +55,7 @@ if [ $rc -eq 2 ] && grep -q -- '--threads' "$work/threads.err"; then
   echo "skipped the --threads resume check: this machine offers one core"
 else
   check "a resume with other --threads is refused, naming the compute threads" bash -c \
-    "[ $rc -eq 1 ] && grep -q 'option evaluator.compute_threads = $threads_then, this run has $other_threads' '$work/threads.err'"
+    "[ $rc -eq 1 ] && grep -q -- '--threads (evaluator.compute_threads) = $threads_then, this run has $other_threads' '$work/threads.err'"
 fi
 "$search" "${small[@]}" --state "$work/corpus/state" --out "$work/in/out" > /dev/null 2> "$work/state-in.err"
 check "a --state inside the corpus is a bad argument (it would be read as a class), refused before any work" bash -c \
@@ -70,12 +70,39 @@ check "a NaN --proxy-lr is a bad argument (exit 2), named, before any state is m
 "$search" --corpus "$work/corpus2" "${common[@]}" --generations 2 --state "$work/one/state" --out "$work/x" > /dev/null \
   2> "$work/corpus.err"
 check "a resume on another corpus of as many classes is refused, naming its sample" bash -c \
-  "[ $? -eq 1 ] && grep -qE 'option evaluator.corpus_(sample|pixels)' '$work/corpus.err'"
+  "[ $? -eq 1 ] && grep -qE -- '--corpus \\(evaluator.corpus_(sample|pixels)\\)' '$work/corpus.err'"
 cp -r "$work/corpus" "$work/corpus-moved"
 check "a corpus moved elsewhere is the same corpus" bash -c \
   "'$search' --corpus '$work/corpus-moved' ${common[*]} --generations 2 --state '$work/one/state' --out '$work/moved' 2>&1 | grep -q 'resuming: phase done'"
 "$search" --corpus "$work/nowhere" "${common[@]}" --state "$work/s" --out "$work/o" > /dev/null 2> "$work/missing.err"
 check "a missing corpus is refused (exit 1), naming the folder" bash -c "[ $? -eq 1 ] && grep -q 'nowhere' '$work/missing.err'"
+"$search" "${small[@]}" --batch-evaluations 4 --state "$work/one/state" --out "$work/x" > /dev/null 2> "$work/batches.err"
+check "a resume with other --batch-evaluations is refused, naming that flag (not --batch)" bash -c \
+  "[ $? -eq 1 ] && grep -q -- '--batch-evaluations (batch) = 8, this run has 4' '$work/batches.err'"
+"$search" --corpus "$work/nowhere" "${common[@]}" --batch-evaluations 0 --state "$work/s" --out "$work/o" \
+  > /dev/null 2> "$work/batches0.err"
+check "--batch-evaluations 0 is refused first (exit 2), naming the flag" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--batch-evaluations (batch) must be >= 1, got 0' '$work/batches0.err'"
+# Every image held out: nothing to train on. Refused once the corpus is
+# read, before any candidate is timed or any state is written.
+"$search" --corpus "$work/corpus" --input 16 --batch 16 --proxy-epochs 1 --train-per-class 10 \
+  --validation-per-class 16 --state "$work/held/state" --out "$work/held/out" > /dev/null 2> "$work/held.err"
+check "--validation-per-class holding out every image is refused (exit 1), naming it and the counts" bash -c \
+  "[ $? -eq 1 ] && grep -q -- '--validation-per-class 16 holds out every image .*at most 16 usable images' '$work/held.err' \
+   && [ ! -e '$work/held' ]"
+# A class of no more images than --validation-per-class trains nothing: a
+# warning names it. Files that cannot be read are listed. (The state of
+# another corpus then refuses the run, before any candidate.)
+cp -r "$work/corpus" "$work/uneven"
+ls "$work/uneven/0"/*.png | tail -n +11 | xargs rm
+ls "$work/uneven/1"/*.png | tail -n +6 | xargs rm
+printf 'not an image' > "$work/uneven/0/broken.png"
+"$search" --corpus "$work/uneven" "${common[@]}" --generations 2 --state "$work/one/state" --out "$work/x" > /dev/null \
+  2> "$work/uneven.err"
+check "an unreadable corpus file is listed with its reason" grep -q "corpus sample: skipped .*broken.png: " "$work/uneven.err"
+check "a class with no training image is warned about, by name" \
+  grep -q "warning: class '1' has no more than 6 images (--validation-per-class), all held out" "$work/uneven.err"
+check "... and a class that trains is not" bash -c "! grep -q \"warning: class '[023]'\" '$work/uneven.err'"
 
 # Options no search can use are refused before the corpus is read.
 "$search" --corpus "$work/nowhere" "${common[@]}" --min-stages 4 --state "$work/s" --out "$work/o" \
@@ -92,13 +119,17 @@ check "a bad --seed-block is refused first (exit 2), naming it" bash -c \
   "[ $? -eq 2 ] && grep -q \"seed block '9-'\" '$work/seed-block.err' && [ ! -e '$work/s' ]"
 "$search" --corpus "$work/nowhere" --block-samples 0 --state "$work/s" --out "$work/o" > /dev/null 2> "$work/no-block.err"
 check "--block-samples 0 without a seed block is refused first (exit 2)" bash -c \
-  "[ $? -eq 2 ] && grep -q 'block_samples is 0 and no seed block' '$work/no-block.err'"
+  "[ $? -eq 2 ] && grep -q -- '--block-samples is 0 and no seed block' '$work/no-block.err'"
 for option in children population keep-blocks generations max-channels; do
   "$search" --corpus "$work/nowhere" --$option 2147483647 --state "$work/s" --out "$work/o" > /dev/null \
     2> "$work/huge-$option.err"
   check "--$option 2147483647 is refused first (exit 2), with its value" bash -c \
-    "[ $? -eq 2 ] && grep -q '${option//-/_} 2147483647 is outside' '$work/huge-$option.err'"
+    "[ $? -eq 2 ] && grep -q -- '--$option 2147483647 is outside' '$work/huge-$option.err'"
 done
+PMI_SIZE=4 "$search" --corpus "$work/corpus" "${common[@]}" --state "$work/pmi/state" --out "$work/pmi/out" \
+  > /dev/null 2> "$work/pmi.err"
+check "started by another launcher than Open MPI's as 4 processes: refused (exit 2), saying how to start it" bash -c \
+  "[ $? -eq 2 ] && grep -q 'PMI_SIZE=4' '$work/pmi.err' && grep -q 'mpirun -np 4' '$work/pmi.err' && test ! -e '$work/pmi/state'"
 check "--select below 1 is refused" bash -c \
   "! '$search' --corpus '$work/corpus' ${common[*]} --select -3 --state '$work/s' --out '$work/o' > /dev/null 2>&1"
 

@@ -218,6 +218,26 @@ TEST(SearchTest, RefusesAStateMadeWithOtherOptionsNamingTheOption) {
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
                                            ErrorCode::kInvalidArgument, "population"))
       << "a state made with another population was accepted";
+  // Named by the flags of nasoa-search, not by the state's keys alone: the
+  // key "batch" is --batch-evaluations (--batch is the proxy training's).
+  struct Case {
+    std::function<void(SearchOptions&)> edit;
+    std::string needle;
+  };
+  const std::vector<Case> cases{
+      {[](SearchOptions& c) { c.batch = 4; }, "made with --batch-evaluations (batch) = 8, this run has 4"},
+      {[](SearchOptions& c) { c.space.c0_choices = {8, 16}; },
+       "made with --c0 (space.c0_choices) = [8,16,24,32], this run has [8,16]"},
+      {[](SearchOptions& c) { c.block_samples = 2; }, "made with --block-samples = 0, this run has 2"},
+      {[](SearchOptions& c) { c.seed = 8; }, "made with --seed = 7, this run has 8"},
+  };
+  for (const Case& c : cases) {
+    SearchOptions other = formula_options();
+    other.generations = 1;
+    c.edit(other);
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(other, evaluator, dir / "state"); },
+                                             ErrorCode::kInvalidArgument, c.needle));
+  }
   dir.write("broken/state.json", "{\"format\": 1, \"opt");
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "broken"); }, ErrorCode::kCorrupt, ""));
 }
@@ -235,7 +255,7 @@ TEST(SearchTest, AStateFromBeforeTheCorpusWasRecordedResumesAndThenRecordsIt) {
   o.evaluator = R"({"corpus_sample":"bbb","proxy_lr":0.1})";
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
                                            ErrorCode::kInvalidArgument,
-                                           "evaluator.corpus_sample = \"aaa\", this run has \"bbb\""))
+                                           "--corpus (evaluator.corpus_sample) = \"aaa\", this run has \"bbb\""))
       << "another corpus was accepted once the state had recorded one";
   o.evaluator = R"({"corpus_sample":"aaa"})";  // a setting dropped is still a difference
   EXPECT_THROW(run_search(o, evaluator, dir / "state"), Error);
@@ -297,7 +317,7 @@ TEST(SearchTest, RefusesDamagedStatesAndSpacesTheSamplerCannotDrawFrom) {
   SearchOptions too_many = formula_options();
   too_many.block_samples = 3000000;
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(too_many, evaluator, dir / "many"); },
-                                           ErrorCode::kInvalidArgument, "block_samples"))
+                                           ErrorCode::kInvalidArgument, "--block-samples 3000000"))
       << "block_samples 3000000 was accepted";
 }
 
@@ -360,13 +380,17 @@ TEST(SearchTest, BadSeedBlocksAndOptionsThatWouldOverflowAreRefusedUpFront) {
          o.seed_blocks.clear();
          o.block_samples = 0;
        },
-       "block_samples is 0 and no seed block was given"},
+       "--block-samples is 0 and no seed block (--seed-block) was given"},
       {[&](SearchOptions& o) { o.children = huge; }, "children 2147483647 is outside 1..1000000"},
       {[&](SearchOptions& o) { o.population = huge; }, "population 2147483647 is outside 2..1000000"},
-      {[&](SearchOptions& o) { o.keep_blocks = huge; }, "keep_blocks 2147483647 is outside 1..1000000"},
+      {[&](SearchOptions& o) { o.keep_blocks = huge; }, "--keep-blocks 2147483647 is outside 1..1000000"},
       {[&](SearchOptions& o) { o.generations = huge; }, "generations 2147483647 is outside 0..1000000"},
-      {[&](SearchOptions& o) { o.space.max_channels = huge; }, "max_channels 2147483647 is outside 1..65536"},
+      {[&](SearchOptions& o) { o.space.max_channels = huge; }, "--max-channels 2147483647 is outside 1..65536"},
       {[](SearchOptions& o) { o.space.max_layers = 10; }, "max layers per block (10) above 9"},
+      {[](SearchOptions& o) { o.batch = 0; }, "--batch-evaluations (batch) must be >= 1, got 0"},
+      {[](SearchOptions& o) { o.space.c0_choices = {8, 6}; }, "--c0 (space.c0_choices): 6 is not a multiple of 4"},
+      {[](SearchOptions& o) { o.space.c0_choices.clear(); }, "--c0 (space.c0_choices) must not be empty"},
+      {[](SearchOptions& o) { o.block_samples = -1; }, "--block-samples -1 is outside 0..1000000"},
   };
   for (const Case& c : cases) {
     SearchOptions o = formula_options();
@@ -405,7 +429,7 @@ TEST(SearchTest, ResumeUnderOtherComputeThreadsDeviceOrCorpusPixelsIsRefused) {
   o.evaluator = R"({"compute_threads":2,"corpus_sample":"aaa","cuda":false,"proxy_lr":0.1})";
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
                                            ErrorCode::kInvalidArgument,
-                                           "evaluator.compute_threads = 1, this run has 2"));
+                                           "--threads (evaluator.compute_threads) = 1, this run has 2"));
   o.evaluator = R"({"compute_threads":1,"corpus_sample":"aaa","cuda":true,"proxy_lr":0.1})";
   EXPECT_TRUE(nasoa::testing::throws_error([&] { run_search(o, evaluator, dir / "state"); },
                                            ErrorCode::kInvalidArgument, "evaluator.cuda = false, this run has true"));

@@ -479,7 +479,9 @@ TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
   replace_bundle(dir_, with_predictor);
   const Manifest before = open_bundle(dir_);
   const Provenance second{"pretrain", "pretrain --model b", 5, "2026-11-28T00:00:00Z", "docs/data.md#x"};
-  const Manifest after = add_to_bundle(dir_, in.models[1], "ignored", second);
+  bool dropped = true;
+  const Manifest after = add_to_bundle(dir_, in.models[1], "ignored", second, &dropped);
+  EXPECT_FALSE(dropped) << "a model added beside the others left the predictor out";
   EXPECT_EQ(after.name, before.name);
   ASSERT_EQ(after.models.size(), 2u);
   EXPECT_EQ(after.models[0].name, "small");
@@ -493,13 +495,38 @@ TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
   const Manifest reread = open_bundle(dir_);
   for (const ModelInfo& m : reread.models) load_network(dir_, m);
 
+  // The very same model again (its weights as the bundle has them): what
+  // the predictor learnt about it holds, so it is kept.
+  BundleModelInput same;
+  same.name = after.models[0].name;
+  same.network = load_network(dir_, after.models[0]);
+  same.input_size = after.models[0].input_size;
+  same.mean = after.models[0].mean;
+  same.std = after.models[0].std;
+  same.upstream_accuracy = after.models[0].upstream_accuracy;
+  same.labels = after.models[0].labels;
+  dropped = true;
+  const Manifest same_again = add_to_bundle(dir_, same, "ignored", second, &dropped);
+  EXPECT_FALSE(dropped);
+  EXPECT_EQ(same_again.models[0].weights_sha256, after.models[0].weights_sha256);
+  EXPECT_EQ(read_file(dir_ + "/predictor.bin"), "predictor bytes");
+  EXPECT_EQ(read_file(dir_ + "/experience.log"), "experience bytes");
+
   // Same name: replaced in place, the others untouched.
   torch::manual_seed(9);
   BundleModelInput retrained = in.models[0];
   retrained.network = Network(Encoding::parse("2-_8_1-2"), 3);
   retrained.labels = {"a", "b", "c"};
   const Provenance retraining{"pretrain", "pretrain --model a --epochs 9", 6, "2026-11-29T00:00:00Z", "docs/data.md#x"};
-  const Manifest replaced = add_to_bundle(dir_, retrained, "ignored", retraining);
+  dropped = false;
+  const Manifest replaced = add_to_bundle(dir_, retrained, "ignored", retraining, &dropped);
+  // The predictor was fitted on, and the experience gathered with, the old
+  // weights: shipped with the new ones they would be silently wrong.
+  EXPECT_TRUE(dropped) << "the caller was not told that the predictor and experience were left out";
+  EXPECT_FALSE(replaced.predictor.has_value());
+  EXPECT_FALSE(replaced.experience.has_value());
+  EXPECT_FALSE(fs::exists(dir_ + "/predictor.bin"));
+  EXPECT_FALSE(fs::exists(dir_ + "/experience.log"));
   ASSERT_EQ(replaced.models.size(), 2u);
   EXPECT_EQ(replaced.models[0].name, "small");
   EXPECT_EQ(replaced.models[0].encoding, "2-_8_1-2");
@@ -507,7 +534,9 @@ TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {
   EXPECT_EQ(replaced.models[1].weights_sha256, after.models[1].weights_sha256);
   EXPECT_EQ(replaced.provenance.command_line, after.provenance.command_line + " && pretrain --model a --epochs 9");
   // The very same command again (re-adding the same model) is not chained twice.
-  const Manifest repeated = add_to_bundle(dir_, retrained, "ignored", retraining);
+  dropped = true;
+  const Manifest repeated = add_to_bundle(dir_, retrained, "ignored", retraining, &dropped);
+  EXPECT_FALSE(dropped) << "nothing was left to leave out";
   EXPECT_EQ(repeated.provenance.command_line, replaced.provenance.command_line)
       << "the same command again was written twice in a row";
   for (const auto& entry : fs::directory_iterator(root_)) EXPECT_EQ(entry.path().filename(), "zoo");

@@ -467,7 +467,8 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
 }
 
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, const std::string& name,
-                       const Provenance& provenance) {
+                       const Provenance& provenance, bool* dropped_experience) {
+  if (dropped_experience) *dropped_experience = false;
   const SwapPaths p = swap_paths(dir);
   const BundleLock lock(p);
   const std::string live = recover_locked(p);
@@ -479,23 +480,35 @@ Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, co
     const Manifest old = open_bundle(live);
     input.name = old.name;
     input.provenance.command_line = chained_command(old.provenance.command_line, provenance.command_line);
-    bool replaced = false;
+    bool replaced = false, retrained = false;
     for (const ModelInfo& m : old.models) {
       if (m.name == model.name) {  // the new model takes the old one's place in the order
         input.models.push_back(model);
         replaced = true;
+        // The very same model added again (the same command and seed make
+        // the same weights) leaves what was learnt about it valid.
+        retrained = sha256_hex(encode_weights(module_state(*model.network))) != m.weights_sha256 ||
+                    model.upstream_accuracy != m.upstream_accuracy || model.input_size != m.input_size;
         continue;
       }
       input.models.push_back(kept_model(live, m));
     }
     if (!replaced) input.models.push_back(model);
-    if (old.predictor) input.predictor = read_file((fs::path(live) / old.predictor->path).string());
-    if (old.experience) input.experience = read_file((fs::path(live) / old.experience->path).string());
-    // A file changed since open_bundle() must not be carried into a bundle that vouches for it.
-    if (old.predictor && sha256_hex(*input.predictor) != old.predictor->sha256)
-      throw Error(ErrorCode::kCorrupt, live + "/" + old.predictor->path + ": changed while the bundle was rewritten");
-    if (old.experience && sha256_hex(*input.experience) != old.experience->sha256)
-      throw Error(ErrorCode::kCorrupt, live + "/" + old.experience->path + ": changed while the bundle was rewritten");
+    // The predictor was fitted on, and the experience gathered with, the old
+    // weights of a retrained model: shipped with the new ones they would
+    // predict from another network, silently. Left out instead (the caller
+    // says so); nasoa-gather refuses a log of the old weights, too.
+    if (retrained) {
+      if (dropped_experience) *dropped_experience = old.predictor.has_value() || old.experience.has_value();
+    } else {
+      if (old.predictor) input.predictor = read_file((fs::path(live) / old.predictor->path).string());
+      if (old.experience) input.experience = read_file((fs::path(live) / old.experience->path).string());
+      // A file changed since open_bundle() must not be carried into a bundle that vouches for it.
+      if (old.predictor && sha256_hex(*input.predictor) != old.predictor->sha256)
+        throw Error(ErrorCode::kCorrupt, live + "/" + old.predictor->path + ": changed while the bundle was rewritten");
+      if (old.experience && sha256_hex(*input.experience) != old.experience->sha256)
+        throw Error(ErrorCode::kCorrupt, live + "/" + old.experience->path + ": changed while the bundle was rewritten");
+    }
   } else {
     input.models.push_back(model);
   }

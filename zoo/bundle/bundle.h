@@ -80,13 +80,19 @@ std::string recover_bundle(const std::string& dir);
 // Adds `model` to the bundle `dir`, replacing a model of the same name, or
 // creates the bundle (named `name`) when `dir` does not exist. The other
 // models keep their weights bit-exactly, their order and their manifest
-// fields; the predictor and experience files are kept. The provenance becomes
-// `provenance`, except that the command lines accumulate, joined by " && ",
-// so that the bundle's provenance lists every step that built it. The
-// existing bundle is verified first and replaced crash-safely. Throws as
-// open_bundle() and replace_bundle() do.
+// fields. The predictor and experience files are kept, except when `model`
+// replaces a model of its name with other weights (or another upstream
+// accuracy or input size): they were fitted on, and gathered with, the old
+// model, so they are left out of the new bundle (gathering and shipping
+// again restores them), and `*dropped_experience`, when given, is set to
+// whether there were any to leave out. The provenance becomes `provenance`,
+// except that the command lines accumulate, joined by " && ", so that the
+// bundle's provenance lists every step that built it. The existing bundle is
+// verified first and replaced crash-safely. Throws as open_bundle() and
+// replace_bundle() do.
 Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model,
-                       const std::string& name, const Provenance& provenance);
+                       const std::string& name, const Provenance& provenance,
+                       bool* dropped_experience = nullptr);
 
 // Sets (or replaces) the predictor and experience files of the bundle `dir`;
 // the models are kept bit-exactly. Provenance as add_to_bundle(). Throws as
