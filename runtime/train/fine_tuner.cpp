@@ -83,6 +83,42 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
 
 // Whether every weight and buffer (BatchNorm's running statistics too) is a
 // number: a step that blows up may leave the loss finite but not these.
+// Images of trial_step_seconds()'s timed pass; it runs only for larger batches.
+constexpr int kTrialImages = 8;
+
+// The first training step's time at `batch` images, reckoned on the CPU
+// from two forward and backward passes on kTrialImages random images: the
+// first sets kernels up for the shape, as the first step will for its own,
+// and the second's time per image is scaled to the batch (at most the true
+// rate: larger batches compute faster per image). 0 for batches up to twice
+// the trial's, whose first step is cheap anyway. The network's BatchNorm
+// statistics are restored and its gradients cleared; without an optimiser
+// step, the weights do not change.
+double trial_step_seconds(zoo::NetworkImpl& net, std::int64_t batch, int side, int classes, MemoryLayout layout) {
+  if (batch <= 2 * kTrialImages) return 0;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> buffers;
+  for (const auto& b : net.named_buffers(true)) buffers.emplace_back(b.value(), b.value().clone());
+  // Made without LibTorch's random generator, which the run's own draws
+  // must find as they would without a trial.
+  const torch::Tensor x =
+      in_memory_layout(torch::linspace(-2.0, 2.0, std::int64_t(kTrialImages) * 3 * side * side)
+                           .reshape({kTrialImages, 3, side, side}),
+                       layout);
+  const torch::Tensor y = torch::arange(kTrialImages, torch::kLong).remainder(std::max(1, classes));
+  double pass[2] = {0, 0};
+  for (double& seconds : pass) {
+    const Clock::time_point t0 = Clock::now();
+    torch::nn::functional::cross_entropy(net.forward(x), y).backward();
+    seconds = seconds_since(t0);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [live, saved] : buffers) live.copy_(saved);
+  for (torch::Tensor& p : net.parameters())
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+  const double setup = std::max(0.0, pass[0] - pass[1]);
+  return setup + pass[1] / kTrialImages * double(batch);
+}
+
 bool all_finite(zoo::NetworkImpl& network) {
   for (const torch::Tensor& t : network.parameters())
     if (!torch::isfinite(t).all().item<bool>()) return false;
@@ -213,6 +249,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                                                                    : 0.0;
   Average step_seconds;
   if (known_step_seconds > 0) step_seconds.add(known_step_seconds);
+  // Nothing else bounds a first step of unknown time: a batch of thousands
+  // of images could take longer than the budget.
+  const double trial_seconds =
+      known_step_seconds > 0 || cuda || !std::isfinite(limits.seconds_left())
+          ? 0.0
+          : trial_step_seconds(net, largest_batch(std::int64_t(job.split.train.size()), regime.batch_size, true),
+                               job.store->side(), net.num_classes(), layout);
+  if (trial_seconds > 0) step_seconds.add(trial_seconds);
   double eval_seconds = resume && state.evaluation_seconds > 0 ? state.evaluation_seconds : -1;
   // What a checkpoint keeps of them: a step's time once one past the set-up
   // is measured (or as known), and a pass's once one is.
@@ -263,6 +307,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     std::to_string(first_step_needs) + " s" +
                     (job.predicted_step_seconds > 0 ? " (from the device profile)"
                      : known_step_seconds > 0       ? " (as measured before the run was stopped)"
+                     : trial_seconds > 0            ? " (a step's time reckoned from a trial on " +
+                                                          std::to_string(kTrialImages) + " images)"
                                                     : ""));
 
   // `loss_sum`, `correct` and `seen`: the epoch's batches before `step`.

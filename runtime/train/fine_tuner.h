@@ -8,7 +8,10 @@
 // back the best weights it has. The next step's time is the profile's
 // prediction when the job has one, else a running average of the steps
 // measured; a call's first step, which sets kernels up, is not taken for a
-// typical one. When nothing was evaluated yet, the final evaluation may use
+// typical one. Without a prediction or a killed run's measurement, the first
+// step (on the CPU, of more than 16 images) is reckoned from a trial: two
+// forward and backward passes on 8 images, which leave the weights and
+// BatchNorm statistics as they were. When nothing was evaluated yet, the final evaluation may use
 // half of the grace the budget guarantee allows (Limits::grace_seconds()). A
 // checkpoint is written at the first epoch end of a call that has written
 // none yet, then whenever `checkpoint_interval_seconds` have passed since the

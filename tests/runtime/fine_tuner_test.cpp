@@ -739,6 +739,31 @@ TEST_F(FineTunerTest, AFailureAfterAnEvaluationEndsTheRunWithTheBestEvaluatedWei
                                            "the caller's own error"));
 }
 
+TEST_F(FineTunerTest, AFirstStepOfUnknownTimeIsReckonedFromATrialThatLeavesTrainingAsItWas) {
+  // Without a profile or an earlier run, the first step's time is reckoned
+  // from a trial on a few images: a budget that cannot hold it is refused
+  // before the step, not overrun by it.
+  FineTuneJob big = job(1);
+  big.regime.batch_size = 4096;  // every training image in the first step
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(big, Limits(1.0, 0.4)); }, ErrorCode::kInvalidArgument,
+                                           "reckoned from a trial on 8 images"));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 1.0);
+
+  // The trial changes nothing of the run: its weights are those of a run
+  // that knew its step time (no trial).
+  FineTuneJob tried = fixed_layout_job(1);
+  tried.regime.batch_size = 64;
+  FineTuneJob told = fixed_layout_job(1);
+  told.regime.batch_size = 64;
+  told.predicted_step_seconds = 0.05;
+  fine_tune(tried, Limits(600, 0));
+  fine_tune(told, Limits(600, 0));
+  const zoo::NamedTensors a = zoo::module_state(*tried.network), b = zoo::module_state(*told.network);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+}
+
 TEST_F(FineTunerTest, TrainingIsDeterministicAndLeavesTheCacheAlone) {
   // Deterministic in a fixed layout; a layout trial picks by timing, and the
   // two layouts' arithmetic differs in the last bits.
