@@ -24,7 +24,10 @@ Zoo Zoo::open(const std::string& dir) {
   return sdk::at_boundary("Zoo::open", [&] {
     if (dir.empty()) throw Error(ErrorCode::kInvalidArgument, "Zoo::open: no bundle directory given (empty path)");
     auto impl = std::make_unique<Impl>();
-    impl->dir = std::filesystem::absolute(dir).lexically_normal().string();
+    // A bundle whose update a crash interrupted (on a file system that
+    // cannot swap folders) is put back first; where it cannot be (read-only),
+    // it is read where it was set aside.
+    impl->dir = zoo::recover_bundle(std::filesystem::absolute(dir).lexically_normal().string());
     impl->manifest = zoo::open_bundle(impl->dir);
     return Zoo(std::shared_ptr<const Impl>(std::move(impl)));
   });

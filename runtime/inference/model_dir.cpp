@@ -29,9 +29,30 @@ fs::path model_dir_path(const std::string& dir) { return zoo::named_folder(dir);
 
 std::string recover_model_dir(const std::string& dir) { return zoo::recover_bundle(dir); }
 
+namespace {
+
+// Whether `path` lies inside the folder `folder` (not equal to it), both
+// resolved through links and "..".
+bool inside(const fs::path& path, const fs::path& folder) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) return false;
+  const fs::path f = fs::weakly_canonical(fs::absolute(folder, ec), ec);
+  if (ec) return false;
+  const fs::path rel = p.lexically_relative(f);
+  return !rel.empty() && rel != "." && *rel.begin() != "..";
+}
+
+}  // namespace
+
 void check_model_dir_target(const std::string& dir, const std::string& protect) {
   const fs::path path = model_dir_path(dir);
   std::error_code ec;
+  // Saved inside the zoo's folder, the model would be deleted with the old
+  // folder the next time a host tool replaces the bundle.
+  if (!protect.empty() && inside(path, protect))
+    throw Error(ErrorCode::kInvalidArgument, dir + ": lies inside the zoo bundle " + protect +
+                                                 " being adapted; save the model outside it");
   // A replacement a crash interrupted left `dir`'s old copy aside, and `dir`
   // missing: that copy is what `dir` holds, and what a save would put back
   // and replace, so it is the one checked (a zoo there is not lost).

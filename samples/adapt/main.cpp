@@ -341,9 +341,10 @@ int main(int argc, char** argv) {
   }
   const std::string idx_images = idx.empty() ? "" : idx[0], idx_labels = idx.empty() ? "" : idx[1];
   if (!plan_only) {
-    // A model folder inside the task would be read as a class next time.
-    const std::string clash =
-        nasoa_samples::output_clash("--out", out, {{"--data", data}, {"--validation", validation}});
+    // A model folder inside the task would be read as a class next time;
+    // inside the zoo, it would be deleted with the zoo's next update.
+    const std::string clash = nasoa_samples::output_clash(
+        "--out", out, {{"--zoo", zoo_dir}, {"--data", data}, {"--validation", validation}});
     if (!clash.empty()) {
       std::cerr << "nasoa-adapt: " << clash << "\n";
       return 2;
@@ -421,6 +422,13 @@ int main(int argc, char** argv) {
       } catch (const nasoa::Error& e) {
         if (e.code() != nasoa::ErrorCode::kNotFound) throw;
         std::cerr << "nasoa-adapt: --model: " << nasoa_samples::one_line(e.what()) << "\n";
+        return 2;
+      }
+      // Known only once the model is: a usage error too, not a failed run.
+      const int stages = nasoa::Encoding::parse(zoo.model(regime.model).encoding).num_stages();
+      if (regime.frozen_stages > stages) {
+        std::cerr << "nasoa-adapt: --frozen " << regime.frozen_stages << ": model '" << regime.model << "' has "
+                  << stages << " stages (stem included); give 0 to " << stages << "\n";
         return 2;
       }
     }

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -36,9 +37,14 @@ class BadArguments : public std::runtime_error {
 // API alone); c10::Error::what_without_backtrace() gives the same where
 // LibTorch is at hand.
 inline std::string without_backtrace(const std::string& message) {
-  const std::string marker = "Exception raised from ";
-  std::size_t at = message.find('\n' + marker);
-  if (at == std::string::npos && message.rfind(marker, 0) == 0) at = 0;
+  // c10's errors end in "Exception raised from ..." and frames; its enforce
+  // failures (the CPU allocator's "can't allocate memory") in frames alone.
+  std::size_t at = std::string::npos;
+  for (const std::string marker : {"Exception raised from ", "frame #0"}) {
+    std::size_t found = message.find('\n' + marker);
+    if (found == std::string::npos && message.rfind(marker, 0) == 0) found = 0;
+    at = std::min(at, found);
+  }
   if (at == std::string::npos) return message;
   const std::string kept = message.substr(0, at);
   return kept.empty() ? "LibTorch error (no message)" : kept;

@@ -70,6 +70,9 @@ check "a missing task folder is refused naming it" grep -q "nowhere" "$work/nowh
 mkdir -p "$work/one/only" && cp "$work/task/t-shirt/"*.bmp "$work/one/only/"
 "$adapt" --zoo "$work/zoo" --data "$work/one" --budget 10 --out "$work/m2" 2> "$work/one.err" > /dev/null
 check "a one-class task is refused" grep -q "at least two classes" "$work/one.err"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/m2" --frozen 99 2> "$work/frozen.err" > /dev/null
+check "--frozen beyond the model's stages is a bad argument (exit 2), naming the count" \
+  bash -c "test $? -eq 2 && grep -q -- \"--frozen 99: model '.*' has [0-9]* stages\" '$work/frozen.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 10 --out "$work/m2" --model nope 2> "$work/model.err" > /dev/null
 check "a --model the zoo lacks is a bad argument, naming the zoo's models" bash -c \
   "test $? -eq 2 && grep -qF -- \"--model: bundle 'adapt-test' has no model 'nope' (it has: 020-_16_11-21)\" '$work/model.err'"
@@ -165,8 +168,12 @@ check "--plan-only with a regime flag is refused as a bad argument" test $? -eq 
 cp -r "$work/zoo" "$work/zoo-copy"
 "$adapt" --zoo "$work/zoo-copy" --data "$work/task" --budget 20 --epochs 1 --out "$work/zoo-copy" --quiet \
   > /dev/null 2> "$work/outzoo.err"
-check "--out naming the zoo itself is refused before training, the zoo kept" \
-  bash -c "test $? -eq 1 && grep -q 'is the zoo bundle being adapted' '$work/outzoo.err' && '$zoo_tool' verify '$work/zoo-copy' > /dev/null && test ! -e '$work/zoo-copy.checkpoint'"
+check "--out naming the zoo itself is a bad argument, refused before training, the zoo kept" \
+  bash -c "test $? -eq 2 && grep -q 'is inside --zoo' '$work/outzoo.err' && '$zoo_tool' verify '$work/zoo-copy' > /dev/null && test ! -e '$work/zoo-copy.checkpoint'"
+"$adapt" --zoo "$work/zoo-copy" --data "$work/task" --budget 20 --epochs 1 --out "$work/zoo-copy/mine" --quiet \
+  > /dev/null 2> "$work/inzoo.err"
+check "--out inside the zoo (deleted with the zoo's next update) is a bad argument" \
+  bash -c "test $? -eq 2 && grep -q 'is inside --zoo' '$work/inzoo.err' && test ! -e '$work/zoo-copy/mine'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --epochs 1 --out "$work/m6/" --quiet > /dev/null 2>&1
 check "--out with a trailing slash saves there, its checkpoint beside it" \
   bash -c "test $? -eq 0 && '$classify' --model '$work/m6' '$work/task/t-shirt' > /dev/null && test ! -e '$work/m6/.checkpoint'"

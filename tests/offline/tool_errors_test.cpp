@@ -93,6 +93,11 @@ TEST(CommandLineTest, ErrorMessagesLoseLibTorchsStackTrace) {
   const c10::Error thrown = libtorch_error();
   EXPECT_EQ(nasoa_samples::without_backtrace(thrown.what()), thrown.what_without_backtrace());
   EXPECT_EQ(nasoa_samples::without_backtrace("x.png: cannot read"), "x.png: cannot read");
+  // An enforce failure (the CPU allocator's) carries frames alone.
+  EXPECT_EQ(nasoa_samples::without_backtrace("[enforce fail at alloc_cpu.cpp:75] data. DefaultCPUAllocator: can't "
+                                             "allocate memory\nframe #0: c10::ThrowEnforceNotMet(...) + 0x3a\n"
+                                             "frame #1: ...\n"),
+            "[enforce fail at alloc_cpu.cpp:75] data. DefaultCPUAllocator: can't allocate memory");
   // What a tool prints for a LibTorch error that reaches its top level.
   ::testing::internal::CaptureStderr();
   const int status = nasoa_samples::run_reporting_errors("nasoa-tool", [&]() -> int { throw thrown; });

@@ -63,6 +63,19 @@ TEST_F(ZooApiTest, OpensAndDescribesTheBundle) {
   EXPECT_NO_THROW(zoo.verify());
 }
 
+TEST_F(ZooApiTest, ABundleWhoseUpdateWasInterruptedOpensPutBack) {
+  // What a crash between the two renames of an update leaves where folders
+  // cannot be swapped (vfat, NFS): the bundle missing, its copy aside.
+  const fs::path zoo = copy_bundle();
+  const fs::path aside = zoo.parent_path() / ("." + zoo.filename().string() + ".old");
+  fs::rename(zoo, aside);
+  const nasoa::Zoo opened = nasoa::Zoo::open(zoo.string());
+  EXPECT_EQ(opened.name(), "public-api");
+  EXPECT_EQ(fs::path(opened.dir()), zoo);
+  EXPECT_TRUE(fs::exists(zoo / "MANIFEST"));
+  EXPECT_FALSE(fs::exists(aside));
+}
+
 TEST_F(ZooApiTest, UnknownModelNamesTheModelsThereAre) {
   const nasoa::Zoo zoo = nasoa::Zoo::open(g_bundle);
   EXPECT_TRUE(nasoa::testing::throws_error([&] { zoo.model("resnet-9000"); }, nasoa::ErrorCode::kNotFound,

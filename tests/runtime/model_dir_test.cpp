@@ -221,6 +221,13 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   save_model_dir(tmp / "m", net, info_for({"x", "y"}));
   EXPECT_NO_THROW(check_model_dir_target(tmp / "m")) << "a model directory may be replaced";
   EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "m", tmp / "m"); }));
+  // Inside the zoo being adapted, however reached: its next update would
+  // delete the model with the zoo's old folder.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "m/fine-tuned", tmp / "m"); },
+                                           ErrorCode::kInvalidArgument, "inside the zoo bundle"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "m/../m/x", tmp / "m/"); },
+                                           ErrorCode::kInvalidArgument, "inside the zoo bundle"));
+  EXPECT_NO_THROW(check_model_dir_target(tmp / "m-beside", tmp / "m")) << "a name that merely starts alike";
   zoo::write_bundle(tmp / "zoo", two_model_bundle({"x", "y"}));
   EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "zoo"); }, ErrorCode::kInvalidArgument,
                                            "a zoo bundle of 2 model(s), not a model directory"))

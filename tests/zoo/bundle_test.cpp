@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -464,6 +465,54 @@ TEST_F(BundleTest, ReplaceNeverTouchesWhatIsNotABundle) {
                                            ErrorCode::kInvalidArgument, "precious"))
       << "a folder that is not a bundle was replaced";
   EXPECT_TRUE(fs::exists(root_ / "precious" / "data.txt"));
+}
+
+TEST_F(BundleTest, ABundleWithFieldsThisBuildDoesNotKnowOpensButIsNotRewritten) {
+  write_bundle(dir_, input());
+  write_bundle(dir_ + "-plain", input());
+  // What a newer nasoa may write: a field this build has no number for
+  // (1000, varint 1) appended to the manifest's body, its length and
+  // checksum made right again. The file: 8 bytes of magic, the body's length
+  // (8 bytes), the body, its SHA-256.
+  const std::string path = dir_ + "/MANIFEST";
+  const std::string bytes = read_file(path);
+  std::uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + 8, sizeof length);
+  const std::string body = bytes.substr(16, length) + std::string("\xC0\x3E\x01", 3);
+  length = body.size();
+  std::string newer = bytes.substr(0, 8) + std::string(reinterpret_cast<const char*>(&length), 8) + body;
+  newer += sha256_bytes(body);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << newer;
+
+  const Manifest read = open_bundle(dir_);
+  EXPECT_EQ(read.models.size(), 2u) << "the fields it knows are read";
+  EXPECT_TRUE(read.has_unknown_fields);
+  EXPECT_FALSE(open_bundle(dir_ + "-plain").has_unknown_fields) << "a bundle of this build's fields";
+  const Provenance ship{"gather", "gather --ship", 1, "2026-11-30T00:00:00Z", ""};
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { set_bundle_experience(dir_, "p", "e", ship); },
+                                           ErrorCode::kUnsupportedVersion, "fields this nasoa does not know"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { add_to_bundle(dir_, input().models[0], "x", ship); },
+                                           ErrorCode::kUnsupportedVersion, "would drop them"));
+  EXPECT_EQ(read_file(path), newer) << "the refused rewrite changed the manifest";
+}
+
+TEST_F(BundleTest, ReplaceRefusesABundleFolderHoldingWhatItsManifestDoesNotList) {
+  replace_bundle(dir_, input());
+  // A fine-tuned model saved into the bundle's folder, and a stray file
+  // beside the weights: the swap would delete both with the old folder.
+  fs::create_directories(fs::path(dir_) / "my-model");
+  std::ofstream(fs::path(dir_) / "my-model" / "MANIFEST") << "a model";
+  std::ofstream(fs::path(dir_) / "models" / "notes.txt") << "mine";
+  std::string what;
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { replace_bundle(dir_, input()); }, ErrorCode::kInvalidArgument,
+                                                {"my-model", "models/notes.txt", "move it out"}, &what));
+  EXPECT_EQ(what.find("my-model/MANIFEST"), std::string::npos) << "listed below a folder already named: " << what;
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / "my-model" / "MANIFEST"));
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / "models" / "notes.txt"));
+  // Moved out, the bundle is replaced as before.
+  fs::remove_all(fs::path(dir_) / "my-model");
+  fs::remove(fs::path(dir_) / "models" / "notes.txt");
+  EXPECT_NO_THROW(replace_bundle(dir_, input()));
 }
 
 TEST_F(BundleTest, AddToBundleCreatesThenAddsKeepingTheOthersBitExact) {

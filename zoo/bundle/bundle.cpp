@@ -358,6 +358,36 @@ std::string recover_bundle(const std::string& dir) {
 
 namespace {
 
+// What the bundle folder `dir` holds besides the files its manifest lists
+// (and the folders on their way), the topmost of each, relative to `dir`:
+// replacing the bundle would delete them with it. Nothing when the manifest
+// cannot be read (a damaged bundle, which may be replaced).
+std::vector<std::string> unlisted_entries(const fs::path& dir) {
+  Manifest manifest;
+  try {
+    manifest = read_manifest((dir / kManifestFileName).string());
+  } catch (const Error&) {
+    return {};
+  }
+  std::set<std::string> files{kManifestFileName}, folders;
+  for (const FileEntry& f : manifest.files()) {
+    files.insert(fs::path(f.path).lexically_normal().generic_string());
+    for (fs::path up = fs::path(f.path).lexically_normal().parent_path(); !up.empty(); up = up.parent_path())
+      folders.insert(up.generic_string());
+  }
+  std::vector<std::string> unlisted;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string rel = it->path().lexically_relative(dir).generic_string();
+    const bool folder = it->is_directory(ec) && !it->is_symlink(ec);
+    if (folder ? folders.count(rel) > 0 : files.count(rel) > 0) continue;
+    unlisted.push_back(rel);
+    if (folder) it.disable_recursion_pending();
+  }
+  return unlisted;
+}
+
 Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
   recover_locked(p);
   std::error_code ec;
@@ -365,6 +395,20 @@ Manifest replace_locked(const SwapPaths& p, const BundleInput& input) {
   if (replacing && !is_bundle_dir(p.dir))
     throw Error(ErrorCode::kInvalidArgument, p.dir.string() + " exists and is not a zoo bundle (no " +
                                                  kManifestFileName + "); refusing to replace it");
+  // A model fine-tuned into the bundle's folder, say: the new bundle would
+  // be swapped in and the old folder, with it, deleted.
+  if (replacing) {
+    const std::vector<std::string> unlisted = unlisted_entries(p.dir);
+    if (!unlisted.empty()) {
+      std::string shown;
+      for (std::size_t i = 0; i < unlisted.size() && i < 5; ++i)
+        shown += (i ? ", " : "") + printable(unlisted[i]);
+      if (unlisted.size() > 5) shown += " and " + std::to_string(unlisted.size() - 5) + " more";
+      throw Error(ErrorCode::kInvalidArgument,
+                  p.dir.string() + " holds what its manifest does not list (" + shown +
+                      "): replacing the bundle would delete it; move it out of the bundle's folder first");
+    }
+  }
   if (fs::exists(fs::symlink_status(p.aside, ec))) {
     // An earlier writer's leftover: DIR is complete (recover_locked above).
     // Anything else of that name is not ours to delete.
@@ -448,6 +492,18 @@ std::string chained_command(const std::string& made_by, const std::string& next)
   return chained + tail;
 }
 
+// The bundle at `live`, opened to be rewritten: refused when its manifest
+// holds fields this build does not know, which the rewrite would drop.
+Manifest open_to_rewrite(const std::string& live, const std::string& dir) {
+  Manifest old = open_bundle(live);
+  if (old.has_unknown_fields)
+    throw Error(ErrorCode::kUnsupportedVersion,
+                dir + ": its manifest holds fields this nasoa does not know, written by a newer version; "
+                      "rewriting it here would drop them: update nasoa, or write the bundle with the version "
+                      "that made it");
+  return old;
+}
+
 }  // namespace
 
 Manifest set_bundle_experience(const std::string& dir, const std::string& predictor, const std::string& experience,
@@ -455,7 +511,7 @@ Manifest set_bundle_experience(const std::string& dir, const std::string& predic
   const SwapPaths p = swap_paths(dir);
   const BundleLock lock(p);
   const std::string live = recover_locked(p);
-  const Manifest old = open_bundle(live);
+  const Manifest old = open_to_rewrite(live, dir);
   BundleInput input;
   input.name = old.name;
   input.provenance = provenance;
@@ -477,7 +533,7 @@ Manifest add_to_bundle(const std::string& dir, const BundleModelInput& model, co
   input.provenance = provenance;
   std::error_code ec;
   if (fs::exists(fs::symlink_status(live, ec)) && is_bundle_dir(live)) {
-    const Manifest old = open_bundle(live);
+    const Manifest old = open_to_rewrite(live, dir);
     input.name = old.name;
     input.provenance.command_line = chained_command(old.provenance.command_line, provenance.command_line);
     bool replaced = false, retrained = false;

@@ -16,7 +16,9 @@
 // system cannot swap (vfat, NFS), DIR is renamed to ".NAME.old", ".NAME.new"
 // to DIR, and ".NAME.old" is removed; a crash between those two renames
 // leaves DIR missing and ".NAME.old" complete, and recover_bundle() renames
-// it back (every function here that reads or replaces calls it first).
+// it back (the writers here call it first, and so do nasoa::Zoo::open and
+// opening a model directory; open_bundle() itself only reads, and names the
+// copy aside in its error).
 // Writers of one DIR take turns through an exclusive lock (flock) on the
 // folder that holds it, held across add_to_bundle's read-modify-write, so
 // two tools adding models at once both land; a reader that finds DIR missing

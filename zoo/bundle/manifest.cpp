@@ -269,6 +269,11 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
   for (const FileEntry& f : m.files())
     check.require(f.path != kManifestFileName && paths.insert(f.path).second, "files",
                   "'" + f.path + "' is listed twice or shadows the manifest");
+  // What this build knows of the manifest, encoded again, is the file
+  // itself unless it holds more: protobuf writes known fields in number
+  // order and keeps unknown ones (which protobuf-lite does not list) as
+  // bytes, and this build writes every field it reads.
+  m.has_unknown_fields = encode_manifest(m) != bytes;
   return m;
 }
 

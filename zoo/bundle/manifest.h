@@ -39,6 +39,10 @@ struct Manifest {
   std::vector<ModelInfo> models;
   std::optional<FileEntry> predictor;
   std::optional<FileEntry> experience;
+  // The decoded manifest held fields this build does not know: a newer
+  // nasoa added them (fields are only ever added). Read, they are ignored; a
+  // rewrite would drop them, so the writers refuse such a bundle (bundle.h).
+  bool has_unknown_fields = false;
 
   // Every file the manifest lists: weights, then predictor and experience.
   std::vector<FileEntry> files() const;
