@@ -207,9 +207,10 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   // A plan() with a time budget waits no longer than the budget allows: the
   // other process may be measuring with a budget of its own, or be stopped.
   const std::string purpose = "measure the device profile";
-  const zoo::FolderLock lock = time_limit_seconds > 0
-                                   ? zoo::FolderLock(folder, purpose, std::max(1e-3, time_limit_seconds))
-                                   : zoo::FolderLock(folder, purpose);
+  // (A budget of energy alone has no time limit: it waits as calibrate() does.)
+  const bool limited = time_limit_seconds > 0 && std::isfinite(time_limit_seconds);
+  const zoo::FolderLock lock = limited ? zoo::FolderLock(folder, purpose, std::max(1e-3, time_limit_seconds))
+                                       : zoo::FolderLock(folder, purpose);
   if (lock.timed_out())
     throw Error(ErrorCode::kInvalidArgument,
                 folder + ": another process is measuring this device's profile there and still held it after " +
@@ -457,7 +458,9 @@ double Adapter::calibrate(bool force) {
       ensure_profile(live(), {}, false);
       return 0.0;
     }
-    return ensure_profile(live(), state_folder(live()), force).seconds;
+    // Waiting for another process's measurement is not measuring.
+    const ProfileOutcome outcome = ensure_profile(live(), state_folder(live()), force);
+    return outcome.measured ? outcome.seconds : 0.0;
   });
 }
 
@@ -470,12 +473,6 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // infinity have no JSON form.
     sdk::check_budget(budget, /*finite=*/true);
     sdk::check_device_available(impl.options);
-    if (impl.options.min_experience < 0)
-      throw Error(ErrorCode::kInvalidArgument,
-                  "AdapterOptions::min_experience must be >= 0, got " + std::to_string(impl.options.min_experience));
-    if (impl.options.probe && impl.options.probe_per_class < 1)
-      throw Error(ErrorCode::kInvalidArgument,
-                  "AdapterOptions::probe_per_class must be >= 1, got " + std::to_string(impl.options.probe_per_class));
 
     std::vector<const ModelInfo*> candidates;
     std::vector<std::string> left_out;  // notes of the plan

@@ -38,7 +38,7 @@
 // calibrated to the device's records each time they change or the folder is
 // opened (docs/adaption.md). A kill at any instant leaves the folder usable:
 // an append is all or nothing and the predictor is refitted on open when
-// stale. The zoo bundle itself is never written to. A new shipped
+// stale. The zoo bundle's files are never written to. A new shipped
 // experience in an updated bundle of the same models keeps the device's
 // records.
 //
@@ -51,8 +51,13 @@
 // AdapterOptions::threads, or their own choice) and leave it so, and
 // fine_tune() seeds LibTorch's global generator with Regime::seed;
 // Adapters working at once in one process share both, so give them the
-// same threads, and expect a run to repeat bit for bit only alone. Two
-// fine_tune() calls must not write the same out_dir at once.
+// same threads, and expect a run to repeat bit for bit only alone.
+// fine_tune() and plan() also restart the measurement of the process's peak
+// resident memory (Linux's VmHWM, which is process-wide): one Adapter's
+// memory cap and Result::peak_memory_bytes hold only while no other call
+// of the process measures beside it. On a GPU, fine_tune() and profiling
+// set cuDNN's autotuning flag for the process. Two fine_tune() calls must
+// not write the same out_dir at once.
 #pragma once
 
 #include <cstdint>
@@ -138,9 +143,10 @@ struct AdapterOptions {
   std::string state_dir;
   // Whether plan() scores each model's frozen features on a sample of the
   // task with LogME (a few forward passes per model, counted against the
-  // budget) and gives the predictor that score as a feature. The probe takes
-  // at most a quarter of the time left to train: models it has not reached
-  // by then are planned without a score, and a note says so.
+  // budget) and gives the predictor that score as a feature. The probe starts
+  // no model's score after a quarter of the time left to train has passed
+  // (the one it is scoring then finishes): models it has not reached are
+  // planned without a score, and a note says so.
   bool probe = false;
   // Images per class the probe looks at, >= 1: as many as nasoa-gather's
   // probes of the shipped experience, since a LogME score shifts with the
@@ -161,13 +167,17 @@ struct AdapterOptions {
 NASOA_API std::string default_state_dir();
 
 // What a fine-tune reports to its progress callback: after every training
-// step, and after every end-of-epoch evaluation (then step ==
-// steps_per_epoch and validation_accuracy is that evaluation's).
+// step, and after every end-of-epoch evaluation. The epoch's last step and
+// its evaluation both report step == steps_per_epoch: the evaluation's
+// report is the one whose validation_accuracy is new (the step's carries
+// the evaluation before).
 struct Progress {
   int epoch = 0, epochs = 0;
   std::int64_t step = 0, steps_per_epoch = 0;
   double loss = 0, train_accuracy = 0;
-  double validation_accuracy = -1;  // latest; -1 before the first evaluation
+  // The latest evaluation's; a resumed run starts from its best one. -1
+  // before the first evaluation.
+  double validation_accuracy = -1;
   double elapsed_seconds = 0, eta_seconds = 0, joules = 0;
 };
 using ProgressCallback = std::function<void(const Progress&)>;
@@ -233,7 +243,8 @@ class NASOA_API Adapter {
   // Throws Error{kInvalidArgument} for options out of range: threads above
   // the cores this process may use (its CPU affinity and cgroup CPU limit),
   // threads or loader threads negative or above 4096, a checkpoint interval
-  // not above 0, estimate_watts negative, not finite or above 100,000 W.
+  // not above 0, estimate_watts negative, not finite or above 100,000 W,
+  // min_experience negative, probe_per_class below 1.
   // A moved-from `zoo` throws Error{kInvalidArgument}.
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   // A moved-from Adapter may only be assigned to or destroyed; any other
@@ -255,7 +266,9 @@ class NASOA_API Adapter {
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
   // for a checkpoint of another model, regime or task (a task's images count
   // by path, label, size and modification time: rewritten images are
-  // another task). `on_progress` runs on the
+  // another task), except Error{kInvalidArgument} for a checkpoint whose run
+  // flipped images where this one does not (the default before 0.3.1),
+  // saying to resume with Regime::horizontal_flip on. `on_progress` runs on the
   // calling thread between steps, and its time is the budget's: the guard
   // reckons each next step with the last call's time, so a slow callback
   // means fewer steps, not a later end (a single call longer than the
@@ -347,7 +360,9 @@ class NASOA_API Adapter {
   // Measures the device profile the planner uses and caches it in the state
   // directory (again when `force`, or when the cached one does not match the
   // zoo or this device). Returns the seconds spent measuring; 0 when a
-  // matching profile was there already or AdapterOptions::device_profile is set.
+  // matching profile was there already (also when it waited for another
+  // process sharing the state directory to measure it) or
+  // AdapterOptions::device_profile is set.
   // Throws Error{kInvalidArgument} when CUDA is asked for where there is none.
   double calibrate(bool force = false);
 

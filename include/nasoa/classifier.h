@@ -70,8 +70,8 @@ class NASOA_API Classifier {
   // first). `image` is what cv::imread gives: 1, 2 (grey and alpha), 3 (BGR)
   // or 4 (BGRA) channels, 8- or 16-bit unsigned (or 16/32/64-bit float in [0,1]); it is
   // not modified. Throws Error{kInvalidArgument} for an empty image, an
-  // unsupported channel count, a signed integer depth (no agreed scale) or
-  // top_k < 1.
+  // unsupported channel count, a signed integer depth or float pixels
+  // outside [0,1] (no agreed scale), or top_k < 1.
   std::vector<Prediction> predict(const cv::Mat& image, int top_k = 1) const;
 
   // The same for several images, run as batched forward passes; result i

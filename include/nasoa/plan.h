@@ -83,7 +83,9 @@ struct Plan {
   // back: a plan saved before a crash resumes the same run. to_json throws
   // Error{kInvalidArgument} naming a field that is NaN or infinite (a
   // hand-edited plan; plan() makes none); from_json throws Error{kCorrupt}
-  // naming the field at fault.
+  // naming the field at fault, which includes a regime that validate()
+  // refuses: a plan that plan() made reads back, a default-constructed Plan
+  // (no model) does not.
   NASOA_API std::string to_json() const;
   NASOA_API static Plan from_json(const std::string& text);
 };

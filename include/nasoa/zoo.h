@@ -8,7 +8,11 @@
 //
 // Ownership: a Zoo is a handle to its parsed manifest; copies share it, so
 // copying is cheap (an Adapter keeps a copy: the Zoo it was made from may
-// go). It does not keep files open and never modifies the bundle directory.
+// go). It does not keep files open and never modifies the bundle's files;
+// open() finishes a replacement of the bundle that a crash interrupted where
+// folders cannot be swapped (it renames the old copy, left aside as
+// ".NAME.old", back to NAME; on a read-only file system it reads the copy
+// where it is).
 // A moved-from Zoo (and a copy of one) may be assigned to or destroyed;
 // any other call throws Error{kInvalidArgument}.
 // Thread-safety: const members may be called from several threads at once.
@@ -63,7 +67,7 @@ class NASOA_API Zoo {
   //   kCorrupt             a file's size or SHA-256 differs from the manifest,
   //                        or the manifest does not parse or is inconsistent;
   //   kUnsupportedVersion  the manifest's format version is not one this build reads;
-  //   kInvalidArgument     `dir` is empty;
+  //   kInvalidArgument     `dir` is empty, or a file rather than a folder;
   //   kIo                  a file cannot be read.
   static Zoo open(const std::string& dir);
 

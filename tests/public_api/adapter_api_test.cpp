@@ -364,6 +364,15 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::AdapterOptions absurd;
   absurd.estimate_watts = 1e308;
   EXPECT_EQ(code_of([&] { nasoa::Adapter(*zoo_, absurd); }), nasoa::ErrorCode::kInvalidArgument);
+  // The planner's options are refused up front too, not at the first plan().
+  nasoa::AdapterOptions negative_experience;
+  negative_experience.min_experience = -1;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::Adapter(*zoo_, negative_experience); },
+                                           nasoa::ErrorCode::kInvalidArgument, "min_experience must be >= 0, got -1"));
+  nasoa::AdapterOptions no_probe_images;
+  no_probe_images.probe_per_class = 0;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::Adapter(*zoo_, no_probe_images); },
+                                           nasoa::ErrorCode::kInvalidArgument, "probe_per_class must be >= 1, got 0"));
   // Each field out of range is named with its value.
   const auto budget_message = [&](const std::function<void(nasoa::Budget&)>& edit) {
     nasoa::Budget b = budget;

@@ -22,6 +22,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "../support/scoped_env.h"
@@ -332,6 +333,48 @@ TEST_F(PlanApiTest, APlanWaitsForAnotherProcessMeasuringTheProfileNoLongerThanIt
   for (const auto& e : fs::directory_iterator(state))
     EXPECT_EQ(e.path().filename().string().rfind("device-profile-", 0), std::string::npos)
         << e.path() << ": measured without the lock";
+
+  // A budget of energy alone has no time limit: it waits for the other
+  // process however long that takes (here 0.5 s), then measures and plans.
+  nasoa::AdapterOptions energy_options = options_for(dir_ / "state");
+  energy_options.sysfs_root = (dir_ / "empty-sysfs").string();  // no meter: charged at the estimate
+  energy_options.estimate_watts = 10;
+  nasoa::Adapter energy_adapter(*zoo_, energy_options);
+  ASSERT_EQ(energy_adapter.state_dir(), adapter.state_dir());
+  const int again = ::open(state.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(again, 0);
+  ASSERT_EQ(::flock(again, LOCK_EX), 0);
+  std::thread other_process_finishes([again] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ::close(again);
+  });
+  nasoa::Budget joules;
+  joules.joules = 600;
+  std::optional<nasoa::Plan> planned;
+  EXPECT_NO_THROW(planned = energy_adapter.plan(*task_, joules, base_));
+  other_process_finishes.join();
+  ASSERT_TRUE(planned.has_value());
+  EXPECT_TRUE(planned->profiled);
+  EXPECT_GE(planned->profiling_seconds, 0.4) << "it did not wait for the lock";
+
+  // calibrate() that waits while another process measures, and then finds
+  // the profile that process saved, measured nothing itself: 0.
+  const fs::path other_state = dir_ / "other-state";
+  nasoa::Adapter waiting(*zoo_, options_for(other_state));
+  const fs::path waiting_state = waiting.state_dir();
+  fs::create_directories(waiting_state);
+  const int measuring = ::open(waiting_state.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(measuring, 0);
+  ASSERT_EQ(::flock(measuring, LOCK_EX), 0);
+  const fs::path saved = suite_profile();  // the same options: the same device, threads and heap
+  std::thread saves_its_profile([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    fs::copy_file(saved, waiting_state / saved.filename());
+    ::close(measuring);
+  });
+  const double measured = waiting.calibrate();
+  saves_its_profile.join();
+  EXPECT_EQ(measured, 0.0) << "the wait for another process's profile counted as measuring";
 }
 
 TEST_F(PlanApiTest, EveryPlanFitsTheBudgetByTheProfilesEstimate) {

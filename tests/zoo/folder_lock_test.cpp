@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -88,6 +89,25 @@ TEST(FolderLockTest, ALimitedWaitTakesTheLockOnceItIsReleased) {
   EXPECT_FALSE(timed_out);
   EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
   EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
+}
+
+TEST(FolderLockTest, AnEndlessLimitWaitsAsLongAsItTakes) {
+  nasoa::testing::TempDir dir;
+  const std::string folder = dir.path().string();
+  std::optional<FolderLock> first;
+  first.emplace(folder, "test");
+  std::atomic<bool> released{false}, second_held{false}, held_after_release{false};
+  std::thread waiter([&] {
+    const FolderLock second(folder, "test", std::numeric_limits<double>::infinity());
+    second_held = second.held();
+    held_after_release = released.load();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  released = true;
+  first.reset();
+  waiter.join();
+  EXPECT_TRUE(second_held) << "an infinite wait gave up";
+  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
 }
 
 TEST(FolderLockTest, AnUnlockedFolderIsTakenAtOnceWithALimit) {

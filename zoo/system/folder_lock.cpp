@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -29,7 +30,9 @@ void refused(int& fd, int saved, const std::string& folder, const std::string& p
 
 }  // namespace
 
-FolderLock::FolderLock(const std::string& folder, const std::string& purpose) {
+FolderLock::FolderLock(const std::string& folder, const std::string& purpose) { wait(folder, purpose); }
+
+void FolderLock::wait(const std::string& folder, const std::string& purpose) {
   fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd_ < 0) return;
   while (::flock(fd_, LOCK_EX) != 0) {
@@ -42,6 +45,11 @@ FolderLock::FolderLock(const std::string& folder, const std::string& purpose) {
 FolderLock::FolderLock(const std::string& folder, const std::string& purpose, double wait_seconds) {
   if (!(wait_seconds > 0))
     throw Error(ErrorCode::kInternal, "FolderLock: the wait limit must be > 0, got " + std::to_string(wait_seconds));
+  // No deadline to compute (a duration of infinite seconds has no value).
+  if (std::isinf(wait_seconds)) {
+    wait(folder, purpose);
+    return;
+  }
   fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd_ < 0) return;
   const Clock::time_point deadline =

@@ -21,7 +21,7 @@ class FolderLock {
   // say what is wrong.
   FolderLock(const std::string& folder, const std::string& purpose);
   // The same, waiting at most `wait_seconds` (> 0; the lock is retried every
-  // few milliseconds). When another holder keeps it longer, the object holds
+  // few milliseconds; +infinity waits as the constructor above does). When another holder keeps it longer, the object holds
   // nothing and timed_out() is true: the caller, which knows what the wait
   // was costing, says what to do.
   FolderLock(const std::string& folder, const std::string& purpose, double wait_seconds);
@@ -35,6 +35,8 @@ class FolderLock {
   bool timed_out() const { return timed_out_; }
 
  private:
+  void wait(const std::string& folder, const std::string& purpose);  // the first constructor's wait
+
   int fd_ = -1;
   bool timed_out_ = false;
 };
