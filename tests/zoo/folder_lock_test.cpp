@@ -27,30 +27,43 @@ bool lockable_now(const std::string& folder) {
   return taken;
 }
 
-TEST(FolderLockTest, ASecondLockOnTheFolderWaitsForTheFirst) {
-  nasoa::testing::TempDir dir;
-  const std::string folder = dir.path().string();
+// What a second lock on `folder` (with a wait limit of `wait` seconds, or
+// none) did, taken in another thread while this one holds the first for
+// `hold` and then releases it. It notes whether the first was already
+// released when it got its own: a correct lock passes however the threads
+// are scheduled; one that does not wait fails whenever the waiter reaches it
+// within `hold` (a look after a sleep would pass it whenever the waiter was
+// slow).
+struct SecondLock {
+  bool held = false, timed_out = true, taken_after_release = false;
+};
+SecondLock second_lock_while_the_first_is_held(const std::string& folder, std::optional<double> wait,
+                                               std::chrono::milliseconds hold) {
   std::optional<FolderLock> first;
   first.emplace(folder, "test");
-  ASSERT_TRUE(first->held());
+  EXPECT_TRUE(first->held());
   EXPECT_FALSE(lockable_now(folder)) << "the first lock is not exclusive";
-  // The waiter notes whether the first lock was already released when it
-  // got its own. A correct lock passes however the threads are scheduled;
-  // one that does not wait fails whenever the waiter reaches it within the
-  // 100 ms (a look after a sleep would pass it whenever the waiter was slow).
-  std::atomic<bool> released{false}, second_held{false}, held_after_release{false};
+  std::atomic<bool> released{false};
+  SecondLock out;
   std::thread waiter([&] {
-    const FolderLock second(folder, "test");
-    second_held = second.held();
-    held_after_release = released.load();
+    const FolderLock second = wait ? FolderLock(folder, "test", *wait) : FolderLock(folder, "test");
+    out.held = second.held();
+    out.timed_out = second.timed_out();
+    out.taken_after_release = released.load();
   });
-  // Give the waiter time to reach the lock, so that it really waits.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(hold);
   released = true;
   first.reset();
   waiter.join();
-  EXPECT_TRUE(second_held);
-  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
+  return out;
+}
+
+TEST(FolderLockTest, ASecondLockOnTheFolderWaitsForTheFirst) {
+  nasoa::testing::TempDir dir;
+  const std::string folder = dir.path().string();
+  const SecondLock second = second_lock_while_the_first_is_held(folder, std::nullopt, std::chrono::milliseconds(100));
+  EXPECT_TRUE(second.held);
+  EXPECT_TRUE(second.taken_after_release) << "the second lock did not wait for the first";
   EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
 }
 
@@ -72,42 +85,20 @@ TEST(FolderLockTest, ALimitedWaitEndsWithoutTheLockWhileAnotherHoldsIt) {
 TEST(FolderLockTest, ALimitedWaitTakesTheLockOnceItIsReleased) {
   nasoa::testing::TempDir dir;
   const std::string folder = dir.path().string();
-  std::optional<FolderLock> first;
-  first.emplace(folder, "test");
-  std::atomic<bool> released{false}, second_held{false}, held_after_release{false}, timed_out{true};
-  std::thread waiter([&] {
-    const FolderLock second(folder, "test", 60.0);
-    second_held = second.held();
-    timed_out = second.timed_out();
-    held_after_release = released.load();
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  released = true;
-  first.reset();
-  waiter.join();
-  EXPECT_TRUE(second_held);
-  EXPECT_FALSE(timed_out);
-  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
+  const SecondLock second = second_lock_while_the_first_is_held(folder, 60.0, std::chrono::milliseconds(100));
+  EXPECT_TRUE(second.held);
+  EXPECT_FALSE(second.timed_out);
+  EXPECT_TRUE(second.taken_after_release) << "the second lock did not wait for the first";
   EXPECT_TRUE(lockable_now(folder)) << "a lock outlived its object";
 }
 
 TEST(FolderLockTest, AnEndlessLimitWaitsAsLongAsItTakes) {
   nasoa::testing::TempDir dir;
-  const std::string folder = dir.path().string();
-  std::optional<FolderLock> first;
-  first.emplace(folder, "test");
-  std::atomic<bool> released{false}, second_held{false}, held_after_release{false};
-  std::thread waiter([&] {
-    const FolderLock second(folder, "test", std::numeric_limits<double>::infinity());
-    second_held = second.held();
-    held_after_release = released.load();
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  released = true;
-  first.reset();
-  waiter.join();
-  EXPECT_TRUE(second_held) << "an infinite wait gave up";
-  EXPECT_TRUE(held_after_release) << "the second lock did not wait for the first";
+  const SecondLock second = second_lock_while_the_first_is_held(
+      dir.path().string(), std::numeric_limits<double>::infinity(), std::chrono::milliseconds(300));
+  EXPECT_TRUE(second.held) << "an infinite wait gave up";
+  EXPECT_FALSE(second.timed_out);
+  EXPECT_TRUE(second.taken_after_release) << "the second lock did not wait for the first";
 }
 
 TEST(FolderLockTest, AnUnlockedFolderIsTakenAtOnceWithALimit) {
