@@ -175,9 +175,7 @@ struct Progress {
   int epoch = 0, epochs = 0;
   std::int64_t step = 0, steps_per_epoch = 0;
   double loss = 0, train_accuracy = 0;
-  // The latest evaluation's; a resumed run starts from its best one. -1
-  // before the first evaluation.
-  double validation_accuracy = -1;
+  double validation_accuracy = -1;  // latest (a resumed run's included); -1 before the first evaluation
   double elapsed_seconds = 0, eta_seconds = 0, joules = 0;
 };
 using ProgressCallback = std::function<void(const Progress&)>;

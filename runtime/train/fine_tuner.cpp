@@ -432,7 +432,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   TrainProgress progress;
   progress.epochs = regime.epochs;
   progress.steps_per_epoch = steps_per_epoch;
-  progress.validation_accuracy = state.best_accuracy;
+  // A resumed run reports the last evaluation it had, as the killed run
+  // last reported.
+  for (const EpochRecord& e : outcome.history)
+    if (e.validation_accuracy >= 0) progress.validation_accuracy = e.validation_accuracy;
   // A run resumed with nothing left that was killed before any evaluation:
   // its weights may still be evaluated, within the grace (below).
   bool trained_since_evaluation = spent_before_resume && best.empty();

@@ -548,6 +548,22 @@ TEST_F(FineTunerTest, AnEpochResumedMidwayReportsTheLossAndAccuracyOfAllItsBatch
   EXPECT_DOUBLE_EQ(out.history[0].train_accuracy, whole.history[0].train_accuracy);
 }
 
+TEST_F(FineTunerTest, AResumedRunReportsItsLastEvaluationNotItsBest) {
+  FineTuneJob killed = epoch_checkpoint_job(3, "last-evaluation", dir_ / "last.checkpoint");
+  TrainingState state = checkpoint_of_kill_in_epoch(killed, 2);
+  ASSERT_EQ(state.history.size(), 1u);
+  // Its best evaluation made to differ from its last (the only one).
+  state.best_accuracy = 0.99;
+  state.history.back().validation_accuracy = 0.25;
+  FineTuneJob resumed = epoch_checkpoint_job(3, "last-evaluation", dir_ / "last.checkpoint");
+  double first_reported = -2;
+  resumed.on_progress = [&](const TrainProgress& p) {
+    if (first_reported == -2) first_reported = p.validation_accuracy;
+  };
+  fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  EXPECT_DOUBLE_EQ(first_reported, 0.25) << "the resumed run's progress began from another evaluation";
+}
+
 TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItLacked) {
   FineTuneJob uninterrupted = fixed_layout_job(2);
   const FineTuneOutcome whole = fine_tune(uninterrupted, Limits(600, 0));
