@@ -4,7 +4,7 @@
 //                  [--class-names x,y,z] --input S --epochs N --out BUNDLE --name NAME
 //                  [--model-name M] [--lr X] [--batch B] [--budget SECONDS]
 //                  [--validation-fraction F] [--seed S] [--threads N] [--data-card REF]
-//                  [--flip|--no-flip] [--quiet]
+//                  [--flip|--no-flip] [--checkpoint-every SECONDS] [--quiet]
 //
 // The training loop is the runtime's own (runtime::fine_tune), so that the zoo
 // is pretrained exactly as it will later be fine-tuned. A stratified part of
@@ -19,6 +19,13 @@
 // were fitted on the old weights, and says so (gather and ship again).
 // Files of the corpus that cannot be read are listed (the first 10).
 //
+// Training checkpoints to BUNDLE.pretrain-MODEL.checkpoint beside the bundle
+// (every --checkpoint-every seconds, and at the first and last epoch ends).
+// The same command run again after a crash or kill resumes from it, to the
+// weights an uninterrupted run makes; a checkpoint of another command (other
+// encoding, corpus, classes or options) is refused, naming it. It is removed
+// once the model is in the bundle.
+//
 // Exit status: 0 success, 1 a failed operation (the reason on stderr),
 // 2 bad arguments.
 #include <CLI/CLI.hpp>
@@ -32,6 +39,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <unistd.h>
@@ -42,6 +50,7 @@
 #include "runtime/data/image_store.h"
 #include "runtime/data/split.h"
 #include "runtime/data/task_source.h"
+#include "runtime/train/checkpoint.h"
 #include "runtime/train/fine_tuner.h"
 #include "samples/common/command_line.h"
 #include "samples/common/text_file.h"
@@ -62,7 +71,7 @@ struct Args {
   std::string encoding, data, out, name, model_name, data_card = "unspecified";
   std::vector<std::string> idx, classes, class_names;
   int input = 0, epochs = 0, batch = 64, threads = 0;
-  double lr = 0.1, budget = 0, validation_fraction = 0.1;
+  double lr = 0.1, budget = 0, validation_fraction = 0.1, checkpoint_every = 60;
   std::uint64_t seed = 0;
   bool quiet = false;
   bool flip = false;
@@ -82,6 +91,22 @@ void print_progress(const nasoa::runtime::TrainProgress& p) {
                 static_cast<long long>(p.step), static_cast<long long>(p.steps_per_epoch), p.loss,
                 100 * p.train_accuracy, p.elapsed_seconds);
   std::cerr << line << '\n';
+}
+
+// What identifies a pretraining run, so that its checkpoint resumes that
+// run only: the network, the input size, the regime and the corpus (each
+// file's path and label, and the class names).
+std::string run_fingerprint(const std::string& encoding, int input, const nasoa::Regime& r,
+                            const nasoa::runtime::ImageStore& store) {
+  std::string text = encoding + '\n' + std::to_string(input) + '\n';
+  char numbers[200];
+  std::snprintf(numbers, sizeof numbers, "%.17g %d %d %.17g %.17g %llu %d\n", r.learning_rate, r.epochs, r.batch_size,
+                r.weight_decay, r.validation_fraction, static_cast<unsigned long long>(r.seed),
+                int(r.horizontal_flip));
+  text += numbers;
+  for (const std::string& name : store.class_names()) text += name + '\n';
+  for (std::size_t i = 0; i < store.size(); ++i) text += store.path(i) + '\t' + std::to_string(store.label(i)) + '\n';
+  return nasoa::zoo::sha256_hex(text);
 }
 
 int run(const Args& a, const std::string& command_line) {
@@ -180,7 +205,25 @@ int run(const Args& a, const std::string& command_line) {
     // A constant channel would divide by zero; such a corpus trains nothing anyway.
     job.std[std::size_t(c)] = static_cast<float>(std::max(meta.pixel_std[std::size_t(c)], 1e-3));
   }
-  job.fingerprint = "nasoa-pretrain";
+  job.fingerprint = run_fingerprint(encoding.to_string(), a.input, job.regime, store);
+  // Beside the bundle, named for the model: two models pretrained into one
+  // bundle one after the other keep one checkpoint each.
+  job.checkpoint_path = nasoa::zoo::named_folder(a.out).string() + ".pretrain-" + model_name + ".checkpoint";
+  job.checkpoint_interval_seconds = a.checkpoint_every;
+  std::optional<rt::TrainingState> resume;
+  {
+    std::error_code ec;
+    if (std::filesystem::exists(job.checkpoint_path, ec)) {
+      resume = rt::load_checkpoint(job.checkpoint_path);
+      if (resume->fingerprint != job.fingerprint)
+        throw Error(ErrorCode::kInvalidArgument,
+                    job.checkpoint_path + ": a checkpoint of another pretraining of model '" + model_name +
+                        "' (another encoding, corpus, classes or options): run that command again to finish it, "
+                        "or remove the checkpoint to start this one");
+      std::cerr << "nasoa-pretrain: resuming from " << job.checkpoint_path << " (epoch " << resume->epoch << " of "
+                << a.epochs << ", step " << resume->step << ")\n";
+    }
+  }
   // A fixed layout: a layout trial picks by timing, and committed weights
   // must be reproducible from their command and seed.
   job.layout = rt::MemoryLayout::kChannelsFirst;
@@ -190,8 +233,9 @@ int run(const Args& a, const std::string& command_line) {
 
   const double seconds = a.budget > 0 ? a.budget : 1e9;  // no budget: the epochs decide
   const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const rt::Limits limits(seconds, a.budget > 0 ? spent : 0.0);
-  const rt::FineTuneOutcome outcome = rt::fine_tune(job, limits);
+  // A resumed run's budget counts what the runs before it spent.
+  const rt::Limits limits(seconds, a.budget > 0 ? spent + (resume ? resume->spent_seconds : 0.0) : 0.0);
+  const rt::FineTuneOutcome outcome = rt::fine_tune(job, limits, resume);
 
   nasoa::zoo::BundleModelInput model;
   model.name = job.regime.model;
@@ -242,6 +286,8 @@ int run(const Args& a, const std::string& command_line) {
     }
   }();
 
+  // The model is in the bundle: nothing is left to resume.
+  rt::remove_checkpoint(job.checkpoint_path);
   if (!a.quiet)
     for (const rt::EpochRecord& e : outcome.history) {
       char line[160];
@@ -297,6 +343,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-card", a.data_card, "Where the corpus is described (a data card: file#section or URL), recorded in the provenance")->capture_default_str();
   app.add_flag("--flip,!--no-flip", a.flip,
                "Random horizontal flips (off by default: mirroring changes the class of glyphs and signs)");
+  app.add_option("--checkpoint-every", a.checkpoint_every,
+                 "Seconds between training checkpoints (beside the bundle; the same command resumes from one)")
+      ->check(nasoa_samples::finite_number(0, true))
+      ->capture_default_str();
   app.add_flag("--quiet", a.quiet, "No progress lines");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   return nasoa_samples::run_reporting_errors(

@@ -124,4 +124,31 @@ done
 check "pretrain exits non-zero without --out" bash -c \
   "! '$pretrain' --encoding 2-_8_1 --data '$work/task' --input 16 --epochs 1 --name x 2>/dev/null"
 
+# Killed mid-training, the same command resumes from the checkpoint beside
+# the bundle, ends with the weights of an uninterrupted run, and removes it.
+long=(--encoding 2-_8_1 --data "$work/task" --input 16 --epochs 400 --batch 4 --seed 5 --threads 1 --name r
+      --checkpoint-every 0.001 --quiet)
+"$pretrain" "${long[@]}" --out "$work/whole" > /dev/null 2>&1
+check "an uninterrupted pretraining leaves no checkpoint" bash -c \
+  "[ -f '$work/whole/MANIFEST' ] && ! ls '$work'/whole.pretrain-* > /dev/null 2>&1"
+"$pretrain" "${long[@]}" --out "$work/killed" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  [ -f "$work/killed.pretrain-2-_8_1.checkpoint" ] && break
+  sleep 0.02
+done
+sleep 0.3
+kill -9 $pid 2> /dev/null
+wait $pid 2> /dev/null
+check "killed mid-training, pretraining leaves its checkpoint beside the bundle" bash -c \
+  "[ -f '$work/killed.pretrain-2-_8_1.checkpoint' ] && [ ! -e '$work/killed' ]"
+"$pretrain" "${long[@]}" --lr 0.05 --out "$work/killed" > /dev/null 2> "$work/other-run.err"
+check "the checkpoint of another command is refused (exit 1), named, and kept" bash -c \
+  "[ $? -eq 1 ] && grep -q 'killed.pretrain-2-_8_1.checkpoint: a checkpoint of another pretraining' '$work/other-run.err' && [ -f '$work/killed.pretrain-2-_8_1.checkpoint' ]"
+"$pretrain" "${long[@]}" --out "$work/killed" > /dev/null 2> "$work/resumed.err"
+check "the same command resumes and finishes, removing the checkpoint" bash -c \
+  "[ $? -eq 0 ] && grep -q '^nasoa-pretrain: resuming from ' '$work/resumed.err' && [ -f '$work/killed/MANIFEST' ] && [ ! -e '$work/killed.pretrain-2-_8_1.checkpoint' ]"
+check "the resumed run's weights are the uninterrupted run's" \
+  cmp "$work/whole/models/2-_8_1.weights" "$work/killed/models/2-_8_1.weights"
+
 finish
