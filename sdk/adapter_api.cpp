@@ -433,7 +433,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         job.on_progress = [&](const runtime::TrainProgress& p) {
           try {
             on_progress(Progress{p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.train_accuracy,
-                                 p.validation_accuracy, p.elapsed_seconds, p.eta_seconds, p.joules});
+                                 p.validation_accuracy, p.elapsed_seconds, p.eta_seconds, p.joules, p.evaluated});
           } catch (...) {
             from_callback = std::current_exception();
             throw;

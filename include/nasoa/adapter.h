@@ -167,16 +167,16 @@ struct AdapterOptions {
 NASOA_API std::string default_state_dir();
 
 // What a fine-tune reports to its progress callback: after every training
-// step, and after every end-of-epoch evaluation. The epoch's last step and
-// its evaluation both report step == steps_per_epoch: the evaluation's
-// report is the one whose validation_accuracy is new (the step's carries
-// the evaluation before).
+// step, and after every end-of-epoch evaluation (then `evaluated` is true,
+// step == steps_per_epoch and validation_accuracy is that evaluation's; the
+// epoch's last step reports the same step with the evaluation before).
 struct Progress {
   int epoch = 0, epochs = 0;
   std::int64_t step = 0, steps_per_epoch = 0;
   double loss = 0, train_accuracy = 0;
   double validation_accuracy = -1;  // latest (a resumed run's included); -1 before the first evaluation
   double elapsed_seconds = 0, eta_seconds = 0, joules = 0;
+  bool evaluated = false;  // this report is an end-of-epoch evaluation's
 };
 using ProgressCallback = std::function<void(const Progress&)>;
 

@@ -652,7 +652,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         progress.elapsed_seconds = limits.elapsed();
         progress.joules = limits.joules();
         progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
+        progress.evaluated = true;
         report(progress);
+        progress.evaluated = false;
       }
     }
   } catch (const Error& e) {

@@ -80,6 +80,7 @@ struct TrainProgress {
   double loss = 0, train_accuracy = 0;
   double validation_accuracy = -1;  // latest, -1 before the first evaluation
   double elapsed_seconds = 0, eta_seconds = 0, joules = 0;
+  bool evaluated = false;  // this report is an end-of-epoch evaluation's
 };
 
 struct FineTuneJob {

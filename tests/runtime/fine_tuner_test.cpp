@@ -103,6 +103,24 @@ TEST_F(FineTunerTest, LearnsARealTaskFromScratch) {
   EXPECT_EQ(out.device, "cpu");
 }
 
+TEST_F(FineTunerTest, EachEvaluationIsReportedOnceAndMarkedAsSuch) {
+  FineTuneJob j = job(3);
+  std::vector<TrainProgress> evaluations;
+  std::int64_t step_reports = 0;
+  j.on_progress = [&](const TrainProgress& p) {
+    if (p.evaluated) evaluations.push_back(p);
+    else ++step_reports;
+  };
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  ASSERT_EQ(evaluations.size(), out.history.size());
+  for (std::size_t i = 0; i < evaluations.size(); ++i) {
+    EXPECT_EQ(evaluations[i].epoch, out.history[i].epoch);
+    EXPECT_EQ(evaluations[i].step, evaluations[i].steps_per_epoch);
+    EXPECT_DOUBLE_EQ(evaluations[i].validation_accuracy, out.history[i].validation_accuracy);
+  }
+  EXPECT_EQ(step_reports, out.steps) << "a step reported as an evaluation, or not at all";
+}
+
 TEST_F(FineTunerTest, ARunOfOneStepTrains) {
   // One epoch of one batch: with the rate taken at the step's end, the
   // cosine's only step ran at 0 and the weights came back unchanged.
