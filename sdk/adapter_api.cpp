@@ -273,8 +273,8 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) {
     refuse("estimate_watts must be a number of watts in [0, " + std::to_string(int(runtime::kMaxPlausibleWatts)) +
            "], got " + zoo::shown_number(options.estimate_watts));
   if (options.min_experience < 0) refuse("min_experience must be >= 0, got " + std::to_string(options.min_experience));
-  if (options.probe_per_class < 1)
-    refuse("probe_per_class must be >= 1, got " + std::to_string(options.probe_per_class));
+  if (options.probe && options.probe_per_class < 1)
+    refuse("probe_per_class must be >= 1 with the probe on, got " + std::to_string(options.probe_per_class));
   impl_ = std::make_unique<Impl>(Impl{zoo, std::move(options), {}, {}});
 }
 Adapter::Adapter(Adapter&&) noexcept = default;

@@ -96,7 +96,7 @@ bool fine_tuning_keeps_freed_memory(const AdapterOptions& options) {
 // One file per way steps are timed, so that processes fine-tuning with other
 // settings on one state directory (an app with its defaults, the command
 // line with --threads 1) do not measure over each other's profile at every
-// switch. The default settings keep the plain name of earlier versions.
+// switch. The CPU's thread count is always named (below).
 std::string profile_path(const Adapter::Impl& impl, const std::string& folder) {
   const bool gpu = sdk::uses_gpu(impl.options);
   const AdapterOptions defaults;

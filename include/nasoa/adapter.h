@@ -242,7 +242,7 @@ class NASOA_API Adapter {
   // the cores this process may use (its CPU affinity and cgroup CPU limit),
   // threads or loader threads negative or above 4096, a checkpoint interval
   // not above 0, estimate_watts negative, not finite or above 100,000 W,
-  // min_experience negative, probe_per_class below 1.
+  // min_experience negative, probe_per_class below 1 with probe on.
   // A moved-from `zoo` throws Error{kInvalidArgument}.
   explicit Adapter(const Zoo& zoo, AdapterOptions options = {});
   // A moved-from Adapter may only be assigned to or destroyed; any other

@@ -233,8 +233,15 @@ int run(const Args& a, const std::string& command_line) {
 
   const double seconds = a.budget > 0 ? a.budget : 1e9;  // no budget: the epochs decide
   const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  // A resumed run's budget counts what the runs before it spent.
-  const rt::Limits limits(seconds, a.budget > 0 ? spent + (resume ? resume->spent_seconds : 0.0) : 0.0);
+  // A resumed run's budget counts what the runs before it spent: by the
+  // checkpoint, or by the heartbeat written beside it since, if later.
+  double spent_before = 0;
+  if (resume) {
+    spent_before = resume->spent_seconds;
+    if (const auto clock = rt::load_checkpoint_clock(job.checkpoint_path, job.fingerprint))
+      spent_before = std::max(spent_before, clock->spent_seconds);
+  }
+  const rt::Limits limits(seconds, a.budget > 0 ? spent + spent_before : 0.0);
   const rt::FineTuneOutcome outcome = rt::fine_tune(job, limits, resume);
 
   nasoa::zoo::BundleModelInput model;

@@ -81,8 +81,6 @@ double evaluate(zoo::NetworkImpl& network, const ImageStore& store, const std::v
   return double(correct) / double(indices.size());
 }
 
-// Whether every weight and buffer (BatchNorm's running statistics too) is a
-// number: a step that blows up may leave the loss finite but not these.
 // Images of trial_step_seconds()'s timed pass; it runs only for larger batches.
 constexpr int kTrialImages = 8;
 
@@ -90,12 +88,16 @@ constexpr int kTrialImages = 8;
 // from two forward and backward passes on kTrialImages random images: the
 // first sets kernels up for the shape, as the first step will for its own,
 // and the second's time per image is scaled to the batch (at most the true
-// rate: larger batches compute faster per image). 0 for batches up to twice
-// the trial's, whose first step is cheap anyway. The network's BatchNorm
-// statistics are restored and its gradients cleared; without an optimiser
-// step, the weights do not change.
-double trial_step_seconds(zoo::NetworkImpl& net, std::int64_t batch, int side, int classes, MemoryLayout layout) {
-  if (batch <= 2 * kTrialImages) return 0;
+// rate: larger batches compute faster per image). Nothing (zeros) for
+// batches up to twice the trial's, whose first step is cheap anyway. The
+// network's BatchNorm statistics are restored and its gradients cleared;
+// without an optimiser step, the weights do not change.
+struct TrialStep {
+  double setup_seconds = 0;    // once, in the first step
+  double compute_seconds = 0;  // in every step of `batch` images
+};
+TrialStep trial_step(zoo::NetworkImpl& net, std::int64_t batch, int side, int classes, MemoryLayout layout) {
+  if (batch <= 2 * kTrialImages) return {};
   std::vector<std::pair<torch::Tensor, torch::Tensor>> buffers;
   for (const auto& b : net.named_buffers(true)) buffers.emplace_back(b.value(), b.value().clone());
   // Made without LibTorch's random generator, which the run's own draws
@@ -115,10 +117,11 @@ double trial_step_seconds(zoo::NetworkImpl& net, std::int64_t batch, int side, i
   for (auto& [live, saved] : buffers) live.copy_(saved);
   for (torch::Tensor& p : net.parameters())
     if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
-  const double setup = std::max(0.0, pass[0] - pass[1]);
-  return setup + pass[1] / kTrialImages * double(batch);
+  return {std::max(0.0, pass[0] - pass[1]), pass[1] / kTrialImages * double(batch)};
 }
 
+// Whether every weight and buffer (BatchNorm's running statistics too) is a
+// number: a step that blows up may leave the loss finite but not these.
 bool all_finite(zoo::NetworkImpl& network) {
   for (const torch::Tensor& t : network.parameters())
     if (!torch::isfinite(t).all().item<bool>()) return false;
@@ -251,12 +254,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   if (known_step_seconds > 0) step_seconds.add(known_step_seconds);
   // Nothing else bounds a first step of unknown time: a batch of thousands
   // of images could take longer than the budget.
-  const double trial_seconds =
+  // Its compute seeds the step time (and the final pass's guess, per image);
+  // its set-up is the first step's alone.
+  const TrialStep first_step_trial =
       known_step_seconds > 0 || cuda || !std::isfinite(limits.seconds_left())
-          ? 0.0
-          : trial_step_seconds(net, largest_batch(std::int64_t(job.split.train.size()), regime.batch_size, true),
-                               job.store->side(), net.num_classes(), layout);
-  if (trial_seconds > 0) step_seconds.add(trial_seconds);
+          ? TrialStep{}
+          : trial_step(net, largest_batch(std::int64_t(job.split.train.size()), regime.batch_size, true),
+                       job.store->side(), net.num_classes(), layout);
+  const double trial_seconds = first_step_trial.setup_seconds + first_step_trial.compute_seconds;
+  if (first_step_trial.compute_seconds > 0) step_seconds.add(first_step_trial.compute_seconds);
   double eval_seconds = resume && state.evaluation_seconds > 0 ? state.evaluation_seconds : -1;
   // What a checkpoint keeps of them: a step's time once one past the set-up
   // is measured (or as known), and a pass's once one is.
@@ -280,7 +286,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   };
   // Up front: one step (as the profile predicts it, when there is one), the
   // final evaluation and saving must fit in what ingestion left.
-  const double first_step_needs = std::max(0.0, step_seconds.value) + finish_reserve() + 0.25;
+  const double first_step_needs =
+      std::max(0.0, step_seconds.value) + first_step_trial.setup_seconds + finish_reserve() + 0.25;
   // The same for an energy budget, at the power the job predicts (without
   // one, only a budget already spent is known to be too small).
   const double first_step_joules = job.predicted_watts > 0 ? job.predicted_watts * first_step_needs : 0;
@@ -400,8 +407,9 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // evaluation may use the guarantee's grace meanwhile).
       if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + checkpoint_seconds + 0.25)
         return "time budget";  // (a stop writes a checkpoint before it saves)
-    } else if (step_seconds.value >= 0 &&
-               limits.seconds_left() < step_seconds.value + callback_seconds + finish_reserve()) {
+    } else if (const double setup = steps_this_call == 0 ? first_step_trial.setup_seconds : 0.0;
+               step_seconds.value >= 0 &&
+               limits.seconds_left() < step_seconds.value + setup + callback_seconds + finish_reserve()) {
       return "time budget";
     }
     // One more step, then finishing (the last evaluation and saving), at the

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -45,8 +44,9 @@ void FolderLock::wait(const std::string& folder, const std::string& purpose) {
 FolderLock::FolderLock(const std::string& folder, const std::string& purpose, double wait_seconds) {
   if (!(wait_seconds > 0))
     throw Error(ErrorCode::kInternal, "FolderLock: the wait limit must be > 0, got " + std::to_string(wait_seconds));
-  // No deadline to compute (a duration of infinite seconds has no value).
-  if (std::isinf(wait_seconds)) {
+  // No deadline to compute: a duration of infinite seconds has no value, and
+  // one of more than a billion (31 years) overflows the clock's nanoseconds.
+  if (wait_seconds > 1e9) {
     wait(folder, purpose);
     return;
   }

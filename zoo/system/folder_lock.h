@@ -21,7 +21,8 @@ class FolderLock {
   // say what is wrong.
   FolderLock(const std::string& folder, const std::string& purpose);
   // The same, waiting at most `wait_seconds` (> 0; the lock is retried every
-  // few milliseconds; +infinity waits as the constructor above does). When another holder keeps it longer, the object holds
+  // few milliseconds; +infinity, or more than 1e9 s, waits as the constructor
+  // above does). When another holder keeps it longer, the object holds
   // nothing and timed_out() is true: the caller, which knows what the wait
   // was costing, says what to do.
   FolderLock(const std::string& folder, const std::string& purpose, double wait_seconds);
