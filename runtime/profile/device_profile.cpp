@@ -14,6 +14,7 @@
 
 #include "nasoa/error.h"
 #include "runtime/adapt/json_fields.h"
+#include "runtime/data/batching.h"
 #include "runtime/energy/cuda_device.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/train/autocast.h"
@@ -798,9 +799,9 @@ double predict_epoch_seconds(const DeviceProfile& profile, const std::string& mo
   if (images < 0)
     throw Error(ErrorCode::kInvalidArgument, "image count " + std::to_string(images) + " is negative");
   const double step = predict_step_seconds(profile, model, batch_size, frozen_stages);
-  // (Not images + batch - 1, which overflows near the int64 maximum.)
-  const std::int64_t steps = images / batch_size + (images % batch_size != 0);
-  return double(steps) * step;
+  // A lone image over joins the batch before when training (batching.h);
+  // counted here as a step of its own, on the safe side.
+  return double(batches_per_epoch(images, batch_size, /*no_batch_of_one=*/false)) * step;
 }
 
 double predict_evaluation_seconds(const DeviceProfile& profile, const std::string& model, std::int64_t images,

@@ -261,7 +261,6 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
           ? TrialStep{}
           : trial_step(net, largest_batch(std::int64_t(job.split.train.size()), regime.batch_size, true),
                        job.store->side(), net.num_classes(), layout);
-  const double trial_seconds = first_step_trial.setup_seconds + first_step_trial.compute_seconds;
   if (first_step_trial.compute_seconds > 0) step_seconds.add(first_step_trial.compute_seconds);
   double eval_seconds = resume && state.evaluation_seconds > 0 ? state.evaluation_seconds : -1;
   // What a checkpoint keeps of them: a step's time once one past the set-up
@@ -312,11 +311,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                     std::to_string(std::max(0.0, limits.seconds_left())) +
                     " s, and one training step, the final evaluation and saving need about " +
                     std::to_string(first_step_needs) + " s" +
-                    (job.predicted_step_seconds > 0 ? " (from the device profile)"
-                     : known_step_seconds > 0       ? " (as measured before the run was stopped)"
-                     : trial_seconds > 0            ? " (a step's time reckoned from a trial on " +
-                                                          std::to_string(kTrialImages) + " images)"
-                                                    : ""));
+                    (job.predicted_step_seconds > 0          ? " (from the device profile)"
+                     : known_step_seconds > 0                ? " (as measured before the run was stopped)"
+                     : first_step_trial.compute_seconds > 0 ? " (a step's time reckoned from a trial on " +
+                                                                  std::to_string(kTrialImages) + " images)"
+                                                             : ""));
 
   // `loss_sum`, `correct` and `seen`: the epoch's batches before `step`.
   // A checkpoint that cannot be written (a full disk, say) is not worth the
