@@ -496,7 +496,7 @@ std::string chained_command(const std::string& made_by, const std::string& next)
 // holds fields this build does not know, which the rewrite would drop.
 Manifest open_to_rewrite(const std::string& live, const std::string& dir) {
   Manifest old = open_bundle(live);
-  if (old.has_unknown_fields)
+  if (holds_unknown_fields((fs::path(live) / kManifestFileName).string()))
     throw Error(ErrorCode::kUnsupportedVersion,
                 dir + ": its manifest holds fields this nasoa does not know, written by a newer version; "
                       "rewriting it here would drop them: update nasoa, or write the bundle with the version "

@@ -100,6 +100,15 @@ Manifest read_manifest(const std::string& path) {
   return decode_manifest(read_file(path), path);
 }
 
+bool holds_unknown_fields(const std::string& path) {
+  // What this build knows of the manifest, encoded again, is the file itself
+  // unless it holds more: protobuf writes known fields in number order and
+  // keeps unknown ones (which protobuf-lite does not list) as bytes, and this
+  // build writes every field it reads. Only writers ask: readers pay nothing.
+  const std::string bytes = read_file(path);
+  return encode_manifest(decode_manifest(bytes, path)) != bytes;
+}
+
 std::vector<FileEntry> Manifest::files() const {
   std::vector<FileEntry> out;
   for (const ModelInfo& m : models) out.push_back({m.weights_file, m.weights_sha256, m.weights_bytes});
@@ -269,11 +278,6 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source) {
   for (const FileEntry& f : m.files())
     check.require(f.path != kManifestFileName && paths.insert(f.path).second, "files",
                   "'" + f.path + "' is listed twice or shadows the manifest");
-  // What this build knows of the manifest, encoded again, is the file
-  // itself unless it holds more: protobuf writes known fields in number
-  // order and keeps unknown ones (which protobuf-lite does not list) as
-  // bytes, and this build writes every field it reads.
-  m.has_unknown_fields = encode_manifest(m) != bytes;
   return m;
 }
 

@@ -39,10 +39,6 @@ struct Manifest {
   std::vector<ModelInfo> models;
   std::optional<FileEntry> predictor;
   std::optional<FileEntry> experience;
-  // The decoded manifest held fields this build does not know: a newer
-  // nasoa added them (fields are only ever added). Read, they are ignored; a
-  // rewrite would drop them, so the writers refuse such a bundle (bundle.h).
-  bool has_unknown_fields = false;
 
   // Every file the manifest lists: weights, then predictor and experience.
   std::vector<FileEntry> files() const;
@@ -60,6 +56,13 @@ Manifest decode_manifest(std::string_view bytes, const std::string& source);
 // (kMaxManifestBytes), before reading it.
 inline constexpr std::uint64_t kMaxManifestBytes = std::uint64_t(64) << 20;
 Manifest read_manifest(const std::string& path);
+
+// Whether the MANIFEST file at `path` holds fields this build does not know:
+// a newer nasoa added them (fields are only ever added). Readers ignore
+// them; a rewrite would drop them, so the writers refuse such a bundle
+// (bundle.h). For a manifest read_manifest() has accepted; throws what
+// read_file() and decode_manifest() throw.
+bool holds_unknown_fields(const std::string& path);
 
 // True for names usable as a bundle, model and file name: [A-Za-z0-9._-]+,
 // not starting with '.', at most 200 characters.
