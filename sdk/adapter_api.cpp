@@ -344,18 +344,14 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // Identifies this run (it hashes the task's file list): its checkpoint
       // and heartbeat must be this run's.
       const std::string run_fingerprint = fingerprint(store, model, regime);
-      double earlier_seconds = state ? state->spent_seconds : 0.0;
-      double earlier_joules = state ? state->joules : 0.0;
       // What the killed run used after its last checkpoint, by its heartbeat:
       // written under the checkpoint's fingerprint, or under this version's
       // when a resume of an earlier version's checkpoint was killed before
       // rewriting it (a checkpoint of another run is refused below).
-      if (state)
-        for (const std::string& written_as : {state->fingerprint, run_fingerprint})
-          if (const auto clock = runtime::load_checkpoint_clock(checkpoint, written_as)) {
-            earlier_seconds = std::max(earlier_seconds, clock->spent_seconds);
-            earlier_joules = std::max(earlier_joules, clock->joules);
-          }
+      const runtime::CheckpointClock earlier =
+          state ? runtime::spent_before_resume(checkpoint, *state, {state->fingerprint, run_fingerprint})
+                : runtime::CheckpointClock{};
+      const double earlier_seconds = earlier.spent_seconds, earlier_joules = earlier.joules;
       const runtime::Limits limits(
           sdk::time_limit_seconds(budget), budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
           joules_limit, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },

@@ -235,12 +235,8 @@ int run(const Args& a, const std::string& command_line) {
   const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // A resumed run's budget counts what the runs before it spent: by the
   // checkpoint, or by the heartbeat written beside it since, if later.
-  double spent_before = 0;
-  if (resume) {
-    spent_before = resume->spent_seconds;
-    if (const auto clock = rt::load_checkpoint_clock(job.checkpoint_path, job.fingerprint))
-      spent_before = std::max(spent_before, clock->spent_seconds);
-  }
+  const double spent_before =
+      resume ? rt::spent_before_resume(job.checkpoint_path, *resume, {job.fingerprint}).spent_seconds : 0.0;
   const rt::Limits limits(seconds, a.budget > 0 ? spent + spent_before : 0.0);
   const rt::FineTuneOutcome outcome = rt::fine_tune(job, limits, resume);
 

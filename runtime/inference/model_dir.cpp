@@ -32,7 +32,9 @@ std::string recover_model_dir(const std::string& dir) { return zoo::recover_bund
 namespace {
 
 // Whether `path` lies inside the folder `folder` (not equal to it), both
-// resolved through links and "..".
+// resolved through links and "..". The sample programs carry a check of
+// their own (samples/common/output_path.h) because they build against the
+// public headers alone.
 bool inside(const fs::path& path, const fs::path& folder) {
   std::error_code ec;
   const fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -198,6 +199,17 @@ std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoi
   } catch (const std::exception&) {  // absent or damaged: the checkpoint's own figures stand
     return std::nullopt;
   }
+}
+
+CheckpointClock spent_before_resume(const std::string& checkpoint_path, const TrainingState& state,
+                                    const std::vector<std::string>& fingerprints) {
+  CheckpointClock spent{state.spent_seconds, state.joules};
+  for (const std::string& fingerprint : fingerprints)
+    if (const auto clock = load_checkpoint_clock(checkpoint_path, fingerprint)) {
+      spent.spent_seconds = std::max(spent.spent_seconds, clock->spent_seconds);
+      spent.joules = std::max(spent.joules, clock->joules);
+    }
+  return spent;
 }
 
 void remove_checkpoint_clock(const std::string& checkpoint_path) {

@@ -80,6 +80,12 @@ void save_checkpoint_clock(const std::string& checkpoint_path, const std::string
 // damaged or another run's (it only ever adds to what the checkpoint says).
 std::optional<CheckpointClock> load_checkpoint_clock(const std::string& checkpoint_path,
                                                      const std::string& fingerprint);
+// What the runs before a resume spent: the checkpoint's own figures, raised
+// to its heartbeat's when that is later and written under one of
+// `fingerprints` (the checkpoint's, and the resuming run's when a checkpoint
+// of an earlier version is resumed and may have been stamped anew).
+CheckpointClock spent_before_resume(const std::string& checkpoint_path, const TrainingState& state,
+                                    const std::vector<std::string>& fingerprints);
 // Removes the clock and any temporary file a heartbeat killed mid-write left.
 void remove_checkpoint_clock(const std::string& checkpoint_path);
 // Removes the checkpoint `path` and its clock (remove_checkpoint_clock);

@@ -284,7 +284,8 @@ int main(int argc, char** argv) {
   app.add_option("--watts", watts, "Power to assume when no energy meter reads")->check(nasoa_samples::finite_number(0, false));
   std::string profile;
   app.add_option("--profile", profile, "Device profile from nasoa-profile (default: when planning, the one kept in the "
-                                       "state directory, measured on first use; with a regime given by hand, none)");
+                                       "state directory, measured on first use; with a regime given by hand, the "
+                                       "one kept there if any, never measured, else none)");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   app.add_option("--memory-layout", memory_layout,
                  "Layout to train in on the CPU: auto (the faster for the model here), channels-first or channels-last")

@@ -766,8 +766,20 @@ TEST(PredictorStateTest, LearnsFromRecordsAndReopensWithoutRefitting) {
   const std::vector<Prediction> learnt = s.predictor()->predict(rows);
   // Toward the outcome (1.0): its plan and every plan of its task move up,
   // by the same logit shift, and keep their spread.
+  const auto logit_shift = [&](std::size_t i) {
+    const auto logit = [](double p) { return std::log(p / (1 - p)); };
+    return logit(learnt[i].mean) - logit(before[i].mean);
+  };
   for (std::size_t i = 0; i <= 12; ++i) {
     EXPECT_GT(learnt[i].mean, before[i].mean) << "row " << i << " moved away from the outcome";
+    EXPECT_NEAR(logit_shift(i), logit_shift(0), 1e-6) << "row " << i << " of the outcome's task";
+    EXPECT_EQ(learnt[i].std, before[i].std) << i;
+  }
+  // Other tasks move the same way, no further than the outcome's own task
+  // (their kernel weight is at most its), and keep their spread too.
+  for (std::size_t i = 13; i < rows.size(); ++i) {
+    EXPECT_GE(logit_shift(i), -1e-9) << "row " << i;
+    EXPECT_LE(logit_shift(i), logit_shift(0) + 1e-6) << "row " << i;
     EXPECT_EQ(learnt[i].std, before[i].std) << i;
   }
 
@@ -1022,7 +1034,7 @@ TEST(PredictorStateTest, TwoHoldersOfOneStateRecordARunOnce) {
   EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 2u);
 }
 
-TEST(PredictorStateTest, SurvivesAKillAtAnyStep) {
+TEST(PredictorStateTest, SurvivesAKillAtEachOfItsCrashPoints) {
   nasoa::testing::TempDir dir;
   const std::string state = dir / "state";
   SyntheticWorld world(6);

@@ -81,6 +81,23 @@ TEST_F(CudaTest, GpuInferenceAgreesWithTheCpu) {
   EXPECT_GE(torch::eq(on_gpu.argmax(1), on_cpu.argmax(1)).sum().item<std::int64_t>(), 62);
 }
 
+// Where LibTorch has no CUDA (Debian's build, a CPU-only box), a job that
+// asks for the GPU runs on the CPU and says so, and bf16 is never chosen.
+TEST(CudaFallbackTest, AJobAskingForCudaWhereThereIsNoneRunsOnTheCpu) {
+  EXPECT_FALSE(cuda_bf16_usable(torch::Device(torch::kCPU)));
+  if (torch::cuda::is_available()) GTEST_SKIP() << "CUDA is here: CudaTest covers it";
+  if (!testing::have_fashion_mnist())
+    GTEST_SKIP() << "package dataset-fashion-mnist is not installed (scripts/setup.sh installs it)";
+  IngestOptions options;
+  options.side = 32;
+  const ImageStore store(fashion_subset(60), options);
+  FineTuneJob j = testing::small_job(store, 1, /*cuda=*/true);
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(out.device, "cpu");
+  EXPECT_EQ(out.stop_reason, "completed");
+  EXPECT_GT(out.steps, 0);
+}
+
 // NVML is a discrete GPU's meter (a Jetson has none: it reads its INA3221).
 TEST(CudaEnergyTest, NvmlMeasuresTheGpuWhileItWorks) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device here";

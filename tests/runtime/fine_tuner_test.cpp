@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <thread>
 
@@ -306,6 +307,11 @@ TEST_F(FineTunerTest, AHeartbeatBesideTheCheckpointCountsTheTimeSinceIt) {
   EXPECT_GT(clock->spent_seconds, state.spent_seconds + 1.4) << "the sleep after the epoch-end checkpoint";
   EXPECT_LE(clock->spent_seconds, elapsed_at_kill);
   EXPECT_FALSE(load_checkpoint_clock(j.checkpoint_path, "another-run")) << "another run's clock must not count";
+  // What a resume counts: the later of the checkpoint and this run's clock.
+  EXPECT_DOUBLE_EQ(spent_before_resume(j.checkpoint_path, state, {"another-run", j.fingerprint}).spent_seconds,
+                   clock->spent_seconds);
+  EXPECT_DOUBLE_EQ(spent_before_resume(j.checkpoint_path, state, {"another-run"}).spent_seconds,
+                   state.spent_seconds);
 
   // A fresh run of the same job starts its clock from nothing.
   FineTuneJob fresh = epoch_checkpoint_job(1, j.fingerprint, j.checkpoint_path);
@@ -848,22 +854,125 @@ TEST(ScheduleTest, EveryStepTrainsAtTheRateOfItsMiddle) {
   for (int epoch = 0; epoch < 10; ++epoch) EXPECT_NEAR(step_learning_rate(r, epoch, 0, 1), expected[std::size_t(epoch)], 1e-12) << epoch;
 }
 
-TEST(OptimizerTest, SgdFollowsTheUpdateRuleAndStateRoundTrips) {
+// Each optimizer test takes two steps, so that momentum (zero before the
+// first) and AdamW's bias correction (exact at the first) show in the result.
+namespace optimizer_test {
+
+// d/dw of sum(layer(ones)) is 1 for every weight and the bias.
+void backward_ones(torch::nn::Linear& layer) { layer->forward(torch::ones({1, 2})).sum().backward(); }
+
+// `state` with every tensor equal to `expected`'s of the same name, and no
+// name missing on either side.
+::testing::AssertionResult same_state(const zoo::NamedTensors& state, const zoo::NamedTensors& expected) {
+  if (state.size() != expected.size())
+    return ::testing::AssertionFailure() << state.size() << " tensors, expected " << expected.size();
+  std::map<std::string, torch::Tensor> by_name(state.begin(), state.end());
+  for (const auto& [name, tensor] : expected) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) return ::testing::AssertionFailure() << name << " missing";
+    if (!torch::equal(it->second, tensor)) return ::testing::AssertionFailure() << name << " differs";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace optimizer_test
+
+TEST(OptimizerTest, SgdFollowsTheUpdateRuleWithMomentumAndL2Decay) {
   torch::nn::Linear layer(2, 1);
   Regime r;
   r.model = "x";
+  r.optimizer = OptimizerKind::kSgd;
   r.momentum = 0.5;
   r.weight_decay = 0.1;
   Optimizer opt(*layer, r);
   const torch::Tensor w0 = layer->weight.detach().clone();
-  layer->forward(torch::ones({1, 2})).sum().backward();  // d/dw = [1, 1]
-  opt.step(0.1);
-  const torch::Tensor expected = w0 - 0.1 * (torch::ones({1, 2}) + 0.1 * w0);
-  EXPECT_TRUE(torch::allclose(layer->weight, expected));
-  Optimizer other(*layer, r);
-  other.load_state(opt.state(), "state");
-  EXPECT_EQ(other.state().size(), opt.state().size());
-  EXPECT_THROW(other.load_state({}, "empty"), Error);
+  const torch::Tensor g = torch::ones({1, 2});
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    optimizer_test::backward_ones(layer);
+    opt.step(0.1);
+  }
+  // buffer b1 = g + wd w0; w1 = w0 - lr b1; b2 = m b1 + g + wd w1; w2 = w1 - lr b2.
+  const torch::Tensor b1 = g + 0.1 * w0;
+  const torch::Tensor w1 = w0 - 0.1 * b1;
+  const torch::Tensor b2 = 0.5 * b1 + g + 0.1 * w1;
+  EXPECT_TRUE(torch::allclose(layer->weight, w1 - 0.1 * b2, 1e-6, 1e-7));
+}
+
+TEST(OptimizerTest, AdamWFollowsTheUpdateRuleWithBiasCorrectionAndDecoupledDecay) {
+  torch::nn::Linear layer(2, 1);
+  Regime r;
+  r.model = "x";
+  r.optimizer = OptimizerKind::kAdamW;
+  r.momentum = 0.8;  // beta1
+  r.weight_decay = 0.05;
+  Optimizer opt(*layer, r);
+  const torch::Tensor w0 = layer->weight.detach().clone().to(torch::kDouble);
+  const double lr = 0.01, beta1 = 0.8, beta2 = 0.999, eps = 1e-8;
+  // With a gradient of 1 each step: m_t = 1 - beta1^t, v_t = 1 - beta2^t,
+  // so each step moves by lr * (m_t / (1 - beta1^t)) / (sqrt(v_t / (1 -
+  // beta2^t)) + eps) = lr / (1 + eps), after decaying w by (1 - lr wd).
+  torch::Tensor w = w0;
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    optimizer_test::backward_ones(layer);
+    opt.step(lr);
+    w = w * (1 - lr * 0.05) - lr / (1 + eps);
+  }
+  EXPECT_TRUE(torch::allclose(layer->weight.to(torch::kDouble), w, 1e-6, 1e-7));
+  // The moments themselves, which a gradient of 1 makes closed-form.
+  const zoo::NamedTensors state = opt.state();
+  std::map<std::string, torch::Tensor> by_name(state.begin(), state.end());
+  EXPECT_EQ(by_name.at("optimizer.steps").item<std::int64_t>(), 2);
+  EXPECT_TRUE(torch::allclose(by_name.at("optimizer.weight.first"),
+                              torch::full({1, 2}, 1 - beta1 * beta1), 1e-6, 1e-7));
+  EXPECT_TRUE(torch::allclose(by_name.at("optimizer.weight.second"),
+                              torch::full({1, 2}, 1 - beta2 * beta2), 1e-6, 1e-9));
+}
+
+TEST(OptimizerTest, StateRoundTripsAndContinuesAsTheOriginalWould) {
+  for (const OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdamW}) {
+    SCOPED_TRACE(kind == OptimizerKind::kSgd ? "sgd" : "adamw");
+    torch::manual_seed(3);
+    torch::nn::Linear original(2, 1), resumed(2, 1);
+    Regime r;
+    r.model = "x";
+    r.optimizer = kind;
+    r.momentum = 0.5;
+    r.weight_decay = 0.1;
+    Optimizer opt(*original, r);
+    for (int step = 0; step < 2; ++step) {
+      opt.zero_grad();
+      optimizer_test::backward_ones(original);
+      opt.step(0.1);
+    }
+    // A resume: the same weights, a new optimiser given the saved state.
+    {
+      torch::NoGradGuard no_grad;
+      resumed->weight.copy_(original->weight);
+      resumed->bias.copy_(original->bias);
+    }
+    Optimizer other(*resumed, r);
+    other.load_state(opt.state(), "state");
+    EXPECT_TRUE(optimizer_test::same_state(other.state(), opt.state()));
+    // The next step of each lands on the same weights: the buffers and the
+    // step count (AdamW's bias correction) were taken, not only their names.
+    for (auto [o, layer] : {std::pair{&opt, &original}, std::pair{&other, &resumed}}) {
+      o->zero_grad();
+      optimizer_test::backward_ones(*layer);
+      o->step(0.1);
+    }
+    EXPECT_TRUE(torch::equal(resumed->weight, original->weight));
+    EXPECT_TRUE(torch::equal(resumed->bias, original->bias));
+
+    EXPECT_THROW(other.load_state({}, "empty"), Error);
+    // A buffer of the wrong shape is refused, naming it.
+    zoo::NamedTensors wrong = opt.state();
+    for (auto& [name, tensor] : wrong)
+      if (name == "optimizer.weight.first") tensor = torch::zeros({2, 1});
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { other.load_state(wrong, "wrong.checkpoint"); },
+                                             ErrorCode::kCorrupt, "optimizer.weight.first"));
+  }
 }
 
 }  // namespace

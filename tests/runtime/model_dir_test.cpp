@@ -18,6 +18,7 @@
 
 #include "nasoa/error.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/scrambled_state.h"
 #include "tests/support/temp_dir.h"
 #include "zoo/bundle/atomic_file.h"
 #include "zoo/bundle/bundle.h"
@@ -76,6 +77,7 @@ zoo::BundleInput two_model_bundle(const std::vector<std::string>& labels) {
 TEST(ModelDirTest, SavesAndOpensWithEverythingInferenceNeeds) {
   TempDir tmp;
   zoo::Network net = small_network(3);
+  nasoa::testing::scramble_state(*net, 2);  // BatchNorm statistics included
   save_model_dir(tmp / "m", net, info_for({"cat", "dog", "bird"}));
   const LoadedModel m = open_model_dir(tmp / "m");
   EXPECT_EQ(m.info.name, kModelName);
@@ -91,6 +93,9 @@ TEST(ModelDirTest, SavesAndOpensWithEverythingInferenceNeeds) {
   const auto a = net->named_parameters();
   const auto b = m.network->named_parameters();
   for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  const auto buffers = m.network->named_buffers();
+  ASSERT_GT(net->named_buffers().size(), 0u);
+  for (const auto& p : net->named_buffers()) EXPECT_TRUE(torch::equal(p.value(), buffers[p.key()])) << p.key();
   EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"m"});
 }
 

@@ -20,6 +20,7 @@
 #include "runtime/data/image_store.h"
 #include "runtime/inference/model_dir.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/scrambled_state.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -38,6 +39,9 @@ class ClassifierTest : public ::testing::Test {
   void SetUp() override {
     torch::manual_seed(11);
     net_ = zoo::Network(Encoding::parse("020-_16_11-21"), 3);
+    // BatchNorm statistics a fresh network does not have, so that a
+    // classifier that dropped them would compute something else.
+    nasoa::testing::scramble_state(*net_, 11);
     // A head far from uniform, so that the top-1 class is never a near tie.
     torch::NoGradGuard no_grad;
     for (auto& p : net_->named_parameters())
@@ -62,6 +66,18 @@ class ClassifierTest : public ::testing::Test {
                           .permute({2, 0, 1}).to(torch::kFloat).div(255.0);
     x = (x - torch::tensor({kMean[0], kMean[1], kMean[2]}).view({3, 1, 1})) /
         torch::tensor({kStd[0], kStd[1], kStd[2]}).view({3, 1, 1});
+    torch::NoGradGuard no_grad;
+    const torch::Tensor p = torch::softmax(net_->forward(x.unsqueeze(0)), 1)[0].contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  }
+
+  // The network's softmax on an image of one colour (r, g, b), built by
+  // hand: what any correct conversion and resize of a uniform image gives.
+  std::vector<float> expected_uniform(int r, int g, int b) {
+    torch::Tensor x = torch::tensor({float(r), float(g), float(b)}).div(255.0).view({3, 1, 1});
+    x = ((x - torch::tensor({kMean[0], kMean[1], kMean[2]}).view({3, 1, 1})) /
+         torch::tensor({kStd[0], kStd[1], kStd[2]}).view({3, 1, 1}))
+            .expand({3, kSide, kSide});
     torch::NoGradGuard no_grad;
     const torch::Tensor p = torch::softmax(net_->forward(x.unsqueeze(0)), 1)[0].contiguous();
     return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
@@ -106,6 +122,39 @@ TEST_F(ClassifierTest, PredictsWhatTheSavedNetworkComputes) {
     EXPECT_GE(top3[0].probability, top3[1].probability);
     EXPECT_GE(top3[1].probability, top3[2].probability);
   }
+}
+
+// Uniform images of every kind the decoder hands over, against values
+// worked out by hand rather than by the conversion the classifier uses:
+// OpenCV's BGR order, grey, 16 bits (a 257th), and alpha over white.
+TEST_F(ClassifierTest, ConvertsEachPixelFormatAsWorkedOutByHand) {
+  const Classifier clf = Classifier::open(dir_);
+  struct Case {
+    const char* what;
+    cv::Mat image;
+    int r, g, b;
+  };
+  const std::vector<Case> cases = {
+      {"bgr8", cv::Mat(40, 50, CV_8UC3, cv::Scalar(10, 100, 200)), 200, 100, 10},
+      {"grey8", cv::Mat(30, 70, CV_8UC1, cv::Scalar(77)), 77, 77, 77},
+      {"bgr16", cv::Mat(48, 48, CV_16UC3, cv::Scalar(257 * 10, 257 * 100, 257 * 200)), 200, 100, 10},
+      {"bgra8 opaque", cv::Mat(33, 33, CV_8UC4, cv::Scalar(10, 100, 200, 255)), 200, 100, 10},
+      // A fifth opaque over white: (200 * 51 + 255 * 204) / 255 = 244.5 less
+      // a rounding hair, and so on.
+      {"bgra8 a fifth opaque", cv::Mat(33, 33, CV_8UC4, cv::Scalar(10, 100, 200, 51)), 244, 224, 206},
+      // Alpha 0 everywhere is padding (a BMP's unused fourth byte), not an
+      // image of nothing but background.
+      {"bgra8 alpha all 0", cv::Mat(33, 33, CV_8UC4, cv::Scalar(10, 100, 200, 0)), 200, 100, 10},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    expect_matches(clf.predict(c.image, 3), expected_uniform(c.r, c.g, c.b));
+  }
+  // The cases differ: a classifier that ignored its input would fail some.
+  const std::vector<float> rgb = expected_uniform(200, 100, 10), bgr = expected_uniform(10, 100, 200);
+  float largest = 0;
+  for (std::size_t i = 0; i < rgb.size(); ++i) largest = std::max(largest, std::abs(rgb[i] - bgr[i]));
+  EXPECT_GT(largest, 1e-3) << "swapped channels must change the answer by more than the tolerance";
 }
 
 TEST_F(ClassifierTest, BatchEqualsOneByOne) {

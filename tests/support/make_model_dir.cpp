@@ -1,6 +1,11 @@
 // Test helper: a freshly initialised model directory and a folder of images
 // for the nasoa-classify CLI test.
 // Usage: nasoa_test_make_model_dir MODEL_DIR IMAGE_DIR LABEL...
+//        nasoa_test_make_model_dir --cuda-available
+//
+// The second form prints 1 when LibTorch reaches a CUDA device and 0 when
+// not, so that a CLI test knows which answer to require of a tool asked for
+// CUDA without asking the tool under test.
 //
 // IMAGE_DIR gets a.png (BGR), sub/b.jpg (BGR), sub/c.png (grey),
 // sub/deeper/d.png (BGRA) and notes.txt (not an image, to be ignored).
@@ -10,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string>
 
 #include "nasoa/error.h"
 #include "runtime/inference/model_dir.h"
@@ -17,6 +23,10 @@
 namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--cuda-available") {
+    std::cout << (torch::cuda::is_available() ? 1 : 0) << '\n';
+    return 0;
+  }
   if (argc < 5) {
     std::cerr << "usage: " << argv[0] << " MODEL_DIR IMAGE_DIR LABEL LABEL...\n";
     return 2;
