@@ -20,6 +20,7 @@
 #include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/planner.h"
 #include "runtime/adapt/probe.h"
+#include "runtime/train/finishing_costs.h"
 #include "sdk/adapter_impl.h"
 #include "sdk/boundary.h"
 #include "sdk/task_impl.h"
@@ -79,9 +80,11 @@ std::string state_folder(const Adapter::Impl& impl) {
 }
 
 void make_dir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(ErrorCode::kIo, dir + ": cannot create the state directory: " + ec.message());
+  try {
+    zoo::create_directories_durably(dir);
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string("cannot create the state directory: ") + e.what());
+  }
 }
 
 // ---- device profile ---------------------------------------------------------
@@ -244,10 +247,10 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
     std::error_code ignored;  // measure again means all of it
     fs::remove(options.partial_path, ignored);
   }
+  options.save_path = path;
   rt::DeviceProfile profile = rt::profile_bundle(impl.zoo.dir(), options);
   out.seconds = since(waited_from);
   out.measured = true;
-  rt::save_device_profile(profile, path);
   impl.profile = std::move(profile);
   return out;
 }
@@ -375,7 +378,8 @@ std::map<std::string, double> probe_models(const Adapter::Impl& impl, const Task
       if (std::isfinite(score))
         scores[m->name] = score;
       else
-        notes.push_back("probe of model '" + m->name + "' left out: its LogME score is not a finite number");
+        notes.push_back("probe of model '" + m->name +
+                        "' left out: its features give no LogME score (not finite, or all alike)");
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kInvalidArgument) throw;
       notes.push_back("probe of model '" + m->name + "' left out: " + e.what());
@@ -499,7 +503,11 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // saving a model would fit.
     const rt::PlanOverheads defaults;
     const double usable = sdk::time_limit_seconds(budget) * (1 - defaults.safety_margin) - budget.spent_seconds;
-    const double fixed = defaults.startup_seconds + defaults.saving_seconds;
+    std::int64_t fewest_parameters = std::numeric_limits<std::int64_t>::max();
+    for (const ModelInfo* m : candidates) fewest_parameters = std::min(fewest_parameters, m->parameters);
+    const double fixed = defaults.startup_seconds +
+                         rt::estimated_save_seconds(double(sizeof(float)) * double(fewest_parameters)) +
+                         rt::kFinishingSlackSeconds;
     if (usable <= fixed)
       throw Error(ErrorCode::kInvalidArgument,
                   "time budget too small to plan a fine-tune: " + seconds_text(std::max(0.0, usable)) + " s of " +
@@ -568,6 +576,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     zoo::start_peak_measurement();
     options.overheads.resident_bytes = zoo::resident_bytes().value_or(0);
     options.overheads.validation_images = std::int64_t(split.validation.size());
+    options.overheads.checkpoint_interval_seconds = impl.options.checkpoint_interval_seconds;
     rt::PlannerBudget limits;
     limits.seconds = sdk::time_limit_seconds(budget);
     if (budget.joules > 0) limits.joules = budget.joules;
@@ -606,6 +615,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         } catch (const Error& e) {
           if (e.code() != ErrorCode::kInvalidArgument || batches.empty()) throw;
           options.grid.batch_sizes.clear();
+          options.overheads.spent_seconds = budget.spent_seconds + since(started);  // the first try's time too
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
           plan.notes.push_back("no plan at the batch sizes the predictor has seen (" +

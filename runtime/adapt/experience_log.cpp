@@ -471,9 +471,19 @@ AppendReport append_locked(const std::string& path, const std::vector<Experience
     }
     written += std::size_t(n);
   }
-  if (::fsync(fd.get()) != 0) io_error(path, "fsync failed");
+  if (::fsync(fd.get()) != 0) {
+    // The lines may still be in the file while their pages were dropped: a
+    // retry would find its run id and be told it was recorded before. Cut
+    // them, so that a failure reported is a record not stored.
+    const int saved = errno;
+    if (::ftruncate(fd.get(), off_t(end)) == 0) (void)::fsync(fd.get());
+    errno = saved;
+    io_error(path, "fsync failed");
+  }
   report.bytes_written = written;
-  if (created) zoo::sync_directory(std::filesystem::path(path).parent_path().string());
+  // An empty log's entry may be as new as the file (its creator killed
+  // before syncing the folder): the first record in it makes it durable.
+  if (created || end == 0) zoo::sync_directory(std::filesystem::path(path).parent_path().string());
   return report;
 }
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -23,10 +25,19 @@ double logme_score(const std::vector<float>& features, int n, int d, const std::
     if (l < 0 || l >= classes)
       throw Error(ErrorCode::kInvalidArgument, "logme_score: label " + std::to_string(l) + " outside [0, " +
                                                    std::to_string(classes) + ")");
+  // Features that overflowed (odd weights, odd inputs) have no evidence to
+  // weigh; LAPACK's eigensolver would fail to converge on them.
+  if (!std::all_of(features.begin(), features.end(), [](float x) { return std::isfinite(x); }))
+    return std::numeric_limits<double>::quiet_NaN();
   torch::NoGradGuard no_grad;
   // Double precision: the evidence subtracts large, nearly equal terms.
   const torch::Tensor f = torch::from_blob(const_cast<float*>(features.data()), {n, d}, torch::kFloat).to(torch::kDouble);
-  const auto [s, v] = torch::linalg_eigh(f.t().mm(f), "L");  // F^T F = V diag(s) V^T
+  torch::Tensor s, v;  // F^T F = V diag(s) V^T
+  try {
+    std::tie(s, v) = torch::linalg_eigh(f.t().mm(f), "L");
+  } catch (const c10::Error&) {  // did not converge: no score, as for degenerate features
+    return std::numeric_limits<double>::quiet_NaN();
+  }
   const torch::Tensor fv = f.mm(v);  // F V, so that F m = (F V)(V^T m)
   // V^T F^T y for every class's indicator y at once, as a d x classes matrix.
   torch::Tensor indicators = torch::zeros({n, classes}, torch::kDouble);

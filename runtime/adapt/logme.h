@@ -12,7 +12,9 @@
 //
 // Pure function; safe from any thread. Throws Error{kInvalidArgument} for
 // empty input, a feature matrix whose size is not n x d, or a label outside
-// [0, classes).
+// [0, classes). Returns NaN (no score) for features that are not all finite,
+// for features all alike (the evidence is 0/0), and where the
+// eigendecomposition does not converge.
 #pragma once
 
 #include <vector>

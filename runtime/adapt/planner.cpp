@@ -13,6 +13,7 @@
 #include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/regime_json.h"
 #include "runtime/data/batching.h"
+#include "runtime/train/finishing_costs.h"
 
 namespace nasoa::runtime {
 namespace {
@@ -28,7 +29,18 @@ std::string fmt(const char* format, double v) {
   return buffer;
 }
 // Rounded up, so that "at least X" is never below what is needed.
-std::string ceil2(double v) { return fmt("%.2f", std::ceil(v * 100 - 1e-9) / 100); }
+// The smallest budget written with `decimals` decimals whose usable part
+// (the budget less the safety margin, `keep` of it) holds `need`: rounded
+// up, then raised a step where floating-point rounding would leave the
+// quoted budget a hair short of the very plan it names. (Memory caps are
+// whole MiB, and their usable part is truncated to whole bytes: a byte more
+// is asked for.)
+std::string least_budget(double need, double keep, int decimals, double unit = 1.0) {
+  const double step = std::pow(10.0, -decimals);
+  double v = std::ceil(need / keep / unit / step) * step;
+  while (v * unit * keep < need) v += step;
+  return fmt(("%." + std::to_string(decimals) + "f").c_str(), v);
+}
 std::string mib(double bytes) { return fmt("%.1f", bytes / (1024.0 * 1024.0)); }
 
 // One model x batch x frozen count, whatever the learning rate: what an
@@ -37,6 +49,9 @@ struct Config {
   std::size_t model = 0;
   int batch = 0, frozen = 0;
   double train_epoch = 0, eval_epoch = 0;
+  // Saving the model and the slack the fine-tuner keeps, and one
+  // checkpoint, by the model's size (finishing_costs.h).
+  double finishing = 0, checkpoint = 0;
   std::optional<double> watts;
   std::optional<std::int64_t> memory;
   int epoch_cap = 0;             // the most epochs planned for it
@@ -44,10 +59,13 @@ struct Config {
 };
 
 struct Costs {
-  double fixed = 0;  // startup + saving, spent seconds not included
   double spent_seconds = 0, spent_joules = 0;
+  double startup = 0;
+  double checkpoint_interval = 0;  // <= 0: no checkpoints
   double seconds(const Config& c, int epochs) const {
-    return spent_seconds + fixed + epochs * (c.train_epoch + c.eval_epoch);
+    const double run = epochs * (c.train_epoch + c.eval_epoch);
+    return spent_seconds + startup + run + c.finishing +
+           c.checkpoint * checkpoints_of_run(epochs, run, checkpoint_interval);
   }
   std::optional<double> joules(const Config& c, int epochs) const {
     if (!c.watts) return std::nullopt;
@@ -169,7 +187,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   for (const auto& [name, v] : {std::pair{"spent_seconds", over.spent_seconds},
                                 std::pair{"spent_joules", over.spent_joules},
                                 std::pair{"startup_seconds", over.startup_seconds},
-                                std::pair{"saving_seconds", over.saving_seconds},
+                                std::pair{"checkpoint_interval_seconds", over.checkpoint_interval_seconds},
                                 std::pair{"estimate_watts", options.estimate_watts},
                                 std::pair{"risk_aversion", options.risk_aversion}})
     if (!(v >= 0) || !std::isfinite(v)) invalid(std::string(name) + " " + std::to_string(v) + " is not a non-negative number");
@@ -191,7 +209,8 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
   if (budget.memory_bytes)
     limits.memory = std::int64_t(double(*budget.memory_bytes) * (1 - over.safety_margin));
   Costs costs;
-  costs.fixed = over.startup_seconds + over.saving_seconds;
+  costs.startup = over.startup_seconds;
+  costs.checkpoint_interval = over.checkpoint_interval_seconds;
   costs.spent_seconds = over.spent_seconds;
   costs.spent_joules = over.spent_joules;
   const int epoch_cap = *std::max_element(grid.epochs.begin(), grid.epochs.end());
@@ -237,6 +256,9 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
             of_model != grid.epoch_caps_by_frozen.end())
           if (const auto at = of_model->second.find(f); at != of_model->second.end()) tighten(at->second);
         c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
+        const double weight_bytes = double(sizeof(float)) * double(models[mi].parameters);
+        c.finishing = estimated_save_seconds(weight_bytes) + kFinishingSlackSeconds;
+        c.checkpoint = estimated_checkpoint_seconds(weight_bytes);
         // Evaluation runs at the plan's batch size, as the fine-tuner's does.
         c.eval_epoch = predict_evaluation_seconds(profile, models[mi].name, over.validation_images, b);
         const StepTiming* cell = find_cell(mp, b, f);
@@ -293,7 +315,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
       // with the check every plan is held to.
       const double per_epoch = c.train_epoch + c.eval_epoch;
       double estimate =
-          per_epoch > 0 ? (limits.usable_seconds - costs.spent_seconds - costs.fixed) / per_epoch : c.epoch_cap;
+          per_epoch > 0 ? (limits.usable_seconds - costs.seconds(c, 0)) / per_epoch : c.epoch_cap;
       fit = int(std::clamp(std::floor(estimate), 1.0, double(c.epoch_cap)));
       while (fit > 1 && !limits.fits(costs, c, fit)) --fit;
       while (fit < c.epoch_cap && limits.fits(costs, c, fit + 1)) ++fit;
@@ -333,14 +355,16 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
               "), and the budget fits at most " + std::to_string(most) + " of any plan");
   }
   if (candidates.empty()) {
-    // The configuration closest to fitting, at one epoch, and what it needs.
+    // The configuration closest to fitting, at the fewest epochs a plan may
+    // have (more than one under a warm-up), and what it needs.
+    const int least = std::max(1, fewest_epochs);
     std::size_t nearest = configs.size();
     double nearest_ratio = kInf;
     for (std::size_t ci = 0; ci < configs.size(); ++ci) {
       const Config& c = configs[ci];
-      double ratio = costs.seconds(c, 1) / limits.usable_seconds;
+      double ratio = costs.seconds(c, least) / limits.usable_seconds;
       if (limits.usable_joules) {
-        const auto j = costs.joules(c, 1);
+        const auto j = costs.joules(c, least);
         ratio = std::max(ratio, j ? *j / *limits.usable_joules : kInf);
       }
       if (limits.memory) ratio = std::max(ratio, c.memory ? double(*c.memory) / double(*limits.memory) : kInf);
@@ -360,25 +384,25 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
     // What the cheapest plan needs, the limits it breaks first: with a
     // memory cap too small, leading with seconds that fit would mislead.
     std::vector<std::string> broken, kept;
-    const double seconds = costs.seconds(c, 1);
+    const double seconds = costs.seconds(c, least);
     if (std::isfinite(budget.seconds))
       (seconds > limits.usable_seconds ? broken : kept)
-          .push_back("a budget of at least " + ceil2(seconds / (1 - over.safety_margin)) + " s (given " +
+          .push_back("a budget of at least " + least_budget(seconds, 1 - over.safety_margin, 2) + " s (given " +
                      fmt("%.2f", budget.seconds) + " s, with a " + margin + " and " + fmt("%.2f", over.spent_seconds) +
                      " s already spent)");
     if (budget.joules) {
-      const double joules = *costs.joules(c, 1);
+      const double joules = *costs.joules(c, least);
       (joules > *limits.usable_joules ? broken : kept)
-          .push_back("at least " + ceil2(joules / (1 - over.safety_margin)) + " J (given " +
+          .push_back("at least " + least_budget(joules, 1 - over.safety_margin, 2) + " J (given " +
                      fmt("%.2f", *budget.joules) + " J)");
     }
     if (budget.memory_bytes)
       (*c.memory > *limits.memory ? broken : kept)
-          .push_back("a memory cap of at least " + mib(double(*c.memory) / (1 - over.safety_margin)) +
+          .push_back("a memory cap of at least " + least_budget(double(*c.memory) + 1, 1 - over.safety_margin, 0, 1024.0 * 1024.0) +
                      " MiB (given " + mib(double(*budget.memory_bytes)) + " MiB)");
     std::string text = "no plan fits the budget: the cheapest, model '" + models[c.model].name + "' at batch " +
                        std::to_string(c.batch) + " with " + std::to_string(c.frozen) +
-                       " frozen stages for 1 epoch, needs ";
+                       " frozen stages for " + std::to_string(least) + (least == 1 ? " epoch" : " epochs") + ", needs ";
     for (std::size_t i = 0; i < broken.size(); ++i) text += (i ? " and " : "") + broken[i];
     if (!kept.empty()) {
       text += broken.empty() ? "" : "; it fits ";

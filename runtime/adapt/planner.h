@@ -6,11 +6,18 @@
 // stages) and every epoch count of the grid, the plan's cost is predicted
 // from the device profile:
 //
-//   seconds = spent + startup + epochs * (train_epoch + eval_epoch) + saving
+//   seconds = spent + startup + run + finishing + checkpoints * checkpoint
+//     run         = epochs * (train_epoch + eval_epoch)
 //     train_epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen)
-//     eval_epoch  = validation_images * inference seconds per image at the
-//                   plan's batch: a per-batch and a per-image cost, through
-//                   the profile's batch-1 and batch-64 figures
+//     eval_epoch  = predict_evaluation_seconds(profile, model,
+//                   validation_images, batch): a per-batch and a per-image
+//                   cost, through the profile's batch-1 and batch-64 figures
+//     finishing   = estimated_save_seconds + kFinishingSlackSeconds, and
+//     checkpoint  = estimated_checkpoint_seconds, by the model's float32
+//                   weights (runtime/train/finishing_costs.h): what the
+//                   fine-tuner keeps back to finish, so that the last epoch
+//                   a plan counts is evaluated rather than cut
+//     checkpoints = checkpoints_of_run(epochs, run, checkpoint_interval_seconds)
 //   joules  = spent_joules + watts * (seconds - spent)
 //     watts: the profile's measurement for that batch and frozen count, else
 //     PlannerOptions::estimate_watts; without either, joules are unknown.
@@ -117,7 +124,9 @@ struct PlanOverheads {
   double spent_joules = 0;             // already used; counts against a joule budget
   std::int64_t validation_images = 0;  // evaluated after every epoch
   double startup_seconds = 0.5;        // building the model, loading weights, starting loaders
-  double saving_seconds = 1.0;         // writing the model directory
+  // The fine-tuner's checkpoint interval (AdapterOptions); 0: it writes no
+  // checkpoints. Saving the model is charged by the model's size.
+  double checkpoint_interval_seconds = 30;
   double safety_margin = 0.1;          // share of seconds, joules and memory kept back for estimate error, [0, 1)
   // The resident memory of the process that will fine-tune, as it stands
   // when planning (the task's images included), in bytes; 0: unknown.

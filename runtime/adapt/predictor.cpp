@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -1072,15 +1073,27 @@ void PredictorState::refit_and_save() {
   // In use before it is saved: a save that fails leaves this process with
   // the predictor its records call for, and the next open() refits.
   predictor_ = std::move(p);
-  predictor_->save((std::filesystem::path(dir_) / kPredictorFile).string());
+  save_predictor_copy([&](const std::string& path) { predictor_->save(path); });
+}
+
+void PredictorState::save_predictor_copy(const std::function<void(const std::string&)>& save) {
+  try {
+    save((std::filesystem::path(dir_) / kPredictorFile).string());
+  } catch (const Error& e) {
+    // kInvalidArgument: something other than a file is in its place.
+    if (e.code() != ErrorCode::kIo && e.code() != ErrorCode::kInvalidArgument) throw;
+    damage_.push_back(std::string(e.what()) + " (the predictor is used unsaved; the next open writes it)");
+  }
 }
 
 PredictorState PredictorState::open(const std::string& dir, ShippedExperience shipped,
                                     const PredictorOptions& options) {
   check_options(options);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error(ErrorCode::kIo, dir + ": cannot create the predictor state directory: " + ec.message());
+  try {
+    zoo::create_directories_durably(dir);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kIo, std::string("cannot create the predictor state directory: ") + e.what());
+  }
   PredictorState s;
   s.dir_ = dir;
   s.options_ = options;
@@ -1109,7 +1122,7 @@ PredictorState PredictorState::open(const std::string& dir, ShippedExperience sh
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kIo) throw;
     }
-    if (kept != text) zoo::write_file_atomic(predictor_path, text);
+    if (kept != text) s.save_predictor_copy([&](const std::string& path) { zoo::write_file_atomic(path, text); });
   } else if (std::filesystem::exists(predictor_path)) {
     try {
       Predictor p = Predictor::load(predictor_path);

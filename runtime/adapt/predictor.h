@@ -319,7 +319,8 @@ class PredictorState {
   static constexpr const char* kLogFile = "experience.log";
   static constexpr const char* kPredictorFile = "predictor.json";
 
-  // Creates `dir` when missing. Throws kIo when it cannot be read or written,
+  // Creates `dir` when missing. Throws kIo when it cannot be read or
+  // created (a predictor.json that cannot be written is noted in damage()),
   // what fit() throws for bad options, and, when it must fit a predictor on
   // shipped records not read yet, what reading them throws (the bundle's
   // file changed since it was opened: kCorrupt naming it).
@@ -343,7 +344,7 @@ class PredictorState {
   // record when the shipped predictor carries it (ShippedExperience::summary).
   ExperienceSummary fitted_experience() const;
   // Damage open() found in the log, one line each (see damage_report()),
-  // and a predictor.json record() could not write.
+  // and a predictor.json open() or record() could not write.
   const std::vector<std::string>& damage() const { return damage_; }
   // Whether open() had to refit (predictor.json missing, damaged or stale,
   // and no matching shipped predictor).
@@ -370,6 +371,11 @@ class PredictorState {
   PredictorState() = default;
   std::string fingerprint() const;
   void refit_and_save();
+  // predictor.json is a copy of what the records call for: one that cannot
+  // be written (a full disk, a read-only folder) is noted in damage() and
+  // the predictor used unsaved, so that neither a plan nor the record being
+  // stored fails for it.
+  void save_predictor_copy(const std::function<void(const std::string&)>& save);
   // Whether the predictor is fitted on the shipped records alone (and
   // calibrated to the device's) rather than on the device's records.
   bool fits_shipped() const;

@@ -566,6 +566,7 @@ DeviceProfile profile_bundle(const std::string& bundle_dir, const ProfileOptions
     progress.seconds = seconds_since(t0);
     if (on_progress) on_progress(progress);
   }
+  if (!options.save_path.empty()) save_device_profile(profile, options.save_path);
   if (!options.partial_path.empty()) {
     std::error_code ignored;  // a leftover is only re-read and replaced
     std::filesystem::remove(options.partial_path, ignored);
@@ -783,11 +784,15 @@ double predict_step_seconds(const DeviceProfile& profile, const std::string& mod
   const double denominator = n * sxx - sx * sx;
   if (denominator > 0) {
     const double slope = (n * sxy - sx * sy) / denominator;
+    // A larger batch never takes less time per step: a falling line is
+    // timing noise, and extrapolated it would price a big batch below a
+    // measured small one.
     const double intercept = (sy - slope * sx) / n;
     const double predicted = intercept + slope * batch_size;
-    if (std::isfinite(predicted) && predicted > 0) return predicted;
+    if (slope >= 0 && std::isfinite(predicted) && predicted > 0) return predicted;
   }
-  // One batch size measured, or noise made the line cross zero: no fit to trust.
+  // One batch size measured, or noise made the line fall or cross zero: no
+  // fit to trust.
   const StepTiming* nearest = *std::min_element(points.begin(), points.end(), [&](auto* a, auto* b) {
     return std::abs(a->batch_size - batch_size) < std::abs(b->batch_size - batch_size);
   });
@@ -811,13 +816,14 @@ double predict_evaluation_seconds(const DeviceProfile& profile, const std::strin
     throw Error(ErrorCode::kInvalidArgument, "cannot predict an evaluation of " + std::to_string(images) +
                                                  " images at batch " + std::to_string(batch_size));
   const double at1 = m.inference_seconds_per_image_batch1, at64 = m.inference_seconds_per_image_batch64;
-  double per_image = 0;
-  if (at1 > 0 && at64 > 0) {
-    per_image = std::max(0.0, at64 + (at1 - at64) * (1.0 / batch_size - 1.0 / 64) / (1.0 - 1.0 / 64));
-  } else {
-    per_image = std::max({0.0, at1, at64});
-  }
-  return double(images) * per_image;
+  if (!(at1 > 0 && at64 > 0)) return double(images) * std::max({0.0, at1, at64});
+  // A batch of b takes per_batch + b * per_image: at1 = per_batch + per_image
+  // and at64 = per_batch / 64 + per_image. Evaluation does not merge a last
+  // short batch, which pays per_batch whole.
+  const double per_batch = std::max(0.0, (at1 - at64) / (1.0 - 1.0 / 64));
+  const double per_image = std::max(0.0, at1 - per_batch);
+  const std::int64_t batches = (images + batch_size - 1) / batch_size;
+  return double(batches) * per_batch + double(images) * per_image;
 }
 
 }  // namespace nasoa::runtime

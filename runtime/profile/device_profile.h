@@ -157,9 +157,13 @@ struct ProfileOptions {
   // Where to keep the models measured so far, so that a call stopped by its
   // time limit (or killed) loses none of them: a later call with the same
   // path takes them from there when the device, bundle and options are the
-  // same, and measures only the rest. Removed once the profile is whole.
-  // Empty: nothing kept.
+  // same, and measures only the rest. Removed once the profile is whole
+  // (and saved at save_path, when set). Empty: nothing kept.
   std::string partial_path;
+  // Where to save the whole profile, before partial_path is removed: saved
+  // by the caller afterwards instead, a kill in between would lose every
+  // model measured. Empty: not saved.
+  std::string save_path;
 };
 
 struct ProfileProgress {

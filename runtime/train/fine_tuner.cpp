@@ -8,6 +8,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/finishing_costs.h"
 #include "zoo/system/heap_policy.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
@@ -236,11 +237,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // What finishing costs: a last evaluation and saving the model.
   double parameter_bytes = 0;
   for (const auto& p : net.parameters()) parameter_bytes += double(p.numel() * p.element_size());
-  const double save_seconds = 0.5 + parameter_bytes / 50e6;
-  // A checkpoint holds the weights, the best weights and the optimiser's
-  // state (up to four times the model); until one is timed, estimated at the
-  // rate saving is.
-  double checkpoint_seconds = job.checkpoint_path.empty() ? 0.0 : 0.25 + 4 * parameter_bytes / 50e6;
+  const double save_seconds = estimated_save_seconds(parameter_bytes);
+  // Until one is timed, a checkpoint is estimated (the planner charges the
+  // same: finishing_costs.h).
+  double checkpoint_seconds = job.checkpoint_path.empty() ? 0.0 : estimated_checkpoint_seconds(parameter_bytes);
   // A training step's images: fewer than the batch size when the training
   // split is smaller, while validation batches are full.
   const double images_per_step =
@@ -275,7 +275,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                                                                      0.4 * double(job.split.validation.size());
     // A stop writes a checkpoint before finishing, so that a kill while
     // the last evaluation runs or the model is saved loses nothing.
-    return eval + save_seconds + checkpoint_seconds + 0.25;
+    return eval + save_seconds + checkpoint_seconds + kFinishingSlackSeconds;
   };
   // What the progress reports: the steps left at the steps' pace, then
   // finishing, and never past the deadline.

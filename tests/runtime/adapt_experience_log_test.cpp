@@ -308,11 +308,13 @@ TEST(ExperienceLogTest, DescribesModelsFromTheirEncoding) {
   info.encoding = "031-_64_1-1-221-11121";
   info.input_size = 224;
   // The bundle's counts are taken as they are, not recomputed from the
-  // encoding (whose count is 15235528): a sentinel shows which was used.
+  // encoding (15235528 parameters, 1551151104 MACs): sentinels show which
+  // were used.
   info.parameters = 12345;
-  info.macs = 1551151104;
+  info.macs = 67890;
   const ModelFeatures d = describe_model(info);
   EXPECT_EQ(d.parameters, 12345);
+  EXPECT_EQ(d.macs, 67890);
   EXPECT_EQ(d.num_stages, 5);
   EXPECT_FALSE(d.upstream_accuracy);
   EXPECT_THROW(describe_model("x", "not-an-encoding", 224, 10), Error);

@@ -68,7 +68,12 @@ PlannerOptions options_with(std::int64_t validation_images = 200, double spent =
 
 // The plan's cost as planner.h states it, computed here from the profile and
 // the options alone (not through the planner's code):
-//   seconds = spent + startup + epochs * (train_epoch + eval_epoch) + saving
+//   seconds = spent + startup + run + finishing + checkpoints * checkpoint,
+//             run = epochs * (train_epoch + eval_epoch); for P parameters,
+//             finishing = 0.5 + 4P / 50e6 + 0.25 s (saving, slack) and a
+//             checkpoint 0.25 + 16P / 50e6 s, written at the first epoch
+//             end, every checkpoint interval and at the last: at most
+//             min(epochs, 2 + floor(run / interval)), 1 for one epoch
 //   joules  = spent_joules + watts * (seconds - spent), watts the cell's
 //             measurement, else estimate_watts; unmetered: estimate_watts,
 //             else the most the model drew in any cell; none: unknown
@@ -84,14 +89,22 @@ Cost cost_of(const std::string& model, int batch, int frozen, int epochs, const 
              const PlannerOptions& o, std::int64_t train_images, const std::vector<ModelFeatures>& zoo = models()) {
   const ModelProfile& m = profile.model(model);
   const PlanOverheads& over = o.overheads;
-  // Evaluation at the plan's batch: t(b) = per_batch / b + per_image, with
-  // t(1) and t(64) the profile's figures.
+  // Evaluation at the plan's batch: a batch of b takes per_batch + b *
+  // per_image, with t(1) and t(64) per image the profile's figures, and
+  // every batch counts, a short last one included.
   const double per_image = (64 * m.inference_seconds_per_image_batch64 - m.inference_seconds_per_image_batch1) / 63;
   const double per_batch = m.inference_seconds_per_image_batch1 - per_image;
+  const std::int64_t validation_batches = (over.validation_images + batch - 1) / batch;
   const double epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen) +
-                       double(over.validation_images) * (per_batch / batch + per_image);
+                       double(validation_batches) * per_batch + double(over.validation_images) * per_image;
   Cost c;
-  c.seconds = over.spent_seconds + over.startup_seconds + over.saving_seconds + epochs * epoch;
+  const auto features = std::find_if(zoo.begin(), zoo.end(), [&](const ModelFeatures& f) { return f.name == model; });
+  const double weights = features == zoo.end() ? 0.0 : double(features->parameters);
+  const double run = epochs * epoch;
+  const int checkpoints =
+      epochs == 1 ? 1 : int(std::min<double>(epochs, 2 + std::floor(run / over.checkpoint_interval_seconds)));
+  c.seconds = over.spent_seconds + over.startup_seconds + run + (0.5 + 4 * weights / 50e6 + 0.25) +
+              checkpoints * (0.25 + 16 * weights / 50e6);
   const StepTiming* cell = nullptr;
   double most_watts = 0;
   for (const StepTiming& s : m.steps) {
@@ -549,6 +562,11 @@ TEST(PlannerTest, AnImpossibleBudgetNamesTheBudgetThatWouldDo) {
       << "planned under an impossible memory cap";
   // Memory is what does not fit, so it comes first; the seconds fit.
   EXPECT_LT(capped.find("a memory cap of at least"), capped.find("; it fits a budget of at least")) << capped;
+  // The cap it names, in whole MiB as a Budget takes it, plans.
+  std::smatch cap;
+  ASSERT_TRUE(std::regex_search(capped, cap, std::regex("memory cap of at least ([0-9]+) MiB"))) << capped;
+  budget.memory_bytes = std::stoll(cap[1]) * 1024 * 1024;
+  EXPECT_NO_THROW(generate_schedule(kTask, kTrainImages, budget, profile, models(), flat, o));
 }
 
 TEST(PlannerTest, EveryPlanOutlastsTheBaseRegimesWarmUp) {
@@ -590,6 +608,19 @@ TEST(PlannerTest, EveryPlanOutlastsTheBaseRegimesWarmUp) {
       [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, long_warmup); },
       ErrorCode::kInvalidArgument, {"warmup_epochs = 2.5", "at least 3"}))
       << "planned runs shorter than the warm-up";
+
+  // A budget too small for even one epoch names the budget the fewest
+  // epochs a plan may have need, not one epoch's: that budget then plans.
+  PlannerBudget tiny;
+  tiny.seconds = 2.5;
+  std::string message;
+  EXPECT_TRUE(nasoa::testing::throws_error_with(
+      [&] { generate_schedule(kTask, kTrainImages, tiny, profile, models(), fewer_is_better, long_warmup); },
+      ErrorCode::kInvalidArgument, {"for 3 epochs"}, &message));
+  tiny.seconds = needed_seconds(message);
+  ASSERT_GT(tiny.seconds, 0) << message;
+  EXPECT_EQ(generate_schedule(kTask, kTrainImages, tiny, profile, models(), fewer_is_better, long_warmup).best.regime.epochs,
+            3);
 }
 
 TEST(PlannerTest, AJouleBudgetNeedsPowerFigures) {

@@ -835,10 +835,21 @@ TEST(PredictorStateTest, ARecordStoredIsKeptWhenThePredictorFileCannotBeWritten)
   EXPECT_NE(s.damage().back().find("predictor.json"), std::string::npos) << s.damage().back();
   ASSERT_NE(s.predictor(), nullptr);
 
+  // Opened while the file still cannot be written (what record() and plan()
+  // do first): the predictor is used unsaved and a record is still stored,
+  // not lost to a failed open.
+  PredictorState blocked = PredictorState::open(dir / "state", ShippedExperience{}, small_options());
+  ASSERT_NE(blocked.predictor(), nullptr);
+  ASSERT_FALSE(blocked.damage().empty());
+  EXPECT_NE(blocked.damage().back().find("predictor.json"), std::string::npos) << blocked.damage().back();
+  EXPECT_TRUE(blocked.record(world.random_record("device-3")));
+  EXPECT_EQ(read_experience_log(dir / "state/experience.log").records.size(), 3u);
+
   std::filesystem::remove(dir / "state/predictor.json");
   PredictorState reopened = PredictorState::open(dir / "state", ShippedExperience{}, small_options());
   EXPECT_TRUE(reopened.refitted_on_open());
-  EXPECT_EQ(reopened.device_records().size(), 2u);
+  EXPECT_EQ(reopened.device_records().size(), 3u);
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "state/predictor.json"));
 }
 
 TEST(PredictorStateTest, RecordingDeviceOutcomesMovesItsPredictionsTowardThem) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "nasoa/error.h"
@@ -125,6 +126,20 @@ TEST(LogMeTest, AClassWithoutSamplesIsLeftOut) {
   // The same samples with a fourth class that has none: the score of the
   // three classes, not one raised by a target any features fit.
   EXPECT_NEAR(logme_score(f, n, d, labels, classes + 1), logme_score(f, n, d, labels, classes), 1e-9);
+}
+
+// Features that overflowed give no score, not an exception that would fail
+// the whole plan (the planner leaves such a model out of the probe).
+TEST(LogMeTest, FeaturesThatAreNotFiniteGiveNoScore) {
+  const int n = 30, d = 8, classes = 3;
+  const std::vector<int> labels = make_labels(n, classes);
+  std::vector<float> f = make_features(labels, d, 4, 0.3, 6);
+  ASSERT_TRUE(std::isfinite(logme_score(f, n, d, labels, classes)));
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<float> g = f;
+    g[17] = bad;
+    EXPECT_TRUE(std::isnan(logme_score(g, n, d, labels, classes))) << bad;
+  }
 }
 
 TEST(LogMeTest, RefusesMismatchedInputNamingTheSizes) {

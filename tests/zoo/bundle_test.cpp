@@ -714,6 +714,20 @@ TEST_F(BundleTest, AtomicWritesRefuseToReplaceWhatIsNotARegularFile) {
   EXPECT_EQ(entries, 4u) << "a temporary file was left beside the targets";
 }
 
+TEST_F(BundleTest, CreatesMissingFoldersDurablyAndRefusesAFileInTheWay) {
+  const fs::path deep = root_ / "a/b/c/";
+  create_directories_durably(deep.string());
+  EXPECT_TRUE(fs::is_directory(root_ / "a/b/c"));
+  create_directories_durably((root_ / "a/b").string());  // there already: nothing to do
+  create_directories_durably((root_ / "a/./b/../b/d").string());
+  EXPECT_TRUE(fs::is_directory(root_ / "a/b/d"));
+  write_file_atomic((root_ / "a/file").string(), "x");
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { create_directories_durably((root_ / "a/file/e").string()); },
+                                           ErrorCode::kIo, "a/file"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { create_directories_durably((root_ / "a/file").string()); },
+                                           ErrorCode::kIo, "not a folder"));
+}
+
 TEST_F(BundleTest, ReadFileReadsEveryByteAndRefusesWhatIsNotAFile) {
   const std::string empty = (root_ / "empty").string(), big = (root_ / "big").string();
   { std::ofstream(empty, std::ios::binary); }

@@ -82,6 +82,26 @@ void sync_directory(const std::string& dir) {
   if (rc != 0) io_error(dir, "fsync failed");
 }
 
+void create_directories_durably(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target = fs::absolute(dir, ec);
+  if (ec) throw Error(ErrorCode::kIo, dir + ": cannot resolve the folder: " + ec.message());
+  // The missing folders, outermost first.
+  std::vector<fs::path> missing;
+  for (fs::path p = target.lexically_normal(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    if (p == p.parent_path()) break;  // the root
+    missing.push_back(p);
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (it->filename().empty()) continue;  // "a/b/" names "a/b" twice
+    if (!fs::create_directory(*it, ec) && ec)
+      throw Error(ErrorCode::kIo, it->string() + ": cannot create the folder: " + ec.message());
+    sync_directory(it->parent_path().string());
+  }
+  if (!fs::is_directory(target, ec)) throw Error(ErrorCode::kIo, dir + ": exists and is not a folder");
+}
+
 namespace {
 
 // Writes a temporary file beside `path` and renames it over `path`. Durable:

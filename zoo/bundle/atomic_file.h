@@ -55,6 +55,13 @@ std::filesystem::path named_folder(const std::string& dir);
 // fsync a directory, so that renames and creations in it are durable.
 void sync_directory(const std::string& dir);
 
+// Creates `dir` and whatever of its parents is missing, like
+// std::filesystem::create_directories, and syncs the parent of each folder
+// it creates: a file made durable inside a new folder is not lost with the
+// folder's own entry on a power loss. Throws Error{kIo} naming the folder
+// it could not create or sync.
+void create_directories_durably(const std::string& dir);
+
 // Whole file into memory. Throws Error{kNotFound} or Error{kIo}, and
 // Error{kInvalidArgument} for what is not a regular file (a folder, a pipe,
 // a device).
