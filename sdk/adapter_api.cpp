@@ -476,8 +476,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
           r.energy_note = std::to_string(energy.failed_samples) + " of " +
                           std::to_string(energy.failed_samples + energy.samples) + " readings of " + energy.meter +
                           " failed (last: " + energy.last_error +
-                          "); gaps were spanned by the readings around them, or carried at the last good "
-                          "power while none came";
+                          "); each gap was carried at the last good power (for an energy counter, at "
+                          "its mean power so far when higher), then spanned to the next reading";
       }
       r.stopped_early = outcome.stopped_early;
       r.stop_reason = outcome.stop_reason;

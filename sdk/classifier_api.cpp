@@ -84,8 +84,13 @@ Classifier Classifier::open(const std::string& dir) {
     auto impl = std::make_unique<Impl>();
     impl->model = runtime::open_model_dir(std::filesystem::absolute(dir).lexically_normal().string());
     if (torch::cuda::is_available()) {
-      impl->device = torch::Device(torch::kCUDA);
-      impl->model.network->to(impl->device);
+      impl->model.network->to(torch::Device(torch::kCUDA));
+      // The GPU the weights went to, with its index: a bare kCUDA means the
+      // calling thread's current GPU, which another thread of a multi-GPU
+      // app may have set otherwise, and its inputs would then land apart
+      // from the weights.
+      const std::vector<torch::Tensor> weights = impl->model.network->parameters();
+      impl->device = weights.empty() ? torch::Device(torch::kCUDA, 0) : weights.front().device();
     }
     return Classifier(std::move(impl));
   });

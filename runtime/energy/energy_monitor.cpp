@@ -160,11 +160,14 @@ void EnergyMonitor::take_sample() {
       const double watts = meter_->read_watts();
       const double t = now();
       std::lock_guard<std::mutex> lock(mutex_);
-      // After failed readings the gap was carried at the last good power;
-      // keep that up to the last failure, so the total does not fall back.
+      // After failed readings the gap was carried at gap_watts_ (the last
+      // good power); keep that up to the last failure, so the total does
+      // not fall back, and count it as no reading.
       if (failed_since_good_time_ > integrator_.last_time() && failed_since_good_time_ <= t && watts >= 0 &&
-          watts <= kMaxPlausibleWatts)
-        integrator_.add_power(failed_since_good_time_, integrator_.last_watts());
+          watts <= kMaxPlausibleWatts) {
+        integrator_.add_power(failed_since_good_time_, gap_watts_);
+        ++bridged_gaps_;
+      }
       integrator_.add_power(t, watts);
       failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
       record_locked(t);
@@ -183,7 +186,18 @@ void EnergyMonitor::take_sample() {
   std::lock_guard<std::mutex> lock(mutex_);
   ++failed_;
   last_error_ = std::move(error);
-  if (integrator_.samples() > 0 && std::isfinite(t)) failed_since_good_time_ = t;
+  if (integrator_.samples() > 0 && std::isfinite(t)) {
+    if (!(failed_since_good_time_ > integrator_.last_time())) {
+      // A gap begins. A power meter's last reading is a real instantaneous
+      // power; a counter's is the mean of its last interval, 0 W where it
+      // did not tick, which would freeze the total and leave an energy
+      // budget unchecked for as long as the meter fails: the mean so far,
+      // when higher.
+      const double mean = integrator_.seconds() > 0 ? integrator_.joules() / integrator_.seconds() : 0.0;
+      gap_watts_ = counter_ ? std::max(integrator_.last_watts(), mean) : integrator_.last_watts();
+    }
+    failed_since_good_time_ = t;
+  }
 }
 
 void EnergyMonitor::record_locked(double time_s) {
@@ -200,15 +214,11 @@ EnergyStatus EnergyMonitor::status_locked() const {
   s.joules = integrator_.joules();
   if (failed_since_good_time_ > integrator_.last_time()) {
     s.extrapolated_seconds = failed_since_good_time_ - integrator_.last_time();
-    // At the higher of the last interval's power and the mean so far: a
-    // counter that did not tick between its last two readings shows 0 W
-    // there, which would freeze the total and leave an energy budget
-    // unchecked for as long as the meter fails.
-    const double mean = integrator_.seconds() > 0 ? integrator_.joules() / integrator_.seconds() : 0.0;
-    s.joules += std::max(integrator_.last_watts(), mean) * s.extrapolated_seconds;
+    s.joules += gap_watts_ * s.extrapolated_seconds;
   }
   // Never less than reported before: a counter's exact reading after a gap
-  // may come in below what the gap was carried at.
+  // may come in below what the gap was carried at (a power meter's cannot:
+  // its gap is bridged at the power it was carried at).
   s.joules = std::max(s.joules, reported_joules_);
   reported_joules_ = s.joules;
   s.seconds = integrator_.seconds() + s.extrapolated_seconds;
@@ -217,7 +227,7 @@ EnergyStatus EnergyMonitor::status_locked() const {
   } else if (!counter_ && integrator_.samples() > 0) {
     s.average_watts = integrator_.last_watts();
   }
-  s.samples = integrator_.samples();
+  s.samples = integrator_.samples() - bridged_gaps_;
   s.failed_samples = failed_;
   s.last_error = last_error_;
   return s;

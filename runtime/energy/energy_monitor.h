@@ -162,6 +162,12 @@ class EnergyMonitor {
   std::string last_error_;
   // The time of the latest reading when it failed; NaN when it succeeded.
   double failed_since_good_time_ = std::numeric_limits<double>::quiet_NaN();
+  // The power a gap of failed readings is carried at, chosen at its first
+  // failure, so that the total reported during the gap and the one counted
+  // once readings come back agree whoever asked in between.
+  double gap_watts_ = 0;
+  // Gaps bridged in the integrator: each added a reading that was not one.
+  std::uint64_t bridged_gaps_ = 0;
   // The largest total reported so far: totals never go down.
   mutable double reported_joules_ = 0;
   std::vector<EnergySample> history_;

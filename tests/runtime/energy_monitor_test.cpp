@@ -402,6 +402,55 @@ TEST(EnergyMonitor, WhenReadingsComeBackTheTotalDoesNotFallBack) {
   EXPECT_DOUBLE_EQ(s.joules, 26.0 + 2.0 * (last - 3.0));
 }
 
+// The total counted for a gap must not depend on whether anyone read it
+// while the gap lasted: the reading loop polls joules() every step, a test
+// or another app may not.
+TEST(EnergyMonitor, AGapCountsTheSameWhetherOrNotTheTotalWasReadDuringIt) {
+  // 100 W, 100 W, 2 W, three failed readings, then 2 W; 1 s per clock call
+  // (one per reading). The fifth reading (the gap's second) waits until the
+  // test has read the total, or not, while the gap lasts.
+  const auto run = [](bool read_during_gap) {
+    auto ticks = std::make_shared<std::atomic<int>>(0);
+    auto released = std::make_shared<std::atomic<bool>>(!read_during_gap);
+    MonitorOptions options = fast(false);
+    options.clock = [ticks] { return double(ticks->fetch_add(1)); };
+    EnergyMonitor monitor(std::make_unique<ScriptedMeter>([released](int n) -> double {
+                            if (n < 2) return 100.0;
+                            if (n == 2) return 2.0;
+                            if (n == 4) EXPECT_TRUE(eventually([&] { return released->load(); }));
+                            if (n < 6) throw Error(ErrorCode::kIo, "sensor busy");
+                            return 2.0;
+                          }),
+                          options);
+    monitor.start();
+    double during = 0;
+    if (read_during_gap) {
+      EXPECT_TRUE(eventually([&] { return monitor.failed_samples() >= 1; }));
+      during = monitor.joules();
+      released->store(true);
+    }
+    EXPECT_TRUE(eventually([&] { return monitor.samples() >= 6; }));
+    monitor.stop();
+    return std::pair{monitor.status(), during};
+  };
+  const auto [unread, not_read] = run(false);
+  const auto [read, during] = run(true);
+  EXPECT_EQ(not_read, 0.0);
+  EXPECT_DOUBLE_EQ(during, 100.0 + 51.0 + 2.0) << "0-2 s read, 2-3 s carried at 2 W";
+  for (const EnergyStatus& s : {unread, read}) {
+    EXPECT_EQ(s.failed_samples, 3u);
+    EXPECT_EQ(s.extrapolated_seconds, 0.0);
+    // 100 W over 0-1 s, 100 to 2 W over 1-2 s, then 2 W: the gap (2-5 s)
+    // at the last good power, 2 W, not at the mean so far (75.5 W).
+    EXPECT_NEAR(s.joules, 100.0 + 51.0 + 2.0 * (s.seconds - 2.0), 1e-9);
+  }
+  // Good readings only: the bridge over the gap is not one. The runs may
+  // take different numbers of readings after it.
+  EXPECT_GE(unread.samples, 6u);
+  EXPECT_EQ(double(unread.samples), unread.seconds + 1 - 3) << "one reading a second from 0 s, three failed";
+  EXPECT_EQ(double(read.samples), read.seconds + 1 - 3);
+}
+
 TEST(EnergyMonitor, RefusesANullMeterAndAZeroInterval) {
   EXPECT_THROW(EnergyMonitor(nullptr, fast()), Error);
   MonitorOptions zero = fast();
