@@ -21,6 +21,14 @@ if(NOT Torch_FOUND AND NOT CMAKE_CROSSCOMPILING)
   endif()
 endif()
 find_package(Torch 1.13 REQUIRED)
+# The rest of the tree (nasoa_core, the manifest code, Debian's protobuf,
+# OpenCV and GoogleTest) uses the C++11 string ABI; a LibTorch built for the
+# old one (pip wheels before 2.7) would configure and then fail to link with
+# undefined references deep in the build.
+if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
+  message(FATAL_ERROR "The LibTorch found (${Torch_DIR}) is built for the old C++ string ABI "
+                      "(_GLIBCXX_USE_CXX11_ABI=0); nasoa needs a cxx11-ABI LibTorch: see docs/gpu.md")
+endif()
 
 # CUDA code paths are compiled in when this LibTorch is a CUDA build (NVIDIA's
 # JetPack wheel, a CUDA LibTorch): TorchConfig then defines torch_cuda and
@@ -69,7 +77,10 @@ if(NOT TARGET nasoa_torch)
   target_compile_definitions(nasoa_torch INTERFACE NASOA_WITH_CUDA=$<BOOL:${NASOA_WITH_CUDA}>)
 endif()
 
-# protobuf-lite only: the manifest schema is compiled with optimize_for = LITE_RUNTIME.
+# The manifest schema is compiled with optimize_for = LITE_RUNTIME and links
+# protobuf-lite. (With Debian's LibTorch, whose link line names the full
+# libprotobuf first, the linker takes the lite symbols from there, so
+# libnasoa.so needs libprotobuf, which LibTorch loads anyway.)
 if(TARGET protobuf::libprotobuf-lite)
   set(NASOA_PROTOBUF_LITE protobuf::libprotobuf-lite)
 else()

@@ -49,13 +49,21 @@ echo "cross_test: sysroot $sysroot ($((SECONDS - start)) s)"
 
 generator=()
 if command -v ninja > /dev/null; then generator=(-G Ninja); fi
-# Configure once; a later run reuses the tree (and its sysroot, unless the
-# sysroot moved, in which case the toolchain's cache entry is updated).
+# Configure once; a later run reuses the tree. A new sysroot (the script
+# that makes it changed) means a fresh cache: CMake keeps the library and
+# header paths it found in the old one, which is deleted, and never looks
+# again.
 mkdir -p "$build"
-cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.nasoa-sysroot" 2> /dev/null)" != "$sysroot" ]; then
+  echo "cross_test: the sysroot changed; configuring $build afresh"
+  rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
+fi
+# The benchmarks are never run emulated: not built.
+cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNASOA_BUILD_BENCH=OFF \
   -DCMAKE_TOOLCHAIN_FILE="$root/toolchains/jetson.toolchain.cmake" \
   -DNASOA_SYSROOT="$sysroot" -DNASOA_JETSON="${NASOA_JETSON:-orin}" > "$build/configure.log" \
   || { cat "$build/configure.log"; exit 1; }
+echo "$sysroot" > "$build/.nasoa-sysroot"
 # The toolchain file sets the emulator only when it finds qemu.
 if ! grep -q "^NASOA_QEMU_AARCH64:FILEPATH=/" "$build/CMakeCache.txt"; then
   echo "cross_test: no qemu-aarch64 found; cannot run the tests" >&2
