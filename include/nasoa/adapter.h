@@ -280,7 +280,8 @@ class NASOA_API Adapter {
 
   // Throws Error{kInvalidArgument} when fine_tune() would refuse `out_dir`:
   // an existing file or folder that is not a model directory (a zoo bundle
-  // of several models, the zoo being adapted), or a missing parent folder.
+  // of several models, the zoo being adapted), or a parent folder that is
+  // missing or cannot be written to.
   // fine_tune() checks it itself before any work; this lets a caller check
   // before planning too.
   void check_out_dir(const std::string& out_dir) const;

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   std::string scale = "full";
   app.add_option("--out", o.out, "Folder to write the corpus into (new, empty, or an earlier corpus)")->required();
   app.add_option("--seed", o.seed, "Seed of every random choice")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
   app.add_option("--side", o.side, "Side of the square images, in pixels")->capture_default_str()->check(CLI::Range(16, 1024));
   app.add_option("--fashion", o.fashion_dir, "Fashion-MNIST IDX files (package dataset-fashion-mnist)")->capture_default_str();

@@ -279,6 +279,15 @@ void check_grid_and_log_path(Args& a) {
   if (!a.zoo.empty() && nasoa_samples::is_within(a.log, a.zoo))
     throw nasoa_samples::BadArguments(a.log + ": is inside the zoo bundle " + a.zoo +
                                       "; keep the log elsewhere (--ship copies it into the bundle)");
+  // Inside the tasks it would be read as task data (and written there).
+  if (!a.tasks.empty() && nasoa_samples::is_within(a.log, a.tasks))
+    throw nasoa_samples::BadArguments(a.log + ": is inside --tasks " + a.tasks +
+                                      ", where it would be read as an image of a task; keep the log elsewhere");
+  if (!a.tasks.empty()) {
+    if (!fs::exists(a.tasks, ec)) throw nasoa_samples::BadArguments("--tasks " + a.tasks + ": no such folder");
+    if (!fs::is_directory(a.tasks, ec))
+      throw nasoa_samples::BadArguments("--tasks " + a.tasks + ": is a file, not a folder of task folders");
+  }
   if (fs::exists(a.log, ec)) {
     if (!fs::is_regular_file(a.log, ec))
       throw nasoa_samples::BadArguments(a.log + ": not a regular file; refusing to append to it");
@@ -618,10 +627,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(nasoa_samples::non_negative_integer())->capture_default_str();
   app.add_option("--probe-per-class", a.probe_per_class, "Images per class for the LogME probe")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--seed", a.seed, "Seed of splits, draws and training")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
   app.add_option("--hours", a.hours, "Stop cleanly after this much wall time (0: none)")
       ->check(nasoa_samples::finite_number(0, false, 1e6))

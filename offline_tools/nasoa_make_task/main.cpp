@@ -183,9 +183,11 @@ int main(int argc, char** argv) {
   app.add_option("--class-names", a.class_names, "Folder names of those classes (default: the numbers)")->delimiter(',');
   app.add_option("--per-class", a.per_class, "Images per class")->required()->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
   app.add_option("--seed", a.seed, "Seed of which images are picked")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
-  app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")->required();
+  app.add_option("--out", a.out, "Task folder to write (must not exist, or be empty)")
+      ->required()
+      ->check(nasoa_samples::non_empty());
   app.add_flag("--replace", a.replace, "Replace a task folder this tool wrote");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   return nasoa_samples::run_reporting_errors("nasoa-make-task", [&] { return run(a); });

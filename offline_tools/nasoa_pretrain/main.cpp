@@ -339,7 +339,7 @@ int main(int argc, char** argv) {
   app.add_option("--validation-fraction", a.validation_fraction, "Held out of each class for the upstream accuracy")
       ->check(nasoa_samples::finite_number(0.01, false, 0.9))->capture_default_str();
   app.add_option("--seed", a.seed, "Seed of initialisation, split and augmentation")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
   app.add_option("--threads", a.threads, "Compute threads (default: the cores the batch loader leaves)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself

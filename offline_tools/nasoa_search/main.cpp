@@ -394,7 +394,7 @@ int main(int argc, char** argv) {
   app.add_option("--state", a.state, "Folder of the resumable search state")->required();
   app.add_option("--out", a.out, "Folder for the CSV tables and the plot")->required();
   app.add_option("--seed", a.search.seed, "Seed of the search and of every proxy training")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
   app.add_option("--input", a.proxy.input_size, "Input side in pixels")->check(CLI::Range(8, 1024))->capture_default_str();
   app.add_option("--batch", a.proxy.batch_size, "Batch size of the timing and the proxy training")->check(CLI::Range(1, 4096))->capture_default_str();

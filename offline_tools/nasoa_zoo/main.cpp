@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   create->add_option("--classes", create_args.classes, "Classifier classes")->required()->check(CLI::Range(1, 1000000));
   create->add_option("--input", create_args.input, "Square input side in pixels")->required()->check(CLI::Range(8, 4096));
   create->add_option("--seed", create_args.seed, "Seed of the initialisation")
-      ->check(CLI::NonNegativeNumber)  // "-1" would otherwise wrap to 2^64 - 1
+      ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1
       ->capture_default_str();
   create->add_flag("--replace", create_args.replace, "Replace an existing bundle at --out");
 

@@ -1,5 +1,9 @@
 #include "runtime/inference/model_dir.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -66,11 +70,21 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
   if (fs::is_symlink(fs::symlink_status(path, ec)) && !live_exists)
     throw Error(ErrorCode::kInvalidArgument,
                 dir + " is a link to " + live.string() + ", which does not exist; refusing to write through it");
+  // A save stages the new folder beside `dir` and renames it in: a parent
+  // that cannot be written to (a read-only mount, permissions) would fail
+  // the save only after the whole training.
+  const auto check_parent_writable = [&] {
+    const fs::path parent = path.parent_path();
+    if (::access(parent.c_str(), W_OK | X_OK) != 0)
+      throw Error(ErrorCode::kInvalidArgument, dir + ": cannot be written, its folder " + parent.string() +
+                                                   " is not writable (" + std::strerror(errno) + ")");
+  };
   if (!live_exists) {
     if (!fs::is_directory(path.parent_path(), ec))
       throw Error(ErrorCode::kInvalidArgument,
                   dir + ": cannot be created, " + path.parent_path().string() +
                       (fs::exists(path.parent_path(), ec) ? " is not a folder" : " does not exist"));
+    check_parent_writable();
     return;
   }
   // The copy aside is read where it is when it cannot be put back (a
@@ -106,6 +120,7 @@ void check_model_dir_target(const std::string& dir, const std::string& protect) 
     throw Error(ErrorCode::kInvalidArgument,
                 shown + ": a zoo bundle" + (tool.empty() ? std::string() : " written by " + zoo::printable(tool)) +
                     ", not a model directory; refusing to replace it");
+  check_parent_writable();
 }
 
 void save_model_dir(const std::string& dir, zoo::Network& network, const ModelDirInfo& info) {

@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
     // No home directory: --state is then needed, and the API says so if it is left out.
   }
   const std::string default_state = home_state.empty() ? "nasoa::default_state_dir()" : home_state;
-  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
+  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required()->check(nasoa_samples::non_empty());
   std::vector<std::string> idx, idx_class_names;
   CLI::Option* data_option =
       app.add_option("--data", data, "Task: a folder of class subfolders, or a path,label .csv");
@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   int min_experience = nasoa::AdapterOptions{}.min_experience;
   app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
                                                      "followed; below, the default plan")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(nasoa_samples::non_negative_integer())->capture_default_str();
   // The fields the planner chooses; giving any of them skips planning.
   CLI::Option* regime_flags[] = {
       app.add_option("--model", regime.model, "Zoo model (default: the zoo's first)"),

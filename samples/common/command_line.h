@@ -153,4 +153,25 @@ inline CLI::Validator finite_number(double least, bool strictly,
       "NUMBER " + range);
 }
 
+// A check for whole-number options that must not be negative. CLI11's
+// NonNegativeNumber names its range up to the largest double, a number of
+// 309 digits, in its message.
+inline CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+          return "expected a whole number >= 0, got '" + text + "'";
+        return {};
+      },
+      "INT >= 0");
+}
+
+// A check for path and name options given explicitly empty (--out ""),
+// which a program would otherwise take for the option left out.
+inline CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string { return text.empty() ? "is empty; name one, or leave the option out" : ""; },
+      "");
+}
+
 }  // namespace nasoa_samples

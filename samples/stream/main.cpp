@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
   double seconds = 0;
   int threads = 0;
   bool probe = false;
-  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required();
+  app.add_option("--zoo", zoo_dir, "Zoo bundle directory")->required()->check(nasoa_samples::non_empty());
   app.add_option("--budget", seconds, "Wall-clock budget per task, seconds")
       ->required()
       ->check(nasoa_samples::finite_number(0, true));
@@ -239,14 +239,15 @@ int main(int argc, char** argv) {
                                    "(default: nasoa::default_state_dir())");
   app.add_option("--json", json, "Write a JSON summary here");
   bool resume = false;
-  app.add_option("--out", out, "Save each task's model in a subfolder of this folder (default: a temporary one)");
+  app.add_option("--out", out, "Save each task's model in a subfolder of this folder (default: a temporary one)")
+      ->check(nasoa_samples::non_empty());
   app.add_flag("--resume", resume, "Continue a killed stream of the same --out: done tasks are kept, a task killed "
                                    "mid-training continues from its checkpoint");
   app.add_flag("--probe", probe, "Score each model's frozen features on a sample of the task (LogME) while planning");
   int min_experience = nasoa::AdapterOptions{}.min_experience;
   app.add_option("--min-experience", min_experience, "Evaluated records the predictor needs before its plan is "
                                                      "followed; below, the default plan")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(nasoa_samples::non_negative_integer())->capture_default_str();
   app.add_option("--threads", threads, "Compute threads (default: on the CPU the cores less the batch loaders, a quarter of them; with a GPU one per core)")
       ->check(CLI::Range(0, 4096));
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();

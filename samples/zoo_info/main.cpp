@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
     std::cout << "usage: " << argv[0] << " ZOO_DIR\nOpens (and so verifies) a zoo bundle and lists its models.\n";
     return 0;
   }
-  if (argc != 2) {
-    std::cerr << "usage: " << argv[0] << " ZOO_DIR\n";
+  if (argc != 2 || argv[1][0] == '\0') {
+    std::cerr << "usage: " << argv[0] << " ZOO_DIR" << (argc == 2 ? " (ZOO_DIR is empty)" : "") << "\n";
     return 2;
   }
   try {

@@ -105,7 +105,11 @@ check "--ship of runs recorded twice with other results keeps the same one in ei
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/x.log" "${grid[@]}" --shard 2/2 > /dev/null 2> "$work/shard.err"
 check "a bad --shard is a bad argument (exit 2), naming it" bash -c "[ $? -eq 2 ] && grep -q -- '--shard' '$work/shard.err' && [ ! -e '$work/x.log' ]"
 "$gather" --zoo "$work/zoo" --tasks "$work/nowhere" --log "$work/x.log" "${grid[@]}" > /dev/null 2> "$work/missing.err"
-check "a missing task folder is refused (exit 1), naming it" bash -c "[ $? -eq 1 ] && grep -q nowhere '$work/missing.err'"
+check "a missing task folder is a bad argument (exit 2), naming it" bash -c "[ $? -eq 2 ] && grep -q 'nowhere: no such folder' '$work/missing.err'"
+first_task=$(ls "$work/tasks" | head -n 1)
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/tasks/$first_task/in.log" "${grid[@]}" > /dev/null 2> "$work/inside.err"
+check "a --log inside --tasks is refused (exit 2) before anything is written" bash -c \
+  "[ $? -eq 2 ] && grep -q 'inside --tasks' '$work/inside.err' && [ ! -e '$work/tasks/$first_task/in.log' ]"
 long_grid=(--lrs 0.01,0.1 --frozen 0,1 --epochs 4000 --batch 8 --threads 1)  # outlasts the check (then killed)
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/lock.log" "${long_grid[@]}" > /dev/null 2>&1 &
 holder=$!

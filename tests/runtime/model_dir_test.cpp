@@ -218,6 +218,10 @@ TEST(ModelDirTest, TheTargetIsCheckedBeforeAnyWork) {
   TempDir tmp;
   EXPECT_NO_THROW(check_model_dir_target(tmp / "new"));
   EXPECT_TRUE(throws_code(ErrorCode::kInvalidArgument, [&] { check_model_dir_target(tmp / "no-such-folder/m"); }));
+  // A folder no one may write to, root included (procfs): refused before
+  // any training, not when the trained model is saved.
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target("/proc/1/nasoa-model"); },
+                                           ErrorCode::kInvalidArgument, "/proc/1 is not writable"));
   tmp.write("a-file", "x");
   EXPECT_TRUE(nasoa::testing::throws_error([&] { check_model_dir_target(tmp / "a-file/m"); },
                                            ErrorCode::kInvalidArgument, "a-file is not a folder"))
