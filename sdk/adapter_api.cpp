@@ -31,6 +31,7 @@
 #include "zoo/text/printable.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/system/usable_cores.h"
+#include "zoo/system/writer_lock.h"
 
 namespace nasoa {
 namespace {
@@ -303,6 +304,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const double joules_limit = std::isinf(budget.joules) ? 0.0 : budget.joules;
       const Zoo& zoo = live().zoo;
       check_out_dir(out_dir);  // before any work: a refused output would throw the trained model away
+      // One run at a time into out_dir: two would take turns overwriting one
+      // checkpoint, and the model saved last would be the other's.
+      const zoo::WriterLock writing(runtime::model_dir_path(out_dir).string() + ".lock", out_dir);
       const AdapterOptions& options = live().options;
       const ModelInfo& model = zoo.model(regime.model);
       const runtime::ImageStore& store = *task.impl().store;

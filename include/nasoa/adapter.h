@@ -14,7 +14,9 @@
 // training; fine_tune(..., resume = true) continues from it after a crash or
 // kill, counting the time already spent. It is removed once the model is
 // saved, and when a run started without resume begins training (that run
-// replaces it).
+// replaces it). While a run lasts, a lock file beside it (OUT.lock, removed
+// at the end) refuses a second run into the same directory, from this
+// process or another, with Error{kInvalidArgument}.
 //
 // Online adaption (NASOA's schedule generator and its performance predictor,
 // docs/adaption.md): plan() picks the model and regime for a task and a

@@ -154,6 +154,36 @@ TEST_F(AdapterApiTest, AnExceptionFromTheProgressCallbackCancelsTheRunAndReaches
   EXPECT_EQ(adapter.fine_tune(*task_, regime_, budget, out.string()).stop_reason, "completed");
 }
 
+TEST_F(AdapterApiTest, ASecondRunIntoTheSameOutputIsRefusedWhileTheFirstTrains) {
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  nasoa::Adapter adapter(*zoo_, options), other(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const fs::path out = dir_ / "shared";
+  bool tried = false;
+  std::string refusal;
+  // The second run starts while the first is in its first step: it would
+  // share the first's checkpoint, and one model would overwrite the other.
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, out.string(), [&](const nasoa::Progress& p) {
+    if (tried || p.step < 1) return;
+    tried = true;
+    try {
+      other.fine_tune(*task_, regime_, budget, out.string());
+      ADD_FAILURE() << "a second run into " << out << " was let in";
+    } catch (const nasoa::Error& e) {
+      EXPECT_EQ(e.code(), nasoa::ErrorCode::kInvalidArgument);
+      refusal = e.what();
+    }
+  });
+  ASSERT_TRUE(tried);
+  EXPECT_NE(refusal.find("is being written by another process"), std::string::npos) << refusal;
+  EXPECT_EQ(r.stop_reason, "completed");
+  EXPECT_FALSE(fs::exists(out.string() + ".lock")) << "the lock file outlived the run";
+  // Once the first is done, the output is free again.
+  EXPECT_EQ(other.fine_tune(*task_, regime_, budget, out.string()).stop_reason, "completed");
+}
+
 // `parse` throws Error{kInvalidArgument} whose message quotes `quoted`.
 void expect_refused_naming(const std::function<void()>& parse, const std::string& quoted) {
   EXPECT_TRUE(nasoa::testing::throws_error(parse, nasoa::ErrorCode::kInvalidArgument, quoted));

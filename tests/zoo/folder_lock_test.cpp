@@ -1,6 +1,7 @@
 // Processes (and, as here, open descriptions within one process) that lock
 // the same folder take turns; a folder that cannot be opened is not locked.
 #include "zoo/system/folder_lock.h"
+#include "zoo/system/writer_lock.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -8,11 +9,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <limits>
 #include <optional>
 #include <thread>
 
+#include "nasoa/error.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/temp_dir.h"
 
 namespace nasoa::zoo {
@@ -116,6 +121,31 @@ TEST(FolderLockTest, AMissingFolderIsNotLocked) {
   nasoa::testing::TempDir dir;
   const FolderLock lock(dir / "missing", "test");
   EXPECT_FALSE(lock.held());
+}
+
+TEST(WriterLockTest, ASecondWriterIsRefusedNamingTheOutputAndTheHolder) {
+  nasoa::testing::TempDir dir;
+  const std::string lock = dir / "model.lock";
+  std::optional<WriterLock> first;
+  first.emplace(lock, "out/model");
+  EXPECT_TRUE(first->held());
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { WriterLock second(lock, "out/model"); },
+                                                ErrorCode::kInvalidArgument,
+                                                {"out/model is being written by another process",
+                                                 "pid " + std::to_string(::getpid())}));
+  // Released, the file is gone and the next writer takes it.
+  first.reset();
+  EXPECT_FALSE(std::filesystem::exists(lock));
+  EXPECT_TRUE(WriterLock(lock, "out/model").held());
+  // A lock file a killed writer left (no holder) is taken.
+  { std::ofstream(lock) << "999999\n"; }
+  EXPECT_TRUE(WriterLock(lock, "out/model").held());
+}
+
+TEST(WriterLockTest, AFolderThatCannotHoldTheFileIsAnIoError) {
+  nasoa::testing::TempDir dir;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { WriterLock lock(dir / "missing/model.lock", "missing/model"); },
+                                           ErrorCode::kIo, "missing/model.lock"));
 }
 
 }  // namespace
