@@ -42,6 +42,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -51,6 +52,17 @@
 #include <tuple>
 
 namespace {
+
+// Ctrl-C or a SIGTERM: the stream stops at the next training step (or the
+// next task), keeps what --resume needs under --out, removes a temporary
+// folder, and exits 130. Without this, a kill left the temporary folder
+// (cleaned only by a later stream) and nothing said where the run stood.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_interrupt(int) { interrupted = 1; }
+struct Interrupted {};
+void stop_if_interrupted() {
+  if (interrupted) throw Interrupted{};
+}
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -308,6 +320,8 @@ int main(int argc, char** argv) {
   }
 
   std::optional<fs::path> scratch;
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   try {
     const nasoa::Zoo zoo = nasoa::Zoo::open(zoo_dir);
     if (zoo.models().empty()) throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument, zoo_dir + ": the zoo has no models");
@@ -336,6 +350,7 @@ int main(int argc, char** argv) {
 
     std::vector<Outcome> outcomes;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
+      stop_if_interrupted();
       const Clock::time_point started = Clock::now();
       const fs::path given(tasks[i]);
       const std::string name =
@@ -381,7 +396,8 @@ int main(int argc, char** argv) {
             o.plan = adapter.plan(task, budget);
             nasoa_samples::write_text(plan_file, o.plan.to_json());
           }
-          const nasoa::Result r = adapter.fine_tune(task, o.plan, budget, model_dir, {}, o.resumed);
+          const nasoa::Result r = adapter.fine_tune(
+              task, o.plan, budget, model_dir, [](const nasoa::Progress&) { stop_if_interrupted(); }, o.resumed);
           if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
           o.seconds = r.wall_seconds;
           // The model is saved: a state folder that cannot take the record
@@ -422,7 +438,7 @@ int main(int argc, char** argv) {
         std::printf("    %zu file(s) skipped, first: %s: %s\n", o.skipped.size(),
                     nasoa_samples::one_line(o.skipped.front().path).c_str(),
                     o.skipped.front().reason.c_str());
-      std::cout << std::flush;
+      std::fflush(stdout);  // each row as its task ends, also into a file or a pipe
       outcomes.push_back(std::move(o));
     }
 
@@ -467,6 +483,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     return failed ? 1 : 0;
+  } catch (const Interrupted&) {
+    std::fflush(stdout);
+    remove_scratch(scratch);
+    std::cerr << "\nnasoa-stream: interrupted"
+              << (scratch ? "; the temporary folder was removed (give --out to be able to resume)"
+                          : "; the same command with --resume continues where it stopped")
+              << '\n';
+    return 130;
   } catch (const nasoa::Error& e) {
     remove_scratch(scratch);
     std::cerr << "nasoa-stream: error (" << nasoa::to_string(e.code()) << "): " << e.what() << '\n';

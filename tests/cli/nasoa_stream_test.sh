@@ -136,4 +136,16 @@ check "an outcome file without task_dir_bytes is resumed by its folder" bash -c 
 "$stream" --zoo "$work/zoo" --budget 5 --state "$work/state" --threads 4096 "$work/shoes" > /dev/null 2> "$work/threads.err"
 check "--threads above the cores is a bad argument" bash -c "test $? -eq 2 && grep -q 'threads 4096 is more than' '$work/threads.err'"
 
+# Interrupted (Ctrl-C): it stops at the next step, removes its temporary
+# folder and says so, exit 130.
+mkdir -p "$work/tmp-int"
+TMPDIR="$work/tmp-int" "$stream" --zoo "$work/zoo" --budget 20 --state "$work/state" "$work/shoes" \
+  > /dev/null 2> "$work/int.err" &
+int_pid=$!
+sleep 4
+kill -INT $int_pid
+wait $int_pid
+check "an interrupted stream exits 130, its temporary folder removed" bash -c \
+  "test $? -eq 130 && grep -q 'interrupted' '$work/int.err' && test -z \"\$(ls -A '$work/tmp-int')\""
+
 finish
