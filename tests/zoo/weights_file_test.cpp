@@ -82,6 +82,18 @@ TEST(WeightsFileTest, EveryTruncationIsRefused) {
   EXPECT_THROW(decode_weights(bytes + "x", "w"), Error);
 }
 
+TEST(WeightsFileTest, ANameOfAnyBytesIsShownEscapedAndTheMessageKeepsItsReason) {
+  // A damaged file's name bytes are any bytes: a NUL among them must not cut
+  // the message short, nor raw bytes reach a terminal.
+  std::string bytes = encode_weights({{std::string("a\0\x1b", 3), torch::randn({3})}});
+  bytes[8 + 4 + 2 + 3] = 99;  // count(4) name_len(2) the name(3), then its dtype
+  std::string message;
+  EXPECT_TRUE(nasoa::testing::throws_error_with([&] { decode_weights(bytes, "w.weights"); }, ErrorCode::kCorrupt,
+                                                {"a\\x00\\x1b", "unknown dtype code 99", "w.weights"}, &message));
+  EXPECT_EQ(message.find('\0'), std::string::npos);
+  EXPECT_EQ(message.find('\x1b'), std::string::npos);
+}
+
 TEST(WeightsFileTest, DamagedHeadersAreRefusedBeforeAnyTensorIsRead) {
   std::string bytes = encode_weights({{"a", torch::randn({3})}});
   std::string bad_magic = bytes;

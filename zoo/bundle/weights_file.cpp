@@ -5,6 +5,7 @@
 #include <set>
 
 #include "nasoa/error.h"
+#include "zoo/text/printable.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the weights format is little-endian and this code assumes a little-endian host"
@@ -12,6 +13,14 @@
 
 namespace nasoa::zoo {
 namespace {
+
+// A tensor name read from a file, for a message: escaped (a damaged file's
+// name bytes are any bytes, a NUL among them would cut the message short)
+// and cut to a length a reader can take in.
+std::string shown(const std::string& name) {
+  const std::string text = printable(name);
+  return text.size() <= 120 ? text : text.substr(0, 120) + "...";
+}
 
 constexpr char kMagic[] = "NASOAW01";
 constexpr char kTrailer[] = "NASOAEND";
@@ -111,14 +120,14 @@ NamedTensors decode_weights(std::string_view bytes, const std::string& source) {
   for (std::uint32_t i = 0; i < count; ++i) {
     const auto name_length = r.get<std::uint16_t>("a tensor name length");
     std::string name(r.take(name_length, "a tensor name"));
-    if (name.empty() || !seen.insert(name).second) r.fail("empty or repeated tensor name '" + name + "'");
+    if (name.empty() || !seen.insert(name).second) r.fail("empty or repeated tensor name '" + shown(name) + "'");
     const auto code = r.get<std::uint8_t>("a dtype");
     const DtypeCode* dtype = nullptr;
     for (const auto& d : kDtypes)
       if (d.code == code) dtype = &d;
-    if (!dtype) r.fail("tensor '" + name + "' has unknown dtype code " + std::to_string(code));
+    if (!dtype) r.fail("tensor '" + shown(name) + "' has unknown dtype code " + std::to_string(code));
     const auto ndim = r.get<std::uint8_t>("a dimension count");
-    if (ndim > kMaxDims) r.fail("tensor '" + name + "' has " + std::to_string(ndim) + " dimensions");
+    if (ndim > kMaxDims) r.fail("tensor '" + shown(name) + "' has " + std::to_string(ndim) + " dimensions");
     std::vector<std::int64_t> dims;
     // Bounded by the dimensions other than 0, so that a zero one cannot let
     // the others grow past what strides can hold (an empty tensor of
@@ -128,7 +137,7 @@ NamedTensors decode_weights(std::string_view bytes, const std::string& source) {
     for (int d = 0; d < ndim; ++d) {
       const auto size = r.get<std::int64_t>("a dimension");
       if (size < 0 || (size > 0 && nonzero > kMaxElements / static_cast<std::uint64_t>(size)))
-        r.fail("tensor '" + name + "' has an impossible dimension " + std::to_string(size));
+        r.fail("tensor '" + shown(name) + "' has an impossible dimension " + std::to_string(size));
       if (size > 0) nonzero *= static_cast<std::uint64_t>(size);
       numel *= static_cast<std::uint64_t>(size);
       dims.push_back(size);
@@ -169,17 +178,17 @@ void load_module_state(torch::nn::Module& module, const NamedTensors& state,
   std::set<std::string> provided;
   for (const auto& [name, tensor] : state) {
     auto it = targets.find(name);
-    if (it == targets.end()) fail("unexpected tensor '" + name + "'");
+    if (it == targets.end()) fail("unexpected tensor '" + shown(name) + "'");
     if (it->second.sizes() != tensor.sizes())
-      fail("tensor '" + name + "' has shape " + c10::str(tensor.sizes()) + ", the network needs " +
+      fail("tensor '" + shown(name) + "' has shape " + c10::str(tensor.sizes()) + ", the network needs " +
            c10::str(it->second.sizes()));
     if (it->second.scalar_type() != tensor.scalar_type())
-      fail("tensor '" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
+      fail("tensor '" + shown(name) + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
            ", the network needs " + std::string(c10::toString(it->second.scalar_type())));
     provided.insert(name);
   }
   for (const auto& [name, tensor] : targets)
-    if (!provided.count(name)) fail("missing tensor '" + name + "'");
+    if (!provided.count(name)) fail("missing tensor '" + shown(name) + "'");
 
   torch::NoGradGuard no_grad;
   for (const auto& [name, tensor] : state) targets.at(name).copy_(tensor);
