@@ -524,6 +524,23 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     const std::string folder = state_folder(impl);
     const rt::Split split = sdk::task_split(task, base);
 
+    // A joule budget needs power figures: a meter's (measured while the
+    // profile is made, or kept in a profile made before), else an estimate.
+    // Without any, measuring the profile would be spent on a plan that
+    // cannot be made.
+    if (budget.joules > 0 && impl.options.estimate_watts <= 0 && !sdk::energy_is_measured(impl.options)) {
+      std::optional<rt::DeviceProfile> known = impl.profile;
+      if (!known)
+        known = impl.options.device_profile.empty() ? sdk::kept_device_profile(impl)
+                                                    : std::optional<rt::DeviceProfile>(sdk::load_given_device_profile(impl));
+      const bool watts = known && std::any_of(known->models.begin(), known->models.end(),
+                                              [](const rt::ModelProfile& m) { return m.most_watts() > 0; });
+      if (!watts)
+        throw Error(ErrorCode::kInvalidArgument,
+                    "a joule budget needs power figures: no energy meter measures on this device and no device "
+                    "profile of it has any; set AdapterOptions::estimate_watts to its power while training");
+    }
+
     // Measuring the profile, when it must be done first, may take what is
     // usable of the budget and no more.
     const ProfileOutcome profiled = ensure_profile(impl, folder, false, usable - fixed);

@@ -63,16 +63,27 @@ auto checking_arguments(Check&& check, const std::string& context = "") -> declt
   }
 }
 
+// The C++ API's option names in `message` replaced by the command-line flags
+// that set them ({"AdapterOptions::threads", "--threads"}, ...), so that a
+// program's user reads their own terms.
+using FlagNames = std::vector<std::pair<std::string, std::string>>;
+inline std::string in_flag_terms(std::string message, const FlagNames& flags) {
+  for (const auto& [api, flag] : flags)
+    for (std::size_t at = message.find(api); at != std::string::npos; at = message.find(api, at + flag.size()))
+      message.replace(at, api.size(), flag);
+  return message;
+}
+
 // An Adapter for `options`, or nothing when the Adapter refuses them (more
 // threads than the cores, say): a usage error, said on stderr after
-// `program`, for which the caller exits 2.
+// `program` in the terms of `flags`, for which the caller exits 2.
 inline std::optional<nasoa::Adapter> make_adapter(const char* program, const nasoa::Zoo& zoo,
-                                                  const nasoa::AdapterOptions& options) {
+                                                  const nasoa::AdapterOptions& options, const FlagNames& flags = {}) {
   try {
     return std::optional<nasoa::Adapter>(std::in_place, zoo, options);
   } catch (const nasoa::Error& e) {
     if (e.code() != nasoa::ErrorCode::kInvalidArgument) throw;
-    std::cerr << program << ": " << e.what() << '\n';
+    std::cerr << program << ": " << in_flag_terms(e.what(), flags) << '\n';
     return std::nullopt;
   }
 }

@@ -802,6 +802,29 @@ TEST_F(PlanApiTest, PredictorPlansKeepToTheBatchSizesItHasSeenUnlessNoneFits) {
   EXPECT_NE(note_of(small).find("planned over the profile's (16, 32)"), std::string::npos) << note_of(small);
 }
 
+TEST_F(PlanApiTest, AJouleBudgetWithoutAnyPowerFigureIsRefusedBeforeTheProfileIsMeasured) {
+  // No meter (an empty sysfs root), no estimate, and a fresh state folder:
+  // measuring the profile could not give watts, so it is not spent.
+  nasoa::AdapterOptions options = options_for(dir_ / "fresh-state");
+  options.sysfs_root = (dir_ / "empty-sysfs").string();
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  budget.joules = 500;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, budget, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("set AdapterOptions::estimate_watts"), std::string::npos) << message;
+  bool profile_written = false;
+  if (fs::exists(dir_ / "fresh-state"))
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "fresh-state"))
+      profile_written = profile_written || e.path().filename().string().rfind("device-profile", 0) == 0;
+  EXPECT_FALSE(profile_written) << "the profile was measured for a plan that could not be made";
+  // With an estimate, the same budget plans.
+  options.estimate_watts = 10;
+  nasoa::Adapter estimated(*zoo_, options);
+  EXPECT_NO_THROW(estimated.plan(*task_, budget, base_));
+}
+
 TEST_F(PlanApiTest, ABudgetOfEnergyAlonePlansAndTrainsWithinItsJoules) {
   // No meter on an empty sysfs root: runs are charged at the estimate, and
   // plans costed at it, so the test holds on any machine.
