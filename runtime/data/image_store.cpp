@@ -144,6 +144,16 @@ ImageRefusal header_refusal(const std::string& bytes, const IngestOptions& optio
     if (bytes.size() >= 4 && (bytes.compare(0, 4, std::string("II+\0", 4)) == 0 ||
                               bytes.compare(0, 4, std::string("MM\0+", 4)) == 0))
       return refused("BigTIFF, which is not read (save it as a classic TIFF or PNG)");
+    // A known signature whose header cannot be read: a damaged or cut file
+    // of that format, not something else.
+    const auto starts = [&](std::string_view magic) { return bytes.compare(0, magic.size(), magic) == 0; };
+    const char* format = starts(std::string_view("\x89PNG\r\n\x1a\n", 8))                               ? "PNG"
+                         : starts(std::string_view("\xff\xd8\xff", 3))                                     ? "JPEG"
+                         : starts(std::string_view("II*\0", 4)) || starts(std::string_view("MM\0*", 4))       ? "TIFF"
+                         : starts("BM")                                                                      ? "BMP"
+                         : bytes.size() >= 12 && starts("RIFF") && bytes.compare(8, 4, "WEBP") == 0          ? "WebP"
+                                                                                                             : nullptr;
+    if (format) return damaged(std::string("damaged or truncated ") + format + " (its header cannot be read)");
     return damaged("not a recognised image (PNG, JPEG, BMP, WebP or TIFF header expected)");
   }
   if ((*header)->format == ImageFormat::kTiff) {
@@ -383,8 +393,8 @@ cv::Mat decode_to_square(const std::string& bytes, const IngestOptions& options,
   if (decoded.empty()) {
     // OpenCV does not say why; intact files of a variant it does not read
     // (a half-float TIFF, an animated WebP) end here too.
-    *refusal = damaged(std::string(format_name(header->format)) +
-                       " the decoder refused: damaged, truncated, or a variant OpenCV does not read");
+    *refusal = damaged(std::string("a ") + format_name(header->format) +
+                       " file the decoder refused: damaged, truncated, or a variant OpenCV does not read");
     return {};
   }
   if (header->format == ImageFormat::kJpeg) decoded = upright(decoded, jpeg_exif_orientation(bytes));

@@ -350,6 +350,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string idx_images = idx.empty() ? "" : idx[0], idx_labels = idx.empty() ? "" : idx[1];
+  if (!validation.empty() && !data.empty() &&
+      (nasoa_samples::is_within(validation, data) || nasoa_samples::is_within(data, validation))) {
+    std::cerr << "nasoa-adapt: --validation " << validation << " and --data " << data
+              << " overlap: validation would measure training images; give a folder of its own\n";
+    return 2;
+  }
   if (!plan_only) {
     // A model folder inside the task would be read as a class next time;
     // inside the zoo, it would be deleted with the zoo's next update.
@@ -546,6 +552,7 @@ int main(int argc, char** argv) {
       }
     }
 
+    std::string report_error;
     if (!report.empty()) {
       nlohmann::json j = report_json(task, r);
       j["plan"] = nlohmann::json::parse(plan.to_json());
@@ -557,7 +564,13 @@ int main(int argc, char** argv) {
       j["state_dir"] = adapter.state_dir();
       // A file name that is not UTF-8 (a Latin-1 one) cannot go into JSON as
       // it is: such bytes are written as U+FFFD rather than lose the report.
-      write_text(report, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      // A report that cannot be written (a full disk) fails the command,
+      // but after the summary: the model is saved and the run recorded.
+      try {
+        write_text(report, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      } catch (const nasoa::Error& e) {
+        report_error = e.what();
+      }
     }
 
     char accuracy[64] = "not evaluated";
@@ -590,6 +603,10 @@ int main(int argc, char** argv) {
     if (!nasoa_samples::standard_output_written()) {
       std::cerr << "nasoa-adapt: cannot write the summary to standard output (the model is saved in " << r.model_dir
                 << ")\n";
+      return 1;
+    }
+    if (!report_error.empty()) {
+      std::cerr << "nasoa-adapt: error: the report was not written: " << report_error << '\n';
       return 1;
     }
     return 0;

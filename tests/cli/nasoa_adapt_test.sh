@@ -212,8 +212,8 @@ python3 "$here/../support/fashion_task.py" "$work/val" 6 0,1,7
 check "an explicit validation folder is used" json "$work/val.json" "r['task']['images'] == 90 + 18 and r['validation_accuracy'] >= 0"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --validation "$work/task/" --budget 20 --epochs 1 --out "$work/m5" \
   --quiet > /dev/null 2> "$work/sameval.err"
-check "the task folder as its own validation folder is refused" \
-  bash -c "test $? -eq 1 && grep -q 'the validation folder is the task folder' '$work/sameval.err' && test ! -e '$work/m5'"
+check "the task folder as its own validation folder is a bad argument (exit 2)" \
+  bash -c "test $? -eq 2 && grep -q 'validation would measure training images' '$work/sameval.err' && test ! -e '$work/m5'"
 "$adapt" --data "$work/task" --budget 20 > /dev/null 2> "$work/noszoo.err"
 check "a missing required option is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--zoo' '$work/noszoo.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget abc > /dev/null 2> "$work/badbudget.err"

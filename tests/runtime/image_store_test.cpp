@@ -178,6 +178,30 @@ TEST_F(ImageStoreTest, SkipsEveryBadFileWithItsReasonAndKeepsTheGoodOnes) {
   }
 }
 
+// A file cut inside its header still starts with its format's signature:
+// it is a damaged file of that format, not "not a recognised image".
+TEST(ImageStoreHeaderTest, AFileCutInItsHeaderIsNamedByItsSignature) {
+  IngestOptions options;
+  options.side = 16;
+  const std::vector<std::pair<std::string, std::string>> cut = {
+      {std::string("II*\0\x08\0", 6), "TIFF"},
+      {std::string("MM\0*", 4), "TIFF"},
+      {std::string("\x89PNG\r\n\x1a\n\0\0", 10), "PNG"},
+      {std::string("\xff\xd8\xff", 3), "JPEG"},
+      {std::string("BM\x10\0", 4), "BMP"},
+      {std::string("RIFF\x10\0\0\0WEBPVP", 14), "WebP"},
+  };
+  for (const auto& [bytes, format] : cut) {
+    ImageRefusal refusal;
+    EXPECT_TRUE(decode_to_square(bytes, options, &refusal).empty()) << format;
+    EXPECT_EQ(refusal.kind, ImageRefusal::Kind::kDamaged) << format;
+    EXPECT_EQ(refusal.reason, "damaged or truncated " + format + " (its header cannot be read)");
+  }
+  ImageRefusal text;
+  EXPECT_TRUE(decode_to_square("plain text, not an image", options, &text).empty());
+  EXPECT_NE(text.reason.find("not a recognised image"), std::string::npos) << text.reason;
+}
+
 TEST(ImageStoreHeaderTest, ATiffWhoseDirectoryFollowsItsPixelsIsRead) {
   // libtiff writes the image directory after the pixels: past the bytes
   // read first to check a header, in an uncompressed 400x400 image.
