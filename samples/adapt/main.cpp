@@ -430,6 +430,15 @@ int main(int argc, char** argv) {
                            plan_file + " was planned for --budget " + nlohmann::json(saved->budget_seconds).dump() +
                                " --energy " + nlohmann::json(saved->budget_joules).dump() + " --memory " +
                                std::to_string(saved->budget_memory_mib) + "; resume with the same budget");
+      // And for its zoo: one without the planned model is another --zoo.
+      try {
+        (void)zoo.model(saved->best.regime.model);
+      } catch (const nasoa::Error& e) {
+        if (e.code() != nasoa::ErrorCode::kNotFound) throw;
+        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
+                           plan_file + " planned model '" + saved->best.regime.model + "', which --zoo " + zoo_dir +
+                               " does not have: resume with the --zoo the run was planned with");
+      }
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;
     if (given) {
