@@ -71,8 +71,8 @@ void check_replaceable(const std::string& dir) {
     if (!fs::is_directory(dir, ec)) throw Error(nasoa::ErrorCode::kInvalidArgument, "not a folder");
     nasoa::zoo::read_manifest(manifest.string());
   } catch (const Error& e) {
-    throw Error(nasoa::ErrorCode::kInvalidArgument,
-                dir + " exists and is not a zoo bundle (" + e.what() + "); refusing to replace it");
+    throw nasoa_samples::BadArguments(dir + " exists and is not a zoo bundle (" + e.what() +
+                                      "); refusing to replace it");
   }
 }
 
@@ -87,7 +87,12 @@ int run_create(const CreateArgs& a, const std::string& command_line) {
     for (const std::string& name : a.model_names) nasoa::zoo::check_safe_name("--model-name", name);
     nasoa::zoo::check_safe_name("--name", a.name);
   });
-  if (a.replace) check_replaceable(a.out);
+  if (a.replace) {
+    check_replaceable(a.out);
+  } else if (std::error_code ec; std::filesystem::exists(std::filesystem::symlink_status(a.out, ec))) {
+    throw nasoa_samples::BadArguments("--out " + a.out +
+                                      " already exists; give --replace to replace the bundle there, or another --out");
+  }
   torch::manual_seed(a.seed);
   nasoa::zoo::BundleInput input;
   input.name = a.name;

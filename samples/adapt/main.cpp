@@ -424,20 +424,23 @@ int main(int argc, char** argv) {
                            "no checkpoint of a planned run to resume: " + plan_file + " is missing");
       saved = nasoa_samples::read_saved_plan(plan_file);
       // The resumed run keeps its plan, and the plan was made for its budget.
+      // Both are what the command line gave: a mismatch is a bad argument.
       if (saved->budget_seconds != budget.seconds || saved->budget_joules != budget.joules ||
-          saved->budget_memory_mib != budget.memory_mib)
-        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                           plan_file + " was planned for --budget " + nlohmann::json(saved->budget_seconds).dump() +
-                               " --energy " + nlohmann::json(saved->budget_joules).dump() + " --memory " +
-                               std::to_string(saved->budget_memory_mib) + "; resume with the same budget");
+          saved->budget_memory_mib != budget.memory_mib) {
+        std::cerr << "nasoa-adapt: " << plan_file << " was planned for --budget "
+                  << nlohmann::json(saved->budget_seconds).dump() << " --energy "
+                  << nlohmann::json(saved->budget_joules).dump() << " --memory " << saved->budget_memory_mib
+                  << "; resume with the same budget\n";
+        return 2;
+      }
       // And for its zoo: one without the planned model is another --zoo.
       try {
         (void)zoo.model(saved->best.regime.model);
       } catch (const nasoa::Error& e) {
         if (e.code() != nasoa::ErrorCode::kNotFound) throw;
-        throw nasoa::Error(nasoa::ErrorCode::kInvalidArgument,
-                           plan_file + " planned model '" + saved->best.regime.model + "', which --zoo " + zoo_dir +
-                               " does not have: resume with the --zoo the run was planned with");
+        std::cerr << "nasoa-adapt: " << plan_file << " planned model '" << saved->best.regime.model
+                  << "', which --zoo " << zoo_dir << " does not have: resume with the --zoo the run was planned with\n";
+        return 2;
       }
     }
     if (given && regime.model.empty()) regime.model = zoo.models().front().name;

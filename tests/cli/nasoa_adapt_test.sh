@@ -233,7 +233,12 @@ check "a planned run leaves its plan beside its checkpoint" \
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 30 --state "$state" --out "$work/planned-killed" \
   --resume --no-record --quiet > /dev/null 2> "$work/other-budget.err"
 check "a resume with another budget than its plan's is refused, naming both" bash -c \
-  "test $? -eq 1 && grep -q 'planned for --budget 60' '$work/other-budget.err' && test -f '$work/planned-killed.checkpoint'"
+  "test $? -eq 2 && grep -q 'planned for --budget 60' '$work/other-budget.err' && test -f '$work/planned-killed.checkpoint'"
+"$zoo_tool" create --out "$work/other-zoo" --name other --classes 10 --input 32 --encoding 2-_8_1 > /dev/null
+"$adapt" --zoo "$work/other-zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \
+  --resume --no-record --quiet > /dev/null 2> "$work/other-zoo.err"
+check "a resume with another zoo than its plan's is a bad argument, saying so" bash -c \
+  "test $? -eq 2 && grep -q 'resume with the --zoo the run was planned with' '$work/other-zoo.err' && test -f '$work/planned-killed.checkpoint'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 60 --state "$state" --out "$work/planned-killed" \
   --resume --no-record --report "$work/planned-resumed.json" --quiet > /dev/null 2> "$work/planned-resume.err"
 check "the planned run resumes with the plan it was killed in and completes it" \

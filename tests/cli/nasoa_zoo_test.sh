@@ -44,11 +44,12 @@ mv "$work/slash" "$work/slash-moved" && mkdir -p "$work/.slash.old" && cp -r "$w
 "$tool" verify "$work/slash" > /dev/null 2> "$work/aside.err"
 check "a bundle left aside by an interrupted replacement is named when the bundle is missing" bash -c \
   "[ $? -eq 1 ] && grep -q '.slash.old holds the bundle' '$work/aside.err'"
-check "create refuses an existing directory" bash -c "! '$tool' create --out '$work/zoo' --name cli --classes 5 --input 32 --encoding 2-_8_1 2>/dev/null"
+check "create refuses an existing directory as a bad argument, saying --replace" bash -c \
+  "'$tool' create --out '$work/zoo' --name cli --classes 5 --input 32 --encoding 2-_8_1 2> '$work/exists.err'; test \$? -eq 2 && grep -q -- '--replace' '$work/exists.err'"
 check "create --replace replaces a bundle" "$tool" create --out "$work/zoo" --name cli --classes 5 \
   --input 32 --encoding 020-_16_11-21 --encoding 2-_8_1-2 --seed 3 --replace
 mkdir -p "$work/precious" && echo keep > "$work/precious/data.txt"
-check "create --replace never removes a non-bundle" bash -c "! '$tool' create --out '$work/precious' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null && test -f '$work/precious/data.txt'"
+check "create --replace never removes a non-bundle (a bad argument)" bash -c "'$tool' create --out '$work/precious' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null; test \$? -eq 2 && test -f '$work/precious/data.txt'"
 mkdir -p "$work/proj/src" && echo x > "$work/proj/MANIFEST" && echo keep > "$work/proj/src/data.txt"
 check "create --replace never removes a folder that merely holds a file named MANIFEST" bash -c "! '$tool' create --out '$work/proj' --name x --classes 5 --input 32 --encoding 2-_8_1 --replace 2>/dev/null && test -f '$work/proj/src/data.txt'"
 check "create --replace with bad input keeps the old bundle" bash -c "! '$tool' create --out '$work/zoo' --name x --classes 5 --input 32 --encoding BAD --replace 2>/dev/null && '$tool' verify '$work/zoo' > /dev/null"
