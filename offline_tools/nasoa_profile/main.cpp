@@ -95,6 +95,18 @@ int main(int argc, char** argv) {
     if (!zoo.empty() && nasoa_samples::is_within(target.parent_path().string(), zoo))
       throw nasoa_samples::BadArguments(out + ": is inside the zoo bundle " + zoo +
                                         "; write the profile somewhere else");
+    // --models names models of the bundle: one it lacks is a bad argument,
+    // said before anything is measured.
+    if (!options.models.empty()) {
+      const nasoa::zoo::Manifest manifest = nasoa::zoo::open_bundle(zoo);
+      std::string names;
+      for (const nasoa::ModelInfo& m : manifest.models) names += (names.empty() ? "" : ", ") + m.name;
+      for (const std::string& name : options.models)
+        if (std::none_of(manifest.models.begin(), manifest.models.end(),
+                         [&](const nasoa::ModelInfo& m) { return m.name == name; }))
+          throw nasoa_samples::BadArguments("--models: '" + name + "' is not a model of the bundle at " + zoo +
+                                            " (it has: " + names + ")");
+    }
     const nasoa::runtime::DeviceProfile profile = [&] {
       try {
         return nasoa::runtime::profile_bundle(zoo, options, print_progress);

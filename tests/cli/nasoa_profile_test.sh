@@ -46,8 +46,9 @@ check "a missing bundle says why" grep -q "no such bundle" "$work/absent.err"
 check "a failed run writes nothing" test ! -e "$work/absent.json"
 
 "$tool" --zoo "$work/zoo" --out "$work/bad.json" --models nope 2> "$work/nope.err"
-check "an unknown model exits 1" test $? -eq 1
-check "an unknown model is named" grep -q "'nope'" "$work/nope.err"
+check "an unknown model is a bad argument (exit 2), said before any measuring" test $? -eq 2
+check "an unknown model is named, with the bundle's" bash -c \
+  "grep -q \"'nope' is not a model of the bundle\" '$work/nope.err' && grep -q '2-_8_1-2' '$work/nope.err' && test ! -e '$work/bad.json'"
 check "a bad batch list is a usage error" bash -c "'$tool' --zoo '$work/zoo' --out '$work/x.json' --batch 0 2>/dev/null; rc=\$?; test \$rc -gt 1 -a \$rc -lt 128"
 "$tool" --zoo "$work/zoo" --out "$work/twice.json" --batch 4,4 2> "$work/twice.err"
 check "a batch size given twice is a bad argument, named, before measuring" \
