@@ -355,10 +355,9 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       const runtime::CheckpointClock earlier =
           state ? runtime::spent_before_resume(checkpoint, *state, {state->fingerprint, run_fingerprint})
                 : runtime::CheckpointClock{};
-      const double earlier_seconds = earlier.spent_seconds, earlier_joules = earlier.joules;
       const runtime::Limits limits(
-          sdk::time_limit_seconds(budget), budget.spent_seconds + earlier_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
-          joules_limit, [&] { return earlier_joules + (monitor ? monitor->joules() : 0.0); },
+          sdk::time_limit_seconds(budget), budget.spent_seconds + earlier.spent_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
+          joules_limit, [&] { return earlier.joules + (monitor ? monitor->joules() : 0.0); },
           budget.memory_mib * 1024 * 1024);
 
       runtime::FineTuneJob job;

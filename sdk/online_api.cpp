@@ -528,7 +528,9 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // profile is made, or kept in a profile made before), else an estimate.
     // Without any, measuring the profile would be spent on a plan that
     // cannot be made.
-    if (budget.joules > 0 && impl.options.estimate_watts <= 0 && !sdk::energy_is_measured(impl.options)) {
+    // Found once: detecting the meter opens and reads it.
+    const bool metered = sdk::energy_is_measured(impl.options);
+    if (budget.joules > 0 && impl.options.estimate_watts <= 0 && !metered) {
       std::optional<rt::DeviceProfile> known = impl.profile;
       if (!known)
         known = impl.options.device_profile.empty() ? sdk::kept_device_profile(impl)
@@ -585,7 +587,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     rt::PlannerOptions options;
     options.base = base;
     options.estimate_watts = impl.options.estimate_watts;
-    options.unmetered = !sdk::energy_is_measured(impl.options);
+    options.unmetered = !metered;
     options.probe_scores = plan.probe_scores;
     // What this process holds now (the task's images among it), once the
     // heap has handed back what profiling and probing freed: the base the

@@ -822,7 +822,7 @@ double predict_evaluation_seconds(const DeviceProfile& profile, const std::strin
   // short batch, which pays per_batch whole.
   const double per_batch = std::max(0.0, (at1 - at64) / (1.0 - 1.0 / 64));
   const double per_image = std::max(0.0, at1 - per_batch);
-  const std::int64_t batches = (images + batch_size - 1) / batch_size;
+  const std::int64_t batches = batches_per_epoch(images, batch_size, /*no_batch_of_one=*/false);
   return double(batches) * per_batch + double(images) * per_image;
 }
 

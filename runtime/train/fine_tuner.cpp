@@ -404,7 +404,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // Only set-up steps' times are known: take one more step if that much
       // time and saving still fit, to learn the real one (the final
       // evaluation may use the guarantee's grace meanwhile).
-      if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + checkpoint_seconds + 0.25)
+      if (limits.seconds_left() < step_seconds.value + callback_seconds + save_seconds + checkpoint_seconds + kFinishingSlackSeconds)
         return "time budget";  // (a stop writes a checkpoint before it saves)
     } else if (const double setup = steps_this_call == 0 ? first_step_trial.setup_seconds : 0.0;
                step_seconds.value >= 0 &&
@@ -680,7 +680,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   double current_accuracy = -1;
   if (trained_since_evaluation && !all_finite(net)) diverged("the weights became NaN or infinite");
   const double allowance = best.empty() ? 0.5 * limits.grace_seconds() : 0.0;
-  if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - 0.25) {
+  if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - kFinishingSlackSeconds) {
     save_clock();  // a kill during the last pass loses that pass at most
     const Clock::time_point t0 = Clock::now();
     current_accuracy = evaluate(net, *job.store, job.split.validation, job.mean, job.std,

@@ -204,15 +204,6 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
 
 }  // namespace
 
-// The Adapter's options as this program's flags name them, for its messages.
-const nasoa_samples::FlagNames kFlagNames = {
-    {"AdapterOptions::threads", "--threads"},         {"AdapterOptions::estimate_watts", "--watts"},
-    {"AdapterOptions::device_profile", "--profile"},  {"AdapterOptions::state_dir", "--state"},
-    {"AdapterOptions::min_experience", "--min-experience"},
-    {"AdapterOptions::checkpoint_interval_seconds", "--checkpoint-every"},
-    {"Budget::memory_mib", "--memory"},               {"Budget::joules", "--energy"},
-    {"Budget::seconds", "--budget"}};
-
 int main(int argc, char** argv) {
   const Clock::time_point started =
       Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds_since_exec()));
@@ -472,7 +463,8 @@ int main(int argc, char** argv) {
     options.device = nasoa::parse_device_preference(device);
     options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
     // Before the task is read (its time counts in the budget).
-    std::optional<nasoa::Adapter> made = nasoa_samples::make_adapter("nasoa-adapt", zoo, options, kFlagNames);
+    std::optional<nasoa::Adapter> made =
+        nasoa_samples::make_adapter("nasoa-adapt", zoo, options, nasoa_samples::kAdapterFlagNames);
     if (!made) return 2;
     nasoa::Adapter& adapter = *made;
     if (!plan_only) adapter.check_out_dir(out);  // before planning, which may measure the device
@@ -624,7 +616,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const nasoa::Error& e) {
     std::cerr << "\nnasoa-adapt: error (" << nasoa::to_string(e.code())
-              << "): " << nasoa_samples::in_flag_terms(e.what(), kFlagNames) << '\n';
+              << "): " << nasoa_samples::in_flag_terms(e.what(), nasoa_samples::kAdapterFlagNames) << '\n';
     return 1;
   }
 }

@@ -74,6 +74,16 @@ inline std::string in_flag_terms(std::string message, const FlagNames& flags) {
   return message;
 }
 
+// The Adapter's options and the budget's fields as the sample programs'
+// flags name them (those a program lacks never reach its messages).
+inline const FlagNames kAdapterFlagNames = {
+    {"AdapterOptions::threads", "--threads"},         {"AdapterOptions::estimate_watts", "--watts"},
+    {"AdapterOptions::device_profile", "--profile"},  {"AdapterOptions::state_dir", "--state"},
+    {"AdapterOptions::min_experience", "--min-experience"},
+    {"AdapterOptions::checkpoint_interval_seconds", "--checkpoint-every"},
+    {"Budget::memory_mib", "--memory"},               {"Budget::joules", "--energy"},
+    {"Budget::seconds", "--budget"}};
+
 // An Adapter for `options`, or nothing when the Adapter refuses them (more
 // threads than the cores, say): a usage error, said on stderr after
 // `program` in the terms of `flags`, for which the caller exits 2.

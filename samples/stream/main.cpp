@@ -337,10 +337,8 @@ int main(int argc, char** argv) {
     options.probe = probe;
     options.min_experience = min_experience;
     options.device = nasoa::parse_device_preference(device);
-    std::optional<nasoa::Adapter> made = nasoa_samples::make_adapter(
-        "nasoa-stream", zoo, options,
-        {{"AdapterOptions::threads", "--threads"}, {"AdapterOptions::state_dir", "--state"},
-         {"AdapterOptions::min_experience", "--min-experience"}});
+    std::optional<nasoa::Adapter> made =
+        nasoa_samples::make_adapter("nasoa-stream", zoo, options, nasoa_samples::kAdapterFlagNames);
     if (!made) {
       std::error_code ec;
       if (scratch) fs::remove_all(*scratch, ec);
