@@ -620,11 +620,14 @@ int main(int argc, char** argv) {
   auto* log = app.add_option("--log", a.log, "Experience log to append to (created if missing)");
   app.add_option("--ship", a.ship, "Fit the predictor on this experience log and write both into the bundle")
       ->excludes(tasks)->excludes(log);
-  app.add_option("--lrs", a.lrs, "Learning rates of the grid")->delimiter(',')->capture_default_str();
-  app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")->delimiter(',')->capture_default_str();
-  app.add_option("--epochs", a.epochs, "Epochs of the grid")->delimiter(',')->capture_default_str();
+  app.add_option("--lrs", a.lrs, "Learning rates of the grid")
+      ->delimiter(',')->check(nasoa_samples::list_values())->capture_default_str();
+  app.add_option("--frozen", a.frozen, "Frozen stages of the grid (capped at each model's stages - 1)")
+      ->delimiter(',')->check(nasoa_samples::list_values())->capture_default_str();
+  app.add_option("--epochs", a.epochs, "Epochs of the grid")
+      ->delimiter(',')->check(nasoa_samples::list_values())->capture_default_str();
   app.add_option("--models", a.models, "Only these models of the bundle (comma-separated names; default: all)")
-      ->delimiter(',');
+      ->delimiter(',')->check(nasoa_samples::list_values());
   app.add_option("--batch", a.batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--plans-per-pair", a.plans_per_pair, "Plans of the grid per (task, model), a seeded draw; 0: all")
       ->check(nasoa_samples::non_negative_integer())->capture_default_str();

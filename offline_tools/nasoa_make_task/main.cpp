@@ -179,8 +179,10 @@ int main(int argc, char** argv) {
   CLI::App app{"nasoa-make-task: write a folder of class subfolders of PNG images from IDX files"};
   Args a;
   app.add_option("--idx", a.idx, "MNIST-format IDX images and labels files (plain or gzipped)")->expected(2)->required();
-  app.add_option("--classes", a.classes, "Label numbers to take, in this order")->delimiter(',')->required();
-  app.add_option("--class-names", a.class_names, "Folder names of those classes (default: the numbers)")->delimiter(',');
+  app.add_option("--classes", a.classes, "Label numbers to take, in this order")
+      ->delimiter(',')->check(nasoa_samples::list_values())->required();
+  app.add_option("--class-names", a.class_names, "Folder names of those classes (default: the numbers)")
+      ->delimiter(',')->check(nasoa_samples::list_values());
   app.add_option("--per-class", a.per_class, "Images per class")->required()->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
   app.add_option("--seed", a.seed, "Seed of which images are picked")
       ->check(nasoa_samples::non_negative_integer())  // "-1" would otherwise wrap to 2^64 - 1

@@ -326,8 +326,9 @@ int main(int argc, char** argv) {
   app.add_option("--idx", a.idx, "Corpus: MNIST-format IDX images and labels files (plain or gzipped)")
       ->expected(2)->excludes(data);
   app.add_option("--classes", a.classes, "Train on these classes only, in this order: folder names, or label numbers for --idx")
-      ->delimiter(',');
-  app.add_option("--class-names", a.class_names, "Names of the classes (of --classes when given), in order")->delimiter(',');
+      ->delimiter(',')->check(nasoa_samples::list_values());
+  app.add_option("--class-names", a.class_names, "Names of the classes (of --classes when given), in order")
+      ->delimiter(',')->check(nasoa_samples::list_values());
   app.add_option("--input", a.input, "Square input side in pixels")->required()->check(CLI::Range(8, 4096));
   app.add_option("--epochs", a.epochs, "Epochs")->required()->check(CLI::Range(1, 100000));
   app.add_option("--out", a.out, "Bundle directory: created, or rewritten with the model added")->required();

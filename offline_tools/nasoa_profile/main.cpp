@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--zoo", zoo, "Zoo bundle directory")->required();
   app.add_option("--out", out, "Device profile to write (JSON, replaced atomically)")->required();
   app.add_option("--batch", options.batch_sizes, "Batch sizes to time, comma-separated")
-      ->delimiter(',')
+      ->delimiter(',')->check(nasoa_samples::list_values())
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--repeat", options.repetitions, "Timed steps per configuration (the median is kept)")
@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "LibTorch intra-op threads (default: as fine-tuning uses them on a CPU)")
       ->check(CLI::Range(1, nasoa::zoo::usable_cores()))  // more only waits on itself
       ->capture_default_str();
-  app.add_option("--models", options.models, "Only these models, comma-separated (default: all)")->delimiter(',');
+  app.add_option("--models", options.models, "Only these models, comma-separated (default: all)")
+      ->delimiter(',')->check(nasoa_samples::list_values());
   app.add_flag("--cpu", cpu_only, "Measure on the CPU even where CUDA is available");
   app.add_flag("--no-power", no_power, "Do not read an energy meter");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;

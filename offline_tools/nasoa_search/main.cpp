@@ -412,7 +412,8 @@ int main(int argc, char** argv) {
   app.add_option("--generations", a.search.generations, "Macro-level generations")->capture_default_str();
   app.add_option("--children", a.search.children, "Children per generation")->capture_default_str();
   app.add_option("--batch-evaluations", a.search.batch, "Block-level evaluations between two state saves")->capture_default_str();
-  app.add_option("--c0", a.search.space.c0_choices, "C0 choices")->delimiter(',')->capture_default_str();
+  app.add_option("--c0", a.search.space.c0_choices, "C0 choices")
+      ->delimiter(',')->check(nasoa_samples::list_values())->capture_default_str();
   app.add_option("--min-blocks", a.search.space.min_blocks, "Fewest blocks of a macro")->capture_default_str();
   app.add_option("--max-blocks", a.search.space.max_blocks, "Most blocks of a macro")->capture_default_str();
   app.add_option("--min-stages", a.search.space.min_stages, "Fewest stages of a macro")->capture_default_str();

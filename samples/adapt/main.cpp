@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
           ->expected(2)
           ->excludes(data_option);
   app.add_option("--class-names", idx_class_names, "With --idx: the classes' names, comma-separated, in label order")
-      ->delimiter(',')
+      ->delimiter(',')->check(nasoa_samples::list_values())
       ->needs(idx_option);
   app.add_option("--budget", budget.seconds,
                  "Wall-clock budget of the whole run, seconds (required unless --energy bounds the run alone)")

@@ -195,4 +195,15 @@ inline CLI::Validator non_empty() {
       "");
 }
 
+// A check for comma-separated list options (->delimiter(',')). CLI11 drops
+// the empty items of "0.1,,0.3" but passes a value given empty ("--frozen
+// ''") through, which reads as 0 for a number and as a name "" otherwise.
+inline CLI::Validator list_values() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return text.empty() ? "is empty; give values separated by commas, or leave the option out" : "";
+      },
+      "");
+}
+
 }  // namespace nasoa_samples

@@ -26,7 +26,8 @@
 //   OUT/N-NAME.checkpoint    the SDK's checkpoint, while it trains,
 //   OUT/N-NAME.outcome.json  its outcome, once recorded.
 // --resume takes a task with an outcome as done, continues a task with a
-// plan and a checkpoint where it stopped, and runs the others. A kill in the
+// plan and a checkpoint where it stopped, and runs the others; it refuses
+// (exit 2) task folders in another order than OUT's files name them. A kill in the
 // moment between recording a task and writing its outcome records that task
 // twice (once per run); anywhere else each task is recorded once.
 //
@@ -40,6 +41,7 @@
 #include "../common/output_path.h"
 #include "../common/text_file.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -205,6 +207,44 @@ Outcome read_outcome(const std::string& file, const std::string& task_name, cons
   return o;
 }
 
+// The name a task's files under --out carry: its folder's last component
+// ("big" for "data/big" and "data/big/").
+std::string task_name(const std::string& folder) {
+  const fs::path given(folder);
+  return given.filename().empty() ? given.parent_path().filename().string() : given.filename().string();
+}
+
+// With --resume: a file under OUT of task N (N-NAME.outcome.json, .plan.json,
+// .checkpoint) whose NAME is not the name of this stream's task N. The
+// stream was given its tasks in another order, or others: resuming would
+// train them all again beside the old files, and record each twice.
+std::string resume_order_problem(const std::string& out, const std::vector<std::string>& tasks) {
+  std::vector<std::string> files;  // sorted, so that the message names the first task at fault
+  std::error_code ec;
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec))
+    files.push_back(it->path().filename().string());
+  std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    const std::size_t da = a.find_first_not_of("0123456789"), db = b.find_first_not_of("0123456789");
+    return std::make_pair(da, a) < std::make_pair(db, b);  // "2-..." before "10-..."
+  });
+  for (const std::string& file : files) {
+    std::string stem;
+    for (const std::string suffix : {".outcome.json", ".plan.json", ".checkpoint"})
+      if (file.size() > suffix.size() && file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0)
+        stem = file.substr(0, file.size() - suffix.size());
+    const std::size_t dash = stem.find('-');
+    if (dash == 0 || dash == std::string::npos || stem.find_first_not_of("0123456789") != dash) continue;
+    const std::string digits = stem.substr(0, dash);
+    if (digits.size() > 9) continue;  // not a position this stream could have
+    const std::size_t n = std::stoul(digits);
+    if (n == 0 || n > tasks.size() || stem.substr(dash + 1) == task_name(tasks[n - 1])) continue;
+    return (fs::path(out) / file).string() + " is task " + digits + " '" + stem.substr(dash + 1) +
+           "' of the stream being resumed, where this command's task " + digits + " is '" + task_name(tasks[n - 1]) +
+           "': resume with the same task folders in the same order, or use another --out";
+  }
+  return {};
+}
+
 // The scratch folders of streams that were killed: nasoa-stream-<pid> in
 // the temporary folder whose process is gone. A live stream's folder, or
 // one whose process another PID namespace hides, is left alone as long as
@@ -269,6 +309,12 @@ int main(int argc, char** argv) {
   if (resume && out.empty()) {
     std::cerr << "nasoa-stream: --resume needs the --out of the stream to continue\n";
     return 2;
+  }
+  if (resume) {
+    if (const std::string problem = resume_order_problem(out, tasks); !problem.empty()) {
+      std::cerr << "nasoa-stream: " << problem << "\n";
+      return 2;
+    }
   }
   // Outputs clear of the inputs: a model folder inside a task folder would be
   // read as a class next time; a summary inside the zoo would replace a file.
@@ -354,8 +400,7 @@ int main(int argc, char** argv) {
       stop_if_interrupted();
       const Clock::time_point started = Clock::now();
       const fs::path given(tasks[i]);
-      const std::string name =
-          given.filename().empty() ? given.parent_path().filename().string() : given.filename().string();
+      const std::string name = task_name(tasks[i]);
       const std::string model_dir = (fs::path(out) / (std::to_string(i + 1) + "-" + name)).string();
       const std::string outcome_file = model_dir + ".outcome.json";
       const std::string plan_file = model_dir + ".plan.json";

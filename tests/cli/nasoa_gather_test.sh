@@ -127,6 +127,10 @@ check "a --log that is not an experience log is refused and left alone" bash -c 
   --threads 1 > /dev/null 2> "$work/grid.err"
 check "a bad grid value is refused before any training, naming it" bash -c \
   "[ $? -eq 2 ] && grep -q -- '--lrs' '$work/grid.err' && [ ! -e '$work/y.log' ]"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/y.log" --lrs 0.01 --frozen "" --epochs 1 --batch 8 \
+  --threads 1 > /dev/null 2> "$work/emptygrid.err"
+check "a grid value given empty is refused, not read as 0" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--frozen: is empty' '$work/emptygrid.err' && [ ! -e '$work/y.log' ]"
 printf 'my notes, without a last line break' > "$work/notes.txt"
 "$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/notes.txt" "${grid[@]}" > /dev/null 2> "$work/notes.err"
 check "a --log of one line of other text is refused and left alone" bash -c \

@@ -90,6 +90,12 @@ check "--resume without --out is a bad argument, named" bash -c "test $? -eq 2 &
   > "$work/otherbudget.out" 2>&1
 check "--resume with another budget is refused, naming the outcome file and the budget it had" \
   bash -c "test $? -eq 1 && grep -q '1-shoes.outcome.json was reached with --budget 20' '$work/otherbudget.out'"
+"$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" --resume "$work/tops" \
+  "$work/shoes" > "$work/reordered.out" 2>&1
+check "--resume with the tasks in another order is a bad argument, naming the file and both tasks" \
+  bash -c "test $? -eq 2 && grep -q \"1-shoes.outcome.json is task 1 'shoes' .* task 1 is 'tops'\" '$work/reordered.out'"
+check "and it leaves the killed stream's files as they were" bash -c \
+  "test -f '$work/killed/1-shoes.outcome.json' && test -f '$work/killed/2-tops.checkpoint' && test ! -e '$work/killed/1-tops.plan.json'"
 # (The first folder spelt with a trailing slash this time: the same folder.)
 "$stream" --zoo "$work/zoo" --budget 20 --state "$work/state-k" --out "$work/killed" --resume \
   --json "$work/resumed.json" "$work/shoes/" "$work/tops" > "$work/resumed.out" 2>&1
