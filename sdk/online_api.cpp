@@ -17,6 +17,7 @@
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
+#include "runtime/adapt/device_speed.h"
 #include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/planner.h"
 #include "runtime/adapt/probe.h"
@@ -596,6 +597,11 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     options.overheads.resident_bytes = zoo::resident_bytes().value_or(0);
     options.overheads.validation_images = std::int64_t(split.validation.size());
     options.overheads.checkpoint_interval_seconds = impl.options.checkpoint_interval_seconds;
+    // Costed at the speed this device's own runs under this profile showed,
+    // rather than at that of the seconds it was profiled in.
+    const rt::DeviceSpeed speed = rt::device_speed(state.device_records(), *impl.profile);
+    options.overheads.time_scale = speed.time_scale;
+    if (std::string note = rt::device_speed_note(speed); !note.empty()) plan.notes.push_back(std::move(note));
     rt::PlannerBudget limits;
     limits.seconds = sdk::time_limit_seconds(budget);
     if (budget.joules > 0) limits.joules = budget.joules;

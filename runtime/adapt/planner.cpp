@@ -191,6 +191,8 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
                                 std::pair{"estimate_watts", options.estimate_watts},
                                 std::pair{"risk_aversion", options.risk_aversion}})
     if (!(v >= 0) || !std::isfinite(v)) invalid(std::string(name) + " " + std::to_string(v) + " is not a non-negative number");
+  if (!(over.time_scale > 0) || !std::isfinite(over.time_scale))
+    invalid("time_scale " + std::to_string(over.time_scale) + " is not a number > 0");
   if (over.validation_images < 0) invalid("validation_images " + std::to_string(over.validation_images) + " is negative");
   if (over.resident_bytes < 0) invalid("resident_bytes " + std::to_string(over.resident_bytes) + " is negative");
   if (!(options.base.warmup_epochs >= 0) || !std::isfinite(options.base.warmup_epochs))
@@ -255,12 +257,13 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
         if (const auto of_model = grid.epoch_caps_by_frozen.find(models[mi].name);
             of_model != grid.epoch_caps_by_frozen.end())
           if (const auto at = of_model->second.find(f); at != of_model->second.end()) tighten(at->second);
-        c.train_epoch = predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
+        c.train_epoch = over.time_scale * predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
         const double weight_bytes = double(sizeof(float)) * double(models[mi].parameters);
         c.finishing = estimated_save_seconds(weight_bytes) + kFinishingSlackSeconds;
         c.checkpoint = estimated_checkpoint_seconds(weight_bytes);
         // Evaluation runs at the plan's batch size, as the fine-tuner's does.
-        c.eval_epoch = predict_evaluation_seconds(profile, models[mi].name, over.validation_images, b);
+        c.eval_epoch =
+            over.time_scale * predict_evaluation_seconds(profile, models[mi].name, over.validation_images, b);
         const StepTiming* cell = find_cell(mp, b, f);
         if (options.unmetered) {
           if (options.estimate_watts > 0) c.watts = options.estimate_watts;

@@ -7,7 +7,7 @@
 // from the device profile:
 //
 //   seconds = spent + startup + run + finishing + checkpoints * checkpoint
-//     run         = epochs * (train_epoch + eval_epoch)
+//     run         = epochs * (train_epoch + eval_epoch) * overheads.time_scale
 //     train_epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen)
 //     eval_epoch  = predict_evaluation_seconds(profile, model,
 //                   validation_images, batch): a per-batch and a per-image
@@ -128,6 +128,10 @@ struct PlanOverheads {
   // checkpoints. Saving the model is charged by the model's size.
   double checkpoint_interval_seconds = 30;
   double safety_margin = 0.1;          // share of seconds, joules and memory kept back for estimate error, [0, 1)
+  // What the profile's seconds per epoch (training and evaluation) are
+  // multiplied by: how fast this device's own runs went against its profile
+  // (device_speed.h); 1 trusts the profile. Finite, > 0.
+  double time_scale = 1.0;
   // The resident memory of the process that will fine-tune, as it stands
   // when planning (the task's images included), in bytes; 0: unknown.
   std::int64_t resident_bytes = 0;

@@ -729,6 +729,19 @@ TEST_F(PlanApiTest, ARecordTeachesTheNextAdapterAndLeavesTheBundleAlone) {
   EXPECT_NEAR(*next.best.predicted_accuracy, best, 0.05) << "the one record's own plan";
   ASSERT_TRUE(next.best.predicted_std.has_value());
   EXPECT_GT(*next.best.predicted_std, 0);
+  // And costs it at the speed the run showed against the device profile it
+  // was planned with (runtime/adapt/device_speed.h).
+  const int evaluated = int(std::count_if(r.epochs.begin(), r.epochs.end(),
+                                          [](const nasoa::EpochResult& e) { return e.validation_accuracy >= 0; }));
+  ASSERT_GE(evaluated, 2) << "one epoch evaluated tells no speed";
+  EXPECT_EQ(std::count_if(plan.notes.begin(), plan.notes.end(),
+                          [](const std::string& n) { return n.find("under its profile took") != std::string::npos; }),
+            0);
+  EXPECT_EQ(std::count_if(next.notes.begin(), next.notes.end(),
+                          [](const std::string& n) {
+                            return n.find("this device's last 1 fine-tune under its profile took") != std::string::npos;
+                          }),
+            1);
   nasoa::Adapter trusting(*zoo_, profiled_options(dir_ / "state", /*min_experience=*/1));
   EXPECT_EQ(trusting.plan(*task_, budget, base_).source, nasoa::PlanSource::kPredictor);
   // Predictions are for runs trained as the record was; a base that flips

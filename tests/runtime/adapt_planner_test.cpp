@@ -69,7 +69,7 @@ PlannerOptions options_with(std::int64_t validation_images = 200, double spent =
 // The plan's cost as planner.h states it, computed here from the profile and
 // the options alone (not through the planner's code):
 //   seconds = spent + startup + run + finishing + checkpoints * checkpoint,
-//             run = epochs * (train_epoch + eval_epoch); for P parameters,
+//             run = epochs * (train_epoch + eval_epoch) * time_scale; for P parameters,
 //             finishing = 0.5 + 4P / 50e6 + 0.25 s (saving, slack) and a
 //             checkpoint 0.25 + 16P / 50e6 s, written at the first epoch
 //             end, every checkpoint interval and at the last: at most
@@ -95,8 +95,9 @@ Cost cost_of(const std::string& model, int batch, int frozen, int epochs, const 
   const double per_image = (64 * m.inference_seconds_per_image_batch64 - m.inference_seconds_per_image_batch1) / 63;
   const double per_batch = m.inference_seconds_per_image_batch1 - per_image;
   const std::int64_t validation_batches = (over.validation_images + batch - 1) / batch;
-  const double epoch = predict_epoch_seconds(profile, model, train_images, batch, frozen) +
-                       double(validation_batches) * per_batch + double(over.validation_images) * per_image;
+  const double epoch = over.time_scale * (predict_epoch_seconds(profile, model, train_images, batch, frozen) +
+                                          double(validation_batches) * per_batch +
+                                          double(over.validation_images) * per_image);
   Cost c;
   const auto features = std::find_if(zoo.begin(), zoo.end(), [&](const ModelFeatures& f) { return f.name == model; });
   const double weights = features == zoo.end() ? 0.0 : double(features->parameters);
@@ -211,6 +212,8 @@ TEST(PlannerTest, NoPlanExceedsAnyBudgetByTheProfilesEstimate) {
     o.unmetered = chance(0.5);
     if (chance(0.5)) o.estimate_watts = uniform(5, 40);
     if (chance(0.5)) o.risk_aversion = uniform(0, 1.5);
+    // A device faster or slower than its profile (device_speed.h).
+    if (chance(0.3)) o.overheads.time_scale = std::exp(uniform(std::log(0.25), std::log(4.0)));
     const auto train_images = std::int64_t(uniform(20, 3000));
     const double margin = o.overheads.safety_margin;
     const std::string trial_text = "trial " + std::to_string(trial);
@@ -378,6 +381,40 @@ TEST(PlannerTest, FillsTheBudgetWhenMoreTrainingHelpsAndSaysWhatBoundsIt) {
   s = generate_schedule(kTask, kTrainImages, budget, profile, models(), fewer_is_better, o);
   EXPECT_EQ(s.best.regime.epochs, 3);
   EXPECT_NE(s.best.why.find("predicted best at 3"), std::string::npos) << s.best.why;
+}
+
+TEST(PlannerTest, ATimeScaleCostsEveryEpochAtTheDevicesOwnSpeed) {
+  const DeviceProfile profile = make_profile(models());
+  const StubPredictor more_is_better([](const FeatureVector& x) {
+    return Prediction{0.3 + 0.001 * x[kEpochs] + (model_of(x) == 2 ? 0.1 : 0.0), 0.02};
+  });
+  PlannerBudget budget;
+  budget.seconds = 60;
+  PlannerOptions o = options_with();
+  o.grid.batch_sizes = {32};
+  o.grid.frozen_stages = {0};
+  const Schedule trusted = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  o.overheads.time_scale = 2;
+  const Schedule slower = generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o);
+  ASSERT_EQ(trusted.best.regime.model, "m2");
+  ASSERT_EQ(slower.best.regime.model, "m2");
+  // Each epoch costs twice the profile's, so about half the epochs fit, and
+  // the one more that did not is over the budget at the device's speed.
+  EXPECT_NEAR(slower.best.training_seconds / slower.best.regime.epochs,
+              2 * trusted.best.training_seconds / trusted.best.regime.epochs, 1e-9);
+  EXPECT_LE(slower.best.regime.epochs, trusted.best.regime.epochs / 2 + 1);
+  EXPECT_GE(slower.best.regime.epochs, trusted.best.regime.epochs / 2 - 1);
+  PlannedRun one_more = slower.best;
+  ++one_more.regime.epochs;
+  EXPECT_GT(cost_of(one_more, profile, o, kTrainImages).seconds, slower.usable_seconds);
+  EXPECT_LE(cost_of(slower.best, profile, o, kTrainImages).seconds, slower.usable_seconds * (1 + 1e-9));
+  for (const double bad : {0.0, -1.0, std::numeric_limits<double>::infinity(), std::nan("")}) {
+    o.overheads.time_scale = bad;
+    EXPECT_TRUE(nasoa::testing::throws_error(
+        [&] { generate_schedule(kTask, kTrainImages, budget, profile, models(), more_is_better, o); },
+        ErrorCode::kInvalidArgument, "time_scale"))
+        << bad;
+  }
 }
 
 TEST(PlannerTest, AModelsOwnEpochCapKeepsItsPlansShortAndSaysWhy) {
