@@ -150,6 +150,17 @@ std::string timing_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& imp
   return {};
 }
 
+// Whether `p` timed its steps on the device and with the compute threads
+// this Adapter fine-tunes with: a record's step time is stamped from it only
+// then, so that the device's speed against a profile (device_speed.h) is
+// learnt from runs of one kind. (A heap set otherwise or an older format
+// slows or speeds every run alike, which is what that speed corrects.)
+bool profile_times_this_compute(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+  const bool gpu = sdk::uses_gpu(impl.options);
+  if (p.device.device != (gpu ? "cuda:0" : "cpu")) return false;
+  return gpu || p.device.threads == sdk::compute_threads(impl.options, gpu);
+}
+
 // Why a cached profile does not describe this zoo on this device as
 // fine-tuning will use it; empty when it does.
 std::string profile_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
@@ -746,7 +757,7 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     rec.task = task.meta();
     rec.train_images = std::int64_t(sdk::task_split(task, result.regime).train.size());
     rec.model = features;
-    if (impl.profile) {
+    if (impl.profile && profile_times_this_compute(*impl.profile, impl)) {
       try {
         rec.model.step_seconds = rt::predict_step_seconds(*impl.profile, info.name, result.regime.batch_size,
                                                           result.regime.frozen_stages);

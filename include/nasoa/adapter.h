@@ -321,11 +321,11 @@ class NASOA_API Adapter {
   // calibrate() measures it ahead of time, outside any budget. A first
   // plan() whose budget runs out while measuring keeps the models measured so
   // far in the state directory; the next call measures only the rest. The
-  // profile's seconds per epoch are scaled by the speed the device's own
-  // recorded runs under that same profile showed (the median ratio of their
-  // last five; a device slower than its profile at once, a faster one over
-  // a few runs; plan.notes says so), since a profile measured once goes
-  // stale when the machine's load or clock changes. Plans fit
+  // profile's seconds per epoch are scaled by how long the epochs of the
+  // device's own recorded runs under that same profile took against it (the
+  // median of the last five: whole when slower, shrunk towards 1 when
+  // faster; plan.notes says so), since a profile measured once goes stale
+  // when the machine's load or clock changes. Plans fit
   // when their predicted seconds stay within 90 % of budget.seconds (and
   // their joules within 90 % of budget.joules), which keeps a tenth back for
   // estimate error; fine_tune's guard enforces the budget itself. With a

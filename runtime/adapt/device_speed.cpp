@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <vector>
 
 #include "nasoa/error.h"
 
@@ -15,6 +16,8 @@ namespace {
 // or nothing where `r` was not made under it or cannot tell.
 std::optional<double> speed_ratio(const ExperienceRecord& r, const DeviceProfile& profile) {
   if (r.source != ExperienceSource::kDevice || !r.model.step_seconds || !(*r.model.step_seconds > 0)) return {};
+  // "cuda:0 (bf16 autocast)" ran on the profile's "cuda:0".
+  if (r.device.substr(0, r.device.find(' ')) != profile.device.device) return {};
   const Regime& g = r.regime;
   double predicted = 0;
   try {
@@ -29,17 +32,22 @@ std::optional<double> speed_ratio(const ExperienceRecord& r, const DeviceProfile
   } catch (const Error&) {
     return {};
   }
-  // From the first evaluated epoch to the last: the first epoch's time holds
-  // the start-up, which the planner costs apart.
-  const EpochPoint* first = nullptr;
-  const EpochPoint* last = nullptr;
+  // The median of the gaps between consecutive evaluated epochs: a gap
+  // that also holds a checkpoint (after the first epoch, then every
+  // interval; the planner charges those apart) or a resume's lost work and
+  // set-up is an outlier, and the first epoch's start-up is in no gap.
+  std::vector<double> gaps;
+  const EpochPoint* previous = nullptr;
   for (const EpochPoint& p : r.history) {
     if (p.validation_accuracy < 0) continue;
-    if (!first || p.epoch < first->epoch) first = &p;
-    if (!last || p.epoch > last->epoch) last = &p;
+    if (previous && p.epoch > previous->epoch)
+      gaps.push_back((p.elapsed_seconds - previous->elapsed_seconds) / double(p.epoch - previous->epoch));
+    previous = &p;
   }
-  if (!first || last->epoch <= first->epoch) return {};
-  const double observed = (last->elapsed_seconds - first->elapsed_seconds) / double(last->epoch - first->epoch);
+  if (gaps.size() < kLeastGaps) return {};
+  std::sort(gaps.begin(), gaps.end());
+  const std::size_t n = gaps.size();
+  const double observed = n % 2 ? gaps[n / 2] : (gaps[n / 2 - 1] + gaps[n / 2]) / 2;
   if (!(observed > 0) || !std::isfinite(observed) || !(predicted > 0) || !std::isfinite(predicted)) return {};
   return observed / predicted;
 }
@@ -58,8 +66,8 @@ DeviceSpeed device_speed(const std::vector<ExperienceRecord>& records, const Dev
   const double median = n % 2 ? logs[n / 2] : (logs[n / 2 - 1] + logs[n / 2]) / 2;
   speed.observed_ratio = std::exp(median);
   const double bound = std::log(4.0);
-  // Slower is believed at once: a plan that overruns is cut by the budget
-  // guard before its schedule has decayed. Faster is earned over runs.
+  // A slower median is taken whole: a plan that overruns is cut by the
+  // budget guard before its schedule has decayed. Faster is earned over runs.
   const double shrunk = median > 0 ? median : median * double(n) / double(n + 1);
   speed.time_scale = std::exp(std::clamp(shrunk, -bound, bound));
   return speed;

@@ -5,23 +5,26 @@
 //
 // A profile is measured once, and the machine it describes changes: another
 // process shares the cores, the CPU is throttled, or the profile was taken
-// while something else ran (then every plan is too short, for good). Each
-// device record carries the profile's step time for its configuration
-// (ModelFeatures::step_seconds, written by Adapter::record), and its
-// epochs' elapsed seconds. A record whose step time is what `profile`
-// predicts for that configuration was made under this very profile; for
-// it, the observed seconds per epoch (from its first evaluated epoch to its
-// last, so that start-up does not count) over the profile's (training plus
-// a validation pass) is one observation of the device's speed. Records made
-// under another profile (other threads, another device, one measured
-// again) do not count.
+// while something else ran (then every plan is too long or too short, for
+// good). Each device record carries the profile's step time for its
+// configuration (ModelFeatures::step_seconds, which Adapter::record stamps
+// only from a profile timed on the device and with the compute threads the
+// run used) and its epochs' elapsed seconds. A record made on the profile's
+// device whose step time is what `profile` predicts for that configuration
+// was made under this very profile. For it, the median seconds between
+// consecutive evaluated epochs (at least kLeastGaps of them; a checkpoint's
+// or a resume's extra time falls in one gap, start-up in none) over the
+// profile's seconds per epoch (training steps and a validation pass) is one
+// observation: how long the run's epochs took, data loading included, for
+// each second the planner costs them at. Records under another profile (one
+// measured again, say) do not count.
 //
 // The scale is the median of the last `kRecentRuns` observations, bounded
-// to [1/4, 4]. A device slower than its profile is planned at its observed
-// speed at once: a plan that overruns is stopped by the budget guard before
-// its learning-rate schedule has decayed, which costs more than the seconds
-// a plan too short leaves unused. A faster one is believed over runs: the
-// median's log is shrunk towards 0 by n / (n + 1) (one fast run halves it).
+// to [1/4, 4]. A median slower than the profile is planned at whole: a plan
+// that overruns is stopped by the budget guard before its learning-rate
+// schedule has decayed, which costs more than the seconds a plan too short
+// leaves unused. A faster one is believed over runs: the median's log is
+// shrunk towards 0 by n / (n + 1) (one fast run halves it).
 #pragma once
 
 #include <cstddef>
@@ -40,6 +43,7 @@ struct DeviceSpeed {
 };
 
 inline constexpr std::size_t kRecentRuns = 5;
+inline constexpr std::size_t kLeastGaps = 3;
 
 // `records` in the order they were stored (the last most recent); only
 // device records count. Never throws: a record the profile cannot cost is

@@ -221,8 +221,11 @@ std::string task_name(const std::string& folder) {
 std::string resume_order_problem(const std::string& out, const std::vector<std::string>& tasks) {
   std::vector<std::string> files;  // sorted, so that the message names the first task at fault
   std::error_code ec;
-  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec))
-    files.push_back(it->path().filename().string());
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+    // Those three are files; a task's model is a folder (of "x.checkpoint", say).
+    std::error_code kind;
+    if (it->is_regular_file(kind)) files.push_back(it->path().filename().string());
+  }
   std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
     const std::size_t da = a.find_first_not_of("0123456789"), db = b.find_first_not_of("0123456789");
     return std::make_pair(da, a) < std::make_pair(db, b);  // "2-..." before "10-..."

@@ -39,10 +39,10 @@ double predicted_epoch(const DeviceProfile& profile, const std::string& model) {
          double((validation + kBatch - 1) / kBatch) * per_batch + double(validation) * per_image;
 }
 
-// A device record of models()[1] under `profile` whose five epochs each took
-// `ratio` times what the profile predicts, after a first epoch that also
+// A device record of models()[1] under `profile` whose `epochs` epochs each
+// took `ratio` times what the profile predicts, after a first epoch that also
 // held 3 s of start-up.
-ExperienceRecord record(const DeviceProfile& profile, double ratio, const std::string& id) {
+ExperienceRecord record(const DeviceProfile& profile, double ratio, const std::string& id, int epochs = 5) {
   ExperienceRecord r;
   r.run_id = id;
   r.source = ExperienceSource::kDevice;
@@ -53,11 +53,11 @@ ExperienceRecord record(const DeviceProfile& profile, double ratio, const std::s
   r.regime.model = r.model.name;
   r.regime.batch_size = kBatch;
   r.regime.frozen_stages = kFrozen;
-  r.regime.epochs = 5;
+  r.regime.epochs = epochs;
   const double epoch = ratio * predicted_epoch(profile, r.model.name);
-  for (int e = 1; e <= 5; ++e) r.history.push_back({e, 3.0 + e * epoch, 1.0 / e, 0.5 + 0.05 * e});
-  r.best_accuracy = r.final_accuracy = 0.75;
-  r.total_seconds = 3.0 + 5 * epoch + 1.0;
+  for (int e = 1; e <= epochs; ++e) r.history.push_back({e, 3.0 + e * epoch, 1.0 / e, 0.5 + 0.04 * e});
+  r.best_accuracy = r.final_accuracy = 0.5 + 0.04 * epochs;
+  r.total_seconds = 3.0 + epochs * epoch + 1.0;
   r.device = "cpu";
   r.stop_reason = "completed";
   return r;
@@ -128,11 +128,33 @@ TEST(DeviceSpeedTest, OnlyTheDevicesRunsUnderThisVeryProfileCount) {
   ExperienceRecord unevaluated = record(profile, 9, "cut");
   for (EpochPoint& p : unevaluated.history)
     if (p.epoch > 1) p.validation_accuracy = -1;
-  for (const ExperienceRecord& r : {other_profile, shipped, no_step, unknown_model, one_epoch, unevaluated})
+  ExperienceRecord two_gaps = record(profile, 9, "three-epochs");  // fewer than kLeastGaps gaps
+  two_gaps.history.resize(3);
+  ExperienceRecord on_a_gpu = record(profile, 9, "gpu");
+  on_a_gpu.device = "cuda:0";
+  for (const ExperienceRecord& r : {other_profile, shipped, no_step, unknown_model, one_epoch, unevaluated, two_gaps,
+                                    on_a_gpu})
     records.push_back(r);
   const DeviceSpeed speed = device_speed(records, profile);
   EXPECT_EQ(speed.runs, 1u);
   EXPECT_NEAR(speed.observed_ratio, 2.0, 1e-9);
+}
+
+TEST(DeviceSpeedTest, ACheckpointOrAResumeInOneGapDoesNotCount) {
+  const DeviceProfile profile = make_profile(models());
+  ExperienceRecord r = record(profile, 1.5, "checkpointed", 8);
+  // 4 s of checkpoint writing after epoch 1, and a resume's 20 s between
+  // epochs 3 and 4: every later epoch ends that much later. Two of seven
+  // gaps: the median is of the others.
+  for (EpochPoint& p : r.history) p.elapsed_seconds += (p.epoch >= 2 ? 4.0 : 0.0) + (p.epoch >= 4 ? 20.0 : 0.0);
+  EXPECT_NEAR(device_speed({r}, profile).observed_ratio, 1.5, 1e-9);
+  // On a GPU, a mixed-precision run's device names its autocast too.
+  DeviceProfile gpu = profile;
+  gpu.device.device = "cuda:0";
+  ExperienceRecord autocast = record(gpu, 2.0, "autocast");
+  autocast.device = "cuda:0 (bf16 autocast)";
+  EXPECT_EQ(device_speed({autocast}, gpu).runs, 1u);
+  EXPECT_EQ(device_speed({autocast}, profile).runs, 0u) << "a GPU run says nothing of the CPU";
 }
 
 TEST(DeviceSpeedTest, TheScaleIsBoundedToAFactorOfFour) {
