@@ -126,6 +126,18 @@ bool measured_for_this_zoo(const rt::DeviceProfile& p, const Adapter::Impl& impl
   return p.bundle_models == models;
 }
 
+// Why a profile's steps did not run on the device, or with the compute
+// threads, that fine-tuning here uses; empty when they did.
+std::string compute_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
+  const bool gpu = sdk::uses_gpu(impl.options);
+  if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
+  const int threads = sdk::compute_threads(impl.options, gpu);
+  if (!gpu && p.device.threads != threads)
+    return "it was measured with " + std::to_string(p.device.threads) + " threads, fine-tuning uses " +
+           std::to_string(threads);
+  return {};
+}
+
 // Why a profile's steps were not timed as fine-tuning here will run them:
 // by a format that did not record how, on another device, with other
 // threads, or with the heap set otherwise. Empty when they were.
@@ -136,29 +148,13 @@ std::string timing_mismatch(const rt::DeviceProfile& p, const Adapter::Impl& imp
   if (p.format_version < rt::kDeviceProfileFormatVersion)
     return "it is of format version " + std::to_string(p.format_version) +
            ", which did not record how the heap was set while steps were timed";
-  const bool gpu = sdk::uses_gpu(impl.options);
-  if (p.device.device != (gpu ? "cuda:0" : "cpu")) return "it was measured on " + p.device.device;
-  const int threads = sdk::compute_threads(impl.options, gpu);
-  if (!gpu && p.device.threads != threads)
-    return "it was measured with " + std::to_string(p.device.threads) + " threads, fine-tuning uses " +
-           std::to_string(threads);
+  if (std::string other = compute_mismatch(p, impl); !other.empty()) return other;
   // The steps timed must have run with the heap fine-tuning will have.
   const bool keeps = fine_tuning_keeps_freed_memory(impl.options);
   if (p.device.kept_freed_memory != keeps)
     return std::string("its steps were timed with the heap ") + (p.device.kept_freed_memory ? "" : "not ") +
            "keeping freed memory for reuse, and fine-tuning's heap will " + (keeps ? "" : "not ") + "keep it";
   return {};
-}
-
-// Whether `p` timed its steps on the device and with the compute threads
-// this Adapter fine-tunes with: a record's step time is stamped from it only
-// then, so that the device's speed against a profile (device_speed.h) is
-// learnt from runs of one kind. (A heap set otherwise or an older format
-// slows or speeds every run alike, which is what that speed corrects.)
-bool profile_times_this_compute(const rt::DeviceProfile& p, const Adapter::Impl& impl) {
-  const bool gpu = sdk::uses_gpu(impl.options);
-  if (p.device.device != (gpu ? "cuda:0" : "cpu")) return false;
-  return gpu || p.device.threads == sdk::compute_threads(impl.options, gpu);
 }
 
 // Why a cached profile does not describe this zoo on this device as
@@ -543,12 +539,13 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // Found once: detecting the meter opens and reads it.
     const bool metered = sdk::energy_is_measured(impl.options);
     if (budget.joules > 0 && impl.options.estimate_watts <= 0 && !metered) {
-      std::optional<rt::DeviceProfile> known = impl.profile;
-      if (!known)
-        known = impl.options.device_profile.empty() ? sdk::kept_device_profile(impl)
-                                                    : std::optional<rt::DeviceProfile>(sdk::load_given_device_profile(impl));
-      const bool watts = known && std::any_of(known->models.begin(), known->models.end(),
-                                              [](const rt::ModelProfile& m) { return m.most_watts() > 0; });
+      // Read once: ensure_profile() below takes the profile found here.
+      if (!impl.profile)
+        impl.profile = impl.options.device_profile.empty()
+                           ? sdk::kept_device_profile(impl)
+                           : std::optional<rt::DeviceProfile>(sdk::load_given_device_profile(impl));
+      const bool watts = impl.profile && std::any_of(impl.profile->models.begin(), impl.profile->models.end(),
+                                                     [](const rt::ModelProfile& m) { return m.most_watts() > 0; });
       if (!watts)
         throw Error(ErrorCode::kInvalidArgument,
                     "a joule budget needs power figures: no energy meter measures on this device and no device "
@@ -757,7 +754,11 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     rec.task = task.meta();
     rec.train_images = std::int64_t(sdk::task_split(task, result.regime).train.size());
     rec.model = features;
-    if (impl.profile && profile_times_this_compute(*impl.profile, impl)) {
+    // Stamped only from a profile timed on this device with these threads,
+    // so that the device's speed against a profile (device_speed.h) is
+    // learnt from runs of one kind. (A heap set otherwise or an older format
+    // slows or speeds every run alike, which is what that speed corrects.)
+    if (impl.profile && compute_mismatch(*impl.profile, impl).empty()) {
       try {
         rec.model.step_seconds = rt::predict_step_seconds(*impl.profile, info.name, result.regime.batch_size,
                                                           result.regime.frozen_stages);

@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
     // --models names models of the bundle: one it lacks is a bad argument,
     // said before anything is measured.
     if (!options.models.empty()) {
-      const nasoa::zoo::Manifest manifest = nasoa::zoo::open_bundle(zoo);
+      // The manifest alone: profile_bundle() verifies the files.
+      const nasoa::zoo::Manifest manifest =
+          nasoa::zoo::read_manifest((std::filesystem::path(zoo) / "MANIFEST").string());
       std::string names;
       for (const nasoa::ModelInfo& m : manifest.models) names += (names.empty() ? "" : ", ") + m.name;
       for (const std::string& name : options.models)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nasoa/error.h"
+#include "runtime/profile/median.h"
 
 namespace nasoa::runtime {
 
@@ -45,9 +46,7 @@ std::optional<double> speed_ratio(const ExperienceRecord& r, const DeviceProfile
     previous = &p;
   }
   if (gaps.size() < kLeastGaps) return {};
-  std::sort(gaps.begin(), gaps.end());
-  const std::size_t n = gaps.size();
-  const double observed = n % 2 ? gaps[n / 2] : (gaps[n / 2 - 1] + gaps[n / 2]) / 2;
+  const double observed = median(gaps);
   if (!(observed > 0) || !std::isfinite(observed) || !(predicted > 0) || !std::isfinite(predicted)) return {};
   return observed / predicted;
 }
@@ -61,14 +60,13 @@ DeviceSpeed device_speed(const std::vector<ExperienceRecord>& records, const Dev
   DeviceSpeed speed;
   speed.runs = logs.size();
   if (logs.empty()) return speed;
-  std::sort(logs.begin(), logs.end());
-  const std::size_t n = logs.size();
-  const double median = n % 2 ? logs[n / 2] : (logs[n / 2 - 1] + logs[n / 2]) / 2;
-  speed.observed_ratio = std::exp(median);
+  const double middle = median(logs);
+  const double n = double(logs.size());
+  speed.observed_ratio = std::exp(middle);
   const double bound = std::log(4.0);
   // A slower median is taken whole: a plan that overruns is cut by the
   // budget guard before its schedule has decayed. Faster is earned over runs.
-  const double shrunk = median > 0 ? median : median * double(n) / double(n + 1);
+  const double shrunk = middle > 0 ? middle : middle * n / (n + 1);
   speed.time_scale = std::exp(std::clamp(shrunk, -bound, bound));
   return speed;
 }

@@ -17,6 +17,7 @@
 #include "runtime/data/batching.h"
 #include "runtime/energy/cuda_device.h"
 #include "runtime/energy/energy_monitor.h"
+#include "runtime/profile/median.h"
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
 #include "zoo/bundle/atomic_file.h"
@@ -41,12 +42,6 @@ bool past_int64(const Json& v) {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 

@@ -188,22 +188,18 @@ inline CLI::Validator non_negative_integer() {
 }
 
 // A check for path and name options given explicitly empty (--out ""),
-// which a program would otherwise take for the option left out.
-inline CLI::Validator non_empty() {
+// which a program would otherwise take for the option left out; `hint`
+// follows "is empty; " in the message.
+inline CLI::Validator non_empty(const std::string& hint = "name one, or leave the option out") {
   return CLI::Validator(
-      [](std::string& text) -> std::string { return text.empty() ? "is empty; name one, or leave the option out" : ""; },
-      "");
+      [hint](std::string& text) -> std::string { return text.empty() ? "is empty; " + hint : ""; }, "");
 }
 
 // A check for comma-separated list options (->delimiter(',')). CLI11 drops
 // the empty items of "0.1,,0.3" but passes a value given empty ("--frozen
 // ''") through, which reads as 0 for a number and as a name "" otherwise.
 inline CLI::Validator list_values() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        return text.empty() ? "is empty; give values separated by commas, or leave the option out" : "";
-      },
-      "");
+  return non_empty("give values separated by commas, or leave the option out");
 }
 
 }  // namespace nasoa_samples
