@@ -400,6 +400,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
       job.keep_freed_memory = options.tune_heap;
+      job.fit_schedule = options.fit_schedule;
       // The power to judge an energy budget by before the meter has measured
       // training: the caller's estimate only where it is the meter (it is
       // "the power to assume when no meter reads"), else the profile's.
@@ -472,6 +473,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.energy_meter = monitor ? monitor->meter_name() : "none";
       r.energy_measured = monitor && monitor->measured();
       r.checkpoint_note = outcome.checkpoint_note;
+      r.scheduled_epochs = outcome.scheduled_epochs;
+      r.schedule_note = outcome.schedule_note;
       r.validation_note = validation_note(store, job.split, task.impl().validation_from.has_value());
       if (monitor) {
         const runtime::EnergyStatus energy = monitor->status();

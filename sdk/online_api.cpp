@@ -43,11 +43,7 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string seconds_text(double s) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.2f", s);
-  return buffer;
-}
+std::string seconds_text(double s) { return zoo::fixed_number(s, 2); }
 
 // The profile's batch sizes, beside those of the shipped experience: 32, at
 // which default plans run (and the default zoo's experience was gathered:
@@ -745,6 +741,13 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     for (const EpochResult& e : result.epochs)
       if (e.validation_accuracy >= 0) evaluated_epochs = std::max(evaluated_epochs, e.epoch);
     if (cut_short && evaluated_epochs == 0) return false;
+    // 0: not said (a Result made before the schedule could be fitted).
+    if (result.scheduled_epochs < 0 || result.scheduled_epochs > result.regime.epochs)
+      refuse("scheduled_epochs = " + std::to_string(result.scheduled_epochs) + ": expected 0 (not fitted) to regime.epochs = " +
+             std::to_string(result.regime.epochs));
+    if (result.scheduled_epochs > 0 && result.epochs.size() > std::size_t(result.scheduled_epochs))
+      refuse("scheduled_epochs = " + std::to_string(result.scheduled_epochs) + ": the result holds " +
+             std::to_string(result.epochs.size()) + " epochs, more than its schedule had");
     const rt::ImageStore& store = *task.impl().store;
 
     rt::ExperienceRecord rec;
@@ -767,12 +770,17 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
       }
     }
     rec.regime = result.regime;
-    if (cut_short) {
-      rec.regime.epochs = evaluated_epochs;
+    // A run whose schedule was fitted to end sooner is the shorter run it
+    // trained: its rate annealed over those epochs.
+    const int recorded_epochs = cut_short                     ? evaluated_epochs
+                                : result.scheduled_epochs > 0 ? result.scheduled_epochs
+                                                              : result.regime.epochs;
+    if (recorded_epochs != rec.regime.epochs) {
+      rec.regime.epochs = recorded_epochs;
       // Recorded as the shorter run it was, whose warm-up must end before it
       // does (validate()); the warm-up is no feature of the predictor's.
-      if (rec.regime.schedule == ScheduleKind::kCosine && rec.regime.warmup_epochs >= evaluated_epochs)
-        rec.regime.warmup_epochs = evaluated_epochs - 1;
+      if (rec.regime.schedule == ScheduleKind::kCosine && rec.regime.warmup_epochs >= recorded_epochs)
+        rec.regime.warmup_epochs = recorded_epochs - 1;
     }
     if (plan.budget_seconds > 0 && std::isfinite(plan.budget_seconds)) rec.budget_seconds = plan.budget_seconds;
     if (plan.budget_joules > 0) rec.budget_joules = plan.budget_joules;

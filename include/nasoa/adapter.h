@@ -126,6 +126,12 @@ struct AdapterOptions {
   // tunables or a MALLOC_* variable is set. An app that sets mallopt()
   // itself turns this off.
   bool tune_heap = true;
+  // Whether fine_tune() may end the learning-rate schedule sooner than the
+  // regime's epochs when they prove slower than the budget leaves room for
+  // (Result::schedule_note). Off: the regime is followed as given until the
+  // budget cuts it, its rate wherever it had got to; a resumed run keeps a
+  // fit its checkpoint holds (its rates so far were fitted ones).
+  bool fit_schedule = true;
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
   // A device profile (nasoa-profile's JSON) measured on this device with this
   // zoo: it predicts step times for the plans and the budget checks and, when
@@ -173,7 +179,9 @@ NASOA_API std::string default_state_dir();
 // step == steps_per_epoch and validation_accuracy is that evaluation's; the
 // epoch's last step reports the same step with the evaluation before).
 struct Progress {
-  int epoch = 0, epochs = 0;
+  int epoch = 0;
+  int epochs = 0;  // where the run ends: the regime's, or sooner once its schedule is fitted
+                   // (Result::scheduled_epochs), which may change at any epoch end
   std::int64_t step = 0, steps_per_epoch = 0;
   double loss = 0, train_accuracy = 0;
   double validation_accuracy = -1;  // latest (a resumed run's included); -1 before the first evaluation
@@ -211,6 +219,16 @@ struct Result {
   // still saved: a kill after that point would have resumed from the last
   // checkpoint written, if any.
   std::string checkpoint_note;
+  // The epochs the run was to end after: regime.epochs, unless its epochs
+  // proved slower (or dearer in energy) than the budget left room for. Then
+  // the learning-rate schedule was fitted at an epoch end to end sooner,
+  // annealing in the time there was rather than being cut near its peak
+  // rate, and schedule_note says when and why ("" when the schedule was
+  // never fitted; a run fitted, then given its epochs back by a device that
+  // sped up, keeps its note). A run ends after at most regime.epochs: a
+  // device faster than planned ends early.
+  int scheduled_epochs = 0;
+  std::string schedule_note;
   // "" when the validation images hold every class; otherwise which classes
   // they lack (a class of one image trains on it; a validation folder may
   // have no folder of a class): validation_accuracy does not cover those.
@@ -356,11 +374,16 @@ class NASOA_API Adapter {
   // "completed" or "diverged: ...") is stored as the epochs it trained and
   // evaluated in full, with their best accuracy (and a cosine warm-up cut to
   // end before them): what it reached is not what its planned regime
-  // reaches. Returns false, storing nothing, when this
+  // reaches. A run whose schedule was fitted to end sooner
+  // (result.scheduled_epochs below regime.epochs) is stored as a regime of
+  // those epochs, the ones it annealed over (its first epochs ran at the
+  // longer schedule's rates: close, not the same). Returns false, storing nothing, when this
   // very result was recorded before, or when a budget cut the run short
   // before any epoch was evaluated. Throws Error{kInvalidArgument} for an invalid
   // result.regime, Error{kNotFound} for a model the zoo lacks, Error{kIo}
-  // when the state directory cannot be written.
+  // when the state directory cannot be written, and Error{kInvalidArgument}
+  // for result.scheduled_epochs outside [0, regime.epochs] or below the
+  // epochs the result holds.
   bool record(const Task& task, const Plan& plan, const Result& result);
 
   // Measures the device profile the planner uses and caches it in the state

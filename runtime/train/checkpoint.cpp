@@ -38,6 +38,9 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   finite(s.evaluation_seconds, "measured.evaluation_seconds");
   finite(s.best_accuracy, "best_accuracy");
   finite(s.epoch_loss_sum, "epoch_loss_sum");
+  finite(s.schedule.anchor_trained, "schedule.anchor_trained");
+  finite(s.schedule.anchor_scheduled, "schedule.anchor_scheduled");
+  finite(s.schedule.rate, "schedule.rate");
   for (std::size_t i = 0; i < s.history.size(); ++i) {
     const EpochRecord& e = s.history[i];
     const std::string at = "history[" + std::to_string(i) + "].";
@@ -59,6 +62,9 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   if (s.layout) j["memory_layout"] = to_string(*s.layout);
   if (s.step_seconds > 0 || s.evaluation_seconds > 0)
     j["measured"] = {{"step_seconds", s.step_seconds}, {"evaluation_seconds", s.evaluation_seconds}};
+  if (s.schedule.end_epoch > 0)
+    j["schedule"] = {{"end_epoch", s.schedule.end_epoch}, {"anchor_trained", s.schedule.anchor_trained},
+                     {"anchor_scheduled", s.schedule.anchor_scheduled}, {"rate", s.schedule.rate}};
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& e : s.history)
     j["history"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
@@ -124,6 +130,23 @@ TrainingState load_checkpoint(const std::string& path) {
       const nlohmann::json& measured = j.at("measured");
       s.step_seconds = measured.at("step_seconds").get<double>();
       s.evaluation_seconds = measured.at("evaluation_seconds").get<double>();
+    }
+    if (j.contains("schedule")) {  // absent until a run is fitted, and in earlier versions
+      const nlohmann::json& fit = j.at("schedule");
+      const std::int64_t end = fit.at("end_epoch").get<std::int64_t>();
+      if (end < 1 || end > std::numeric_limits<int>::max()) corrupt("field schedule.end_epoch = " + std::to_string(end));
+      s.schedule.end_epoch = int(end);
+      s.schedule.anchor_trained = fit.at("anchor_trained").get<double>();
+      s.schedule.anchor_scheduled = fit.at("anchor_scheduled").get<double>();
+      s.schedule.rate = fit.at("rate").get<double>();
+      const auto fit_field = [&](double value, const char* field, bool ok, const char* expected) {
+        if (!ok || !std::isfinite(value))
+          corrupt(std::string("field schedule.") + field + " = " + zoo::shown_number(value) + ", expected " + expected);
+      };
+      fit_field(s.schedule.anchor_trained, "anchor_trained", s.schedule.anchor_trained >= 0, "a finite value >= 0");
+      fit_field(s.schedule.anchor_scheduled, "anchor_scheduled", s.schedule.anchor_scheduled >= 0,
+                "a finite value >= 0");
+      fit_field(s.schedule.rate, "rate", s.schedule.rate > 0, "a finite value > 0");
     }
     if (j.contains("memory_layout")) {
       const std::string layout = j.at("memory_layout").get<std::string>();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/train/memory_layout.h"
+#include "runtime/train/schedule_fit.h"
 #include "zoo/bundle/weights_file.h"
 
 namespace nasoa::runtime {
@@ -55,6 +56,9 @@ struct TrainingState {
   // checkpoint of an earlier version): a resumed run without a device
   // profile guards even its first step with them.
   double step_seconds = 0, evaluation_seconds = 0;
+  // Where the run's schedule ends, once fitted to the time it had
+  // (schedule_fit.h): a resumed run goes on along the same rates.
+  ScheduleFit schedule;
   zoo::NamedTensors weights;       // "model.*", "best.*" and "optimizer.*" tensors
 };
 

@@ -9,6 +9,7 @@
 #include "runtime/train/autocast.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/finishing_costs.h"
+#include "runtime/train/schedule_fit.h"
 #include "zoo/system/heap_policy.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
@@ -230,6 +231,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     const double added_overhead = std::max(0.0, job.overhead_seconds - state.overhead_seconds);
     for (EpochRecord& e : state.history) e.elapsed_seconds += added_overhead;
     outcome.history = state.history;
+    if (state.schedule.end(regime.epochs) > regime.epochs)
+      throw Error(ErrorCode::kCorrupt, job.checkpoint_path + ": the checkpoint's schedule ends after epoch " +
+                                           std::to_string(state.schedule.end_epoch) + ", past the regime's " +
+                                           std::to_string(regime.epochs));
+    if (state.schedule.fitted(regime.epochs))
+      outcome.schedule_note = "the learning-rate schedule ends after epoch " +
+                              std::to_string(state.schedule.end(regime.epochs)) + " of the regime's " +
+                              std::to_string(regime.epochs) + ", as fitted before the run was resumed";
     // Every epoch has the same batches, so the position is the steps taken.
     outcome.steps = std::int64_t(state.epoch) * steps_per_epoch + state.step;
   }
@@ -321,6 +330,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   // A checkpoint that cannot be written (a full disk, say) is not worth the
   // run: training goes on without checkpoints, and the outcome says why.
   std::optional<std::pair<int, std::int64_t>> last_written;
+  double checkpoint_seconds_total = 0;  // writing checkpoints in this call: no epoch's cost
   auto write_checkpoint = [&](int epoch, std::int64_t step, double loss_sum, std::int64_t correct,
                               std::int64_t seen) {
     if (job.checkpoint_path.empty() || !outcome.checkpoint_note.empty()) return;
@@ -354,6 +364,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       save_checkpoint(job.checkpoint_path, state);
       last_written = std::pair{epoch, step};
       checkpoint_seconds = seconds_since(checkpoint_started);
+      checkpoint_seconds_total += checkpoint_seconds;
     } catch (const Error& e) {
       stop_checkpoints(e.what());
     } catch (const std::bad_alloc&) {
@@ -437,7 +448,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   };
 
   TrainProgress progress;
-  progress.epochs = regime.epochs;
+  progress.epochs = state.schedule.end(regime.epochs);
   progress.steps_per_epoch = steps_per_epoch;
   // A resumed run reports the last evaluation it had, as the killed run
   // last reported.
@@ -504,8 +515,69 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     trained_since_evaluation = false;  // the weights may be half-way through a step
     return true;
   };
+  // Fitting the schedule to the time and energy left (schedule_fit.h), at
+  // the end of epoch `done` (1-based). An epoch's cost is measured from one
+  // epoch end of this call to the next, not from the call's start: its
+  // first epoch sets kernels up, and a resumed one is partial. (A call
+  // resumed at an epoch's end sets kernels up in its first measured gap,
+  // one of the median's three at least.) Checkpoint writes are left out and
+  // charged apart, one per interval, at the time the last one took.
+  std::vector<double> epoch_gaps, epoch_joule_gaps;
+  std::optional<std::pair<double, double>> last_epoch_end;  // elapsed seconds, joules
+  double checkpoint_seconds_then = 0;
+  int fits = 0, first_fit_after = 0;
+  auto fit_schedule = [&](int done) {
+    const double now = limits.elapsed(), joules_now = limits.joules();
+    if (last_epoch_end) {
+      const double gross = now - last_epoch_end->first;
+      const double clean = std::max(0.0, gross - (checkpoint_seconds_total - checkpoint_seconds_then));
+      epoch_gaps.push_back(clean);
+      epoch_joule_gaps.push_back(gross > 0 ? std::max(0.0, joules_now - last_epoch_end->second) * clean / gross : 0.0);
+    }
+    last_epoch_end = {now, joules_now};
+    checkpoint_seconds_then = checkpoint_seconds_total;
+    const int end = state.schedule.end(regime.epochs);
+    const double measured = epoch_cost(epoch_gaps);
+    if (!job.fit_schedule || done >= end || measured <= 0) return;
+    // The checkpoints of an epoch: one per interval, at most one per step.
+    const double checkpoints =
+        job.checkpoint_path.empty() ? 0.0
+        : job.checkpoint_interval_seconds > 0
+            ? std::min(double(steps_per_epoch), measured / job.checkpoint_interval_seconds)
+            : double(steps_per_epoch);
+    const double seconds = measured + checkpoints * checkpoint_seconds;
+    // After the last epoch (its evaluation is in its cost): saving, the
+    // last checkpoint and the slack.
+    const double finishing = save_seconds + checkpoint_seconds + kFinishingSlackSeconds;
+    const double seconds_left = limits.seconds_left() - finishing;
+    const double joules = limits.has_joules_limit() ? epoch_cost(epoch_joule_gaps) * seconds / measured : 0.0;
+    const double joules_left = limits.joules_left() - training_watts() * finishing;
+    int fitted = fitted_end(done, regime.epochs, seconds, seconds_left, joules, joules_left);
+    // An energy budget whose epochs' joules are not known yet (epochs
+    // shorter than the meter's updates) may still shorten the schedule by
+    // time, never lengthen it.
+    if (limits.has_joules_limit() && joules <= 0) fitted = std::min(fitted, end);
+    if (fitted == end) return;
+    state.schedule.end_at(done, fitted, regime.epochs);
+    progress.epochs = fitted;
+    if (fits++ == 0) first_fit_after = done;
+    const std::size_t counted = std::min(epoch_gaps.size(), kRecentEpochGaps);
+    const bool timed = std::isfinite(seconds_left);
+    const std::string left = (timed ? zoo::fixed_number(std::max(0.0, seconds_left), 1) + " s" : std::string()) +
+                             (timed && joules > 0 ? " and " : "") +
+                             (joules > 0 ? zoo::fixed_number(std::max(0.0, joules_left), 1) + " J" : "");
+    outcome.schedule_note =
+        "the learning-rate schedule ends after epoch " + std::to_string(fitted) + " of the regime's " +
+        std::to_string(regime.epochs) + ": after epoch " + std::to_string(done) + ", an epoch took " +
+        zoo::fixed_number(seconds, 2) + " s" + (joules > 0 ? " and " + zoo::fixed_number(joules, 1) + " J" : "") +
+        " (the median of the last " + std::to_string(counted) + ", checkpoints included), and the " + left +
+        " left covered " + std::to_string(fitted - done) + " more" +
+        (fits > 1 ? " (fitted " + std::to_string(fits) + " times, first after epoch " +
+                        std::to_string(first_fit_after) + ")"
+                  : "");
+  };
   try {
-    for (int epoch = state.epoch; epoch < regime.epochs && !outcome.stopped_early; ++epoch) {
+    for (int epoch = state.epoch; epoch < state.schedule.end(regime.epochs) && !outcome.stopped_early; ++epoch) {
       const std::int64_t first = epoch == state.epoch ? state.step : 0;
       train.start_epoch(epoch, first);
       const bool resumed_epoch = epoch == state.epoch && first > 0;
@@ -553,7 +625,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
           loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
         }
         loss.backward();
-        optimizer.step(step_learning_rate(regime, epoch, step, steps_per_epoch));
+        optimizer.step(step_learning_rate(regime, epoch, step, steps_per_epoch, state.schedule));
         const std::int64_t n = labels.size(0);
         const double step_loss = loss.item<double>();
         if (!std::isfinite(step_loss)) {
@@ -589,7 +661,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         progress.train_accuracy = double(correct) / double(seen);
         progress.elapsed_seconds = limits.elapsed();
         progress.joules = limits.joules();
-        progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch) +
+        progress.eta_seconds = eta(double(state.schedule.end(regime.epochs) - epoch - 1) * double(steps_per_epoch) +
                                    double(steps_per_epoch - step - 1));
         if (job.on_progress) report(progress);
 
@@ -631,6 +703,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       record.elapsed_seconds = limits.elapsed();
       record.joules = limits.joules();
       outcome.history.push_back(record);
+      // Before the epoch end's checkpoint, which then holds the fit.
+      if (!outcome.stopped_early) fit_schedule(epoch + 1);
       // An epoch end checkpoints when this call has written none yet (so that
       // a run is resumable, with its measured step and pass times, from early
       // on), when the interval has passed, and at the run's end (the last
@@ -640,7 +714,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       // weights) at each of them cost several percent of the training and
       // wrote gigabytes a minute to a device's flash.
       if (!last_written || seconds_since(last_checkpoint) >= job.checkpoint_interval_seconds ||
-          outcome.stopped_early || epoch + 1 == regime.epochs) {
+          outcome.stopped_early || epoch + 1 == state.schedule.end(regime.epochs)) {
         write_checkpoint(epoch + 1, 0, 0, 0, 0);
         last_checkpoint = Clock::now();
       }
@@ -658,7 +732,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         }
         progress.elapsed_seconds = limits.elapsed();
         progress.joules = limits.joules();
-        progress.eta_seconds = eta(double(regime.epochs - epoch - 1) * double(steps_per_epoch));
+        progress.eta_seconds = eta(double(state.schedule.end(regime.epochs) - epoch - 1) * double(steps_per_epoch));
         progress.evaluated = true;
         report(progress);
         progress.evaluated = false;
@@ -697,6 +771,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     outcome.best_epoch = trained_since_evaluation ? 0 : state.best_epoch;
   }
   outcome.evaluation_seconds = std::max(0.0, eval_seconds);
+  outcome.scheduled_epochs = state.schedule.end(regime.epochs);
   // A run too short to finish its trial keeps the layout it trained in last.
   outcome.layout = settled_layout().value_or(layout);
   net.eval();

@@ -19,6 +19,11 @@
 // (its last epoch, or a stop), so that a killed run can be resumed and loses
 // at most that interval of training.
 //
+// When the epochs prove dearer than the limits leave room for (a device
+// slower than its profile), the learning-rate schedule is fitted at an
+// epoch end to end sooner, so that the run anneals rather than being cut
+// with its rate near the peak (runtime/train/schedule_fit.h).
+//
 // Runs on CUDA when the LibTorch build has it and the options allow, with bf16
 // autocast on GPUs that support it and cuDNN autotuning when at least
 // kCudnnAutotuneSeconds are left; otherwise on the CPU with the intra-op
@@ -121,6 +126,10 @@ struct FineTuneJob {
   // The layout to train in on the CPU (the device profile's choice for the
   // model); unset: a LayoutTrial picks it. GPUs train channels-first.
   std::optional<MemoryLayout> layout;
+  // Whether the schedule may be fitted to end sooner when the epochs prove
+  // dearer than the limits leave room for (schedule_fit.h); off, the run
+  // follows the regime until a limit cuts it.
+  bool fit_schedule = true;
   std::function<void(const TrainProgress&)> on_progress;
 };
 
@@ -137,6 +146,12 @@ struct FineTuneOutcome {
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass
   std::string checkpoint_note;      // "" unless a checkpoint failed to be written; then why
+  // The epochs the run was to end after: the regime's, unless epochs proved
+  // dearer than the limits left room for; then the learning-rate schedule
+  // was fitted to end sooner (schedule_fit.h), and schedule_note says when
+  // and why ("" otherwise).
+  int scheduled_epochs = 0;
+  std::string schedule_note;
   MemoryLayout layout = MemoryLayout::kChannelsFirst;  // what training settled on
 };
 

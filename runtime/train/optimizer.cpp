@@ -7,8 +7,9 @@
 
 namespace nasoa::runtime {
 
-double step_learning_rate(const Regime& regime, int epoch, std::int64_t step, std::int64_t steps_per_epoch) {
-  return learning_rate_at(regime, double(epoch) + (double(step) + 0.5) / double(steps_per_epoch));
+double step_learning_rate(const Regime& regime, int epoch, std::int64_t step, std::int64_t steps_per_epoch,
+                          const ScheduleFit& fit) {
+  return learning_rate_at(regime, fit.scheduled(double(epoch) + (double(step) + 0.5) / double(steps_per_epoch)));
 }
 
 Optimizer::Optimizer(torch::nn::Module& module, const Regime& regime) : regime_(regime) {

@@ -15,6 +15,7 @@
 
 #include "nasoa/regime.h"
 #include "runtime/train/memory_layout.h"
+#include "runtime/train/schedule_fit.h"
 #include "zoo/bundle/weights_file.h"
 
 namespace nasoa::runtime {
@@ -23,8 +24,10 @@ namespace nasoa::runtime {
 // learning_rate_at() in the middle of the step. Taken at the step's end, the
 // cosine's last step ran at 0 (a one-step run trained nothing) and the step
 // schedule divided one step early; at its start, the warm-up's first step
-// would run at 0.
-double step_learning_rate(const Regime& regime, int epoch, std::int64_t step, std::int64_t steps_per_epoch);
+// would run at 0. A run whose schedule was fitted to its time (`fit`) takes
+// the rate of where in the regime's schedule that point falls.
+double step_learning_rate(const Regime& regime, int epoch, std::int64_t step, std::int64_t steps_per_epoch,
+                          const ScheduleFit& fit = {});
 
 class Optimizer {
  public:

@@ -188,6 +188,8 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["energy_measured"] = r.energy_measured;
   j["energy_note"] = r.energy_note;
   j["checkpoint_note"] = r.checkpoint_note;
+  j["scheduled_epochs"] = r.scheduled_epochs;
+  j["schedule_note"] = r.schedule_note;
   j["validation_note"] = r.validation_note;
   j["device"] = r.device;
   j["memory_layout"] = r.memory_layout;
@@ -292,6 +294,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "channels-first", "channels-last"}))
       ->capture_default_str();
   app.add_flag("--resume", resume, "Continue a killed run from OUT.checkpoint");
+  bool fixed_schedule = false;
+  app.add_flag("--fixed-schedule", fixed_schedule,
+               "Follow the regime's epochs even when they prove slower than the budget allows (the budget then cuts "
+               "the run); by default the learning-rate schedule is fitted to end in time");
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
       ->check(nasoa_samples::finite_number(0, true))->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
@@ -459,6 +465,7 @@ int main(int argc, char** argv) {
     options.checkpoint_interval_seconds = checkpoint_every;
     options.state_dir = state;
     options.probe = probe;
+    options.fit_schedule = !fixed_schedule;
     options.min_experience = min_experience;
     options.device = nasoa::parse_device_preference(device);
     options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
@@ -593,6 +600,7 @@ int main(int argc, char** argv) {
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
                                                                   (r.energy_measured ? ", measured)" : ")"))
               << "\n"
+              << (r.schedule_note.empty() ? std::string() : "schedule:   " + r.schedule_note + "\n")
               << (r.validation_note.empty() ? std::string() : "warning:    " + r.validation_note + "\n")
               << (r.energy_note.empty() ? std::string() : "            " + r.energy_note + "\n")
               << "saved to:   " << r.model_dir << "\n"

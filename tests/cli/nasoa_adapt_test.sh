@@ -41,12 +41,14 @@ check "a run with the regime given skips planning but records its outcome" \
 check "without --state, the record goes to the default state directory" \
   bash -c "test \$(cat '$XDG_STATE_HOME'/nasoa/adapt-test-*/experience.log | wc -l) -eq 1"
 
-# A budget that binds: far more epochs than 5 s allow. The run is timed from
-# outside, so that time the program forgot to count would show; the process
-# start (loading LibTorch) comes before the adapt call and is allowed 3 s.
+# A budget that binds: far more epochs than 5 s allow, followed as given
+# (--fixed-schedule), so that the guard is what stops the run. It is timed
+# from outside, so that time the program forgot to count would show; the
+# process start (loading LibTorch) comes before the adapt call and is
+# allowed 3 s.
 started=$(date +%s.%N)
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 5 --epochs 500 --out "$work/bound" \
-  --report "$work/bound.json" --no-record --quiet > /dev/null 2> "$work/bound.err"
+  --report "$work/bound.json" --no-record --quiet --fixed-schedule > /dev/null 2> "$work/bound.err"
 status=$?
 ended=$(date +%s.%N)
 check "a run whose budget binds ends as a time-budget stop with a model" \
@@ -57,6 +59,15 @@ check "the report's time is within budget x 1.05 + 2 s and uses most of the budg
   json "$work/bound.json" "2.5 <= r['wall_seconds'] <= 5 * 1.05 + 2"
 check "timed from outside, the process ended within budget x 1.05 + 2 s, plus 3 s to start" \
   python3 -c "import sys; sys.exit(0 if $ended - $started <= 5 * 1.05 + 2 + 3 else 1)"
+# The same by default: the learning-rate schedule is fitted to end in the
+# 5 s, and the run ends as fitted (or a last epoch that proved slower is cut).
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 5 --epochs 500 --out "$work/fitted" \
+  --report "$work/fitted.json" --no-record --quiet > "$work/fitted.out" 2> "$work/fitted.err"
+check "by default the schedule is fitted to the budget, and the report says where it ends and why" \
+  json "$work/fitted.json" "0 < r['scheduled_epochs'] < 500 and r['schedule_note'].startswith('the learning-rate schedule ends after epoch %d of the regime\\'s 500' % r['scheduled_epochs'])"
+check "the fitted run trains to its fitted end, within budget x 1.05 + 2 s" \
+  json "$work/fitted.json" "(r['stop_reason'] == 'completed' and len(r['epochs']) == r['scheduled_epochs'] or r['stop_reason'] == 'time budget' and len(r['epochs']) >= r['scheduled_epochs'] - 1) and r['wall_seconds'] <= 5 * 1.05 + 2"
+check "the summary shows the fitted schedule" grep -q "^schedule:   the learning-rate schedule ends after epoch" "$work/fitted.out"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 0 --out "$work/m2" 2> "$work/zero.err" > /dev/null
 check "a zero budget is a bad argument, named" bash -c "test $? -eq 2 && grep -q -- '--budget' '$work/zero.err'"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget -5 --out "$work/m2" 2> "$work/negative.err" > /dev/null

@@ -498,6 +498,30 @@ TEST_F(AdapterApiTest, MisuseAndImpossibleInputsAreClearErrors) {
   EXPECT_DOUBLE_EQ(record["result"]["best_accuracy"].get<double>(), 0.7);
   EXPECT_EQ(record["history"].size(), 1u);
 
+  // A run whose schedule was fitted to end after 2 of its 10 epochs
+  // completed those 2: it is stored as the two-epoch regime it annealed in.
+  nasoa::Result fitted = cut;
+  fitted.regime.warmup_epochs = 3;  // valid for its 10 epochs, not for 2
+  fitted.stop_reason = "completed";
+  fitted.scheduled_epochs = 2;
+  fitted.epochs = {{1, 0.9, 0.6, 0.7, 1.0, 0}, {2, 0.8, 0.65, 0.72, 1.5, 0}};
+  fitted.validation_accuracy = 0.72;
+  ASSERT_TRUE(kept.record(*task_, nasoa::Plan{}, fitted));
+  std::ifstream log_after(fs::path(kept.state_dir()) / "experience.log");
+  while (std::getline(log_after, line)) last = line;
+  const auto fitted_record = nlohmann::json::parse(last.substr(last.find(' ') + 1));
+  EXPECT_EQ(fitted_record["regime"]["epochs"], 2);
+  EXPECT_LT(fitted_record["regime"]["warmup_epochs"].get<double>(), 2.0);
+  EXPECT_EQ(fitted_record["history"].size(), 2u);
+  // A fitted end past the regime's epochs, or before the epochs the result
+  // holds, is no result of it.
+  for (const int impossible_end : {11, 1}) {
+    fitted.scheduled_epochs = impossible_end;
+    EXPECT_TRUE(nasoa::testing::throws_error([&] { kept.record(*task_, nasoa::Plan{}, fitted); },
+                                             nasoa::ErrorCode::kInvalidArgument,
+                                             "scheduled_epochs = " + std::to_string(impossible_end)));
+  }
+
   // A CSV task validated on a folder of its own images.
   std::ofstream csv(dir_ / "list.csv");
   for (const char* c : {"dark", "bright"})

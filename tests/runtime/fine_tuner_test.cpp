@@ -240,6 +240,7 @@ std::function<double()> cpu_50_watts() {
 TEST_F(FineTunerTest, SpendsMostOfAnEnergyBudgetAndNoMore) {
   for (const double predicted_watts : {0.0, 50.0}) {
     FineTuneJob j = job(1000);
+    j.fit_schedule = false;  // the guard alone stops it
     j.predicted_watts = predicted_watts;
     const std::function<double()> meter = cpu_50_watts();  // read on this thread, which trains
     const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 150, meter));
@@ -249,6 +250,18 @@ TEST_F(FineTunerTest, SpendsMostOfAnEnergyBudgetAndNoMore) {
     // Judged step by step, the meter's jumps stopped runs after a tenth of it.
     EXPECT_GE(used, 75) << "stopped far short of the budget, predicted " << predicted_watts << " W";
   }
+}
+
+TEST_F(FineTunerTest, AnEnergyBudgetEndsTheScheduleWhereTheJoulesLeftRunOut) {
+  FineTuneJob j = job(1000);
+  const std::function<double()> meter = cpu_50_watts();
+  const FineTuneOutcome out = fine_tune(j, Limits(600, 0, 150, meter));
+  EXPECT_LE(meter(), 150 + 5) << "over the budget";
+  EXPECT_LT(out.scheduled_epochs, 1000);
+  EXPECT_NE(out.schedule_note.find(" J left covered "), std::string::npos) << out.schedule_note;
+  // It ends as fitted, or a last epoch that proved dearer is cut part-way.
+  EXPECT_GE(int(out.history.size()), out.scheduled_epochs - 1);
+  EXPECT_TRUE(out.stop_reason == "completed" || out.stop_reason == "energy budget") << out.stop_reason;
 }
 
 TEST_F(FineTunerTest, AStuckMeterStopsARunWithAnEnergyBudgetAndSaysWhy) {
@@ -431,6 +444,94 @@ TEST_F(FineTunerTest, TheProgressCallbacksTimeCountsAgainstTheBudget) {
   EXPECT_EQ(out.steps, 1);
   EXPECT_EQ(calls, 1);
   EXPECT_LT(took, 4.0);
+}
+
+// A job whose epochs each take 0.2 s more than their steps (its progress
+// callback sleeps at every evaluation, and the budget counts it): slower
+// than anything the guard predicted before the run.
+FineTuneJob with_slow_epochs(FineTuneJob j, std::function<void(const TrainProgress&)> also = {}) {
+  j.on_progress = [also](const TrainProgress& p) {
+    if (p.evaluated) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (also) also(p);
+  };
+  return j;
+}
+
+TEST_F(FineTunerTest, EpochsSlowerThanTheBudgetAllowsEndTheScheduleInTimeInsteadOfBeingCut) {
+  // 40 epochs of about 0.25 s do not fit in 4 s. Fitted, the schedule ends
+  // when the time does and the run completes; followed as given, the
+  // budget cuts it with its rate still high.
+  const auto start = std::chrono::steady_clock::now();
+  FineTuneJob fitted = with_slow_epochs(job(40));
+  const FineTuneOutcome out = fine_tune(fitted, Limits(4, 0));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LE(took, 4 * 1.05 + 2.0);
+  // The first fit comes after epoch 4, three gaps after the first epoch end.
+  EXPECT_GE(out.scheduled_epochs, 5) << "fitted before three epoch gaps were measured";
+  EXPECT_LT(out.scheduled_epochs, 40);
+  // It ends as fitted, or a last epoch slower than the median of those
+  // before it is cut part-way (the fit leaves less than an epoch spare).
+  EXPECT_TRUE((out.stop_reason == "completed" && int(out.history.size()) == out.scheduled_epochs) ||
+              (out.stop_reason == "time budget" && int(out.history.size()) >= out.scheduled_epochs - 1))
+      << out.stop_reason << " after " << out.history.size() << " of " << out.scheduled_epochs << " epochs";
+  EXPECT_EQ(out.schedule_note.rfind("the learning-rate schedule ends after epoch " +
+                                        std::to_string(out.scheduled_epochs) + " of the regime's 40: after epoch ",
+                                    0),
+            0u)
+      << out.schedule_note;
+
+  FineTuneJob as_given = with_slow_epochs(job(40));
+  as_given.fit_schedule = false;
+  const FineTuneOutcome cut = fine_tune(as_given, Limits(4, 0));
+  EXPECT_EQ(cut.stop_reason, "time budget");
+  EXPECT_EQ(cut.scheduled_epochs, 40);
+  EXPECT_EQ(cut.schedule_note, "");
+  EXPECT_LT(cut.history.size(), 40u);
+}
+
+TEST_F(FineTunerTest, AFittedScheduleIsCheckpointedAndAResumedRunFollowsIt) {
+  // Killed at the first step after the fit (checkpoints after every step).
+  // 40 epochs of 0.2 s and more do not fit in 10 s; the fit after epoch 4
+  // comes within it even with slow checkpoint writes.
+  struct Killed {};
+  FineTuneJob killed = with_slow_epochs(job(40), [](const TrainProgress& p) {
+    if (!p.evaluated && p.epochs < 40) throw Killed{};
+  });
+  killed.checkpoint_path = dir_ / "fit.checkpoint";
+  killed.checkpoint_interval_seconds = 0;
+  EXPECT_THROW(fine_tune(killed, Limits(10, 0)), Killed);
+  const TrainingState state = load_checkpoint(killed.checkpoint_path);
+  ASSERT_GT(state.schedule.end_epoch, 0) << "the checkpoint lost the fit";
+  ASSERT_LT(state.schedule.end_epoch, 40);
+
+  // The resumed run goes on along the fitted rates and says so.
+  FineTuneJob resumed = job(40);
+  resumed.checkpoint_path = killed.checkpoint_path;
+  std::vector<int> ends;
+  struct Stop {};
+  resumed.on_progress = [&](const TrainProgress& p) {
+    ends.push_back(p.epochs);
+    throw Stop{};  // after its first step
+  };
+  EXPECT_THROW(fine_tune(resumed, Limits(10, state.spent_seconds), state), Stop);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends.front(), state.schedule.end_epoch);
+
+  FineTuneJob to_the_end = job(40);
+  to_the_end.checkpoint_path = killed.checkpoint_path;
+  to_the_end.fit_schedule = false;  // no refit: only the checkpoint's
+  const FineTuneOutcome out = fine_tune(to_the_end, Limits(600, 0), load_checkpoint(killed.checkpoint_path));
+  EXPECT_EQ(out.scheduled_epochs, state.schedule.end_epoch);
+  EXPECT_EQ(int(out.history.size()), state.schedule.end_epoch);
+  EXPECT_NE(out.schedule_note.find("as fitted before the run was resumed"), std::string::npos) << out.schedule_note;
+
+  // A schedule that would end past the regime's epochs is no checkpoint of this run.
+  TrainingState past = load_checkpoint(killed.checkpoint_path);
+  past.schedule.end_epoch = 41;
+  FineTuneJob longer = job(40);
+  longer.checkpoint_path = killed.checkpoint_path;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(longer, Limits(600, 0), past); }, ErrorCode::kCorrupt,
+                                           "the checkpoint's schedule ends after epoch 41, past the regime's 40"));
 }
 
 TEST_F(FineTunerTest, RefusesABudgetThatCannotCoverAStep) {
@@ -652,6 +753,10 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
       {[](TrainingState& s) { s.step_seconds = -1, s.evaluation_seconds = 1; }, "measured.step_seconds"},
       {[](TrainingState& s) { s.step_seconds = 1, s.evaluation_seconds = -1; }, "measured.evaluation_seconds"},
       {[](TrainingState& s) { s.best_epoch = int(std::numeric_limits<int>::max()); }, "best_epoch"},
+      {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.rate = -1; }, "schedule.rate"},
+      {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_trained = -2; }, "schedule.anchor_trained"},
+      {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_scheduled = -2; },
+       "schedule.anchor_scheduled"},
   };
   for (const auto& [edit, field] : edits) {
     TrainingState s = good;

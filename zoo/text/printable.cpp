@@ -115,6 +115,14 @@ std::string shown_number(double value) {
   return out.str();
 }
 
+std::string fixed_number(double value, int decimals) {
+  std::ostringstream out;
+  out << std::fixed;
+  out.precision(decimals);
+  out << value;
+  return out.str();
+}
+
 bool is_valid_label(std::string_view name) {
   return !name.empty() && std::none_of(name.begin(), name.end(), is_control) && is_valid_utf8(name);
 }

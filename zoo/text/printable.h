@@ -36,6 +36,10 @@ std::string utf8_escaped(std::string_view text);
 // "1e+300", "nan" (std::to_string writes "32.000000" and 300 digits).
 std::string shown_number(double value);
 
+// `value` with `decimals` digits after the point, as printf's %.Nf writes
+// it: "0.60" for seconds in a message a person reads.
+std::string fixed_number(double value, int decimals);
+
 // `value` in the fewest significant digits (as printf's %g lays them out)
 // that read back as exactly `value`: two values that differ never read
 // alike, and 0.1 reads "0.1". (std::to_chars for doubles would do it, but
