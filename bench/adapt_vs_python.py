@@ -36,7 +36,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -45,6 +44,8 @@ import sys
 import tempfile
 import time
 import zlib
+
+from bench_host import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLASSES = ["t-shirt_top", "trouser", "pullover", "dress", "coat",
@@ -100,17 +101,6 @@ def make_folder(source, out, images, side):
     with open(stamp, "w") as f:
         f.write(f"{per_class} {side}")
     return per_class * len(CLASSES)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run(cmd, env):

@@ -26,25 +26,13 @@ Usage:
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
 import subprocess
 import sys
 
-
-def machine():
-    name = platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} logical CPUs"
+from bench_host import cpu_model
 
 
 def split_task(source, out, seed, held_out=0.3):
@@ -138,7 +126,7 @@ def main():
                 print(f"# {task} seed {seed} {arm}: {r['trained']} of {r['planned']} epochs ({r['stop']}), "
                       f"{r['seconds']:.1f} s, held-out {100 * r['test']:.1f} %", file=sys.stderr, flush=True)
 
-    print(f"Machine: {machine()}; nasoa-adapt --threads {args.threads}, budget {args.budget:g} s, profile claiming "
+    print(f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs; nasoa-adapt --threads {args.threads}, budget {args.budget:g} s, profile claiming "
           f"steps {args.slowdown:g}x faster than measured; seeds {args.seeds} ({len(seeds)} repetitions per task).")
     print()
     print("| task | fitted: epochs trained / planned | as given: epochs trained (stops) | held-out, fitted | "

@@ -139,14 +139,6 @@ TrainingState load_checkpoint(const std::string& path) {
       s.schedule.anchor_trained = fit.at("anchor_trained").get<double>();
       s.schedule.anchor_scheduled = fit.at("anchor_scheduled").get<double>();
       s.schedule.rate = fit.at("rate").get<double>();
-      const auto fit_field = [&](double value, const char* field, bool ok, const char* expected) {
-        if (!ok || !std::isfinite(value))
-          corrupt(std::string("field schedule.") + field + " = " + zoo::shown_number(value) + ", expected " + expected);
-      };
-      fit_field(s.schedule.anchor_trained, "anchor_trained", s.schedule.anchor_trained >= 0, "a finite value >= 0");
-      fit_field(s.schedule.anchor_scheduled, "anchor_scheduled", s.schedule.anchor_scheduled >= 0,
-                "a finite value >= 0");
-      fit_field(s.schedule.rate, "rate", s.schedule.rate > 0, "a finite value > 0");
     }
     if (j.contains("memory_layout")) {
       const std::string layout = j.at("memory_layout").get<std::string>();
@@ -185,6 +177,13 @@ TrainingState load_checkpoint(const std::string& path) {
            "in [0, epoch_so_far.seen]");
   in_range(s.epoch_loss_sum >= 0 && std::isfinite(s.epoch_loss_sum), "epoch_so_far.loss_sum", s.epoch_loss_sum,
            ">= 0");
+  // (An unfitted schedule's defaults pass.)
+  in_range(s.schedule.anchor_trained >= 0 && std::isfinite(s.schedule.anchor_trained), "schedule.anchor_trained",
+           s.schedule.anchor_trained, "a finite value >= 0");
+  in_range(s.schedule.anchor_scheduled >= 0 && std::isfinite(s.schedule.anchor_scheduled),
+           "schedule.anchor_scheduled", s.schedule.anchor_scheduled, "a finite value >= 0");
+  in_range(s.schedule.rate > 0 && std::isfinite(s.schedule.rate), "schedule.rate", s.schedule.rate,
+           "a finite value > 0");
   for (std::size_t i = 0; i < s.history.size(); ++i) {
     const EpochRecord& e = s.history[i];
     const std::string at = "history[" + std::to_string(i) + "].";

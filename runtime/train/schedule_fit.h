@@ -16,7 +16,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 #include <vector>
 
 namespace nasoa::runtime {
