@@ -26,29 +26,12 @@ Usage:
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
 
-from bench_host import cpu_model
-
-
-def split_task(source, out, seed, held_out=0.3):
-    """Class folders of `source` split into out/adapt and out/test."""
-    rng = random.Random(seed)
-    for cls in sorted(os.listdir(source)):
-        folder = os.path.join(source, cls)
-        if not os.path.isdir(folder):
-            continue
-        files = sorted(os.listdir(folder))
-        rng.shuffle(files)
-        k = int(len(files) * held_out)
-        for part, chosen in (("test", files[:k]), ("adapt", files[k:])):
-            os.makedirs(os.path.join(out, part, cls), exist_ok=True)
-            for name in chosen:
-                shutil.copy(os.path.join(folder, name), os.path.join(out, part, cls, name))
+from bench_host import cpu_model, held_out_accuracy, split_task
 
 
 def claimed_faster(measured, out, slowdown):
@@ -63,16 +46,6 @@ def claimed_faster(measured, out, slowdown):
             model["inference"][key] /= slowdown
     with open(out, "w", encoding="utf-8") as f:
         json.dump(profile, f, indent=1)
-
-
-def held_out_accuracy(classify, model_dir, test_dir):
-    out = subprocess.run([classify, "--model", model_dir, test_dir], capture_output=True, text=True, check=True)
-    right = total = 0
-    for line in out.stdout.splitlines():
-        path, label, _ = line.split("\t")
-        total += 1
-        right += os.path.basename(os.path.dirname(path)) == label
-    return right / total
 
 
 def main():

@@ -165,6 +165,28 @@ MemoryLayoutPreference parse_memory_layout_preference(const std::string& name) {
               "unknown memory layout '" + name + "' (auto, channels-first or channels-last)");
 }
 
+namespace {
+
+runtime::WeightsChoice runtime_choice(WeightsChoice choice) {
+  switch (choice) {
+    case WeightsChoice::kBestValidated: return runtime::WeightsChoice::kBestValidated;
+    case WeightsChoice::kLatestWithinNoise: return runtime::WeightsChoice::kLatestWithinNoise;
+    case WeightsChoice::kLast: return runtime::WeightsChoice::kLast;
+  }
+  throw Error(ErrorCode::kInvalidArgument, "unknown WeightsChoice " + std::to_string(int(choice)));
+}
+
+}  // namespace
+
+const char* to_string(WeightsChoice choice) { return runtime::to_string(runtime_choice(choice)); }
+
+WeightsChoice parse_weights_choice(const std::string& name) {
+  for (const WeightsChoice c : {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast})
+    if (name == to_string(c)) return c;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown weights choice '" + name + "' (best-validated, latest-within-noise or last)");
+}
+
 namespace sdk {
 
 bool uses_gpu(const AdapterOptions& options) {
@@ -401,6 +423,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       job.mixed_precision = options.mixed_precision;
       job.keep_freed_memory = options.tune_heap;
       job.fit_schedule = options.fit_schedule;
+      job.weights_choice = runtime_choice(options.hand_back);
       // The power to judge an energy budget by before the meter has measured
       // training: the caller's estimate only where it is the meter (it is
       // "the power to assume when no meter reads"), else the profile's.

@@ -108,6 +108,17 @@ enum class MemoryLayoutPreference { kAuto, kChannelsFirst, kChannelsLast };
 NASOA_API const char* to_string(MemoryLayoutPreference layout);
 NASOA_API MemoryLayoutPreference parse_memory_layout_preference(const std::string& name);
 
+// Which of a run's evaluated weights fine_tune() saves
+// (AdapterOptions::hand_back): the epoch of the highest validation accuracy,
+// the latest epoch within one binomial standard error of it, or the last
+// epoch evaluated.
+enum class WeightsChoice { kBestValidated, kLatestWithinNoise, kLast };
+
+// "best-validated", "latest-within-noise", "last" and back; the parser
+// throws Error{kInvalidArgument} naming the value and the accepted names.
+NASOA_API const char* to_string(WeightsChoice choice);
+NASOA_API WeightsChoice parse_weights_choice(const std::string& name);
+
 struct AdapterOptions {
   DevicePreference device = DevicePreference::kAuto;
   // bfloat16 autocast on GPUs with native bfloat16 (Ampere/Orin and newer).
@@ -132,6 +143,15 @@ struct AdapterOptions {
   // budget cuts it, its rate wherever it had got to; a resumed run keeps a
   // fit its checkpoint holds (its rates so far were fitted ones).
   bool fit_schedule = true;
+  // Which of a run's evaluated weights fine_tune() saves. The highest
+  // validation accuracy of a run is the best of many noisy readings of one
+  // small split: it flatters the epoch that reached it and may pick an early,
+  // unannealed one over the final weights by less than the split can tell
+  // apart. kLatestWithinNoise takes the latest epoch within one binomial
+  // standard error of the highest accuracy instead; kLast, the last one
+  // evaluated. Weights trained after the last evaluation (a run the budget
+  // cut mid-epoch) compete as the latest when there is time to evaluate them.
+  WeightsChoice hand_back = WeightsChoice::kLatestWithinNoise;
   double estimate_watts = 0;                 // power to assume when no meter reads; 0: none
   // A device profile (nasoa-profile's JSON) measured on this device with this
   // zoo: it predicts step times for the plans and the budget checks and, when
@@ -201,7 +221,8 @@ struct Result {
   std::string model_dir;            // the saved model, for nasoa::Classifier::open
   Regime regime;
   double validation_accuracy = -1;  // of the saved model; -1 if the budget left no time to evaluate
-  int best_epoch = 0;               // epoch whose weights were saved; 0: mid-epoch weights
+  int best_epoch = 0;               // epoch whose weights were saved (AdapterOptions::hand_back
+                                    // chose them); 0: mid-epoch weights
   std::vector<EpochResult> epochs;
   std::int64_t steps = 0;
   double wall_seconds = 0;          // whole call, spent_seconds included
@@ -237,10 +258,10 @@ struct Result {
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // "energy budget: ..." (a meter that read no energy in 5 s of
                                     // training: the budget could not be kept),
-                                    // "diverged: ..." (a non-finite loss; the best evaluated weights are kept),
-                                    // or "failed: ..." (an error once weights were evaluated: an image of a
-                                    // streamed task that no longer decodes, memory running out; the best
-                                    // evaluated weights are kept)
+                                    // "diverged: ..." (a non-finite loss; the weights kept from its
+                                    // evaluations are handed back), or "failed: ..." (an error once
+                                    // weights were evaluated: an image of a streamed task that no longer
+                                    // decodes, memory running out; the same)
   std::string device;               // "cpu", "cuda:0", or "cuda:0 (bf16 autocast)"
   // The memory layout the network trained in, "channels-first" or
   // "channels-last": on the CPU the faster one for the model, from the device
@@ -279,8 +300,8 @@ class NASOA_API Adapter {
   // check_out_dir() refuses, a memory cap below what the process holds
   // when training starts, and a run that diverges (its
   // loss or weights become NaN or infinite) before any weights were
-  // evaluated; after that, a diverged run stops with the best evaluated
-  // weights (Result::stop_reason "diverged: ..."). Error{kNotFound}
+  // evaluated; after that, a diverged run stops with the weights kept from
+  // its evaluations (Result::stop_reason "diverged: ..."). Error{kNotFound}
   // for an unknown model, or resume without a checkpoint; Error{kCorrupt}
   // for a checkpoint of another model, regime or task (a task's images count
   // by path, label, size and modification time: rewritten images are

@@ -184,6 +184,17 @@ TrainingState load_checkpoint(const std::string& path) {
            "schedule.anchor_scheduled", s.schedule.anchor_scheduled, "a finite value >= 0");
   in_range(s.schedule.rate > 0 && std::isfinite(s.schedule.rate), "schedule.rate", s.schedule.rate,
            "a finite value > 0");
+  // A fit is made at an epoch end, before the epoch it ends after, and its
+  // map never runs behind the epochs trained (schedule_fit.h); the regime's
+  // epochs, which bound the rest, are the fine-tuner's to check.
+  if (s.schedule.end_epoch > 0) {
+    in_range(s.schedule.anchor_trained <= double(s.epoch), "schedule.anchor_trained", s.schedule.anchor_trained,
+             "at most the epochs trained");
+    in_range(s.schedule.anchor_trained < double(s.schedule.end_epoch), "schedule.anchor_trained",
+             s.schedule.anchor_trained, "below schedule.end_epoch");
+    in_range(s.schedule.anchor_scheduled >= s.schedule.anchor_trained, "schedule.anchor_scheduled",
+             s.schedule.anchor_scheduled, "at least schedule.anchor_trained");
+  }
   for (std::size_t i = 0; i < s.history.size(); ++i) {
     const EpochRecord& e = s.history[i];
     const std::string at = "history[" + std::to_string(i) + "].";

@@ -46,6 +46,9 @@ struct TrainingState {
   // the training time. 0 in checkpoints of earlier versions.
   double overhead_seconds = 0;
   double joules = 0;
+  // The weights kept to hand back ("best.*"), as the run's WeightsChoice
+  // chose them (weights_choice.h; the highest-validated by default): their
+  // accuracy and epoch. The highest accuracy of the run is the history's.
   double best_accuracy = -1;   // -1: nothing evaluated yet
   int best_epoch = 0;
   std::vector<EpochRecord> history;

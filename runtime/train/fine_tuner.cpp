@@ -10,6 +10,7 @@
 #include "runtime/train/optimizer.h"
 #include "runtime/train/finishing_costs.h"
 #include "runtime/train/schedule_fit.h"
+#include "runtime/train/weights_choice.h"
 #include "zoo/system/heap_policy.h"
 #include "zoo/system/resident_memory.h"
 #include "zoo/text/printable.h"
@@ -213,7 +214,8 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   TrainingState state;
   state.fingerprint = job.fingerprint;
-  zoo::NamedTensors best;
+  zoo::NamedTensors kept;  // the evaluated weights to hand back (weights_choice.h)
+  double highest_accuracy = -1;  // of the run's evaluations, a resumed run's before included
   if (resume) {
     if (resume->fingerprint != job.fingerprint)
       throw Error(ErrorCode::kCorrupt, job.checkpoint_path +
@@ -222,7 +224,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                                            "without --resume");
     zoo::load_module_state(net, with_prefix(resume->weights, "model.", true), job.checkpoint_path);
     optimizer.load_state(resume->weights, job.checkpoint_path);
-    best = with_prefix(resume->weights, "best.", true);
+    kept = with_prefix(resume->weights, "best.", true);
     state = std::move(*resume);
     state.weights.clear();
     // The set-up this run added before training (its ingestion) is counted
@@ -231,10 +233,20 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     const double added_overhead = std::max(0.0, job.overhead_seconds - state.overhead_seconds);
     for (EpochRecord& e : state.history) e.elapsed_seconds += added_overhead;
     outcome.history = state.history;
+    for (const EpochRecord& e : state.history) highest_accuracy = std::max(highest_accuracy, e.validation_accuracy);
     if (state.schedule.end(regime.epochs) > regime.epochs)
       throw Error(ErrorCode::kCorrupt, job.checkpoint_path + ": the checkpoint's schedule ends after epoch " +
                                            std::to_string(state.schedule.end_epoch) + ", past the regime's " +
                                            std::to_string(regime.epochs));
+    // A fit's map reaches the regime's schedule end where the run ends; one
+    // that does not was not written by a fit of this regime.
+    if (state.schedule.end_epoch > 0 &&
+        std::abs(state.schedule.scheduled(state.schedule.end_epoch) - double(regime.epochs)) > 1e-6 * regime.epochs)
+      throw Error(ErrorCode::kCorrupt,
+                  job.checkpoint_path + ": the checkpoint's schedule reaches epoch " +
+                      zoo::shown_number(state.schedule.scheduled(state.schedule.end_epoch)) +
+                      " of the regime's schedule after epoch " + std::to_string(state.schedule.end_epoch) +
+                      ", where it ends, not the regime's " + std::to_string(regime.epochs));
     if (state.schedule.fitted(regime.epochs))
       outcome.schedule_note = "the learning-rate schedule ends after epoch " +
                               std::to_string(state.schedule.end(regime.epochs)) + " of the regime's " +
@@ -302,10 +314,10 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   const bool time_short = limits.seconds_left() < first_step_needs;
   const bool energy_short = limits.joules_left() <= first_step_joules;
   // A run killed near its deadline resumes with no time (or energy) for a
-  // step: what it trained before the kill is its result, its best evaluated
+  // step: what it trained before the kill is its result, its kept evaluated
   // weights or, killed before any evaluation, the weights it had (refusing
   // would leave a checkpoint no resume could ever use).
-  const bool trained_before = !best.empty() || state.epoch > 0 || state.step > 0;
+  const bool trained_before = !kept.empty() || state.epoch > 0 || state.step > 0;
   const bool spent_before_resume = resume && trained_before && (time_short || energy_short);
   if (energy_short && !spent_before_resume)
     throw Error(ErrorCode::kInvalidArgument,
@@ -359,7 +371,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       state.weights = with_prefix(zoo::module_state(net), "model.", false);
       const zoo::NamedTensors opt = optimizer.state();
       state.weights.insert(state.weights.end(), opt.begin(), opt.end());
-      const zoo::NamedTensors b = with_prefix(best, "best.", false);
+      const zoo::NamedTensors b = with_prefix(kept, "best.", false);
       state.weights.insert(state.weights.end(), b.begin(), b.end());
       save_checkpoint(job.checkpoint_path, state);
       last_written = std::pair{epoch, step};
@@ -456,7 +468,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     if (e.validation_accuracy >= 0) progress.validation_accuracy = e.validation_accuracy;
   // A run resumed with nothing left that was killed before any evaluation:
   // its weights may still be evaluated, within the grace (below).
-  bool trained_since_evaluation = spent_before_resume && best.empty();
+  bool trained_since_evaluation = spent_before_resume && kept.empty();
   Clock::time_point last_checkpoint = Clock::now();
   Clock::time_point last_clock = Clock::now();
   // The heartbeat between checkpoints: what a kill would otherwise take off
@@ -487,14 +499,15 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing);
 
   // Non-finite weights must never be evaluated, kept or handed back: the run
-  // stops with the best evaluated weights, or fails when there are none.
+  // stops with the weights kept from its evaluations, or fails when there
+  // are none.
   auto diverged = [&](const std::string& what) {
     const std::string why = what + " (learning rate " + std::to_string(regime.learning_rate) + ")";
-    if (best.empty())
+    if (kept.empty())
       throw Error(ErrorCode::kInvalidArgument,
                   std::string(kDivergedPrefix) + why + ", before any weights were evaluated; lower the learning rate");
     outcome.stopped_early = true;
-    outcome.stop_reason = "diverged: " + why + "; the best evaluated weights are kept";
+    outcome.stop_reason = "diverged: " + why + "; the weights kept from its evaluations are handed back";
     trained_since_evaluation = false;
   };
 
@@ -504,14 +517,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   }
   // A failure once weights have been evaluated (an image that no longer
   // decodes, memory running out in a step or a pass) ends the run with the
-  // best evaluated weights, as divergence does: throwing them away would
-  // leave nothing of the run, and its checkpoint may not resume (a task
-  // that lost a file is another task). Before any evaluation it is the
-  // caller's error, as it always was.
+  // weights kept from its evaluations, as divergence does: throwing them
+  // away would leave nothing of the run, and its checkpoint may not resume
+  // (a task that lost a file is another task). Before any evaluation it is
+  // the caller's error, as it always was.
   auto failed = [&](const std::string& what) {
-    if (best.empty() || in_callback) return false;
+    if (kept.empty() || in_callback) return false;
     outcome.stopped_early = true;
-    outcome.stop_reason = "failed: " + what + "; the best evaluated weights are kept";
+    outcome.stop_reason = "failed: " + what + "; the weights kept from its evaluations are handed back";
     trained_since_evaluation = false;  // the weights may be half-way through a step
     return true;
   };
@@ -693,10 +706,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
                                               regime.batch_size, device, job.loader_workers, layout);
         eval_seconds = seconds_since(t0);
         trained_since_evaluation = false;
-        if (record.validation_accuracy > state.best_accuracy) {
+        highest_accuracy = std::max(highest_accuracy, record.validation_accuracy);
+        if (replaces_kept(job.weights_choice, record.validation_accuracy, state.best_accuracy, highest_accuracy,
+                          job.split.validation.size())) {
           state.best_accuracy = record.validation_accuracy;
           state.best_epoch = epoch + 1;
-          best = cloned(zoo::module_state(net));
+          kept = cloned(zoo::module_state(net));
         }
         progress.validation_accuracy = record.validation_accuracy;
       }
@@ -747,13 +762,14 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   }
   if (!outcome.stopped_early) outcome.stop_reason = "completed";
 
-  // Hand back the best weights there are: the weights trained since the last
-  // evaluation compete when there is time to evaluate them.
+  // Hand back the weights the job's rule chooses (weights_choice.h): the
+  // weights trained since the last evaluation compete, as the latest, when
+  // there is time to evaluate them.
   // With no evaluated weights at all, half the guarantee's grace may go to
   // evaluating these: a model whose accuracy is unknown is of little use.
   double current_accuracy = -1;
   if (trained_since_evaluation && !all_finite(net)) diverged("the weights became NaN or infinite");
-  const double allowance = best.empty() ? 0.5 * limits.grace_seconds() : 0.0;
+  const double allowance = kept.empty() ? 0.5 * limits.grace_seconds() : 0.0;
   if (trained_since_evaluation && limits.seconds_left() + allowance > finish_reserve() - kFinishingSlackSeconds) {
     save_clock();  // a kill during the last pass loses that pass at most
     const Clock::time_point t0 = Clock::now();
@@ -762,8 +778,12 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     eval_seconds = seconds_since(t0);
   }
   save_clock();  // and one while the model is saved, the time up to it
-  if (!best.empty() && state.best_accuracy >= current_accuracy) {
-    zoo::load_module_state(net, best, "best weights");
+  if (current_accuracy >= 0) highest_accuracy = std::max(highest_accuracy, current_accuracy);
+  const bool current_replaces = current_accuracy >= 0 && replaces_kept(job.weights_choice, current_accuracy,
+                                                                       state.best_accuracy, highest_accuracy,
+                                                                       job.split.validation.size());
+  if (!kept.empty() && !current_replaces) {
+    zoo::load_module_state(net, kept, "kept weights");
     outcome.validation_accuracy = state.best_accuracy;
     outcome.best_epoch = state.best_epoch;
   } else {

@@ -1,11 +1,11 @@
 // runtime/train/fine_tuner.h: fine-tunes one network on one task under hard limits.
 //
 // The loop trains, evaluates on the validation split after every epoch and
-// keeps the best weights. It stops early, mid-epoch if need be, when the time
-// left (or energy left) would not cover the next step plus the final
-// evaluation and saving, or when resident memory passes its cap (the process's
-// peak since fine_tune() started, zoo/system/resident_memory.h); it then hands
-// back the best weights it has. The next step's time is the profile's
+// keeps the weights the job's WeightsChoice picks (weights_choice.h). It stops
+// early, mid-epoch if need be, when the time left (or energy left) would not
+// cover the next step plus the final evaluation and saving, or when resident
+// memory passes its cap (the process's peak since fine_tune() started,
+// zoo/system/resident_memory.h); it then hands back the weights it kept. The next step's time is the profile's
 // prediction when the job has one, else a running average of the steps
 // measured; a call's first step, which sets kernels up, is not taken for a
 // typical one. Without a prediction or a killed run's measurement, the first
@@ -44,6 +44,7 @@
 #include "runtime/data/split.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/memory_layout.h"
+#include "runtime/train/weights_choice.h"
 #include "zoo/builder/network.h"
 
 namespace nasoa::runtime {
@@ -130,6 +131,8 @@ struct FineTuneJob {
   // dearer than the limits leave room for (schedule_fit.h); off, the run
   // follows the regime until a limit cuts it.
   bool fit_schedule = true;
+  // Which evaluated weights are handed back (weights_choice.h).
+  WeightsChoice weights_choice = WeightsChoice::kLatestWithinNoise;
   std::function<void(const TrainProgress&)> on_progress;
 };
 
@@ -142,7 +145,8 @@ struct FineTuneOutcome {
   std::string stop_reason;          // "completed", "time budget", "energy budget", "memory cap",
                                     // "energy budget: ..." (a meter that read no energy in 5 s of
                                     // training: the budget could not be kept),
-                                    // or "diverged: ..." (a non-finite loss; the best evaluated weights are kept)
+                                    // or "diverged: ..." (a non-finite loss; the weights kept from
+                                    // its evaluations are handed back)
   std::string device;               // "cpu" or "cuda:0"
   double evaluation_seconds = 0;    // of the last validation pass
   std::string checkpoint_note;      // "" unless a checkpoint failed to be written; then why

@@ -10,6 +10,7 @@
 //               [--validation DIR] [--seed S] [--threads N] [--device auto|cpu|cuda]
 //               [--memory-layout auto|channels-first|channels-last]
 //               [--watts W] [--profile FILE] [--resume] [--checkpoint-every SECONDS] [--quiet]
+//               [--fixed-schedule] [--hand-back best-validated|latest-within-noise|last]
 //
 // Without --model, --lr, --epochs, --frozen and --batch, the planner chooses
 // them (nasoa::Adapter::plan: one shot, from the zoo's shipped experience and
@@ -298,6 +299,12 @@ int main(int argc, char** argv) {
   app.add_flag("--fixed-schedule", fixed_schedule,
                "Follow the regime's epochs even when they prove slower than the budget allows (the budget then cuts "
                "the run); by default the learning-rate schedule is fitted to end in time");
+  std::string hand_back = nasoa::to_string(nasoa::AdapterOptions{}.hand_back);
+  app.add_option("--hand-back", hand_back,
+                 "Which evaluated weights to save: best-validated (the epoch of the highest validation accuracy), "
+                 "latest-within-noise (the latest epoch within one standard error of it) or last")
+      ->check(CLI::IsMember({"best-validated", "latest-within-noise", "last"}))
+      ->capture_default_str();
   app.add_option("--checkpoint-every", checkpoint_every, "Seconds of training a kill may lose at most")
       ->check(nasoa_samples::finite_number(0, true))->capture_default_str();
   app.add_flag("--quiet", quiet, "No progress bar");
@@ -466,6 +473,7 @@ int main(int argc, char** argv) {
     options.state_dir = state;
     options.probe = probe;
     options.fit_schedule = !fixed_schedule;
+    options.hand_back = nasoa::parse_weights_choice(hand_back);
     options.min_experience = min_experience;
     options.device = nasoa::parse_device_preference(device);
     options.memory_layout = nasoa::parse_memory_layout_preference(memory_layout);
@@ -570,6 +578,7 @@ int main(int argc, char** argv) {
       j["predicted_accuracy"] = plan.best.predicted_accuracy ? nlohmann::json(*plan.best.predicted_accuracy) : nlohmann::json();
       j["predicted_std"] = plan.best.predicted_std ? nlohmann::json(*plan.best.predicted_std) : nlohmann::json();
       j["achieved_accuracy"] = j["validation_accuracy"];
+      j["hand_back"] = hand_back;
       j["recorded"] = recorded;
       if (!recorded) j["not_recorded_because"] = not_recorded;
       j["state_dir"] = adapter.state_dir();

@@ -40,6 +40,16 @@ check "a run with the regime given skips planning but records its outcome" \
   json "$work/report.json" "r['plan']['source'] == 'given' and r['recorded']"
 check "without --state, the record goes to the default state directory" \
   bash -c "test \$(cat '$XDG_STATE_HOME'/nasoa/adapt-test-*/experience.log | wc -l) -eq 1"
+check "the report names the rule that chose the saved weights, by default the latest within noise" \
+  json "$work/report.json" "r['hand_back'] == 'latest-within-noise' and 1 <= r['best_epoch'] <= 2"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 30 --epochs 3 --hand-back last --out "$work/last" \
+  --report "$work/last.json" --no-record --quiet > /dev/null 2> "$work/last.err"
+check "--hand-back last saves the last epoch's weights, at its accuracy" \
+  json "$work/last.json" "r['hand_back'] == 'last' and r['best_epoch'] == 3 and r['validation_accuracy'] == r['epochs'][2]['validation_accuracy']"
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 30 --epochs 3 --hand-back first --out "$work/m2" \
+  > /dev/null 2> "$work/first.err"
+check "an unknown --hand-back is a bad argument, naming the flag" \
+  bash -c "test $? -eq 2 && grep -q -- '--hand-back' '$work/first.err' && test ! -e '$work/m2'"
 
 # A budget that binds: far more epochs than 5 s allow, followed as given
 # (--fixed-schedule), so that the guard is what stops the run. It is timed

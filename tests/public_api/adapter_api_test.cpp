@@ -205,6 +205,30 @@ TEST(AdapterOptionsApi, MemoryLayoutNamesRoundTrip) {
   expect_refused_naming([] { nasoa::parse_memory_layout_preference("nhwc"); }, "'nhwc'");
 }
 
+TEST(AdapterOptionsApi, WeightsChoiceNamesRoundTrip) {
+  using W = nasoa::WeightsChoice;
+  for (const W w : {W::kBestValidated, W::kLatestWithinNoise, W::kLast})
+    EXPECT_EQ(nasoa::parse_weights_choice(nasoa::to_string(w)), w);
+  EXPECT_STREQ(nasoa::to_string(W::kLatestWithinNoise), "latest-within-noise");
+  EXPECT_EQ(nasoa::AdapterOptions{}.hand_back, W::kLatestWithinNoise);
+  expect_refused_naming([] { nasoa::parse_weights_choice("best"); }, "'best'");
+}
+
+TEST_F(AdapterApiTest, HandBackLastSavesTheLastEpochsWeights) {
+  nasoa::AdapterOptions options;
+  options.device = nasoa::DevicePreference::kCpu;
+  options.hand_back = nasoa::WeightsChoice::kLast;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.seconds = 60;
+  const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, (dir_ / "hand-back-last").string());
+  ASSERT_EQ(r.stop_reason, "completed");
+  ASSERT_EQ(int(r.epochs.size()), regime_.epochs);
+  EXPECT_EQ(r.best_epoch, regime_.epochs);
+  EXPECT_DOUBLE_EQ(r.validation_accuracy, r.epochs.back().validation_accuracy);
+  EXPECT_DOUBLE_EQ(nasoa::Classifier::open(r.model_dir).validation_accuracy().value(), r.validation_accuracy);
+}
+
 TEST_F(AdapterApiTest, TrainsInTheLayoutAskedForAndReportsIt) {
   nasoa::AdapterOptions options;
   options.device = nasoa::DevicePreference::kCpu;

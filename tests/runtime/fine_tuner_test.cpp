@@ -175,7 +175,7 @@ TEST_F(FineTunerTest, WeightsThatBlewUpAreNeverEvaluatedOrKept) {
   }
 }
 
-TEST_F(FineTunerTest, DivergenceAfterAnEvaluationKeepsTheBestEvaluatedWeights) {
+TEST_F(FineTunerTest, DivergenceAfterAnEvaluationHandsBackTheWeightsKeptFromItsEvaluations) {
   FineTuneJob j = job(3);
   zoo::Network net = j.network;
   j.on_progress = [net](const TrainProgress& p) {
@@ -191,6 +191,55 @@ TEST_F(FineTunerTest, DivergenceAfterAnEvaluationKeepsTheBestEvaluatedWeights) {
   EXPECT_EQ(out.best_epoch, 1);
   EXPECT_DOUBLE_EQ(out.validation_accuracy, out.history.front().validation_accuracy);
   for (const torch::Tensor& p : net->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST_F(FineTunerTest, EachWeightsChoiceHandsBackTheEpochItNamesAndItsWeights) {
+  // The same run under each rule: training is deterministic in a fixed
+  // layout, so the runs differ only in what they hand back. The last
+  // epoch's start turns the head's weights around, so that the last epoch is
+  // not the best and the rules part.
+  std::vector<std::vector<double>> histories;
+  for (const WeightsChoice choice :
+       {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast}) {
+    FineTuneJob j = job(4);
+    j.layout = MemoryLayout::kChannelsFirst;  // the layout the weights come back in, evaluated below
+    j.weights_choice = choice;
+    zoo::Network net = j.network;
+    j.on_progress = [net](const TrainProgress& p) {
+      if (p.epoch == 4 && p.step == 1 && !p.evaluated) {
+        torch::NoGradGuard no_grad;
+        for (torch::Tensor& w : net->parameters()) w.mul_(-1);
+      }
+    };
+    const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
+    ASSERT_EQ(out.stop_reason, "completed");
+    ASSERT_EQ(out.history.size(), 4u);
+    std::vector<double> accuracies;
+    for (const EpochRecord& e : out.history) accuracies.push_back(e.validation_accuracy);
+    histories.push_back(accuracies);
+    const double highest = *std::max_element(accuracies.begin(), accuracies.end());
+    int expected = 0;
+    if (choice == WeightsChoice::kBestValidated) {
+      expected = int(std::find(accuracies.begin(), accuracies.end(), highest) - accuracies.begin()) + 1;
+    } else if (choice == WeightsChoice::kLast) {
+      expected = 4;
+    } else {
+      const double bound = highest - accuracy_standard_error(highest, j.split.validation.size()) - 1e-12;
+      for (int e = 4; e >= 1 && expected == 0; --e)
+        if (accuracies[std::size_t(e - 1)] >= bound) expected = e;
+    }
+    EXPECT_EQ(out.best_epoch, expected) << to_string(choice);
+    EXPECT_DOUBLE_EQ(out.validation_accuracy, accuracies[std::size_t(expected - 1)]) << to_string(choice);
+    // The weights handed back are that epoch's: they score what it scored.
+    EXPECT_DOUBLE_EQ(evaluate(*net, *store_, j.split.validation, j.mean, j.std, j.regime.batch_size,
+                              torch::Device(torch::kCPU), 1),
+                     out.validation_accuracy)
+        << to_string(choice);
+  }
+  EXPECT_EQ(histories[0], histories[1]);
+  EXPECT_EQ(histories[0], histories[2]);
+  EXPECT_LT(histories[0][3], *std::max_element(histories[0].begin(), histories[0].end()))
+      << "the turned-around head did not make the last epoch worse, so the rules did not part";
 }
 
 TEST_F(FineTunerTest, AMemoryCapBelowWhatTheProcessAlreadyUsesIsAnErrorUpFront) {
@@ -525,6 +574,14 @@ TEST_F(FineTunerTest, AFittedScheduleIsCheckpointedAndAResumedRunFollowsIt) {
   EXPECT_EQ(int(out.history.size()), state.schedule.end_epoch);
   EXPECT_NE(out.schedule_note.find("as fitted before the run was resumed"), std::string::npos) << out.schedule_note;
 
+  // Nor is one whose map does not reach the regime's schedule end where it ends.
+  TrainingState astray = load_checkpoint(killed.checkpoint_path);
+  astray.schedule.rate *= 0.5;
+  FineTuneJob same = job(40);
+  same.checkpoint_path = killed.checkpoint_path;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { fine_tune(same, Limits(600, 0), astray); }, ErrorCode::kCorrupt,
+                                           "of the regime's schedule after epoch"));
+
   // A schedule that would end past the regime's epochs is no checkpoint of this run.
   TrainingState past = load_checkpoint(killed.checkpoint_path);
   past.schedule.end_epoch = 41;
@@ -757,6 +814,13 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
       {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_trained = -2; }, "schedule.anchor_trained"},
       {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_scheduled = -2; },
        "schedule.anchor_scheduled"},
+      // A fit's anchors against each other and the epochs trained (1 here).
+      {[](TrainingState& s) { s.schedule.end_epoch = 5, s.schedule.anchor_trained = 2; }, "schedule.anchor_trained"},
+      {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_trained = 1; }, "schedule.anchor_trained"},
+      {[](TrainingState& s) {
+         s.schedule.end_epoch = 5, s.schedule.anchor_trained = 1, s.schedule.anchor_scheduled = 0.5;
+       },
+       "schedule.anchor_scheduled"},
   };
   for (const auto& [edit, field] : edits) {
     TrainingState s = good;
@@ -847,7 +911,7 @@ TEST_F(FineTunerTest, ANetworkWhoseLastMapsAre1x1TrainsOnASplitThatLeavesOneImag
                                            "batch size 1 cannot train"));
 }
 
-TEST_F(FineTunerTest, AFailureAfterAnEvaluationEndsTheRunWithTheBestEvaluatedWeights) {
+TEST_F(FineTunerTest, AFailureAfterAnEvaluationEndsTheRunWithTheWeightsKeptFromItsEvaluations) {
   // A task streamed from disk (over its memory cap) whose files vanish
   // during the second epoch: the run keeps what it evaluated before.
   for (int c = 0; c < 2; ++c) {
@@ -869,7 +933,7 @@ TEST_F(FineTunerTest, AFailureAfterAnEvaluationEndsTheRunWithTheBestEvaluatedWei
   EXPECT_TRUE(out.stopped_early);
   EXPECT_EQ(out.stop_reason.rfind("failed: ", 0), 0u) << out.stop_reason;
   EXPECT_NE(out.stop_reason.find("no longer decodes"), std::string::npos) << out.stop_reason;
-  EXPECT_NE(out.stop_reason.find("the best evaluated weights are kept"), std::string::npos) << out.stop_reason;
+  EXPECT_NE(out.stop_reason.find("the weights kept from its evaluations are handed back"), std::string::npos) << out.stop_reason;
   ASSERT_EQ(out.history.size(), 1u);
   EXPECT_EQ(out.best_epoch, 1);
   EXPECT_DOUBLE_EQ(out.validation_accuracy, out.history.front().validation_accuracy);
