@@ -143,18 +143,21 @@ std::string plan_text(const PlanKey& k) {
 
 // What a run reached when it was given `seconds` of device time: the whole
 // run when it fits, else the best validation accuracy of the epochs finished
-// in time (the budget guard hands back the best weights so far); a run cut
+// in time (the budget guard hands back weights evaluated so far); a run cut
 // before its first evaluation hands back an untrained head (accuracy 0).
 struct Outcome {
   double accuracy = 0, seconds = 0;
 };
 
 // How a run is scored. kBest: the best validation accuracy among its epochs,
-// what the runtime hands back and reports. It is picked on the very split it
-// is reported on, so the maximum of many noisy evaluations flatters long runs
-// (hundreds of epochs) against short ones. kFinal: the accuracy of the last
-// epoch evaluated, which no choice among epochs touches (--score final:
-// every record's best_accuracy is replaced by it when the logs are read).
+// what the predictor learns (and what the runtime handed back up to 0.3.3).
+// It is picked on the very split it is reported on, so the maximum of many
+// noisy evaluations flatters long runs (hundreds of epochs) against short
+// ones. kFinal: the accuracy of the last epoch evaluated, which no choice
+// among epochs touches, and close to what the runtime hands back since
+// 0.3.4, the latest epoch within one standard error of the best (--score
+// final: every record's best_accuracy is replaced by it when the logs are
+// read).
 enum class Score { kBest, kFinal };
 Score g_score = Score::kBest;
 
@@ -790,8 +793,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Also write the tables as Markdown here");
   std::string score = "best";
   app.add_option("--score", score,
-                 "How a run is scored: best (its best epoch's validation accuracy, what the runtime hands back) or "
-                 "final (its last epoch's, which no choice among epochs flatters); final leaves out the predictor "
+                 "How a run is scored: best (its best epoch's validation accuracy, what the predictor learns) or "
+                 "final (its last epoch's, which no choice among epochs flatters, close to what the runtime hands "
+                 "back); final leaves out the predictor "
                  "and BOHB-past-the-grid sections, which are about best")
       ->check(CLI::IsMember({"best", "final"}))
       ->capture_default_str();
@@ -1059,8 +1063,9 @@ int main(int argc, char** argv) {
     if (g_score == Score::kFinal)
       o << "**Scored by each run's last epoch** (--score final): a run's validation accuracy after its last "
            "evaluated epoch (cut by the budget: the last epoch that ended in time), not the best of its epochs, "
-           "which is picked on the split it is reported on and flatters long runs. The runtime itself hands back "
-           "the best epoch's weights; these figures compare the plans without that choice.\n\n";
+           "which is picked on the split it is reported on and flatters long runs. The runtime hands back the "
+           "latest epoch within one standard error of the best (since 0.3.4; the best before), in the plans' "
+           "runs the last or nearly so: these figures are close to what it hands back.\n\n";
 
     // 1. The adaption table.
     std::vector<std::string> methods{"oracle", "nasoa", "fixed", "logme", "random", "bohb"};

@@ -1,5 +1,6 @@
 """What the benchmark scripts share: what they say about the machine they ran
-on, and held-out splits of a task folder scored with nasoa-classify."""
+on, their common set-up, and held-out splits of a task folder scored with
+nasoa-classify."""
 
 import os
 import platform
@@ -44,3 +45,30 @@ def held_out_accuracy(classify, model_dir, test_dir):
         total += 1
         right += os.path.basename(os.path.dirname(path)) == label
     return right / total
+
+
+def add_held_out_arguments(ap, seeds):
+    """The options of the scripts that adapt the evaluation tasks and score
+    the models on held-out images."""
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--zoo", required=True)
+    ap.add_argument("--tasks", required=True, help="folder of evaluation task folders")
+    ap.add_argument("--work", required=True, help="scratch folder (replaced)")
+    ap.add_argument("--budget", type=float, default=30)
+    ap.add_argument("--seeds", default=seeds)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def start_held_out_run(args, profile):
+    """Replaces the work folder and measures this machine's device profile
+    into `profile`; returns the programs (adapt, classify), the seeds and
+    the environment to run them in."""
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    subprocess.run([os.path.join(args.build, "offline_tools", "nasoa-profile"), "--zoo", args.zoo, "--out", profile,
+                    "--batch", "32", "--threads", str(args.threads), "--cpu", "--no-power"],
+                   check=True, capture_output=True, env=env)
+    adapt = os.path.join(args.build, "samples", "nasoa-adapt")
+    classify = os.path.join(args.build, "samples", "nasoa-classify")
+    return adapt, classify, [int(s) for s in args.seeds.split(",")], env

@@ -26,12 +26,11 @@ Usage:
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 
-from bench_host import cpu_model, held_out_accuracy, split_task
+from bench_host import add_held_out_arguments, cpu_model, held_out_accuracy, split_task, start_held_out_run
 
 
 def claimed_faster(measured, out, slowdown):
@@ -50,26 +49,11 @@ def claimed_faster(measured, out, slowdown):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--zoo", required=True)
-    ap.add_argument("--tasks", required=True, help="folder of evaluation task folders")
-    ap.add_argument("--work", required=True, help="scratch folder (replaced)")
-    ap.add_argument("--budget", type=float, default=30)
-    ap.add_argument("--seeds", default="1,2,3")
+    add_held_out_arguments(ap, seeds="1,2,3")
     ap.add_argument("--slowdown", type=float, default=2.0)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    adapt = os.path.join(args.build, "samples", "nasoa-adapt")
-    classify = os.path.join(args.build, "samples", "nasoa-classify")
-    profiler = os.path.join(args.build, "offline_tools", "nasoa-profile")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    shutil.rmtree(args.work, ignore_errors=True)
-    os.makedirs(args.work)
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-
     measured = os.path.join(args.work, "profile-measured.json")
-    subprocess.run([profiler, "--zoo", args.zoo, "--out", measured, "--batch", "32", "--threads", str(args.threads),
-                    "--cpu", "--no-power"], check=True, capture_output=True, env=env)
+    adapt, classify, seeds, env = start_held_out_run(args, measured)
     given = os.path.join(args.work, "profile-given.json")
     claimed_faster(measured, given, args.slowdown)
 

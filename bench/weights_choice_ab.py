@@ -15,8 +15,10 @@ For each task and seed the planner plans the run for `--budget` seconds
 is then trained once per rule, given by hand, with the seed, a fixed memory
 layout and thread count, and room in the budget to complete: training is
 deterministic, so the runs differ only in the weights they hand back. The
-script checks that: a pair whose epoch histories differ is reported and left
-out. The score is nasoa-classify's accuracy on the held-out images.
+script checks that: a task-seed whose runs' epoch histories (training loss
+and validation accuracy) differ, or one of whose runs did not complete, is
+reported and left out. The 16 or so runs are tasks times seeds, not
+independent draws: read the per-task rows beside the pooled test. The score is nasoa-classify's accuracy on the held-out images.
 
 Usage:
   python3 bench/weights_choice_ab.py --build BUILD --zoo zoo/default --tasks BUILD/corpora/eval \
@@ -27,12 +29,11 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
 
-from bench_host import cpu_model, held_out_accuracy, split_task
+from bench_host import add_held_out_arguments, cpu_model, held_out_accuracy, split_task, start_held_out_run
 
 RULES = ("best-validated", "latest-within-noise", "last")
 
@@ -56,25 +57,10 @@ def sign_flip_p(differences, draws=200000):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--zoo", required=True)
-    ap.add_argument("--tasks", required=True, help="folder of evaluation task folders")
-    ap.add_argument("--work", required=True, help="scratch folder (replaced)")
-    ap.add_argument("--budget", type=float, default=30, help="seconds the runs are planned for")
-    ap.add_argument("--seeds", default="1,2,3,4")
-    ap.add_argument("--threads", type=int, default=1)
+    add_held_out_arguments(ap, seeds="1,2,3,4")
     args = ap.parse_args()
-    adapt = os.path.join(args.build, "samples", "nasoa-adapt")
-    classify = os.path.join(args.build, "samples", "nasoa-classify")
-    profiler = os.path.join(args.build, "offline_tools", "nasoa-profile")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    shutil.rmtree(args.work, ignore_errors=True)
-    os.makedirs(args.work)
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-
     profile = os.path.join(args.work, "profile.json")
-    subprocess.run([profiler, "--zoo", args.zoo, "--out", profile, "--batch", "32", "--threads", str(args.threads),
-                    "--cpu", "--no-power"], check=True, capture_output=True, env=env)
+    adapt, classify, seeds, env = start_held_out_run(args, profile)
 
     tasks = sorted(t for t in os.listdir(args.tasks) if os.path.isdir(os.path.join(args.tasks, t)))
     rows = []
@@ -103,20 +89,21 @@ def main():
                     report = json.load(f)
                 runs[rule] = {"epoch": report["best_epoch"], "stop": report["stop_reason"],
                               "validation": report["validation_accuracy"],
-                              "history": [e["validation_accuracy"] for e in report["epochs"]],
+                              "history": [(e["train_loss"], e["validation_accuracy"]) for e in report["epochs"]],
                               "test": held_out_accuracy(classify, run + ".model", os.path.join(folder, "test"))}
-            same = all(runs[r]["history"] == runs[RULES[0]]["history"] for r in RULES)
+            same = all(runs[r]["history"] == runs[RULES[0]]["history"] and runs[r]["stop"] == "completed"
+                       for r in RULES)
             row = {"task": task, "seed": seed, "epochs": regime["epochs"], "same": same, **runs}
             rows.append(row)
             print(f"# {task} seed {seed}: {regime['model']} lr {regime['learning_rate']} x{regime['epochs']}"
-                  + ("" if same else " (histories differ: left out)") + "; "
+                  + ("" if same else " (histories differ or a run was cut: left out)") + "; "
                   + "; ".join(f"{r} epoch {runs[r]['epoch']} held-out {100 * runs[r]['test']:.1f} %" for r in RULES),
                   file=sys.stderr, flush=True)
 
     kept = [r for r in rows if r["same"]]
     print(f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs; nasoa-adapt --threads {args.threads}; regimes "
           f"planned for {args.budget:g} s and trained to completion; seeds {args.seeds} ({len(seeds)} per task); "
-          f"{len(kept)} of {len(rows)} task-seed runs trained identically under every rule.")
+          f"{len(kept)} of {len(rows)} task-seed runs completed and trained identically under every rule.")
     print()
     print("| task | epochs | " + " | ".join(f"{r}: epoch handed back (median), held-out" for r in RULES) + " |")
     print("|---|---:|" + "---:|" * len(RULES))

@@ -176,9 +176,23 @@ runtime::WeightsChoice runtime_choice(WeightsChoice choice) {
   throw Error(ErrorCode::kInvalidArgument, "unknown WeightsChoice " + std::to_string(int(choice)));
 }
 
+WeightsChoice public_choice(runtime::WeightsChoice choice) {
+  switch (choice) {
+    case runtime::WeightsChoice::kBestValidated: return WeightsChoice::kBestValidated;
+    case runtime::WeightsChoice::kLatestWithinNoise: return WeightsChoice::kLatestWithinNoise;
+    case runtime::WeightsChoice::kLast: return WeightsChoice::kLast;
+  }
+  throw Error(ErrorCode::kInternal, "unknown runtime WeightsChoice " + std::to_string(int(choice)));
+}
+
 }  // namespace
 
-const char* to_string(WeightsChoice choice) { return runtime::to_string(runtime_choice(choice)); }
+const char* to_string(WeightsChoice choice) {
+  return choice == WeightsChoice::kBestValidated       ? "best-validated"
+         : choice == WeightsChoice::kLatestWithinNoise ? "latest-within-noise"
+         : choice == WeightsChoice::kLast              ? "last"
+                                                       : "unknown";
+}
 
 WeightsChoice parse_weights_choice(const std::string& name) {
   for (const WeightsChoice c : {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast})
@@ -464,7 +478,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
         };
 
       // Moved in and dropped here: a copy kept would hold the checkpoint's
-      // weights, optimiser state and best weights for the whole run, against
+      // weights, optimiser state and kept weights for the whole run, against
       // the memory cap.
       const bool resumed = state.has_value();
       const runtime::FineTuneOutcome outcome = runtime::fine_tune(job, limits, std::move(state));
@@ -488,6 +502,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.regime = regime;
       r.validation_accuracy = outcome.validation_accuracy;
       r.best_epoch = outcome.best_epoch;
+      r.hand_back = public_choice(outcome.weights_choice);
       for (const runtime::EpochRecord& e : outcome.history)
         r.epochs.push_back({e.epoch, e.train_loss, e.train_accuracy, e.validation_accuracy, e.elapsed_seconds, e.joules});
       r.steps = outcome.steps;

@@ -6,7 +6,8 @@
 // nasoa::Classifier loads. The budget is enforced: the whole call (what the
 // Task's ingestion already used, counted through Budget::spent_seconds,
 // training, final evaluation, saving) ends within seconds x 1.05 + 2 s; the
-// loop stops mid-epoch when need be and hands back the best model it has.
+// loop stops mid-epoch when need be and hands back the model it kept
+// (AdapterOptions::hand_back).
 // A budget of energy alone (no seconds) is kept the same way in joules: the
 // fine-tune's energy, as the meter reads it or as estimated.
 //
@@ -221,8 +222,10 @@ struct Result {
   std::string model_dir;            // the saved model, for nasoa::Classifier::open
   Regime regime;
   double validation_accuracy = -1;  // of the saved model; -1 if the budget left no time to evaluate
-  int best_epoch = 0;               // epoch whose weights were saved (AdapterOptions::hand_back
-                                    // chose them); 0: mid-epoch weights
+  int best_epoch = 0;               // epoch whose weights were saved; 0: mid-epoch weights
+  // The rule that chose them: AdapterOptions::hand_back, or a resumed run's
+  // own (a run keeps the rule it started with, as it keeps its layout).
+  WeightsChoice hand_back = WeightsChoice::kLatestWithinNoise;
   std::vector<EpochResult> epochs;
   std::int64_t steps = 0;
   double wall_seconds = 0;          // whole call, spent_seconds included

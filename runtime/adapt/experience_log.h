@@ -100,7 +100,8 @@ struct ExperienceRecord {
   Regime regime;                  // regime.model names model.name
   std::optional<double> budget_seconds, budget_joules;
   std::vector<EpochPoint> history;
-  double final_accuracy = -1;     // of the weights handed back; -1: never evaluated
+  double final_accuracy = -1;     // of the weights handed back (of a run cut short: the
+                                  // highest of the epochs it is recorded with); -1: never evaluated
   double best_accuracy = -1;      // best validation accuracy seen; the predictor's target
   double total_seconds = 0;       // whole run, evaluation and saving included
   std::optional<double> joules;

@@ -26,7 +26,7 @@
 //     most the model drew when profiled
 //   memory  = overheads.resident_bytes + the profile's rss_increase_bytes for
 //     that batch and frozen count + two copies of the weights (the model and
-//     its best epoch's) + overheads.unprofiled_bytes; without resident_bytes,
+//     the epoch's it keeps to hand back) + overheads.unprofiled_bytes; without resident_bytes,
 //     the profile's peak RSS for that batch and frozen count (a figure of the
 //     profiling process) + unprofiled_bytes; unknown where the profile has
 //     neither. Where train_images leave one image over (train_images > batch,
@@ -45,7 +45,8 @@
 // a function of the inputs alone. Trees predict the same past their last
 // split on epochs: a flat prediction says the experience cannot tell those
 // runs apart, not that training longer gains nothing, and the fine-tuner
-// keeps the best epoch's weights. (Fewer seconds won ties up to 0.3.2: on the
+// hands back an annealed epoch's weights unless an earlier one was
+// measurably better (runtime/train/weights_choice.h). (Fewer seconds won ties up to 0.3.2: on the
 // evaluation tasks NASOA then stopped at 128 to 384 epochs of a 300 s
 // budget, 66 s on average, 1.1 points below its plans that used the time.)
 //

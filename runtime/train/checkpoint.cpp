@@ -58,6 +58,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["joules"] = s.joules;
   j["best_accuracy"] = s.best_accuracy;
   j["best_epoch"] = s.best_epoch;
+  j["hand_back"] = to_string(s.weights_choice);
   j["epoch_so_far"] = {{"loss_sum", s.epoch_loss_sum}, {"correct", s.epoch_correct}, {"seen", s.epoch_seen}};
   if (s.layout) j["memory_layout"] = to_string(*s.layout);
   if (s.step_seconds > 0 || s.evaluation_seconds > 0)
@@ -120,6 +121,13 @@ TrainingState load_checkpoint(const std::string& path) {
     if (best_epoch < 0 || best_epoch > std::numeric_limits<int>::max())
       corrupt("field best_epoch = " + std::to_string(best_epoch));
     s.best_epoch = int(best_epoch);
+    if (j.contains("hand_back")) {  // absent up to 0.3.3: the highest-validated, the default here
+      const std::string rule = j.at("hand_back").get<std::string>();
+      const std::optional<WeightsChoice> choice = parse_weights_choice(rule);
+      if (!choice)
+        corrupt("field hand_back = \"" + rule + "\", expected best-validated, latest-within-noise or last");
+      s.weights_choice = *choice;
+    }
     if (j.contains("epoch_so_far")) {  // absent from checkpoints of earlier versions
       const nlohmann::json& so_far = j.at("epoch_so_far");
       s.epoch_loss_sum = so_far.at("loss_sum").get<double>();

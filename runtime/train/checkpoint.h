@@ -1,8 +1,8 @@
 // runtime/train/checkpoint.h: crash-safe training state.
 //
 // One file holds everything needed to continue a fine-tune: progress and
-// history (JSON), the current weights, the best weights so far and the
-// optimiser state (our weights format), sealed with a SHA-256:
+// history (JSON), the current weights, the weights kept to hand back
+// (weights_choice.h) and the optimiser state (our weights format), sealed with a SHA-256:
 //
 //   "NASOACK1" | u64 JSON length | JSON | weights archive | SHA-256 of all before
 //
@@ -17,6 +17,7 @@
 
 #include "runtime/train/memory_layout.h"
 #include "runtime/train/schedule_fit.h"
+#include "runtime/train/weights_choice.h"
 #include "zoo/bundle/weights_file.h"
 
 namespace nasoa::runtime {
@@ -47,10 +48,14 @@ struct TrainingState {
   double overhead_seconds = 0;
   double joules = 0;
   // The weights kept to hand back ("best.*"), as the run's WeightsChoice
-  // chose them (weights_choice.h; the highest-validated by default): their
-  // accuracy and epoch. The highest accuracy of the run is the history's.
+  // chose them (weights_choice.h): their accuracy and epoch. The highest
+  // accuracy of the run is the history's.
   double best_accuracy = -1;   // -1: nothing evaluated yet
   int best_epoch = 0;
+  // The rule that chose them: a resumed run keeps it, so that the weights it
+  // hands back are that rule's choice over the whole run. Checkpoints up to
+  // 0.3.3 have no field; their rule was the highest-validated.
+  WeightsChoice weights_choice = WeightsChoice::kBestValidated;
   std::vector<EpochRecord> history;
   // The layout training settled on, once it had: a resumed run keeps it, so
   // that it continues exactly as the killed one would have.

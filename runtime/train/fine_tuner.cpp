@@ -214,6 +214,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
 
   TrainingState state;
   state.fingerprint = job.fingerprint;
+  state.weights_choice = job.weights_choice;
   zoo::NamedTensors kept;  // the evaluated weights to hand back (weights_choice.h)
   double highest_accuracy = -1;  // of the run's evaluations, a resumed run's before included
   if (resume) {
@@ -225,7 +226,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     zoo::load_module_state(net, with_prefix(resume->weights, "model.", true), job.checkpoint_path);
     optimizer.load_state(resume->weights, job.checkpoint_path);
     kept = with_prefix(resume->weights, "best.", true);
-    state = std::move(*resume);
+    state = std::move(*resume);  // its weights_choice is the run's from here on
     state.weights.clear();
     // The set-up this run added before training (its ingestion) is counted
     // in the epochs before the kill too: every epoch's elapsed time then
@@ -707,11 +708,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
         eval_seconds = seconds_since(t0);
         trained_since_evaluation = false;
         highest_accuracy = std::max(highest_accuracy, record.validation_accuracy);
-        if (replaces_kept(job.weights_choice, record.validation_accuracy, state.best_accuracy, highest_accuracy,
-                          job.split.validation.size())) {
+        if (replaces_kept(state.weights_choice, record.validation_accuracy, state.best_accuracy,
+                          highest_accuracy, job.split.validation.size())) {
+          kept = cloned(zoo::module_state(net));  // first: a copy that runs out of memory changes nothing
           state.best_accuracy = record.validation_accuracy;
           state.best_epoch = epoch + 1;
-          kept = cloned(zoo::module_state(net));
         }
         progress.validation_accuracy = record.validation_accuracy;
       }
@@ -762,7 +763,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   }
   if (!outcome.stopped_early) outcome.stop_reason = "completed";
 
-  // Hand back the weights the job's rule chooses (weights_choice.h): the
+  // Hand back the weights the run's rule chooses (weights_choice.h): the
   // weights trained since the last evaluation compete, as the latest, when
   // there is time to evaluate them.
   // With no evaluated weights at all, half the guarantee's grace may go to
@@ -779,7 +780,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
   }
   save_clock();  // and one while the model is saved, the time up to it
   if (current_accuracy >= 0) highest_accuracy = std::max(highest_accuracy, current_accuracy);
-  const bool current_replaces = current_accuracy >= 0 && replaces_kept(job.weights_choice, current_accuracy,
+  const bool current_replaces = current_accuracy >= 0 && replaces_kept(state.weights_choice, current_accuracy,
                                                                        state.best_accuracy, highest_accuracy,
                                                                        job.split.validation.size());
   if (!kept.empty() && !current_replaces) {
@@ -790,6 +791,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     outcome.validation_accuracy = current_accuracy;
     outcome.best_epoch = trained_since_evaluation ? 0 : state.best_epoch;
   }
+  outcome.weights_choice = state.weights_choice;
   outcome.evaluation_seconds = std::max(0.0, eval_seconds);
   outcome.scheduled_epochs = state.schedule.end(regime.epochs);
   // A run too short to finish its trial keeps the layout it trained in last.

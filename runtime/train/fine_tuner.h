@@ -131,14 +131,18 @@ struct FineTuneJob {
   // dearer than the limits leave room for (schedule_fit.h); off, the run
   // follows the regime until a limit cuts it.
   bool fit_schedule = true;
-  // Which evaluated weights are handed back (weights_choice.h).
-  WeightsChoice weights_choice = WeightsChoice::kLatestWithinNoise;
+  // Which evaluated weights are handed back (weights_choice.h); a resumed
+  // run keeps its checkpoint's rule instead. The highest-validated here, as
+  // the offline tools' records and manifests describe their runs; the SDK
+  // passes AdapterOptions::hand_back.
+  WeightsChoice weights_choice = WeightsChoice::kBestValidated;
   std::function<void(const TrainProgress&)> on_progress;
 };
 
 struct FineTuneOutcome {
   double validation_accuracy = -1;  // of the weights handed back
   int best_epoch = 0;               // epoch whose weights are handed back (0: mid-epoch)
+  WeightsChoice weights_choice = WeightsChoice::kBestValidated;  // the rule that chose them
   std::vector<EpochRecord> history;
   std::int64_t steps = 0;           // optimiser steps of the run, those before a resume included
   bool stopped_early = false;

@@ -17,7 +17,7 @@ namespace nasoa::runtime {
 // and the weights at 50 MB/s, a cautious figure for a device's flash.
 inline double estimated_save_seconds(double parameter_bytes) { return 0.5 + parameter_bytes / 50e6; }
 
-// A checkpoint holds the weights, the best weights and the optimiser's state
+// A checkpoint holds the weights, the kept weights and the optimiser's state
 // (up to four times the model), at the same rate.
 inline double estimated_checkpoint_seconds(double parameter_bytes) { return 0.25 + 4 * parameter_bytes / 50e6; }
 

@@ -14,6 +14,12 @@ const char* to_string(WeightsChoice choice) {
   return "unknown";
 }
 
+std::optional<WeightsChoice> parse_weights_choice(std::string_view name) {
+  for (const WeightsChoice c : {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast})
+    if (name == to_string(c)) return c;
+  return std::nullopt;
+}
+
 double accuracy_standard_error(double accuracy, std::size_t images) {
   if (images == 0) return 0;
   const double p = std::clamp(accuracy, 0.0, 1.0);
@@ -22,6 +28,7 @@ double accuracy_standard_error(double accuracy, std::size_t images) {
 
 bool replaces_kept(WeightsChoice choice, double accuracy, double kept_accuracy, double highest,
                    std::size_t images) {
+  if (accuracy < 0) return false;      // not evaluated (an empty validation split): nothing to keep
   if (kept_accuracy < 0) return true;  // anything evaluated beats nothing
   switch (choice) {
     case WeightsChoice::kBestValidated: return accuracy > kept_accuracy;

@@ -20,19 +20,24 @@
 // Each is decided online, one evaluation at a time, with one set of weights
 // kept, and comes out as the rule's choice over the whole run: the epoch of
 // the run's highest accuracy is kept when it is reached (it is within its
-// own noise), and every epoch after it is judged against that highest.
+// own noise), and every epoch after it is judged against that highest. A
+// resumed run keeps the rule its checkpoint was written under.
 //
 // Free of LibTorch: the fine-tuner and its tests include it.
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <string_view>
 
 namespace nasoa::runtime {
 
 enum class WeightsChoice { kBestValidated, kLatestWithinNoise, kLast };
 
-// "best-validated", "latest-within-noise", "last".
+// "best-validated", "latest-within-noise", "last" and back (nothing for
+// another name).
 const char* to_string(WeightsChoice choice);
+std::optional<WeightsChoice> parse_weights_choice(std::string_view name);
 
 // One binomial standard error of an accuracy measured on `images` images
 // (0 when there are none).
@@ -41,6 +46,8 @@ double accuracy_standard_error(double accuracy, std::size_t images);
 // Whether the weights just evaluated, at `accuracy`, replace the kept ones
 // (at `kept_accuracy`, -1 when none are kept), `highest` being the highest
 // accuracy of the run so far, this one included, on `images` images.
+// Weights not evaluated (`accuracy` -1: an empty validation split) never
+// replace any.
 bool replaces_kept(WeightsChoice choice, double accuracy, double kept_accuracy, double highest,
                    std::size_t images);
 

@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "../common/achieved_accuracy.h"
 #include "../common/command_line.h"
 #include "../common/output_path.h"
 #include "../common/text_file.h"
@@ -183,6 +184,7 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
                            {"elapsed_seconds", e.elapsed_seconds}, {"joules", e.joules}});
   j["validation_accuracy"] = r.validation_accuracy < 0 ? nlohmann::json() : nlohmann::json(r.validation_accuracy);
   j["best_epoch"] = r.best_epoch;
+  j["hand_back"] = nasoa::to_string(r.hand_back);
   j["wall_seconds"] = r.wall_seconds;
   j["joules"] = r.joules;
   j["energy_meter"] = r.energy_meter;
@@ -577,8 +579,10 @@ int main(int argc, char** argv) {
       j["plan"] = nlohmann::json::parse(plan.to_json());
       j["predicted_accuracy"] = plan.best.predicted_accuracy ? nlohmann::json(*plan.best.predicted_accuracy) : nlohmann::json();
       j["predicted_std"] = plan.best.predicted_std ? nlohmann::json(*plan.best.predicted_std) : nlohmann::json();
-      j["achieved_accuracy"] = j["validation_accuracy"];
-      j["hand_back"] = hand_back;
+      // What the predictor predicts: the run's highest validation accuracy
+      // (the saved weights', validation_accuracy, may be a little lower).
+      const std::optional<double> highest = nasoa_samples::highest_validation_accuracy(r);
+      j["achieved_accuracy"] = highest ? nlohmann::json(*highest) : nlohmann::json();
       j["recorded"] = recorded;
       if (!recorded) j["not_recorded_because"] = not_recorded;
       j["state_dir"] = adapter.state_dir();

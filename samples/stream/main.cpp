@@ -9,7 +9,8 @@
 // the plan inside the budget, and record the outcome, so that the next plan
 // knows about it. One line per task: the chosen model, learning rate, frozen
 // stages and epochs, the predicted accuracy and its standard deviation, the
-// accuracy achieved on validation, the prediction's error and the seconds.
+// accuracy achieved on validation (the run's highest, what the predictor
+// predicts), the prediction's error and the seconds.
 // At the end, the mean absolute error of the predictions over the first
 // half of the tasks and over the second: a predictor that learns from the
 // device's records gets closer. Until the predictor has --min-experience
@@ -37,6 +38,7 @@
 #include <nasoa/nasoa.h>
 #include <unistd.h>
 
+#include "../common/achieved_accuracy.h"
 #include "../common/command_line.h"
 #include "../common/output_path.h"
 #include "../common/text_file.h"
@@ -447,7 +449,9 @@ int main(int argc, char** argv) {
           }
           const nasoa::Result r = adapter.fine_tune(
               task, o.plan, budget, model_dir, [](const nasoa::Progress&) { stop_if_interrupted(); }, o.resumed);
-          if (r.validation_accuracy >= 0) o.achieved = r.validation_accuracy;
+          // What the predictor predicts: the run's highest validation
+          // accuracy (the saved weights' may be up to a standard error below).
+          if (const std::optional<double> highest = nasoa_samples::highest_validation_accuracy(r)) o.achieved = highest;
           o.seconds = r.wall_seconds;
           // The model is saved: a state folder that cannot take the record
           // does not make the task fail (--resume would train it again).

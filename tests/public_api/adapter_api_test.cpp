@@ -225,6 +225,7 @@ TEST_F(AdapterApiTest, HandBackLastSavesTheLastEpochsWeights) {
   ASSERT_EQ(r.stop_reason, "completed");
   ASSERT_EQ(int(r.epochs.size()), regime_.epochs);
   EXPECT_EQ(r.best_epoch, regime_.epochs);
+  EXPECT_EQ(r.hand_back, nasoa::WeightsChoice::kLast);
   EXPECT_DOUBLE_EQ(r.validation_accuracy, r.epochs.back().validation_accuracy);
   EXPECT_DOUBLE_EQ(nasoa::Classifier::open(r.model_dir).validation_accuracy().value(), r.validation_accuracy);
 }

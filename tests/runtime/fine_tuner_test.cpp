@@ -214,6 +214,7 @@ TEST_F(FineTunerTest, EachWeightsChoiceHandsBackTheEpochItNamesAndItsWeights) {
     const FineTuneOutcome out = fine_tune(j, Limits(600, 0));
     ASSERT_EQ(out.stop_reason, "completed");
     ASSERT_EQ(out.history.size(), 4u);
+    EXPECT_EQ(out.weights_choice, choice);
     std::vector<double> accuracies;
     for (const EpochRecord& e : out.history) accuracies.push_back(e.validation_accuracy);
     histories.push_back(accuracies);
@@ -240,6 +241,23 @@ TEST_F(FineTunerTest, EachWeightsChoiceHandsBackTheEpochItNamesAndItsWeights) {
   EXPECT_EQ(histories[0], histories[2]);
   EXPECT_LT(histories[0][3], *std::max_element(histories[0].begin(), histories[0].end()))
       << "the turned-around head did not make the last epoch worse, so the rules did not part";
+}
+
+TEST_F(FineTunerTest, AResumedRunKeepsTheRuleItStartedWith) {
+  // Started handing back the last epoch, killed in its third, resumed by a
+  // job that asks for another rule: the run's weights stay the one rule's
+  // choice over all its epochs.
+  FineTuneJob started = epoch_checkpoint_job(3, "rule", dir_ / "rule.checkpoint");
+  started.weights_choice = WeightsChoice::kLast;
+  const TrainingState state = checkpoint_of_kill_in_epoch(started, 3);
+  EXPECT_EQ(state.weights_choice, WeightsChoice::kLast);
+  FineTuneJob resumed = epoch_checkpoint_job(3, "rule", dir_ / "rule.checkpoint");
+  resumed.weights_choice = WeightsChoice::kBestValidated;
+  const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  ASSERT_EQ(out.stop_reason, "completed");
+  EXPECT_EQ(out.weights_choice, WeightsChoice::kLast);
+  EXPECT_EQ(out.best_epoch, 3);
+  EXPECT_DOUBLE_EQ(out.validation_accuracy, out.history.back().validation_accuracy);
 }
 
 TEST_F(FineTunerTest, AMemoryCapBelowWhatTheProcessAlreadyUsesIsAnErrorUpFront) {
@@ -761,8 +779,10 @@ TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItL
   nlohmann::json json = nlohmann::json::parse(bytes.substr(kMagic + kLength, length));
   ASSERT_TRUE(json.contains("overhead_seconds"));
   ASSERT_TRUE(json.contains("memory_layout")) << "a fixed layout is kept in the checkpoint";
+  ASSERT_TRUE(json.contains("hand_back"));
   json.erase("overhead_seconds");
   json.erase("memory_layout");
+  json.erase("hand_back");
   const std::string older_json = json.dump();
   const std::uint64_t older_length = older_json.size();
   std::string older = bytes.substr(0, kMagic);
@@ -775,12 +795,15 @@ TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItL
   const TrainingState state = load_checkpoint(killed.checkpoint_path);
   EXPECT_EQ(state.overhead_seconds, 0);
   EXPECT_FALSE(state.layout.has_value());
+  EXPECT_EQ(state.weights_choice, WeightsChoice::kBestValidated) << "the only rule up to 0.3.3";
   ASSERT_EQ(state.epoch, 0);
   ASSERT_EQ(state.step, 2);
 
   FineTuneJob resumed = fixed_layout_job(2);
   resumed.checkpoint_path = killed.checkpoint_path;
+  resumed.weights_choice = WeightsChoice::kLast;  // the checkpoint's rule wins
   const FineTuneOutcome out = fine_tune(resumed, Limits(600, state.spent_seconds), state);
+  EXPECT_EQ(out.weights_choice, WeightsChoice::kBestValidated);
   ASSERT_EQ(out.history.size(), 2u);
   for (std::size_t e = 0; e < 2; ++e) {
     EXPECT_DOUBLE_EQ(out.history[e].train_loss, whole.history[e].train_loss) << "epoch " << e + 1;
@@ -810,6 +833,7 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
       {[](TrainingState& s) { s.step_seconds = -1, s.evaluation_seconds = 1; }, "measured.step_seconds"},
       {[](TrainingState& s) { s.step_seconds = 1, s.evaluation_seconds = -1; }, "measured.evaluation_seconds"},
       {[](TrainingState& s) { s.best_epoch = int(std::numeric_limits<int>::max()); }, "best_epoch"},
+      {[](TrainingState& s) { s.weights_choice = WeightsChoice(7); }, "hand_back"},
       {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.rate = -1; }, "schedule.rate"},
       {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_trained = -2; }, "schedule.anchor_trained"},
       {[](TrainingState& s) { s.schedule.end_epoch = 1, s.schedule.anchor_scheduled = -2; },

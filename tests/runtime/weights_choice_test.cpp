@@ -82,16 +82,24 @@ TEST(WeightsChoiceTest, KeptOneEvaluationAtATimeTheChoiceIsTheWholeRunsChoice) {
   }
 }
 
-TEST(WeightsChoiceTest, AnythingEvaluatedReplacesNothingKept) {
+TEST(WeightsChoiceTest, AnythingEvaluatedReplacesNothingKeptAndNothingEvaluatedReplacesNothing) {
   for (const WeightsChoice choice :
-       {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast})
+       {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast}) {
     EXPECT_TRUE(replaces_kept(choice, 0.0, -1, 0.0, 50)) << to_string(choice);
+    // An empty validation split evaluates to -1: no weights are kept for it.
+    EXPECT_FALSE(replaces_kept(choice, -1, -1, -1, 0)) << to_string(choice);
+    EXPECT_FALSE(replaces_kept(choice, -1, 0.5, 0.5, 50)) << to_string(choice);
+  }
 }
 
 TEST(WeightsChoiceTest, NamesAreTheOnesTheCommandLineTakes) {
   EXPECT_STREQ(to_string(WeightsChoice::kBestValidated), "best-validated");
   EXPECT_STREQ(to_string(WeightsChoice::kLatestWithinNoise), "latest-within-noise");
   EXPECT_STREQ(to_string(WeightsChoice::kLast), "last");
+  for (const WeightsChoice choice :
+       {WeightsChoice::kBestValidated, WeightsChoice::kLatestWithinNoise, WeightsChoice::kLast})
+    EXPECT_EQ(parse_weights_choice(to_string(choice)), choice);
+  EXPECT_FALSE(parse_weights_choice("best").has_value());
 }
 
 }  // namespace
