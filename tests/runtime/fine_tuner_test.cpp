@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -513,26 +514,63 @@ TEST_F(FineTunerTest, TheProgressCallbacksTimeCountsAgainstTheBudget) {
   EXPECT_LT(took, 4.0);
 }
 
-// A job whose epochs each take 0.2 s more than their steps (its progress
-// callback sleeps at every evaluation, and the budget counts it): slower
-// than anything the guard predicted before the run.
-FineTuneJob with_slow_epochs(FineTuneJob j, std::function<void(const TrainProgress&)> also = {}) {
-  j.on_progress = [also](const TrainProgress& p) {
-    if (p.evaluated) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (also) also(p);
+// Epochs slower than their steps, for runs whose time must outlast their
+// regime: the job's progress callback sleeps `seconds` at every evaluation,
+// and the budget counts it. The sleep is four times what the epoch's own
+// work took when measured just before, so the budget is set in epochs of
+// this machine's current speed rather than in fixed seconds (a fixed 4 s
+// held only 3 epochs on a loaded CI machine). If the steps then run k times
+// slower than measured, an epoch takes (4 + k) / 5 of `epoch`: up to k = 11
+// the fit after epoch 4 still comes within 12 epochs' budget, and no
+// speed-up makes 40 epochs fit in 12 (or 16). The cost is that the tests
+// take longer on a slower machine, in proportion.
+struct SlowEpochs {
+  double seconds = 0;  // slept per epoch
+  double epoch = 0;    // an epoch's time with the sleep, as measured
+
+  FineTuneJob apply(FineTuneJob j, std::function<void(const TrainProgress&)> also = {}) const {
+    const auto sleep = std::chrono::duration<double>(seconds);
+    j.on_progress = [sleep, also](const TrainProgress& p) {
+      if (p.evaluated) std::this_thread::sleep_for(sleep);
+      if (also) also(p);
+    };
+    return j;
+  }
+};
+
+// Measures an epoch of `j` (three epochs; the longer of the last two gaps
+// between epoch ends, so not the first epoch's set-up), with its checkpoint
+// writes if it has any (to a path of its own).
+SlowEpochs slow_epochs_for(FineTuneJob j) {
+  using Clock = std::chrono::steady_clock;
+  j.regime.epochs = 3;
+  if (!j.checkpoint_path.empty()) j.checkpoint_path += ".measured";
+  std::vector<Clock::time_point> ends;
+  j.on_progress = [&ends](const TrainProgress& p) {
+    if (p.evaluated) ends.push_back(Clock::now());
   };
-  return j;
+  fine_tune(j, Limits(600, 0));
+  EXPECT_EQ(ends.size(), 3u);
+  double work = 0.05;
+  for (std::size_t i = 1; i < ends.size(); ++i)
+    work = std::max(work, std::chrono::duration<double>(ends[i] - ends[i - 1]).count());
+  SlowEpochs slow;
+  slow.seconds = std::max(0.2, 4 * work);
+  slow.epoch = slow.seconds + work;
+  return slow;
 }
 
 TEST_F(FineTunerTest, EpochsSlowerThanTheBudgetAllowsEndTheScheduleInTimeInsteadOfBeingCut) {
-  // 40 epochs of about 0.25 s do not fit in 4 s. Fitted, the schedule ends
+  // 40 slow epochs do not fit in the time of 12. Fitted, the schedule ends
   // when the time does and the run completes; followed as given, the
   // budget cuts it with its rate still high.
+  const SlowEpochs slow = slow_epochs_for(job(40));
+  const double budget = 12 * slow.epoch;
   const auto start = std::chrono::steady_clock::now();
-  FineTuneJob fitted = with_slow_epochs(job(40));
-  const FineTuneOutcome out = fine_tune(fitted, Limits(4, 0));
+  FineTuneJob fitted = slow.apply(job(40));
+  const FineTuneOutcome out = fine_tune(fitted, Limits(budget, 0));
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LE(took, 4 * 1.05 + 2.0);
+  EXPECT_LE(took, budget * 1.05 + 2.0);
   // The first fit comes after epoch 4, three gaps after the first epoch end.
   EXPECT_GE(out.scheduled_epochs, 5) << "fitted before three epoch gaps were measured";
   EXPECT_LT(out.scheduled_epochs, 40);
@@ -547,9 +585,9 @@ TEST_F(FineTunerTest, EpochsSlowerThanTheBudgetAllowsEndTheScheduleInTimeInstead
             0u)
       << out.schedule_note;
 
-  FineTuneJob as_given = with_slow_epochs(job(40));
+  FineTuneJob as_given = slow.apply(job(40));
   as_given.fit_schedule = false;
-  const FineTuneOutcome cut = fine_tune(as_given, Limits(4, 0));
+  const FineTuneOutcome cut = fine_tune(as_given, Limits(budget, 0));
   EXPECT_EQ(cut.stop_reason, "time budget");
   EXPECT_EQ(cut.scheduled_epochs, 40);
   EXPECT_EQ(cut.schedule_note, "");
@@ -557,16 +595,19 @@ TEST_F(FineTunerTest, EpochsSlowerThanTheBudgetAllowsEndTheScheduleInTimeInstead
 }
 
 TEST_F(FineTunerTest, AFittedScheduleIsCheckpointedAndAResumedRunFollowsIt) {
-  // Killed at the first step after the fit (checkpoints after every step).
-  // 40 epochs of 0.2 s and more do not fit in 10 s; the fit after epoch 4
-  // comes within it even with slow checkpoint writes.
+  // Killed at the first step after the fit (checkpoints after every step,
+  // measured with the epochs). 40 slow epochs do not fit in the time of 16;
+  // the fit after epoch 4 comes well within it.
   struct Killed {};
-  FineTuneJob killed = with_slow_epochs(job(40), [](const TrainProgress& p) {
-    if (!p.evaluated && p.epochs < 40) throw Killed{};
-  });
+  FineTuneJob killed = job(40);
   killed.checkpoint_path = dir_ / "fit.checkpoint";
   killed.checkpoint_interval_seconds = 0;
-  EXPECT_THROW(fine_tune(killed, Limits(10, 0)), Killed);
+  const SlowEpochs slow = slow_epochs_for(killed);
+  const double budget = 16 * slow.epoch;
+  killed = slow.apply(killed, [](const TrainProgress& p) {
+    if (!p.evaluated && p.epochs < 40) throw Killed{};
+  });
+  EXPECT_THROW(fine_tune(killed, Limits(budget, 0)), Killed);
   const TrainingState state = load_checkpoint(killed.checkpoint_path);
   ASSERT_GT(state.schedule.end_epoch, 0) << "the checkpoint lost the fit";
   ASSERT_LT(state.schedule.end_epoch, 40);
@@ -580,7 +621,7 @@ TEST_F(FineTunerTest, AFittedScheduleIsCheckpointedAndAResumedRunFollowsIt) {
     ends.push_back(p.epochs);
     throw Stop{};  // after its first step
   };
-  EXPECT_THROW(fine_tune(resumed, Limits(10, state.spent_seconds), state), Stop);
+  EXPECT_THROW(fine_tune(resumed, Limits(budget, state.spent_seconds), state), Stop);
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends.front(), state.schedule.end_epoch);
 
