@@ -9,28 +9,8 @@ build=$(bash "$root/scripts/configure.sh" | tail -n 1)
 cmake --build "$build" -j "$(nproc)"
 results=$build/ctest-results.xml
 (cd "$build" && ctest --output-on-failure -j "$(nproc)" --timeout 1200 --output-junit "$results")
-# setup.sh installed every data package the tests read, so a test that
-# skipped for want of one means a broken set-up behind a green run. Only
-# tests that need something set-up cannot give may skip (below).
-python3 - "$results" << 'EOF'
-import os, re, sys
-import xml.etree.ElementTree as ET
-if not os.path.isfile(sys.argv[1]):
-    sys.exit(f"test: ctest wrote no {sys.argv[1]} (its --output-junit needs CMake 3.21 or newer)")
-skipped = [case.get("name") for case in ET.parse(sys.argv[1]).getroot().iter("testcase")
-           if case.find("skipped") is not None or case.get("status") in ("notrun", "disabled")]
-# Beside the CUDA tests, three skip for the machine's sake, not set-up's: the
-# heap test where the environment tunes malloc, the swap test where TMPDIR's
-# file system cannot exchange folders, the address-space test under a hard
-# RLIMIT_AS.
-machine_bound = re.compile(r"(Cuda|CudaEnergy)Test\.|HeapPolicy\.FreedBlocksAreReused|"
-                           r"ModelDirTest\.OpensWholeModelsWhileSavesSwapNewOnesIn$|"
-                           r"ClassifierTest\.RunningOutOfMemoryIsOutOfMemory$")
-unexpected = [name for name in skipped if not machine_bound.match(name or "")]
-print(f"test: {len(skipped)} skipped, all of them for want of a GPU or for the machine's settings" if not unexpected else
-      "test: these tests skipped although set-up installed what they need:\n  " + "\n  ".join(unexpected))
-sys.exit(1 if unexpected else 0)
-EOF
+# A test that skipped for want of what setup.sh installs fails the run.
+python3 "$root/scripts/check_skips.py" "$results"
 
 if [ "${NASOA_SKIP_CROSS:-0}" = "1" ]; then
   echo "test: cross build skipped (NASOA_SKIP_CROSS=1)"
