@@ -538,24 +538,23 @@ struct SlowEpochs {
   }
 };
 
-// Measures an epoch of `j` (three epochs; the longer of the last two gaps
-// between epoch ends, so not the first epoch's set-up), with its checkpoint
-// writes if it has any (to a path of its own).
+// Measures an epoch of `j` on the budget's own clock (three epochs; the
+// longer of the last two gaps between epoch ends, so not the first epoch's
+// set-up; 0.05 s at least, so the sleep is 0.2 s at least), with its
+// checkpoint writes if it has any (to a path of its own).
 SlowEpochs slow_epochs_for(FineTuneJob j) {
-  using Clock = std::chrono::steady_clock;
   j.regime.epochs = 3;
   if (!j.checkpoint_path.empty()) j.checkpoint_path += ".measured";
-  std::vector<Clock::time_point> ends;
+  std::vector<double> ends;
   j.on_progress = [&ends](const TrainProgress& p) {
-    if (p.evaluated) ends.push_back(Clock::now());
+    if (p.evaluated) ends.push_back(p.elapsed_seconds);
   };
   fine_tune(j, Limits(600, 0));
   EXPECT_EQ(ends.size(), 3u);
   double work = 0.05;
-  for (std::size_t i = 1; i < ends.size(); ++i)
-    work = std::max(work, std::chrono::duration<double>(ends[i] - ends[i - 1]).count());
+  for (std::size_t i = 1; i < ends.size(); ++i) work = std::max(work, ends[i] - ends[i - 1]);
   SlowEpochs slow;
-  slow.seconds = std::max(0.2, 4 * work);
+  slow.seconds = 4 * work;
   slow.epoch = slow.seconds + work;
   return slow;
 }
