@@ -230,12 +230,16 @@ static runtime::MeterOptions meter_options(const AdapterOptions& options, double
   return m;
 }
 
-bool energy_is_measured(const AdapterOptions& options) {
+std::unique_ptr<runtime::EnergyMonitor> start_measuring_meter(const AdapterOptions& options) {
   try {
     // Any estimate, so that detection does not fail for the want of one.
-    return runtime::detect_energy_meter(meter_options(options, 1.0))->measured();
+    std::unique_ptr<runtime::EnergyMeter> meter = runtime::detect_energy_meter(meter_options(options, 1.0));
+    if (!meter->measured()) return nullptr;
+    auto monitor = std::make_unique<runtime::EnergyMonitor>(std::move(meter));
+    monitor->start();
+    return monitor;
   } catch (const Error&) {
-    return false;
+    return nullptr;
   }
 }
 
@@ -280,6 +284,7 @@ void check_budget(const Budget& budget, bool finite) {
   require(budget.memory_mib >= 0 && budget.memory_mib <= (std::int64_t(1) << 30), "memory_mib",
           double(budget.memory_mib), ">= 0 (0: no limit) and at most 2^30 (a PiB)");
   require(budget.spent_seconds >= 0, "spent_seconds", budget.spent_seconds, ">= 0");
+  require(budget.spent_joules >= 0, "spent_joules", budget.spent_joules, ">= 0");
 }
 
 }  // namespace sdk
@@ -393,7 +398,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
                 : runtime::CheckpointClock{};
       const runtime::Limits limits(
           sdk::time_limit_seconds(budget), budget.spent_seconds + earlier.spent_seconds + std::chrono::duration<double>(Clock::now() - started).count(),
-          joules_limit, [&] { return earlier.joules + (monitor ? monitor->joules() : 0.0); },
+          joules_limit, [&] { return budget.spent_joules + earlier.joules + (monitor ? monitor->joules() : 0.0); },
           budget.memory_mib * 1024 * 1024);
 
       runtime::FineTuneJob job;
@@ -433,6 +438,8 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       // training, so an experience record leaves them out of its times.
       const double overhead_seconds = budget.spent_seconds + (state ? state->overhead_seconds : 0.0);
       job.overhead_seconds = overhead_seconds;
+      const double overhead_joules = budget.spent_joules + (state ? state->overhead_joules : 0.0);
+      job.overhead_joules = overhead_joules;
       job.use_cuda = options.device != DevicePreference::kCpu;
       job.mixed_precision = options.mixed_precision;
       job.keep_freed_memory = options.tune_heap;
@@ -530,6 +537,7 @@ Result Adapter::fine_tune(const Task& task, const Regime& regime, const Budget& 
       r.resumed = resumed;
       r.peak_memory_bytes = zoo::peak_resident_bytes();
       r.spent_seconds = overhead_seconds;
+      r.spent_joules = overhead_joules;
       return r;
     });
   } catch (...) {
@@ -543,10 +551,16 @@ Result Adapter::fine_tune(const Task& task, const Plan& plan, const Budget& budg
   if (!(plan.planning_seconds >= 0))
     throw Error(ErrorCode::kInvalidArgument,
                 "plan planning_seconds must not be negative, got " + std::to_string(plan.planning_seconds));
+  if (!(plan.planning_joules >= 0 && std::isfinite(plan.planning_joules)))
+    throw Error(ErrorCode::kInvalidArgument,
+                "plan planning_joules must be finite and not negative, got " + zoo::shown_number(plan.planning_joules));
   Budget counted = budget;
-  // A resumed run's checkpoint already counts the time of the run that
-  // planned, planning included.
-  if (!resume) counted.spent_seconds += plan.planning_seconds;
+  // A resumed run's checkpoint already counts the time and energy of the run
+  // that planned, planning included.
+  if (!resume) {
+    counted.spent_seconds += plan.planning_seconds;
+    counted.spent_joules += plan.planning_joules;
+  }
   return fine_tune(task, plan.best.regime, counted, out_dir, on_progress, resume);
 }
 

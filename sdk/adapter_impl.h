@@ -2,6 +2,7 @@
 // (adapter_api.cpp) and online-adaption (online_api.cpp) halves share.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "runtime/adapt/experience_log.h"
 #include "runtime/adapt/predictor.h"
 #include "runtime/data/split.h"
+#include "runtime/energy/energy_monitor.h"
 #include "runtime/profile/device_profile.h"
 
 namespace nasoa {
@@ -35,11 +37,12 @@ void check_device_available(const AdapterOptions& options);
 int loader_threads(const AdapterOptions& options, bool on_gpu);
 int compute_threads(const AdapterOptions& options, bool on_gpu);
 
-// Whether fine_tune() will find an energy meter that measures here. Where
-// none does, its joules are the estimate's (AdapterOptions::estimate_watts,
-// else the most the model drew when profiled), and plan() costs plans at the
-// same power, so that a plan that fits a joule budget is not refused.
-bool energy_is_measured(const AdapterOptions& options);
+// The energy meter fine_tune() will find measuring here, already sampling,
+// or null where none does. Where none does, its joules are the estimate's
+// (AdapterOptions::estimate_watts, else the most the model drew when
+// profiled), and plan() costs plans at the same power, so that a plan that
+// fits a joule budget is not refused. plan() reads its own energy from it.
+std::unique_ptr<runtime::EnergyMonitor> start_measuring_meter(const AdapterOptions& options);
 
 // Refuses a budget out of range with Error{kInvalidArgument} naming the
 // field and its value: seconds negative or NaN, joules or spent_seconds

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -171,7 +172,8 @@ struct ProfileOutcome {
 };
 
 ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bool force,
-                              double time_limit_seconds = 0) {
+                              double time_limit_seconds = 0, double joules_limit = 0,
+                              std::function<double()> joules_used = {}) {
   ProfileOutcome out;
   if (!impl.options.device_profile.empty()) {
     // The caller's profile is used as given, but a plan whose times rest on
@@ -243,6 +245,8 @@ ProfileOutcome ensure_profile(Adapter::Impl& impl, const std::string& folder, bo
   options.meter.sysfs_root = impl.options.sysfs_root;
   options.time_limit_seconds =
       time_limit_seconds > 0 ? std::max(1e-3, time_limit_seconds - since(waited_from)) : 0.0;
+  options.joules_limit = std::max(0.0, joules_limit);
+  options.joules_used = std::move(joules_used);
   // A first plan() whose budget ran out while profiling keeps the models it
   // measured, so that the next call (or calibrate()) finishes the profile
   // instead of starting it over.
@@ -532,8 +536,10 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     // profile is made, or kept in a profile made before), else an estimate.
     // Without any, measuring the profile would be spent on a plan that
     // cannot be made.
-    // Found once: detecting the meter opens and reads it.
-    const bool metered = sdk::energy_is_measured(impl.options);
+    // Found once: detecting the meter opens and reads it. It measures
+    // planning's own energy from here.
+    const std::unique_ptr<rt::EnergyMonitor> meter = sdk::start_measuring_meter(impl.options);
+    const bool metered = meter != nullptr;
     if (budget.joules > 0 && impl.options.estimate_watts <= 0 && !metered) {
       // Read once: ensure_profile() below takes the profile found here.
       if (!impl.profile)
@@ -548,9 +554,29 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
                     "profile of it has any; set AdapterOptions::estimate_watts to its power while training");
     }
 
+    // The energy planning has used: the meter's where one measures, else the
+    // estimate at the power fine-tuning's estimate takes (the caller's, else
+    // the most a model drew when profiled) for the time spent. An energy
+    // budget counts it, as a time budget counts planning_seconds.
+    const auto estimated_watts = [&] {
+      double watts = impl.options.estimate_watts;
+      if (watts <= 0 && impl.profile)
+        for (const rt::ModelProfile& m : impl.profile->models) watts = std::max(watts, m.most_watts());
+      return watts;
+    };
+    // At `seconds` since plan() started.
+    const auto planning_joules = [&](double seconds) { return meter ? meter->joules() : estimated_watts() * seconds; };
     // Measuring the profile, when it must be done first, may take what is
-    // usable of the budget and no more.
-    const ProfileOutcome profiled = ensure_profile(impl, folder, false, usable - fixed);
+    // usable of the budget and no more: of its time, and of its energy.
+    const double usable_joules =
+        budget.joules > 0 ? budget.joules * (1 - defaults.safety_margin) - budget.spent_joules : 0.0;
+    if (budget.joules > 0 && usable_joules <= 0)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "energy budget too small to plan a fine-tune: " + zoo::shown_number(budget.spent_joules) + " J of " +
+                      zoo::shown_number(budget.joules) + " J are already spent, and a " +
+                      std::to_string(int(std::lround(defaults.safety_margin * 100))) + "% safety margin is kept back");
+    const ProfileOutcome profiled = ensure_profile(impl, folder, false, usable - fixed, usable_joules,
+                                                   [&] { return planning_joules(since(started)); });
     plan.profiled = profiled.measured;
     plan.profiling_seconds = profiled.seconds;
     if (!profiled.note.empty()) plan.notes.push_back(profiled.note);
@@ -618,7 +644,9 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     plan.source = predictor && evaluated >= std::size_t(impl.options.min_experience) ? PlanSource::kPredictor
                                                                                       : PlanSource::kDefault;
     try {
-      options.overheads.spent_seconds = budget.spent_seconds + since(started);
+      const double planned_for = since(started);
+      options.overheads.spent_seconds = budget.spent_seconds + planned_for;
+      options.overheads.spent_joules = budget.spent_joules + planning_joules(planned_for);
       if (plan.source == PlanSource::kPredictor) {
         // Only the batch sizes the predictor has seen (and the profile
         // measured): the shipped experience holds one, and its trees cannot
@@ -644,7 +672,9 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
         } catch (const Error& e) {
           if (e.code() != ErrorCode::kInvalidArgument || batches.empty()) throw;
           options.grid.batch_sizes.clear();
-          options.overheads.spent_seconds = budget.spent_seconds + since(started);  // the first try's time too
+          const double tried_for = since(started);  // the first try's time too
+          options.overheads.spent_seconds = budget.spent_seconds + tried_for;
+          options.overheads.spent_joules = budget.spent_joules + planning_joules(tried_for);
           schedule =
               rt::generate_schedule(task.meta(), train_images, limits, *impl.profile, models, *predictor, options);
           plan.notes.push_back("no plan at the batch sizes the predictor has seen (" +
@@ -706,6 +736,8 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     plan.plans_considered = schedule.plans_considered;
     plan.plans_fitting = schedule.plans_fitting;
     plan.planning_seconds = since(started);
+    if (meter) meter->stop();  // a last reading: the total covers planning to here
+    plan.planning_joules = planning_joules(plan.planning_seconds);
     return plan;
   });
 }
@@ -730,6 +762,8 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     if (!(std::isfinite(result.spent_seconds) && result.spent_seconds >= 0 &&
           result.spent_seconds <= result.wall_seconds))
       refuse("spent_seconds = " + zoo::shown_number(result.spent_seconds) + ": expected a finite value in [0, wall_seconds]");
+    if (!(std::isfinite(result.spent_joules) && result.spent_joules >= 0 && result.spent_joules <= result.joules))
+      refuse("spent_joules = " + zoo::shown_number(result.spent_joules) + ": expected a finite value in [0, joules]");
     // A run a budget cut short is recorded as the epochs it trained and
     // evaluated in full: stored as its planned regime, one step under a
     // memory cap read as ten epochs at 6 % and every later plan was
@@ -804,7 +838,8 @@ bool Adapter::record(const Task& task, const Plan& plan, const Result& result) {
     rec.final_accuracy = cut_short ? best : result.validation_accuracy;
     rec.best_accuracy = best;
     rec.total_seconds = std::max(0.0, result.wall_seconds - result.spent_seconds);
-    if (!result.energy_meter.empty() && result.energy_meter != "none") rec.joules = result.joules;
+    if (!result.energy_meter.empty() && result.energy_meter != "none")
+      rec.joules = result.joules - result.spent_joules;  // training's: planning is not the regime's cost
     rec.meter = result.energy_meter.empty() ? "none" : result.energy_meter;
     rec.device = result.device;
     rec.stop_reason = result.stop_reason;

@@ -102,6 +102,7 @@ std::string Plan::to_json() const {
     j["plans_considered"] = plans_considered;
     j["plans_fitting"] = plans_fitting;
     j["planning_seconds"] = planning_seconds;
+    j["planning_joules"] = planning_joules;
     j["profiled"] = profiled;
     j["profiling_seconds"] = profiling_seconds;
     j["probe_used"] = probe_used;
@@ -150,6 +151,8 @@ Plan Plan::from_json(const std::string& text) {
     p.plans_fitting = std::size_t(r.integer("plans_fitting", 0));
     p.planning_seconds = r.number("planning_seconds");
     if (p.planning_seconds < 0) r.fail(r.at("planning_seconds"), "is negative");
+    // Plans of 0.3.4 and before have no field: they counted no energy.
+    p.planning_joules = r.optional_number("planning_joules", 0).value_or(0.0);
     p.profiled = r.boolean("profiled");
     p.profiling_seconds = r.number("profiling_seconds");
     p.probe_used = r.boolean("probe_used");

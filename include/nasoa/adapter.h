@@ -9,7 +9,8 @@
 // loop stops mid-epoch when need be and hands back the model it kept
 // (AdapterOptions::hand_back).
 // A budget of energy alone (no seconds) is kept the same way in joules: the
-// fine-tune's energy, as the meter reads it or as estimated.
+// fine-tune's energy, as the meter reads it or as estimated, on top of what
+// Budget::spent_joules (and a plan's planning_joules) counted before it.
 //
 // A checkpoint is kept beside the output directory (OUT.checkpoint) while
 // training; fine_tune(..., resume = true) continues from it after a crash or
@@ -89,6 +90,11 @@ struct Budget {
   // plan() counts its own time on top of it, and fine_tune(task, plan, ...)
   // adds the plan's planning_seconds: give both the same Budget.
   double spent_seconds = 0;
+  // The same in joules, against `joules`: plan() counts its own energy on
+  // top of it, and fine_tune(task, plan, ...) adds the plan's
+  // planning_joules. What the caller spent before (reading the task, say)
+  // only it can tell: 0 counts nothing.
+  double spent_joules = 0;
 };
 
 enum class DevicePreference { kAuto, kCpu, kCuda };
@@ -229,7 +235,7 @@ struct Result {
   std::vector<EpochResult> epochs;
   std::int64_t steps = 0;
   double wall_seconds = 0;          // whole call, spent_seconds included
-  double joules = 0;
+  double joules = 0;                // whole call, spent_joules included
   std::string energy_meter;         // which meter measured (or "estimate:...", or "none")
   bool energy_measured = false;
   // "" when every reading of the meter succeeded; otherwise how many failed
@@ -278,6 +284,10 @@ struct Result {
   // and of each epoch's elapsed_seconds. wall_seconds - spent_seconds is
   // the time training took.
   double spent_seconds = 0;
+  // The same in joules (Budget::spent_joules, plus the plan's
+  // planning_joules): part of `joules` and of each epoch's joules.
+  // joules - spent_joules is the energy training took.
+  double spent_joules = 0;
 };
 
 class NASOA_API Adapter {
@@ -370,9 +380,11 @@ class NASOA_API Adapter {
   // when the machine's load or clock changes. Plans fit
   // when their predicted seconds stay within 90 % of budget.seconds (and
   // their joules within 90 % of budget.joules), which keeps a tenth back for
-  // estimate error; fine_tune's guard enforces the budget itself. With a
-  // budget of energy alone, reading the task and planning (a first plan's
-  // profiling included) are bounded by no limit and counted in no joules.
+  // estimate error; fine_tune's guard enforces the budget itself. An energy
+  // budget counts plan()'s own energy (Plan::planning_joules) on top of
+  // budget.spent_joules as the plans' joules, and a first plan's profile may
+  // use what is usable of it and no more, as of a time budget. Reading the
+  // task counts in joules only as the caller puts it in spent_joules.
   //
   // Throws Error{kInvalidArgument} for a bad budget, CUDA asked for where
   // there is none, a task whose image side no model takes, or when no plan fits (naming the cheapest plan and the

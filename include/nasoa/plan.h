@@ -65,6 +65,14 @@ struct Plan {
   // plan()'s wall time, all of it, which counts against the budget:
   // fine_tune(task, plan, budget) adds it to budget.spent_seconds.
   double planning_seconds = 0;
+  // The energy plan() used, all of it, which counts against an energy
+  // budget: fine_tune(task, plan, budget) adds it to budget.spent_joules.
+  // Read from the meter fine-tuning would use, or where none measures,
+  // estimated at
+  // AdapterOptions::estimate_watts or else at the highest power the device
+  // profile holds for a bundle model, for all of planning_seconds; 0 where
+  // neither tells.
+  double planning_joules = 0;
   // Whether plan() measured the device profile (a one-time calibration per
   // device and zoo, then cached in the state directory), and how long it took.
   bool profiled = false;

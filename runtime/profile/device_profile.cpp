@@ -180,14 +180,23 @@ class PowerProbe {
 };
 
 // Throws when the profile's time limit has passed, saying how far it got.
+// Throws when the profile's time or energy limit has passed, saying how far
+// it got.
 void check_time_limit(const ProfileOptions& options, Clock::time_point started, const std::string& model) {
-  if (options.time_limit_seconds <= 0) return;
   const double spent = seconds_since(started);
-  if (spent > options.time_limit_seconds)
+  if (options.time_limit_seconds > 0 && spent > options.time_limit_seconds)
     throw Error(ErrorCode::kInvalidArgument,
                 "measuring this device's profile took more than the " + std::to_string(options.time_limit_seconds) +
                     " s it could have (stopped at model '" + model + "' after " + std::to_string(spent) +
                     " s): measure it ahead of time (nasoa-profile, or Adapter::calibrate()) or give more time");
+  if (options.joules_limit > 0 && options.joules_used) {
+    const double used = options.joules_used();
+    if (used > options.joules_limit)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "measuring this device's profile used more than the " + zoo::shown_number(options.joules_limit) +
+                      " J it could have (stopped at model '" + model + "' after " + zoo::shown_number(used) +
+                      " J): measure it ahead of time (nasoa-profile, or Adapter::calibrate()) or give more energy");
+  }
 }
 
 // The layout in which `runner`'s network trains faster with nothing frozen,
@@ -408,6 +417,9 @@ void check_profile_options(const ProfileOptions& options) {
   if (!(options.time_limit_seconds >= 0))
     throw Error(ErrorCode::kInvalidArgument,
                 "profile options: time_limit_seconds " + std::to_string(options.time_limit_seconds) + " < 0");
+  if (!(options.joules_limit >= 0))
+    throw Error(ErrorCode::kInvalidArgument,
+                "profile options: joules_limit " + zoo::shown_number(options.joules_limit) + " < 0");
 }
 
 // ---- the profile's value type ----------------------------------------------

@@ -154,6 +154,11 @@ struct ProfileOptions {
   // (a budgeted call that has to calibrate first must not overrun); 0: no
   // limit. Past it, profile_bundle() throws Error{kInvalidArgument}.
   double time_limit_seconds = 0;
+  // Joules it may use, as `joules_used` counts them (the caller's meter, from
+  // where the caller started counting), checked with the time limit and
+  // thrown for alike; 0 or no function: no limit.
+  double joules_limit = 0;
+  std::function<double()> joules_used;
   // Where to keep the models measured so far, so that a call stopped by its
   // time limit (or killed) loses none of them: a later call with the same
   // path takes them from there when the device, bundle and options are the

@@ -34,6 +34,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   finite(s.spent_seconds, "spent_seconds");
   finite(s.overhead_seconds, "overhead_seconds");
   finite(s.joules, "joules");
+  finite(s.overhead_joules, "overhead_joules");
   finite(s.step_seconds, "measured.step_seconds");
   finite(s.evaluation_seconds, "measured.evaluation_seconds");
   finite(s.best_accuracy, "best_accuracy");
@@ -56,6 +57,7 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   j["spent_seconds"] = s.spent_seconds;
   j["overhead_seconds"] = s.overhead_seconds;
   j["joules"] = s.joules;
+  j["overhead_joules"] = s.overhead_joules;
   j["best_accuracy"] = s.best_accuracy;
   j["best_epoch"] = s.best_epoch;
   j["hand_back"] = to_string(s.weights_choice);
@@ -115,6 +117,7 @@ TrainingState load_checkpoint(const std::string& path) {
     s.spent_seconds = j.at("spent_seconds").get<double>();
     if (j.contains("overhead_seconds")) s.overhead_seconds = j.at("overhead_seconds").get<double>();
     s.joules = j.at("joules").get<double>();
+    if (j.contains("overhead_joules")) s.overhead_joules = j.at("overhead_joules").get<double>();
     s.best_accuracy = j.at("best_accuracy").get<double>();
     // As int64: get<int> would wrap a huge one into range.
     const std::int64_t best_epoch = j.at("best_epoch").get<std::int64_t>();
@@ -173,6 +176,8 @@ TrainingState load_checkpoint(const std::string& path) {
   in_range(s.overhead_seconds >= 0 && s.overhead_seconds <= s.spent_seconds, "overhead_seconds", s.overhead_seconds,
            "in [0, spent_seconds]");
   in_range(s.joules >= 0 && std::isfinite(s.joules), "joules", s.joules, ">= 0");
+  in_range(s.overhead_joules >= 0 && s.overhead_joules <= s.joules, "overhead_joules", s.overhead_joules,
+           "in [0, joules]");
   in_range(s.step_seconds >= 0 && std::isfinite(s.step_seconds), "measured.step_seconds", s.step_seconds, ">= 0");
   in_range(s.evaluation_seconds >= 0 && std::isfinite(s.evaluation_seconds), "measured.evaluation_seconds",
            s.evaluation_seconds, ">= 0");

@@ -46,7 +46,10 @@ struct TrainingState {
   // planning) in each run so far: what an experience record leaves out of
   // the training time. 0 in checkpoints of earlier versions.
   double overhead_seconds = 0;
-  double joules = 0;
+  double joules = 0;           // budget energy used so far, all runs included
+  // The part of joules that went before training (planning's, and what the
+  // caller counted as spent) in each run so far; 0 in checkpoints up to 0.3.4.
+  double overhead_joules = 0;
   // The weights kept to hand back ("best.*"), as the run's WeightsChoice
   // chose them (weights_choice.h): their accuracy and epoch. The highest
   // accuracy of the run is the history's.

@@ -232,7 +232,11 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     // in the epochs before the kill too: every epoch's elapsed time then
     // holds all runs' set-up, and minus it, the training time.
     const double added_overhead = std::max(0.0, job.overhead_seconds - state.overhead_seconds);
-    for (EpochRecord& e : state.history) e.elapsed_seconds += added_overhead;
+    const double added_overhead_joules = std::max(0.0, job.overhead_joules - state.overhead_joules);
+    for (EpochRecord& e : state.history) {
+      e.elapsed_seconds += added_overhead;
+      e.joules += added_overhead_joules;
+    }
     outcome.history = state.history;
     for (const EpochRecord& e : state.history) highest_accuracy = std::max(highest_accuracy, e.validation_accuracy);
     if (state.schedule.end(regime.epochs) > regime.epochs)
@@ -357,6 +361,7 @@ FineTuneOutcome fine_tune(FineTuneJob& job, const Limits& limits, std::optional<
     state.spent_seconds = limits.elapsed();
     state.overhead_seconds = std::min(job.overhead_seconds, state.spent_seconds);
     state.joules = limits.joules();
+    state.overhead_joules = std::min(job.overhead_joules, state.joules);
     state.history = outcome.history;
     state.layout = settled_layout();
     state.step_seconds = std::max(0.0, typical_step_seconds);

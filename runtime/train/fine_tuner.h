@@ -103,6 +103,9 @@ struct FineTuneJob {
   // resumed run adds what it adds to the epochs of the runs before, so that
   // each epoch's elapsed_seconds holds it.
   double overhead_seconds = 0;
+  // The same of the limits' joules (overhead_joules in checkpoints), added
+  // to each epoch's joules alike.
+  double overhead_joules = 0;
   bool use_cuda = true;           // when available
   bool mixed_precision = true;    // bf16 autocast on GPUs with native bfloat16
   int loader_workers = 2;

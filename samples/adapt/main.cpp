@@ -149,6 +149,7 @@ void print_plan(std::ostream& out, const nasoa::Plan& plan) {
       << plan.device_records << " device records)\n"
       << "why:        " << b.why << "\n"
       << "planned in: " << fixed2(plan.planning_seconds) << " s";
+  if (plan.planning_joules > 0) out << ", " << fixed2(plan.planning_joules) << " J";
   if (plan.profiled) out << " (" << fixed2(plan.profiling_seconds) << " s of it measuring this device's profile, once)";
   if (plan.probe_used) out << " (" << fixed2(plan.probe_seconds) << " s of it probing)";
   out << "\n";
@@ -187,6 +188,10 @@ nlohmann::json report_json(const nasoa::Task& task, const nasoa::Result& r) {
   j["hand_back"] = nasoa::to_string(r.hand_back);
   j["wall_seconds"] = r.wall_seconds;
   j["joules"] = r.joules;
+  // Of wall_seconds and joules, what went before training: reading the task
+  // and planning.
+  j["spent_seconds"] = r.spent_seconds;
+  j["spent_joules"] = r.spent_joules;
   j["energy_meter"] = r.energy_meter;
   j["energy_measured"] = r.energy_measured;
   j["energy_note"] = r.energy_note;
@@ -515,6 +520,7 @@ int main(int argc, char** argv) {
     if (saved) {
       plan = *saved;
       plan.planning_seconds = 0;  // this process did not plan (fine_tune with resume does not count it either)
+      plan.planning_joules = 0;
     } else if (!given) {
       budget.spent_seconds = seconds_since(started);
       plan = adapter.plan(task, budget, regime);

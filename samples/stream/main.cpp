@@ -443,6 +443,7 @@ int main(int argc, char** argv) {
                                  plan_file + " was planned for --budget " + nlohmann::json(o.plan.budget_seconds).dump() +
                                      ": resume with the same --budget, or use another --out");
             o.plan.planning_seconds = 0;
+            o.plan.planning_joules = 0;
           } else {
             o.plan = adapter.plan(task, budget);
             nasoa_samples::write_text(plan_file, o.plan.to_json());

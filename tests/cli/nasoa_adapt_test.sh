@@ -168,6 +168,8 @@ check "a process whose environment sets the heap does not make the plain profile
   > "$work/plan-energy.json" 2> "$work/plan-energy.err"
 check "--energy alone is a budget: the plan has no time limit and fits the joules" \
   json "$work/plan-energy.json" "r['budget']['seconds'] == 0 and r['budget']['joules'] == 200 and r['best']['predicted_joules'] <= 0.9 * 200"
+check "the plan says the energy planning used, and its best plan's joules include it" \
+  json "$work/plan-energy.json" "r['planning_joules'] >= 0 and r['best']['predicted_joules'] >= r['planning_joules']"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --state "$state" --plan-only > /dev/null 2> "$work/no-budget.err"
 check "neither --budget nor --energy is a bad argument" bash -c "test $? -eq 2 && grep -q 'give a budget' '$work/no-budget.err'"
 check "--plan-only keeps the device profile it measured in the state" bash -c "ls '$state'/adapt-test-*/device-profile-*.json"
@@ -181,6 +183,8 @@ check "its report holds the plan, the predicted and the achieved accuracy" \
 check "the achieved accuracy is the run's highest on validation, what the predictor predicts" \
   json "$work/planned.json" "r['achieved_accuracy'] == max([e['validation_accuracy'] for e in r['epochs'] if e['validation_accuracy'] is not None] + [r['validation_accuracy']])"
 check "the planned run stayed inside its budget" json "$work/planned.json" "r['wall_seconds'] <= 8 * 1.05 + 2"
+check "the report says what went before training, in seconds and joules" \
+  json "$work/planned.json" "0 < r['spent_seconds'] < r['wall_seconds'] and 0 <= r['spent_joules'] <= r['joules']"
 check "the outcome is recorded in --state" json "$work/planned.json" "r['recorded']"
 check "the state holds that one record" bash -c "test \$(cat '$state'/adapt-test-*/experience.log | wc -l) -eq 1"
 check "the plan file is removed once the model is saved" test ! -e "$work/planned.plan.json"

@@ -70,10 +70,11 @@ class AdapterApiTest : public ::testing::Test {
     ASSERT_TRUE(fs::exists(out + ".checkpoint"));
   }
 
-  nasoa::ErrorCode code_of(const std::function<void()>& f) {
+  nasoa::ErrorCode code_of(const std::function<void()>& f, std::string* message = nullptr) {
     try {
       f();
     } catch (const nasoa::Error& e) {
+      if (message) *message = e.what();
       return e.code();
     }
     ADD_FAILURE() << "no nasoa::Error thrown";
@@ -355,14 +356,21 @@ TEST_F(AdapterApiTest, AResumedRunCountsEachRunsTimeBeforeTrainingAsSpent) {
   nasoa::Budget budget;
   budget.seconds = 600;
   budget.spent_seconds = 7;
+  budget.spent_joules = 70;
   const std::string out = (dir_ / "resumed").string();
   ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
       [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, regime_, budget, out, progress); },
       out));
   budget.spent_seconds = 3;
+  budget.spent_joules = 30;
   const nasoa::Result r = adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true);
   ASSERT_TRUE(r.resumed);
   EXPECT_DOUBLE_EQ(r.spent_seconds, 10);
+  // Joules the same way: each run's, the killed one's from its checkpoint,
+  // are in the call's and in every epoch's, the epoch before the kill too.
+  EXPECT_DOUBLE_EQ(r.spent_joules, 100);
+  EXPECT_GE(r.joules, r.spent_joules);
+  for (const nasoa::EpochResult& e : r.epochs) EXPECT_GE(e.joules, r.spent_joules - 1e-9) << "epoch " << e.epoch;
   EXPECT_GT(r.wall_seconds, 10);
   ASSERT_EQ(r.epochs.size(), 3u);
   // The epoch before the kill counts the second run's set-up too: minus
@@ -382,17 +390,28 @@ TEST_F(AdapterApiTest, AResumedPlanCountsItsPlanningTimeOnce) {
   nasoa::Plan plan;
   plan.best.regime = regime_;
   plan.planning_seconds = 5;
+  plan.planning_joules = 50;
   nasoa::Budget budget;
   budget.seconds = 600;
   budget.spent_seconds = 7;
+  budget.spent_joules = 70;
   const std::string out = (dir_ / "planned").string();
   ASSERT_NO_FATAL_FAILURE(kill_in_second_epoch(
       [&](const nasoa::ProgressCallback& progress) { adapter.fine_tune(*task_, plan, budget, out, progress); },
       out));
   budget.spent_seconds = 3;
+  budget.spent_joules = 30;
   const nasoa::Result r = adapter.fine_tune(*task_, plan, budget, out, {}, /*resume=*/true);
   ASSERT_TRUE(r.resumed);
   EXPECT_DOUBLE_EQ(r.spent_seconds, 7 + 5 + 3);
+  EXPECT_DOUBLE_EQ(r.spent_joules, 70 + 50 + 30);
+
+  nasoa::Plan bad = plan;
+  bad.planning_joules = -1;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, bad, budget, (dir_ / "bad").string()); }, &message),
+            nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("planning_joules"), std::string::npos) << message;
 }
 
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
@@ -450,6 +469,8 @@ TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   EXPECT_NE(budget_message([](nasoa::Budget& b) { b.memory_mib = -5; }).find("budget field memory_mib = -5"),
             std::string::npos);
   EXPECT_NE(budget_message([](nasoa::Budget& b) { b.spent_seconds = std::nan(""); }).find("budget field spent_seconds"),
+            std::string::npos);
+  EXPECT_NE(budget_message([](nasoa::Budget& b) { b.spent_joules = -2; }).find("budget field spent_joules = -2"),
             std::string::npos);
   EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, regime_, budget, out, {}, /*resume=*/true); }),
             nasoa::ErrorCode::kNotFound);

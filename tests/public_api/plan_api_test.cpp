@@ -288,6 +288,18 @@ TEST_F(PlanApiTest, WithoutExperienceItIsTheDefaultPlanAndTheProfileIsMeasuredOn
   damaged.replace(damaged.find("\"epochs\": "), 10, "\"epochs\": -");
   EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(damaged); }, &message), nasoa::ErrorCode::kCorrupt);
   EXPECT_NE(message.find("epochs"), std::string::npos) << message;
+  // planning_joules: a plan of 0.3.4 has none (it counted no energy); a
+  // negative one is refused by name.
+  nasoa::Plan dear = plan;
+  dear.planning_joules = 12.5;
+  EXPECT_DOUBLE_EQ(nasoa::Plan::from_json(dear.to_json()).planning_joules, 12.5);
+  nlohmann::json older = nlohmann::json::parse(dear.to_json());
+  ASSERT_TRUE(older.contains("planning_joules"));
+  older.erase("planning_joules");
+  EXPECT_EQ(nasoa::Plan::from_json(older.dump()).planning_joules, 0.0);
+  older["planning_joules"] = -3;
+  EXPECT_EQ(code_of([&] { nasoa::Plan::from_json(older.dump()); }, &message), nasoa::ErrorCode::kCorrupt);
+  EXPECT_NE(message.find("planning_joules"), std::string::npos) << message;
 
   // A budget whose JSON form would not read back is refused up front; a
   // hand-made plan holding such a number is refused by to_json, naming it.
@@ -815,6 +827,33 @@ TEST_F(PlanApiTest, PredictorPlansKeepToTheBatchSizesItHasSeenUnlessNoneFits) {
   EXPECT_NE(note_of(small).find("planned over the profile's (16, 32)"), std::string::npos) << note_of(small);
 }
 
+TEST_F(PlanApiTest, AFirstPlansProfilingStopsWhereItWouldSpendTheEnergyBudget) {
+  // No meter, a fresh state folder and an estimate of 1 kW: the 100 J
+  // budget's usable 90 J are 0.09 s of planning, far less than measuring the
+  // profile takes, so profiling stops there instead of running on unbounded
+  // as it did when an energy budget counted only the fine-tune.
+  nasoa::AdapterOptions options = options_for(dir_ / "fresh-state");
+  options.sysfs_root = (dir_ / "empty-sysfs").string();
+  options.estimate_watts = 1000;
+  nasoa::Adapter adapter(*zoo_, options);
+  nasoa::Budget budget;
+  budget.joules = 100;
+  std::string message;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, budget, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_NE(message.find("measuring this device's profile used more than the 90 J it could have"), std::string::npos)
+      << message;
+  EXPECT_LT(took, 30.0) << "profiling ran on past its energy";
+  // The energy is what stopped it: with enough, the same first plan profiles and plans.
+  budget.joules = 1e7;
+  std::optional<nasoa::Plan> plan;
+  EXPECT_NO_THROW(plan = adapter.plan(*task_, budget, base_));
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_TRUE(plan->profiled);
+  EXPECT_NEAR(plan->planning_joules, 1000 * plan->planning_seconds, 1e-6);
+}
+
 TEST_F(PlanApiTest, AJouleBudgetWithoutAnyPowerFigureIsRefusedBeforeTheProfileIsMeasured) {
   // No meter (an empty sysfs root), no estimate, and a fresh state folder:
   // measuring the profile could not give watts, so it is not spent.
@@ -856,11 +895,13 @@ TEST_F(PlanApiTest, ABudgetOfEnergyAlonePlansAndTrainsWithinItsJoules) {
   for (const nasoa::PlannedRun& p : runs) {
     ASSERT_TRUE(p.predicted_joules.has_value()) << p.regime.model;
     EXPECT_LE(*p.predicted_joules, 0.9 * 60 + 1e-9) << p.regime.model;
-    // Energy is the run's time (less what was spent before it, planning) at
-    // the estimated power: the joules bound the seconds.
-    EXPECT_LE(*p.predicted_joules, 10 * p.predicted_seconds * (1 + 1e-9)) << p.regime.model;
-    EXPECT_GE(*p.predicted_joules, 10 * (p.predicted_seconds - plan.planning_seconds) * (1 - 1e-9)) << p.regime.model;
+    // Energy is the run's time at the estimated power, planning's included:
+    // no meter measures, so planning is charged at the estimate too.
+    EXPECT_NEAR(*p.predicted_joules, 10 * p.predicted_seconds, 1e-9 * 10 * p.predicted_seconds) << p.regime.model;
   }
+  // Planning's own energy, at the same estimate, is counted for the fine-tune.
+  EXPECT_GT(plan.planning_joules, 0.0);
+  EXPECT_NEAR(plan.planning_joules, 10 * plan.planning_seconds, 1e-9);
   const nasoa::Plan back = nasoa::Plan::from_json(plan.to_json());
   EXPECT_EQ(back.to_json(), plan.to_json());
   nasoa::Budget infinite_seconds = budget;
@@ -875,10 +916,40 @@ TEST_F(PlanApiTest, ABudgetOfEnergyAlonePlansAndTrainsWithinItsJoules) {
   EXPECT_GT(r.epochs.size(), 0u);
   // The guarantee, in joules: within the budget x 1.05 plus 2 s at the power.
   EXPECT_LE(r.joules, 60 * 1.05 + 2 * 10) << r.energy_meter;
+  // Planning's joules are part of the call's, and said apart.
+  EXPECT_DOUBLE_EQ(r.spent_joules, plan.planning_joules);
+  EXPECT_GT(r.joules, r.spent_joules);
+  for (const nasoa::EpochResult& e : r.epochs) EXPECT_GE(e.joules, r.spent_joules) << "epoch " << e.epoch;
   EXPECT_TRUE(adapter.record(*task_, plan, r));
+  nasoa::Result impossible = r;
+  impossible.spent_joules = r.joules + 1;
+  std::string message;
+  EXPECT_EQ(code_of([&] { adapter.record(*task_, plan, impossible); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("spent_joules"), std::string::npos) << message;
+
+  // Joules the caller already spent count against the budget: planning
+  // refuses a budget they used up (beyond its safety margin), and a
+  // fine-tune one they leave no step of.
+  nasoa::Budget spent = budget;
+  spent.spent_joules = 0.9 * 60;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, spent, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("energy budget too small to plan"), std::string::npos) << message;
+  EXPECT_NE(message.find("54 J of 60 J are already spent"), std::string::npos) << message;
+  spent.spent_joules = 60 - plan.planning_joules;
+  EXPECT_EQ(code_of([&] { adapter.fine_tune(*task_, plan, spent, (dir_ / "m3").string()); }, &message),
+            nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("energy budget too small"), std::string::npos) << message;
+  // A quarter of it spent: the plans are costed from there, so they fit the rest.
+  spent.spent_joules = 15;
+  const nasoa::Plan after = adapter.plan(*task_, spent, base_);
+  ASSERT_TRUE(after.best.predicted_joules.has_value());
+  EXPECT_LE(*after.best.predicted_joules, 0.9 * 60 + 1e-9);
+  EXPECT_NEAR(*after.best.predicted_joules, 15 + 10 * after.best.predicted_seconds, 1e-6);
+  spent.spent_joules = -1;
+  EXPECT_EQ(code_of([&] { adapter.plan(*task_, spent, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
+  EXPECT_NE(message.find("budget field spent_joules = -1"), std::string::npos) << message;
 
   nasoa::Budget none;
-  std::string message;
   EXPECT_EQ(code_of([&] { adapter.plan(*task_, none, base_); }, &message), nasoa::ErrorCode::kInvalidArgument);
   EXPECT_NE(message.find("budget has no limit"), std::string::npos) << message;
   nasoa::Budget endless_energy;

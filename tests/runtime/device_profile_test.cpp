@@ -450,6 +450,36 @@ TEST(DeviceProfileOptions, RefusesBadOptionsAndUnknownModels) {
   o = tiny_options();
   o.time_limit_seconds = -1;
   EXPECT_TRUE(refused(o, ErrorCode::kInvalidArgument));
+  o = tiny_options();
+  o.joules_limit = -1;
+  EXPECT_TRUE(refused(o, ErrorCode::kInvalidArgument));
+}
+
+TEST(DeviceProfileOptions, StopsAtItsEnergyLimitAsTheCallersMeterCountsIt) {
+  nasoa::testing::TempDir dir;
+  const std::string bundle = dir / "bundle";
+  make_bundle(bundle);
+  ProfileOptions o = tiny_options();
+  // The caller's meter: 3 J more at every reading. The limit is passed at
+  // the first check after the first configuration's reading.
+  double used = 0;
+  int readings = 0;
+  o.joules_used = [&] {
+    ++readings;
+    return used += 3;
+  };
+  o.joules_limit = 4;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { profile_bundle(bundle, o); }, ErrorCode::kInvalidArgument,
+                                           "used more than the 4 J it could have"));
+  EXPECT_GE(readings, 2) << "stopped before it measured anything";
+  // Without a limit the meter is not asked, and the profile is whole.
+  readings = 0;
+  o.joules_limit = 0;
+  EXPECT_FALSE(profile_bundle(bundle, o).models.empty());
+  EXPECT_EQ(readings, 0);
+  o.joules_limit = 1e9;
+  EXPECT_FALSE(profile_bundle(bundle, o).models.empty());
+  EXPECT_GT(readings, 0);
 }
 
 TEST(DeviceProfileOptions, StopsAtItsTimeLimitNamingHowToAvoidIt) {

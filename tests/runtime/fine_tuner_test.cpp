@@ -820,6 +820,8 @@ TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItL
   ASSERT_TRUE(json.contains("overhead_seconds"));
   ASSERT_TRUE(json.contains("memory_layout")) << "a fixed layout is kept in the checkpoint";
   ASSERT_TRUE(json.contains("hand_back"));
+  ASSERT_TRUE(json.contains("overhead_joules"));
+  json.erase("overhead_joules");
   json.erase("overhead_seconds");
   json.erase("memory_layout");
   json.erase("hand_back");
@@ -834,6 +836,7 @@ TEST_F(FineTunerTest, ACheckpointAnEarlierVersionWroteResumesWithoutTheFieldsItL
 
   const TrainingState state = load_checkpoint(killed.checkpoint_path);
   EXPECT_EQ(state.overhead_seconds, 0);
+  EXPECT_EQ(state.overhead_joules, 0);
   EXPECT_FALSE(state.layout.has_value());
   EXPECT_EQ(state.weights_choice, WeightsChoice::kBestValidated) << "the only rule up to 0.3.3";
   ASSERT_EQ(state.epoch, 0);
@@ -862,6 +865,8 @@ TEST_F(FineTunerTest, AWholeCheckpointWithValuesNoRunHasIsRefusedByField) {
   const std::pair<std::function<void(TrainingState&)>, std::string> edits[] = {
       {[](TrainingState& s) { s.spent_seconds = -100; }, "spent_seconds"},
       {[](TrainingState& s) { s.overhead_seconds = s.spent_seconds + 1; }, "overhead_seconds"},
+      {[](TrainingState& s) { s.overhead_joules = s.joules + 1; }, "overhead_joules"},
+      {[](TrainingState& s) { s.overhead_joules = -1; }, "overhead_joules"},
       {[](TrainingState& s) { s.best_accuracy = 5; }, "best_accuracy"},
       {[](TrainingState& s) { s.epoch = -5; }, "epoch"},
       {[](TrainingState& s) { s.step = -1; }, "step"},
