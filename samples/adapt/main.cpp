@@ -617,7 +617,10 @@ int main(int argc, char** argv) {
               << r.epochs.size() << " epochs, " << r.steps << " steps on " << r.device << ", " << r.memory_layout << ")\n"
               << "energy:     " << (r.energy_meter == "none" ? std::string("not measured (no meter here; --watts gives an estimate)")
                                                             : std::to_string(r.joules) + " J (" + r.energy_meter +
-                                                                  (r.energy_measured ? ", measured)" : ")"))
+                                                                  (r.energy_measured ? ", measured)" : ")") +
+                                                                  (r.spent_joules > 0 ? ", " + fixed2(r.spent_joules) +
+                                                                                            " J of it before training"
+                                                                                      : std::string()))
               << "\n"
               << (r.schedule_note.empty() ? std::string() : "schedule:   " + r.schedule_note + "\n")
               << (r.validation_note.empty() ? std::string() : "warning:    " + r.validation_note + "\n")
