@@ -68,10 +68,9 @@ struct Plan {
   // The energy plan() used, all of it, which counts against an energy
   // budget: fine_tune(task, plan, budget) adds it to budget.spent_joules.
   // Read from the meter fine-tuning would use, or where none measures,
-  // estimated at
-  // AdapterOptions::estimate_watts or else at the highest power the device
-  // profile holds for a bundle model, for all of planning_seconds; 0 where
-  // neither tells.
+  // estimated at AdapterOptions::estimate_watts or else at the highest power
+  // the device profile holds for a bundle model, for all of
+  // planning_seconds; 0 where neither tells.
   double planning_joules = 0;
   // Whether plan() measured the device profile (a one-time calibration per
   // device and zoo, then cached in the state directory), and how long it took.

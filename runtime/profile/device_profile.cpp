@@ -179,10 +179,9 @@ class PowerProbe {
   std::string name_ = "none";
 };
 
-// Throws when the profile's time limit has passed, saying how far it got.
 // Throws when the profile's time or energy limit has passed, saying how far
 // it got.
-void check_time_limit(const ProfileOptions& options, Clock::time_point started, const std::string& model) {
+void check_limits(const ProfileOptions& options, Clock::time_point started, const std::string& model) {
   const double spent = seconds_since(started);
   if (options.time_limit_seconds > 0 && spent > options.time_limit_seconds)
     throw Error(ErrorCode::kInvalidArgument,
@@ -243,7 +242,7 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
   StepRunner runner{net, device, cuda,
                     torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(regime.label_smoothing)};
   if (!cuda) {
-    check_time_limit(options, started, info.name);
+    check_limits(options, started, info.name);
     out.training_layout = faster_layout(runner, regime, options, info);
   }
   set_memory_layout(net, out.training_layout);
@@ -258,7 +257,7 @@ ModelProfile profile_model(const std::string& dir, const ModelInfo& info, const 
     const torch::Tensor images = torch::randn({batch, 3, info.input_size, info.input_size});
     const torch::Tensor labels = torch::randint(0, std::max(1, info.upstream_classes), {batch}, torch::kLong);
     for (int frozen = 0; frozen <= out.num_stages; ++frozen) {
-      check_time_limit(options, started, info.name);
+      check_limits(options, started, info.name);
       net.freeze_stages(frozen);
       net.train();
       StepTiming cell;
