@@ -46,11 +46,11 @@ std::unique_ptr<runtime::EnergyMonitor> start_measuring_meter(const AdapterOptio
 
 // Refuses a budget out of range with Error{kInvalidArgument} naming the
 // field and its value: seconds negative or NaN, joules, spent_seconds or
-// spent_joules negative or NaN, memory_mib negative, or no limit of time or
-// energy at all. With `finite` (plan(): a plan records its budget as JSON,
-// which has no infinity) infinite joules and spent seconds or joules are
-// refused too; fine_tune() takes infinite joules as no limit. Infinite
-// seconds are no time limit for both, as 0 is.
+// spent_joules negative or NaN, memory_mib negative or above 2^30 (a PiB),
+// or no limit of time or energy at all. With `finite` (plan(): a plan
+// records its budget as JSON, which has no infinity) infinite joules and
+// spent seconds or joules are refused too; fine_tune() takes infinite
+// joules as no limit. Infinite seconds are no time limit for both, as 0 is.
 void check_budget(const Budget& budget, bool finite);
 
 // The budget's time limit: its seconds, or infinity when it has none
