@@ -64,6 +64,7 @@
 // not write the same out_dir at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -93,7 +94,7 @@ struct Budget {
   // The same in joules, against `joules`: plan() counts its own energy on
   // top of it, and fine_tune(task, plan, ...) adds the plan's
   // planning_joules. What the caller spent before (reading the task, say)
-  // only it can tell: 0 counts nothing.
+  // only it can tell (an EnergyWatch, below, measures it): 0 counts nothing.
   double spent_joules = 0;
 };
 
@@ -200,6 +201,44 @@ struct AdapterOptions {
 // database. Throws Error{kNotFound} when there is no home directory to use
 // (set AdapterOptions::state_dir then).
 NASOA_API std::string default_state_dir();
+
+// Measures the energy used from its creation on, so that what a caller
+// spends before plan() or fine_tune() (reading the task, say) can count in
+// Budget::spent_joules:
+//
+//   nasoa::EnergyWatch watch(options);   // the Adapter's options
+//   nasoa::Task task = nasoa::Task::from_folder(dir, task_options);
+//   budget.spent_joules = watch.joules();
+//
+// It reads the meter fine_tune() reads for these options (on a GPU job, the
+// GPU's where NVML measures it) from its creation on. Where no meter
+// measures, it estimates options.estimate_watts for the seconds since
+// `estimate_from` (a process's start, say: what no meter read cannot be
+// measured afterwards, but an estimate can go back); where estimate_watts is
+// 0 too, it counts nothing (joules() 0, meter() "none"): plan() then takes a
+// profile's watts for its own time only. Throws Error{kInvalidArgument} for
+// options the Adapter would refuse, and for `estimate_from` in the future.
+// Its sampling thread stops with it; joules() may be called from any thread.
+class NASOA_API EnergyWatch {
+ public:
+  explicit EnergyWatch(const AdapterOptions& options,
+                       std::chrono::steady_clock::time_point estimate_from = std::chrono::steady_clock::now());
+  EnergyWatch(EnergyWatch&&) noexcept;
+  EnergyWatch& operator=(EnergyWatch&&) noexcept;
+  EnergyWatch(const EnergyWatch&) = delete;
+  EnergyWatch& operator=(const EnergyWatch&) = delete;
+  ~EnergyWatch();
+
+  double joules() const;
+  // As Result::energy_meter: the meter's name, "estimate:<watts>W", or "none".
+  std::string meter() const;
+  // True only when a meter measures (an estimate is not a measurement).
+  bool measured() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // What a fine-tune reports to its progress callback: after every training
 // step, and after every end-of-epoch evaluation (then `evaluated` is true,
@@ -384,7 +423,8 @@ class NASOA_API Adapter {
   // budget counts plan()'s own energy (Plan::planning_joules) on top of
   // budget.spent_joules as the plans' joules, and a first plan's profile may
   // use what is usable of it and no more, as of a time budget. Reading the
-  // task counts in joules only as the caller puts it in spent_joules.
+  // task counts in joules only as the caller puts it in spent_joules (an
+  // EnergyWatch started before reading measures it).
   //
   // Throws Error{kInvalidArgument} for a bad budget, CUDA asked for where
   // there is none, a task whose image side no model takes, or when no plan fits (naming the cheapest plan and the

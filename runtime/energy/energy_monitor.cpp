@@ -102,13 +102,22 @@ EnergyMonitor::EnergyMonitor(std::unique_ptr<EnergyMeter> meter, MonitorOptions 
 
 EnergyMonitor::~EnergyMonitor() { stop(); }
 
-void EnergyMonitor::start() {
+void EnergyMonitor::mark_started() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (started_ || stop_requested_) {
     throw Error(ErrorCode::kInvalidArgument, "EnergyMonitor for " + meter_name_ +
                                                  " was already started or stopped; a monitor runs once");
   }
   started_ = true;
+}
+
+void EnergyMonitor::start() {
+  mark_started();
+  // The first reading before returning, on the caller's thread: what the
+  // caller does from here on is measured, however late the sampling thread
+  // gets to run on a loaded machine.
+  take_sample();
+  std::lock_guard<std::mutex> lock(mutex_);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -131,14 +140,17 @@ void EnergyMonitor::run() {
   // A fixed schedule, so that slow reads do not stretch the interval; after a
   // stall (a loaded machine) the schedule restarts from now instead of firing
   // a burst of readings that would add nothing but load.
+  // start() took the first reading.
   auto next = std::chrono::steady_clock::now();
   for (;;) {
-    take_sample();
     next += options_.interval;
     const auto now = std::chrono::steady_clock::now();
     if (next < now) next = now;
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (wake_.wait_until(lock, next, [this] { return stop_requested_; })) break;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (wake_.wait_until(lock, next, [this] { return stop_requested_; })) break;
+    }
+    take_sample();
   }
   take_sample();
 }

@@ -81,8 +81,8 @@ struct MonitorOptions {
   // milliseconds to tens of milliseconds, so faster sampling gains nothing.
   std::chrono::nanoseconds interval = std::chrono::milliseconds(100);
   // Monotonic seconds. Empty: std::chrono::steady_clock. Tests inject a clock
-  // to make the integral exact. Called once per reading, successful or not,
-  // from the sampling thread.
+  // to make the integral exact. Called once per reading, successful or not:
+  // the first from start()'s caller, the rest from the sampling thread.
   std::function<double()> clock;
   // Keep every reading for samples_taken(); off by default so that long runs
   // use constant memory.
@@ -120,8 +120,10 @@ class EnergyMonitor {
   EnergyMonitor(const EnergyMonitor&) = delete;
   EnergyMonitor& operator=(const EnergyMonitor&) = delete;
 
-  // Starts sampling: a first reading at once, then one per interval. A monitor
-  // runs once: start() after start() or stop() throws Error{kInvalidArgument}.
+  // Starts sampling: a first reading before it returns (on the calling
+  // thread, so that what follows the call is measured), then one per
+  // interval on the sampling thread. A monitor runs once: start() after
+  // start() or stop() throws Error{kInvalidArgument}.
   void start();
   // Takes a last reading, so the total covers the job up to now, and joins the
   // thread. Safe to call again, before start(), or from several threads.
@@ -140,6 +142,7 @@ class EnergyMonitor {
   std::vector<EnergySample> samples_taken() const;
 
  private:
+  void mark_started();
   void run();
   void take_sample();
   void record_locked(double time_s);

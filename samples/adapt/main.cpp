@@ -489,6 +489,10 @@ int main(int argc, char** argv) {
         nasoa_samples::make_adapter("nasoa-adapt", zoo, options, nasoa_samples::kAdapterFlagNames);
     if (!made) return 2;
     nasoa::Adapter& adapter = *made;
+    // Reading the task counts in an energy budget too, as it does in the
+    // time budget: from here on as the meter fine-tuning reads measures it,
+    // or at --watts from the process's start, as the clock counts.
+    std::optional<nasoa::EnergyWatch> watch(std::in_place, options, started);
     if (!plan_only) adapter.check_out_dir(out);  // before planning, which may measure the device
     nasoa::TaskOptions task_options;
     task_options.image_side = zoo.model(side_model).input_size;
@@ -523,6 +527,7 @@ int main(int argc, char** argv) {
       plan.planning_joules = 0;
     } else if (!given) {
       budget.spent_seconds = seconds_since(started);
+      budget.spent_joules = watch->joules();
       plan = adapter.plan(task, budget, regime);
       if (plan_only) {
         std::cout << plan.to_json();
@@ -549,6 +554,9 @@ int main(int argc, char** argv) {
     // Everything since the start counts: fine_tune(task, plan, ...) adds the
     // planning seconds to what is spent here.
     budget.spent_seconds = std::max(0.0, seconds_since(started) - plan.planning_seconds);
+    // The watch measured planning too, which the plan's planning_joules hold.
+    budget.spent_joules = std::max(0.0, watch->joules() - plan.planning_joules);
+    watch.reset();  // fine-tuning measures from here
     const nasoa::ProgressCallback progress = quiet ? nasoa::ProgressCallback{} : print_progress;
     const nasoa::Result r = [&] {
       try {

@@ -186,6 +186,13 @@ check "the planned run stayed inside its budget" json "$work/planned.json" "r['w
 check "the report says what went before training, in seconds and joules" \
   json "$work/planned.json" "0 < r['spent_seconds'] < r['wall_seconds'] and 0 <= r['spent_joules'] <= r['joules']"
 check "the outcome is recorded in --state" json "$work/planned.json" "r['recorded']"
+# Reading the task counts in joules as it does in seconds: at --watts, where
+# no meter measures, for everything before training (the process's start,
+# reading, planning), not for planning alone.
+"$adapt" --zoo "$work/zoo" --data "$work/task" --budget 8 --energy 1000 --watts 10 --state "$state" \
+  --out "$work/planned-watts" --report "$work/planned-watts.json" --no-record --quiet > /dev/null 2> "$work/planned-watts.err"
+check "a run with --watts counts the joules of everything before training, reading the task included" \
+  json "$work/planned-watts.json" "abs(r['spent_joules'] - 10 * r['spent_seconds']) <= 10 * 0.2 if r['energy_meter'] == 'estimate:10W' else r['spent_joules'] > r['plan']['planning_joules']"
 check "the state holds that one record" bash -c "test \$(cat '$state'/adapt-test-*/experience.log | wc -l) -eq 1"
 check "the plan file is removed once the model is saved" test ! -e "$work/planned.plan.json"
 "$adapt" --zoo "$work/zoo" --data "$work/task" --budget 20 --state "$state" --plan-only > "$work/plan2.json" 2> /dev/null

@@ -414,6 +414,62 @@ TEST_F(AdapterApiTest, AResumedPlanCountsItsPlanningTimeOnce) {
   EXPECT_NE(message.find("planning_joules"), std::string::npos) << message;
 }
 
+// What a caller spends before planning (reading the task) counts through
+// Budget::spent_joules; the watch reads it from fine-tuning's meter, or
+// estimates it where none measures.
+TEST_F(AdapterApiTest, AnEnergyWatchReadsTheMeterFineTuningReadsOrEstimates) {
+  using Steady = std::chrono::steady_clock;
+  nasoa::AdapterOptions estimate;
+  estimate.sysfs_root = (dir_ / "empty-sysfs").string();
+  estimate.device = nasoa::DevicePreference::kCpu;  // on a GPU host, NVML would measure a GPU job
+  estimate.estimate_watts = 10;
+  const Steady::time_point two_seconds_ago = Steady::now() - std::chrono::seconds(2);
+  const nasoa::EnergyWatch estimated(estimate, two_seconds_ago);
+  EXPECT_FALSE(estimated.measured());
+  EXPECT_EQ(estimated.meter(), "estimate:10W");
+  // The estimate goes back to estimate_from: at least 2 s at 10 W.
+  const double first = estimated.joules();
+  EXPECT_GE(first, 20.0);
+  EXPECT_LT(first, 10.0 * std::chrono::duration<double>(Steady::now() - two_seconds_ago).count() + 1e-9);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GT(estimated.joules(), first);
+
+  nasoa::AdapterOptions blind = estimate;
+  blind.estimate_watts = 0;
+  const nasoa::EnergyWatch nothing(blind);
+  EXPECT_FALSE(nothing.measured());
+  EXPECT_EQ(nothing.meter(), "none");
+  EXPECT_EQ(nothing.joules(), 0.0);
+
+  // A RAPL package counter, as the kernel shows it: the watch measures from
+  // its creation on, whatever the counter read before.
+  const fs::path zone = dir_ / "rapl-sysfs" / "class" / "powercap" / "intel-rapl:0";
+  fs::create_directories(zone);
+  const auto write = [&](const char* name, const std::string& text) { std::ofstream(zone / name) << text << "\n"; };
+  write("name", "package-0");
+  write("max_energy_range_uj", "262143328850");
+  write("energy_uj", "7000000");
+  nasoa::AdapterOptions rapl = estimate;
+  rapl.sysfs_root = (dir_ / "rapl-sysfs").string();
+  nasoa::EnergyWatch metered(rapl, two_seconds_ago);
+  EXPECT_TRUE(metered.measured());
+  EXPECT_EQ(metered.meter(), "rapl:package-0");
+  EXPECT_EQ(metered.joules(), 0.0);
+  write("energy_uj", "10000000");  // 3 J more
+  const Steady::time_point deadline = Steady::now() + std::chrono::seconds(5);
+  while (metered.joules() < 3.0 && Steady::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_DOUBLE_EQ(metered.joules(), 3.0);
+  const nasoa::EnergyWatch moved = std::move(metered);
+  EXPECT_DOUBLE_EQ(moved.joules(), 3.0);
+
+  nasoa::AdapterOptions negative = estimate;
+  negative.estimate_watts = -1;
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::EnergyWatch w(negative); }, nasoa::ErrorCode::kInvalidArgument,
+                                           "estimate_watts"));
+  EXPECT_TRUE(nasoa::testing::throws_error([&] { nasoa::EnergyWatch w(estimate, Steady::now() + std::chrono::hours(1)); },
+                                           nasoa::ErrorCode::kInvalidArgument, "estimate_from"));
+}
+
 TEST_F(AdapterApiTest, BadRequestsGetTheRightErrors) {
   nasoa::Adapter adapter(*zoo_);
   nasoa::Budget budget;
