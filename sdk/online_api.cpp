@@ -22,7 +22,6 @@
 #include "runtime/adapt/experience_coverage.h"
 #include "runtime/adapt/planner.h"
 #include "runtime/adapt/probe.h"
-#include "runtime/train/finishing_costs.h"
 #include "sdk/adapter_impl.h"
 #include "sdk/boundary.h"
 #include "sdk/task_impl.h"
@@ -513,9 +512,7 @@ Plan Adapter::plan(const Task& task, const Budget& budget, const Regime& base_re
     const double usable = sdk::time_limit_seconds(budget) * (1 - defaults.safety_margin) - budget.spent_seconds;
     std::int64_t fewest_parameters = std::numeric_limits<std::int64_t>::max();
     for (const ModelInfo* m : candidates) fewest_parameters = std::min(fewest_parameters, m->parameters);
-    const double fixed = defaults.startup_seconds +
-                         rt::estimated_save_seconds(double(sizeof(float)) * double(fewest_parameters)) +
-                         rt::kFinishingSlackSeconds;
+    const double fixed = rt::fixed_seconds(defaults, fewest_parameters);
     if (usable <= fixed)
       throw Error(ErrorCode::kInvalidArgument,
                   "time budget too small to plan a fine-tune: " + seconds_text(std::max(0.0, usable)) + " s of " +

@@ -149,6 +149,14 @@ Json plan_json(const PlannedRun& p) {
 
 }  // namespace
 
+double finishing_seconds(std::int64_t parameters) {
+  return estimated_save_seconds(double(sizeof(float)) * double(parameters)) + kFinishingSlackSeconds;
+}
+
+double fixed_seconds(const PlanOverheads& overheads, std::int64_t parameters) {
+  return overheads.startup_seconds + finishing_seconds(parameters);
+}
+
 Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, const PlannerBudget& budget,
                            const DeviceProfile& profile, const std::vector<ModelFeatures>& models,
                            const AccuracyPredictor& predictor, const PlannerOptions& options) {
@@ -259,7 +267,7 @@ Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, cons
           if (const auto at = of_model->second.find(f); at != of_model->second.end()) tighten(at->second);
         c.train_epoch = over.time_scale * predict_epoch_seconds(profile, mp.model.name, train_images, b, f);
         const double weight_bytes = double(sizeof(float)) * double(models[mi].parameters);
-        c.finishing = estimated_save_seconds(weight_bytes) + kFinishingSlackSeconds;
+        c.finishing = finishing_seconds(models[mi].parameters);
         c.checkpoint = estimated_checkpoint_seconds(weight_bytes);
         // Evaluation runs at the plan's batch size, as the fine-tuner's does.
         c.eval_epoch =

@@ -182,6 +182,13 @@ struct Schedule {
   double planning_seconds = 0;
 };
 
+// What a plan of a model with `parameters` weights is charged besides its
+// epochs: saving the model and the finishing slack (`finishing` above)...
+double finishing_seconds(std::int64_t parameters);
+// ...and with starting it too: no plan of the model costs less. plan()
+// refuses a budget below the cheapest model's before profiling.
+double fixed_seconds(const PlanOverheads& overheads, std::int64_t parameters);
+
 // `train_images`: images the fine-tune will train on (after the validation
 // split); the validation images go in options.overheads.
 Schedule generate_schedule(const TaskMeta& task, std::int64_t train_images, const PlannerBudget& budget,
