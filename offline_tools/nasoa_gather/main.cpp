@@ -27,7 +27,11 @@
 // default 20, --probe-per-class; a log of runs with another --probe-per-class
 // is refused, as their LogME scores would not compare. The log is
 // append-only with a checksum per record, so a crash loses at most the run
-// in flight. --hours stops cleanly after that much wall time. --shard K/N
+// in flight. A run that ran out of memory is recorded as failed all the
+// same; --retry-out-of-memory makes each such run again (memory depends on
+// what else the host ran at the time), as a record of its own whose id ends
+// in "|retry=N" (N: its failed records before), until one gets through.
+// --hours stops cleanly after that much wall time. --shard K/N
 // takes only the tasks whose index (in name order) is K modulo N, so that N
 // processes can gather into one log side by side (appends are serialised by
 // the log's lock; run ids and each pair's draw of plans are the same as in
@@ -105,6 +109,7 @@ struct Args {
   std::string shard;  // "K/N", or empty for all tasks
   std::uint64_t seed = 1;
   double hours = 0;
+  bool retry_out_of_memory = false;
 };
 
 struct Plan {
@@ -145,9 +150,22 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
   return id;
 }
 
-// The --probe-per-class a run id names: its "|probe=N" ending, or the
-// default for an id without one.
-int probe_per_class_of(const std::string& id) {
+// A run id without its "|retry=N" ending (a run made again after it ran out
+// of memory): the id of the plan's first try.
+std::string first_try_id(const std::string& id) {
+  const std::size_t at = id.rfind("|retry=");
+  if (at == std::string::npos) return id;
+  const std::string_view digits = std::string_view(id).substr(at + 7);
+  int value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return id;
+  return id.substr(0, at);
+}
+
+// The --probe-per-class a run id names: its "|probe=N" ending (before any
+// "|retry=N"), or the default for an id without one.
+int probe_per_class_of(const std::string& full_id) {
+  const std::string id = first_try_id(full_id);
   const std::size_t at = id.rfind("|probe=");
   if (at == std::string::npos) return kDefaultProbePerClass;
   const std::string_view digits = std::string_view(id).substr(at + 7);
@@ -440,6 +458,18 @@ int run(Args a) {
   check_log_models(existing.records, manifest, a.log, a.zoo);
   check_log_probe(existing.records, a.probe_per_class, a.log);
   const std::set<std::string> done = rt::completed_run_ids(existing);
+  // Per first try's id: how many of its records ran out of memory, and
+  // whether any did not (then the plan is made, for good).
+  struct Tries {
+    int out_of_memory = 0;
+    bool made = false;
+  };
+  std::map<std::string, Tries> tries;
+  for (const rt::ExperienceRecord& r : existing.records) {
+    Tries& t = tries[first_try_id(r.run_id)];
+    if (nasoa::gather::failed_for_memory(r.stop_reason)) ++t.out_of_memory;
+    else t.made = true;
+  }
   for (const std::string& name : names) {
     rt::IngestOptions ingest;
     ingest.side = side;
@@ -525,10 +555,16 @@ int run(Args a) {
         // Frozen counts above the model's are the same run as its largest:
         // capped before naming the run, so that it is made and counted once.
         plan.frozen = std::min(plan.frozen, max_frozen[m]);
-        const std::string id = run_id(task.name, info.name, plan, a.batch, a.seed, a.probe_per_class);
+        std::string id = run_id(task.name, info.name, plan, a.batch, a.seed, a.probe_per_class);
         if (done.count(id)) {
-          ++skipped;
-          continue;
+          // Made, unless every try so far ran out of memory and those are
+          // to be made again.
+          const Tries& t = tries[id];
+          if (!a.retry_out_of_memory || t.made || t.out_of_memory == 0) {
+            ++skipped;
+            continue;
+          }
+          id += "|retry=" + std::to_string(t.out_of_memory);
         }
         if (!made.insert(id).second) continue;  // a capped plan this process has made
         if (a.hours > 0 && seconds_since(started) > a.hours * 3600) {
@@ -641,12 +677,15 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "Compute threads (default: the cores less the batch loader)")
       ->check(CLI::Range(0, nasoa::zoo::usable_cores()));  // more only waits on itself
   app.add_option("--shard", a.shard, "K/N: only the tasks whose index in name order is K modulo N");
+  app.add_flag("--retry-out-of-memory", a.retry_out_of_memory,
+               "Make again the runs of the log that ran out of memory (each as a record of its own)");
   if (const std::optional<int> status = nasoa_samples::parse_command_line(app, argc, argv)) return *status;
   return nasoa_samples::run_reporting_errors("nasoa-gather", [&] {
     if (!a.ship.empty()) {
       // Gathering's options would be taken for part of what is shipped.
       for (const char* option : {"--lrs", "--frozen", "--epochs", "--models", "--batch", "--plans-per-pair",
-                                 "--probe-per-class", "--seed", "--hours", "--threads", "--shard"})
+                                 "--probe-per-class", "--seed", "--hours", "--threads", "--shard",
+                                 "--retry-out-of-memory"})
         if (app.count(option) > 0)
           throw nasoa_samples::BadArguments(std::string(option) +
                                             " is for gathering; --ship takes only --zoo (the fit has seeds of its own)");

@@ -2,7 +2,8 @@
 # Drives nasoa-gather as the production script does, on tiny inputs: two
 # shards gathering side by side into one log, a rerun that redoes nothing,
 # shipping the experience and the predictor into the bundle (which still
-# verifies), shipping being independent of the log's line order, and refusals.
+# verifies), shipping being independent of the log's line order, a run that
+# ran out of memory made again on request, and refusals.
 # Usage: nasoa_gather_test.sh NASOA-GATHER NASOA-MAKE-TASK NASOA-ZOO WORKDIR
 set -u
 gather=$1
@@ -229,6 +230,35 @@ check "a resume with the same --probe-per-class finds its runs" grep -q '0 runs 
 check "a resume of a --probe-per-class 5 log with the default is refused, naming both" bash -c \
   "[ $? -eq 1 ] && grep -q -- 'runs gathered with --probe-per-class 5, this gathering has --probe-per-class 20' '$work/probe2.err' \
    && [ \$(wc -l < '$work/probe5.log') -eq 3 ]"
+# A run that ran out of memory is recorded as failed: a rerun skips it, and
+# --retry-out-of-memory makes it again as a record of its own, once.
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/oom.log" "${probe_grid[@]}" > /dev/null 2> "$work/oom-first.err"
+python3 - "$work/oom.log" <<'PY'
+import hashlib, json, sys
+lines = open(sys.argv[1], 'rb').read().splitlines()
+record = json.loads(lines[-1].split(b' ', 1)[1])
+record['history'] = []
+record['result'].update(stop_reason='failed: out of memory', best_accuracy=-1, final_accuracy=-1)
+body = json.dumps(record).encode()
+lines[-1] = hashlib.sha256(body).hexdigest().encode() + b' ' + body
+open(sys.argv[1], 'wb').write(b''.join(l + b'\n' for l in lines))
+PY
+oom_id=$(tail -n 1 "$work/oom.log" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/oom.log" "${probe_grid[@]}" > /dev/null 2> "$work/oom-again.err"
+check "a rerun counts a run that ran out of memory as made" bash -c \
+  "grep -q '0 runs made, 3 found in the log' '$work/oom-again.err' && [ \$(wc -l < '$work/oom.log') -eq 3 ]"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/oom.log" "${probe_grid[@]}" --retry-out-of-memory \
+  > /dev/null 2> "$work/oom-retry.err"
+check "--retry-out-of-memory makes that run again, and only it, as a record of its own" bash -c \
+  "grep -q '1 runs made, 2 found in the log' '$work/oom-retry.err' && [ \$(wc -l < '$work/oom.log') -eq 4 ] \
+   && tail -n 1 '$work/oom.log' | cut -d' ' -f2- | python3 -c 'import json,sys; r = json.load(sys.stdin); assert r[\"run_id\"] == sys.argv[1] + \"|retry=1\" and r[\"result\"][\"best_accuracy\"] >= 0, r[\"run_id\"]' '$oom_id'"
+"$gather" --zoo "$work/zoo" --tasks "$work/tasks" --log "$work/oom.log" "${probe_grid[@]}" --retry-out-of-memory \
+  > /dev/null 2> "$work/oom-retry2.err"
+check "once a try got through, --retry-out-of-memory makes nothing more" bash -c \
+  "grep -q '0 runs made, 3 found in the log' '$work/oom-retry2.err' && [ \$(wc -l < '$work/oom.log') -eq 4 ]"
+"$gather" --ship "$work/oom.log" --zoo "$work/zoo" --retry-out-of-memory > /dev/null 2> "$work/oom-ship.err"
+check "--retry-out-of-memory is for gathering, not --ship (exit 2)" bash -c \
+  "[ $? -eq 2 ] && grep -q -- '--retry-out-of-memory is for gathering' '$work/oom-ship.err'"
 printf 'garbage\n' > "$work/bad.log"
 "$gather" --ship "$work/bad.log" --zoo "$work/zoo2" > /dev/null 2> "$work/ship.err"
 check "--ship of a log with no usable record is refused (exit 1), naming it" bash -c \

@@ -56,6 +56,27 @@ TEST(GatherRunOutcomeTest, RunningOutOfMemoryIsAFailedRun) {
   EXPECT_EQ(outcome.stop_reason, "failed: out of memory");
   EXPECT_EQ(outcome.device, "cuda:0");
   EXPECT_NE(notes.str().find(kContext), std::string::npos) << notes.str();
+  EXPECT_TRUE(nasoa::gather::failed_for_memory(outcome.stop_reason));
+  // The note says how to make it again: what else held the memory may be gone.
+  EXPECT_NE(notes.str().find("--retry-out-of-memory"), std::string::npos) << notes.str();
+
+  // LibTorch's allocator says so with an error of its own, a c10::Error.
+  std::ostringstream gpu_notes;
+  const FineTuneOutcome gpu = nasoa::gather::outcome_of_run(
+      []() -> FineTuneOutcome {
+        throw c10::OutOfMemoryError(c10::SourceLocation{__func__, __FILE__, static_cast<std::uint32_t>(__LINE__)},
+                                    "CUDA out of memory. Tried to allocate 2.00 GiB");
+      },
+      kContext, "cuda:0", gpu_notes);
+  EXPECT_EQ(gpu.stop_reason, "failed: out of memory: CUDA out of memory. Tried to allocate 2.00 GiB");
+  EXPECT_TRUE(nasoa::gather::failed_for_memory(gpu.stop_reason));
+  EXPECT_NE(gpu_notes.str().find("--retry-out-of-memory"), std::string::npos) << gpu_notes.str();
+  // Any other failure would fail the same way again.
+  std::ostringstream other_notes;
+  const FineTuneOutcome other = nasoa::gather::outcome_of_run(
+      []() -> FineTuneOutcome { throw libtorch_error(); }, kContext, "cpu", other_notes);
+  EXPECT_FALSE(nasoa::gather::failed_for_memory(other.stop_reason));
+  EXPECT_EQ(other_notes.str().find("--retry-out-of-memory"), std::string::npos) << other_notes.str();
 }
 
 TEST(GatherRunOutcomeTest, DivergenceIsRecordedAndOtherErrorsStopTheGatheringNamingTheRun) {
