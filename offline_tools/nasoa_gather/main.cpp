@@ -61,9 +61,11 @@
 #include <iostream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <string_view>
+#include <utility>
 #include <thread>
 #include <tuple>
 
@@ -150,30 +152,31 @@ std::string run_id(const std::string& task, const std::string& model, const Plan
   return id;
 }
 
+// Where a run id ends in `key` and a number ("|retry=2"): the number and
+// where the ending starts. Nothing for any other ending (a task folder
+// named so, say, is part of the id).
+std::optional<std::pair<int, std::size_t>> numbered_ending(const std::string& id, const char* key) {
+  const std::size_t at = id.rfind(key);
+  if (at == std::string::npos) return std::nullopt;
+  const std::string_view digits = std::string_view(id).substr(at + std::strlen(key));
+  int value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return std::pair{value, at};
+}
+
 // A run id without its "|retry=N" ending (a run made again after it ran out
 // of memory): the id of the plan's first try.
 std::string first_try_id(const std::string& id) {
-  const std::size_t at = id.rfind("|retry=");
-  if (at == std::string::npos) return id;
-  const std::string_view digits = std::string_view(id).substr(at + 7);
-  int value = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return id;
-  return id.substr(0, at);
+  const auto retry = numbered_ending(id, "|retry=");
+  return retry ? id.substr(0, retry->second) : id;
 }
 
 // The --probe-per-class a run id names: its "|probe=N" ending (before any
 // "|retry=N"), or the default for an id without one.
-int probe_per_class_of(const std::string& full_id) {
-  const std::string id = first_try_id(full_id);
-  const std::size_t at = id.rfind("|probe=");
-  if (at == std::string::npos) return kDefaultProbePerClass;
-  const std::string_view digits = std::string_view(id).substr(at + 7);
-  int value = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  // Not an ending of ours (a task folder named so, say): the default's id.
-  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return kDefaultProbePerClass;
-  return value;
+int probe_per_class_of(const std::string& id) {
+  const auto probe = numbered_ending(first_try_id(id), "|probe=");
+  return probe ? probe->first : kDefaultProbePerClass;
 }
 
 // Run ids hold --probe-per-class, but one log of runs whose LogME scores
