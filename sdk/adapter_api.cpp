@@ -243,6 +243,13 @@ std::unique_ptr<runtime::EnergyMonitor> start_measuring_meter(const AdapterOptio
   }
 }
 
+void check_estimate_watts(const AdapterOptions& options) {
+  if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
+    throw Error(ErrorCode::kInvalidArgument, "AdapterOptions::estimate_watts must be a number of watts in [0, " +
+                                                 std::to_string(int(runtime::kMaxPlausibleWatts)) + "], got " +
+                                                 zoo::shown_number(options.estimate_watts));
+}
+
 int compute_threads(const AdapterOptions& options, bool on_gpu) {
   return options.threads > 0 ? options.threads
          : on_gpu            ? cores()
@@ -311,9 +318,7 @@ Adapter::Adapter(const Zoo& zoo, AdapterOptions options) {
     refuse("loader_threads must be 0 (choose) to 4096, got " + std::to_string(options.loader_threads));
   if (!(options.checkpoint_interval_seconds > 0))
     refuse("checkpoint_interval_seconds must be > 0, got " + std::to_string(options.checkpoint_interval_seconds));
-  if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
-    refuse("estimate_watts must be a number of watts in [0, " + std::to_string(int(runtime::kMaxPlausibleWatts)) +
-           "], got " + zoo::shown_number(options.estimate_watts));
+  sdk::check_estimate_watts(options);
   if (options.min_experience < 0) refuse("min_experience must be >= 0, got " + std::to_string(options.min_experience));
   if (options.probe && options.probe_per_class < 1)
     refuse("probe_per_class must be >= 1 with the probe on, got " + std::to_string(options.probe_per_class));

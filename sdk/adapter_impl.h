@@ -44,6 +44,11 @@ int compute_threads(const AdapterOptions& options, bool on_gpu);
 // fits a joule budget is not refused. plan() reads its own energy from it.
 std::unique_ptr<runtime::EnergyMonitor> start_measuring_meter(const AdapterOptions& options);
 
+// Error{kInvalidArgument} naming AdapterOptions::estimate_watts when it is
+// negative, not finite or above runtime::kMaxPlausibleWatts: the Adapter's
+// and the EnergyWatch's check.
+void check_estimate_watts(const AdapterOptions& options);
+
 // Refuses a budget out of range with Error{kInvalidArgument} naming the
 // field and its value: seconds negative or NaN, joules, spent_seconds or
 // spent_joules negative or NaN, memory_mib negative or above 2^30 (a PiB),

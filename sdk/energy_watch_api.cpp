@@ -1,18 +1,15 @@
 // nasoa::EnergyWatch: the energy a caller spends before planning or
 // fine-tuning, read from the meter fine_tune() reads.
 #include <chrono>
-#include <cmath>
 #include <memory>
 #include <string>
 
 #include "nasoa/adapter.h"
 #include "nasoa/error.h"
-#include "runtime/energy/energy_meter.h"
 #include "runtime/energy/energy_monitor.h"
 #include "runtime/energy/meters.h"
 #include "sdk/adapter_impl.h"
 #include "sdk/boundary.h"
-#include "zoo/text/printable.h"
 
 namespace nasoa {
 
@@ -25,11 +22,7 @@ struct EnergyWatch::Impl {
 
 EnergyWatch::EnergyWatch(const AdapterOptions& options, std::chrono::steady_clock::time_point estimate_from) {
   sdk::at_boundary("EnergyWatch", [&] {
-    if (!(options.estimate_watts >= 0 && options.estimate_watts <= runtime::kMaxPlausibleWatts))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "AdapterOptions::estimate_watts must be a number of watts in [0, " +
-                      std::to_string(int(runtime::kMaxPlausibleWatts)) + "], got " +
-                      zoo::shown_number(options.estimate_watts));
+    sdk::check_estimate_watts(options);
     if (estimate_from > std::chrono::steady_clock::now())
       throw Error(ErrorCode::kInvalidArgument, "EnergyWatch: estimate_from lies in the future");
     auto impl = std::make_unique<Impl>();
